@@ -1,0 +1,39 @@
+# rca_toolkit: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DB := data/demo.sqlite
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo demo-data test test-fast bench airflow-check clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the toolkit with its dev dependencies
+
+demo-data: $(STAMP) ## (re)build the synthetic demo database data/demo.sqlite
+	$(BIN)/rca demo-data --db sqlite:///$(DEMO_DB) --replace
+
+demo: demo-data ## build the demo database and run every report notebook on it into reports/
+	$(BIN)/rca demo-reports
+
+test: $(STAMP) ## run the whole test suite (SQLite, real MariaDB, papermill, nbval)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## the suite without notebook executions
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(STAMP) ## build a 1M-call world in MariaDB and write benchmarks/results/<date>.json
+	$(BIN)/python -m benchmarks.run
+
+clean: ## remove the virtualenv, demo data and generated reports
+	rm -rf $(VENV) data/*.sqlite data/*.json reports/*/ reports/index.*

@@ -1,0 +1,1 @@
+"""One module per ``rca`` subcommand; each exposes ``register(subparsers)``."""

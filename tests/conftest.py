@@ -1,0 +1,80 @@
+"""Shared fixtures: demo worlds on SQLite and on the real MariaDB, and the real sample files.
+
+MariaDB: each test session creates its own database and drops it at the end. When the
+server is unreachable the MariaDB tests skip locally but FAIL under CI=true.
+``../shared/data/askproai`` follows the same rule.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data" / "askproai"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+MARIADB_ADMIN_URL = os.environ.get("RCA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
+DEMO_SEED = 7
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this must run, not skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real askproai sample files; never copied into the project."""
+    if not SHARED_DATA.is_dir():
+        _unavailable(f"{SHARED_DATA} is absent (clone the project beside ../shared)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mariadb_url():
+    """A fresh MariaDB database for this test session, dropped afterwards."""
+    admin = sa.create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 5})
+    name = f"rca_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        _unavailable(f"MariaDB at {MARIADB_ADMIN_URL} is unreachable: {str(exc.orig).splitlines()[0]}")
+    try:
+        yield f"{MARIADB_ADMIN_URL}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_sqlite(tmp_path_factory):
+    """(url, ground_truth) of the default demo world in a temporary SQLite file."""
+    from rca_toolkit import demo
+
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
+    url = f"sqlite:///{path}"
+    truth = demo.build(url, seed=DEMO_SEED)
+    return url, truth
+
+
+@pytest.fixture(scope="session")
+def demo_mariadb(mariadb_url):
+    """(url, ground_truth) of the same demo world built on the real MariaDB."""
+    from rca_toolkit import demo
+
+    truth = demo.build(mariadb_url, seed=DEMO_SEED)
+    return mariadb_url, truth
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def demo_db(request):
+    """The demo world on each backend: tests using it run on SQLite and on MariaDB."""
+    return request.getfixturevalue(f"demo_{request.param}")
