@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
@@ -30,15 +31,15 @@ def localize_naive(values: pd.Series, tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFra
         utc = raw.dt.tz_convert("UTC")
         false = pd.Series(False, index=values.index)
         return pd.DataFrame({"ts": utc, "ts_ambiguous": false, "ts_nonexistent": false})
-    naive = raw.astype("datetime64[us]") if raw.dtype != "datetime64[us]" else raw
-    ambiguous = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna() & naive.notna()
-    first = naive.dt.tz_localize(tz, ambiguous=True, nonexistent="NaT")
-    nonexistent = first.isna() & naive.notna() & ~ambiguous
-    resolved = naive.dt.tz_localize(tz, ambiguous=True, nonexistent="shift_forward")
+    naive = raw.astype("datetime64[us]")
+    summer = np.ones(len(naive), dtype=bool)  # resolve repeats to the first (summer-time) reading
+    nonexistent = naive.dt.tz_localize(tz, ambiguous=summer, nonexistent="NaT").isna() & naive.notna()
+    ambiguous = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna() & naive.notna() & ~nonexistent
+    resolved = naive.dt.tz_localize(tz, ambiguous=summer, nonexistent="shift_forward")
     return pd.DataFrame(
         {
             "ts": resolved.dt.tz_convert("UTC"),
-            "ts_ambiguous": ambiguous & ~nonexistent,
+            "ts_ambiguous": ambiguous,
             "ts_nonexistent": nonexistent,
         },
         index=values.index,

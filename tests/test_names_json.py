@@ -1,0 +1,40 @@
+import pandas as pd
+import pytest
+
+from rca_toolkit.jsonutil import decode_json
+from rca_toolkit.names import family_series, function_family, id_kind, is_real_call_id
+
+
+@pytest.mark.parametrize(
+    "name,family",
+    [("check_availability_v17", "check_availability"), ("book_appointment_v17", "book_appointment"),
+     ("start_booking", "book_appointment"), ("get_current_context", "initialize_call"),
+     ("initialize_call", "initialize_call"), ("collect_appointment_data", "collect_appointment"),
+     ("check_availability_v2", "check_availability"), (None, None)],
+)
+def test_function_family(name, family):
+    assert function_family(name) == family
+
+
+def test_family_series_matches_scalar():
+    names = pd.Series(["book_appointment_v17", "start_booking", "check_customer"])
+    assert list(family_series(names)) == ["book_appointment", "book_appointment", "check_customer"]
+
+
+@pytest.mark.parametrize(
+    "call_id,kind",
+    [("call_ab45deadd7db66c4956d5243861", "retell"), ("test_fix_verification_001", "test"),
+     ("demo_call_1761249581", "demo"), ("temp_1761122080_9e0002da", "temp"),
+     ("call_de1656496a133e2cbcd886664988", "malformed"), ("", "malformed"), ("1", "malformed")],
+)
+def test_id_kind(call_id, kind):
+    assert id_kind(call_id) == kind
+    assert is_real_call_id(call_id) == (kind == "retell")
+
+
+def test_decode_json_variants():
+    assert decode_json(None) == (None, False, False)
+    assert decode_json('{"a": 1}') == ({"a": 1}, False, False)
+    assert decode_json('"{\\"retell_call_id\\": \\"call_x\\"}"') == ({"retell_call_id": "call_x"}, True, False)
+    assert decode_json("not json") == ("not json", False, True)
+    assert decode_json({"already": "dict"}) == ({"already": "dict"}, False, False)

@@ -1,0 +1,50 @@
+import pandas as pd
+import pytest
+
+from rca_toolkit.errors import ConfigError
+from rca_toolkit.timeutil import localize_naive, parse_duration, parse_instant
+
+
+def test_naive_berlin_summer_and_winter_offsets():
+    out = localize_naive(pd.Series(["2025-10-18 12:09:27", "2025-11-13 16:18:37"]))
+    assert list(out["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")) == ["2025-10-18T10:09:27Z", "2025-11-13T15:18:37Z"]
+    assert not out["ts_ambiguous"].any() and not out["ts_nonexistent"].any()
+
+
+def test_repeated_hour_is_flagged_and_resolved_to_first_occurrence():
+    out = localize_naive(pd.Series(["2025-10-26 02:15:00", "2025-10-26 03:15:00", "2025-10-26 01:59:59"]))
+    assert list(out["ts_ambiguous"]) == [True, False, False]
+    assert out["ts"].iloc[0] == pd.Timestamp("2025-10-26T00:15:00Z")  # CEST reading
+    assert out["ts"].iloc[1] == pd.Timestamp("2025-10-26T02:15:00Z")  # CET
+
+
+def test_missing_hour_is_flagged_and_shifted_forward():
+    out = localize_naive(pd.Series(["2026-03-29 02:30:00", "2026-03-29 03:30:00"]))
+    assert list(out["ts_nonexistent"]) == [True, False]
+    assert out["ts"].iloc[0] == pd.Timestamp("2026-03-29T01:00:00Z")
+    assert out["ts"].iloc[1] == pd.Timestamp("2026-03-29T01:30:00Z")
+
+
+def test_offset_strings_are_not_flagged_and_match_naive_reading():
+    naive = localize_naive(pd.Series(["2025-10-18 12:09:27"]))["ts"].iloc[0]
+    zoned = localize_naive(pd.Series(["2025-10-18T12:09:27+02:00"]))["ts"].iloc[0]
+    assert naive == zoned
+
+
+def test_parse_instant_requires_zone():
+    assert parse_instant("2025-10-18T13:20:08+02:00") == pd.Timestamp("2025-10-18T11:20:08Z")
+    with pytest.raises(ConfigError, match="has no time zone"):
+        parse_instant("2025-10-18T13:20:08", name="at")
+    with pytest.raises(ConfigError, match="not an ISO-8601"):
+        parse_instant("yesterday", name="at")
+
+
+@pytest.mark.parametrize("text,seconds", [("30m", 1800), ("5d", 432000), ("2h", 7200), ("90s", 90), ("1w", 604800), ("1.5h", 5400)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("bad", ["5", "five days", "-3d", "3y"])
+def test_parse_duration_rejects(bad):
+    with pytest.raises(ConfigError, match="is not a duration"):
+        parse_duration(bad, name="before")
