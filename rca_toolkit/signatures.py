@@ -1,0 +1,171 @@
+"""Error-message normalisation: many texts of one failure -> one stable signature.
+
+Why: the same failure reaches us in several shapes (data-contract P10, §5): the server writes
+``in 'field list'``, the docs ``in field list``; Laravel appends ``(Connection: mysql, SQL: ...)``;
+log lines carry a JSON context ``{"exception": ...}`` that the error monitor cuts at 200
+characters. Counting by raw text would split one incident into dozens of rows. A signature keeps
+what identifies the failure (SQLSTATE, MariaDB error number, the unknown column or table, key
+names, HTTP status) and masks what varies per occurrence (ids, uuids, call ids, numbers, quoted
+values).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+# P10, lenient: quotes around the location are optional, the tail may be a Laravel "(..." or end.
+UNKNOWN_COLUMN = re.compile(r"Unknown column '([^']+)' in '?([^'(]+?)'?(?: \(|$)")
+_UNKNOWN_COLUMN_NAME = re.compile(r"Unknown column '([^']+)'")
+_UNKNOWN_TABLE = re.compile(r"(?:Unknown table|Table) '([^']+)'(?: doesn't exist)?")
+_KEY_COLUMN = re.compile(r"Key column '([^']+)' doesn't exist")
+_SQLSTATE = re.compile(r"SQLSTATE\[([0-9A-Z]{5})\]:?\s*")
+# "[2002] Connection refused" or "Column not found: 1054 Unknown column" or a bare "1054 ...".
+_ERRNO_BRACKET = re.compile(r"^\[(\d{4})\]\s*")
+_ERRNO_AFTER_CLASS = re.compile(r"^(?:[A-Za-z][A-Za-z ,/-]*:\s*)?(\d{4})\s+(?=[A-Z])")
+_LARAVEL_SQL_TAIL = re.compile(r"\s*\(Connection: [^,)]*, SQL: .*$", re.S)
+_JSON_CONTEXT_TAIL = re.compile(r"\s+\{(?:\"|\.\.\.\}|\s*$).*$", re.S)
+_EXCEPTION_AT = re.compile(r"\s+at /\S+:\d+\)?.*$", re.S)
+
+_MASKS = [
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
+    (re.compile(r"\bcall_[0-9a-f]{20,40}\b"), "<call_id>"),
+    (re.compile(r"\b(?:test|demo_call|temp)_[0-9A-Za-z_]+\b"), "<test_id>"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"), "<ts>"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"), "<email>"),
+    (re.compile(r"\b[0-9a-f]{16,}\b", re.I), "<hex>"),
+    (re.compile(r"\b[A-Za-z0-9]{32,}\b"), "<token>"),
+]
+_NUMBER = re.compile(r"(?<![\w.<])-?\d+(?:\.\d+)?(?![\w.>])")
+_KEEP_NUMBER_BEFORE = re.compile(r"(?:HTTP|code:?|status:?)\s*$", re.I)
+_QUOTED = re.compile(r"'([^']*)'")
+_KEEP_QUOTED_AFTER = re.compile(r"(?:\bfor key|\bcolumn|\btable|\bKey column|\bin)\s*$", re.I)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One normalised error: ``signature`` is the grouping key, the rest its parsed parts."""
+
+    signature: str
+    sqlstate: str | None = None
+    errno: int | None = None
+    column: str | None = None
+    table: str | None = None
+    location: str | None = None
+    truncated_context: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _strip_tails(text: str) -> tuple[str, bool]:
+    """Drop the Laravel SQL tail, JSON log context and ``at /file:line`` (often cut at 200 chars)."""
+    context = _JSON_CONTEXT_TAIL.search(text)
+    truncated = bool(context) and not context.group(0).rstrip().endswith("}")
+    text = _JSON_CONTEXT_TAIL.sub("", text)
+    text = _LARAVEL_SQL_TAIL.sub("", text)
+    text = _EXCEPTION_AT.sub("", text)
+    return text.strip(), truncated
+
+
+def _mask(text: str, keep: set[str]) -> str:
+    def quoted(match: re.Match) -> str:
+        value = match.group(1)
+        before = text[: match.start()]
+        if value in keep or _KEEP_QUOTED_AFTER.search(before):
+            return match.group(0)
+        return "'?'"
+
+    text = _QUOTED.sub(quoted, text)
+    for pattern, token in _MASKS:
+        text = pattern.sub(token, text)
+
+    def number(match: re.Match) -> str:
+        if _KEEP_NUMBER_BEFORE.search(text[: match.start()]):
+            return match.group(0)
+        return "<n>"
+
+    return _NUMBER.sub(number, text)
+
+
+def normalise(message: str | None) -> Signature | None:
+    """Parse one message into a :class:`Signature`; None/empty gives None."""
+    if message is None or (isinstance(message, float) and message != message):
+        return None
+    text = _SPACES.sub(" ", str(message)).strip()
+    if not text:
+        return None
+    text, truncated = _strip_tails(text)
+    sqlstate = None
+    state = _SQLSTATE.search(text)
+    if state:
+        sqlstate = state.group(1)
+        text = (text[: state.start()] + text[state.end():]).strip()
+    errno = None
+    for pattern in (_ERRNO_BRACKET, _ERRNO_AFTER_CLASS):
+        found = pattern.match(text)
+        if found:
+            errno = int(found.group(1))
+            text = text[found.end():].strip()
+            break
+    column = location = table = None
+    col = UNKNOWN_COLUMN.search(text)
+    if col:
+        column, location = col.group(1), col.group(2).strip()
+        # One canonical shape for the P10 variants (quotes optional, tail dropped above).
+        text = text[: col.start()] + f"Unknown column '{column}' in '{location}'"
+    else:
+        bare = _UNKNOWN_COLUMN_NAME.search(text)
+        if bare:
+            column = bare.group(1)
+    key_col = _KEY_COLUMN.search(text)
+    if key_col and column is None:
+        column = key_col.group(1)
+    tab = _UNKNOWN_TABLE.search(text)
+    if tab:
+        table = tab.group(1)
+    keep = {v for v in (column, table) if v}
+    core = _mask(text, keep).strip(" :")
+    # The error number identifies a MariaDB error on its own; SQLSTATE only when there is none,
+    # so a variant printed without its SQLSTATE still groups with the full one.
+    if errno is not None:
+        key = f"[{errno}] {core}"
+    elif sqlstate:
+        key = f"SQLSTATE[{sqlstate}] {core}"
+    else:
+        key = core
+    return Signature(
+        signature=key.strip(),
+        sqlstate=sqlstate,
+        errno=errno,
+        column=column,
+        table=table,
+        location=location,
+        truncated_context=truncated,
+    )
+
+
+def signature_of(message: str | None) -> str | None:
+    """Just the grouping key of :func:`normalise`."""
+    parsed = normalise(message)
+    return parsed.signature if parsed else None
+
+
+def signatures(messages: pd.Series) -> pd.DataFrame:
+    """Vectorised :func:`normalise`: one row per message (same index), cached per distinct text."""
+    distinct = {m: normalise(m) for m in pd.unique(messages.dropna())}
+    cols = ["signature", "sqlstate", "errno", "column", "table", "location", "truncated_context"]
+
+    def row(message):
+        parsed = distinct.get(message) if message is not None and message == message else None
+        return parsed.to_dict() if parsed else dict.fromkeys(cols)
+
+    frame = pd.DataFrame([row(m) for m in messages], index=messages.index, columns=cols)
+    frame["errno"] = frame["errno"].astype("Int64")
+    for col in ("signature", "sqlstate", "column", "table", "location"):
+        frame[col] = frame[col].astype("string")
+    frame["truncated_context"] = frame["truncated_context"].fillna(False).astype(bool)
+    return frame
