@@ -1,0 +1,119 @@
+"""Before/after statistics on small frames built here, then the demo world end to end."""
+
+from __future__ import annotations
+
+import json
+from math import comb
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rca_toolkit import compare as cmp
+from rca_toolkit.errors import ConfigError, SchemaError
+
+AT = "2025-10-18T13:20:08+02:00"
+AT_UTC = pd.Timestamp("2025-10-18T11:20:08Z")
+
+
+def _attempts(spec: dict[str, tuple[int, int, int, int]]) -> pd.DataFrame:
+    """spec: path -> (successes before, n before, successes after, n after), spread over 4 days."""
+    rows = []
+    for path, (sb, nb, sa, na) in spec.items():
+        for side, succ, n in (("before", sb, nb), ("after", sa, na)):
+            for i in range(n):
+                offset = pd.Timedelta(hours=2 + i * 90 / max(n, 1))
+                at = AT_UTC - offset if side == "before" else AT_UTC + offset
+                ok = i < succ
+                rows.append({"at": at, "path": path, "outcome": "success" if ok else "failed",
+                             "signature": None if ok else "[1054] Unknown column 'created_by' in 'field list'"})
+    return pd.DataFrame(rows)
+
+
+def test_wilson_newcombe_and_fisher_on_a_recovered_path():
+    m = cmp.rate_metric("booking_success_rate", "collect", (0, 25), (25, 25))
+    z2 = 1.959963984540054 ** 2
+    assert m.before.value == 0.0 and m.before.n == 25
+    assert m.before.ci[0] == 0.0 and m.before.ci[1] == pytest.approx(z2 / (25 + z2))  # Wilson upper bound at 0/n
+    assert m.after.ci[0] == pytest.approx(25 / (25 + z2))
+    assert m.p_value == pytest.approx(2 / comb(50, 25))  # Fisher: only the two extreme tables
+    assert m.difference == 1.0 and m.difference_ci[0] > 0.8 and m.difference_ci[1] == pytest.approx(1.0)
+    assert m.verdict == "improved" and "0.0 % of 25 -> 100.0 % of 25" in m.reason
+
+
+def test_small_samples_never_get_a_confident_verdict():
+    m = cmp.rate_metric("booking_success_rate", "x", (0, 9), (9, 9))
+    assert m.p_value < 0.05  # the test alone would call it significant ...
+    assert m.verdict == "not enough data" and "at least 10 per side" in m.reason  # ... the rule refuses
+    assert cmp.rate_metric("r", "x", (0, 0), (5, 5)).verdict == "not enough data"
+    d = cmp.distribution_metric("lat", "x", np.arange(19.0), np.arange(19.0) + 100)
+    assert d.verdict == "not enough data" and d.before.n == 19
+
+
+def test_same_rate_is_unchanged_with_p_one():
+    m = cmp.rate_metric("r", "book", (0, 30), (0, 27))
+    assert (m.verdict, m.p_value, m.difference) == ("unchanged", 1.0, 0.0)
+
+
+def test_distribution_shift_percentiles_and_bootstrap_are_reproducible():
+    before = np.arange(1000.0, 1100.0)
+    after = before - 300
+    m = cmp.distribution_metric("call_duration_session", "all", before, after)
+    assert m.difference == -300.0  # Hodges-Lehmann shift of an exact shift
+    assert m.verdict == "improved" and m.p_value < 1e-10
+    assert m.before.detail["p95"]["value"] == pytest.approx(np.percentile(before, 95))
+    lo, hi = m.before.detail["p99"]["ci"]
+    assert lo <= m.before.detail["p99"]["value"] <= hi
+    again = cmp.distribution_metric("call_duration_session", "all", before, after)
+    assert again.before.detail == m.before.detail  # fixed bootstrap seed
+    worse = cmp.distribution_metric("lat", "x", before, before + 50)
+    assert worse.verdict == "regressed" and worse.difference == 50.0
+
+
+def test_chi_square_only_when_cochran_holds():
+    assert cmp.chi_square_mix(np.array([[30, 5], [10, 40]]))["valid"] is True
+    small = cmp.chi_square_mix(np.array([[3, 0], [1, 2]]))
+    assert small["valid"] is False and small["p_value"] is None and "too small" in small["reason"]
+    assert cmp.chi_square_mix(np.array([[12, 0]]))["valid"] is False
+
+
+def test_partial_fix_is_said_plainly():
+    attempts = _attempts({"collect_appointment": (0, 25, 24, 25), "book_appointment": (0, 24, 0, 26)})
+    result = cmp.compare(attempts, at=AT, by="path")
+    collect = result.metric("booking_success_rate", "collect_appointment")
+    book = result.metric("booking_success_rate", "book_appointment")
+    assert (collect.verdict, book.verdict) == ("improved", "unchanged")
+    assert result.partial["is_partial"] and result.partial["still_failing"] == ["book_appointment"]
+    text = result.to_text()
+    assert "The fix was partial: book_appointment still fails (0.0 % success of 26 attempts" in text
+    payload = json.loads(result.to_json())
+    names = {(m["name"], m["group"]) for m in payload["metrics"]}
+    assert ("booking_success_rate", "book_appointment") in names
+    first = payload["metrics"][0]
+    assert set(first) >= {"name", "group", "before", "after", "p_value", "verdict"}
+    assert set(first["before"]) >= {"value", "n", "ci"}
+    assert payload["signature_mix"]["table"][0] == {
+        "signature": "[1054] Unknown column 'created_by' in 'field list'", "before": 49, "after": 27}
+    assert "<table" in result._repr_html_() and "The fix was partial" in result._repr_html_()
+    assert "**The fix was partial: book_appointment still fails" in result.to_markdown()
+
+
+def test_windows_exclude_the_guard_band():
+    attempts = pd.DataFrame({"at": [AT_UTC - pd.Timedelta(minutes=10), AT_UTC + pd.Timedelta(minutes=10),
+                                    AT_UTC + pd.Timedelta(minutes=40)], "outcome": ["failed", "failed", "success"]})
+    result = cmp.compare(attempts, at=AT, exclude="30m")
+    m = result.metric("booking_success_rate")
+    assert (m.before.n, m.after.n, m.after.value) == (0, 1, 1.0)
+    assert m.verdict == "not enough data"
+
+
+def test_bad_inputs_are_one_clear_error():
+    attempts = _attempts({"a": (1, 2, 1, 2)})
+    with pytest.raises(ConfigError, match="no time zone"):
+        cmp.compare(attempts, at="2025-10-18T13:20:08")
+    with pytest.raises(ConfigError, match="exclude"):
+        cmp.compare(attempts, at=AT, before="1h", exclude="2h")
+    with pytest.raises(ConfigError, match="--by 'nope'"):
+        cmp.compare(attempts, at=AT, by="nope")
+    with pytest.raises(SchemaError, match="outcome"):
+        cmp.compare(attempts.drop(columns="outcome"), at=AT)
