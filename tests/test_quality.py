@@ -1,0 +1,114 @@
+"""Data-quality report on the real call-history export and on small hand-made frames."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from rca_toolkit.errors import SchemaError
+from rca_toolkit.formats.exports import read_call_history
+from rca_toolkit.quality import edit_distance, near_duplicate_ids, quality_report
+
+EXCLUDED = {
+    "test_123", "test_456", "test_999", "test_direct_999", "test_fix_verification_001", "test_opcache_cleared",
+    "demo_call_1761249581", "temp_1761122080_9e0002da", "call_de1656496a133e2cbcd886664988",
+}
+
+
+@pytest.fixture(scope="module", params=["json", "csv"])
+def report(request, shared_data):
+    return quality_report(read_call_history(shared_data / f"call_history_2025-10-24_184034.{request.param}"))
+
+
+def test_excluded_ids(report):
+    assert {e["call_id"] for e in report.excluded_ids} == EXCLUDED
+    assert report["test_ids"].count == 9
+    assert report["test_ids"].detail["by_kind"] == {"test": 6, "demo": 1, "temp": 1, "malformed": 1}
+
+
+def test_stuck_sessions_all_on_2025_10_24(report):
+    stuck = report["stuck"]
+    assert stuck.count == 40
+    assert stuck.detail["by_day"] == {"2025-10-24": 40}
+    assert stuck.detail["without_end"] == 40
+    # judged at the export time 18:40:34 CEST: the last ones were minutes old, not yet 2 h
+    assert report.as_of == "2025-10-24 16:40:34+00:00"
+    assert 0 < stuck.detail["older_than_2h"] < 40
+
+
+def test_near_duplicate_typo_id(report):
+    assert report.near_duplicates == [{
+        "call_id": "call_de1656496a133e2cbcd886664988", "similar_to": "call_de1656496a133e2cbcd88664988",
+        "edit_distance": 1, "seconds_apart": 8.0, "malformed": True,
+    }]
+
+
+def test_durations_and_longest_calls(report):
+    assert report["negative_duration"].count == 0 and report["zero_duration"].count == 0
+    assert report["missing_duration"].count == 42
+    assert set(report["missing_duration_closed"].examples) == {"call_de1656496a133e2cbcd886664988", "temp_1761122080_9e0002da"}
+    reference = [c for c in report.longest_calls if c["call_id"] == "call_ab45deadd7db66c4956d5243861"]
+    assert len(reference) == 1 and [c["call_id"] for c in report.longest_calls].index(reference[0]["call_id"]) == 4
+    assert report.longest_calls[0]["call_id"] == "call_cf4ade5430757f897cd20e4cec3"
+
+
+def test_json_specifics(shared_data):
+    report = quality_report(read_call_history(shared_data / "call_history_2025-10-24_184034.json"))
+    reference = next(c for c in report.longest_calls if c["call_id"] == "call_ab45deadd7db66c4956d5243861")
+    assert reference["duration_s"] == pytest.approx(144.481)
+    assert report["counter_mismatch"].examples == ["call_06b1e1314e8cfaebdf9577e6da7"]
+    rounded = report["round_durations"]
+    assert rounded.examples == ["demo_call_1761249581"]
+    assert (rounded.detail["trace_round"], rounded.detail["trace_n"]) == (5, 9)
+    assert rounded.detail["p_value_if_random"] < 0.2
+    text = report.to_text()
+    assert "call_de1656496a133e2cbcd886664988 ~ call_de1656496a133e2cbcd88664988" in text
+    assert json.loads(report.to_json())["findings"]["stuck"]["count"] == 40
+    assert "| stuck in_progress sessions | 40 |" in report.to_markdown()
+    assert "<table>" in report._repr_html_()
+
+
+def test_csv_round_values_are_judged_against_their_precision(shared_data):
+    report = quality_report(read_call_history(shared_data / "call_history_2025-10-24_184034.csv"))
+    rounded = report["round_durations"]
+    assert rounded.detail["chance_baseline"] == pytest.approx(0.1)
+    assert rounded.detail["p_value_if_random"] > 0.5  # 10 of 125 at 0.1 s precision is chance
+    assert "counter_mismatch" not in report.findings
+    assert any("0.1 s" in note for note in report.notes)
+
+
+def test_synthetic_frame_with_every_problem():
+    ts = pd.to_datetime(["2025-10-26 00:15", "2025-10-26 00:16", "2025-11-01 10:00", "2025-11-01 10:00",
+                         "2025-11-01 12:00"], utc=True)
+    frame = pd.DataFrame({
+        "call_id": ["call_" + "a" * 27, "call_" + "a" * 25 + "bb", "call_" + "c" * 27, "call_" + "c" * 27, "call_" + "d" * 27],
+        "started_at": ts,
+        "started_at_ambiguous": [True, False, False, False, False],
+        "ended_at": pd.to_datetime([None, "2025-10-26 00:20", "2025-11-01 10:01", "2025-11-01 10:01", None], utc=True),
+        "call_status": ["ended", "ended", "ended", "ended", "in_progress"],
+        "duration_ms": pd.array([-714, 0, 5000, 5000, None], dtype="Int64"),
+    })
+    report = quality_report(frame, as_of="2025-11-01T13:00:00+00:00")
+    assert report["negative_duration"].examples == ["call_" + "a" * 27]
+    assert report["zero_duration"].count == 1
+    assert report["duplicate_ids"].count == 2
+    assert report["dst_ambiguous"].count == 1
+    assert report["stuck"].count == 1 and report["stuck"].detail["older_than_2h"] == 0
+    assert report.near_duplicates[0]["edit_distance"] == 2
+    assert report["round_durations"].count == 2
+    assert any("counter-vs-traces" in n for n in report.notes)
+
+
+def test_edit_distance_and_window():
+    assert edit_distance("call_de1656496a133e2cbcd886664988", "call_de1656496a133e2cbcd88664988") == 1
+    assert edit_distance("abc", "xyz") == 3 and edit_distance("abcdef", "a", limit=2) == 3
+    far = pd.DataFrame({"call_id": ["call_" + "a" * 27, "call_" + "a" * 26 + "b"],
+                        "started_at": pd.to_datetime(["2025-10-18 10:00", "2025-10-18 11:00"], utc=True)})
+    assert near_duplicate_ids(far) == []
+
+
+def test_frame_without_required_columns_is_an_error():
+    with pytest.raises(SchemaError, match="started_at"):
+        quality_report(pd.DataFrame({"call_id": ["x"], "call_status": ["ended"], "duration_ms": [1]}))
