@@ -1,0 +1,75 @@
+"""Change points: a constructed break/recovery, then the demo world's phantom-column incident."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rca_toolkit.changepoints import CostBinomial, binned, detect
+from rca_toolkit.deployments import rank_candidates
+from rca_toolkit.errors import SchemaError
+
+BREAK = pd.Timestamp("2025-10-13T09:16:08Z")
+RECOVER = pd.Timestamp("2025-10-18T11:20:08Z")
+
+
+def _sequence(seed: int = 3) -> pd.DataFrame:
+    """One attempt every ~97 minutes for 20 days; 98 % success outside the broken window, 0 % inside."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2025-10-06T00:00Z", "2025-10-26T00:00Z", freq="97min")
+    broken = (times >= BREAK) & (times < RECOVER)
+    ok = np.where(broken, False, rng.random(len(times)) < 0.98)
+    return pd.DataFrame({"at": times, "outcome": np.where(ok, "success", "failed"), "path": "collect_appointment"})
+
+
+def test_binomial_cost_is_minus_two_log_likelihood():
+    cost = CostBinomial().fit(np.array([[1, 1], [0, 1], [1, 1], [1, 1]]))
+    assert cost.error(0, 4) == pytest.approx(-2 * (3 * np.log(0.75) + np.log(0.25)))
+    assert cost.error(2, 4) == 0.0  # a pure segment costs nothing
+
+
+def test_break_and_recovery_found_with_intervals_that_contain_the_truth():
+    attempts = _sequence()
+    result = detect(attempts, by="path")
+    broke = result.select(series="collect_appointment", resolution="attempt", direction="broke")
+    recovered = result.select(series="collect_appointment", resolution="attempt", direction="recovered")
+    assert len(broke) == 1 and len(recovered) == 1
+    lo, hi = broke[0].interval
+    assert lo < BREAK <= hi and hi - lo <= pd.Timedelta("97min")
+    assert abs(recovered[0].at - RECOVER) <= pd.Timedelta(hours=2)
+    assert broke[0].rate_after == 0.0 and broke[0].rate_before > 0.9
+    for res in ("hour", "day"):
+        assert result.select(series="all", resolution=res, direction="broke"), res
+    day = result.select(series="all", resolution="day", direction="broke")[0]
+    assert abs(day.at - BREAK) <= pd.Timedelta(days=1)
+    assert "broke" in result.table()["direction"].tolist()
+
+
+def test_a_stable_series_has_no_change():
+    attempts = _sequence()
+    attempts["outcome"] = np.where(np.random.default_rng(1).random(len(attempts)) < 0.97, "success", "failed")
+    assert detect(attempts, by=None).changes == []
+
+
+def test_binned_series_has_wilson_bands_and_skips_empty_bins():
+    attempts = _sequence()
+    daily = binned(attempts, "day")
+    assert daily["attempts"].sum() == len(attempts)
+    assert (daily["ci_low"] <= daily["rate"] + 1e-12).all() and (daily["rate"] <= daily["ci_high"] + 1e-12).all()
+    hourly = binned(attempts.iloc[:5], "hour")
+    assert (hourly["attempts"] > 0).all()
+
+
+def test_candidates_before_the_change_rank_first():
+    deployments = pd.DataFrame({
+        "deployed_at": pd.to_datetime(["2025-10-13T09:16:08Z", "2025-10-13T09:42:29Z", "2025-10-11T19:51:27Z"]),
+        "commit": ["fb310a80", "f1678b15", "4049d556"], "description": ["merge", "backfill", "pr"], "source": ["git"] * 3})
+    ranked = rank_candidates(deployments, BREAK + pd.Timedelta(minutes=5), first_new=BREAK + pd.Timedelta(minutes=10))
+    assert [c["commit"] for c in ranked] == ["fb310a80", "4049d556", "f1678b15"]
+    assert ranked[0]["before_change"] and not ranked[2]["before_change"]
+
+
+def test_missing_columns_raise():
+    with pytest.raises(SchemaError, match="outcome"):
+        detect(pd.DataFrame({"at": []}), by=None)
