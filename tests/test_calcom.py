@@ -49,7 +49,7 @@ def test_event_and_whole_body_fallbacks(masked):
 
 
 def test_personal_data_masked_unless_asked(masked):
-    text = masked.to_json()
+    text = masked.to_json(date_format="iso")
     for secret in ("Max Muster", "max@example.invalid", "+490000000001", "Erika", "salon@example.invalid", "Hülle"):
         assert secret not in text
     assert masked.iloc[0]["title"] == "Herrenhaarschnitt zwischen Salon und [NAME]"
