@@ -19,6 +19,7 @@ from .errors import RcaError
 # Add a module here when you add a command; each lives in rca_toolkit/commands/<name>.py.
 COMMAND_MODULES = [
     "demo_data",
+    "compare",
 ]
 
 

@@ -1,0 +1,201 @@
+"""Booking attempts and their outcomes: one row per attempt, from five tables.
+
+Why: "appointment creation success 0 % before, ~100 % after" was asserted without a
+denominator or a path. An attempt is a function trace of a booking family (``collect_appointment``
+or ``book_appointment``, P3 aliases folded). Its outcome comes from joining what each system saw:
+
+* ``success``  the booking function succeeded;
+* ``orphaned`` it failed, but Cal.com did create the booking (a ``calcom`` webhook row whose
+  ``event_id`` is the Cal.com uid) and no local appointment has that ``calcom_v2_booking_id``;
+* ``failed``   every other failure. ``rescued_by_webhook`` marks failures whose Cal.com booking
+  was later upserted locally by the Cal.com webhook (``source='cal.com'``, no call link): the
+  appointment exists, but the booking path still failed.
+
+The error text comes from the error log (matched by ``function_trace_id``, else the same call
+and family) or the trace, and is normalised into a signature (:mod:`rca_toolkit.signatures`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import loaders, names
+from .signatures import signatures
+
+CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
+    "collect_appointment": r"App\Services\Retell\AppointmentCreationService::createLocalRecord",
+    "book_appointment": r"App\Http\Controllers\RetellFunctionCallHandler::bookAppointment",
+}
+OUTCOMES = ("success", "failed", "orphaned")
+PAD = pd.Timedelta(hours=6)  # appointments/webhooks land shortly after the trace starts
+_UID_KEYS = ("calcom_uid", "booking_uid", "calcom_booking_uid", "calcom_v2_booking_id", "uid")
+COLUMNS = ["call_id", "company_id", "at", "function_name", "family", "path", "code_path", "outcome",
+           "rescued_by_webhook", "error_message", "signature", "error_code", "calcom_uid", "appointment_id", "trace_id"]
+
+
+def booking_attempts(db=None, *, start=None, end=None, company_id=None) -> pd.DataFrame:
+    """One row per booking attempt in ``[start, end)`` (trace ``started_at``), test ids excluded and counted."""
+    engine = loaders.engine_for(db)
+    traces = loaders.function_traces(engine, start=start, end=end, company_id=company_id,
+                                     families=names.BOOKING_FAMILIES, include_test=True)
+    real = traces["call_id"].map(names.is_real_call_id).astype(bool)
+    excluded_ids = sorted(set(traces.loc[~real, "call_id"].astype(str)))
+    excluded_attempts = int((~real).sum())
+    traces = traces[real].reset_index(drop=True)
+    lo, hi = _padded(traces, start, end)
+    errors = loaders.errors(engine, start=lo, end=hi, company_id=company_id)
+    appointments = loaders.appointments(engine, start=lo, end=hi)
+    webhooks = loaders.webhook_events(engine, start=lo, end=hi, provider="calcom")
+    calls = loaders.calls(engine, start=lo - PAD, end=hi)
+    frame = classify(traces, errors, appointments, webhooks, calls)
+    frame.attrs = dict(traces.attrs)
+    frame.attrs.update(excluded_test_ids=len(excluded_ids), excluded_test_attempts=excluded_attempts,
+                       excluded_examples=excluded_ids[:20], outcome_counts=frame["outcome"].value_counts().to_dict())
+    for extra in (errors, appointments, webhooks, calls):
+        frame.attrs["missing_columns"] = {**extra.attrs.get("missing_columns", {}), **frame.attrs.get("missing_columns", {})}
+    return frame
+
+
+def _padded(traces: pd.DataFrame, start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    if traces.empty:
+        return (loaders._instant(start, "start"), loaders._instant(end, "end"))
+    return traces["started_at"].min() - pd.Timedelta(minutes=5), traces["started_at"].max() + PAD
+
+
+def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFrame, webhooks: pd.DataFrame,
+             calls: pd.DataFrame) -> pd.DataFrame:
+    """Join the five frames into attempts (pure: frames in, frame out)."""
+    out = pd.DataFrame({
+        "call_id": traces["call_id"].astype("string"),
+        "company_id": traces["company_id"],
+        "at": traces["started_at"],
+        "function_name": traces["function_name"].astype("string"),
+        "family": traces["family"].astype("string"),
+        "trace_id": traces["trace_id"],
+        "status": traces["status"].astype("string"),
+    })
+    out["path"] = out["family"]
+    err = _match_errors(traces, errors)
+    out["error_message"] = err["error_message"].fillna(traces["error"]).astype("string")
+    out["error_code"] = err["error_code"].astype("string")
+    out["code_path"] = err["frame"].fillna(out["family"].map(CODE_PATHS)).astype("string")
+    out["calcom_uid"] = _calcom_uids(traces, webhooks).astype("string")
+    local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
+    by_uid = local.set_index("calcom_v2_booking_id")
+    has_local = out["calcom_uid"].isin(by_uid.index)
+    local_source = out["calcom_uid"].map(by_uid["source"].astype("string")) if len(by_uid) else pd.Series(pd.NA, index=out.index)
+    linked = out["calcom_uid"].map(by_uid["id"]) if len(by_uid) else pd.Series(pd.NA, index=out.index)
+    out["appointment_id"] = linked.fillna(_appointment_by_call(out, appointments, calls)).astype("Int64")
+    ok = out["status"].eq("success").fillna(False).astype(bool)
+    booked_remote = out["calcom_uid"].notna()
+    out["outcome"] = "failed"
+    out.loc[ok, "outcome"] = "success"
+    out.loc[~ok & booked_remote & ~has_local, "outcome"] = "orphaned"
+    out["rescued_by_webhook"] = (~ok & has_local & local_source.eq("cal.com").fillna(False)).astype(bool)
+    out.loc[ok, ["error_message", "error_code"]] = pd.NA
+    out["signature"] = signatures(out["error_message"])["signature"]
+    out["outcome"] = pd.Categorical(out["outcome"], categories=list(OUTCOMES))
+    out["path"] = out["path"].astype("category")
+    return out[COLUMNS].sort_values("at", kind="stable").reset_index(drop=True)
+
+
+def _match_errors(traces: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
+    """Error-log row per trace: by ``function_trace_id`` first, else same call+family at or after the start."""
+    cols = ["error_message", "error_code", "frame"]
+    result = pd.DataFrame({c: pd.Series(pd.NA, index=traces.index, dtype="object") for c in cols})
+    if errors.empty:
+        return result
+    errs = errors.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
+    for col in cols:
+        result[col] = traces["trace_id"].map(errs[col].astype("object")) if len(errs) else result[col]
+    todo = result["error_message"].isna() & traces["status"].ne("success")
+    if todo.any():
+        pool = errors[errors["function_trace_id"].isna() & errors["family"].isin(names.BOOKING_FAMILIES)]
+        pool = pool.sort_values("occurred_at")
+        left = traces.loc[todo, ["call_id", "family", "started_at"]].reset_index().sort_values("started_at")
+        left["family"] = left["family"].astype(str)
+        right = pool[["call_id", "family", "occurred_at"] + cols].copy()
+        right["family"] = right["family"].astype(str)
+        merged = pd.merge_asof(left, right, left_on="started_at", right_on="occurred_at", by=["call_id", "family"],
+                               direction="forward", tolerance=pd.Timedelta(minutes=10))
+        merged = merged.set_index("index")
+        for col in cols:
+            result.loc[merged.index, col] = merged[col].astype("object")
+    return result
+
+
+def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame) -> pd.Series:
+    """Cal.com uid of each attempt: from the trace output/error blob, else a webhook naming the call."""
+    def from_blob(*blobs):
+        for blob in blobs:
+            if isinstance(blob, dict):
+                for key in _UID_KEYS:
+                    if blob.get(key):
+                        return str(blob[key])
+                for nested in ("booking", "data", "calcom"):
+                    if isinstance(blob.get(nested), dict):
+                        found = from_blob(blob[nested])
+                        if found:
+                            return found
+        return None
+
+    uids = pd.Series([from_blob(o, e) for o, e in zip(traces["output_result"], traces["error_details"])],
+                     index=traces.index, dtype="object")
+    created = webhooks[webhooks["event_type_norm"].eq("BOOKING_CREATED").fillna(False)] if not webhooks.empty else webhooks
+    if created.empty:  # no Cal.com webhook confirms any booking: nothing can be called orphaned
+        return pd.Series(None, index=traces.index, dtype="object")
+    known = set(created["event_id"].dropna().astype(str))
+    # A uid named in the trace only counts as a Cal.com booking when Cal.com's webhook confirms it.
+    uids = uids.where(uids.isin(known))
+    by_call = {}
+    for event_id, payload in zip(created["event_id"], created["payload"]):
+        call = _call_of_payload(payload)
+        if call and event_id:
+            by_call.setdefault(call, []).append(str(event_id))
+    missing = uids.isna()
+    if missing.any() and by_call:
+        # Several attempts in one call: the n-th attempt takes the n-th booking of that call.
+        rank = traces.loc[missing].groupby("call_id").cumcount()
+        uids.loc[missing] = [(by_call.get(c) or [None] * (r + 1))[r] if r < len(by_call.get(c) or []) else None
+                             for c, r in zip(traces.loc[missing, "call_id"], rank)]
+    return uids
+
+
+def _call_of_payload(payload) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    inner = payload.get("payload") if isinstance(payload.get("payload"), dict) else payload
+    for holder in (inner.get("metadata"), inner.get("responses"), inner):
+        if isinstance(holder, dict):
+            for key in ("retell_call_id", "call_id"):
+                value = holder.get(key)
+                if isinstance(value, str) and names.is_real_call_id(value):
+                    return value
+    return None
+
+
+def _appointment_by_call(attempts: pd.DataFrame, appointments: pd.DataFrame, calls: pd.DataFrame) -> pd.Series:
+    """Local appointment of the call (``appointments.call_id`` = ``calls.id``, else ``metadata.retell_call_id``)."""
+    result = pd.Series(pd.NA, index=attempts.index, dtype="object")
+    if appointments.empty:
+        return result
+    by_meta = appointments.dropna(subset=["retell_call_id"]).drop_duplicates("retell_call_id").set_index("retell_call_id")["id"]
+    result = attempts["call_id"].map(by_meta).astype("object")
+    if "local_call_id" in calls and appointments["call_id"].notna().any():
+        local = calls.dropna(subset=["local_call_id"]).drop_duplicates("call_id").set_index("call_id")["local_call_id"]
+        by_local = appointments.dropna(subset=["call_id"]).drop_duplicates("call_id").set_index("call_id")["id"]
+        via_local = attempts["call_id"].map(local).map(by_local)
+        result = result.fillna(via_local.astype("object"))
+    return result
+
+
+def outcome_summary(attempts: pd.DataFrame, *, by: str = "path") -> pd.DataFrame:
+    """Counts per group: attempts, success, failed, orphaned, rescued, success rate (denominator shown)."""
+    grouped = attempts.groupby(by, observed=True)
+    out = pd.DataFrame({
+        "attempts": grouped.size(),
+        **{o: grouped["outcome"].apply(lambda s, o=o: int((s == o).sum())) for o in OUTCOMES},
+        "rescued_by_webhook": grouped["rescued_by_webhook"].sum().astype(int),
+    })
+    out["success_rate"] = out["success"] / out["attempts"]
+    return out.reset_index()
