@@ -1,0 +1,83 @@
+"""Reconciliation of the real export against the scrubbed Retell object, and against Cal.com."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rca_toolkit.errors import SchemaError
+from rca_toolkit.formats.calcom import read_calcom_webhooks
+from rca_toolkit.formats.exports import read_call_history
+from rca_toolkit.formats.retell import load_call_object
+from rca_toolkit.reconcile import reconcile_calcom, reconcile_retell, retell_calls_frame
+
+CALL = "call_a3d98bb4522f6f1e0bfac5964b1"
+FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+
+
+@pytest.fixture(scope="module")
+def retell_call(shared_data):
+    return load_call_object(shared_data / f"retell_{CALL}.json")
+
+
+@pytest.mark.parametrize("ext", ["json", "csv"])
+def test_export_vs_retell_object(shared_data, retell_call, ext):
+    app = read_call_history(shared_data / f"call_history_2025-10-24_184034.{ext}")
+    result = reconcile_retell(app, [retell_call])
+    assert (result.n_app, result.n_provider, result.n_matched) == (167, 1, 1)
+    rows = result.for_call(CALL).set_index("check")
+    assert list(rows.index) == ["status", "duration_ms", "start_offset_s", "tool_call_count"]
+    assert (rows.loc["status", "app_value"], rows.loc["status", "provider_value"]) == ("in_progress", "ended")
+    assert rows.loc["duration_ms", "app_value"] is None and rows.loc["duration_ms", "provider_value"] == 35303
+    app_start = pd.Timestamp(rows.loc["start_offset_s", "app_value"]).tz_convert("Europe/Berlin")
+    provider_start = pd.Timestamp(rows.loc["start_offset_s", "provider_value"]).tz_convert("Europe/Berlin")
+    assert app_start.strftime("%H:%M:%S") == "11:20:37"
+    assert provider_start.strftime("%H:%M:%S.%f")[:-3] == "11:21:10.702"
+    assert rows.loc["start_offset_s", "delta"] == pytest.approx(33.702)
+    assert (rows.loc["tool_call_count", "app_value"], rows.loc["tool_call_count", "provider_value"]) == (0, 2)
+    assert rows.loc["tool_call_count", "note"] == "2 of 2 failed"
+    assert result.counts() == {"duration_ms": 1, "start_offset_s": 1, "status": 1, "tool_call_count": 1}
+    assert "| `call_a3d98bb4522f6f1e0bfac5964b1` | status | in_progress | ended |" in result.to_markdown()
+    assert json.loads(result.to_json())["disagreements"][1]["provider_value"] == 35303
+    assert "<table" in result._repr_html_()
+
+
+def test_agreeing_call_and_provider_only_call(retell_call):
+    provider = retell_calls_frame([retell_call])
+    agreeing = pd.DataFrame({
+        "call_id": [CALL], "call_status": ["ended"], "duration_ms": [35_303 + 1_500],
+        "started_at": [retell_call.start - pd.Timedelta(seconds=2)], "function_call_count": [2],
+    })
+    assert reconcile_retell(agreeing, provider).disagreements.empty
+    other = agreeing.assign(call_id="call_" + "0" * 27)
+    result = reconcile_retell(other, provider)
+    assert result.disagreements[["call_id", "check"]].values.tolist() == [[CALL, "missing_in_app"]]
+    with pytest.raises(SchemaError):
+        reconcile_retell(agreeing.drop(columns=["started_at"]), provider)
+
+
+def test_appointments_vs_calcom_bookings():
+    bookings = read_calcom_webhooks(FIXTURES / "calcom_webhooks.json")
+    appointments = pd.DataFrame({
+        "id": [1, 2, 3],
+        "calcom_v2_booking_id": ["bk_7f3a9c", "bk_c0ffee", "bk_local_only"],
+        "starts_at": pd.to_datetime(["2025-10-20 14:00", "2025-10-21 08:00", "2025-10-25 09:00"], utc=True),
+        "status": ["confirmed", "confirmed", "confirmed"],
+        "retell_call_id": ["call_ab45deadd7db66c4956d5243861", None, None],
+    })
+    result = reconcile_calcom(appointments, bookings)
+    found = {(r.check, r.call_id) for r in result.disagreements.itertuples()}
+    assert found == {
+        ("orphaned_calcom", "bk_7f3a9d"),  # the rescheduled booking never reached the app
+        ("orphaned_calcom", "bk_bare01"),
+        ("status", "bk_c0ffee"),  # cancelled at Cal.com, still confirmed locally
+        ("orphaned_local", "bk_local_only"),
+    }
+    moved = appointments.assign(starts_at=appointments["starts_at"] + pd.Timedelta(minutes=30))
+    shifted = reconcile_calcom(moved, bookings, calcom_complete=False).disagreements
+    row = shifted[shifted["check"] == "start_time"].iloc[0]
+    assert row["call_id"] == "call_ab45deadd7db66c4956d5243861" and row["delta"] == -1800.0
+    assert "orphaned_local" not in set(shifted["check"])
