@@ -20,6 +20,8 @@ from .errors import RcaError
 COMMAND_MODULES = [
     "demo_data",
     "compare",
+    "drift",
+    "migrations_cmd",
 ]
 
 

@@ -151,6 +151,8 @@ def scan_code(path, *, exclude=DEFAULT_EXCLUDE) -> pd.DataFrame:
     if not root.exists():
         raise NotFound(f"code path {root} does not exist", hint="give the Laravel application's root folder")
     files = _php_files(root, exclude)
+    if not files:
+        raise NotFound(f"no PHP files under {root}", hint="give the Laravel application's root folder")
     base = root if root.is_dir() else root.parent
     parsed = []
     classes: dict[str, php_scan.ClassInfo] = {}
