@@ -85,7 +85,8 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     has_local = out["calcom_uid"].isin(by_uid.index)
     local_source = out["calcom_uid"].map(by_uid["source"].astype("string")) if len(by_uid) else pd.Series(pd.NA, index=out.index)
     linked = out["calcom_uid"].map(by_uid["id"]) if len(by_uid) else pd.Series(pd.NA, index=out.index)
-    out["appointment_id"] = linked.fillna(_appointment_by_call(out, appointments, calls)).astype("Int64")
+    by_call = _appointment_by_call(out, appointments, calls)
+    out["appointment_id"] = pd.to_numeric(linked.astype("object").where(linked.notna(), by_call)).astype("Int64")
     ok = out["status"].eq("success").fillna(False).astype(bool)
     booked_remote = out["calcom_uid"].notna()
     out["outcome"] = "failed"

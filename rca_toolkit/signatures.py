@@ -93,7 +93,7 @@ def _mask(text: str, keep: set[str]) -> str:
 
 def normalise(message: str | None) -> Signature | None:
     """Parse one message into a :class:`Signature`; None/empty gives None."""
-    if message is None or (isinstance(message, float) and message != message):
+    if message is None or (not isinstance(message, str) and pd.isna(message)):
         return None
     text = _SPACES.sub(" ", str(message)).strip()
     if not text:
@@ -160,7 +160,7 @@ def signatures(messages: pd.Series) -> pd.DataFrame:
     cols = ["signature", "sqlstate", "errno", "column", "table", "location", "truncated_context"]
 
     def row(message):
-        parsed = distinct.get(message) if message is not None and message == message else None
+        parsed = None if message is None or (not isinstance(message, str) and pd.isna(message)) else distinct.get(message)
         return parsed.to_dict() if parsed else dict.fromkeys(cols)
 
     frame = pd.DataFrame([row(m) for m in messages], index=messages.index, columns=cols)

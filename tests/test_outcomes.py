@@ -1,0 +1,83 @@
+"""Booking attempts: outcome rules on frames built here, then the demo world against its ground truth."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from rca_toolkit.outcomes import CODE_PATHS, classify, outcome_summary
+
+T0 = pd.Timestamp("2025-10-14T08:00:00Z")
+C = ["call_" + c * 27 for c in "abcde"]
+PHANTOM = "SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list' (Connection: mysql, SQL: insert into `appointments` ...)"
+
+
+def _frames():
+    traces = pd.DataFrame({
+        "call_id": C, "company_id": [1, 1, 2, 1, 1],
+        "started_at": [T0 + pd.Timedelta(minutes=10 * i) for i in range(5)],
+        "function_name": ["collect_appointment_data", "book_appointment_v17", "start_booking", "collect_appointment_data",
+                          "book_appointment"],
+        "family": ["collect_appointment", "book_appointment", "book_appointment", "collect_appointment", "book_appointment"],
+        "trace_id": [1, 2, 3, 4, 5],
+        "status": ["success", "error", "error", "error", "error"],
+        "error": [None, "phantom", "phantom", "Cal.com HTTP 409 slot taken", None],
+        # The success names its uid in the output; the others are linked through the webhook payload.
+        "output_result": [{"success": True, "booking": {"uid": "uidA"}}, None, None, None, None],
+        "error_details": [None, {"error": "phantom"}, {"error": "phantom"}, {"error": "Cal.com HTTP 409 slot taken"}, None],
+    })
+    errors = pd.DataFrame({
+        "call_id": [C[1], C[2], C[4]], "function_trace_id": [2, pd.NA, pd.NA],
+        "occurred_at": [T0 + pd.Timedelta(minutes=10, seconds=2), T0 + pd.Timedelta(minutes=20, seconds=3),
+                        T0 + pd.Timedelta(minutes=40, seconds=1)],
+        "error_message": [PHANTOM, PHANTOM.replace("'field list'", "field list"), "Unknown function: book_appointment_v17"],
+        "error_code": ["42S22", "42S22", "unknown"],
+        "frame": [CODE_PATHS["book_appointment"], CODE_PATHS["book_appointment"], None],
+        "family": ["book_appointment", "book_appointment", "book_appointment"],
+    })
+    errors["function_trace_id"] = errors["function_trace_id"].astype("Int64")
+    webhooks = pd.DataFrame({
+        "event_type_norm": ["BOOKING_CREATED"] * 3, "event_id": ["uidA", "uidB", "uidC"], "status": ["processed", "processed", "failed"],
+        "payload": [{"payload": {"uid": "uidA", "metadata": {"retell_call_id": C[0]}}},
+                    {"payload": {"uid": "uidB", "metadata": {"retell_call_id": C[1]}}},
+                    {"payload": {"uid": "uidC", "metadata": {"call_id": C[2]}}}],
+    })
+    appointments = pd.DataFrame({
+        "id": [100, 101], "calcom_v2_booking_id": ["uidA", "uidB"], "source": ["retell_phone", "cal.com"],
+        "call_id": [7, pd.NA], "retell_call_id": [C[0], None],
+    })
+    calls = pd.DataFrame({"call_id": C, "local_call_id": [7, 8, 9, 10, 11]})
+    return traces, errors, appointments, webhooks, calls
+
+
+def test_outcomes_orphans_and_webhook_rescues():
+    out = classify(*_frames())
+    assert out["outcome"].tolist() == ["success", "failed", "orphaned", "failed", "failed"]
+    assert out["rescued_by_webhook"].tolist() == [False, True, False, False, False]
+    assert out["calcom_uid"].tolist()[:3] == ["uidA", "uidB", "uidC"] and out["calcom_uid"].isna().tolist()[3:] == [True, True]
+    assert out["appointment_id"].tolist()[:2] == [100, 101] and out["appointment_id"].isna().tolist()[2:] == [True] * 3
+    assert out["path"].astype(str).tolist() == ["collect_appointment", "book_appointment", "book_appointment",
+                                                "collect_appointment", "book_appointment"]
+
+
+def test_error_text_signature_and_code_path():
+    out = classify(*_frames())
+    # by function_trace_id (row 1), by call+family+time (row 2), trace text when the log has nothing (row 3)
+    assert out.loc[1, "signature"] == out.loc[2, "signature"] == "[1054] Unknown column 'created_by' in 'field list'"
+    assert out.loc[3, "signature"] == "Cal.com HTTP 409 slot taken"
+    assert out.loc[4, "signature"] == "Unknown function: book_appointment_v17"
+    assert pd.isna(out.loc[0, "error_message"]) and pd.isna(out.loc[0, "signature"])
+    assert out.loc[1, "code_path"] == CODE_PATHS["book_appointment"]
+    assert out.loc[3, "code_path"] == CODE_PATHS["collect_appointment"]  # no frame logged: the family's write site
+
+
+def test_without_calcom_webhooks_nothing_is_called_orphaned():
+    traces, errors, appointments, webhooks, calls = _frames()
+    out = classify(traces, errors, appointments, webhooks.iloc[0:0], calls)
+    assert "orphaned" not in set(out["outcome"])
+
+
+def test_outcome_summary_shows_denominators():
+    summary = outcome_summary(classify(*_frames())).set_index("path")
+    assert summary.loc["book_appointment", ["attempts", "success", "failed", "orphaned", "rescued_by_webhook"]].tolist() == [3, 0, 2, 1, 1]
+    assert summary.loc["collect_appointment", "success_rate"] == pytest.approx(0.5)
