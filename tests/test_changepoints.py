@@ -73,3 +73,19 @@ def test_candidates_before_the_change_rank_first():
 def test_missing_columns_raise():
     with pytest.raises(SchemaError, match="outcome"):
         detect(pd.DataFrame({"at": []}), by=None)
+
+
+def test_rates_figure_has_bands_deploy_markers_and_change_spans():
+    from rca_toolkit.plots import plot_rates
+
+    deployments = pd.DataFrame({"deployed_at": [BREAK, RECOVER], "commit": ["fb310a80", "6110e564"],
+                                "description": ["merge", "fix"], "source": ["git", "git"]})
+    result = detect(_sequence(), by="path", deployments=deployments)
+    fig = plot_rates(result, resolution="day", at=RECOVER)
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines][0].startswith("collect_appointment (n=")
+    gids = [a.get_gid() for a in ax.lines + ax.patches if a.get_gid()]
+    assert {"deploy:fb310a80", "deploy:6110e564", "compared-change"} <= set(gids)
+    assert "change:collect_appointment:broke" in gids and "change:collect_appointment:recovered" in gids
+    assert len(ax.collections) == 1  # the Wilson band of the one path
+    assert ax.get_ylabel() == "booking success (%)"

@@ -117,3 +117,21 @@ def test_bad_inputs_are_one_clear_error():
         cmp.compare(attempts, at=AT, by="nope")
     with pytest.raises(SchemaError, match="outcome"):
         cmp.compare(attempts.drop(columns="outcome"), at=AT)
+
+
+def test_latency_figure_shows_before_and_after_per_family():
+    from rca_toolkit.plots import plot_latency
+
+    traces = pd.DataFrame({
+        "started_at": [AT_UTC - pd.Timedelta(hours=h) for h in range(1, 31)] + [AT_UTC + pd.Timedelta(hours=h) for h in range(1, 31)],
+        "family": ["check_availability"] * 60,
+        "duration_ms": list(np.linspace(1000, 3000, 30)) + list(np.linspace(500, 1500, 29)) + [-714],
+    })
+    result = cmp.compare(_attempts({"a": (1, 2, 1, 2)}), traces=traces, at=AT, before="2d", after="2d")
+    m = result.metric("function_latency", "check_availability")
+    assert (m.before.n, m.after.n, m.verdict) == (30, 29, "improved")
+    assert "negative durations left out (P6): 0 before / 1 after" in m.notes[0]
+    fig = plot_latency(result)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["check_availability\nbefore n=30", "check_availability\nafter n=29"]
+    assert fig.axes[0].get_yscale() == "log"
