@@ -198,8 +198,10 @@ def migration_history(migrations_df: pd.DataFrame, files_dir=None, git_dir=None,
     frame["prefix"] = pd.to_datetime(frame["migration"].map(name_prefix))
     frame["malformed"] = frame["prefix"].isna()
     frame["duplicate"] = frame["migration"].duplicated(keep=False)
-    running_max = frame["prefix"].cummax().shift(1)
-    frame["out_of_order"] = frame["prefix"].notna() & running_max.notna() & (frame["prefix"] < running_max)
+    # An inversion against the previous well-formed name (by id); one future-dated name does not
+    # make every later row "out of order".
+    previous = frame["prefix"].ffill().shift(1)
+    frame["out_of_order"] = frame["prefix"].notna() & previous.notna() & (frame["prefix"] < previous)
     frame["future"] = frame["prefix"].notna() & (frame["prefix"].dt.date > ref_date)
     frame["file_present"] = frame["migration"].isin(files) if files is not None else pd.NA
     frame["first_commit"] = pd.to_datetime(frame["migration"].map(commits), utc=True) if commits else pd.NaT
