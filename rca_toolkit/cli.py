@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "compare",
     "drift",
     "migrations_cmd",
+    "timeline",
 ]
 
 
