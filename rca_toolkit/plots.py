@@ -86,3 +86,70 @@ def plot_latency(comparison, *, name: str = "function_latency", ax=None) -> Figu
     ax.set_ylabel("duration (ms, log scale)")
     ax.set_title(f"{name}: before (blue) vs after (red) the change")
     return fig
+
+
+# --------------------------------------------------------------------------- call timeline
+_KIND_COLOURS = {"caller_speech": "#1b6ca8", "agent_speech": "#2e933c", "loop": "#6c4f9e", "dead_air": "#d1495b",
+                 "slow_tool": "#edae49", "failed_tool": "#b22222", "duplicate_side_effect": "#8b4513",
+                 "n_plus_one": "#555555"}
+
+
+def plot_waterfall(timeline, *, ax=None) -> Figure:
+    """One call as a waterfall: caller and agent speech, tool calls (red = failed), findings, what-if.
+
+    ``timeline`` is a :class:`rca_toolkit.timeline.CallTimeline`. Artists carry ``gid`` values
+    (``speech:caller``, ``tool:<name>:ok|failed``, ``finding:<kind>``, ``whatif:actual|projected``).
+    """
+    fig, ax = _figure_and_ax(ax, figsize=(12, 4.8))
+    rows = ["caller", "agent", "tools", "findings", "actual", "what-if"]
+    y = {name: len(rows) - 1 - i for i, name in enumerate(rows)}
+    spans = timeline.spans
+    for role, kind in (("caller", "caller_speech"), ("agent", "agent_speech")):
+        part = spans[spans["kind"] == kind]
+        if len(part):
+            ax.broken_barh(list(zip(part["start_s"], part["end_s"] - part["start_s"])), (y[role] - 0.35, 0.7),
+                           facecolors=_KIND_COLOURS[kind], gid=f"speech:{role}")
+    for tool in timeline.tool_calls.itertuples(index=False):
+        width = max((tool.end_s if tool.end_s == tool.end_s else tool.start_s) - tool.start_s, 0.15)
+        state = "ok" if tool.ok else "failed"
+        ax.broken_barh([(tool.start_s, width)], (y["tools"] - 0.35, 0.7), gid=f"tool:{tool.name}:{state}",
+                       facecolors="#2e933c" if tool.ok else "#b22222", edgecolors="black", linewidth=0.5)
+        ax.annotate(str(tool.name), (tool.start_s, y["tools"] + 0.38), fontsize="x-small", rotation=20)
+    errors = spans[spans["kind"] == "error"]
+    if len(errors):
+        ax.plot(errors["start_s"], [y["tools"]] * len(errors), "kx", gid="errors", label="error log")
+    shown: dict[str, str] = {}
+    for finding in timeline.findings:
+        if finding.start_s is None or finding.end_s is None:
+            continue
+        ax.broken_barh([(finding.start_s, max(finding.end_s - finding.start_s, 0.15))], (y["findings"] - 0.35, 0.7),
+                       facecolors=_KIND_COLOURS.get(finding.kind, "#999999"), alpha=0.8, gid=f"finding:{finding.kind}")
+        if finding.end_s - finding.start_s > 0.08 * (timeline.duration_s or 1):
+            ax.annotate(f"{finding.kind.replace('_', ' ')} {finding.seconds:.1f} s", (finding.start_s, y["findings"] - 0.1),
+                        xytext=(2, 0), textcoords="offset points", fontsize="x-small", color="white")
+        shown.setdefault(finding.kind, _KIND_COLOURS.get(finding.kind, "#999999"))
+    duration = timeline.duration_s or 0.0
+    ax.barh(y["actual"], duration, height=0.6, color="#888888", gid="whatif:actual")
+    ax.annotate(f"{duration:.1f} s", (duration, y["actual"]), xytext=(4, -3), textcoords="offset points", fontsize="small")
+    projected = timeline.what_if.duration_s
+    if projected is not None:
+        ax.barh(y["what-if"], projected, height=0.6, color="#1b6ca8", gid="whatif:projected")
+        ax.annotate(f"{projected:.1f} s without {', '.join(timeline.what_if.kinds)}", (projected, y["what-if"]),
+                    xytext=(4, -3), textcoords="offset points", fontsize="small")
+    if spans.empty:
+        ax.text(0.5, 0.62, "no transcript or trace: nothing to place on the time axis", ha="center",
+                transform=ax.transAxes, gid="no-data")
+    if shown:
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=c, label=k.replace("_", " ")) for k, c in shown.items()], loc="upper right",
+                  fontsize="x-small", title="findings", title_fontsize="x-small")
+    ax.set_yticks([y[r] for r in rows], rows)
+    ax.set_xlim(0, max(duration, 1.0) * 1.25)
+    ax.set_xlabel("seconds from call start")
+    title = f"{timeline.call_id}: {duration:.1f} s"
+    if getattr(timeline, "synthetic", False):
+        title += " (SYNTHETIC DEMO DATA)"
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
