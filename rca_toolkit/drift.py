@@ -267,11 +267,11 @@ class DriftReport:
         if self.phantom_columns.empty:
             out.append("No phantom columns: every written column exists.")
         else:
-            out.append(self.phantom_columns[FINDING_KEYS + ["site"]].to_markdown(index=False))
+            out.append(md_table(self.phantom_columns[FINDING_KEYS + ["site"]]))
         if len(self.missing_required):
-            out += ["", "**Required columns never set:**", "", self.missing_required.to_markdown(index=False)]
+            out += ["", "**Required columns never set:**", "", md_table(self.missing_required)]
         if len(self.missing_tables):
-            out += ["", "**Tables missing from the schema:**", "", self.missing_tables.to_markdown(index=False)]
+            out += ["", "**Tables missing from the schema:**", "", md_table(self.missing_tables)]
         out += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(out)
 
@@ -289,6 +289,16 @@ class DriftReport:
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)
+
+
+def md_table(frame: pd.DataFrame) -> str:
+    """A GitHub Markdown table (no tabulate dependency); pipes in cells are escaped."""
+    def cell(value) -> str:
+        return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).replace("|", "\\|")
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False, name=None)]
+    return "\n".join([head, rule] + body)
 
 
 def _lower(schema: dict[str, TableInfo]) -> dict[str, set[str]]:

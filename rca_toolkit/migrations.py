@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .drift import md_table
 from .errors import ConfigError, NotFound, SchemaError
 
 NAME_RE = re.compile(r"^(\d{4}_\d{2}_\d{2}_\d{6})_([a-z0-9]+(?:_[a-z0-9]+)*)$")
@@ -141,7 +142,7 @@ class MigrationHistory:
         for label, items in self._lists():
             if items:
                 out.append(f"**{label}:** " + ", ".join(f"`{i}`" for i in items[:50]))
-        out += ["", self.to_dict_batches_frame().to_markdown(index=False)]
+        out += ["", md_table(self.to_dict_batches_frame())]
         out += [f"- {n}" for n in self.notes]
         return "\n".join(out)
 
