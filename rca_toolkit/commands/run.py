@@ -1,0 +1,150 @@
+"""``rca run``, ``rca runbook``, ``rca list`` and ``rca demo-reports``: notebooks from the shell.
+
+Notebooks are looked up by path, file name or stem in ``notebooks/`` and ``runbooks/`` of the
+working directory (then of the project checkout); runbooks also by number (``RB001``).
+Exit codes: ``run`` 0 ok / 1 a cell failed / 2 bad input; ``runbook`` 0 PASS or WARN,
+1 FAIL, 2 ERROR (including a notebook that crashed or recorded no verdict).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..cli import add_db_option, add_format_option, emit
+from ..errors import NotFound
+
+FOLDERS = ("notebooks", "runbooks")
+
+
+def _roots() -> list[Path]:
+    project = Path(__file__).resolve().parents[2]
+    return [Path.cwd()] + ([project] if project != Path.cwd().resolve() else [])
+
+
+def all_notebooks() -> list[Path]:
+    from ..notebooks import notebook_paths
+
+    for root in _roots():
+        found = notebook_paths(*(root / f for f in FOLDERS))
+        if found:
+            return [p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p for p in found]
+    return []
+
+
+def find_notebook(name: str, *, runbook: bool = False) -> Path:
+    """Resolve a path, file name, stem or runbook number (``RB001``) to one notebook."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.is_file():
+        return path
+    candidates = [p for p in all_notebooks() if not runbook or p.parent.name == "runbooks"]
+    key = path.name[:-6] if path.name.endswith(".ipynb") else path.name
+    exact = [p for p in candidates if p.stem == key]
+    prefix = [p for p in candidates if p.stem.split("-")[0].upper() == key.upper()]
+    match = exact or prefix
+    if len(match) == 1:
+        return match[0]
+    known = ", ".join(p.stem for p in candidates) or "none"
+    if len(match) > 1:
+        raise NotFound(f"{name!r} matches several notebooks: {', '.join(p.stem for p in match)}", hint="give the full stem")
+    raise NotFound(f"no {'runbook' if runbook else 'notebook'} named {name!r}", hint=f"known: {known}")
+
+
+def _params(args: argparse.Namespace) -> dict:
+    from ..notebooks import load_params_file
+
+    values = load_params_file(args.params_file) if args.params_file else {}
+    for name, value in args.param or []:
+        values[name] = value
+    return values
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help="set a parameter")
+    parser.add_argument("-f", "--params-file", metavar="YAML", help="parameters from a YAML mapping")
+    add_db_option(parser)
+    parser.add_argument("--out", metavar="DIR", default=None, help="reports folder (default: reports/ or $RCA_REPORTS_DIR)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..notebooks import run_notebook
+
+    result = run_notebook(find_notebook(args.notebook), _params(args), db=args.db, out_dir=args.out)
+    print(f"{result.status}: {result.run_dir}")
+    print(f"report: {result.run_dir / 'report.html'}")
+    if result.error:
+        print(f"rca run: {result.notebook.name} failed: {result.error} (executed notebook kept in the run folder)",
+              file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_runbook(args: argparse.Namespace) -> int:
+    from ..notebooks import run_notebook
+    from ..runbook import Status
+
+    result = run_notebook(find_notebook(args.name, runbook=True), _params(args), db=args.db, out_dir=args.out)
+    verdict = result.metrics.get("verdict")
+    if result.status != "ok" or verdict not in Status.__members__:
+        why = result.error or "the notebook recorded no verdict (Runbook.record() was not called)"
+        print(f"ERROR: {result.run_dir}\nrca runbook: {why}", file=sys.stderr)
+        return Status.ERROR.exit_code
+    print(f"{verdict}: {result.run_dir}")
+    counts = result.metrics.get("counts", {})
+    if counts:
+        print("checks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"sign-off: {result.run_dir / 'signoff.md'}")
+    return Status[verdict].exit_code
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..notebooks import read_parameters
+
+    rows = [{"notebook": str(p), "parameters": [q.to_dict() for q in read_parameters(p)]} for p in all_notebooks()]
+    if args.format == "json":
+        emit(rows, "json")
+        return 0
+    if not rows:
+        print("no notebooks found in notebooks/ or runbooks/")
+    for row in rows:
+        print(row["notebook"])
+        for q in row["parameters"]:
+            kind = f", {q['kind']}" if q["kind"] != "value" else ""
+            print(f"    {q['name']}: {q['type']} = {q['default']!r}{kind}  # {q['help']}")
+    return 0
+
+
+def cmd_demo_reports(args: argparse.Namespace) -> int:
+    from ..notebooks import run_notebook
+
+    worst = 0
+    for path in all_notebooks():
+        result = run_notebook(path, {}, db=args.db, out_dir=args.out)
+        verdict = result.metrics.get("verdict")
+        extra = f" verdict {verdict}" if verdict else ""
+        print(f"{result.status:6} {path}{extra}: {result.run_dir / 'report.html'}")
+        if result.error:
+            print(f"       {result.error}")
+        worst = max(worst, result.exit_code)
+    return worst
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a notebook with validated parameters into reports/<notebook>/<run-id>/")
+    p.add_argument("notebook", help="path, file name or stem of a notebook in notebooks/ or runbooks/")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("runbook", help="run a runbook; exit 0 PASS/WARN, 1 FAIL, 2 ERROR")
+    p.add_argument("name", help="runbook number (RB001) or stem")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_runbook)
+
+    p = sub.add_parser("list", help="list notebooks and runbooks with their parameters")
+    add_format_option(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("demo-reports", help="run every notebook and runbook with its defaults and print the reports")
+    add_db_option(p)
+    p.add_argument("--out", metavar="DIR", default=None, help="reports folder (default: reports/)")
+    p.set_defaults(func=cmd_demo_reports)

@@ -1,0 +1,251 @@
+"""Parameter declaration/validation, run folders, reports and secrets of `rca run`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import uuid
+from pathlib import Path
+
+import nbformat
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from rca_toolkit import cli, notebooks
+from rca_toolkit.errors import ConfigError, NotFound
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+TINY = FIXTURES / "tiny_report.ipynb"
+GOOD_CELL = (
+    'db_url: str = ""  # database URL or profile\n'
+    'deployed_at: str = "2025-10-18T13:20:08+02:00"  # when the deploy finished\n'
+    'as_of: str = ""  # end of the window\n'
+    'since: str = "2025-11-14T12:00:00+01:00"  # ISO-8601 start\n'
+    'window: str = "5d"  # how long after the deploy\n'
+    'grace: str = "30m"  # duration to ignore\n'
+    'min_n: int = 20  # attempts needed for a verdict\n'
+    'target: float = 0.98  # success share\n'
+    'strict: bool = True  # fail on warnings'
+)
+
+
+# --------------------------------------------------------------------------- declaration
+def test_parse_parameters_types_kinds_and_help():
+    params = {p.name: p for p in notebooks.parse_parameters(GOOD_CELL)}
+    assert list(params) == ["db_url", "deployed_at", "as_of", "since", "window", "grace", "min_n", "target", "strict"]
+    assert [params[n].kind for n in ("deployed_at", "as_of", "since")] == ["timestamp"] * 3
+    assert params["window"].kind == "duration" and params["grace"].kind == "duration"
+    assert params["db_url"].kind == "value" and params["min_n"].default == 20 and params["target"].type == "float"
+    assert params["strict"].default is True and params["min_n"].help == "attempts needed for a verdict"
+
+
+@pytest.mark.parametrize("source, fragment", [
+    ("x = 3  # untyped", "is not `name: type = default"),
+    ("x: int = 3", "no `# help` comment"),
+    ("x: list = []  # a list", "has type 'list'"),
+    ("x: int = len('a')  # computed", "is not a literal"),
+    ("x: int = '3'  # wrong", "is not a int"),
+    ("x: str = 'a'  # empty = unset", "contains '='"),
+    ("started_at: str = '2025-10-18 13:20:08'  # naive", "has no time zone"),
+    ("lookback: str = 'five days'  # how far back", "is not a duration"),
+    ("import os", "is not `name: type = default"),
+])
+def test_parse_parameters_rejects_untyped_or_undocumented(source, fragment):
+    with pytest.raises(ConfigError) as err:
+        notebooks.parse_parameters(source)
+    assert fragment in str(err.value)
+
+
+def test_read_parameters_of_fixture_and_missing_cell(tmp_path):
+    names = [p.name for p in notebooks.read_parameters(TINY)]
+    assert names == ["db_url", "since_at", "window", "limit", "ratio", "fail"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x: int = 1  # x")])
+    path = tmp_path / "untagged.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(ConfigError, match="no cell tagged `parameters`"):
+        notebooks.read_parameters(path)
+    with pytest.raises(NotFound):
+        notebooks.read_parameters(tmp_path / "nope.ipynb")
+
+
+def test_validate_coerces_cli_strings_and_yaml_values():
+    declared = notebooks.parse_parameters(GOOD_CELL)
+    got = notebooks.validate(declared, {"min_n": "7", "target": "0.9", "strict": "no", "window": "36h",
+                                        "deployed_at": "2025-11-14T12:00:00Z"})
+    assert got == {"min_n": 7, "target": 0.9, "strict": False, "window": "36h", "deployed_at": "2025-11-14T12:00:00Z"}
+    yaml_values = yaml.safe_load("min_n: 5\ntarget: 1\ndeployed_at: 2025-10-18T13:20:08+02:00\n")
+    got = notebooks.validate(declared, yaml_values)
+    assert got["target"] == 1.0 and got["deployed_at"].startswith("2025-10-18T13:20:08+02:00")
+
+
+@pytest.mark.parametrize("given, fragment", [
+    ({"nope": "1"}, "unknown parameter nope"),
+    ({"deployed_at": "2025-10-18 13:20:08"}, "has no time zone"),
+    ({"deployed_at": "yesterday"}, "is not an ISO-8601 timestamp"),
+    ({"window": "5 days"}, "is not a duration"),
+    ({"min_n": "many"}, "min_n='many' is not a int"),
+    ({"strict": "maybe"}, "is not a bool"),
+    ({"min_n": 2.5}, "is not a int"),
+    ({"deployed_at": yaml.safe_load("2025-10-18 13:20:08")}, "has no time zone"),
+])
+def test_validate_rejects_unknown_names_and_wrong_values(given, fragment):
+    declared = notebooks.parse_parameters(GOOD_CELL)
+    with pytest.raises(ConfigError) as err:
+        notebooks.validate(declared, given, notebook="RB001.ipynb")
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_cli_rejects_bad_parameters_before_execution(tmp_path, capsys):
+    out = tmp_path / "reports"
+    assert cli.main(["run", str(TINY), "-p", "nope", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown parameter nope" in err and "known: db_url, since_at" in err
+    assert cli.main(["run", str(TINY), "-p", "since_at", "2025-10-18T13:20:08", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "has no time zone" in err
+    assert not out.exists()  # nothing executed, no run folder, no executed notebook
+
+
+def test_helpers_are_noops_outside_a_run(monkeypatch):
+    monkeypatch.delenv("RCA_RUN_DIR", raising=False)
+    assert notebooks.record_metrics({"a": 1}) is None
+    assert notebooks.save_text("x.md", "x") is None
+    with pytest.raises(ConfigError):
+        notebooks.save_figure(object(), "../escape")
+
+
+def test_helpers_write_into_the_run_dir(monkeypatch, tmp_path):
+    from matplotlib.figure import Figure
+
+    monkeypatch.setenv("RCA_RUN_DIR", str(tmp_path))
+    notebooks.record_metrics({"a": 1, "b": {"c": 2}})
+    notebooks.record_metrics({"a": 3})
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 3, "b": {"c": 2}}
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    path = notebooks.save_figure(fig, "trend")
+    assert path == tmp_path / "figures" / "trend.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_split_secrets_redacts_and_keeps_real_value_for_kernel(monkeypatch):
+    url = "mysql+pymysql://ro:s3cr3t-pw@db.example:3306/app"
+    safe, env, passwords = notebooks.split_secrets({"db_url": url, "note": "see http://x", "n": 1})
+    assert safe == {"db_url": "mysql+pymysql://ro:***@db.example:3306/app", "note": "see http://x", "n": 1}
+    assert env == {"RCA_PARAM_DB_URL": url} and passwords == ["s3cr3t-pw"]
+    monkeypatch.setenv("RCA_PARAM_DB_URL", url)
+    assert notebooks.param_value("db_url", safe["db_url"]) == url
+    assert notebooks.param_value("db_url", "sqlite:///other.sqlite") == "sqlite:///other.sqlite"
+
+
+# --------------------------------------------------------------------------- executions
+@pytest.mark.slow
+def test_run_folder_contents_report_and_non_default_parameters(tmp_path):
+    result = notebooks.run_notebook(TINY, {"limit": "7", "window": "30m"}, out_dir=tmp_path, progress=False)
+    assert result.status == "ok" and result.exit_code == 0
+    run = result.run_dir
+    assert run.parent == tmp_path / "tiny_report" and run.name.endswith(run.name[-6:]) and "Z-" in run.name
+    assert sorted(p.name for p in run.iterdir()) == ["figures", "metrics.json", "params.yaml", "report.html",
+                                                      "report.md", "report_files", "run.json", "tiny_report.ipynb"]
+    assert not list(tmp_path.glob("tiny_report/.*.partial"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["limit"] == 7 and metrics["window"] == "30m" and metrics["ratio"] == 0.5
+    assert yaml.safe_load((run / "params.yaml").read_text())["limit"] == 7
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "ok" and info["exit_code"] == 0 and info["toolkit_version"]
+    assert info["parameters"]["window"] == "30m" and info["started_at"] < info["ended_at"]
+    assert (run / "figures" / "line.png").read_bytes()[:4] == b"\x89PNG"
+    html = (run / "report.html").read_text()
+    assert "notebooks.save_figure" not in html and "record_metrics" not in html  # no code cells
+    assert "limit is 7" in html and "Tiny report" in html
+    assert "data:image/png;base64," in html  # the figure is embedded
+    assert "<script src" not in html and "https://" not in html and "http://" not in html
+    png = html.split("data:image/png;base64,")[1].split('"')[0]
+    assert base64.b64decode(png)[:4] == b"\x89PNG"
+    md = (run / "report.md").read_text()
+    assert "limit is 7" in md and "save_figure" not in md
+    for rel in [line.split("](")[1].rstrip(")") for line in md.splitlines() if line.startswith("![")]:
+        assert (run / rel).is_file()
+    executed = nbformat.read(run / "tiny_report.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+@pytest.mark.slow
+def test_failed_run_keeps_executed_notebook_and_exits_non_zero(tmp_path, capsys):
+    code = cli.main(["run", str(TINY), "-p", "fail", "true", "--out", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "AssertionError: asked to fail" in err
+    (run,) = (tmp_path / "tiny_report").iterdir()
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "failed" and info["exit_code"] == 1 and info["error"] == "AssertionError: asked to fail"
+    executed = nbformat.read(run / "tiny_report.ipynb", as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].ename == "AssertionError"
+    assert "asked to fail" in (run / "report.html").read_text()
+
+
+SECRET_NB = [
+    ("md", "# Secret handling fixture"),
+    ("params", 'db_url: str = ""  # database URL or profile\nleak: bool = False  # print the real URL on purpose'),
+    ("code", "from rca_toolkit import notebooks, loaders\n"
+             "engine = notebooks.open_db(db_url)\n"
+             "tables = sorted(loaders.schema_of(engine))\n"
+             "notebooks.record_metrics({'tables': tables, 'url_shown': str(engine.url)})\n"
+             "print(engine.url, db_url, tables)"),
+    ("code", "real = notebooks.param_value('db_url', db_url)\n"
+             "print(real if leak else 'not leaking')\n"
+             "assert not leak, 'leaked ' + real"),
+]
+
+
+def _write_nb(path: Path, cells) -> Path:
+    made = []
+    for kind, src in cells:
+        if kind == "md":
+            made.append(nbformat.v4.new_markdown_cell(src))
+        else:
+            made.append(nbformat.v4.new_code_cell(src, metadata={"tags": ["parameters"]} if kind == "params" else {}))
+    nb = nbformat.v4.new_notebook(cells=made, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                       "language": "python"}})
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def password_url(mariadb_url):
+    """A MariaDB user with a password, allowed to read the test session's own database."""
+    admin = sa.create_engine(mariadb_url)
+    db_name = sa.engine.make_url(mariadb_url).database
+    user, password = f"rca_ro_{uuid.uuid4().hex[:8]}", f"s3cr3t-pw-{uuid.uuid4().hex[:6]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS secret_probe (id INT PRIMARY KEY)"))
+        conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY :pw"), {"pw": password})
+        conn.execute(sa.text(f"GRANT SELECT ON `{db_name}`.* TO '{user}'@'%'"))
+    url = sa.engine.make_url(mariadb_url).set(username=user, password=password)
+    yield url.render_as_string(hide_password=False), password
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
+    admin.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.mariadb
+@pytest.mark.parametrize("leak", [False, True])
+def test_no_password_in_any_file_of_the_run_folder(tmp_path, password_url, leak):
+    url, password = password_url
+    nb = _write_nb(tmp_path / "secret_probe.ipynb", SECRET_NB)
+    result = notebooks.run_notebook(nb, {"leak": str(leak)}, db=url, out_dir=tmp_path / "out", progress=False)
+    assert result.status == ("failed" if leak else "ok")
+    files = [p for p in result.run_dir.rglob("*") if p.is_file()]
+    assert len(files) >= 6
+    for path in files:
+        assert password.encode() not in path.read_bytes(), f"password found in {path.name}"
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    if not leak:  # the kernel really connected with the password it never saw as a parameter
+        assert "secret_probe" in metrics["tables"] and "***" in metrics["url_shown"]
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert info["database"].startswith("mysql+pymysql://rca_ro_") and ":***@" in info["database"]
+    assert os.environ.get("RCA_PARAM_DB_URL") is None  # the runner restored the environment
