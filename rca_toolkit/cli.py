@@ -22,7 +22,11 @@ COMMAND_MODULES = [
     "compare",
     "drift",
     "migrations_cmd",
+    "run",
     "timeline",
+    "import_cmd",
+    "quality",
+    "report",
 ]
 
 
