@@ -168,3 +168,47 @@ def latest_bookings(frame: pd.DataFrame) -> pd.DataFrame:
     """State per uid after all deliveries: the last event wins (cancel after create -> cancelled)."""
     ordered = frame.dropna(subset=["uid"]).sort_values("created_at", kind="stable", na_position="first")
     return ordered.groupby("uid", sort=False).tail(1).reset_index(drop=True)
+
+
+_EMAIL_TEXT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+_PHONE_TEXT = re.compile(r"\+?\d[\d /-]{6,}\d")
+_PII_KEY = re.compile(r"name|email|phone|address|city|zip", re.IGNORECASE)
+
+
+def mask_calcom_body(body: dict) -> dict:
+    """A copy of a delivery in its Cal.com shape with attendee/organizer/response PII masked."""
+    import copy
+
+    out = copy.deepcopy(body)
+    payload = out.get("payload") if isinstance(out.get("payload"), dict) else out
+    names = [a.get("name") for a in payload.get("attendees") or [] if isinstance(a, dict) and a.get("name")]
+    responses = payload.get("responses") if isinstance(payload.get("responses"), dict) else {}
+    said = _response_value(responses, "name")
+    names += [said] if isinstance(said, str) else []
+
+    def scrub(text):
+        if not isinstance(text, str):
+            return text
+        text = _PHONE_TEXT.sub(PHONE_MASK, _EMAIL_TEXT.sub(EMAIL_MASK, text))
+        return _mask_names_in(text, names)
+
+    for person in [*(payload.get("attendees") or []), payload.get("organizer")]:
+        if isinstance(person, dict):
+            for key in list(person):
+                if _PII_KEY.search(key):
+                    person[key] = {"email": EMAIL_MASK, "phoneNumber": PHONE_MASK}.get(key, NAME_MASK) if person[key] else person[key]
+    for key, value in list(responses.items()):
+        if _PII_KEY.search(key):
+            mask = EMAIL_MASK if "email" in key.lower() else PHONE_MASK if "phone" in key.lower() else NAME_MASK
+            if isinstance(value, dict) and "value" in value:
+                value["value"] = mask if value["value"] else value["value"]
+            elif value:
+                responses[key] = mask
+        elif isinstance(value, dict) and isinstance(value.get("value"), str):
+            value["value"] = scrub(value["value"])
+        elif isinstance(value, str):
+            responses[key] = scrub(value)
+    for key in ("title", "description", "additionalNotes", "location"):
+        if key in payload:
+            payload[key] = scrub(payload[key])
+    return out
