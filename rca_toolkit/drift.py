@@ -294,7 +294,9 @@ class DriftReport:
 def md_table(frame: pd.DataFrame) -> str:
     """A GitHub Markdown table (no tabulate dependency); pipes in cells are escaped."""
     def cell(value) -> str:
-        return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value).replace("|", "\\|")
+        if value is None or (not isinstance(value, (list, tuple, dict, set)) and pd.isna(value)):
+            return ""
+        return str(value).replace("|", "\\|")
     head = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False, name=None)]

@@ -141,12 +141,12 @@ class MigrationHistory:
         out = ["\n".join(rows), ""]
         for label, items in self._lists():
             if items:
-                out.append(f"**{label}:** " + ", ".join(f"`{i}`" for i in items[:50]))
-        out += ["", md_table(self.to_dict_batches_frame())]
+                out.append(f"- **{label}:** " + ", ".join(f"`{i}`" for i in items[:50]))
+        out += ["", md_table(self.batch_table())]
         out += [f"- {n}" for n in self.notes]
         return "\n".join(out)
 
-    def to_dict_batches_frame(self) -> pd.DataFrame:
+    def batch_table(self) -> pd.DataFrame:
         return self.batches.drop(columns=["names", "ids"])
 
     def _repr_html_(self) -> str:
@@ -155,7 +155,7 @@ class MigrationHistory:
         for label, items in self._lists():
             if items:
                 parts.append(f"<p><b>{html.escape(label)}:</b> {html.escape(', '.join(map(str, items[:50])))}</p>")
-        parts.append(self.to_dict_batches_frame().to_html(index=False))
+        parts.append(self.batch_table().to_html(index=False))
         parts += [f"<p><i>{html.escape(n)}</i></p>" for n in self.notes]
         return "\n".join(parts)
 

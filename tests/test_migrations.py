@@ -1,0 +1,199 @@
+"""Migration history: the migrations table vs the fixture's migration files and a real git history."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from conftest import IN_CI, MARIADB_ADMIN_URL
+from rca_toolkit import cli, loaders, migrations
+from rca_toolkit.errors import NotFound, SchemaError
+
+FILES = Path(__file__).resolve().parent / "fixtures" / "laravel_before" / "database" / "migrations"
+
+# The table as a messy production one looks (data-contract 3.9): an id gap (4), a name out of
+# order (id 5), a future-dated name, a malformed one, a duplicate (id 9, out of order too),
+# three rows whose file is gone, and one file (retell_call_sessions) that never ran.
+ROWS = [
+    (1, "2019_12_14_000001_create_customers_table", 1),
+    (2, "2025_09_24_110000_create_calls_table", 1),
+    (3, "2025_09_26_120431_create_webhook_events_table", 2),
+    (5, "2025_09_24_100000_create_appointments_legacy", 3),
+    (6, "2025_10_06_093000_backfill_appointment_source", 4),
+    (7, "2025_12_06_120000_add_sync_columns", 4),
+    (8, "fix_appointments_hotfix", 4),
+    (9, "2025_10_06_093000_backfill_appointment_source", 5),
+    (10, "2025_10_18_000001_optimize_appointments_database_schema", 6),
+]
+FRAME = pd.DataFrame(ROWS, columns=["id", "migration", "batch"])
+# Commits adding the files (Berlin times), newest last.
+COMMITS = [
+    ("2025-09-24T11:00:00+02:00", ["2019_12_14_000001_create_customers_table", "2025_09_24_110000_create_calls_table"]),
+    ("2025-09-26T12:05:00+02:00", ["2025_09_26_120431_create_webhook_events_table"]),
+    ("2025-10-06T09:30:00+02:00", ["2025_10_06_093000_backfill_appointment_source"]),
+    ("2025-10-18T13:21:30+02:00", ["2025_10_18_000001_optimize_appointments_database_schema"]),
+    ("2025-10-18T14:00:00+02:00", ["2025_10_18_120000_create_retell_call_sessions_table"]),
+]
+
+
+def test_table_only_checks():
+    h = migrations.migration_history(FRAME, today="2025-10-20")
+    assert h.counts() == {"ran": 9, "batches": 6, "pending": 0, "ran_file_missing": 0, "duplicates": 1,
+                          "out_of_order": 2, "future_dated": 1, "malformed": 1, "id_gaps": 1}
+    assert h.duplicates == ["2025_10_06_093000_backfill_appointment_source"]
+    assert h.out_of_order == ["2025_09_24_100000_create_appointments_legacy",
+                              "2025_10_06_093000_backfill_appointment_source"]
+    assert h.future_dated == ["2025_12_06_120000_add_sync_columns"]
+    assert h.malformed == ["fix_appointments_hotfix"]
+    assert h.id_gaps == [4]
+    assert (h.reference_date.isoformat(), h.reference_basis) == ("2025-10-20", "given")
+    assert not h.files_checked and not h.git_checked
+    b4 = h.batches.set_index("batch").loc[4]
+    assert (b4["n"], b4["ids"], b4["first_id"], b4["last_id"]) == (3, [6, 7, 8], 6, 8)
+    assert (str(b4["min_prefix"]), str(b4["max_prefix"])) == ("2025-10-06 09:30:00", "2025-12-06 12:00:00")
+    assert h.batches["likely_deploy"].isna().all()
+
+
+def test_with_migration_files():
+    h = migrations.migration_history(FRAME, files_dir=FILES, today="2025-10-20")
+    assert h.pending == ["2025_10_18_120000_create_retell_call_sessions_table"]
+    assert h.ran_file_missing == ["2025_09_24_100000_create_appointments_legacy",
+                                  "2025_12_06_120000_add_sync_columns", "fix_appointments_hotfix"]
+    assert "pending (file, no row): 1" in h.to_text()
+    md = h.to_markdown()
+    assert "| ran_file_missing | 3 |" in md
+    assert "| 4 | 3 | 6 | 8 | 2025-10-06 09:30:00 | 2025-12-06 12:00:00 |  | False |" in md
+    assert "<td>pending</td><td>1</td>" in h._repr_html_()
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("2025_10_18_000001_optimize_appointments_database_schema", True),
+    ("2025_13_01_000000_bad_month", False), ("2025_10_18_000001_Optimize", False),
+    ("2025_10_18_optimize", False), ("2025_10_18_000001_", False),
+])
+def test_name_rules(name, ok):
+    assert (migrations.name_prefix(name) is not None) == ok
+
+
+@pytest.fixture()
+def git_checkout(tmp_path):
+    if shutil.which("git") is None:
+        pytest.fail("git is required") if IN_CI else pytest.skip("git is not installed")
+    repo = tmp_path / "app"
+    target = repo / "database" / "migrations"
+    target.mkdir(parents=True)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
+    for when, names in COMMITS:
+        for name in names:
+            shutil.copy(FILES / f"{name}.php", target)
+        subprocess.run(["git", "-C", str(repo), "add", "."], check=True, env=env)
+        subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", f"add {names[0]}"], check=True,
+                       env={**env, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when})
+    return repo
+
+
+def test_git_commit_dates_and_inferred_deploy_times(git_checkout):
+    h = migrations.migration_history(FRAME, git_dir=git_checkout)
+    assert h.files_checked and h.git_checked
+    assert (h.reference_date.isoformat(), h.reference_basis) == ("2025-10-18", "latest migration commit in git")
+    assert h.future_dated == ["2025_12_06_120000_add_sync_columns"]
+    assert h.pending == ["2025_10_18_120000_create_retell_call_sessions_table"]
+    deploy = h.batches.set_index("batch")["likely_deploy"]
+    assert deploy.loc[1] == pd.Timestamp("2025-09-24T09:00:00Z")
+    assert deploy.loc[2] == pd.Timestamp("2025-09-26T10:05:00Z")
+    assert pd.isna(deploy.loc[3])  # its only file is gone
+    assert deploy.loc[4] == pd.Timestamp("2025-10-06T07:30:00Z")
+    assert deploy.loc[6] == pd.Timestamp("2025-10-18T11:21:30Z")
+    assert h.batches.set_index("batch")["deploy_inferred"].tolist() == [True, True, False, True, True, True]
+    assert any("inferred" in n for n in h.notes)
+    data = json.loads(h.to_json())
+    assert data["batches"][0]["likely_deploy"] == "2025-09-24T09:00:00+00:00"
+
+
+def test_bad_inputs(tmp_path):
+    with pytest.raises(SchemaError, match="batch"):
+        migrations.migration_history(FRAME.drop(columns=["batch"]))
+    with pytest.raises(NotFound, match="does not exist"):
+        migrations.migration_history(FRAME, files_dir=tmp_path / "nope")
+    (tmp_path / "database" / "migrations").mkdir(parents=True)
+    with pytest.raises(NotFound, match="not a readable git checkout"):
+        migrations.migration_history(FRAME, git_dir=tmp_path)
+
+
+def _fill(url: str) -> None:
+    engine = sa.create_engine(url)
+    table = sa.Table("migrations", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+                     sa.Column("migration", sa.String(255), nullable=False), sa.Column("batch", sa.Integer, nullable=False))
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "migration": m, "batch": b} for i, m, b in ROWS])
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def migrations_sqlite(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('mig') / 'app.sqlite'}"
+    _fill(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def migrations_mariadb():
+    admin = sa.create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 5})
+    name = f"rca_mig_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}`"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        reason = f"MariaDB at {MARIADB_ADMIN_URL} is unreachable: {str(exc.orig).splitlines()[0]}"
+        pytest.fail(reason) if IN_CI else pytest.skip(reason)
+    try:
+        _fill(f"{MARIADB_ADMIN_URL}/{name}")
+        yield f"{MARIADB_ADMIN_URL}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def migrations_db(request) -> str:
+    return request.getfixturevalue(f"migrations_{request.param}")
+
+
+def test_loaded_from_the_database(migrations_db):
+    h = migrations.migration_history(loaders.migrations(migrations_db), files_dir=FILES, today="2025-10-20")
+    assert h.counts() == {"ran": 9, "batches": 6, "pending": 1, "ran_file_missing": 3, "duplicates": 1,
+                          "out_of_order": 2, "future_dated": 1, "malformed": 1, "id_gaps": 1}
+
+
+def test_cli(migrations_db, git_checkout, tmp_path, capsys):
+    code = cli.main(["migrations", "--db", migrations_db, "--git", str(git_checkout), "--format", "json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["counts"]["pending"] == 1 and data["malformed"] == ["fix_appointments_hotfix"]
+    assert data["batches"][5]["likely_deploy"] == "2025-10-18T11:21:30+00:00"
+
+    code = cli.main(["migrations", "--db", migrations_db, "--files", str(FILES), "--today", "2025-10-20"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "9 migrations ran in 6 batches" in out
+    assert "  batch 4: 3 (ids 6-8), names 2025-10-06 .. 2025-12-06" in out.splitlines()
+
+    code = cli.main(["migrations", "--db", migrations_db, "--files", str(tmp_path / "nope")])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    sa.create_engine(empty).connect().close()
+    code = cli.main(["migrations", "--db", empty])
+    assert code == 2 and "migrations" in capsys.readouterr().err
