@@ -1,0 +1,128 @@
+"""Detectors on small hand-made span tables: loops, dead air, tools, duplicates, N+1, what-if."""
+
+from __future__ import annotations
+
+import pandas as pd
+from rca_toolkit import detectors as d
+from rca_toolkit.names import function_family
+from rca_toolkit.timeline import SPAN_COLUMNS, attribute
+
+TOOL_COLUMNS = ["name", "family", "start_s", "end_s", "latency_s", "ok", "error", "transport_ok", "arguments"]
+
+
+def spans(*rows) -> pd.DataFrame:
+    """rows: (start, end, role, text); role caller/agent."""
+    out = [dict(zip(SPAN_COLUMNS, (s, e, f"{r}_speech", t[:60], r, "test", t, None, None, None))) for s, e, r, t in rows]
+    return pd.DataFrame(out, columns=SPAN_COLUMNS)
+
+
+def tools(*rows) -> pd.DataFrame:
+    """rows: (name, start, end, ok, args)."""
+    out = [{"name": n, "family": function_family(n), "start_s": s, "end_s": e, "latency_s": round(e - s, 3), "ok": ok,
+            "error": None if ok else "failed", "transport_ok": True, "arguments": a} for n, s, e, ok, a in rows]
+    return pd.DataFrame(out, columns=TOOL_COLUMNS)
+
+
+NAME_LOOP = spans(
+    (0.5, 3.0, "agent", "Guten Tag, wie kann ich helfen?"),
+    (3.5, 6.0, "caller", "Ich möchte einen Termin buchen"),
+    (6.8, 9.0, "agent", "Wie ist Ihr Name, bitte?"),
+    (9.5, 11.0, "caller", "Max Muster"),
+    (12.5, 15.0, "agent", "Wie war noch mal Ihr Name, bitte?"),
+    (15.5, 17.0, "caller", "Max Muster"),
+    (18.5, 21.0, "agent", "Entschuldigung, wie ist Ihr Name, bitte?"),
+    (21.5, 23.0, "caller", "M U S T E R"),
+    (24.5, 27.0, "agent", "Wie ist Ihr Nachname, bitte?"),
+    (27.5, 29.0, "caller", "Muster"),
+    (30.5, 33.0, "agent", "Danke, für wann möchten Sie den Termin?"),
+    (33.5, 35.0, "caller", "Morgen um zehn"),
+    (40.0, 43.0, "agent", "Der Termin ist gebucht. Auf Wiederhören."),
+)
+NAME_TOOLS = tools(
+    ("check_customer", 11.2, 12.0, False, {"name": "Max Muster"}),
+    ("check_customer", 17.2, 18.0, False, {"name": "Max Muster"}),
+    ("check_customer", 23.2, 24.0, False, {"name": "M U S T E R"}),
+    ("check_customer", 29.2, 30.0, True, {"name": "Muster"}),
+    ("book_appointment_v17", 35.5, 38.5, True, {"datum": "25.10.2025", "uhrzeit": "10:00"}),
+)
+
+
+def test_similarity_and_interval_helpers():
+    assert d.similarity("Wie ist Ihr Name, bitte?", "wie ist ihr name bitte") == 1.0
+    assert d.similarity("Wie ist Ihr Name, bitte?", "Danke, für wann möchten Sie den Termin?") < d.LOOP_SIMILARITY
+    assert d.union_length([(0, 2), (1, 3), (5, 6), (6, 6)]) == 4
+    assert d.silent_parts(0, 10, [(2, 3), (2.5, 4), (9, 12)]) == [(0, 2), (4, 9)]
+
+
+def test_turns_merge_consecutive_spans_of_one_role():
+    t = d.turns(spans((0, 1, "agent", "Einen Moment"), (1, 2, "agent", "bitte"), (3, 4, "caller", "ja")))
+    assert t[["role", "start_s", "end_s", "text"]].values.tolist() == [["agent", 0, 2, "Einen Moment bitte"],
+                                                                      ["caller", 3, 4, "ja"]]
+
+
+def test_name_loop_is_found_with_its_extra_iterations():
+    (loop,) = d.detect_loops(NAME_LOOP, NAME_TOOLS, duration_s=44.0)
+    assert loop.kind == "loop"
+    assert loop.label == "re-asks the caller's name 4× with 4 check_customer call(s)"
+    assert loop.details["iterations"] == 4 and loop.details["loop_start_s"] == 6.8
+    # extra iterations: from the 2nd prompt (12.5 s) to the next different agent turn (30.5 s)
+    assert (loop.start_s, loop.end_s, loop.seconds, loop.removable_s) == (12.5, 30.5, 18.0, 18.0)
+    assert loop.details["loop_seconds"] == 23.7
+
+
+def test_two_repeats_are_not_a_loop_and_threshold_is_respected():
+    two = NAME_LOOP.iloc[:6]
+    assert d.detect_loops(two, NAME_TOOLS.iloc[:0], duration_s=20.0) == []
+    assert d.detect_loops(NAME_LOOP, NAME_TOOLS.iloc[:0], duration_s=44.0, threshold=0.95) == []
+
+
+def test_repeated_tool_calls_alone_form_a_loop():
+    silent = spans((0.0, 2.0, "agent", "Hallo"), (50.0, 52.0, "agent", "Tschüss"))
+    calls = tools(*[("check_customer", 5.0 + 10 * i, 6.0 + 10 * i, False, {"name": "Muster"}) for i in range(4)])
+    (loop,) = d.detect_loops(silent, calls, duration_s=60.0)
+    assert loop.label == "repeats check_customer with similar arguments 4× (the caller's name) with 4 check_customer call(s)"
+    assert (loop.start_s, loop.end_s) == (15.0, 36.0)
+
+
+def test_dead_air_from_attribution_gaps():
+    attribution = attribute(NAME_LOOP, 44.0, dead_air_s=3.0)
+    (dead,) = d.detect_dead_air(attribution.gaps, NAME_TOOLS, threshold_s=3.0)
+    assert (dead.start_s, dead.end_s, dead.seconds, dead.removable_s) == (35.0, 40.0, 5.0, 2.0)
+    assert dead.label == "5.0 s of silence after the caller turn while book_appointment_v17 ran"
+    assert d.detect_dead_air(attribute(NAME_LOOP, 44.0, dead_air_s=6.0).gaps, NAME_TOOLS, threshold_s=6.0) == []
+
+
+def test_slow_failed_and_duplicate_tools():
+    calls = tools(
+        ("check_availability_v17", 1.0, 3.5, True, {"datum": "24.10.2025"}),
+        ("book_appointment_v17", 5.0, 6.0, False, {"datum": "24.10.2025", "call_id": "call_1"}),
+        ("book_appointment_v17", 7.0, 8.0, True, {"datum": "24.10.2025", "call_id": "call_2"}),
+    )
+    found = d.detect_tools(calls, spans((5.5, 6.5, "agent", "Einen Moment")), slow_tool_s=2.0)
+    assert [(f.kind, f.start_s, f.seconds, f.removable_s) for f in found] == [
+        ("slow_tool", 1.0, 2.5, 0.5), ("failed_tool", 5.0, 1.0, 0.5), ("duplicate_side_effect", 7.0, 1.0, 1.0)]
+    assert "identical arguments (2×)" in found[2].label  # call_id differences are ignored (P18)
+
+
+def test_n_plus_one_needs_query_data():
+    findings, note = d.detect_n_plus_one(None)
+    assert findings == [] and "skipped" in note
+    queries = pd.DataFrame({"request_id": ["r1"] * 6 + ["r2"],
+                            "sql": [f"select sum(price) from appointments where customer_id = {i}" for i in range(6)]
+                            + ["select 1"], "duration_ms": [12] * 7, "start_s": [10.0 + i for i in range(7)]})
+    (n1,), note = d.detect_n_plus_one(queries)
+    assert note is None and n1.kind == "n_plus_one" and n1.details["count"] == 6 and n1.seconds == 0.072
+    assert "select sum(price) from appointments where customer_id = ?" in n1.label
+    assert d.normalise_sql("SELECT * FROM t WHERE id IN (1, 2, 3) AND name = 'x'") == "select * from t where id in (?) and name = ?"
+
+
+def test_what_if_takes_the_union_of_removable_time():
+    loop = d.Finding("loop", "l", 10.0, 30.0, 20.0, 20.0, [(10.0, 30.0)])
+    failed = d.Finding("failed_tool", "f", 20.0, 24.0, 4.0, 4.0, [(20.0, 24.0)])  # inside the loop
+    dead = d.Finding("dead_air", "d", 35.0, 40.0, 5.0, 2.0, [(38.0, 40.0)])
+    slow = d.Finding("slow_tool", "s", 41.0, 44.0, 3.0, 1.0, [(43.0, 44.0)])
+    result = d.what_if(50.0, [loop, failed, dead, slow])
+    assert result.removed_s == 22.0 and result.duration_s == 28.0
+    assert [r["kind"] for r in result.removed] == ["loop", "failed_tool", "dead_air"]
+    assert d.what_if(50.0, [loop, slow], kinds=("slow_tool",)).duration_s == 49.0
+    assert d.what_if(None, [loop]).duration_s is None
