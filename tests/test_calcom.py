@@ -81,3 +81,19 @@ def test_json_lines_dicts_and_errors(tmp_path):
     (tmp_path / "badtime.json").write_text(json.dumps({"triggerEvent": "BOOKING_CREATED", "payload": {"uid": "u", "startTime": "soon"}}))
     with pytest.raises(InputFormatError, match="body 1"):
         read_calcom_webhooks(tmp_path / "badtime.json")
+
+
+def test_masked_bodies_keep_the_cal_com_shape():
+    from rca_toolkit.formats.calcom import mask_calcom_body
+
+    bodies = json.loads(FIXTURE.read_text())
+    for body in bodies:
+        masked = mask_calcom_body(body)
+        text = json.dumps(masked, ensure_ascii=False)
+        for secret in ("Max Muster", "example.invalid", "+490000000001", "Erika", "Hülle"):
+            assert secret not in text
+        assert parse_calcom_webhook(masked) == parse_calcom_webhook(body)
+    first = mask_calcom_body(bodies[0])["payload"]
+    assert first["attendees"][0] == {"name": "[NAME]", "email": "[EMAIL]", "timeZone": "Europe/Berlin"}
+    assert first["responses"]["phone"] == {"value": "[PHONE]"}
+    assert bodies[0]["payload"]["attendees"][0]["name"] == "Max Muster"  # the input is not modified

@@ -170,3 +170,22 @@ def test_redaction_of_session_ids_and_db_user(monitor):
 def test_error_monitor_rejects_other_files():
     with pytest.raises(InputFormatError):
         read_error_monitor(FIXTURE)
+
+
+def test_streaming_reads_only_as_far_as_asked():
+    class CountingLines:
+        """A file-like line source that records how many lines were pulled."""
+
+        def __init__(self, n):
+            self.n, self.pulled = n, 0
+
+        def __iter__(self):
+            for i in range(self.n):
+                self.pulled += 1
+                yield f"[2025-10-18 12:00:{i % 60:02d}] production.INFO: line {i} \n".encode()
+
+    source = CountingLines(100_000)
+    records = iter_laravel_log(source)
+    first, second = next(records), next(records)
+    assert (first["message"], second["message"]) == ("line 0", "line 1")
+    assert source.pulled == 3  # the third header closes the second record; nothing more is read

@@ -43,6 +43,7 @@ _RAW_CONTEXT = re.compile(r'^[\[{]\s*(?:["\[{]|\.\.\.|[\]}])')
 # Laravel suffixes that always close; an unclosed one means the line was cut.
 _UNCLOSED_SUFFIX = re.compile(r" \((?:Connection|View): [^)]*$")
 _PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+_DECODER = json.JSONDecoder(strict=False)
 
 COLUMNS = [
     "line_no", "ts", "ts_raw", "ts_placeholder", "ts_ambiguous", "ts_nonexistent", "env", "level",
@@ -97,6 +98,12 @@ def split_context(text: str) -> tuple[str, object, bool, bool]:
     """
     for match in re.finditer(r"(?:^|\s)([{\[])", text):
         pos = match.start(1)
+        try:  # fast path (C decoder): a well-formed context followed only by extra
+            value, end = _DECODER.raw_decode(text, pos)
+            if _is_extra(text[end:]):
+                return text[:pos].rstrip(), value, True, False
+        except ValueError:
+            pass
         end = _scan_json_end(text, pos)
         looks_json = bool(re.match(r'[{\[]\s*["{\[]', text[pos:pos + 3]))
         if end is None:
