@@ -140,7 +140,7 @@ def open_scratch(db: str | None = None, *, writable_scratch: bool = False, setti
     return engine
 
 
-def _zone(engine: sa.Engine, settings: Settings | None = None) -> str:
+def _zone(engine: sa.Engine) -> str:
     from .loaders import storage_zone
 
     return storage_zone(engine)
@@ -322,7 +322,7 @@ def import_log_file(engine: sa.Engine, path, *, source_tz: str | None = None, ch
 
     source_tz = source_tz or load_settings().source_tz
     source = str(Path(path).resolve())
-    if _is_error_monitor(path):
+    if fmt.is_error_monitor(path):
         frame = fmt.read_error_monitor(path, source_tz=source_tz)
         n = import_log_frame(engine, frame, source=source, source_kind="error-monitor")
         return {"kind": "error-monitor", "rows": n, "truncated": int(frame["truncated"].sum())}
@@ -345,16 +345,3 @@ def import_log_file(engine: sa.Engine, path, *, source_tz: str | None = None, ch
     if batch:
         flush()
     return {"kind": "laravel", "rows": total, "truncated": truncated}
-
-
-def _is_error_monitor(path) -> bool:
-    from .formats import laravel_log as fmt
-
-    stream = fmt._open_binary(path)[0]
-    try:
-        for line, _ in fmt._lines(stream):
-            if line.strip():
-                return bool(fmt._MONITOR_HEADER.match(line.strip()))
-    finally:
-        stream.close()
-    return False

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
@@ -188,6 +189,27 @@ def _open_binary(source) -> tuple[IO[bytes], int | None, IO[bytes] | None]:
     if isinstance(source, io.TextIOBase):
         return source, None, None
     return source, None, None
+
+
+@contextmanager
+def _opened(source):
+    """The binary line stream of a path or file object; files we opened are closed afterwards."""
+    stream, _, raw = _open_binary(source)
+    try:
+        yield stream
+    finally:
+        if raw is not None:
+            stream.close()
+            raw.close()
+
+
+def is_error_monitor(source) -> bool:
+    """True when the first non-empty line is an ``====== Error Monitor: ... ======`` header."""
+    with _opened(source) as stream:
+        for line, _ in _lines(stream):
+            if line.strip():
+                return bool(_MONITOR_HEADER.match(line.strip()))
+    return False
 
 
 def _lines(stream) -> Iterator[tuple[str, int]]:
@@ -362,7 +384,9 @@ def read_error_monitor(path, *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFr
     """
     blocks: list[dict] = []
     current: dict | None = None
-    for line_no, (line, _) in enumerate(_lines(_open_binary(path)[0]), start=1):
+    with _opened(path) as stream:
+        lines = list(_lines(stream))  # a cron log is small (one block per 15 minutes)
+    for line_no, (line, _) in enumerate(lines, start=1):
         header = _MONITOR_HEADER.match(line.strip())
         if header:
             checked_at = _monitor_time(header, line_no)
