@@ -74,6 +74,15 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         emit({"database": target, "imports": results}, "json")
     else:
-        emit("\n".join(f"imported {r['rows']} rows into {r['table']} from {r['file']}" for r in results)
+        emit("\n".join(f"imported {r['rows']} rows into {r['table']} from {r['file']}{_extra(r)}" for r in results)
              + f"\n(database: {target})", "text")
     return 0
+
+
+def _extra(result: dict) -> str:
+    parts = [f"{result['test_ids']} test/demo/temp/malformed ids"] if result.get("test_ids") else []
+    if result.get("kind"):
+        parts.append(f"{result['kind']} format, {result['truncated']} truncated")
+    if "tool_calls" in result:
+        parts.append(f"{result['call_id']}, {result['tool_calls']} tool calls")
+    return f" ({'; '.join(parts)})" if parts else ""
