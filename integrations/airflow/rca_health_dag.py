@@ -1,0 +1,64 @@
+"""Airflow DAG: run ``rca report health`` once per Berlin day, catch-up through data intervals.
+
+Why a data-interval timetable: Airflow 3 schedules cron strings with ``CronTriggerTimetable``
+(zero-length interval, logical date = trigger time). A daily report must be about a *closed*
+day, so this DAG uses ``CronDataIntervalTimetable``: the run that fires on D+1 at 06:30 Berlin
+covers the interval [D 06:30, D+1 06:30) and reports on calendar day D, the date of
+``data_interval_start`` in Berlin. Catch-up (``catchup=True``) and ``airflow backfill create``
+create one run per missed interval, so every missed day gets exactly its own report.
+
+The task is the same command line ``rca schedule health`` prints; the toolkit's exit codes
+(0 OK/WATCH, 1 ACT, 2 error) make an ACT day a failed task, which is how Airflow alerts.
+
+Configuration at parse time (environment of the scheduler/DAG processor):
+``RCA_HOME`` project directory (working directory of the command), ``RCA_BIN`` the ``rca``
+executable (default ``rca`` on PATH), ``RCA_HEALTH_COMPANY`` optional company id,
+``RCA_HEALTH_DB`` optional database profile name (never a URL with a password),
+``RCA_HEALTH_START`` first day to report on (ISO date, default 2025-10-01).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+TIMEZONE = "Europe/Berlin"
+REPORT_DATE = "{{ data_interval_start.in_timezone('" + TIMEZONE + "').strftime('%Y-%m-%d') }}"
+
+
+def health_command(rca_bin: str, date: str, company: str | None, db: str | None) -> str:
+    """The ``rca report health`` line; identical to what ``rca schedule health`` prints."""
+    parts = [rca_bin, "report", "health", "--date", date, "--period", "1d"]
+    if company:
+        parts += ["--company", company]
+    if db:
+        parts += ["--db", db]
+    return " ".join(parts)
+
+
+with DAG(
+    dag_id="rca_health_report",
+    description="Daily booking-platform health report (rca report health), one run per Berlin day",
+    schedule=CronDataIntervalTimetable("30 6 * * *", timezone=TIMEZONE),
+    start_date=pendulum.parse(os.environ.get("RCA_HEALTH_START", "2025-10-01"), tz=TIMEZONE).add(hours=6, minutes=30),
+    catchup=True,
+    max_active_runs=2,
+    default_args={"retries": 0, "execution_timeout": timedelta(minutes=30)},
+    tags=["rca", "health"],
+) as dag:
+    BashOperator(
+        task_id="report_health",
+        bash_command=health_command(
+            os.environ.get("RCA_BIN", "rca"),
+            REPORT_DATE,
+            os.environ.get("RCA_HEALTH_COMPANY"),
+            os.environ.get("RCA_HEALTH_DB"),
+        ),
+        cwd=os.environ.get("RCA_HOME") or None,
+        env={"RCA_PROGRESS": "0"},
+        append_env=True,
+    )

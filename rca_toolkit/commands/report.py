@@ -1,0 +1,103 @@
+"""``rca report health|prune`` and ``rca schedule health``: scheduled reports and their upkeep.
+
+Exit codes of ``rca report health`` are made for schedulers: 0 OK or WATCH, 1 ACT, 2 error
+(a failed run or bad input). A backfill returns the worst of its runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import scheduled
+from ..cli import add_db_option, add_format_option, emit
+from ..errors import ConfigError
+
+
+def register(sub) -> None:
+    report = sub.add_parser("report", help="scheduled reports: daily/weekly health, retention",
+                            description="Scheduled reports written to stable folders, with an index of runs.")
+    report_sub = report.add_subparsers(dest="report_command", metavar="REPORT")
+
+    health = report_sub.add_parser(
+        "health", help="health report of one period (or a backfilled range)",
+        description="Run notebooks/health_report.ipynb into reports/health/<period>/<date>/ (re-runs replace it "
+                    "atomically) and refresh reports/index.html. Exit 0 OK/WATCH, 1 ACT, 2 error.")
+    when = health.add_mutually_exclusive_group()
+    when.add_argument("--date", metavar="YYYY-MM-DD", help="first day of the period (Europe/Berlin calendar day)")
+    when.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="backfill: first period start")
+    health.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="backfill: last period start (inclusive)")
+    health.add_argument("--period", default="1d", choices=sorted(scheduled.PERIODS), help="1d (daily) or 7d (weekly)")
+    health.add_argument("--company", type=int, default=0, metavar="ID", help="company id (default 0 = all companies)")
+    health.add_argument("--reports-dir", default=None, metavar="DIR", help="reports root (default: settings, ./reports)")
+    add_db_option(health)
+    add_format_option(health)
+    health.set_defaults(func=_health)
+
+    prune = report_sub.add_parser("prune", help="remove run folders older than --keep and update the index")
+    prune.add_argument("--keep", default="90d", metavar="AGE", help="keep runs that ended within this age (default 90d)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    prune.add_argument("--reports-dir", default=None, metavar="DIR", help="reports root (default: settings, ./reports)")
+    prune.set_defaults(func=_prune)
+    report.set_defaults(func=lambda args: _usage(report))
+
+    schedule = sub.add_parser("schedule", help="print crontab/systemd entries that run a scheduled report")
+    schedule_sub = schedule.add_subparsers(dest="schedule_command", metavar="REPORT")
+    sh = schedule_sub.add_parser(
+        "health", help="crontab line and systemd timer/service for `rca report health`",
+        description="Print (never install) a crontab line and a systemd service/timer pair that run the health "
+                    "report every day (1d) or every Monday (7d) for the previous period.")
+    sh.add_argument("--at", default="06:30", metavar="HH:MM", help="time of day, Europe/Berlin (default 06:30)")
+    sh.add_argument("--period", default="1d", choices=sorted(scheduled.PERIODS))
+    sh.add_argument("--company", type=int, default=0, metavar="ID")
+    sh.add_argument("--db", default=None, metavar="PROFILE", help="database profile name (no password in unit files)")
+    sh.add_argument("--rca", default=None, metavar="PATH", help="rca executable (default: the one on PATH)")
+    sh.add_argument("--workdir", default=None, metavar="DIR", help="project directory (default: current)")
+    sh.add_argument("--command-for", default=None, metavar="YYYY-MM-DD",
+                    help="print only the command line for this date (what Airflow and cron run)")
+    sh.set_defaults(func=_schedule)
+    schedule.set_defaults(func=lambda args: _usage(schedule))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _health(args: argparse.Namespace) -> int:
+    if args.date_from or args.date_to:
+        if not (args.date_from and args.date_to):
+            raise ConfigError("a backfill needs both --from and --to", hint="e.g. --from 2025-10-01 --to 2025-10-30")
+        runs = scheduled.backfill(args.date_from, args.date_to, args.period, company_id=args.company, db=args.db,
+                                  root=args.reports_dir)
+    elif args.date:
+        runs = [scheduled.run_health(args.date, args.period, company_id=args.company, db=args.db, root=args.reports_dir)]
+    else:
+        raise ConfigError("rca report health needs --date or --from/--to", hint="e.g. --date 2025-10-14")
+    if args.format == "json":
+        emit({"runs": [r.to_dict() for r in runs], "exit_code": scheduled.combined_exit_code(runs)}, "json")
+    else:
+        for run in runs:
+            head = run.verdict_line or f"{run.status.upper()}: {run.error or 'no verdict recorded'}"
+            emit(f"{run.day} {run.period} {head}\n  -> {run.path / 'report.html'}", "text")
+    return scheduled.combined_exit_code(runs)
+
+
+def _prune(args: argparse.Namespace) -> int:
+    removed = scheduled.prune(args.reports_dir, args.keep, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    emit(f"{verb} {len(removed)} run folder(s) older than {args.keep}", "text")
+    for path in removed:
+        emit(f"  {path}", "text")
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    rca_bin = args.rca or scheduled.default_rca_bin()
+    if args.command_for:
+        day = scheduled.parse_day(args.command_for, name="--command-for")
+        emit(scheduled.health_command(rca_bin, day.isoformat(), args.period, args.company, args.db), "text")
+        return 0
+    emit(scheduled.schedule_text(args.at, args.period, company_id=args.company, db=args.db, rca_bin=rca_bin,
+                                 workdir=args.workdir), "text")
+    return 0
