@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -89,3 +90,14 @@ def test_bad_inputs_are_one_clear_error(tmp_path):
     (tmp_path / "bad.csv").write_text('"Call ID",Status\nx,ended\n')
     with pytest.raises(InputFormatError, match="lacks columns"):
         read_call_history(tmp_path / "bad.csv")
+
+
+def test_json_times_without_offset_are_wall_time_and_flagged(tmp_path):
+    rows = [{"call_id": "call_" + "a" * 27, "started_at": "2025-10-26 02:30:00", "call_status": "ended"},
+            {"call_id": "call_" + "b" * 27, "started_at": "2025-10-26T02:30:00+01:00", "call_status": "ended"}]
+    (tmp_path / "naive.json").write_text(json.dumps({"calls": rows}))
+    frame = read_call_history(tmp_path / "naive.json")
+    assert frame["started_at"].tolist() == [pd.Timestamp("2025-10-26 00:30", tz="UTC"), pd.Timestamp("2025-10-26 01:30", tz="UTC")]
+    assert frame["started_at_ambiguous"].tolist() == [True, False]
+    assert frame.attrs["n_naive_times"] == 1
+    assert frame["functions"].tolist() == [[], []] and frame["duration_ms"].isna().all()

@@ -39,6 +39,7 @@ SESSION_FRAME_COLUMNS = [
     "call_status", "disconnection_reason", "duration_ms", "function_call_count", "error_count", "functions",
     "id_kind", "is_test", "closed_by_cleanup",
 ]
+_ZONE_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _STAMP_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})_(\d{2})(\d{2})(\d{2})")
 
 
@@ -47,7 +48,7 @@ def read_call_history(path, *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFra
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return read_call_history_json(path)
+        return read_call_history_json(path, source_tz=source_tz)
     if suffix == ".csv":
         return read_call_history_csv(path, source_tz=source_tz)
     raise InputFormatError(f"{path} is neither .json nor .csv", hint="give the call-history export file")
@@ -58,8 +59,12 @@ def _require_file(path: Path) -> None:
         raise NotFound(f"export file {path} does not exist", hint="check the path")
 
 
-def read_call_history_json(path) -> pd.DataFrame:
-    """The JSON export: ``{metadata, calls[], summary}`` (or a bare list of call rows)."""
+def read_call_history_json(path, *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFrame:
+    """The JSON export: ``{metadata, calls[], summary}`` (or a bare list of call rows).
+
+    Its times carry ``+02:00``; a time without an offset is read as ``source_tz`` wall time
+    and flagged when it falls in a DST repeat or gap.
+    """
     path = Path(path)
     _require_file(path)
     try:
@@ -74,16 +79,20 @@ def read_call_history_json(path) -> pd.DataFrame:
                 "error_count", "functions"):
         if col not in frame:
             frame[col] = None
-    started = pd.to_datetime(frame["started_at"], utc=True, errors="coerce", format="ISO8601")
+    text = frame["started_at"].astype("string")
+    zoned = text.str.contains(_ZONE_SUFFIX, regex=True).fillna(False).astype(bool)
+    local = localize_naive(text.where(~zoned), source_tz)  # offsets are used as given; naive ones flagged
+    started = pd.to_datetime(text.where(zoned), utc=True, errors="coerce", format="ISO8601")
+    started = started.where(zoned, local["ts"])
     _no_unparsed(path, frame["started_at"], started)
     frame["started_at"] = started
-    frame["started_at_ambiguous"] = False  # the JSON carries offsets: nothing to guess
-    frame["started_at_nonexistent"] = False
+    frame["started_at_ambiguous"] = local["ts_ambiguous"] & ~zoned
+    frame["started_at_nonexistent"] = local["ts_nonexistent"] & ~zoned
     frame["functions"] = frame["functions"].map(lambda v: list(v) if isinstance(v, list) else [])
     metadata = document.get("metadata", {}) if isinstance(document, dict) else {}
     out = _finish(frame)
     out.attrs.update(
-        source=str(path), format="call_history_json", duration_precision_ms=1,
+        source=str(path), format="call_history_json", duration_precision_ms=1, n_naive_times=int((~zoned).sum()),
         generated_at=str(pd.Timestamp(metadata["generated_at"]).tz_convert("UTC")) if metadata.get("generated_at") else None,
         declared_total=metadata.get("total_calls"),
         summary=document.get("summary") if isinstance(document, dict) else None,
