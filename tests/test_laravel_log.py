@@ -189,3 +189,11 @@ def test_streaming_reads_only_as_far_as_asked():
     first, second = next(records), next(records)
     assert (first["message"], second["message"]) == ("line 0", "line 1")
     assert source.pulled == 3  # the third header closes the second record; nothing more is read
+
+
+def test_bom_crlf_and_invalid_bytes_do_not_hide_records():
+    data = "\ufeff[2025-10-18 12:00:00] production.INFO: hi {\"a\":1}\r\n".encode() + b"[2025-10-18 12:00:01] local.ERROR: x \xff\r\n"
+    records = list(iter_laravel_log(io.BytesIO(data)))
+    assert [(r["env"], r["message"], r["orphan"]) for r in records] == [("production", "hi", False), ("local", "x \ufffd", False)]
+    assert records[0]["context"] == {"a": 1}
+    assert read_laravel_log(io.BytesIO(b"")).empty

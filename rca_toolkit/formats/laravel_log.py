@@ -213,10 +213,13 @@ def is_error_monitor(source) -> bool:
 
 
 def _lines(stream) -> Iterator[tuple[str, int]]:
+    first = True
     for raw_line in stream:
         size = len(raw_line)
         if isinstance(raw_line, bytes):
             raw_line = raw_line.decode("utf-8", errors="replace")
+        if first:
+            raw_line, first = raw_line.lstrip("\ufeff"), False  # a BOM would hide the first header
         yield raw_line.rstrip("\r\n"), size
 
 
