@@ -350,6 +350,17 @@ class CallTimeline:
         return json.dumps(self.to_dict(), default=_json_default, ensure_ascii=False, **kwargs)
 
     # ---- renderings
+    def __repr__(self) -> str:
+        return "\n".join(self._summary_lines())
+
+    def banner(self) -> str:
+        """One Markdown line on provenance: synthetic demo data or real, and how complete the record is."""
+        head = ("**SYNTHETIC DEMO DATA**: this call comes from the demo world, not production."
+                if self.synthetic else f"Data: {self.source}.")
+        if self.data_gaps:
+            head += f" Missing: {'; '.join(self.data_gaps)}."
+        return head
+
     def _summary_lines(self) -> list[str]:
         dur = "unknown" if self.duration_s is None else f"{self.duration_s:.3f} s"
         known = ", ".join(f"{k} {v}" for k, v in self.known.items() if v is not None)
@@ -460,7 +471,7 @@ def load_timeline(call_id: str, *, source: str = "db", db=None, **options) -> Ca
     from .loaders import call_trace
 
     if source == "db":
-        return build_timeline(call_trace(db or None, call_id), **options)
+        return build_timeline(call_trace(db, call_id), **options)
     call = load_call_object(source)
     if call_id and call.call_id != call_id:
         raise ConfigError(f"{source} holds call {call.call_id}, not {call_id}", hint="pass the file's call id or another file")
