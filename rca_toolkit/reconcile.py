@@ -178,11 +178,36 @@ def _compare_call(p, a, duration_tolerance_ms: int, start_tolerance: pd.Timedelt
             rows.append(_row(p.call_id, "start_offset_s", str(a["started_at"]), str(p.provider_start),
                              delta=round(offset.total_seconds(), 3), note="provider minus app"))
     app_count = _app_tool_count(a)
+    if _missing(p.tool_call_count):
+        return rows  # the provider side does not know its tool calls (e.g. calls columns only)
     if app_count != p.tool_call_count:
         failed = f"{p.tool_calls_failed} of {p.tool_call_count} failed" if p.tool_call_count else None
         rows.append(_row(p.call_id, "tool_call_count", app_count, p.tool_call_count,
                          delta=None if app_count is None else p.tool_call_count - app_count, note=failed))
     return rows
+
+
+def reconcile_sessions_with_calls(frame: pd.DataFrame, **tolerances) -> Reconciliation:
+    """Inside one database: session columns vs the ``calls`` columns the loader joined
+    (``retell_call_status``, ``retell_start``, ``retell_duration_ms``, written from Retell by
+    ``syncCallToDatabase``). Rows without a ``calls`` match are not compared; tool calls are
+    not known from these columns (use the ``raw`` objects with :func:`reconcile_retell`).
+    """
+    needed = ["retell_call_status", "retell_start", "retell_duration_ms"]
+    if any(c not in frame for c in needed):
+        raise SchemaError(f"the frame lacks {', '.join(c for c in needed if c not in frame)}",
+                          hint="pass loaders.calls() on a database with a calls table")
+    joined = frame[frame["retell_call_status"].notna() | frame["retell_duration_ms"].notna()]
+    provider = pd.DataFrame({
+        "call_id": joined["call_id"].astype(str), "provider_status": joined["retell_call_status"].astype(object),
+        "provider_start": joined["retell_start"], "provider_end": joined.get("retell_end"),
+        "provider_duration_ms": joined["retell_duration_ms"], "disconnection_reason": None,
+        "tool_call_count": None, "tool_calls_failed": None, "tool_names": None,
+    })
+    result = reconcile_retell(frame, provider, **tolerances)
+    result.kind = "calls table"
+    result.notes.append(f"{len(frame) - len(joined)} sessions have no calls row with Retell data and were not compared")
+    return result
 
 
 def _app_tool_count(a) -> int | None:

@@ -18,7 +18,7 @@ from rca_toolkit import cli, importer, loaders
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.formats.exports import read_call_history
 from rca_toolkit.formats.retell import load_call_object
-from rca_toolkit.reconcile import reconcile_retell
+from rca_toolkit.reconcile import reconcile_retell, reconcile_sessions_with_calls
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 HISTORY = "call_history_2025-10-24_184034.json"
@@ -76,6 +76,10 @@ def test_import_every_kind_and_read_back(scratch, shared_data, capsys):
     # the stored raw object reloads and reconciles against the stored session, as from the files
     rows = reconcile_retell(sessions, [load_call_object(raw)]).for_call("call_a3d98bb4522f6f1e0bfac5964b1")
     assert rows["check"].tolist() == ["status", "duration_ms", "start_offset_s", "tool_call_count"]
+    inside = reconcile_sessions_with_calls(sessions)
+    assert inside.n_matched == 1
+    assert inside.disagreements["check"].tolist() == ["status", "duration_ms", "start_offset_s"]
+    assert inside.disagreements["delta"].iloc[2] == pytest.approx(33.702)
 
     code, out, _ = _rca(["quality", "--db", scratch, "--format", "json"], capsys)
     report = json.loads(out)
@@ -161,3 +165,23 @@ def test_mariadb_scratch_needs_the_mark_and_reads_back(mariadb_url, shared_data,
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
+
+
+def test_retell_list_files_and_masking(scratch, shared_data, tmp_path, capsys):
+    call = json.loads((shared_data / RETELL).read_text())
+    other = dict(call, call_id="call_" + "b" * 27)
+    dump = tmp_path / "webhooks.json"
+    dump.write_text(json.dumps([call, {"event": "call_ended", "call": other}]))
+    code, out, _ = _rca(["import", "retell", str(dump), "--db", scratch], capsys)
+    assert code == 0 and "(2 calls, 4 tool calls)" in out
+    with sqlite3.connect(scratch.removeprefix("sqlite:///")) as conn:
+        raws = [json.loads(r[0]) for r in conn.execute("SELECT raw FROM calls ORDER BY retell_call_id")]
+        cents = [r[0] for r in conn.execute("SELECT cost_cents FROM calls")]
+    assert [r["call_id"] for r in raws] == ["call_a3d98bb4522f6f1e0bfac5964b1", "call_" + "b" * 27]
+    assert cents == [5, 5]  # 4.56 cents rounded, as syncCallToDatabase does
+    stored = json.dumps(raws)
+    assert "recordings.invalid" not in stored and "Max Muster" not in stored  # masked by default
+    assert _rca(["import", "retell", str(dump), "--db", scratch, "--keep-pii"], capsys)[0] == 0
+    with sqlite3.connect(scratch.removeprefix("sqlite:///")) as conn:
+        kept = conn.execute("SELECT raw FROM calls LIMIT 1").fetchone()[0]
+    assert "recordings.invalid" in kept

@@ -46,9 +46,11 @@ def _import_file(engine, kind: str, path: str, args: argparse.Namespace) -> dict
     if kind == "retell":
         from ..formats.retell import load_call_object
 
-        call = load_call_object(path, mask_pii=not args.keep_pii)
-        n = importer.import_retell_calls(engine, [call], company_id=args.company_id)
-        return {"file": path, "table": "calls", "rows": n, "call_id": call.call_id, "tool_calls": len(call.tool_calls)}
+        calls = [load_call_object(obj, mask_pii=not args.keep_pii) for obj in _retell_objects(path)]
+        n = importer.import_retell_calls(engine, calls, company_id=args.company_id)
+        ids = calls[0].call_id if len(calls) == 1 else f"{len(calls)} calls"
+        return {"file": path, "table": "calls", "rows": n, "call_id": ids,
+                "tool_calls": sum(len(c.tool_calls) for c in calls)}
     if kind == "calcom":
         from pathlib import Path
 
@@ -62,6 +64,27 @@ def _import_file(engine, kind: str, path: str, args: argparse.Namespace) -> dict
         return {"file": path, "table": "webhook_events", "rows": n}
     result = importer.import_log_file(engine, path)
     return {"file": path, "table": "laravel_log", **result}
+
+
+def _retell_objects(path: str) -> list:
+    """One call object per file, or a JSON list of them (a dump of webhooks or calls.raw)."""
+    import json
+    from pathlib import Path
+
+    from ..errors import InputFormatError, NotFound
+
+    file = Path(path)
+    if not file.is_file():
+        raise NotFound(f"Retell file {file} does not exist", hint="check the path")
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [path]  # let the Retell reader explain what is wrong
+    if isinstance(document, list):
+        if not document:
+            raise InputFormatError(f"{file} holds an empty list", hint="give at least one Retell call object")
+        return document
+    return [path]
 
 
 def run(args: argparse.Namespace) -> int:
