@@ -231,10 +231,10 @@ class DriftReport:
 
     def to_dict(self) -> dict:
         def records(frame, cols):
-            return [{k: (int(v) if k == "line" else v) for k, v in row.items()}
+            return [{k: (int(v) if k in ("line", "call_line") else v) for k, v in row.items()}
                     for row in frame[cols].to_dict("records")]
         return {
-            "phantom_columns": records(self.phantom_columns, FINDING_KEYS + ["model", "guard", "site", "note"]),
+            "phantom_columns": records(self.phantom_columns, FINDING_KEYS + ["model", "guard", "site", "call_line", "note"]),
             "missing_required": records(self.missing_required, list(self.missing_required.columns)),
             "missing_tables": records(self.missing_tables, list(self.missing_tables.columns)),
             "checked_tables": list(self.checked_tables),
@@ -323,7 +323,7 @@ def find_drift(writes: pd.DataFrame, schema: dict[str, TableInfo], tables: list[
     present = written.loc[in_schema]
     is_phantom = [col.lower() not in columns[tab] for tab, col in zip(present["table"], present["column"])]
     phantom = (present[is_phantom].sort_values(["table", "column", "file", "line"]).reset_index(drop=True)
-               [FINDING_KEYS + ["model", "guard", "site", "note"]])
+               [FINDING_KEYS + ["model", "guard", "site", "call_line", "note"]])
     missing_tables = (written.loc[~in_schema].drop_duplicates(["table", "file", "call_line", "shape"])
                       .assign(line=lambda f: f["call_line"], effect=MISSING_TABLE)
                       [["table", "file", "line", "shape", "effect"]].reset_index(drop=True))
@@ -370,3 +370,55 @@ def _notes(writes: pd.DataFrame, written: pd.DataFrame) -> list[str]:
     notes.append("static analysis: effects assume Laravel's default mass-assignment rules "
                  "(no preventSilentlyDiscardingAttributes, no mutators, no model events setting columns)")
     return notes
+
+
+# --------------------------------------------------------------------------- runbook checks
+def code_writes_check(report: DriftReport):
+    """Seed verification method 1, per write site: no code writes a column the schema lacks.
+
+    FAIL when a write raises at runtime (1054), WARN when phantom writes are only silently
+    dropped (the request succeeds, the data is lost), PASS when no write targets a missing column.
+    """
+    from .runbook import CheckResult, Status
+
+    pc = report.phantom_columns
+    raising = pc[pc["effect"].str.startswith("raises")] if len(pc) else pc
+    status = Status.FAIL if len(raising) else Status.WARN if len(pc) else Status.PASS
+    sites = pc.drop_duplicates(["file", "call_line"]) if len(pc) else pc
+    summary = (f"{len(pc)} writes of columns missing from the schema at {len(sites)} site{'s' * (len(sites) != 1)}, "
+               f"{len(raising)} raise 1054"
+               if len(pc) else f"no write of a missing column ({report.writes_checked} column writes checked)")
+    evidence = {"checked_tables": report.checked_tables, "column_writes_checked": report.writes_checked,
+                "phantom_writes": len(pc), "raising_writes": len(raising),
+                "sites": pc[FINDING_KEYS + ["site"]].to_dict("records") if len(pc) else [],
+                "not_checked": [n for n in report.notes if "not checked" in n or "unknown" in n]}
+    return CheckResult("No code writes a column the schema lacks (seed method 1)", status, summary, evidence,
+                       "Remove the keys from the listed sites (forceFill/DB::table sites first: they fail every "
+                       "request) or add a migration creating the columns; re-run this runbook.")
+
+
+def schema_columns_check(report: DriftReport):
+    """Seed verification method 2, per column: every column the code writes exists in the schema.
+
+    Also fails on written tables absent from the schema and on NOT NULL columns without a
+    default that a create site never sets (both fail at runtime).
+    """
+    from .runbook import CheckResult, Status
+
+    by_column = report.by_column()
+    raising_cols = by_column[by_column["raises"] > 0] if len(by_column) else by_column
+    failing = len(raising_cols) + len(report.missing_tables) + len(report.missing_required)
+    status = Status.FAIL if failing else Status.WARN if len(by_column) else Status.PASS
+    if not report.checked_tables:
+        status = Status.ERROR
+    summary = (f"{len(by_column)} written columns missing from {', '.join(report.checked_tables) or 'the schema'} "
+               f"({len(raising_cols)} with raising writes); {len(report.missing_tables)} missing tables; "
+               f"{len(report.missing_required)} required columns never set")
+    evidence = {"checked_tables": report.checked_tables,
+                "missing_columns": [{k: (int(v) if k in ("sites", "raises", "dropped") else v) for k, v in r.items()}
+                                    for r in by_column.to_dict("records")],
+                "missing_tables": sorted(set(report.missing_tables["table"])) if len(report.missing_tables) else [],
+                "required_never_set": report.missing_required.to_dict("records")}
+    return CheckResult("Every written column exists in the schema (seed method 2)", status, summary, evidence,
+                       "Compare the listed columns with the migrations: create them by migration or stop "
+                       "writing them; a NOT NULL column must be set by every create site.")

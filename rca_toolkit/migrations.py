@@ -248,3 +248,43 @@ def _batches(frame: pd.DataFrame) -> pd.DataFrame:
     columns = ["batch", "n", "first_id", "last_id", "ids", "names", "min_prefix", "max_prefix",
                "likely_deploy", "deploy_inferred"]
     return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- runbook checks
+def pending_check(history: MigrationHistory):
+    """Every migration file ran and every ran migration still has its file.
+
+    FAIL on pending migrations (the code expects schema the database lacks); WARN when rows
+    have no file (deleted or renamed migrations) or when no folder was given (not checked).
+    """
+    from .runbook import CheckResult, Status
+
+    if not history.files_checked:
+        return CheckResult("No pending migrations, no ran migration without its file", Status.WARN,
+                           f"{history.ran} migrations ran; pending and missing files NOT checked (no folder given)",
+                           {"ran": history.ran}, "Pass the application's database/migrations folder.")
+    pending, missing = history.pending, history.ran_file_missing
+    status = Status.FAIL if pending else Status.WARN if missing else Status.PASS
+    return CheckResult("No pending migrations, no ran migration without its file", status,
+                       f"{len(pending)} pending, {len(missing)} ran but their file is missing "
+                       f"({history.ran} ran in {len(history.batches)} batches)",
+                       {"pending": pending, "ran_file_missing": missing, "ran": history.ran},
+                       "Run the pending migrations (or find why they did not run); restore or explain the "
+                       "missing files before trusting the table as a history.")
+
+
+def names_check(history: MigrationHistory):
+    """Migration names are well formed, unique, in id order and not dated in the future (WARN)."""
+    from .runbook import CheckResult, Status
+
+    counts = history.counts()
+    bad = counts["malformed"] + counts["future_dated"] + counts["duplicates"] + counts["out_of_order"]
+    return CheckResult(
+        "Migration names are clean (format, future dates, duplicates, order)", Status.WARN if bad else Status.PASS,
+        f"{counts['malformed']} malformed, {counts['future_dated']} future-dated (after {history.reference_date}, "
+        f"{history.reference_basis}), {counts['duplicates']} duplicated, {counts['out_of_order']} out of order; "
+        f"{counts['id_gaps']} id gaps",
+        {"malformed": history.malformed, "future_dated": history.future_dated, "duplicates": history.duplicates,
+         "out_of_order": history.out_of_order, "id_gaps": history.id_gaps},
+        "Rename malformed or future-dated files only with a matching update of the migrations table; "
+        "a duplicate row means the migration ran twice.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from conftest import IN_CI, MARIADB_ADMIN_URL
 from rca_toolkit import cli, db, drift
 from rca_toolkit.errors import SchemaError
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
 BEFORE, AFTER = FIXTURES / "laravel_before", FIXTURES / "laravel_after"
 SPEC = json.loads((FIXTURES / "laravel_schema.json").read_text())
 PHANTOMS = ["created_by", "booking_source", "booked_by_user_id", "cancelled_by", "cancellation_source",
@@ -233,3 +235,58 @@ def test_cli_text_and_exit_codes(laravel_sqlite, tmp_path, capsys):
     assert code == 2 and "cannot connect" in err
     code, _, err = run_cli(capsys, "--code", str(AFTER), "--db", f"sqlite:///{tmp_path / 'absent.sqlite'}")
     assert code == 2 and "does not exist" in err
+
+
+# ---- runbook checks and RB010 --------------------------------------------------------------
+
+def test_runbook_checks_compute_status_from_findings(laravel_sqlite, tmp_path):
+    from rca_toolkit.commands import drift as drift_cmd
+    from rca_toolkit.runbook import Status
+
+    before = drift_cmd.check_code_writes(str(BEFORE), laravel_sqlite, "appointments")
+    assert (before.status, before.evidence["phantom_writes"], before.evidence["raising_writes"]) == (Status.FAIL, 22, 11)
+    assert before.summary == "22 writes of columns missing from the schema at 10 sites, 11 raise 1054"
+    columns = drift_cmd.check_schema_columns(str(BEFORE), laravel_sqlite, "appointments")
+    assert columns.status == Status.FAIL
+    assert {c["column"] for c in columns.evidence["missing_columns"]} == set(PHANTOMS)
+    assert [(r["column"], r["line"]) for r in columns.evidence["required_never_set"]] == [("customer_id", 38)]
+
+    # Only silently dropped writes: WARN, not PASS and not FAIL.
+    app = tmp_path / "app"
+    shutil.copytree(BEFORE / "app" / "Models", app / "app" / "Models")
+    shutil.copy(BEFORE / "app/Http/Controllers/RetellApiController.php", app / "RetellApiController.php")
+    dropped = drift_cmd.check_code_writes(str(app), laravel_sqlite)
+    assert (dropped.status, dropped.evidence["phantom_writes"], dropped.evidence["raising_writes"]) == (Status.WARN, 4, 0)
+
+    with_columns = f"sqlite:///{tmp_path / 'with_phantoms.sqlite'}"
+    build_fixture_schema(with_columns, with_phantoms=True)
+    assert drift_cmd.check_code_writes(str(AFTER), with_columns).status == Status.PASS
+    assert drift_cmd.check_schema_columns(str(AFTER), with_columns).status == Status.PASS
+
+
+@pytest.mark.slow
+def test_rb010_runbook_runs_with_parameters(tmp_path):
+    """papermill run of RB010 on the after state: the unfixed site fails, the migrations pass."""
+    from rca_toolkit import notebooks
+
+    url = f"sqlite:///{tmp_path / 'app.sqlite'}"
+    build_fixture_schema(url)
+    files = sorted(p.stem for p in (AFTER / "database" / "migrations").glob("*.php"))
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO migrations (id, migration, batch) VALUES (:id, :m, :b)"),
+                     [{"id": i + 1, "m": name, "b": 1 + i // 3} for i, name in enumerate(files)])
+    engine.dispose()
+    run = notebooks.run_notebook(ROOT / "runbooks" / "RB010-phantom-columns.ipynb",
+                                 {"code_path": str(AFTER), "reference_date": "2025-10-20"}, db=url, out_dir=tmp_path / "runs")
+    assert run.status == "ok", run.error
+    assert run.metrics["verdict"] == "FAIL" and run.metrics["exit_code"] == 1
+    assert run.metrics["checks"] == {
+        "No code writes a column the schema lacks (seed method 1)": "FAIL",
+        "Every written column exists in the schema (seed method 2)": "FAIL",
+        "No pending migrations, no ran migration without its file": "PASS",
+        "Migration names are clean (format, future dates, duplicates, order)": "PASS",
+    }
+    signoff = (run.run_dir / "signoff.md").read_text()
+    assert "3 writes of columns missing from the schema at 1 site, 3 raise 1054" in signoff
+    assert "| appointments | booked_by_user_id | app/Http/Controllers/RetellFunctionCallHandler.php | 47 |" in signoff
