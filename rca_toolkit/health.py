@@ -1,0 +1,476 @@
+"""Health of one day or week, compared with the periods before it, and a verdict: OK / WATCH / ACT.
+
+Why: the team's post-deployment script printed all-green whatever happened. Here every part
+of the verdict is computed from numbers that the report shows next to it, with the
+denominator and an interval, and the verdict line names the reason.
+
+Periods are Europe/Berlin calendar days: ``1d`` is compared with the previous 7 days, ``7d``
+with the previous 4 weeks (``BASELINE_PERIODS``). Rules (thresholds from incidents.md §E):
+
+* **ACT** when a booking path is confidently below the critical 90 % success (upper Wilson
+  bound < 90 % with at least ``MIN_ATTEMPTS`` attempts), or a reach rate is confidently in
+  the team's failing band (``initialize_call`` < 70 %, ``check_availability`` < 50 %).
+* **WATCH** when a booking path is confidently below the 98 % target, a reach rate is
+  confidently in a warning band, call duration or a function latency regressed against the
+  baseline (Mann-Whitney, via :mod:`rca_toolkit.compare`), an error signature is new (absent
+  from the baseline, at least ``MIN_NEW_SIGNATURE`` times) or growing (conditional binomial
+  test on the counts per unit of time, p < ``GROWTH_ALPHA``), or sessions are stuck (P5).
+* **OK** otherwise. "Confidently" means the whole 95 % interval is past the threshold, so a
+  handful of calls on a Sunday cannot raise an alarm and an empty day says so instead.
+
+``load`` does the I/O (loaders and booking outcomes); ``compute`` is pure.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+from statsmodels.stats.proportion import proportion_confint
+
+from . import compare as cmp
+from .errors import ConfigError
+from .signatures import signatures
+
+TZ = "Europe/Berlin"
+PERIODS = {"1d": 1, "7d": 7}
+BASELINE_PERIODS = {"1d": 7, "7d": 4}
+MIN_ATTEMPTS = 3
+BOOKING_CRITICAL, BOOKING_TARGET = 0.90, 0.98
+MIN_NEW_SIGNATURE = 3
+GROWTH_ALPHA = 0.01
+BOOKING_REACH = "booking (book_appointment or collect_appointment)"
+# (family, [(lower bound, band, verdict level)...]) from §E, checked top-down.
+REACH_BANDS = {
+    "initialize_call": [(0.90, "ok", "OK"), (0.70, "warn", "WATCH"), (0.0, "fail", "ACT")],
+    "check_availability": [(0.90, "excellent", "OK"), (0.70, "good", "OK"), (0.50, "needs work", "WATCH"),
+                           (0.0, "critical", "ACT")],
+    BOOKING_REACH: [(0.50, "ok", "OK"), (0.30, "warn", "WATCH"), (0.0, "info only", "OK")],
+}
+LEVELS = ("OK", "WATCH", "ACT")
+
+
+# --------------------------------------------------------------------------- periods and loading
+def period_bounds(day: date | str, period: str = "1d") -> dict[str, pd.Timestamp]:
+    """UTC bounds of the period and its baseline, from Berlin midnights (DST-safe)."""
+    if period not in PERIODS:
+        raise ConfigError(f"period={period!r} is not supported", hint="use 1d or 7d")
+    if isinstance(day, str):
+        try:
+            day = date.fromisoformat(day.strip())
+        except ValueError:
+            raise ConfigError(f"period_start={day!r} is not a date", hint="write it as YYYY-MM-DD") from None
+    days = PERIODS[period]
+
+    def midnight(d: date) -> pd.Timestamp:
+        return pd.Timestamp(d).tz_localize(TZ).tz_convert("UTC")
+
+    return {"start": midnight(day), "end": midnight(day + timedelta(days=days)),
+            "baseline_start": midnight(day - timedelta(days=days * BASELINE_PERIODS[period])), "day": day}
+
+
+@dataclass
+class HealthInputs:
+    """Frames of the period plus its baseline (one load, so both sides come from the same query)."""
+
+    day: date
+    period: str
+    company_id: int
+    bounds: dict
+    attempts: pd.DataFrame
+    calls: pd.DataFrame
+    traces: pd.DataFrame
+    errors: pd.DataFrame
+    source: str | None = None
+    synthetic: bool = False
+
+
+def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
+    """Read the period and its baseline through the loaders (read-only)."""
+    from . import loaders, outcomes
+
+    bounds = period_bounds(period_start, period)
+    engine = loaders.engine_for(db)
+    company = int(company_id) or None
+    window = {"start": bounds["baseline_start"], "end": bounds["end"], "company_id": company}
+    attempts = outcomes.booking_attempts(engine, **window)
+    calls = loaders.calls(engine, **window, as_of=bounds["end"])
+    traces = loaders.function_traces(engine, **window)
+    errors = loaders.errors(engine, **window)
+    return HealthInputs(bounds["day"], period, int(company_id), bounds, attempts, calls, traces, errors,
+                        calls.attrs.get("source"), bool(calls.attrs.get("synthetic")))
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class Reason:
+    level: str
+    text: str
+    section: str
+
+
+@dataclass
+class HealthReport:
+    """All sections of one health report, the verdict and the reasons behind it."""
+
+    day: date
+    period: str
+    company_id: int
+    bounds: dict
+    booking: pd.DataFrame
+    reach: pd.DataFrame
+    durations: pd.DataFrame
+    signatures: pd.DataFrame
+    quality: pd.DataFrame
+    reasons: list[Reason]
+    notes: list[str] = field(default_factory=list)
+    synthetic: bool = False
+    source: str | None = None
+    counts: dict = field(default_factory=dict)
+    daily: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def verdict(self) -> str:
+        return max((r.level for r in self.reasons), key=LEVELS.index, default="OK")
+
+    @property
+    def baseline_label(self) -> str:
+        n = BASELINE_PERIODS[self.period]
+        return f"the previous {n * PERIODS[self.period]} days" if self.period == "1d" else f"the previous {n} weeks"
+
+    @property
+    def verdict_line(self) -> str:
+        top = [r.text for r in sorted(self.reasons, key=lambda r: -LEVELS.index(r.level)) if r.level != "OK"]
+        if not top:
+            c = self.counts
+            return (f"OK: no threshold crossed ({c.get('sessions', 0)} calls, {c.get('attempts', 0)} booking attempts, "
+                    f"compared with {self.baseline_label})")
+        shown = top[:4] + ([f"and {len(top) - 4} more"] if len(top) > 4 else [])
+        return f"{self.verdict}: " + "; ".join(shown)
+
+    def title(self) -> str:
+        who = "all companies" if not self.company_id else f"company {self.company_id}"
+        span = self.day.isoformat() if self.period == "1d" else f"week from {self.day.isoformat()}"
+        return f"Health report {span} ({self.period}, {who}, Europe/Berlin)"
+
+    def key_numbers(self) -> dict:
+        """The few numbers the run index shows."""
+        allrow = self.booking[self.booking["path"] == "all"]
+        rate = allrow["success_rate"].iloc[0] if len(allrow) else None
+        dur = self.durations[self.durations["metric"] == "call_duration_session"]
+        stuck = self.quality.loc[self.quality["flag"] == "stuck sessions (P5)", "count"]
+        return {
+            "calls": self.counts.get("sessions", 0),
+            "booking_attempts": self.counts.get("attempts", 0),
+            "booking_success_pct": None if rate is None or pd.isna(rate) else round(100 * float(rate), 1),
+            "call_p95_s": None if dur.empty or pd.isna(dur["p95"].iloc[0]) else round(float(dur["p95"].iloc[0]) / 1000, 1),
+            "new_or_growing_signatures": int(self.signatures["status"].isin(["new", "growing"]).sum()) if len(self.signatures) else 0,
+            "stuck_sessions": int(stuck.iloc[0]) if len(stuck) else 0,
+        }
+
+    def metrics(self) -> dict:
+        """What the run records in metrics.json (verdict first, then key numbers)."""
+        return {"verdict": self.verdict, "verdict_line": self.verdict_line, "key_numbers": self.key_numbers(),
+                "period_start": self.day.isoformat(), "period": self.period, "company_id": self.company_id,
+                "reasons": [r.__dict__ for r in self.reasons if r.level != "OK"], "synthetic": self.synthetic}
+
+    def to_dict(self) -> dict:
+        frames = {name: json.loads(getattr(self, name).to_json(orient="records", date_format="iso"))
+                  for name in ("booking", "reach", "durations", "signatures", "quality")}
+        return {**self.metrics(), "title": self.title(), "baseline": self.baseline_label,
+                "bounds": {k: str(v) for k, v in self.bounds.items()}, "notes": self.notes, "source": self.source, **frames}
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
+
+    def sections(self) -> list[tuple[str, pd.DataFrame]]:
+        return [("Booking success by path", self.booking), ("Reach rates by function family", self.reach),
+                ("Call duration and function latency (ms)", self.durations),
+                ("New and growing error signatures", self.signatures), ("Data-quality flags", self.quality)]
+
+    def to_markdown(self) -> str:
+        parts = [f"# {self.title()}", "", f"**{self.verdict_line}**", ""]
+        if self.synthetic:
+            parts += ["*SYNTHETIC DEMO DATA*", ""]
+        for name, frame in self.sections():
+            parts += [f"## {name}", "", cmp._md_table(frame) if len(frame) else "(none)", ""]
+        parts += [f"- {n}" for n in self.notes]
+        return "\n".join(parts)
+
+    def verdict_html(self) -> str:
+        colour = {"OK": "#1a7f37", "WATCH": "#9a6700", "ACT": "#cf222e"}[self.verdict]
+        synthetic = "<p><em>SYNTHETIC DEMO DATA</em></p>" if self.synthetic else ""
+        return (f'<div style="border-left:6px solid {colour};padding:.4em .8em;font-size:1.15em">'
+                f'<strong style="color:{colour}">{html.escape(self.verdict_line)}</strong></div>{synthetic}')
+
+    def _repr_html_(self) -> str:
+        body = [f"<h3>{html.escape(self.title())}</h3>", self.verdict_html()]
+        for name, frame in self.sections():
+            body += [f"<h4>{html.escape(name)}</h4>", frame.to_html(index=False, escape=True, na_rep="")]
+        if self.notes:
+            body.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
+        return "".join(body)
+
+
+# --------------------------------------------------------------------------- computation
+def _wilson(k: int, n: int) -> tuple[float | None, float | None]:
+    if n == 0:
+        return None, None
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    return float(lo), float(hi)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
+
+
+def _split(frame: pd.DataFrame, col: str, bounds: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cur = frame[(frame[col] >= bounds["start"]) & (frame[col] < bounds["end"])]
+    base = frame[(frame[col] >= bounds["baseline_start"]) & (frame[col] < bounds["start"])]
+    return cur, base
+
+
+def _local(ts: pd.Timestamp) -> str:
+    return ts.tz_convert(TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _booking(inputs: HealthInputs, first_seen: dict, base_label: str, reasons: list[Reason]) -> pd.DataFrame:
+    cur, base = _split(inputs.attempts, "at", inputs.bounds)
+    paths = sorted(set(cur["path"].dropna().astype(str)) | set(base["path"].dropna().astype(str)))
+    rows = []
+    for path in ["all"] + paths:
+        c = cur if path == "all" else cur[cur["path"].astype(str) == path]
+        b = base if path == "all" else base[base["path"].astype(str) == path]
+        ck, cn = int((c["outcome"] == "success").sum()), len(c)
+        bk, bn = int((b["outcome"] == "success").sum()), len(b)
+        metric = cmp.rate_metric("booking_success_rate", path, (bk, bn), (ck, cn))
+        lo, hi = _wilson(ck, cn)
+        failed = c[c["outcome"] != "success"]
+        top = failed["signature"].dropna().astype(str).value_counts()
+        signature = top.index[0] if len(top) else None
+        level, judged = "OK", ""
+        if cn >= MIN_ATTEMPTS and hi is not None and hi < BOOKING_CRITICAL:
+            level, judged = "ACT", f"below the critical {BOOKING_CRITICAL:.0%}"
+        elif cn >= MIN_ATTEMPTS and hi is not None and hi < BOOKING_TARGET:
+            level, judged = "WATCH", f"below the {BOOKING_TARGET:.0%} target"
+        elif cn < MIN_ATTEMPTS:
+            judged = f"fewer than {MIN_ATTEMPTS} attempts: no judgement"
+        rows.append({"path": path, "attempts": cn, "success": ck, "success_rate": ck / cn if cn else None,
+                     "ci_low": lo, "ci_high": hi, "failed": int((c["outcome"] == "failed").sum()),
+                     "orphaned": int((c["outcome"] == "orphaned").sum()),
+                     "baseline_attempts": bn, "baseline_success_rate": bk / bn if bn else None,
+                     "p_value": metric.p_value, "level": level, "judgement": judged or "within target",
+                     "top_failure_signature": signature})
+        if level != "OK" and path != "all":
+            text = (f"booking success on path {path} {_pct(ck / cn)} ({ck}/{cn}, 95 % CI {_pct(lo)}-{_pct(hi)}) "
+                    f"vs {_pct(bk / bn) if bn else 'n/a'} ({bk}/{bn}) in {base_label}")
+            if signature:
+                since = first_seen.get(signature)
+                text += f"; failing with {signature}" + (f" since {_local(since)}" if since is not None else "")
+            reasons.append(Reason(level, text, "booking"))
+    return pd.DataFrame(rows)
+
+
+def _band(family: str, value: float | None) -> tuple[str, str]:
+    if value is None:
+        return "no data", "OK"
+    for lower, band, level in REACH_BANDS[family]:
+        if value >= lower:
+            return band, level
+    return REACH_BANDS[family][-1][1:]
+
+
+def _reach(inputs: HealthInputs, base_label: str, reasons: list[Reason]) -> pd.DataFrame:
+    cur_calls, base_calls = _split(inputs.calls, "started_at", inputs.bounds)
+    fams = inputs.traces[["call_id", "family"]].dropna().astype(str)
+    fams = pd.concat([fams, fams[fams["family"].isin(["book_appointment", "collect_appointment"])].assign(family=BOOKING_REACH)])
+    rows = []
+    families = [f for f in REACH_BANDS] + sorted(set(fams["family"]) - set(REACH_BANDS))
+    for family in families:
+        callers = set(fams.loc[fams["family"] == family, "call_id"])
+        ck, cn = int(cur_calls["call_id"].astype(str).isin(callers).sum()), len(cur_calls)
+        bk, bn = int(base_calls["call_id"].astype(str).isin(callers).sum()), len(base_calls)
+        lo, hi = _wilson(ck, cn)
+        row = {"family": family, "calls": cn, "reached": ck, "reach_rate": ck / cn if cn else None, "ci_low": lo,
+               "ci_high": hi, "baseline_reach_rate": bk / bn if bn else None, "band": "", "level": "OK"}
+        if family in REACH_BANDS:
+            row["band"], _ = _band(family, row["reach_rate"])
+            confident_band, level = _band(family, hi)  # the whole interval must sit in the band
+            row["level"] = level
+            if level != "OK":
+                reasons.append(Reason(level, f"reach rate of {family} {_pct(row['reach_rate'])} ({ck}/{cn} calls, "
+                                             f"95 % CI up to {_pct(hi)}: {confident_band}) vs "
+                                             f"{_pct(row['baseline_reach_rate'])} in {base_label}", "reach"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _durations(inputs: HealthInputs, base_label: str, reasons: list[Reason], notes: list[str]) -> pd.DataFrame:
+    rows = []
+    cur_calls, base_calls = _split(inputs.calls, "started_at", inputs.bounds)
+
+    def clean_calls(frame, col):
+        keep = frame[col].notna() & ~frame["stuck"].fillna(False).astype(bool) & ~frame["closed_by_cleanup"].fillna(False).astype(bool)
+        return frame.loc[keep, col].astype(float).to_numpy()
+
+    series = []
+    for name, col in (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms")):
+        if col in inputs.calls and inputs.calls[col].notna().any():
+            series.append((name, "all", clean_calls(base_calls, col), clean_calls(cur_calls, col)))
+    cur_tr, base_tr = _split(inputs.traces, "started_at", inputs.bounds)
+    for fam in sorted(set(inputs.traces["family"].dropna().astype(str))):
+        values = [t.loc[t["family"].astype(str) == fam, "duration_ms"].astype(float) for t in (base_tr, cur_tr)]
+        series.append(("function_latency", fam, *[v[v >= 0].dropna().to_numpy() for v in values]))
+    notes.append("call durations leave out stuck sessions (P5) and calls closed by cleanup (P20); session and Retell "
+                 "durations are separate sources (P2); negative trace durations (P6) are left out of latencies")
+    for name, group, base, cur in series:
+        metric = cmp.distribution_metric(name, group, base, cur)
+        detail = metric.after.detail
+        rows.append({"metric": name, "group": group, "n": metric.after.n,
+                     "p50": detail["p50"]["value"], "p95": detail["p95"]["value"], "p99": detail["p99"]["value"],
+                     "p95_ci": detail["p95"]["ci"], "baseline_n": metric.before.n,
+                     "baseline_p50": metric.before.detail["p50"]["value"], "baseline_p95": metric.before.detail["p95"]["value"],
+                     "p_value": metric.p_value, "verdict": metric.verdict})
+        if metric.verdict == "regressed":
+            what = "call duration" if name.startswith("call") else f"latency of {group}"
+            reasons.append(Reason("WATCH", f"{what} regressed: median {metric.after.value:,.0f} ms (n={metric.after.n}) vs "
+                                           f"{metric.before.value:,.0f} ms (n={metric.before.n}) in {base_label}, "
+                                           f"p={metric.p_value:.2g}", "durations"))
+    return pd.DataFrame(rows)
+
+
+def _signatures(inputs: HealthInputs, base_label: str, reasons: list[Reason]) -> tuple[pd.DataFrame, dict]:
+    errs = inputs.errors
+    cols = ["signature", "count", "baseline_count", "first_seen", "status", "p_value", "booking_failed"]
+    if errs.empty:
+        return pd.DataFrame(columns=cols), {}
+    errs = errs.assign(signature=signatures(errs["error_message"].fillna(errs["error_code"].astype("string")))["signature"])
+    errs = errs.dropna(subset=["signature"])
+    first_seen = errs.groupby("signature")["occurred_at"].min().to_dict()
+    cur, base = _split(errs, "occurred_at", inputs.bounds)
+    b = inputs.bounds
+    share = (b["end"] - b["start"]) / (b["end"] - b["baseline_start"])  # expected share of the period if rates are equal
+    rows = []
+    for sig, count in cur["signature"].value_counts().items():
+        base_count = int((base["signature"] == sig).sum())
+        p = float(binomtest(int(count), int(count) + base_count, share, alternative="greater").pvalue)
+        if base_count == 0:
+            status = "new" if count >= MIN_NEW_SIGNATURE else "new (rare)"
+        elif p < GROWTH_ALPHA:
+            status = "growing"
+        else:
+            status = "steady"
+        booking_failed = int(cur.loc[cur["signature"] == sig, "booking_failed"].fillna(False).astype(bool).sum())
+        rows.append({"signature": sig, "count": int(count), "baseline_count": base_count,
+                     "first_seen": _local(first_seen[sig]), "status": status, "p_value": p, "booking_failed": booking_failed})
+        if status in ("new", "growing"):
+            reasons.append(Reason("WATCH", f"{status} signature {sig} since {_local(first_seen[sig])} "
+                                           f"({count} now vs {base_count} in {base_label})", "signatures"))
+    frame = pd.DataFrame(rows, columns=cols).sort_values(["status", "count"], ascending=[True, False], kind="stable")
+    return frame.reset_index(drop=True), first_seen
+
+
+def _quality(inputs: HealthInputs, reasons: list[Reason], notes: list[str]) -> pd.DataFrame:
+    cur_calls, _ = _split(inputs.calls, "started_at", inputs.bounds)
+    cur_tr, _ = _split(inputs.traces, "started_at", inputs.bounds)
+    dur = cur_tr["duration_ms"].astype(float)
+    traced = set(cur_tr["call_id"].astype(str))
+    n = len(cur_calls)
+    rows = [
+        ("stuck sessions (P5)", int(cur_calls["stuck"].sum()), n),
+        ("closed by cleanup, system_timeout (P20)", int(cur_calls["closed_by_cleanup"].sum()), n),
+        ("calls without any function trace", int((~cur_calls["call_id"].astype(str).isin(traced)).sum()), n),
+        ("negative trace durations (P6)", int((dur < 0).sum()), len(dur)),
+        ("zero trace durations (P6, suspect after the fix)", int((dur == 0).sum()), len(dur)),
+        ("trace durations divisible by 1,000 ms (P7)", int(((dur % 1000 == 0) & (dur != 0)).sum()), len(dur)),
+        ("DST-ambiguous start times (P1)", int(cur_calls.get("started_at_ambiguous", pd.Series(dtype=bool)).fillna(False).sum()), n),
+        ("test/demo/temp ids excluded (P4, whole window)", int(inputs.calls.attrs.get("excluded_test_ids", 0) or 0), None),
+    ]
+    frame = pd.DataFrame(rows, columns=["flag", "count", "of"])
+    frame["share"] = [c / o if o else None for c, o in zip(frame["count"], frame["of"])]
+    stuck = int(frame.loc[0, "count"])
+    if stuck:
+        reasons.append(Reason("WATCH", f"{stuck} of {n} sessions stuck in_progress (P5)", "quality"))
+    missing = inputs.calls.attrs.get("missing_columns") or {}
+    for table, cols in missing.items():
+        notes.append(f"columns missing in {table}: {', '.join(cols)} (left out, not assumed)")
+    if n == 0:
+        notes.append("no calls in this period: no rate or percentile can be judged")
+    return frame
+
+
+def compute(inputs: HealthInputs) -> HealthReport:
+    """Every section, the reasons and the verdict (pure: frames in, result out)."""
+    reasons: list[Reason] = []
+    notes: list[str] = []
+    report_label = HealthReport(inputs.day, inputs.period, inputs.company_id, inputs.bounds, *[pd.DataFrame()] * 5, [])
+    base_label = report_label.baseline_label
+    sig_frame, first_seen = _signatures(inputs, base_label, reasons)
+    booking = _booking(inputs, first_seen, base_label, reasons)
+    reach = _reach(inputs, base_label, reasons)
+    durations = _durations(inputs, base_label, reasons, notes)
+    quality = _quality(inputs, reasons, notes)
+    excluded = inputs.attempts.attrs.get("excluded_test_attempts")
+    if excluded:
+        notes.append(f"{excluded} booking attempts of test/demo/temp call ids excluded (P4)")
+    notes.append("first_seen is the earliest occurrence within the loaded window (baseline + period); "
+                 "a signature first seen at the window start may be older")
+    cur_calls, _ = _split(inputs.calls, "started_at", inputs.bounds)
+    cur_att, _ = _split(inputs.attempts, "at", inputs.bounds)
+    return HealthReport(inputs.day, inputs.period, inputs.company_id, inputs.bounds, booking, reach, durations, sig_frame,
+                        quality, reasons, notes, inputs.synthetic, inputs.source,
+                        {"sessions": len(cur_calls), "attempts": len(cur_att)}, daily_booking(inputs.attempts))
+
+
+def health(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthReport:
+    """Load and compute in one call (what the notebook and tests use)."""
+    return compute(load(db, period_start, period, company_id))
+
+
+def daily_booking(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Attempts and successes per Berlin day and path, with Wilson intervals."""
+    cols = ["day", "path", "attempts", "success", "success_rate", "ci_low", "ci_high"]
+    if attempts.empty:
+        return pd.DataFrame(columns=cols)
+    frame = attempts.assign(day=attempts["at"].dt.tz_convert(TZ).dt.strftime("%Y-%m-%d"), path=attempts["path"].astype(str),
+                            ok=(attempts["outcome"] == "success").astype(int))
+    grouped = frame.groupby(["day", "path"]).agg(attempts=("ok", "size"), success=("ok", "sum")).reset_index()
+    grouped["success_rate"] = grouped["success"] / grouped["attempts"]
+    bounds = [_wilson(int(k), int(n)) for k, n in zip(grouped["success"], grouped["attempts"])]
+    grouped["ci_low"], grouped["ci_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
+    return grouped[cols]
+
+
+def plot_booking(report: HealthReport, *, ax=None):
+    """Daily booking success per path over baseline + period (Wilson intervals), the period shaded."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(10, 3.6))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    daily = report.daily
+    for path, frame in daily.groupby("path"):
+        x = pd.to_datetime(frame["day"])
+        y = frame["success_rate"].to_numpy(dtype=float)
+        err = np.vstack([y - frame["ci_low"].to_numpy(dtype=float), frame["ci_high"].to_numpy(dtype=float) - y])
+        ax.errorbar(x, 100 * y, yerr=100 * err, marker="o", capsize=3, label=f"{path}")
+    start = pd.Timestamp(report.day)
+    ax.axvspan(start - pd.Timedelta(hours=12), start + pd.Timedelta(days=PERIODS[report.period]) - pd.Timedelta(hours=12),
+               color="#cf222e" if report.verdict == "ACT" else "#999999", alpha=0.12, label="reported period")
+    ax.axhline(100 * BOOKING_CRITICAL, color="#cf222e", linestyle="--", linewidth=1, label="critical 90 %")
+    ax.set_ylim(-5, 105)
+    ax.set_ylabel("booking success (%)")
+    ax.set_title(f"Booking success per day and path, {report.baseline_label} and the reported period")
+    ax.legend(loc="lower left", fontsize="small")
+    fig.autofmt_xdate()
+    return fig
+
+
+__all__ = ["HealthInputs", "HealthReport", "Reason", "compute", "daily_booking", "health", "load", "period_bounds", "plot_booking"]
