@@ -197,3 +197,21 @@ def test_cli(migrations_db, git_checkout, tmp_path, capsys):
     sa.create_engine(empty).connect().close()
     code = cli.main(["migrations", "--db", empty])
     assert code == 2 and "migrations" in capsys.readouterr().err
+
+
+def test_runbook_checks():
+    from rca_toolkit.runbook import Status
+
+    with_files = migrations.migration_history(FRAME, files_dir=FILES, today="2025-10-20")
+    pending = migrations.pending_check(with_files)
+    assert (pending.status, pending.evidence["pending"]) == (Status.FAIL, ["2025_10_18_120000_create_retell_call_sessions_table"])
+    assert pending.summary == "1 pending, 3 ran but their file is missing (9 ran in 6 batches)"
+    names = migrations.names_check(with_files)
+    assert names.status == Status.WARN and names.evidence["malformed"] == ["fix_appointments_hotfix"]
+    assert migrations.pending_check(migrations.migration_history(FRAME)).status == Status.WARN  # folder not given
+
+    ran_all = pd.DataFrame([(i + 1, p.stem, 1) for i, p in enumerate(sorted(FILES.glob("*.php")))],
+                           columns=["id", "migration", "batch"])
+    clean = migrations.migration_history(ran_all, files_dir=FILES, today="2025-10-20")
+    assert migrations.pending_check(clean).status == Status.PASS
+    assert migrations.names_check(clean).status == Status.PASS
