@@ -1,0 +1,270 @@
+"""Call timelines: the real Retell sample, honest thin records, DB traces, the demo world, CLI and notebook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rca_toolkit import cli, plots
+from rca_toolkit.formats.exports import read_call_history
+from rca_toolkit.loaders import CallTrace
+from rca_toolkit.timeline import attribute, build_spans, build_timeline
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = "retell_call_a3d98bb4522f6f1e0bfac5964b1.json"
+SAMPLE_ID = "call_a3d98bb4522f6f1e0bfac5964b1"
+REF_ID = "call_ab45deadd7db66c4956d5243861"
+DEAD_AIR_ID = "call_4539054ee4892c6abce031bdf95"
+
+
+@pytest.fixture(scope="module")
+def sample_path(shared_data):
+    return shared_data / SAMPLE
+
+
+@pytest.fixture(scope="module")
+def sample(sample_path):
+    return build_timeline(sample_path)
+
+
+def _words(text, start, end):
+    parts = text.split()
+    step = (end - start) / len(parts)
+    return [{"word": w + " ", "start": start + i * step, "end": start + (i + 1) * step} for i, w in enumerate(parts)]
+
+
+def retell_call(call_id, duration_ms, utterances, tool_calls=()):
+    """A small Retell object: utterances (role, text, start, end), tools (name, start, end, args, content)."""
+    twt, transcript = [], []
+    for role, text, start, end in utterances:
+        transcript.append({"role": role, "content": text, "words": _words(text, start, end)})
+    for i, (name, start, end, args, content) in enumerate(tool_calls):
+        twt += [{"role": "tool_call_invocation", "tool_call_id": f"t{i}", "name": name, "arguments": json.dumps(args),
+                 "time_sec": start},
+                {"role": "tool_call_result", "tool_call_id": f"t{i}", "successful": True, "content": content, "time_sec": end}]
+    return {"call_id": call_id, "call_status": "ended", "disconnection_reason": "user_hangup", "duration_ms": duration_ms,
+            "start_timestamp": 1760781600000, "transcript_object": transcript, "transcript_with_tool_calls": twt}
+
+
+OVERLAP_CALL = retell_call("call_" + "1" * 27, 20000, [
+    ("agent", "Guten Tag wie kann ich helfen", 0.4, 4.0),
+    ("user", "Ich hätte gern einen Termin morgen", 3.5, 7.0),  # barges in: 0.5 s overlap
+    ("agent", "Einen Moment ich prüfe", 7.8, 9.0),
+    ("agent", "Morgen um zehn ist frei", 11.0, 13.0),
+    ("user", "Super danke", 13.6, 14.5),
+], [("check_availability_v17", 8.5, 10.5, {"datum": "25.10.2025"}, '{"success":true,"data":{"available":true}}')])
+
+
+# --------------------------------------------------------------------------- the real Retell sample
+def test_real_sample_tool_calls_and_duration(sample):
+    out = sample.to_dict()
+    assert out["call_id"] == SAMPLE_ID and out["duration_s"] == 35.303
+    assert [(t["name"], t["family"], t["start_s"], t["end_s"], t["latency_s"], t["ok"]) for t in out["tool_calls"]] == [
+        ("initialize_call", "initialize_call", 0.595, 1.619, 1.024, False),
+        ("check_availability_v17", "check_availability", 17.041, 17.989, 0.948, False)]
+    assert out["known"]["disconnection_reason"] == "user_hangup"
+
+
+def test_real_sample_has_exactly_one_dead_air_finding(sample):
+    dead = [f for f in sample.to_dict()["findings"] if f["kind"] == "dead_air"]
+    assert len(dead) == 1
+    assert (dead[0]["start_s"], dead[0]["end_s"], dead[0]["seconds"]) == (19.68, 30.955, 11.275)
+    assert dead[0]["removable_s"] == 8.275  # beyond the 3 s threshold
+    assert "check_availability_v17 failed" in dead[0]["label"]
+    assert {f["kind"] for f in sample.to_dict()["findings"]} == {"dead_air", "failed_tool"}
+
+
+def test_real_sample_attribution(sample):
+    ms = sample.attribution.ms
+    assert sum(ms.values()) == 35303
+    assert ms["dead_air"] == 11275 and ms["tool_wait_silent"] == 1024  # initialize_call ran before the greeting
+    assert ms["overlap"] == 0 and ms["tail"] == 900  # 34.403 -> 35.303
+    assert sample.attribution.tool_coverage == {"tool_running_s": 1.972, "covered_by_speech_s": 0.948, "silent_s": 1.024}
+    # what-if: dead air beyond 3 s (8.275) and the silent failed initialize_call (1.024) removed
+    assert sample.what_if.duration_s == 26.004 and sample.what_if.removed_s == 9.299
+
+
+def test_renderings_agree(sample):
+    text, md, page = sample.to_text(), sample.to_markdown(), sample._repr_html_()
+    for rendering in (text, md, page):
+        assert SAMPLE_ID in rendering and "dead_air" in rendering and "Call context not found" in rendering
+    assert json.loads(sample.to_json())["what_if"]["duration_s"] == 26.004
+    assert "SYNTHETIC" not in text and sample.banner() == "Data: Retell call object."
+
+
+def test_waterfall_artists(sample):
+    fig = plots.plot_waterfall(sample)
+    ax = fig.axes[0]
+    gids = [c.get_gid() for c in ax.collections]
+    assert gids.count("tool:initialize_call:failed") == 1 and "tool:check_availability_v17:failed" in gids
+    assert {"speech:caller", "speech:agent", "finding:dead_air", "finding:failed_tool"} <= set(gids)
+    bars = {p.get_gid(): p.get_width() for p in ax.patches}
+    assert bars == {"whatif:actual": 35.303, "whatif:projected": 26.004}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["caller", "agent", "tools", "findings", "actual", "what-if"]
+
+
+# --------------------------------------------------------------------------- attribution sums
+def _thin_trace(shared_data) -> CallTrace:
+    """The real export row of the 144 s call: a session and nothing else (no trace, no transcript)."""
+    history = read_call_history(shared_data / "call_history_2025-10-24_184034.json")
+    row = history[history["call_id"] == REF_ID].iloc[0]
+    session = {k: row[k] for k in ("call_id", "started_at", "duration_ms", "call_status", "disconnection_reason",
+                                   "agent_version")}
+    empty = pd.DataFrame()
+    return CallTrace(REF_ID, session, empty, empty, empty, empty, None,
+                     ["Retell call object (calls.raw empty)", "function traces", "transcript segments", "events"])
+
+
+def test_thin_record_is_honest(shared_data):
+    tl = build_timeline(_thin_trace(shared_data))
+    out = tl.to_dict()
+    assert out["duration_s"] == 144.481
+    assert out["attribution"] == {"unaccounted": 144.481}
+    assert out["findings"] == [] and out["tool_calls"] == []
+    assert out["what_if"]["duration_s"] == 144.481 and out["what_if"]["removed"] == []
+    assert out["known"]["disconnection_reason"] == "agent_hangup" and out["known"]["agent_version"] == 106
+    assert out["known"]["started_at"] == "2025-10-18T10:09:27+00:00"
+    assert any("no transcript" in g for g in out["data_gaps"])
+    assert any("no evidence for phase timings" in n for n in out["notes"])
+    fig = plots.plot_waterfall(tl)
+    assert "no-data" in [t.get_gid() for t in fig.axes[0].texts]
+
+
+def _db_trace() -> CallTrace:
+    """A trace as loaders.call_trace returns it when calls.raw is empty (segments on the session clock)."""
+    t0 = pd.Timestamp("2025-10-18 14:03:59", tz="UTC")
+    seg = pd.DataFrame({
+        "occurred_at": [t0 + pd.Timedelta(seconds=s) for s in (0.5, 4.0, 8.9, 28.0)],
+        "call_offset_ms": [500, 4000, 8900, 28000], "duration_ms": [3000, 4000, 1500, 1200],
+        "role": ["agent", "user", "agent", "agent"], "segment_sequence": [1, 2, 3, 4],
+        "text": ["Guten Tag", "Einen Termin bitte", "Einen Moment", "Hallo?"]})
+    traces = pd.DataFrame({
+        "started_at": [t0 + pd.Timedelta(seconds=9.0)], "completed_at": [t0 + pd.Timedelta(seconds=11.5)],
+        "duration_ms": [2500], "function_name": ["check_availability"], "status": ["success"], "error": [None],
+        "input_params": [{"datum": "2025-10-20"}], "output_result": [{"success": False, "error": "not available"}]})
+    errors = pd.DataFrame({"occurred_at": [t0 + pd.Timedelta(seconds=11.5)], "call_offset_ms": [11500],
+                           "error_code": ["calcom_409"], "error_message": ["slot taken"]})
+    session = {"call_id": DEAD_AIR_ID, "started_at": t0, "ended_at": t0 + pd.Timedelta(seconds=32),
+               "duration_ms": 32000, "call_status": "ended", "disconnection_reason": "user_hangup", "agent_version": 106}
+    return CallTrace(DEAD_AIR_ID, session, pd.DataFrame(), traces, seg, errors, None,
+                     ["Retell call object (calls.raw empty)", "events"], attrs={"synthetic": True})
+
+
+def test_db_trace_without_raw_uses_segments_and_traces():
+    tl = build_timeline(_db_trace())
+    assert tl.source == "database trace" and tl.synthetic and tl.banner().startswith("**SYNTHETIC DEMO DATA**")
+    spans = tl.spans
+    assert spans["kind"].value_counts().to_dict() == {"agent_speech": 3, "caller_speech": 1, "tool": 1, "error": 1}
+    (tool,) = tl.to_dict()["tool_calls"]
+    assert (tool["start_s"], tool["end_s"], tool["latency_s"], tool["ok"]) == (9.0, 11.5, 2.5, False)
+    assert tool["error"] == "not available"  # status success, but the result says success: false
+    kinds = [(f.kind, f.start_s, f.end_s) for f in tl.findings]
+    assert ("dead_air", 10.4, 28.0) in kinds and ("slow_tool", 9.0, 11.5) in kinds and ("failed_tool", 9.0, 11.5) in kinds
+    assert tl.attribution.ms["dead_air"] == 17600 - 1100  # 10.4 -> 28.0 minus the silent tool wait 10.4 -> 11.5
+    assert tl.attribution.ms["tool_wait_silent"] == 1100
+
+
+@pytest.mark.parametrize("dead_air_s", [0.5, 1.0, 3.0, 10.0])
+def test_categories_sum_exactly_to_the_duration(shared_data, sample_path, dead_air_s):
+    sources = [sample_path, json.loads(sample_path.read_text()), OVERLAP_CALL, _db_trace(), _thin_trace(shared_data)]
+    for source in sources:
+        tl = build_timeline(source, dead_air_s=dead_air_s)
+        assert sum(tl.attribution.ms.values()) == round(tl.duration_s * 1000), tl.call_id
+        assert abs(sum(tl.to_dict()["attribution"].values()) - tl.duration_s) < 1e-9
+        assert all(v >= 0 for v in tl.attribution.ms.values())
+
+
+def test_overlap_and_covered_tool_wait():
+    att = attribute(build_spans(OVERLAP_CALL), 20.0)
+    assert att.ms["overlap"] == 500
+    assert att.ms["agent_response_latency"] == 800  # 7.0 -> 7.8 after the caller turn
+    assert att.ms["tool_wait_silent"] == 1500 and att.tool_coverage["covered_by_speech_s"] == 0.5  # 9.0 -> 10.5 silent
+    assert att.ms["tail"] == 5500
+    assert sum(att.ms.values()) == 20000
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_json_on_the_real_file(sample_path, capsys):
+    assert cli.main(["timeline", SAMPLE_ID, "--retell-json", str(sample_path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["duration_s"] == 35.303 and [f["kind"] for f in out["findings"]].count("dead_air") == 1
+    assert cli.main(["timeline", SAMPLE_ID, "--retell-json", str(sample_path), "--dead-air", "15"]) == 0
+    assert "dead_air" not in capsys.readouterr().out.split("Findings:")[1].split("What-if")[0]
+
+
+def test_cli_user_mistakes_are_one_line_exit_2(sample_path, tmp_path, capsys):
+    assert cli.main(["timeline", REF_ID, "--retell-json", str(sample_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"holds call {SAMPLE_ID}, not {REF_ID}" in err
+    assert cli.main(["timeline", REF_ID, "--retell-json", str(tmp_path / "nope.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- demo world
+@pytest.fixture(scope="module")
+def demo(request):
+    pytest.importorskip("rca_toolkit.demo", reason="the demo builder has not landed yet")
+    return request.getfixturevalue("demo_db")
+
+
+def test_demo_reference_call(demo, capsys):
+    url, truth = demo
+    assert cli.main(["timeline", REF_ID, "--db", url, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert abs(out["duration_s"] - 144.5) <= 0.5
+    assert out["duration_s"] == truth["reference_calls"][REF_ID]["duration_ms"] / 1000
+    loops = [f for f in out["findings"] if f["kind"] == "loop" and "name" in f["label"]]
+    assert loops and loops[0]["seconds"] >= 90
+    assert out["what_if"]["duration_s"] <= 45
+    assert out["synthetic"] is True
+    assert abs(sum(out["attribution_ms"].values()) - out["duration_s"] * 1000) < 1e-6
+
+
+def test_demo_dead_air_call(demo, capsys):
+    url, _truth = demo
+    assert cli.main(["timeline", DEAD_AIR_ID, "--db", url, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    dead = [f for f in out["findings"] if f["kind"] == "dead_air" and f["seconds"] > 15]
+    assert len(dead) == 1
+    assert abs(dead[0]["start_s"] - 8.4) < 0.2 and abs(dead[0]["end_s"] - 27.7) < 0.2 and abs(dead[0]["seconds"] - 19.3) < 0.3
+    assert sum(out["attribution_ms"].values()) == round(out["duration_s"] * 1000)
+
+
+def test_demo_unknown_call_is_one_line(demo, capsys):
+    url, _truth = demo
+    assert cli.main(["timeline", "call_" + "0" * 27, "--db", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not found" in err
+
+
+# --------------------------------------------------------------------------- notebook
+@pytest.mark.slow
+def test_notebook_runs_with_the_real_file(sample_path, tmp_path):
+    papermill = pytest.importorskip("papermill")
+    import nbformat
+
+    out = tmp_path / "call_timeline.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "call_timeline.ipynb"), str(out), kernel_name="python3",
+                               parameters={"call_id": SAMPLE_ID, "source": str(sample_path), "dead_air_s": 5.0},
+                               progress_bar=False, cwd=str(ROOT))
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert SAMPLE_ID in html and "11.275" in html
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_committed_notebook_has_no_outputs_and_no_definitions():
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / "call_timeline.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].metadata.get("tags") == ["parameters"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+    for cell in code:
+        for word in ("def ", "class ", "try:", "SELECT ", "select "):
+            assert word not in cell.source, (word, cell.source)
