@@ -172,9 +172,18 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
     status = frame["call_status"].astype("string")
     in_progress = status.eq("in_progress").fillna(False)
     ended_at = frame["ended_at"] if "ended_at" in frame else pd.Series(pd.NaT, index=frame.index)
-    old = frame["started_at"] < as_of_ts - STUCK_AFTER
-    no_end = ended_at.isna()
-    stuck = in_progress & (old | no_end)
+    old = (frame["started_at"] < as_of_ts - STUCK_AFTER).fillna(False)
+    # P5: stuck = in_progress for > 2 h, or while the calls row says the call is over. A set that
+    # records no end times at all (exports) cannot tell a live call from a stuck one: there every
+    # in_progress row counts, and a note says so.
+    records_ends = bool(ended_at.notna().any())
+    over = pd.Series(False, index=frame.index)
+    if "call_row_status" in frame:
+        over |= frame["call_row_status"].astype("string").eq("completed").fillna(False)
+    if "retell_call_status" in frame:
+        over |= frame["retell_call_status"].astype("string").eq("ended").fillna(False)
+    no_end = ended_at.isna() & (not records_ends)
+    stuck = in_progress & (old | over | no_end)
     duration = pd.to_numeric(frame["duration_ms"], errors="coerce").astype("Float64")
     closed = ~in_progress
     days = frame.loc[stuck, "started_at"].dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%d").value_counts().sort_index()
@@ -182,7 +191,8 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
         "test_ids": _finding(frame, "test_ids", "test/demo/temp/malformed ids", kind != "retell",
                              by_kind=kind[kind != "retell"].value_counts().to_dict()),
         "stuck": _finding(frame, "stuck", "stuck in_progress sessions", stuck,
-                          older_than_2h=int((in_progress & old).sum()), without_end=int((in_progress & no_end).sum()),
+                          older_than_2h=int((in_progress & old).sum()), ended_per_calls_row=int((in_progress & over).sum()),
+                          without_end=int((in_progress & no_end).sum()), set_records_end_times=records_ends,
                           by_day=days.to_dict()),
         "negative_duration": _finding(frame, "negative_duration", "negative durations", duration < 0),
         "missing_duration": _finding(frame, "missing_duration", "missing durations", duration.isna(),
@@ -210,8 +220,9 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
                      f"(e.g. {', '.join(frame.attrs.get('excluded_examples', [])[:3])})")
     if frame.attrs.get("duration_note"):
         notes.append(frame.attrs["duration_note"])
-    if "ended_at" not in frame or ended_at.isna().all():
-        notes.append("no end times in this set: every in_progress row counts as stuck (no end recorded)")
+    if not records_ends and int(in_progress.sum()):
+        notes.append(f"no end times in this set: every in_progress row counts as stuck "
+                     f"({int((in_progress & old).sum())} of them older than 2 h at {as_of_ts})")
     longest = frame.assign(dur_ms=duration).dropna(subset=["dur_ms"]).sort_values("dur_ms", ascending=False).head(longest_n)
     longest_calls = [{"call_id": str(r.call_id), "started_at": str(r.started_at), "duration_s": float(r.dur_ms) / 1000,
                       "call_status": str(r.call_status), "test_id": names.id_kind(str(r.call_id)) != "retell"}

@@ -95,7 +95,14 @@ def test_synthetic_frame_with_every_problem():
     assert report["zero_duration"].count == 1
     assert report["duplicate_ids"].count == 2
     assert report["dst_ambiguous"].count == 1
-    assert report["stuck"].count == 1 and report["stuck"].detail["older_than_2h"] == 0
+    # the set records end times, so a 1-hour-old in_progress call is live, not stuck ...
+    assert report["stuck"].count == 0 and report["stuck"].detail["set_records_end_times"]
+    # ... unless the calls row already says completed (P5), or it passes 2 hours
+    marked = quality_report(frame.assign(call_row_status=[None, None, None, None, "completed"]),
+                            as_of="2025-11-01T13:00:00+00:00")["stuck"]
+    assert (marked.count, marked.detail["ended_per_calls_row"], marked.detail["older_than_2h"]) == (1, 1, 0)
+    later = quality_report(frame, as_of="2025-11-01T14:30:00+00:00")["stuck"]
+    assert (later.count, later.detail["older_than_2h"]) == (1, 1)
     assert report.near_duplicates[0]["edit_distance"] == 2
     assert report["round_durations"].count == 2
     assert any("counter-vs-traces" in n for n in report.notes)
