@@ -111,8 +111,6 @@ def parse_parameters(source: str, *, where: str = "parameters cell") -> list[Par
         if not _type_ok(default, type_):
             raise ConfigError(f"{where}: default {default!r} of {name!r} is not a {type_}", hint="fix the default")
         help_ = comments.get(node.end_lineno, "")
-        if "=" in help_:
-            raise ConfigError(f"{where}: help of {name!r} contains '='", hint="papermill cannot read such a line; reword it")
         if not help_:
             raise ConfigError(f"{where}: parameter {name!r} has no `# help` comment", hint="say what it means and its unit")
         param = Parameter(name, type_, default, help_, _kind(name, type_, help_))
@@ -244,10 +242,35 @@ def param_value(name: str, value: Any) -> Any:
 
 
 def open_db(db_url: str = ""):
-    """Read-only engine for a notebook's ``db_url`` parameter ('' = configured default)."""
+    """Read-only engine for a notebook's ``db_url`` parameter ('' = configured default).
+
+    A relative SQLite path (the default ``data/demo.sqlite``) is also looked up in parent
+    folders, so the same notebook runs from the project root and from ``runbooks/``.
+    """
+    from sqlalchemy.engine import make_url
+
+    from .config import load_settings
     from .loaders import engine_for
 
-    return engine_for(param_value("db_url", db_url) or None)
+    real = param_value("db_url", db_url) or load_settings().database_url
+    if real.startswith("sqlite:///") and not real.startswith("sqlite:////"):
+        path = make_url(real).database or ""
+        real = f"sqlite:///{project_path(path)}" if path else real  # relative demo file from a notebook folder
+    return engine_for(real)
+
+
+def project_path(text: str) -> str:
+    """A relative path as given if it exists here, else found in a parent folder ('' stays '').
+
+    nbval starts kernels in the notebook's folder and ``rca run`` in the working directory;
+    this lets a default like ``tests/fixtures/...`` work from both.
+    """
+    if not text or Path(text).is_absolute() or Path(text).exists():
+        return text
+    for parent in Path.cwd().resolve().parents:
+        if (parent / text).exists():
+            return str(parent / text)
+    return text
 
 
 # --------------------------------------------------------------------------- in-notebook helpers
@@ -468,5 +491,5 @@ def notebook_paths(*folders: str | Path) -> list[Path]:
 
 __all__ = [
     "Parameter", "RunResult", "load_params_file", "notebook_paths", "open_db", "param_value", "parameters_cell", "parse_parameters",
-    "read_parameters", "record_metrics", "run_dir", "run_notebook", "save_figure", "save_text", "validate",
+    "project_path", "read_parameters", "record_metrics", "run_dir", "run_notebook", "save_figure", "save_text", "validate",
 ]

@@ -141,6 +141,20 @@ class Runbook:
     skipped: list[Skipped] = field(default_factory=list)
     metrics: list[dict] = field(default_factory=list)
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    db: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """With ``db`` (an Engine), record its redacted URL and whether it is the synthetic demo."""
+        if self.db is None:
+            return
+        from . import loaders
+        from .db import redact_url
+
+        self.database = self.database or redact_url(self.db.url)
+        try:
+            self.synthetic = loaders.is_synthetic(self.db)
+        except RcaError:  # unreachable or unreadable: the checks will say so as ERROR
+            self.synthetic = None
 
     def run(self, name: str | None, fn: Callable[..., CheckResult], *args, remedy: str = "", **kwargs):
         """Run a check through :func:`run_check` and keep its result."""
@@ -153,6 +167,17 @@ class Runbook:
     def add_metric(self, name: str, before: Any, after: Any, *, unit: str = "", note: str = "") -> None:
         """A before/after row for the sign-off (e.g. booking success before vs after the deploy)."""
         self.metrics.append({"metric": name, "before": before, "after": after, "unit": unit, "note": note})
+
+    def collect_metrics(self, fn: Callable[..., list[dict]], *args, **kwargs) -> None:
+        """Add before/after rows from ``fn``; a failure becomes a visible 'could not compute' row."""
+        try:
+            rows = fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown in the sign-off, the checks report the cause as ERROR
+            from .db import redact_text
+
+            rows = [{"metric": getattr(fn, "__name__", "metrics"), "before": "n/a", "after": "n/a", "unit": "",
+                     "note": f"could not compute: {type(exc).__name__}: {redact_text(str(exc))}"}]
+        self.metrics.extend(rows)
 
     @property
     def verdict(self) -> Status:
@@ -243,6 +268,26 @@ class Runbook:
         notebooks.save_text("signoff.json", self.to_json() + "\n")
 
 
+def window_after(start, duration: str = "", end: str = "") -> tuple:
+    """(start, end) as UTC Timestamps: ``end`` if given, else ``start + duration`` capped at now."""
+    import pandas as pd
+
+    from .timeutil import parse_duration, parse_instant
+
+    begin = parse_instant(start, name="start")
+    if end:
+        stop = parse_instant(end, name="end")
+    elif duration:
+        stop = min(begin + parse_duration(duration, name="window"), pd.Timestamp.now(tz="UTC"))
+    else:
+        stop = pd.Timestamp.now(tz="UTC")
+    if stop <= begin:
+        from .errors import ConfigError
+
+        raise ConfigError(f"window end {stop} is not after its start {begin}", hint="check the start, window and as_of")
+    return begin, stop
+
+
 # --------------------------------------------------------------------------- rendering helpers
 def _plain(value):
     return json.loads(json.dumps(value, default=_default))
@@ -310,4 +355,4 @@ def _evidence_html(evidence: dict) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
-__all__ = ["CheckResult", "NotApplicable", "Runbook", "Skipped", "Status", "run_check"]
+__all__ = ["CheckResult", "NotApplicable", "Runbook", "Skipped", "Status", "run_check", "window_after"]
