@@ -1,0 +1,213 @@
+"""Health verdicts: rules on small frames, then the demo world on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rca_toolkit import health
+from rca_toolkit.signatures import signature_of
+
+PHANTOM = ("SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list' "
+           "(Connection: mysql, SQL: insert into `appointments` ...)")
+DUPLICATE = ("SQLSTATE[23000]: Integrity constraint violation: 1062 Duplicate entry 'call_0123456789abcdef0123456789a' "
+             "for key 'webhook_events_event_id_unique'")
+
+
+def berlin(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text).tz_localize("Europe/Berlin").tz_convert("UTC")
+
+
+class World:
+    """Hand-built frames in the loaders' shapes: calls, traces, attempts, errors."""
+
+    def __init__(self):
+        self.calls, self.traces, self.attempts, self.errors = [], [], [], []
+        self.n = 0
+
+    def call(self, at: str, *, families=("initialize_call", "check_availability"), booking=None, outcome="success",
+             signature_text=None, duration_ms=60_000, stuck=False):
+        self.n += 1
+        cid = f"call_{self.n:027x}"
+        ts = berlin(at)
+        self.calls.append({"call_id": cid, "started_at": ts, "duration_ms": None if stuck else duration_ms,
+                           "retell_duration_ms": duration_ms, "stuck": stuck, "closed_by_cleanup": False,
+                           "started_at_ambiguous": False})
+        for i, fam in enumerate(list(families) + ([booking] if booking else [])):
+            self.traces.append({"call_id": cid, "family": fam, "started_at": ts + pd.Timedelta(seconds=1 + 10 * i),
+                                "duration_ms": 1000 + 37 * i})
+        if booking:
+            self.attempts.append({"call_id": cid, "at": ts + pd.Timedelta(seconds=30), "path": booking,
+                                  "outcome": outcome, "signature": signature_of(signature_text)})
+            if signature_text:
+                self.error(at, signature_text, booking_failed=True)
+        return cid
+
+    def error(self, at: str, message: str, *, booking_failed=False):
+        self.errors.append({"occurred_at": berlin(at), "error_message": message, "error_code": "x",
+                            "booking_failed": booking_failed})
+
+    def inputs(self, day="2025-10-14", period="1d") -> health.HealthInputs:
+        calls = pd.DataFrame(self.calls, columns=["call_id", "started_at", "duration_ms", "retell_duration_ms", "stuck",
+                                                  "closed_by_cleanup", "started_at_ambiguous"])
+        traces = pd.DataFrame(self.traces, columns=["call_id", "family", "started_at", "duration_ms"])
+        attempts = pd.DataFrame(self.attempts, columns=["call_id", "at", "path", "outcome", "signature"])
+        errors = pd.DataFrame(self.errors, columns=["occurred_at", "error_message", "error_code", "booking_failed"])
+        bounds = health.period_bounds(day, period)
+        return health.HealthInputs(bounds["day"], period, 0, bounds, attempts, calls, traces, errors)
+
+
+def healthy_baseline(world: World, per_path: int = 3, first_day: int = 7, last_day: int = 13):
+    for day in range(first_day, last_day + 1):
+        for i in range(per_path):
+            world.call(f"2025-10-{day:02d} {9 + i:02d}:00", booking="book_appointment")
+            world.call(f"2025-10-{day:02d} {9 + i:02d}:30", booking="collect_appointment")
+        world.call(f"2025-10-{day:02d} 18:00")
+
+
+def test_a_failing_path_is_act_and_the_line_names_numbers_signature_and_start():
+    world = World()
+    healthy_baseline(world, last_day=12)
+    world.call("2025-10-13 10:00", booking="book_appointment")
+    for hour in (11, 12, 13):
+        world.call(f"2025-10-13 {hour}:16", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
+    for hour in range(8, 17):
+        world.call(f"2025-10-14 {hour:02d}:10", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
+        world.call(f"2025-10-14 {hour:02d}:40", booking="collect_appointment")
+
+    report = health.compute(world.inputs())
+
+    assert report.verdict == "ACT"
+    sig = signature_of(PHANTOM)
+    assert "Unknown column 'created_by'" in sig
+    assert report.verdict_line.startswith(
+        "ACT: booking success on path book_appointment 0 % (0/9, 95 % CI 0 %-30 %) vs 86 % (19/22) in the previous 7 days; "
+        f"failing with {sig} since 2025-10-13 11:16")
+    row = report.booking.set_index("path").loc["book_appointment"]
+    assert (row["attempts"], row["success"], row["baseline_attempts"]) == (9, 0, 22)
+    assert row["ci_high"] == pytest.approx(3.8415 / (9 + 3.8415), abs=1e-3)  # Wilson upper bound of 0/9
+    assert report.booking.set_index("path").loc["collect_appointment", "level"] == "OK"
+    growing = report.signatures.set_index("signature").loc[sig]
+    assert (growing["count"], growing["baseline_count"], growing["status"]) == (9, 3, "growing")
+    assert growing["first_seen"] == "2025-10-13 11:16"
+    metrics = report.metrics()
+    assert metrics["verdict"] == "ACT" and metrics["key_numbers"]["booking_attempts"] == 18
+    assert metrics["key_numbers"]["booking_success_pct"] == 50.0
+
+
+def test_two_failures_in_thirteen_is_watch_and_few_attempts_are_not_judged():
+    world = World()
+    healthy_baseline(world)
+    for i in range(13):
+        world.call(f"2025-10-14 {8 + i // 2:02d}:{(i % 2) * 30:02d}", booking="book_appointment",
+                   outcome="failed" if i < 2 else "success", signature_text=PHANTOM if i < 2 else None)
+    world.call("2025-10-14 17:00", booking="collect_appointment", outcome="failed", signature_text=DUPLICATE)
+    world.call("2025-10-14 17:30", booking="collect_appointment", outcome="failed", signature_text=DUPLICATE)
+
+    report = health.compute(world.inputs())
+    rows = report.booking.set_index("path")
+    assert rows.loc["book_appointment", "level"] == "WATCH"  # 11/13: upper bound 95.7 % < 98 % target
+    assert rows.loc["book_appointment", "ci_high"] == pytest.approx(0.957, abs=1e-3)
+    assert rows.loc["collect_appointment", "level"] == "OK"  # 0/2: too few to judge
+    assert rows.loc["collect_appointment", "judgement"] == "fewer than 3 attempts: no judgement"
+    assert report.verdict == "WATCH"
+
+
+def test_reach_rate_in_the_failing_band_is_act_only_when_the_whole_interval_is():
+    world = World()
+    healthy_baseline(world)
+    for i in range(20):
+        fams = ("initialize_call", "check_availability") if i < 5 else ("check_availability",)
+        world.call(f"2025-10-14 {8 + i // 2:02d}:{(i % 2) * 30:02d}", families=fams)
+    report = health.compute(world.inputs())
+    row = report.reach.set_index("family").loc["initialize_call"]
+    assert (row["reached"], row["calls"], row["band"], row["level"]) == (5, 20, "fail", "ACT")
+    assert any(r.text.startswith("reach rate of initialize_call 25 % (5/20 calls") for r in report.reasons)
+
+    small = World()
+    healthy_baseline(small)
+    small.call("2025-10-14 09:00", families=("check_availability",))
+    small.call("2025-10-14 10:00")
+    rows = health.compute(small.inputs()).reach.set_index("family")
+    assert rows.loc["initialize_call", "band"] == "fail" and rows.loc["initialize_call", "level"] == "OK"  # 1/2
+
+
+def test_new_signature_is_watch_and_a_steady_one_is_not():
+    world = World()
+    healthy_baseline(world)
+    for day in range(7, 15):
+        world.error(f"2025-10-{day:02d} 12:00", DUPLICATE)
+    for hour in (9, 10, 11):
+        world.error(f"2025-10-14 {hour}:00", "Call context not found")
+    report = health.compute(world.inputs())
+    table = report.signatures.set_index("signature")
+    assert table.loc[signature_of(DUPLICATE), "status"] == "steady"
+    assert table.loc["Call context not found", "status"] == "new"
+    assert report.verdict == "WATCH"
+    assert report.verdict_line == ("WATCH: new signature Call context not found since 2025-10-14 09:00 "
+                                   "(3 now vs 0 in the previous 7 days)")
+
+
+def test_quiet_healthy_day_is_ok_and_says_what_it_compared():
+    world = World()
+    healthy_baseline(world)
+    for i in range(3):
+        world.call(f"2025-10-14 {9 + i:02d}:00", booking="book_appointment")
+    report = health.compute(world.inputs())
+    assert report.verdict == "OK"
+    assert report.verdict_line == "OK: no threshold crossed (3 calls, 3 booking attempts, compared with the previous 7 days)"
+
+
+def test_stuck_sessions_are_watch_and_left_out_of_durations():
+    world = World()
+    healthy_baseline(world)
+    for i in range(4):
+        world.call(f"2025-10-14 {9 + i:02d}:00", stuck=i == 0, booking="book_appointment")
+    report = health.compute(world.inputs())
+    assert report.verdict_line == "WATCH: 1 of 4 sessions stuck in_progress (P5)"
+    dur = report.durations.set_index(["metric", "group"]).loc[("call_duration_session", "all")]
+    assert dur["n"] == 3
+
+
+def test_periods_are_berlin_calendar_days_across_dst():
+    b = health.period_bounds("2025-10-26", "1d")
+    assert b["end"] - b["start"] == pd.Timedelta(hours=25)
+    assert b["start"] == pd.Timestamp("2025-10-25 22:00", tz="UTC")
+    w = health.period_bounds("2025-10-13", "7d")
+    assert w["baseline_start"] == pd.Timestamp("2025-09-14 22:00", tz="UTC")  # 4 weeks before
+    with pytest.raises(health.ConfigError, match="use 1d or 7d"):
+        health.period_bounds("2025-10-13", "2d")
+
+
+def test_plot_shows_one_series_per_path_and_the_reported_day():
+    world = World()
+    healthy_baseline(world)
+    world.call("2025-10-14 09:00", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
+    report = health.compute(world.inputs())
+    fig = health.plot_booking(report)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["book_appointment", "collect_appointment", "critical 90 %", "reported period"]
+    book = ax.containers[0].lines[0]
+    assert np.allclose(book.get_ydata()[-1], 0.0) and len(book.get_ydata()) == 8  # 7 baseline days + the day
+
+
+# --------------------------------------------------------------------------- the demo world
+@pytest.mark.parametrize("day", ["2025-10-14"])
+def test_demo_phantom_column_day_is_act(demo_db, day):
+    url, truth = demo_db
+    report = health.health(url, day)
+    assert report.verdict == "ACT"
+    assert report.synthetic is True
+    acts = [r.text for r in report.reasons if r.level == "ACT"]
+    assert acts and all("Unknown column 'created_by'" in t and "since 2025-10-13" in t for t in acts)
+    paths = {r.text.split("booking success on path ")[1].split()[0] for r in report.reasons if r.level == "ACT"}
+    assert paths == {"book_appointment", "collect_appointment"}
+
+
+def test_demo_quiet_day_is_not_act(demo_db):
+    url, _truth = demo_db
+    report = health.health(url, "2025-11-20")
+    assert report.verdict in ("OK", "WATCH")
+    assert report.booking.set_index("path").loc["book_appointment", "level"] == "OK"
