@@ -193,7 +193,8 @@ def scan_code(path, *, exclude=DEFAULT_EXCLUDE) -> pd.DataFrame:
         "create_groups": groups,
         "models": {name: {"table": tables[name], "guard": guard_of(info), "file": info.file,
                           "fillable": info.fillable, "guarded": info.guarded,
-                          "attribute_defaults": info.attribute_defaults, "timestamps": info.timestamps}
+                          "attribute_defaults": info.attribute_defaults, "timestamps": info.timestamps,
+                          "may_set_columns": info.may_set_columns}
                    for name, info in sorted(models.items())},
     }
     return frame
@@ -327,21 +328,27 @@ def find_drift(writes: pd.DataFrame, schema: dict[str, TableInfo], tables: list[
     missing_tables = (written.loc[~in_schema].drop_duplicates(["table", "file", "call_line", "shape"])
                       .assign(line=lambda f: f["call_line"], effect=MISSING_TABLE)
                       [["table", "file", "line", "shape", "effect"]].reset_index(drop=True))
-    required = _missing_required(written[in_schema], writes.attrs, schema, checked)
+    required, hooked = _missing_required(written[in_schema], writes.attrs, schema, checked)
     notes = _notes(writes, written)
+    if hooked:
+        notes.append(f"{len(hooked)} create sites not checked for required columns: their model has boot hooks or "
+                     f"traits that may set columns ({', '.join(sorted(set(hooked)))})")
     return DriftReport(phantom, required, missing_tables, checked, int(len(present)), notes)
 
 
 def _missing_required(written, attrs, schema, checked) -> pd.DataFrame:
     """NOT NULL columns without a default that a saved create site never sets."""
     models = attrs.get("models", {})
-    rows = []
+    rows, hooked = [], []
     for group in attrs.get("create_groups", []):
         if not group["saved"] or group["table"] not in checked or not group["complete"]:
             continue
         info = schema[group["table"]]
         keys = written[written["group"] == group["id"]]
         model = models.get(group["model"] or "", {})
+        if model.get("may_set_columns"):
+            hooked.append(group["model"])
+            continue
         reaching = set(keys.loc[keys["reaches_sql"].astype(bool), "column"].str.lower())
         reaching |= {k.lower() for k in model.get("attribute_defaults") or []}
         if group["model"] and model.get("timestamps", True):
@@ -351,7 +358,7 @@ def _missing_required(written, attrs, schema, checked) -> pd.DataFrame:
             if required and col.lower() != "id" and col.lower() not in reaching:
                 rows.append({"table": group["table"], "column": col, "file": group["file"], "line": group["call_line"],
                              "shape": group["shape"], "site": group["site"], "effect": REQUIRED_EFFECT})
-    return pd.DataFrame(rows, columns=["table", "column", "file", "line", "shape", "site", "effect"])
+    return pd.DataFrame(rows, columns=["table", "column", "file", "line", "shape", "site", "effect"]), hooked
 
 
 def _notes(writes: pd.DataFrame, written: pd.DataFrame) -> list[str]:

@@ -48,6 +48,8 @@ _WRITE_NAMES = {"fill", "forceFill", "update", "create", "updateOrCreate", "firs
 # Public properties every Eloquent model has: assigning them writes no column.
 _MODEL_PROPERTIES = {"exists", "wasRecentlyCreated", "incrementing", "timestamps", "preventsLazyLoading",
                      "usesUniqueIds", "table", "primaryKey", "keyType", "connection", "with", "withCount"}
+_FRAMEWORK_TRAITS = {"HasFactory", "SoftDeletes", "Notifiable", "HasApiTokens", "HasUuids", "HasUlids",
+                     "Prunable", "MassPrunable", "Searchable", "HasRoles", "InteractsWithMedia"}
 _FUNCTION_NODES = {"method_declaration", "function_definition", "anonymous_function", "arrow_function",
                    "anonymous_function_creation_expression"}
 
@@ -73,6 +75,13 @@ class ClassInfo:
     attribute_defaults: list[str] = field(default_factory=list)
     timestamps: bool = True
     properties: set[str] = field(default_factory=set)
+    traits: list[str] = field(default_factory=list)
+    methods: set[str] = field(default_factory=set)
+
+    @property
+    def may_set_columns(self) -> bool:
+        """Boot hooks or non-framework traits may fill columns on ``creating`` (invisible here)."""
+        return bool({"boot", "booted"} & self.methods) or any(t not in _FRAMEWORK_TRAITS for t in self.traits)
 
 
 @dataclass
@@ -190,6 +199,10 @@ def class_infos(tree: ts.Tree, file: str) -> list[ClassInfo]:
             info = ClassInfo(name=_text(node.child_by_field_name("name")), file=file, line=_line(node), parent=parent)
             body = node.child_by_field_name("body")
             for decl in body.named_children if body is not None else []:
+                if decl.type == "use_declaration":
+                    info.traits += [_short(n) for n in decl.named_children if n.type in ("name", "qualified_name")]
+                elif decl.type == "method_declaration":
+                    info.methods.add(_text(decl.child_by_field_name("name")))
                 if decl.type != "property_declaration":
                     continue
                 for element in (c for c in decl.named_children if c.type == "property_element"):

@@ -209,3 +209,30 @@ def test_syntax_errors_are_reported_and_bad_paths_raise(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(NotFound, match="no PHP files"):
         drift.scan_code(tmp_path / "empty")
+
+
+def test_models_with_boot_hooks_or_traits_are_not_checked_for_required_columns(tmp_path):
+    from rca_toolkit.db import TableInfo
+
+    extra = {"app/Models/Booking.php": """<?php
+        namespace App\\Models;
+        use Illuminate\\Database\\Eloquent\\Model;
+        class Booking extends Model {
+            use HasFactory, BelongsToCompany;
+            protected $guarded = ['id', 'company_id'];
+        }
+        """}
+    writes, whole = scan(tmp_path, """
+        use App\\Models\\Booking;
+        Booking::create(['status' => 'x']);
+        Appointment::create(['status' => 'x']);
+        """, extra)
+    assert whole.attrs["models"]["Booking"]["may_set_columns"] is True
+    assert whole.attrs["models"]["Appointment"]["may_set_columns"] is False
+    cols = {"id": "BIGINT", "company_id": "BIGINT", "status": "VARCHAR"}
+    table = dict(columns=cols, nullable={"id": False, "company_id": False, "status": True},
+                 has_default={"id": False, "company_id": False, "status": False})
+    schema = {"bookings": TableInfo("bookings", **table), "appointments": TableInfo("appointments", **table)}
+    report = drift.find_drift(whole, schema)
+    assert report.missing_required[["table", "column", "line"]].values.tolist() == [["appointments", "company_id", 6]]
+    assert any("1 create sites not checked for required columns" in n and "Booking" in n for n in report.notes)
