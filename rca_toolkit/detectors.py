@@ -257,7 +257,7 @@ def detect_dead_air(gaps: pd.DataFrame, tool_calls: pd.DataFrame, *, threshold_s
             label += " while " + ", ".join(during["name"]) + " ran"
         elif len(before):
             last = before.iloc[-1]
-            label += f" after {last['name']} {'returned' if last['ok'] else 'failed'} at {last['end_s']:.2f} s"
+            label += f" ({last['name']} {'returned' if last['ok'] else 'failed'} at {last['end_s']:.2f} s)"
         cut = round(gap.start_s + threshold_s, 3)
         out.append(Finding("dead_air", label, gap.start_s, gap.end_s, gap.seconds, round(gap.end_s - cut, 3),
                            [(cut, gap.end_s)], {"threshold_s": threshold_s, "prev_role": gap.prev_role,

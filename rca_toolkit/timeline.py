@@ -137,8 +137,13 @@ def _compare_durations(data: CallData, session: dict) -> None:
         data.notes.append(f"session duration_ms {int(ms)} (server clock, P2) vs Retell {round(data.duration_s * 1000)}: "
                           f"delta {delta:+d} ms; the timeline uses Retell's")
     for key in ("call_status", "disconnection_reason", "agent_version"):
-        if data.known.get(key) is None and session.get(key) is not None:
-            data.known[key] = session.get(key)
+        value = session.get(key)
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            continue
+        if data.known.get(key) is None:
+            data.known[key] = value
+        elif str(data.known[key]) != str(value):
+            data.notes.append(f"session {key} is {value!r} but Retell says {data.known[key]!r} (the timeline uses Retell's)")
 
 
 def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from rca_toolkit import cli, plots
+from rca_toolkit.errors import NotFound
 from rca_toolkit.formats.exports import read_call_history
 from rca_toolkit.loaders import CallTrace
-from rca_toolkit.timeline import attribute, build_spans, build_timeline
+from rca_toolkit.timeline import attribute, build_spans, build_timeline, load_timeline
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = "retell_call_a3d98bb4522f6f1e0bfac5964b1.json"
@@ -184,6 +186,71 @@ def test_overlap_and_covered_tool_wait():
     assert att.ms["tool_wait_silent"] == 1500 and att.tool_coverage["covered_by_speech_s"] == 0.5  # 9.0 -> 10.5 silent
     assert att.ms["tail"] == 5500
     assert sum(att.ms.values()) == 20000
+
+
+# --------------------------------------------------------------------------- through the real loaders
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory, sample_path):
+    """A SQLite file with the contract's tables: the sample call in calls.raw (double encoded, session stuck
+    in_progress as in production) and a call with only segments, a trace and an error row (Berlin wall time)."""
+    import sqlalchemy as sa
+
+    from rca_toolkit import schema
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('timeline') / 'small.sqlite'}"
+    engine = sa.create_engine(url)
+    names = ["retell_call_sessions", "retell_call_events", "retell_function_traces", "retell_transcript_segments",
+             "retell_error_log", "calls"]
+    schema.metadata.create_all(engine, tables=[schema.metadata.tables[n] for n in names])
+    t = schema.metadata.tables
+    wall = lambda s: datetime(2025, 10, 18, 16, 3, 59) + timedelta(seconds=s)  # noqa: E731
+    raw = sample_path.read_text(encoding="utf-8")
+    with engine.begin() as conn:
+        conn.execute(t["retell_call_sessions"].insert(), [
+            {"id": "a" * 36, "call_id": SAMPLE_ID, "started_at": datetime(2025, 10, 24, 11, 20, 37), "call_status": "in_progress"}])
+        conn.execute(t["retell_call_sessions"].insert(), [
+            {"id": "b" * 36, "call_id": DEAD_AIR_ID, "started_at": wall(0), "ended_at": wall(32), "duration_ms": 32000,
+             "call_status": "ended", "disconnection_reason": "user_hangup", "agent_version": 106}])
+        conn.execute(t["calls"].insert(), [{"retell_call_id": SAMPLE_ID, "company_id": 1, "raw": json.dumps(raw)}])
+        conn.execute(t["retell_transcript_segments"].insert(), [
+            {"call_session_id": "b" * 36, "occurred_at": wall(off / 1000), "call_offset_ms": off, "duration_ms": dur,
+             "role": role, "text": text, "segment_sequence": i}
+            for i, (off, dur, role, text) in enumerate([(500, 3000, "agent", "Guten Tag"), (4000, 4000, "user", "Einen Termin"),
+                                                       (8900, 1500, "agent", "Einen Moment"), (28000, 1200, "agent", "Hallo?")])])
+        conn.execute(t["retell_function_traces"].insert(), [
+            {"call_session_id": "b" * 36, "function_name": "check_availability", "execution_sequence": 1,
+             "started_at": wall(9.0), "completed_at": wall(11.5), "duration_ms": 2500, "status": "error",
+             "error_details": json.dumps({"error": "Cal.com HTTP 409"})}])
+        conn.execute(t["retell_error_log"].insert(), [
+            {"call_session_id": "b" * 36, "error_code": "calcom_409", "error_type": "api_error", "occurred_at": wall(11.5),
+             "call_offset_ms": 11500, "error_message": "slot taken"}])
+    engine.dispose()
+    return url
+
+
+def test_db_with_calls_raw_reads_the_retell_object(small_db, sample):
+    tl = load_timeline(SAMPLE_ID, db=small_db)
+    assert tl.source == "calls.raw" and not tl.synthetic
+    assert tl.to_dict()["tool_calls"] == sample.to_dict()["tool_calls"]
+    assert tl.attribution.ms == sample.attribution.ms
+    assert "session call_status is 'in_progress' but Retell says 'ended' (the timeline uses Retell's)" in tl.notes
+
+
+def test_db_without_raw_goes_through_segments(small_db):
+    tl = load_timeline(DEAD_AIR_ID, db=small_db)
+    assert tl.source == "database trace" and tl.duration_s == 32.0
+    assert tl.known["started_at"] == "2025-10-18T14:03:59+00:00"  # 16:03:59 Berlin wall time
+    (tool,) = tl.to_dict()["tool_calls"]
+    assert (tool["start_s"], tool["end_s"], tool["ok"], tool["error"]) == (9.0, 11.5, False, "Cal.com HTTP 409")
+    dead = [f for f in tl.findings if f.kind == "dead_air"]
+    assert [(f.start_s, f.end_s, f.seconds) for f in dead] == [(10.4, 28.0, 17.6)]
+    assert (tl.spans["kind"] == "error").sum() == 1
+    assert sum(tl.attribution.ms.values()) == 32000
+
+
+def test_unknown_call_in_the_db_is_not_found(small_db):
+    with pytest.raises(NotFound, match="not found in retell_call_sessions"):
+        load_timeline("call_" + "0" * 27, db=small_db)
 
 
 # --------------------------------------------------------------------------- CLI
