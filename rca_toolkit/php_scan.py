@@ -325,10 +325,6 @@ class FileWalker:
                 model = next((m for m in (self._model_name(n) for n in _type_names(type_node)) if m), None)
             if var is not None:
                 inner.bindings.append((node.start_byte, _text(var), None, model, None))
-        # Model::unguard() anywhere in this function unguards mass assignment here.
-        for call in _descendants(node, "scoped_call_expression"):
-            if _text(call.child_by_field_name("name")) in ("unguard", "unguarded"):
-                inner.unguarded.add(_short(call.child_by_field_name("scope")) or "")
         return inner
 
     def _bind_foreach(self, node: ts.Node, scope: _Scope) -> None:
@@ -378,6 +374,10 @@ class FileWalker:
 
     def _on_scoped_call_expression(self, node: ts.Node, scope: _Scope) -> None:
         method = _text(node.child_by_field_name("name"))
+        if method in ("unguard", "unguarded", "reguard"):  # X::unguard() affects later writes in this function
+            target = self.aliases.get(_short(node.child_by_field_name("scope")) or "", _short(node.child_by_field_name("scope")))
+            (scope.unguarded.discard if method == "reguard" else scope.unguarded.add)(target or "")
+            return
         model = self._model_name(node.child_by_field_name("scope"))
         if model:
             self._model_static_write(node, method, model, scope)
@@ -602,13 +602,3 @@ def _type_names(type_node: ts.Node) -> list[ts.Node]:
     if type_node.type in ("name", "qualified_name"):
         return [type_node]
     return [n for c in type_node.named_children for n in _type_names(c)]
-
-
-def _descendants(node: ts.Node, kind: str):
-    stack = list(node.named_children)
-    while stack:
-        current = stack.pop()
-        if current.type == kind:
-            yield current
-        if current.type not in _FUNCTION_NODES:
-            stack.extend(current.named_children)
