@@ -6,6 +6,12 @@ reached the database and when (by batch), but only as well as its names are clea
 askproai snapshot has id gaps, out-of-order and future-dated names and malformed ones
 (data-contract 3.9). Use it for drift checks, never as schema truth.
 
+Name rules (they reproduce the contract's counts: 2 malformed, 13 out of order):
+*malformed* = no valid ``YYYY_MM_DD_`` date prefix; *nonstandard* = dated but not the
+``YYYY_MM_DD_HHMMSS_snake_case`` form ``make:migration`` writes (hand-named files);
+*out of order* = date earlier than the previous dated row's date, by id; *future-dated* =
+date after the reference day.
+
 ``migration_history`` takes the table as a frame (``rca_toolkit.loaders.migrations``) and
 optionally the ``database/migrations`` folder and the app's git checkout (read-only
 ``git log``) and returns a ``MigrationHistory`` result.
@@ -27,18 +33,28 @@ from .drift import md_table
 from .errors import ConfigError, NotFound, SchemaError
 
 NAME_RE = re.compile(r"^(\d{4}_\d{2}_\d{2}_\d{6})_([a-z0-9]+(?:_[a-z0-9]+)*)$")
-_PREFIX_FORMAT = "%Y_%m_%d_%H%M%S"
+DATE_RE = re.compile(r"^(\d{4}_\d{2}_\d{2})_")
 
 
 def name_prefix(name: str) -> pd.Timestamp | None:
-    """The timestamp a well-formed migration name starts with, else None (malformed)."""
-    match = NAME_RE.match(name)
+    """The date (and time, for standard names) a migration name starts with; None if malformed."""
+    match = DATE_RE.match(name)
     if not match:
         return None
+    full = NAME_RE.match(name)
     try:
-        return pd.Timestamp(datetime.strptime(match.group(1), _PREFIX_FORMAT))
+        if full:
+            return pd.Timestamp(datetime.strptime(full.group(1), "%Y_%m_%d_%H%M%S"))
+        return pd.Timestamp(datetime.strptime(match.group(1), "%Y_%m_%d"))
     except ValueError:  # e.g. month 13
         return None
+
+
+def name_kind(name: str) -> str:
+    """``standard``, ``nonstandard`` (dated, not YYYY_MM_DD_HHMMSS_snake_case) or ``malformed``."""
+    if name_prefix(name) is None:
+        return "malformed"
+    return "standard" if NAME_RE.match(name) else "nonstandard"
 
 
 def git_first_commits(git_dir, files_dir) -> dict[str, pd.Timestamp]:
@@ -79,6 +95,7 @@ class MigrationHistory:
     out_of_order: list[str]
     future_dated: list[str]
     malformed: list[str]
+    nonstandard: list[str]
     id_gaps: list[int]
     reference_date: date
     reference_basis: str
@@ -94,7 +111,8 @@ class MigrationHistory:
         return {"ran": self.ran, "batches": int(len(self.batches)), "pending": len(self.pending),
                 "ran_file_missing": len(self.ran_file_missing), "duplicates": len(self.duplicates),
                 "out_of_order": len(self.out_of_order), "future_dated": len(self.future_dated),
-                "malformed": len(self.malformed), "id_gaps": len(self.id_gaps)}
+                "malformed": len(self.malformed), "nonstandard": len(self.nonstandard),
+                "id_gaps": len(self.id_gaps)}
 
     def to_dict(self) -> dict:
         batches = self.batches.copy()
@@ -104,6 +122,7 @@ class MigrationHistory:
             "counts": self.counts(),
             "pending": self.pending, "ran_file_missing": self.ran_file_missing, "duplicates": self.duplicates,
             "out_of_order": self.out_of_order, "future_dated": self.future_dated, "malformed": self.malformed,
+            "nonstandard": self.nonstandard,
             "id_gaps": self.id_gaps, "reference_date": self.reference_date.isoformat(),
             "reference_basis": self.reference_basis, "files_checked": self.files_checked,
             "git_checked": self.git_checked, "batches": batches.to_dict("records"), "notes": self.notes,
@@ -116,7 +135,9 @@ class MigrationHistory:
         return [("pending (file, no row)", self.pending), ("ran, file missing", self.ran_file_missing),
                 ("duplicate names", self.duplicates), ("out of order against ids", self.out_of_order),
                 (f"future-dated (after {self.reference_date}, {self.reference_basis})", self.future_dated),
-                ("malformed names", self.malformed), ("id gaps", self.id_gaps)]
+                ("malformed names (no YYYY_MM_DD_ date)", self.malformed),
+                ("nonstandard names (dated, not YYYY_MM_DD_HHMMSS_snake_case)", self.nonstandard),
+                ("id gaps", self.id_gaps)]
 
     def to_text(self) -> str:
         c = self.counts()
@@ -197,12 +218,15 @@ def migration_history(migrations_df: pd.DataFrame, files_dir=None, git_dir=None,
     frame["migration"] = frame["migration"].astype(str)
     frame = frame.sort_values("id").reset_index(drop=True)
     frame["prefix"] = pd.to_datetime(frame["migration"].map(name_prefix))
-    frame["malformed"] = frame["prefix"].isna()
+    frame["kind"] = frame["migration"].map(name_kind)
+    frame["malformed"] = frame["kind"] == "malformed"
+    day = frame["prefix"].dt.normalize()
     frame["duplicate"] = frame["migration"].duplicated(keep=False)
     # An inversion against the previous well-formed name (by id); one future-dated name does not
     # make every later row "out of order".
-    previous = frame["prefix"].ffill().shift(1)
-    frame["out_of_order"] = frame["prefix"].notna() & previous.notna() & (frame["prefix"] < previous)
+    # Compared by day: hand-named files carry no time, so finer comparisons invent inversions.
+    previous = day.ffill().shift(1)
+    frame["out_of_order"] = day.notna() & previous.notna() & (day < previous)
     frame["future"] = frame["prefix"].notna() & (frame["prefix"].dt.date > ref_date)
     frame["file_present"] = frame["migration"].isin(files) if files is not None else pd.NA
     frame["first_commit"] = pd.to_datetime(frame["migration"].map(commits), utc=True) if commits else pd.NaT
@@ -226,6 +250,7 @@ def migration_history(migrations_df: pd.DataFrame, files_dir=None, git_dir=None,
         out_of_order=list(frame.loc[frame["out_of_order"], "migration"]),
         future_dated=list(frame.loc[frame["future"], "migration"]),
         malformed=list(frame.loc[frame["malformed"], "migration"]),
+        nonstandard=list(frame.loc[frame["kind"] == "nonstandard", "migration"]),
         id_gaps=[int(g) for g in gaps],
         reference_date=ref_date, reference_basis=basis,
         files_checked=files is not None, git_checked=git_dir is not None, notes=notes,
@@ -283,7 +308,7 @@ def names_check(history: MigrationHistory):
         "Migration names are clean (format, future dates, duplicates, order)", Status.WARN if bad else Status.PASS,
         f"{counts['malformed']} malformed, {counts['future_dated']} future-dated (after {history.reference_date}, "
         f"{history.reference_basis}), {counts['duplicates']} duplicated, {counts['out_of_order']} out of order; "
-        f"{counts['id_gaps']} id gaps",
+        f"{counts['id_gaps']} id gaps; {counts['nonstandard']} hand-named (dated, no HHMMSS: allowed)",
         {"malformed": history.malformed, "future_dated": history.future_dated, "duplicates": history.duplicates,
          "out_of_order": history.out_of_order, "id_gaps": history.id_gaps},
         "Rename malformed or future-dated files only with a matching update of the migrations table; "

@@ -47,7 +47,7 @@ COMMITS = [
 def test_table_only_checks():
     h = migrations.migration_history(FRAME, today="2025-10-20")
     assert h.counts() == {"ran": 9, "batches": 6, "pending": 0, "ran_file_missing": 0, "duplicates": 1,
-                          "out_of_order": 2, "future_dated": 1, "malformed": 1, "id_gaps": 1}
+                          "out_of_order": 2, "future_dated": 1, "malformed": 1, "nonstandard": 0, "id_gaps": 1}
     assert h.duplicates == ["2025_10_06_093000_backfill_appointment_source"]
     assert h.out_of_order == ["2025_09_24_100000_create_appointments_legacy",
                               "2025_10_06_093000_backfill_appointment_source"]
@@ -74,13 +74,14 @@ def test_with_migration_files():
     assert "<td>pending</td><td>1</td>" in h._repr_html_()
 
 
-@pytest.mark.parametrize("name,ok", [
-    ("2025_10_18_000001_optimize_appointments_database_schema", True),
-    ("2025_13_01_000000_bad_month", False), ("2025_10_18_000001_Optimize", False),
-    ("2025_10_18_optimize", False), ("2025_10_18_000001_", False),
+@pytest.mark.parametrize("name,kind", [
+    ("2025_10_18_000001_optimize_appointments_database_schema", "standard"),
+    ("2025_13_01_000000_bad_month", "malformed"), ("*_fix_staff_branch_id_field", "malformed"),
+    ("_*_create_calendar_event_types_table", "malformed"), ("2025_10_18_000001_Optimize", "nonstandard"),
+    ("2025_01_13_add_capacity_fields_to_staff", "nonstandard"), ("2025_10_18_000001_", "nonstandard"),
 ])
-def test_name_rules(name, ok):
-    assert (migrations.name_prefix(name) is not None) == ok
+def test_name_rules(name, kind):
+    assert migrations.name_kind(name) == kind
 
 
 @pytest.fixture()
@@ -175,7 +176,7 @@ def migrations_db(request) -> str:
 def test_loaded_from_the_database(migrations_db):
     h = migrations.migration_history(loaders.migrations(migrations_db), files_dir=FILES, today="2025-10-20")
     assert h.counts() == {"ran": 9, "batches": 6, "pending": 1, "ran_file_missing": 3, "duplicates": 1,
-                          "out_of_order": 2, "future_dated": 1, "malformed": 1, "id_gaps": 1}
+                          "out_of_order": 2, "future_dated": 1, "malformed": 1, "nonstandard": 0, "id_gaps": 1}
 
 
 def test_cli(migrations_db, git_checkout, tmp_path, capsys):
@@ -215,3 +216,19 @@ def test_runbook_checks():
     clean = migrations.migration_history(ran_all, files_dir=FILES, today="2025-10-20")
     assert migrations.pending_check(clean).status == Status.PASS
     assert migrations.names_check(clean).status == Status.PASS
+
+
+def test_demo_world_migrations_match_its_ground_truth(demo_db):
+    """The demo's migrations table reproduces the snapshot's defects (data-contract 3.9)."""
+    url, truth = demo_db
+    expected = truth["migrations"]
+    h = migrations.migration_history(loaders.migrations(url), today="2025-10-27")
+    m = h.migrations
+    assert (h.ran, len(h.batches)) == (expected["rows"], expected["batches"]) == (421, 113)
+    assert h.id_gaps == expected["missing_ids"] == [324, 325, 340, 361]
+    assert m.loc[m["malformed"], "id"].tolist() == expected["malformed_ids"] == [1, 311]
+    assert m.loc[m["future"], "id"].tolist() == expected["future_dated_ids"] == [307, 308, 309, 310]
+    assert m.loc[m["out_of_order"], "id"].tolist() == expected["out_of_order_ids"]
+    assert len(h.out_of_order) == 13
+    batch = h.batches.set_index("batch").loc[1036]
+    assert batch["names"] == ["2025_10_18_000001_optimize_appointments_database_schema"]
