@@ -28,9 +28,10 @@ CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
 }
 OUTCOMES = ("success", "failed", "orphaned")
 PAD = pd.Timedelta(hours=6)  # appointments/webhooks land shortly after the trace starts
+LINK_WINDOW = pd.Timedelta(seconds=60)  # Cal.com's BOOKING_CREATED arrives within seconds of the attempt
 _UID_KEYS = ("calcom_uid", "booking_uid", "calcom_booking_uid", "calcom_v2_booking_id", "uid")
 COLUMNS = ["call_id", "company_id", "at", "function_name", "family", "path", "code_path", "outcome",
-           "rescued_by_webhook", "error_message", "signature", "error_code", "calcom_uid", "appointment_id", "trace_id"]
+           "rescued_by_webhook", "error_message", "signature", "error_code", "calcom_uid", "calcom_link", "appointment_id", "trace_id"]
 
 
 def booking_attempts(db=None, *, start=None, end=None, company_id=None) -> pd.DataFrame:
@@ -79,13 +80,17 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out["error_message"] = err["error_message"].fillna(traces["error"]).astype("string")
     out["error_code"] = err["error_code"].astype("string")
     out["code_path"] = err["frame"].fillna(out["family"].map(CODE_PATHS)).astype("string")
-    out["calcom_uid"] = _calcom_uids(traces, webhooks).astype("string")
     local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
+    by_call = _appointment_by_call(out, appointments, calls)
+    own_uid = by_call.map(local.set_index("id")["calcom_v2_booking_id"].astype("object")) if len(local) else by_call
+    own_uid = own_uid.where(traces["status"].eq("success").fillna(False).astype(bool))  # the call's row is the success's
+    uids, how = _calcom_uids(traces, webhooks, own_uid)
+    out["calcom_uid"] = uids.astype("string")
+    out["calcom_link"] = how.astype("string")
     by_uid = local.set_index("calcom_v2_booking_id")
     has_local = out["calcom_uid"].isin(by_uid.index)
     local_source = out["calcom_uid"].map(by_uid["source"].astype("string")) if len(by_uid) else pd.Series(pd.NA, index=out.index)
     linked = out["calcom_uid"].map(by_uid["id"]) if len(by_uid) else pd.Series(pd.NA, index=out.index)
-    by_call = _appointment_by_call(out, appointments, calls)
     out["appointment_id"] = pd.to_numeric(linked.astype("object").where(linked.notna(), by_call)).astype("Int64")
     ok = out["status"].eq("success").fillna(False).astype(bool)
     booked_remote = out["calcom_uid"].notna()
@@ -125,41 +130,70 @@ def _match_errors(traces: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame) -> pd.Series:
-    """Cal.com uid of each attempt: from the trace output/error blob, else a webhook naming the call."""
-    def from_blob(*blobs):
-        for blob in blobs:
-            if isinstance(blob, dict):
-                for key in _UID_KEYS:
-                    if blob.get(key):
-                        return str(blob[key])
-                for nested in ("booking", "data", "calcom"):
-                    if isinstance(blob.get(nested), dict):
-                        found = from_blob(blob[nested])
-                        if found:
-                            return found
-        return None
+def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Cal.com uid of each attempt and how it was linked.
 
-    uids = pd.Series([from_blob(o, e) for o, e in zip(traces["output_result"], traces["error_details"])],
-                     index=traces.index, dtype="object")
+    Links, strongest first: a uid named in the trace blob (``trace``), the call id in the
+    webhook payload (``payload``), the uid of the call's own local appointment
+    (``appointment``), else the first ``BOOKING_CREATED`` webhook of the same company received
+    within ``LINK_WINDOW`` after the attempt started (``time``, inferred, one webhook per attempt).
+    Only uids that Cal.com's webhook confirms count as bookings.
+    """
+    uids = pd.Series(None, index=traces.index, dtype="object")
+    how = pd.Series(None, index=traces.index, dtype="object")
     created = webhooks[webhooks["event_type_norm"].eq("BOOKING_CREATED").fillna(False)] if not webhooks.empty else webhooks
     if created.empty:  # no Cal.com webhook confirms any booking: nothing can be called orphaned
-        return pd.Series(None, index=traces.index, dtype="object")
+        return uids, how
     known = set(created["event_id"].dropna().astype(str))
-    # A uid named in the trace only counts as a Cal.com booking when Cal.com's webhook confirms it.
-    uids = uids.where(uids.isin(known))
-    by_call = {}
+
+    def assign(values: pd.Series, label: str) -> None:
+        values = values.where(values.isin(known) & uids.isna())
+        values = values[values.notna() & ~values.isin(set(uids.dropna()))]
+        values = values[~values.duplicated()]
+        uids.loc[values.index] = values
+        how.loc[values.index] = label
+
+    blobs = pd.Series([_uid_in_blob(o) or _uid_in_blob(e) for o, e in zip(traces["output_result"], traces["error_details"])],
+                      index=traces.index, dtype="object")
+    assign(blobs, "trace")
+    calls_of = {}
     for event_id, payload in zip(created["event_id"], created["payload"]):
         call = _call_of_payload(payload)
         if call and event_id:
-            by_call.setdefault(call, []).append(str(event_id))
-    missing = uids.isna()
-    if missing.any() and by_call:
-        # Several attempts in one call: the n-th attempt takes the n-th booking of that call.
-        rank = traces.loc[missing].groupby("call_id").cumcount()
-        uids.loc[missing] = [(by_call.get(c) or [None] * (r + 1))[r] if r < len(by_call.get(c) or []) else None
-                             for c, r in zip(traces.loc[missing, "call_id"], rank)]
-    return uids
+            calls_of.setdefault(call, str(event_id))
+    if calls_of:
+        assign(traces["call_id"].astype("object").map(calls_of), "payload")
+    assign(own_uid.astype("object"), "appointment")
+    todo = uids.isna()
+    if todo.any():
+        used = set(uids.dropna())
+        left = pd.DataFrame({"at": traces.loc[todo, "started_at"], "company_id": traces.loc[todo, "company_id"].astype("float"),
+                             "key": traces.index[todo]}).dropna(subset=["at"]).sort_values("at")
+        right = created.loc[~created["event_id"].astype(str).isin(used), ["created_at", "event_id"]].copy()
+        right["company_id"] = created["company_id"].astype("float") if "company_id" in created else 0.0
+        if "company_id" not in created or right["company_id"].isna().all():
+            left["company_id"] = right["company_id"] = 0.0
+        right = right.dropna(subset=["created_at"]).sort_values("created_at")
+        right["created_at"] = right["created_at"].astype(left["at"].dtype)
+        merged = pd.merge_asof(left, right, left_on="at", right_on="created_at", by="company_id",
+                               direction="forward", tolerance=LINK_WINDOW)
+        merged = merged.dropna(subset=["event_id"])
+        merged = merged.assign(gap=merged["created_at"] - merged["at"]).sort_values("gap").drop_duplicates("event_id")
+        assign(pd.Series(merged["event_id"].astype(str).to_numpy(), index=merged["key"].to_numpy(), dtype="object"), "time")
+    return uids, how
+
+
+def _uid_in_blob(blob) -> str | None:
+    if not isinstance(blob, dict):
+        return None
+    for key in _UID_KEYS:
+        if isinstance(blob.get(key), str) and blob[key]:
+            return blob[key]
+    for nested in ("booking", "data", "calcom"):
+        found = _uid_in_blob(blob.get(nested))
+        if found:
+            return found
+    return None
 
 
 def _call_of_payload(payload) -> str | None:

@@ -37,10 +37,13 @@ def _frames():
     })
     errors["function_trace_id"] = errors["function_trace_id"].astype("Int64")
     webhooks = pd.DataFrame({
-        "event_type_norm": ["BOOKING_CREATED"] * 3, "event_id": ["uidA", "uidB", "uidC"], "status": ["processed", "processed", "failed"],
-        "payload": [{"payload": {"uid": "uidA", "metadata": {"retell_call_id": C[0]}}},
-                    {"payload": {"uid": "uidB", "metadata": {"retell_call_id": C[1]}}},
-                    {"payload": {"uid": "uidC", "metadata": {"call_id": C[2]}}}],
+        "event_type_norm": ["BOOKING_CREATED"] * 4, "event_id": ["uidA", "uidB", "uidE", "uidC"],
+        "status": ["processed", "processed", "processed", "failed"], "company_id": [1, 1, 1, 2],
+        "created_at": [T0 + pd.Timedelta(seconds=1), T0 + pd.Timedelta(minutes=10, seconds=1),
+                       T0 + pd.Timedelta(minutes=20, seconds=0.5), T0 + pd.Timedelta(minutes=20, seconds=1)],
+        # uidB names its call; uidC (the rejected one) does not: it is linked by company and time.
+        "payload": [{"payload": {"uid": "uidA"}}, {"payload": {"uid": "uidB", "metadata": {"retell_call_id": C[1]}}},
+                    {"payload": {"uid": "uidE"}}, {"payload": {"uid": "uidC"}}],
     })
     appointments = pd.DataFrame({
         "id": [100, 101], "calcom_v2_booking_id": ["uidA", "uidB"], "source": ["retell_phone", "cal.com"],
@@ -55,6 +58,8 @@ def test_outcomes_orphans_and_webhook_rescues():
     assert out["outcome"].tolist() == ["success", "failed", "orphaned", "failed", "failed"]
     assert out["rescued_by_webhook"].tolist() == [False, True, False, False, False]
     assert out["calcom_uid"].tolist()[:3] == ["uidA", "uidB", "uidC"] and out["calcom_uid"].isna().tolist()[3:] == [True, True]
+    # uidE (company 1, half a second closer) is not taken by the company-2 attempt
+    assert out["calcom_link"].tolist()[:3] == ["trace", "payload", "time"]
     assert out["appointment_id"].tolist()[:2] == [100, 101] and out["appointment_id"].isna().tolist()[2:] == [True] * 3
     assert out["path"].astype(str).tolist() == ["collect_appointment", "book_appointment", "book_appointment",
                                                 "collect_appointment", "book_appointment"]
