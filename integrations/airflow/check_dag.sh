@@ -5,8 +5,9 @@
 #
 # Checks: the DAG folder loads with no import errors; the DAG serialises as the scheduler
 # needs; catch-up through CronDataIntervalTimetable yields consecutive Berlin days across the
-# 2025-10-26 DST change; and for each of those runs the command Airflow renders is exactly
-# the line `rca schedule health --command-for DAY` prints (the toolkit's own definition).
+# 2025-10-26 DST change; for each of those runs the command Airflow renders is exactly the
+# line `rca schedule health --command-for DAY` prints (the toolkit's own definition); and
+# `airflow backfill create --dry-run` over the same range plans exactly those days.
 #
 # Env: AIRFLOW_VENV (default .venv-airflow), PYTHON (default python3.11), RCA_VENV (default .venv).
 set -euo pipefail
@@ -50,9 +51,11 @@ mkdir -p "$AIRFLOW_HOME"
 
 status=0
 expected_days=(2025-10-25 2025-10-26 2025-10-27)
+mapfile -t rendered_lines < <("$VENV/bin/python" -c "import json,sys; [print(r['bash_command']) for r in json.load(open(sys.argv[1]))['runs']]" "$WORK/dag.json")
+mapfile -t expected_lines < <("$RCA_BIN" schedule health --command-for "${expected_days[@]}" --rca "$RCA_BIN")
 for i in 0 1 2; do
-    rendered=$("$VENV/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))['runs'][$i]['bash_command'])" "$WORK/dag.json")
-    expected=$("$RCA_BIN" schedule health --command-for "${expected_days[$i]}" --rca "$RCA_BIN")
+    rendered="${rendered_lines[$i]:-}"
+    expected="${expected_lines[$i]:-}"
     if [[ "$rendered" == "$expected" ]]; then
         echo "airflow-check: run $((i + 1)) renders: $rendered"
     else
@@ -62,6 +65,23 @@ for i in 0 1 2; do
         status=1
     fi
 done
+# Airflow's own backfill planner (metadata DB in a throw-away AIRFLOW_HOME): the logical dates of a
+# backfill over the same days must be the same Berlin days (logical date = data_interval_start).
+"$VENV/bin/airflow" db migrate >"$WORK/db.log" 2>&1 && "$VENV/bin/airflow" dags reserialize >>"$WORK/db.log" 2>&1 \
+    && "$VENV/bin/airflow" backfill create --dag-id rca_health_report --from-date 2025-10-25 --to-date 2025-10-28 \
+        --dry-run >"$WORK/backfill.log" 2>&1 || { echo "airflow-check: backfill dry run FAILED" >&2; tail -20 "$WORK/backfill.log" "$WORK/db.log" >&2; exit 1; }
+planned=$("$VENV/bin/python" -c "
+import re, sys, pendulum
+stamps = re.findall(r'^\| (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00:00)', open(sys.argv[1]).read(), re.M)
+print(' '.join(pendulum.parse(s).in_timezone('Europe/Berlin').strftime('%Y-%m-%d') for s in stamps))
+" "$WORK/backfill.log")
+if [[ "$planned" == "${expected_days[*]}" ]]; then
+    echo "airflow-check: airflow backfill create --dry-run plans the Berlin days: $planned"
+else
+    echo "airflow-check: backfill plans '$planned', expected '${expected_days[*]}'" >&2
+    status=1
+fi
+
 "$VENV/bin/python" -c "
 import json, sys
 d = json.load(open(sys.argv[1]))

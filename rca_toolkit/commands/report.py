@@ -53,8 +53,8 @@ def register(sub) -> None:
     sh.add_argument("--db", default=None, metavar="PROFILE", help="database profile name (no password in unit files)")
     sh.add_argument("--rca", default=None, metavar="PATH", help="rca executable (default: the one on PATH)")
     sh.add_argument("--workdir", default=None, metavar="DIR", help="project directory (default: current)")
-    sh.add_argument("--command-for", default=None, metavar="YYYY-MM-DD",
-                    help="print only the command line for this date (what Airflow and cron run)")
+    sh.add_argument("--command-for", default=None, nargs="+", metavar="YYYY-MM-DD",
+                    help="print only the command line for each date, one per line (what Airflow and cron run)")
     sh.set_defaults(func=_schedule)
     schedule.set_defaults(func=lambda args: _usage(schedule))
 
@@ -95,8 +95,8 @@ def _prune(args: argparse.Namespace) -> int:
 def _schedule(args: argparse.Namespace) -> int:
     rca_bin = args.rca or scheduled.default_rca_bin()
     if args.command_for:
-        day = scheduled.parse_day(args.command_for, name="--command-for")
-        emit(scheduled.health_command(rca_bin, day.isoformat(), args.period, args.company, args.db), "text")
+        days = [scheduled.parse_day(text, name="--command-for") for text in args.command_for]
+        emit("\n".join(scheduled.health_command(rca_bin, d.isoformat(), args.period, args.company, args.db) for d in days), "text")
         return 0
     emit(scheduled.schedule_text(args.at, args.period, company_id=args.company, db=args.db, rca_bin=rca_bin,
                                  workdir=args.workdir), "text")
