@@ -59,18 +59,19 @@ def demo_sqlite(tmp_path_factory):
     """(url, ground_truth) of the default demo world in a temporary SQLite file."""
     from rca_toolkit import demo
 
-    path = tmp_path_factory.mktemp("demo") / "demo.sqlite"
-    url = f"sqlite:///{path}"
-    truth = demo.build(url, seed=DEMO_SEED)
+    folder = tmp_path_factory.mktemp("demo")
+    url = f"sqlite:///{folder / 'demo.sqlite'}"
+    truth = demo.build(url, seed=DEMO_SEED, truth_path=folder / "demo.truth.json")
     return url, truth
 
 
 @pytest.fixture(scope="session")
-def demo_mariadb(mariadb_url):
+def demo_mariadb(mariadb_url, tmp_path_factory):
     """(url, ground_truth) of the same demo world built on the real MariaDB."""
     from rca_toolkit import demo
 
-    truth = demo.build(mariadb_url, seed=DEMO_SEED)
+    truth_path = tmp_path_factory.mktemp("demo_mariadb") / "demo.truth.json"
+    truth = demo.build(mariadb_url, seed=DEMO_SEED, truth_path=truth_path)
     return mariadb_url, truth
 
 
