@@ -7,10 +7,12 @@ overlapping findings (a failed tool inside a loop) are never counted twice.
 
 Thresholds (documented, overridable):
 
-* loop: an agent turn is "near-identical" to an earlier one when
-  ``max(SequenceMatcher.ratio, token Jaccard) >= LOOP_SIMILARITY`` (0.7) on lower-cased,
-  punctuation-free text; a loop is ``>= LOOP_MIN_REPEATS`` (3) such turns with at most
-  ``LOOP_MAX_INTERLEAVE`` (2) other agent turns between consecutive ones. Iteration *i* runs
+* loop: agent turns (fragments less than 0.5 s apart joined) are "near-identical" when
+  ``max(SequenceMatcher.ratio, token Jaccard) >= LOOP_SIMILARITY`` (0.6) on lower-cased,
+  punctuation-free text *and* they do not ask about different things (keyword topics: a
+  name question never matches a phone question of the same template); a loop is
+  ``>= LOOP_MIN_REPEATS`` (3) such turns with at most ``LOOP_MAX_INTERLEAVE`` (2) other
+  agent turns between consecutive ones. Iteration *i* runs
   from prompt *i* to prompt *i+1*; the last one ends where the next different agent turn
   starts. The finding's span and ``seconds`` cover the *extra* iterations (prompt 2 to the
   loop's end) -- what a first-time success would have saved; ``details`` has the whole loop.
@@ -35,9 +37,10 @@ from difflib import SequenceMatcher
 
 import pandas as pd
 
-LOOP_SIMILARITY = 0.7
+LOOP_SIMILARITY = 0.6
 LOOP_MIN_REPEATS = 3
 LOOP_MAX_INTERLEAVE = 2
+TURN_JOIN_GAP_S = 0.5
 TOOL_ARG_SIMILARITY = 0.6
 N_PLUS_ONE_MIN = 5
 DEFAULT_WHAT_IF = ("loop", "dead_air", "failed_tool")
@@ -132,12 +135,16 @@ def similarity(a: str, b: str) -> float:
     return max(SequenceMatcher(None, a, b).ratio(), len(ta & tb) / len(ta | tb))
 
 
-def turns(spans: pd.DataFrame) -> pd.DataFrame:
-    """Consecutive speech spans of one role merged into turns (role, start_s, end_s, text)."""
+def turns(spans: pd.DataFrame, *, join_gap_s: float = TURN_JOIN_GAP_S) -> pd.DataFrame:
+    """Speech spans of one role less than ``join_gap_s`` apart merged into turns (role, start_s, end_s, text).
+
+    Retell splits one response into fragments that follow each other without a pause; a
+    longer pause starts a new turn even for the same speaker (a filler, then a new question).
+    """
     sp = spans[spans["kind"].isin(["caller_speech", "agent_speech"])].sort_values("start_s", kind="stable")
     rows: list[dict] = []
     for rec in sp.itertuples(index=False):
-        if rows and rows[-1]["role"] == rec.role:
+        if rows and rows[-1]["role"] == rec.role and rec.start_s - rows[-1]["end_s"] <= join_gap_s:
             rows[-1]["end_s"] = max(rows[-1]["end_s"], rec.end_s)
             rows[-1]["text"] += " " + str(rec.text)
         else:
@@ -155,39 +162,59 @@ def _runs(members: list[int], max_gap: int) -> list[list[int]]:
     return runs
 
 
+def topics(text: str) -> set[str]:
+    """What a prompt asks about (name, date, time, ...), from :data:`TOPICS` keywords."""
+    norm = _norm(text)
+    return {topic for topic, words in TOPICS.items() if any(re.search(r"\b" + re.escape(w), norm) for w in words)}
+
+
 def _topic(texts: list[str], families: list[str]) -> str | None:
     for fam in families:
         if fam in TOOL_TOPICS:
             return TOOL_TOPICS[fam]
-    joined = " ".join(_norm(t) for t in texts)
-    for topic, words in TOPICS.items():
-        if any(re.search(r"\b" + re.escape(w), joined) for w in words):
-            return topic
-    return None
+    found = [t for text in texts for t in topics(text)]
+    return max(set(found), key=found.count) if found else None
+
+
+def _same_prompt(a: str, b: str, threshold: float) -> bool:
+    """Near-identical and not about different things (template questions for name vs phone differ)."""
+    ta, tb = topics(a), topics(b)
+    return similarity(a, b) >= threshold and (not ta or not tb or bool(ta & tb))
 
 
 def detect_loops(spans: pd.DataFrame, tool_calls: pd.DataFrame, *, duration_s: float | None,
                  threshold: float = LOOP_SIMILARITY, min_repeats: int = LOOP_MIN_REPEATS) -> list[Finding]:
-    """Re-ask loops from near-identical agent turns and/or repeated similar tool calls."""
+    """Re-ask loops from near-identical agent turns and/or repeated similar tool calls.
+
+    Turns join a cluster when they are similar to any member (single linkage). Runs of one
+    cluster that overlap in time (a question and the filler repeated with it) are one loop,
+    counted by its most repeated turn.
+    """
     agent = turns(spans).query("role == 'agent'").reset_index(drop=True)
     clusters: list[list[int]] = []
     for i, text in enumerate(agent["text"]):
-        best = max(clusters, key=lambda c: similarity(agent.at[c[0], "text"], text), default=None)
-        if best is not None and similarity(agent.at[best[0], "text"], text) >= threshold:
-            best.append(i)
-        else:
+        home = next((c for c in clusters if any(_same_prompt(agent.at[m, "text"], text, threshold) for m in c)), None)
+        if home is None:
             clusters.append([i])
+        else:
+            home.append(i)
+    runs = sorted((r for c in clusters for r in _runs(c, LOOP_MAX_INTERLEAVE) if len(r) >= min_repeats), key=lambda r: r[0])
+    groups: list[list[list[int]]] = []
+    for run in runs:
+        if groups and run[0] <= max(m for r in groups[-1] for m in r):
+            groups[-1].append(run)
+        else:
+            groups.append([run])
     end_of_speech = max([e for _, e in _speech(spans)], default=duration_s or 0.0)
     findings = []
-    for cluster in clusters:
-        for run in _runs(cluster, LOOP_MAX_INTERLEAVE):
-            if len(run) < min_repeats:
-                continue
-            nxt = agent[(agent.index > run[-1]) & ~agent.index.isin(run)]
-            loop_end = float(nxt["start_s"].iloc[0]) if len(nxt) else float(end_of_speech)
-            loop_start = float(agent.at[run[0], "start_s"])
-            tools = _tools_in(tool_calls, loop_start, loop_end)
-            findings.append(_loop_finding(agent.loc[run], loop_start, loop_end, tools, "agent prompts"))
+    for group in groups:
+        primary = max(group, key=lambda r: (len(r), -r[0]))
+        members = {m for r in group for m in r}
+        nxt = agent[(agent.index > max(members)) & ~agent.index.isin(members)]
+        loop_end = float(nxt["start_s"].iloc[0]) if len(nxt) else float(end_of_speech)
+        loop_start = float(agent.at[min(members), "start_s"])
+        tools = _tools_in(tool_calls, loop_start, loop_end)
+        findings.append(_loop_finding(agent.loc[primary], loop_start, loop_end, tools, "agent prompts"))
     covered = [(f.details["loop_start_s"], f.end_s) for f in findings]
     findings += _tool_loops(tool_calls, covered, spans, duration_s, min_repeats)
     return findings

@@ -380,7 +380,8 @@ class CallTimeline:
         total = self.duration_s or 1
         attr = pd.DataFrame([{"category": k, "seconds": v, "share": f"{v / total:.1%}"}
                              for k, v in self.attribution.seconds.items() if v])
-        tools = self.tool_calls[["name", "family", "start_s", "end_s", "latency_s", "ok", "error"]]
+        tools = self.tool_calls[["name", "family", "start_s", "end_s", "latency_s", "ok", "error"]].astype(object)
+        tools = tools.where(tools.notna(), "")
         finds = pd.DataFrame([{"kind": f.kind, "label": f.label, "start_s": f.start_s, "end_s": f.end_s,
                                "seconds": f.seconds, "removable_s": f.removable_s} for f in self.findings],
                              columns=["kind", "label", "start_s", "end_s", "seconds", "removable_s"])

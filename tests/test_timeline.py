@@ -271,14 +271,8 @@ def test_cli_user_mistakes_are_one_line_exit_2(sample_path, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- demo world
-@pytest.fixture(scope="module")
-def demo(request):
-    pytest.importorskip("rca_toolkit.demo", reason="the demo builder has not landed yet")
-    return request.getfixturevalue("demo_db")
-
-
-def test_demo_reference_call(demo, capsys):
-    url, truth = demo
+def test_demo_reference_call(demo_db, capsys):
+    url, truth = demo_db
     assert cli.main(["timeline", REF_ID, "--db", url, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert abs(out["duration_s"] - 144.5) <= 0.5
@@ -290,8 +284,8 @@ def test_demo_reference_call(demo, capsys):
     assert abs(sum(out["attribution_ms"].values()) - out["duration_s"] * 1000) < 1e-6
 
 
-def test_demo_dead_air_call(demo, capsys):
-    url, _truth = demo
+def test_demo_dead_air_call(demo_db, capsys):
+    url, _truth = demo_db
     assert cli.main(["timeline", DEAD_AIR_ID, "--db", url, "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     dead = [f for f in out["findings"] if f["kind"] == "dead_air" and f["seconds"] > 15]
@@ -300,8 +294,8 @@ def test_demo_dead_air_call(demo, capsys):
     assert sum(out["attribution_ms"].values()) == round(out["duration_s"] * 1000)
 
 
-def test_demo_unknown_call_is_one_line(demo, capsys):
-    url, _truth = demo
+def test_demo_unknown_call_is_one_line(demo_db, capsys):
+    url, _truth = demo_db
     assert cli.main(["timeline", "call_" + "0" * 27, "--db", url]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not found" in err
