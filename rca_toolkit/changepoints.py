@@ -113,7 +113,9 @@ class ChangePoints:
                 "between": " -> ".join(t.tz_convert(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M %z") for t in c.interval),
                 "rate before": f"{100 * c.rate_before:.1f} % (n={c.n_before})",
                 "rate after": f"{100 * c.rate_after:.1f} % (n={c.n_after})",
-                "top candidate": f"{first['commit'][:10]} {first['description']} ({first['distance_hours']:+.1f} h)" if first else "none within 3 days",
+                "top candidate": (f"{first['commit'][:10] or '(no commit)'} {first['description']} ({first['distance_hours']:+.1f} h"
+                                  + ("" if first["before_change"] else ", AFTER the change: not a cause") + ")")
+                                 if first else "none within 3 days",
             })
         return pd.DataFrame(rows, columns=["series", "resolution", "direction", "between", "rate before", "rate after", "top candidate"])
 
@@ -173,13 +175,12 @@ def detect(attempts: pd.DataFrame, *, by: str | None = "path", deployments: pd.D
 
 
 def _segment(name: str, resolution: str, attempts: pd.DataFrame, bins: pd.DataFrame | None, deployments) -> list[Change]:
+    ok = attempts["outcome"].eq("success").to_numpy(dtype=float)
+    times = attempts["at"].reset_index(drop=True)
     if resolution == "attempt":
-        ok = attempts["outcome"].eq("success").to_numpy(dtype=float)
         signal = np.column_stack([ok, np.ones_like(ok)])
-        first = last = attempts["at"].reset_index(drop=True)
     else:
         signal = bins[["successes", "attempts"]].to_numpy(dtype=float)
-        first, last = bins["first"], bins["last"]
     n = len(signal)
     min_size = MIN_SEGMENT[resolution]
     if n < 2 * min_size:
@@ -196,9 +197,29 @@ def _segment(name: str, resolution: str, attempts: pd.DataFrame, bins: pd.DataFr
             continue
         cost = algo.cost
         gain = cost.error(left, right) - cost.error(left, split) - cost.error(split, right)
-        interval = (pd.Timestamp(last.iloc[split - 1]), pd.Timestamp(first.iloc[split]))
+        if resolution == "attempt":
+            interval = (times.iloc[split - 1], times.iloc[split])
+        else:  # a bin can hold both regimes: place the split among the attempts of the two bins
+            interval = _refine(ok, times, bins["first"].iloc[split - 1], bins["last"].iloc[split])
+        interval = (pd.Timestamp(interval[0]), pd.Timestamp(interval[1]))
+        direction = "recovered" if r1 > r0 else "broke"
+        if out and out[-1].interval == interval and out[-1].direction == direction:
+            # a mixed bin split twice: one change, from the first regime to the last
+            out[-1].rate_after, out[-1].n_after, out[-1].gain = float(r1), int(n1), out[-1].gain + float(gain)
+            continue
         mid = interval[0] + (interval[1] - interval[0]) / 2
-        out.append(Change(name, resolution, interval, "recovered" if r1 > r0 else "broke", float(r0), int(n0),
+        out.append(Change(name, resolution, interval, direction, float(r0), int(n0),
                           float(r1), int(n1), float(gain),
                           rank_candidates(deployments, mid, first_new=interval[1]) if deployments is not None else []))
     return out
+
+
+def _refine(ok: np.ndarray, times: pd.Series, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Best single split (binomial likelihood) among the attempts from ``lo`` to ``hi``."""
+    idx = np.flatnonzero(((times >= lo) & (times <= hi)).to_numpy())
+    if len(idx) < 2:
+        return lo, hi
+    cost = CostBinomial().fit(np.column_stack([ok[idx], np.ones(len(idx))]))
+    costs = [cost.error(0, j) + cost.error(j, len(idx)) for j in range(1, len(idx))]
+    j = int(np.argmin(costs)) + 1
+    return times.iloc[idx[j - 1]], times.iloc[idx[j]]
