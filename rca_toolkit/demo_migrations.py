@@ -1,0 +1,492 @@
+"""Rows of the demo ``migrations`` table and the defects they carry (ground truth).
+
+Ids 1-421 reproduce the ``migrations`` rows of the 2025-09-11 askproai schema dump
+(repository fabianSp77/askproai-api, ``database/schema/mysql-schema.sql`` at commit
+8d0d37c5b415ba6cb09faca43b4de065de1e8726): names and batches only. They carry the real
+defects: ids 324, 325, 340 and 361 missing, names out of date order, four future-dated
+``2025_12_06_*`` names and two malformed names. Later batches (ids 422+) add the migrations
+named in the incident docs on their deployment days (2025-10-18, 2025-10-23, 2025-10-25,
+2025-10-26); their names come from the data contract, their batch numbers are synthetic.
+"""
+
+from __future__ import annotations
+
+import re
+
+# ids 1..141, all batch 1
+_BATCH1 = """*_fix_staff_branch_id_field
+2019_12_14_000001_create_personal_access_tokens_table
+2025_01_13_add_capacity_fields_to_staff
+2025_01_13_add_mobile_app_fields_to_customers
+2025_01_13_add_reminder_fields_to_appointments
+2025_03_19_150030_create_users_table
+2025_03_19_150040_create_kunden_table
+2025_03_19_150056_add_kunde_id_to_users_table
+2025_03_19_150110_create_integrations_table
+2025_03_19_160234_create_cache_table
+2025_03_20_181810_ensure_calls_table_exists
+2025_03_20_181815_align_calls_table_with_model
+2025_03_20_181820_add_kunde_id_to_calls_table
+2025_03_21_150758_create_oauth_clients_table
+2025_03_21_150759_create_oauth_personal_access_clients_table
+2025_03_22_085045_create_customers_table
+2025_03_22_085045_create_phone_numbers_table
+2025_03_22_085045_create_staff_table
+2025_03_22_112544_create_oauth_auth_codes_table
+2025_03_22_112545_create_oauth_access_tokens_table
+2025_03_22_112546_create_oauth_refresh_tokens_table
+2025_03_27_151813_create_companies_table
+2025_03_27_151814_create_api_health_logs_table
+2025_03_27_151814_create_retell_agents_table
+2025_04_04_142048_add_tenant_id_to_calls_table
+2025_04_29_134517_create_branches_table
+2025_04_29_134518_create_calendars_table
+2025_04_29_152000_create_services_table
+2025_04_29_152815_create_staff_service_table
+2025_04_29_153012_create_working_hours_table
+2025_04_30_072730_alter_branches_customer_id_back_to_bigint
+2025_04_30_072859_add_branch_customer_fk
+2025_04_30_143324_update_integrations_table
+2025_04_30_164923_fix_integrations_fk
+2025_04_30_165307_fix_integrations_fk
+2025_05_01_083530_create_failed_jobs_table
+2025_05_01_083530_create_jobs_table
+2025_05_01_085108_ensure_appointments_table_exists
+2025_05_01_091735_alter_calls_raw_to_json
+2025_05_01_091740_add_customer_fk_to_calls
+2025_05_02_135535_alter_calls_add_retell_columns
+2025_05_02_142413_alter_calls_retell_nullable
+2025_05_02_145708_alter_calls_add_details
+2025_05_02_150542_alter_calls_add_details
+2025_05_03_070914_add_duration_sec_to_calls_table
+2025_05_03_071357_add_duration_sec_to_calls_table
+2025_05_03_075425_add_relations_and_cost_to_calls_table
+2025_05_03_075425_create_agents_table
+2025_05_04_091545_calls_add_retell_missing
+2025_05_04_111306_add_conversation_id_to_calls_table
+2025_05_04_112000_calls_add_conversation_id
+2025_05_04_145240_add_call_id_to_calls_table
+2025_05_05_162425_create_tenants_table
+2025_05_05_162426_add_balance_cents_to_tenants_table
+2025_05_05_163431_create_permission_tables
+2025_05_06_170852_add_slug_to_tenants_table
+2025_05_06_171214_add_slug_and_api_key_to_tenants_table
+2025_05_06_192113_alter_tenants_for_uuid
+2025_05_07_113058_add_birthdate_to_customers_table
+2025_05_08_120000_create_retell_webhooks_table
+2025_05_09_200001_make_staff_id_nullable_on_calcom_event_types
+2025_05_10_173530_create_password_reset_tokens_table
+2025_05_11_183656_add_details_to_services_table
+2025_05_11_190001_create_branch_staff_table
+2025_05_11_190002_create_branch_service_table
+2025_05_11_190003_add_home_branch_to_staff
+2025_05_11_200000_create_calcom_event_types_and_bookings_tables
+2025_05_13_000000_add_fields_to_calls
+2025_05_13_065443_recreate_integrations_if_missing
+2025_05_13_071116_2025_05_10_090000_recreate_staff_if_missing
+2025_05_16_184107_add_calcom_fields_to_calcom_event_types_table
+2025_05_16_184230_add_calcom_team_slug_to_tenants_table
+2025_05_18_142705_rename_start_column_on_appointments_table
+2025_05_18_143853_create_activity_log_table
+2025_05_18_143854_add_event_column_to_activity_log_table
+2025_05_18_143855_add_batch_uuid_column_to_activity_log_table
+2025_05_19_000000_create_dashboard_configurations_table
+2025_05_26_111052_add_tenant_id_to_users_table
+2025_05_26_111100_add_email_to_tenants_table
+2025_05_27_102550_add_calendar_fields_to_staff
+2025_05_27_102550_add_integration_fields_to_companies
+2025_05_27_102550_add_invoice_fields_to_branches
+2025_05_27_103419_add_invoice_fields_to_branches
+2025_05_27_121711_add_company_id_to_branches_table
+2025_05_27_122940_add_company_id_to_staff_table
+2025_05_28_064807_add_retell_columns_to_calls_table
+2025_05_28_065040_add_retell_columns_to_calls_table
+2025_05_28_133327_add_api_keys_to_companies_table
+2025_05_28_134510_add_event_type_id_to_companies
+2025_05_28_162041_add_api_test_errors_to_companies
+2025_05_28_183048_create_dummy_companies_table
+2025_05_29_155901_create_api_credentials_table
+2025_05_29_172036_add_booking_fields_to_calls_table
+2025_05_29_192155_change_agent_id_to_string_in_calls_table
+2025_05_30_073853_add_email_notifications_to_companies_table
+2025_05_30_101653_add_calcom_event_type_id_to_branches_table
+2025_05_30_103812_add_call_id_to_appointments_table
+2025_05_30_110254_add_missing_columns_to_calls_table
+2025_05_30_131221_add_phone_number_to_calls_table
+2025_05_31_081003_add_is_active_to_companies_table
+2025_05_31_091427_add_deleted_at_to_companies_table
+2025_05_31_091553_add_deleted_at_to_companies_table
+2025_05_31_095101_create_service_staff_table
+2025_05_31_101218_add_deleted_at_to_services_table
+2025_05_31_115921_create_staff_branches_and_staff_services_tables
+2025_05_31_120334_fix_staff_tables_naming_issue
+2025_05_31_120649_create_missing_staff_pivot_tables
+2025_05_31_120852_add_day_of_week_to_working_hours_table
+2025_05_31_121353_add_staff_id_to_appointments_table
+2025_05_31_130000_add_missing_columns_simple
+2025_05_31_162146_add_calendar_fields_to_staff_table
+2025_05_31_162146_add_calendar_mode_to_branches_table
+2025_05_31_163334_fix_calendar_mappings_table
+2025_05_31_163846_add_calendar_mode_to_branches_table
+2025_05_31_163902_add_calendar_fields_to_staff_table
+2025_05_31_183913_add_integrations_tested_at_to_branches_table
+2025_06_01_163240_add_api_version_to_calcom_bookings
+2025_06_01_163240_add_calcom_v2_fields
+2025_06_02_095925_add_calcom_event_type_id_to_branches
+2025_06_02_100639_add_calcom_user_id_to_branches
+2025_06_02_104018_add_calcom_event_type_id_to_services
+2025_06_02_160459_update_companies_retell_fields
+2025_06_04_065055_create_master_services_table
+2025_06_04_065100_create_branch_service_overrides_table
+2025_06_04_065106_create_staff_service_assignments_table
+2025_06_04_065110_create_validation_results_table
+2025_06_04_144741_update_branches_table_structure
+2025_06_04_154728_add_active_to_retell_agents_table
+2025_06_04_155952_ensure_branch_fields_exist
+2025_06_04_161144_create_business_hours_templates_table
+2025_06_04_161624_add_business_hours_to_branches_table
+2025_06_04_165451_create_business_hours_templates_table
+2025_06_04_170653_add_business_hours_to_branches_table
+2025_06_05_000000_add_fields_to_branch_service_table
+2025_06_05_103513_create_calendar_event_types_table
+2025_06_05_103818_create_unified_event_types_table
+2025_06_05_121854_create_event_type_mappings_table
+2025_06_05_122613_add_assignment_status_to_unified_event_types_table
+2025_06_05_123433_make_branch_id_nullable_safely
+2025_06_05_131334_add_import_timestamps_to_unified_event_types
+2025_06_05_133248_add_uuid_to_branches_table"""
+
+# ids 142..421: "id batch name"
+_LATER = """142 1 2025_06_06_105538_add_calcom_booking_id_to_calls_table
+143 1 2025_06_06_110615_add_calcom_booking_id_to_calls_table
+144 1 2025_06_09_182203_add_missing_columns_to_staff_table
+145 1 2025_06_10_183716_create_staff_service_assignments_table
+146 1 2025_06_12_120001_create_staff_event_types_table
+147 1 2025_06_12_210202_fix_staff_service_assignments_id_column
+148 1 2025_06_13_090153_add_calcom_event_type_id_to_appointments_table
+149 1 2025_06_13_092851_migrate_staff_service_assignments_to_staff_event_types
+150 1 2025_06_13_093142_add_event_management_permissions
+151 1 2025_06_13_110000_create_notification_log_table
+152 1 2025_06_13_134431_create_slow_query_log_table
+153 1 2025_06_13_162722_create_sessions_table
+154 1 2025_06_14_070316_add_appointment_id_to_calls_table_for_compatibility
+155 1 2025_06_14_100000_create_onboarding_progress_table
+156 1 2025_06_14_101110_add_security_dashboard_permission
+157 1 2025_06_14_135628_add_missing_fields_to_companies_table
+158 1 2025_06_14_151005_increase_api_key_column_sizes
+159 1 2025_06_14_221704_add_missing_fields_to_services_table
+160 1 2025_06_14_223007_add_company_id_to_users_table_if_missing
+161 1 2025_06_14_add_tags_to_calls_table
+162 1 2025_06_15_163036_add_notes_to_appointments_table
+163 1 2025_06_15_193601_add_retell_advanced_fields_to_calls_table
+164 1 2025_06_15_add_email_verified_at_to_laravel_users
+165 1 2025_06_16_095555_add_duration_minutes_to_calls_table
+166 1 2025_06_16_095900_add_missing_retell_fields_to_calls_table
+167 1 2025_06_16_164937_fix_call_costs_from_cents_to_euros
+168 1 2025_06_16_170100_create_invoices_table
+169 2 2025_06_16_170110_create_invoice_items_flexible_table
+170 2 2025_06_16_170147_create_pricing_models_tables
+171 2 2025_06_16_fix_missing_call_columns
+172 2 2025_06_17_093617_fix_company_json_fields_defaults
+173 2 2025_06_17_094102_rename_active_to_is_active_in_companies_table
+174 2 2025_06_17_111220_add_retell_agent_provisioning_fields_to_branches_table
+175 2 2025_06_17_114712_create_system_alerts_table
+176 2 2025_06_17_115232_fix_business_hours_templates_table
+177 2 2025_06_17_144828_add_version_field_for_optimistic_locking
+178 2 2025_06_17_145013_create_appointment_locks_table
+179 2 2025_06_17_145304_create_webhook_events_table
+180 2 2025_06_17_150711_create_availability_cache_table
+181 2 2025_06_17_150716_create_api_call_logs_table
+182 2 2025_06_17_152433_add_branch_id_to_appointment_locks_table
+183 2 2025_06_17_155555_create_booking_flow_logs_table
+184 2 2025_06_17_add_industry_to_companies
+185 2 2025_06_17_add_missing_columns_to_companies
+186 3 2025_06_27_create_ml_sentiment_tables
+187 4 2025_06_16_000000_add_company_id_to_appointments_table
+188 5 2025_06_16_000001_add_company_id_to_customers_table
+189 6 2025_06_16_000002_normalize_company_relationships
+190 1 2025_06_17_add_performance_critical_indexes
+191 7 2025_06_17_cleanup_redundant_tables
+192 7 2025_06_17_create_circuit_breaker_metrics_table
+193 7 2025_06_17_create_critical_errors_table
+194 7 2025_06_17_create_notes_table
+195 7 2025_06_17_create_notification_logs_table
+196 7 2025_06_17_create_webhook_logs_table
+197 7 2025_06_17_fix_branches_uuid
+198 7 2025_06_17_fix_missing_master_services_tables
+199 7 2025_06_17_restore_critical_pivot_tables
+200 7 2025_06_17_restore_critical_tables
+201 7 2025_06_18_add_company_id_to_staff_table
+202 7 2025_06_18_add_privacy_consent_to_customers
+203 7 2025_06_18_add_sentiment_to_calls
+204 7 2025_06_18_create_advanced_backup_tables
+205 7 2025_06_18_create_backup_logs_table
+206 8 2025_06_19_add_authentication_to_customers_table
+207 9 2025_06_19_194242_create_gdpr_requests_table
+208 10 2025_06_27_075116_fix_tenant_company_consistency
+209 11 2025_06_27_080659_add_company_id_to_webhook_events_table
+210 12 2025_06_27_081523_add_company_id_to_calcom_event_types_table
+211 13 2025_03_19_150031_add_two_factor_columns_to_users_table
+212 14 2025_06_27_add_two_factor_columns_to_users_table
+213 15 2025_06_27_create_two_factor_sessions_table
+214 16 2025_06_18_create_dashboard_metrics_tables
+215 16 2025_06_18_create_dashboard_metrics_tables_simple
+216 16 2025_06_18_create_dashboard_performance_indexes
+217 16 2025_06_18_create_logs_table
+218 16 2025_06_18_create_unified_event_types_table
+219 16 2025_06_18_create_validation_results_table
+220 16 2025_06_18_fix_missing_agents_table
+221 16 2025_06_19_100502_add_multi_location_support_fields
+222 16 2025_06_19_182915_add_security_fields_to_tables
+223 17 2025_06_19_add_is_active_to_branches
+224 18 2025_06_19_185445_add_critical_performance_indexes_v2
+225 18 2025_06_19_194225_create_cookie_consents_table
+226 18 2025_06_19_add_creation_mode_to_invoices
+227 18 2025_06_19_add_critical_performance_indexes
+228 18 2025_06_19_add_extracted_fields_to_calls_table
+229 18 2025_06_19_add_payment_terms_to_invoices
+230 18 2025_06_19_add_skills_and_preferences_to_staff_and_customers
+231 18 2025_06_19_add_sms_whatsapp_to_phone_numbers
+232 18 2025_06_19_create_customer_password_resets_table
+233 18 2025_06_19_create_phone_numbers_table
+234 18 2025_06_19_create_security_logs_table
+235 18 2025_06_19_create_tax_compliance_tables_safe
+236 18 2025_06_19_make_branch_id_nullable_in_phone_numbers
+237 19 2025_06_19_update_phone_numbers_table
+238 19 2025_06_20_084131_create_knowledge_base_tables
+239 20 2025_06_20_092324_create_knowledge_management_tables
+240 20 2025_06_20_104429_add_order_column_to_knowledge_documents
+241 20 2025_06_20_add_missing_company_columns
+242 20 2025_06_20_create_mcp_metrics_table
+243 20 2025_06_20_create_missing_tax_tables
+244 20 2025_06_20_create_notifications_table
+245 20 2025_06_20_create_webhook_dead_letter_queue_table
+246 21 2025_06_21_090808_update_mcp_metrics_table_structure
+247 21 2025_06_21_121430_add_extended_settings_to_calcom_event_types_table
+248 21 2025_06_21_200800_create_mcp_metrics_table
+249 21 2025_06_21_203000_create_logs_table
+250 21 2025_06_21_203500_add_processing_time_to_webhook_logs
+251 21 2025_06_21_204000_add_is_duplicate_to_webhook_logs
+252 21 2025_06_21_add_retell_fields_to_phone_numbers_table
+253 21 2025_06_21_add_team_id_to_calcom_event_types
+254 21 2025_06_21_create_circuit_breaker_metrics_table
+255 21 2025_06_21_create_event_type_import_logs_table
+256 22 2025_06_21_create_performance_optimization_indexes_final
+257 22 2025_06_22_001513_add_calcom_team_slug_to_companies_table_if_missing
+258 22 2025_06_22_002350_add_missing_columns_to_branch_service_table
+259 22 2025_06_22_090808_move_retell_agent_id_from_branches_to_phone_numbers
+260 22 2025_06_22_114709_create_branch_event_types_table
+261 22 2025_06_22_120000_add_retell_agent_version_to_phone_numbers
+262 22 2025_06_22_120000_prepare_remove_calcom_event_type_id_from_branches
+263 23 2025_06_22_124704_add_missing_columns_to_event_type_import_logs
+264 23 2025_06_22_124748_add_branch_id_to_calcom_event_types
+265 23 2025_06_22_125358_add_missing_columns_to_calcom_event_types
+266 23 2025_06_22_130838_create_service_event_type_mappings_table
+267 23 2025_06_22_131755_add_calcom_event_type_id_to_appointments
+268 24 2025_06_22_140000_update_staff_event_types_for_uuid
+269 24 2025_06_22_154500_add_provider_to_webhook_events
+270 24 2025_06_22_193132_create_callback_requests_table
+271 25 2025_06_22_add_missing_foreign_keys
+272 25 2025_06_23_000255_add_trial_ends_at_to_companies_table
+273 25 2025_06_23_002006_create_service_usage_logs_table
+274 25 2025_06_23_002227_create_feature_flags_table
+275 26 2025_06_23_070735_drop_unused_empty_tables
+276 26 2025_06_23_070805_migrate_kunden_to_customers
+277 26 2025_06_23_172607_add_missing_columns_to_calls_table_fix
+278 26 2025_06_23_220055_create_retell_configurations_table
+279 26 2025_06_23_221000_add_missing_columns_to_webhook_events
+280 27 2025_06_23_add_missing_columns_to_webhook_events
+281 28 2025_06_23_add_status_to_customers_table
+282 28 2025_06_23_fix_mcp_metrics_status_column
+283 28 2025_06_23_fix_missing_columns
+284 28 2025_06_24_080000_encrypt_api_keys
+285 28 2025_06_24_080500_expand_webhook_secret_column
+286 29 2025_06_24_090000_add_performance_indexes
+287 29 2025_06_24_100000_create_appointment_locks_table
+288 29 2025_06_24_add_metadata_column_to_appointments
+289 29 2025_06_24_make_calcom_event_type_optional
+290 29 2025_06_25_132946_add_retell_default_settings_to_companies_table
+291 29 2025_06_25_143717_add_sync_fields_to_retell_agents_table
+292 29 2025_06_25_200000_add_multi_booking_fields_to_appointments
+293 29 2025_06_25_200001_add_preference_fields_to_customers
+294 30 2025_06_25_200002_create_appointment_series_table
+295 31 2025_06_25_200003_create_customer_preferences_table
+296 32 2025_06_25_200004_create_customer_interactions_table
+297 32 2025_06_26_001500_create_model_has_permissions_table
+298 32 2025_06_26_010000_add_performance_indexes_retell_control_center
+299 32 2025_06_26_122221_add_source_to_appointments_table
+300 32 2025_06_26_172057_populate_missing_phone_numbers
+301 32 2025_06_26_173406_add_performance_indexes_to_calls_table
+302 33 2025_06_26_225928_create_security_logs_table
+303 34 2025_06_26_add_company_id_to_tenants_table
+304 35 2025_06_26_create_ml_job_progress_table
+305 35 2025_06_27_add_enhanced_two_factor_fields_to_users_table
+306 35 2025_06_27_create_ml_job_progress_table
+307 35 2025_12_06_120000_enhance_calcom_event_types_table
+308 35 2025_12_06_120002_add_default_event_type_to_companies
+309 35 2025_12_06_120003_enhance_staff_table_for_calcom
+310 35 2025_12_06_140000_update_calcom_event_types_branch_requirement
+311 35 _*_create_calendar_event_types_table
+312 36 2025_06_27_123621_create_whatsapp_message_logs_table
+313 37 2025_06_27_create_documentation_tables
+314 38 2025_06_27_add_tags_to_customers_table
+315 39 2025_06_27_120000_encrypt_tenant_api_keys
+316 39 2025_06_27_121000_encrypt_all_sensitive_fields
+317 40 2025_06_27_140000_add_critical_performance_indexes
+318 41 2025_06_27_170000_create_subscriptions_table
+319 42 2025_06_27_add_critical_performance_indexes
+320 43 2025_06_28_064349_add_missing_performance_indexes_2025_06_28
+321 44 2025_06_28_065833_enforce_api_key_encryption
+322 45 2025_06_28_add_recording_url_to_calls_table
+323 45 2025_06_28_create_data_flow_logs_table
+326 46 2025_06_28_083014_create_command_templates_table
+327 46 2025_06_28_083020_create_command_workflows_table
+328 46 2025_06_28_083030_create_workflow_executions_table
+329 46 2025_06_28_083034_create_command_executions_table
+330 46 2025_06_28_083151_create_workflow_commands_table
+331 46 2025_06_28_083210_create_command_favorites_table
+332 46 2025_06_28_083227_create_workflow_favorites_table
+333 47 2025_06_28_110209_create_circuit_breaker_metrics_table
+334 48 2025_06_28_112114_add_missing_columns_to_webhook_events_table
+335 49 2025_06_28_090000_add_websocket_fields_to_executions
+336 50 2025_06_28_143525_create_sms_message_logs_table
+337 51 2025_06_28_172500_create_gdpr_requests_table
+338 51 2025_06_28_create_payment_failures_table
+339 52 2025_06_28_180000_add_notification_provider_to_companies
+341 53 2025_06_29_add_retell_missing_fields_to_calls_table_safe
+342 53 2025_06_29_transform_retell_agent_configurations
+343 54 2025_06_29_fix_calls_branch_id_to_uuid
+344 55 2025_06_30_081627_create_billing_periods_table
+345 56 2025_06_30_080000_create_invoices_table
+346 56 2025_06_30_080001_create_invoice_items_table
+347 57 2025_06_30_130000_create_pricing_models_tables
+348 58 2025_06_30_131000_create_promo_code_uses_table
+349 59 2025_06_30_110000_create_billing_alerts_tables
+350 60 2025_07_01_fix_legacy_branch_id
+351 61 2025_06_30_090000_create_dunning_tables
+352 61 2025_06_30_100000_create_company_pricings_table
+353 62 2025_06_30_add_notification_email_to_branches
+354 62 2025_07_01_fix_branch_id_columns_to_uuid
+355 63 2025_07_02_184932_add_retell_data_fields_to_calls_table
+356 64 2025_07_03_120221_create_portal_users_table
+357 64 2025_07_03_120335_create_call_portal_data_table
+358 65 2025_07_03_120356_create_portal_feedback_table
+359 65 2025_07_03_131000_create_call_notes_table
+360 65 2025_07_03_131100_create_call_assignments_table
+362 66 2025_07_03_130326_create_prepaid_billing_tables
+363 66 2025_07_03_140000_create_portal_password_resets_table
+364 67 2025_07_04_111915_add_customer_data_backup_fields_to_calls_table
+365 67 2025_07_04_150000_add_language_settings_to_companies
+366 68 2025_07_04_150001_add_language_tracking_to_calls
+367 68 2025_07_04_150002_create_notification_templates_table
+368 68 2025_07_04_150003_clean_up_customer_language_fields
+369 69 2025_07_04_160000_add_language_preferences_to_users
+370 70 2025_07_04_175914_create_user_preferences_table
+371 71 2025_01_07_create_feedback_tables
+372 72 2025_01_07_enhance_notifications_table
+373 999 2025_07_05_create_audit_logs_table
+374 999 2025_07_05_create_portal_permissions_table
+375 71 2025_07_04_224217_add_portal_performance_indexes
+376 1000 2025_07_05_111717_extend_prepaid_balances_for_bonus_and_auto_topup
+377 1000 2025_07_05_111813_extend_billing_rates_for_packages_and_base_fee
+378 1000 2025_07_05_111851_create_billing_bonus_rules_table
+379 1001 2025_07_05_111930_create_billing_spending_limits_table
+380 1002 2025_07_05_133452_create_company_goals_table
+381 1002 2025_07_05_133513_create_goal_metrics_table
+382 1002 2025_07_05_133536_create_goal_funnel_steps_table
+383 1003 2025_07_05_133557_create_goal_achievements_table
+384 1004 2025_07_05_220033_add_consent_and_forwarding_to_calls_table
+385 1005 2025_07_05_make_end_date_nullable_in_company_goals
+386 1006 2025_07_06_115925_add_call_notification_preferences_to_companies_table
+387 1007 2025_07_06_120949_add_call_notification_preferences_to_companies_and_branches_table
+388 1008 2025_07_07_create_portal_sessions_table
+389 1009 2025_07_07_add_metadata_to_balance_topups_table
+390 1010 2025_07_07_make_initiated_by_nullable_in_balance_topups
+391 1011 2025_07_07_113436_add_invoice_fields_to_balance_topups_table
+392 1012 2025_07_07_180724_add_refund_tracking_to_call_charges_table
+393 1013 2025_07_07_231617_create_call_activities_table
+394 1014 2025_01_08_create_guest_access_requests_table
+395 1015 2025_07_08_141954_add_company_tracking_fields_to_customers_table
+396 1015 2025_07_08_142029_create_customer_relationships_table
+397 1016 2025_07_08_create_customer_journey_status_system
+398 1017 2025_01_08_add_information_gathering_journey_stages
+399 1018 2025_07_08_202203_fix_appointments_foreign_key_types
+400 1019 2025_07_09_recreate_calcom_bookings_table
+401 1020 2025_07_09_085211_add_unique_constraint_to_staff_table
+402 1021 2025_07_10_181117_create_help_article_views_table
+403 1021 2025_07_10_181136_create_help_search_queries_table
+404 1021 2025_07_10_181154_create_help_article_feedback_table
+405 1022 2025_07_10_183416_create_error_catalog_tables
+406 1023 2025_01_10_create_prompt_templates_table
+407 1024 2025_01_10_create_industry_templates_table
+408 1024 2025_01_10_create_onboarding_states_table
+409 1025 2025_01_10_create_search_history_table
+410 1025 2025_01_10_create_search_indices_table
+411 1026 2025_01_10_fix_search_history_selected_id_column
+412 1027 2025_07_10_create_customer_notes_table
+413 1027 2025_07_10_create_email_logs_table
+414 1028 2025_07_11_add_columns_to_staff_services_table
+415 1029 2025_01_06_create_notifications_table
+416 1030 2025_07_09_add_information_gathering_journey_stages
+417 1031 2025_07_14_fix_branches_customer_id_nullable
+418 1032 2025_07_14_fix_branches_schema_comprehensive
+419 1033 2025_01_16_add_is_active_to_staff_table
+420 1034 2025_08_25_add_event_type_id_to_calcom_bookings
+421 1035 2025_08_14_000001_secure_api_keys_migration"""
+
+# After the dump: deployments named in the incident docs (batch numbers synthetic).
+POST_DUMP = (
+    ("2025-10-18", 1036, "2025_10_18_000001_optimize_appointments_database_schema"),
+    ("2025-10-23", 1037, "2025_10_23_000001_create_retell_monitoring_tables"),
+    ("2025-10-25", 1038, "2025_10_25_132525_add_phone_and_branch_to_retell_call_sessions"),
+    ("2025-10-26", 1039, "2025_10_26_115644_add_customer_portal_performance_indexes"),
+)
+POST_DUMP_FIRST_ID = 422
+
+_WELL_FORMED = re.compile(r"^\d{4}_\d{2}_\d{2}_")
+_DATE_PREFIX = re.compile(r"^(\d{4})_(\d{2})_(\d{2})_")
+SNAPSHOT_DATE = "2025_09_11"
+
+
+def rows() -> list[dict]:
+    """All migration rows in id order (ids 324, 325, 340, 361 are missing, as in production)."""
+    out = [{"id": i + 1, "migration": name, "batch": 1} for i, name in enumerate(_BATCH1.splitlines())]
+    for line in _LATER.splitlines():
+        ident, batch, name = line.split(" ", 2)
+        out.append({"id": int(ident), "migration": name, "batch": int(batch)})
+    for offset, (_day, batch, name) in enumerate(POST_DUMP):
+        out.append({"id": POST_DUMP_FIRST_ID + offset, "migration": name, "batch": batch})
+    return out
+
+
+def defects(table: list[dict]) -> dict:
+    """Ground truth: which rows carry which defect, computed by documented rules.
+
+    * ``missing_ids``: ids absent between 1 and the maximum id;
+    * ``malformed``: names that do not start with ``YYYY_MM_DD_``;
+    * ``future_dated``: date prefix later than the snapshot day 2025-09-11 within the dump rows
+      (the four ``2025_12_06_*`` names);
+    * ``out_of_order``: well-formed names whose date prefix is earlier than that of the
+      previous well-formed row by id (13 in the dump, as the data contract counts).
+    """
+    ids = [r["id"] for r in table]
+    present = set(ids)
+    missing = [i for i in range(1, max(ids) + 1) if i not in present]
+    malformed = [r["id"] for r in table if not _WELL_FORMED.match(r["migration"])]
+    future = [
+        r["id"] for r in table
+        if r["id"] < POST_DUMP_FIRST_ID and _WELL_FORMED.match(r["migration"]) and r["migration"][:10] > SNAPSHOT_DATE
+    ]
+    well_formed = [r for r in sorted(table, key=lambda r: r["id"]) if _WELL_FORMED.match(r["migration"])]
+    out_of_order = [b["id"] for a, b in zip(well_formed, well_formed[1:]) if b["migration"][:10] < a["migration"][:10]]
+    return {
+        "rows": len(table),
+        "max_id": max(ids),
+        "batches": len({r["batch"] for r in table}),
+        "missing_ids": missing,
+        "malformed_ids": malformed,
+        "future_dated_ids": future,
+        "out_of_order_ids": out_of_order,
+        "post_dump_batches": {name: {"id": POST_DUMP_FIRST_ID + i, "batch": b, "deployed_on": day}
+                              for i, (day, b, name) in enumerate(POST_DUMP)},
+    }
