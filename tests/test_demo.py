@@ -262,3 +262,16 @@ def test_cli_bad_targets_exit_2(argv, capsys):
 def test_schema_tables_exposed():
     assert schema.TABLES_REQUIRED[0] == "retell_call_sessions"
     assert "rca_demo_world" in schema.metadata.tables
+
+
+def test_deployment_resource_matches_ground_truth(demo_sqlite):
+    _, truth = demo_sqlite
+    from rca_toolkit.deployments import load_deployments
+
+    packaged = load_deployments()
+    assert len(packaged) == len(truth["deployments"])
+    by_commit = {d["commit"]: pd.Timestamp(d["deployed_at"]) for d in truth["deployments"] if d["commit"]}
+    assert by_commit["6110e564122f3f94ab1d3153b7f6dbdc524a2f50"] == pd.Timestamp("2025-10-18T11:20:08Z")
+    for row in packaged.itertuples():
+        if row.commit:
+            assert by_commit[row.commit] == row.deployed_at
