@@ -126,3 +126,24 @@ def test_what_if_takes_the_union_of_removable_time():
     assert [r["kind"] for r in result.removed] == ["loop", "failed_tool", "dead_air"]
     assert d.what_if(50.0, [loop, slow], kinds=("slow_tool",)).duration_s == 49.0
     assert d.what_if(None, [loop]).duration_s is None
+
+
+def test_template_questions_about_different_things_are_not_a_loop():
+    asks = spans((0, 2, "agent", "Könnten Sie mir bitte Ihren Namen nennen?"), (3, 4, "caller", "Muster"),
+                 (5, 7, "agent", "Könnten Sie mir bitte Ihre Telefonnummer nennen?"), (8, 9, "caller", "0301234"),
+                 (10, 12, "agent", "Könnten Sie mir bitte Ihr Datum nennen?"), (13, 14, "caller", "Montag"))
+    assert d.similarity("Könnten Sie mir bitte Ihren Namen nennen?", "Könnten Sie mir bitte Ihre Telefonnummer nennen?") > 0.6
+    assert d.detect_loops(asks, NAME_TOOLS.iloc[:0], duration_s=15.0) == []
+    assert d.topics("Wie ist Ihre Telefonnummer?") == {"the phone number"}
+
+
+def test_question_and_filler_repeated_together_are_one_loop():
+    rows = []
+    for k in range(4):
+        t = 10.0 * k
+        rows += [(t, t + 2, "agent", "Wie ist Ihr Nachname, bitte?"), (t + 3, t + 5, "caller", "Muster"),
+                 (t + 6, t + 8, "agent", "Einen Moment, ich finde keinen Eintrag unter diesem Namen.")]
+    rows.append((41.0, 43.0, "agent", "Danke, für wann möchten Sie den Termin?"))
+    (loop,) = d.detect_loops(spans(*rows), NAME_TOOLS.iloc[:0], duration_s=45.0)
+    assert loop.label == "re-asks the caller's name 4×"
+    assert (loop.start_s, loop.end_s, loop.details["loop_start_s"]) == (10.0, 41.0, 0.0)
