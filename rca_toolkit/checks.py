@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from . import loaders, names
 from .db import check_connection, introspect, redact_text, redact_url
 from .errors import ConnectionFailed, NotFound, SchemaError
+from .notebooks import db_label
 from .runbook import CheckResult, NotApplicable, Status
 from .timeutil import parse_duration, parse_instant
 
@@ -56,7 +57,7 @@ def db_reachable(db=None, *, warn_ms: float = DB_PING_WARN_MS) -> CheckResult:
     """FAIL when the database cannot be reached; WARN when a ping takes longer than ``warn_ms``."""
     try:
         engine = loaders.engine_for(db)
-        label = redact_url(engine.url)
+        label = db_label(engine)
         check_connection(engine)
         started = time.perf_counter()
         with engine.connect() as conn:

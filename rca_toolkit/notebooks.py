@@ -250,13 +250,23 @@ def open_db(db_url: str = ""):
     from sqlalchemy.engine import make_url
 
     from .config import load_settings
+    from .db import redact_url
     from .loaders import engine_for
 
     real = param_value("db_url", db_url) or load_settings().database_url
     if real.startswith("sqlite:///") and not real.startswith("sqlite:////"):
         path = make_url(real).database or ""
         real = f"sqlite:///{project_path(path)}" if path else real  # relative demo file from a notebook folder
-    return engine_for(real)
+    engine = engine_for(real)
+    engine.rca_label = redact_url(real)  # read-only SQLite engines have the bare URL sqlite://
+    return engine
+
+
+def db_label(engine) -> str:
+    """The redacted URL to show for an engine (the file path for read-only SQLite)."""
+    from .db import redact_url
+
+    return getattr(engine, "rca_label", None) or redact_url(engine.url)
 
 
 def project_path(text: str) -> str:
@@ -367,6 +377,15 @@ class RunResult:
                 "exit_code": self.exit_code, "error": self.error}
 
 
+def _toolkit_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rca_toolkit")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def _git_sha(folder: Path) -> str | None:
     try:
         done = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -420,7 +439,6 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
     import yaml
     from papermill.exceptions import PapermillExecutionError
 
-    from . import __version__
     from .config import load_settings, progress_enabled
     from .report import atomic_write_text, write_reports
 
@@ -469,7 +487,7 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
     from .db import redact_text
 
     run = {
-        "notebook": str(path), "run_id": run_id, "toolkit_version": __version__, "git_sha": _git_sha(path.resolve().parent),
+        "notebook": str(path), "run_id": run_id, "toolkit_version": _toolkit_version(), "git_sha": _git_sha(path.resolve().parent),
         "database": database, "parameters": effective, "started_at": started.isoformat(),
         "ended_at": datetime.now(timezone.utc).isoformat(), "status": status, "exit_code": exit_code,
         "error": redact_text(error) if error else None, "failed_cell_execution_count": failed_cell,

@@ -148,9 +148,9 @@ class Runbook:
         if self.db is None:
             return
         from . import loaders
-        from .db import redact_url
+        from .notebooks import db_label
 
-        self.database = self.database or redact_url(self.db.url)
+        self.database = self.database or db_label(self.db)
         try:
             self.synthetic = loaders.is_synthetic(self.db)
         except RcaError:  # unreachable or unreadable: the checks will say so as ERROR

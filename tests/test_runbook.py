@@ -150,3 +150,93 @@ def test_window_after():
         window_after("2099-01-01T00:00:00Z", "5d")
     with pytest.raises(Exception, match="is not after its start"):
         window_after("2025-10-18T13:20:08+02:00", "", "2025-10-18T13:00:00+02:00")
+
+
+# --------------------------------------------------------------------------- runbooks on the demo world (papermill)
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def _run_runbook(name: str, db_url: str, out, *params: str):
+    from rca_toolkit import cli
+
+    argv = ["runbook", name, "--out", str(out)] + (["--db", db_url] if db_url else [])
+    for pair in params:
+        argv += ["-p", *pair.split("=", 1)]
+    code = cli.main(argv)
+    (stem,) = [p.stem for p in (ROOT / "runbooks").glob(f"{name}-*.ipynb")]
+    (run,) = (out / stem).iterdir()
+    return code, run, json.loads((run / "signoff.json").read_text()) if (run / "signoff.json").exists() else None
+
+
+def _check(signoff: dict, name: str) -> dict:
+    return next(c for c in signoff["checks"] if c["name"] == name)
+
+
+@pytest.mark.slow
+def test_rb001_phase1_fails_on_the_book_appointment_path(demo_sqlite, tmp_path):
+    url, truth = demo_sqlite
+    code, run, signoff = _run_runbook("RB001", url, tmp_path, "deployed_at=2025-10-18T13:20:08+02:00")
+    booking = _check(signoff, "Booking success since the deploy")
+    assert booking["status"] == "FAIL" and code == 1 and signoff["verdict"] == "FAIL"
+    paths = {p["path"]: p for p in booking["evidence"]["paths"]}
+    expected = truth["booking_attempts"]["book_appointment"]["after_partial_fix_5d"]
+    assert paths["book_appointment"]["status"] == "FAIL" and paths["book_appointment"]["success"] == 0
+    assert paths["book_appointment"]["attempts"] == expected["attempts"]
+    assert "1054" in paths["book_appointment"]["top_failure"] or "created_by" in paths["book_appointment"]["top_failure"]
+    collect = truth["booking_attempts"]["collect_appointment"]["after_partial_fix_5d"]
+    assert paths["collect_appointment"]["attempts"] == collect["attempts"]
+    assert paths["collect_appointment"]["success"] == collect["success"]
+    assert paths["collect_appointment"]["status"] != "FAIL"
+    md = (run / "signoff.md").read_text()
+    assert f"book_appointment: 0/{expected['attempts']} succeeded (0.0%) FAIL" in md
+    assert "SYNTHETIC" in md and "What to do on failure" in md
+    assert _check(signoff, "Required tables and columns")["status"] == "PASS"
+    assert {s["name"] for s in signoff["skipped"]} == {"Redis reachable", "No phantom columns", "Recent log errors"}
+    assert json.loads((run / "metrics.json").read_text())["verdict"] == "FAIL"
+    html = (run / "report.html").read_text()
+    assert "book_appointment" in html and "rb.run(" not in html
+
+
+@pytest.mark.slow
+def test_rb001_after_the_full_fix_passes_the_booking_checks(demo_sqlite, tmp_path):
+    url, truth = demo_sqlite
+    code, run, signoff = _run_runbook("RB001", url, tmp_path, "deployed_at=2025-11-14T12:00:00+01:00", "phase=Phase 2",
+                                      "min_attempts=10")
+    booking = _check(signoff, "Booking success since the deploy")
+    assert booking["status"] in ("PASS", "WARN"), booking["summary"]
+    assert all(p["status"] != "FAIL" and p["success_rate"] >= 0.9 for p in booking["evidence"]["paths"])
+    assert signoff["phase"] == "Phase 2" and signoff["parameters"]["min_attempts"] == 10
+    assert code == (1 if signoff["verdict"] == "FAIL" else 0 if signoff["verdict"] in ("PASS", "WARN") else 2)
+
+
+@pytest.mark.slow
+def test_runbook_on_a_database_lacking_a_required_table_is_error(tmp_path):
+    path = tmp_path / "partial.sqlite"
+    engine = db.make_engine(f"sqlite:///{path}", writable=True)
+    schema.metadata.create_all(engine, tables=[t for n, t in schema.metadata.tables.items() if n != "retell_function_traces"])
+    engine.dispose()
+    code, run, signoff = _run_runbook("RB001", f"sqlite:///{path}", tmp_path / "out")
+    assert code == 2 and signoff["verdict"] == "ERROR"
+    required = _check(signoff, "Required tables and columns")
+    assert required["status"] == "ERROR" and "retell_function_traces" in required["summary"]
+    assert _check(signoff, "Booking success since the deploy")["status"] == "ERROR"
+    assert not any(c["status"] == "PASS" for c in signoff["checks"] if c["name"].startswith("Booking"))
+
+
+@pytest.mark.slow
+def test_rb020_rb040_rb030_with_non_default_parameters(demo_sqlite, tmp_path):
+    url, truth = demo_sqlite
+    code, _, rb020 = _run_runbook("RB020", url, tmp_path, "since=2025-10-13T11:16:08+02:00", "until=2025-10-18T13:20:08+02:00")
+    booking = {p["path"]: p for p in _check(rb020, "Booking success by path")["evidence"]["paths"]}
+    phantom = truth["booking_attempts"]["collect_appointment"]["phantom_collect"]
+    assert booking["collect_appointment"]["attempts"] == phantom["attempts"] and booking["collect_appointment"]["success"] == 0
+    assert rb020["verdict"] == "FAIL" and code == 1
+    reach = {f["family"]: f for f in _check(rb020, "Function reach rates")["evidence"]["families"]}
+    assert reach["initialize_call"]["sessions"] > 0 and reach["initialize_call"]["status"] == "PASS"
+    code, _, rb040 = _run_runbook("RB040", url, tmp_path, "since=2025-10-13T11:16:08+02:00", "until=2025-10-18T13:20:08+02:00")
+    orphans = _check(rb040, "Orphans between Cal.com and appointments")
+    assert orphans["evidence"]["calcom_without_local"] == (phantom["orphaned"]
+                                                            + truth["booking_attempts"]["book_appointment"]["phantom_collect"]["orphaned"])
+    assert orphans["status"] == "FAIL" and _check(rb040, "Duplicate Cal.com booking ids")["status"] == "PASS"
+    code, _, rb030 = _run_runbook("RB030", "", tmp_path, f"code_path={ROOT / 'tests/fixtures/notebooks/calcom_cache'}")
+    assert code == 1 and "handleBookingRescheduled" in _check(rb030, "Webhook handlers invalidate the availability cache")["summary"]
