@@ -67,17 +67,19 @@ def resolve_url(db: str | None = None, settings: Settings | None = None) -> URL:
     return url
 
 
-def _sqlite_readonly(url: URL) -> tuple[str, dict]:
+def _sqlite_readonly(url: URL) -> URL:
+    """``sqlite:///path`` -> the same file opened through SQLite's URI form with ``mode=ro``."""
     path = url.database
     if not path or path == ":memory:":
         raise ConnectionFailed("an in-memory SQLite database has nothing to analyse", hint="give a file path")
+    if path.startswith("file:"):
+        path = path[5:].split("?", 1)[0]
     if not Path(path).exists():
         raise NotFound(
             f"SQLite database {path} does not exist",
             hint="build the demo with `make demo` or `rca demo-data --db sqlite:///data/demo.sqlite`",
         )
-    uri = f"file:{Path(path).resolve()}?mode=ro"
-    return "sqlite://", {"creator": lambda: __import__("sqlite3").connect(uri, uri=True, check_same_thread=False)}
+    return make_url(f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true")
 
 
 def make_engine(db: str | URL | None = None, *, writable: bool = False, settings: Settings | None = None) -> sa.Engine:
@@ -91,8 +93,7 @@ def make_engine(db: str | URL | None = None, *, writable: bool = False, settings
         )
     try:
         if backend == "sqlite" and not writable:
-            target, kwargs = _sqlite_readonly(url)
-            engine = sa.create_engine(target, **kwargs)
+            engine = sa.create_engine(_sqlite_readonly(url))
         elif backend == "sqlite":
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)

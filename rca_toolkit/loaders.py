@@ -85,7 +85,7 @@ def _to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = Tr
         if col not in frame:
             continue
         if zone == "UTC":
-            frame[col] = pd.to_datetime(frame[col], errors="coerce").dt.tz_localize("UTC")
+            frame[col] = pd.to_datetime(frame[col], errors="coerce", utc=True, format="mixed")
             if flags:
                 frame[f"{col}_ambiguous"] = False
             continue

@@ -17,6 +17,7 @@ import pandas as pd
 from .errors import ConfigError
 
 DEFAULT_SOURCE_TZ = "Europe/Berlin"
+_OFFSET_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -26,6 +27,8 @@ def localize_naive(values: pd.Series, tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFra
 
     Values that already carry an offset are converted as they are and never flagged.
     """
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        return _localize_text(values, tz)
     raw = pd.to_datetime(values, errors="coerce")
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         utc = raw.dt.tz_convert("UTC")
@@ -44,6 +47,26 @@ def localize_naive(values: pd.Series, tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFra
         },
         index=values.index,
     )
+
+
+def _localize_text(values: pd.Series, tz: str) -> pd.DataFrame:
+    """Strings may mix explicit offsets (converted as they are) and naive wall times."""
+    text = values.astype("string").str.strip()
+    zoned = text.str.contains(_OFFSET_SUFFIX, na=False)
+    out = pd.DataFrame(
+        {"ts": pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]"),
+         "ts_ambiguous": False, "ts_nonexistent": False},
+        index=values.index,
+    )
+    if zoned.any():
+        out.loc[zoned, "ts"] = pd.to_datetime(text[zoned], errors="coerce", utc=True, format="ISO8601")
+    naive_part = text[~zoned]
+    if len(naive_part):
+        parsed = pd.to_datetime(naive_part, errors="coerce", format="ISO8601")
+        local = localize_naive(parsed, tz)
+        out.loc[~zoned, ["ts", "ts_ambiguous", "ts_nonexistent"]] = local.values
+    out["ts"] = pd.to_datetime(out["ts"], utc=True)
+    return out.astype({"ts_ambiguous": bool, "ts_nonexistent": bool})
 
 
 def to_utc(values: pd.Series, tz: str = DEFAULT_SOURCE_TZ) -> pd.Series:

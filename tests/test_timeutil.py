@@ -48,3 +48,11 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(bad):
     with pytest.raises(ConfigError, match="is not a duration"):
         parse_duration(bad, name="before")
+
+
+def test_mixed_offset_and_naive_strings():
+    out = localize_naive(pd.Series(["2025-10-18T12:09:27+02:00", "2025-10-26 02:15:00", None, "2025-10-18 12:09:27.500000"]))
+    assert out["ts"].iloc[0] == pd.Timestamp("2025-10-18T10:09:27Z")
+    assert list(out["ts_ambiguous"]) == [False, True, False, False]
+    assert pd.isna(out["ts"].iloc[2])
+    assert out["ts"].iloc[3] == pd.Timestamp("2025-10-18T10:09:27.5Z")

@@ -1,0 +1,187 @@
+"""Loaders against the demo world's ground truth, on SQLite and on the real MariaDB."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from rca_toolkit import loaders
+from rca_toolkit.errors import ConfigError, NotFound, SchemaError
+
+LOOP_CALL = "call_ab45deadd7db66c4956d5243861"
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def test_calls_exclude_test_ids_and_count_them(demo_db):
+    url, truth = demo_db
+    frame = loaders.calls(url)
+    assert len(frame) == truth["calls_real"]
+    assert frame.attrs["excluded_test_ids"] == len(truth["excluded_ids"])
+    assert sorted(frame.attrs["excluded_examples"]) == sorted(truth["excluded_ids"])
+    assert frame["call_id"].str.fullmatch(r"call_[0-9a-f]{27}").all()
+    assert frame.attrs["synthetic"] is True
+    with_tests = loaders.calls(url, include_test=True)
+    assert len(with_tests) == truth["calls_total"]
+    assert set(with_tests.loc[with_tests["is_test"], "call_id"]) == set(truth["excluded_ids"])
+
+
+def test_calls_dtypes_are_compact_and_utc(demo_db):
+    url, _ = demo_db
+    frame = loaders.calls(url)
+    assert str(frame["started_at"].dtype).endswith("UTC]")
+    assert frame["duration_ms"].dtype == "Int64"
+    assert frame["call_status"].dtype == "category"
+    assert frame["call_id"].dtype == "string"
+
+
+def test_stuck_sessions_match_truth(demo_db):
+    url, truth = demo_db
+    frame = loaders.calls(url)
+    stuck = set(frame.loc[frame["stuck"], "call_id"])
+    expected = {c for c in truth["stuck_session_call_ids"] if c not in truth["excluded_ids"]}
+    assert stuck == expected
+    assert frame.loc[frame["stuck"], "duration_ms"].isna().all()
+
+
+def test_dst_repeated_hour(demo_db):
+    url, truth = demo_db
+    frame = loaders.calls(url, start="2025-10-25T22:00:00Z", end="2025-10-26T04:00:00Z").set_index("call_id")
+    for call_id, info in truth["dst"]["ambiguous_call_ids"].items():
+        true_utc = pd.Timestamp(info["session_started_at_utc"])
+        if _is_sqlite(url):  # naive wall time: flagged, resolved to the first (CEST) reading
+            assert bool(frame.loc[call_id, "started_at_ambiguous"]) is True
+            first_reading = pd.Timestamp(info["session_wall_time"]).tz_localize("Europe/Berlin", ambiguous=True)
+            assert frame.loc[call_id, "started_at"] == first_reading.tz_convert("UTC")
+            assert (frame.loc[call_id, "started_at"] == true_utc) == (info["fold"] == 0)
+        else:  # TIMESTAMP read in UTC: exact, nothing to flag
+            assert bool(frame.loc[call_id, "started_at_ambiguous"]) is False
+            assert frame.loc[call_id, "started_at"] == true_utc
+    assert frame.drop(index=list(truth["dst"]["ambiguous_call_ids"]))["started_at_ambiguous"].sum() == 0
+
+
+def test_window_and_company_filters_match_pandas_filtering(demo_db):
+    url, _ = demo_db
+    everything = loaders.calls(url)
+    start, end = pd.Timestamp("2025-10-13T11:16:08+02:00"), pd.Timestamp("2025-10-18T13:20:08+02:00")
+    window = loaders.calls(url, start=start.isoformat(), end=end.isoformat(), company_id=2)
+    expected = everything[(everything["started_at"] >= start) & (everything["started_at"] < end) & (everything["company_id"] == 2)]
+    assert list(window["call_id"]) == list(expected["call_id"])
+    assert 0 < len(window) < len(everything)
+
+
+def test_call_trace_of_the_144_second_call(demo_db):
+    url, truth = demo_db
+    trace = loaders.call_trace(url, LOOP_CALL)
+    assert trace.session["duration_ms"] == 144481
+    assert trace.session["started_at"] == pd.Timestamp("2025-10-18T10:09:27Z")
+    assert trace.session["disconnection_reason"] == "agent_hangup"
+    assert trace.retell is not None and trace.retell["call_id"] == LOOP_CALL
+    assert trace.missing == []
+    assert len(trace.transcript) > 10 and len(trace.function_traces) >= 3
+    assert set(trace.function_traces["family"]) >= {"check_availability", "book_appointment"}
+    failed = trace.function_traces[trace.function_traces["status"] == "error"]
+    assert failed["error"].str.contains("1054 Unknown column 'created_by'").any()
+
+
+def test_unknown_call_id_is_not_found(demo_db):
+    url, _ = demo_db
+    with pytest.raises(NotFound, match="call 'call_000' not found"):
+        loaders.call_trace(url, "call_000")
+
+
+def test_function_traces_match_families_incl_versions_and_aliases(demo_db):
+    url, truth = demo_db
+    frame = loaders.function_traces(url, start="2025-10-22T00:00:00+02:00", end="2025-10-25T00:00:00+02:00",
+                                    families=["book_appointment"])
+    assert set(frame["family"]) == {"book_appointment"}
+    assert {"book_appointment_v17"} <= set(frame["function_name"])
+    d4 = truth["incidents"]["D4_versioned_names"]["by_function"]["book_appointment_v17"]
+    unknown = frame["error"].fillna("").str.startswith("Unknown function: book_appointment_v17")
+    assert int(unknown.sum()) == d4
+
+
+def test_error_log_counts_per_frame_match_truth(demo_db):
+    url, truth = demo_db
+    frame = loaders.errors(url)
+    phantom = frame[frame["error_code"] == "42S22"]
+    for code_path, info in truth["incidents"]["A_phantom_columns"]["frames"].items():
+        assert int((phantom["frame"] == code_path).sum()) == info["errors_real_ids"]
+    assert frame["severity_rank"].dropna().isin([1, 2, 3, 4]).all()
+
+
+def test_appointments_double_encoded_metadata(demo_db):
+    url, truth = demo_db
+    frame = loaders.appointments(url)
+    assert len(frame) == truth["row_counts"]["appointments"]
+    assert frame.attrs["double_encoded_metadata"] == truth["incidents"]["P15_double_encoded_metadata"]["count"]
+    decoded = frame.loc[frame["metadata_double_encoded"], "metadata"]
+    assert decoded.map(lambda m: isinstance(m, dict)).all()
+
+
+def test_webhooks_and_migrations(demo_db):
+    url, truth = demo_db
+    hooks = loaders.webhook_events(url)
+    assert len(hooks) == truth["row_counts"]["webhook_events"]
+    retell = hooks[hooks["provider"] == "retell"]
+    assert retell["event_id"].is_unique  # P11: at most one row per call
+    assert len(loaders.migrations(url)) == truth["row_counts"]["migrations"]
+
+
+def test_window_end_before_start_is_a_clear_error(demo_db):
+    url, _ = demo_db
+    with pytest.raises(ConfigError, match="is not after start"):
+        loaders.calls(url, start="2025-10-20T00:00:00Z", end="2025-10-19T00:00:00Z")
+    with pytest.raises(ConfigError, match="has no time zone"):
+        loaders.calls(url, start="2025-10-20T00:00:00")
+
+
+def _copy(url: str, tmp_path) -> str:
+    src = url.removeprefix("sqlite:///")
+    dst = tmp_path / "copy.sqlite"
+    shutil.copy(src, dst)
+    return str(dst)
+
+
+def test_missing_required_table_is_an_error(demo_sqlite, tmp_path):
+    path = _copy(demo_sqlite[0], tmp_path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE retell_function_traces")
+    with pytest.raises(SchemaError, match="'retell_function_traces' is missing"):
+        loaders.function_traces(f"sqlite:///{path}")
+    with pytest.raises(SchemaError, match="'retell_function_traces' is missing"):
+        loaders.call_trace(f"sqlite:///{path}", LOOP_CALL)
+
+
+def test_missing_optional_column_is_reported_not_fatal(demo_sqlite, tmp_path):
+    path = _copy(demo_sqlite[0], tmp_path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE calls DROP COLUMN session_outcome")
+    frame = loaders.calls(f"sqlite:///{path}")
+    assert frame.attrs["missing_columns"] == {"calls": ["session_outcome"]}
+    assert frame["session_outcome"].isna().all()
+
+
+def test_missing_required_column_is_an_error(demo_sqlite, tmp_path):
+    path = _copy(demo_sqlite[0], tmp_path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE retell_call_sessions DROP COLUMN disconnection_reason")
+    with pytest.raises(SchemaError, match="lacks columns disconnection_reason"):
+        loaders.calls(f"sqlite:///{path}")
+
+
+def test_loaders_never_write(demo_db):
+    import sqlalchemy as sa
+
+    url, _ = demo_db
+    engine = loaders.engine_for(url)
+    loaders.calls(engine)
+    with pytest.raises(sa.exc.OperationalError):
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM migrations"))
+    assert len(loaders.migrations(engine)) > 0
