@@ -119,3 +119,21 @@ def test_edit_distance_and_window():
 def test_frame_without_required_columns_is_an_error():
     with pytest.raises(SchemaError, match="started_at"):
         quality_report(pd.DataFrame({"call_id": ["x"], "call_status": ["ended"], "duration_ms": [1]}))
+
+
+def test_demo_world_on_each_backend_matches_its_ground_truth(demo_db):
+    from rca_toolkit import loaders
+
+    url, truth = demo_db
+    as_of = "2025-12-01T00:00:00+01:00"  # the end of the demo window
+    report = quality_report(loaders.calls(url, include_test=True, as_of=as_of), as_of=as_of)
+    assert {e["call_id"] for e in report.excluded_ids} == set(truth["excluded_ids"])
+    assert report["stuck"].count == truth["stuck_sessions"]
+    assert set(report["stuck"].examples) <= set(truth["stuck_session_call_ids"])
+    assert report["stuck"].detail["by_day"]["2025-10-24"] == truth["stuck_on_2025_10_24"]
+    assert [d["call_id"] for d in report.near_duplicates] == ["call_de1656496a133e2cbcd886664988"]
+    ambiguous = set(truth["dst"]["ambiguous_call_ids"])
+    if url.startswith("sqlite"):  # naive Berlin wall time: the repeated hour is flagged, never guessed
+        assert set(report["dst_ambiguous"].examples) == ambiguous
+    else:  # MariaDB sessions pinned to +00:00 hand back unambiguous UTC
+        assert report["dst_ambiguous"].count == 0
