@@ -293,7 +293,7 @@ def pending_check(history: MigrationHistory):
     return CheckResult("No pending migrations, no ran migration without its file", status,
                        f"{len(pending)} pending, {len(missing)} ran but their file is missing "
                        f"({history.ran} ran in {len(history.batches)} batches)",
-                       {"pending": pending, "ran_file_missing": missing, "ran": history.ran},
+                       {"pending": _capped(pending), "ran_file_missing": _capped(missing), "ran": history.ran},
                        "Run the pending migrations (or find why they did not run); restore or explain the "
                        "missing files before trusting the table as a history.")
 
@@ -309,7 +309,13 @@ def names_check(history: MigrationHistory):
         f"{counts['malformed']} malformed, {counts['future_dated']} future-dated (after {history.reference_date}, "
         f"{history.reference_basis}), {counts['duplicates']} duplicated, {counts['out_of_order']} out of order; "
         f"{counts['id_gaps']} id gaps; {counts['nonstandard']} hand-named (dated, no HHMMSS: allowed)",
-        {"malformed": history.malformed, "future_dated": history.future_dated, "duplicates": history.duplicates,
-         "out_of_order": history.out_of_order, "id_gaps": history.id_gaps},
+        {"malformed": _capped(history.malformed), "future_dated": _capped(history.future_dated),
+         "duplicates": _capped(history.duplicates), "out_of_order": _capped(history.out_of_order),
+         "id_gaps": _capped(history.id_gaps)},
         "Rename malformed or future-dated files only with a matching update of the migrations table; "
         "a duplicate row means the migration ran twice.")
+
+
+def _capped(items: list, limit: int = 30) -> list:
+    """Evidence lists stay readable: the first ``limit`` items and a count of the rest."""
+    return list(items[:limit]) + ([f"... {len(items) - limit} more"] if len(items) > limit else [])
