@@ -167,7 +167,8 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     todo = uids.isna()
     if todo.any():
         used = set(uids.dropna())
-        left = pd.DataFrame({"at": traces.loc[todo, "started_at"], "company_id": traces.loc[todo, "company_id"].astype("float"),
+        # floor to the second: webhook times are often stored without fractions (TIMESTAMP(0))
+        left = pd.DataFrame({"at": traces.loc[todo, "started_at"].dt.floor("s"), "company_id": traces.loc[todo, "company_id"].astype("float"),
                              "key": traces.index[todo]}).dropna(subset=["at"]).sort_values("at")
         right = created.loc[~created["event_id"].astype(str).isin(used), ["created_at", "event_id"]].copy()
         right["company_id"] = created["company_id"].astype("float") if "company_id" in created else 0.0

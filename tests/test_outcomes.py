@@ -86,3 +86,47 @@ def test_outcome_summary_shows_denominators():
     summary = outcome_summary(classify(*_frames())).set_index("path")
     assert summary.loc["book_appointment", ["attempts", "success", "failed", "orphaned", "rescued_by_webhook"]].tolist() == [3, 0, 2, 1, 1]
     assert summary.loc["collect_appointment", "success_rate"] == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- the demo world
+@pytest.fixture(scope="module")
+def demo_attempts(demo_db):
+    from rca_toolkit.outcomes import booking_attempts
+
+    url, truth = demo_db
+    return booking_attempts(url), truth
+
+
+def test_demo_attempts_match_the_ground_truth_per_path_and_window(demo_attempts):
+    attempts, truth = demo_attempts
+    checked = 0
+    for path, windows in truth["booking_attempts"].items():
+        for name, expected in windows.items():
+            lo, hi = pd.Timestamp(expected["start"]), pd.Timestamp(expected["end"])
+            sel = attempts[(attempts["path"] == path) & (attempts["at"] >= lo) & (attempts["at"] < hi)]
+            got = {"attempts": len(sel), "success": int((sel["outcome"] == "success").sum()),
+                   # the truth's "failed" is every trace error; we split off the orphans
+                   "failed": int((sel["outcome"] != "success").sum()), "orphaned": int((sel["outcome"] == "orphaned").sum()),
+                   "rescued": int(sel["rescued_by_webhook"].sum())}
+            assert got == {k: expected[k] for k in got}, (path, name)
+            checked += 1
+    assert checked == 10
+    phantom = truth["booking_attempts"]["book_appointment"]["phantom_book"]
+    assert phantom["success"] == 0 and phantom["orphaned"] > 0 and phantom["rescued"] > 0
+
+
+def test_demo_attempts_exclude_and_count_test_ids(demo_attempts):
+    attempts, truth = demo_attempts
+    assert not set(attempts["call_id"]) & set(truth["test_ids"])
+    assert attempts["call_id"].str.fullmatch(r"call_[0-9a-f]{27}").all()
+    assert attempts.attrs["excluded_test_attempts"] >= 1 and attempts.attrs["synthetic"] is True
+
+
+def test_demo_phantom_failures_carry_the_1054_signature_and_frame(demo_attempts):
+    attempts, _ = demo_attempts
+    window = attempts[(attempts["at"] >= pd.Timestamp("2025-10-14T00:00+02:00")) & (attempts["at"] < pd.Timestamp("2025-10-18T00:00+02:00"))]
+    failed = window[window["outcome"] != "success"]
+    top = failed["signature"].value_counts()
+    assert top.index[0] == "[1054] Unknown column 'created_by' in 'field list'"
+    by_frame = failed[failed["signature"] == top.index[0]].groupby("code_path", observed=True).size()
+    assert set(by_frame.index) == set(CODE_PATHS.values())
