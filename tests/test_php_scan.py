@@ -162,11 +162,22 @@ def test_property_assignment_save_and_unguard(tmp_path):
         function g() {
             Appointment::unguard();
             Appointment::create(['booking_source' => 'y']);
+            Appointment::reguard();
+            Appointment::create(['booked_by_user_id' => 'z']);
+        }
+        function h() {
+            Appointment::create(['rescheduled_by' => 'early']);
+            Appointment::unguarded(function () {
+                Appointment::create(['cancelled_by' => 'inside']);
+            });
         }
         """)
     assert rows(writes, "column", "line", "shape", "guard", "effect", "site") == {
         ("created_by", 6, "save_property", "guarded", drift.RAISES, "f"),
         ("booking_source", 13, "create", "none", drift.RAISES, "g"),
+        ("booked_by_user_id", 15, "create", "guarded", drift.DROPPED, "g"),
+        ("rescheduled_by", 18, "create", "guarded", drift.DROPPED, "h"),
+        ("cancelled_by", 20, "create", "none", drift.RAISES, "h{closure}"),
     }
 
 
