@@ -19,7 +19,8 @@ import pandas as pd
 from .errors import SchemaError
 
 # App session statuses -> the Retell vocabulary (registered / ongoing / ended / error).
-APP_TO_RETELL_STATUS = {"ended": "ended", "completed": "ended", "in_progress": "ongoing", "inbound": "ongoing",
+# ``inbound`` is written on the call_inbound webhook, before the call starts: Retell's ``registered``.
+APP_TO_RETELL_STATUS = {"ended": "ended", "completed": "ended", "in_progress": "ongoing", "inbound": "registered",
                         "ongoing": "ongoing", "unknown_start": None}
 DISAGREEMENT_COLUMNS = ["call_id", "check", "app_value", "provider_value", "delta", "note"]
 DEFAULT_DURATION_TOLERANCE_MS = 2_000

@@ -81,3 +81,19 @@ def test_appointments_vs_calcom_bookings():
     row = shifted[shifted["check"] == "start_time"].iloc[0]
     assert row["call_id"] == "call_ab45deadd7db66c4956d5243861" and row["delta"] == -1800.0
     assert "orphaned_local" not in set(shifted["check"])
+
+
+def test_demo_sessions_against_their_calls_rows(demo_db):
+    """Inside the demo database: every stuck session disagrees with its calls row, nothing else does."""
+    from rca_toolkit import loaders
+    from rca_toolkit.reconcile import reconcile_sessions_with_calls
+
+    url, truth = demo_db
+    frame = loaders.calls(url, include_test=True, as_of="2025-12-01T00:00:00+01:00")
+    result = reconcile_sessions_with_calls(frame)
+    stuck = set(truth["stuck_session_call_ids"])
+    assert result.counts() == {"duration_ms": len(stuck), "status": len(stuck)}
+    status = result.disagreements[result.disagreements["check"] == "status"]
+    assert set(status["call_id"]) == stuck
+    assert set(zip(status["app_value"], status["provider_value"])) == {("in_progress", "ended")}
+    assert result.n_matched == truth["row_counts"]["calls"] < truth["row_counts"]["retell_call_sessions"]
