@@ -89,3 +89,48 @@ def test_rates_figure_has_bands_deploy_markers_and_change_spans():
     assert "change:collect_appointment:broke" in gids and "change:collect_appointment:recovered" in gids
     assert len(ax.collections) == 1  # the Wilson band of the one path
     assert ax.get_ylabel() == "booking success (%)"
+
+
+# --------------------------------------------------------------------------- the demo world
+PHANTOM_START = pd.Timestamp("2025-10-13T11:16:08+02:00")
+PARTIAL_FIX = pd.Timestamp("2025-10-18T13:20:08+02:00")
+FULL_FIX = pd.Timestamp("2025-11-13T16:18:37+01:00")
+
+
+@pytest.fixture(scope="module")
+def demo_changes(demo_db):
+    from rca_toolkit.deployments import load_deployments
+    from rca_toolkit.outcomes import booking_attempts
+
+    url, truth = demo_db
+    return detect(booking_attempts(url), by="path", deployments=load_deployments()), truth
+
+
+@pytest.mark.parametrize("series, direction, when, commit", [
+    ("collect_appointment", "broke", PHANTOM_START, "fb310a80092110909c4714b705ccbec9e279d927"),
+    ("book_appointment", "broke", PHANTOM_START, "fb310a80092110909c4714b705ccbec9e279d927"),
+    ("collect_appointment", "recovered", PARTIAL_FIX, "6110e564122f3f94ab1d3153b7f6dbdc524a2f50"),
+    ("book_appointment", "recovered", FULL_FIX, "50749ce4221cf59e96de4689ac8624b2217a6e2c"),
+])
+def test_demo_changes_are_found_with_their_cause(demo_changes, series, direction, when, commit):
+    result, _ = demo_changes
+    for resolution in ("attempt", "hour"):
+        change = result.nearest(when, series=series, resolution=resolution)
+        assert change is not None and change.direction == direction
+        assert abs(change.at - when) <= pd.Timedelta(hours=2), (resolution, change.interval)
+        assert change.interval[0] < when <= change.interval[1]  # the interval brackets the documented moment
+        assert change.candidates[0]["commit"] == commit and change.candidates[0]["before_change"]
+    day = result.nearest(when, series=series, resolution="day")
+    assert day.direction == direction and abs(day.at - when) <= pd.Timedelta(days=1)
+
+
+def test_demo_d2_outage_is_found_on_the_overall_series(demo_changes):
+    result, _ = demo_changes
+    d2_start, d2_fix = pd.Timestamp("2025-10-06T09:00:00+02:00"), pd.Timestamp("2025-10-07T12:31:45+02:00")
+    broke = result.nearest(d2_start, series="all", resolution="attempt")
+    recovered = result.nearest(d2_fix, series="all", resolution="attempt")
+    assert broke.direction == "broke" and broke.interval[0] < d2_start <= broke.interval[1]
+    assert recovered.direction == "recovered" and recovered.interval[0] < d2_fix <= recovered.interval[1]
+    assert recovered.candidates[0]["commit"] == "b53835817bafb084ce3fa3b084a429909f04ad41"
+    assert broke.rate_after == 0.0
+    assert "fb310a8009" in result.table().to_string() and "SYNTHETIC DEMO DATA" in result.to_markdown()

@@ -135,3 +135,87 @@ def test_latency_figure_shows_before_and_after_per_family():
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["check_availability\nbefore n=30", "check_availability\nafter n=29"]
     assert fig.axes[0].get_yscale() == "log"
+
+
+# --------------------------------------------------------------------------- the demo world
+PHANTOM_START = pd.Timestamp("2025-10-13T11:16:08+02:00")
+FULL_FIX = pd.Timestamp("2025-11-13T16:18:37+01:00")
+PATHS = ("collect_appointment", "book_appointment")
+
+
+def _rca(args, capsys):
+    from rca_toolkit import cli
+
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_demo_cli_json_shows_the_partial_fix_and_the_change_points(demo_db, capsys):
+    url, truth = demo_db
+    code, out, err = _rca(["compare", "--at", AT, "--by", "path", "--format", "json", "--db", url], capsys)
+    assert code == 0, err
+    payload = json.loads(out)
+    rates = {m["group"]: m for m in payload["metrics"] if m["name"] == "booking_success_rate"}
+    collect, book = rates["collect_appointment"], rates["book_appointment"]
+    assert collect["before"]["value"] == 0.0 and collect["before"]["n"] >= 20
+    assert collect["after"]["value"] >= 0.95 and collect["verdict"] == "improved"
+    assert book["after"]["value"] == 0.0 and book["after"]["n"] >= 20 and book["verdict"] == "unchanged"
+    assert payload["partial"]["is_partial"] and payload["partial"]["still_failing"] == ["book_appointment"]
+    assert payload["synthetic"] is True
+    changes = payload["change_points"]["changes"]
+
+    def near(series, direction, when, resolution="hour"):
+        found = [c for c in changes if c["series"] == series and c["direction"] == direction and c["resolution"] == resolution]
+        return min((abs(pd.Timestamp(c["at"]) - when) for c in found), default=pd.Timedelta.max)
+
+    for path in PATHS:
+        assert near(path, "broke", PHANTOM_START) <= pd.Timedelta(hours=2), path
+    assert near("book_appointment", "recovered", FULL_FIX) <= pd.Timedelta(hours=2)
+    assert near("collect_appointment", "recovered", AT_UTC) <= pd.Timedelta(hours=2)
+    assert near("book_appointment", "recovered", AT_UTC) > pd.Timedelta(days=20)  # the book path did not recover on 10-18
+
+
+def test_demo_text_report_says_the_fix_was_partial(demo_db, capsys):
+    url, _ = demo_db
+    code, out, _ = _rca(["compare", "--at", AT, "--by", "path", "--db", url, "--no-changepoints"], capsys)
+    assert code == 0
+    assert "The fix was partial: book_appointment still fails (0.0 % success of" in out
+    assert "SYNTHETIC DEMO DATA" in out
+
+
+def test_demo_numbers_equal_the_ground_truth(demo_db):
+    from rca_toolkit.commands.compare import before_after
+
+    url, truth = demo_db
+    phantom = truth["booking_attempts"]
+    # before = the whole phantom window of the collect path, after = the 5 days after the fix, no guard band
+    span = pd.Timestamp(AT) - PHANTOM_START
+    result = before_after(url, at=AT, before=f"{int(span.total_seconds())}s", after="5d", exclude="0s", by="path",
+                          with_changepoints=False).comparison
+    for path in PATHS:
+        m = result.metric("booking_success_rate", path)
+        before, after = phantom[path]["phantom_collect"], phantom[path]["after_partial_fix_5d"]
+        assert (m.before.n, m.before.detail["successes"]) == (before["attempts"], before["success"]), path
+        assert (m.after.n, m.after.detail["successes"]) == (after["attempts"], after["success"]), path
+    durations = result.metric("call_duration_session")
+    assert durations.before.n > 50 and "stuck P5" in durations.notes[0]
+    assert result.metric("function_latency", "check_availability").after.n > 50
+
+
+def test_demo_tiny_window_is_not_enough_data(demo_db, capsys):
+    url, _ = demo_db
+    code, out, _ = _rca(["compare", "--at", AT, "--before", "1h", "--after", "1h", "--exclude", "5m", "--by", "path",
+                         "--format", "json", "--db", url, "--no-changepoints"], capsys)
+    assert code == 0
+    payload = json.loads(out)
+    rates = [m for m in payload["metrics"] if m["name"] == "booking_success_rate"]
+    assert rates and all(m["verdict"] == "not enough data" for m in rates)
+    assert all(min(m["before"]["n"], m["after"]["n"]) < cmp.MIN_N_RATE for m in rates)
+    assert not payload["partial"]["is_partial"]
+
+
+def test_cli_rejects_a_naive_time_with_one_line(capsys):
+    code, out, err = _rca(["compare", "--at", "2025-10-18T13:20:08"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "has no time zone" in err and "2025-10-18T13:20:08+02:00" in err
