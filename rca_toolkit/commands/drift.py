@@ -21,7 +21,7 @@ from ..cli import add_db_option, add_format_option, emit
 
 def register(sub) -> None:
     parser = sub.add_parser("drift", help="find phantom columns: code writes vs the live schema",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__.split("\n:func:")[0].strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--code", required=True, metavar="PATH", help="root of the Laravel application (or one PHP file)")
     add_db_option(parser)
     parser.add_argument("--table", action="append", metavar="T", default=None,

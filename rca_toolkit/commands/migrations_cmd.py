@@ -18,7 +18,7 @@ from ..cli import add_db_option, add_format_option, emit
 
 def register(sub) -> None:
     parser = sub.add_parser("migrations", help="migration history: pending, missing, suspicious names, batches",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=__doc__.split("\n:func:")[0].strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_db_option(parser)
     parser.add_argument("--files", metavar="DIR", default=None, help="the app's database/migrations folder")
     parser.add_argument("--git", metavar="DIR", default=None,
