@@ -264,6 +264,8 @@ def import_calcom(engine: sa.Engine, bookings: pd.DataFrame, bodies: list[dict])
                 note = "another delivery for this uid exists: production's UNIQUE event_id (P11) would have rejected this one"
             used.add(event_id)
             received = _none(booking["created_at"])
+            if received is None:
+                note = "; ".join(filter(None, [note, "body has no createdAt: created_at is the import time"]))
             rows.append({"provider": "calcom", "event_type": booking["event_type"] or "UNKNOWN", "event_id": event_id,
                          "idempotency_key": key, "payload": text, "status": "pending", "retry_count": 0,
                          "received_at": _stored(received, zone), "created_at": _stored(received or now, zone),

@@ -55,12 +55,16 @@ def test_import_every_kind_and_read_back(scratch, shared_data, capsys):
         counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                   for t in ("retell_call_sessions", "calls", "webhook_events", "laravel_log", "rca_scratch")}
         payloads = "".join(r[0] for r in conn.execute("SELECT payload FROM webhook_events"))
+        notes = dict(conn.execute("SELECT event_id, notes FROM webhook_events WHERE notes IS NOT NULL").fetchall())
         raw = conn.execute("SELECT raw FROM calls").fetchone()[0]
         cut = conn.execute("SELECT COUNT(*) FROM laravel_log WHERE truncated AND source_kind = 'error-monitor'").fetchone()[0]
         states = conn.execute("SELECT COUNT(*) FROM laravel_log WHERE sqlstate = 'HY000'").fetchone()[0]
     assert counts == {"retell_call_sessions": 167, "calls": 1, "webhook_events": 6, "laravel_log": 84, "rca_scratch": 1}
     assert (cut, states) == (73, 49)
     assert "Max Muster" not in payloads and "example.invalid" not in payloads  # masked by default
+    assert notes["bk_bare01"] == "body has no createdAt: created_at is the import time"
+    second = [k for k in notes if k.startswith("bk_c0ffee:BOOKING_CANCELLED:")]
+    assert len(second) == 1 and "P11" in notes[second[0]]  # UNIQUE event_id: the cancellation gets its own key
     assert json.loads(raw)["call_id"] == "call_a3d98bb4522f6f1e0bfac5964b1"
 
     sessions = loaders.calls(scratch, include_test=True)
