@@ -168,6 +168,10 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
                           "retell_transcript_segments", str(s.text)))
     if no_len:
         notes.append(f"{no_len} transcript segments have no duration_ms: placed as instants")
+    if rows and duration:
+        covered = detectors.union_length([(r["start_s"], r["end_s"]) for r in rows]) / duration
+        notes.append(f"speech placed from {len(rows)} transcript segments covering {covered:.0%} of the call; "
+                     "a gap may be untranscribed speech, so dead air from segments is an upper bound")
     tools = []
     for t in trace.function_traces.itertuples(index=False) if len(trace.function_traces) else []:
         start = _offset(t.started_at, origin)
@@ -190,7 +194,7 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
         at = e.call_offset_ms / 1000 if pd.notna(getattr(e, "call_offset_ms", None)) else _offset(e.occurred_at, origin)
         if at is not None:
             rows.append(_span(at, at, "error", f"{e.error_code}: {str(e.error_message)[:60]}", None, "retell_error_log"))
-    gaps = list(getattr(trace, "missing", []) or [])
+    gaps = [g for g in getattr(trace, "missing", []) or [] if g not in ("function traces", "transcript segments")]
     if seg is None or len(seg) == 0:
         gaps.append("no transcript: speech, silences and loops cannot be reconstructed")
     if len(tools) == 0:
@@ -200,7 +204,7 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
     if known.get("started_at") is not None:
         known["started_at"] = pd.Timestamp(known["started_at"]).isoformat()
     if duration is None:
-        gaps.append("duration unknown (session not closed: duration_ms and ended_at empty)")
+        gaps.append("duration unknown: the session has neither duration_ms nor ended_at")
     tool_frame = pd.DataFrame(tools, columns=["name", "family", "start_s", "end_s", "latency_s", "ok", "error",
                                               "transport_ok", "arguments"])
     return CallData(trace.call_id, duration, _frame(rows), tool_frame, known, gaps, notes, "database trace", synthetic)
@@ -459,7 +463,7 @@ def build_timeline(source, *, dead_air_s: float = 3.0, slow_tool_s: float = 2.0,
     findings += detectors.detect_tools(data.tool_calls, data.spans, slow_tool_s=slow_tool_s)
     n1, n1_note = detectors.detect_n_plus_one(queries)
     findings = sorted(findings + n1, key=lambda f: (f.start_s is None, f.start_s or 0.0))
-    notes = data.notes + ([n1_note] if n1_note else [])
+    notes = data.notes + ([n1_note] if n1_note else []) + _record_notes(data)
     if data.spans.empty:
         notes.append("no evidence for phase timings: no loop, dead-air or tool findings can be computed")
     return CallTimeline(
@@ -469,6 +473,19 @@ def build_timeline(source, *, dead_air_s: float = 3.0, slow_tool_s: float = 2.0,
         thresholds={"dead_air_s": dead_air_s, "slow_tool_s": slow_tool_s, "loop_similarity": detectors.LOOP_SIMILARITY,
                     "loop_min_repeats": detectors.LOOP_MIN_REPEATS},
     )
+
+
+def _record_notes(data: CallData) -> list[str]:
+    """Flags on the record itself: test/typo ids (P4), cleanup artefacts (P20), stuck sessions (P5)."""
+    notes = []
+    kind = names.id_kind(data.call_id)
+    if kind != "retell":
+        notes.append(f"call id {data.call_id!r} is {kind}, not a Retell id (P4): keep it out of statistics")
+    if data.known.get("disconnection_reason") == "system_timeout":
+        notes.append("disconnection_reason system_timeout was written by the app's cleanup job (P20), not by Retell")
+    if data.known.get("call_status") == "in_progress" and data.duration_s is None:
+        notes.append("session still in_progress with no end: stuck (P5), its duration is unknown")
+    return notes
 
 
 def load_timeline(call_id: str, *, source: str = "db", db=None, **options) -> CallTimeline:

@@ -246,6 +246,7 @@ def test_db_without_raw_goes_through_segments(small_db):
     assert [(f.start_s, f.end_s, f.seconds) for f in dead] == [(10.4, 28.0, 17.6)]
     assert (tl.spans["kind"] == "error").sum() == 1
     assert sum(tl.attribution.ms.values()) == 32000
+    assert any("4 transcript segments covering 30% of the call" in n for n in tl.notes)  # 9.7 s of 32 s
 
 
 def test_unknown_call_in_the_db_is_not_found(small_db):
@@ -304,11 +305,18 @@ def test_demo_dead_air_call(demo_db, capsys):
     assert sum(out["attribution_ms"].values()) == round(out["duration_s"] * 1000)
 
 
-def test_demo_unknown_call_is_one_line(demo_db, capsys):
+def test_demo_unknown_call_is_one_line_and_odd_records_are_flagged(demo_db, capsys):
     url, _truth = demo_db
     assert cli.main(["timeline", "call_" + "0" * 27, "--db", url]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not found" in err
+    typo = "call_de1656496a133e2cbcd886664988"  # 33 characters, closed by the cleanup job, no duration
+    assert cli.main(["timeline", typo, "--db", url, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["duration_s"] is None and out["attribution"] == {} and out["what_if"]["duration_s"] is None
+    assert any("is malformed, not a Retell id (P4)" in n for n in out["notes"])
+    assert any("system_timeout was written by the app's cleanup job (P20)" in n for n in out["notes"])
+    assert "duration unknown: the session has neither duration_ms nor ended_at" in out["data_gaps"]
 
 
 # --------------------------------------------------------------------------- notebook
