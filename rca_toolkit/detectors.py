@@ -37,6 +37,8 @@ from difflib import SequenceMatcher
 
 import pandas as pd
 
+from .errors import ConfigError
+
 LOOP_SIMILARITY = 0.6
 LOOP_MIN_REPEATS = 3
 LOOP_MAX_INTERLEAVE = 2
@@ -44,6 +46,7 @@ TURN_JOIN_GAP_S = 0.5
 TOOL_ARG_SIMILARITY = 0.6
 N_PLUS_ONE_MIN = 5
 DEFAULT_WHAT_IF = ("loop", "dead_air", "failed_tool")
+FINDING_KINDS = ("loop", "dead_air", "slow_tool", "failed_tool", "duplicate_side_effect", "n_plus_one")
 SIDE_EFFECT_PREFIXES = ("book", "collect_appointment", "cancel", "reschedule", "update_appointment", "create")
 TOPICS = {  # words in a repeated prompt -> what the loop is about
     "the caller's name": ("name", "namen", "heißen", "heissen", "buchstabieren", "nachname", "vorname"),
@@ -353,7 +356,11 @@ def detect_n_plus_one(queries: pd.DataFrame | None, *, min_repeats: int = N_PLUS
 
 def what_if(duration_s: float | None, findings: list[Finding], kinds=DEFAULT_WHAT_IF) -> WhatIf:
     """Projected duration with the removable time of the chosen finding kinds taken out (union)."""
-    kinds = tuple(kinds)
+    kinds = tuple(k.strip() for k in (kinds.split(",") if isinstance(kinds, str) else kinds) if k.strip())
+    unknown = [k for k in kinds if k not in FINDING_KINDS]
+    if unknown:
+        raise ConfigError(f"unknown finding kind(s) for the what-if: {', '.join(unknown)}",
+                          hint=f"choose from {', '.join(FINDING_KINDS)}")
     chosen = [f for f in findings if f.kind in kinds and f.removable_s > 0]
     if duration_s is None:
         return WhatIf(None, 0.0, kinds, [])
@@ -363,5 +370,5 @@ def what_if(duration_s: float | None, findings: list[Finding], kinds=DEFAULT_WHA
     return WhatIf(round(duration_s - removed_s, 3), removed_s, kinds, removed)
 
 
-__all__ = ["DEFAULT_WHAT_IF", "Finding", "WhatIf", "detect_dead_air", "detect_loops", "detect_n_plus_one",
+__all__ = ["DEFAULT_WHAT_IF", "FINDING_KINDS", "Finding", "WhatIf", "detect_dead_air", "detect_loops", "detect_n_plus_one",
            "detect_tools", "normalise_sql", "similarity", "silent_parts", "turns", "union_length", "what_if"]

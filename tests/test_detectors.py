@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from rca_toolkit import detectors as d
+from rca_toolkit.errors import ConfigError
 from rca_toolkit.names import function_family
 from rca_toolkit.timeline import SPAN_COLUMNS, attribute
 
@@ -126,6 +128,9 @@ def test_what_if_takes_the_union_of_removable_time():
     assert [r["kind"] for r in result.removed] == ["loop", "failed_tool", "dead_air"]
     assert d.what_if(50.0, [loop, slow], kinds=("slow_tool",)).duration_s == 49.0
     assert d.what_if(None, [loop]).duration_s is None
+    assert d.what_if(50.0, [loop, dead], kinds=" loop, dead_air").duration_s == 28.0
+    with pytest.raises(ConfigError, match="unknown finding kind.*dead-air"):
+        d.what_if(50.0, [loop], kinds=("dead-air",))
 
 
 def test_template_questions_about_different_things_are_not_a_loop():
