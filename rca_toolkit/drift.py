@@ -333,7 +333,8 @@ def find_drift(writes: pd.DataFrame, schema: dict[str, TableInfo], tables: list[
     in_schema = written["table"].isin(list(schema))
     checked = sorted(written.loc[in_schema, "table"].unique())
     present = written.loc[in_schema]
-    is_phantom = [col.lower() not in columns[tab] for tab, col in zip(present["table"], present["column"])]
+    is_phantom = pd.Series([col.lower() not in columns[tab] for tab, col in zip(present["table"], present["column"])],
+                           index=present.index, dtype=bool)
     phantom = (present[is_phantom].sort_values(["table", "column", "file", "line"]).reset_index(drop=True)
                [FINDING_KEYS + ["model", "guard", "site", "call_line", "note"]])
     missing_tables = (written.loc[~in_schema].drop_duplicates(["table", "file", "call_line", "shape"])
@@ -401,11 +402,12 @@ def code_writes_check(report: DriftReport):
 
     pc = report.phantom_columns
     raising = pc[pc["effect"].str.startswith("raises")] if len(pc) else pc
-    status = Status.FAIL if len(raising) else Status.WARN if len(pc) else Status.PASS
+    status = Status.FAIL if len(raising) else Status.WARN if len(pc) or not report.writes_checked else Status.PASS
     sites = pc.drop_duplicates(["file", "call_line"]) if len(pc) else pc
     summary = (f"{len(pc)} writes of columns missing from the schema at {len(sites)} site{'s' * (len(sites) != 1)}, "
                f"{len(raising)} raise 1054"
-               if len(pc) else f"no write of a missing column ({report.writes_checked} column writes checked)")
+               if len(pc) else f"no write of a missing column ({report.writes_checked} column writes checked)"
+               if report.writes_checked else "no column write of the checked tables found: nothing was verified")
     evidence = {"checked_tables": report.checked_tables, "column_writes_checked": report.writes_checked,
                 "phantom_writes": len(pc), "raising_writes": len(raising),
                 "sites": pc[FINDING_KEYS + ["site"]].to_dict("records") if len(pc) else [],
@@ -427,8 +429,8 @@ def schema_columns_check(report: DriftReport):
     raising_cols = by_column[by_column["raises"] > 0] if len(by_column) else by_column
     failing = len(raising_cols) + len(report.missing_tables) + len(report.missing_required)
     status = Status.FAIL if failing else Status.WARN if len(by_column) else Status.PASS
-    if not report.checked_tables:
-        status = Status.ERROR
+    if not report.checked_tables and status == Status.PASS:
+        status = Status.WARN  # nothing was compared: never a PASS
     summary = (f"{len(by_column)} written columns missing from {', '.join(report.checked_tables) or 'the schema'} "
                f"({len(raising_cols)} with raising writes); {len(report.missing_tables)} missing tables; "
                f"{len(report.missing_required)} required columns never set")

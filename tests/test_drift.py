@@ -290,3 +290,16 @@ def test_rb010_runbook_runs_with_parameters(tmp_path):
     signoff = (run.run_dir / "signoff.md").read_text()
     assert "3 writes of columns missing from the schema at 1 site, 3 raise 1054" in signoff
     assert "| appointments | booked_by_user_id | app/Http/Controllers/RetellFunctionCallHandler.php | 47 |" in signoff
+
+
+def test_code_without_writes_verifies_nothing(laravel_sqlite, tmp_path, capsys):
+    from rca_toolkit.commands import drift as drift_cmd
+    from rca_toolkit.runbook import Status
+
+    (tmp_path / "index.php").write_text("<?php\n// $a->forceFill(['created_by' => 1]);\necho 'hello';\n")
+    report = report_for(tmp_path, laravel_sqlite)
+    assert report.phantom_columns.empty and report.checked_tables == [] and report.writes_checked == 0
+    assert drift_cmd.check_code_writes(str(tmp_path), laravel_sqlite).status == Status.WARN
+    assert drift_cmd.check_schema_columns(str(tmp_path), laravel_sqlite).status == Status.WARN
+    code, out, _ = run_cli(capsys, "--code", str(tmp_path), "--db", laravel_sqlite, "--format", "json")
+    assert code == 0 and json.loads(out)["phantom_columns"] == []
