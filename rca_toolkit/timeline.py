@@ -180,7 +180,8 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
         end = _offset(getattr(t, "completed_at", None), origin)
         if end is None and pd.notna(getattr(t, "duration_ms", None)):
             end = start + max(t.duration_ms, 0) / 1000
-        error = getattr(t, "error", None) or _content_failure(getattr(t, "output_result", None))
+        error = getattr(t, "error", None)
+        error = error if isinstance(error, str) and error else _content_failure(getattr(t, "output_result", None))
         ok = str(t.status) == "success" and not error
         if not ok and not error:
             error = f"status {t.status}"

@@ -169,6 +169,20 @@ def test_db_trace_without_raw_uses_segments_and_traces():
     assert tl.attribution.ms["tool_wait_silent"] == 1100
 
 
+def test_trace_status_and_missing_error_text():
+    t0 = pd.Timestamp("2025-10-18 14:00", tz="UTC")
+    traces = pd.DataFrame({
+        "started_at": [t0 + pd.Timedelta(seconds=s) for s in (1, 3, 5)], "completed_at": [t0 + pd.Timedelta(seconds=2), pd.NaT, pd.NaT],
+        "duration_ms": [1000, 800, None], "function_name": ["initialize_call", "check_availability_v17", "book_appointment"],
+        "status": ["success", "error", "pending"], "error": pd.array([pd.NA, pd.NA, pd.NA], dtype="string"),
+        "output_result": [None, None, None]})
+    trace = CallTrace("call_" + "2" * 27, {"started_at": t0, "duration_ms": 9000}, pd.DataFrame(), traces,
+                      pd.DataFrame(), pd.DataFrame(), None, [])
+    got = [(t["name"], t["end_s"], t["ok"], t["error"]) for t in build_timeline(trace).to_dict()["tool_calls"]]
+    assert got == [("initialize_call", 2.0, True, None), ("check_availability_v17", 3.8, False, "status error"),
+                   ("book_appointment", 5.0, False, "status pending")]
+
+
 @pytest.mark.parametrize("dead_air_s", [0.5, 1.0, 3.0, 10.0])
 def test_categories_sum_exactly_to_the_duration(shared_data, sample_path, dead_air_s):
     sources = [sample_path, json.loads(sample_path.read_text()), OVERLAP_CALL, _db_trace(), _thin_trace(shared_data)]
