@@ -149,7 +149,7 @@ class MigrationHistory:
                 lines += [f"  {item}" for item in items[:50]]
                 if len(items) > 50:
                     lines.append(f"  ... {len(items) - 50} more")
-        lines.append("batches:")
+        lines.append("batches:" if len(self.batches) else "batches: none")
         for b in self.batches.itertuples(index=False):
             deploy = "" if pd.isna(b.likely_deploy) else f"  deployed >= {b.likely_deploy.isoformat()} (inferred)"
             lines.append(f"  batch {b.batch}: {b.n} (ids {b.first_id}-{b.last_id}), names "
@@ -227,7 +227,7 @@ def migration_history(migrations_df: pd.DataFrame, files_dir=None, git_dir=None,
     # Compared by day: hand-named files carry no time, so finer comparisons invent inversions.
     previous = day.ffill().shift(1)
     frame["out_of_order"] = day.notna() & previous.notna() & (day < previous)
-    frame["future"] = frame["prefix"].notna() & (frame["prefix"].dt.date > ref_date)
+    frame["future"] = day.notna() & (day > pd.Timestamp(ref_date))
     frame["file_present"] = frame["migration"].isin(files) if files is not None else pd.NA
     frame["first_commit"] = pd.to_datetime(frame["migration"].map(commits), utc=True) if commits else pd.NaT
 

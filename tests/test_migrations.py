@@ -232,3 +232,13 @@ def test_demo_world_migrations_match_its_ground_truth(demo_db):
     assert len(h.out_of_order) == 13
     batch = h.batches.set_index("batch").loc[1036]
     assert batch["names"] == ["2025_10_18_000001_optimize_appointments_database_schema"]
+
+
+def test_empty_table_and_only_malformed_names():
+    empty = migrations.migration_history(pd.DataFrame(columns=["id", "migration", "batch"]), files_dir=FILES,
+                                         today="2025-10-20")
+    assert (empty.ran, len(empty.pending), empty.id_gaps) == (0, 6, [])
+    assert "batches: none" in empty.to_text()
+    odd = migrations.migration_history(pd.DataFrame({"id": [1, 3], "migration": ["bad", "*_x"], "batch": [1, 1]}),
+                                       today="2025-10-20")
+    assert (odd.malformed, odd.future_dated, odd.out_of_order, odd.id_gaps) == (["bad", "*_x"], [], [], [2])
