@@ -462,6 +462,8 @@ class FileWalker:
             self._add(key, line, _line(call), shape, model, table, scope, group=group, note=note)
 
     def _add(self, column, line, call_line, shape, model, table, scope, *, group=None, note="") -> None:
+        if "->" in column:  # JSON path update ('metadata->source'): the column is the part before ->
+            column, note = column.split("->", 1)[0], note or f"JSON path {column}"
         unguarded = bool(model) and scope.is_unguarded(model)
         self.result.writes.append(Write(column, line, call_line, shape, model, table, scope.site, note, group, unguarded))
 
