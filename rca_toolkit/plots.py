@@ -52,6 +52,11 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
     if at is not None:
         ax.axvline(pd.Timestamp(at).tz_convert("UTC").tz_localize(None), color="black", linestyle="--",
                    label="compared change", gid="compared-change")
+    shown = [changepoints.series[(n, resolution)]["bin"] for n in names if (n, resolution) in changepoints.series]
+    if shown and any(len(b) for b in shown):
+        lo = min(b.min() for b in shown if len(b)).tz_convert("UTC").tz_localize(None)
+        hi = max(b.max() for b in shown if len(b)).tz_convert("UTC").tz_localize(None)
+        ax.set_xlim(lo - pd.Timedelta(days=1), hi + pd.Timedelta(days=1))  # deployments outside the data stay off
     ax.set_ylim(-3, 103)
     ax.set_ylabel("booking success (%)")
     ax.set_xlabel("time (UTC)")
@@ -152,4 +157,36 @@ def plot_waterfall(timeline, *, ax=None) -> Figure:
         title += " (SYNTHETIC DEMO DATA)"
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+# --------------------------------------------------------------------------- overview
+def plot_calls_per_day(overview, *, ax=None) -> Figure:
+    """Calls per local day (bars) with stuck sessions stacked in a second colour."""
+    fig, ax = _figure_and_ax(ax)
+    daily = overview.calls_per_day
+    days = list(daily.index)
+    ok = daily["calls"] - daily["stuck"]
+    ax.bar(days, ok, color="#1b6ca8", label="calls")
+    ax.bar(days, daily["stuck"], bottom=ok, color="#d1495b", label="stuck sessions")
+    ax.set_ylabel("calls per day (Europe/Berlin)")
+    title = "Calls per day" + (" (SYNTHETIC demo data)" if overview.synthetic else "")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    return fig
+
+
+def plot_daily_success(overview, *, ax=None) -> Figure:
+    """Daily booking success rate per path (a line per path; gaps on days without attempts)."""
+    fig, ax = _figure_and_ax(ax)
+    daily = overview.daily_success
+    for i, path in enumerate(daily.columns):
+        ax.plot(list(daily.index), daily[path] * 100, marker=".", color=_SERIES_COLOURS[i % len(_SERIES_COLOURS)], label=str(path))
+    ax.set_ylim(-5, 105)
+    ax.set_ylabel("booking success per day (%)")
+    ax.set_title("Booking success by path" + (" (SYNTHETIC demo data)" if overview.synthetic else ""))
+    if len(daily.columns):
+        ax.legend(loc="lower left")
+    fig.autofmt_xdate()
     return fig

@@ -1,0 +1,65 @@
+"""The overview of a window: traffic, outcomes by path with Wilson intervals, quality flags."""
+
+import pandas as pd
+import pytest
+
+from rca_toolkit import loaders, outcomes, overview, plots
+from rca_toolkit.quality import quality_report
+
+
+def _window(truth, name):
+    info = truth["booking_attempts"]["collect_appointment"][name]
+    return info["start"], info["end"]
+
+
+@pytest.mark.parametrize("window", ["phantom_collect", "after_partial_fix_5d"])
+def test_outcomes_by_path_match_ground_truth(demo_db, window):
+    url, truth = demo_db
+    start, end = _window(truth, window)
+    calls = loaders.calls(url, start=start, end=end)
+    attempts = outcomes.booking_attempts(url, start=start, end=end)
+    world = overview.summarize(calls, attempts)
+    table = world.outcomes_by_path
+    for path in ("collect_appointment", "book_appointment"):
+        expected = truth["booking_attempts"][path][window]
+        assert table.loc[path, "attempts"] == expected["attempts"]
+        assert table.loc[path, "success"] == expected["success"]
+        assert table.loc[path, "orphaned"] == expected["orphaned"]
+        assert table.loc[path, "ci_low"] <= table.loc[path, "success_rate"] <= table.loc[path, "ci_high"]
+    assert world.synthetic is True
+
+
+def test_wilson_interval_of_zero_successes_is_not_degenerate():
+    attempts = pd.DataFrame({"path": ["p"] * 40, "outcome": ["failed"] * 40})
+    row = overview.outcomes_by_path(attempts).loc["p"]
+    assert row["success_rate"] == 0.0 and row["ci_low"] == 0.0
+    assert row["ci_high"] == pytest.approx(0.0876, abs=1e-3)  # Wilson upper bound for 0/40
+
+
+def test_calls_per_day_and_flags(demo_db):
+    url, truth = demo_db
+    calls = loaders.calls(url)
+    world = overview.summarize(calls, outcomes.booking_attempts(url), quality_report(calls))
+    assert world.calls_per_day["calls"].sum() == truth["calls_real"]
+    assert world.flags["stuck sessions (in_progress, never ended)"] == len(
+        [c for c in truth["stuck_session_call_ids"] if c not in truth["excluded_ids"]])
+    assert world.flags["excluded test/demo/temp/malformed ids"] == len(truth["excluded_ids"])
+    day = pd.Timestamp("2025-10-24").date()
+    assert world.calls_per_day.loc[day, "stuck"] == world.calls_per_day.loc[day, "calls"]  # every session that day
+    text = world.to_markdown()
+    assert "SYNTHETIC DEMO DATA" in text and "collect_appointment" in text
+    expected_ambiguous = 2 if url.startswith("sqlite") else 0
+    assert world.flags["DST-ambiguous start times"] == expected_ambiguous
+
+
+def test_overview_plots_show_every_day(demo_sqlite):
+    url, truth = demo_sqlite
+    calls = loaders.calls(url, start="2025-10-20T00:00:00+02:00", end="2025-10-27T00:00:00+01:00")
+    world = overview.summarize(calls, outcomes.booking_attempts(url, start="2025-10-20T00:00:00+02:00",
+                                                                 end="2025-10-27T00:00:00+01:00"))
+    fig = plots.plot_calls_per_day(world)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 * len(world.calls_per_day)  # calls + stuck bars per day
+    assert "SYNTHETIC" in ax.get_title()
+    lines = plots.plot_daily_success(world).axes[0].get_lines()
+    assert {line.get_label() for line in lines} == {"collect_appointment", "book_appointment"}
