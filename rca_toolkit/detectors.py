@@ -219,7 +219,7 @@ def detect_loops(spans: pd.DataFrame, tool_calls: pd.DataFrame, *, duration_s: f
         tools = _tools_in(tool_calls, loop_start, loop_end)
         findings.append(_loop_finding(agent.loc[primary], loop_start, loop_end, tools, "agent prompts"))
     covered = [(f.details["loop_start_s"], f.end_s) for f in findings]
-    findings += _tool_loops(tool_calls, covered, spans, duration_s, min_repeats)
+    findings += _tool_loops(tool_calls, covered, min_repeats)
     return findings
 
 
@@ -253,7 +253,7 @@ def _canon(args) -> str:
     return json.dumps({k: v for k, v in args.items() if k != "call_id"}, sort_keys=True, default=str, ensure_ascii=False)
 
 
-def _tool_loops(tool_calls, covered, spans, duration_s, min_repeats) -> list[Finding]:
+def _tool_loops(tool_calls: pd.DataFrame, covered: list, min_repeats: int) -> list[Finding]:
     out = []
     if tool_calls.empty:
         return out

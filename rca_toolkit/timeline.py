@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import detectors, names
-from .formats.retell import RetellCall, _content_failure, load_call_object
+from .formats.retell import RetellCall, load_call_object, result_error
 
 SPAN_COLUMNS = ["start_s", "end_s", "kind", "label", "role", "source", "text", "name", "family", "ok"]
 SPEECH_KINDS = {"user": "caller_speech", "caller": "caller_speech", "agent": "agent_speech"}
@@ -181,7 +181,7 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
         if end is None and pd.notna(getattr(t, "duration_ms", None)):
             end = start + max(t.duration_ms, 0) / 1000
         error = getattr(t, "error", None)
-        error = error if isinstance(error, str) and error else _content_failure(getattr(t, "output_result", None))
+        error = error if isinstance(error, str) and error else result_error(getattr(t, "output_result", None))
         ok = str(t.status) == "success" and not error
         if not ok and not error:
             error = f"status {t.status}"

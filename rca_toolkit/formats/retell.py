@@ -219,7 +219,7 @@ def _tool_calls(call: dict, notes: list[str]) -> pd.DataFrame:
         else:
             end, transport = _sec(res.get("time_sec")), res.get("successful")
             content = _deep_decode(res.get("content"))
-            error = _content_failure(content)
+            error = result_error(content)
             if error is None and transport is False:
                 error = "transport failure (successful: false)"
         rows.append({"tool_call_id": tid, "name": inv.get("name"), "family": names.function_family(inv.get("name")),
@@ -246,7 +246,7 @@ def _deep_decode(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _content_failure(content: Any, depth: int = 0) -> str | None:
+def result_error(content: Any, depth: int = 0) -> str | None:
     """The application-level error a tool result reports, or None when it reports success."""
     if not isinstance(content, dict) or depth > 4:
         return None
@@ -255,7 +255,7 @@ def _content_failure(content: Any, depth: int = 0) -> str | None:
         text = error or content.get("message") or "success: false"
         return text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
     for key in ("data", "result", "response", "body"):
-        nested = _content_failure(content.get(key), depth + 1)
+        nested = result_error(content.get(key), depth + 1)
         if nested:
             return nested
     return None
@@ -362,4 +362,4 @@ def mask_call(call: dict) -> dict:
 
 
 __all__ = ["FunctionCall", "LatencyBlock", "RetellCall", "load_call_object", "load_function_payload",
-           "mask_call", "recompute_percentiles"]
+           "mask_call", "recompute_percentiles", "result_error"]
