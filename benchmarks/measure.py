@@ -1,0 +1,133 @@
+"""Worker side of the benchmark: run one job variant in this (fresh) process and report JSON.
+
+A fresh subprocess per measurement is the honest way to get a per-job peak RSS
+(``resource.getrusage`` high-water mark); the parent also polls the child's RSS so a run
+killed for time or memory still has a number. Statements the job sends are captured with
+SQLAlchemy's ``before_cursor_execute`` event so the parent can report the plan of each.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import sqlalchemy as sa
+
+RESULT_PREFIX = "BENCH-RESULT "
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def capture(engine: sa.Engine) -> list[tuple[str, object]]:
+    """Record every SELECT the engine sends (statement text and its bound parameters) until ``stop``."""
+    seen: _Captured = _Captured()
+
+    def _grab(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if statement.lstrip().upper().startswith("SELECT") and "information_schema" not in statement.lower():
+            seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", _grab)
+    seen.stop = lambda: sa.event.remove(engine, "before_cursor_execute", _grab)  # type: ignore[attr-defined]
+    return seen
+
+
+class _Captured(list):
+    """A list that can carry its ``stop`` callback."""
+
+
+def explain(engine: sa.Engine, statements: list[tuple[str, object]]) -> list[dict]:
+    """Plan of each distinct statement: per table the access type, key used and estimated rows."""
+    plans, done = [], set()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for statement, params in statements:
+            if statement in done:
+                continue
+            done.add(statement)
+            sqlite = engine.dialect.name == "sqlite"
+            cur.execute(("EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ") + statement, params)
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r)) for r in cur.fetchall()]
+            plans.append({"sql": " ".join(statement.split()), "tables": [_access(r, sqlite) for r in rows]})
+        cur.close()
+    finally:
+        raw.close()
+    return plans
+
+
+def _access(row: dict, sqlite: bool) -> dict:
+    if sqlite:
+        detail = str(row.get("detail", ""))
+        return {"table": detail.split()[1] if len(detail.split()) > 1 else "", "type": detail.split()[0] if detail else "",
+                "key": detail.split("USING ")[-1] if "USING" in detail else None, "rows": None,
+                "full_scan": detail.startswith("SCAN") and "USING" not in detail, "detail": detail}
+    kind = row.get("type")
+    return {"table": row.get("table"), "type": kind, "key": row.get("key"), "rows": row.get("rows"),
+            "extra": row.get("Extra"), "full_scan": kind in ("ALL", "index")}
+
+
+def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_explain: bool) -> dict:
+    """Run ``job/variant`` up to ``repeat`` times (at least once, stop when ``budget_s`` is spent)."""
+    from rca_toolkit import loaders
+
+    from . import queries
+
+    engine = loaders.engine_for(url)
+    t0 = time.perf_counter()
+    loaders.schema_of(engine)  # one catalogue read per engine, as in a notebook session
+    introspect_s = time.perf_counter() - t0
+    base = _rss_mib()
+    statements = capture(engine) if want_explain else None
+    seconds, digest, started = [], None, time.perf_counter()
+    for i in range(repeat):
+        t = time.perf_counter()
+        digest = queries.run(job, variant, engine)
+        seconds.append(time.perf_counter() - t)
+        if statements is not None and i == 0:
+            statements.stop()
+        if time.perf_counter() - started > budget_s:
+            break
+    out = {"job": job, "variant": variant, "seconds": seconds, "digest": digest, "introspect_s": introspect_s,
+           "rss_base_mib": round(base, 1), "rss_peak_mib": round(_peak_mib(), 1)}
+    if statements:
+        out["explain"] = explain(engine, statements)
+    engine.dispose()
+    return out
+
+
+def build(url: str, scale: int, seed: int) -> dict:
+    """Build the demo world (writable engine, --replace) and report time and peak RSS."""
+    from rca_toolkit import demo
+
+    t = time.perf_counter()
+    truth = demo.build(url, seed=seed, scale=scale, replace=True, progress=False)
+    return {"job": "build", "seconds": [time.perf_counter() - t], "rss_peak_mib": round(_peak_mib(), 1),
+            "row_counts": truth.get("row_counts", {}), "builder_seconds": truth.get("build_seconds")}
+
+
+def main(argv: list[str]) -> int:
+    kind = argv[0]
+    if kind == "build":
+        out = build(argv[1], int(argv[2]), int(argv[3]))
+    else:
+        url, job, variant, repeat, budget, want = argv[1], argv[2], argv[3], int(argv[4]), float(argv[5]), argv[6] == "1"
+        out = work(url, job, variant, repeat, budget, want)
+    sys.stdout.write(RESULT_PREFIX + json.dumps(out, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,293 @@
+"""Benchmark the toolkit on a scaled demo world: ``python -m benchmarks.run [--scale K] [--db URL]``.
+
+Builds the synthetic world (unless ``--reuse`` finds one at that scale), then runs every job
+in three variants (toolkit, naive pandas, SQL floor), each in a fresh subprocess, and writes
+``benchmarks/results/<date>.json`` and ``.md`` (medians, spread, ratios, peak RSS, the plan
+of every loader query, targets met or missed). See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+
+from . import queries
+from .measure import RESULT_PREFIX
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = "mysql+pymysql://root@127.0.0.1:3306/rca_bench"
+TARGETS = {"trace_ms": 100, "compare_vs_floor": 1.5, "naive_vs_compare": 10, "peak_mib": 1024, "build_s": 300}
+
+
+# --------------------------------------------------------------------------- subprocesses
+def spawn(args: list[str], *, timeout: float, rss_cap_mib: float, statement_timeout: float) -> dict:
+    """Run ``benchmarks.measure`` in a child; kill it past ``timeout`` s or ``rss_cap_mib``; report honestly."""
+    env = dict(os.environ, RCA_PROGRESS="0", RCA_STATEMENT_TIMEOUT_S=str(statement_timeout), PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.measure", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watch, high, started, why = psutil.Process(proc.pid), 0.0, time.monotonic(), None
+    while proc.poll() is None:
+        try:
+            high = max(high, watch.memory_info().rss / 2**20)
+        except psutil.Error:
+            pass
+        elapsed = time.monotonic() - started
+        if elapsed > timeout or high > rss_cap_mib:
+            why = (f"did not finish within {timeout:.0f} s" if elapsed > timeout
+                   else f"stopped at {high:.0f} MiB RSS (cap {rss_cap_mib:.0f} MiB)")
+            proc.kill()
+            break
+        time.sleep(0.1)
+    out, err = proc.communicate()
+    wall = time.monotonic() - started
+    lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if why is None and (proc.returncode != 0 or not lines):
+        why = f"failed (exit {proc.returncode}): {(err.strip().splitlines() or ['no output'])[-1][:300]}"
+    if why:
+        return {"error": why, "wall_s": round(wall, 1), "rss_polled_mib": round(high, 1)}
+    result = json.loads(lines[-1][len(RESULT_PREFIX):])
+    result["rss_polled_mib"] = round(high, 1)
+    return result
+
+
+def spread(seconds: list[float]) -> dict:
+    """Median, quartiles and extremes of the repeated timings (seconds)."""
+    s = sorted(seconds)
+    q = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else [s[0], s[0], s[0]]
+    return {"n": len(s), "median_s": statistics.median(s), "q1_s": q[0], "q3_s": q[2], "min_s": s[0], "max_s": s[-1]}
+
+
+# --------------------------------------------------------------------------- database facts
+def marker_scale(url: str) -> int | None:
+    """Scale of the demo world already in ``url`` (marker table), None when there is none."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT scale FROM rca_demo_world")).scalar_one())
+    except sa.exc.SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def row_counts(url: str) -> dict[str, int]:
+    from rca_toolkit.demo_load import count_rows
+    from rca_toolkit.loaders import engine_for
+
+    engine = engine_for(url)
+    try:
+        return count_rows(engine)
+    finally:
+        engine.dispose()
+
+
+def machine(url: str) -> dict:
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "mem_total_gib": round(psutil.virtual_memory().total / 2**30, 1)}
+    try:
+        info["cpu_model"] = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import pandas as pd
+
+    info["pandas"], info["sqlalchemy"] = pd.__version__, sa.__version__
+    if not url.startswith("sqlite"):
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            info["server"] = conn.execute(sa.text("SELECT VERSION()")).scalar_one()
+            info["innodb_buffer_pool_mib"] = int(conn.execute(sa.text("SELECT @@innodb_buffer_pool_size")).scalar_one()) // 2**20
+        engine.dispose()
+    return info
+
+
+def git_state() -> dict:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    dirty = [ln[3:] for ln in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"sha": git("rev-parse", "HEAD").strip(), "dirty_files": dirty}
+
+
+def other_builds() -> list[str]:
+    """Other demo builds running now (2 cores: timings would be meaningless beside one)."""
+    mine = os.getpid()
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if p.info["pid"] != mine and ("demo-data" in cmd or "demo.build" in cmd or "demo.generate" in cmd):
+            found.append(f"{p.info['pid']}: {cmd[:120]}")
+    return found
+
+
+# --------------------------------------------------------------------------- the run
+def summarise(job: str, runs: dict) -> dict:
+    """Timings, agreement of the digests and the two ratios of one job."""
+    row = {"job": job, "what": queries.JOBS[job]["what"]}
+    digests = {}
+    for variant, res in runs.items():
+        if "error" in res:
+            row[variant] = {"error": res["error"], "rss_polled_mib": res["rss_polled_mib"]}
+            continue
+        row[variant] = {**spread(res["seconds"]), "rss_peak_mib": res["rss_peak_mib"], "rss_base_mib": res.get("rss_base_mib"),
+                        "seconds": [round(s, 4) for s in res["seconds"]]}
+        digests[variant] = json.dumps(res["digest"], sort_keys=True)
+    row["digests"] = {v: json.loads(d) for v, d in digests.items()}
+    row["agree"] = len(set(digests.values())) <= 1 if digests else None
+    med = {v: row[v]["median_s"] for v in runs if "median_s" in row.get(v, {})}
+    if "toolkit" in med and "floor" in med:
+        row["toolkit_over_floor"] = med["toolkit"] / med["floor"]
+    if "toolkit" in med and "naive" in med:
+        row["naive_over_toolkit"] = med["naive"] / med["toolkit"]
+    return row
+
+
+def targets(rows: dict, build: dict | None) -> list[dict]:
+    out = []
+    tr = rows.get("trace", {}).get("toolkit", {})
+    if "median_s" in tr:
+        out.append({"target": "one call's trace < 100 ms", "value": f"{tr['median_s'] * 1000:.0f} ms",
+                    "met": tr["median_s"] * 1000 < TARGETS["trace_ms"]})
+    cmp_ = rows.get("compare", {})
+    if "toolkit_over_floor" in cmp_:
+        out.append({"target": "before/after within 1.5x of the floor", "value": f"{cmp_['toolkit_over_floor']:.1f}x",
+                    "met": cmp_["toolkit_over_floor"] <= TARGETS["compare_vs_floor"]})
+    if "toolkit" in cmp_ and "median_s" in cmp_["toolkit"]:
+        naive = cmp_.get("naive", {})
+        if "naive_over_toolkit" in cmp_:
+            out.append({"target": "before/after >= 10x faster than naive", "value": f"{cmp_['naive_over_toolkit']:.1f}x",
+                        "met": cmp_["naive_over_toolkit"] >= TARGETS["naive_vs_compare"]})
+        elif "error" in naive:
+            out.append({"target": "before/after >= 10x faster than naive", "value": f"naive {naive['error']}", "met": None})
+    peaks = {f"{j}/{v}": r[v].get("rss_peak_mib") for j, r in rows.items() for v in ("toolkit", "floor")
+             if isinstance(r.get(v), dict) and r[v].get("rss_peak_mib")}
+    if peaks:
+        worst = max(peaks, key=peaks.get)
+        out.append({"target": "peak RSS < 1 GiB for every toolkit/floor job", "value": f"max {peaks[worst]:.0f} MiB ({worst})",
+                    "met": peaks[worst] < TARGETS["peak_mib"]})
+    if build and "seconds" in build:
+        out.append({"target": "build the world < 5 min", "value": f"{build['seconds'][0]:.0f} s, peak {build['rss_peak_mib']:.0f} MiB",
+                    "met": build["seconds"][0] < TARGETS["build_s"]})
+    return out
+
+
+def index_report(rows_explain: dict) -> list[dict]:
+    """Per job and statement: the key each table is read with; full scans flagged."""
+    out = []
+    for job, plans in rows_explain.items():
+        for plan in plans:
+            out.append({"job": job, "sql": plan["sql"][:240],
+                        "access": [{k: t.get(k) for k in ("table", "type", "key", "rows", "full_scan")} for t in plan["tables"]]})
+    return out
+
+
+def markdown(result: dict) -> str:
+    def ms(v: dict | None) -> str:
+        if not isinstance(v, dict):
+            return "-"
+        if "error" in v:
+            return v["error"]
+        return f"{v['median_s'] * 1000:,.0f} ms [{v['min_s'] * 1000:,.0f}-{v['max_s'] * 1000:,.0f}] n={v['n']}"
+
+    def mib(v: dict | None) -> str:
+        return f"{v['rss_peak_mib']:,.0f}" if isinstance(v, dict) and "rss_peak_mib" in v else "-"
+
+    lines = [f"# Benchmark {result['started_utc']} (scale {result['scale']}, {result['row_counts'].get('retell_call_sessions', 0):,} calls)", "",
+             f"commit `{result['git']['sha'][:12]}`{' (dirty: ' + ', '.join(result['git']['dirty_files']) + ')' if result['git']['dirty_files'] else ''}, "
+             f"{result['machine'].get('cpus')} CPUs, {result['machine'].get('server', result['db'])}", "",
+             "| job | toolkit median [min-max] | floor | naive | toolkit/floor | naive/toolkit | peak RSS MiB toolkit/floor/naive | agree |",
+             "|---|---|---|---|---|---|---|---|"]
+    for job, r in result["jobs"].items():
+        ratio = lambda k: f"{r[k]:.1f}x" if k in r else "-"  # noqa: E731
+        lines.append(f"| {job} | {ms(r.get('toolkit'))} | {ms(r.get('floor'))} | {ms(r.get('naive'))} | {ratio('toolkit_over_floor')} | "
+                     f"{ratio('naive_over_toolkit')} | {mib(r.get('toolkit'))} / {mib(r.get('floor'))} / {mib(r.get('naive'))} | {r.get('agree')} |")
+    if result.get("build"):
+        b = result["build"]
+        built = b.get("error") or "{:.0f} s, peak RSS {:,.0f} MiB".format(b["seconds"][0], b["rss_peak_mib"])
+        lines += ["", f"Build: {built}"]
+    lines += ["", "| target | value | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no' if t['met'] is False else 'n/a'} |" for t in result["targets"]]
+    scans = sorted({f"{a['table']} ({r['job']})" for r in result["indexes"] for a in r["access"] if a["full_scan"]})
+    lines += ["", "Full scans in toolkit queries: " + (", ".join(scans) if scans else "none")]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    p.add_argument("--db", default=DEFAULT_DB, help="database to build into and measure (default: %(default)s)")
+    p.add_argument("--scale", type=int, default=720, help="demo scale; 720 gives about 1M calls (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--repeat", type=int, default=5, help="runs per toolkit/floor measurement (default: %(default)s)")
+    p.add_argument("--naive-repeat", type=int, default=None, help="runs of the naive variant (default: 1 above scale 50, else --repeat)")
+    p.add_argument("--budget", type=float, default=120, help="stop repeating a measurement after this many seconds")
+    p.add_argument("--timeout", type=float, default=900, help="kill a measurement after this many seconds")
+    p.add_argument("--naive-timeout", type=float, default=600)
+    p.add_argument("--rss-cap", type=float, default=8192, help="kill a measurement above this RSS (MiB)")
+    p.add_argument("--reuse", action="store_true", help="skip the build when the database already holds this scale")
+    p.add_argument("--jobs", default=",".join(queries.JOBS), help="comma-separated subset of: " + ", ".join(queries.JOBS))
+    p.add_argument("--variants", default=",".join(queries.VARIANTS))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for <date>.json and <date>.md")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    jobs, variants = args.jobs.split(","), args.variants.split(",")
+    unknown = [j for j in jobs if j not in queries.JOBS] + [v for v in variants if v not in queries.VARIANTS]
+    if unknown:
+        print(f"unknown job/variant {', '.join(unknown)}; choose from {', '.join(queries.JOBS)} / {', '.join(queries.VARIANTS)}",
+              file=sys.stderr)
+        return 2
+    started = datetime.now(timezone.utc)
+    result = {"started_utc": started.isoformat(timespec="seconds"), "db": args.db.split("@")[-1], "scale": args.scale,
+              "seed": args.seed, "git": git_state(), "machine": machine(args.db), "concurrent_builds": other_builds()}
+    build = None
+    if not (args.reuse and marker_scale(args.db) == args.scale):
+        print(f"building the demo world at scale {args.scale} into {result['db']} ...", file=sys.stderr, flush=True)
+        build = spawn(["build", args.db, str(args.scale), str(args.seed)], timeout=3600, rss_cap_mib=args.rss_cap * 2,
+                      statement_timeout=3600)
+        if "error" in build:
+            print(f"build failed: {build['error']}", file=sys.stderr)
+            return 1
+    result["build"] = build
+    result["row_counts"] = row_counts(args.db)
+    naive_repeat = args.naive_repeat or (1 if args.scale > 50 else args.repeat)
+    rows, plans = {}, {}
+    for job in jobs:
+        runs = {}
+        for variant in variants:
+            naive = variant == "naive"
+            print(f"{job}/{variant} ...", file=sys.stderr, flush=True)
+            runs[variant] = spawn(["work", args.db, job, variant, str(naive_repeat if naive else args.repeat),
+                                   str(args.budget), "1" if variant == "toolkit" else "0"],
+                                  timeout=args.naive_timeout if naive else args.timeout, rss_cap_mib=args.rss_cap,
+                                  statement_timeout=args.naive_timeout if naive else args.timeout)
+            if "explain" in runs[variant]:
+                plans[job] = runs[variant].pop("explain")
+        rows[job] = summarise(job, runs)
+    result["jobs"], result["indexes"] = rows, index_report(plans)
+    result["targets"] = targets(rows, build)
+    result["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = started.strftime("%Y-%m-%dT%H%M%SZ") + f"-scale{args.scale}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))
+    text = markdown(result)
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+    print(f"written: {out / stem}.json and .md", file=sys.stderr)
+    return 0 if all(r.get("agree") is not False for r in rows.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
