@@ -130,6 +130,7 @@ def test_shapes_and_effects_by_guard(tmp_path):
                 DB::table('appointments')->where('id', 1)->update(['previous_starts_at' => null]);
                 \\DB::table('audit')->insert([['who' => 1], ['what' => 2]]);
                 \\App\\Models\\Category::create(['title' => 't']);
+                DB::table('appointments')->where('id', 2)->update(['metadata->booking_source' => 'x']);
             }
         }
         """)
@@ -146,6 +147,7 @@ def test_shapes_and_effects_by_guard(tmp_path):
         ("audit", "who", "db_table_insert", "none", drift.RAISES),
         ("audit", "what", "db_table_insert", "none", drift.RAISES),
         ("legacy_categories", "title", "create", "all", drift.MASS_ASSIGNMENT),
+        ("appointments", "metadata", "db_table_update", "none", drift.RAISES),
     }
     assert set(writes["site"]) == {"S::run"}
 
