@@ -23,11 +23,17 @@ _PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
 
 
 def redact_url(url: str | URL) -> str:
-    """Render a URL with its password replaced by ``***`` (safe to log or store)."""
+    """Render a URL with its password replaced by ``***`` (safe to log or store).
+
+    A read-only SQLite URI (``sqlite:///file:/p.sqlite?mode=ro&uri=true``) is shown as the
+    plain ``sqlite:////p.sqlite`` the user gave.
+    """
     try:
         parsed = make_url(str(url)) if not isinstance(url, URL) else url
     except ArgumentError:
         return redact_text(str(url))
+    if parsed.get_backend_name() == "sqlite" and (parsed.database or "").startswith("file:"):
+        return f"sqlite:///{parsed.database[5:]}"
     return parsed.render_as_string(hide_password=True)
 
 

@@ -55,6 +55,7 @@ def test_sqlite_engine_is_read_only(tmp_path):
     with writable.begin() as conn:
         conn.execute(sa.text("CREATE TABLE t (x int)"))
     ro = make_engine(f"sqlite:///{path}")
+    assert redact_url(ro.url) == f"sqlite:///{path}"
     with pytest.raises(sa.exc.OperationalError, match="readonly"):
         with ro.begin() as conn:
             conn.execute(sa.text("INSERT INTO t VALUES (1)"))
