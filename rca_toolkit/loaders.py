@@ -509,6 +509,46 @@ def migrations(db=None) -> pd.DataFrame:
     return frame
 
 
+LOG_COLUMNS = ["source", "line_no", "ts_utc", "ts_raw", "ts_placeholder", "ts_ambiguous", "env", "level", "message",
+               "exception_class", "sqlstate", "errno", "unknown_column", "truncated"]
+
+
+def laravel_log(db=None, *, start=None, end=None, levels=None) -> pd.DataFrame:
+    """Imported Laravel log entries (``rca import laravel-log``) in a window, newest last.
+
+    ``ts_utc`` is stored as naive UTC by the importer, so it is read as UTC on every
+    backend; entries whose time was a placeholder have no ``ts`` and are kept only when no
+    window is asked for.
+    """
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    require_columns(schema, "laravel_log", LOG_COLUMNS)
+    params: dict = {}
+    where = []
+    start_ts, end_ts = _instant(start, "start"), _instant(end, "end")
+    if start_ts is not None:
+        where.append("ts_utc >= :start")
+        params["start"] = start_ts.tz_localize(None).strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" \
+            else start_ts.tz_localize(None).to_pydatetime()
+    if end_ts is not None:
+        where.append("ts_utc < :end")
+        params["end"] = end_ts.tz_localize(None).strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" \
+            else end_ts.tz_localize(None).to_pydatetime()
+    if levels:
+        wanted = [levels] if isinstance(levels, str) else list(levels)
+        where.append("level IN (" + ", ".join(f":lvl{i}" for i in range(len(wanted))) + ")")
+        params.update({f"lvl{i}": lvl.upper() for i, lvl in enumerate(wanted)})
+    sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM laravel_log" + (" WHERE " + " AND ".join(where) if where else "")
+    frame = _query(engine, sql + " ORDER BY ts_utc, source, line_no", params)
+    frame = frame.rename(columns={"ts_utc": "ts"})
+    frame["ts"] = pd.to_datetime(frame["ts"], errors="coerce", utc=True, format="mixed")
+    frame = _typed(frame, ints=["line_no", "errno"], strings=["message", "exception_class", "unknown_column", "ts_raw"],
+                   cats=["source", "env", "level", "sqlstate"], bools=["ts_placeholder", "ts_ambiguous", "truncated"])
+    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)],
+                              placeholder_times=int(frame["ts_placeholder"].sum()), truncated=int(frame["truncated"].sum()))
+    return frame
+
+
 def is_synthetic(db=None) -> bool:
     """True when the database is the synthetic demo world (reports must say so)."""
     return "rca_demo_world" in schema_of(engine_for(db))
@@ -523,6 +563,6 @@ def duration_sources(frame: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = [
     "CallTrace", "appointments", "call_trace", "calls", "duration_sources", "engine_for", "errors",
-    "function_traces", "is_synthetic", "migrations", "schema_of", "webhook_events",
+    "function_traces", "is_synthetic", "laravel_log", "migrations", "schema_of", "webhook_events",
 ]
 

@@ -185,3 +185,17 @@ def test_loaders_never_write(demo_db):
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM migrations"))
     assert len(loaders.migrations(engine)) > 0
+
+
+def test_laravel_log_round_trip_through_scratch_import(shared_data, tmp_path):
+    from rca_toolkit.cli import main
+
+    scratch = f"sqlite:///{tmp_path / 'scratch.sqlite'}"
+    assert main(["import", "laravel-log", str(shared_data / "error-monitor.log"), "--db", scratch]) == 0
+    everything = loaders.laravel_log(scratch)
+    assert len(everything) == 76 and int(everything["truncated"].sum()) == 73
+    assert int((everything["errno"] == 2002).sum()) == 48
+    morning = loaders.laravel_log(scratch, start="2025-09-24T09:00:00+02:00", end="2025-09-24T10:00:00+02:00", levels=["ERROR"])
+    assert len(morning) > 0
+    assert morning["ts"].between(pd.Timestamp("2025-09-24T07:00:00Z"), pd.Timestamp("2025-09-24T08:00:00Z"),
+                                 inclusive="left").all()
