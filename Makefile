@@ -35,5 +35,8 @@ test-fast: $(STAMP) ## the suite without notebook executions
 bench: $(STAMP) ## build a 1M-call world in MariaDB and write benchmarks/results/<date>.json
 	$(BIN)/python -m benchmarks.run
 
+airflow-check: $(STAMP) ## validate the Airflow DAG in a real Airflow (its own virtualenv .venv-airflow)
+	bash integrations/airflow/check_dag.sh
+
 clean: ## remove the virtualenv, demo data and generated reports
-	rm -rf $(VENV) data/*.sqlite data/*.json reports/*/ reports/index.*
+	rm -rf $(VENV) .venv-airflow data/*.sqlite data/*.json reports/*/ reports/index.*
