@@ -14,7 +14,8 @@ with the previous 4 weeks (``BASELINE_PERIODS``). Rules (thresholds from inciden
   confidently in a warning band, call duration or a function latency regressed against the
   baseline (Mann-Whitney, via :mod:`rca_toolkit.compare`), an error signature is new (absent
   from the baseline, at least ``MIN_NEW_SIGNATURE`` times) or growing (conditional binomial
-  test on the counts per unit of time, p < ``GROWTH_ALPHA``), or sessions are stuck (P5).
+  test of the period's share of the counts against its share of the calls, p < ``GROWTH_ALPHA``),
+  or sessions are stuck (P5).
 * **OK** otherwise. "Confidently" means the whole 95 % interval is past the threshold, so a
   handful of calls on a Sunday cannot raise an alarm and an empty day says so instead.
 
@@ -353,8 +354,14 @@ def _signatures(inputs: HealthInputs, base_label: str, reasons: list[Reason]) ->
     errs = errs.dropna(subset=["signature"])
     first_seen = errs.groupby("signature")["occurred_at"].min().to_dict()
     cur, base = _split(errs, "occurred_at", inputs.bounds)
+    # Expected share of the period if errors per call were unchanged (errors follow call volume:
+    # a weekday after a weekend is not "growing"); by time when there are no calls.
+    cur_calls, base_calls = _split(inputs.calls, "started_at", inputs.bounds)
     b = inputs.bounds
-    share = (b["end"] - b["start"]) / (b["end"] - b["baseline_start"])  # expected share of the period if rates are equal
+    if len(cur_calls) and len(base_calls):
+        share = len(cur_calls) / (len(cur_calls) + len(base_calls))
+    else:
+        share = (b["end"] - b["start"]) / (b["end"] - b["baseline_start"])
     rows = []
     for sig, count in cur["signature"].value_counts().items():
         base_count = int((base["signature"] == sig).sum())
@@ -459,7 +466,7 @@ def plot_booking(report: HealthReport, *, ax=None):
     for path, frame in daily.groupby("path"):
         x = pd.to_datetime(frame["day"])
         y = frame["success_rate"].to_numpy(dtype=float)
-        err = np.vstack([y - frame["ci_low"].to_numpy(dtype=float), frame["ci_high"].to_numpy(dtype=float) - y])
+        err = np.clip(np.vstack([y - frame["ci_low"].to_numpy(dtype=float), frame["ci_high"].to_numpy(dtype=float) - y]), 0, None)
         ax.errorbar(x, 100 * y, yerr=100 * err, marker="o", capsize=3, label=f"{path}")
     start = pd.Timestamp(report.day)
     ax.axvspan(start - pd.Timedelta(hours=12), start + pd.Timedelta(days=PERIODS[report.period]) - pd.Timedelta(hours=12),

@@ -201,20 +201,42 @@ def run_health(day: date | str, period: str = "1d", *, company_id: int = 0, db: 
 
 
 def backfill(start: date | str, end: date | str, period: str = "1d", *, company_id: int = 0, db: str | None = None,
-             root: str | Path | None = None, progress: bool | None = None, notebook: str | Path | None = None) -> list[HealthRun]:
-    """One run per period start in ``[start, end]``, in order, with a tqdm progress bar."""
+             root: str | Path | None = None, progress: bool | None = None, notebook: str | Path | None = None,
+             jobs: int = 1) -> list[HealthRun]:
+    """One run per period start in ``[start, end]`` with a tqdm progress bar; ``jobs`` runs at once.
+
+    Parallel runs use separate processes (each executes its own kernel); they never share a
+    report folder, and the index is rebuilt under its own lock after each run.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
     from tqdm.auto import tqdm
 
     start = parse_day(start, name="--from") if isinstance(start, str) else start
     end = parse_day(end, name="--to") if isinstance(end, str) else end
+    if int(jobs) < 1:
+        raise ConfigError(f"--jobs={jobs} is not a positive number", hint="use 1 (one report at a time) or more")
     days = backfill_days(start, end, period)
+    root = reports_root(root)
     show = progress_enabled() if progress is None else progress
-    runs = []
-    with tqdm(days, desc=f"health {period}", unit="report", disable=not show) as bar:
-        for day in bar:
-            bar.set_postfix_str(day.isoformat())
-            runs.append(run_health(day, period, company_id=company_id, db=db, root=root, notebook=notebook))
-    return runs
+    kwargs = {"company_id": company_id, "db": db, "root": root, "notebook": notebook}
+    runs: list[HealthRun] = []
+    with tqdm(total=len(days), desc=f"health {period}", unit="report", disable=not show) as bar:
+        if jobs == 1:
+            for day in days:
+                bar.set_postfix_str(day.isoformat())
+                runs.append(run_health(day, period, **kwargs))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(int(jobs), len(days)), mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(run_health, day, period, **kwargs) for day in days]
+                for future in as_completed(futures):
+                    run = future.result()
+                    bar.set_postfix_str(run.day.isoformat())
+                    runs.append(run)
+                    bar.update()
+    return sorted(runs, key=lambda r: r.day)
 
 
 def combined_exit_code(runs: list[HealthRun]) -> int:

@@ -194,20 +194,44 @@ def test_plot_shows_one_series_per_path_and_the_reported_day():
 
 
 # --------------------------------------------------------------------------- the demo world
-@pytest.mark.parametrize("day", ["2025-10-14"])
-def test_demo_phantom_column_day_is_act(demo_db, day):
+def truth_counts(truth: dict, day: str, path: str) -> tuple[int, int]:
+    """(successes, attempts) of real-id booking attempts on one Berlin day, from the ground truth."""
+    frame = pd.DataFrame(truth["attempts"])
+    frame = frame[frame["is_real"] & (frame["path"] == path)]
+    local_day = pd.to_datetime(frame["at_utc"], utc=True).dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%d")
+    chosen = frame[local_day == day]
+    return int((chosen["outcome"] == "success").sum()), len(chosen)
+
+
+def test_demo_phantom_column_day_is_act_with_the_true_counts(demo_db):
     url, truth = demo_db
-    report = health.health(url, day)
-    assert report.verdict == "ACT"
-    assert report.synthetic is True
+    report = health.health(url, "2025-10-14")
+    assert report.verdict == "ACT" and report.synthetic is True
+    rows = report.booking.set_index("path")
+    for path in ("book_appointment", "collect_appointment"):
+        k, n = truth_counts(truth, "2025-10-14", path)
+        assert (rows.loc[path, "success"], rows.loc[path, "attempts"]) == (k, n)
+        assert k == 0 and n >= 3 and rows.loc[path, "level"] == "ACT"
+    first = pd.Timestamp(truth["incidents"]["A_phantom_columns"]["frames"][
+        "App\\Services\\Retell\\AppointmentCreationService::createLocalRecord"]["first"])
+    since = first.tz_convert("Europe/Berlin").strftime("%Y-%m-%d %H:%M")
+    assert since.startswith("2025-10-13 ")
     acts = [r.text for r in report.reasons if r.level == "ACT"]
-    assert acts and all("Unknown column 'created_by'" in t and "since 2025-10-13" in t for t in acts)
-    paths = {r.text.split("booking success on path ")[1].split()[0] for r in report.reasons if r.level == "ACT"}
-    assert paths == {"book_appointment", "collect_appointment"}
+    assert len(acts) == 2
+    assert all("Unknown column 'created_by'" in t and f"since {since}" in t for t in acts)
+    assert report.verdict_line.startswith("ACT: booking success on path book_appointment 0 % (0/")
 
 
-def test_demo_quiet_day_is_not_act(demo_db):
-    url, _truth = demo_db
+def test_demo_quiet_day_is_not_act_and_counts_stuck_sessions(demo_db):
+    url, truth = demo_db
     report = health.health(url, "2025-11-20")
     assert report.verdict in ("OK", "WATCH")
-    assert report.booking.set_index("path").loc["book_appointment", "level"] == "OK"
+    rows = report.booking.set_index("path")
+    for path in ("book_appointment", "collect_appointment"):
+        assert (rows.loc[path, "success"], rows.loc[path, "attempts"]) == truth_counts(truth, "2025-11-20", path)
+        assert rows.loc[path, "level"] == "OK"
+    stuck_ids = set(truth["stuck_session_call_ids"])
+    day_calls = health.load(url, "2025-11-20").calls
+    day_calls = day_calls[day_calls["started_at"] >= report.bounds["start"]]
+    expected_stuck = int(day_calls["call_id"].astype(str).isin(stuck_ids).sum())
+    assert report.key_numbers()["stuck_sessions"] == expected_stuck

@@ -187,64 +187,22 @@ def _health_runs(root: Path) -> list[Path]:
     return sorted(p for p in (root / "health" / "1d").iterdir() if not p.name.startswith("."))
 
 
-@pytest.mark.slow
-def test_report_health_act_then_ok_then_rerun_replaces(demo_sqlite, tmp_path):
+@pytest.fixture(scope="module")
+def backfilled(demo_sqlite, tmp_path_factory):
+    """A real 30-day backfill through the CLI (two reports at a time), shared by the tests below."""
     url, _truth = demo_sqlite
-    root = tmp_path / "reports"
-
-    act = rca("report", "health", "--date", "2025-10-14", "--db", url, "--reports-dir", str(root))
-    assert act.returncode == 1, act.stderr
-    metrics = json.loads((root / "health/1d/2025-10-14/metrics.json").read_text())
-    assert metrics["verdict"] == "ACT"
-    line = metrics["verdict_line"]
-    assert line.startswith("ACT: booking success on path ") and "since 2025-10-13" in line
-    assert "Unknown column 'created_by'" in line
-    assert line in act.stdout
-
-    ok = rca("report", "health", "--date", "2025-11-20", "--db", url, "--reports-dir", str(root))
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads((root / "health/1d/2025-11-20/metrics.json").read_text())["verdict"] in ("OK", "WATCH")
-
-    first_id = json.loads((root / "health/1d/2025-10-14/run.json").read_text())["run_id"]
-    again = rca("report", "health", "--date", "2025-10-14", "--db", url, "--reports-dir", str(root))
-    assert again.returncode == 1
-    assert [p.name for p in _health_runs(root)] == ["2025-10-14", "2025-11-20"]
-    run = json.loads((root / "health/1d/2025-10-14/run.json").read_text())
-    assert run["run_id"] != first_id and run["status"] == "ok"
-    assert {"report.html", "report.md", "metrics.json", "params.yaml", "run.json", "health_report.ipynb"} <= \
-        {p.name for p in (root / "health/1d/2025-10-14").iterdir()}
-    assert not [p for p in (root / "health/1d").iterdir() if ".staging" in p.name or ".old-" in p.name]
-
-    index = json.loads((root / "index.json").read_text())
-    assert [(r["date"], r["verdict"]) for r in index["runs"]][0] == ("2025-10-14", "ACT")
-    assert index["count"] == 2
-    assert 'href="health/1d/2025-10-14/report.html"' in (root / "index.html").read_text()
-
-
-@pytest.mark.slow
-def test_two_runs_of_the_same_date_at_once_leave_one_complete_folder(demo_sqlite, tmp_path):
-    url, _truth = demo_sqlite
-    root = tmp_path / "reports"
-    env = {**os.environ, "RCA_PROGRESS": "0"}
-    args = [*RCA, "report", "health", "--date", "2025-11-20", "--db", url, "--reports-dir", str(root)]
-    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
-    results = [p.communicate(timeout=600) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], results
-    assert [p.name for p in _health_runs(root)] == ["2025-11-20"]
-    run = json.loads((root / "health/1d/2025-11-20/run.json").read_text())
-    assert run["status"] == "ok" and (root / "health/1d/2025-11-20/report.html").stat().st_size > 0
-    assert json.loads((root / "index.json").read_text())["count"] == 1
-
-
-@pytest.mark.slow
-def test_thirty_day_backfill_with_progress_bar_and_index(demo_sqlite, tmp_path):
-    url, _truth = demo_sqlite
-    root = tmp_path / "reports"
+    root = tmp_path_factory.mktemp("backfill") / "reports"
     started = time.monotonic()
-    done = rca("report", "health", "--from", "2025-10-01", "--to", "2025-10-30", "--db", url,
+    done = rca("report", "health", "--from", "2025-10-01", "--to", "2025-10-30", "--jobs", "2", "--db", url,
                "--reports-dir", str(root), progress=True, timeout=1800)
     elapsed = time.monotonic() - started
-    print(f"30-day backfill took {elapsed:.0f} s ({elapsed / 30:.1f} s per report)")
+    print(f"30-day backfill took {elapsed:.0f} s wall ({elapsed / 30:.1f} s per report with --jobs 2)")
+    return url, root, done
+
+
+@pytest.mark.slow
+def test_thirty_day_backfill_with_progress_bar_and_index(backfilled):
+    _url, root, done = backfilled
     assert done.returncode == 1, done.stderr  # the phantom-column days are ACT
     assert "30/30" in done.stderr  # the tqdm bar reached the end
     runs = _health_runs(root)
@@ -252,7 +210,49 @@ def test_thirty_day_backfill_with_progress_bar_and_index(demo_sqlite, tmp_path):
     index = json.loads((root / "index.json").read_text())
     assert index["count"] == 30
     assert sorted(r["date"] for r in index["runs"]) == [f"2025-10-{d:02d}" for d in range(1, 31)]
+    assert all(r["status"] == "ok" and r["notebook"] == "health_report" for r in index["runs"])
     verdicts = {r["date"]: r["verdict"] for r in index["runs"]}
-    assert verdicts["2025-10-14"] == "ACT"
-    assert all(r["status"] == "ok" for r in index["runs"])
-    assert run_index.collect(root)[0]["path"] == "health/1d/2025-10-30"  # newest run first
+    assert verdicts["2025-10-14"] == "ACT" and verdicts["2025-10-01"] in ("OK", "WATCH")
+    assert (root / "index.html").read_text().count('<span class="v v-') == 30
+    assert not [p for p in (root / "health/1d").iterdir() if ".staging" in p.name or ".old-" in p.name]
+
+
+@pytest.mark.slow
+def test_act_day_names_the_failures_and_a_rerun_replaces_its_folder(backfilled):
+    url, root, _done = backfilled
+    folder = root / "health/1d/2025-10-14"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    line = metrics["verdict_line"]
+    assert metrics["verdict"] == "ACT"
+    assert line.startswith("ACT: booking success on path book_appointment 0 % (0/")
+    assert "since 2025-10-13" in line and "Unknown column 'created_by'" in line
+    first_id = json.loads((folder / "run.json").read_text())["run_id"]
+
+    again = rca("report", "health", "--date", "2025-10-14", "--db", url, "--reports-dir", str(root))
+    assert again.returncode == 1, again.stderr
+    assert line in again.stdout
+    run = json.loads((folder / "run.json").read_text())
+    assert run["run_id"] != first_id and run["status"] == "ok"
+    assert len(_health_runs(root)) == 30  # the same date twice gives one folder
+    assert {"report.html", "report.md", "metrics.json", "params.yaml", "run.json", "health_report.ipynb"} <= \
+        {p.name for p in folder.iterdir()}
+    index = json.loads((root / "index.json").read_text())
+    assert index["count"] == 30 and index["runs"][0]["date"] == "2025-10-14"  # the newest run first
+    assert 'href="health/1d/2025-10-14/report.html"' in (root / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_quiet_day_exits_0_and_two_runs_at_once_leave_one_complete_folder(demo_sqlite, tmp_path):
+    url, _truth = demo_sqlite
+    root = tmp_path / "reports"
+    env = {**os.environ, "RCA_PROGRESS": "0"}
+    args = [*RCA, "report", "health", "--date", "2025-11-20", "--db", url, "--reports-dir", str(root)]
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    results = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert [p.name for p in _health_runs(root)] == ["2025-11-20"]
+    metrics = json.loads((root / "health/1d/2025-11-20/metrics.json").read_text())
+    assert metrics["verdict"] in ("OK", "WATCH")
+    run = json.loads((root / "health/1d/2025-11-20/run.json").read_text())
+    assert run["status"] == "ok" and (root / "health/1d/2025-11-20/report.html").stat().st_size > 0
+    assert json.loads((root / "index.json").read_text())["count"] == 1

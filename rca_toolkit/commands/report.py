@@ -29,6 +29,7 @@ def register(sub) -> None:
     health.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="backfill: last period start (inclusive)")
     health.add_argument("--period", default="1d", choices=sorted(scheduled.PERIODS), help="1d (daily) or 7d (weekly)")
     health.add_argument("--company", type=int, default=0, metavar="ID", help="company id (default 0 = all companies)")
+    health.add_argument("--jobs", type=int, default=1, metavar="N", help="backfill: reports to run at once (default 1)")
     health.add_argument("--reports-dir", default=None, metavar="DIR", help="reports root (default: settings, ./reports)")
     add_db_option(health)
     add_format_option(health)
@@ -69,7 +70,7 @@ def _health(args: argparse.Namespace) -> int:
         if not (args.date_from and args.date_to):
             raise ConfigError("a backfill needs both --from and --to", hint="e.g. --from 2025-10-01 --to 2025-10-30")
         runs = scheduled.backfill(args.date_from, args.date_to, args.period, company_id=args.company, db=args.db,
-                                  root=args.reports_dir)
+                                  root=args.reports_dir, jobs=args.jobs)
     elif args.date:
         runs = [scheduled.run_health(args.date, args.period, company_id=args.company, db=args.db, root=args.reports_dir)]
     else:
