@@ -219,3 +219,22 @@ def test_cli_rejects_a_naive_time_with_one_line(capsys):
     code, out, err = _rca(["compare", "--at", "2025-10-18T13:20:08"], capsys)
     assert code == 2 and out == ""
     assert err.strip().count("\n") == 0 and "has no time zone" in err and "2025-10-18T13:20:08+02:00" in err
+
+
+@pytest.mark.slow
+def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path):
+    from rca_toolkit import notebooks
+
+    url, _ = demo_sqlite
+    run = notebooks.run_notebook("notebooks/before_after_report.ipynb", {"before": "4d", "exclude": "15m"}, db=url,
+                                 out_dir=tmp_path)
+    assert run.status == "ok", run.error
+    rates = {m["group"]: m for m in run.metrics["metrics"] if m["name"] == "booking_success_rate"}
+    assert rates["collect_appointment"]["verdict"] == "improved" and rates["book_appointment"]["after"]["value"] == 0.0
+    assert run.metrics["windows"]["before"][0] == "2025-10-14T11:20:08+00:00"  # 4 days, the parameter took effect
+    figures = sorted(p.name for p in (run.run_dir / "figures").iterdir())
+    assert figures == ["booking_success_rates.png", "call_duration.png", "function_latency.png"]
+    page = (run.run_dir / "report.html").read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == 3 and "http://" not in page and "https://" not in page
+    assert "The fix was partial: book_appointment still fails" in page and "SYNTHETIC DEMO DATA" in page
+    assert "before_after(" not in page and ".partial" not in page  # no code cells, no run paths
