@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from rca_toolkit import loaders, names, outcomes
 from rca_toolkit.commands.compare import before_after
+from rca_toolkit.timeutil import parse_duration
 
 TRACE_CALL = "call_ab45deadd7db66c4956d5243861"  # the injected 144-second call: present at every scale
 DAY = ("2025-10-14T00:00:00+02:00", "2025-10-15T00:00:00+02:00")  # a Tuesday in the phantom window
@@ -38,7 +39,7 @@ class Windows:
 
 
 def compare_windows() -> Windows:
-    at, span, guard = pd.Timestamp(AT).tz_convert("UTC"), pd.Timedelta(SPAN), pd.Timedelta(GUARD)
+    at, span, guard = pd.Timestamp(AT).tz_convert("UTC"), parse_duration(SPAN), parse_duration(GUARD)
     return Windows((at - span, at - guard), (at + guard, at + span))
 
 

@@ -225,7 +225,7 @@ def markdown(result: dict) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("--db", default=DEFAULT_DB, help="database to build into and measure (default: %(default)s)")
-    p.add_argument("--scale", type=int, default=720, help="demo scale; 720 gives about 1M calls (default: %(default)s)")
+    p.add_argument("--scale", type=int, default=760, help="demo scale; 760 gives about 1.0M calls (default: %(default)s)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--repeat", type=int, default=5, help="runs per toolkit/floor measurement (default: %(default)s)")
     p.add_argument("--naive-repeat", type=int, default=None, help="runs of the naive variant (default: 1 above scale 50, else --repeat)")
