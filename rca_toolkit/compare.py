@@ -401,9 +401,14 @@ def compare(attempts: pd.DataFrame, calls: pd.DataFrame | None = None, traces: p
     else:
         notes.append("function latencies not compared (no traces frame given)")
     mix, mix_test = _signature_mix(parts)
+    inferred = attempts.attrs.get("inferred_calcom_links")
+    if inferred:
+        notes.append(f"{inferred} attempts were matched to their Cal.com booking by company and time only (no id links "
+                     "them); orphan and rescue counts rest on that inference")
     excluded = attempts.attrs.get("excluded_test_ids")
     if excluded:
-        notes.append(f"{excluded} booking attempts of test/demo/temp call ids were excluded (P4)")
+        notes.append(f"{attempts.attrs.get('excluded_test_attempts', '?')} booking attempts of {excluded} "
+                     "test/demo/temp call ids were excluded, over the whole loaded range (P4)")
     return Comparison(at_ts, windows, guard, by, metrics, mix, mix_test, _partial(group_metrics, groups_for_partial),
                       bool(attempts.attrs.get("synthetic", False)), notes, samples)
 

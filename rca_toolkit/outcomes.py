@@ -51,7 +51,8 @@ def booking_attempts(db=None, *, start=None, end=None, company_id=None) -> pd.Da
     frame = classify(traces, errors, appointments, webhooks, calls)
     frame.attrs = dict(traces.attrs)
     frame.attrs.update(excluded_test_ids=len(excluded_ids), excluded_test_attempts=excluded_attempts,
-                       excluded_examples=excluded_ids[:20], outcome_counts=frame["outcome"].value_counts().to_dict())
+                       excluded_examples=excluded_ids[:20], outcome_counts=frame["outcome"].value_counts().to_dict(),
+                       inferred_calcom_links=int(frame["calcom_link"].eq("time").sum()))
     for extra in (errors, appointments, webhooks, calls):
         frame.attrs["missing_columns"] = {**extra.attrs.get("missing_columns", {}), **frame.attrs.get("missing_columns", {})}
     return frame
