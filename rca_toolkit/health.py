@@ -190,9 +190,47 @@ class HealthReport:
         return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
 
     def sections(self) -> list[tuple[str, pd.DataFrame]]:
-        return [("Booking success by path", self.booking), ("Reach rates by function family", self.reach),
-                ("Call duration and function latency (ms)", self.durations),
-                ("New and growing error signatures", self.signatures), ("Data-quality flags", self.quality)]
+        """Display tables (percentages, intervals and p-values as text) under their headings."""
+        return [("Booking success by path", self.table("booking")), ("Reach rates by function family", self.table("reach")),
+                ("Call duration and function latency (ms)", self.table("durations")),
+                ("New and growing error signatures", self.table("signatures")), ("Data-quality flags", self.table("quality"))]
+
+    def table(self, name: str) -> pd.DataFrame:
+        """One section formatted for reading; the raw numbers stay in the attribute of that name."""
+        frame = getattr(self, name).copy()
+        if frame.empty:
+            return frame
+        if name == "booking":
+            return pd.DataFrame({
+                "path": frame["path"], "success": [f"{_pct(r)} ({k}/{n})" for r, k, n in zip(frame["success_rate"], frame["success"], frame["attempts"])],
+                "95 % CI": [_ci(lo, hi) for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+                "failed / orphaned": [f"{f} / {o}" for f, o in zip(frame["failed"], frame["orphaned"])],
+                "baseline": [f"{_pct(r)} ({n})" for r, n in zip(frame["baseline_success_rate"], frame["baseline_attempts"])],
+                "p (Fisher)": frame["p_value"].map(_p), "level": frame["level"], "judgement": frame["judgement"],
+                "top failure signature": frame["top_failure_signature"].fillna(""),
+            })
+        if name == "reach":
+            return pd.DataFrame({
+                "family": frame["family"], "reach": [f"{_pct(r)} ({k}/{n})" for r, k, n in zip(frame["reach_rate"], frame["reached"], frame["calls"])],
+                "95 % CI": [_ci(lo, hi) for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+                "baseline": frame["baseline_reach_rate"].map(_pct), "band": frame["band"], "level": frame["level"],
+            })
+        if name == "durations":
+            ms = lambda v: "n/a" if v is None or pd.isna(v) else f"{v:,.0f}"  # noqa: E731
+            return pd.DataFrame({
+                "metric": frame["metric"], "group": frame["group"], "n": frame["n"], "p50": frame["p50"].map(ms),
+                "p95": frame["p95"].map(ms), "p95 95 % CI": frame["p95_ci"].map(lambda c: f"{c[0]:,.0f}-{c[1]:,.0f}" if c else "n/a"),
+                "p99": frame["p99"].map(ms), "baseline p50 / p95": [f"{ms(a)} / {ms(b)}" for a, b in zip(frame["baseline_p50"], frame["baseline_p95"])],
+                "baseline n": frame["baseline_n"], "p (Mann-Whitney)": frame["p_value"].map(_p), "verdict": frame["verdict"],
+            })
+        if name == "signatures":
+            frame["p_value"] = frame["p_value"].map(_p)
+            return frame
+        if name == "quality":
+            frame["share"] = frame["share"].map(lambda v: "" if v is None or pd.isna(v) else f"{100 * v:.1f} %")
+            frame["of"] = frame["of"].map(lambda v: "" if v is None or pd.isna(v) else str(int(v)))
+            return frame
+        raise KeyError(f"no section {name!r}")
 
     def to_markdown(self) -> str:
         parts = [f"# {self.title()}", "", f"**{self.verdict_line}**", ""]
@@ -223,11 +261,19 @@ def _wilson(k: int, n: int) -> tuple[float | None, float | None]:
     if n == 0:
         return None, None
     lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return float(lo), float(hi)
+    return max(0.0, round(float(lo), 6)), min(1.0, round(float(hi), 6))
 
 
 def _pct(v) -> str:
     return "n/a" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
+
+
+def _ci(lo, hi) -> str:
+    return "n/a" if lo is None or pd.isna(lo) else f"{_pct(lo)}-{_pct(hi)}"
+
+
+def _p(v) -> str:
+    return "n/a" if v is None or pd.isna(v) else f"{v:.2g}"
 
 
 def _split(frame: pd.DataFrame, col: str, bounds: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -256,9 +302,9 @@ def _booking(inputs: HealthInputs, first_seen: dict, base_label: str, reasons: l
         signature = top.index[0] if len(top) else None
         level, judged = "OK", ""
         if cn >= MIN_ATTEMPTS and hi is not None and hi < BOOKING_CRITICAL:
-            level, judged = "ACT", f"below the critical {BOOKING_CRITICAL:.0%}"
+            level, judged = "ACT", f"below the critical {BOOKING_CRITICAL * 100:.0f} %"
         elif cn >= MIN_ATTEMPTS and hi is not None and hi < BOOKING_TARGET:
-            level, judged = "WATCH", f"below the {BOOKING_TARGET:.0%} target"
+            level, judged = "WATCH", f"below the {BOOKING_TARGET * 100:.0f} % target"
         elif cn < MIN_ATTEMPTS:
             judged = f"fewer than {MIN_ATTEMPTS} attempts: no judgement"
         rows.append({"path": path, "attempts": cn, "success": ck, "success_rate": ck / cn if cn else None,
