@@ -185,6 +185,7 @@ def run_health(day: date | str, period: str = "1d", *, company_id: int = 0, db: 
     root = reports_root(root)
     final = health_dir(root, period, day)
     params = {"period_start": day.isoformat(), "period": period, "company_id": int(company_id)}
+    _preflight(db)
     with file_lock(_lock_path(final), timeout=lock_timeout, what=f"health {period} {day}"):
         _clear_stale(final)
         staging = final.parent / f".{final.name}.staging-{secrets.token_hex(3)}"
@@ -198,6 +199,17 @@ def run_health(day: date | str, period: str = "1d", *, company_id: int = 0, db: 
     if update_index:
         run_index.write_index(root)
     return run
+
+
+def _preflight(db: str | None) -> None:
+    """An unreachable or missing database is one clear line (exit 2) before any kernel starts."""
+    from .db import check_connection, make_engine
+
+    engine = make_engine(db)
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
 
 
 def backfill(start: date | str, end: date | str, period: str = "1d", *, company_id: int = 0, db: str | None = None,

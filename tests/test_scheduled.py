@@ -256,3 +256,13 @@ def test_quiet_day_exits_0_and_two_runs_at_once_leave_one_complete_folder(demo_s
     run = json.loads((root / "health/1d/2025-11-20/run.json").read_text())
     assert run["status"] == "ok" and (root / "health/1d/2025-11-20/report.html").stat().st_size > 0
     assert json.loads((root / "index.json").read_text())["count"] == 1
+
+
+def test_a_missing_database_is_one_line_and_leaves_no_report(tmp_path):
+    root = tmp_path / "reports"
+    done = rca("report", "health", "--date", "2025-10-14", "--db", f"sqlite:///{tmp_path}/missing.sqlite",
+               "--reports-dir", str(root))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"rca report: error: SQLite database {tmp_path}/missing.sqlite does not exist "
+                                   "(build the demo with `make demo` or `rca demo-data --db sqlite:///data/demo.sqlite`)")
+    assert not root.exists()
