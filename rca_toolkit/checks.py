@@ -284,7 +284,7 @@ def webhook_freshness(db=None, as_of=None, *, providers: tuple[str, ...] = ("ret
         judged = str(rec.provider) in providers
         status = (Status.FAIL if age > crit_td else Status.WARN if age > warn_td else Status.PASS) if judged else None
         rows.append({"provider": str(rec.provider), "event_type": str(rec.event_type_norm), "last_at": rec.created_at.isoformat(),
-                     "age_min": round(age.total_seconds() / 60, 1), "status": status.name if status else "info"})
+                     "age_min": round(age.total_seconds() / 60, 1), "status": "info" if status is None else status.name})
         if status is not None:
             statuses.append(status)
     judged_rows = [r for r in rows if r["provider"] in providers]

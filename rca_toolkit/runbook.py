@@ -304,6 +304,8 @@ def _default(value):
 
 
 def _fmt(value) -> str:
+    if isinstance(value, (list, tuple, dict)) and not value:
+        return "none"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)) and all(not isinstance(v, (dict, list)) for v in value):

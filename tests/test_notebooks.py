@@ -248,3 +248,29 @@ def test_no_password_in_any_file_of_the_run_folder(tmp_path, password_url, leak)
     info = json.loads((result.run_dir / "run.json").read_text())
     assert info["database"].startswith("mysql+pymysql://rca_ro_") and ":***@" in info["database"]
     assert os.environ.get("RCA_PARAM_DB_URL") is None  # the runner restored the environment
+
+
+def test_rca_list_shows_every_notebook_with_parameters_and_help(capsys):
+    assert cli.main(["list", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    listed = {Path(r["notebook"]).name: r for r in rows}
+    assert {"RB001-post-deployment.ipynb", "RB020-booking-health.ipynb", "RB030-cache-invalidation.ipynb",
+            "RB040-data-consistency.ipynb"} <= set(listed)
+    rb001 = {p["name"]: p for p in listed["RB001-post-deployment.ipynb"]["parameters"]}
+    assert rb001["deployed_at"] == {"name": "deployed_at", "type": "str", "default": "2025-10-18T13:20:08+02:00",
+                                    "help": "ISO-8601 time the deployment finished, with zone", "kind": "timestamp"}
+    assert rb001["window"]["kind"] == "duration" and rb001["min_attempts"]["type"] == "int"
+    assert cli.main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert "runbooks/RB001-post-deployment.ipynb" in text
+    assert "    min_attempts: int = 20  # booking attempts per path needed for a verdict" in text
+
+
+def test_find_notebook_by_number_stem_and_unknown():
+    from rca_toolkit.commands.run import find_notebook
+
+    assert find_notebook("RB001", runbook=True).name == "RB001-post-deployment.ipynb"
+    assert find_notebook("rb040", runbook=True).name == "RB040-data-consistency.ipynb"
+    assert find_notebook("RB030-cache-invalidation").name == "RB030-cache-invalidation.ipynb"
+    with pytest.raises(NotFound, match="no runbook named 'RB999'"):
+        find_notebook("RB999", runbook=True)
