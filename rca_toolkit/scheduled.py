@@ -273,9 +273,8 @@ def prune(root: str | Path | None = None, keep: str = "90d", *, now: datetime | 
             continue
         folder = root / entry["path"]
         if not dry_run:
-            with file_lock(_lock_path(folder), what=str(folder)):
+            with file_lock(_lock_path(folder), what=str(folder)):  # never delete under a running report
                 shutil.rmtree(folder, ignore_errors=False)
-            _lock_path(folder).unlink(missing_ok=True)
         removed.append(folder)
     if not dry_run:
         run_index.write_index(root)
