@@ -172,25 +172,18 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
         covered = detectors.union_length([(r["start_s"], r["end_s"]) for r in rows]) / duration
         notes.append(f"speech placed from {len(rows)} transcript segments covering {covered:.0%} of the call; "
                      "a gap may be untranscribed speech, so dead air from segments is an upper bound")
-    tools = []
-    for t in trace.function_traces.itertuples(index=False) if len(trace.function_traces) else []:
-        start = _offset(t.started_at, origin)
-        if start is None:
-            continue
-        end = _offset(getattr(t, "completed_at", None), origin)
-        if end is None and pd.notna(getattr(t, "duration_ms", None)):
-            end = start + max(t.duration_ms, 0) / 1000
-        error = getattr(t, "error", None)
-        error = error if isinstance(error, str) and error else result_error(getattr(t, "output_result", None))
-        ok = str(t.status) == "success" and not error
-        if not ok and not error:
-            error = f"status {t.status}"
-        end = start if end is None else end
-        tools.append({"name": t.function_name, "family": names.function_family(t.function_name), "start_s": round(start, 3),
-                      "end_s": round(end, 3), "latency_s": round(end - start, 3), "ok": ok, "error": error,
-                      "transport_ok": None, "arguments": getattr(t, "input_params", None)})
-        rows.append(_span(start, end, "tool", t.function_name, None, "retell_function_traces", "", t.function_name,
-                          names.function_family(t.function_name), ok))
+    tools = _db_tools(trace, origin)
+    if tools and tools[0]["source"] == "retell_call_events":
+        notes.append("no function traces: tool calls taken from function_call events (offset + response_time_ms)")
+    for t in tools:
+        rows.append(_span(t["start_s"], t["end_s"], "tool", t["name"], None, t.pop("source"), "", t["name"],
+                          t["family"], t["ok"]))
+    events = getattr(trace, "events", None)
+    if events is not None and len(events) and "to_node" in events:
+        for e in events[events["event_type"] == "flow_transition"].itertuples(index=False):
+            if pd.notna(getattr(e, "call_offset_ms", None)):
+                rows.append(_span(e.call_offset_ms / 1000, e.call_offset_ms / 1000, "node", str(e.to_node), None,
+                                  "retell_call_events"))
     for e in trace.errors.itertuples(index=False) if len(trace.errors) else []:
         at = e.call_offset_ms / 1000 if pd.notna(getattr(e, "call_offset_ms", None)) else _offset(e.occurred_at, origin)
         if at is not None:
@@ -209,6 +202,44 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
     tool_frame = pd.DataFrame(tools, columns=["name", "family", "start_s", "end_s", "latency_s", "ok", "error",
                                               "transport_ok", "arguments"])
     return CallData(trace.call_id, duration, _frame(rows), tool_frame, known, gaps, notes, "database trace", synthetic)
+
+
+def _tool_row(name, start, end, status, error, result, args, source) -> dict:
+    error = error if isinstance(error, str) and error else result_error(result)
+    ok = str(status) == "success" and not error
+    if not ok and not error:
+        error = f"status {status}"
+    end = start if end is None else end
+    return {"name": name, "family": names.function_family(name), "start_s": round(start, 3), "end_s": round(end, 3),
+            "latency_s": round(end - start, 3), "ok": ok, "error": error, "transport_ok": None, "arguments": args,
+            "source": source}
+
+
+def _db_tools(trace, origin) -> list[dict]:
+    """Tool calls from function traces (session clock), else from ``function_call`` events."""
+    out = []
+    for t in trace.function_traces.itertuples(index=False) if len(trace.function_traces) else []:
+        start = _offset(t.started_at, origin)
+        if start is None:
+            continue
+        end = _offset(getattr(t, "completed_at", None), origin)
+        if end is None and pd.notna(getattr(t, "duration_ms", None)):
+            end = start + max(t.duration_ms, 0) / 1000
+        out.append(_tool_row(t.function_name, start, end, t.status, getattr(t, "error", None),
+                             getattr(t, "output_result", None), getattr(t, "input_params", None), "retell_function_traces"))
+    events = getattr(trace, "events", None)
+    if out or events is None or not len(events) or "event_type" not in events:
+        return out
+    for e in events[events["event_type"] == "function_call"].itertuples(index=False):
+        if pd.isna(getattr(e, "call_offset_ms", None)):
+            continue
+        start = e.call_offset_ms / 1000
+        rt = getattr(e, "response_time_ms", None)
+        end = None if rt is None or pd.isna(rt) else start + max(rt, 0) / 1000
+        out.append(_tool_row(e.function_name, start, end, getattr(e, "function_status", None), None,
+                             getattr(e, "function_response", None), getattr(e, "function_arguments", None),
+                             "retell_call_events"))
+    return out
 
 
 def build_spans(source) -> pd.DataFrame:

@@ -183,6 +183,24 @@ def test_trace_status_and_missing_error_text():
                    ("book_appointment", 5.0, False, "status pending")]
 
 
+def test_events_stand_in_for_missing_function_traces():
+    t0 = pd.Timestamp("2025-10-18 14:00", tz="UTC")
+    events = pd.DataFrame({
+        "event_type": ["flow_transition", "function_call", "function_call"], "call_offset_ms": [0, 1200, 6000],
+        "response_time_ms": [None, 900, 2500], "function_name": [None, "initialize_call", "check_availability_v17"],
+        "function_status": [None, "success", "success"], "to_node": ["greeting", None, None],
+        "function_arguments": [None, {}, {"datum": "20.10.2025"}],
+        "function_response": [None, {"success": True}, {"success": False, "error": "Cal.com HTTP 500"}]})
+    trace = CallTrace("call_" + "3" * 27, {"started_at": t0, "duration_ms": 10000}, events, pd.DataFrame(),
+                      pd.DataFrame(), pd.DataFrame(), None, ["function traces"])
+    tl = build_timeline(trace)
+    got = [(t["name"], t["start_s"], t["end_s"], t["ok"], t["error"]) for t in tl.to_dict()["tool_calls"]]
+    assert got == [("initialize_call", 1.2, 2.1, True, None), ("check_availability_v17", 6.0, 8.5, False, "Cal.com HTTP 500")]
+    assert "no function traces: tool calls taken from function_call events (offset + response_time_ms)" in tl.notes
+    assert tl.spans[tl.spans["kind"] == "node"]["label"].tolist() == ["greeting"]
+    assert tl.attribution.ms == {"tool_running": 3400, "unaccounted": 6600}  # no transcript: no speech/silence split
+
+
 @pytest.mark.parametrize("dead_air_s", [0.5, 1.0, 3.0, 10.0])
 def test_categories_sum_exactly_to_the_duration(shared_data, sample_path, dead_air_s):
     sources = [sample_path, json.loads(sample_path.read_text()), OVERLAP_CALL, _db_trace(), _thin_trace(shared_data)]
