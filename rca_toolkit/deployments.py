@@ -9,7 +9,6 @@ two hours (P1).
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +22,9 @@ DEFAULT_RESOURCE = "deployments_askproai.csv"
 
 def default_path() -> Path:
     """Path of the packaged askproai deployment list."""
-    return Path(str(resources.files("rca_toolkit") / "resources" / DEFAULT_RESOURCE))
+    # Beside this module, not importlib.resources: editable installs can expose the package as a
+    # namespace whose resource reader rejects it.
+    return Path(__file__).resolve().parent / "resources" / DEFAULT_RESOURCE
 
 
 def load_deployments(path: str | Path | None = None) -> pd.DataFrame:

@@ -134,3 +134,25 @@ def test_demo_d2_outage_is_found_on_the_overall_series(demo_changes):
     assert recovered.candidates[0]["commit"] == "b53835817bafb084ce3fa3b084a429909f04ad41"
     assert broke.rate_after == 0.0
     assert "fb310a8009" in result.table().to_string() and "SYNTHETIC DEMO DATA" in result.to_markdown()
+
+
+def test_deployment_lists_need_offsets_and_the_packaged_one_loads(tmp_path):
+    from rca_toolkit.deployments import load_deployments
+    from rca_toolkit.errors import InputFormatError, NotFound
+
+    packaged = load_deployments()
+    fix = packaged[packaged["commit"] == "6110e564122f3f94ab1d3153b7f6dbdc524a2f50"]
+    assert fix["deployed_at"].tolist() == [pd.Timestamp("2025-10-18T11:20:08Z")]
+    assert packaged["deployed_at"].is_monotonic_increasing
+    naive = tmp_path / "naive.csv"
+    naive.write_text("deployed_at,commit,description,source\n2025-10-18 13:20:08,abc,fix,git\n")
+    with pytest.raises(InputFormatError, match="has no offset"):
+        load_deployments(naive)
+    yaml_file = tmp_path / "d.yaml"
+    yaml_file.write_text("deployments:\n  - {deployed_at: '2025-11-13T16:18:37+01:00', commit: 50749ce4, description: full fix, source: git}\n")
+    assert load_deployments(yaml_file)["deployed_at"].tolist() == [pd.Timestamp("2025-11-13T15:18:37Z")]
+    with pytest.raises(InputFormatError, match="lacks columns commit"):
+        (tmp_path / "bad.csv").write_text("deployed_at\n2025-10-18T13:20:08+02:00\n")
+        load_deployments(tmp_path / "bad.csv")
+    with pytest.raises(NotFound):
+        load_deployments(tmp_path / "missing.csv")

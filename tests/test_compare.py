@@ -238,3 +238,18 @@ def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path)
     assert page.count('src="data:image/png;base64,') == 3 and "http://" not in page and "https://" not in page
     assert "The fix was partial: book_appointment still fails" in page and "SYNTHETIC DEMO DATA" in page
     assert "before_after(" not in page and ".partial" not in page  # no code cells, no run paths
+
+
+def test_installed_rca_script_runs_compare(demo_sqlite, tmp_path):
+    """The console script (not just cli.main): catches packaging problems such as the deployment resource."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url, _ = demo_sqlite
+    script = Path(sys.executable).parent / "rca"
+    proc = subprocess.run([str(script), "compare", "--at", AT, "--by", "path", "--db", url], capture_output=True,
+                          text=True, cwd=tmp_path, env={"RCA_PROGRESS": "0", "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "The fix was partial: book_appointment still fails" in proc.stdout
+    assert "50749ce422 Full fix" in proc.stdout  # candidate causes from the packaged deployment list
