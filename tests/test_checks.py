@@ -262,3 +262,44 @@ def test_redis_checks_against_the_local_server():
     assert checks.redis_reachable("redis://127.0.0.1:1/0").status == Status.FAIL
     watch = checks.redis_key_watch(url, pattern="rca-test-none:*", duration="0.2s", interval="0.1s")
     assert watch.status == Status.WARN and watch.evidence["keys_at_start"] == 0
+
+
+def test_redis_watch_sees_an_invalidation():
+    import threading
+
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/14"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    keys = [f"rca-test:availability:{i}" for i in range(3)]
+    client.mset({k: "slots" for k in keys})
+    started = threading.Event()
+    box = {}
+
+    def watch():
+        started.set()
+        box["result"] = checks.redis_key_watch(url, pattern="rca-test:availability:*", duration="3s", interval="0.1s")
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    started.wait()
+    __import__("time").sleep(0.5)  # let the first SCAN see all three keys (ordering, not a timing assertion)
+    client.delete(keys[1])  # what a booking webhook handler should do
+    thread.join()
+    client.delete(*keys)
+    result = box["result"]
+    assert result.status == Status.PASS and result.evidence["removed"] == [keys[1]]
+    assert result.evidence["keys_at_start"] == 3
+
+
+def test_phantom_columns_from_the_code_tree(world):
+    laravel = FIXTURES.parent / "laravel_before"
+    result = checks.phantom_columns(world, str(laravel))
+    assert result.status == Status.FAIL
+    found = {r["column"] for r in result.evidence["phantom_columns"]}
+    assert found == {"created_by", "booking_source", "booked_by_user_id", "cancelled_by", "cancellation_source",
+                     "reschedule_source", "rescheduled_by", "previous_starts_at"}  # incidents.md A, item 3
+    assert run_check(None, checks.phantom_columns, world, str(FIXTURES / "nope")).status == Status.ERROR
