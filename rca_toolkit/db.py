@@ -159,6 +159,8 @@ class TableInfo:
     nullable: dict[str, bool] = field(default_factory=dict)
     has_default: dict[str, bool] = field(default_factory=dict)
     indexes: list[dict] = field(default_factory=list)
+    primary_key: list[str] = field(default_factory=list)
+    autoincrement: set[str] = field(default_factory=set)
 
 
 def introspect(engine: sa.Engine, tables: list[str] | None = None) -> dict[str, TableInfo]:
@@ -179,8 +181,20 @@ def introspect(engine: sa.Engine, tables: list[str] | None = None) -> dict[str, 
             nullable={c["name"]: bool(c.get("nullable", True)) for c in cols},
             has_default={c["name"]: c.get("default") is not None or bool(c.get("autoincrement") is True) for c in cols},
             indexes=inspector.get_indexes(name) if name not in inspector.get_view_names() else [],
+            primary_key=list(inspector.get_pk_constraint(name).get("constrained_columns") or []),
+            autoincrement=_autoincrement_columns(engine, name, cols),
         )
     return out
+
+
+def _autoincrement_columns(engine: sa.Engine, table: str, cols: list[dict]) -> set[str]:
+    """Columns the database fills itself: MariaDB ``auto_increment``; SQLite's INTEGER PRIMARY KEY."""
+    found = {c["name"] for c in cols if c.get("autoincrement") is True}
+    if engine.dialect.name == "sqlite":
+        pk = [c for c in cols if c.get("primary_key")]
+        if len(pk) == 1 and str(pk[0]["type"]).upper() in ("INTEGER", "BIGINT"):
+            found.add(pk[0]["name"])
+    return found
 
 
 def require_columns(schema: dict[str, TableInfo], table: str, columns: list[str]) -> None:

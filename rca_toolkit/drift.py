@@ -367,7 +367,7 @@ def _missing_required(written, attrs, schema, checked) -> pd.DataFrame:
             reaching |= {"created_at", "updated_at"}
         for col in info.columns:
             required = not info.nullable.get(col, True) and not info.has_default.get(col, False)
-            if required and col.lower() != "id" and col.lower() not in reaching:
+            if required and col not in info.autoincrement and col.lower() not in reaching:
                 rows.append({"table": group["table"], "column": col, "file": group["file"], "line": group["call_line"],
                              "shape": group["shape"], "site": group["site"], "effect": REQUIRED_EFFECT})
     return pd.DataFrame(rows, columns=["table", "column", "file", "line", "shape", "site", "effect"]), hooked

@@ -82,3 +82,14 @@ def test_mariadb_engine_is_read_only_and_pinned(mariadb_url):
     with writable.begin() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM ro_probe")).scalar() == 0
         conn.execute(sa.text("DROP TABLE ro_probe"))
+
+
+def test_introspection_reports_primary_key_and_autoincrement(demo_db):
+    from rca_toolkit.db import introspect
+
+    url, _ = demo_db
+    schema = introspect(make_engine(url), ["appointments", "retell_call_sessions"])
+    assert schema["appointments"].primary_key == ["id"]
+    assert "id" in schema["appointments"].autoincrement
+    assert schema["retell_call_sessions"].primary_key == ["id"]  # char(36) uuid: not auto-increment
+    assert schema["retell_call_sessions"].autoincrement == set()
