@@ -171,6 +171,9 @@ def detect(attempts: pd.DataFrame, *, by: str | None = "path", deployments: pd.D
     notes = [f"{len(frame)} attempts; a change must move the success rate by at least {MIN_EFFECT:.0%}"]
     if deployments is None or deployments.empty:
         notes.append("no deployment list given: no candidate causes ranked")
+    else:
+        notes.append("candidates: deployments within 3 days, those before the change first, then by distance; the "
+                     "migrations table records no applied-at time, so only migrations listed with a time are candidates")
     return ChangePoints(changes, series, deployments, bool(attempts.attrs.get("synthetic", False)), notes)
 
 
