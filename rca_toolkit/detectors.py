@@ -21,7 +21,8 @@ Thresholds (documented, overridable):
 * dead air: a silent gap (nobody speaks) longer than ``dead_air_s`` (3 s) between utterances
   or before the first one; removable = the part beyond the threshold.
 * slow tool: latency > ``slow_tool_s`` (2 s). failed tool: ``ok`` False; removable = the part
-  of its run nobody spoke over (the caller waited for nothing).
+  of its run nobody spoke over (the caller waited for nothing); an error-log row from 0.5 s
+  before its start to 2 s after its end is quoted as the server-side cause.
 * duplicate side effect: a booking-type tool called again with identical arguments (Retell's
   function retry); removable = its silent part.
 * N+1: >= ``N_PLUS_ONE_MIN`` (5) identical normalised queries in one request; needs a frame
@@ -301,6 +302,7 @@ def detect_tools(tool_calls: pd.DataFrame, spans: pd.DataFrame, *, slow_tool_s: 
     if tool_calls.empty:
         return out
     speech = _speech(spans)
+    errors = spans[spans["kind"] == "error"]
     seen: dict[tuple, int] = {}
     for call in tool_calls.itertuples(index=False):
         end = call.end_s if call.end_s == call.end_s else call.start_s
@@ -311,9 +313,11 @@ def detect_tools(tool_calls: pd.DataFrame, spans: pd.DataFrame, *, slow_tool_s: 
                                latency, round(union_length(parts), 3), parts, {"name": call.name}))
         if not call.ok:
             parts = silent_parts(call.start_s, end, speech)
-            out.append(Finding("failed_tool", f"{call.name} failed: {call.error}", call.start_s, end, latency,
-                               round(union_length(parts), 3), parts,
-                               {"name": call.name, "transport_ok": call.transport_ok, "error": call.error}))
+            logged = [e.label for e in errors.itertuples(index=False) if call.start_s - 0.5 <= e.start_s <= end + 2.0]
+            label = f"{call.name} failed: {call.error}" + (f" (error log: {logged[0]})" if logged else "")
+            out.append(Finding("failed_tool", label, call.start_s, end, latency, round(union_length(parts), 3), parts,
+                               {"name": call.name, "transport_ok": call.transport_ok, "error": call.error,
+                                "error_log": logged}))
         family = call.family or ""
         if family.startswith(SIDE_EFFECT_PREFIXES):
             key = (family, _canon(call.arguments))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from . import detectors, names
+from .errors import InputFormatError
 from .formats.retell import RetellCall, load_call_object, result_error
 
 SPAN_COLUMNS = ["start_s", "end_s", "kind", "label", "role", "source", "text", "name", "family", "ok"]
@@ -120,14 +121,37 @@ def from_trace(trace) -> CallData:
     """Span table of a database trace (``loaders.CallTrace`` or an object with the same attributes)."""
     session = dict(trace.session or {})
     synthetic = bool(getattr(trace, "attrs", {}).get("synthetic", False))
+    raw_problem = None
     if isinstance(trace.retell, dict):
-        call = load_call_object(trace.retell)
-        if not call.words.empty or not call.tool_calls.empty:
+        try:
+            call = load_call_object(trace.retell)
+        except InputFormatError as exc:
+            call, raw_problem = None, f"calls.raw is not a Retell call object ({exc}): built from the database rows"
+        if call is not None and (not call.words.empty or not call.tool_calls.empty):
             data = from_retell(call, source="calls.raw")
             data.synthetic = synthetic
             _compare_durations(data, session)
+            _add_aligned_errors(data, trace.errors, call.start, session.get("started_at"))
             return data
-    return _from_db_rows(trace, session, synthetic)
+    data = _from_db_rows(trace, session, synthetic)
+    data.notes += [raw_problem] if raw_problem else []
+    return data
+
+
+def _add_aligned_errors(data: CallData, errors: pd.DataFrame, retell_start, session_start) -> None:
+    """Error-log rows on the Retell clock: by ``occurred_at``, else session start + ``call_offset_ms``."""
+    if errors is None or not len(errors) or retell_start is None:
+        return
+    rows = []
+    for e in errors.itertuples(index=False):
+        at = _offset(getattr(e, "occurred_at", None), retell_start)
+        if at is None and pd.notna(getattr(e, "call_offset_ms", None)) and session_start is not None:
+            at = _offset(pd.Timestamp(session_start) + pd.Timedelta(milliseconds=e.call_offset_ms), retell_start)
+        if at is not None and 0 <= at <= (data.duration_s or at):
+            rows.append(_span(at, at, "error", f"{e.error_code}: {str(e.error_message)[:100]}", None, "retell_error_log"))
+    if rows:
+        data.spans = _frame(data.spans.to_dict("records") + rows)
+        data.notes.append(f"{len(rows)} error-log rows placed on the Retell clock by their timestamps (server clock)")
 
 
 def _compare_durations(data: CallData, session: dict) -> None:
@@ -187,7 +211,7 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
     for e in trace.errors.itertuples(index=False) if len(trace.errors) else []:
         at = e.call_offset_ms / 1000 if pd.notna(getattr(e, "call_offset_ms", None)) else _offset(e.occurred_at, origin)
         if at is not None:
-            rows.append(_span(at, at, "error", f"{e.error_code}: {str(e.error_message)[:60]}", None, "retell_error_log"))
+            rows.append(_span(at, at, "error", f"{e.error_code}: {str(e.error_message)[:100]}", None, "retell_error_log"))
     gaps = [g for g in getattr(trace, "missing", []) or [] if g not in ("function traces", "transcript segments")]
     if seg is None or len(seg) == 0:
         gaps.append("no transcript: speech, silences and loops cannot be reconstructed")

@@ -20,6 +20,7 @@ SAMPLE = "retell_call_a3d98bb4522f6f1e0bfac5964b1.json"
 SAMPLE_ID = "call_a3d98bb4522f6f1e0bfac5964b1"
 REF_ID = "call_ab45deadd7db66c4956d5243861"
 DEAD_AIR_ID = "call_4539054ee4892c6abce031bdf95"
+BROKEN_RAW_ID = "call_" + "4" * 27
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +245,10 @@ def small_db(tmp_path_factory, sample_path):
             {"id": "b" * 36, "call_id": DEAD_AIR_ID, "started_at": wall(0), "ended_at": wall(32), "duration_ms": 32000,
              "call_status": "ended", "disconnection_reason": "user_hangup", "agent_version": 106}])
         conn.execute(t["calls"].insert(), [{"retell_call_id": SAMPLE_ID, "company_id": 1, "raw": json.dumps(raw)}])
+        conn.execute(t["retell_call_sessions"].insert(), [
+            {"id": "c" * 36, "call_id": BROKEN_RAW_ID, "started_at": wall(0), "duration_ms": 5000, "call_status": "ended"}])
+        conn.execute(t["calls"].insert(), [{"retell_call_id": BROKEN_RAW_ID, "company_id": 1,
+                                            "raw": json.dumps({"event": "call_inbound", "call_inbound": {}})}])
         conn.execute(t["retell_transcript_segments"].insert(), [
             {"call_session_id": "b" * 36, "occurred_at": wall(off / 1000), "call_offset_ms": off, "duration_ms": dur,
              "role": role, "text": text, "segment_sequence": i}
@@ -279,6 +284,12 @@ def test_db_without_raw_goes_through_segments(small_db):
     assert (tl.spans["kind"] == "error").sum() == 1
     assert sum(tl.attribution.ms.values()) == 32000
     assert any("4 transcript segments covering 30% of the call" in n for n in tl.notes)  # 9.7 s of 32 s
+
+
+def test_db_with_a_broken_raw_falls_back_to_rows(small_db):
+    tl = load_timeline(BROKEN_RAW_ID, db=small_db)
+    assert tl.source == "database trace" and tl.attribution.ms == {"unaccounted": 5000}
+    assert any(n.startswith("calls.raw is not a Retell call object (webhook event 'call_inbound'") for n in tl.notes)
 
 
 def test_unknown_call_in_the_db_is_not_found(small_db):
@@ -321,6 +332,8 @@ def test_demo_reference_call(demo_db, capsys):
     tools = {t["family"]: t for t in out["tool_calls"]}
     assert tools["check_availability"]["latency_s"] * 1000 == ref["check_availability"]["latency_ms"]
     assert tools["book_appointment"]["ok"] is False
+    (failed,) = [f for f in out["findings"] if f["kind"] == "failed_tool"]
+    assert "1054 Unknown column 'created_by'" in failed["label"]  # the error log row, placed on the Retell clock
     assert tools["book_appointment"]["latency_s"] * 1000 == ref["book_appointment"]["latency_ms"]
     assert out["synthetic"] is True and out["source"] == "calls.raw"
     assert abs(sum(out["attribution_ms"].values()) - out["duration_s"] * 1000) < 1e-6
