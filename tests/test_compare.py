@@ -191,8 +191,14 @@ def test_demo_numbers_equal_the_ground_truth(demo_db):
     phantom = truth["booking_attempts"]
     # before = the whole phantom window of the collect path, after = the 5 days after the fix, no guard band
     span = pd.Timestamp(AT) - PHANTOM_START
-    result = before_after(url, at=AT, before=f"{int(span.total_seconds())}s", after="5d", exclude="0s", by="path",
-                          with_changepoints=False).comparison
+    bundle = before_after(url, at=AT, before=f"{int(span.total_seconds())}s", after="5d", exclude="0s", by="path",
+                          with_changepoints=False)
+    result = bundle.comparison
+    table = bundle.outcome_table().set_index(["window", "path"])
+    for window, key in (("before", "phantom_collect"), ("after", "after_partial_fix_5d")):
+        for path in PATHS:
+            row, expected = table.loc[(window, path)], phantom[path][key]
+            assert (row["orphaned"], row["rescued_by_webhook"]) == (expected["orphaned"], expected["rescued"]), (window, path)
     for path in PATHS:
         m = result.metric("booking_success_rate", path)
         before, after = phantom[path]["phantom_collect"], phantom[path]["after_partial_fix_5d"]

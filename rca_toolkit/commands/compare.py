@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+import pandas as pd
+
 from .. import changepoints, compare as compare_mod, loaders, outcomes
 from ..cli import add_db_option, add_format_option, emit
 from ..deployments import load_deployments
@@ -22,15 +24,28 @@ class BeforeAfter:
 
     comparison: compare_mod.Comparison
     changes: changepoints.ChangePoints | None
-    attempts: object
+    attempts: pd.DataFrame
+
+    def outcome_table(self) -> pd.DataFrame:
+        """Attempts, successes, failures, orphans and webhook rescues per path in each compared window."""
+        parts = []
+        for window, (lo, hi) in self.comparison.windows.items():
+            part = self.attempts[(self.attempts["at"] >= lo) & (self.attempts["at"] < hi)]
+            summary = outcomes.outcome_summary(part, by="path")
+            summary.insert(0, "window", window)
+            parts.append(summary)
+        return pd.concat(parts, ignore_index=True)
 
     def to_dict(self) -> dict:
         out = self.comparison.to_dict()
+        out["outcomes"] = self.outcome_table().to_dict(orient="records")
         out["change_points"] = self.changes.to_dict() if self.changes is not None else None
         return out
 
     def to_text(self) -> str:
         text = self.comparison.to_text()
+        text += "\n\nBooking outcomes per window (orphaned = booked in Cal.com, no local row; rescued = row only from the webhook):\n"
+        text += self.outcome_table().to_string(index=False)
         if self.changes is not None:
             text += "\n\nChange points of booking success (interval = last attempt of the old regime -> first of the new):\n"
             text += self.changes.table().to_string(index=False) if self.changes.changes else "  none found"
