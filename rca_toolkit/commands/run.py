@@ -115,11 +115,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_reports(args: argparse.Namespace) -> int:
-    from ..notebooks import run_notebook
+    """Run every notebook with its defaults; exit 1 when any execution failed (verdicts do not count)."""
+    from ..notebooks import read_parameters, run_notebook
 
     worst = 0
     for path in all_notebooks():
-        result = run_notebook(path, {}, db=args.db, out_dir=args.out)
+        takes_db = any(p.name == "db_url" for p in read_parameters(path))
+        result = run_notebook(path, {}, db=args.db if takes_db else None, out_dir=args.out)
         verdict = result.metrics.get("verdict")
         extra = f" verdict {verdict}" if verdict else ""
         print(f"{result.status:6} {path}{extra}: {result.run_dir / 'report.html'}")
