@@ -47,7 +47,12 @@ def booking_attempts(db=None, *, start=None, end=None, company_id=None) -> pd.Da
     errors = loaders.errors(engine, start=lo, end=hi, company_id=company_id)
     appointments = loaders.appointments(engine, start=lo, end=hi)
     webhooks = loaders.webhook_events(engine, start=lo, end=hi, provider="calcom")
-    calls = loaders.calls(engine, start=lo - PAD, end=hi)
+    succeeded = set(traces.loc[traces["status"].eq("success").fillna(False).astype(bool), "call_id"].astype(str))
+    if appointments["call_id"].notna().any() and not succeeded <= set(appointments["retell_call_id"].dropna().astype(str)):
+        # only needed to map appointments.call_id (local calls.id) for rows without metadata.retell_call_id
+        calls = loaders.calls(engine, start=None if lo is None else lo - PAD, end=hi)
+    else:
+        calls = pd.DataFrame({"call_id": pd.Series(dtype="string"), "local_call_id": pd.Series(dtype="Int64")})
     frame = classify(traces, errors, appointments, webhooks, calls)
     frame.attrs = dict(traces.attrs)
     frame.attrs.update(excluded_test_ids=len(excluded_ids), excluded_test_attempts=excluded_attempts,
