@@ -25,6 +25,9 @@ Thresholds (documented, overridable):
   before its start to 2 s after its end is quoted as the server-side cause.
 * duplicate side effect: a booking-type tool called again with identical arguments (Retell's
   function retry); removable = its silent part.
+* bad argument: a placeholder ``call_id`` in the arguments (P18) or a date argument
+  (``dd.mm.yyyy`` / ``yyyy-mm-dd``) before the call's own Europe/Berlin date (``"heute"`` sent
+  as ``04.10.2023``); no removable time.
 * N+1: >= ``N_PLUS_ONE_MIN`` (5) identical normalised queries in one request; needs a frame
   of queries (``sql`` and optionally ``request_id``, ``start_s``, ``duration_ms``).
 """
@@ -39,6 +42,7 @@ from difflib import SequenceMatcher
 import pandas as pd
 
 from .errors import ConfigError
+from .names import RETELL_CALL_ID
 
 LOOP_SIMILARITY = 0.6
 LOOP_MIN_REPEATS = 3
@@ -47,7 +51,7 @@ TURN_JOIN_GAP_S = 0.5
 TOOL_ARG_SIMILARITY = 0.6
 N_PLUS_ONE_MIN = 5
 DEFAULT_WHAT_IF = ("loop", "dead_air", "failed_tool")
-FINDING_KINDS = ("loop", "dead_air", "slow_tool", "failed_tool", "duplicate_side_effect", "n_plus_one")
+FINDING_KINDS = ("loop", "dead_air", "slow_tool", "failed_tool", "duplicate_side_effect", "bad_argument", "n_plus_one")
 SIDE_EFFECT_PREFIXES = ("book", "collect_appointment", "cancel", "reschedule", "update_appointment", "create")
 TOPICS = {  # words in a repeated prompt -> what the loop is about
     "the caller's name": ("name", "namen", "heißen", "heissen", "buchstabieren", "nachname", "vorname"),
@@ -59,6 +63,8 @@ TOPICS = {  # words in a repeated prompt -> what the loop is about
 }
 TOOL_TOPICS = {"check_customer": "the caller's name"}
 _PUNCT = re.compile(r"[^\w\s]")
+_DATE_DE = re.compile(r"^\d{1,2}\.\d{1,2}\.\d{4}$")
+_DATE_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SQL_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _SQL_NUMBER = re.compile(r"\b\d+(?:\.\d+)?\b")
 _SQL_IN = re.compile(r"\bin\s*\((?:\s*\?\s*,?)+\)")
@@ -296,8 +302,24 @@ def detect_dead_air(gaps: pd.DataFrame, tool_calls: pd.DataFrame, *, threshold_s
     return out
 
 
-def detect_tools(tool_calls: pd.DataFrame, spans: pd.DataFrame, *, slow_tool_s: float) -> list[Finding]:
-    """Slow tool calls, failed tool calls and duplicate side effects (Retell function retries)."""
+def _bad_arguments(call, call_date) -> list[str]:
+    """Argument problems: a placeholder ``call_id`` (P18) or a date before the call's own date."""
+    problems = []
+    args = call.arguments if isinstance(call.arguments, dict) else {}
+    if "call_id" in args and not RETELL_CALL_ID.match(str(args["call_id"])):
+        problems.append(f"call_id={args['call_id']!r} is not a Retell call id (P18)")
+    for key, value in args.items():
+        text = str(value).strip()
+        if call_date is None or not (_DATE_DE.match(text) or _DATE_ISO.match(text)):
+            continue
+        day = pd.to_datetime(text, dayfirst=bool(_DATE_DE.match(text)), errors="coerce")
+        if pd.notna(day) and day.date() < call_date:
+            problems.append(f"{key}={text!r} lies before the call's date {call_date.isoformat()}")
+    return problems
+
+
+def detect_tools(tool_calls: pd.DataFrame, spans: pd.DataFrame, *, slow_tool_s: float, call_date=None) -> list[Finding]:
+    """Slow and failed tool calls, duplicate side effects (Retell retries) and bad arguments."""
     out: list[Finding] = []
     if tool_calls.empty:
         return out
@@ -318,6 +340,9 @@ def detect_tools(tool_calls: pd.DataFrame, spans: pd.DataFrame, *, slow_tool_s: 
             out.append(Finding("failed_tool", label, call.start_s, end, latency, round(union_length(parts), 3), parts,
                                {"name": call.name, "transport_ok": call.transport_ok, "error": call.error,
                                 "error_log": logged}))
+        for problem in _bad_arguments(call, call_date):
+            out.append(Finding("bad_argument", f"{call.name}: {problem}", call.start_s, end, 0.0, 0.0, [],
+                               {"name": call.name}))
         family = call.family or ""
         if family.startswith(SIDE_EFFECT_PREFIXES):
             key = (family, _canon(call.arguments))

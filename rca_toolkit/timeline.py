@@ -32,6 +32,7 @@ import pandas as pd
 
 from . import detectors, names
 from .errors import InputFormatError
+from .timeutil import DEFAULT_SOURCE_TZ
 from .formats.retell import RetellCall, load_call_object, result_error
 
 SPAN_COLUMNS = ["start_s", "end_s", "kind", "label", "role", "source", "text", "name", "family", "ok"]
@@ -516,7 +517,9 @@ def build_timeline(source, *, dead_air_s: float = 3.0, slow_tool_s: float = 2.0,
     attribution = attribute(data.spans, data.duration_s, dead_air_s=dead_air_s)
     findings = detectors.detect_loops(data.spans, data.tool_calls, duration_s=data.duration_s)
     findings += detectors.detect_dead_air(attribution.gaps, data.tool_calls, threshold_s=dead_air_s)
-    findings += detectors.detect_tools(data.tool_calls, data.spans, slow_tool_s=slow_tool_s)
+    started = data.known.get("started_at")
+    call_date = pd.Timestamp(started).tz_convert(DEFAULT_SOURCE_TZ).date() if started else None
+    findings += detectors.detect_tools(data.tool_calls, data.spans, slow_tool_s=slow_tool_s, call_date=call_date)
     n1, n1_note = detectors.detect_n_plus_one(queries)
     findings = sorted(findings + n1, key=lambda f: (f.start_s is None, f.start_s or 0.0))
     notes = data.notes + ([n1_note] if n1_note else []) + _record_notes(data)

@@ -102,8 +102,9 @@ def test_slow_failed_and_duplicate_tools():
     )
     found = d.detect_tools(calls, spans((5.5, 6.5, "agent", "Einen Moment")), slow_tool_s=2.0)
     assert [(f.kind, f.start_s, f.seconds, f.removable_s) for f in found] == [
-        ("slow_tool", 1.0, 2.5, 0.5), ("failed_tool", 5.0, 1.0, 0.5), ("duplicate_side_effect", 7.0, 1.0, 1.0)]
-    assert "identical arguments (2×)" in found[2].label  # call_id differences are ignored (P18)
+        ("slow_tool", 1.0, 2.5, 0.5), ("failed_tool", 5.0, 1.0, 0.5), ("bad_argument", 5.0, 0.0, 0.0),
+        ("bad_argument", 7.0, 0.0, 0.0), ("duplicate_side_effect", 7.0, 1.0, 1.0)]
+    assert "identical arguments (2×)" in found[4].label  # call_id differences are ignored (P18)
 
 
 def test_n_plus_one_needs_query_data():
@@ -152,3 +153,17 @@ def test_question_and_filler_repeated_together_are_one_loop():
     (loop,) = d.detect_loops(spans(*rows), NAME_TOOLS.iloc[:0], duration_s=45.0)
     assert loop.label == "re-asks the caller's name 4×"
     assert (loop.start_s, loop.end_s, loop.details["loop_start_s"]) == (10.0, 41.0, 0.0)
+
+
+def test_bad_arguments_placeholder_call_id_and_past_dates():
+    from datetime import date
+
+    calls = tools(("check_availability_v17", 1.0, 2.0, True, {"datum": "04.10.2023", "call_id": "call_1"}),
+                  ("check_availability_v17", 3.0, 4.0, True, {"datum": "2025-10-27", "call_id": "call_" + "a" * 27}),
+                  ("book_appointment_v17", 5.0, 6.0, True, {"datum": "24.10.2025", "uhrzeit": "16:00"}))
+    found = d.detect_tools(calls, spans(), slow_tool_s=2.0, call_date=date(2025, 10, 24))
+    assert [f.label for f in found] == [
+        "check_availability_v17: call_id='call_1' is not a Retell call id (P18)",
+        "check_availability_v17: datum='04.10.2023' lies before the call's date 2025-10-24"]
+    assert all(f.kind == "bad_argument" and f.removable_s == 0 for f in found)
+    assert len(d.detect_tools(calls, spans(), slow_tool_s=2.0)) == 1  # no call date: only the P18 check

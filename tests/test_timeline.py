@@ -77,7 +77,9 @@ def test_real_sample_has_exactly_one_dead_air_finding(sample):
     assert (dead[0]["start_s"], dead[0]["end_s"], dead[0]["seconds"]) == (19.68, 30.955, 11.275)
     assert dead[0]["removable_s"] == 8.275  # beyond the 3 s threshold
     assert "check_availability_v17 failed" in dead[0]["label"]
-    assert {f["kind"] for f in sample.to_dict()["findings"]} == {"dead_air", "failed_tool"}
+    assert {f["kind"] for f in sample.to_dict()["findings"]} == {"dead_air", "failed_tool", "bad_argument"}
+    (bad,) = [f for f in sample.to_dict()["findings"] if f["kind"] == "bad_argument"]
+    assert bad["label"] == "check_availability_v17: datum='04.10.2023' lies before the call's date 2025-10-24"
 
 
 def test_real_sample_attribution(sample):
