@@ -96,7 +96,7 @@ def plot_latency(comparison, *, name: str = "function_latency", ax=None) -> Figu
 # --------------------------------------------------------------------------- call timeline
 _KIND_COLOURS = {"caller_speech": "#1b6ca8", "agent_speech": "#2e933c", "loop": "#6c4f9e", "dead_air": "#d1495b",
                  "slow_tool": "#edae49", "failed_tool": "#b22222", "duplicate_side_effect": "#8b4513",
-                 "n_plus_one": "#555555"}
+                 "bad_argument": "#c71585", "n_plus_one": "#555555"}
 
 
 def plot_waterfall(timeline, *, ax=None) -> Figure:
