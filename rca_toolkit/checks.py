@@ -119,12 +119,14 @@ def index_count(db=None, *, limit: int = INDEX_LIMIT) -> CheckResult:
     """Secondary indexes per table: FAIL above ``limit``, WARN at it (the next index migration fails)."""
     engine = loaders.engine_for(db)
     if engine.dialect.name in ("mysql", "mariadb"):
-        sql = ("SELECT TABLE_NAME AS t, COUNT(DISTINCT INDEX_NAME) AS n FROM information_schema.STATISTICS "
+        sql = ("SELECT TABLE_NAME AS table_name, COUNT(DISTINCT INDEX_NAME) AS n_indexes FROM information_schema.STATISTICS "
                "WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME <> 'PRIMARY' GROUP BY TABLE_NAME")
         with engine.connect() as conn:
-            counts = {row.t: int(row.n) for row in conn.execute(sa.text(sql))}
+            counts = {row.table_name: int(row.n_indexes) for row in conn.execute(sa.text(sql))}
     else:
-        counts = {name: len(info.indexes) for name, info in introspect(engine).items()}
+        inspector = sa.inspect(engine)  # SQLite keeps UNIQUE constraints apart from indexes; MariaDB counts both
+        counts = {name: len(info.indexes) + len(inspector.get_unique_constraints(name))
+                  for name, info in introspect(engine).items()}
     if not counts:
         raise SchemaError("the database has no tables to count indexes on", hint="check --db")
     top = sorted(counts.items(), key=lambda kv: -kv[1])[:5]

@@ -94,6 +94,9 @@ class Skipped:
     def to_dict(self) -> dict:
         return {"name": self.name, "status": "SKIPPED", "reason": self.reason}
 
+    def _repr_html_(self) -> str:
+        return f"<ul><li>SKIPPED <strong>{html.escape(self.name)}</strong>: {html.escape(self.reason)}</li></ul>"
+
 
 def run_check(name: str | None, fn: Callable[..., CheckResult], *args, remedy: str = "", **kwargs) -> CheckResult | Skipped:
     """Run one check; every exception becomes ERROR with its message (see module docstring)."""
@@ -178,6 +181,12 @@ class Runbook:
             rows = [{"metric": getattr(fn, "__name__", "metrics"), "before": "n/a", "after": "n/a", "unit": "",
                      "note": f"could not compute: {type(exc).__name__}: {redact_text(str(exc))}"}]
         self.metrics.extend(rows)
+
+    def metrics_frame(self):
+        """The before/after rows as a DataFrame (for display in a notebook)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.metrics, columns=["metric", "before", "after", "unit", "note"])
 
     @property
     def verdict(self) -> Status:
