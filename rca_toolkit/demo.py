@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from . import demo_background as B
+from . import demo_fastload as F
 from . import demo_injected as I
 from . import demo_load as L
 from . import demo_rows as R
@@ -152,8 +153,10 @@ def generate(seed: int = 7, scale: int = 1) -> tuple[dict[str, pd.DataFrame], di
     traces, events, key_to_event = T.traces_and_events(c, t, errs, rng)
     trace_ids = traces["id"]
     hooks, appts, appt_of_call, _uids = T.bookings(c, att, t, rng)
-    outcome = att[att["is_real"] | True].groupby(t.loc[att["trace_key"], "cidx"].to_numpy())["outcome"].agg(
-        lambda s: "success" if (s == "success").any() else "failed")
+    att_cidx = t.loc[att["trace_key"], "cidx"].to_numpy()
+    tried = np.bincount(att_cidx, minlength=len(c))
+    won = np.bincount(att_cidx, weights=(att["outcome"] == "success").to_numpy(), minlength=len(c))
+    outcome = pd.Series(np.where(tried == 0, "none", np.where(won > 0, "success", "failed")))
     tables = {
         "retell_call_sessions": T.sessions(c, t, g, errs, events),
         "retell_call_events": events,
@@ -215,11 +218,15 @@ def build(url: str, *, seed: int = 7, scale: int = 1, truth_path: str | Path | N
         check_connection(engine)
         L.check_target(engine, replace)
         tables, truth = generate(int(seed), int(scale))
+        fast = False
         if engine.dialect.name != "sqlite":
             sa.event.listen(engine, "do_connect", _allow_local_infile)
             engine.dispose()
-        L.create_schema(engine, replace)
-        _write(engine, tables, seed=int(seed), scale=int(scale), progress=progress)
+            fast = _server_allows_infile(engine)
+        L.create_schema(engine, replace, bare=fast)
+        _write(engine, tables, seed=int(seed), scale=int(scale), progress=progress, fast=fast)
+        if fast:
+            L.add_deferred_keys(engine)
         counted = L.count_rows(engine)
     except DBAPIError as exc:
         raise L.translate(exc, engine) from None
@@ -240,10 +247,13 @@ def _allow_local_infile(dialect, conn_rec, cargs, cparams) -> None:  # noqa: ANN
     cparams["local_infile"] = True
 
 
-def _write(engine: sa.Engine, tables: dict[str, pd.DataFrame], *, seed: int, scale: int, progress: bool) -> None:
+def _write(engine: sa.Engine, tables: dict[str, pd.DataFrame], *, seed: int, scale: int, progress: bool,
+           fast: bool) -> None:
+    """Insert the marker row first (a half-built world can be replaced), then every table in key order."""
     from tqdm.auto import tqdm
 
     wall = engine.dialect.name == "sqlite"
+    quote = engine.dialect.identifier_preparer.quote
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -255,27 +265,29 @@ def _write(engine: sa.Engine, tables: dict[str, pd.DataFrame], *, seed: int, sca
             cur.execute("SET SESSION foreign_key_checks = 0")
             cur.execute("SET SESSION unique_checks = 0")
         cur.close()
+        cur = raw.cursor()
         dbapi = raw.driver_connection
-        infile = not wall and _server_allows_infile(dbapi)
         marker = pd.DataFrame([{"id": 1, "seed": seed, "scale": scale, "generator": GENERATOR, "note": NOTE,
                                 "built_at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
-        L.load_table(engine, dbapi, schema.rca_demo_world, marker.astype(object), infile=False)
+        L.load_table(engine, dbapi, schema.rca_demo_world, marker.astype(object))
         raw.commit()
         for name, frame in tables.items():
-            prepared = L.prepare_frame(schema.metadata.tables[name], frame, wall=wall)
-            with tqdm(total=len(prepared), desc=name, unit="rows", disable=not progress, leave=False) as bar:
-                L.load_table(engine, dbapi, schema.metadata.tables[name], prepared, bar, infile=infile)
+            table = schema.metadata.tables[name]
+            frame = frame.sort_values("id", kind="stable") if "id" in frame else frame
+            with tqdm(total=len(frame), desc=name, unit="rows", disable=not progress, leave=False) as bar:
+                if fast:
+                    F.load(cur, quote, table, frame, bar)
+                else:
+                    L.load_table(engine, dbapi, table, L.prepare_frame(table, frame, wall=wall), bar)
             raw.commit()
+        cur.close()
     finally:
         raw.close()
 
 
-def _server_allows_infile(dbapi) -> bool:
-    cur = dbapi.cursor()
-    cur.execute("SELECT @@local_infile")
-    allowed = bool(cur.fetchone()[0])
-    cur.close()
-    return allowed and bool(getattr(dbapi, "_local_infile", False))
+def _server_allows_infile(engine: sa.Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.execute(sa.text("SELECT @@local_infile")).scalar_one())
 
 
 def _json_default(value):

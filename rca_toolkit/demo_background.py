@@ -150,10 +150,10 @@ def plan_segments(rng: np.random.Generator, calls: pd.DataFrame, traces: pd.Data
     ], axis=1)
     lengths = np.array([3_600.0, 2_900.0, 2_400.0, 2_200.0, 3_800.0, 1_600.0])
     roles = np.array(["agent", "user", "agent", "user", "agent", "user"])
-    text_idx = rng.integers(0, len(AGENT_TEXT), size=(n, 6))
-    texts = np.where(roles == "agent", AGENT_TEXT[text_idx], USER_TEXT[text_idx])
-    texts[:, 0] = AGENT_TEXT[0]
-    texts[:, 2] = AGENT_TEXT[1]
+    pool = np.concatenate([AGENT_TEXT, USER_TEXT]).astype(object)
+    text_idx = rng.integers(0, len(AGENT_TEXT), size=(n, 6)) + np.where(roles == "user", len(AGENT_TEXT), 0)
+    text_idx[:, 0], text_idx[:, 2] = 0, 1
+    texts = pool[text_idx]
     offsets = np.minimum(offsets, (dur - 1_700)[:, None])
     seg = pd.DataFrame({
         "local": np.repeat(np.arange(n), 6),

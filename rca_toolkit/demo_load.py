@@ -12,9 +12,6 @@ application writes); MariaDB receives the true UTC instant, the session being pi
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -50,17 +47,39 @@ def check_target(engine: sa.Engine, replace: bool) -> None:
         raise DemoRefused(f"{where} already holds a demo world", hint="add --replace to rebuild it")
 
 
-def create_schema(engine: sa.Engine, replace: bool) -> None:
-    """(Re)create the demo tables; MariaDB gets explicit timestamp defaults for the DDL."""
+def create_schema(engine: sa.Engine, replace: bool, *, bare: bool = False) -> None:
+    """(Re)create the demo tables; ``bare`` = primary keys only (keys added after the bulk load)."""
+    from . import demo_fastload as F
+
     with engine.begin() as conn:
         if engine.dialect.name != "sqlite":
             conn.execute(sa.text("SET SESSION explicit_defaults_for_timestamp = 1"))
             conn.execute(sa.text("SET SESSION foreign_key_checks = 0"))
         if replace:
             schema.metadata.drop_all(conn)
-        schema.metadata.create_all(conn)
+        if bare:
+            for table in schema.metadata.sorted_tables:
+                conn.execute(sa.schema.CreateTable(F.bare_table(table)))
+        else:
+            schema.metadata.create_all(conn)
         if engine.dialect.name != "sqlite":
             conn.execute(sa.text("SET SESSION foreign_key_checks = 1"))
+
+
+def add_deferred_keys(engine: sa.Engine) -> None:
+    """After a bare load: secondary indexes, unique keys, then foreign keys (not re-validated)."""
+    from . import demo_fastload as F
+
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET SESSION foreign_key_checks = 0"))
+        for table in schema.metadata.sorted_tables:
+            for stmt in F.index_statements(table, quote):
+                conn.execute(sa.text(stmt))
+        for table in schema.metadata.sorted_tables:
+            for stmt in F.foreign_key_statements(table, quote):
+                conn.execute(sa.text(stmt))
+        conn.execute(sa.text("SET SESSION foreign_key_checks = 1"))
 
 
 def _precision(column: sa.Column) -> int | None:
@@ -108,14 +127,11 @@ def _insert_sql(engine: sa.Engine, table: sa.Table, columns: list[str]) -> str:
     return f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({marks})"
 
 
-def load_table(engine: sa.Engine, dbapi_conn, table: sa.Table, frame: pd.DataFrame, bar=None, *,
-               infile: bool = False) -> int:
+def load_table(engine: sa.Engine, dbapi_conn, table: sa.Table, frame: pd.DataFrame, bar=None) -> int:
     """Bulk insert ``frame`` (already prepared) in chunks; returns the row count."""
     if frame.empty:
         return 0
     columns = list(frame.columns)
-    if infile:
-        return _load_data_infile(engine, dbapi_conn, table, frame, bar)
     sql = _insert_sql(engine, table, columns)
     cur = dbapi_conn.cursor()
     rows = frame.to_numpy(dtype=object)
@@ -126,46 +142,6 @@ def load_table(engine: sa.Engine, dbapi_conn, table: sa.Table, frame: pd.DataFra
             bar.update(len(chunk))
     cur.close()
     return len(rows)
-
-
-def _tsv_lines(frame: pd.DataFrame) -> str:
-    """Rows as LOAD DATA text: tab-separated, backslash escapes, NULL as \\N."""
-    cols = []
-    for name in frame.columns:
-        values = frame[name]
-        text = values.astype(str)
-        if values.map(type).eq(str).any():
-            text = (text.str.replace("\\", "\\\\", regex=False).str.replace("\t", "\\t", regex=False)
-                    .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False))
-        cols.append(text.where(values.notna(), "\\N"))
-    lines = cols[0].str.cat(cols[1:], sep="\t") if len(cols) > 1 else cols[0]
-    return "\n".join(lines.tolist()) + "\n"
-
-
-def _load_data_infile(engine, dbapi_conn, table: sa.Table, frame: pd.DataFrame, bar) -> int:
-    """MariaDB fast path: LOAD DATA LOCAL INFILE from a temporary TSV file."""
-    quote = engine.dialect.identifier_preparer.quote
-    cols = ", ".join(quote(c) for c in frame.columns)
-    cur = dbapi_conn.cursor()
-    total = 0
-    for start in range(0, len(frame), 200_000):
-        part = frame.iloc[start:start + 200_000]
-        with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False, encoding="utf-8", newline="") as fh:
-            path = fh.name
-            fh.write(_tsv_lines(part))
-        try:
-            cur.execute(
-                f"LOAD DATA LOCAL INFILE %s INTO TABLE {quote(table.name)} CHARACTER SET utf8mb4 "
-                f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({cols})",
-                (path,),
-            )
-        finally:
-            os.unlink(path)
-        total += len(part)
-        if bar is not None:
-            bar.update(len(part))
-    cur.close()
-    return total
 
 
 def count_rows(engine: sa.Engine) -> dict[str, int]:

@@ -82,7 +82,7 @@ def calls(c: pd.DataFrame, rng: np.random.Generator, outcome: pd.Series, appoint
                + ',"num":' + pd.Series(rng.integers(3, 20, n)).astype(str) + '},"llm":{"p50":' + pd.Series(llm).astype(str)
                + '},"tts":{"p50":' + pd.Series(tts).astype(str) + "}}")
     cents = np.round(np.nan_to_num(dur) / 1000 * 0.137).astype(np.int64)
-    oc = outcome.reindex(keep.index).fillna("none").to_numpy()
+    oc = outcome.reindex(keep.index).to_numpy()
     plain = np.where(rng.random(n) < 0.75, "information_only", "abandoned")
     session_outcome = np.select([oc == "success", oc == "failed"], ["appointment_booked", "technical_issue"], plain)
     real = keep["is_real"].to_numpy()
@@ -175,8 +175,14 @@ def segments(c: pd.DataFrame, g: pd.DataFrame) -> pd.DataFrame:
         "call_session_id": c["session_id"].to_numpy()[g["cidx"].to_numpy()], "occurred_at": occurred,
         "call_offset_ms": g["offset_ms"].to_numpy().astype(np.int64), "segment_sequence": g["seq"].to_numpy(),
         "role": g["role"].to_numpy(), "text": g["text"].to_numpy(),
-        "word_count": g["text"].astype(str).str.split().str.len().to_numpy(),
+        "word_count": _word_counts(g["text"].to_numpy(dtype=object)),
         "duration_ms": g["dur_ms"].to_numpy().astype(np.int64)})
+
+
+def _word_counts(texts: np.ndarray) -> np.ndarray:
+    """Words per segment, counted once per distinct text (PHP ``str_word_count`` would differ)."""
+    codes, uniques = pd.factorize(texts)
+    return np.array([len(str(u).split()) for u in uniques], dtype=np.int64)[codes]
 
 
 def errors(c: pd.DataFrame, errs: pd.DataFrame, trace_ids: pd.Series, key_to_event: pd.Series) -> pd.DataFrame:

@@ -275,3 +275,24 @@ def test_deployment_resource_matches_ground_truth(demo_sqlite):
     for row in packaged.itertuples():
         if row.commit:
             assert by_commit[row.commit] == row.deployed_at
+
+
+@pytest.mark.mariadb
+def test_mariadb_bulk_build_ends_with_every_index_and_foreign_key(demo_mariadb):
+    url, _ = demo_mariadb
+    engine = _engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        for name, table in schema.metadata.tables.items():
+            present = {i["name"] for i in inspector.get_indexes(name)}
+            present |= {u["name"] for u in inspector.get_unique_constraints(name)}
+            wanted = {i.name for i in table.indexes} | {
+                c.name for c in table.constraints if isinstance(c, sa.UniqueConstraint)}
+            assert wanted <= present, (name, wanted - present)
+            fks = {fk["name"] for fk in inspector.get_foreign_keys(name)}
+            assert fks == {fk.name for fk in table.foreign_key_constraints}, name
+        with engine.connect() as conn:
+            ddl = conn.execute(sa.text("SHOW CREATE TABLE retell_call_sessions")).one()[1]
+        assert "on update" not in ddl.lower()
+    finally:
+        engine.dispose()
