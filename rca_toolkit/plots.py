@@ -89,7 +89,7 @@ def plot_latency(comparison, *, name: str = "function_latency", ax=None) -> Figu
     else:
         ax.text(0.5, 0.5, f"no {name} samples in either window", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylabel("duration (ms, log scale)")
-    ax.set_title(f"{name}: before (blue) vs after (red) the change")
+    ax.set_title(f"{name}: before (blue) vs after (red) the change; zero durations are counted in n but not drawn (log scale)")
     return fig
 
 
