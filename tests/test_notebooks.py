@@ -215,62 +215,44 @@ def _write_nb(path: Path, cells) -> Path:
 
 @pytest.fixture
 def password_url(mariadb_url):
-    """A MariaDB user with a password, allowed to read the test session's own database."""
-    admin = sa.create_engine(mariadb_url)
-    db_name = sa.engine.make_url(mariadb_url).database
-    user, password = f"rca_ro_{uuid.uuid4().hex[:8]}", f"s3cr3t-pw-{uuid.uuid4().hex[:6]}"
+    """A MariaDB user with a password, allowed to read its own scratch database (dropped afterwards)."""
+    server = sa.engine.make_url(mariadb_url).set(database="")
+    admin = sa.create_engine(server)
+    db_name, user = f"rca_secret_{uuid.uuid4().hex[:8]}", f"rca_ro_{uuid.uuid4().hex[:8]}"
+    password = f"s3cr3t-pw-{uuid.uuid4().hex[:6]}"
     with admin.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE IF NOT EXISTS secret_probe (id INT PRIMARY KEY)"))
+        conn.execute(sa.text(f"CREATE DATABASE `{db_name}`"))
+        conn.execute(sa.text(f"CREATE TABLE `{db_name}`.secret_probe (id INT PRIMARY KEY)"))
         conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY :pw"), {"pw": password})
         conn.execute(sa.text(f"GRANT SELECT ON `{db_name}`.* TO '{user}'@'%'"))
-    url = sa.engine.make_url(mariadb_url).set(username=user, password=password)
-    yield url.render_as_string(hide_password=False), password
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
-    admin.dispose()
+    url = server.set(username=user, password=password, database=db_name)
+    try:
+        yield url.render_as_string(hide_password=False), password
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP USER IF EXISTS '{user}'@'%'"))
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{db_name}`"))
+        admin.dispose()
 
 
 @pytest.mark.slow
 @pytest.mark.mariadb
-@pytest.mark.parametrize("leak", [False, True])
-def test_no_password_in_any_file_of_the_run_folder(tmp_path, password_url, leak):
+def test_no_password_in_any_file_of_the_run_folder(tmp_path, password_url):
+    """The notebook connects with the real password, then prints it and fails with it in the
+    traceback on purpose: no file of the run folder may contain it."""
     url, password = password_url
     nb = _write_nb(tmp_path / "secret_probe.ipynb", SECRET_NB)
-    result = notebooks.run_notebook(nb, {"leak": str(leak)}, db=url, out_dir=tmp_path / "out", progress=False)
-    assert result.status == ("failed" if leak else "ok")
+    result = notebooks.run_notebook(nb, {"leak": "true"}, db=url, out_dir=tmp_path / "out", progress=False)
+    assert result.status == "failed" and result.exit_code == 1
     files = [p for p in result.run_dir.rglob("*") if p.is_file()]
-    assert len(files) >= 6
+    assert {"secret_probe.ipynb", "report.html", "report.md", "metrics.json", "params.yaml", "run.json"} <= {p.name for p in files}
     for path in files:
         assert password.encode() not in path.read_bytes(), f"password found in {path.name}"
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
-    if not leak:  # the kernel really connected with the password it never saw as a parameter
-        assert "secret_probe" in metrics["tables"] and "***" in metrics["url_shown"]
+    assert metrics["tables"] == ["secret_probe"] and "***" in metrics["url_shown"]  # the kernel really connected
+    executed = nbformat.read(result.run_dir / "secret_probe.ipynb", as_version=4)
+    injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert ":***@" in injected.source and "leaked" in (result.run_dir / "report.html").read_text()
     info = json.loads((result.run_dir / "run.json").read_text())
     assert info["database"].startswith("mysql+pymysql://rca_ro_") and ":***@" in info["database"]
-    assert os.environ.get("RCA_PARAM_DB_URL") is None  # the runner restored the environment
-
-
-def test_rca_list_shows_every_notebook_with_parameters_and_help(capsys):
-    assert cli.main(["list", "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    listed = {Path(r["notebook"]).name: r for r in rows}
-    assert {"RB001-post-deployment.ipynb", "RB020-booking-health.ipynb", "RB030-cache-invalidation.ipynb",
-            "RB040-data-consistency.ipynb"} <= set(listed)
-    rb001 = {p["name"]: p for p in listed["RB001-post-deployment.ipynb"]["parameters"]}
-    assert rb001["deployed_at"] == {"name": "deployed_at", "type": "str", "default": "2025-10-18T13:20:08+02:00",
-                                    "help": "ISO-8601 time the deployment finished, with zone", "kind": "timestamp"}
-    assert rb001["window"]["kind"] == "duration" and rb001["min_attempts"]["type"] == "int"
-    assert cli.main(["list"]) == 0
-    text = capsys.readouterr().out
-    assert "runbooks/RB001-post-deployment.ipynb" in text
-    assert "    min_attempts: int = 20  # booking attempts per path needed for a verdict" in text
-
-
-def test_find_notebook_by_number_stem_and_unknown():
-    from rca_toolkit.commands.run import find_notebook
-
-    assert find_notebook("RB001", runbook=True).name == "RB001-post-deployment.ipynb"
-    assert find_notebook("rb040", runbook=True).name == "RB040-data-consistency.ipynb"
-    assert find_notebook("RB030-cache-invalidation").name == "RB030-cache-invalidation.ipynb"
-    with pytest.raises(NotFound, match="no runbook named 'RB999'"):
-        find_notebook("RB999", runbook=True)
+    assert ":***@" in info["error"] and os.environ.get("RCA_PARAM_DB_URL") is None  # environment restored
