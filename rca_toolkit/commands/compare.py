@@ -15,6 +15,7 @@ import pandas as pd
 from .. import changepoints, compare as compare_mod, loaders, outcomes
 from ..cli import add_db_option, add_format_option, emit
 from ..deployments import load_deployments
+from ..errors import ConfigError
 from ..timeutil import parse_duration, parse_instant
 
 
@@ -58,6 +59,9 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
     at_ts = parse_instant(at, name="--at")
     span_b, span_a = parse_duration(before, name="--before"), parse_duration(after, name="--after")
     parse_duration(exclude, name="--exclude")
+    if by is not None and by not in outcomes.COLUMNS:  # fail before any query
+        raise ConfigError(f"--by {by!r} is not a column of the booking attempts",
+                          hint="use one of: path, code_path, family, function_name, company_id")
     start, end = at_ts - span_b, at_ts + span_a
     engine = loaders.engine_for(db)
     if with_changepoints:
