@@ -85,7 +85,8 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     err = _match_errors(traces, errors)
     out["error_message"] = err["error_message"].fillna(traces["error"]).astype("string")
     out["error_code"] = err["error_code"].astype("string")
-    out["code_path"] = err["frame"].fillna(out["family"].map(CODE_PATHS)).astype("string")
+    trace_frame = traces["error_details"].map(lambda d: d.get("frame") if isinstance(d, dict) else None)
+    out["code_path"] = err["frame"].fillna(trace_frame).fillna(out["family"].map(CODE_PATHS)).astype("string")
     local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
     by_call = _appointment_by_call(out, appointments, calls)
     own_uid = by_call.map(local.set_index("id")["calcom_v2_booking_id"].astype("object")) if len(local) else by_call
