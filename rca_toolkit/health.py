@@ -8,7 +8,9 @@ Periods are Europe/Berlin calendar days: ``1d`` is compared with the previous 7 
 with the previous 4 weeks (``BASELINE_PERIODS``). Rules (thresholds from incidents.md §E):
 
 * **ACT** when a booking path is confidently below the critical 90 % success (upper Wilson
-  bound < 90 % with at least ``MIN_ATTEMPTS`` attempts), or a reach rate is confidently in
+  bound < 90 % with at least ``MIN_ATTEMPTS`` attempts), or has fewer attempts, none of them
+  successful, while its baseline was itself confidently below 90 % (an outage that goes on),
+  or a reach rate is confidently in
   the team's failing band (``initialize_call`` < 70 %, ``check_availability`` < 50 %).
 * **WATCH** when a booking path is confidently below the 98 % target, a reach rate is
   confidently in a warning band, call duration or a function latency regressed against the
@@ -305,6 +307,9 @@ def _booking(inputs: HealthInputs, first_seen: dict, base_label: str, reasons: l
             level, judged = "ACT", f"below the critical {BOOKING_CRITICAL * 100:.0f} %"
         elif cn >= MIN_ATTEMPTS and hi is not None and hi < BOOKING_TARGET:
             level, judged = "WATCH", f"below the {BOOKING_TARGET * 100:.0f} % target"
+        elif 0 < cn < MIN_ATTEMPTS and ck == 0 and bn >= MIN_ATTEMPTS and _wilson(bk, bn)[1] < BOOKING_CRITICAL:
+            # too few attempts to judge the period alone, but an outage of the baseline goes on
+            level, judged = "ACT", f"still failing: no success today, baseline below the critical {BOOKING_CRITICAL * 100:.0f} %"
         elif cn < MIN_ATTEMPTS:
             judged = f"fewer than {MIN_ATTEMPTS} attempts: no judgement"
         rows.append({"path": path, "attempts": cn, "success": ck, "success_rate": ck / cn if cn else None,

@@ -114,6 +114,22 @@ def test_two_failures_in_thirteen_is_watch_and_few_attempts_are_not_judged():
     assert report.verdict == "WATCH"
 
 
+def test_an_outage_that_goes_on_stays_act_on_a_day_with_few_attempts():
+    world = World()
+    for day in range(7, 14):
+        for i in range(3):
+            world.call(f"2025-10-{day:02d} {9 + i:02d}:00", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
+            world.call(f"2025-10-{day:02d} {9 + i:02d}:30", booking="collect_appointment")
+    world.call("2025-10-14 09:00", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
+    world.call("2025-10-14 10:00", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
+    report = health.compute(world.inputs())
+    row = report.booking.set_index("path").loc["book_appointment"]
+    assert (row["attempts"], row["level"]) == (2, "ACT")
+    assert row["judgement"] == "still failing: no success today, baseline below the critical 90 %"
+    assert report.verdict_line.startswith("ACT: booking success on path book_appointment 0 % (0/2, 95 % CI 0 %-66 %) "
+                                          "vs 0 % (0/21) in the previous 7 days")
+
+
 def test_reach_rate_in_the_failing_band_is_act_only_when_the_whole_interval_is():
     world = World()
     healthy_baseline(world)
