@@ -94,7 +94,7 @@ def row_counts(url: str) -> dict[str, int]:
 
 def machine(url: str) -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "mem_total_gib": round(psutil.virtual_memory().total / 2**30, 1)}
+            "mem_total_gib": round(psutil.virtual_memory().total / 2**30, 1), "load_avg_at_start": os.getloadavg()}
     try:
         info["cpu_model"] = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
     except (OSError, StopIteration):
@@ -204,7 +204,9 @@ def markdown(result: dict) -> str:
 
     lines = [f"# Benchmark {result['started_utc']} (scale {result['scale']}, {result['row_counts'].get('retell_call_sessions', 0):,} calls)", "",
              f"commit `{result['git']['sha'][:12]}`{' (dirty: ' + ', '.join(result['git']['dirty_files']) + ')' if result['git']['dirty_files'] else ''}, "
-             f"{result['machine'].get('cpus')} CPUs, {result['machine'].get('server', result['db'])}", "",
+             f"{result['machine'].get('cpus')} CPUs, {result['machine'].get('server', result['db'])}, "
+             f"InnoDB buffer pool {result['machine'].get('innodb_buffer_pool_mib', '-')} MiB, "
+             f"load average {result['machine']['load_avg_at_start'][0]:.1f} at start / {result['load_avg_at_end'][0]:.1f} at end", "",
              "| job | toolkit median [min-max] | floor | naive | toolkit/floor | naive/toolkit | peak RSS MiB toolkit/floor/naive | agree |",
              "|---|---|---|---|---|---|---|---|"]
     for job, r in result["jobs"].items():
@@ -278,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     result["jobs"], result["indexes"] = rows, index_report(plans)
     result["targets"] = targets(rows, build)
     result["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result["load_avg_at_end"] = os.getloadavg()  # other work on the 2 cores inflates every timing
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = started.strftime("%Y-%m-%dT%H%M%SZ") + f"-scale{args.scale}"
