@@ -256,3 +256,17 @@ def test_no_password_in_any_file_of_the_run_folder(tmp_path, password_url):
     info = json.loads((result.run_dir / "run.json").read_text())
     assert info["database"].startswith("mysql+pymysql://rca_ro_") and ":***@" in info["database"]
     assert ":***@" in info["error"] and os.environ.get("RCA_PARAM_DB_URL") is None  # environment restored
+
+
+def test_params_file_is_validated_like_cli_values(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("since_at: 2025-10-18 13:20:08\nlimit: 4\n")  # YAML makes a naive datetime of it
+    assert cli.main(["run", str(TINY), "-f", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "since_at='2025-10-18T13:20:08' has no time zone" in capsys.readouterr().err
+    assert notebooks.load_params_file(bad)["limit"] == 4
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="is not a mapping"):
+        notebooks.load_params_file(tmp_path / "list.yaml")
+    assert cli.main(["run", "no_such_notebook", "--out", str(tmp_path / "out")]) == 2
+    assert "no notebook named 'no_such_notebook'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
