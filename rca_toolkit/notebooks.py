@@ -212,6 +212,7 @@ def env_name(param: str) -> str:
 def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """(values safe to write, env vars carrying the real values, passwords to scrub)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     from .db import redact_text, redact_url
 
@@ -225,7 +226,7 @@ def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         safe[name], env[env_name(name)] = redacted, value
         try:
             password = make_url(value).password
-        except Exception:  # noqa: BLE001 - not a URL: fall back to the masked text
+        except (ArgumentError, ValueError):  # not a URL: fall back to the pattern below
             password = None
         passwords += [password] if password else re.findall(r"://[^:/@\s]+:([^@\s]+)@", value)
     return safe, env, passwords
