@@ -298,6 +298,24 @@ def webhook_freshness(db=None, as_of=None, *, providers: tuple[str, ...] = ("ret
                        "Check the provider's webhook settings and signature secret (D10: 401s), then the app's route.")
 
 
+def failed_webhooks(db=None, since=None, until=None, *, warn: int = 2, critical: int = 5) -> CheckResult:
+    """Failed webhook rows per clock hour in [since, until): worst hour > warn WARN, > critical FAIL (§E)."""
+    start, end = parse_instant(since, name="since"), _ts(until, "until")
+    hooks = loaders.webhook_events(loaders.engine_for(db), start=start, end=end)
+    failed = hooks[hooks["status"].astype("string").eq("failed").fillna(False).astype(bool)]
+    per_hour = failed.groupby([failed["created_at"].dt.floor("h"), "provider"], observed=True).size()
+    worst = int(per_hour.max()) if len(per_hour) else 0
+    status = Status.FAIL if worst > critical else Status.WARN if worst > warn else Status.PASS
+    top = per_hour.sort_values(ascending=False).head(5)
+    return CheckResult("failed webhooks per hour", status,
+                       f"{len(failed)} of {len(hooks)} webhooks failed; worst hour {worst}",
+                       {"window": [_iso(start), _iso(end)], "failed": len(failed), "webhooks": len(hooks),
+                        "worst_hour": worst, "threshold": f"WARN > {warn}/h, FAIL > {critical}/h",
+                        "worst_hours": [{"hour": h.isoformat(), "provider": str(p), "failed": int(n)}
+                                        for (h, p), n in top.items()]},
+                       "Read error_message of the failed rows; rejected Cal.com BOOKING_CREATED rows leave orphans (P19).")
+
+
 def stuck_sessions(db=None, as_of=None, *, lookback: str = "24h") -> CheckResult:
     """Sessions ``in_progress`` for more than 2 h before ``as_of`` or while the call is completed (P5): WARN."""
     end = _ts(as_of, "as_of")
@@ -570,6 +588,6 @@ def redis_key_watch(redis_url: str = "", pattern: str = "*availability*", durati
 
 
 __all__ = [
-    "booking_before_after", "booking_orphans", "booking_success", "cache_handlers", "cache_invalidation", "redis_key_watch", "duplicate_booking_ids", "outcome_disagreements", "db_reachable", "index_count", "log_errors", "phantom_columns", "reach_rates",
+    "booking_before_after", "booking_orphans", "failed_webhooks", "booking_success", "cache_handlers", "cache_invalidation", "redis_key_watch", "duplicate_booking_ids", "outcome_disagreements", "db_reachable", "index_count", "log_errors", "phantom_columns", "reach_rates",
     "redis_reachable", "required_columns", "stuck_sessions", "webhook_freshness",
 ]

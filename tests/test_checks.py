@@ -314,3 +314,11 @@ def test_index_count_on_mariadb_matches_the_contract(demo_mariadb, world):
     assert result.status == Status.PASS
     sqlite = {r["table"]: r["indexes"] for r in checks.index_count(world).evidence["largest"]}
     assert sqlite["webhook_events"] == 13  # unique constraints counted on SQLite too
+
+
+def test_failed_webhooks_per_hour(world):
+    result = checks.failed_webhooks(world, SINCE, UNTIL)
+    assert result.evidence["failed"] == 4 and result.evidence["webhooks"] == 21  # uid-2..uid-5 rejected
+    assert result.evidence["worst_hour"] == 4 and result.status == Status.WARN
+    assert result.evidence["worst_hours"][0]["hour"] == "2025-10-18T12:00:00+00:00"
+    assert checks.failed_webhooks(world, SINCE, UNTIL, critical=3).status == Status.FAIL
