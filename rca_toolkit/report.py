@@ -31,7 +31,9 @@ img{max-width:100%} .anchor-link{display:none} .output_error pre,.output_stderr 
 .rca-status-FAIL{color:#cf222e;font-weight:600}.rca-status-ERROR{color:#8250df;font-weight:600}
 header.rca-meta{color:#57606a;font-size:.9em;border-bottom:1px solid #d0d7de;margin-bottom:1em}
 """
-_REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.IGNORECASE)
+# Attributes that make a browser fetch (links a reader clicks are fine): src of any tag, href of <link>.
+_REMOTE = re.compile(r"""(<(?:[a-z]+)\b[^>]*?\bsrc\s*=\s*["']?|<link\b[^>]*?\bhref\s*=\s*["']?)(?:https?:)?//""",
+                     re.IGNORECASE)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -71,10 +73,8 @@ def render_html(nb: nbformat.NotebookNode, *, title: str, meta: str = "") -> str
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
         f"<header class=\"rca-meta\">{html.escape(meta)}</header>\n{body}\n</body></html>\n"
     )
-    remote = _REMOTE.findall(page)
-    if remote:  # a notebook output linking a CDN would make the report fetch from the network
-        page = _REMOTE.sub(lambda m: m.group(0).split("=")[0] + '="#blocked-remote" data-blocked="', page)
-    return page
+    # An output that loads from a CDN would make the report fetch from the network: neutralise it.
+    return _REMOTE.sub(lambda m: m.group(1) + "blocked-remote:", page)
 
 
 def render_markdown(nb: nbformat.NotebookNode, *, title: str, meta: str = "") -> tuple[str, dict[str, bytes]]:

@@ -270,3 +270,21 @@ def test_params_file_is_validated_like_cli_values(tmp_path, capsys):
     assert cli.main(["run", "no_such_notebook", "--out", str(tmp_path / "out")]) == 2
     assert "no notebook named 'no_such_notebook'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_report_html_never_fetches_and_hides_code():
+    from rca_toolkit import report
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Title\n\nSee [the docs](https://example.org/docs) and $x^2$."),
+        nbformat.v4.new_code_cell("secret_code_here()", outputs=[nbformat.v4.new_output(
+            "display_data", data={"text/html": '<img src="https://cdn.example/x.png"><script src="//cdn.example/a.js">'
+                                               "</script><b>shown</b>", "text/plain": "x"})]),
+    ])
+    page = report.render_html(nb, title="t")
+    assert "secret_code_here" not in page and "<b>shown</b>" in page
+    assert 'href="https://example.org/docs"' in page  # a link is not a fetch
+    assert 'src="blocked-remote:cdn.example/x.png"' in page and 'src="blocked-remote:cdn.example/a.js"' in page
+    assert "mathjax" not in page.lower() and "require.js" not in page
+    md, files = report.render_markdown(nb, title="t")
+    assert "secret_code_here" not in md and files == {}
