@@ -98,7 +98,7 @@ def render_times(values, *, wall: bool, precision: int) -> np.ndarray:
     if wall:
         us = us + np.where(us < S.DST_END, 2, 1) * S.HOUR_US
     unit = "us" if precision == 6 else "s"
-    text = np.datetime_as_string(us.astype(f"datetime64[{unit}]" if unit == "s" else "datetime64[us]"), unit=unit)
+    text = np.datetime_as_string(us.astype("datetime64[us]"), unit=unit)  # the integers are microseconds
     text = np.char.replace(text, "T", " ").astype(object)
     text[null] = None
     return text

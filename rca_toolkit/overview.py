@@ -90,7 +90,7 @@ def outcomes_by_path(attempts: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataF
     counts["attempts"] = counts.sum(axis=1)
     low, high = proportion_confint(counts["success"], counts["attempts"], alpha=alpha, method="wilson")
     counts["success_rate"] = counts["success"] / counts["attempts"]
-    counts["ci_low"], counts["ci_high"] = low, high
+    counts["ci_low"], counts["ci_high"] = low.round(12), high.round(12)  # 34/34 gives 0.9999999999999999
     return counts
 
 
