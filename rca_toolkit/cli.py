@@ -16,18 +16,25 @@ from typing import Callable
 
 from .errors import RcaError
 
-# Add a module here when you add a command; each lives in rca_toolkit/commands/<name>.py.
-COMMAND_MODULES = [
-    "demo_data",
-    "compare",
-    "drift",
-    "migrations_cmd",
-    "run",
-    "timeline",
-    "import_cmd",
-    "quality",
-    "report",
-]
+# command -> (module under rca_toolkit.commands, one-line help). Only the module of the command
+# being run is imported, so `rca --help` and every command start without loading the others'
+# heavy dependencies (nbformat, scipy, ruptures). Add a row when you add a command.
+COMMANDS = {
+    "demo-data": ("demo_data", "build the synthetic demo database and its ground truth"),
+    "timeline": ("timeline", "reproduce one call: attribution, loops, dead air, what-if"),
+    "compare": ("compare", "before/after statistics around a change (booking success, durations, latencies)"),
+    "drift": ("drift", "find phantom columns: code writes vs the live schema"),
+    "migrations": ("migrations_cmd", "migration history: pending, missing, suspicious names, batches"),
+    "run": ("run", "run a notebook with validated parameters into reports/<notebook>/<run-id>/"),
+    "runbook": ("run", "run a runbook; exit 0 PASS/WARN, 1 FAIL, 2 ERROR"),
+    "list": ("run", "list notebooks and runbooks with their parameters"),
+    "demo-reports": ("run", "run every notebook and runbook with its defaults and print the reports"),
+    "import": ("import_cmd", "import Retell objects, Laravel logs, exports or Cal.com webhooks into a scratch db"),
+    "quality": ("quality", "data-quality report of an export file or a database's sessions"),
+    "report": ("report", "scheduled reports: daily/weekly health, retention"),
+    "schedule": ("report", "print crontab/systemd entries that run a scheduled report"),
+}
+COMMAND_MODULES = sorted({module for module, _ in COMMANDS.values()})
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -51,20 +58,36 @@ def emit(text_or_obj, fmt: str) -> None:
         print(text_or_obj)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested_command(argv: list[str]) -> str | None:
+    """The first argument that names a command (options before it are global)."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """Full parser for the requested command; one-line stubs for the others."""
     parser = argparse.ArgumentParser(
         prog="rca",
         description="Incident analysis and runbooks for the Retell -> Laravel -> Cal.com booking platform.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"rca_toolkit.commands.{name}").register(sub)
+    wanted = _requested_command(sys.argv[1:] if argv is None else argv)
+    if wanted is not None:
+        importlib.import_module(f"rca_toolkit.commands.{COMMANDS[wanted][0]}").register(sub)
+        registered = set(sub.choices)
+    else:
+        registered = set()
+    for name, (_, summary) in COMMANDS.items():
+        if name not in registered:
+            sub.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
