@@ -131,6 +131,11 @@ def test_the_144_second_call(demo_db):
     raw = json.loads(_query(url, "SELECT raw FROM calls WHERE retell_call_id = :c", c=LOOP)["raw"].iloc[0])
     assert raw["call_id"] == LOOP and raw["duration_ms"] == 144_481
     assert raw["end_timestamp"] - raw["start_timestamp"] == 144_481
+    call = _query(url, "SELECT start_timestamp, end_timestamp, duration_ms, duration_sec FROM calls "
+                       "WHERE retell_call_id = :c", c=LOOP).iloc[0]
+    start = _utc(url, pd.Series([call["start_timestamp"]])).iloc[0]
+    assert start == pd.Timestamp(raw["start_timestamp"] // 1000, unit="s", tz="UTC")  # whole seconds
+    assert call["duration_ms"] == 144_481 and call["duration_sec"] == 144
     invocations = [e for e in raw["transcript_with_tool_calls"] if e["role"] == "tool_call_invocation"]
     assert [e["name"] for e in invocations].count("check_customer") == 7
     ref = truth["reference_calls"][LOOP]
