@@ -29,7 +29,8 @@ from . import demo_load as L
 from . import demo_rows as R
 from . import demo_spec as S
 from . import demo_tables as T
-from . import demo_truth
+from . import demo_migrations, demo_truth
+from .demo_retell import call_object, start_ms_of
 from . import names, schema
 from .config import progress_enabled
 from .db import check_connection, make_engine
@@ -146,8 +147,6 @@ def generate(seed: int = 7, scale: int = 1) -> tuple[dict[str, pd.DataFrame], di
         cidx = int(np.flatnonzero(c["call_id"].to_numpy() == sc["call_id"])[0])
         kinds = t[t["cidx"] == cidx].sort_values("seq")["error_kind"].tolist()
         agent = S.AGENT_ID_OLD if c.at[cidx, "start_us"] < S.AGENT_SWITCH else S.AGENT_ID_NEW
-        from .demo_retell import call_object, start_ms_of
-
         c.at[cidx, "raw"] = call_object(sc, start_ms=start_ms_of(sc), agent_id=agent, tool_outcomes=kinds)
     errs = pd.concat([R.error_rows(t), R.duplicate_rows(c)], ignore_index=True)
     traces, events, key_to_event = T.traces_and_events(c, t, errs, rng)
@@ -166,7 +165,7 @@ def generate(seed: int = 7, scale: int = 1) -> tuple[dict[str, pd.DataFrame], di
         "calls": T.calls(c, rng, outcome, appt_of_call),
         "appointments": appts.drop(columns=["_double", "_cidx"]),
         "webhook_events": hooks,
-        "migrations": pd.DataFrame(__import__("rca_toolkit.demo_migrations", fromlist=["rows"]).rows()),
+        "migrations": pd.DataFrame(demo_migrations.rows()),
     }
     truth = demo_truth.compute(seed=seed, scale=scale, c=c, t=t, att=att, tables=tables, appts=appts,
                                topups=topup_report)
@@ -221,6 +220,7 @@ def build(url: str, *, seed: int = 7, scale: int = 1, truth_path: str | Path | N
         fast = False
         if engine.dialect.name != "sqlite":
             sa.event.listen(engine, "do_connect", _allow_local_infile)
+            sa.event.listen(engine, "connect", _no_statement_limit)
             engine.dispose()
             fast = _server_allows_infile(engine)
         L.create_schema(engine, replace, bare=fast)
@@ -240,6 +240,12 @@ def build(url: str, *, seed: int = 7, scale: int = 1, truth_path: str | Path | N
     path.write_text(json.dumps(truth, indent=1, ensure_ascii=False, default=_json_default))
     truth["truth_path"] = str(path)
     return truth
+
+
+def _no_statement_limit(dbapi_conn, _record) -> None:  # noqa: ANN001
+    """Bulk loads and index builds of a large world may exceed the analysis statement limit."""
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SET SESSION max_statement_time = 0")
 
 
 def _allow_local_infile(dialect, conn_rec, cargs, cparams) -> None:  # noqa: ANN001

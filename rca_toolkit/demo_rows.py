@@ -22,11 +22,6 @@ CALCOM_FRAME = "App\\Services\\CalcomV2Client::createBooking"
 _J = json.dumps
 
 
-def _jstr(values) -> pd.Series:
-    """Vectorised JSON string literal (values known to need no escaping except quotes)."""
-    return '"' + pd.Series(values, dtype=object).astype(str).str.replace('"', '\\"', regex=False) + '"'
-
-
 def classify_traces(traces: pd.DataFrame, calls: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Add ``t_us``, ``status``, ``error_kind`` and webhook fate of booking traces."""
     t = traces.copy()

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from . import demo_background as B
 from . import demo_rows as R
 from . import demo_spec as S
 
@@ -208,7 +209,7 @@ def bookings(c: pd.DataFrame, att: pd.DataFrame, t: pd.DataFrame, rng: np.random
     """Cal.com webhooks, Retell ``call_started`` webhooks and appointments (+ calls.appointment_id)."""
     booked = att[att["calcom_booked"]].reset_index(drop=True)
     nb = len(booked)
-    uid = pd.Series(R_uid(rng, nb), dtype=object)
+    uid = pd.Series(_calcom_uids(rng, nb), dtype=object)
     trace_end = booked["at_us"].to_numpy() + (t.loc[booked["trace_key"], "real_ms"].to_numpy() * S.MS).astype(np.int64)
     received = booked["at_us"].to_numpy() + rng.integers(300_000, 1_500_000, nb)
     days_ahead = rng.integers(1, 15, nb) * S.DAY_US
@@ -263,11 +264,9 @@ def bookings(c: pd.DataFrame, att: pd.DataFrame, t: pd.DataFrame, rng: np.random
     return hooks, appt, appointment_of_call, uid
 
 
-def R_uid(rng: np.random.Generator, n: int) -> np.ndarray:
+def _calcom_uids(rng: np.random.Generator, n: int) -> np.ndarray:
     """Cal.com-style booking uids (22 alphanumerics)."""
-    from .demo_background import ALNUM, random_strings
-
-    return random_strings(rng, n, 22, ALNUM)
+    return B.random_strings(rng, n, 22, B.ALNUM)
 
 
 def _iso(us: np.ndarray) -> np.ndarray:
