@@ -224,10 +224,9 @@ def build(url: str, *, seed: int = 7, scale: int = 1, truth_path: str | Path | N
             engine.dispose()
             fast = _server_allows_infile(engine)
         L.create_schema(engine, replace, bare=fast)
-        _write(engine, tables, seed=int(seed), scale=int(scale), progress=progress, fast=fast)
+        counted = _write(engine, tables, seed=int(seed), scale=int(scale), progress=progress, fast=fast)
         if fast:
             L.add_deferred_keys(engine)
-        counted = L.count_rows(engine)
     except DBAPIError as exc:
         raise L.translate(exc, engine) from None
     finally:
@@ -254,8 +253,10 @@ def _allow_local_infile(dialect, conn_rec, cargs, cparams) -> None:  # noqa: ANN
 
 
 def _write(engine: sa.Engine, tables: dict[str, pd.DataFrame], *, seed: int, scale: int, progress: bool,
-           fast: bool) -> None:
-    """Insert the marker row first (a half-built world can be replaced), then every table in key order."""
+           fast: bool) -> dict[str, int]:
+    """Insert the marker row first (a half-built world can be replaced), then every table in key order.
+
+    Returns the rows stored per table (the server's affected-row counts on the bulk path)."""
     from tqdm.auto import tqdm
 
     wall = engine.dialect.name == "sqlite"
@@ -275,6 +276,7 @@ def _write(engine: sa.Engine, tables: dict[str, pd.DataFrame], *, seed: int, sca
         dbapi = raw.driver_connection
         marker = pd.DataFrame([{"id": 1, "seed": seed, "scale": scale, "generator": GENERATOR, "note": NOTE,
                                 "built_at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}])
+        counts = {}
         L.load_table(engine, dbapi, schema.rca_demo_world, marker.astype(object))
         raw.commit()
         for name, frame in tables.items():
@@ -282,11 +284,13 @@ def _write(engine: sa.Engine, tables: dict[str, pd.DataFrame], *, seed: int, sca
             frame = frame.sort_values("id", kind="stable") if "id" in frame else frame
             with tqdm(total=len(frame), desc=name, unit="rows", disable=not progress, leave=False) as bar:
                 if fast:
-                    F.load(cur, quote, table, frame, bar)
+                    counts[name] = F.load(cur, quote, table, frame, bar)
                 else:
-                    L.load_table(engine, dbapi, table, L.prepare_frame(table, frame, wall=wall), bar)
+                    counts[name] = L.load_table(engine, dbapi, table, L.prepare_frame(table, frame, wall=wall), bar)
             raw.commit()
         cur.close()
+        counts["rca_demo_world"] = 1
+        return counts
     finally:
         raw.close()
 

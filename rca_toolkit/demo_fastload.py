@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -138,20 +139,31 @@ def load(cursor, quote, table: sa.Table, frame: pd.DataFrame, bar=None) -> int:
     statement = (f"LOAD DATA LOCAL INFILE %s INTO TABLE {quote(table.name)} CHARACTER SET utf8mb4 "
                  "FIELDS TERMINATED BY X'1F' ESCAPED BY '' LINES TERMINATED BY X'1E' "
                  f"({', '.join(targets)}) SET {', '.join(sets)}")
-    total = 0
-    for start in range(0, len(frame), CHUNK):
+    def payload(start: int) -> bytes:
         part = frame.iloc[start:start + CHUNK]
-        payload = assemble([encode(part[c.name], k) for c, k in zip(cols, kinds)])
-        fd, path = tempfile.mkstemp(suffix=".rows")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-            cursor.execute(statement, (path,))
-        finally:
-            os.unlink(path)
-        total += len(part)
-        if bar is not None:
-            bar.update(len(part))
+        return assemble([encode(part[c.name], k) for c, k in zip(cols, kinds)])
+
+    starts = list(range(0, len(frame), CHUNK))
+    total = 0
+    # Render the next chunk while the server loads the current one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(payload, starts[0]) if starts else None
+        for i, start in enumerate(starts):
+            data = pending.result()
+            pending = pool.submit(payload, starts[i + 1]) if i + 1 < len(starts) else None
+            rows = min(CHUNK, len(frame) - start)
+            fd, path = tempfile.mkstemp(suffix=".rows")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                loaded = cursor.execute(statement, (path,))
+            finally:
+                os.unlink(path)
+            if loaded != rows:
+                raise RuntimeError(f"LOAD DATA into {table.name} stored {loaded} of {rows} rows")
+            total += rows
+            if bar is not None:
+                bar.update(rows)
     return total
 
 
