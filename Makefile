@@ -7,7 +7,7 @@ DEMO_DB := data/demo.sqlite
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo demo-data test test-fast bench airflow-check clean
+.PHONY: help install demo demo-data test test-fast nbval bench airflow-check clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test: $(STAMP) ## run the whole test suite (SQLite, real MariaDB, papermill, nbv
 
 test-fast: $(STAMP) ## the suite without notebook executions
 	$(BIN)/python -m pytest -m "not slow"
+
+nbval: demo-data ## validate every runbook and report notebook with nbval on data/demo.sqlite
+	RCA_PROGRESS=0 $(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -o addopts= runbooks/ notebooks/
 
 bench: $(STAMP) ## build a 1M-call world in MariaDB and write benchmarks/results/<date>.json
 	$(BIN)/python -m benchmarks.run

@@ -86,7 +86,8 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out["error_message"] = err["error_message"].fillna(traces["error"]).astype("string")
     out["error_code"] = err["error_code"].astype("string")
     trace_frame = traces["error_details"].map(lambda d: d.get("frame") if isinstance(d, dict) else None)
-    out["code_path"] = err["frame"].fillna(trace_frame).fillna(out["family"].map(CODE_PATHS)).astype("string")
+    out["code_path"] = (err["frame"].astype("object").fillna(trace_frame.astype("object"))
+                        .fillna(out["family"].map(CODE_PATHS).astype("object")).astype("string"))
     local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
     by_call = _appointment_by_call(out, appointments, calls)
     own_uid = by_call.map(local.set_index("id")["calcom_v2_booking_id"].astype("object")) if len(local) else by_call
@@ -120,7 +121,8 @@ def _match_errors(traces: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
         return result
     errs = errors.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
     for col in cols:
-        result[col] = traces["trace_id"].map(errs[col].astype("object")) if len(errs) else result[col]
+        # object dtype: an all-missing map of the Int64 trace ids would otherwise come back as Int64
+        result[col] = traces["trace_id"].map(errs[col].astype("object")).astype("object") if len(errs) else result[col]
     todo = result["error_message"].isna() & traces["status"].ne("success")
     if todo.any():
         pool = errors[errors["function_trace_id"].isna() & errors["family"].isin(names.BOOKING_FAMILIES)]

@@ -112,8 +112,6 @@ def test_booking_success_fails_the_book_path_with_denominators(world):
     assert "book_appointment: 0/6 succeeded (0.0%) FAIL" in result.summary
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="loaders.errors/function_traces drop every column when the "
-                   "window has no rows (frame[empty object Series]); remove this mark once fixed")
 def test_booking_success_small_sample_is_warn_never_pass(world):
     result = checks.booking_success(world, SINCE, UNTIL, min_attempts=20)
     assert result.status == Status.WARN
@@ -122,8 +120,6 @@ def test_booking_success_small_sample_is_warn_never_pass(world):
     assert empty.status == Status.WARN and "0/0" in empty.summary
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="loaders.errors/function_traces drop every column when the "
-                   "window has no rows (frame[empty object Series]); remove this mark once fixed")
 def test_booking_before_after_rows(world):
     rows = checks.booking_before_after(world, SINCE, UNTIL, baseline="1d")
     by = {r["metric"]: r for r in rows}

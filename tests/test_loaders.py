@@ -199,3 +199,14 @@ def test_laravel_log_round_trip_through_scratch_import(shared_data, tmp_path):
     assert len(morning) > 0
     assert morning["ts"].between(pd.Timestamp("2025-09-24T07:00:00Z"), pd.Timestamp("2025-09-24T08:00:00Z"),
                                  inclusive="left").all()
+
+
+def test_empty_window_gives_empty_frames_with_their_columns(demo_db):
+    url, _ = demo_db
+    window = dict(start="2025-09-01T00:00:00Z", end="2025-09-02T00:00:00Z")  # before the demo world
+    traces = loaders.function_traces(url, **window)
+    errors = loaders.errors(url, **window)
+    calls = loaders.calls(url, **window)
+    assert traces.empty and {"family", "error", "duration_ms"} <= set(traces.columns)
+    assert errors.empty and {"frame", "severity_rank"} <= set(errors.columns)
+    assert calls.empty and calls.attrs["excluded_test_ids"] == 0

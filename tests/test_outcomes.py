@@ -130,3 +130,18 @@ def test_demo_phantom_failures_carry_the_1054_signature_and_frame(demo_attempts)
     assert top.index[0] == "[1054] Unknown column 'created_by' in 'field list'"
     by_frame = failed[failed["signature"] == top.index[0]].groupby("code_path", observed=True).size()
     assert set(by_frame.index) == set(CODE_PATHS.values())
+
+
+def test_code_path_falls_back_to_the_family_when_no_error_names_a_frame(demo_sqlite):
+    from rca_toolkit import loaders, names
+    from rca_toolkit.outcomes import CODE_PATHS, classify
+
+    url, _ = demo_sqlite
+    window = dict(start="2025-10-13T11:16:08+02:00", end="2025-10-14T00:00:00+02:00")
+    traces = loaders.function_traces(url, families=names.BOOKING_FAMILIES, **window)
+    traces["error_details"] = None
+    errors = loaders.errors(url, **window)
+    errors["frame"] = pd.array([pd.NA] * len(errors), dtype="string")
+    out = classify(traces, errors, loaders.appointments(url), loaders.webhook_events(url, provider="calcom"), loaders.calls(url))
+    assert len(out) == len(traces) > 0
+    assert (out["code_path"] == out["family"].map(CODE_PATHS)).all()
