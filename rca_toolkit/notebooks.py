@@ -43,8 +43,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from .errors import ConfigError, NotFound
 
 PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -79,7 +77,7 @@ def _kind(name: str, type_: str, help_: str) -> str:
     return "value"
 
 
-def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
+def parameters_cell(nb: "nbformat.NotebookNode") -> "nbformat.NotebookNode | None":
     """The first code cell tagged ``parameters`` (None if there is none)."""
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -125,6 +123,8 @@ def read_parameters(path: str | Path) -> list[Parameter]:
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"notebook {path} does not exist", hint="see `rca list` for the notebooks")
+    import nbformat  # lazily: its jsonschema/rfc3987 import costs seconds in every kernel
+
     nb = nbformat.read(str(path), as_version=4)
     cell = parameters_cell(nb)
     if cell is None:
@@ -460,6 +460,8 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
     executed = work / path.name
     if progress is None:
         progress = progress_enabled() and sys.stderr.isatty()
+    import nbformat  # lazily: its jsonschema/rfc3987 import costs seconds in every kernel
+
     nb = nbformat.read(str(path), as_version=4)
     kernel = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
     status, error, failed_cell = "ok", None, None
