@@ -76,7 +76,8 @@ def _topups(rng, calls: pd.DataFrame, traces: pd.DataFrame) -> tuple[list, dict]
     """Targets (instant, path) for extra booking calls so every tested window is well populated."""
     bt = _booking_times(calls[calls["is_real"]], traces[traces["cidx"].isin(np.flatnonzero(calls["is_real"]))])
     targets, report = [], {}
-    for window in ("before_phantom_5d", "phantom_collect", "after_partial_fix_5d", "after_full_fix_5d"):
+    for window in ("before_phantom_5d", "phantom_collect", "before_partial_fix_5d", "after_partial_fix_5d",
+                   "after_full_fix_5d"):
         lo, hi = S.BOOKING_WINDOWS[window]
         for path in ("collect_appointment", "book_appointment"):
             have = int(((bt["path"] == path) & (bt["at"] >= lo) & (bt["at"] < hi)).sum())

@@ -56,6 +56,7 @@ HOUR_US = 3_600 * US
 BOOKING_WINDOWS = {
     "before_phantom_5d": (PHANTOM_START - 5 * DAY_US, PHANTOM_START),
     "phantom_collect": (PHANTOM_START, PARTIAL_FIX),
+    "before_partial_fix_5d": (PARTIAL_FIX - 5 * DAY_US, PARTIAL_FIX),
     "after_partial_fix_5d": (PARTIAL_FIX, PARTIAL_FIX + 5 * DAY_US),
     "phantom_book": (PHANTOM_START, FULL_FIX),
     "after_full_fix_5d": (FULL_FIX, FULL_FIX + 5 * DAY_US),
