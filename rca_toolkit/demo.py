@@ -78,7 +78,7 @@ def _topups(rng, calls: pd.DataFrame, traces: pd.DataFrame) -> tuple[list, dict]
     targets, report = [], {}
     for window in ("before_phantom_5d", "phantom_collect", "before_partial_fix_5d", "after_partial_fix_5d",
                    "after_full_fix_5d"):
-        lo, hi = S.BOOKING_WINDOWS[window]
+        lo, hi = {**S.BOOKING_WINDOWS, **S.EXTRA_WINDOWS}[window]
         for path in ("collect_appointment", "book_appointment"):
             have = int(((bt["path"] == path) & (bt["at"] >= lo) & (bt["at"] < hi)).sum())
             need = max(0, S.MIN_ATTEMPTS_PER_PATH - have)

@@ -56,11 +56,12 @@ HOUR_US = 3_600 * US
 BOOKING_WINDOWS = {
     "before_phantom_5d": (PHANTOM_START - 5 * DAY_US, PHANTOM_START),
     "phantom_collect": (PHANTOM_START, PARTIAL_FIX),
-    "before_partial_fix_5d": (PARTIAL_FIX - 5 * DAY_US, PARTIAL_FIX),
     "after_partial_fix_5d": (PARTIAL_FIX, PARTIAL_FIX + 5 * DAY_US),
     "phantom_book": (PHANTOM_START, FULL_FIX),
     "after_full_fix_5d": (FULL_FIX, FULL_FIX + 5 * DAY_US),
 }
+# Also guaranteed, reported separately (``booking_attempts_extra``): the exact 5 days before the partial fix.
+EXTRA_WINDOWS = {"before_partial_fix_5d": (PARTIAL_FIX - 5 * DAY_US, PARTIAL_FIX)}
 # Windows that must hold at least MIN_ATTEMPTS_PER_PATH attempts per path (top-up calls added).
 MIN_ATTEMPTS_PER_PATH = 30
 # Change points around which every affected path gets attempts in each of the 2 hours

@@ -21,14 +21,14 @@ def _window(lo: int, hi: int) -> dict:
     return {"start": S.iso_berlin(lo), "end": S.iso_berlin(hi)}
 
 
-def booking_windows(att: pd.DataFrame) -> dict:
+def booking_windows(att: pd.DataFrame, windows: dict = S.BOOKING_WINDOWS) -> dict:
     """``{path: {window: {attempts, success, failed, orphaned, rescued}}}`` over real call ids."""
     real = att[att["is_real"]]
     out: dict = {}
     for path in ("collect_appointment", "book_appointment"):
         p = real[real["path"] == path]
         out[path] = {}
-        for window, (lo, hi) in S.BOOKING_WINDOWS.items():
+        for window, (lo, hi) in windows.items():
             w = p[(p["at_us"] >= lo) & (p["at_us"] < hi)]
             out[path][window] = {"attempts": int(len(w)), "success": int((w["outcome"] == "success").sum()),
                                  "failed": int((w["outcome"] == "failed").sum()), "orphaned": int(w["orphaned"].sum()),
@@ -116,6 +116,7 @@ def compute(*, seed: int, scale: int, c: pd.DataFrame, t: pd.DataFrame, att: pd.
             "B_loop_call": I.LOOP_CALL, "C_dead_air_call": I.DEAD_AIR_CALL, "D8_call": I.D8_CALL,
         },
         "booking_attempts": booking_windows(att),
+        "booking_attempts_extra": booking_windows(att, S.EXTRA_WINDOWS),
         "booking_attempts_note": ("real Retell ids only; success = local appointment written by the call, "
                                   "failed = trace error; orphaned = Cal.com booked but no local row at all "
                                   "(webhook rejected); rescued = failed but the Cal.com webhook upsert created the row"),
