@@ -34,6 +34,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
+from .jsonutil import json_default
 from .errors import ConfigError, SchemaError
 from .timeutil import parse_duration, parse_instant
 
@@ -263,7 +264,7 @@ class Comparison:
         }
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), default=_json_default, ensure_ascii=False, **kwargs)
+        return json.dumps(self.to_dict(), default=json_default, ensure_ascii=False, **kwargs)
 
     def table(self) -> pd.DataFrame:
         """One display row per metric."""
@@ -343,16 +344,6 @@ def _md_table(frame: pd.DataFrame) -> str:
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     rows += ["| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |" for r in frame.itertuples(index=False)]
     return "\n".join(rows)
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, (pd.Timestamp,)):
-        return value.isoformat()
-    return str(value)
 
 
 def _in(frame: pd.DataFrame, col: str, window) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 MAX_DECODE_DEPTH = 3
@@ -30,3 +31,25 @@ def decode_json(value: Any) -> tuple[Any, bool, bool]:
             return (value if depth == 0 else obj), depth > 1, depth == 0
         depth += 1
     return obj, depth > 1, False
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for result objects: numpy/pandas scalars, times, sets, frames.
+
+    Non-finite floats become ``null`` (JSON has no NaN); anything else unknown is rendered
+    with ``str`` so a report never fails on an exotic value.
+    """
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas missing values
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if getattr(value, "ndim", 0) > 0:  # numpy arrays and pandas arrays
+        return value.tolist()
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)

@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .jsonutil import json_default
 from .errors import ConfigError, NotFound
 
 PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
@@ -291,18 +292,6 @@ def run_dir() -> Path | None:
     return Path(value) if value else None
 
 
-def _json_default(value):
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    return str(value)
-
-
 def record_metrics(metrics: dict) -> Path | None:
     """Merge ``metrics`` into ``metrics.json`` of the current run; None when not in a run."""
     folder = run_dir()
@@ -312,7 +301,7 @@ def record_metrics(metrics: dict) -> Path | None:
 
     path = folder / "metrics.json"
     current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(json.loads(json.dumps(metrics, default=_json_default)))
+    current.update(json.loads(json.dumps(metrics, default=json_default)))
     return atomic_write_text(path, json.dumps(current, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 

@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from enum import IntEnum
 from typing import Any, Callable
 
+from .jsonutil import json_default
 from .errors import RcaError
 
 
@@ -299,17 +300,7 @@ def window_after(start, duration: str = "", end: str = "") -> tuple:
 
 # --------------------------------------------------------------------------- rendering helpers
 def _plain(value):
-    return json.loads(json.dumps(value, default=_default))
-
-
-def _default(value):
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return str(value)
+    return json.loads(json.dumps(value, default=json_default))
 
 
 def _fmt(value) -> str:

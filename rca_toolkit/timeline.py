@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .jsonutil import json_default
 from . import detectors, names
 from .errors import InputFormatError
 from .timeutil import DEFAULT_SOURCE_TZ
@@ -413,7 +414,7 @@ class CallTimeline:
         })
 
     def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), default=_json_default, ensure_ascii=False, **kwargs)
+        return json.dumps(self.to_dict(), default=json_default, ensure_ascii=False, **kwargs)
 
     # ---- renderings
     def __repr__(self) -> str:
@@ -495,14 +496,6 @@ def _clean(value):
     if value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
         return None
     return value
-
-
-def _json_default(value):
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
 
 
 def _md_table(frame: pd.DataFrame) -> str:

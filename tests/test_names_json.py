@@ -38,3 +38,15 @@ def test_decode_json_variants():
     assert decode_json('"{\\"retell_call_id\\": \\"call_x\\"}"') == ({"retell_call_id": "call_x"}, True, False)
     assert decode_json("not json") == ("not json", False, True)
     assert decode_json({"already": "dict"}) == ({"already": "dict"}, False, False)
+
+
+def test_json_default_renders_numpy_pandas_and_sets():
+    import json
+
+    import numpy as np
+
+    from rca_toolkit.jsonutil import json_default
+
+    text = json.dumps([np.int64(3), np.float32("nan"), pd.Timestamp("2025-10-18T10:00Z"), {2, 1}, np.array([1, 2]),
+                       np.bool_(True), pd.NA, pd.NaT], default=json_default)
+    assert text == '[3, null, "2025-10-18T10:00:00+00:00", [1, 2], [1, 2], true, null, null]'
