@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import loaders, names
 from .signatures import signatures
+from .timeutil import parse_instant
 
 CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
     "collect_appointment": r"App\Services\Retell\AppointmentCreationService::createLocalRecord",
@@ -65,7 +66,7 @@ def booking_attempts(db=None, *, start=None, end=None, company_id=None) -> pd.Da
 
 def _padded(traces: pd.DataFrame, start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     if traces.empty:
-        return (loaders._instant(start, "start"), loaders._instant(end, "end"))
+        return tuple(None if v is None else parse_instant(v, name=n) for v, n in ((start, "start"), (end, "end")))
     return traces["started_at"].min() - pd.Timedelta(minutes=5), traces["started_at"].max() + PAD
 
 
