@@ -67,19 +67,25 @@ def _requested_command(argv: list[str]) -> str | None:
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """Full parser for the requested command; one-line stubs for the others."""
+    """The ``rca`` parser.
+
+    With ``argv`` (what :func:`main` does) only the requested command's module is imported and
+    the others get one-line stubs; without it every command is registered in full.
+    """
     parser = argparse.ArgumentParser(
         prog="rca",
         description="Incident analysis and runbooks for the Retell -> Laravel -> Cal.com booking platform.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    wanted = _requested_command(sys.argv[1:] if argv is None else argv)
-    if wanted is not None:
-        importlib.import_module(f"rca_toolkit.commands.{COMMANDS[wanted][0]}").register(sub)
-        registered = set(sub.choices)
+    if argv is None:
+        modules = COMMAND_MODULES
     else:
-        registered = set()
+        wanted = _requested_command(argv)
+        modules = [COMMANDS[wanted][0]] if wanted else []
+    for module in modules:
+        importlib.import_module(f"rca_toolkit.commands.{module}").register(sub)
+    registered = set(sub.choices)
     for name, (_, summary) in COMMANDS.items():
         if name not in registered:
             sub.add_parser(name, help=summary)
@@ -87,6 +93,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")

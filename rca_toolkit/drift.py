@@ -367,7 +367,7 @@ def _missing_required(written, attrs, schema, checked) -> pd.DataFrame:
             reaching |= {"created_at", "updated_at"}
         for col in info.columns:
             required = not info.nullable.get(col, True) and not info.has_default.get(col, False)
-            if required and col not in info.autoincrement and col.lower() not in reaching:
+            if required and not _filled_by_database(info, col) and col.lower() not in reaching:
                 rows.append({"table": group["table"], "column": col, "file": group["file"], "line": group["call_line"],
                              "shape": group["shape"], "site": group["site"], "effect": REQUIRED_EFFECT})
     return pd.DataFrame(rows, columns=["table", "column", "file", "line", "shape", "site", "effect"]), hooked
@@ -442,3 +442,10 @@ def schema_columns_check(report: DriftReport):
     return CheckResult("Every written column exists in the schema (seed method 2)", status, summary, evidence,
                        "Compare the listed columns with the migrations: create them by migration or stop "
                        "writing them; a NOT NULL column must be set by every create site.")
+
+
+def _filled_by_database(info, col: str) -> bool:
+    """Auto-increment columns need no value; without key information, Laravel's ``id`` convention."""
+    if info.autoincrement or info.primary_key:
+        return col in info.autoincrement
+    return col.lower() == "id"

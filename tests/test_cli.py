@@ -36,3 +36,9 @@ def test_no_command_prints_help_and_exits_2(capsys):
 @pytest.mark.parametrize("module", sorted({m for m, _ in cli.COMMANDS.values()}))
 def test_command_modules_import(module):
     assert hasattr(importlib.import_module(f"rca_toolkit.commands.{module}"), "register")
+
+
+def test_parser_without_argv_registers_every_command_in_full():
+    parser = cli.build_parser()
+    args = parser.parse_args(["report", "health", "--date", "2025-10-25"])
+    assert (args.command, args.report_command, args.date) == ("report", "health", "2025-10-25")
