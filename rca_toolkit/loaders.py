@@ -133,8 +133,11 @@ def _refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _query(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
+def _query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None = None) -> pd.DataFrame:
+    """Run one statement; pass ``conn`` to reuse a checked-out connection (one ping, one rollback)."""
     try:
+        if conn is not None:
+            return pd.read_sql(sa.text(sql), conn, params=params)
         with engine.connect() as conn:
             return pd.read_sql(sa.text(sql), conn, params=params)
     except sa.exc.OperationalError as exc:
@@ -173,6 +176,22 @@ def _company_clause(col: str, company_id, params: dict) -> list[str]:
     return [f"{col} = :company_id"]
 
 
+def _every_company(engine: sa.Engine, params: dict) -> list[str]:
+    """Name every company so MariaDB range-scans ``(company_id, started_at, …)``.
+
+    The production sessions table is indexed by ``(company_id, started_at, call_status)`` but
+    not by ``started_at`` alone, so a window without a company is a full table scan; listing
+    the companies (a loose index scan of ``company_id``) turns it into one range per company.
+    """
+    ids = _query(engine, "SELECT DISTINCT company_id FROM retell_call_sessions WHERE company_id IS NOT NULL", {})
+    marks = []
+    for i, cid in enumerate(ids["company_id"]):
+        params[f"co{i}"] = int(cid)
+        marks.append(f":co{i}")
+    listed = f"s.company_id IN ({', '.join(marks)}) OR " if marks else ""
+    return [f"({listed}s.company_id IS NULL)"]
+
+
 def _typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.DataFrame:
     for col in ints:
         if col in frame:
@@ -204,6 +223,8 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     params: dict = {}
     where, start_ts, end_ts = _window_clause("s.started_at", start, end, engine, params)
     where += _company_clause("s.company_id", company_id, params)
+    if company_id is None and where and engine.dialect.name != "sqlite":
+        where += _every_company(engine, params)
     select = [f"s.{c} AS {'session_id' if c == 'id' else c}" for c in SESSION_COLUMNS]
     have, missing = _present(schema, "calls", CALL_COLUMNS)
     join = ""
@@ -291,7 +312,12 @@ def call_trace(db=None, call_id: str = "") -> CallTrace:
         if table not in schema:
             raise SchemaError(f"table {table!r} is missing", hint="point --db at the production schema or a demo database")
     zone = storage_zone(engine)
-    sessions = _query(engine, "SELECT * FROM retell_call_sessions WHERE call_id = :cid", {"cid": call_id})
+    with engine.connect() as conn:  # six statements on one connection: no pool ping/rollback between them
+        return _call_trace(engine, conn, schema, zone, call_id)
+
+
+def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str, call_id: str) -> CallTrace:
+    sessions = _query(engine, "SELECT * FROM retell_call_sessions WHERE call_id = :cid", {"cid": call_id}, conn)
     if sessions.empty:
         raise NotFound(
             f"call {call_id!r} not found in retell_call_sessions of {redact_url(engine.url)}",
@@ -300,13 +326,13 @@ def call_trace(db=None, call_id: str = "") -> CallTrace:
     sessions = _to_utc(sessions, ["started_at", "ended_at"], zone)
     session = sessions.iloc[0].to_dict()
     sid = {"sid": session["id"]}
-    events = _to_utc(_query(engine, "SELECT * FROM retell_call_events WHERE call_session_id = :sid ORDER BY occurred_at, id", sid),
+    events = _to_utc(_query(engine, "SELECT * FROM retell_call_events WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
                      ["occurred_at"], zone, flags=False)
-    traces = _to_utc(_query(engine, "SELECT * FROM retell_function_traces WHERE call_session_id = :sid ORDER BY started_at, id", sid),
+    traces = _to_utc(_query(engine, "SELECT * FROM retell_function_traces WHERE call_session_id = :sid ORDER BY started_at, id", sid, conn),
                      ["started_at", "completed_at"], zone, flags=False)
     transcript = _to_utc(_query(engine, "SELECT * FROM retell_transcript_segments WHERE call_session_id = :sid "
-                                        "ORDER BY segment_sequence, occurred_at, id", sid), ["occurred_at"], zone, flags=False)
-    errors_ = _to_utc(_query(engine, "SELECT * FROM retell_error_log WHERE call_session_id = :sid ORDER BY occurred_at, id", sid),
+                                        "ORDER BY segment_sequence, occurred_at, id", sid, conn), ["occurred_at"], zone, flags=False)
+    errors_ = _to_utc(_query(engine, "SELECT * FROM retell_error_log WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
                       ["occurred_at"], zone, flags=False)
     for frame, cols in ((events, ("function_arguments", "function_response", "error_context", "metadata")),
                         (traces, ("input_params", "output_result", "error_details", "metadata")),
@@ -320,7 +346,7 @@ def call_trace(db=None, call_id: str = "") -> CallTrace:
     retell = None
     missing: list[str] = []
     if "calls" in schema and {"retell_call_id", "raw"} <= set(schema["calls"].columns):
-        raw = _query(engine, "SELECT raw FROM calls WHERE retell_call_id = :cid", {"cid": call_id})
+        raw = _query(engine, "SELECT raw FROM calls WHERE retell_call_id = :cid", {"cid": call_id}, conn)
         if not raw.empty:
             retell, _, invalid = decode_json(raw.iloc[0]["raw"])
             if invalid or not isinstance(retell, dict):
@@ -370,13 +396,24 @@ def _per_call_table(engine, table: str, time_col: str, select: str, start, end, 
     return _query(engine, sql, params), start_ts, end_ts
 
 
-def function_traces(db=None, *, start=None, end=None, company_id=None, families=None, include_test: bool = False) -> pd.DataFrame:
-    """Tool-call traces in a window (by ``started_at``), with ``family`` (P3) and error text."""
+BLOB_COLUMNS = ("input_params", "output_result", "error_details")
+
+
+def function_traces(db=None, *, start=None, end=None, company_id=None, families=None, include_test: bool = False,
+                    blobs: bool = True) -> pd.DataFrame:
+    """Tool-call traces in a window (by ``started_at``), with ``family`` (P3) and error text.
+
+    ``blobs=False`` leaves out the JSON columns (``input_params``, ``output_result``,
+    ``error_details``, hence ``error``): latency and reach analyses need none of them, and at
+    scale they are most of the bytes fetched and all of the per-row JSON decoding.
+    """
     engine = engine_for(db)
     schema = schema_of(engine)
     cols = ["id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
             "duration_ms", "status", "input_params", "output_result", "error_details"]
     require_columns(schema, "retell_function_traces", cols)
+    if not blobs:
+        cols = [c for c in cols if c not in BLOB_COLUMNS]
     params: dict = {}
     select = ", ".join(f"t.{c} AS {'trace_id' if c == 'id' else 'session_id' if c == 'call_session_id' else c}" for c in cols)
     frame, start_ts, end_ts = _per_call_table(engine, "retell_function_traces", "started_at", select, start, end, company_id,
@@ -386,13 +423,14 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     frame = _refine(frame, "started_at", start_ts, end_ts)
     if not include_test:
         frame = frame[frame["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
-    for col in ("input_params", "output_result", "error_details"):
-        frame[col] = frame[col].map(lambda v: decode_json(v)[0])
-    frame["family"] = frame["function_name"].map(names.function_family)
+    for col in BLOB_COLUMNS:
+        if col in frame:
+            frame[col] = frame[col].map(lambda v: decode_json(v)[0])
+    frame["family"] = names.family_series(frame["function_name"])  # vectorised (categorical)
     if families:
         wanted = {families} if isinstance(families, str) else set(families)
         frame = frame[frame["family"].isin(wanted)].reset_index(drop=True)
-    frame["error"] = frame["error_details"].map(_error_text)
+    frame["error"] = frame["error_details"].map(_error_text) if "error_details" in frame else pd.NA
     frame = _typed(frame, ints=["company_id", "trace_id", "execution_sequence", "duration_ms"],
                    strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status"])
     frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)])

@@ -210,3 +210,24 @@ def test_empty_window_gives_empty_frames_with_their_columns(demo_db):
     assert traces.empty and {"family", "error", "duration_ms"} <= set(traces.columns)
     assert errors.empty and {"frame", "severity_rank"} <= set(errors.columns)
     assert calls.empty and calls.attrs["excluded_test_ids"] == 0
+
+
+def test_window_without_company_matches_pandas_filtering(demo_db):
+    """On MariaDB the window query lists every company so the (company_id, started_at) index is used."""
+    url, _ = demo_db
+    everything = loaders.calls(url)
+    start, end = pd.Timestamp("2025-10-20T00:00:00+02:00"), pd.Timestamp("2025-10-23T00:00:00+02:00")
+    window = loaders.calls(url, start=start.isoformat(), end=end.isoformat())
+    expected = everything[(everything["started_at"] >= start) & (everything["started_at"] < end)]
+    assert list(window["call_id"]) == list(expected["call_id"])
+    assert set(window["company_id"]) == {1, 2}
+
+
+def test_function_traces_without_blobs_keep_timing_columns(demo_db):
+    url, _ = demo_db
+    window = dict(start="2025-10-20T00:00:00+02:00", end="2025-10-21T00:00:00+02:00")
+    full = loaders.function_traces(url, **window)
+    lean = loaders.function_traces(url, blobs=False, **window)
+    assert list(lean["trace_id"]) == list(full["trace_id"])
+    assert lean["duration_ms"].equals(full["duration_ms"]) and list(lean["family"]) == list(full["family"])
+    assert "output_result" not in lean.columns

@@ -71,7 +71,7 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
     else:
         everything = window = outcomes.booking_attempts(engine, start=start, end=end)
     calls = loaders.calls(engine, start=start, end=end, as_of=end)
-    traces = loaders.function_traces(engine, start=start, end=end)
+    traces = loaders.function_traces(engine, start=start, end=end, blobs=False)  # latencies need no JSON
     result = compare_mod.compare(window, calls, traces, at=at_ts, before=before, after=after, exclude=exclude, by=by)
     changes = None
     if with_changepoints:
