@@ -231,3 +231,14 @@ def test_function_traces_without_blobs_keep_timing_columns(demo_db):
     assert list(lean["trace_id"]) == list(full["trace_id"])
     assert lean["duration_ms"].equals(full["duration_ms"]) and list(lean["family"]) == list(full["family"])
     assert "output_result" not in lean.columns
+
+
+def test_family_filter_matches_unfiltered_traces(demo_db):
+    url, _ = demo_db
+    window = dict(start="2025-10-21T00:00:00+02:00", end="2025-10-25T00:00:00+02:00")
+    everything = loaders.function_traces(url, **window)
+    booking = loaders.function_traces(url, families=["book_appointment", "collect_appointment"], **window)
+    expected = everything[everything["family"].isin(["book_appointment", "collect_appointment"])]
+    assert list(booking["trace_id"]) == list(expected["trace_id"])
+    assert {"start_booking", "book_appointment_v17", "collect_appointment_data"} <= set(booking["function_name"])
+    assert loaders.function_traces(url, families=["no_such_family"], **window).empty
