@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def mariadb_url():
-    """A fresh MariaDB database for this test session, dropped afterwards."""
+@contextmanager
+def fresh_mariadb_database(prefix: str = "rca_test"):
+    """A MariaDB database of this test run's own (URL), dropped afterwards.
+
+    An unreachable server skips the test locally and fails it under CI=true.
+    """
     admin = sa.create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 5})
-    name = f"rca_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
@@ -52,6 +56,13 @@ def mariadb_url():
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url():
+    """A fresh MariaDB database for this test session, dropped afterwards."""
+    with fresh_mariadb_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

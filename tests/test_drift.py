@@ -7,15 +7,13 @@ every (table, column, file, line, shape, effect) tuple is asserted, not just cou
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import IN_CI, MARIADB_ADMIN_URL
+from conftest import fresh_mariadb_database
 from rca_toolkit import cli, db, drift
 from rca_toolkit.errors import SchemaError
 
@@ -96,22 +94,9 @@ def laravel_sqlite(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def laravel_mariadb():
     """The fixture schema in a MariaDB database of this test session's own, dropped afterwards."""
-    admin = sa.create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 5})
-    name = f"rca_drift_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        reason = f"MariaDB at {MARIADB_ADMIN_URL} is unreachable: {str(exc.orig).splitlines()[0]}"
-        pytest.fail(reason) if IN_CI else pytest.skip(reason)
-    try:
-        build_fixture_schema(f"{MARIADB_ADMIN_URL}/{name}")
-        yield f"{MARIADB_ADMIN_URL}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    with fresh_mariadb_database("rca_drift") as url:
+        build_fixture_schema(url)
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

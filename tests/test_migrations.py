@@ -6,14 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from conftest import IN_CI, MARIADB_ADMIN_URL
+from conftest import IN_CI, fresh_mariadb_database
 from rca_toolkit import cli, loaders, migrations
 from rca_toolkit.errors import NotFound, SchemaError
 
@@ -150,22 +149,9 @@ def migrations_sqlite(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def migrations_mariadb():
-    admin = sa.create_engine(MARIADB_ADMIN_URL, connect_args={"connect_timeout": 5})
-    name = f"rca_mig_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE `{name}`"))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        reason = f"MariaDB at {MARIADB_ADMIN_URL} is unreachable: {str(exc.orig).splitlines()[0]}"
-        pytest.fail(reason) if IN_CI else pytest.skip(reason)
-    try:
-        _fill(f"{MARIADB_ADMIN_URL}/{name}")
-        yield f"{MARIADB_ADMIN_URL}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    with fresh_mariadb_database("rca_mig") as url:
+        _fill(url)
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from conftest import fresh_mariadb_database
 from rca_toolkit import schema
 
 # Column lists copied from ../shared/docs/data-contract.md §3.1-3.5 (the contract is the spec).
@@ -54,19 +55,10 @@ LEGACY_APPOINTMENT_COLUMNS = (
 
 
 @pytest.fixture(scope="module")
-def mariadb_schema_url(mariadb_url):
-    """A sibling database of the session's MariaDB database, so the demo fixtures stay empty."""
-    url = sa.make_url(mariadb_url)
-    name = f"{url.database}_schema"
-    admin = sa.create_engine(url.set(database=None))
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    try:
-        yield url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+def mariadb_schema_url():
+    """A database of its own, so the session's demo fixtures stay untouched."""
+    with fresh_mariadb_database("rca_schema") as url:
+        yield sa.make_url(url)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
