@@ -41,10 +41,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .jsonutil import json_default
 from .errors import ConfigError, NotFound
+
+if TYPE_CHECKING:  # imported lazily at run time (see read sites)
+    import nbformat
 
 PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 _TIMESTAMP_NAME = re.compile(r"(_at|^as_of)$")
@@ -78,7 +81,7 @@ def _kind(name: str, type_: str, help_: str) -> str:
     return "value"
 
 
-def parameters_cell(nb: "nbformat.NotebookNode") -> "nbformat.NotebookNode | None":
+def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
     """The first code cell tagged ``parameters`` (None if there is none)."""
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
