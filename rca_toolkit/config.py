@@ -63,13 +63,20 @@ def _coerce(name: str, value):
     return value
 
 
-def _read_file(path: Path) -> dict:
+def read_yaml_mapping(path: Path, what: str, *, unreadable_hint: str, mapping_hint: str) -> dict:
+    """A YAML file that must hold a mapping; ``what`` names it in the one-line error."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}", hint="fix or remove the file") from None
+        raise ConfigError(f"cannot read {what} {path}: {str(exc).splitlines()[0]}", hint=unreadable_hint) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} is not a mapping", hint="write key: value lines")
+        raise ConfigError(f"{what} {path} is not a mapping", hint=mapping_hint)
+    return data
+
+
+def _read_file(path: Path) -> dict:
+    data = read_yaml_mapping(path, "config file", unreadable_hint="fix or remove the file",
+                             mapping_hint="write key: value lines")
     known = {f.name for f in fields(Settings)}
     unknown = set(data) - known
     if unknown:

@@ -196,15 +196,10 @@ def validate(declared: list[Parameter], given: dict[str, Any], *, notebook: str 
 
 def load_params_file(path: str | Path) -> dict[str, Any]:
     """Parameters from a YAML mapping file (``-f params.yaml``)."""
-    import yaml
+    from .config import read_yaml_mapping
 
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read parameters file {path}: {str(exc).splitlines()[0]}", hint="give a YAML mapping") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"parameters file {path} is not a mapping", hint="write `name: value` lines")
+    data = read_yaml_mapping(Path(path), "parameters file", unreadable_hint="give a YAML mapping",
+                             mapping_hint="write `name: value` lines")
     return {str(k): v for k, v in data.items()}
 
 

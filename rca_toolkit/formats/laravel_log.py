@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..config import progress_enabled
 from ..errors import InputFormatError, NotFound
+from ..signatures import UNKNOWN_COLUMN  # P10, lenient
 from ..timeutil import DEFAULT_SOURCE_TZ, localize_naive
 
 # data-contract §5; ``rest`` is the message, context and extra.
@@ -38,8 +39,6 @@ HEADER = re.compile(
 _VALID_TS = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?P<zone>Z|[+-]\d{2}:?\d{2})?$")
 _EXCEPTION = re.compile(r"\[object\] \((?P<cls>[A-Za-z_][\w\\]*)\(code: (?P<code>[^)]*)\)")
 _SQLSTATE = re.compile(r"SQLSTATE\[(?P<state>[0-9A-Z]{5})\](?:\s*\[(?P<errno1>\d{3,5})\]|:[^:\n]{1,80}?:\s*(?P<errno2>\d{3,5})\b)?")
-# P10: the server quotes 'field list', the docs do not; Laravel appends " (Connection: ...".
-UNKNOWN_COLUMN = re.compile(r"Unknown column '([^']+)' in '?([^'(]+?)'?(?: \(|$)")
 _RAW_CONTEXT = re.compile(r'^[\[{]\s*(?:["\[{]|\.\.\.|[\]}])')
 # Laravel suffixes that always close; an unclosed one means the line was cut.
 _UNCLOSED_SUFFIX = re.compile(r" \((?:Connection|View): [^)]*$")
