@@ -245,3 +245,24 @@ def outcome_summary(attempts: pd.DataFrame, *, by: str = "path") -> pd.DataFrame
     })
     out["success_rate"] = out["success"] / out["attempts"]
     return out.reset_index()
+
+
+COUNT_KEYS = ["path", "outcome", "rescued_by_webhook", "signature"]
+
+
+def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None) -> pd.DataFrame:
+    """Attempts counted per path, outcome, rescue flag and error signature (and UTC ``period`` of ``freq``).
+
+    Why: reports need counts, not 100k attempt rows. The counts are exactly those of
+    :func:`booking_attempts` over the same window (the contract the tests check); ``attrs``
+    carries its exclusion and inference counts.
+    """
+    attempts = booking_attempts(db, start=start, end=end, company_id=company_id)
+    keys = (["period"] if freq else []) + COUNT_KEYS
+    frame = attempts.assign(signature=attempts["signature"].astype("object").fillna("(no error text)"),
+                            path=attempts["path"].astype(str), outcome=attempts["outcome"].astype(str))
+    if freq:
+        frame["period"] = frame["at"].dt.tz_convert("UTC").dt.floor(freq)
+    counts = frame.groupby(keys, observed=True, dropna=False).size().rename("attempts").reset_index()
+    counts.attrs = {k: v for k, v in attempts.attrs.items() if k != "excluded_examples"}
+    return counts
