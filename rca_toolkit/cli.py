@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": ("compare", "before/after statistics around a change (booking success, durations, latencies)"),
     "drift": ("drift", "find phantom columns: code writes vs the live schema"),
     "migrations": ("migrations_cmd", "migration history: pending, missing, suspicious names, batches"),
+    "indexes": ("indexes", "check the indexes the toolkit's queries rely on"),
     "run": ("run", "run a notebook with validated parameters into reports/<notebook>/<run-id>/"),
     "runbook": ("run", "run a runbook; exit 0 PASS/WARN, 1 FAIL, 2 ERROR"),
     "list": ("run", "list notebooks and runbooks with their parameters"),
