@@ -18,7 +18,9 @@ success rate is below 50 %; a fix is called *partial* when one group improved wh
 still fails. Statistics come from scipy/statsmodels: Wilson intervals, Newcombe's interval for
 the difference, Fisher's exact test, percentile bootstrap CIs (fixed seed), Mann-Whitney U and
 the Hodges-Lehmann shift (median of pairwise differences), chi-square for the error mix (only
-when Cochran's rule holds). Durations from the session table and from Retell are never pooled
+when Cochran's rule holds). Distributions are handled as histograms (:class:`Histogram`: value
+-> count), so the same code serves raw samples and the database's ``GROUP BY value`` counts
+(:mod:`rca_toolkit.aggregates`); attempts as rows or as counts per side window. Durations from the session table and from Retell are never pooled
 (P2); stuck sessions (P5), cleanup-closed calls (P20) and negative trace durations (P6) are
 left out and counted.
 """
@@ -31,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 from .jsonutil import json_default
@@ -122,16 +124,18 @@ def rate_metric(name: str, group: str, before: tuple[int, int], after: tuple[int
 
 def distribution_metric(name: str, group: str, before, after, *, unit: str = "ms", better: str = "lower",
                         min_n: int = MIN_N_SAMPLE, alpha: float = ALPHA, notes: list[str] | None = None) -> Metric:
-    """Durations/latencies: percentiles with bootstrap CIs, Mann-Whitney U, Hodges-Lehmann shift."""
-    x = _clean(before)
-    y = _clean(after)
+    """Durations/latencies: percentiles with bootstrap CIs, Mann-Whitney U, Hodges-Lehmann shift.
+
+    ``before``/``after`` are samples (arrays) or :class:`Histogram` objects; both give the same
+    numbers, since every statistic here depends only on the values and their counts.
+    """
+    x, y = Histogram.of(before), Histogram.of(after)
     b, a = _percentile_side(x, alpha), _percentile_side(y, alpha)
     shift = p = None
-    if len(x) and len(y):
+    if x.n and y.n:
         shift = hodges_lehmann(y, x)
-        if len(x) >= 2 and len(y) >= 2:
-            result = stats.mannwhitneyu(y, x, alternative="two-sided", method="auto")
-            p = float(result.pvalue)
+        if x.n >= 2 and y.n >= 2:
+            p = mann_whitney_p(y, x)
     verdict, reason = _verdict(b.n, a.n, min_n, p, None, shift, better=better, alpha=alpha,
                                what=f"median {_num(b.value)} (n={b.n}) -> {_num(a.value)} (n={a.n}) {unit}")
     return Metric(name, group, unit, better, b, a, _f(shift), None, p,
@@ -145,33 +149,173 @@ def _clean(values) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
-def _percentile_side(values: np.ndarray, alpha: float) -> Side:
-    n = len(values)
+@dataclass(frozen=True)
+class Histogram:
+    """A sample as its distinct values (sorted) and their counts.
+
+    Why: the database can count values (``GROUP BY value``) far cheaper than it can ship rows;
+    percentiles, ranks, pairwise differences and bootstrap resamples need nothing else.
+    """
+
+    values: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, sample) -> "Histogram":
+        """From raw values (non-finite left out), or a Histogram as it is."""
+        if isinstance(sample, Histogram):
+            return sample
+        values, counts = np.unique(_clean(sample), return_counts=True)
+        return cls(values, counts.astype(np.int64))
+
+    @classmethod
+    def from_counts(cls, values, counts) -> "Histogram":
+        """From value -> count pairs (duplicates summed; non-finite values and zero counts left out)."""
+        values, counts = np.asarray(values, dtype=float), np.asarray(counts, dtype=np.int64)
+        keep = np.isfinite(values) & (counts > 0)
+        distinct, inverse = np.unique(values[keep], return_inverse=True)
+        summed = np.zeros(len(distinct), dtype=np.int64)
+        np.add.at(summed, inverse, counts[keep])
+        return cls(distinct, summed)
+
+    @classmethod
+    def from_series(cls, series: pd.Series) -> "Histogram":
+        """From a Series indexed by value with counts (what :mod:`rca_toolkit.aggregates` returns)."""
+        return cls.from_counts(series.index.to_numpy(dtype=float), series.to_numpy(dtype=np.int64))
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def order_statistic(self, ranks) -> np.ndarray:
+        """Values at 0-based positions of the sorted sample."""
+        cum = np.cumsum(self.counts)
+        return self.values[np.minimum(np.searchsorted(cum, np.asarray(ranks), side="right"), len(self.values) - 1)]
+
+    def percentiles(self, qs) -> np.ndarray:
+        """``np.percentile(sample, qs)`` (linear method) without building the sample."""
+        lower, upper, gamma = _positions(self.n, qs)
+        return _lerp(self.order_statistic(lower), self.order_statistic(upper), gamma)
+
+    def sample(self) -> np.ndarray:
+        return np.repeat(self.values, self.counts)
+
+    def is_integral(self) -> bool:
+        return bool(np.all(self.values == np.round(self.values)))
+
+
+def _positions(n: int, qs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """numpy's linear-method virtual index split into (lower, upper, weight)."""
+    q = np.asarray(qs, dtype=float) / 100
+    virtual = n * q + (1 + q * (1 - 1 - 1)) - 1  # numpy's formula with alpha = beta = 1
+    lower = np.clip(np.floor(virtual), 0, n - 1)
+    upper = np.clip(lower + 1, 0, n - 1)
+    return lower.astype(np.int64), upper.astype(np.int64), virtual - np.floor(virtual)
+
+
+def _lerp(a, b, t):
+    """numpy's ``_lerp`` (same rounding as ``np.percentile``)."""
+    a, b, t = np.asarray(a, dtype=float), np.asarray(b, dtype=float), np.asarray(t, dtype=float)
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def _percentile_side(values, alpha: float) -> Side:
+    hist = Histogram.of(values)
+    n = hist.n
     if n == 0:
         return Side(None, 0, None, {f"p{q}": {"value": None, "ci": None} for q in PERCENTILES})
-    point = np.percentile(values, PERCENTILES)
+    point = hist.percentiles(PERCENTILES)
     cis = [None] * len(PERCENTILES)
     if n >= 2:
-        res = stats.bootstrap((values,), _percentiles, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
-                              confidence_level=1 - alpha, rng=np.random.default_rng(BOOTSTRAP_SEED),
-                              vectorized=True, batch=max(1, min(BOOTSTRAP_RESAMPLES, 20_000_000 // max(n, 1))))
-        cis = [(float(lo), float(hi)) for lo, hi in zip(res.confidence_interval.low, res.confidence_interval.high)]
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        cis = []
+        for q in PERCENTILES:
+            draws = bootstrap_percentile(hist, q, BOOTSTRAP_RESAMPLES, rng)
+            lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+            cis.append((float(lo), float(hi)))
     detail = {f"p{q}": {"value": float(v), "ci": list(ci) if ci else None} for q, v, ci in zip(PERCENTILES, point, cis)}
     return Side(float(point[0]), n, cis[0], detail)
 
 
-def _percentiles(sample, axis=-1):
-    return np.percentile(sample, PERCENTILES, axis=axis)
+def bootstrap_percentile(hist: Histogram, q: float, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` draws of the ``q``-th percentile of a bootstrap resample (n values with replacement).
+
+    Same distribution as resampling the values, at O(log bins) per draw: a resample is
+    ``F_n^-1(U_i)`` for n uniforms, so its order statistics are ``F_n^-1`` of uniform order
+    statistics, U_(k) ~ Beta(k, n-k+1) and U_(k+1) = U_(k) + (1-U_(k)) Beta(1, n-k); the
+    percentile interpolates between those two (numpy's linear method).
+    """
+    n = hist.n
+    lower, upper, gamma = (v.item() for v in _positions(n, [q]))
+    k = lower + 1  # 1-based rank of the lower order statistic
+    u_low = rng.beta(k, n - k + 1, size)
+    x_low = hist.order_statistic(np.minimum(np.floor(n * u_low), n - 1))
+    if upper == lower:
+        return x_low
+    u_up = u_low + (1 - u_low) * rng.beta(1, n - k, size)
+    x_up = hist.order_statistic(np.minimum(np.floor(n * u_up), n - 1))
+    return _lerp(x_low, x_up, gamma)
 
 
-def hodges_lehmann(after: np.ndarray, before: np.ndarray, *, seed: int = BOOTSTRAP_SEED) -> float:
-    """Median of all pairwise differences after - before (a fixed-seed subsample when huge)."""
-    x, y = _clean(before), _clean(after)
-    if len(x) * len(y) > MAX_PAIRS:
-        rng = np.random.default_rng(seed)
-        size = MAX_PAIRS
-        return float(np.median(rng.choice(y, size) - rng.choice(x, size)))
-    return float(np.median(np.subtract.outer(y, x)))
+def mann_whitney_p(after, before) -> float:
+    """Two-sided p of ``scipy.stats.mannwhitneyu(after, before)`` (method auto), from counts.
+
+    scipy's asymptotic branch (tie-corrected normal approximation with continuity correction)
+    computed from the histograms; the exact branch (both n <= 8 and no ties) runs scipy itself.
+    """
+    y, x = Histogram.of(after), Histogram.of(before)
+    n1, n2 = y.n, x.n
+    values = np.union1d(y.values, x.values)
+    cy = np.zeros(len(values)); cy[np.searchsorted(values, y.values)] = y.counts
+    cx = np.zeros(len(values)); cx[np.searchsorted(values, x.values)] = x.counts
+    t = cy + cx
+    if not (n1 > 8 and n2 > 8) and not (t > 1).any():
+        return float(stats.mannwhitneyu(y.sample(), x.sample(), alternative="two-sided", method="auto").pvalue)
+    midrank = np.cumsum(t) - t + (t + 1) / 2
+    u1 = float(np.sum(cy * midrank)) - n1 * (n1 + 1) / 2
+    u = max(u1, n1 * n2 - u1)
+    n = n1 + n2
+    s = np.sqrt(n1 * n2 / 12 * ((n + 1) - np.sum(t ** 3 - t) / (n * (n - 1))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (u - n1 * n2 / 2 - 0.5) / s
+    return float(np.clip(2 * special.ndtr(-z), 0.0, 1.0))
+
+
+def hodges_lehmann(after, before, *, seed: int = BOOTSTRAP_SEED) -> float:
+    """Median of all pairwise differences after - before.
+
+    Exact: by the outer difference up to ``MAX_PAIRS`` pairs, beyond that by searching the
+    k-th smallest difference over the histograms when the values are integers (stored
+    durations are); other large float samples fall back to a fixed-seed subsample of pairs.
+    """
+    y, x = Histogram.of(after), Histogram.of(before)
+    pairs = y.n * x.n
+    if pairs <= MAX_PAIRS:
+        return float(np.median(np.subtract.outer(y.sample(), x.sample())))
+    if y.is_integral() and x.is_integral():
+        return (_kth_difference(y, x, (pairs - 1) // 2) + _kth_difference(y, x, pairs // 2)) / 2
+    rng = np.random.default_rng(seed)
+    return float(np.median(rng.choice(y.sample(), MAX_PAIRS) - rng.choice(x.sample(), MAX_PAIRS)))
+
+
+def _kth_difference(y: Histogram, x: Histogram, k: int) -> float:
+    """k-th smallest (0-based) of the y - x pair differences, integer values: bisection on the difference."""
+    cum_x = np.concatenate([[0], np.cumsum(x.counts)])
+    n_x = x.n
+
+    def at_most(d: int) -> int:  # pairs with y - x <= d, i.e. x >= y - d
+        first = np.searchsorted(x.values, y.values - d, side="left")
+        return int(np.dot(y.counts, n_x - cum_x[first]))
+
+    lo, hi = int(y.values[0] - x.values[-1]), int(y.values[-1] - x.values[0])
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if at_most(mid) >= k + 1:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(lo)
 
 
 def _verdict(n_before: int, n_after: int, min_n: int, p, diff_ci, effect, *, better: str, alpha: float,
@@ -358,60 +502,119 @@ def _require(frame: pd.DataFrame, label: str, cols: list[str]) -> None:
                           hint=f"build it with rca_toolkit.{'outcomes.booking_attempts' if label == 'attempts' else 'loaders.' + label}")
 
 
-def compare(attempts: pd.DataFrame, calls: pd.DataFrame | None = None, traces: pd.DataFrame | None = None, *,
-            at, before="5d", after="5d", exclude="30m", by: str | None = None) -> Comparison:
-    """Compare the windows before and after ``at`` (an ISO-8601 instant with a zone)."""
-    at_ts = parse_instant(at, name="at")
-    span_b, span_a = parse_duration(before, name="before"), parse_duration(after, name="after")
-    guard = parse_duration(exclude, name="exclude")
+NO_ERROR_TEXT = "(no error text)"
+ATTEMPT_GROUPS = ("path", "code_path", "family", "company_id", "function_name")
+
+
+def attempt_counts_of(attempts: pd.DataFrame, column: str | None) -> pd.DataFrame:
+    """Attempt rows -> counts per ``column`` (if any), outcome and signature (the shape compare needs)."""
+    keys = ([column] if column else []) + ["outcome", "signature"]
+    sig = attempts["signature"] if "signature" in attempts else pd.Series(pd.NA, index=attempts.index, dtype="object")
+    frame = attempts.assign(outcome=attempts["outcome"].astype(str),
+                            signature=sig.astype("object").where(sig.notna(), NO_ERROR_TEXT).astype(str))
+    counts = frame.groupby(keys, dropna=False, observed=True, sort=False).size().rename("attempts").reset_index()
+    counts.attrs = dict(attempts.attrs)
+    return counts
+
+
+def comparison_windows(at, before="5d", after="5d", exclude="30m", *, prefix: str = "") -> tuple[pd.Timestamp, dict, pd.Timedelta]:
+    """(at, {"before": (lo, hi), "after": (lo, hi)}, guard) in UTC; bad input is one ConfigError naming ``prefix + name``."""
+    at_ts = parse_instant(at, name=f"{prefix}at")
+    span_b, span_a = parse_duration(before, name=f"{prefix}before"), parse_duration(after, name=f"{prefix}after")
+    guard = parse_duration(exclude, name=f"{prefix}exclude")
     if guard >= span_b or guard >= span_a:
         raise ConfigError(f"exclude={exclude!r} leaves nothing of before={before!r}/after={after!r}",
                           hint="make the excluded band shorter than both windows")
-    _require(attempts, "attempts", ["at", "outcome"])
-    if by is not None and by not in attempts.columns:
+    return at_ts, {"before": (at_ts - span_b, at_ts - guard), "after": (at_ts + guard, at_ts + span_a)}, guard
+
+
+def compare(attempts: pd.DataFrame | None = None, calls: pd.DataFrame | None = None, traces: pd.DataFrame | None = None, *,
+            at, before="5d", after="5d", exclude="30m", by: str | None = None,
+            counts: dict[str, pd.DataFrame] | None = None, histograms=None) -> Comparison:
+    """Compare the windows before and after ``at`` (an ISO-8601 instant with a zone).
+
+    Row path: ``attempts`` (``outcomes.booking_attempts``), ``calls`` and ``traces`` frames.
+    Aggregated path: ``counts`` = ``{"before": …, "after": …}`` attempt counts per side window
+    (``outcomes.attempt_counts`` shape: ``by`` or ``path``, ``outcome``, ``signature``,
+    ``attempts``) and ``histograms`` (:class:`rca_toolkit.aggregates.Histograms`) instead of
+    calls and traces. Both give the same numbers.
+    """
+    at_ts, windows, guard = comparison_windows(at, before, after, exclude)
+    if counts is None:
+        if attempts is None:
+            raise ConfigError("compare() needs attempts or counts", hint="pass outcomes.booking_attempts(...) as attempts")
+        _require(attempts, "attempts", ["at", "outcome"])
+        available = attempts.columns
+    else:
+        available = set(counts["before"].columns) & set(counts["after"].columns)
+    if by is not None and by not in available:
         raise ConfigError(f"--by {by!r} is not a column of the booking attempts",
-                          hint="use one of: " + ", ".join(c for c in ("path", "code_path", "family", "company_id", "function_name") if c in attempts))
-    windows = {"before": (at_ts - span_b, at_ts - guard), "after": (at_ts + guard, at_ts + span_a)}
-    parts = {k: _in(attempts, "at", w) for k, w in windows.items()}
+                          hint="use one of: " + ", ".join(c for c in ATTEMPT_GROUPS if c in available))
+    column = by if by is not None else ("path" if "path" in available else None)
+    if counts is None:
+        counts = {k: attempt_counts_of(_in(attempts, "at", w), column) for k, w in windows.items()}
+        attrs = dict(attempts.attrs)
+    else:
+        attrs = _merged_attrs(counts)
     notes: list[str] = []
-    metrics = [_rate(parts, "all", None)]
-    groups_for_partial = by if by is not None else ("path" if "path" in attempts else None)
+    metrics = [_rate(counts, "all", None)]
     group_metrics = []
-    if groups_for_partial:
-        values = sorted(set(parts["before"][groups_for_partial].dropna()) | set(parts["after"][groups_for_partial].dropna()), key=str)
-        group_metrics = [_rate(parts, str(v), (groups_for_partial, v)) for v in values]
+    if column:
+        values = sorted(set(counts["before"][column].dropna()) | set(counts["after"][column].dropna()), key=str)
+        group_metrics = [_rate(counts, str(v), (column, v)) for v in values]
         if by is not None:
             metrics += group_metrics
     samples: dict = {}
-    if calls is not None:
-        metrics += _duration_metrics(calls, windows, notes, samples)
+    if histograms is not None:
+        metrics += _histogram_metrics(histograms, notes, samples)
     else:
-        notes.append("call durations not compared (no calls frame given)")
-    if traces is not None:
-        metrics += _latency_metrics(traces, windows, notes, samples)
-    else:
-        notes.append("function latencies not compared (no traces frame given)")
-    mix, mix_test = _signature_mix(parts)
-    inferred = attempts.attrs.get("inferred_calcom_links")
+        if calls is not None:
+            metrics += _duration_metrics(calls, windows, notes, samples)
+        else:
+            notes.append("call durations not compared (no calls frame given)")
+        if traces is not None:
+            metrics += _latency_metrics(traces, windows, notes, samples)
+        else:
+            notes.append("function latencies not compared (no traces frame given)")
+    mix, mix_test = _signature_mix(counts)
+    inferred = attrs.get("inferred_calcom_links")
     if inferred:
         notes.append(f"{inferred} attempts were matched to their Cal.com booking by company and time only (no id links "
                      "them); orphan and rescue counts rest on that inference")
-    excluded = attempts.attrs.get("excluded_test_ids")
+    excluded = attrs.get("excluded_test_ids")
     if excluded:
-        notes.append(f"{attempts.attrs.get('excluded_test_attempts', '?')} booking attempts of {excluded} "
+        notes.append(f"{attrs.get('excluded_test_attempts', '?')} booking attempts of {excluded} "
                      "test/demo/temp call ids were excluded, over the whole loaded range (P4)")
-    return Comparison(at_ts, windows, guard, by, metrics, mix, mix_test, _partial(group_metrics, groups_for_partial),
-                      bool(attempts.attrs.get("synthetic", False)), notes, samples)
+    return Comparison(at_ts, windows, guard, by, metrics, mix, mix_test, _partial(group_metrics, column),
+                      bool(attrs.get("synthetic", False)), notes, samples)
 
 
-def _rate(parts: dict, group: str, selector) -> Metric:
-    counts = []
+def _merged_attrs(counts: dict[str, pd.DataFrame]) -> dict:
+    """attrs of the per-side counts: flags from either, exclusion/inference counts summed."""
+    attrs: dict = {}
+    for frame in counts.values():
+        for key, value in frame.attrs.items():
+            if key in ("excluded_test_ids", "excluded_test_attempts", "inferred_calcom_links") and isinstance(value, (int, np.integer)):
+                attrs[key] = int(attrs.get(key, 0)) + int(value)
+            elif key == "synthetic":
+                attrs[key] = bool(attrs.get(key, False) or value)
+            else:
+                attrs.setdefault(key, value)
+    return attrs
+
+
+def _rate(counts: dict[str, pd.DataFrame], group: str, selector) -> Metric:
+    pairs = []
     for key in ("before", "after"):
-        frame = parts[key]
+        frame = counts[key]
         if selector is not None:
             frame = frame[frame[selector[0]] == selector[1]]
-        counts.append((int((frame["outcome"] == "success").sum()), len(frame)))
-    return rate_metric("booking_success_rate", group, counts[0], counts[1])
+        pairs.append((int(frame.loc[frame["outcome"].astype(str) == "success", "attempts"].sum()), int(frame["attempts"].sum())))
+    return rate_metric("booking_success_rate", group, pairs[0], pairs[1])
+
+
+DURATION_NOTE = ("{0} before / {1} after left out (stuck P5, closed by cleanup P20, or no duration); "
+                 "session and Retell durations are separate sources (P2)")
 
 
 def _duration_metrics(calls: pd.DataFrame, windows: dict, notes: list[str], samples: dict) -> list[Metric]:
@@ -430,9 +633,7 @@ def _duration_metrics(calls: pd.DataFrame, windows: dict, notes: list[str], samp
                     keep &= ~frame[flag].fillna(False).astype(bool)
             dropped.append(int((~keep).sum()))
             values.append(frame.loc[keep, col].astype(float).to_numpy())
-        note = (f"{dropped[0]} before / {dropped[1]} after left out (stuck P5, closed by cleanup P20, or no duration); "
-                "session and Retell durations are separate sources (P2)")
-        out.append(distribution_metric(name, "all", values[0], values[1], unit="ms", notes=[note]))
+        out.append(distribution_metric(name, "all", values[0], values[1], unit="ms", notes=[DURATION_NOTE.format(*dropped)]))
         samples[(name, "all")] = tuple(values)
     return out
 
@@ -443,30 +644,55 @@ def _latency_metrics(traces: pd.DataFrame, windows: dict, notes: list[str], samp
     families = sorted(set(parts["before"]["family"].dropna().astype(str)) | set(parts["after"]["family"].dropna().astype(str)))
     out = []
     for fam in families:
-        values, negatives, zeros = [], [], []
-        for key in ("before", "after"):
-            d = parts[key].loc[parts[key]["family"].astype(str) == fam, "duration_ms"].astype(float)
-            negatives.append(int((d < 0).sum()))
-            zeros.append(int((d == 0).sum()))
-            values.append(d[d >= 0].dropna().to_numpy())
-        note = f"negative durations left out (P6): {negatives[0]} before / {negatives[1]} after"
-        if any(zeros):
-            note += f"; zero durations kept but suspect after the P6 fix: {zeros[0]} / {zeros[1]}"
-        out.append(distribution_metric("function_latency", fam, values[0], values[1], unit="ms", notes=[note]))
-        samples[("function_latency", fam)] = tuple(values)
+        sides = [Histogram.of(parts[k].loc[parts[k]["family"].astype(str) == fam, "duration_ms"].astype(float))
+                 for k in ("before", "after")]
+        out.append(_latency_metric(fam, sides, samples))
     return out
 
 
-def _signature_mix(parts: dict) -> tuple[pd.DataFrame, dict]:
-    counts = {}
+def _latency_metric(family: str, sides: list[Histogram], samples: dict) -> Metric:
+    """P6: negative durations left out and counted, zeros kept and counted."""
+    kept, negatives, zeros = [], [], []
+    for h in sides:
+        negatives.append(int(h.counts[h.values < 0].sum()))
+        zeros.append(int(h.counts[h.values == 0].sum()))
+        kept.append(Histogram(h.values[h.values >= 0], h.counts[h.values >= 0]))
+    note = f"negative durations left out (P6): {negatives[0]} before / {negatives[1]} after"
+    if any(zeros):
+        note += f"; zero durations kept but suspect after the P6 fix: {zeros[0]} / {zeros[1]}"
+    samples[("function_latency", family)] = tuple(h.sample() for h in kept)
+    return distribution_metric("function_latency", family, kept[0], kept[1], unit="ms", notes=[note])
+
+
+def _histogram_metrics(histograms, notes: list[str], samples: dict) -> list[Metric]:
+    """Duration and latency metrics from database histograms (:func:`rca_toolkit.aggregates.fetch`)."""
+    out = []
+    notes.extend(histograms.notes)
+    for name in ("call_duration_session", "call_duration_retell"):
+        if name not in histograms.durations:
+            continue
+        sides = [Histogram.from_series(histograms.durations[name][k]) for k in ("before", "after")]
+        out.append(distribution_metric(name, "all", sides[0], sides[1], unit="ms",
+                                       notes=[DURATION_NOTE.format(*histograms.dropped[name])]))
+        samples[(name, "all")] = tuple(h.sample() for h in sides)
+    for fam in sorted(histograms.latencies):
+        sides = [Histogram.from_series(histograms.latencies[fam][k]) for k in ("before", "after")]
+        if sides[0].n or sides[1].n:
+            out.append(_latency_metric(fam, sides, samples))
+    return out
+
+
+def _signature_mix(counts: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
+    per_side = {}
     for key in ("before", "after"):
-        frame = parts[key]
-        failed = frame[frame["outcome"] != "success"]
-        sig = failed["signature"] if "signature" in failed else pd.Series(dtype="string")
-        counts[key] = sig.fillna("(no error text)").astype(str).value_counts()
-    mix = pd.concat(counts, axis=1).fillna(0).astype(int)
+        frame = counts[key]
+        failed = frame[frame["outcome"].astype(str) != "success"]
+        sig = failed["signature"].astype("object").where(failed["signature"].notna(), NO_ERROR_TEXT).astype(str)
+        per_side[key] = failed["attempts"].groupby(sig.to_numpy()).sum().astype(int)
+    mix = pd.concat(per_side, axis=1).fillna(0).astype(int)
     mix = mix.reindex(columns=["before", "after"], fill_value=0)
-    mix = mix.sort_values(["before", "after"], ascending=False).rename_axis("signature").reset_index()
+    mix = mix.rename_axis("signature").reset_index()
+    mix = mix.sort_values(["before", "after", "signature"], ascending=[False, False, True], kind="stable").reset_index(drop=True)
     return mix, chi_square_mix(mix[["before", "after"]].to_numpy())
 
 

@@ -259,3 +259,102 @@ def test_installed_rca_script_runs_compare(demo_sqlite, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "The fix was partial: book_appointment still fails" in proc.stdout
     assert "50749ce422 Full fix" in proc.stdout  # candidate causes from the packaged deployment list
+
+
+# --------------------------------------------------------------------------- histograms (the aggregated path)
+def test_histogram_statistics_equal_those_of_the_raw_values(monkeypatch):
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    before = rng.integers(0, 60, 400).astype(float)  # heavy ties, as stored integer durations have
+    after = rng.integers(5, 70, 300).astype(float)
+    hb, ha = cmp.Histogram.of(before), cmp.Histogram.of(after)
+    assert hb.n == 400 and hb.counts.sum() == 400 and np.all(np.diff(hb.values) > 0)
+    for q in (0, 1, 50, 95, 99, 100):
+        assert hb.percentiles([q])[0] == pytest.approx(np.percentile(before, q), rel=1e-12)
+    assert cmp.mann_whitney_p(ha, hb) == pytest.approx(stats.mannwhitneyu(after, before, method="auto").pvalue, rel=1e-9)
+    small_b, small_a = np.array([3.0, 9, 1, 4]), np.array([10.0, 12, 11])  # no ties, n <= 8: scipy's exact branch
+    assert cmp.mann_whitney_p(small_a, small_b) == stats.mannwhitneyu(small_a, small_b, method="auto").pvalue
+    exact = float(np.median(np.subtract.outer(after, before)))
+    monkeypatch.setattr(cmp, "MAX_PAIRS", 1000)  # force the bisection over histograms
+    assert cmp.hodges_lehmann(ha, hb) == exact
+    assert cmp.hodges_lehmann(after[:-1], before) == float(np.median(np.subtract.outer(after[:-1], before)))
+
+
+def test_bootstrap_percentile_has_the_resampling_distribution():
+    """Median of 3 values resampled with replacement: P(1) = P(3) = 7/27, P(2) = 13/27."""
+    draws = cmp.bootstrap_percentile(cmp.Histogram.of([1.0, 2.0, 3.0]), 50, 200_000, np.random.default_rng(1))
+    shares = [np.mean(draws == v) for v in (1.0, 2.0, 3.0)]
+    assert shares == pytest.approx([7 / 27, 13 / 27, 7 / 27], abs=0.005)
+    even = cmp.bootstrap_percentile(cmp.Histogram.of([1.0, 3.0]), 50, 100_000, np.random.default_rng(2))
+    assert [np.mean(even == v) for v in (1.0, 2.0, 3.0)] == pytest.approx([0.25, 0.5, 0.25], abs=0.005)
+
+
+@pytest.mark.parametrize("at, before, after, exclude", [
+    (AT, "30d", "30d", "30m"),
+    ("2025-10-26T02:30:00+01:00", "10d", "3d", "0s"),  # a bound in the repeated autumn hour (SQLite stores wall time)
+])
+def test_aggregated_path_equals_the_row_path_on_the_demo_world(demo_db, at, before, after, exclude):
+    from rca_toolkit import aggregates, loaders, outcomes
+
+    url, _ = demo_db
+    at_ts, windows, _ = cmp.comparison_windows(at, before, after, exclude)
+    start, end = windows["before"][0], windows["after"][1]
+    attempts = outcomes.booking_attempts(url, start=start, end=end)
+    rows = cmp.compare(attempts, loaders.calls(url, start=start, end=end, as_of=end),
+                       loaders.function_traces(url, start=start, end=end, blobs=False),
+                       at=at, before=before, after=after, exclude=exclude, by="path")
+    counts = {k: cmp.attempt_counts_of(cmp._in(attempts, "at", w), "path") for k, w in windows.items()}
+    agg = cmp.compare(counts=counts, histograms=aggregates.fetch(url, windows=windows, as_of=end),
+                      at=at, before=before, after=after, exclude=exclude, by="path")
+    assert [(m.name, m.group) for m in agg.metrics] == [(m.name, m.group) for m in rows.metrics]
+    assert len(rows.metrics) >= 8 and rows.metric("call_duration_session").before.n > 100
+    for r, a in zip(rows.metrics, agg.metrics):
+        assert (a.before.n, a.after.n, a.verdict, a.notes) == (r.before.n, r.after.n, r.verdict, r.notes), r.name
+        assert (a.p_value is None) == (r.p_value is None) and (a.difference is None) == (r.difference is None), r.name
+        if r.p_value is not None:
+            assert a.p_value == pytest.approx(r.p_value, rel=1e-9) and a.difference == pytest.approx(r.difference)
+        for side in ("before", "after") if r.unit == "ms" else ():
+            for q in cmp.PERCENTILES:
+                got, want = getattr(a, side).detail[f"p{q}"]["value"], getattr(r, side).detail[f"p{q}"]["value"]
+                assert got == (None if want is None else pytest.approx(want, rel=1e-12)), (r.name, r.group, side, q)
+    assert agg.signature_mix.equals(rows.signature_mix)
+
+
+def test_plan_lists_the_statements_a_benchmark_can_run_alone(demo_db):
+    import sqlalchemy as sa
+
+    from rca_toolkit import aggregates, loaders
+
+    url, _ = demo_db
+    _, windows, _ = cmp.comparison_windows(AT, "5d", "5d", "30m")
+    plan = aggregates.plan(url, windows=windows, as_of=windows["after"][1])
+    assert [s.metric for s in plan.statements] == ["call_duration_session", "call_duration_retell", "function_latency"]
+    engine = loaders.engine_for(url)
+    with engine.connect() as conn:  # executable alone, as the benchmark floor runs them
+        rows = conn.execute(sa.text(plan.statements[2].sql), plan.statements[2].params).fetchall()
+    counted = sum(r[-1] for r in rows if r[-2] is not None)  # (…, value, n); rows near a bound are placed in Python
+    histogram_total = sum(h.sum() for fam in aggregates.fetch(engine, plan).latencies.values() for h in fam.values())
+    assert counted >= histogram_total > 100
+    if loaders.storage_zone(engine) == "UTC":
+        assert counted == histogram_total
+
+
+def test_demo_by_family_and_a_bounded_history(demo_db, capsys):
+    import inspect
+
+    from rca_toolkit import outcomes
+
+    url, _ = demo_db
+    code, out, err = _rca(["compare", "--at", AT, "--by", "family", "--format", "json", "--db", url, "--history", "10d"], capsys)
+    assert code == 0, err
+    payload = json.loads(out)
+    rates = {m["group"]: m for m in payload["metrics"] if m["name"] == "booking_success_rate"}
+    assert set(rates) == {"all", *PATHS} and rates["book_appointment"]["after"]["value"] == 0.0
+    assert rates["all"]["before"]["n"] == sum(rates[p]["before"]["n"] for p in PATHS)
+    fell_back = any(n.startswith("--by family: booking attempts of the compared windows were loaded as rows") for n in payload["notes"])
+    assert fell_back == ("by" not in inspect.signature(outcomes.attempt_counts).parameters)
+    notes = payload["change_points"]["notes"]
+    assert "change points searched over attempts of 2025-10-08T11:20:08+00:00 to 2025-10-28T11:20:08+00:00 (--history 10d" in notes[-1]
+    code, _, err = _rca(["compare", "--at", AT, "--db", url, "--history", "forever"], capsys)
+    assert code == 2 and "--history" in err

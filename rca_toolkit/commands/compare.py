@@ -1,40 +1,65 @@
 """``rca compare``: booking success, durations and latencies before vs after a change.
 
 The same loading path serves the CLI and the report notebook (:func:`before_after`), so both
-show the same numbers. Change points are searched over the whole booking history (the break
-and the recovery usually lie outside the compared windows).
+show the same numbers. Nothing is loaded row by row for the comparison itself: booking
+success and the error mix come from ``outcomes.attempt_counts`` per side window, durations
+and latencies from value histograms computed by the database (:mod:`rca_toolkit.aggregates`).
+
+Change points need attempt times (each change is the interval between the last attempt of the
+old regime and the first of the new one), so they are searched over attempt rows, but only
+over a bounded history: ``HISTORY_FACTOR`` times each compared window around ``--at``
+(``--history 90d`` for 90 days each side, ``--history all`` for everything).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import changepoints, compare as compare_mod, loaders, outcomes
+from .. import aggregates, changepoints, compare as compare_mod, loaders, names, outcomes
 from ..cli import add_db_option, add_format_option, emit
 from ..deployments import load_deployments
 from ..errors import ConfigError
-from ..timeutil import parse_duration, parse_instant
+from ..timeutil import parse_duration
+
+HISTORY_FACTOR = 6  # change-point history: 6x each compared window on its side of --at (5d -> 30 days each side)
+OUTCOME_KEYS = ["outcome", "rescued_by_webhook", "signature"]
 
 
 @dataclass
 class BeforeAfter:
-    """What the CLI prints and the notebook shows: the comparison, the change points, the attempts."""
+    """What the CLI prints and the notebook shows: the comparison, the change points, the attempt counts.
+
+    ``counts`` holds attempt counts per side window (``outcomes.attempt_counts`` shape);
+    ``attempts`` the attempt rows of the change-point history (None without change points).
+    """
 
     comparison: compare_mod.Comparison
     changes: changepoints.ChangePoints | None
-    attempts: pd.DataFrame
+    counts: dict[str, pd.DataFrame]
+    attempts: pd.DataFrame | None = None
 
     def outcome_table(self) -> pd.DataFrame:
         """Attempts, successes, failures, orphans and webhook rescues per path in each compared window."""
         parts = []
-        for window, (lo, hi) in self.comparison.windows.items():
-            part = self.attempts[(self.attempts["at"] >= lo) & (self.attempts["at"] < hi)]
-            summary = outcomes.outcome_summary(part, by="path")
-            summary.insert(0, "window", window)
-            parts.append(summary)
+        for window in self.comparison.windows:
+            frame = self.counts[window]
+            group = "path" if "path" in frame else self.comparison.by
+            outcome = frame["outcome"].astype(str)
+            table = pd.DataFrame({
+                "attempts": frame.groupby(group, observed=True)["attempts"].sum(),
+                **{o: frame["attempts"].where(outcome == o, 0).groupby(frame[group], observed=True).sum()
+                   for o in outcomes.OUTCOMES},
+                "rescued_by_webhook": frame["attempts"].where(frame["rescued_by_webhook"].fillna(False).astype(bool), 0)
+                                                       .groupby(frame[group], observed=True).sum(),
+            }).astype(int)
+            table["success_rate"] = table["success"] / table["attempts"]
+            table = table.rename_axis(group).reset_index()
+            table.insert(0, "window", window)
+            parts.append(table)
         return pd.concat(parts, ignore_index=True)
 
     def to_dict(self) -> dict:
@@ -53,31 +78,82 @@ class BeforeAfter:
         return text
 
 
+def side_counts(engine, windows: dict, by: str | None) -> tuple[dict[str, pd.DataFrame], str | None]:
+    """Attempt counts per side window, and a note when they had to come from attempt rows.
+
+    ``outcomes.attempt_counts`` counts per path; another ``--by`` column is passed as its
+    ``by=`` keyword (an extra key beside path) when it has one, else the windows' attempts are
+    loaded as rows and counted.
+    """
+    if by in (None, "path"):
+        return {k: outcomes.attempt_counts(engine, start=lo, end=hi) for k, (lo, hi) in windows.items()}, None
+    keys = [by, "path"]
+    if by in getattr(outcomes, "BY_COLUMNS", ()) and "by" in inspect.signature(outcomes.attempt_counts).parameters:
+        return {k: outcomes.attempt_counts(engine, start=lo, end=hi, by=[by]) for k, (lo, hi) in windows.items()}, None
+    counts = {}
+    for key, (lo, hi) in windows.items():
+        rows = outcomes.booking_attempts(engine, start=lo, end=hi)
+        frame = rows.assign(signature=rows["signature"].astype("object").where(rows["signature"].notna(), compare_mod.NO_ERROR_TEXT),
+                            outcome=rows["outcome"].astype(str))
+        counts[key] = frame.groupby(keys + OUTCOME_KEYS, observed=True, dropna=False).size().rename("attempts").reset_index()
+        counts[key].attrs = {k: v for k, v in rows.attrs.items() if k != "excluded_examples"}
+    return counts, (f"--by {by}: booking attempts of the compared windows were loaded as rows and counted "
+                    "(outcomes.attempt_counts counts per path only); slower than --by path at scale")
+
+
+def history_bounds(at_ts: pd.Timestamp, before: str, after: str, history: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """Change-point history around ``at``: ``HISTORY_FACTOR`` x each window, a duration each side, or ``all``."""
+    if history == "all":
+        return None, None
+    if history:
+        span = parse_duration(history, name="--history")
+        return at_ts - span, at_ts + span
+    return (at_ts - HISTORY_FACTOR * parse_duration(before, name="--before"),
+            at_ts + HISTORY_FACTOR * parse_duration(after, name="--after"))
+
+
+def changepoint_attempts(engine, *, start, end, by: str = "path") -> pd.DataFrame:
+    """Booking attempts as change points need them: ``at``, ``outcome`` (success or not), ``by``.
+
+    Success is the booking trace's own status (``outcomes.classify``), so unless ``by`` is
+    ``code_path`` (which comes from the error log) the booking traces alone give the same
+    series as ``outcomes.booking_attempts``, without its error/appointment/webhook joins.
+    """
+    if by not in ("path", "family", "function_name", "company_id"):
+        return outcomes.booking_attempts(engine, start=start, end=end)
+    traces = loaders.function_traces(engine, start=start, end=end, families=names.BOOKING_FAMILIES, blobs=False)
+    ok = traces["status"].eq("success").fillna(False).astype(bool)
+    frame = pd.DataFrame({"at": traces["started_at"], "path": traces["family"].astype(str).astype("category"),
+                          "family": traces["family"], "function_name": traces["function_name"],
+                          "company_id": traces["company_id"], "outcome": ok.map({True: "success", False: "failed"})})
+    frame.attrs = dict(traces.attrs)
+    return frame
+
+
 def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str | None = "path",
-                 deployments_path=None, with_changepoints: bool = True) -> BeforeAfter:
-    """Load attempts, calls and traces and run the comparison (and change points over all attempts)."""
-    at_ts = parse_instant(at, name="--at")
-    span_b, span_a = parse_duration(before, name="--before"), parse_duration(after, name="--after")
-    parse_duration(exclude, name="--exclude")
+                 deployments_path=None, with_changepoints: bool = True, history: str | None = None) -> BeforeAfter:
+    """Count attempts, fetch duration/latency histograms, compare; change points over a bounded history."""
+    at_ts, windows, _ = compare_mod.comparison_windows(at, before, after, exclude, prefix="--")
     if by is not None and by not in outcomes.COLUMNS:  # fail before any query
         raise ConfigError(f"--by {by!r} is not a column of the booking attempts",
                           hint="use one of: path, code_path, family, function_name, company_id")
-    start, end = at_ts - span_b, at_ts + span_a
+    start_h, end_h = history_bounds(at_ts, before, after, history) if with_changepoints else (None, None)
     engine = loaders.engine_for(db)
+    counts, note = side_counts(engine, windows, by)
+    histograms = aggregates.fetch(engine, windows=windows, as_of=windows["after"][1])
+    result = compare_mod.compare(counts=counts, histograms=histograms, at=at_ts, before=before, after=after,
+                                 exclude=exclude, by=by)
+    if note:
+        result.notes.append(note)
+    changes = attempts = None
     if with_changepoints:
-        everything = outcomes.booking_attempts(engine)
-        window = everything[(everything["at"] >= start) & (everything["at"] < end)]
-        window.attrs = everything.attrs
-    else:
-        everything = window = outcomes.booking_attempts(engine, start=start, end=end)
-    calls = loaders.calls(engine, start=start, end=end, as_of=end)
-    traces = loaders.function_traces(engine, start=start, end=end, blobs=False)  # latencies need no JSON
-    result = compare_mod.compare(window, calls, traces, at=at_ts, before=before, after=after, exclude=exclude, by=by)
-    changes = None
-    if with_changepoints:
-        deployments = load_deployments(deployments_path)
-        changes = changepoints.detect(everything, by=by or "path", deployments=deployments)
-    return BeforeAfter(result, changes, everything)
+        attempts = changepoint_attempts(engine, start=start_h, end=end_h, by=by or "path")
+        changes = changepoints.detect(attempts, by=by or "path", deployments=load_deployments(deployments_path))
+        span = "the whole history" if start_h is None else (
+            f"{start_h.isoformat()} to {end_h.isoformat()} ({'--history ' + history if history else f'{HISTORY_FACTOR}x each compared window'}"
+            " around --at; widen with --history 90d or --history all)")
+        changes.notes.append(f"change points searched over attempts of {span}")
+    return BeforeAfter(result, changes, counts, attempts)
 
 
 def register(subparsers) -> None:
@@ -95,7 +171,10 @@ def register(subparsers) -> None:
     parser.add_argument("--by", default=None, help="split booking success by this attempt column, e.g. path")
     parser.add_argument("--deployments", default=None, metavar="PATH",
                         help="CSV/YAML of deployments for candidate causes (default: the packaged askproai list)")
-    parser.add_argument("--no-changepoints", action="store_true", help="skip the change-point search over all attempts")
+    parser.add_argument("--no-changepoints", action="store_true", help="skip the change-point search")
+    parser.add_argument("--history", default=None, metavar="DURATION|all",
+                        help=f"attempt history searched for change points, each side of --at "
+                             f"(default: {HISTORY_FACTOR}x --before / --after; 'all' for everything)")
     add_db_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run)
@@ -103,6 +182,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     result = before_after(args.db, at=args.at, before=args.before, after=args.after, exclude=args.exclude, by=args.by,
-                          deployments_path=args.deployments, with_changepoints=not args.no_changepoints)
+                          deployments_path=args.deployments, with_changepoints=not args.no_changepoints,
+                          history=args.history)
     emit(result.to_dict() if args.format == "json" else result.to_text(), args.format)
     return 0
