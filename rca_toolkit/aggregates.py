@@ -126,12 +126,17 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         conds = [where, _real_id(engine, "s.call_id")]
         if engine.dialect.name != "sqlite":
             conds += loaders._every_company(engine, params)
-        select = [f"{side} AS side"] + ([f"{edge} AS edge_at"] if edge else []) + [
-            "CASE WHEN s.call_status = 'in_progress' AND s.ended_at IS NULL THEN 1 ELSE 0 END AS open_session",
-            "CASE WHEN s.started_at < :stuck_before THEN 1 ELSE 0 END AS early",
-            f"CASE WHEN {completed} THEN 1 ELSE 0 END AS completed_row",
-            "CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup",
-            f"{alias}.{column} AS value", "COUNT(*) AS n"]
+        if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
+            stuck = f"(s.call_status = 'in_progress' AND s.ended_at IS NULL AND (s.started_at < :stuck_before OR {completed}))"
+            select = [f"{side} AS side", f"CASE WHEN {stuck} OR s.disconnection_reason = 'system_timeout' THEN NULL "
+                                         f"ELSE {alias}.{column} END AS value", "COUNT(*) AS n"]
+        else:  # rows near a bound are placed in Python, so their flags come back separately
+            select = [f"{side} AS side", f"{edge} AS edge_at",
+                      "CASE WHEN s.call_status = 'in_progress' AND s.ended_at IS NULL THEN 1 ELSE 0 END AS open_session",
+                      "CASE WHEN s.started_at < :stuck_before THEN 1 ELSE 0 END AS early",
+                      f"CASE WHEN {completed} THEN 1 ELSE 0 END AS completed_row",
+                      "CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup",
+                      f"{alias}.{column} AS value", "COUNT(*) AS n"]
         keys = ", ".join(str(i) for i in range(1, len(select)))
         sql = (f"SELECT {', '.join(select)} FROM retell_call_sessions s {join} WHERE {' AND '.join(conds)} "
                f"GROUP BY {keys}")
@@ -193,9 +198,10 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
             for fam, part in rows.groupby("family", sort=True):
                 latencies[fam] = {key: _histogram(part[part["side"] == i]) for i, key in enumerate(SIDES)}
             continue
-        flags = rows[["open_session", "early", "completed_row", "cleanup"]].apply(pd.to_numeric).astype(bool)
-        stuck = flags["open_session"] & (flags["early"] | flags["completed_row"])
-        keep = pd.to_numeric(rows["value"], errors="coerce").notna() & ~stuck & ~flags["cleanup"]
+        keep = pd.to_numeric(rows["value"], errors="coerce").notna()
+        if "open_session" in rows:
+            flags = rows[["open_session", "early", "completed_row", "cleanup"]].apply(pd.to_numeric).astype(bool)
+            keep &= ~(flags["open_session"] & (flags["early"] | flags["completed_row"])) & ~flags["cleanup"]
         durations[metric] = {key: _histogram(rows[keep & (rows["side"] == i)]) for i, key in enumerate(SIDES)}
         dropped[metric] = tuple(int(rows.loc[~keep & (rows["side"] == i), "n"].sum()) for i in range(2))
     return Histograms(durations, dropped, latencies, list(plan_.notes))
