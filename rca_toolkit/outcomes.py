@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import loaders, names
+from . import attempt_inputs, names
 from .signatures import signatures
-from .timeutil import parse_instant
 
 CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
     "collect_appointment": r"App\Services\Retell\AppointmentCreationService::createLocalRecord",
     "book_appointment": r"App\Http\Controllers\RetellFunctionCallHandler::bookAppointment",
 }
 OUTCOMES = ("success", "failed", "orphaned")
-PAD = pd.Timedelta(hours=6)  # appointments/webhooks land shortly after the trace starts
+PAD = attempt_inputs.PAD  # appointments/webhooks land shortly after the trace starts
 LINK_WINDOW = pd.Timedelta(seconds=60)  # Cal.com's BOOKING_CREATED arrives within seconds of the attempt
 _UID_KEYS = ("calcom_uid", "booking_uid", "calcom_booking_uid", "calcom_v2_booking_id", "uid")
 COLUMNS = ["call_id", "company_id", "at", "function_name", "family", "path", "code_path", "outcome",
@@ -36,38 +35,24 @@ COLUMNS = ["call_id", "company_id", "at", "function_name", "family", "path", "co
 
 
 def booking_attempts(db=None, *, start=None, end=None, company_id=None) -> pd.DataFrame:
-    """One row per booking attempt in ``[start, end)`` (trace ``started_at``), test ids excluded and counted."""
-    engine = loaders.engine_for(db)
-    traces = loaders.function_traces(engine, start=start, end=end, company_id=company_id,
-                                     families=names.BOOKING_FAMILIES, include_test=True)
-    real = traces["call_id"].map(names.is_real_call_id).astype(bool)
-    excluded_ids = sorted(set(traces.loc[~real, "call_id"].astype(str)))
-    excluded_attempts = int((~real).sum())
-    traces = traces[real].reset_index(drop=True)
-    lo, hi = _padded(traces, start, end)
-    errors = loaders.errors(engine, start=lo, end=hi, company_id=company_id)
-    appointments = loaders.appointments(engine, start=lo, end=hi)
-    webhooks = loaders.webhook_events(engine, start=lo, end=hi, provider="calcom")
-    succeeded = set(traces.loc[traces["status"].eq("success").fillna(False).astype(bool), "call_id"].astype(str))
-    if appointments["call_id"].notna().any() and not succeeded <= set(appointments["retell_call_id"].dropna().astype(str)):
-        # only needed to map appointments.call_id (local calls.id) for rows without metadata.retell_call_id
-        calls = loaders.calls(engine, start=None if lo is None else lo - PAD, end=hi)
-    else:
-        calls = pd.DataFrame({"call_id": pd.Series(dtype="string"), "local_call_id": pd.Series(dtype="Int64")})
-    frame = classify(traces, errors, appointments, webhooks, calls)
-    frame.attrs = dict(traces.attrs)
-    frame.attrs.update(excluded_test_ids=len(excluded_ids), excluded_test_attempts=excluded_attempts,
-                       excluded_examples=excluded_ids[:20], outcome_counts=frame["outcome"].value_counts().to_dict(),
+    """One row per booking attempt in ``[start, end)`` (trace ``started_at``), test ids excluded and counted.
+
+    The other tables are read only where the attempts can reach them (:mod:`rca_toolkit.attempt_inputs`):
+    errors of the attempts' traces and sessions through the FK indexes, appointments and Cal.com
+    ``BOOKING_CREATED`` webhooks of the padded window with the few columns used.
+    """
+    return attempts_of(attempt_inputs.load(db, start=start, end=end, company_id=company_id))
+
+
+def attempts_of(inputs: attempt_inputs.AttemptInputs) -> pd.DataFrame:
+    """Classify loaded inputs and attach the exclusion and inference counts as ``attrs``."""
+    frame = classify(inputs.traces, inputs.errors, inputs.appointments, inputs.webhooks, inputs.calls)
+    frame.attrs = dict(inputs.traces.attrs)
+    frame.attrs.update(excluded_test_ids=len(inputs.excluded_ids), excluded_test_attempts=inputs.excluded_attempts,
+                       excluded_examples=inputs.excluded_ids[:20], outcome_counts=frame["outcome"].value_counts().to_dict(),
                        inferred_calcom_links=int(frame["calcom_link"].eq("time").sum()))
-    for extra in (errors, appointments, webhooks, calls):
-        frame.attrs["missing_columns"] = {**extra.attrs.get("missing_columns", {}), **frame.attrs.get("missing_columns", {})}
+    frame.attrs["missing_columns"] = {**inputs.missing_columns, **frame.attrs.get("missing_columns", {})}
     return frame
-
-
-def _padded(traces: pd.DataFrame, start, end) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    if traces.empty:
-        return tuple(None if v is None else parse_instant(v, name=n) for v, n in ((start, "start"), (end, "end")))
-    return traces["started_at"].min() - pd.Timedelta(minutes=5), traces["started_at"].max() + PAD
 
 
 def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFrame, webhooks: pd.DataFrame,
@@ -127,8 +112,8 @@ def _match_errors(traces: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
     todo = result["error_message"].isna() & traces["status"].ne("success")
     if todo.any():
         pool = errors[errors["function_trace_id"].isna() & errors["family"].isin(names.BOOKING_FAMILIES)]
-        pool = pool.sort_values("occurred_at")
-        left = traces.loc[todo, ["call_id", "family", "started_at"]].reset_index().sort_values("started_at")
+        pool = pool.sort_values("occurred_at", kind="stable")  # stable: ties keep the (occurred_at, id) order
+        left = traces.loc[todo, ["call_id", "family", "started_at"]].reset_index().sort_values("started_at", kind="stable")
         left["family"] = left["family"].astype(str)
         right = pool[["call_id", "family", "occurred_at"] + cols].copy()
         right["family"] = right["family"].astype(str)
@@ -248,21 +233,58 @@ def outcome_summary(attempts: pd.DataFrame, *, by: str = "path") -> pd.DataFrame
 
 
 COUNT_KEYS = ["path", "outcome", "rescued_by_webhook", "signature"]
+BY_COLUMNS = ("code_path", "family", "function_name", "company_id", "error_code", "calcom_link")
+NO_ERROR_TEXT = "(no error text)"
 
 
-def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None) -> pd.DataFrame:
-    """Attempts counted per path, outcome, rescue flag and error signature (and UTC ``period`` of ``freq``).
+def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None, bins=None,
+                   by=(), first_at: bool = False) -> pd.DataFrame:
+    """Attempts counted per path, outcome, rescue flag and error signature (and ``period``).
 
     Why: reports need counts, not 100k attempt rows. The counts are exactly those of
     :func:`booking_attempts` over the same window (the contract the tests check); ``attrs``
-    carries its exclusion and inference counts.
+    carries its exclusion and inference counts. The inputs are read lean
+    (:func:`rca_toolkit.attempt_inputs.load`): no error context, JSON only where it can hold a link.
+
+    ``freq`` ("1h", "1D", ...) adds ``period``, the UTC floor of the attempt time; ``bins``
+    (increasing instants, e.g. Berlin midnights) adds ``period`` = the left edge of the bin the
+    attempt falls in (attempts outside the edges are not counted). ``by`` adds keys from
+    ``BY_COLUMNS``; ``code_path`` needs the error context and so reads it. ``first_at`` adds the
+    earliest attempt time of each group (reports order ties by first occurrence).
     """
-    attempts = booking_attempts(db, start=start, end=end, company_id=company_id)
-    keys = (["period"] if freq else []) + COUNT_KEYS
-    frame = attempts.assign(signature=attempts["signature"].astype("object").fillna("(no error text)"),
+    extra = [by] if isinstance(by, str) else list(by)
+    unknown = [k for k in extra if k not in BY_COLUMNS]
+    if unknown:
+        from .errors import ConfigError
+        raise ConfigError(f"by={unknown[0]!r} is not a column attempts can be counted by", hint=f"use one of {', '.join(BY_COLUMNS)}")
+    inputs = attempt_inputs.load(db, start=start, end=end, company_id=company_id, lean="code_path" not in extra)
+    return count_attempts(attempts_of(inputs), freq=freq, bins=bins, by=extra, first_at=first_at)
+
+
+def count_attempts(attempts: pd.DataFrame, *, freq: str | None = None, bins=None, by=(), first_at: bool = False) -> pd.DataFrame:
+    """The grouping of :func:`attempt_counts` on an attempts frame (pure); ``first_at`` adds each group's earliest ``at``."""
+    if freq and bins is not None:
+        from .errors import ConfigError
+        raise ConfigError("attempt_counts takes freq or bins, not both", hint="drop one of them")
+    by = [by] if isinstance(by, str) else list(by)
+    keys = (["period"] if freq or bins is not None else []) + COUNT_KEYS + by
+    frame = attempts.assign(signature=attempts["signature"].astype("object").fillna(NO_ERROR_TEXT),
                             path=attempts["path"].astype(str), outcome=attempts["outcome"].astype(str))
+    for col in by:
+        frame[col] = frame[col].astype("object")
     if freq:
         frame["period"] = frame["at"].dt.tz_convert("UTC").dt.floor(freq)
-    counts = frame.groupby(keys, observed=True, dropna=False).size().rename("attempts").reset_index()
+    elif bins is not None:
+        edges = pd.DatetimeIndex([pd.Timestamp(b) for b in bins])
+        edges = edges.tz_localize("UTC") if edges.tz is None else edges.tz_convert("UTC")
+        at = frame["at"].dt.tz_convert("UTC")
+        slot = edges.searchsorted(at, side="right") - 1
+        inside = (slot >= 0) & (slot < len(edges) - 1)
+        frame = frame[inside]
+        frame["period"] = edges[slot[inside]]
+    grouped = frame.groupby(keys, observed=True, dropna=False)
+    counts = grouped.size().rename("attempts").reset_index()
+    if first_at:
+        counts["first_at"] = grouped["at"].min().to_numpy()
     counts.attrs = {k: v for k, v in attempts.attrs.items() if k != "excluded_examples"}
     return counts
