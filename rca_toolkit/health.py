@@ -37,7 +37,9 @@ from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
 from . import compare as cmp
+from . import health_data
 from .errors import ConfigError
+from .outcomes import NO_ERROR_TEXT
 from .signatures import signatures
 
 TZ = "Europe/Berlin"
@@ -47,7 +49,7 @@ MIN_ATTEMPTS = 3
 BOOKING_CRITICAL, BOOKING_TARGET = 0.90, 0.98
 MIN_NEW_SIGNATURE = 3
 GROWTH_ALPHA = 0.01
-BOOKING_REACH = "booking (book_appointment or collect_appointment)"
+BOOKING_REACH = health_data.BOOKING_REACH
 # (family, [(lower bound, band, verdict level)...]) from §E, checked top-down.
 REACH_BANDS = {
     "initialize_call": [(0.90, "ok", "OK"), (0.70, "warn", "WATCH"), (0.0, "fail", "ACT")],
@@ -91,10 +93,11 @@ class HealthInputs:
     errors: pd.DataFrame
     source: str | None = None
     synthetic: bool = False
+    data: "health_data.HealthData | None" = None  # counts and histograms; computed from the frames when None
 
 
 def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
-    """Read the period and its baseline through the loaders (read-only)."""
+    """Read the period and its baseline as rows through the loaders (read-only; traces without JSON)."""
     from . import loaders, outcomes
 
     bounds = period_bounds(period_start, period)
@@ -103,10 +106,30 @@ def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", c
     window = {"start": bounds["baseline_start"], "end": bounds["end"], "company_id": company}
     attempts = outcomes.booking_attempts(engine, **window)
     calls = loaders.calls(engine, **window, as_of=bounds["end"])
-    traces = loaders.function_traces(engine, **window)
+    traces = loaders.function_traces(engine, **window, blobs=False)
     errors = loaders.errors(engine, **window)
     return HealthInputs(bounds["day"], period, int(company_id), bounds, attempts, calls, traces, errors,
                         calls.attrs.get("source"), bool(calls.attrs.get("synthetic")))
+
+
+def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
+    """Read only counts and histograms (:mod:`rca_toolkit.health_data`): what :func:`health` uses.
+
+    The database computes them when it hands back UTC (MariaDB pinned to ``+00:00``); with wall-time
+    storage (SQLite, ``SYSTEM`` zone) the rows are loaded and counted here, so DST is handled as the
+    loaders handle it.
+    """
+    from . import loaders
+
+    engine = loaders.engine_for(db)
+    if loaders.storage_zone(engine) != "UTC":
+        return load(engine, period_start, period, company_id)
+    bounds = period_bounds(period_start, period)
+    data = health_data.from_sql(engine, bounds, int(company_id) or None)
+    attrs = loaders._base_attrs(engine)
+    empty = pd.DataFrame()
+    return HealthInputs(bounds["day"], period, int(company_id), bounds, empty, empty, empty, empty,
+                        attrs["source"], bool(attrs["synthetic"]), data)
 
 
 # --------------------------------------------------------------------------- result
@@ -288,19 +311,30 @@ def _local(ts: pd.Timestamp) -> str:
     return ts.tz_convert(TZ).strftime("%Y-%m-%d %H:%M")
 
 
-def _booking(inputs: HealthInputs, first_seen: dict, base_label: str, reasons: list[Reason]) -> pd.DataFrame:
-    cur, base = _split(inputs.attempts, "at", inputs.bounds)
+def _first_occurrence_counts(frame: pd.DataFrame, key: str, count: str = "n", first: str = "first_at") -> pd.Series:
+    """Counts per key, largest first, ties in order of first occurrence (as ``value_counts`` on rows)."""
+    if frame.empty:
+        return pd.Series(dtype="int64")
+    grouped = frame.groupby(key, sort=False).agg(n=(count, "sum"), first=(first, "min"))
+    grouped = grouped.sort_values("first", kind="stable")
+    return grouped["n"].astype("int64").sort_values(ascending=False, kind="stable")
+
+
+def _booking(data: health_data.HealthData, bounds: dict, first_seen: dict, base_label: str, reasons: list[Reason]) -> pd.DataFrame:
+    att = data.attempts
+    side = pd.Series(np.where(att["period"] < bounds["start"], "base", "cur"), index=att.index) if len(att) else pd.Series(dtype=object)
+    cur, base = att[side == "cur"], att[side == "base"]
     paths = sorted(set(cur["path"].dropna().astype(str)) | set(base["path"].dropna().astype(str)))
     rows = []
     for path in ["all"] + paths:
         c = cur if path == "all" else cur[cur["path"].astype(str) == path]
         b = base if path == "all" else base[base["path"].astype(str) == path]
-        ck, cn = int((c["outcome"] == "success").sum()), len(c)
-        bk, bn = int((b["outcome"] == "success").sum()), len(b)
+        ck, cn = int(c.loc[c["outcome"] == "success", "attempts"].sum()), int(c["attempts"].sum())
+        bk, bn = int(b.loc[b["outcome"] == "success", "attempts"].sum()), int(b["attempts"].sum())
         metric = cmp.rate_metric("booking_success_rate", path, (bk, bn), (ck, cn))
         lo, hi = _wilson(ck, cn)
-        failed = c[c["outcome"] != "success"]
-        top = failed["signature"].dropna().astype(str).value_counts()
+        failed = c[(c["outcome"] != "success") & (c["signature"] != NO_ERROR_TEXT)]
+        top = _first_occurrence_counts(failed, "signature", "attempts")
         signature = top.index[0] if len(top) else None
         level, judged = "OK", ""
         if cn >= MIN_ATTEMPTS and hi is not None and hi < BOOKING_CRITICAL:
@@ -313,8 +347,8 @@ def _booking(inputs: HealthInputs, first_seen: dict, base_label: str, reasons: l
         elif cn < MIN_ATTEMPTS:
             judged = f"fewer than {MIN_ATTEMPTS} attempts: no judgement"
         rows.append({"path": path, "attempts": cn, "success": ck, "success_rate": ck / cn if cn else None,
-                     "ci_low": lo, "ci_high": hi, "failed": int((c["outcome"] == "failed").sum()),
-                     "orphaned": int((c["outcome"] == "orphaned").sum()),
+                     "ci_low": lo, "ci_high": hi, "failed": int(c.loc[c["outcome"] == "failed", "attempts"].sum()),
+                     "orphaned": int(c.loc[c["outcome"] == "orphaned", "attempts"].sum()),
                      "baseline_attempts": bn, "baseline_success_rate": bk / bn if bn else None,
                      "p_value": metric.p_value, "level": level, "judgement": judged or "within target",
                      "top_failure_signature": signature})
@@ -337,16 +371,13 @@ def _band(family: str, value: float | None) -> tuple[str, str]:
     return REACH_BANDS[family][-1][1:]
 
 
-def _reach(inputs: HealthInputs, base_label: str, reasons: list[Reason]) -> pd.DataFrame:
-    cur_calls, base_calls = _split(inputs.calls, "started_at", inputs.bounds)
-    fams = inputs.traces[["call_id", "family"]].dropna().astype(str)
-    fams = pd.concat([fams, fams[fams["family"].isin(["book_appointment", "collect_appointment"])].assign(family=BOOKING_REACH)])
+def _reach(data: health_data.HealthData, base_label: str, reasons: list[Reason]) -> pd.DataFrame:
+    cn, bn = data.sessions["cur"]["n"], data.sessions["base"]["n"]
+    present = set(data.families) | ({BOOKING_REACH} if set(data.families) & set(health_data.names.BOOKING_FAMILIES) else set())
     rows = []
-    families = [f for f in REACH_BANDS] + sorted(set(fams["family"]) - set(REACH_BANDS))
+    families = [f for f in REACH_BANDS] + sorted(present - set(REACH_BANDS))
     for family in families:
-        callers = set(fams.loc[fams["family"] == family, "call_id"])
-        ck, cn = int(cur_calls["call_id"].astype(str).isin(callers).sum()), len(cur_calls)
-        bk, bn = int(base_calls["call_id"].astype(str).isin(callers).sum()), len(base_calls)
+        ck, bk = data.reached.get(("cur", family), 0), data.reached.get(("base", family), 0)
         lo, hi = _wilson(ck, cn)
         row = {"family": family, "calls": cn, "reached": ck, "reach_rate": ck / cn if cn else None, "ci_low": lo,
                "ci_high": hi, "baseline_reach_rate": bk / bn if bn else None, "band": "", "level": "OK"}
@@ -362,22 +393,11 @@ def _reach(inputs: HealthInputs, base_label: str, reasons: list[Reason]) -> pd.D
     return pd.DataFrame(rows)
 
 
-def _durations(inputs: HealthInputs, base_label: str, reasons: list[Reason], notes: list[str]) -> pd.DataFrame:
+def _durations(data: health_data.HealthData, base_label: str, reasons: list[Reason], notes: list[str]) -> pd.DataFrame:
     rows = []
-    cur_calls, base_calls = _split(inputs.calls, "started_at", inputs.bounds)
-
-    def clean_calls(frame, col):
-        keep = frame[col].notna() & ~frame["stuck"].fillna(False).astype(bool) & ~frame["closed_by_cleanup"].fillna(False).astype(bool)
-        return frame.loc[keep, col].astype(float).to_numpy()
-
-    series = []
-    for name, col in (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms")):
-        if col in inputs.calls and inputs.calls[col].notna().any():
-            series.append((name, "all", clean_calls(base_calls, col), clean_calls(cur_calls, col)))
-    cur_tr, base_tr = _split(inputs.traces, "started_at", inputs.bounds)
-    for fam in sorted(set(inputs.traces["family"].dropna().astype(str))):
-        values = [t.loc[t["family"].astype(str) == fam, "duration_ms"].astype(float) for t in (base_tr, cur_tr)]
-        series.append(("function_latency", fam, *[v[v >= 0].dropna().to_numpy() for v in values]))
+    series = [(name, "all", data.durations[name]["base"], data.durations[name]["cur"])
+              for name, _ in health_data.DURATIONS if name in data.durations]
+    series += [("function_latency", fam, data.latencies[fam]["base"], data.latencies[fam]["cur"]) for fam in sorted(data.latencies)]
     notes.append("call durations leave out stuck sessions (P5) and calls closed by cleanup (P20); session and Retell "
                  "durations are separate sources (P2); negative trace durations (P6) are left out of latencies")
     for name, group, base, cur in series:
@@ -396,26 +416,24 @@ def _durations(inputs: HealthInputs, base_label: str, reasons: list[Reason], not
     return pd.DataFrame(rows)
 
 
-def _signatures(inputs: HealthInputs, base_label: str, reasons: list[Reason]) -> tuple[pd.DataFrame, dict]:
-    errs = inputs.errors
+def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, reasons: list[Reason]) -> tuple[pd.DataFrame, dict]:
+    errs = data.errors
     cols = ["signature", "count", "baseline_count", "first_seen", "status", "p_value", "booking_failed"]
     if errs.empty:
         return pd.DataFrame(columns=cols), {}
-    errs = errs.assign(signature=signatures(errs["error_message"].fillna(errs["error_code"].astype("string")))["signature"])
-    errs = errs.dropna(subset=["signature"])
-    first_seen = errs.groupby("signature")["occurred_at"].min().to_dict()
-    cur, base = _split(errs, "occurred_at", inputs.bounds)
+    errs = errs.assign(signature=signatures(errs["key_text"].astype("string"))["signature"]).dropna(subset=["signature"])
+    first_seen = errs.groupby("signature")["first_at"].min().to_dict()
+    cur, base = errs[errs["side"] == "cur"], errs[errs["side"] == "base"]
     # Expected share of the period if errors per call were unchanged (errors follow call volume:
     # a weekday after a weekend is not "growing"); by time when there are no calls.
-    cur_calls, base_calls = _split(inputs.calls, "started_at", inputs.bounds)
-    b = inputs.bounds
-    if len(cur_calls) and len(base_calls):
-        share = len(cur_calls) / (len(cur_calls) + len(base_calls))
-    else:
-        share = (b["end"] - b["start"]) / (b["end"] - b["baseline_start"])
+    cn, bn = data.sessions["cur"]["n"], data.sessions["base"]["n"]
+    b = bounds
+    share = cn / (cn + bn) if cn and bn else (b["end"] - b["start"]) / (b["end"] - b["baseline_start"])
+    base_counts = base.groupby("signature")["n"].sum()
+    failed_counts = cur.groupby("signature")["booking_failed"].sum()
     rows = []
-    for sig, count in cur["signature"].value_counts().items():
-        base_count = int((base["signature"] == sig).sum())
+    for sig, count in _first_occurrence_counts(cur, "signature").items():
+        base_count = int(base_counts.get(sig, 0))
         p = float(binomtest(int(count), int(count) + base_count, share, alternative="greater").pvalue)
         if base_count == 0:
             status = "new" if count >= MIN_NEW_SIGNATURE else "new (rare)"
@@ -423,9 +441,9 @@ def _signatures(inputs: HealthInputs, base_label: str, reasons: list[Reason]) ->
             status = "growing"
         else:
             status = "steady"
-        booking_failed = int(cur.loc[cur["signature"] == sig, "booking_failed"].fillna(False).astype(bool).sum())
         rows.append({"signature": sig, "count": int(count), "baseline_count": base_count,
-                     "first_seen": _local(first_seen[sig]), "status": status, "p_value": p, "booking_failed": booking_failed})
+                     "first_seen": _local(first_seen[sig]), "status": status, "p_value": p,
+                     "booking_failed": int(failed_counts.get(sig, 0))})
         if status in ("new", "growing"):
             reasons.append(Reason("WATCH", f"{status} signature {sig} since {_local(first_seen[sig])} "
                                            f"({count} now vs {base_count} in {base_label})", "signatures"))
@@ -433,29 +451,25 @@ def _signatures(inputs: HealthInputs, base_label: str, reasons: list[Reason]) ->
     return frame.reset_index(drop=True), first_seen
 
 
-def _quality(inputs: HealthInputs, reasons: list[Reason], notes: list[str]) -> pd.DataFrame:
-    cur_calls, _ = _split(inputs.calls, "started_at", inputs.bounds)
-    cur_tr, _ = _split(inputs.traces, "started_at", inputs.bounds)
-    dur = cur_tr["duration_ms"].astype(float)
-    traced = set(cur_tr["call_id"].astype(str))
-    n = len(cur_calls)
+def _quality(data: health_data.HealthData, reasons: list[Reason], notes: list[str]) -> pd.DataFrame:
+    cur, tq = data.sessions["cur"], data.trace_quality
+    n = cur["n"]
     rows = [
-        ("stuck sessions (P5)", int(cur_calls["stuck"].sum()), n),
-        ("closed by cleanup, system_timeout (P20)", int(cur_calls["closed_by_cleanup"].sum()), n),
-        ("calls without any function trace", int((~cur_calls["call_id"].astype(str).isin(traced)).sum()), n),
-        ("negative trace durations (P6)", int((dur < 0).sum()), len(dur)),
-        ("zero trace durations (P6, suspect after the fix)", int((dur == 0).sum()), len(dur)),
-        ("trace durations divisible by 1,000 ms (P7)", int(((dur % 1000 == 0) & (dur != 0)).sum()), len(dur)),
-        ("DST-ambiguous start times (P1)", int(cur_calls.get("started_at_ambiguous", pd.Series(dtype=bool)).fillna(False).sum()), n),
-        ("test/demo/temp ids excluded (P4, whole window)", int(inputs.calls.attrs.get("excluded_test_ids", 0) or 0), None),
+        ("stuck sessions (P5)", cur["stuck"], n),
+        ("closed by cleanup, system_timeout (P20)", cur["cleanup"], n),
+        ("calls without any function trace", cur["untraced"], n),
+        ("negative trace durations (P6)", tq["negative"], tq["n"]),
+        ("zero trace durations (P6, suspect after the fix)", tq["zero"], tq["n"]),
+        ("trace durations divisible by 1,000 ms (P7)", tq["whole_seconds"], tq["n"]),
+        ("DST-ambiguous start times (P1)", cur["ambiguous"], n),
+        ("test/demo/temp ids excluded (P4, whole window)", data.excluded_test_ids, None),
     ]
     frame = pd.DataFrame(rows, columns=["flag", "count", "of"])
     frame["share"] = [c / o if o else None for c, o in zip(frame["count"], frame["of"])]
     stuck = int(frame.loc[0, "count"])
     if stuck:
         reasons.append(Reason("WATCH", f"{stuck} of {n} sessions stuck in_progress (P5)", "quality"))
-    missing = inputs.calls.attrs.get("missing_columns") or {}
-    for table, cols in missing.items():
+    for table, cols in (data.missing_columns or {}).items():
         notes.append(f"columns missing in {table}: {', '.join(cols)} (left out, not assumed)")
     if n == 0:
         notes.append("no calls in this period: no rate or percentile can be judged")
@@ -463,41 +477,52 @@ def _quality(inputs: HealthInputs, reasons: list[Reason], notes: list[str]) -> p
 
 
 def compute(inputs: HealthInputs) -> HealthReport:
-    """Every section, the reasons and the verdict (pure: frames in, result out)."""
+    """Every section, the reasons and the verdict (pure: frames or counts in, result out)."""
+    data = inputs.data or health_data.from_frames(inputs.calls, inputs.traces, inputs.errors, inputs.attempts, inputs.bounds)
     reasons: list[Reason] = []
     notes: list[str] = []
     report_label = HealthReport(inputs.day, inputs.period, inputs.company_id, inputs.bounds, *[pd.DataFrame()] * 5, [])
     base_label = report_label.baseline_label
-    sig_frame, first_seen = _signatures(inputs, base_label, reasons)
-    booking = _booking(inputs, first_seen, base_label, reasons)
-    reach = _reach(inputs, base_label, reasons)
-    durations = _durations(inputs, base_label, reasons, notes)
-    quality = _quality(inputs, reasons, notes)
-    excluded = inputs.attempts.attrs.get("excluded_test_attempts")
-    if excluded:
-        notes.append(f"{excluded} booking attempts of test/demo/temp call ids excluded (P4)")
+    sig_frame, first_seen = _signatures(data, inputs.bounds, base_label, reasons)
+    booking = _booking(data, inputs.bounds, first_seen, base_label, reasons)
+    reach = _reach(data, base_label, reasons)
+    durations = _durations(data, base_label, reasons, notes)
+    quality = _quality(data, reasons, notes)
+    if data.excluded_test_attempts:
+        notes.append(f"{data.excluded_test_attempts} booking attempts of test/demo/temp call ids excluded (P4)")
     notes.append("first_seen is the earliest occurrence within the loaded window (baseline + period); "
                  "a signature first seen at the window start may be older")
-    cur_calls, _ = _split(inputs.calls, "started_at", inputs.bounds)
-    cur_att, _ = _split(inputs.attempts, "at", inputs.bounds)
+    cur_attempts = int(data.attempts.loc[data.attempts["period"] >= inputs.bounds["start"], "attempts"].sum()) if len(data.attempts) else 0
     return HealthReport(inputs.day, inputs.period, inputs.company_id, inputs.bounds, booking, reach, durations, sig_frame,
                         quality, reasons, notes, inputs.synthetic, inputs.source,
-                        {"sessions": len(cur_calls), "attempts": len(cur_att)}, daily_booking(inputs.attempts))
+                        {"sessions": data.sessions["cur"]["n"], "attempts": cur_attempts}, daily_counts(data.attempts))
 
 
 def health(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthReport:
-    """Load and compute in one call (what the notebook and tests use)."""
-    return compute(load(db, period_start, period, company_id))
+    """Load counts and compute in one call (what the notebook, the scheduled report and the tests use)."""
+    return compute(load_counts(db, period_start, period, company_id))
 
 
 def daily_booking(attempts: pd.DataFrame) -> pd.DataFrame:
-    """Attempts and successes per Berlin day and path, with Wilson intervals."""
-    cols = ["day", "path", "attempts", "success", "success_rate", "ci_low", "ci_high"]
+    """Attempts and successes per Berlin day and path, with Wilson intervals (from attempt rows)."""
     if attempts.empty:
+        return daily_counts(pd.DataFrame())
+    frame = attempts if "rescued_by_webhook" in attempts else attempts.assign(rescued_by_webhook=False)
+    local = attempts["at"].dt.tz_convert(TZ)
+    days = pd.date_range(local.min().date(), local.max().date() + timedelta(days=1), freq="D")
+    edges = [pd.Timestamp(d).tz_localize(TZ).tz_convert("UTC") for d in days]  # Berlin midnights (DST-safe)
+    from . import outcomes
+    return daily_counts(outcomes.count_attempts(frame, bins=edges))
+
+
+def daily_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """Attempts and successes per Berlin day and path from ``count_attempts(bins=<Berlin midnights>)``."""
+    cols = ["day", "path", "attempts", "success", "success_rate", "ci_low", "ci_high"]
+    if counts.empty:
         return pd.DataFrame(columns=cols)
-    frame = attempts.assign(day=attempts["at"].dt.tz_convert(TZ).dt.strftime("%Y-%m-%d"), path=attempts["path"].astype(str),
-                            ok=(attempts["outcome"] == "success").astype(int))
-    grouped = frame.groupby(["day", "path"]).agg(attempts=("ok", "size"), success=("ok", "sum")).reset_index()
+    frame = counts.assign(day=pd.DatetimeIndex(counts["period"]).tz_convert(TZ).strftime("%Y-%m-%d"), path=counts["path"].astype(str),
+                          ok=counts["attempts"].where(counts["outcome"] == "success", 0))
+    grouped = frame.groupby(["day", "path"]).agg(attempts=("attempts", "sum"), success=("ok", "sum")).reset_index()
     grouped["success_rate"] = grouped["success"] / grouped["attempts"]
     bounds = [_wilson(int(k), int(n)) for k, n in zip(grouped["success"], grouped["attempts"])]
     grouped["ci_low"], grouped["ci_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
@@ -531,4 +556,5 @@ def plot_booking(report: HealthReport, *, ax=None):
     return fig
 
 
-__all__ = ["HealthInputs", "HealthReport", "Reason", "compute", "daily_booking", "health", "load", "period_bounds", "plot_booking"]
+__all__ = ["HealthInputs", "HealthReport", "Reason", "compute", "daily_booking", "daily_counts", "health", "load", "load_counts",
+           "period_bounds", "plot_booking"]

@@ -251,3 +251,23 @@ def test_demo_quiet_day_is_not_act_and_counts_stuck_sessions(demo_db):
     day_calls = day_calls[day_calls["started_at"] >= report.bounds["start"]]
     expected_stuck = int(day_calls["call_id"].astype(str).isin(stuck_ids).sum())
     assert report.key_numbers()["stuck_sessions"] == expected_stuck
+
+
+@pytest.mark.parametrize("day, period, company", [("2025-10-14", "1d", 0), ("2025-10-13", "7d", 1), ("2025-10-26", "1d", 2)])
+def test_counts_from_the_database_give_the_report_of_the_rows(demo_db, day, period, company):
+    """MariaDB computes counts and histograms in SQL; the report must equal the one computed from loaded rows."""
+    url, _ = demo_db
+    from_rows = health.compute(health.load(url, day, period, company))
+    from_counts = health.health(url, day, period, company)
+    assert from_counts.to_dict() == from_rows.to_dict()
+    pd.testing.assert_frame_equal(from_counts.daily, from_rows.daily)
+    assert from_rows.counts["attempts"] > 0 and len(from_rows.signatures) > 0
+
+
+def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):
+    from rca_toolkit import health_data
+
+    url, _ = demo_mariadb
+    stmts = health_data.statements(url, health.period_bounds("2025-10-14", "1d"), 1)
+    assert [name for name, _, _ in stmts] == ["sessions", "retell_durations", "excluded_test_ids", "latencies", "reach", "errors"]
+    assert all("GROUP BY" in sql or "SUM(" in sql for _, sql, _ in stmts)  # counts come back, never rows

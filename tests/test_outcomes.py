@@ -145,3 +145,66 @@ def test_code_path_falls_back_to_the_family_when_no_error_names_a_frame(demo_sql
     out = classify(traces, errors, loaders.appointments(url), loaders.webhook_events(url, provider="calcom"), loaders.calls(url))
     assert len(out) == len(traces) > 0
     assert (out["code_path"] == out["family"].map(CODE_PATHS)).all()
+
+
+# --------------------------------------------------------------------------- lean loads and counts
+WINDOWS = [(None, None), ("2025-10-13T00:00:00+02:00", "2025-10-20T00:00:00+02:00"),
+           ("2025-10-25T00:00:00+02:00", "2025-10-28T00:00:00+01:00"), ("2025-11-13T12:00:00+01:00", "2025-11-14T00:00:00+01:00")]
+
+
+def _whole_table_attempts(url, start, end, company_id):
+    """booking_attempts as it was before the lean loads: every row of the padded window, all columns."""
+    from rca_toolkit import loaders, names
+    from rca_toolkit.attempt_inputs import padded_window
+
+    traces = loaders.function_traces(url, start=start, end=end, company_id=company_id, families=names.BOOKING_FAMILIES,
+                                     include_test=True)
+    traces = traces[traces["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
+    lo, hi = padded_window(traces, start, end)
+    appointments = loaders.appointments(url, start=lo, end=hi)
+    calls = loaders.calls(url, start=None if lo is None else lo - pd.Timedelta(hours=6), end=hi)
+    return classify(traces, loaders.errors(url, start=lo, end=hi, company_id=company_id), appointments,
+                    loaders.webhook_events(url, start=lo, end=hi, provider="calcom"), calls)
+
+
+@pytest.mark.parametrize("window", WINDOWS)
+def test_lean_loads_classify_like_whole_table_loads(demo_db, window):
+    from rca_toolkit.outcomes import booking_attempts
+
+    url, _ = demo_db
+    for company in (None, 2):
+        lean = booking_attempts(url, start=window[0], end=window[1], company_id=company)
+        whole = _whole_table_attempts(url, window[0], window[1], company)
+        assert len(lean) > 0
+        pd.testing.assert_frame_equal(lean, whole)
+
+
+def test_attempt_counts_equal_grouped_attempts(demo_db):
+    from rca_toolkit.outcomes import attempt_counts, booking_attempts, count_attempts
+
+    url, _ = demo_db
+    berlin_days = [pd.Timestamp(f"2025-10-{d}").tz_localize("Europe/Berlin") for d in range(12, 20)]
+    for start, end in WINDOWS[:3]:
+        for company in (None, 1):
+            attempts = booking_attempts(url, start=start, end=end, company_id=company)
+            for kw in ({}, {"freq": "1h"}, {"freq": "1D", "by": ["company_id", "function_name"]}, {"bins": berlin_days, "first_at": True}):
+                got = attempt_counts(url, start=start, end=end, company_id=company, **kw)
+                want = count_attempts(attempts, **kw)
+                pd.testing.assert_frame_equal(got, want)
+                assert got["attempts"].sum() == (len(attempts) if "bins" not in kw else
+                                                 int(((attempts["at"] >= berlin_days[0]) & (attempts["at"] < berlin_days[-1])).sum()))
+            assert got.attrs["excluded_test_attempts"] == attempts.attrs["excluded_test_attempts"]
+            assert got.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
+    counts = attempt_counts(url, by="code_path")
+    assert set(counts["code_path"].dropna()) >= set(CODE_PATHS.values())
+
+
+def test_attempt_counts_reject_unknown_keys(demo_sqlite):
+    from rca_toolkit.errors import ConfigError
+    from rca_toolkit.outcomes import attempt_counts
+
+    url, _ = demo_sqlite
+    with pytest.raises(ConfigError, match="not a column attempts can be counted by"):
+        attempt_counts(url, by="colour")
+    with pytest.raises(ConfigError, match="freq or bins"):
+        attempt_counts(url, freq="1D", bins=[T0, T0 + pd.Timedelta(days=1)])
