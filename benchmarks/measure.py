@@ -108,20 +108,32 @@ def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_ex
     return out
 
 
-def build(url: str, scale: int, seed: int) -> dict:
-    """Build the demo world (writable engine, --replace) and report time and peak RSS."""
+def build(url: str, scale: int, seed: int, copies: int = 0, step_ms: int = 3000, fulltext: bool = True,
+          tune_server: bool = False) -> dict:
+    """Build the world and report time, per-phase times and peak RSS.
+
+    ``copies`` 0: the demo builder at ``scale`` (writable engine, --replace); otherwise
+    :mod:`benchmarks.world` (the demo world at ``scale`` multiplied inside MariaDB)."""
     from rca_toolkit import demo
 
+    from . import world
+
     t = time.perf_counter()
-    truth = demo.build(url, seed=seed, scale=scale, replace=True, progress=False)
+    if copies == 0:
+        truth = demo.build(url, seed=seed, scale=scale, replace=True, progress=False)
+        return {"job": "build", "seconds": [time.perf_counter() - t], "rss_peak_mib": round(_peak_mib(), 1),
+                "row_counts": truth.get("row_counts", {}), "builder_seconds": truth.get("build_seconds")}
+    record = world.build(url, base_scale=scale, copies=copies, seed=seed, step_ms=step_ms, fulltext=fulltext,
+                         tune_server=tune_server)
     return {"job": "build", "seconds": [time.perf_counter() - t], "rss_peak_mib": round(_peak_mib(), 1),
-            "row_counts": truth.get("row_counts", {}), "builder_seconds": truth.get("build_seconds")}
+            "row_counts": record["row_counts"], "world": record}
 
 
 def main(argv: list[str]) -> int:
     kind = argv[0]
     if kind == "build":
-        out = build(argv[1], int(argv[2]), int(argv[3]))
+        copies, step_ms, fulltext, tune = (int(argv[4]), int(argv[5]), argv[6] == "1", argv[7] == "1") if len(argv) > 4 else (0, 0, True, False)
+        out = build(argv[1], int(argv[2]), int(argv[3]), copies, step_ms, fulltext, tune)
     else:
         url, job, variant, repeat, budget, want = argv[1], argv[2], argv[3], int(argv[4]), float(argv[5]), argv[6] == "1"
         out = work(url, job, variant, repeat, budget, want)
