@@ -110,14 +110,16 @@ def force_index(engine: sa.Engine, schema, table: str, index: str) -> str:
     return f" FORCE INDEX ({index})" if any(ix.get("name") == index for ix in schema[table].indexes) else ""
 
 
-def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: list) -> pd.DataFrame:
+def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: list, extra_where=(),
+            extra_params=None) -> pd.DataFrame:
     cols = ["id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
             "duration_ms", "status", "input_params", "output_result", "error_details"]
     require_columns(schema, "retell_function_traces", cols)
     params: dict = {}
     where, start_ts, end_ts = loaders._window_clause("t.started_at", start, end, engine, params)
     family = loaders._family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
-    where = where + family + loaders._company_clause("s.company_id", company_id, params)
+    where = where + family + loaders._company_clause("s.company_id", company_id, params) + list(extra_where)
+    params.update(extra_params or {})
     details = "t.error_details" if not lean else (
         f"CASE WHEN {_not_success_sql('t.status', engine)} OR {_like_any('t.error_details', UID_TEXT)} THEN t.error_details END")
     sql = (f"SELECT t.id AS trace_id, t.call_session_id AS session_id, s.call_id, s.company_id, t.started_at, "

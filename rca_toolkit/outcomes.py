@@ -17,9 +17,10 @@ and family) or the trace, and is normalised into a signature (:mod:`rca_toolkit.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from . import attempt_inputs, names
+from . import attempt_inputs, fast_counts, loaders, names
 from .signatures import signatures
 
 CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
@@ -257,12 +258,21 @@ def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str 
     if unknown:
         from .errors import ConfigError
         raise ConfigError(f"by={unknown[0]!r} is not a column attempts can be counted by", hint=f"use one of {', '.join(BY_COLUMNS)}")
-    inputs = attempt_inputs.load(db, start=start, end=end, company_id=company_id, lean="code_path" not in extra)
+    engine = loaders.engine_for(db)
+    fast = fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
+                              first_at=first_at)
+    if fast is not None:
+        return fast
+    inputs = attempt_inputs.load(engine, start=start, end=end, company_id=company_id, lean="code_path" not in extra)
     return count_attempts(attempts_of(inputs), freq=freq, bins=bins, by=extra, first_at=first_at)
 
 
-def count_attempts(attempts: pd.DataFrame, *, freq: str | None = None, bins=None, by=(), first_at: bool = False) -> pd.DataFrame:
-    """The grouping of :func:`attempt_counts` on an attempts frame (pure); ``first_at`` adds each group's earliest ``at``."""
+def count_attempts(attempts: pd.DataFrame, *, freq: str | None = None, bins=None, by=(), first_at: bool = False,
+                   weight: str | None = None) -> pd.DataFrame:
+    """The grouping of :func:`attempt_counts` on an attempts frame (pure); ``first_at`` adds each group's earliest ``at``.
+
+    ``weight`` names a column of row multiplicities (rows that stand for several attempts).
+    """
     if freq and bins is not None:
         from .errors import ConfigError
         raise ConfigError("attempt_counts takes freq or bins, not both", hint="drop one of them")
@@ -277,13 +287,13 @@ def count_attempts(attempts: pd.DataFrame, *, freq: str | None = None, bins=None
     elif bins is not None:
         edges = pd.DatetimeIndex([pd.Timestamp(b) for b in bins])
         edges = edges.tz_localize("UTC") if edges.tz is None else edges.tz_convert("UTC")
-        at = frame["at"].dt.tz_convert("UTC")
-        slot = edges.searchsorted(at, side="right") - 1
+        at = frame["at"].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
+        slot = np.searchsorted(edges.as_unit("ns").asi8, at, side="right") - 1
         inside = (slot >= 0) & (slot < len(edges) - 1)
         frame = frame[inside]
         frame["period"] = edges[slot[inside]]
     grouped = frame.groupby(keys, observed=True, dropna=False)
-    counts = grouped.size().rename("attempts").reset_index()
+    counts = (grouped[weight].sum().astype("int64") if weight else grouped.size()).rename("attempts").reset_index()
     if first_at:
         counts["first_at"] = grouped["at"].min().to_numpy()
     counts.attrs = {k: v for k, v in attempts.attrs.items() if k != "excluded_examples"}

@@ -208,3 +208,16 @@ def test_attempt_counts_reject_unknown_keys(demo_sqlite):
         attempt_counts(url, by="colour")
     with pytest.raises(ConfigError, match="freq or bins"):
         attempt_counts(url, freq="1D", bins=[T0, T0 + pd.Timedelta(days=1)])
+
+
+def test_success_counts_come_from_sql_on_mariadb_only(demo_mariadb, demo_sqlite):
+    """The equality test above runs the SQL shortcut on MariaDB (this proves it applies) and rows on SQLite."""
+    from rca_toolkit import fast_counts, loaders
+
+    maria = loaders.engine_for(demo_mariadb[0])
+    window = dict(start="2025-10-13T00:00:00+02:00", end="2025-10-20T00:00:00+02:00")
+    fast = fast_counts.counts(maria, **window, freq="1D")
+    assert fast is not None and fast["attempts"].sum() > 100
+    assert fast_counts.counts(maria, **window, by=["code_path"]) is None  # needs the error context of every row
+    assert fast_counts.counts(maria, **window, freq="250ms") is None  # no whole-second bucket fits these periods
+    assert fast_counts.counts(loaders.engine_for(demo_sqlite[0]), **window) is None
