@@ -180,7 +180,7 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
                       f"AND e.affected_function IS NOT NULL{tail}", params))
     frames = []
     with engine.connect() as conn:
-        for sql, params in parts:
+        for sql, params in _progress(parts, "errors of the attempts"):
             statements.append((sql, params))
             frames.append(loaders._query(engine, sql, params, conn))
     if not frames:
@@ -196,6 +196,17 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
     frame["family"] = frame["affected_function"].map(names.function_family)
     return loaders._typed(frame.drop(columns=["error_context"]), ints=["company_id", "error_id", "function_trace_id"],
                           strings=["call_id", "error_message", "affected_function", "frame"], cats=["error_code", "family"])
+
+
+def _progress(items: list, desc: str):
+    """tqdm over chunked statements when there are several (the loaders' convention: off with RCA_PROGRESS=0)."""
+    from .config import progress_enabled
+
+    if len(items) < 4 or not progress_enabled():
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="chunk", leave=False)
 
 
 # --------------------------------------------------------------------------- appointments and webhooks

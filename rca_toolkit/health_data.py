@@ -290,3 +290,29 @@ def _stored_names(stmts) -> list[str]:
 def _calls_missing(engine: sa.Engine) -> list[str]:
     from .attempt_inputs import _calls_missing as missing
     return missing(loaders.schema_of(engine))
+
+
+def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", company_id: int | None = 1) -> list[tuple[str, str, dict]]:
+    """The SQL floor of one health report: :func:`statements` plus attempts and successes per side and
+    function name (what the report's booking table needs before orphan/rescue classification).
+
+    For benchmarks: running these alone is the least any implementation must do on the database.
+    """
+    from .attempt_inputs import force_index, is_success_sql
+    from .health import period_bounds
+
+    engine = loaders.engine_for(db)
+    bounds = period_bounds(period_start, period)
+    out = statements(engine, bounds, company_id)
+    params: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"])}
+    where = loaders._family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
+    if company_id:
+        params["company_id"] = int(company_id)
+        where.append("s.company_id = :company_id")
+    hint = force_index(engine, loaders.schema_of(engine), "retell_function_traces", "idx_traces_function_time")
+    out.append(("attempts", f"SELECT CASE WHEN t.started_at < :start THEN 0 ELSE 1 END AS side, t.function_name, "
+                            f"CASE WHEN {is_success_sql('t.status', engine)} THEN 1 ELSE 0 END AS success, COUNT(*) AS n "
+                            f"FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                            f"WHERE {' AND '.join(where)} AND t.started_at >= :bs AND t.started_at < :end "
+                            f"AND {_real_id('s.call_id')} GROUP BY 1, 2, 3", params))
+    return out
