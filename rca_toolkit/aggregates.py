@@ -119,22 +119,25 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         params: dict = {}
         where, side, edge = _window_sql("s.started_at", windows, engine, zone, params, extra_edges=[stuck_before])
         params["stuck_before"] = loaders._wall_bound(stuck_before, engine, pd.Timedelta(0))
-        completed = "c.status = 'completed'" if joined and "status" in calls_cols else "1 = 0"
-        join = ""
-        if joined:
-            join = "LEFT JOIN calls c ON c.retell_call_id = s.call_id" + (" AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else "")
+        live = " AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else ""
+        completed = "1 = 0"
+        if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
+            completed = f"EXISTS (SELECT 1 FROM calls c WHERE c.retell_call_id = s.call_id{live} AND c.status = 'completed')"
+        # only the Retell duration needs calls joined to every session (at 1M calls the join is most of the cost)
+        join = f"LEFT JOIN calls c ON c.retell_call_id = s.call_id{live}" if alias == "c" else ""
         conds = [where, _real_id(engine, "s.call_id")]
         if engine.dialect.name != "sqlite":
             conds += loaders._every_company(engine, params)
         if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
             stuck = f"(s.call_status = 'in_progress' AND s.ended_at IS NULL AND (s.started_at < :stuck_before OR {completed}))"
+            # CASE WHEN on a NULL condition takes the ELSE branch: a missing call row or reason keeps the value
             select = [f"{side} AS side", f"CASE WHEN {stuck} OR s.disconnection_reason = 'system_timeout' THEN NULL "
                                          f"ELSE {alias}.{column} END AS value", "COUNT(*) AS n"]
         else:  # rows near a bound are placed in Python, so their flags come back separately
             select = [f"{side} AS side", f"{edge} AS edge_at",
                       "CASE WHEN s.call_status = 'in_progress' AND s.ended_at IS NULL THEN 1 ELSE 0 END AS open_session",
                       "CASE WHEN s.started_at < :stuck_before THEN 1 ELSE 0 END AS early",
-                      f"CASE WHEN {completed} THEN 1 ELSE 0 END AS completed_row",
+                      f"CASE WHEN s.call_status = 'in_progress' AND s.ended_at IS NULL AND {completed} THEN 1 ELSE 0 END AS completed_row",
                       "CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup",
                       f"{alias}.{column} AS value", "COUNT(*) AS n"]
         keys = ", ".join(str(i) for i in range(1, len(select)))
