@@ -159,7 +159,6 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
     require_columns(schema, "retell_error_log", cols)
     failed = ~traces["status"].eq("success").fillna(False).astype(bool)
     trace_ids = traces.loc[failed if lean else slice(None), "trace_id"].dropna().astype("int64").unique()
-    sessions = traces.loc[failed, "session_id"].dropna().astype(str).unique()
     context = "NULL" if lean else "e.error_context"
     select = (f"SELECT e.id AS error_id, e.function_trace_id, es.call_id, es.company_id, e.occurred_at, e.error_message, "
               f"e.error_code, e.affected_function, {context} AS error_context "
@@ -171,6 +170,12 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
     for i in range(0, len(trace_ids), ID_CHUNK):
         ids = ", ".join(str(int(v)) for v in trace_ids[i:i + ID_CHUNK])  # integers from the database: inlined
         parts.append((f"{select}e.function_trace_id IN ({ids}){tail}", dict(base)))
+    by_trace = _clean_errors(_run(engine, parts, statements), engine, lo, hi)
+    # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
+    first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
+    named = traces["trace_id"].map(first["error_message"].astype("object")) if len(first) else pd.Series(None, index=traces.index)
+    sessions = traces.loc[failed & named.isna(), "session_id"].dropna().astype(str).unique()
+    parts = []
     for i in range(0, len(sessions), ID_CHUNK):
         params = dict(base)
         chunk = sessions[i:i + ID_CHUNK]
@@ -178,24 +183,34 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
         marks = ", ".join(f":sid{k}" for k in range(len(chunk)))
         parts.append((f"{select}e.call_session_id IN ({marks}) AND e.function_trace_id IS NULL "
                       f"AND e.affected_function IS NOT NULL{tail}", params))
-    frames = []
-    with engine.connect() as conn:
-        for sql, params in _progress(parts, "errors of the attempts"):
-            statements.append((sql, params))
-            frames.append(loaders._query(engine, sql, params, conn))
-    if not frames:
+    by_session = _clean_errors(_run(engine, parts, statements), engine, lo, hi)
+    frame = pd.concat([by_trace, by_session], ignore_index=True) if len(by_session) else by_trace
+    if frame.empty:
         return _empty_errors()
-    frame = pd.concat(frames, ignore_index=True)
-    # the order of one ORDER BY occurred_at, id over the stored values (first error per trace wins)
-    frame = frame.sort_values(["occurred_at", "error_id"], kind="stable").reset_index(drop=True)
-    frame = loaders._refine(loaders._to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at",
-                            lo, hi)
-    frame = frame[frame["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
+    frame = frame.sort_values(["occurred_raw", "error_id"], kind="stable").reset_index(drop=True).drop(columns=["occurred_raw"])
     context = _decode(frame["error_context"])
     frame["frame"] = context.map(lambda c: c.get("frame") if isinstance(c, dict) else None)
     frame["family"] = frame["affected_function"].map(names.function_family)
     return loaders._typed(frame.drop(columns=["error_context"]), ints=["company_id", "error_id", "function_trace_id"],
                           strings=["call_id", "error_message", "affected_function", "frame"], cats=["error_code", "family"])
+
+
+def _run(engine, parts: list, statements: list) -> pd.DataFrame:
+    frames = []
+    with engine.connect() as conn:
+        for sql, params in _progress(parts, "errors of the attempts"):
+            statements.append((sql, params))
+            frames.append(loaders._query(engine, sql, params, conn))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["error_id", "function_trace_id", "call_id", "company_id", "occurred_at", "error_message", "error_code",
+                 "affected_function", "error_context"])
+
+
+def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
+    """Stored order (ORDER BY occurred_at, id: the first error per trace wins), window refined on UTC, real ids only."""
+    frame = frame.assign(occurred_raw=frame["occurred_at"]).sort_values(["occurred_raw", "error_id"], kind="stable")
+    frame = loaders._refine(loaders._to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
+    return frame[frame["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
 
 
 def _progress(items: list, desc: str):

@@ -26,30 +26,7 @@ from . import attempt_inputs as ai
 from . import loaders, names
 from .timeutil import parse_instant
 
-GRAINS = ((pd.Timedelta(hours=1), "%Y-%m-%d %H"), (pd.Timedelta(minutes=1), "%Y-%m-%d %H:%i"),
-          (pd.Timedelta(seconds=1), "%Y-%m-%d %H:%i:%s"))
 FAST_BY = {"family", "function_name", "company_id", "error_code"}
-EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
-
-
-def _grain(freq, bins) -> str | None | bool:
-    """DATE_FORMAT pattern whose buckets never straddle a period edge; None: no time key; False: not possible."""
-    if not freq and bins is None:
-        return None
-    if freq:
-        try:
-            steps = [pd.Timedelta(freq)]
-        except (ValueError, TypeError):
-            return False
-        offsets = [pd.Timedelta(0)]
-    else:
-        steps = [pd.Timedelta(0)]
-        offsets = [pd.Timestamp(b).tz_convert("UTC") - EPOCH if pd.Timestamp(b).tzinfo else pd.Timestamp(b).tz_localize("UTC") - EPOCH
-                   for b in bins]
-    for size, pattern in GRAINS:
-        if all(s % size == pd.Timedelta(0) for s in steps) and all(o % size == pd.Timedelta(0) for o in offsets):
-            return pattern
-    return False
 
 
 def _real(col: str) -> str:
@@ -61,9 +38,6 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     from . import outcomes
 
     if engine.dialect.name == "sqlite" or loaders.storage_zone(engine) != "UTC" or set(by) - FAST_BY:
-        return None
-    grain = _grain(freq, bins)
-    if grain is False:
         return None
     schema = loaders.schema_of(engine)
     need = {"appointments": ["id", "call_id", "calcom_v2_booking_id", "source", "metadata", "created_at", "deleted_at"],
@@ -91,16 +65,20 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         return loaders._query(engine, sql, params)
 
     uid_blob = f"({ai._like_any('t.output_result', ai.UID_TEXT)} OR {ai._like_any('t.error_details', ai.UID_TEXT)})"
-    head = run(f"SELECT COUNT(*) AS n, SUM(CASE WHEN {_real('s.call_id')} THEN 0 ELSE 1 END) AS excluded, "
-               f"MIN(CASE WHEN {_real('s.call_id')} THEN t.started_at END) AS first, "
-               f"MAX(CASE WHEN {_real('s.call_id')} THEN t.started_at END) AS last, "
-               f"SUM(CASE WHEN {_real('s.call_id')} AND {uid_blob} THEN 1 ELSE 0 END) AS uid_blobs, "
-               f"COUNT(DISTINCT CASE WHEN NOT {_real('s.call_id')} THEN CAST(s.call_id AS BINARY) END) AS excluded_ids "
-               f"{traces_from}", base).iloc[0]
-    if head["first"] is None or pd.isna(head["first"]) or int(head["uid_blobs"] or 0):
+    # first and last real attempt: per stored name, walk (function_name, started_at) from each end
+    ends = {"first": None, "last": None}
+    for key in [k for k in base if k.startswith("fam")]:
+        for label, order in (("first", "ASC"), ("last", "DESC")):
+            got = run(f"SELECT t.started_at {traces_from} AND t.function_name = :{key} "
+                      f"AND {_real('s.call_id')} ORDER BY t.started_at {order} LIMIT 1", base)
+            if len(got):
+                value = pd.Timestamp(got["started_at"].iloc[0])
+                if ends[label] is None or (value < ends[label] if label == "first" else value > ends[label]):
+                    ends[label] = value
+    if ends["first"] is None:
         return None
-    first = pd.Timestamp(head["first"]).tz_localize("UTC")
-    last = pd.Timestamp(head["last"]).tz_localize("UTC")
+    head = {"first": ends["first"], "last": ends["last"]}
+    first, last = head["first"].tz_localize("UTC"), head["last"].tz_localize("UTC")
     lo, hi = first - ai.EARLY, last + ai.PAD
     base.update(lo=loaders._wall_bound(lo, engine, pd.Timedelta(0)), hi=loaders._wall_bound(hi, engine, pd.Timedelta(0)),
                 lo_calls=loaders._wall_bound(lo - ai.PAD, engine, pd.Timedelta(0)))
@@ -111,8 +89,11 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     hooks = (f"w.created_at >= :lo AND w.created_at < :hi AND w.provider = 'calcom' AND {type_in} "
              f"AND CAST(UPPER(REPLACE(w.event_type, '.', '_')) AS BINARY) = 'BOOKING_CREATED'")
     hint_w = ai.force_index(engine, schema, "webhook_events", "webhook_events_created_at_index")
-    named = run(f"SELECT COUNT(*) AS n FROM webhook_events w{hint_w} WHERE {hooks} AND {ai._like_any('w.payload', ['call_id'])}", base)
-    if int(named["n"].iloc[0]):
+    # every BOOKING_CREATED webhook of the padded window, lean; a payload that names a call ends the shortcut
+    hooks_rows = run(f"SELECT w.id, w.event_type, w.created_at, w.event_id, w.company_id, "
+                     f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call "
+                     f"FROM webhook_events w{hint_w} WHERE {hooks} ORDER BY w.created_at, w.id", base)
+    if hooks_rows["names_call"].astype(int).any():
         return None
     hint_a = ai.force_index(engine, schema, "appointments", "appointments_created_at_index")
     window_a = "created_at >= :lo AND created_at < :hi AND deleted_at IS NULL"
@@ -124,8 +105,11 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
            f"al AS (SELECT call_id, MIN(id) AS id FROM appointments{hint_a} WHERE {window_a} AND call_id IS NOT NULL GROUP BY call_id), "
            f"succ AS (SELECT t.id AS trace_id, t.started_at, t.function_name, s.company_id, "
            f"a.calcom_v2_booking_id COLLATE utf8mb4_bin AS uid_b, CHAR_LENGTH(a.calcom_v2_booking_id) AS ulen, "
-           f"CASE WHEN w.id IS NULL THEN 0 ELSE ROW_NUMBER() OVER (PARTITION BY a.calcom_v2_booking_id COLLATE utf8mb4_bin, "
-           f"CHAR_LENGTH(a.calcom_v2_booking_id), w.id IS NULL ORDER BY t.started_at, t.id) END AS rk "
+           f"CASE WHEN w.id IS NULL OR NOT {_real('s.call_id')} THEN 0 ELSE ROW_NUMBER() OVER (PARTITION BY "
+           f"a.calcom_v2_booking_id COLLATE utf8mb4_bin, CHAR_LENGTH(a.calcom_v2_booking_id), "
+           f"w.id IS NULL OR NOT {_real('s.call_id')} ORDER BY t.started_at, t.id) END AS rk, "
+           f"CASE WHEN {_real('s.call_id')} THEN NULL ELSE s.call_id END AS test_id, "
+           f"CASE WHEN {_real('s.call_id')} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like "
            f"FROM retell_function_traces t{ai.force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id "
            f"LEFT JOIN am ON am.rb = s.call_id COLLATE utf8mb4_bin AND am.rlen = CHAR_LENGTH(s.call_id) "
@@ -135,18 +119,17 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
            f"LEFT JOIN appointments a ON a.id = COALESCE(am.id, al.id) "
            f"LEFT JOIN webhook_events w ON w.event_id = a.calcom_v2_booking_id "
            f"AND CAST(w.event_id AS BINARY) = CAST(a.calcom_v2_booking_id AS BINARY) AND {hooks} "
-           f"WHERE {' AND '.join(where)} AND {ai.is_success_sql('t.status', engine)} AND {_real('s.call_id')}) ")
-    bucket = f"DATE_FORMAT(started_at, '{grain}')" if grain else "''"
-    succ = run(f"{cte}SELECT CASE WHEN rk = 1 THEN 1 ELSE 0 END AS resolved, function_name, company_id, {bucket} AS bucket, "
-               f"CASE WHEN rk = 1 THEN NULL ELSE trace_id END AS trace_id, COUNT(*) AS n, MIN(started_at) AS at "
-               f"FROM succ GROUP BY 1, 2, 3, 4, 5", base)
-    unclaimed_sql = (f"{cte}SELECT w.id, w.event_type, w.created_at, w.event_id, w.company_id, NULL AS payload FROM webhook_events w{hint_w} "
-                     f"WHERE {hooks} AND (w.event_id COLLATE utf8mb4_bin, CHAR_LENGTH(w.event_id)) NOT IN "
-                     f"(SELECT uid_b, ulen FROM succ WHERE rk = 1 AND uid_b IS NOT NULL) ORDER BY w.created_at, w.id")
-    webhooks = _webhook_frame(run(unclaimed_sql, base))
-
+           f"WHERE {' AND '.join(where)} AND {ai.is_success_sql('t.status', engine)}) ")
+    succ = run(f"{cte}SELECT CASE WHEN rk = 1 THEN 1 ELSE 0 END AS resolved, CASE WHEN rk = 1 THEN NULL ELSE trace_id END "
+               f"AS trace_id, function_name, company_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) AS at_us, "
+               f"CASE WHEN rk = 1 THEN uid_b END AS uid, test_id, uid_like FROM succ", base)
+    if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
+        return None
+    claimed = set(succ["uid"].dropna().astype(str))
+    webhooks = _webhook_frame(hooks_rows[~hooks_rows["event_id"].astype(str).isin(claimed)].drop(columns=["names_call"]))
     resolved = succ[succ["resolved"].astype(int) == 1]
-    open_ids = succ.loc[succ["resolved"].astype(int) == 0, "trace_id"].dropna().astype("int64").tolist()
+    open_ids = succ.loc[(succ["resolved"].astype(int) == 0) & succ["test_id"].isna(), "trace_id"].dropna().astype("int64").tolist()
+    test_ids = succ["test_id"].dropna().astype(str)
     failed = ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
                         extra_where=[ai._not_success_sql("t.status", engine)])
     parts = [failed]
@@ -155,6 +138,13 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         parts.append(ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
                                 extra_where=[f"t.id IN ({ids})"]))
     attrs = failed.attrs
+    odd = ~failed["call_id"].map(names.is_real_call_id).astype(bool)
+    excluded_ids = set(test_ids) | set(failed.loc[odd, "call_id"].astype(str))
+    excluded = len(test_ids) + int(odd.sum())
+    real_failed = failed[~odd]
+    if any(outcomes._uid_in_blob(o) or outcomes._uid_in_blob(e)
+           for o, e in zip(real_failed["output_result"], real_failed["error_details"])):
+        return None  # a failure names a uid in its JSON
     rows = pd.concat(parts, ignore_index=True).sort_values(["started_at", "trace_id"], kind="stable").reset_index(drop=True)
     rows = rows[rows["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
     errors = ai._errors(engine, schema, rows, lo, hi, company_id, lean=True, statements=statements) if len(rows) else ai._empty_errors()
@@ -162,16 +152,16 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     classified = outcomes.classify(rows, errors, appointments, webhooks, ai._empty_calls())
     classified["n"] = 1
     fam = names.family_series(resolved["function_name"].astype("string")).astype(str)
-    ok = pd.DataFrame({"at": pd.to_datetime(resolved["at"]).dt.tz_localize("UTC"), "path": fam.to_numpy(),
+    ok = pd.DataFrame({"at": pd.to_datetime(resolved["at_us"].astype("int64"), unit="us", utc=True), "path": fam.to_numpy(),
                        "family": fam.to_numpy(), "function_name": resolved["function_name"].astype(str).to_numpy(),
                        "company_id": pd.to_numeric(resolved["company_id"]).astype("Int64").to_numpy(), "outcome": "success",
                        "rescued_by_webhook": False, "signature": pd.NA, "error_code": pd.NA, "calcom_link": "appointment",
-                       "n": resolved["n"].astype("int64").to_numpy()})
+                       "n": 1})
     frame = pd.concat([classified, ok], ignore_index=True) if len(ok) else classified
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
     result = outcomes.count_attempts(frame, freq=freq, bins=bins, by=list(by), first_at=first_at, weight="n")
     outcome_counts = frame.groupby(frame["outcome"].astype(str))["n"].sum()
-    result.attrs = {**attrs, "excluded_test_ids": int(head["excluded_ids"] or 0), "excluded_test_attempts": int(head["excluded"] or 0),
+    result.attrs = {**attrs, "excluded_test_ids": len(excluded_ids), "excluded_test_attempts": excluded,
                     "outcome_counts": {o: int(outcome_counts.get(o, 0)) for o in outcomes.OUTCOMES},
                     "inferred_calcom_links": int(classified["calcom_link"].eq("time").sum()), "statements": len(statements)}
     missing = {t: m for t, m in (("appointments", loaders._present(schema, "appointments", loaders.APPOINTMENT_COLUMNS)[1]),
