@@ -1,6 +1,7 @@
 """Benchmark the toolkit on a scaled demo world: ``python -m benchmarks.run [--scale K] [--db URL]``.
 
-Builds the synthetic world (unless ``--reuse`` finds one at that scale), then runs every job
+Builds the synthetic world (:mod:`benchmarks.world`: a demo world multiplied inside MariaDB;
+unless ``--reuse`` finds one at that scale), then runs every job
 in three variants (toolkit, naive pandas, SQL floor), each in a fresh subprocess, and writes
 ``benchmarks/results/<date>.json`` and ``.md`` (medians, spread, ratios, peak RSS, the plan
 of every loader query, targets met or missed). See benchmarks/README.md.

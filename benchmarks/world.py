@@ -26,8 +26,11 @@ tests/test_benchmarks_world.py):
   *inside* JSON (``createdAt``, ``start_timestamp``, ``synced_at``) keep the base value.
   Near an incident boundary a copy of a call that started less than ``k * step_ms`` before
   it lands after it (counts per window move by those few calls; totals per path do not).
-  With a step above 2.5 s a copy's Cal.com webhook (0.3-1.5 s after its attempt) can never
-  be mistaken for a later copy's, so the time-linked outcomes keep their base counts.
+  With a step above 2.5 s a copy's Cal.com webhook (0.3-1.5 s after its attempt) never lies
+  before a later copy's attempt, so the copies of one attempt do not take each other's
+  webhook. Attempts of *other* calls of the same company now come ``copies + 1`` times as
+  often, so the toolkit's time links (webhook within 60 s) collide more: attempts and
+  successes scale exactly, the orphaned/rescued split of failures does not (README).
 
 The marker row says SYNTHETIC like the base and records the replication in ``generator``
 (``... x benchmarks.world/1 copies=N step_ms=S``); :func:`marker` reads it back.
@@ -36,7 +39,6 @@ The marker row says SYNTHETIC like the base and records the replication in ``gen
 from __future__ import annotations
 
 import json
-import math
 import re
 import resource
 import sys
@@ -244,10 +246,14 @@ def build(url: str, *, base_scale: int = BASE_SCALE, copies: int = COPIES, seed:
     started, clock = time.monotonic(), _Clock(log)
     db, base = target.database, f"{target.database}_world_base"
     admin = _connect(target)
-    tuned = _tune(admin, log) if tune_server else {}
+    tuned, own_base = (_tune(admin, log) if tune_server else {}), False
     try:
         _check_target(admin, db)
+        if _one(admin, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (base,)):
+            _check_target(admin, base, ("wx_real_sessions",))  # an earlier scratch base may be replaced, nothing else
         _run(admin, f"CREATE DATABASE IF NOT EXISTS `{base}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        own_base = True
+        _run(admin, f"DROP TABLE IF EXISTS `{base}`.wx_real_sessions")  # left by a killed build; demo.build refuses it
         truth = clock.time("base_world", _base_world, target.set(database=base), seed, base_scale)
         plan = clock.time("plan", _plan, admin, base, db)
         clock.time("bare_tables", _bare_tables, target)
@@ -256,8 +262,9 @@ def build(url: str, *, base_scale: int = BASE_SCALE, copies: int = COPIES, seed:
         if fulltext:
             clock.time("fulltext", _fulltext, admin, db)
         _marker(admin, base, db, copies, step_ms)
-        _run(admin, f"DROP DATABASE `{base}`")
     finally:
+        if own_base:
+            _run(admin, f"DROP DATABASE IF EXISTS `{base}`")  # scratch, also after a failure
         if tuned:
             _restore(admin, tuned, log)
         admin.close()
@@ -283,14 +290,14 @@ def record_path(url: str) -> Path:
     return Path(__file__).resolve().parent.parent / "data" / f"world-{sa.make_url(url).database}.json"
 
 
-def _check_target(conn: pymysql.Connection, db: str) -> None:
-    """Only an empty database or a demo world may be (re)built."""
+def _check_target(conn: pymysql.Connection, db: str, scratch: tuple[str, ...] = ()) -> None:
+    """Only an empty database or a demo world (plus this builder's ``scratch`` tables) may be (re)built."""
     if _one(conn, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (db,)) == 0:
         raise WorldError(f"database {db} does not exist; create it: mariadb -uroot -h127.0.0.1 -e 'CREATE DATABASE {db}'")
     with conn.cursor() as cur:
         cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (db,))
         present = {r[0] for r in cur.fetchall()}
-    foreign = sorted(present - set(schema.DEMO_TABLES))
+    foreign = sorted(present - set(schema.DEMO_TABLES) - set(scratch))
     if present and ("rca_demo_world" not in present or foreign):
         raise WorldError(f"database {db} holds {', '.join((foreign or sorted(present))[:5])} and is not a demo world; "
                          "the world builder only replaces demo worlds: point --db at an empty database")
@@ -457,12 +464,3 @@ def _restore(conn: pymysql.Connection, changed: dict, log) -> None:
         _run(conn, f"SET GLOBAL {name} = {before}")
     log(f"server settings restored: { {n: v[0] for n, v in changed.items()} }")
 
-
-def expected_calls(base_calls: int, base_real: int, copies: int) -> int:
-    """Calls of the world: the base's plus ``copies`` x its real ones."""
-    return base_calls + copies * base_real
-
-
-def copies_for(calls: int, base_calls: int, base_real: int) -> int:
-    """Smallest number of copies that reaches ``calls``."""
-    return max(0, math.ceil((calls - base_calls) / base_real))
