@@ -239,7 +239,7 @@ NO_ERROR_TEXT = "(no error text)"
 
 
 def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None, bins=None,
-                   by=(), first_at: bool = False) -> pd.DataFrame:
+                   by=(), first_at: bool = False, method: str = "rows") -> pd.DataFrame:
     """Attempts counted per path, outcome, rescue flag and error signature (and ``period``).
 
     Why: reports need counts, not 100k attempt rows. The counts are exactly those of
@@ -252,14 +252,21 @@ def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str 
     attempt falls in (attempts outside the edges are not counted). ``by`` adds keys from
     ``BY_COLUMNS``; ``code_path`` needs the error context and so reads it. ``first_at`` adds the
     earliest attempt time of each group (reports order ties by first occurrence).
+
+    ``method="sql"`` counts the successes that claim their own appointment's uid in the database
+    (:mod:`rca_toolkit.fast_counts`, MariaDB only, same counts). Not the default: at 1M calls on a
+    server with a 128 MiB buffer pool it took 70 s for 30 days against 35 s for the lean rows.
     """
     extra = [by] if isinstance(by, str) else list(by)
     unknown = [k for k in extra if k not in BY_COLUMNS]
     if unknown:
         from .errors import ConfigError
         raise ConfigError(f"by={unknown[0]!r} is not a column attempts can be counted by", hint=f"use one of {', '.join(BY_COLUMNS)}")
+    if method not in ("rows", "sql"):
+        from .errors import ConfigError
+        raise ConfigError(f"method={method!r} is not known", hint="use 'rows' or 'sql'")
     engine = loaders.engine_for(db)
-    fast = fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
+    fast = None if method == "rows" else fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
                               first_at=first_at)
     if fast is not None:
         return fast
