@@ -188,3 +188,20 @@ def test_refuses_a_database_that_is_not_a_demo_world():
         engine.dispose()
         with pytest.raises(world.WorldError, match="not a demo world"):
             world.build(url, base_scale=1, copies=1, log=lambda _msg: None)
+
+
+def test_without_fulltext_only_that_index_is_missing(worlds):
+    """fulltext=False leaves out the FULLTEXT index and nothing else (it is built in the segments' one ALTER)."""
+    url, _, _ = worlds
+    keys = "SELECT TABLE_NAME, INDEX_NAME, INDEX_TYPE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() " \
+           "AND SEQ_IN_INDEX = 1 ORDER BY 1, 2"
+    with fresh_mariadb_database("rca_world") as bare_url:
+        world.build(bare_url, base_scale=1, copies=1, fulltext=False, log=lambda _msg: None)
+        without = _frame(bare_url, keys)
+        fks = int(_scalar(bare_url, "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS "
+                                    "WHERE CONSTRAINT_SCHEMA = DATABASE()"))
+    full = _frame(url, keys)
+    missing = full.merge(without, how="left", indicator=True).query("_merge == 'left_only'")
+    assert missing[["TABLE_NAME", "INDEX_NAME", "INDEX_TYPE"]].values.tolist() == [
+        ["retell_transcript_segments", "idx_transcript_text_search", "FULLTEXT"]]
+    assert len(without) == len(full) - 1 and fks == 9
