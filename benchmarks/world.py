@@ -21,7 +21,9 @@ tests/test_benchmarks_world.py):
 * copy ``k`` gets new keys: integer ids ``id + k * stride`` (stride = the next power of ten
   above the base's largest id), session uuids and call ids with their last 4 hex digits
   XOR ``k``, Cal.com uids with their last two base-62 digits + ``k`` (mod 62²), so a copy
-  never equals its base or another copy of the same row; foreign keys and every reference
+  never equals its base or another copy of the same row. At most 25 copies: the unique keys
+  compare uids case-insensitively (utf8mb4_unicode_ci) and base-62 digit + 26 is the same
+  letter in the other case (``xNN`` + 2 = ``xNP``, + 28 = ``xNp``: seen at 36 copies); foreign keys and every reference
   inside JSON/text (webhook payloads and idempotency keys, ``appointments.metadata`` call id
   and uid, ``calls.raw``, the duplicate-key error messages) are rewritten the same way;
 * every timestamp of copy ``k`` moves by ``k * step_ms`` (3 s by default, whole seconds so
@@ -58,6 +60,7 @@ from rca_toolkit import demo_fastload as F
 
 GENERATOR = "benchmarks.world/1"
 BASE_SCALE, COPIES, STEP_MS = 37, 19, 3000  # 50,491 + 19 x 50,483 = 1,009,668 calls
+MAX_COPIES = 25  # uid digit + 26 = same letter, other case: equal under utf8mb4_unicode_ci (module docstring)
 REAL = "BINARY {} REGEXP '^call_[0-9a-f]{{27}}$'"  # names.RETELL_CALL_ID, case-sensitive
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Largest tables first, so the two workers finish together (longest-processing-time order).
@@ -242,8 +245,10 @@ def build(url: str, *, base_scale: int = BASE_SCALE, copies: int = COPIES, seed:
     target = sa.make_url(url)
     if target.get_backend_name() not in ("mysql", "mariadb") or not target.database:
         raise WorldError(f"{url!r} is not a MariaDB URL with a database; use mysql+pymysql://root@127.0.0.1:3306/rca_bench")
-    if not 0 <= copies <= 3843 or base_scale < 1:
-        raise WorldError(f"copies={copies}, base_scale={base_scale}: need 0 <= copies <= 3843 and base_scale >= 1")
+    if not 0 <= copies <= MAX_COPIES or base_scale < 1:
+        raise WorldError(f"copies={copies}, base_scale={base_scale}: need 0 <= copies <= {MAX_COPIES} (Cal.com uid "
+                         "rewrite: a digit + 26 is the same letter in the other case, equal under the unique keys' "
+                         "case-insensitive collation) and base_scale >= 1; raise --scale instead")
     if step_ms < 0 or step_ms % 1000:
         raise WorldError(f"step_ms={step_ms} must be whole seconds (TIMESTAMP(0) columns would not shift exactly)")
     started, clock = time.monotonic(), _Clock(log)
@@ -396,9 +401,9 @@ def _copy_all(target: sa.URL, base: str, db: str, plan: dict, copies: int, step_
                 try:
                     if clauses:
                         _run(conn, f"ALTER TABLE `{db}`.`{name}` {', '.join(clauses)}, ALGORITHM=INPLACE")
-                except pymysql.err.IntegrityError as err:  # seen at base 20 x 36 copies: two rewritten uids met
+                except pymysql.err.IntegrityError as err:  # a copy rule that fails to keep copies apart
                     raise WorldError(f"{name}: two copies collide on a unique key ({err.args[-1]}); "
-                                     "build with fewer --copies (seed 7 at 37 x 19 builds)") from err
+                                     "the copy rule is broken for this base: report it with the seed and scale") from err
             t2 = time.monotonic()
             log(f"  {name}: {rows:,} rows, copy {t1 - t0:.1f} s, indexes{' + FULLTEXT' if full else ''} {t2 - t1:.1f} s")
             return name, rows, round(t1 - t0, 2), round(t2 - t1, 2)

@@ -205,3 +205,15 @@ def test_without_fulltext_only_that_index_is_missing(worlds):
     assert missing[["TABLE_NAME", "INDEX_NAME", "INDEX_TYPE"]].values.tolist() == [
         ["retell_transcript_segments", "idx_transcript_text_search", "FULLTEXT"]]
     assert len(without) == len(full) - 1 and fks == 9
+
+
+def test_refuses_more_copies_than_the_uid_rewrite_keeps_apart():
+    """uid digit + 26 is the same letter in the other case: equal under the unique keys' collation."""
+    uid = "'00AIr8orMPq4QtjP9C6xNN'"
+    with fresh_mariadb_database("rca_world") as url:
+        two, twenty_eight = world.uid_tail(uid, 2), world.uid_tail(uid, 28)
+        assert _frame(url, f"SELECT {two} AS a, {twenty_eight} AS b").values.tolist() == [
+            ["00AIr8orMPq4QtjP9C6xNP", "00AIr8orMPq4QtjP9C6xNp"]]
+        assert _scalar(url, f"SELECT {two} COLLATE utf8mb4_unicode_ci = {twenty_eight}") == 1  # why the limit exists
+        with pytest.raises(world.WorldError, match="copies <= 25"):
+            world.build(url, base_scale=1, copies=26, log=lambda _msg: None)
