@@ -14,7 +14,6 @@ over a bounded history: ``HISTORY_FACTOR`` times each compared window around ``-
 from __future__ import annotations
 
 import argparse
-import inspect
 from dataclasses import dataclass
 
 import pandas as pd
@@ -85,11 +84,9 @@ def side_counts(engine, windows: dict, by: str | None) -> tuple[dict[str, pd.Dat
     ``by=`` keyword (an extra key beside path) when it has one, else the windows' attempts are
     loaded as rows and counted.
     """
-    if by in (None, "path"):
-        return {k: outcomes.attempt_counts(engine, start=lo, end=hi) for k, (lo, hi) in windows.items()}, None
+    if by in (None, "path") or by in outcomes.BY_COLUMNS:
+        return _binned_counts(engine, windows, [] if by in (None, "path") else [by]), None
     keys = [by, "path"]
-    if by in getattr(outcomes, "BY_COLUMNS", ()) and "by" in inspect.signature(outcomes.attempt_counts).parameters:
-        return {k: outcomes.attempt_counts(engine, start=lo, end=hi, by=[by]) for k, (lo, hi) in windows.items()}, None
     counts = {}
     for key, (lo, hi) in windows.items():
         rows = outcomes.booking_attempts(engine, start=lo, end=hi)
@@ -99,6 +96,26 @@ def side_counts(engine, windows: dict, by: str | None) -> tuple[dict[str, pd.Dat
         counts[key].attrs = {k: v for k, v in rows.attrs.items() if k != "excluded_examples"}
     return counts, (f"--by {by}: booking attempts of the compared windows were loaded as rows and counted "
                     "(outcomes.attempt_counts counts per path only); slower than --by path at scale")
+
+
+def _binned_counts(engine, windows: dict, by: list[str]) -> dict[str, pd.DataFrame]:
+    """Both sides in one pass: the span from the first window's start to the last one's end, binned
+    at the window edges (the excluded band between them is a bin of its own, dropped). One load
+    instead of two, and outcome links are classified over the whole span as ``booking_attempts``
+    would. ``method="sql"`` where the database can (MariaDB in UTC), else attempt rows."""
+    (b_lo, b_hi), (a_lo, a_hi) = windows["before"], windows["after"]
+    counts = outcomes.attempt_counts(engine, start=b_lo, end=a_hi, bins=[b_lo, b_hi, a_lo, a_hi], by=by, method="sql")
+    period = counts["period"].dt.tz_convert("UTC")
+    out = {}
+    for key, lo in (("before", b_lo), ("after", a_lo)):
+        part = counts[period == pd.Timestamp(lo).tz_convert("UTC")].drop(columns="period").reset_index(drop=True)
+        # the span's exclusion/inference counts once: the comparison sums them over the sides
+        part.attrs = dict(counts.attrs) if key == "before" else {k: v for k, v in counts.attrs.items() if k not in SPAN_COUNTS}
+        out[key] = part
+    return out
+
+
+SPAN_COUNTS = ("excluded_test_ids", "excluded_test_attempts", "inferred_calcom_links")
 
 
 def history_bounds(at_ts: pd.Timestamp, before: str, after: str, history: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
