@@ -90,6 +90,8 @@ def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_ex
     loaders.schema_of(engine)  # one catalogue read per engine, as in a notebook session
     introspect_s = time.perf_counter() - t0
     base = _rss_mib()
+    if variant == "sql":
+        return _replay(engine, job, repeat, budget_s, introspect_s, base)
     statements = capture(engine) if want_explain else None
     seconds, digest, started = [], None, time.perf_counter()
     for i in range(repeat):
@@ -104,6 +106,39 @@ def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_ex
            "rss_base_mib": round(base, 1), "rss_peak_mib": round(_peak_mib(), 1)}
     if statements:
         out["explain"] = explain(engine, statements)
+    engine.dispose()
+    return out
+
+
+def _replay(engine: sa.Engine, job: str, repeat: int, budget_s: float, introspect_s: float, base: float) -> dict:
+    """The ``sql`` variant: the toolkit's own statements, replayed alone on a raw cursor, rows fetched.
+
+    One untimed toolkit run records every SELECT it sends (its digest is this variant's); each
+    timed run then executes exactly those statements with the same parameters and fetches all
+    rows, with no pandas and no Python analysis: what the toolkit costs the database and driver.
+    """
+    from . import queries
+
+    statements = capture(engine)
+    digest = queries.run(job, "toolkit", engine)
+    statements.stop()
+    seconds, started = [], time.perf_counter()
+    for _ in range(repeat):
+        t = time.perf_counter()
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            for statement, params in statements:
+                cur.execute(statement, params)
+                cur.fetchall()
+            cur.close()
+        finally:
+            raw.close()
+        seconds.append(time.perf_counter() - t)
+        if time.perf_counter() - started > budget_s:
+            break
+    out = {"job": job, "variant": "sql", "seconds": seconds, "digest": digest, "introspect_s": introspect_s,
+           "statements": len(statements), "rss_base_mib": round(base, 1), "rss_peak_mib": round(_peak_mib(), 1)}
     engine.dispose()
     return out
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit import loaders, names, outcomes
+from rca_toolkit import aggregates, health, health_data, loaders, names, outcomes
 from rca_toolkit.commands.compare import before_after
 from rca_toolkit.timeutil import parse_duration
 
@@ -182,30 +182,25 @@ def compare_toolkit(engine) -> dict:
 
 
 def compare_floor(engine) -> dict:
+    """The comparison's aggregate statements (``aggregates.plan``) executed alone, plus attempts and
+    successes per side and path: what any implementation must ask the database. The toolkit also
+    classifies failed attempts (orphaned, rescued, signatures) from their rows; the floor does not."""
     w = compare_windows()
+    windows = {"before": w.before, "after": w.after}
+    for statement in aggregates.plan(engine, windows=windows, as_of=w.after[1]).statements:
+        _fetch(engine, statement.sql, statement.params)
     p = {"b0": bound(engine, w.before[0]), "b1": bound(engine, w.before[1]),
          "a0": bound(engine, w.after[0]), "a1": bound(engine, w.after[1])}
-    side = ("CASE WHEN {c} >= :b0 AND {c} < :b1 THEN 'before' WHEN {c} >= :a0 AND {c} < :a1 THEN 'after' END")
-    in_window = "{c} >= :b0 AND {c} < :a1"
-    rows = _fetch(engine, f"SELECT {side.format(c='t.started_at')} AS side, {path_sql('t.function_name')} AS path, "
-                          "COUNT(*), SUM(t.status = 'success') "
+    where = loaders._family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, p)
+    side = "CASE WHEN t.started_at < :b1 THEN 'before' ELSE 'after' END"
+    rows = _fetch(engine, f"SELECT {side} AS side, t.function_name, COUNT(*), SUM(t.status = 'success') "
                           "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
-                          f"WHERE {in_window.format(c='t.started_at')} AND {real_id_sql(engine, 's.call_id')} "
-                          "GROUP BY side, path", p)
-    # what the comparison also reports: call durations and function latencies per side (n and mean)
-    _fetch(engine, f"SELECT {side.format(c='s.started_at')} AS side, COUNT(s.duration_ms), AVG(s.duration_ms), "
-                   "COUNT(c.duration_ms), AVG(c.duration_ms) "
-                   "FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id "
-                   f"WHERE {in_window.format(c='s.started_at')} AND {real_id_sql(engine, 's.call_id')} "
-                   "AND NOT (s.call_status = 'in_progress' AND s.ended_at IS NULL) "
-                   "AND COALESCE(s.disconnection_reason, '') <> 'system_timeout' GROUP BY side", p)
-    _fetch(engine, f"SELECT {side.format(c='t.started_at')} AS side, t.function_name, COUNT(*), AVG(t.duration_ms), "
-                   "SUM(t.duration_ms < 0) FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
-                   f"WHERE {in_window.format(c='t.started_at')} AND {real_id_sql(engine, 's.call_id')} "
-                   "GROUP BY side, t.function_name", p)
-    out: dict = {"before": {}, "after": {}}
-    for s in ("before", "after"):
-        out[s] = _paths_digest([(path, n, ok) for sd, path, n, ok in rows if sd == s])
+                          f"WHERE {' AND '.join(where)} AND ((t.started_at >= :b0 AND t.started_at < :b1) "
+                          "OR (t.started_at >= :a0 AND t.started_at < :a1)) "
+                          f"AND {real_id_sql(engine, 's.call_id')} GROUP BY side, t.function_name", p)
+    out: dict = {}
+    for sd in ("before", "after"):
+        out[sd] = _paths_digest([(names.function_family(fn), n, ok) for s_, fn, n, ok in rows if s_ == sd])
     return out
 
 
@@ -227,26 +222,67 @@ def compare_naive(engine) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- job 4: booking health, one company
+# --------------------------------------------------------------------------- job 4: the health report, one company
+HEALTH_DAY, HEALTH_PERIOD = "2025-10-13", "7d"  # the phantom-column week (Mon) and its 4-week baseline
+
+
+def _health_digest(rows) -> dict:
+    """``[(side, path, attempts, success)]`` -> ``{path: [attempts, success, baseline attempts, baseline success]}``."""
+    out = {p: [0, 0, 0, 0] for p in PATHS}
+    for side, path, n, ok in rows:
+        if path in out:
+            at = 0 if side == "period" else 2
+            out[path][at] += int(n)
+            out[path][at + 1] += int(ok)
+    return out
+
+
 def health_toolkit(engine) -> dict:
-    attempts = outcomes.booking_attempts(engine, company_id=COMPANY)
-    summary = outcomes.outcome_summary(attempts, by="path")
-    return {str(r.path): [int(r.attempts), int(r.success)] for r in summary.itertuples()} | {
-        p: [0, 0] for p in PATHS if p not in set(summary["path"].astype(str))}
+    report = health.health(engine, HEALTH_DAY, HEALTH_PERIOD, COMPANY)
+    rows = []
+    for r in report.booking.itertuples():
+        if r.path in PATHS:
+            rows.append(("period", r.path, r.attempts, r.success))
+            rows.append(("baseline", r.path, r.baseline_attempts, round(r.baseline_success_rate * r.baseline_attempts)))
+    return _health_digest(rows)
 
 
 def health_floor(engine) -> dict:
-    rows = _fetch(engine, f"SELECT {path_sql('t.function_name')} AS path, COUNT(*), SUM(t.status = 'success') "
-                          "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
-                          f"WHERE s.company_id = :cid AND {real_id_sql(engine, 's.call_id')} GROUP BY path",
-                  {"cid": COMPANY})
-    return _paths_digest(rows)
+    """Every statement of ``health_data.floor_statements`` executed alone; the attempts one gives the digest.
+
+    Those statements compare UTC instants (MariaDB); SQLite's Berlin wall time gets the counts alone.
+    """
+    digest_rows = []
+    if engine.dialect.name == "sqlite":
+        bounds = health.period_bounds(HEALTH_DAY, HEALTH_PERIOD)
+        p = {"bs": bound(engine, bounds["baseline_start"]), "start": bound(engine, bounds["start"]),
+             "end": bound(engine, bounds["end"]), "cid": COMPANY}
+        rows = _fetch(engine, f"SELECT CASE WHEN t.started_at < :start THEN 'baseline' ELSE 'period' END AS side, "
+                              f"{path_sql('t.function_name')} AS path, COUNT(*), SUM(t.status = 'success') "
+                              "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                              f"WHERE t.started_at >= :bs AND t.started_at < :end AND s.company_id = :cid "
+                              f"AND {real_id_sql(engine, 's.call_id')} GROUP BY side, path", p)
+        return _health_digest(rows)
+    for name, sql, params in health_data.floor_statements(engine, HEALTH_DAY, HEALTH_PERIOD, COMPANY):
+        rows = _fetch(engine, sql, params)
+        if name == "attempts":
+            for side, function_name, success, n in rows:
+                family = names.function_family(function_name)
+                digest_rows.append(("period" if int(side) else "baseline", family, n, int(n) if int(success) else 0))
+    return _health_digest(digest_rows)
 
 
 def health_naive(engine) -> dict:
     sessions, traces = _naive_frames(engine)
+    bounds = health.period_bounds(HEALTH_DAY, HEALTH_PERIOD)
     att = traces.merge(sessions[["id", "call_id", "company_id"]], left_on="call_session_id", right_on="id", suffixes=("", "_s"))
-    return _naive_counts(att[att["path"].notna() & (att["company_id"] == COMPANY)])
+    att = att[att["path"].notna() & (att["company_id"] == COMPANY)]
+    rows = []
+    for side, lo, hi in (("baseline", bounds["baseline_start"], bounds["start"]), ("period", bounds["start"], bounds["end"])):
+        part = att[(att["started_at"] >= lo) & (att["started_at"] < hi)]
+        for path, (n, ok) in _naive_counts(part).items():
+            rows.append((side, path, n, ok))
+    return _health_digest(rows)
 
 
 JOBS = {
@@ -257,11 +293,11 @@ JOBS = {
     "compare": {"toolkit": compare_toolkit, "floor": compare_floor, "naive": compare_naive,
                 "what": f"before/after around {AT}, {SPAN} each side, by path"},
     "health": {"toolkit": health_toolkit, "floor": health_floor, "naive": health_naive,
-               "what": f"booking success by path for company {COMPANY}, whole window"},
+               "what": f"the {HEALTH_PERIOD} health report of company {COMPANY} from {HEALTH_DAY} with its baseline"},
 }
-VARIANTS = ("toolkit", "floor", "naive")
+VARIANTS = ("toolkit", "sql", "floor", "naive")  # sql: the toolkit's own statements replayed (measure.py)
 
 
 def run(job: str, variant: str, engine: sa.Engine) -> dict:
-    """Run one variant of one job and return its digest."""
-    return JOBS[job][variant](engine)
+    """Run one variant of one job and return its digest (``sql`` is the toolkit's, whose statements it replays)."""
+    return JOBS[job]["toolkit" if variant == "sql" else variant](engine)

@@ -23,6 +23,8 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
+from rca_toolkit import indexes
+
 from . import queries, world
 from .measure import RESULT_PREFIX
 
@@ -162,6 +164,8 @@ def summarise(job: str, runs: dict) -> dict:
     med = {v: row[v]["median_s"] for v in runs if "median_s" in row.get(v, {})}
     if "toolkit" in med and "floor" in med:
         row["toolkit_over_floor"] = med["toolkit"] / med["floor"]
+    if "toolkit" in med and "sql" in med:
+        row["toolkit_over_own_sql"] = med["toolkit"] / med["sql"]
     if "toolkit" in med and "naive" in med:
         row["naive_over_toolkit"] = med["naive"] / med["toolkit"]
     return row
@@ -175,8 +179,11 @@ def targets(rows: dict, build: dict | None) -> list[dict]:
                     "met": tr["median_s"] * 1000 < TARGETS["trace_ms"]})
     cmp_ = rows.get("compare", {})
     if "toolkit_over_floor" in cmp_:
-        out.append({"target": "before/after within 1.5x of the floor", "value": f"{cmp_['toolkit_over_floor']:.1f}x",
+        out.append({"target": "before/after within 1.5x of the floor (the minimal aggregate SQL)", "value": f"{cmp_['toolkit_over_floor']:.1f}x",
                     "met": cmp_["toolkit_over_floor"] <= TARGETS["compare_vs_floor"]})
+    if "toolkit_over_own_sql" in cmp_:
+        out.append({"target": "before/after within 1.5x of its own SQL executed alone", "value": f"{cmp_['toolkit_over_own_sql']:.1f}x",
+                    "met": cmp_["toolkit_over_own_sql"] <= TARGETS["compare_vs_floor"]})
     if "toolkit" in cmp_ and "median_s" in cmp_["toolkit"]:
         naive = cmp_.get("naive", {})
         if "naive_over_toolkit" in cmp_:
@@ -184,7 +191,7 @@ def targets(rows: dict, build: dict | None) -> list[dict]:
                         "met": cmp_["naive_over_toolkit"] >= TARGETS["naive_vs_compare"]})
         elif "error" in naive:
             out.append({"target": "before/after >= 10x faster than naive", "value": f"naive {naive['error']}", "met": None})
-    peaks = {f"{j}/{v}": r[v].get("rss_peak_mib") for j, r in rows.items() for v in ("toolkit", "floor")
+    peaks = {f"{j}/{v}": r[v].get("rss_peak_mib") for j, r in rows.items() for v in ("toolkit", "sql", "floor")
              if isinstance(r.get(v), dict) and r[v].get("rss_peak_mib")}
     if peaks:
         worst = max(peaks, key=peaks.get)
@@ -226,11 +233,12 @@ def markdown(result: dict) -> str:
              f"{result['machine'].get('cpus')} CPUs, {result['machine'].get('server', result['db'])}, "
              f"InnoDB buffer pool {result['machine'].get('innodb_buffer_pool_mib', '-')} MiB, "
              f"load average {result['machine']['load_avg_at_start'][0]:.1f} at start / {result['load_avg_at_end'][0]:.1f} at end", "",
-             "| job | toolkit median [min-max] | floor | naive | toolkit/floor | naive/toolkit | peak RSS MiB toolkit/floor/naive | agree |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| job | toolkit median [min-max] | its own SQL alone | floor (minimal SQL) | naive | toolkit/own SQL | toolkit/floor | naive/toolkit | peak RSS MiB toolkit/floor/naive | agree |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for job, r in result["jobs"].items():
         ratio = lambda k: f"{r[k]:.1f}x" if k in r else "-"  # noqa: E731
-        lines.append(f"| {job} | {ms(r.get('toolkit'))} | {ms(r.get('floor'))} | {ms(r.get('naive'))} | {ratio('toolkit_over_floor')} | "
+        lines.append(f"| {job} | {ms(r.get('toolkit'))} | {ms(r.get('sql'))} | {ms(r.get('floor'))} | {ms(r.get('naive'))} | "
+                     f"{ratio('toolkit_over_own_sql')} | {ratio('toolkit_over_floor')} | "
                      f"{ratio('naive_over_toolkit')} | {mib(r.get('toolkit'))} / {mib(r.get('floor'))} / {mib(r.get('naive'))} | {r.get('agree')} |")
     if result.get("build") or result.get("reused_build"):
         b = result.get("build") or result["reused_build"]
@@ -246,6 +254,11 @@ def markdown(result: dict) -> str:
     lines += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no' if t['met'] is False else 'n/a'} |" for t in result["targets"]]
     scans = sorted({f"{a['table']} ({r['job']})" for r in result["indexes"] for a in r["access"] if a["full_scan"]})
     lines += ["", "Full scans in toolkit queries: " + (", ".join(scans) if scans else "none")]
+    if result.get("index_check"):
+        check = result["index_check"]
+        lines += [f"Indexes the loaders rely on (`rca indexes`): {len(check['indexes']) - check['missing']} of "
+                  f"{len(check['indexes'])} present" + "".join(f"; missing {i['table']}({', '.join(i['columns'])})"
+                                                          for i in check["indexes"] if i["status"] != "present")]
     return "\n".join(lines) + "\n"
 
 
@@ -253,7 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("--db", default=DEFAULT_DB, help="database to build into and measure (default: %(default)s)")
     p.add_argument("--scale", type=int, default=world.BASE_SCALE,
-                   help="demo scale of the base world (default: %(default)s; with the default copies 1,009,668 calls)")
+                   help="demo scale of the base world (default: %(default)s; with the default copies 1,031,194 calls)")
     p.add_argument("--copies", type=int, default=None,
                    help=f"copies of the base world's real calls (building: default {world.COPIES}; 0 = the plain demo "
                         "builder; --reuse: any, unless given)")
@@ -304,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         result["copies"] = copies
     result["build"] = build
     result["row_counts"] = row_counts(args.db)
+    result["index_check"] = indexes.to_dict(indexes.check(args.db))  # what `rca indexes` reports
     naive_repeat = args.naive_repeat or (1 if args.scale * (1 + result["copies"]) > 50 else args.repeat)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

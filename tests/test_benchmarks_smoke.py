@@ -56,8 +56,10 @@ def test_run_writes_results(demo_sqlite, tmp_path):
     result = json.loads(result_file.read_text())
     assert result["build"] is None and result["row_counts"]["retell_call_sessions"] == truth["calls_total"]
     row = result["jobs"]["trace"]
-    assert row["agree"] is True and row["toolkit"]["n"] == 2 and row["naive"]["n"] == 2
-    assert row["toolkit_over_floor"] > 0 and row["toolkit"]["rss_peak_mib"] > 0
+    assert row["agree"] is True and row["toolkit"]["n"] == 2 and row["naive"]["n"] == 2 and row["sql"]["n"] == 2
+    assert row["toolkit_over_floor"] > 0 and row["toolkit_over_own_sql"] > 0 and row["toolkit"]["rss_peak_mib"] > 0
+    check = result["index_check"]  # SQLite makes no index for the error log's foreign key
+    assert check["missing"] == 1 and len(check["indexes"]) == 10
     tables = {a["table"] for r in result["indexes"] for a in r["access"]}
     assert {"retell_call_sessions", "retell_call_events", "retell_transcript_segments"} <= tables
     assert (tmp_path / result_file.name.replace(".json", ".md")).read_text().startswith("# Benchmark")
