@@ -16,6 +16,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,8 +38,11 @@ TARGETS = {"trace_ms": 100, "compare_vs_floor": 1.5, "naive_vs_compare": 10, "pe
 def spawn(args: list[str], *, timeout: float, rss_cap_mib: float, statement_timeout: float) -> dict:
     """Run ``benchmarks.measure`` in a child; kill it past ``timeout`` s or ``rss_cap_mib``; report honestly."""
     env = dict(os.environ, RCA_PROGRESS="0", RCA_STATEMENT_TIMEOUT_S=str(statement_timeout), PYTHONWARNINGS="ignore")
+    # files, not pipes: the parent only polls until the child ends, and a result with the EXPLAIN
+    # of many statements (> 64 KiB) would block the child on a full pipe
+    out_file, err_file = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.measure", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=out_file, stderr=err_file, text=True)
     watch, high, started, why = psutil.Process(proc.pid), 0.0, time.monotonic(), None
     while proc.poll() is None:
         try:
@@ -52,7 +56,10 @@ def spawn(args: list[str], *, timeout: float, rss_cap_mib: float, statement_time
             proc.kill()
             break
         time.sleep(0.1)
-    out, err = proc.communicate()
+    proc.wait()
+    out_file.seek(0), err_file.seek(0)
+    out, err = out_file.read(), err_file.read()
+    out_file.close(), err_file.close()
     wall = time.monotonic() - started
     lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_PREFIX)]
     if why is None and (proc.returncode != 0 or not lines):
