@@ -31,7 +31,6 @@ from .timeutil import localize_naive
 EDGE = pd.Timedelta(hours=2)  # wider than any DST shift: rows farther from a bound compare right in wall time
 SIDES = ("before", "after")
 DURATION_SOURCES = {"call_duration_session": ("s", "duration_ms"), "call_duration_retell": ("c", "duration_ms")}
-_HEX27 = "[0-9a-f]" * 27
 
 
 @dataclass
@@ -66,13 +65,6 @@ class Histograms:
 
 
 MAX_LISTED = 5000  # test sessions bound as a NOT IN list; more than this and traces are joined instead
-
-
-def _real_id(engine: sa.Engine, col: str) -> str:
-    """SQL twin of ``names.is_real_call_id`` (case-sensitive, exact)."""
-    if engine.dialect.name == "sqlite":
-        return f"{col} GLOB 'call_{_HEX27}'"
-    return f"{col} REGEXP '(?-i)^call_[0-9a-f]{{27}}$'"
 
 
 def _window_sql(col: str, windows: dict, engine, zone: str, params: dict, extra_edges=()) -> tuple[str, str, str | None]:
@@ -128,7 +120,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
             completed = f"EXISTS (SELECT 1 FROM calls c WHERE c.retell_call_id = s.call_id{live} AND c.status = 'completed')"
         # only the Retell duration needs calls joined to every session (at 1M calls the join is most of the cost)
         join = f"LEFT JOIN calls c ON c.retell_call_id = s.call_id{live}" if alias == "c" else ""
-        conds = [where, _real_id(engine, "s.call_id")]
+        conds = [where, loaders.real_call_id_sql("s.call_id", engine)]
         if engine.dialect.name != "sqlite":
             conds += loaders._every_company(engine, params)
         if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
@@ -161,7 +153,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         test_sessions = _test_sessions(engine)
         if test_sessions is None:  # join every trace to its session to test its call id
             source, real = "retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id", \
-                _real_id(engine, "s.call_id")
+                loaders.real_call_id_sql("s.call_id", engine)
         else:  # the few test sessions bound as a list: one scan of the traces, no million-row join
             params.update({f"x{i}": sid for i, sid in enumerate(test_sessions)})
             source = "retell_function_traces t"
@@ -182,7 +174,7 @@ def _test_sessions(engine: sa.Engine) -> list | None:
     if engine.dialect.name == "sqlite":
         return None
     ids = loaders._query(engine, "SELECT id FROM retell_call_sessions "
-                                 f"WHERE call_id IS NULL OR NOT ({_real_id(engine, 'call_id')})", {})["id"]
+                                 f"WHERE call_id IS NULL OR NOT ({loaders.real_call_id_sql('call_id', engine)})", {})["id"]
     return None if len(ids) > MAX_LISTED else sorted(ids.tolist())
 
 

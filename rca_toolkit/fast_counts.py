@@ -29,10 +29,6 @@ from .timeutil import parse_instant
 FAST_BY = {"family", "function_name", "company_id", "error_code"}
 
 
-def _real(col: str) -> str:
-    return f"({col} REGEXP '(?-i)^call_[0-9a-f]{{27}}$')"
-
-
 def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=None, by=(), first_at=False):
     """The frame of ``outcomes.count_attempts`` for this window, or None when the shortcut does not apply."""
     from . import outcomes
@@ -70,7 +66,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     for key in [k for k in base if k.startswith("fam")]:
         for label, order in (("first", "ASC"), ("last", "DESC")):
             got = run(f"SELECT t.started_at {traces_from} AND t.function_name = :{key} "
-                      f"AND {_real('s.call_id')} ORDER BY t.started_at {order} LIMIT 1", base)
+                      f"AND {loaders.real_call_id_sql('s.call_id')} ORDER BY t.started_at {order} LIMIT 1", base)
             if len(got):
                 value = pd.Timestamp(got["started_at"].iloc[0])
                 if ends[label] is None or (value < ends[label] if label == "first" else value > ends[label]):
@@ -105,11 +101,11 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
            f"al AS (SELECT call_id, MIN(id) AS id FROM appointments{hint_a} WHERE {window_a} AND call_id IS NOT NULL GROUP BY call_id), "
            f"succ AS (SELECT t.id AS trace_id, t.started_at, t.function_name, s.company_id, "
            f"a.calcom_v2_booking_id COLLATE utf8mb4_bin AS uid_b, CHAR_LENGTH(a.calcom_v2_booking_id) AS ulen, "
-           f"CASE WHEN w.id IS NULL OR NOT {_real('s.call_id')} THEN 0 ELSE ROW_NUMBER() OVER (PARTITION BY "
+           f"CASE WHEN w.id IS NULL OR NOT {loaders.real_call_id_sql('s.call_id')} THEN 0 ELSE ROW_NUMBER() OVER (PARTITION BY "
            f"a.calcom_v2_booking_id COLLATE utf8mb4_bin, CHAR_LENGTH(a.calcom_v2_booking_id), "
-           f"w.id IS NULL OR NOT {_real('s.call_id')} ORDER BY t.started_at, t.id) END AS rk, "
-           f"CASE WHEN {_real('s.call_id')} THEN NULL ELSE s.call_id END AS test_id, "
-           f"CASE WHEN {_real('s.call_id')} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like "
+           f"w.id IS NULL OR NOT {loaders.real_call_id_sql('s.call_id')} ORDER BY t.started_at, t.id) END AS rk, "
+           f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN NULL ELSE s.call_id END AS test_id, "
+           f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like "
            f"FROM retell_function_traces t{ai.force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id "
            f"LEFT JOIN am ON am.rb = s.call_id COLLATE utf8mb4_bin AND am.rlen = CHAR_LENGTH(s.call_id) "

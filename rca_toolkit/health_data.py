@@ -115,11 +115,6 @@ def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame,
 
 
 # --------------------------------------------------------------------------- in the database
-def _real_id(col: str) -> str:
-    """names.is_real_call_id in MariaDB (case-sensitive)."""
-    return f"{col} REGEXP '(?-i)^call_[0-9a-f]{{27}}$'"
-
-
 def _utc(ts: pd.Timestamp):
     return ts.tz_convert("UTC").tz_localize(None).to_pydatetime()
 
@@ -156,7 +151,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     out = []
     untraced = ("CASE WHEN s.started_at >= :start AND NOT EXISTS (SELECT 1 FROM retell_function_traces t "
                 "WHERE t.call_session_id = s.id AND t.started_at >= :start AND t.started_at < :end) THEN 1 ELSE 0 END")
-    where = " AND ".join(in_window + [_real_id("s.call_id")])
+    where = " AND ".join(in_window + [loaders.real_call_id_sql("s.call_id")])
     out.append(("sessions", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, "
                             f"CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup, "
                             f"{untraced} AS untraced, s.duration_ms AS value, COUNT(*) AS n "
@@ -170,7 +165,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     params = dict(base, bs_pad=_utc(bounds["baseline_start"] - pd.Timedelta(hours=2)), end_pad=_utc(bounds["end"] + pd.Timedelta(hours=2)))
     approx = loaders._real_id_sql("s.call_id")
     out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN NOT {approx} THEN 1 WHEN s.started_at >= :bs AND "
-                                     f"s.started_at < :end AND NOT ({_real_id('s.call_id')}) THEN 1 ELSE 0 END), 0) AS n "
+                                     f"s.started_at < :end AND NOT ({loaders.real_call_id_sql('s.call_id')}) THEN 1 ELSE 0 END), 0) AS n "
                                      f"FROM retell_call_sessions s WHERE s.started_at >= :bs_pad AND s.started_at < :end_pad "
                                      f"AND {' AND '.join(company)}", params))
     stored = loaders._query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
@@ -183,7 +178,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     out.append(("latencies", f"SELECT {side.format(col='t.started_at')} AS side, t.function_name, t.duration_ms AS value, "
                              f"COUNT(*) AS n FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
                              f"WHERE t.function_name IN ({listed}) AND t.started_at >= :bs AND t.started_at < :end "
-                             f"AND {' AND '.join(company + [_real_id('s.call_id')])} GROUP BY 1, 2, 3", params))
+                             f"AND {' AND '.join(company + [loaders.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
     fams = sorted(set(fam_of.values()))
     params = dict(base)
     cases = []
@@ -208,7 +203,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
                           f"FROM retell_error_log e{hint} JOIN retell_call_sessions s ON s.id = e.call_session_id "
                           f"WHERE e.severity IN ({sev}) AND e.occurred_at >= :bs AND e.occurred_at < :end "
-                          f"AND {' AND '.join(company + [_real_id('s.call_id')])} GROUP BY 1, 2, 3", params))
+                          f"AND {' AND '.join(company + [loaders.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
     return out
 
 
@@ -314,5 +309,5 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
                             f"CASE WHEN {is_success_sql('t.status', engine)} THEN 1 ELSE 0 END AS success, COUNT(*) AS n "
                             f"FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
                             f"WHERE {' AND '.join(where)} AND t.started_at >= :bs AND t.started_at < :end "
-                            f"AND {_real_id('s.call_id')} GROUP BY 1, 2, 3", params))
+                            f"AND {loaders.real_call_id_sql('s.call_id')} GROUP BY 1, 2, 3", params))
     return out

@@ -164,6 +164,14 @@ def _base_attrs(engine, **extra) -> dict:
     return attrs
 
 
+def real_call_id_sql(col: str, engine: sa.Engine | None = None) -> str:
+    """The exact P4 rule (``names.is_real_call_id``: ``call_`` + 27 lowercase hex) as SQL, case-sensitive:
+    ``GLOB`` on SQLite, ``REGEXP`` elsewhere (MariaDB when no engine is given)."""
+    if engine is not None and engine.dialect.name == "sqlite":
+        return f"({col} GLOB 'call_{'[0-9a-f]' * 27}')"
+    return f"({col} REGEXP '(?-i)^call_[0-9a-f]{{27}}$')"
+
+
 def _real_id_sql(col: str) -> str:
     """Approximate P4 filter in SQL; the exact regex is applied in pandas afterwards."""
     return f"({col} LIKE 'call!_%' ESCAPE '!' AND LENGTH({col}) = 32)"
