@@ -50,13 +50,11 @@ NEEDED: tuple[Needed, ...] = (
 
 
 @dataclass(frozen=True)
-class IndexCheck:
-    table: str
-    columns: tuple[str, ...]
+class IndexCheck(Needed):
+    """A requirement and what the live database has for it."""
+
     status: str  # "present", "missing", "table missing"
     found: str | None
-    production: str
-    used_by: str
 
 
 def _candidates(engine: sa.Engine, table: str) -> list[tuple[str, list[str]]]:
@@ -80,13 +78,12 @@ def check(db=None, needed: tuple[Needed, ...] = NEEDED) -> list[IndexCheck]:
         out = []
         for need in needed:
             if need.table not in tables:
-                out.append(IndexCheck(need.table, need.columns, "table missing", None, need.production, need.used_by))
+                out.append(IndexCheck(**asdict(need), status="table missing", found=None))
                 continue
             indexes = cache.setdefault(need.table, _candidates(engine, need.table))
             serving = [name for name, cols in indexes if tuple(cols[:len(need.columns)]) == need.columns]
             match = need.production if need.production in serving else next(iter(serving), None)
-            out.append(IndexCheck(need.table, need.columns, "present" if match else "missing", match,
-                                  need.production, need.used_by))
+            out.append(IndexCheck(**asdict(need), status="present" if match else "missing", found=match))
         return out
     finally:
         if engine is not db:
