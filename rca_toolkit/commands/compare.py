@@ -25,7 +25,6 @@ from ..errors import ConfigError
 from ..timeutil import parse_duration
 
 HISTORY_FACTOR = 6  # change-point history: 6x each compared window on its side of --at (5d -> 30 days each side)
-OUTCOME_KEYS = ["outcome", "rescued_by_webhook", "signature"]
 
 
 @dataclass
@@ -80,22 +79,18 @@ class BeforeAfter:
 def side_counts(engine, windows: dict, by: str | None) -> tuple[dict[str, pd.DataFrame], str | None]:
     """Attempt counts per side window, and a note when they had to come from attempt rows.
 
-    ``outcomes.attempt_counts`` counts per path; another ``--by`` column is passed as its
-    ``by=`` keyword (an extra key beside path) when it has one, else the windows' attempts are
-    loaded as rows and counted.
+    ``outcomes.attempt_counts`` counts per path and any of ``outcomes.BY_COLUMNS``; another
+    ``--by`` column of the attempts is counted from the windows' attempt rows.
     """
     if by in (None, "path") or by in outcomes.BY_COLUMNS:
         return _binned_counts(engine, windows, [] if by in (None, "path") else [by]), None
-    keys = [by, "path"]
     counts = {}
     for key, (lo, hi) in windows.items():
         rows = outcomes.booking_attempts(engine, start=lo, end=hi)
-        frame = rows.assign(signature=rows["signature"].astype("object").where(rows["signature"].notna(), compare_mod.NO_ERROR_TEXT),
-                            outcome=rows["outcome"].astype(str))
-        counts[key] = frame.groupby(keys + OUTCOME_KEYS, observed=True, dropna=False).size().rename("attempts").reset_index()
+        counts[key] = outcomes.count_attempts(rows, by=[by])
         counts[key].attrs = {k: v for k, v in rows.attrs.items() if k != "excluded_examples"}
     return counts, (f"--by {by}: booking attempts of the compared windows were loaded as rows and counted "
-                    "(outcomes.attempt_counts counts per path only); slower than --by path at scale")
+                    f"(outcomes.attempt_counts counts by {', '.join(outcomes.BY_COLUMNS)}); slower than --by path at scale")
 
 
 def _binned_counts(engine, windows: dict, by: list[str]) -> dict[str, pd.DataFrame]:
