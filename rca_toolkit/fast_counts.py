@@ -20,6 +20,8 @@ The result equals ``count_attempts(booking_attempts(...))`` (the tests compare t
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pandas as pd
 
 from . import attempt_inputs as ai
@@ -27,6 +29,11 @@ from . import loaders, names
 from .timeutil import parse_instant
 
 FAST_BY = {"family", "function_name", "company_id", "error_code"}
+UNIQUE_KEYS = (("appointments", "calcom_v2_booking_id"), ("webhook_events", "event_id"))
+
+
+def _unique(schema, table: str, column: str) -> bool:
+    return any(ix.get("unique") and list(ix.get("column_names") or []) == [column] for ix in schema[table].indexes)
 
 
 def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=None, by=(), first_at=False):
@@ -40,6 +47,8 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
             "webhook_events": ["id", "provider", "event_type", "event_id", "payload", "created_at", "company_id"],
             "calls": ["id", "retell_call_id", "deleted_at"]}
     if any(t not in schema or set(cols) - set(schema[t].columns) for t, cols in need.items()):
+        return None
+    if not all(_unique(schema, t, c) for t, c in UNIQUE_KEYS):  # the claims below rely on one row per uid
         return None
     start_ts = None if start is None else parse_instant(start, name="start")
     end_ts = None if end is None else parse_instant(end, name="end")
@@ -85,12 +94,6 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     hooks = (f"w.created_at >= :lo AND w.created_at < :hi AND w.provider = 'calcom' AND {type_in} "
              f"AND CAST(UPPER(REPLACE(w.event_type, '.', '_')) AS BINARY) = 'BOOKING_CREATED'")
     hint_w = ai.force_index(engine, schema, "webhook_events", "webhook_events_created_at_index")
-    # every BOOKING_CREATED webhook of the padded window, lean; a payload that names a call ends the shortcut
-    hooks_rows = run(f"SELECT w.id, w.event_type, w.created_at, w.event_id, w.company_id, "
-                     f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call "
-                     f"FROM webhook_events w{hint_w} WHERE {hooks} ORDER BY w.created_at, w.id", base)
-    if hooks_rows["names_call"].astype(int).any():
-        return None
     hint_a = ai.force_index(engine, schema, "appointments", "appointments_created_at_index")
     window_a = "created_at >= :lo AND created_at < :hi AND deleted_at IS NULL"
     rcid = "COALESCE(JSON_VALUE(metadata, '$.retell_call_id'), JSON_VALUE(JSON_UNQUOTE(metadata), '$.retell_call_id'))"
@@ -101,9 +104,10 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
            f"al AS (SELECT call_id, MIN(id) AS id FROM appointments{hint_a} WHERE {window_a} AND call_id IS NOT NULL GROUP BY call_id), "
            f"succ AS (SELECT t.id AS trace_id, t.started_at, t.function_name, s.company_id, "
            f"a.calcom_v2_booking_id COLLATE utf8mb4_bin AS uid_b, CHAR_LENGTH(a.calcom_v2_booking_id) AS ulen, "
+           # first real success per uid: one appointment per uid (unique key), and one webhook per appointment,
+           # so a partition by appointment id differs only in test rows, which sort last
            f"CASE WHEN w.id IS NULL OR NOT {loaders.real_call_id_sql('s.call_id')} THEN 0 ELSE ROW_NUMBER() OVER (PARTITION BY "
-           f"a.calcom_v2_booking_id COLLATE utf8mb4_bin, CHAR_LENGTH(a.calcom_v2_booking_id), "
-           f"w.id IS NULL OR NOT {loaders.real_call_id_sql('s.call_id')} ORDER BY t.started_at, t.id) END AS rk, "
+           f"a.id ORDER BY CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN 0 ELSE 1 END, t.started_at, t.id) END AS rk, "
            f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN NULL ELSE s.call_id END AS test_id, "
            f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like "
            f"FROM retell_function_traces t{ai.force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
@@ -116,18 +120,37 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
            f"LEFT JOIN webhook_events w ON w.event_id = a.calcom_v2_booking_id "
            f"AND CAST(w.event_id AS BINARY) = CAST(a.calcom_v2_booking_id AS BINARY) AND {hooks} "
            f"WHERE {' AND '.join(where)} AND {ai.is_success_sql('t.status', engine)}) ")
-    succ = run(f"{cte}SELECT CASE WHEN rk = 1 THEN 1 ELSE 0 END AS resolved, CASE WHEN rk = 1 THEN NULL ELSE trace_id END "
-               f"AS trace_id, function_name, company_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) AS at_us, "
-               f"CASE WHEN rk = 1 THEN uid_b END AS uid, test_id, uid_like FROM succ", base)
+    succ_sql = (f"{cte}SELECT CASE WHEN rk = 1 THEN 1 ELSE 0 END AS resolved, CASE WHEN rk = 1 THEN NULL ELSE trace_id END "
+                f"AS trace_id, function_name, company_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) AS at_us, "
+                f"CASE WHEN rk = 1 THEN uid_b END AS uid, test_id, uid_like FROM succ")
+    # every BOOKING_CREATED webhook of the padded window, lean, with the local appointment of its uid (unique
+    # index; exact, case-sensitive match); a payload that names a call ends the shortcut
+    hooks_sql = (f"SELECT w.id, w.event_type, w.created_at, w.event_id, w.company_id, "
+                 f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call, "
+                 f"a.id AS a_id, a.source AS a_source FROM webhook_events w{hint_w} "
+                 f"LEFT JOIN appointments a ON a.calcom_v2_booking_id = w.event_id "
+                 f"AND CAST(a.calcom_v2_booking_id AS BINARY) = CAST(w.event_id AS BINARY) "
+                 f"AND a.created_at >= :lo AND a.created_at < :hi AND a.deleted_at IS NULL "
+                 f"WHERE {hooks} ORDER BY w.created_at, w.id, a.id")
+    # The successes' claims keep the server busy for seconds: they run on a second connection
+    # while this one reads the webhooks, the failures and their errors (independent of the claims).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        succ_future = pool.submit(run, succ_sql, base)
+        hooks_rows = run(hooks_sql, base).drop_duplicates("id")
+        failed = ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
+                            extra_where=[ai._not_success_sql("t.status", engine)])
+        failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
+        succ = succ_future.result()
+    if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
+        return None
     if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
         return None
     claimed = set(succ["uid"].dropna().astype(str))
-    webhooks = _webhook_frame(hooks_rows[~hooks_rows["event_id"].astype(str).isin(claimed)].drop(columns=["names_call"]))
+    unclaimed = hooks_rows[~hooks_rows["event_id"].astype(str).isin(claimed)]
+    webhooks = _webhook_frame(unclaimed.drop(columns=["names_call", "a_id", "a_source"]))
     resolved = succ[succ["resolved"].astype(int) == 1]
     open_ids = succ.loc[(succ["resolved"].astype(int) == 0) & succ["test_id"].isna(), "trace_id"].dropna().astype("int64").tolist()
     test_ids = succ["test_id"].dropna().astype(str)
-    failed = ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
-                        extra_where=[ai._not_success_sql("t.status", engine)])
     parts = [failed]
     for i in range(0, len(open_ids), ai.ID_CHUNK):
         ids = ", ".join(str(v) for v in open_ids[i:i + ai.ID_CHUNK])
@@ -143,8 +166,8 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         return None  # a failure names a uid in its JSON
     rows = pd.concat(parts, ignore_index=True).sort_values(["started_at", "trace_id"], kind="stable").reset_index(drop=True)
     rows = rows[rows["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
-    errors = ai._errors(engine, schema, rows, lo, hi, company_id, lean=True, statements=statements) if len(rows) else ai._empty_errors()
-    appointments = _appointments_of(engine, schema, webhooks, lo, hi, statements)
+    errors = failed_errors  # lean: only failures read errors, so the successes added above need none
+    appointments = _local_appointments(unclaimed)
     classified = outcomes.classify(rows, errors, appointments, webhooks, ai._empty_calls())
     classified["n"] = 1
     fam = names.family_series(resolved["function_name"].astype("string")).astype(str)
@@ -174,24 +197,18 @@ def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return loaders._typed(frame, ints=["id", "company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
 
 
-def _appointments_of(engine, schema, webhooks: pd.DataFrame, lo, hi, statements: list) -> pd.DataFrame:
-    """Appointments of the window carrying an unclaimed uid (unique index); their call links left out on purpose:
-    these attempts have no own appointment to claim (that was settled in SQL)."""
-    uids = webhooks["event_id"].dropna().astype(str).unique().tolist()
-    frames = []
-    for i in range(0, len(uids), ai.ID_CHUNK):
-        chunk = uids[i:i + ai.ID_CHUNK]
-        params = {f"u{k}": v for k, v in enumerate(chunk)}
-        params.update(lo=loaders._wall_bound(lo, engine, pd.Timedelta(0)), hi=loaders._wall_bound(hi, engine, pd.Timedelta(0)))
-        sql = (f"SELECT id, calcom_v2_booking_id, source FROM appointments WHERE calcom_v2_booking_id IN "
-               f"({', '.join(f':u{k}' for k in range(len(chunk)))}) AND created_at >= :lo AND created_at < :hi "
-               f"AND deleted_at IS NULL ORDER BY id")
-        statements.append((sql, params))
-        frames.append(loaders._query(engine, sql, params))
-    frame = pd.concat(frames, ignore_index=True).sort_values("id", kind="stable") if frames else ai._empty_appointments()
-    frame = frame[frame["calcom_v2_booking_id"].astype("string").isin(set(uids))].reset_index(drop=True)
-    out = pd.DataFrame({"id": pd.to_numeric(frame["id"]).astype("Int64"), "call_id": pd.array([pd.NA] * len(frame), dtype="Int64"),
-                        "calcom_v2_booking_id": frame["calcom_v2_booking_id"].astype("string"),
-                        "source": frame["source"].astype("string").astype("category"),
-                        "retell_call_id": pd.array([pd.NA] * len(frame), dtype="string")})
-    return out
+def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id, statements: list) -> pd.DataFrame:
+    """``attempt_inputs._errors`` of the real failures (lean: successes read no error rows)."""
+    real = failed[failed["call_id"].map(names.is_real_call_id).astype(bool)]
+    return ai._errors(engine, schema, real, lo, hi, company_id, lean=True, statements=statements) if len(real) else ai._empty_errors()
+
+
+def _local_appointments(hooks: pd.DataFrame) -> pd.DataFrame:
+    """Appointments of the window carrying an unclaimed uid, from the webhooks' join; their call links left
+    out on purpose: these attempts have no own appointment to claim (that was settled in SQL)."""
+    frame = hooks.dropna(subset=["a_id"]).drop_duplicates("a_id").sort_values("a_id", kind="stable")
+    return pd.DataFrame({"id": pd.to_numeric(frame["a_id"]).astype("Int64").to_numpy(),
+                         "call_id": pd.array([pd.NA] * len(frame), dtype="Int64"),
+                         "calcom_v2_booking_id": frame["event_id"].astype("string").to_numpy(),
+                         "source": frame["a_source"].astype("string").astype("category").to_numpy(),
+                         "retell_call_id": pd.array([pd.NA] * len(frame), dtype="string")})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pandas as pd
 
 # P10, lenient: quotes around the location are optional, the tail may be a Laravel "(..." or end.
@@ -155,16 +156,17 @@ def signature_of(message: str | None) -> str | None:
 
 
 def signatures(messages: pd.Series) -> pd.DataFrame:
-    """Vectorised :func:`normalise`: one row per message (same index), cached per distinct text."""
-    distinct = {m: normalise(m) for m in pd.unique(messages.dropna())}
+    """Vectorised :func:`normalise`: one row per message (same index), parsed once per distinct text.
+
+    Why per distinct text: 100k failures of one incident carry a handful of texts; building a
+    row object per message cost seconds (``dataclasses.asdict`` per row)."""
     cols = ["signature", "sqlstate", "errno", "column", "table", "location", "truncated_context"]
-
-    def row(message):
-        parsed = None if message is None or (not isinstance(message, str) and pd.isna(message)) else distinct.get(message)
-        return parsed.to_dict() if parsed else dict.fromkeys(cols)
-
-    frame = pd.DataFrame([row(m) for m in messages], index=messages.index, columns=cols)
-    frame["errno"] = frame["errno"].astype("Int64")
+    codes, distinct = pd.factorize(messages, use_na_sentinel=True)
+    parsed = [normalise(m) if isinstance(m, str) else None for m in distinct]
+    table = pd.DataFrame([[getattr(p, c) for c in cols] if p else [None] * len(cols) for p in parsed] + [[None] * len(cols)],
+                         columns=cols)  # the extra last row stands for missing messages (code -1)
+    frame = table.iloc[np.where(codes < 0, len(parsed), codes)].set_index(messages.index)
+    frame["errno"] = pd.array(frame["errno"].to_numpy(dtype=object), dtype="Int64")
     for col in ("signature", "sqlstate", "column", "table", "location"):
         frame[col] = frame[col].astype("string")
     frame["truncated_context"] = frame["truncated_context"].fillna(False).astype(bool)

@@ -14,6 +14,7 @@ over a bounded history: ``HISTORY_FACTOR`` times each compared window around ``-
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -151,8 +152,11 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
                           hint="use one of: path, code_path, family, function_name, company_id")
     start_h, end_h = history_bounds(at_ts, before, after, history) if with_changepoints else (None, None)
     engine = loaders.engine_for(db)
-    counts, note = side_counts(engine, windows, by)
-    histograms = aggregates.fetch(engine, windows=windows, as_of=windows["after"][1])
+    # the histograms are server work (GROUP BY over the windows): on their own connection, beside the counts
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        histograms_future = pool.submit(aggregates.fetch, engine, windows=windows, as_of=windows["after"][1])
+        counts, note = side_counts(engine, windows, by)
+        histograms = histograms_future.result()
     result = compare_mod.compare(counts=counts, histograms=histograms, at=at_ts, before=before, after=after,
                                  exclude=exclude, by=by)
     if note:
