@@ -161,8 +161,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     excluded_ids = set(test_ids) | set(failed.loc[odd, "call_id"].astype(str))
     excluded = len(test_ids) + int(odd.sum())
     real_failed = failed[~odd]
-    if any(outcomes._uid_in_blob(o) or outcomes._uid_in_blob(e)
-           for o, e in zip(real_failed["output_result"], real_failed["error_details"])):
+    if any(outcomes.blob_uids(real_failed["output_result"], real_failed["error_details"])):
         return None  # a failure names a uid in its JSON
     rows = pd.concat(parts, ignore_index=True).sort_values(["started_at", "trace_id"], kind="stable").reset_index(drop=True)
     rows = rows[rows["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)

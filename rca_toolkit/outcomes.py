@@ -149,8 +149,7 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
         uids.loc[values.index] = values
         how.loc[values.index] = label
 
-    blobs = pd.Series([_uid_in_blob(o) or _uid_in_blob(e) for o, e in zip(traces["output_result"], traces["error_details"])],
-                      index=traces.index, dtype="object")
+    blobs = pd.Series(blob_uids(traces["output_result"], traces["error_details"]), index=traces.index, dtype="object")
     assign(blobs, "trace")
     calls_of = {}
     for event_id, payload in zip(created["event_id"], created["payload"]):
@@ -178,6 +177,19 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
         merged = merged.assign(gap=merged["created_at"] - merged["at"]).sort_values("gap").drop_duplicates("event_id")
         assign(pd.Series(merged["event_id"].astype(str).to_numpy(), index=merged["key"].to_numpy(), dtype="object"), "time")
     return uids, how
+
+
+def blob_uids(outputs, details) -> list:
+    """The uid each trace's JSON names (output first), looked up once per pair of objects: loads share
+    one decoded object per distinct text (``attempt_inputs._decode``), so 100k failures cost a few lookups."""
+    seen: dict = {}
+    out = []
+    for o, e in zip(outputs, details):
+        key = (id(o), id(e))
+        if key not in seen:
+            seen[key] = _uid_in_blob(o) or _uid_in_blob(e)
+        out.append(seen[key])
+    return out
 
 
 def _uid_in_blob(blob) -> str | None:

@@ -221,3 +221,20 @@ def test_success_counts_come_from_sql_on_mariadb_only(demo_mariadb, demo_sqlite)
     assert fast is not None and fast["attempts"].sum() > 100
     assert fast_counts.counts(maria, **window, by=["code_path"]) is None  # needs the error context of every row
     assert fast_counts.counts(loaders.engine_for(demo_sqlite[0]), **window) is None
+
+
+def test_sql_counts_need_the_unique_uid_keys(demo_mariadb):
+    """Without a unique key on a Cal.com uid column the claims could double a row: rows are classified instead."""
+    import dataclasses
+
+    from rca_toolkit import fast_counts, loaders
+
+    window = dict(start="2025-10-13T00:00:00+02:00", end="2025-10-20T00:00:00+02:00")
+    assert fast_counts.counts(loaders.engine_for(demo_mariadb[0]), **window) is not None
+    for table, column in fast_counts.UNIQUE_KEYS:
+        engine = loaders.engine_for(demo_mariadb[0])  # a fresh engine: its own schema cache entry
+        schema = dict(loaders.schema_of(engine))
+        schema[table] = dataclasses.replace(schema[table], indexes=[
+            {**ix, "unique": False} if ix.get("column_names") == [column] else ix for ix in schema[table].indexes])
+        loaders._SCHEMAS[engine] = schema
+        assert fast_counts.counts(engine, **window) is None

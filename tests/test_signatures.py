@@ -50,6 +50,23 @@ def test_json_context_is_dropped_and_none_stays_none():
     assert frame["errno"].tolist()[0] == 1054
 
 
+def test_signatures_keep_the_index_and_match_normalise_row_by_row():
+    messages = pd.Series([SERVER_1054, pd.NA, "Booking 12 failed", SERVER_1054, None, "   "], index=[7, 3, 9, 1, 4, 2],
+                         dtype="string")
+    frame = signatures(messages)
+    assert frame.index.tolist() == [7, 3, 9, 1, 4, 2]
+    for idx, message in messages.items():
+        parsed = normalise(message) if isinstance(message, str) else None
+        if parsed is None:
+            assert pd.isna(frame.at[idx, "signature"]) and pd.isna(frame.at[idx, "errno"])
+            assert not frame.at[idx, "truncated_context"]
+        else:
+            assert frame.at[idx, "signature"] == parsed.signature
+            assert (pd.isna(frame.at[idx, "column"]) and parsed.column is None) or frame.at[idx, "column"] == parsed.column
+    assert frame["errno"].dtype == "Int64" and frame["errno"].tolist()[:2] == [1054, pd.NA]
+    assert signatures(pd.Series([], dtype="string")).empty
+
+
 @pytest.mark.shared
 def test_real_error_monitor_lines_group_connection_refused(shared_data):
     lines = (shared_data / "error-monitor.log").read_text(encoding="utf-8").splitlines()
