@@ -38,6 +38,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 
 from .jsonutil import json_default
 from .errors import ConfigError, SchemaError
+from .signatures import NO_ERROR_TEXT
 from .timeutil import parse_duration, parse_instant
 
 MIN_N_RATE = 10
@@ -502,7 +503,6 @@ def _require(frame: pd.DataFrame, label: str, cols: list[str]) -> None:
                           hint=f"build it with rca_toolkit.{'outcomes.booking_attempts' if label == 'attempts' else 'loaders.' + label}")
 
 
-NO_ERROR_TEXT = "(no error text)"
 ATTEMPT_GROUPS = ("path", "code_path", "family", "company_id", "function_name")
 
 

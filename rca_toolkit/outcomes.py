@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import attempt_inputs, fast_counts, loaders, names
-from .signatures import signatures
+from .signatures import NO_ERROR_TEXT, signatures
 
 CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
     "collect_appointment": r"App\Services\Retell\AppointmentCreationService::createLocalRecord",
@@ -247,7 +247,6 @@ def outcome_summary(attempts: pd.DataFrame, *, by: str = "path") -> pd.DataFrame
 
 COUNT_KEYS = ["path", "outcome", "rescued_by_webhook", "signature"]
 BY_COLUMNS = ("code_path", "family", "function_name", "company_id", "error_code", "calcom_link")
-NO_ERROR_TEXT = "(no error text)"
 
 
 def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None, bins=None,

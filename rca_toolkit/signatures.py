@@ -44,6 +44,7 @@ _KEEP_NUMBER_BEFORE = re.compile(r"(?:HTTP|code:?|status:?)\s*$", re.I)
 _QUOTED = re.compile(r"'([^']*)'")
 _KEEP_QUOTED_AFTER = re.compile(r"(?:\bfor key|\bcolumn|\btable|\bKey column|\bin)\s*$", re.I)
 _SPACES = re.compile(r"\s+")
+NO_ERROR_TEXT = "(no error text)"  # the signature group of failures that carry no error text (counts and reports)
 
 
 @dataclass(frozen=True)
