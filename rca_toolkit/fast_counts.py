@@ -4,7 +4,7 @@ Why: at 1M calls a month holds ~200k booking attempts; fetching each as a row (p
 driver) costs tens of seconds although most are successes whose count key never changes.
 A success only matters to other attempts through the Cal.com uid it claims. So, when no
 attempt of the window names a uid in its JSON and no ``BOOKING_CREATED`` payload names a call
-(checked first; otherwise ``None`` and the caller classifies every row), the outcome rules
+(both checked; otherwise ``None`` and the caller classifies every row), the outcome rules
 reduce to:
 
 * each success claims the uid of its own appointment (``metadata.retell_call_id``, else
@@ -15,7 +15,8 @@ reduce to:
 * the failures and the successes left without a uid are classified row by row as
   :func:`rca_toolkit.outcomes.classify` does, against the webhooks no success claimed.
 
-The result equals ``count_attempts(booking_attempts(...))`` (the tests compare them).
+The claims statement runs on a second connection while the first reads the webhooks, failures
+and their errors. The result equals ``count_attempts(booking_attempts(...))`` (the tests compare them).
 """
 
 from __future__ import annotations
