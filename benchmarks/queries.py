@@ -52,13 +52,6 @@ def bound(engine: sa.Engine, ts) -> object:
     return ts.tz_localize(None).to_pydatetime()
 
 
-def real_id_sql(engine: sa.Engine, col: str) -> str:
-    """The exact P4 rule (``call_`` + 27 hex) in the backend's own pattern syntax."""
-    if engine.dialect.name == "sqlite":
-        return f"{col} GLOB 'call_{'[0-9a-f]' * 27}'"
-    return f"{col} REGEXP BINARY '^call_[0-9a-f]{{27}}$'"
-
-
 def path_sql(col: str) -> str:
     """Booking path of a function name (P3 aliases and ``_vNN`` suffixes folded), else NULL."""
     whens = []
@@ -126,10 +119,10 @@ def day_toolkit(engine) -> dict:
 def day_floor(engine) -> dict:
     p = {"lo": bound(engine, DAY[0]), "hi": bound(engine, DAY[1])}
     n = _fetch(engine, "SELECT COUNT(*) FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id "
-                       f"WHERE s.started_at >= :lo AND s.started_at < :hi AND {real_id_sql(engine, 's.call_id')}", p)[0][0]
+                       f"WHERE s.started_at >= :lo AND s.started_at < :hi AND {loaders.real_call_id_sql('s.call_id', engine)}", p)[0][0]
     rows = _fetch(engine, f"SELECT {path_sql('t.function_name')} AS path, COUNT(*), SUM(t.status = 'success') "
                           "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
-                          f"WHERE t.started_at >= :lo AND t.started_at < :hi AND {real_id_sql(engine, 's.call_id')} "
+                          f"WHERE t.started_at >= :lo AND t.started_at < :hi AND {loaders.real_call_id_sql('s.call_id', engine)} "
                           "GROUP BY path", p)
     return {"calls": int(n), "attempts": _paths_digest(rows)}
 
@@ -197,7 +190,7 @@ def compare_floor(engine) -> dict:
                           "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                           f"WHERE {' AND '.join(where)} AND ((t.started_at >= :b0 AND t.started_at < :b1) "
                           "OR (t.started_at >= :a0 AND t.started_at < :a1)) "
-                          f"AND {real_id_sql(engine, 's.call_id')} GROUP BY side, t.function_name", p)
+                          f"AND {loaders.real_call_id_sql('s.call_id', engine)} GROUP BY side, t.function_name", p)
     out: dict = {}
     for sd in ("before", "after"):
         out[sd] = _paths_digest([(names.function_family(fn), n, ok) for s_, fn, n, ok in rows if s_ == sd])
@@ -261,7 +254,7 @@ def health_floor(engine) -> dict:
                               f"{path_sql('t.function_name')} AS path, COUNT(*), SUM(t.status = 'success') "
                               "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                               f"WHERE t.started_at >= :bs AND t.started_at < :end AND s.company_id = :cid "
-                              f"AND {real_id_sql(engine, 's.call_id')} GROUP BY side, path", p)
+                              f"AND {loaders.real_call_id_sql('s.call_id', engine)} GROUP BY side, path", p)
         return _health_digest(rows)
     for name, sql, params in health_data.floor_statements(engine, HEALTH_DAY, HEALTH_PERIOD, COMPANY):
         rows = _fetch(engine, sql, params)

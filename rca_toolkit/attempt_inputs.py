@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from . import loaders, names
+from .config import progress
 from .db import require_columns
 from .jsonutil import decode_json
 from .timeutil import parse_instant
@@ -201,7 +202,7 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
 def _run(engine, parts: list, statements: list) -> pd.DataFrame:
     frames = []
     with engine.connect() as conn:
-        for sql, params in _progress(parts, "errors of the attempts"):
+        for sql, params in progress(parts, "errors of the attempts", unit="chunk", at_least=4, leave=False):
             statements.append((sql, params))
             frames.append(loaders._query(engine, sql, params, conn))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
@@ -214,17 +215,6 @@ def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
     frame = frame.assign(occurred_raw=frame["occurred_at"]).sort_values(["occurred_raw", "error_id"], kind="stable")
     frame = loaders._refine(loaders._to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
     return frame[frame["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
-
-
-def _progress(items: list, desc: str):
-    """tqdm over chunked statements when there are several (the loaders' convention: off with RCA_PROGRESS=0)."""
-    from .config import progress_enabled
-
-    if len(items) < 4 or not progress_enabled():
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, unit="chunk", leave=False)
 
 
 # --------------------------------------------------------------------------- appointments and webhooks

@@ -105,3 +105,12 @@ def load_settings(**overrides) -> Settings:
 def progress_enabled() -> bool:
     """Progress bars are on unless RCA_PROGRESS=0 (checked at call time, not import)."""
     return os.environ.get("RCA_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def progress(items, desc: str, *, unit: str, at_least: int, leave: bool = True):
+    """tqdm over ``items`` when there are at least ``at_least`` of them and bars are on (RCA_PROGRESS)."""
+    if len(items) < at_least or not progress_enabled():
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=leave)

@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import php_scan
+from .config import progress
 from .db import TableInfo
 from .errors import NotFound, SchemaError
 
@@ -139,17 +140,6 @@ def _php_files(root: Path, exclude) -> list[Path]:
     return files
 
 
-def _progress(items, desc: str):
-    """tqdm over long scans only (off with RCA_PROGRESS=0)."""
-    from .config import progress_enabled
-
-    if len(items) < 500 or not progress_enabled():
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, unit="file")
-
-
 def scan_code(path, *, exclude=DEFAULT_EXCLUDE) -> pd.DataFrame:
     """Every column write found in the PHP files under ``path``, one row per (site, key).
 
@@ -178,7 +168,7 @@ def scan_code(path, *, exclude=DEFAULT_EXCLUDE) -> pd.DataFrame:
 
     rows, groups, unresolved, parse_errors = [], [], [], []
     offset = 0
-    for rel, tree in _progress(parsed, "scanning PHP"):
+    for rel, tree in progress(parsed, "scanning PHP", unit="file", at_least=500):
         scan = php_scan.FileWalker(tree, rel, set(models)).run(group_offset=offset)
         offset += len(scan.groups)
         if scan.parse_error:

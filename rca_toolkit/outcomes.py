@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import attempt_inputs, fast_counts, loaders, names
+from .errors import ConfigError
 from .signatures import NO_ERROR_TEXT, signatures
 
 CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
@@ -271,10 +272,8 @@ def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str 
     extra = [by] if isinstance(by, str) else list(by)
     unknown = [k for k in extra if k not in BY_COLUMNS]
     if unknown:
-        from .errors import ConfigError
         raise ConfigError(f"by={unknown[0]!r} is not a column attempts can be counted by", hint=f"use one of {', '.join(BY_COLUMNS)}")
     if method not in ("rows", "sql"):
-        from .errors import ConfigError
         raise ConfigError(f"method={method!r} is not known", hint="use 'rows' or 'sql'")
     engine = loaders.engine_for(db)
     fast = None if method == "rows" else fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
@@ -292,7 +291,6 @@ def count_attempts(attempts: pd.DataFrame, *, freq: str | None = None, bins=None
     ``weight`` names a column of row multiplicities (rows that stand for several attempts).
     """
     if freq and bins is not None:
-        from .errors import ConfigError
         raise ConfigError("attempt_counts takes freq or bins, not both", hint="drop one of them")
     by = [by] if isinstance(by, str) else list(by)
     keys = (["period"] if freq or bins is not None else []) + COUNT_KEYS + by
