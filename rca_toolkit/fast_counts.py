@@ -102,7 +102,6 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     cte = (f"WITH am AS (SELECT rb, rlen, MIN(id) AS id FROM (SELECT id, CAST({rcid} AS CHAR(64)) COLLATE utf8mb4_bin AS rb, "
            f"CHAR_LENGTH({rcid}) AS rlen FROM appointments{hint_a} WHERE {window_a} "
            f"AND {ai._like_any('metadata', ['retell_call_id'])}) m WHERE rb IS NOT NULL GROUP BY rb, rlen), "
-           f"al AS (SELECT call_id, MIN(id) AS id FROM appointments{hint_a} WHERE {window_a} AND call_id IS NOT NULL GROUP BY call_id), "
            f"succ AS (SELECT t.id AS trace_id, t.started_at, t.function_name, s.company_id, "
            f"a.calcom_v2_booking_id COLLATE utf8mb4_bin AS uid_b, CHAR_LENGTH(a.calcom_v2_booking_id) AS ulen, "
            # first real success per uid: one appointment per uid (unique key), and one webhook per appointment,
@@ -114,10 +113,11 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
            f"FROM retell_function_traces t{ai.force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id "
            f"LEFT JOIN am ON am.rb = s.call_id COLLATE utf8mb4_bin AND am.rlen = CHAR_LENGTH(s.call_id) "
-           f"LEFT JOIN calls c ON c.retell_call_id = s.call_id AND CAST(c.retell_call_id AS BINARY) = CAST(s.call_id AS BINARY) "
+           # else the first appointment of the call's row (calls.id): looked up only when the metadata named none
+           f"LEFT JOIN appointments a ON a.id = COALESCE(am.id, (SELECT MIN(a2.id) FROM calls c JOIN appointments a2 "
+           f"ON a2.call_id = c.id WHERE c.retell_call_id = s.call_id AND CAST(c.retell_call_id AS BINARY) = CAST(s.call_id AS BINARY) "
            f"AND c.deleted_at IS NULL AND s.started_at >= :lo_calls AND s.started_at < :hi "
-           f"LEFT JOIN al ON al.call_id = c.id "
-           f"LEFT JOIN appointments a ON a.id = COALESCE(am.id, al.id) "
+           f"AND a2.created_at >= :lo AND a2.created_at < :hi AND a2.deleted_at IS NULL)) "
            f"LEFT JOIN webhook_events w ON w.event_id = a.calcom_v2_booking_id "
            f"AND CAST(w.event_id AS BINARY) = CAST(a.calcom_v2_booking_id AS BINARY) AND {hooks} "
            f"WHERE {' AND '.join(where)} AND {ai.is_success_sql('t.status', engine)}) ")
@@ -126,13 +126,15 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
                 f"CASE WHEN rk = 1 THEN uid_b END AS uid, test_id, uid_like FROM succ")
     # every BOOKING_CREATED webhook of the padded window, lean, with the local appointment of its uid (unique
     # index; exact, case-sensitive match); a payload that names a call ends the shortcut
-    hooks_sql = (f"SELECT w.id, w.event_type, w.created_at, w.event_id, w.company_id, "
+    # integer microseconds: pymysql parses a DATETIME in Python, seconds for 400k rows; ORDER BY is the
+    # index order (created_at, id), so no filesort (one appointment per uid: a.id needs no order)
+    hooks_sql = (f"SELECT w.id, w.event_type, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', w.created_at) AS at_us, w.event_id, w.company_id, "
                  f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call, "
                  f"a.id AS a_id, a.source AS a_source FROM webhook_events w{hint_w} "
                  f"LEFT JOIN appointments a ON a.calcom_v2_booking_id = w.event_id "
                  f"AND CAST(a.calcom_v2_booking_id AS BINARY) = CAST(w.event_id AS BINARY) "
                  f"AND a.created_at >= :lo AND a.created_at < :hi AND a.deleted_at IS NULL "
-                 f"WHERE {hooks} ORDER BY w.created_at, w.id, a.id")
+                 f"WHERE {hooks} ORDER BY w.created_at, w.id")
     # The successes' claims keep the server busy for seconds: they run on a second connection
     # while this one reads the webhooks, the failures and their errors (independent of the claims).
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -190,7 +192,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
 
 
 def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = loaders._to_utc(frame, ["created_at"], "UTC", flags=False)
+    frame = frame.assign(created_at=pd.to_datetime(frame["at_us"].astype("int64"), unit="us", utc=True)).drop(columns="at_us")
     frame["event_type_norm"] = ai._norm_event_type(frame["event_type"])
     frame = frame[frame["event_type_norm"].eq(ai.BOOKING_CREATED).fillna(False)].reset_index(drop=True)
     frame["payload"] = None

@@ -238,3 +238,35 @@ def test_sql_counts_need_the_unique_uid_keys(demo_mariadb):
             {**ix, "unique": False} if ix.get("column_names") == [column] else ix for ix in schema[table].indexes])
         loaders._SCHEMAS[engine] = schema
         assert fast_counts.counts(engine, **window) is None
+
+
+@pytest.mark.mariadb
+def test_sql_counts_follow_the_call_row_when_metadata_names_no_call(demo_mariadb):
+    """The demo's call-linked appointments all carry metadata.retell_call_id; here half lose it, so the
+    SQL claims must find their appointment through ``appointments.call_id`` = ``calls.id`` as the rows do."""
+    import sqlalchemy as sa
+
+    from conftest import fresh_mariadb_database
+    from rca_toolkit import fast_counts
+    from rca_toolkit.outcomes import attempt_counts, booking_attempts, count_attempts
+
+    source = sa.make_url(demo_mariadb[0]).database
+    with fresh_mariadb_database("rca_test_calllink") as url:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            for (table,) in conn.execute(sa.text(f"SHOW TABLES FROM `{source}`")).fetchall():
+                conn.execute(sa.text(f"CREATE TABLE `{table}` LIKE `{source}`.`{table}`"))
+                conn.execute(sa.text(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`"))
+            stripped = conn.execute(sa.text("UPDATE appointments SET metadata = NULL "
+                                            "WHERE call_id IS NOT NULL AND MOD(id, 2) = 0")).rowcount
+        engine.dispose()
+        assert stripped > 50
+        for start, end in WINDOWS[:3]:
+            attempts = booking_attempts(url, start=start, end=end)
+            want = count_attempts(attempts, freq="1D")
+            fast = fast_counts.counts(sa.create_engine(url), start=start, end=end, freq="1D")
+            assert fast is not None
+            pd.testing.assert_frame_equal(fast, want)
+            # a success whose appointment is missed still counts as a success, but is then linked by time
+            assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
+            assert attempts["calcom_link"].eq("appointment").sum() > 0
