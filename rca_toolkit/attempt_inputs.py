@@ -114,8 +114,18 @@ def force_index(engine: sa.Engine, schema, table: str, index: str) -> str:
     return f" FORCE INDEX ({index})" if any(ix.get("name") == index for ix in schema[table].indexes) else ""
 
 
+def micros_sql(col: str) -> str:
+    """``col`` as integer microseconds since the epoch: pymysql parses each DATETIME in Python, which
+    costs seconds per 100k rows; only for MariaDB sessions pinned to UTC (``loaders.storage_zone``)."""
+    return f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01', {col})"
+
+
+def from_micros(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(pd.to_numeric(values), unit="us", utc=True)
+
+
 def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: list, extra_where=(),
-            extra_params=None) -> pd.DataFrame:
+            extra_params=None, extra_select: str = "", extra_join: str = "") -> pd.DataFrame:
     cols = ["id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
             "duration_ms", "status", "input_params", "output_result", "error_details"]
     require_columns(schema, "retell_function_traces", cols)
@@ -126,17 +136,24 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
     params.update(extra_params or {})
     details = "t.error_details" if not lean else (
         f"CASE WHEN {_not_success_sql('t.status', engine)} OR {_like_any('t.error_details', UID_TEXT)} THEN t.error_details END")
-    sql = (f"SELECT t.id AS trace_id, t.call_session_id AS session_id, s.call_id, s.company_id, t.started_at, "
+    zone = loaders.storage_zone(engine)
+    micros = zone == "UTC" and engine.dialect.name != "sqlite"
+    started, session_started = (micros_sql("t.started_at"), micros_sql("s.started_at")) if micros else ("t.started_at", "s.started_at")
+    sql = (f"SELECT t.id AS trace_id, t.call_session_id AS session_id, s.call_id, s.company_id, {started} AS started_at, "
            f"t.function_name, t.status, CASE WHEN {_like_any('t.output_result', UID_TEXT)} THEN t.output_result END "
-           f"AS output_result, {details} AS error_details, s.started_at AS session_started_at "
+           f"AS output_result, {details} AS error_details, {session_started} AS session_started_at{extra_select} "
            f"FROM retell_function_traces t{force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
-           f"JOIN retell_call_sessions s ON s.id = t.call_session_id"
+           f"JOIN retell_call_sessions s ON s.id = t.call_session_id{extra_join}"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t.started_at, t.id")
     statements.append((sql, params))
     frame = loaders._query(engine, sql, params)
-    zone = loaders.storage_zone(engine)
-    frame = loaders._to_utc(frame, ["started_at"], zone)
-    frame = loaders._to_utc(frame, ["session_started_at"], zone, flags=False)
+    if micros:
+        frame["started_at"] = from_micros(frame["started_at"])
+        frame["started_at_ambiguous"] = False
+        frame["session_started_at"] = from_micros(frame["session_started_at"])
+    else:
+        frame = loaders._to_utc(frame, ["started_at"], zone)
+        frame = loaders._to_utc(frame, ["session_started_at"], zone, flags=False)
     frame = loaders._refine(frame, "started_at", start_ts, end_ts)
     for col in ("output_result", "error_details"):
         frame[col] = _decode(frame[col])
@@ -153,11 +170,13 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
 ID_CHUNK = 5000  # ids per IN list: each statement is a range on the FK index
 
 
-def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list) -> pd.DataFrame:
+def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list,
+            by_trace: pd.DataFrame | None = None) -> pd.DataFrame:
     """Error rows of these attempts: by ``function_trace_id`` and, for failures, unlinked rows of their sessions.
 
     Both go through the foreign-key indexes (``retell_error_log`` has no ``occurred_at`` index,
-    so a window alone is a full scan); ids are sent in chunks of ``ID_CHUNK``.
+    so a window alone is a full scan); ids are sent in chunks of ``ID_CHUNK``. ``by_trace``: the
+    first error per trace, already read with the attempts (``fast_counts``): only the fallback is asked.
     """
     cols = ["id", "error_code", "occurred_at", "error_message", "error_context", "affected_function", "function_trace_id"]
     require_columns(schema, "retell_error_log", cols)
@@ -170,11 +189,12 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
     base: dict = {}
     cond = _bounds("e.occurred_at", lo, hi, engine, base, "e") + loaders._company_clause("es.company_id", company_id, base)
     tail = "".join(f" AND {c}" for c in cond)
-    parts = []
-    for i in range(0, len(trace_ids), ID_CHUNK):
-        ids = ", ".join(str(int(v)) for v in trace_ids[i:i + ID_CHUNK])  # integers from the database: inlined
-        parts.append((f"{select}e.function_trace_id IN ({ids}){tail}", dict(base)))
-    by_trace = _clean_errors(_run(engine, parts, statements), engine, lo, hi)
+    if by_trace is None:
+        parts = []
+        for i in range(0, len(trace_ids), ID_CHUNK):
+            ids = ", ".join(str(int(v)) for v in trace_ids[i:i + ID_CHUNK])  # integers from the database: inlined
+            parts.append((f"{select}e.function_trace_id IN ({ids}){tail}", dict(base)))
+        by_trace = _clean_errors(_run(engine, parts, statements), engine, lo, hi)
     # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
     first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
     named = traces["trace_id"].map(first["error_message"].astype("object")) if len(first) else pd.Series(None, index=traces.index)

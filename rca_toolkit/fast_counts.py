@@ -103,27 +103,23 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
            f"CHAR_LENGTH({rcid}) AS rlen FROM appointments{hint_a} WHERE {window_a} "
            f"AND {ai._like_any('metadata', ['retell_call_id'])}) m WHERE rb IS NOT NULL GROUP BY rb, rlen), "
            f"succ AS (SELECT t.id AS trace_id, t.started_at, t.function_name, s.company_id, "
-           f"a.calcom_v2_booking_id COLLATE utf8mb4_bin AS uid_b, CHAR_LENGTH(a.calcom_v2_booking_id) AS ulen, "
-           # first real success per uid: one appointment per uid (unique key), and one webhook per appointment,
-           # so a partition by appointment id differs only in test rows, which sort last
-           f"CASE WHEN w.id IS NULL OR NOT {loaders.real_call_id_sql('s.call_id')} THEN 0 ELSE ROW_NUMBER() OVER (PARTITION BY "
-           f"a.id ORDER BY CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN 0 ELSE 1 END, t.started_at, t.id) END AS rk, "
+           f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN 0 ELSE 1 END AS test_rank, "
            f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN NULL ELSE s.call_id END AS test_id, "
-           f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like "
+           f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like, "
+           # the call's own appointment: the first naming it in metadata, else (looked up only then) the first
+           # of the call's row (calls.id); both come from the window's appointments
+           f"COALESCE(am.id, (SELECT MIN(a2.id) FROM calls c JOIN appointments a2 "
+           f"ON a2.call_id = c.id WHERE c.retell_call_id = s.call_id AND CAST(c.retell_call_id AS BINARY) = CAST(s.call_id AS BINARY) "
+           f"AND c.deleted_at IS NULL AND s.started_at >= :lo_calls AND s.started_at < :hi "
+           f"AND a2.created_at >= :lo AND a2.created_at < :hi AND a2.deleted_at IS NULL)) AS a_id "
            f"FROM retell_function_traces t{ai.force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id "
            f"LEFT JOIN am ON am.rb = s.call_id COLLATE utf8mb4_bin AND am.rlen = CHAR_LENGTH(s.call_id) "
-           # else the first appointment of the call's row (calls.id): looked up only when the metadata named none
-           f"LEFT JOIN appointments a ON a.id = COALESCE(am.id, (SELECT MIN(a2.id) FROM calls c JOIN appointments a2 "
-           f"ON a2.call_id = c.id WHERE c.retell_call_id = s.call_id AND CAST(c.retell_call_id AS BINARY) = CAST(s.call_id AS BINARY) "
-           f"AND c.deleted_at IS NULL AND s.started_at >= :lo_calls AND s.started_at < :hi "
-           f"AND a2.created_at >= :lo AND a2.created_at < :hi AND a2.deleted_at IS NULL)) "
-           f"LEFT JOIN webhook_events w ON w.event_id = a.calcom_v2_booking_id "
-           f"AND CAST(w.event_id AS BINARY) = CAST(a.calcom_v2_booking_id AS BINARY) AND {hooks} "
            f"WHERE {' AND '.join(where)} AND {ai.is_success_sql('t.status', engine)}) ")
-    succ_sql = (f"{cte}SELECT CASE WHEN rk = 1 THEN 1 ELSE 0 END AS resolved, CASE WHEN rk = 1 THEN NULL ELSE trace_id END "
-                f"AS trace_id, function_name, company_id, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', started_at) AS at_us, "
-                f"CASE WHEN rk = 1 THEN uid_b END AS uid, test_id, uid_like FROM succ")
+    # rank 1 = the first real success of its appointment (test rows sort last); whether a webhook confirms the
+    # appointment's uid comes from the webhooks' own join to their appointment (one appointment per uid)
+    succ_sql = (f"{cte}SELECT trace_id, a_id, ROW_NUMBER() OVER (PARTITION BY a_id ORDER BY test_rank, started_at, trace_id) AS rk, "
+                f"function_name, company_id, {ai.micros_sql('started_at')} AS at_us, test_id, uid_like FROM succ")
     # every BOOKING_CREATED webhook of the padded window, lean, with the local appointment of its uid (unique
     # index; exact, case-sensitive match); a payload that names a call ends the shortcut
     # integer microseconds: pymysql parses a DATETIME in Python, seconds for 400k rows; ORDER BY is the
@@ -140,19 +136,25 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     with ThreadPoolExecutor(max_workers=1) as pool:
         succ_future = pool.submit(run, succ_sql, base)
         hooks_rows = run(hooks_sql, base).drop_duplicates("id")
+        first_error, error_params = _error_join(engine, lo, hi, company_id)
         failed = ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
-                            extra_where=[ai._not_success_sql("t.status", engine)])
-        failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
+                            extra_where=[ai._not_success_sql("t.status", engine)], extra_params=error_params,
+                            extra_select=FIRST_ERROR_SELECT, extra_join=first_error)
+        failed, failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
         succ = succ_future.result()
     if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
         return None
     if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
         return None
-    claimed = set(succ["uid"].dropna().astype(str))
-    unclaimed = hooks_rows[~hooks_rows["event_id"].astype(str).isin(claimed)]
+    # a real success claims its appointment's uid when it ranks first there and a webhook confirms the uid
+    real = succ["test_id"].isna()
+    a_id = pd.to_numeric(succ["a_id"])
+    hooked_a = pd.to_numeric(hooks_rows["a_id"])
+    claims = real & (pd.to_numeric(succ["rk"]) == 1) & a_id.isin(set(hooked_a.dropna()))
+    unclaimed = hooks_rows[~hooked_a.isin(set(a_id[claims]))]
     webhooks = _webhook_frame(unclaimed.drop(columns=["names_call", "a_id", "a_source"]))
-    resolved = succ[succ["resolved"].astype(int) == 1]
-    open_ids = succ.loc[(succ["resolved"].astype(int) == 0) & succ["test_id"].isna(), "trace_id"].dropna().astype("int64").tolist()
+    resolved = succ[claims]
+    open_ids = succ.loc[real & ~claims, "trace_id"].astype("int64").tolist()
     test_ids = succ["test_id"].dropna().astype(str)
     parts = [failed]
     for i in range(0, len(open_ids), ai.ID_CHUNK):
@@ -199,10 +201,42 @@ def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return loaders._typed(frame, ints=["id", "company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
 
 
-def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id, statements: list) -> pd.DataFrame:
-    """``attempt_inputs._errors`` of the real failures (lean: successes read no error rows)."""
-    real = failed[failed["call_id"].map(names.is_real_call_id).astype(bool)]
-    return ai._errors(engine, schema, real, lo, hi, company_id, lean=True, statements=statements) if len(real) else ai._empty_errors()
+FIRST_ERROR_SELECT = (f", fe.id AS fe_id, {ai.micros_sql('fe.occurred_at')} AS fe_at, fe.error_message AS fe_message, "
+                      "fe.error_code AS fe_code")
+
+
+def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
+    """Each failure's error rows by ``function_trace_id``, kept as ``attempt_inputs._errors`` keeps them
+    (window, real call id of their session, company): a foreign-key lookup per failure instead of a second
+    100k-row fetch (a correlated ``ORDER BY ... LIMIT 1`` took twice as long; the first row is picked in pandas)."""
+    params: dict = {}
+    cond = ai._bounds("fe.occurred_at", lo, hi, engine, params, "fe") + loaders._company_clause("es.company_id", company_id, params)
+    cond.append(loaders.real_call_id_sql("es.call_id", engine))
+    return (f" LEFT JOIN (retell_error_log fe JOIN retell_call_sessions es ON es.id = fe.call_session_id AND "
+            f"{' AND '.join(cond)}) ON fe.function_trace_id = t.id"), params
+
+
+def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id, statements: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The failures without their ``fe_`` columns, and ``attempt_inputs._errors`` of the real ones: the first
+    error rows came with the failures, the session fallback is asked here (lean: successes read no error rows)."""
+    attrs = failed.attrs
+    if failed["trace_id"].duplicated().any():  # several error rows: the first by (occurred_at, id), as _match_errors
+        first = failed.sort_values(["fe_at", "fe_id"], kind="stable").drop_duplicates("trace_id").index
+        failed = failed.loc[first.sort_values()].reset_index(drop=True)
+    real_call = failed["call_id"].map(names.is_real_call_id).astype(bool)
+    linked = failed[real_call].dropna(subset=["fe_id"])
+    at = ai.from_micros(linked["fe_at"])
+    by_trace = pd.DataFrame({"error_id": linked["fe_id"].to_numpy(), "function_trace_id": linked["trace_id"].to_numpy(),
+                             "call_id": linked["call_id"].to_numpy(), "company_id": linked["company_id"].to_numpy(),
+                             "occurred_at": at.to_numpy(), "error_message": linked["fe_message"].to_numpy(),
+                             "error_code": linked["fe_code"].to_numpy(), "affected_function": None, "error_context": None,
+                             "occurred_raw": at.dt.tz_localize(None).to_numpy()})
+    failed = failed.drop(columns=["fe_id", "fe_at", "fe_message", "fe_code"])
+    failed.attrs = attrs
+    real = failed[real_call]
+    if not len(real):
+        return failed, ai._empty_errors()
+    return failed, ai._errors(engine, schema, real, lo, hi, company_id, lean=True, statements=statements, by_trace=by_trace)
 
 
 def _local_appointments(hooks: pd.DataFrame) -> pd.DataFrame:

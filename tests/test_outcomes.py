@@ -240,33 +240,51 @@ def test_sql_counts_need_the_unique_uid_keys(demo_mariadb):
         assert fast_counts.counts(engine, **window) is None
 
 
+PERTURBATIONS = [  # (what it exercises in the SQL shortcut, statement on a copy of the demo world)
+    ("the call-row route to a success's appointment: call-linked appointments all name their call in metadata",
+     "UPDATE appointments SET metadata = NULL WHERE call_id IS NOT NULL AND MOD(id, 2) = 0"),
+    ("the session fallback of failures whose error row names no trace",
+     "UPDATE retell_error_log SET function_trace_id = NULL, error_message = CONCAT('Unlinked: ', error_message) "
+     "WHERE MOD(function_trace_id, 3) = 1 AND affected_function IS NOT NULL"),
+    ("the first error of a trace wins (an earlier one)",
+     "INSERT INTO retell_error_log (call_session_id, function_trace_id, error_code, error_type, occurred_at, error_message, "
+     "affected_function) SELECT call_session_id, function_trace_id, 'EARLIER', error_type, occurred_at - INTERVAL 1 SECOND, "
+     "CONCAT('Earlier: ', error_message), affected_function FROM retell_error_log WHERE MOD(function_trace_id, 3) = 0"),
+    ("the first error of a trace wins (not a later one)",
+     "INSERT INTO retell_error_log (call_session_id, function_trace_id, error_code, error_type, occurred_at, error_message, "
+     "affected_function) SELECT call_session_id, function_trace_id, 'LATER', error_type, occurred_at + INTERVAL 1 SECOND, "
+     "CONCAT('Later: ', error_message), affected_function FROM retell_error_log WHERE MOD(function_trace_id, 3) = 2"),
+]
+
+
 @pytest.mark.mariadb
-def test_sql_counts_follow_the_call_row_when_metadata_names_no_call(demo_mariadb):
-    """The demo's call-linked appointments all carry metadata.retell_call_id; here half lose it, so the
-    SQL claims must find their appointment through ``appointments.call_id`` = ``calls.id`` as the rows do."""
+def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
+    """The demo world leaves some of the shortcut's rules unexercised (see ``PERTURBATIONS``): on a copy
+    where they matter, the SQL shortcut must still count exactly what the attempt rows count."""
     import sqlalchemy as sa
 
     from conftest import fresh_mariadb_database
     from rca_toolkit import fast_counts
-    from rca_toolkit.outcomes import attempt_counts, booking_attempts, count_attempts
+    from rca_toolkit.outcomes import booking_attempts, count_attempts
 
     source = sa.make_url(demo_mariadb[0]).database
-    with fresh_mariadb_database("rca_test_calllink") as url:
+    with fresh_mariadb_database("rca_test_perturbed") as url:
         engine = sa.create_engine(url)
         with engine.begin() as conn:
             for (table,) in conn.execute(sa.text(f"SHOW TABLES FROM `{source}`")).fetchall():
                 conn.execute(sa.text(f"CREATE TABLE `{table}` LIKE `{source}`.`{table}`"))
                 conn.execute(sa.text(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`"))
-            stripped = conn.execute(sa.text("UPDATE appointments SET metadata = NULL "
-                                            "WHERE call_id IS NOT NULL AND MOD(id, 2) = 0")).rowcount
+            for what, statement in PERTURBATIONS:
+                assert conn.execute(sa.text(statement)).rowcount > 20, what
         engine.dispose()
-        assert stripped > 50
         for start, end in WINDOWS[:3]:
             attempts = booking_attempts(url, start=start, end=end)
-            want = count_attempts(attempts, freq="1D")
-            fast = fast_counts.counts(sa.create_engine(url), start=start, end=end, freq="1D")
-            assert fast is not None
-            pd.testing.assert_frame_equal(fast, want)
-            # a success whose appointment is missed still counts as a success, but is then linked by time
-            assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
-            assert attempts["calcom_link"].eq("appointment").sum() > 0
+            for kw in ({"freq": "1D"}, {"by": ["error_code"]}):
+                want = count_attempts(attempts, **kw)
+                fast = fast_counts.counts(sa.create_engine(url), start=start, end=end, **kw)
+                assert fast is not None
+                pd.testing.assert_frame_equal(fast, want)
+                # a success whose appointment is missed still counts as a success, but is then linked by time
+                assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
+        assert attempts["signature"].astype(str).str.startswith(("Earlier", "Unlinked")).any()
+        assert not attempts["signature"].astype(str).str.startswith("Later").any()
