@@ -234,7 +234,7 @@ def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
     """Stored order (ORDER BY occurred_at, id: the first error per trace wins), window refined on UTC, real ids only."""
     frame = frame.assign(occurred_raw=frame["occurred_at"]).sort_values(["occurred_raw", "error_id"], kind="stable")
     frame = loaders._refine(loaders._to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
-    return frame[frame["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
+    return frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- appointments and webhooks
@@ -329,7 +329,7 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     schema = loaders.schema_of(engine)
     statements: list = []
     traces = _traces(engine, schema, start, end, company_id, lean=lean, statements=statements)
-    real = traces["call_id"].map(names.is_real_call_id).astype(bool)
+    real = names.real_call_ids(traces["call_id"])
     excluded_ids = sorted(set(traces.loc[~real, "call_id"].astype(str)))
     excluded = int((~real).sum())
     attrs = traces.attrs

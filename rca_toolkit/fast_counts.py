@@ -162,20 +162,20 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         parts.append(ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
                                 extra_where=[f"t.id IN ({ids})"]))
     attrs = failed.attrs
-    odd = ~failed["call_id"].map(names.is_real_call_id).astype(bool)
+    odd = ~names.real_call_ids(failed["call_id"])
     excluded_ids = set(test_ids) | set(failed.loc[odd, "call_id"].astype(str))
     excluded = len(test_ids) + int(odd.sum())
     real_failed = failed[~odd]
     if any(outcomes.blob_uids(real_failed["output_result"], real_failed["error_details"])):
         return None  # a failure names a uid in its JSON
     rows = pd.concat(parts, ignore_index=True).sort_values(["started_at", "trace_id"], kind="stable").reset_index(drop=True)
-    rows = rows[rows["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
+    rows = rows[names.real_call_ids(rows["call_id"])].reset_index(drop=True)
     errors = failed_errors  # lean: only failures read errors, so the successes added above need none
     appointments = _local_appointments(unclaimed)
     classified = outcomes.classify(rows, errors, appointments, webhooks, ai._empty_calls())
     classified["n"] = 1
     fam = names.family_series(resolved["function_name"].astype("string")).astype(str)
-    ok = pd.DataFrame({"at": pd.to_datetime(resolved["at_us"].astype("int64"), unit="us", utc=True), "path": fam.to_numpy(),
+    ok = pd.DataFrame({"at": ai.from_micros(resolved["at_us"]).array, "path": fam.to_numpy(),
                        "family": fam.to_numpy(), "function_name": resolved["function_name"].astype(str).to_numpy(),
                        "company_id": pd.to_numeric(resolved["company_id"]).astype("Int64").to_numpy(), "outcome": "success",
                        "rescued_by_webhook": False, "signature": pd.NA, "error_code": pd.NA, "calcom_link": "appointment",
@@ -194,7 +194,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
 
 
 def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.assign(created_at=pd.to_datetime(frame["at_us"].astype("int64"), unit="us", utc=True)).drop(columns="at_us")
+    frame = frame.assign(created_at=ai.from_micros(frame["at_us"])).drop(columns="at_us")
     frame["event_type_norm"] = ai._norm_event_type(frame["event_type"])
     frame = frame[frame["event_type_norm"].eq(ai.BOOKING_CREATED).fillna(False)].reset_index(drop=True)
     frame["payload"] = None
@@ -223,7 +223,7 @@ def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id
     if failed["trace_id"].duplicated().any():  # several error rows: the first by (occurred_at, id), as _match_errors
         first = failed.sort_values(["fe_at", "fe_id"], kind="stable").drop_duplicates("trace_id").index
         failed = failed.loc[first.sort_values()].reset_index(drop=True)
-    real_call = failed["call_id"].map(names.is_real_call_id).astype(bool)
+    real_call = names.real_call_ids(failed["call_id"])
     linked = failed[real_call].dropna(subset=["fe_id"])
     at = ai.from_micros(linked["fe_at"])
     by_trace = pd.DataFrame({"error_id": linked["fe_id"].to_numpy(), "function_trace_id": linked["trace_id"].to_numpy(),

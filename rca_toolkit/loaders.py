@@ -437,7 +437,7 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     frame = _to_utc(frame, ["completed_at"], storage_zone(engine), flags=False)
     frame = _refine(frame, "started_at", start_ts, end_ts)
     if not include_test:
-        frame = frame[frame["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
+        frame = frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
     for col in BLOB_COLUMNS:
         if col in frame:
             frame[col] = frame[col].map(lambda v: decode_json(v)[0])
@@ -465,7 +465,7 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
                                               include_test, [], params)
     frame = _refine(_to_utc(frame, ["occurred_at"], storage_zone(engine)), "occurred_at", start_ts, end_ts)
     if not include_test:
-        frame = frame[frame["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
+        frame = frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
     frame["error_context"] = frame["error_context"].map(lambda v: decode_json(v)[0])
     frame["frame"] = frame["error_context"].map(lambda c: c.get("frame") if isinstance(c, dict) else None)
     frame["severity_rank"] = frame["severity"].map(SEVERITY_RANK).astype("Int64")

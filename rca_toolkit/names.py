@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 RETELL_CALL_ID = re.compile(r"^call_[0-9a-f]{27}$")
@@ -33,9 +34,20 @@ def function_family(name: str | None) -> str | None:
 
 
 def family_series(names: pd.Series) -> pd.Series:
-    """Vectorised :func:`function_family` returning a categorical series."""
-    base = names.astype("string").str.strip().str.replace(_VERSION_SUFFIX, "", regex=True)
-    return base.replace(FUNCTION_ALIASES).astype("category")
+    """Vectorised :func:`function_family` returning a categorical series (each distinct name folded once:
+    a window holds 100k+ traces of a dozen names)."""
+    codes, uniques = pd.factorize(names.astype("string"), use_na_sentinel=True)
+    base = pd.Series(uniques, dtype="string").str.strip().str.replace(_VERSION_SUFFIX, "", regex=True).replace(FUNCTION_ALIASES)
+    folded = pd.Series(base.to_numpy(dtype=object)[codes], index=names.index, dtype="string")
+    folded[codes < 0] = pd.NA
+    return folded.astype("category")
+
+
+def real_call_ids(call_ids: pd.Series) -> pd.Series:
+    """:func:`is_real_call_id` per row, decided once per distinct id (bool series, same index)."""
+    codes, uniques = pd.factorize(call_ids.astype("object"), use_na_sentinel=True)
+    real = np.array([is_real_call_id(v) for v in uniques] + [False], dtype=bool)
+    return pd.Series(real[codes], index=call_ids.index)  # code -1 (missing) takes the trailing False
 
 
 def id_kind(call_id: str | None) -> str:
