@@ -9,14 +9,15 @@ reduce to:
 
 * each success claims the uid of its own appointment (``metadata.retell_call_id``, else
   ``appointments.call_id`` = ``calls.id``; first appointment by id) when a ``BOOKING_CREATED``
-  webhook of the padded window confirms it, first success per uid wins: computed in SQL
-  (JSON, the unique ``event_id``/``calcom_v2_booking_id`` indexes and ``ROW_NUMBER()``) and
-  counted there;
+  webhook of the padded window confirms it, first success per uid wins: the own appointment and
+  the rank per appointment come from SQL (JSON, a correlated lookup, ``ROW_NUMBER()``); the
+  confirmation from the webhooks' join to their appointment (unique ``calcom_v2_booking_id``);
 * the failures and the successes left without a uid are classified row by row as
   :func:`rca_toolkit.outcomes.classify` does, against the webhooks no success claimed.
 
-The claims statement runs on a second connection while the first reads the webhooks, failures
-and their errors. The result equals ``count_attempts(booking_attempts(...))`` (the tests compare them).
+The claims statement runs on a second connection while the first reads the webhooks and the
+failures with their error rows. Times travel as integer microseconds. The result equals
+``count_attempts(booking_attempts(...))`` (the tests compare them, also on a perturbed world).
 """
 
 from __future__ import annotations
@@ -122,9 +123,9 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
                 f"function_name, company_id, {ai.micros_sql('started_at')} AS at_us, test_id, uid_like FROM succ")
     # every BOOKING_CREATED webhook of the padded window, lean, with the local appointment of its uid (unique
     # index; exact, case-sensitive match); a payload that names a call ends the shortcut
-    # integer microseconds: pymysql parses a DATETIME in Python, seconds for 400k rows; ORDER BY is the
-    # index order (created_at, id), so no filesort (one appointment per uid: a.id needs no order)
-    hooks_sql = (f"SELECT w.id, w.event_type, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', w.created_at) AS at_us, w.event_id, w.company_id, "
+    # times as integers (attempt_inputs.micros_sql); ORDER BY is the index order (created_at, id): no
+    # filesort (one appointment per uid, so a.id needs no order)
+    hooks_sql = (f"SELECT w.id, w.event_type, {ai.micros_sql('w.created_at')} AS at_us, w.event_id, w.company_id, "
                  f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call, "
                  f"a.id AS a_id, a.source AS a_source FROM webhook_events w{hint_w} "
                  f"LEFT JOIN appointments a ON a.calcom_v2_booking_id = w.event_id "

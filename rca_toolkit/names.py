@@ -38,9 +38,8 @@ def family_series(names: pd.Series) -> pd.Series:
     a window holds 100k+ traces of a dozen names)."""
     codes, uniques = pd.factorize(names.astype("string"), use_na_sentinel=True)
     base = pd.Series(uniques, dtype="string").str.strip().str.replace(_VERSION_SUFFIX, "", regex=True).replace(FUNCTION_ALIASES)
-    folded = pd.Series(base.to_numpy(dtype=object)[codes], index=names.index, dtype="string")
-    folded[codes < 0] = pd.NA
-    return folded.astype("category")
+    folded = np.append(base.to_numpy(dtype=object), None)[codes]  # code -1 (missing) takes the trailing None
+    return pd.Series(folded, index=names.index, dtype="string").astype("category")
 
 
 def real_call_ids(call_ids: pd.Series) -> pd.Series:

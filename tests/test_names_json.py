@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.jsonutil import decode_json
-from rca_toolkit.names import family_series, function_family, id_kind, is_real_call_id
+from rca_toolkit.names import family_series, function_family, id_kind, is_real_call_id, real_call_ids
 
 
 @pytest.mark.parametrize(
@@ -19,6 +19,19 @@ def test_function_family(name, family):
 def test_family_series_matches_scalar():
     names = pd.Series(["book_appointment_v17", "start_booking", "check_customer"])
     assert list(family_series(names)) == ["book_appointment", "book_appointment", "check_customer"]
+    # folded once per distinct name: the index is kept, missing names stay missing, empty stays empty
+    mixed = pd.Series([" start_booking ", None, "book_appointment_v17", "start_booking"], index=[7, 3, 5, 1])
+    folded = family_series(mixed)
+    assert folded.index.tolist() == [7, 3, 5, 1]
+    assert [function_family(n) for n in mixed] == [None if pd.isna(v) else v for v in folded]
+    assert family_series(pd.Series([], dtype="string")).tolist() == []
+
+
+def test_real_call_ids_match_the_scalar_rule():
+    ids = pd.Series(["call_ab45deadd7db66c4956d5243861", "test_1", pd.NA, "call_ab45deadd7db66c4956d5243861", ""],
+                    index=[4, 3, 2, 1, 0], dtype="string")
+    assert real_call_ids(ids).tolist() == [True, False, False, True, False]
+    assert real_call_ids(ids).index.tolist() == [4, 3, 2, 1, 0]
 
 
 @pytest.mark.parametrize(
