@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from . import loaders, names
 from .config import progress
 from .db import require_columns
+from .distinct import per_distinct
 from .jsonutil import decode_json
 from .timeutil import parse_instant
 
@@ -91,10 +91,7 @@ def _decode(series: pd.Series) -> pd.Series:
 
     Why: 100k failures of one incident carry a handful of distinct ``error_details``; a dict
     per row cost hundreds of MiB at 1M calls."""
-    codes, distinct = pd.factorize(series, use_na_sentinel=True)
-    decoded = np.empty(len(distinct) + 1, dtype=object)  # the last slot stands for NULL (code -1)
-    decoded[:len(distinct)] = [decode_json(v)[0] for v in distinct]
-    return pd.Series(decoded[np.where(codes < 0, len(distinct), codes)], index=series.index, dtype="object")
+    return pd.Series(per_distinct(series, lambda text: decode_json(text)[0]), index=series.index, dtype="object")
 
 
 def _stored_values(engine: sa.Engine, table: str, col: str) -> list[str]:

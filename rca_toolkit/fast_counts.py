@@ -84,8 +84,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
                     ends[label] = value
     if ends["first"] is None:
         return None
-    head = {"first": ends["first"], "last": ends["last"]}
-    first, last = head["first"].tz_localize("UTC"), head["last"].tz_localize("UTC")
+    first, last = ends["first"].tz_localize("UTC"), ends["last"].tz_localize("UTC")
     lo, hi = first - ai.EARLY, last + ai.PAD
     base.update(lo=loaders._wall_bound(lo, engine, pd.Timedelta(0)), hi=loaders._wall_bound(hi, engine, pd.Timedelta(0)),
                 lo_calls=loaders._wall_bound(lo - ai.PAD, engine, pd.Timedelta(0)))

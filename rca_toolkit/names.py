@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pandas as pd
+
+from .distinct import per_distinct
 
 RETELL_CALL_ID = re.compile(r"^call_[0-9a-f]{27}$")
 TEST_ID_PATTERNS = {
@@ -34,19 +35,13 @@ def function_family(name: str | None) -> str | None:
 
 
 def family_series(names: pd.Series) -> pd.Series:
-    """Vectorised :func:`function_family` returning a categorical series (each distinct name folded once:
-    a window holds 100k+ traces of a dozen names)."""
-    codes, uniques = pd.factorize(names.astype("string"), use_na_sentinel=True)
-    base = pd.Series(uniques, dtype="string").str.strip().str.replace(_VERSION_SUFFIX, "", regex=True).replace(FUNCTION_ALIASES)
-    folded = np.append(base.to_numpy(dtype=object), None)[codes]  # code -1 (missing) takes the trailing None
-    return pd.Series(folded, index=names.index, dtype="string").astype("category")
+    """Vectorised :func:`function_family` returning a categorical series (once per distinct name)."""
+    return pd.Series(per_distinct(names, function_family), index=names.index, dtype="string").astype("category")
 
 
 def real_call_ids(call_ids: pd.Series) -> pd.Series:
     """:func:`is_real_call_id` per row, decided once per distinct id (bool series, same index)."""
-    codes, uniques = pd.factorize(call_ids.astype("object"), use_na_sentinel=True)
-    real = np.array([is_real_call_id(v) for v in uniques] + [False], dtype=bool)
-    return pd.Series(real[codes], index=call_ids.index)  # code -1 (missing) takes the trailing False
+    return pd.Series(per_distinct(call_ids, is_real_call_id, False).astype(bool), index=call_ids.index)
 
 
 def id_kind(call_id: str | None) -> str:

@@ -266,8 +266,9 @@ def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str 
     earliest attempt time of each group (reports order ties by first occurrence).
 
     ``method="sql"`` counts the successes that claim their own appointment's uid in the database
-    (:mod:`rca_toolkit.fast_counts`, MariaDB only, same counts). Not the default: at 1M calls on a
-    server with a 128 MiB buffer pool it took 70 s for 30 days against 35 s for the lean rows.
+    (:mod:`rca_toolkit.fast_counts`, MariaDB only, same counts); ``rca compare`` uses it. Not the
+    default: at 1M calls on a server with a 128 MiB buffer pool it once took 70 s for 30 days against
+    35 s for the lean rows (measured before the claims rework of 2026-11-24; not measured again).
     """
     extra = [by] if isinstance(by, str) else list(by)
     unknown = [k for k in extra if k not in BY_COLUMNS]

@@ -63,3 +63,14 @@ def test_json_default_renders_numpy_pandas_and_sets():
     text = json.dumps([np.int64(3), np.float32("nan"), pd.Timestamp("2025-10-18T10:00Z"), {2, 1}, np.array([1, 2]),
                        np.bool_(True), pd.NA, pd.NaT], default=json_default)
     assert text == '[3, null, "2025-10-18T10:00:00+00:00", [1, 2], [1, 2], true, null, null]'
+
+
+def test_per_distinct_calls_once_per_value_and_keeps_row_order():
+    from rca_toolkit.distinct import per_distinct
+
+    calls = []
+    values = pd.Series(['{"a": 1}', None, '{"a": 1}', "[1, 2]"], index=[9, 8, 7, 6])
+    out = per_distinct(values, lambda v: calls.append(v) or decode_json(v)[0], missing="none")
+    assert calls == ['{"a": 1}', "[1, 2]"]
+    assert list(out) == [{"a": 1}, "none", {"a": 1}, [1, 2]]
+    assert out[0] is out[2]  # equal values share one result
