@@ -7,16 +7,18 @@ attempt of the window names a uid in its JSON and no ``BOOKING_CREATED`` payload
 (both checked; otherwise ``None`` and the caller classifies every row), the outcome rules
 reduce to:
 
-* each success claims the uid of its own appointment (``metadata.retell_call_id``, else
-  ``appointments.call_id`` = ``calls.id``; first appointment by id) when a ``BOOKING_CREATED``
-  webhook of the padded window confirms it, first success per uid wins: the own appointment and
-  the rank per appointment come from SQL (JSON, a correlated lookup, ``ROW_NUMBER()``); the
-  confirmation from the webhooks' join to their appointment (unique ``calcom_v2_booking_id``);
+* each success claims the uid of its own appointment (the first, by id, of the window's appointments
+  naming its call in ``metadata.retell_call_id``, else of those on the call's row,
+  ``appointments.call_id`` = ``calls.id``) when a ``BOOKING_CREATED`` webhook of the padded window
+  confirms it; the first real success per appointment wins. The successes and the window's
+  appointments come as lean rows (ids, times, the ``JSON_VALUE`` of the metadata); the ranking and the
+  uid matching are pandas work (a ``GROUP BY`` on the metadata key, a ``ROW_NUMBER`` and the webhooks
+  join to their appointment cost the server 5 s at 1M calls);
 * the failures and the successes left without a uid are classified row by row as
   :func:`rca_toolkit.outcomes.classify` does, against the webhooks no success claimed.
 
-The claims statement runs on a second connection while the first reads the webhooks and the
-failures with their error rows. Times travel as integer microseconds. The result equals
+The successes and appointments are read on a second connection while the first reads the webhooks
+and the failures with their error rows. Times travel as integer microseconds. The result equals
 ``count_attempts(booking_attempts(...))`` (the tests compare them, also on a perturbed world).
 """
 
@@ -86,8 +88,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         return None
     first, last = ends["first"].tz_localize("UTC"), ends["last"].tz_localize("UTC")
     lo, hi = first - ai.EARLY, last + ai.PAD
-    base.update(lo=loaders._wall_bound(lo, engine, pd.Timedelta(0)), hi=loaders._wall_bound(hi, engine, pd.Timedelta(0)),
-                lo_calls=loaders._wall_bound(lo - ai.PAD, engine, pd.Timedelta(0)))
+    base.update(lo=loaders._wall_bound(lo, engine, pd.Timedelta(0)), hi=loaders._wall_bound(hi, engine, pd.Timedelta(0)))
     types = [t for t in ai._stored_values(engine, "webhook_events", "event_type")
              if ai._norm_event_type(pd.Series([t.strip()])).iloc[0] == ai.BOOKING_CREATED]
     base.update({f"et{i}": t for i, t in enumerate(types)})
@@ -96,66 +97,52 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
              f"AND CAST(UPPER(REPLACE(w.event_type, '.', '_')) AS BINARY) = 'BOOKING_CREATED'")
     hint_w = ai.force_index(engine, schema, "webhook_events", "webhook_events_created_at_index")
     hint_a = ai.force_index(engine, schema, "appointments", "appointments_created_at_index")
-    window_a = "created_at >= :lo AND created_at < :hi AND deleted_at IS NULL"
     rcid = "COALESCE(JSON_VALUE(metadata, '$.retell_call_id'), JSON_VALUE(JSON_UNQUOTE(metadata), '$.retell_call_id'))"
-    # an indexable, case- and length-exact key (the derived table gets an index on it: ref, not a join buffer)
-    cte = (f"WITH am AS (SELECT rb, rlen, MIN(id) AS id FROM (SELECT id, CAST({rcid} AS CHAR(64)) COLLATE utf8mb4_bin AS rb, "
-           f"CHAR_LENGTH({rcid}) AS rlen FROM appointments{hint_a} WHERE {window_a} "
-           f"AND {ai._like_any('metadata', ['retell_call_id'])}) m WHERE rb IS NOT NULL GROUP BY rb, rlen), "
-           f"succ AS (SELECT t.id AS trace_id, t.started_at, t.function_name, s.company_id, "
-           f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN 0 ELSE 1 END AS test_rank, "
-           f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN NULL ELSE s.call_id END AS test_id, "
-           f"CASE WHEN {loaders.real_call_id_sql('s.call_id')} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like, "
-           # the call's own appointment: the first naming it in metadata, else (looked up only then) the first
-           # of the call's row (calls.id); both come from the window's appointments
-           f"COALESCE(am.id, (SELECT MIN(a2.id) FROM calls c JOIN appointments a2 "
-           f"ON a2.call_id = c.id WHERE c.retell_call_id = s.call_id AND CAST(c.retell_call_id AS BINARY) = CAST(s.call_id AS BINARY) "
-           f"AND c.deleted_at IS NULL AND s.started_at >= :lo_calls AND s.started_at < :hi "
-           f"AND a2.created_at >= :lo AND a2.created_at < :hi AND a2.deleted_at IS NULL)) AS a_id "
-           f"FROM retell_function_traces t{ai.force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
-           f"JOIN retell_call_sessions s ON s.id = t.call_session_id "
-           f"LEFT JOIN am ON am.rb = s.call_id COLLATE utf8mb4_bin AND am.rlen = CHAR_LENGTH(s.call_id) "
-           f"WHERE {' AND '.join(where)} AND {ai.is_success_sql('t.status', engine)}) ")
-    # rank 1 = the first real success of its appointment (test rows sort last); whether a webhook confirms the
-    # appointment's uid comes from the webhooks' own join to their appointment (one appointment per uid)
-    succ_sql = (f"{cte}SELECT trace_id, a_id, ROW_NUMBER() OVER (PARTITION BY a_id ORDER BY test_rank, started_at, trace_id) AS rk, "
-                f"function_name, company_id, {ai.micros_sql('started_at')} AS at_us, test_id, uid_like FROM succ")
-    # every BOOKING_CREATED webhook of the padded window, lean, with the local appointment of its uid (unique
-    # index; exact, case-sensitive match); a payload that names a call ends the shortcut
-    # times as integers (attempt_inputs.micros_sql); ORDER BY is the index order (created_at, id): no
-    # filesort (one appointment per uid, so a.id needs no order)
-    hooks_sql = (f"SELECT w.id, w.event_type, {ai.micros_sql('w.created_at')} AS at_us, w.event_id, w.company_id, "
-                 f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call, "
-                 f"a.id AS a_id, a.source AS a_source FROM webhook_events w{hint_w} "
-                 f"LEFT JOIN appointments a ON a.calcom_v2_booking_id = w.event_id "
-                 f"AND CAST(a.calcom_v2_booking_id AS BINARY) = CAST(w.event_id AS BINARY) "
-                 f"AND a.created_at >= :lo AND a.created_at < :hi AND a.deleted_at IS NULL "
-                 f"WHERE {hooks} ORDER BY w.created_at, w.id")
-    # The successes' claims keep the server busy for seconds: they run on a second connection
-    # while this one reads the webhooks, the failures and their errors (independent of the claims).
+    # the window's appointments, lean: the call each names in metadata, its uid and source
+    appts_sql = (f"SELECT id, calcom_v2_booking_id AS uid, source, "
+                 f"CASE WHEN {ai._like_any('metadata', ['retell_call_id'])} THEN {rcid} END AS rcid "
+                 f"FROM appointments{hint_a} WHERE created_at >= :lo AND created_at < :hi AND deleted_at IS NULL")
+    real_sql = loaders.real_call_id_sql("s.call_id")
+    succ_sql = (f"SELECT t.id AS trace_id, {ai.micros_sql('t.started_at')} AS at_us, t.function_name, s.company_id, s.call_id, "
+                f"CASE WHEN {real_sql} THEN 0 ELSE 1 END AS test_rank, "
+                f"CASE WHEN {real_sql} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like, "
+                f"{ai.micros_sql('s.started_at')} AS session_us {traces_from} AND {ai.is_success_sql('t.status', engine)}")
+    # every BOOKING_CREATED webhook of the padded window (the type normalised as attempt_inputs._norm_event_type
+    # does), lean; a payload that names a call ends the shortcut; times as integers (attempt_inputs.micros_sql),
+    # in index order (no filesort)
+    hooks_sql = (f"SELECT {ai.micros_sql('w.created_at')} AS at_us, w.event_id, w.company_id, "
+                 f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call "
+                 f"FROM webhook_events w{hint_w} WHERE {hooks} ORDER BY w.created_at, w.id")
+    # The successes and the appointments keep the server busy for seconds: they are read on a second
+    # connection while this one reads the webhooks, the failures and their errors (independent of them).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        succ_future = pool.submit(run, succ_sql, base)
-        hooks_rows = run(hooks_sql, base).drop_duplicates("id")
+        claims_future = pool.submit(lambda: (run(succ_sql, base), run(appts_sql, base)))
+        hooks_rows = run(hooks_sql, base)
         first_error, error_params = _error_join(engine, lo, hi, company_id)
         failed = ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
                             extra_where=[ai._not_success_sql("t.status", engine)], extra_params=error_params,
                             extra_select=FIRST_ERROR_SELECT, extra_join=first_error)
         failed, failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
-        succ = succ_future.result()
+        succ, appts = claims_future.result()
     if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
         return None
     if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
         return None
-    # a real success claims its appointment's uid when it ranks first there and a webhook confirms the uid
-    real = succ["test_id"].isna()
-    a_id = pd.to_numeric(succ["a_id"])
-    hooked_a = pd.to_numeric(hooks_rows["a_id"])
-    claims = real & (pd.to_numeric(succ["rk"]) == 1) & a_id.isin(set(hooked_a.dropna()))
-    unclaimed = hooks_rows[~hooked_a.isin(set(a_id[claims]))]
-    webhooks = _webhook_frame(unclaimed.drop(columns=["names_call", "a_id", "a_source"]))
+    appts = appts.sort_values("id", kind="stable").reset_index(drop=True)
+    appts["id"] = pd.to_numeric(appts["id"]).astype("int64")
+    real = pd.to_numeric(succ["test_rank"]).eq(0)
+    a_id = _own_appointment(engine, schema, succ, appts, lo, hi, statements)
+    # a real success claims its appointment's uid when it is the appointment's first (real first, then time,
+    # then trace id) and a webhook of the padded window confirms that uid
+    order = pd.DataFrame({"a": a_id, "test": pd.to_numeric(succ["test_rank"]), "at": succ["at_us"], "id": succ["trace_id"]})
+    first = ~order.sort_values(["a", "test", "at", "id"], kind="stable").duplicated("a")
+    uid = a_id.map(appts.set_index("id")["uid"]) if len(appts) else pd.Series(None, index=succ.index, dtype="object")
+    claims = real & a_id.notna() & first.reindex(succ.index) & uid.isin(hooks_rows["event_id"])
+    unclaimed = hooks_rows[~hooks_rows["event_id"].isin(uid[claims])]
+    webhooks = _webhook_frame(unclaimed.drop(columns=["names_call"]))
     resolved = succ[claims]
     open_ids = succ.loc[real & ~claims, "trace_id"].astype("int64").tolist()
-    test_ids = succ["test_id"].dropna().astype(str)
+    test_ids = succ.loc[~real, "call_id"].dropna().astype(str)
     parts = [failed]
     for i in range(0, len(open_ids), ai.ID_CHUNK):
         ids = ", ".join(str(v) for v in open_ids[i:i + ai.ID_CHUNK])
@@ -171,7 +158,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     rows = pd.concat(parts, ignore_index=True).sort_values(["started_at", "trace_id"], kind="stable").reset_index(drop=True)
     rows = rows[names.real_call_ids(rows["call_id"])].reset_index(drop=True)
     errors = failed_errors  # lean: only failures read errors, so the successes added above need none
-    appointments = _local_appointments(unclaimed)
+    appointments = _local_appointments(appts[appts["uid"].isin(unclaimed["event_id"])])
     classified = outcomes.classify(rows, errors, appointments, webhooks, ai._empty_calls())
     classified["n"] = 1
     fam = names.family_series(resolved["function_name"].astype("string")).astype(str)
@@ -194,11 +181,12 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
 
 
 def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.assign(created_at=ai.from_micros(frame["at_us"])).drop(columns="at_us")
-    frame["event_type_norm"] = ai._norm_event_type(frame["event_type"])
-    frame = frame[frame["event_type_norm"].eq(ai.BOOKING_CREATED).fillna(False)].reset_index(drop=True)
+    """The webhooks as ``attempt_inputs._webhooks`` has them, for the columns ``outcomes.classify`` reads
+    (every row is a ``BOOKING_CREATED``: the statement selected only those)."""
+    frame = frame.assign(created_at=ai.from_micros(frame["at_us"])).drop(columns="at_us").reset_index(drop=True)
+    frame["event_type"] = frame["event_type_norm"] = ai.BOOKING_CREATED
     frame["payload"] = None
-    return loaders._typed(frame, ints=["id", "company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
+    return loaders._typed(frame, ints=["company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
 
 
 FIRST_ERROR_SELECT = (f", fe.id AS fe_id, {ai.micros_sql('fe.occurred_at')} AS fe_at, fe.error_message AS fe_message, "
@@ -208,12 +196,15 @@ FIRST_ERROR_SELECT = (f", fe.id AS fe_id, {ai.micros_sql('fe.occurred_at')} AS f
 def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
     """Each failure's error rows by ``function_trace_id``, kept as ``attempt_inputs._errors`` keeps them
     (window, real call id of their session, company): a foreign-key lookup per failure instead of a second
-    100k-row fetch (a correlated ``ORDER BY ... LIMIT 1`` took twice as long; the first row is picked in pandas)."""
+    100k-row fetch (a correlated ``ORDER BY ... LIMIT 1`` took twice as long; the first row is picked in pandas).
+    An error row of the failure's own session needs no session lookup: the failure's company was filtered and
+    a failure whose call id is not real keeps no errors (``_errors_of_failures``)."""
     params: dict = {}
-    cond = ai._bounds("fe.occurred_at", lo, hi, engine, params, "fe") + loaders._company_clause("es.company_id", company_id, params)
-    cond.append(loaders.real_call_id_sql("es.call_id", engine))
-    return (f" LEFT JOIN (retell_error_log fe JOIN retell_call_sessions es ON es.id = fe.call_session_id AND "
-            f"{' AND '.join(cond)}) ON fe.function_trace_id = t.id"), params
+    cond = ai._bounds("fe.occurred_at", lo, hi, engine, params, "fe")
+    other = [loaders.real_call_id_sql("es.call_id", engine)] + loaders._company_clause("es.company_id", company_id, params)
+    cond.append(f"(fe.call_session_id = t.call_session_id OR EXISTS (SELECT 1 FROM retell_call_sessions es "
+                f"WHERE es.id = fe.call_session_id AND {' AND '.join(other)}))")
+    return f" LEFT JOIN retell_error_log fe ON fe.function_trace_id = t.id AND {' AND '.join(cond)}", params
 
 
 def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id, statements: list) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -239,12 +230,38 @@ def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id
     return failed, ai._errors(engine, schema, real, lo, hi, company_id, lean=True, statements=statements, by_trace=by_trace)
 
 
-def _local_appointments(hooks: pd.DataFrame) -> pd.DataFrame:
-    """Appointments of the window carrying an unclaimed uid, from the webhooks' join; their call links left
-    out on purpose: these attempts have no own appointment to claim (that was settled in SQL)."""
-    frame = hooks.dropna(subset=["a_id"]).drop_duplicates("a_id").sort_values("a_id", kind="stable")
-    return pd.DataFrame({"id": pd.to_numeric(frame["a_id"]).astype("Int64").to_numpy(),
-                         "call_id": pd.array([pd.NA] * len(frame), dtype="Int64"),
-                         "calcom_v2_booking_id": frame["event_id"].astype("string").to_numpy(),
-                         "source": frame["a_source"].astype("string").astype("category").to_numpy(),
-                         "retell_call_id": pd.array([pd.NA] * len(frame), dtype="string")})
+def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo, hi, statements: list) -> pd.Series:
+    """Each success's own appointment id, as ``outcomes._appointment_by_call`` finds it: the first (by id) of
+    the window's appointments naming its call in metadata, else the first on the call's row
+    (``appointments.call_id`` = ``calls.id``). Only calls no appointment names are looked up, as
+    ``attempt_inputs._calls_of`` does for the rows, and only their appointments (``call_id`` index)."""
+    by_meta = appts.dropna(subset=["rcid"]).drop_duplicates("rcid").set_index("rcid")["id"]
+    a_id = pd.to_numeric(succ["call_id"].map(by_meta)).astype("Int64")
+    todo = succ[a_id.isna() & succ["call_id"].notna()]
+    if not len(todo) or "call_id" not in schema["appointments"].columns:
+        return a_id
+    traces = pd.DataFrame({"call_id": todo["call_id"].astype(str), "session_started_at": ai.from_micros(todo["session_us"])})
+    calls = ai._calls_of(engine, schema, traces, pd.DataFrame({"retell_call_id": appts["rcid"]}), lo, hi, statements)
+    local_ids = sorted(set(calls["local_call_id"].dropna().astype(int)))
+    params = {"lo": loaders._wall_bound(lo, engine, pd.Timedelta(0)), "hi": loaders._wall_bound(hi, engine, pd.Timedelta(0))}
+    rows = []
+    for i in range(0, len(local_ids), ai.ID_CHUNK):
+        sql = (f"SELECT id, call_id FROM appointments WHERE call_id IN ({', '.join(map(str, local_ids[i:i + ai.ID_CHUNK]))}) "
+               "AND created_at >= :lo AND created_at < :hi AND deleted_at IS NULL")
+        statements.append((sql, params))
+        rows.append(loaders._query(engine, sql, params))
+    if not rows:
+        return a_id
+    linked = pd.concat(rows, ignore_index=True).apply(pd.to_numeric).sort_values("id").drop_duplicates("call_id")
+    via = todo["call_id"].map(calls.set_index("call_id")["local_call_id"]).map(linked.set_index("call_id")["id"])
+    return a_id.fillna(pd.to_numeric(via).astype("Int64").reindex(a_id.index))
+
+
+def _local_appointments(appts: pd.DataFrame) -> pd.DataFrame:
+    """Appointments of the window carrying an unclaimed uid; their call links left out on purpose: these
+    attempts have no own appointment to claim (that was settled by ``_own_appointment``)."""
+    return pd.DataFrame({"id": appts["id"].astype("Int64").to_numpy(),
+                         "call_id": pd.array([pd.NA] * len(appts), dtype="Int64"),
+                         "calcom_v2_booking_id": appts["uid"].astype("string").to_numpy(),
+                         "source": appts["source"].astype("string").astype("category").to_numpy(),
+                         "retell_call_id": pd.array([pd.NA] * len(appts), dtype="string")})

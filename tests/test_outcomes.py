@@ -254,6 +254,9 @@ PERTURBATIONS = [  # (what it exercises in the SQL shortcut, statement on a copy
      "INSERT INTO retell_error_log (call_session_id, function_trace_id, error_code, error_type, occurred_at, error_message, "
      "affected_function) SELECT call_session_id, function_trace_id, 'LATER', error_type, occurred_at + INTERVAL 1 SECOND, "
      "CONCAT('Later: ', error_message), affected_function FROM retell_error_log WHERE MOD(function_trace_id, 3) = 2"),
+    ("an error row filed under a test call's session is not the trace's error",
+     "UPDATE retell_error_log SET call_session_id = (SELECT MIN(id) FROM retell_call_sessions WHERE call_id LIKE 'test%'), "
+     "error_message = CONCAT('Foreign: ', error_message) WHERE MOD(function_trace_id, 5) = 4"),
 ]
 
 
@@ -287,4 +290,4 @@ def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
                 # a success whose appointment is missed still counts as a success, but is then linked by time
                 assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
         assert attempts["signature"].astype(str).str.startswith(("Earlier", "Unlinked")).any()
-        assert not attempts["signature"].astype(str).str.startswith("Later").any()
+        assert not attempts["signature"].astype(str).str.startswith(("Later", "Foreign")).any()
