@@ -128,26 +128,8 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         return None
     if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
         return None
-    appts = appts.sort_values("id", kind="stable").reset_index(drop=True)
-    appts["id"] = pd.to_numeric(appts["id"]).astype("int64")
-    real = pd.to_numeric(succ["test_rank"]).eq(0)
-    a_id = _own_appointment(engine, schema, succ, appts, lo, hi, statements)
-    # a real success claims its appointment's uid when it is the appointment's first (real first, then time,
-    # then trace id) and a webhook of the padded window confirms that uid
-    order = pd.DataFrame({"a": a_id, "test": pd.to_numeric(succ["test_rank"]), "at": succ["at_us"], "id": succ["trace_id"]})
-    first = ~order.sort_values(["a", "test", "at", "id"], kind="stable").duplicated("a")
-    uid = a_id.map(appts.set_index("id")["uid"]) if len(appts) else pd.Series(None, index=succ.index, dtype="object")
-    claims = real & a_id.notna() & first.reindex(succ.index) & uid.isin(hooks_rows["event_id"])
-    unclaimed = hooks_rows[~hooks_rows["event_id"].isin(uid[claims])]
-    webhooks = _webhook_frame(unclaimed.drop(columns=["names_call"]))
-    resolved = succ[claims]
-    open_ids = succ.loc[real & ~claims, "trace_id"].astype("int64").tolist()
-    test_ids = succ.loc[~real, "call_id"].dropna().astype(str)
-    parts = [failed]
-    for i in range(0, len(open_ids), ai.ID_CHUNK):
-        ids = ", ".join(str(v) for v in open_ids[i:i + ai.ID_CHUNK])
-        parts.append(ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
-                                extra_where=[f"t.id IN ({ids})"]))
+    resolved, open_ids, test_ids, webhooks, appointments = _claims(engine, schema, succ, appts, hooks_rows, lo, hi, statements)
+    del succ, appts, hooks_rows  # the largest frames: freed before the failures are classified (peak memory)
     attrs = failed.attrs
     odd = ~names.real_call_ids(failed["call_id"])
     excluded_ids = set(test_ids) | set(failed.loc[odd, "call_id"].astype(str))
@@ -155,12 +137,19 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     real_failed = failed[~odd]
     if any(outcomes.blob_uids(real_failed["output_result"], real_failed["error_details"])):
         return None  # a failure names a uid in its JSON
+    parts = [failed]
+    for i in range(0, len(open_ids), ai.ID_CHUNK):
+        ids = ", ".join(str(v) for v in open_ids[i:i + ai.ID_CHUNK])
+        parts.append(ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
+                                extra_where=[f"t.id IN ({ids})"]))
     rows = pd.concat(parts, ignore_index=True).sort_values(["started_at", "trace_id"], kind="stable").reset_index(drop=True)
+    del parts, failed, real_failed
     rows = rows[names.real_call_ids(rows["call_id"])].reset_index(drop=True)
-    errors = failed_errors  # lean: only failures read errors, so the successes added above need none
-    appointments = _local_appointments(appts[appts["uid"].isin(unclaimed["event_id"])])
-    classified = outcomes.classify(rows, errors, appointments, webhooks, ai._empty_calls())
+    # lean: only failures read errors, so the successes added above need none
+    classified = outcomes.classify(rows, failed_errors, appointments, webhooks, ai._empty_calls())
+    del rows, failed_errors, appointments, webhooks
     classified["n"] = 1
+    inferred = int(classified["calcom_link"].eq("time").sum())
     fam = names.family_series(resolved["function_name"].astype("string")).astype(str)
     ok = pd.DataFrame({"at": ai.from_micros(resolved["at_us"]).array, "path": fam.to_numpy(),
                        "family": fam.to_numpy(), "function_name": resolved["function_name"].astype(str).to_numpy(),
@@ -168,16 +157,38 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
                        "rescued_by_webhook": False, "signature": pd.NA, "error_code": pd.NA, "calcom_link": "appointment",
                        "n": 1})
     frame = pd.concat([classified, ok], ignore_index=True) if len(ok) else classified
+    del classified, ok, resolved
     frame["at"] = pd.to_datetime(frame["at"], utc=True)
     result = outcomes.count_attempts(frame, freq=freq, bins=bins, by=list(by), first_at=first_at, weight="n")
     outcome_counts = frame.groupby(frame["outcome"].astype(str))["n"].sum()
     result.attrs = {**attrs, "excluded_test_ids": len(excluded_ids), "excluded_test_attempts": excluded,
                     "outcome_counts": {o: int(outcome_counts.get(o, 0)) for o in outcomes.OUTCOMES},
-                    "inferred_calcom_links": int(classified["calcom_link"].eq("time").sum()), "statements": len(statements)}
+                    "inferred_calcom_links": inferred, "statements": len(statements)}
     missing = {t: m for t, m in (("appointments", loaders._present(schema, "appointments", loaders.APPOINTMENT_COLUMNS)[1]),
                                  ("webhook_events", loaders._present(schema, "webhook_events", ai.WEBHOOK_WANTED)[1])) if m}
     result.attrs["missing_columns"] = missing
     return result
+
+
+def _claims(engine, schema, succ, appts, hooks, lo, hi, statements: list):
+    """Which successes claim a uid: a real success claims its own appointment's uid when it is that
+    appointment's first success (real first, then time, then trace id) and a webhook of the padded window
+    confirms the uid. Returns the claiming successes (lean), the ids of the other real successes, the test
+    call ids, and the webhooks no success claimed with the window's appointments carrying their uids."""
+    appts = appts.sort_values("id", kind="stable").reset_index(drop=True)
+    appts["id"] = pd.to_numeric(appts["id"]).astype("int64")
+    real = pd.to_numeric(succ["test_rank"]).eq(0)
+    a_id = _own_appointment(engine, schema, succ, appts, lo, hi, statements)
+    order = pd.DataFrame({"a": a_id, "test": pd.to_numeric(succ["test_rank"]), "at": succ["at_us"], "id": succ["trace_id"]})
+    first = ~order.sort_values(["a", "test", "at", "id"], kind="stable").duplicated("a")
+    uid = a_id.map(appts.set_index("id")["uid"]) if len(appts) else pd.Series(None, index=succ.index, dtype="object")
+    claims = real & a_id.notna() & first.reindex(succ.index) & uid.isin(hooks["event_id"])
+    unclaimed = hooks[~hooks["event_id"].isin(uid[claims])]
+    return (succ.loc[claims, ["function_name", "company_id", "at_us"]],
+            succ.loc[real & ~claims, "trace_id"].astype("int64").tolist(),
+            succ.loc[~real, "call_id"].dropna().astype(str),
+            _webhook_frame(unclaimed.drop(columns=["names_call"])),
+            _local_appointments(appts[appts["uid"].isin(unclaimed["event_id"])]))
 
 
 def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -238,7 +249,7 @@ def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo
     by_meta = appts.dropna(subset=["rcid"]).drop_duplicates("rcid").set_index("rcid")["id"]
     a_id = pd.to_numeric(succ["call_id"].map(by_meta)).astype("Int64")
     todo = succ[a_id.isna() & succ["call_id"].notna()]
-    if not len(todo) or "call_id" not in schema["appointments"].columns:
+    if not len(todo):
         return a_id
     traces = pd.DataFrame({"call_id": todo["call_id"].astype(str), "session_started_at": ai.from_micros(todo["session_us"])})
     calls = ai._calls_of(engine, schema, traces, pd.DataFrame({"retell_call_id": appts["rcid"]}), lo, hi, statements)
