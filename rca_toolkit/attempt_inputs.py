@@ -216,15 +216,19 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
                           strings=["call_id", "error_message", "affected_function", "frame"], cats=["error_code", "family"])
 
 
-def _run(engine, parts: list, statements: list) -> pd.DataFrame:
+ERROR_ROW_COLUMNS = ["error_id", "function_trace_id", "call_id", "company_id", "occurred_at", "error_message", "error_code",
+                     "affected_function", "error_context"]
+
+
+def _run(engine, parts: list, statements: list, *, desc: str = "errors of the attempts",
+         columns=ERROR_ROW_COLUMNS) -> pd.DataFrame:
+    """Chunked statements (``ID_CHUNK`` ids each) on one connection, their rows concatenated (``columns`` when none)."""
     frames = []
     with engine.connect() as conn:
-        for sql, params in progress(parts, "errors of the attempts", unit="chunk", at_least=4, leave=False):
+        for sql, params in progress(parts, desc, unit="chunk", at_least=4, leave=False):
             statements.append((sql, params))
             frames.append(loaders._query(engine, sql, params, conn))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["error_id", "function_trace_id", "call_id", "company_id", "occurred_at", "error_message", "error_code",
-                 "affected_function", "error_context"])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:

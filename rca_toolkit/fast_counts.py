@@ -128,7 +128,9 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         return None
     if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
         return None
-    resolved, open_ids, test_ids, webhooks, appointments = _claims(engine, schema, succ, appts, hooks_rows, lo, hi, statements)
+    window = {"lo": base["lo"], "hi": base["hi"]}
+    resolved, open_ids, test_ids, webhooks, appointments = _claims(engine, schema, succ, appts, hooks_rows, lo, hi, window,
+                                                                   statements)
     del succ, appts, hooks_rows  # the largest frames: freed before the failures are classified (peak memory)
     attrs = failed.attrs
     odd = ~names.real_call_ids(failed["call_id"])
@@ -170,7 +172,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     return result
 
 
-def _claims(engine, schema, succ, appts, hooks, lo, hi, statements: list):
+def _claims(engine, schema, succ, appts, hooks, lo, hi, window: dict, statements: list):
     """Which successes claim a uid: a real success claims its own appointment's uid when it is that
     appointment's first success (real first, then time, then trace id) and a webhook of the padded window
     confirms the uid. Returns the claiming successes (lean), the ids of the other real successes, the test
@@ -178,7 +180,7 @@ def _claims(engine, schema, succ, appts, hooks, lo, hi, statements: list):
     appts = appts.sort_values("id", kind="stable").reset_index(drop=True)
     appts["id"] = pd.to_numeric(appts["id"]).astype("int64")
     real = pd.to_numeric(succ["test_rank"]).eq(0)
-    a_id = _own_appointment(engine, schema, succ, appts, lo, hi, statements)
+    a_id = _own_appointment(engine, schema, succ, appts, lo, hi, window, statements)
     order = pd.DataFrame({"a": a_id, "test": pd.to_numeric(succ["test_rank"]), "at": succ["at_us"], "id": succ["trace_id"]})
     first = ~order.sort_values(["a", "test", "at", "id"], kind="stable").duplicated("a")
     uid = a_id.map(appts.set_index("id")["uid"]) if len(appts) else pd.Series(None, index=succ.index, dtype="object")
@@ -241,31 +243,26 @@ def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id
     return failed, ai._errors(engine, schema, real, lo, hi, company_id, lean=True, statements=statements, by_trace=by_trace)
 
 
-def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo, hi, statements: list) -> pd.Series:
-    """Each success's own appointment id, as ``outcomes._appointment_by_call`` finds it: the first (by id) of
-    the window's appointments naming its call in metadata, else the first on the call's row
-    (``appointments.call_id`` = ``calls.id``). Only calls no appointment names are looked up, as
-    ``attempt_inputs._calls_of`` does for the rows, and only their appointments (``call_id`` index)."""
-    by_meta = appts.dropna(subset=["rcid"]).drop_duplicates("rcid").set_index("rcid")["id"]
-    a_id = pd.to_numeric(succ["call_id"].map(by_meta)).astype("Int64")
-    todo = succ[a_id.isna() & succ["call_id"].notna()]
-    if not len(todo):
-        return a_id
+def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo, hi, window: dict,
+                     statements: list) -> pd.Series:
+    """Each success's own appointment id by ``outcomes._appointment_by_call`` (the rows path's rule), on lean
+    frames: the call rows (``attempt_inputs._calls_of``) and the appointments on them (``call_id`` index) are
+    read only for calls that no appointment of the window names in its metadata."""
+    from . import outcomes
+
+    todo = succ[succ["call_id"].notna() & ~succ["call_id"].isin(appts["rcid"].dropna())]
     traces = pd.DataFrame({"call_id": todo["call_id"].astype(str), "session_started_at": ai.from_micros(todo["session_us"])})
-    calls = ai._calls_of(engine, schema, traces, pd.DataFrame({"retell_call_id": appts["rcid"]}), lo, hi, statements)
+    calls = (ai._calls_of(engine, schema, traces, pd.DataFrame({"retell_call_id": appts["rcid"]}), lo, hi, statements)
+             if len(todo) else ai._empty_calls())
     local_ids = sorted(set(calls["local_call_id"].dropna().astype(int)))
-    params = {"lo": loaders._wall_bound(lo, engine, pd.Timedelta(0)), "hi": loaders._wall_bound(hi, engine, pd.Timedelta(0))}
-    rows = []
-    for i in range(0, len(local_ids), ai.ID_CHUNK):
-        sql = (f"SELECT id, call_id FROM appointments WHERE call_id IN ({', '.join(map(str, local_ids[i:i + ai.ID_CHUNK]))}) "
-               "AND created_at >= :lo AND created_at < :hi AND deleted_at IS NULL")
-        statements.append((sql, params))
-        rows.append(loaders._query(engine, sql, params))
-    if not rows:
-        return a_id
-    linked = pd.concat(rows, ignore_index=True).apply(pd.to_numeric).sort_values("id").drop_duplicates("call_id")
-    via = todo["call_id"].map(calls.set_index("call_id")["local_call_id"]).map(linked.set_index("call_id")["id"])
-    return a_id.fillna(pd.to_numeric(via).astype("Int64").reindex(a_id.index))
+    parts = [(f"SELECT id, call_id FROM appointments WHERE call_id IN ({', '.join(map(str, local_ids[i:i + ai.ID_CHUNK]))}) "
+              "AND created_at >= :lo AND created_at < :hi AND deleted_at IS NULL", window)
+             for i in range(0, len(local_ids), ai.ID_CHUNK)]
+    on_call_rows = ai._run(engine, parts, statements, desc="appointments of the calls", columns=["id", "call_id"])
+    appointments = pd.DataFrame({"id": appts["id"], "retell_call_id": appts["rcid"],
+                                 "call_id": appts["id"].map(on_call_rows.set_index("id")["call_id"]).astype("Int64")})
+    own = outcomes._appointment_by_call(pd.DataFrame({"call_id": succ["call_id"]}), appointments, calls)
+    return pd.to_numeric(own).astype("Int64")
 
 
 def _local_appointments(appts: pd.DataFrame) -> pd.DataFrame:
