@@ -148,7 +148,8 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
             inner += " FROM retell_call_sessions s"
         order = f" ORDER BY c.id LIMIT {2 ** 64 - 1}" if outer else ""
         source = f"(SELECT {', '.join(flags)}, {inner} WHERE {' AND '.join(conds)}{order}) d{outer}"
-        select = [f"d.{f.rsplit(' AS ', 1)[1]}" for f in flags] + [f"{value.format(v=v)} AS value", "COUNT(*) AS n"]
+        shown = [f"d.{name}" for name in (f.rsplit(" AS ", 1)[1] for f in flags) if name != "dropped"]
+        select = shown + [f"{value.format(v=v)} AS value", "COUNT(*) AS n"]
         keys = ", ".join(str(i) for i in range(1, len(select)))
         sql = f"SELECT {', '.join(select)} FROM {source} GROUP BY {keys}"
         statements.append(Statement(metric, sql, params))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import sqlalchemy as sa
 
-from . import loaders, names
+from . import loaders, names, packed
 from .config import progress
 from .db import require_columns
 from .distinct import per_distinct
@@ -121,8 +121,15 @@ def from_micros(values: pd.Series) -> pd.Series:
     return pd.to_datetime(pd.to_numeric(values), unit="us", utc=True)
 
 
+TRACE_KINDS = {"trace_id": packed.INT, "session_id": packed.STR, "call_id": packed.STR, "company_id": packed.INT,
+               "started_at": packed.INT, "function_name": packed.STR, "status": packed.STR, "output_result": packed.STR,
+               "error_details": packed.STR, "session_started_at": packed.INT}
+
+
 def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: list, extra_where=(),
-            extra_params=None, extra_select: str = "", extra_join: str = "") -> pd.DataFrame:
+            extra_params=None, extra_select: str = "", extra_kinds: dict | None = None, extra_join: str = "") -> pd.DataFrame:
+    """Booking traces of the window with their session's call, company and start. On MariaDB in UTC the rows
+    come packed (:mod:`rca_toolkit.packed`, ``extra_kinds`` types the ``extra_select`` columns)."""
     cols = ["id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
             "duration_ms", "status", "input_params", "output_result", "error_details"]
     require_columns(schema, "retell_function_traces", cols)
@@ -141,9 +148,14 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
            f"AS output_result, {details} AS error_details, {session_started} AS session_started_at{extra_select} "
            f"FROM retell_function_traces t{force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id{extra_join}"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t.started_at, t.id")
-    statements.append((sql, params))
-    frame = loaders._query(engine, sql, params)
+           + (" WHERE " + " AND ".join(where) if where else ""))
+    if micros:
+        frame = packed.read(engine, sql, params, {**TRACE_KINDS, **(extra_kinds or {})}, key="trace_id",
+                            order=["started_at", "trace_id"], statements=statements)
+    else:
+        sql += " ORDER BY t.started_at, t.id"
+        statements.append((sql, params))
+        frame = loaders._query(engine, sql, params)
     if micros:
         frame["started_at"] = from_micros(frame["started_at"])
         frame["started_at_ambiguous"] = False

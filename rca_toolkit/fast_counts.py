@@ -24,12 +24,12 @@ and the failures with their error rows. Times travel as integer microseconds. Th
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
 
 from . import attempt_inputs as ai
-from . import loaders, names
+from . import loaders, names, packed
 from .timeutil import parse_instant
 
 FAST_BY = {"family", "function_name", "company_id", "error_code"}
@@ -73,6 +73,9 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         statements.append((sql, params))
         return loaders._query(engine, sql, params)
 
+    def run_packed(sql, params, columns, key, order):  # the large results: parsed in C (rca_toolkit.packed)
+        return packed.read(engine, sql, params, columns, key=key, order=order, statements=statements)
+
     uid_blob = f"({ai._like_any('t.output_result', ai.UID_TEXT)} OR {ai._like_any('t.error_details', ai.UID_TEXT)})"
     # first and last real attempt: per stored name, walk (function_name, started_at) from each end
     ends = {"first": None, "last": None}
@@ -109,29 +112,47 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
                 f"{ai.micros_sql('s.started_at')} AS session_us {traces_from} AND {ai.is_success_sql('t.status', engine)}")
     # every BOOKING_CREATED webhook of the padded window (the type normalised as attempt_inputs._norm_event_type
     # does), lean; a payload that names a call ends the shortcut; times as integers (attempt_inputs.micros_sql),
-    # in index order (no filesort)
-    hooks_sql = (f"SELECT {ai.micros_sql('w.created_at')} AS at_us, w.event_id, w.company_id, "
+    # sorted by (time, id) after the fetch
+    hooks_sql = (f"SELECT w.id, {ai.micros_sql('w.created_at')} AS at_us, w.event_id, w.company_id, "
                  f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call "
-                 f"FROM webhook_events w{hint_w} WHERE {hooks} ORDER BY w.created_at, w.id")
-    # The successes and the appointments keep the server busy for seconds: they are read on a second
-    # connection while this one reads the webhooks, the failures and their errors (independent of them).
+                 f"FROM webhook_events w{hint_w} WHERE {hooks}")
+    I, S = packed.INT, packed.STR
+    succ_cols = {"trace_id": I, "at_us": I, "function_name": S, "company_id": I, "call_id": S, "test_rank": I,
+                 "uid_like": I, "session_us": I}
+    appts_cols = {"id": I, "uid": S, "source": S, "rcid": S}
+    hooks_cols = {"id": I, "at_us": I, "event_id": S, "company_id": I, "names_call": I}
+    window = {"lo": base["lo"], "hi": base["hi"]}
+    hooks_ready: Future = Future()
+
+    def claims():  # on a second connection, while this one reads the failures: see _claims
+        succ = run_packed(succ_sql, base, succ_cols, "trace_id", ["trace_id"])
+        appts = run_packed(appts_sql, base, appts_cols, "id", ["id"])
+        hooks_rows = hooks_ready.result()
+        if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
+            return None
+        if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
+            return None
+        return _claims(engine, schema, succ, appts, hooks_rows, lo, hi, window, statements)
+
+    # The successes and the appointments keep the server busy for seconds, and their claims a second of
+    # Python: all on a second connection while this one reads the webhooks, the failures and their errors.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        claims_future = pool.submit(lambda: (run(succ_sql, base), run(appts_sql, base)))
-        hooks_rows = run(hooks_sql, base)
+        claims_future = pool.submit(claims)
+        try:
+            hooks_ready.set_result(run_packed(hooks_sql, base, hooks_cols, "id", ["at_us", "id"]).drop(columns="id"))
+        except BaseException as exc:
+            hooks_ready.set_exception(exc)
+            raise
         first_error, error_params = _error_join(engine, lo, hi, company_id)
         failed = ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
                             extra_where=[ai._not_success_sql("t.status", engine)], extra_params=error_params,
-                            extra_select=FIRST_ERROR_SELECT, extra_join=first_error)
+                            extra_select=FIRST_ERROR_SELECT, extra_kinds=FIRST_ERROR_KINDS, extra_join=first_error)
         failed, failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
-        succ, appts = claims_future.result()
-    if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
+        claimed = claims_future.result()
+    hooks_ready = None  # the webhooks are the largest frame: freed before the failures are classified (peak memory)
+    if claimed is None:
         return None
-    if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
-        return None
-    window = {"lo": base["lo"], "hi": base["hi"]}
-    resolved, open_ids, test_ids, webhooks, appointments = _claims(engine, schema, succ, appts, hooks_rows, lo, hi, window,
-                                                                   statements)
-    del succ, appts, hooks_rows  # the largest frames: freed before the failures are classified (peak memory)
+    resolved, open_ids, test_ids, webhooks, appointments = claimed
     attrs = failed.attrs
     odd = ~names.real_call_ids(failed["call_id"])
     excluded_ids = set(test_ids) | set(failed.loc[odd, "call_id"].astype(str))
@@ -204,6 +225,7 @@ def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 FIRST_ERROR_SELECT = (f", fe.id AS fe_id, {ai.micros_sql('fe.occurred_at')} AS fe_at, fe.error_message AS fe_message, "
                       "fe.error_code AS fe_code")
+FIRST_ERROR_KINDS = {"fe_id": packed.INT, "fe_at": packed.INT, "fe_message": packed.STR, "fe_code": packed.STR}
 
 
 def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
@@ -232,7 +254,7 @@ def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id
     at = ai.from_micros(linked["fe_at"])
     by_trace = pd.DataFrame({"error_id": linked["fe_id"].to_numpy(), "function_trace_id": linked["trace_id"].to_numpy(),
                              "call_id": linked["call_id"].to_numpy(), "company_id": linked["company_id"].to_numpy(),
-                             "occurred_at": at.to_numpy(), "error_message": linked["fe_message"].to_numpy(),
+                             "occurred_at": at.array, "error_message": linked["fe_message"].to_numpy(),
                              "error_code": linked["fe_code"].to_numpy(), "affected_function": None, "error_context": None,
                              "occurred_raw": at.dt.tz_localize(None).to_numpy()})
     failed = failed.drop(columns=["fe_id", "fe_at", "fe_message", "fe_code"])

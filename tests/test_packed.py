@@ -1,0 +1,73 @@
+"""rca_toolkit.packed on the real MariaDB: values survive the CSV packing exactly, and a cut chunk
+falls back to the plain fetch with the same frame."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from rca_toolkit import loaders, packed
+
+pytestmark = pytest.mark.mariadb
+
+TRICKY = ["plain", "", None, 'say "hi"', "a,b", "line\nbreak", "cr\r\nlf", "=lead", "\\N", "back\\slash", "ünï 📞",
+          '""', ",", "\n", "trailing,"]
+COLUMNS = {"id": packed.INT, "n": packed.INT, "s": packed.STR}
+
+
+@pytest.fixture(scope="module")
+def table(mariadb_url):
+    admin = sa.create_engine(mariadb_url)  # the toolkit's own engine is read-only
+    with admin.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS packed_probe"))
+        conn.execute(sa.text("CREATE TABLE packed_probe (id BIGINT PRIMARY KEY, n BIGINT NULL, s TEXT NULL) "
+                             "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+        rows = [{"id": i * 1000 + 7, "n": None if i % 4 == 1 else (-1) ** i * 2 ** 53 + i, "s": TRICKY[i % len(TRICKY)]}
+                for i in range(9000)]  # ids span several chunks of ROWS_PER_CHUNK
+        conn.execute(sa.text("INSERT INTO packed_probe (id, n, s) VALUES (:id, :n, :s)"), rows)
+    yield loaders.engine_for(mariadb_url), rows
+    with admin.begin() as conn:
+        conn.execute(sa.text("DROP TABLE packed_probe"))
+    admin.dispose()
+
+
+def _expected(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame({"id": pd.array([r["id"] for r in rows], dtype="Int64"),
+                         "n": pd.array([r["n"] for r in rows], dtype="Int64"),
+                         "s": pd.Series([r["s"] for r in rows], dtype="object")})
+
+
+def _count_plain_fetches(monkeypatch) -> list:
+    calls: list = []
+    plain = packed._plain
+    monkeypatch.setattr(packed, "_plain", lambda *a: calls.append(a[1]) or plain(*a))
+    return calls
+
+
+def test_values_survive_the_packing_exactly(table, monkeypatch):
+    engine, rows = table
+    plain = _count_plain_fetches(monkeypatch)
+    statements: list = []
+    got = packed.read(engine, "SELECT id, n, s FROM packed_probe WHERE id >= :lo", {"lo": 0}, COLUMNS, key="id",
+                      order=["id"], statements=statements)
+    pd.testing.assert_frame_equal(got, _expected(rows))
+    assert got["s"].map(type).value_counts().to_dict() == {str: 8400, type(None): 600}  # NULL stays None, "" stays ""
+    assert "GROUP_CONCAT" in statements[0][0] and statements[0][1] == {"lo": 0}
+    assert plain == []  # parsed from the packed chunks, no fallback
+
+
+def test_a_cut_chunk_falls_back_to_the_plain_fetch(table, monkeypatch):
+    engine, rows = table
+    plain = _count_plain_fetches(monkeypatch)
+    monkeypatch.setattr(packed, "CHUNK_LIMIT_SQL", "64")  # every chunk is longer: GROUP_CONCAT cuts it
+    got = packed.read(engine, "SELECT id, n, s FROM packed_probe", {}, COLUMNS, key="id", order=["id"])
+    pd.testing.assert_frame_equal(got, _expected(rows))
+    assert plain == ["SELECT id, n, s FROM packed_probe"]
+
+
+def test_empty_result_keeps_the_types(table):
+    engine, _ = table
+    got = packed.read(engine, "SELECT id, n, s FROM packed_probe WHERE id < 0", {}, COLUMNS, key="id")
+    assert list(got.columns) == ["id", "n", "s"] and len(got) == 0
+    assert [str(t) for t in got.dtypes] == ["Int64", "Int64", "object"]
