@@ -160,10 +160,13 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
     if families:
         params = {f"fn{i}": name for i, name in enumerate(sorted(families))}
         where, side, edge = _window_sql("t.started_at", windows, engine, zone, params)
-        select = [f"{side} AS side"] + ([f"{edge} AS edge_at"] if edge else []) + [
-            "t.function_name AS function_name", "t.duration_ms AS value", "COUNT(*) AS n"]
-        keys = ", ".join(str(i) for i in range(1, len(select)))
         listed = ", ".join(f":fn{i}" for i in range(len(families)))
+        # MariaDB groups by the name's position in the bound list (FIELD, the column's collation like the IN):
+        # an integer key instead of a VARCHAR(255) one in the temporary table, 1.9 s -> 1.2 s at 2M traces
+        function = "t.function_name" if engine.dialect.name == "sqlite" else f"FIELD(t.function_name, {listed})"
+        select = [f"{side} AS side"] + ([f"{edge} AS edge_at"] if edge else []) + [
+            f"{function} AS function_name", "t.duration_ms AS value", "COUNT(*) AS n"]
+        keys = ", ".join(str(i) for i in range(1, len(select)))
         test_sessions = _test_sessions(engine)
         if test_sessions is None:  # join every trace to its session to test its call id
             source, real = "retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id", \
@@ -227,7 +230,10 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
     for metric, rows in results:
         rows = _place(rows, plan_)
         if metric == "function_latency":
-            rows["family"] = rows["function_name"].astype(str).map(plan_.families)
+            stored = rows["function_name"]
+            if pd.api.types.is_numeric_dtype(stored):  # FIELD's position in the bound list (1-based)
+                stored = stored.map(dict(enumerate(sorted(plan_.families), start=1)))
+            rows["family"] = stored.astype(str).map(plan_.families)
             for fam, part in rows.groupby("family", sort=True):
                 latencies[fam] = {key: _histogram(part[part["side"] == i]) for i, key in enumerate(SIDES)}
             continue

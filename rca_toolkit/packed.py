@@ -6,7 +6,7 @@ objects ``pd.read_sql`` builds): the attempt counts of a 60-day window at 1M cal
 formats every value as text for the protocol anyway; ``GROUP_CONCAT`` packs a chunk of rows
 (by an integer key) into one value and ``pandas.read_csv`` parses the lot in C.
 
-Strings travel quoted (RFC 4180: ``"`` doubled) behind a ``=`` marker, so NULL (an empty
+Chunks travel as UTF-8 bytes whatever the connection's character set. Strings travel quoted (RFC 4180: ``"`` doubled) behind a ``=`` marker, so NULL (an empty
 field) and the empty string (``"="``) stay apart. Every row ends with a marker column: a chunk
 cut short by ``group_concat_max_len`` is caught by that marker or by the server's row count,
 and the statement then runs plainly (same frame). MariaDB only; callers keep the plain path.
@@ -45,7 +45,7 @@ def read(engine: sa.Engine, sql: str, params: dict, columns: dict[str, str], *, 
     # a packed chunk is one value: let it grow to half a packet (the session keeps this larger limit)
     conn.execute(sa.text(f"SET SESSION group_concat_max_len = {CHUNK_LIMIT_SQL}"))
     row = ", ".join([_field(n, k) for n, k in columns.items()] + [f"'{_END}'"])
-    packed_sql = (f"SELECT COUNT(*) AS n, CAST(GROUP_CONCAT(CONCAT_WS(',', {row}) SEPARATOR '{_NEWLINE}') AS BINARY) AS body "
+    packed_sql = (f"SELECT COUNT(*) AS n, CAST(CONVERT(GROUP_CONCAT(CONCAT_WS(',', {row}) SEPARATOR '{_NEWLINE}') USING utf8mb4) AS BINARY) AS body "
                   f"FROM ({sql}) x GROUP BY x.{key} DIV {ROWS_PER_CHUNK}")
     if statements is not None:
         statements.append((packed_sql, params))
