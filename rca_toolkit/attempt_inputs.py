@@ -122,7 +122,7 @@ def from_micros(values: pd.Series) -> pd.Series:
 
 
 TRACE_KINDS = {"trace_id": packed.INT, "session_id": packed.STR, "call_id": packed.STR, "company_id": packed.INT,
-               "started_at": packed.INT, "function_name": packed.STR, "status": packed.STR, "output_result": packed.STR,
+               "started_at": packed.INT, "function_name": packed.CAT, "status": packed.CAT, "output_result": packed.STR,
                "error_details": packed.STR, "session_started_at": packed.INT}
 
 

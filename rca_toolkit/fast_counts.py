@@ -1,25 +1,25 @@
-"""``attempt_counts`` without a row per successful attempt (MariaDB, sessions pinned to UTC).
+"""``attempt_counts`` without classifying each successful attempt (MariaDB, sessions pinned to UTC).
 
-Why: at 1M calls a month holds ~200k booking attempts; fetching each as a row (pure-Python
-driver) costs tens of seconds although most are successes whose count key never changes.
-A success only matters to other attempts through the Cal.com uid it claims. So, when no
-attempt of the window names a uid in its JSON and no ``BOOKING_CREATED`` payload names a call
-(both checked; otherwise ``None`` and the caller classifies every row), the outcome rules
-reduce to:
+Why: at 1M calls a month holds ~200k booking attempts, most of them successes whose count key never
+changes; classifying each (``outcomes.classify``) and fetching it through the pure-Python driver cost
+tens of seconds. A success only matters to other attempts through the Cal.com uid it claims. So, when
+no attempt of the window names a uid in its JSON and no ``BOOKING_CREATED`` payload names a call (both
+checked; otherwise ``None`` and the caller classifies every row), the outcome rules reduce to:
 
 * each success claims the uid of its own appointment (the first, by id, of the window's appointments
   naming its call in ``metadata.retell_call_id``, else of those on the call's row,
   ``appointments.call_id`` = ``calls.id``) when a ``BOOKING_CREATED`` webhook of the padded window
-  confirms it; the first real success per appointment wins. The successes and the window's
-  appointments come as lean rows (ids, times, the ``JSON_VALUE`` of the metadata); the ranking and the
-  uid matching are pandas work (a ``GROUP BY`` on the metadata key, a ``ROW_NUMBER`` and the webhooks
-  join to their appointment cost the server 5 s at 1M calls);
+  confirms it; the first real success per appointment wins. The window's appointments come as lean rows
+  (ids, uid, the ``JSON_VALUE`` of the metadata); the ranking and the uid matching are pandas work (a
+  ``GROUP BY`` on the metadata key, a ``ROW_NUMBER`` and the webhooks join to their appointment cost the
+  server 5 s at 1M calls);
 * the failures and the successes left without a uid are classified row by row as
   :func:`rca_toolkit.outcomes.classify` does, against the webhooks no success claimed.
 
-The successes and appointments are read on a second connection while the first reads the webhooks
-and the failures with their error rows. Times travel as integer microseconds. The result equals
-``count_attempts(booking_attempts(...))`` (the tests compare them, also on a perturbed world).
+The attempts (successes and failures, failures with their first error row) are read by one scan of the
+traces, split into two halves of the window on two connections; the webhooks and the appointments on a
+third. Large results travel packed (:mod:`rca_toolkit.packed`), times as integer microseconds. The result
+equals ``count_attempts(booking_attempts(...))`` (the tests compare them, also on a perturbed world).
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     def run_packed(sql, params, columns, key, order):  # the large results: parsed in C (rca_toolkit.packed)
         return packed.read(engine, sql, params, columns, key=key, order=order, statements=statements)
 
-    uid_blob = f"({ai._like_any('t.output_result', ai.UID_TEXT)} OR {ai._like_any('t.error_details', ai.UID_TEXT)})"
     # first and last real attempt: per stored name, walk (function_name, started_at) from each end
     ends = {"first": None, "last": None}
     for key in [k for k in base if k.startswith("fam")]:
@@ -106,11 +105,6 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     appts_sql = (f"SELECT id, calcom_v2_booking_id AS uid, source, "
                  f"CASE WHEN {ai._like_any('metadata', ['retell_call_id'])} THEN {rcid} END AS rcid "
                  f"FROM appointments WHERE created_at >= :lo AND created_at < :hi AND deleted_at IS NULL")
-    real_sql = loaders.real_call_id_sql("s.call_id")
-    succ_sql = (f"SELECT t.id AS trace_id, {ai.micros_sql('t.started_at')} AS at_us, t.function_name, s.company_id, s.call_id, "
-                f"CASE WHEN {real_sql} THEN 0 ELSE 1 END AS test_rank, "
-                f"CASE WHEN {real_sql} AND {uid_blob} THEN 1 ELSE 0 END AS uid_like, "
-                f"{ai.micros_sql('s.started_at')} AS session_us {traces_from} AND {ai.is_success_sql('t.status', engine)}")
     # every BOOKING_CREATED webhook of the padded window (the type normalised as attempt_inputs._norm_event_type
     # does), lean; a payload that names a call ends the shortcut; times as integers (attempt_inputs.micros_sql),
     # sorted by (time, id) after the fetch
@@ -118,59 +112,56 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
                  f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call "
                  f"FROM webhook_events w WHERE {hooks}")
     I, S = packed.INT, packed.STR
-    succ_cols = {"trace_id": I, "at_us": I, "function_name": S, "company_id": I, "call_id": S, "test_rank": I,
-                 "uid_like": I, "session_us": I}
     appts_cols = {"id": I, "uid": S, "source": S, "rcid": S}
     hooks_cols = {"id": I, "at_us": I, "event_id": S, "company_id": I, "names_call": I}
     window = {"lo": base["lo"], "hi": base["hi"]}
+    first_error, error_params = _error_join(engine, lo, hi, company_id)
+    mid = first + (last - first) / 2
 
-    def claims(hooks_future):  # see _claims
-        succ = run_packed(succ_sql, base, succ_cols, "trace_id", ["trace_id"])
-        appts = run_packed(appts_sql, base, appts_cols, "id", ["id"])
-        hooks_rows = hooks_future.result()
-        if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
-            return None
-        if succ["uid_like"].astype(int).any():  # a success names a uid in its JSON: classify every row instead
-            return None
-        return _claims(engine, schema, succ, appts, hooks_rows, lo, hi, window, statements)
+    def attempts(part_start, part_end):  # every attempt of the part with its first error row (failures only)
+        return ai._traces(engine, schema, part_start, part_end, company_id, lean=True, statements=statements,
+                          extra_params=error_params, extra_select=FIRST_ERROR_SELECT + REAL_CALL_SELECT,
+                          extra_kinds={**FIRST_ERROR_KINDS, "real_call": packed.INT}, extra_join=first_error)
 
-    # Each statement keeps the server busy for seconds: the webhooks on one connection, the successes and the
-    # appointments (then their claims, a second of Python) on another, the failures and their errors on this one.
+    # Each statement keeps the server busy for seconds: the webhooks then the appointments on one connection,
+    # the attempts in two halves of the window on two more (one scan of the traces for successes and failures).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        hooks_future = pool.submit(lambda: run_packed(hooks_sql, base, hooks_cols, "id", ["at_us", "id"]).drop(columns="id"))
-        claims_future = pool.submit(claims, hooks_future)
-        first_error, error_params = _error_join(engine, lo, hi, company_id)
-        failed = ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
-                            extra_where=[ai._not_success_sql("t.status", engine)], extra_params=error_params,
-                            extra_select=FIRST_ERROR_SELECT, extra_kinds=FIRST_ERROR_KINDS, extra_join=first_error)
-        failed, failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
-        claimed = claims_future.result()
-    hooks_future = None  # the webhooks are the largest frame: freed before the failures are classified (peak memory)
-    if claimed is None:
+        lean_future = pool.submit(lambda: (run_packed(hooks_sql, base, hooks_cols, "id", ["at_us", "id"]).drop(columns="id"),
+                                           run_packed(appts_sql, base, appts_cols, "id", ["id"])))
+        later_future = pool.submit(attempts, mid, end)
+        rows = attempts(start, mid)
+        rows = pd.concat([rows, later_future.result()], ignore_index=True)
+        hooks_rows, appts = lean_future.result()
+    rows.attrs = {**later_future.result().attrs, "window": [str(start_ts), str(end_ts)]}
+    del later_future, lean_future
+    if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
         return None
-    resolved, open_ids, test_ids, webhooks, appointments = claimed
+    succeeded = rows["status"].eq("success").fillna(False).astype(bool).to_numpy()
+    real = rows["real_call"].eq(1).to_numpy()
+    if any(outcomes.blob_uids(rows.loc[real, "output_result"], rows.loc[real, "error_details"])):
+        return None  # an attempt names a uid in its JSON: classify every row instead
+    failed, succ = rows[~succeeded].reset_index(drop=True), rows[succeeded].reset_index(drop=True)
+    failed.attrs = rows.attrs
+    del rows  # the largest frames are freed as soon as they are split or used (peak memory)
+    failed, failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
+    resolved, open_ids, test_ids, webhooks, appointments = _claims(engine, schema, succ, appts, hooks_rows, lo, hi,
+                                                                   window, statements)
+    del hooks_rows, appts
     attrs = failed.attrs
-    odd = ~names.real_call_ids(failed["call_id"])
+    odd = ~failed["real_call"].eq(1)
     excluded_ids = set(test_ids) | set(failed.loc[odd, "call_id"].astype(str))
     excluded = len(test_ids) + int(odd.sum())
-    real_failed = failed[~odd]
-    if any(outcomes.blob_uids(real_failed["output_result"], real_failed["error_details"])):
-        return None  # a failure names a uid in its JSON
-    parts = [failed]
-    for i in range(0, len(open_ids), ai.ID_CHUNK):
-        ids = ", ".join(str(v) for v in open_ids[i:i + ai.ID_CHUNK])
-        parts.append(ai._traces(engine, schema, start, end, company_id, lean=True, statements=statements,
-                                extra_where=[f"t.id IN ({ids})"]))
+    parts = [failed, succ[succ["trace_id"].isin(open_ids)].drop(columns=list(FIRST_ERROR_KINDS))]
     rows = pd.concat(parts, ignore_index=True).sort_values(["started_at", "trace_id"], kind="stable").reset_index(drop=True)
-    del parts, failed, real_failed
-    rows = rows[names.real_call_ids(rows["call_id"])].reset_index(drop=True)
+    del parts, failed, succ
+    rows = rows[rows["real_call"].eq(1)].reset_index(drop=True)
     # lean: only failures read errors, so the successes added above need none
     classified = outcomes.classify(rows, failed_errors, appointments, webhooks, ai._empty_calls())
     del rows, failed_errors, appointments, webhooks
     classified["n"] = 1
     inferred = int(classified["calcom_link"].eq("time").sum())
     fam = names.family_series(resolved["function_name"].astype("string")).astype(str)
-    ok = pd.DataFrame({"at": ai.from_micros(resolved["at_us"]).array, "path": fam.to_numpy(),
+    ok = pd.DataFrame({"at": resolved["started_at"].array, "path": fam.to_numpy(),
                        "family": fam.to_numpy(), "function_name": resolved["function_name"].astype(str).to_numpy(),
                        "company_id": pd.to_numeric(resolved["company_id"]).astype("Int64").to_numpy(), "outcome": "success",
                        "rescued_by_webhook": False, "signature": pd.NA, "error_code": pd.NA, "calcom_link": "appointment",
@@ -196,14 +187,14 @@ def _claims(engine, schema, succ, appts, hooks, lo, hi, window: dict, statements
     call ids, and the webhooks no success claimed with the window's appointments carrying their uids."""
     appts = appts.sort_values("id", kind="stable").reset_index(drop=True)
     appts["id"] = pd.to_numeric(appts["id"]).astype("int64")
-    real = pd.to_numeric(succ["test_rank"]).eq(0)
+    real = succ["real_call"].eq(1)
     a_id = _own_appointment(engine, schema, succ, appts, lo, hi, window, statements)
-    order = pd.DataFrame({"a": a_id, "test": pd.to_numeric(succ["test_rank"]), "at": succ["at_us"], "id": succ["trace_id"]})
+    order = pd.DataFrame({"a": a_id, "test": (~real).astype(int), "at": succ["started_at"], "id": succ["trace_id"]})
     first = ~order.sort_values(["a", "test", "at", "id"], kind="stable").duplicated("a")
     uid = a_id.map(appts.set_index("id")["uid"]) if len(appts) else pd.Series(None, index=succ.index, dtype="object")
     claims = real & a_id.notna() & first.reindex(succ.index) & uid.isin(hooks["event_id"])
     unclaimed = hooks[~hooks["event_id"].isin(uid[claims])]
-    return (succ.loc[claims, ["function_name", "company_id", "at_us"]],
+    return (succ.loc[claims, ["function_name", "company_id", "started_at"]],
             succ.loc[real & ~claims, "trace_id"].astype("int64").tolist(),
             succ.loc[~real, "call_id"].dropna().astype(str),
             _webhook_frame(unclaimed.drop(columns=["names_call"])),
@@ -221,7 +212,9 @@ def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 FIRST_ERROR_SELECT = (f", fe.id AS fe_id, {ai.micros_sql('fe.occurred_at')} AS fe_at, fe.error_message AS fe_message, "
                       "fe.error_code AS fe_code")
-FIRST_ERROR_KINDS = {"fe_id": packed.INT, "fe_at": packed.INT, "fe_message": packed.STR, "fe_code": packed.STR}
+FIRST_ERROR_KINDS = {"fe_id": packed.INT, "fe_at": packed.INT, "fe_message": packed.STR, "fe_code": packed.CAT}
+# whether the session's call id is a real one (P4), decided once per attempt by the server
+REAL_CALL_SELECT = f", CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN 1 ELSE 0 END AS real_call"
 
 
 def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
@@ -235,6 +228,7 @@ def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
     other = [loaders.real_call_id_sql("es.call_id", engine)] + loaders._company_clause("es.company_id", company_id, params)
     cond.append(f"(fe.call_session_id = t.call_session_id OR EXISTS (SELECT 1 FROM retell_call_sessions es "
                 f"WHERE es.id = fe.call_session_id AND {' AND '.join(other)}))")
+    cond.insert(0, ai._not_success_sql("t.status", engine))  # successes read no error rows (lean)
     return f" LEFT JOIN retell_error_log fe ON fe.function_trace_id = t.id AND {' AND '.join(cond)}", params
 
 
@@ -245,7 +239,7 @@ def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id
     if failed["trace_id"].duplicated().any():  # several error rows: the first by (occurred_at, id), as _match_errors
         first = failed.sort_values(["fe_at", "fe_id"], kind="stable").drop_duplicates("trace_id").index
         failed = failed.loc[first.sort_values()].reset_index(drop=True)
-    real_call = names.real_call_ids(failed["call_id"])
+    real_call = failed["real_call"].eq(1)
     linked = failed[real_call].dropna(subset=["fe_id"])
     at = ai.from_micros(linked["fe_at"])
     by_trace = pd.DataFrame({"error_id": linked["fe_id"].to_numpy(), "function_trace_id": linked["trace_id"].to_numpy(),
@@ -269,7 +263,7 @@ def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo
     from . import outcomes
 
     todo = succ[succ["call_id"].notna() & ~succ["call_id"].isin(appts["rcid"].dropna())]
-    traces = pd.DataFrame({"call_id": todo["call_id"].astype(str), "session_started_at": ai.from_micros(todo["session_us"])})
+    traces = pd.DataFrame({"call_id": todo["call_id"].astype(str), "session_started_at": todo["session_started_at"]})
     calls = (ai._calls_of(engine, schema, traces, pd.DataFrame({"retell_call_id": appts["rcid"]}), lo, hi, statements)
              if len(todo) else ai._empty_calls())
     local_ids = sorted(set(calls["local_call_id"].dropna().astype(int)))

@@ -21,11 +21,14 @@ import sqlalchemy as sa
 
 from . import loaders
 
-INT, STR = "int", "str"
+INT, STR, CAT = "int", "str", "cat"  # CAT: a string column of few distinct values, read as a categorical
 ROWS_PER_CHUNK = 4096  # key span per GROUP_CONCAT value: a few MB for rows of a few hundred bytes
 _END = "."
 CHUNK_LIMIT_SQL = "@@max_allowed_packet DIV 2"  # bytes one packed chunk may hold (the tests shrink it)
 _NEWLINE = "\n"  # sent as a raw newline: the literal does not depend on NO_BACKSLASH_ESCAPES
+
+
+_DTYPES = {INT: "Int64", STR: "object", CAT: "category"}
 
 
 def _field(name: str, kind: str) -> str:
@@ -37,7 +40,8 @@ def _field(name: str, kind: str) -> str:
 def read(engine: sa.Engine, sql: str, params: dict, columns: dict[str, str], *, key: str,
          order: list[str] | None = None, conn: sa.Connection | None = None, statements: list | None = None) -> pd.DataFrame:
     """The rows of ``sql`` (no ORDER BY; ``order`` sorts them here) with ``columns`` typed:
-    ``INT`` as nullable ``Int64``, ``STR`` as objects (None for NULL). ``key`` is an integer column
+    ``INT`` as nullable ``Int64``, ``STR`` as objects (None for NULL), ``CAT`` as a categorical of those
+    strings (one object per distinct value: less memory and parsing). ``key`` is an integer column
     of ``sql`` that chunks the rows."""
     if conn is None:
         with engine.connect() as own:
@@ -49,14 +53,16 @@ def read(engine: sa.Engine, sql: str, params: dict, columns: dict[str, str], *, 
                   f"FROM ({sql}) x GROUP BY x.{key} DIV {ROWS_PER_CHUNK}")
     if statements is not None:
         statements.append((packed_sql, params))
-    chunks = conn.execute(sa.text(packed_sql), params).fetchall()
-    expected = sum(int(n) for n, _ in chunks)
+    # streamed: each chunk is parsed as it arrives and dropped, never all of them at once (peak memory)
+    result = conn.execution_options(stream_results=True).execute(sa.text(packed_sql), params)
+    stream = _ChunkStream(result)
     try:
-        frame = _parse(b"\n".join(body for _, body in chunks if body is not None), columns)
+        frame = _parse(io.BufferedReader(stream, buffer_size=1 << 20), columns)
     except (pd.errors.ParserError, UnicodeDecodeError):  # a cut chunk can end inside a quote or a character
         frame = None
-    del chunks
-    if frame is None or len(frame) != expected or not frame["_end"].eq(_END).all():
+    finally:
+        result.close()
+    if frame is None or len(frame) != stream.rows or not frame["_end"].eq(_END).all():
         frame = _plain(engine, sql, params, columns, conn)  # a chunk was cut: the rows as they are
     frame = frame.drop(columns="_end", errors="ignore")
     if order and len(frame):
@@ -64,18 +70,48 @@ def read(engine: sa.Engine, sql: str, params: dict, columns: dict[str, str], *, 
     return frame
 
 
-def _parse(text: bytes, columns: dict[str, str]) -> pd.DataFrame:
+class _ChunkStream(io.RawIOBase):
+    """The packed chunks of a streamed result as one UTF-8 byte stream (chunks joined by newlines);
+    ``rows`` counts the rows the server packed, for the check after parsing."""
+
+    def __init__(self, result):
+        self._chunks = iter(result)
+        self._view, self._at, self._started = memoryview(b""), 0, False
+        self.rows = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._at >= len(self._view):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            n, body = chunk
+            self.rows += int(n)
+            if body:
+                self._view, self._at = memoryview(b"\n" + body if self._started else body), 0
+                self._started = True
+        size = min(len(buffer), len(self._view) - self._at)
+        buffer[:size] = self._view[self._at:self._at + size]
+        self._at += size
+        return size
+
+
+def _parse(stream, columns: dict[str, str]) -> pd.DataFrame:
     """UTF-8 CSV bytes (bytes, not str: a str buffer would take 4 bytes per character) -> typed frame."""
     names = list(columns) + ["_end"]
-    if not text:
-        return pd.DataFrame({n: pd.Series(dtype="Int64" if k == INT else "object") for n, k in columns.items()}
-                            | {"_end": pd.Series(dtype="object")})
-    frame = pd.read_csv(io.BytesIO(text), encoding="utf-8", header=None, names=names, engine="c",
-                        dtype={n: ("Int64" if columns.get(n) == INT else "object") for n in names},
-                        keep_default_na=False, na_values={n: [""] for n in names}, quotechar='"', doublequote=True)
+    try:
+        frame = pd.read_csv(stream, encoding="utf-8", header=None, names=names, engine="c",
+                            dtype={n: _DTYPES[columns.get(n, STR)] for n in names},
+                            keep_default_na=False, na_values={n: [""] for n in names}, quotechar='"', doublequote=True)
+    except pd.errors.EmptyDataError:  # no rows
+        return pd.DataFrame({n: pd.Series(dtype=_DTYPES[k]) for n, k in columns.items()} | {"_end": pd.Series(dtype="object")})
     for name, kind in columns.items():
         if kind == STR:
             frame[name] = _strings(frame[name].str.slice(1))
+        elif kind == CAT:
+            frame[name] = frame[name].cat.rename_categories(lambda marked: marked[1:])
     return frame
 
 
@@ -90,6 +126,8 @@ def _plain(engine, sql: str, params: dict, columns: dict[str, str], conn) -> pd.
     for name, kind in columns.items():
         if kind == INT:
             frame[name] = pd.to_numeric(frame[name]).astype("Int64")
+        elif kind == CAT:
+            frame[name] = frame[name].astype("category")
         else:
             frame[name] = _strings(frame[name])
     return frame

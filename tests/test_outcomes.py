@@ -257,6 +257,11 @@ PERTURBATIONS = [  # (what it exercises in the SQL shortcut, statement on a copy
     ("an error row filed under a test call's session is not the trace's error",
      "UPDATE retell_error_log SET call_session_id = (SELECT MIN(id) FROM retell_call_sessions WHERE call_id LIKE 'test%'), "
      "error_message = CONCAT('Foreign: ', error_message) WHERE MOD(function_trace_id, 5) = 4"),
+    ("a success's own error rows are not read (only failures read errors), nor do they repeat the success",
+     "INSERT INTO retell_error_log (call_session_id, function_trace_id, error_code, error_type, occurred_at, error_message, "
+     "affected_function) SELECT t.call_session_id, t.id, 'ON_SUCCESS', 'api_error', t.started_at, 'On success: retried', "
+     "t.function_name FROM retell_function_traces t JOIN (SELECT 1 AS k UNION ALL SELECT 2) twice "
+     "WHERE t.status = 'success' AND MOD(t.id, 4) = 0"),
 ]
 
 
@@ -290,4 +295,4 @@ def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
                 # a success whose appointment is missed still counts as a success, but is then linked by time
                 assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
         assert attempts["signature"].astype(str).str.startswith(("Earlier", "Unlinked")).any()
-        assert not attempts["signature"].astype(str).str.startswith(("Later", "Foreign")).any()
+        assert not attempts["signature"].astype(str).str.startswith(("Later", "Foreign", "On success")).any()
