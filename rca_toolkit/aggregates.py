@@ -18,7 +18,7 @@ time) are compared in wall time, and the rows within 2 h of a bound come back wi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,10 @@ class Plan:
     families: dict[str, str]  # stored function name -> family (P3)
     notes: list[str] = field(default_factory=list)
 
+    def only(self, metrics) -> "Plan":
+        """The same plan with the statements of ``metrics`` only (fetched apart, e.g. at another time)."""
+        return replace(self, statements=[s for s in self.statements if s.metric in metrics])
+
 
 @dataclass
 class Histograms:
@@ -62,6 +66,11 @@ class Histograms:
     dropped: dict[str, tuple[int, int]]  # sessions left out per side (stuck, cleanup-closed, no duration)
     latencies: dict[str, dict[str, pd.Series]]
     notes: list[str] = field(default_factory=list)
+
+    def merge(self, other: "Histograms") -> "Histograms":
+        """Histograms of two subsets of one plan (``Plan.only``) as one."""
+        return Histograms({**self.durations, **other.durations}, {**self.dropped, **other.dropped},
+                          {**self.latencies, **other.latencies}, list(dict.fromkeys(self.notes + other.notes)))
 
 
 MAX_LISTED = 5000  # test sessions bound as a NOT IN list; more than this and traces are joined instead

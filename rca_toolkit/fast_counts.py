@@ -40,8 +40,9 @@ def _unique(schema, table: str, column: str) -> bool:
     return any(ix.get("unique") and list(ix.get("column_names") or []) == [column] for ix in schema[table].indexes)
 
 
-def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=None, by=(), first_at=False):
-    """The frame of ``outcomes.count_attempts`` for this window, or None when the shortcut does not apply."""
+def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=None, by=(), first_at=False, when_fetched=None):
+    """The frame of ``outcomes.count_attempts`` for this window, or None when the shortcut does not apply.
+    ``when_fetched`` is called once the rows are read, before the Python work on them."""
     from . import outcomes
 
     if engine.dialect.name == "sqlite" or loaders.storage_zone(engine) != "UTC" or set(by) - FAST_BY:
@@ -134,6 +135,8 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         hooks_rows, appts = lean_future.result()
     rows.attrs = {**later_future.result().attrs, "window": [str(start_ts), str(end_ts)]}
     del later_future, lean_future
+    if when_fetched is not None:
+        when_fetched()
     if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
         return None
     succeeded = rows["status"].eq("success").fillna(False).astype(bool).to_numpy()

@@ -358,3 +358,25 @@ def test_demo_by_family_and_a_bounded_history(demo_db, capsys):
     assert "change points searched over attempts of 2025-10-08T11:20:08+00:00 to 2025-10-28T11:20:08+00:00 (--history 10d" in notes[-1]
     code, _, err = _rca(["compare", "--at", AT, "--db", url, "--history", "forever"], capsys)
     assert code == 2 and "--history" in err
+
+
+def test_histograms_of_plan_subsets_merge_into_the_whole(demo_db):
+    """``before_after`` fetches the call durations beside the attempts' reads and the rest beside their
+    classification: the two halves of the plan, merged, are the histograms of the whole plan."""
+    from rca_toolkit import aggregates, loaders
+
+    url, _ = demo_db
+    engine = loaders.engine_for(url)
+    _, windows, _ = cmp.comparison_windows(AT, "5d", "5d", "30m")
+    plan = aggregates.plan(engine, windows=windows, as_of=windows["after"][1])
+    late = ("call_duration_session", "function_latency")
+    early = [s.metric for s in plan.statements if s.metric not in late]
+    assert early == ["call_duration_retell"] and [s.metric for s in plan.only(late).statements] == list(late)
+    merged = aggregates.fetch(engine, plan.only(early)).merge(aggregates.fetch(engine, plan.only(late)))
+    whole = aggregates.fetch(engine, plan)
+    assert merged.dropped == whole.dropped and merged.notes == whole.notes
+    for got, want in ((merged.durations, whole.durations), (merged.latencies, whole.latencies)):
+        assert sorted(got) == sorted(want) and len(want) >= 2
+        for key in want:
+            for side in ("before", "after"):
+                pd.testing.assert_series_equal(got[key][side], want[key][side])

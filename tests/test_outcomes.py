@@ -200,6 +200,20 @@ def test_attempt_counts_equal_grouped_attempts(demo_db):
     assert set(counts["code_path"].dropna()) >= set(CODE_PATHS.values())
 
 
+def test_attempt_counts_call_when_fetched_once_the_inputs_are_read(demo_db, monkeypatch):
+    """``rca compare`` starts histogram statements from this hook: it runs once, after the reads and before
+    the classification, on the SQL shortcut (MariaDB) and on the rows path (SQLite)."""
+    from rca_toolkit import outcomes
+
+    url, _ = demo_db
+    events: list = []
+    classify = outcomes.classify
+    monkeypatch.setattr(outcomes, "classify", lambda *a: events.append("classify") or classify(*a))
+    counts = outcomes.attempt_counts(url, start=WINDOWS[0][0], end=WINDOWS[0][1], method="sql",
+                                     when_fetched=lambda: events.append("fetched"))
+    assert counts["attempts"].sum() > 0 and events == ["fetched", "classify"]
+
+
 def test_attempt_counts_reject_unknown_keys(demo_sqlite):
     from rca_toolkit.errors import ConfigError
     from rca_toolkit.outcomes import attempt_counts

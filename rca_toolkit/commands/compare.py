@@ -77,14 +77,15 @@ class BeforeAfter:
         return text
 
 
-def side_counts(engine, windows: dict, by: str | None) -> tuple[dict[str, pd.DataFrame], str | None]:
+def side_counts(engine, windows: dict, by: str | None, when_fetched=None) -> tuple[dict[str, pd.DataFrame], str | None]:
     """Attempt counts per side window, and a note when they had to come from attempt rows.
 
     ``outcomes.attempt_counts`` counts per path and any of ``outcomes.BY_COLUMNS``; another
-    ``--by`` column of the attempts is counted from the windows' attempt rows.
+    ``--by`` column of the attempts is counted from the windows' attempt rows. ``when_fetched``:
+    see ``outcomes.attempt_counts``.
     """
     if by in (None, "path") or by in outcomes.BY_COLUMNS:
-        return _binned_counts(engine, windows, [] if by in (None, "path") else [by]), None
+        return _binned_counts(engine, windows, [] if by in (None, "path") else [by], when_fetched), None
     counts = {}
     for key, (lo, hi) in windows.items():
         rows = outcomes.booking_attempts(engine, start=lo, end=hi)
@@ -94,13 +95,14 @@ def side_counts(engine, windows: dict, by: str | None) -> tuple[dict[str, pd.Dat
                     f"(outcomes.attempt_counts counts by {', '.join(outcomes.BY_COLUMNS)}); slower than --by path at scale")
 
 
-def _binned_counts(engine, windows: dict, by: list[str]) -> dict[str, pd.DataFrame]:
+def _binned_counts(engine, windows: dict, by: list[str], when_fetched=None) -> dict[str, pd.DataFrame]:
     """Both sides in one pass: the span from the first window's start to the last one's end, binned
     at the window edges (the excluded band between them is a bin of its own, dropped). One load
     instead of two, and outcome links are classified over the whole span as ``booking_attempts``
     would. ``method="sql"`` where the database can (MariaDB in UTC), else attempt rows."""
     (b_lo, b_hi), (a_lo, a_hi) = windows["before"], windows["after"]
-    counts = outcomes.attempt_counts(engine, start=b_lo, end=a_hi, bins=[b_lo, b_hi, a_lo, a_hi], by=by, method="sql")
+    counts = outcomes.attempt_counts(engine, start=b_lo, end=a_hi, bins=[b_lo, b_hi, a_lo, a_hi], by=by, method="sql",
+                                     when_fetched=when_fetched)
     period = counts["period"].dt.tz_convert("UTC")
     out = {}
     for key, lo in (("before", b_lo), ("after", a_lo)):
@@ -152,11 +154,23 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
                           hint="use one of: path, code_path, family, function_name, company_id")
     start_h, end_h = history_bounds(at_ts, before, after, history) if with_changepoints else (None, None)
     engine = loaders.engine_for(db)
-    # the histograms are server work (GROUP BY over the windows): on their own connection, beside the counts
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        histograms_future = pool.submit(aggregates.fetch, engine, windows=windows, as_of=windows["after"][1])
-        counts, note = side_counts(engine, windows, by)
-        histograms = histograms_future.result()
+    # The histograms are server work (GROUP BY over the windows) on connections of their own. The call
+    # durations run beside the attempts' reads; the session durations and latencies wait until the attempts
+    # are read, then run beside their classification (Python, one core): both cores stay busy to the end.
+    late_metrics = ("call_duration_session", "function_latency")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        plan_future = pool.submit(aggregates.plan, engine, windows=windows, as_of=windows["after"][1])
+        early = pool.submit(lambda: aggregates.fetch(engine, plan_future.result().only(
+            [s.metric for s in plan_future.result().statements if s.metric not in late_metrics])))
+        late: list = []
+
+        def start_late():
+            if not late:
+                late.append(pool.submit(lambda: aggregates.fetch(engine, plan_future.result().only(late_metrics))))
+
+        counts, note = side_counts(engine, windows, by, when_fetched=start_late)
+        start_late()
+        histograms = early.result().merge(late[0].result())
     result = compare_mod.compare(counts=counts, histograms=histograms, at=at_ts, before=before, after=after,
                                  exclude=exclude, by=by)
     if note:
