@@ -141,10 +141,13 @@ def _query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None
         with engine.connect() as conn:
             return pd.read_sql(sa.text(sql), conn, params=params)
     except sa.exc.OperationalError as exc:
-        raise ConnectionFailed(
-            f"query on {redact_url(engine.url)} failed: {str(exc.orig).splitlines()[0]}",
-            hint="check the server and that the schema matches the data contract",
-        ) from None
+        raise query_failed(engine, exc) from None
+
+
+def query_failed(engine: sa.Engine, exc: sa.exc.OperationalError) -> ConnectionFailed:
+    """The one-line error for a statement the server refused or cut (timeout, lost connection)."""
+    return ConnectionFailed(f"query on {redact_url(engine.url)} failed: {str(exc.orig).splitlines()[0]}",
+                            hint="check the server and that the schema matches the data contract")
 
 
 def _present(schema: dict[str, TableInfo], table: str, wanted) -> tuple[list[str], list[str]]:

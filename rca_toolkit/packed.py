@@ -6,10 +6,11 @@ objects ``pd.read_sql`` builds): the attempt counts of a 60-day window at 1M cal
 formats every value as text for the protocol anyway; ``GROUP_CONCAT`` packs a chunk of rows
 (by an integer key) into one value and ``pandas.read_csv`` parses the lot in C.
 
-Chunks travel as UTF-8 bytes whatever the connection's character set. Strings travel quoted (RFC 4180: ``"`` doubled) behind a ``=`` marker, so NULL (an empty
-field) and the empty string (``"="``) stay apart. Every row ends with a marker column: a chunk
-cut short by ``group_concat_max_len`` is caught by that marker or by the server's row count,
-and the statement then runs plainly (same frame). MariaDB only; callers keep the plain path.
+Chunks travel as UTF-8 bytes whatever the connection's character set, and are parsed as they
+stream in. Strings travel quoted (RFC 4180: ``"`` doubled) behind a ``=`` marker, so NULL (an
+empty field) and the empty string (``"="``) stay apart. Every row ends with a marker column: a
+chunk cut short by ``group_concat_max_len`` is caught by that marker or by the server's row
+count, and the statement then runs plainly (same frame). MariaDB only; callers keep the plain path.
 """
 
 from __future__ import annotations
@@ -43,9 +44,16 @@ def read(engine: sa.Engine, sql: str, params: dict, columns: dict[str, str], *, 
     ``INT`` as nullable ``Int64``, ``STR`` as objects (None for NULL), ``CAT`` as a categorical of those
     strings (one object per distinct value: less memory and parsing). ``key`` is an integer column
     of ``sql`` that chunks the rows."""
-    if conn is None:
-        with engine.connect() as own:
-            return read(engine, sql, params, columns, key=key, order=order, conn=own, statements=statements)
+    try:
+        if conn is None:
+            with engine.connect() as own:
+                return _read(engine, sql, params, columns, key, order, own, statements)
+        return _read(engine, sql, params, columns, key, order, conn, statements)
+    except sa.exc.OperationalError as exc:
+        raise loaders.query_failed(engine, exc) from None
+
+
+def _read(engine, sql: str, params: dict, columns: dict[str, str], key: str, order, conn, statements) -> pd.DataFrame:
     # a packed chunk is one value: let it grow to half a packet (the session keeps this larger limit)
     conn.execute(sa.text(f"SET SESSION group_concat_max_len = {CHUNK_LIMIT_SQL}"))
     row = ", ".join([_field(n, k) for n, k in columns.items()] + [f"'{_END}'"])

@@ -71,3 +71,25 @@ def test_empty_result_keeps_the_types(table):
     got = packed.read(engine, "SELECT id, n, s FROM packed_probe WHERE id < 0", {}, COLUMNS, key="id")
     assert list(got.columns) == ["id", "n", "s"] and len(got) == 0
     assert [str(t) for t in got.dtypes] == ["Int64", "Int64", "object"]
+
+
+def test_few_distinct_strings_come_as_a_categorical_of_the_same_values(table):
+    engine, rows = table
+    got = packed.read(engine, "SELECT id, s FROM packed_probe", {}, {"id": packed.INT, "s": packed.CAT}, key="id", order=["id"])
+    assert isinstance(got["s"].dtype, pd.CategoricalDtype)
+    assert got["s"].astype(object).where(got["s"].notna(), None).tolist() == [r["s"] for r in rows]
+
+
+def test_a_refused_statement_is_a_one_line_error(table):
+    from rca_toolkit.errors import ConnectionFailed
+
+    engine, _ = table
+    with engine.connect() as conn:
+        limit = conn.exec_driver_sql("SELECT @@max_statement_time").scalar()
+        conn.exec_driver_sql("SET SESSION max_statement_time = 0.05")
+        try:
+            with pytest.raises(ConnectionFailed, match="query on .* failed: .*max_statement_time"):
+                packed.read(engine, "SELECT id, n, s FROM packed_probe WHERE SLEEP(0.2) = 0", {}, COLUMNS, key="id",
+                            conn=conn)
+        finally:
+            conn.exec_driver_sql(f"SET SESSION max_statement_time = {float(limit)}")
