@@ -117,7 +117,9 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     hooks_cols = {"id": I, "at_us": I, "event_id": S, "company_id": I, "names_call": I}
     window = {"lo": base["lo"], "hi": base["hi"]}
     first_error, error_params = _error_join(engine, lo, hi, company_id)
-    mid = first + (last - first) / 2
+    mid = first + (last - first) / 2  # the attempts are read in two halves: [start, mid) and [mid, end)
+    if start_ts is not None and mid <= start_ts:  # every real attempt at the window's first instant: one part
+        mid = None
 
     def attempts(part_start, part_end):  # every attempt of the part with its first error row (failures only)
         return ai._traces(engine, schema, part_start, part_end, company_id, lean=True, statements=statements,
@@ -129,11 +131,13 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     with ThreadPoolExecutor(max_workers=2) as pool:
         lean_future = pool.submit(lambda: (run_packed(hooks_sql, base, hooks_cols, "id", ["at_us", "id"]).drop(columns="id"),
                                            run_packed(appts_sql, base, appts_cols, "id", ["id"])))
-        later_future = pool.submit(attempts, mid, end)
-        rows = attempts(start, mid)
-        rows = pd.concat([rows, later_future.result()], ignore_index=True)
+        later_future = pool.submit(attempts, mid, end) if mid is not None else None
+        rows = attempts(start, end if mid is None else mid)
+        attrs = rows.attrs
+        if later_future is not None:
+            rows = pd.concat([rows, later_future.result()], ignore_index=True)
         hooks_rows, appts = lean_future.result()
-    rows.attrs = {**later_future.result().attrs, "window": [str(start_ts), str(end_ts)]}
+    rows.attrs = {**attrs, "window": [str(start_ts), str(end_ts)]}
     del later_future, lean_future
     if when_fetched is not None:
         when_fetched()

@@ -214,6 +214,22 @@ def test_attempt_counts_call_when_fetched_once_the_inputs_are_read(demo_db, monk
     assert counts["attempts"].sum() > 0 and events == ["fetched", "classify"]
 
 
+@pytest.mark.mariadb
+def test_sql_counts_of_a_window_whose_attempts_share_its_first_instant(demo_mariadb):
+    """The shortcut reads the attempts in two halves split between the first and the last real attempt;
+    when both are the window's start there is one part, and the counts still equal the rows'."""
+    from rca_toolkit.outcomes import attempt_counts, booking_attempts, count_attempts
+
+    url, _ = demo_mariadb
+    at = booking_attempts(url, start=WINDOWS[0][0], end=WINDOWS[0][1])["at"].iloc[0]
+    start, end = at, at + pd.Timedelta(microseconds=1)
+    attempts = booking_attempts(url, start=start, end=end)
+    assert len(attempts) >= 1
+    got = attempt_counts(url, start=start, end=end, method="sql", freq="1D")
+    pd.testing.assert_frame_equal(got, count_attempts(attempts, freq="1D"))
+    assert got.attrs["statements"] > 0  # counted by the SQL shortcut, not the rows path
+
+
 def test_attempt_counts_reject_unknown_keys(demo_sqlite):
     from rca_toolkit.errors import ConfigError
     from rca_toolkit.outcomes import attempt_counts
