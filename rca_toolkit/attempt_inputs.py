@@ -152,15 +152,13 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
     if micros:
         frame = packed.read(engine, sql, params, {**TRACE_KINDS, **(extra_kinds or {})}, key="trace_id",
                             order=["started_at", "trace_id"], statements=statements)
-    else:
-        sql += " ORDER BY t.started_at, t.id"
-        statements.append((sql, params))
-        frame = loaders._query(engine, sql, params)
-    if micros:
         frame["started_at"] = from_micros(frame["started_at"])
         frame["started_at_ambiguous"] = False
         frame["session_started_at"] = from_micros(frame["session_started_at"])
     else:
+        sql += " ORDER BY t.started_at, t.id"
+        statements.append((sql, params))
+        frame = loaders._query(engine, sql, params)
         frame = loaders._to_utc(frame, ["started_at"], zone)
         frame = loaders._to_utc(frame, ["session_started_at"], zone, flags=False)
     frame = loaders._refine(frame, "started_at", start_ts, end_ts)

@@ -133,35 +133,33 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
                                            run_packed(appts_sql, base, appts_cols, "id", ["id"])))
         later_future = pool.submit(attempts, mid, end) if mid is not None else None
         rows = attempts(start, end if mid is None else mid)
-        attrs = rows.attrs
+        attrs = {**rows.attrs, "window": [str(start_ts), str(end_ts)]}  # the part's, for the whole window
         if later_future is not None:
             rows = pd.concat([rows, later_future.result()], ignore_index=True)
         hooks_rows, appts = lean_future.result()
-    rows.attrs = {**attrs, "window": [str(start_ts), str(end_ts)]}
     del later_future, lean_future
+    rows["real_call"] = rows["real_call"].eq(1)
     if when_fetched is not None:
         when_fetched()
     if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
         return None
     succeeded = rows["status"].eq("success").fillna(False).astype(bool).to_numpy()
-    real = rows["real_call"].eq(1).to_numpy()
+    real = rows["real_call"].to_numpy()
     if any(outcomes.blob_uids(rows.loc[real, "output_result"], rows.loc[real, "error_details"])):
         return None  # an attempt names a uid in its JSON: classify every row instead
     failed, succ = rows[~succeeded].reset_index(drop=True), rows[succeeded].reset_index(drop=True)
-    failed.attrs = rows.attrs
     del rows  # the largest frames are freed as soon as they are split or used (peak memory)
     failed, failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
     resolved, open_ids, test_ids, webhooks, appointments = _claims(engine, schema, succ, appts, hooks_rows, lo, hi,
                                                                    window, statements)
     del hooks_rows, appts
-    attrs = failed.attrs
-    odd = ~failed["real_call"].eq(1)
+    odd = ~failed["real_call"]
     excluded_ids = set(test_ids) | set(failed.loc[odd, "call_id"].astype(str))
     excluded = len(test_ids) + int(odd.sum())
     parts = [failed, succ[succ["trace_id"].isin(open_ids)].drop(columns=list(FIRST_ERROR_KINDS))]
     rows = pd.concat(parts, ignore_index=True).sort_values(["started_at", "trace_id"], kind="stable").reset_index(drop=True)
     del parts, failed, succ
-    rows = rows[rows["real_call"].eq(1)].reset_index(drop=True)
+    rows = rows[rows["real_call"]].reset_index(drop=True)
     # lean: only failures read errors, so the successes added above need none
     classified = outcomes.classify(rows, failed_errors, appointments, webhooks, ai._empty_calls())
     del rows, failed_errors, appointments, webhooks
@@ -194,7 +192,7 @@ def _claims(engine, schema, succ, appts, hooks, lo, hi, window: dict, statements
     call ids, and the webhooks no success claimed with the window's appointments carrying their uids."""
     appts = appts.sort_values("id", kind="stable").reset_index(drop=True)
     appts["id"] = pd.to_numeric(appts["id"]).astype("int64")
-    real = succ["real_call"].eq(1)
+    real = succ["real_call"]
     a_id = _own_appointment(engine, schema, succ, appts, lo, hi, window, statements)
     order = pd.DataFrame({"a": a_id, "test": (~real).astype(int), "at": succ["started_at"], "id": succ["trace_id"]})
     first = ~order.sort_values(["a", "test", "at", "id"], kind="stable").duplicated("a")
@@ -231,22 +229,21 @@ def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
     An error row of the failure's own session needs no session lookup: the failure's company was filtered and
     a failure whose call id is not real keeps no errors (``_errors_of_failures``)."""
     params: dict = {}
-    cond = ai._bounds("fe.occurred_at", lo, hi, engine, params, "fe")
+    cond = [ai._not_success_sql("t.status", engine)]  # successes read no error rows (lean)
+    cond += ai._bounds("fe.occurred_at", lo, hi, engine, params, "fe")
     other = [loaders.real_call_id_sql("es.call_id", engine)] + loaders._company_clause("es.company_id", company_id, params)
     cond.append(f"(fe.call_session_id = t.call_session_id OR EXISTS (SELECT 1 FROM retell_call_sessions es "
                 f"WHERE es.id = fe.call_session_id AND {' AND '.join(other)}))")
-    cond.insert(0, ai._not_success_sql("t.status", engine))  # successes read no error rows (lean)
     return f" LEFT JOIN retell_error_log fe ON fe.function_trace_id = t.id AND {' AND '.join(cond)}", params
 
 
 def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id, statements: list) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The failures without their ``fe_`` columns, and ``attempt_inputs._errors`` of the real ones: the first
     error rows came with the failures, the session fallback is asked here (lean: successes read no error rows)."""
-    attrs = failed.attrs
     if failed["trace_id"].duplicated().any():  # several error rows: the first by (occurred_at, id), as _match_errors
         first = failed.sort_values(["fe_at", "fe_id"], kind="stable").drop_duplicates("trace_id").index
         failed = failed.loc[first.sort_values()].reset_index(drop=True)
-    real_call = failed["real_call"].eq(1)
+    real_call = failed["real_call"]
     linked = failed[real_call].dropna(subset=["fe_id"])
     at = ai.from_micros(linked["fe_at"])
     by_trace = pd.DataFrame({"error_id": linked["fe_id"].to_numpy(), "function_trace_id": linked["trace_id"].to_numpy(),
@@ -254,8 +251,7 @@ def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id
                              "occurred_at": at.array, "error_message": linked["fe_message"].to_numpy(),
                              "error_code": linked["fe_code"].to_numpy(), "affected_function": None, "error_context": None,
                              "occurred_raw": at.dt.tz_localize(None).to_numpy()})
-    failed = failed.drop(columns=["fe_id", "fe_at", "fe_message", "fe_code"])
-    failed.attrs = attrs
+    failed = failed.drop(columns=list(FIRST_ERROR_KINDS))
     real = failed[real_call]
     if not len(real):
         return failed, ai._empty_errors()

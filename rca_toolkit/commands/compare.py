@@ -160,13 +160,17 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
     late_metrics = ("call_duration_session", "function_latency")
     with ThreadPoolExecutor(max_workers=2) as pool:
         plan_future = pool.submit(aggregates.plan, engine, windows=windows, as_of=windows["after"][1])
-        early = pool.submit(lambda: aggregates.fetch(engine, plan_future.result().only(
-            [s.metric for s in plan_future.result().statements if s.metric not in late_metrics])))
+
+        def fetch_part(is_late: bool):
+            plan = plan_future.result()
+            return aggregates.fetch(engine, plan.only([s.metric for s in plan.statements if (s.metric in late_metrics) == is_late]))
+
+        early = pool.submit(fetch_part, False)
         late: list = []
 
         def start_late():
             if not late:
-                late.append(pool.submit(lambda: aggregates.fetch(engine, plan_future.result().only(late_metrics))))
+                late.append(pool.submit(fetch_part, True))
 
         counts, note = side_counts(engine, windows, by, when_fetched=start_late)
         start_late()
