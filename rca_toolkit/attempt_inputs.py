@@ -77,9 +77,14 @@ def _not_success_sql(col: str, engine: sa.Engine) -> str:
     return f"({col} IS NULL OR NOT {is_success_sql(col, engine)})"
 
 
-def _like_any(col: str, needles) -> str:
-    """True when the text contains any needle (``_`` escaped): a cheap server-side prefilter."""
-    parts = [f"{col} LIKE '%{n.replace('_', '!_')}%' ESCAPE '!'" for n in needles]
+def _contains_any(col: str, needles, engine: sa.Engine) -> str:
+    """True when the text holds any needle, byte for byte: a cheap server-side prefilter for JSON keys,
+    which Python matches case-sensitively too. Binary: a ``LIKE '%...%'`` under the tables'
+    ``utf8mb4_unicode_ci`` compares by collation (1.0 s against 0.4 s over 440k webhook payloads)."""
+    if engine.dialect.name == "sqlite":
+        parts = [f"instr({col}, '{n}') > 0" for n in needles]
+    else:
+        parts = [f"LOCATE('{n}', CAST({col} AS BINARY)) > 0" for n in needles]
     return "(" + " OR ".join(parts) + ")"
 
 
@@ -139,12 +144,12 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
     where = where + family + loaders._company_clause("s.company_id", company_id, params) + list(extra_where)
     params.update(extra_params or {})
     details = "t.error_details" if not lean else (
-        f"CASE WHEN {_not_success_sql('t.status', engine)} OR {_like_any('t.error_details', UID_TEXT)} THEN t.error_details END")
+        f"CASE WHEN {_not_success_sql('t.status', engine)} OR {_contains_any('t.error_details', UID_TEXT, engine)} THEN t.error_details END")
     zone = loaders.storage_zone(engine)
     micros = zone == "UTC" and engine.dialect.name != "sqlite"
     started, session_started = (micros_sql("t.started_at"), micros_sql("s.started_at")) if micros else ("t.started_at", "s.started_at")
     sql = (f"SELECT t.id AS trace_id, t.call_session_id AS session_id, s.call_id, s.company_id, {started} AS started_at, "
-           f"t.function_name, t.status, CASE WHEN {_like_any('t.output_result', UID_TEXT)} THEN t.output_result END "
+           f"t.function_name, t.status, CASE WHEN {_contains_any('t.output_result', UID_TEXT, engine)} THEN t.output_result END "
            f"AS output_result, {details} AS error_details, {session_started} AS session_started_at{extra_select} "
            f"FROM retell_function_traces t{force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id{extra_join}"
@@ -261,7 +266,7 @@ def _appointments(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
         where.append("deleted_at IS NULL")
     select = [c for c in ("id", "call_id", "calcom_v2_booking_id", "source", "created_at") if c in have]
     if "metadata" in have:
-        select.append(f"CASE WHEN {_like_any('metadata', ['retell_call_id'])} THEN metadata END AS metadata")
+        select.append(f"CASE WHEN {_contains_any('metadata', ['retell_call_id'], engine)} THEN metadata END AS metadata")
     hint = force_index(engine, schema, "appointments", "appointments_created_at_index") if where else ""
     sql = f"SELECT {', '.join(select)} FROM appointments{hint}" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
     statements.append((sql, params))
@@ -307,7 +312,7 @@ def _webhooks(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
         where.append("1 = 0")
     select = ["id", "event_type", "created_at"] + [c for c in ("event_id", "company_id") if c in cols]
     if "payload" in cols:
-        select.append(f"CASE WHEN {_like_any('payload', ['call_id'])} THEN payload END AS payload")
+        select.append(f"CASE WHEN {_contains_any('payload', ['call_id'], engine)} THEN payload END AS payload")
     hint = force_index(engine, schema, "webhook_events", "webhook_events_created_at_index") if lo is not None else ""
     sql = f"SELECT {', '.join(select)} FROM webhook_events{hint} WHERE {' AND '.join(where)} ORDER BY created_at, id"
     statements.append((sql, params))

@@ -104,13 +104,13 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     rcid = "COALESCE(JSON_VALUE(metadata, '$.retell_call_id'), JSON_VALUE(JSON_UNQUOTE(metadata), '$.retell_call_id'))"
     # the window's appointments, lean: the call each names in metadata, its uid and source
     appts_sql = (f"SELECT id, calcom_v2_booking_id AS uid, source, "
-                 f"CASE WHEN {ai._like_any('metadata', ['retell_call_id'])} THEN {rcid} END AS rcid "
+                 f"CASE WHEN {ai._contains_any('metadata', ['retell_call_id'], engine)} THEN {rcid} END AS rcid "
                  f"FROM appointments WHERE created_at >= :lo AND created_at < :hi AND deleted_at IS NULL")
     # every BOOKING_CREATED webhook of the padded window (the type normalised as attempt_inputs._norm_event_type
     # does), lean; a payload that names a call ends the shortcut; times as integers (attempt_inputs.micros_sql),
     # sorted by (time, id) after the fetch
     hooks_sql = (f"SELECT w.id, {ai.micros_sql('w.created_at')} AS at_us, w.event_id, w.company_id, "
-                 f"CASE WHEN {ai._like_any('w.payload', ['call_id'])} THEN 1 ELSE 0 END AS names_call "
+                 f"CASE WHEN {ai._contains_any('w.payload', ['call_id'], engine)} THEN 1 ELSE 0 END AS names_call "
                  f"FROM webhook_events w WHERE {hooks}")
     I, S = packed.INT, packed.STR
     appts_cols = {"id": I, "uid": S, "source": S, "rcid": S}

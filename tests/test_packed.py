@@ -80,6 +80,21 @@ def test_few_distinct_strings_come_as_a_categorical_of_the_same_values(table):
     assert got["s"].astype(object).where(got["s"].notna(), None).tolist() == [r["s"] for r in rows]
 
 
+def test_null_and_empty_stay_apart_in_each_string_column(table):
+    # three string columns whose NULLs and empty strings fall on different rows: each column's bit of
+    # the row's NULL mask is its own
+    engine, rows = table
+    sql = ("SELECT id, CASE WHEN id % 3 = 0 THEN NULL WHEN id % 3 = 1 THEN '' ELSE 'x' END AS a, n, s, "
+           "CASE WHEN id % 3 = 1 THEN NULL WHEN id % 3 = 2 THEN '' ELSE 'y' END AS b FROM packed_probe")
+    got = packed.read(engine, sql, {}, {"id": packed.INT, "a": packed.STR, "n": packed.INT, "s": packed.CAT, "b": packed.STR},
+                      key="id", order=["id"])
+    ids = [r["id"] for r in rows]
+    assert got["a"].tolist() == [[None, "", "x"][i % 3] for i in ids]
+    assert got["b"].tolist() == [["y", None, ""][i % 3] for i in ids]
+    assert got["s"].astype(object).where(got["s"].notna(), None).tolist() == [r["s"] for r in rows]
+    assert got["n"].tolist() == [pd.NA if r["n"] is None else r["n"] for r in rows]
+
+
 def test_a_refused_statement_is_a_one_line_error(table):
     from rca_toolkit.errors import ConnectionFailed
 
