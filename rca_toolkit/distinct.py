@@ -20,3 +20,22 @@ def per_distinct(values: pd.Series, fn, missing=None) -> np.ndarray:
     results[:len(uniques)] = [fn(v) for v in uniques]
     results[-1] = missing  # code -1 (missing) indexes the last slot
     return results[codes]
+
+
+def identity_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's code by object identity, and the row where each code first occurs.
+
+    Why: decoded JSON is shared, one object per distinct text (``attempt_inputs._decode``); hashing
+    dicts is impossible and comparing them is slow, but their addresses factorize in C."""
+    ids = np.fromiter(map(id, values.to_numpy(dtype=object)), dtype=np.uint64, count=len(values))
+    _, first, codes = np.unique(ids, return_index=True, return_inverse=True)
+    return codes.reshape(-1), first
+
+
+def per_object(values: pd.Series, fn) -> np.ndarray:
+    """``fn(value)`` for each row, computed once per distinct object (by identity, see ``identity_codes``)."""
+    codes, first = identity_codes(values)
+    objects = values.to_numpy(dtype=object)
+    results = np.empty(len(first), dtype=object)
+    results[:] = [fn(objects[i]) for i in first]
+    return results[codes]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import attempt_inputs, fast_counts, loaders, names
+from .distinct import identity_codes, per_object
 from .errors import ConfigError
 from .signatures import NO_ERROR_TEXT, signatures
 
@@ -73,7 +74,8 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     err = _match_errors(traces, errors)
     out["error_message"] = err["error_message"].fillna(traces["error"]).astype("string")
     out["error_code"] = err["error_code"].astype("string")
-    trace_frame = traces["error_details"].map(lambda d: d.get("frame") if isinstance(d, dict) else None)
+    trace_frame = pd.Series(per_object(traces["error_details"], lambda d: d.get("frame") if isinstance(d, dict) else None),
+                            index=traces.index, dtype="object")
     out["code_path"] = (err["frame"].astype("object").fillna(trace_frame.astype("object"))
                         .fillna(out["family"].map(CODE_PATHS).astype("object")).astype("string"))
     local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
@@ -141,11 +143,13 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     created = webhooks[webhooks["event_type_norm"].eq("BOOKING_CREATED").fillna(False)] if not webhooks.empty else webhooks
     if created.empty:  # no Cal.com webhook confirms any booking: nothing can be called orphaned
         return uids, how
-    known = set(created["event_id"].dropna().astype(str))
+    event_ids = created["event_id"].to_numpy(dtype=object)  # numpy objects: iterating a StringArray is slow
+    known = pd.Index(pd.unique(created["event_id"].dropna().astype(str).to_numpy(dtype=object)))  # hashed once
 
     def assign(values: pd.Series, label: str) -> None:
-        values = values.where(values.isin(known) & uids.isna())
-        values = values[values.notna() & ~values.isin(set(uids.dropna()))]
+        values = values[values.notna().to_numpy() & uids.loc[values.index].isna().to_numpy()]
+        assigned = uids[uids.notna()].to_numpy(dtype=object)
+        values = values[(known.get_indexer(values.to_numpy(dtype=object)) >= 0) & ~values.isin(assigned).to_numpy()]
         values = values[~values.duplicated()]
         uids.loc[values.index] = values
         how.loc[values.index] = label
@@ -153,8 +157,8 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     blobs = pd.Series(blob_uids(traces["output_result"], traces["error_details"]), index=traces.index, dtype="object")
     assign(blobs, "trace")
     calls_of = {}
-    for event_id, payload in zip(created["event_id"], created["payload"]):
-        call = _call_of_payload(payload)
+    for event_id, payload in zip(event_ids, created["payload"].to_numpy(dtype=object)):
+        call = _call_of_payload(payload) if isinstance(payload, dict) else None
         if call and event_id:
             calls_of.setdefault(call, str(event_id))
     if calls_of:
@@ -180,17 +184,16 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     return uids, how
 
 
-def blob_uids(outputs, details) -> list:
+def blob_uids(outputs: pd.Series, details: pd.Series) -> np.ndarray:
     """The uid each trace's JSON names (output first), looked up once per pair of objects: loads share
     one decoded object per distinct text (``attempt_inputs._decode``), so 100k failures cost a few lookups."""
-    seen: dict = {}
-    out = []
-    for o, e in zip(outputs, details):
-        key = (id(o), id(e))
-        if key not in seen:
-            seen[key] = _uid_in_blob(o) or _uid_in_blob(e)
-        out.append(seen[key])
-    return out
+    (out_codes, out_first), (det_codes, det_first) = identity_codes(outputs), identity_codes(details)
+    pairs = out_codes.astype(np.int64) * max(len(det_first), 1) + det_codes
+    _, first, codes = np.unique(pairs, return_index=True, return_inverse=True)
+    out_objects, det_objects = outputs.to_numpy(dtype=object), details.to_numpy(dtype=object)
+    found = np.empty(len(first), dtype=object)
+    found[:] = [_uid_in_blob(out_objects[i]) or _uid_in_blob(det_objects[i]) for i in first]
+    return found[codes.reshape(-1)]
 
 
 def _uid_in_blob(blob) -> str | None:
