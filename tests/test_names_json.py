@@ -74,3 +74,24 @@ def test_per_distinct_calls_once_per_value_and_keeps_row_order():
     assert calls == ['{"a": 1}', "[1, 2]"]
     assert list(out) == [{"a": 1}, "none", {"a": 1}, [1, 2]]
     assert out[0] is out[2]  # equal values share one result
+
+
+def test_per_object_calls_once_per_object_by_identity():
+    from rca_toolkit.distinct import per_object
+
+    shared, twin = {"frame": "A::b"}, {"frame": "A::b"}  # equal, but two objects: two calls
+    calls = []
+    values = pd.Series([shared, None, shared, twin, [1, 2], None], index=[5, 4, 3, 2, 1, 0])
+    out = per_object(values, lambda v: calls.append(v) or (v.get("frame") if isinstance(v, dict) else v))
+    assert list(out) == ["A::b", None, "A::b", "A::b", [1, 2], None]
+    assert len(calls) == 4  # shared, None, twin and the list: one call each
+
+
+def test_blob_uids_pairs_output_and_details_row_by_row():
+    from rca_toolkit.outcomes import blob_uids
+
+    booked, empty, failed = {"booking": {"uid": "u1"}}, {}, {"calcom_uid": "u2"}
+    outputs = pd.Series([booked, empty, empty, None, booked])
+    details = pd.Series([failed, failed, None, None, None])
+    assert list(blob_uids(outputs, details)) == ["u1", "u2", None, None, "u1"]  # the output's uid comes first
+    assert list(blob_uids(outputs.iloc[:0], details.iloc[:0])) == []
