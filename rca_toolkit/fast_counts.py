@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 
 from . import attempt_inputs as ai
@@ -196,14 +197,37 @@ def _claims(engine, schema, succ, appts, hooks, lo, hi, window: dict, statements
     a_id = _own_appointment(engine, schema, succ, appts, lo, hi, window, statements)
     order = pd.DataFrame({"a": a_id, "test": (~real).astype(int), "at": succ["started_at"], "id": succ["trace_id"]})
     first = ~order.sort_values(["a", "test", "at", "id"], kind="stable").duplicated("a")
-    uid = a_id.map(appts.set_index("id")["uid"]) if len(appts) else pd.Series(None, index=succ.index, dtype="object")
-    claims = real & a_id.notna() & first.reindex(succ.index) & uid.isin(hooks["event_id"])
-    unclaimed = hooks[~hooks["event_id"].isin(uid[claims])]
+    # the uids as integer codes, hashed once for the appointments and the webhooks together (-1: NULL)
+    appt_uid, hook_uid, n_uids = _codes(appts["uid"], hooks["event_id"])
+    row = pd.Index(appts["id"]).get_indexer(a_id.to_numpy(dtype="float64", na_value=float("nan")))
+    uid = np.where(row >= 0, appt_uid[row], -1)  # each success's own appointment's uid
+    confirmed = _flags(hook_uid, n_uids)
+    claims = real.to_numpy() & a_id.notna().to_numpy() & first.reindex(succ.index).to_numpy() & _has(confirmed, uid)
+    unclaimed = ~_has(_flags(uid[claims], n_uids), hook_uid)
+    local = _has(_flags(hook_uid[unclaimed], n_uids), appt_uid)
     return (succ.loc[claims, ["function_name", "company_id", "started_at"]],
-            succ.loc[real & ~claims, "trace_id"].astype("int64").tolist(),
+            succ.loc[real.to_numpy() & ~claims, "trace_id"].astype("int64").tolist(),
             succ.loc[~real, "call_id"].dropna().astype(str),
-            _webhook_frame(unclaimed.drop(columns=["names_call"])),
-            _local_appointments(appts[appts["uid"].isin(unclaimed["event_id"])]))
+            _webhook_frame(hooks[unclaimed].drop(columns=["names_call"])),
+            _local_appointments(appts[local]))
+
+
+def _codes(*columns: pd.Series) -> tuple:
+    """Integer codes of string columns over one shared set of values (-1 for NULL), and how many values."""
+    codes, uniques = pd.factorize(np.concatenate([c.to_numpy(dtype=object) for c in columns]))
+    bounds = np.cumsum([0] + [len(c) for c in columns])
+    return (*[codes[a:b] for a, b in zip(bounds[:-1], bounds[1:])], len(uniques))
+
+
+def _flags(codes: np.ndarray, n: int) -> np.ndarray:
+    flags = np.zeros(n, dtype=bool)
+    flags[codes[codes >= 0]] = True
+    return flags
+
+
+def _has(flags: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Whether each code's flag is set (never for -1, NULL)."""
+    return (codes >= 0) & flags[np.maximum(codes, 0)] if len(flags) else np.zeros(len(codes), dtype=bool)
 
 
 def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -265,19 +289,26 @@ def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo
     read only for calls that no appointment of the window names in its metadata."""
     from . import outcomes
 
-    todo = succ[succ["call_id"].notna() & ~succ["call_id"].isin(appts["rcid"].dropna())]
+    named = appts.dropna(subset=["rcid"]).drop_duplicates("rcid")  # the first appointment (by id) naming each call
+    row = pd.Index(named["rcid"]).get_indexer(succ["call_id"].to_numpy(dtype=object))
+    own = pd.Series(np.where(row >= 0, named["id"].to_numpy()[row], 0), index=succ.index, dtype="Int64").where(row >= 0)
+    todo = succ[succ["call_id"].notna().to_numpy() & (row < 0)]
+    if not len(todo):
+        return own
+    # the rest: the call's row, then the window's appointments on it (no appointment names these calls)
     traces = pd.DataFrame({"call_id": todo["call_id"].astype(str), "session_started_at": todo["session_started_at"]})
-    calls = (ai._calls_of(engine, schema, traces, pd.DataFrame({"retell_call_id": appts["rcid"]}), lo, hi, statements)
-             if len(todo) else ai._empty_calls())
+    calls = ai._calls_of(engine, schema, traces, pd.DataFrame({"retell_call_id": pd.Series(dtype=object)}), lo, hi, statements)
     local_ids = sorted(set(calls["local_call_id"].dropna().astype(int)))
     parts = [(f"SELECT id, call_id FROM appointments WHERE call_id IN ({', '.join(map(str, local_ids[i:i + ai.ID_CHUNK]))}) "
               "AND created_at >= :lo AND created_at < :hi AND deleted_at IS NULL", window)
              for i in range(0, len(local_ids), ai.ID_CHUNK)]
     on_call_rows = ai._run(engine, parts, statements, desc="appointments of the calls", columns=["id", "call_id"])
-    appointments = pd.DataFrame({"id": appts["id"], "retell_call_id": appts["rcid"],
-                                 "call_id": appts["id"].map(on_call_rows.set_index("id")["call_id"]).astype("Int64")})
-    own = outcomes._appointment_by_call(pd.DataFrame({"call_id": succ["call_id"]}), appointments, calls)
-    return pd.to_numeric(own).astype("Int64")
+    on_call_rows = on_call_rows.assign(id=pd.to_numeric(on_call_rows["id"]).astype("int64"))
+    on_call_rows = on_call_rows[on_call_rows["id"].isin(appts["id"])].sort_values("id", kind="stable")
+    appointments = pd.DataFrame({"id": on_call_rows["id"].to_numpy(), "retell_call_id": pd.NA,
+                                 "call_id": pd.to_numeric(on_call_rows["call_id"]).astype("Int64").to_numpy()})
+    via_call_row = outcomes._appointment_by_call(pd.DataFrame({"call_id": todo["call_id"]}), appointments, calls)
+    return own.fillna(pd.to_numeric(via_call_row.reindex(succ.index)).astype("Int64"))
 
 
 def _local_appointments(appts: pd.DataFrame) -> pd.DataFrame:
