@@ -155,26 +155,29 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
     start_h, end_h = history_bounds(at_ts, before, after, history) if with_changepoints else (None, None)
     engine = loaders.engine_for(db)
     # The histograms are server work (GROUP BY over the windows) on connections of their own. The call
-    # durations run beside the attempts' reads; the session durations and latencies wait until the attempts
-    # are read, then run beside their classification (Python, one core): both cores stay busy to the end.
+    # durations run beside the attempts' reads; the session durations and the latencies wait until the
+    # attempts are read, then run, each on its own connection, beside their classification (Python, one
+    # core): both cores stay busy to the end.
     late_metrics = ("call_duration_session", "function_latency")
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=1 + len(late_metrics)) as pool:
         plan_future = pool.submit(aggregates.plan, engine, windows=windows, as_of=windows["after"][1])
 
-        def fetch_part(is_late: bool):
+        def fetch_part(wanted):
             plan = plan_future.result()
-            return aggregates.fetch(engine, plan.only([s.metric for s in plan.statements if (s.metric in late_metrics) == is_late]))
+            return aggregates.fetch(engine, plan.only([s.metric for s in plan.statements if wanted(s.metric)]))
 
-        early = pool.submit(fetch_part, False)
+        early = pool.submit(fetch_part, lambda metric: metric not in late_metrics)
         late: list = []
 
         def start_late():
             if not late:
-                late.append(pool.submit(fetch_part, True))
+                late.extend(pool.submit(fetch_part, lambda metric, one=one: metric == one) for one in late_metrics)
 
         counts, note = side_counts(engine, windows, by, when_fetched=start_late)
         start_late()
-        histograms = early.result().merge(late[0].result())
+        histograms = early.result()
+        for part in late:
+            histograms = histograms.merge(part.result())
     result = compare_mod.compare(counts=counts, histograms=histograms, at=at_ts, before=before, after=after,
                                  exclude=exclude, by=by)
     if note:
