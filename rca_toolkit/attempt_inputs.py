@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from . import loaders, names, packed
 from .config import progress
 from .db import require_columns
-from .distinct import per_distinct
+from .distinct import per_distinct, per_object
 from .jsonutil import decode_json
 from .timeutil import parse_instant
 
@@ -145,10 +145,12 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
     params.update(extra_params or {})
     details = "t.error_details" if not lean else (
         f"CASE WHEN {_not_success_sql('t.status', engine)} OR {_contains_any('t.error_details', UID_TEXT, engine)} THEN t.error_details END")
+    # only failures look their session's unlinked errors up (_errors): lean loads leave successes' session ids out
+    session = "t.call_session_id" if not lean else f"CASE WHEN {_not_success_sql('t.status', engine)} THEN t.call_session_id END"
     zone = loaders.storage_zone(engine)
     micros = zone == "UTC" and engine.dialect.name != "sqlite"
     started, session_started = (micros_sql("t.started_at"), micros_sql("s.started_at")) if micros else ("t.started_at", "s.started_at")
-    sql = (f"SELECT t.id AS trace_id, t.call_session_id AS session_id, s.call_id, s.company_id, {started} AS started_at, "
+    sql = (f"SELECT t.id AS trace_id, {session} AS session_id, s.call_id, s.company_id, {started} AS started_at, "
            f"t.function_name, t.status, CASE WHEN {_contains_any('t.output_result', UID_TEXT, engine)} THEN t.output_result END "
            f"AS output_result, {details} AS error_details, {session_started} AS session_started_at{extra_select} "
            f"FROM retell_function_traces t{force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
@@ -170,8 +172,9 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
     for col in ("output_result", "error_details"):
         frame[col] = _decode(frame[col])
     frame["family"] = names.family_series(frame["function_name"])
-    frame = frame[frame["family"].isin(names.BOOKING_FAMILIES)].reset_index(drop=True)
-    frame["error"] = frame["error_details"].map(loaders._error_text)
+    booking = frame["family"].isin(names.BOOKING_FAMILIES).to_numpy()
+    frame = frame if booking.all() else frame[booking].reset_index(drop=True)
+    frame["error"] = per_object(frame["error_details"], loaders._error_text)  # decoded blobs are shared objects
     frame = loaders._typed(frame, ints=["company_id", "trace_id"],
                            strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status"])
     frame.attrs = loaders._base_attrs(engine, window=[str(start_ts), str(end_ts)])

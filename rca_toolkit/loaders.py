@@ -18,6 +18,7 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -126,11 +127,12 @@ def _window_clause(col: str, start, end, engine, params: dict) -> tuple[list[str
 
 
 def _refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
+    keep = np.ones(len(frame), dtype=bool)
     if start_ts is not None:
-        frame = frame[frame[col] >= start_ts]
+        keep &= (frame[col] >= start_ts).to_numpy(dtype=bool, na_value=False)
     if end_ts is not None:
-        frame = frame[frame[col] < end_ts]
-    return frame.reset_index(drop=True)
+        keep &= (frame[col] < end_ts).to_numpy(dtype=bool, na_value=False)
+    return frame.reset_index(drop=True) if keep.all() else frame[keep].reset_index(drop=True)  # no copy when all stay
 
 
 def _query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None = None) -> pd.DataFrame:
@@ -203,6 +205,17 @@ def _every_company(engine: sa.Engine, params: dict) -> list[str]:
     return [f"({listed}s.company_id IS NULL)"]
 
 
+def _string_category(values: pd.Series) -> pd.Series:
+    """``values.astype("string").astype("category")``; a categorical (the packed loads) keeps its codes and
+    only its categories become strings, instead of a string per row factorized again."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        used = values.cat.remove_unused_categories()
+        names = used.cat.categories.astype("string")
+        if names.is_unique and not names.hasnans:
+            return used.cat.rename_categories(names).cat.reorder_categories(names.sort_values())
+    return values.astype("string").astype("category")
+
+
 def _typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.DataFrame:
     for col in ints:
         if col in frame:
@@ -212,7 +225,7 @@ def _typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd
             frame[col] = frame[col].astype("string")
     for col in cats:
         if col in frame:
-            frame[col] = frame[col].astype("string").astype("category")
+            frame[col] = _string_category(frame[col])
     for col in bools:
         if col in frame:
             frame[col] = frame[col].map(lambda v: pd.NA if v is None or v != v else bool(int(v))).astype("boolean")

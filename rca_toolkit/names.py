@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from .distinct import per_distinct
@@ -35,8 +36,17 @@ def function_family(name: str | None) -> str | None:
 
 
 def family_series(names: pd.Series) -> pd.Series:
-    """Vectorised :func:`function_family` returning a categorical series (once per distinct name)."""
-    return pd.Series(per_distinct(names, function_family), index=names.index, dtype="string").astype("category")
+    """Vectorised :func:`function_family` returning a categorical series (once per distinct name;
+    a categorical's codes are mapped without a string per row)."""
+    if not isinstance(names.dtype, pd.CategoricalDtype):
+        return pd.Series(per_distinct(names, function_family), index=names.index, dtype="string").astype("category")
+    names = names.cat.remove_unused_categories()
+    families = [function_family(name) for name in names.cat.categories]
+    categories = sorted({f for f in families if f is not None})
+    lookup = np.array([categories.index(f) if f is not None else -1 for f in families] + [-1])  # code -1: missing
+    codes = lookup[names.cat.codes.to_numpy()]
+    return pd.Series(pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(pd.Index(categories, dtype="string"))),
+                     index=names.index)
 
 
 def real_call_ids(call_ids: pd.Series) -> pd.Series:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -88,9 +89,17 @@ def _read(engine, sql: str, params: dict, columns: dict[str, str], key: str, ord
     if frame is None or len(frame) != stream.rows or not frame["_end"].eq(_END).all():
         frame = _plain(engine, sql, params, columns, conn)  # a chunk was cut: the rows as they are
     frame = frame.drop(columns="_end", errors="ignore")
-    if order and len(frame):
-        frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
-    return frame
+    return _sorted(frame, order) if order and len(frame) else frame
+
+
+def _sorted(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """``frame.sort_values(order, kind="stable")``; for integer keys without NULLs, one ``np.lexsort``
+    and one ``take`` (sort_values on nullable integers factorizes each key first: 0.4 s per compare at 1M calls)."""
+    keys = [frame[name] for name in order]
+    if not all(pd.api.types.is_integer_dtype(k.dtype) and not k.hasnans for k in keys):
+        return frame.sort_values(order, kind="stable").reset_index(drop=True)
+    rows = np.lexsort([k.to_numpy(dtype="int64") for k in reversed(keys)])  # stable; the last key sorts first
+    return frame.take(rows).reset_index(drop=True)
 
 
 class _ChunkStream(io.RawIOBase):
