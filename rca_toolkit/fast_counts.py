@@ -199,8 +199,8 @@ def _claims(engine, schema, succ, appts, hooks, lo, hi, window: dict, statements
     first = ~order.sort_values(["a", "test", "at", "id"], kind="stable").duplicated("a")
     # the uids as integer codes, hashed once for the appointments and the webhooks together (-1: NULL)
     appt_uid, hook_uid, n_uids = _codes(appts["uid"], hooks["event_id"])
-    row = pd.Index(appts["id"]).get_indexer(a_id.to_numpy(dtype="float64", na_value=float("nan")))
-    uid = np.where(row >= 0, appt_uid[row], -1)  # each success's own appointment's uid
+    row = pd.Index(appts["id"]).get_indexer(a_id.to_numpy(dtype="int64", na_value=-1))  # ids are unsigned: -1 is none
+    uid = _pick(appt_uid, row, -1)  # each success's own appointment's uid
     confirmed = _flags(hook_uid, n_uids)
     claims = real.to_numpy() & a_id.notna().to_numpy() & first.reindex(succ.index).to_numpy() & _has(confirmed, uid)
     unclaimed = ~_has(_flags(uid[claims], n_uids), hook_uid)
@@ -217,6 +217,13 @@ def _codes(*columns: pd.Series) -> tuple:
     codes, uniques = pd.factorize(np.concatenate([c.to_numpy(dtype=object) for c in columns]))
     bounds = np.cumsum([0] + [len(c) for c in columns])
     return (*[codes[a:b] for a, b in zip(bounds[:-1], bounds[1:])], len(uniques))
+
+
+def _pick(values: np.ndarray, rows: np.ndarray, missing) -> np.ndarray:
+    """``values[rows]``, with ``missing`` where a row is -1 (``get_indexer`` found none)."""
+    out = np.full(len(rows), missing, dtype=values.dtype)
+    out[rows >= 0] = values[rows[rows >= 0]]
+    return out
 
 
 def _flags(codes: np.ndarray, n: int) -> np.ndarray:
@@ -291,7 +298,7 @@ def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo
 
     named = appts.dropna(subset=["rcid"]).drop_duplicates("rcid")  # the first appointment (by id) naming each call
     row = pd.Index(named["rcid"]).get_indexer(succ["call_id"].to_numpy(dtype=object))
-    own = pd.Series(np.where(row >= 0, named["id"].to_numpy()[row], 0), index=succ.index, dtype="Int64").where(row >= 0)
+    own = pd.Series(_pick(named["id"].to_numpy(dtype="int64"), row, 0), index=succ.index, dtype="Int64").where(row >= 0)
     todo = succ[succ["call_id"].notna().to_numpy() & (row < 0)]
     if not len(todo):
         return own

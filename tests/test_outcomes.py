@@ -295,6 +295,40 @@ PERTURBATIONS = [  # (what it exercises in the SQL shortcut, statement on a copy
 ]
 
 
+def _copy_demo_world(source_url: str, url: str, perturbations) -> None:
+    """The demo world's tables copied into ``url``'s database, then each (what, statement) applied."""
+    import sqlalchemy as sa
+
+    source = sa.make_url(source_url).database
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for (table,) in conn.execute(sa.text(f"SHOW TABLES FROM `{source}`")).fetchall():
+            conn.execute(sa.text(f"CREATE TABLE `{table}` LIKE `{source}`.`{table}`"))
+            conn.execute(sa.text(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`"))
+        for what, statement in perturbations:
+            assert conn.execute(sa.text(statement)).rowcount > 20, what
+    engine.dispose()
+
+
+@pytest.mark.mariadb
+def test_sql_counts_equal_rows_when_the_window_has_no_appointments(demo_mariadb):
+    """Every appointment deleted: no success has its own appointment, the Cal.com webhooks link by time."""
+    import sqlalchemy as sa
+
+    from conftest import fresh_mariadb_database
+    from rca_toolkit import fast_counts
+    from rca_toolkit.outcomes import booking_attempts, count_attempts
+
+    with fresh_mariadb_database("rca_test_no_appointments") as url:
+        _copy_demo_world(demo_mariadb[0], url, [("every appointment deleted", "UPDATE appointments SET deleted_at = created_at")])
+        start, end = WINDOWS[0]
+        attempts = booking_attempts(url, start=start, end=end)
+        fast = fast_counts.counts(sa.create_engine(url), start=start, end=end, freq="1D")
+        assert fast is not None
+        pd.testing.assert_frame_equal(fast, count_attempts(attempts, freq="1D"))
+        assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"] > 0
+
+
 @pytest.mark.mariadb
 def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
     """The demo world leaves some of the shortcut's rules unexercised (see ``PERTURBATIONS``): on a copy
@@ -305,16 +339,8 @@ def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
     from rca_toolkit import fast_counts
     from rca_toolkit.outcomes import booking_attempts, count_attempts
 
-    source = sa.make_url(demo_mariadb[0]).database
     with fresh_mariadb_database("rca_test_perturbed") as url:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            for (table,) in conn.execute(sa.text(f"SHOW TABLES FROM `{source}`")).fetchall():
-                conn.execute(sa.text(f"CREATE TABLE `{table}` LIKE `{source}`.`{table}`"))
-                conn.execute(sa.text(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`"))
-            for what, statement in PERTURBATIONS:
-                assert conn.execute(sa.text(statement)).rowcount > 20, what
-        engine.dispose()
+        _copy_demo_world(demo_mariadb[0], url, PERTURBATIONS)
         for start, end in WINDOWS[:3]:
             attempts = booking_attempts(url, start=start, end=end)
             for kw in ({"freq": "1D"}, {"by": ["error_code"]}):
