@@ -43,7 +43,7 @@ def _unique(schema, table: str, column: str) -> bool:
 
 def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=None, by=(), first_at=False, when_fetched=None):
     """The frame of ``outcomes.count_attempts`` for this window, or None when the shortcut does not apply.
-    ``when_fetched`` is called once the rows are read, before the Python work on them."""
+    ``when_fetched`` is called once the attempts are read, before the Python work on them."""
     from . import outcomes
 
     if engine.dialect.name == "sqlite" or loaders.storage_zone(engine) != "UTC" or set(by) - FAST_BY:
@@ -137,11 +137,11 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         attrs = {**rows.attrs, "window": [str(start_ts), str(end_ts)]}  # the part's, for the whole window
         if later_future is not None:
             rows = pd.concat([rows, later_future.result()], ignore_index=True)
+        if when_fetched is not None:  # the attempts are read (the webhooks and appointments may still be)
+            when_fetched()
         hooks_rows, appts = lean_future.result()
     del later_future, lean_future
     rows["real_call"] = rows["real_call"].eq(1)
-    if when_fetched is not None:
-        when_fetched()
     if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
         return None
     succeeded = rows["status"].eq("success").fillna(False).astype(bool).to_numpy()
