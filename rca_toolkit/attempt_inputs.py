@@ -73,6 +73,11 @@ def is_success_sql(col: str, engine: sa.Engine) -> str:
     return f"(CAST({col} AS BINARY) = 'success')"
 
 
+def is_success(status: pd.Series) -> pd.Series:
+    """``status == 'success'`` per row, False for NULL: the pandas twin of :func:`is_success_sql`."""
+    return status.eq("success").fillna(False).astype(bool)
+
+
 def _not_success_sql(col: str, engine: sa.Engine) -> str:
     return f"({col} IS NULL OR NOT {is_success_sql(col, engine)})"
 
@@ -195,7 +200,7 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
     """
     cols = ["id", "error_code", "occurred_at", "error_message", "error_context", "affected_function", "function_trace_id"]
     require_columns(schema, "retell_error_log", cols)
-    failed = ~traces["status"].eq("success").fillna(False).astype(bool)
+    failed = ~is_success(traces["status"])
     trace_ids = traces.loc[failed if lean else slice(None), "trace_id"].dropna().astype("int64").unique()
     context = "NULL" if lean else "e.error_context"
     select = (f"SELECT e.id AS error_id, e.function_trace_id, es.call_id, es.company_id, e.occurred_at, e.error_message, "
@@ -366,7 +371,7 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     errors = _errors(engine, schema, traces, lo, hi, company_id, lean=lean, statements=statements)
     appointments = _appointments(engine, schema, lo, hi, statements)
     webhooks = _webhooks(engine, schema, lo, hi, statements)
-    succeeded = set(traces.loc[traces["status"].eq("success").fillna(False).astype(bool), "call_id"].astype(str))
+    succeeded = set(traces.loc[is_success(traces["status"]), "call_id"].astype(str))
     if appointments["call_id"].notna().any() and not succeeded <= set(appointments["retell_call_id"].dropna().astype(str)):
         # as booking_attempts always did: local calls.id only when some success has no metadata link
         calls = _calls_of(engine, schema, traces, appointments, lo, hi, statements)

@@ -144,7 +144,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     rows["real_call"] = rows["real_call"].eq(1)
     if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
         return None
-    succeeded = rows["status"].eq("success").fillna(False).astype(bool).to_numpy()
+    succeeded = ai.is_success(rows["status"]).to_numpy()
     real = rows["real_call"].to_numpy()
     if any(outcomes.blob_uids(rows.loc[real, "output_result"], rows.loc[real, "error_details"])):
         return None  # an attempt names a uid in its JSON: classify every row instead
@@ -304,7 +304,7 @@ def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo
         return own
     # the rest: the call's row, then the window's appointments on it (no appointment names these calls)
     traces = pd.DataFrame({"call_id": todo["call_id"].astype(str), "session_started_at": todo["session_started_at"]})
-    calls = ai._calls_of(engine, schema, traces, pd.DataFrame({"retell_call_id": pd.Series(dtype=object)}), lo, hi, statements)
+    calls = ai._calls_of(engine, schema, traces, ai._empty_appointments(), lo, hi, statements)
     local_ids = sorted(set(calls["local_call_id"].dropna().astype(int)))
     parts = [(f"SELECT id, call_id FROM appointments WHERE call_id IN ({', '.join(map(str, local_ids[i:i + ai.ID_CHUNK]))}) "
               "AND created_at >= :lo AND created_at < :hi AND deleted_at IS NULL", window)

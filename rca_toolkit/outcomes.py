@@ -81,7 +81,8 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
     by_call = _appointment_by_call(out, appointments, calls)
     own_uid = by_call.map(local.set_index("id")["calcom_v2_booking_id"].astype("object")) if len(local) else by_call
-    own_uid = own_uid.where(traces["status"].eq("success").fillna(False).astype(bool))  # the call's row is the success's
+    ok = attempt_inputs.is_success(traces["status"])
+    own_uid = own_uid.where(ok)  # the call's row is the success's
     uids, how = _calcom_uids(traces, webhooks, own_uid)
     out["calcom_uid"] = uids.astype("string")
     out["calcom_link"] = how.astype("string")
@@ -90,7 +91,6 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     local_source = out["calcom_uid"].map(by_uid["source"].astype("string")) if len(by_uid) else pd.Series(pd.NA, index=out.index)
     linked = out["calcom_uid"].map(by_uid["id"]) if len(by_uid) else pd.Series(pd.NA, index=out.index)
     out["appointment_id"] = pd.to_numeric(linked.astype("object").where(linked.notna(), by_call)).astype("Int64")
-    ok = out["status"].eq("success").fillna(False).astype(bool)
     booked_remote = out["calcom_uid"].notna()
     out["outcome"] = "failed"
     out.loc[ok, "outcome"] = "success"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import aggregates, changepoints, compare as compare_mod, loaders, names, outcomes
+from .. import aggregates, attempt_inputs, changepoints, compare as compare_mod, loaders, names, outcomes
 from ..cli import add_db_option, add_format_option, emit
 from ..deployments import load_deployments
 from ..errors import ConfigError
@@ -137,7 +137,7 @@ def changepoint_attempts(engine, *, start, end, by: str = "path") -> pd.DataFram
     if by not in ("path", "family", "function_name", "company_id"):
         return outcomes.booking_attempts(engine, start=start, end=end)
     traces = loaders.function_traces(engine, start=start, end=end, families=names.BOOKING_FAMILIES, blobs=False)
-    ok = traces["status"].eq("success").fillna(False).astype(bool)
+    ok = attempt_inputs.is_success(traces["status"])
     frame = pd.DataFrame({"at": traces["started_at"], "path": traces["family"].astype(str).astype("category"),
                           "family": traces["family"], "function_name": traces["function_name"],
                           "company_id": traces["company_id"], "outcome": ok.map({True: "success", False: "failed"})})
