@@ -81,7 +81,7 @@ def _access(row: dict, sqlite: bool) -> dict:
 
 def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_explain: bool) -> dict:
     """Run ``job/variant`` up to ``repeat`` times (at least once, stop when ``budget_s`` is spent)."""
-    from rca_toolkit import loaders
+    from rca_toolkit.sources import loaders
 
     from . import queries
 

@@ -17,9 +17,12 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit import aggregates, health, health_data, loaders, names, outcomes
+from rca_toolkit.sources import aggregates, loaders
+from rca_toolkit.analyses.health import report as health, data as health_data
+from rca_toolkit.rules import names
+from rca_toolkit.analyses.bookings import outcomes
 from rca_toolkit.commands.compare import before_after
-from rca_toolkit.timeutil import parse_duration
+from rca_toolkit.rules.timeutil import parse_duration
 
 TRACE_CALL = "call_ab45deadd7db66c4956d5243861"  # the injected 144-second call: present at every scale
 DAY = ("2025-10-14T00:00:00+02:00", "2025-10-15T00:00:00+02:00")  # a Tuesday in the phantom window

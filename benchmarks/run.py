@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from rca_toolkit import indexes
+from rca_toolkit.sources import indexes
 
 from . import queries, world
 from .measure import RESULT_PREFIX
@@ -80,8 +80,8 @@ def spread(seconds: list[float]) -> dict:
 
 # --------------------------------------------------------------------------- database facts
 def row_counts(url: str) -> dict[str, int]:
-    from rca_toolkit.demo_load import count_rows
-    from rca_toolkit.loaders import engine_for
+    from rca_toolkit.demo.load import count_rows
+    from rca_toolkit.sources.loaders import engine_for
 
     engine = engine_for(url)
     try:
@@ -119,7 +119,7 @@ def git_state() -> dict:
 
 def previous_build(url: str, found: dict) -> dict | None:
     """Build time of the world being reused: the world builder's record, else the demo builder's truth file."""
-    from rca_toolkit.demo import default_truth_path
+    from rca_toolkit.demo.world import default_truth_path
 
     from . import world
 

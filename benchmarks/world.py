@@ -55,8 +55,9 @@ from pathlib import Path
 import pymysql
 import sqlalchemy as sa
 
-from rca_toolkit import names, schema
-from rca_toolkit import demo_fastload as F
+from rca_toolkit.rules import names
+from rca_toolkit.sources import schema
+from rca_toolkit.demo import fastload as F
 
 GENERATOR = "benchmarks.world/1"
 BASE_SCALE, COPIES, STEP_MS = 29, 25, 3000  # 1,031,194 calls; a base of 29 keeps the build under 1 GiB (37 x 19: 1.07 GiB)
@@ -356,8 +357,8 @@ def _plan(conn: pymysql.Connection, base: str, db: str) -> dict:
 
 def _bare_tables(target: sa.URL) -> None:
     """Drop the demo tables of the target and create them with columns and primary keys only."""
-    from rca_toolkit import demo_load
-    from rca_toolkit.db import make_engine
+    from rca_toolkit.demo import load as demo_load
+    from rca_toolkit.sources.db import make_engine
 
     engine = make_engine(target.render_as_string(hide_password=False), writable=True)
     try:

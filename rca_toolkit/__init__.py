@@ -4,7 +4,7 @@ The public API is kept small; analyses live in their own modules (``timeline``,
 ``compare``, ``drift`` ...) and are imported from there.
 """
 
-from .errors import RcaError
+from rca_toolkit.errors import RcaError
 
 __version__ = "0.1.0"
 __all__ = ["RcaError", "__version__"]

@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Callable
 
-from .errors import RcaError
+from rca_toolkit.errors import RcaError
 
 # command -> (module under rca_toolkit.commands, one-line help). Only the module of the command
 # being run is imported, so `rca --help` and every command start without loading the others'

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from rca_toolkit.errors import ConfigError
 
 DEMO_DB_PATH = Path("data/demo.sqlite")
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from rca_toolkit import cli, scheduled
+from rca_toolkit import cli
+from rca_toolkit.runs import scheduled
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FOLDER = ROOT / "integrations" / "airflow"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import queries, run
-from rca_toolkit import loaders
+from rca_toolkit.sources import loaders
 
 
 def _truth_attempts(truth: dict) -> pd.DataFrame:

@@ -15,8 +15,11 @@ import pytest
 import sqlalchemy as sa
 
 from benchmarks import world
-from rca_toolkit import demo, loaders, names, outcomes, schema
-from rca_toolkit.demo_injected import LOOP_CALL
+from rca_toolkit import demo
+from rca_toolkit.sources import loaders, schema
+from rca_toolkit.rules import names
+from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.demo.injected import LOOP_CALL
 
 from conftest import fresh_mariadb_database
 

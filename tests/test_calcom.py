@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.errors import InputFormatError, NotFound
-from rca_toolkit.formats.calcom import latest_bookings, normalise_event, parse_calcom_webhook, read_calcom_webhooks
+from rca_toolkit.sources.formats.calcom import (
+    latest_bookings,
+    normalise_event,
+    parse_calcom_webhook,
+    read_calcom_webhooks,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "formats" / "calcom_webhooks.json"
 
@@ -84,7 +89,7 @@ def test_json_lines_dicts_and_errors(tmp_path):
 
 
 def test_masked_bodies_keep_the_cal_com_shape():
-    from rca_toolkit.formats.calcom import mask_calcom_body
+    from rca_toolkit.sources.formats.calcom import mask_calcom_body
 
     bodies = json.loads(FIXTURE.read_text())
     for body in bodies:

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rca_toolkit.changepoints import CostBinomial, binned, detect
-from rca_toolkit.deployments import rank_candidates
+from rca_toolkit.analyses.compare.changepoints import CostBinomial, binned, detect
+from rca_toolkit.sources.deployments import rank_candidates
 from rca_toolkit.errors import SchemaError
 
 BREAK = pd.Timestamp("2025-10-13T09:16:08Z")
@@ -76,7 +76,7 @@ def test_missing_columns_raise():
 
 
 def test_rates_figure_has_bands_deploy_markers_and_change_spans():
-    from rca_toolkit.plots import plot_rates
+    from rca_toolkit.runs.plots import plot_rates
 
     deployments = pd.DataFrame({"deployed_at": [BREAK, RECOVER], "commit": ["fb310a80", "6110e564"],
                                 "description": ["merge", "fix"], "source": ["git", "git"]})
@@ -99,8 +99,8 @@ FULL_FIX = pd.Timestamp("2025-11-13T16:18:37+01:00")
 
 @pytest.fixture(scope="module")
 def demo_changes(demo_db):
-    from rca_toolkit.deployments import load_deployments
-    from rca_toolkit.outcomes import booking_attempts
+    from rca_toolkit.sources.deployments import load_deployments
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
 
     url, truth = demo_db
     return detect(booking_attempts(url), by="path", deployments=load_deployments()), truth
@@ -137,7 +137,7 @@ def test_demo_d2_outage_is_found_on_the_overall_series(demo_changes):
 
 
 def test_deployment_lists_need_offsets_and_the_packaged_one_loads(tmp_path):
-    from rca_toolkit.deployments import load_deployments
+    from rca_toolkit.sources.deployments import load_deployments
     from rca_toolkit.errors import InputFormatError, NotFound
 
     packaged = load_deployments()

@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from rca_toolkit import checks, db, loaders, schema
-from rca_toolkit.runbook import NotApplicable, Status, run_check
+from rca_toolkit.runbooks import checks
+from rca_toolkit.sources import db, loaders, schema
+from rca_toolkit.runbooks.framework import NotApplicable, Status, run_check
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "notebooks"
 T0 = datetime(2025, 10, 18, 14, 0, 0)

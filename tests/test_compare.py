@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rca_toolkit import compare as cmp
+from rca_toolkit.analyses.compare import stats as cmp
 from rca_toolkit.errors import ConfigError, SchemaError
 
 AT = "2025-10-18T13:20:08+02:00"
@@ -120,7 +120,7 @@ def test_bad_inputs_are_one_clear_error():
 
 
 def test_latency_figure_shows_before_and_after_per_family():
-    from rca_toolkit.plots import plot_latency
+    from rca_toolkit.runs.plots import plot_latency
 
     traces = pd.DataFrame({
         "started_at": [AT_UTC - pd.Timedelta(hours=h) for h in range(1, 31)] + [AT_UTC + pd.Timedelta(hours=h) for h in range(1, 31)],
@@ -229,7 +229,7 @@ def test_cli_rejects_a_naive_time_with_one_line(capsys):
 
 @pytest.mark.slow
 def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path):
-    from rca_toolkit import notebooks
+    from rca_toolkit.runs import runner as notebooks
 
     url, _ = demo_sqlite
     run = notebooks.run_notebook("notebooks/before_after_report.ipynb", {"before": "4d", "exclude": "15m"}, db=url,
@@ -295,7 +295,8 @@ def test_bootstrap_percentile_has_the_resampling_distribution():
     ("2025-10-26T02:30:00+01:00", "10d", "3d", "0s"),  # a bound in the repeated autumn hour (SQLite stores wall time)
 ])
 def test_aggregated_path_equals_the_row_path_on_the_demo_world(demo_db, at, before, after, exclude):
-    from rca_toolkit import aggregates, loaders, outcomes
+    from rca_toolkit.sources import aggregates, loaders
+    from rca_toolkit.analyses.bookings import outcomes
 
     url, _ = demo_db
     at_ts, windows, _ = cmp.comparison_windows(at, before, after, exclude)
@@ -324,7 +325,7 @@ def test_aggregated_path_equals_the_row_path_on_the_demo_world(demo_db, at, befo
 def test_plan_lists_the_statements_a_benchmark_can_run_alone(demo_db):
     import sqlalchemy as sa
 
-    from rca_toolkit import aggregates, loaders
+    from rca_toolkit.sources import aggregates, loaders
 
     url, _ = demo_db
     _, windows, _ = cmp.comparison_windows(AT, "5d", "5d", "30m")
@@ -343,7 +344,7 @@ def test_plan_lists_the_statements_a_benchmark_can_run_alone(demo_db):
 def test_demo_by_family_and_a_bounded_history(demo_db, capsys):
     import inspect
 
-    from rca_toolkit import outcomes
+    from rca_toolkit.analyses.bookings import outcomes
 
     url, _ = demo_db
     code, out, err = _rca(["compare", "--at", AT, "--by", "family", "--format", "json", "--db", url, "--history", "10d"], capsys)
@@ -363,7 +364,7 @@ def test_demo_by_family_and_a_bounded_history(demo_db, capsys):
 def test_histograms_of_plan_subsets_merge_into_the_whole(demo_db):
     """``before_after`` fetches the call durations beside the attempts' reads and the rest beside their
     classification: the two halves of the plan, merged, are the histograms of the whole plan."""
-    from rca_toolkit import aggregates, loaders
+    from rca_toolkit.sources import aggregates, loaders
 
     url, _ = demo_db
     engine = loaders.engine_for(url)

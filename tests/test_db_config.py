@@ -2,7 +2,7 @@ import pytest
 import sqlalchemy as sa
 
 from rca_toolkit.config import load_settings
-from rca_toolkit.db import check_connection, make_engine, redact_text, redact_url, resolve_url
+from rca_toolkit.sources.db import check_connection, make_engine, redact_text, redact_url, resolve_url
 from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound
 
 
@@ -85,7 +85,7 @@ def test_mariadb_engine_is_read_only_and_pinned(mariadb_url):
 
 
 def test_introspection_reports_primary_key_and_autoincrement(demo_db):
-    from rca_toolkit.db import introspect
+    from rca_toolkit.sources.db import introspect
 
     url, _ = demo_db
     schema = introspect(make_engine(url), ["appointments", "retell_call_sessions"])

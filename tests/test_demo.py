@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from rca_toolkit import demo, schema
+from rca_toolkit import demo
+from rca_toolkit.sources import schema
 from rca_toolkit.cli import main
-from rca_toolkit.demo_load import DemoRefused
-from rca_toolkit.timeutil import localize_naive
+from rca_toolkit.demo.load import DemoRefused
+from rca_toolkit.rules.timeutil import localize_naive
 
 LOOP = "call_ab45deadd7db66c4956d5243861"
 DEAD_AIR = "call_4539054ee4892c6abce031bdf95"
@@ -272,7 +273,7 @@ def test_schema_tables_exposed():
 
 def test_deployment_resource_matches_ground_truth(demo_sqlite):
     _, truth = demo_sqlite
-    from rca_toolkit.deployments import load_deployments
+    from rca_toolkit.sources.deployments import load_deployments
 
     packaged = load_deployments()
     assert len(packaged) == len(truth["deployments"])

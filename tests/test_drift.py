@@ -14,7 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import fresh_mariadb_database
-from rca_toolkit import cli, db, drift
+from rca_toolkit import cli
+from rca_toolkit.sources import db
+from rca_toolkit.analyses.code import drift
 from rca_toolkit.errors import SchemaError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +164,7 @@ def test_table_missing_from_schema_is_a_finding(tmp_path):
 
 
 def test_fixture_appointments_is_the_e1_schema():
-    schema = pytest.importorskip("rca_toolkit.schema")
+    schema = pytest.importorskip("rca_toolkit.sources.schema")
     assert {c["name"] for c in SPEC["appointments"]} == set(schema.appointments.columns.keys())
     assert not set(schema.PHANTOM_APPOINTMENT_COLUMNS) & {c["name"] for c in SPEC["appointments"]}
 
@@ -226,7 +228,7 @@ def test_cli_text_and_exit_codes(laravel_sqlite, tmp_path, capsys):
 
 def test_runbook_checks_compute_status_from_findings(laravel_sqlite, tmp_path):
     from rca_toolkit.commands import drift as drift_cmd
-    from rca_toolkit.runbook import Status
+    from rca_toolkit.runbooks.framework import Status
 
     before = drift_cmd.check_code_writes(str(BEFORE), laravel_sqlite, "appointments")
     assert (before.status, before.evidence["phantom_writes"], before.evidence["raising_writes"]) == (Status.FAIL, 22, 11)
@@ -252,7 +254,7 @@ def test_runbook_checks_compute_status_from_findings(laravel_sqlite, tmp_path):
 @pytest.mark.slow
 def test_rb010_runbook_runs_with_parameters(tmp_path):
     """papermill run of RB010 on the after state: the unfixed site fails, the migrations pass."""
-    from rca_toolkit import notebooks
+    from rca_toolkit.runs import runner as notebooks
 
     url = f"sqlite:///{tmp_path / 'app.sqlite'}"
     build_fixture_schema(url)
@@ -279,7 +281,7 @@ def test_rb010_runbook_runs_with_parameters(tmp_path):
 
 def test_code_without_writes_verifies_nothing(laravel_sqlite, tmp_path, capsys):
     from rca_toolkit.commands import drift as drift_cmd
-    from rca_toolkit.runbook import Status
+    from rca_toolkit.runbooks.framework import Status
 
     (tmp_path / "index.php").write_text("<?php\n// $a->forceFill(['created_by' => 1]);\necho 'hello';\n")
     report = report_for(tmp_path, laravel_sqlite)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.errors import InputFormatError, NotFound
-from rca_toolkit.formats.exports import export_functions, read_call_history
+from rca_toolkit.sources.formats.exports import export_functions, read_call_history
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 STEM = "call_history_2025-10-24_184034"

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rca_toolkit import health
-from rca_toolkit.signatures import signature_of
+from rca_toolkit.analyses.health import report as health
+from rca_toolkit.rules.signatures import signature_of
 
 PHANTOM = ("SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list' "
            "(Connection: mysql, SQL: insert into `appointments` ...)")
@@ -265,14 +265,14 @@ def test_counts_from_the_database_give_the_report_of_the_rows(demo_db, day, peri
 
 
 def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):
-    from rca_toolkit import health_data
+    from rca_toolkit.analyses.health import data as health_data
 
     url, _ = demo_mariadb
     stmts = health_data.statements(url, health.period_bounds("2025-10-14", "1d"), 1)
     assert [name for name, _, _ in stmts] == ["sessions", "retell_durations", "excluded_test_ids", "latencies", "reach", "errors"]
     assert all("GROUP BY" in sql or "SUM(" in sql for _, sql, _ in stmts)  # counts come back, never rows
     floor = health_data.floor_statements(url, "2025-10-13", "1d", 1)
-    from rca_toolkit import loaders
+    from rca_toolkit.sources import loaders
     rows = loaders._query(loaders.engine_for(url), floor[-1][1], floor[-1][2])
     report = health.health(url, "2025-10-13", "1d", 1)
     booked = report.booking.set_index("path").loc["all"]

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from rca_toolkit import cli, importer, loaders
+from rca_toolkit import cli
+from rca_toolkit.sources import importer, loaders
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.formats.exports import read_call_history
-from rca_toolkit.formats.retell import load_call_object
-from rca_toolkit.reconcile import reconcile_retell, reconcile_sessions_with_calls
+from rca_toolkit.sources.formats.exports import read_call_history
+from rca_toolkit.sources.formats.retell import load_call_object
+from rca_toolkit.analyses.bookings.reconcile import reconcile_retell, reconcile_sessions_with_calls
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 HISTORY = "call_history_2025-10-24_184034.json"

@@ -7,7 +7,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from rca_toolkit import cli, indexes, schema
+from rca_toolkit import cli
+from rca_toolkit.sources import indexes, schema
 
 from conftest import fresh_mariadb_database
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.errors import InputFormatError, NotFound
-from rca_toolkit.formats.laravel_log import (
+from rca_toolkit.sources.formats.laravel_log import (
     iter_laravel_log,
     parse_laravel_line,
     read_error_monitor,

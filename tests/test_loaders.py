@@ -8,7 +8,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from rca_toolkit import loaders
+from rca_toolkit.sources import loaders
 from rca_toolkit.errors import ConfigError, NotFound, SchemaError
 
 LOOP_CALL = "call_ab45deadd7db66c4956d5243861"

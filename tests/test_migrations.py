@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import IN_CI, fresh_mariadb_database
-from rca_toolkit import cli, loaders, migrations
+from rca_toolkit import cli
+from rca_toolkit.sources import loaders
+from rca_toolkit.analyses.code import migrations
 from rca_toolkit.errors import NotFound, SchemaError
 
 FILES = Path(__file__).resolve().parent / "fixtures" / "laravel_before" / "database" / "migrations"
@@ -187,7 +189,7 @@ def test_cli(migrations_db, git_checkout, tmp_path, capsys):
 
 
 def test_runbook_checks():
-    from rca_toolkit.runbook import Status
+    from rca_toolkit.runbooks.framework import Status
 
     with_files = migrations.migration_history(FRAME, files_dir=FILES, today="2025-10-20")
     pending = migrations.pending_check(with_files)

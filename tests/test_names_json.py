@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from rca_toolkit.jsonutil import decode_json
-from rca_toolkit.names import family_series, function_family, id_kind, is_real_call_id, real_call_ids
+from rca_toolkit.rules.jsonutil import decode_json
+from rca_toolkit.rules.names import family_series, function_family, id_kind, is_real_call_id, real_call_ids
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_json_default_renders_numpy_pandas_and_sets():
 
     import numpy as np
 
-    from rca_toolkit.jsonutil import json_default
+    from rca_toolkit.rules.jsonutil import json_default
 
     text = json.dumps([np.int64(3), np.float32("nan"), pd.Timestamp("2025-10-18T10:00Z"), {2, 1}, np.array([1, 2]),
                        np.bool_(True), pd.NA, pd.NaT], default=json_default)
@@ -88,7 +88,7 @@ def test_per_object_calls_once_per_object_by_identity():
 
 
 def test_blob_uids_pairs_output_and_details_row_by_row():
-    from rca_toolkit.outcomes import blob_uids
+    from rca_toolkit.analyses.bookings.outcomes import blob_uids
 
     booked, empty, failed = {"booking": {"uid": "u1"}}, {}, {"calcom_uid": "u2"}
     outputs = pd.Series([booked, empty, empty, None, booked])

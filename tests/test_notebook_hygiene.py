@@ -12,7 +12,7 @@ import nbformat
 import papermill
 import pytest
 
-from rca_toolkit import notebooks
+from rca_toolkit.runs import runner as notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL = notebooks.notebook_paths(ROOT / "notebooks", ROOT / "runbooks")

@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from rca_toolkit import cli, notebooks
+from rca_toolkit import cli
+from rca_toolkit.runs import runner as notebooks
 from rca_toolkit.errors import ConfigError, NotFound
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
@@ -273,7 +274,7 @@ def test_params_file_is_validated_like_cli_values(tmp_path, capsys):
 
 
 def test_report_html_never_fetches_and_hides_code():
-    from rca_toolkit import report
+    from rca_toolkit.runs import render as report
 
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# Title\n\nSee [the docs](https://example.org/docs) and $x^2$."),

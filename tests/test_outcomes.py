@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rca_toolkit.outcomes import CODE_PATHS, classify, outcome_summary
+from rca_toolkit.analyses.bookings.outcomes import CODE_PATHS, classify, outcome_summary
 
 T0 = pd.Timestamp("2025-10-14T08:00:00Z")
 C = ["call_" + c * 27 for c in "abcde"]
@@ -91,7 +91,7 @@ def test_outcome_summary_shows_denominators():
 # --------------------------------------------------------------------------- the demo world
 @pytest.fixture(scope="module")
 def demo_attempts(demo_db):
-    from rca_toolkit.outcomes import booking_attempts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
 
     url, truth = demo_db
     return booking_attempts(url), truth
@@ -133,8 +133,9 @@ def test_demo_phantom_failures_carry_the_1054_signature_and_frame(demo_attempts)
 
 
 def test_code_path_falls_back_to_the_family_when_no_error_names_a_frame(demo_sqlite):
-    from rca_toolkit import loaders, names
-    from rca_toolkit.outcomes import CODE_PATHS, classify
+    from rca_toolkit.sources import loaders
+    from rca_toolkit.rules import names
+    from rca_toolkit.analyses.bookings.outcomes import CODE_PATHS, classify
 
     url, _ = demo_sqlite
     window = dict(start="2025-10-13T11:16:08+02:00", end="2025-10-14T00:00:00+02:00")
@@ -154,8 +155,9 @@ WINDOWS = [(None, None), ("2025-10-13T00:00:00+02:00", "2025-10-20T00:00:00+02:0
 
 def _whole_table_attempts(url, start, end, company_id):
     """booking_attempts as it was before the lean loads: every row of the padded window, all columns."""
-    from rca_toolkit import loaders, names
-    from rca_toolkit.attempt_inputs import padded_window
+    from rca_toolkit.sources import loaders
+    from rca_toolkit.rules import names
+    from rca_toolkit.sources.attempt_inputs import padded_window
 
     traces = loaders.function_traces(url, start=start, end=end, company_id=company_id, families=names.BOOKING_FAMILIES,
                                      include_test=True)
@@ -169,7 +171,7 @@ def _whole_table_attempts(url, start, end, company_id):
 
 @pytest.mark.parametrize("window", WINDOWS)
 def test_lean_loads_classify_like_whole_table_loads(demo_db, window):
-    from rca_toolkit.outcomes import booking_attempts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
 
     url, _ = demo_db
     for company in (None, 2):
@@ -180,7 +182,7 @@ def test_lean_loads_classify_like_whole_table_loads(demo_db, window):
 
 
 def test_attempt_counts_equal_grouped_attempts(demo_db):
-    from rca_toolkit.outcomes import attempt_counts, booking_attempts, count_attempts
+    from rca_toolkit.analyses.bookings.outcomes import attempt_counts, booking_attempts, count_attempts
 
     url, _ = demo_db
     berlin_days = [pd.Timestamp(f"2025-10-{d}").tz_localize("Europe/Berlin") for d in range(12, 20)]
@@ -203,7 +205,7 @@ def test_attempt_counts_equal_grouped_attempts(demo_db):
 def test_attempt_counts_call_when_fetched_once_the_inputs_are_read(demo_db, monkeypatch):
     """``rca compare`` starts histogram statements from this hook: it runs once, after the reads and before
     the classification, on the SQL shortcut (MariaDB) and on the rows path (SQLite)."""
-    from rca_toolkit import outcomes
+    from rca_toolkit.analyses.bookings import outcomes
 
     url, _ = demo_db
     events: list = []
@@ -218,7 +220,7 @@ def test_attempt_counts_call_when_fetched_once_the_inputs_are_read(demo_db, monk
 def test_sql_counts_of_a_window_whose_attempts_share_its_first_instant(demo_mariadb):
     """The shortcut reads the attempts in two halves split between the first and the last real attempt;
     when both are the window's start there is one part, and the counts still equal the rows'."""
-    from rca_toolkit.outcomes import attempt_counts, booking_attempts, count_attempts
+    from rca_toolkit.analyses.bookings.outcomes import attempt_counts, booking_attempts, count_attempts
 
     url, _ = demo_mariadb
     at = booking_attempts(url, start=WINDOWS[0][0], end=WINDOWS[0][1])["at"].iloc[0]
@@ -232,7 +234,7 @@ def test_sql_counts_of_a_window_whose_attempts_share_its_first_instant(demo_mari
 
 def test_attempt_counts_reject_unknown_keys(demo_sqlite):
     from rca_toolkit.errors import ConfigError
-    from rca_toolkit.outcomes import attempt_counts
+    from rca_toolkit.analyses.bookings.outcomes import attempt_counts
 
     url, _ = demo_sqlite
     with pytest.raises(ConfigError, match="not a column attempts can be counted by"):
@@ -243,7 +245,8 @@ def test_attempt_counts_reject_unknown_keys(demo_sqlite):
 
 def test_success_counts_come_from_sql_on_mariadb_only(demo_mariadb, demo_sqlite):
     """The equality test above runs the SQL shortcut on MariaDB (this proves it applies) and rows on SQLite."""
-    from rca_toolkit import fast_counts, loaders
+    from rca_toolkit.analyses.bookings import fast_counts
+    from rca_toolkit.sources import loaders
 
     maria = loaders.engine_for(demo_mariadb[0])
     window = dict(start="2025-10-13T00:00:00+02:00", end="2025-10-20T00:00:00+02:00")
@@ -257,7 +260,8 @@ def test_sql_counts_need_the_unique_uid_keys(demo_mariadb):
     """Without a unique key on a Cal.com uid column the claims could double a row: rows are classified instead."""
     import dataclasses
 
-    from rca_toolkit import fast_counts, loaders
+    from rca_toolkit.analyses.bookings import fast_counts
+    from rca_toolkit.sources import loaders
 
     window = dict(start="2025-10-13T00:00:00+02:00", end="2025-10-20T00:00:00+02:00")
     assert fast_counts.counts(loaders.engine_for(demo_mariadb[0]), **window) is not None
@@ -316,8 +320,8 @@ def test_sql_counts_equal_rows_when_the_window_has_no_appointments(demo_mariadb)
     import sqlalchemy as sa
 
     from conftest import fresh_mariadb_database
-    from rca_toolkit import fast_counts
-    from rca_toolkit.outcomes import booking_attempts, count_attempts
+    from rca_toolkit.analyses.bookings import fast_counts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     with fresh_mariadb_database("rca_test_no_appointments") as url:
         _copy_demo_world(demo_mariadb[0], url, [("every appointment deleted", "UPDATE appointments SET deleted_at = created_at")])
@@ -336,8 +340,8 @@ def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
     import sqlalchemy as sa
 
     from conftest import fresh_mariadb_database
-    from rca_toolkit import fast_counts
-    from rca_toolkit.outcomes import booking_attempts, count_attempts
+    from rca_toolkit.analyses.bookings import fast_counts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     with fresh_mariadb_database("rca_test_perturbed") as url:
         _copy_demo_world(demo_mariadb[0], url, PERTURBATIONS)

@@ -3,8 +3,11 @@
 import pandas as pd
 import pytest
 
-from rca_toolkit import loaders, outcomes, overview, plots
-from rca_toolkit.quality import quality_report
+from rca_toolkit.sources import loaders
+from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.analyses import overview
+from rca_toolkit.runs import plots
+from rca_toolkit.analyses.quality import quality_report
 
 
 def _window(truth, name):

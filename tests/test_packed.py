@@ -1,4 +1,4 @@
-"""rca_toolkit.packed on the real MariaDB: values survive the CSV packing exactly, and a cut chunk
+"""rca_toolkit.sources.packed on the real MariaDB: values survive the CSV packing exactly, and a cut chunk
 falls back to the plain fetch with the same frame."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from rca_toolkit import loaders, packed
+from rca_toolkit.sources import loaders, packed
 
 pytestmark = pytest.mark.mariadb
 

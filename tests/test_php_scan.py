@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from rca_toolkit import drift
+from rca_toolkit.analyses.code import drift
 from rca_toolkit.errors import NotFound
 
 MODELS = {
@@ -225,7 +225,7 @@ def test_syntax_errors_are_reported_and_bad_paths_raise(tmp_path):
 
 
 def test_models_with_boot_hooks_or_traits_are_not_checked_for_required_columns(tmp_path):
-    from rca_toolkit.db import TableInfo
+    from rca_toolkit.sources.db import TableInfo
 
     extra = {"app/Models/Booking.php": """<?php
         namespace App\\Models;

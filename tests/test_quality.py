@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.errors import SchemaError
-from rca_toolkit.formats.exports import read_call_history
-from rca_toolkit.quality import edit_distance, near_duplicate_ids, quality_report
+from rca_toolkit.sources.formats.exports import read_call_history
+from rca_toolkit.analyses.quality import edit_distance, near_duplicate_ids, quality_report
 
 EXCLUDED = {
     "test_123", "test_456", "test_999", "test_direct_999", "test_fix_verification_001", "test_opcache_cleared",
@@ -122,7 +122,7 @@ def test_frame_without_required_columns_is_an_error():
 
 
 def test_demo_world_on_each_backend_matches_its_ground_truth(demo_db):
-    from rca_toolkit import loaders
+    from rca_toolkit.sources import loaders
 
     url, truth = demo_db
     as_of = "2025-12-01T00:00:00+01:00"  # the end of the demo window

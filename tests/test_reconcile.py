@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.errors import SchemaError
-from rca_toolkit.formats.calcom import read_calcom_webhooks
-from rca_toolkit.formats.exports import read_call_history
-from rca_toolkit.formats.retell import load_call_object
-from rca_toolkit.reconcile import reconcile_calcom, reconcile_retell, retell_calls_frame
+from rca_toolkit.sources.formats.calcom import read_calcom_webhooks
+from rca_toolkit.sources.formats.exports import read_call_history
+from rca_toolkit.sources.formats.retell import load_call_object
+from rca_toolkit.analyses.bookings.reconcile import reconcile_calcom, reconcile_retell, retell_calls_frame
 
 CALL = "call_a3d98bb4522f6f1e0bfac5964b1"
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
@@ -85,8 +85,8 @@ def test_appointments_vs_calcom_bookings():
 
 def test_demo_sessions_against_their_calls_rows(demo_db):
     """Inside the demo database: every stuck session disagrees with its calls row, nothing else does."""
-    from rca_toolkit import loaders
-    from rca_toolkit.reconcile import reconcile_sessions_with_calls
+    from rca_toolkit.sources import loaders
+    from rca_toolkit.analyses.bookings.reconcile import reconcile_sessions_with_calls
 
     url, truth = demo_db
     frame = loaders.calls(url, include_test=True, as_of="2025-12-01T00:00:00+01:00")

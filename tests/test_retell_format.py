@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.errors import InputFormatError, NotFound
-from rca_toolkit.formats.retell import load_call_object, load_function_payload, recompute_percentiles
+from rca_toolkit.sources.formats.retell import load_call_object, load_function_payload, recompute_percentiles
 
 SAMPLE = "retell_call_a3d98bb4522f6f1e0bfac5964b1.json"
 REAL_ID = "call_a3d98bb4522f6f1e0bfac5964b1"

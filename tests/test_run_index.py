@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from rca_toolkit import run_index
+from rca_toolkit.runs import index as run_index
 
 
 def _run(root: Path, rel: str, *, started: str, status: str = "ok", metrics: dict | None = None,

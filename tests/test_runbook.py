@@ -7,9 +7,17 @@ import json
 import pandas as pd
 import pytest
 
-from rca_toolkit import db, loaders, schema
+from rca_toolkit.sources import db, loaders, schema
 from rca_toolkit.errors import ConnectionFailed, SchemaError
-from rca_toolkit.runbook import CheckResult, NotApplicable, Runbook, Skipped, Status, run_check, window_after
+from rca_toolkit.runbooks.framework import (
+    CheckResult,
+    NotApplicable,
+    Runbook,
+    Skipped,
+    Status,
+    run_check,
+    window_after,
+)
 
 
 def _ok():
@@ -125,7 +133,7 @@ def test_record_writes_verdict_and_signoff_into_the_run(monkeypatch, tmp_path):
 
 
 def test_runbook_on_a_database_without_required_tables_is_error(tmp_path):
-    from rca_toolkit import checks
+    from rca_toolkit.runbooks import checks
 
     path = tmp_path / "partial.sqlite"
     engine = db.make_engine(f"sqlite:///{path}", writable=True)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rca_toolkit import scheduled
+from rca_toolkit.runs import scheduled
 from rca_toolkit.errors import ConfigError
 
 RCA = [sys.executable, "-m", "rca_toolkit.cli"]

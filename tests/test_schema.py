@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import fresh_mariadb_database
-from rca_toolkit import schema
+from rca_toolkit.sources import schema
 
 # Column lists copied from ../shared/docs/data-contract.md §3.1-3.5 (the contract is the spec).
 CONTRACT_COLUMNS = {

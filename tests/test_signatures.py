@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 
-from rca_toolkit.signatures import UNKNOWN_COLUMN, normalise, signature_of, signatures
+from rca_toolkit.rules.signatures import UNKNOWN_COLUMN, normalise, signature_of, signatures
 
 SERVER_1054 = (
     "SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list' "

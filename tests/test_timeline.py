@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rca_toolkit import cli, plots
+from rca_toolkit import cli
+from rca_toolkit.runs import plots
 from rca_toolkit.errors import NotFound
-from rca_toolkit.formats.exports import read_call_history
-from rca_toolkit.loaders import CallTrace
-from rca_toolkit.timeline import attribute, build_spans, build_timeline, load_timeline
+from rca_toolkit.sources.formats.exports import read_call_history
+from rca_toolkit.sources.loaders import CallTrace
+from rca_toolkit.analyses.calls.timeline import attribute, build_spans, build_timeline, load_timeline
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = "retell_call_a3d98bb4522f6f1e0bfac5964b1.json"
@@ -230,7 +231,7 @@ def small_db(tmp_path_factory, sample_path):
     in_progress as in production) and a call with only segments, a trace and an error row (Berlin wall time)."""
     import sqlalchemy as sa
 
-    from rca_toolkit import schema
+    from rca_toolkit.sources import schema
 
     url = f"sqlite:///{tmp_path_factory.mktemp('timeline') / 'small.sqlite'}"
     engine = sa.create_engine(url)

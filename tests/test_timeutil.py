@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.timeutil import localize_naive, parse_duration, parse_instant
+from rca_toolkit.rules.timeutil import localize_naive, parse_duration, parse_instant
 
 
 def test_naive_berlin_summer_and_winter_offsets():

@@ -3,7 +3,7 @@
 The same loading path serves the CLI and the report notebook (:func:`before_after`), so both
 show the same numbers. Nothing is loaded row by row for the comparison itself: booking
 success and the error mix come from ``outcomes.attempt_counts`` per side window, durations
-and latencies from value histograms computed by the database (:mod:`rca_toolkit.aggregates`).
+and latencies from value histograms computed by the database (:mod:`rca_toolkit.sources.aggregates`).
 
 Change points need attempt times (each change is the interval between the last attempt of the
 old regime and the first of the new one), so they are searched over attempt rows, but only
@@ -19,11 +19,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .. import aggregates, attempt_inputs, changepoints, compare as compare_mod, loaders, names, outcomes
-from ..cli import add_db_option, add_format_option, emit
-from ..deployments import load_deployments
-from ..errors import ConfigError
-from ..timeutil import parse_duration
+from rca_toolkit.sources import aggregates, attempt_inputs, loaders
+from rca_toolkit.analyses.compare import changepoints, stats as compare_mod
+from rca_toolkit.rules import names
+from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.sources.deployments import load_deployments
+from rca_toolkit.errors import ConfigError
+from rca_toolkit.rules.timeutil import parse_duration
 
 HISTORY_FACTOR = 6  # change-point history: 6x each compared window on its side of --at (5d -> 30 days each side)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_db_option
-from ..db import redact_url, resolve_url
+from rca_toolkit.cli import add_db_option
+from rca_toolkit.sources.db import redact_url, resolve_url
 
 
 def _non_negative(text: str) -> int:
@@ -44,7 +44,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import demo
+    from rca_toolkit import demo
 
     url = resolve_url(args.db)
     truth = demo.build(url.render_as_string(hide_password=False), seed=args.seed, scale=args.scale,

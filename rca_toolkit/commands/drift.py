@@ -14,9 +14,9 @@ import argparse
 
 import sqlalchemy as sa
 
-from .. import db as dbmod
-from .. import drift
-from ..cli import add_db_option, add_format_option, emit
+from rca_toolkit.sources import db as dbmod
+from rca_toolkit.analyses.code import drift
+from rca_toolkit.cli import add_db_option, add_format_option, emit
 
 
 def register(sub) -> None:
@@ -49,12 +49,12 @@ def load_report(code_path, db=None, tables=None) -> drift.DriftReport:
 
 
 def check_code_writes(code_path, db=None, tables=None):
-    """RB010 check 1 (seed method 1): see :func:`rca_toolkit.drift.code_writes_check`."""
+    """RB010 check 1 (seed method 1): see :func:`rca_toolkit.analyses.code.drift.code_writes_check`."""
     return drift.code_writes_check(load_report(code_path, db, tables))
 
 
 def check_schema_columns(code_path, db=None, tables=None):
-    """RB010 check 2 (seed method 2): see :func:`rca_toolkit.drift.schema_columns_check`."""
+    """RB010 check 2 (seed method 2): see :func:`rca_toolkit.analyses.code.drift.schema_columns_check`."""
     return drift.schema_columns_check(load_report(code_path, db, tables))
 
 

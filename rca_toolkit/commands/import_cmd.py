@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import importer
-from ..cli import add_format_option, emit
-from ..db import redact_url
+from rca_toolkit.sources import importer
+from rca_toolkit.cli import add_format_option, emit
+from rca_toolkit.sources.db import redact_url
 
 KINDS = ("retell", "laravel-log", "call-history", "calcom")
 
@@ -38,13 +38,13 @@ def register(sub) -> None:
 
 def _import_file(engine, kind: str, path: str, args: argparse.Namespace) -> dict:
     if kind == "call-history":
-        from ..formats.exports import read_call_history
+        from rca_toolkit.sources.formats.exports import read_call_history
 
         frame = read_call_history(path)
         n = importer.import_sessions(engine, frame)
         return {"file": path, "table": "retell_call_sessions", "rows": n, "test_ids": int(frame["is_test"].sum())}
     if kind == "retell":
-        from ..formats.retell import load_call_object
+        from rca_toolkit.sources.formats.retell import load_call_object
 
         calls = [load_call_object(obj, mask_pii=not args.keep_pii) for obj in _retell_objects(path)]
         n = importer.import_retell_calls(engine, calls, company_id=args.company_id)
@@ -54,7 +54,7 @@ def _import_file(engine, kind: str, path: str, args: argparse.Namespace) -> dict
     if kind == "calcom":
         from pathlib import Path
 
-        from ..formats.calcom import _bodies, mask_calcom_body, read_calcom_webhooks
+        from rca_toolkit.sources.formats.calcom import _bodies, mask_calcom_body, read_calcom_webhooks
 
         bodies = _bodies(Path(path)) if Path(path).is_file() else None
         bookings = read_calcom_webhooks(path, mask_pii=not args.keep_pii)
@@ -71,7 +71,7 @@ def _retell_objects(path: str) -> list:
     import json
     from pathlib import Path
 
-    from ..errors import InputFormatError, NotFound
+    from rca_toolkit.errors import InputFormatError, NotFound
 
     file = Path(path)
     if not file.is_file():

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import indexes
-from ..cli import add_db_option, add_format_option, emit
+from rca_toolkit.sources import indexes
+from rca_toolkit.cli import add_db_option, add_format_option, emit
 
 
 def register(sub) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import loaders, migrations
-from ..cli import add_db_option, add_format_option, emit
+from rca_toolkit.sources import loaders
+from rca_toolkit.analyses.code import migrations
+from rca_toolkit.cli import add_db_option, add_format_option, emit
 
 
 def register(sub) -> None:
@@ -39,12 +40,12 @@ def load_history(db=None, files=None, git=None, today=None, *, code_path=None) -
 
 
 def check_pending(db=None, files=None, git=None, today=None, *, code_path=None):
-    """RB010 check 3: see :func:`rca_toolkit.migrations.pending_check`."""
+    """RB010 check 3: see :func:`rca_toolkit.analyses.code.migrations.pending_check`."""
     return migrations.pending_check(load_history(db, files, git, today, code_path=code_path))
 
 
 def check_names(db=None, files=None, git=None, today=None, *, code_path=None):
-    """RB010 check 4: see :func:`rca_toolkit.migrations.names_check`."""
+    """RB010 check 4: see :func:`rca_toolkit.analyses.code.migrations.names_check`."""
     return migrations.names_check(load_history(db, files, git, today, code_path=code_path))
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_db_option, add_format_option, emit
-from ..errors import ConfigError
+from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.errors import ConfigError
 
 
 def register(sub) -> None:
@@ -26,20 +26,20 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..quality import quality_report
-    from ..timeutil import parse_instant
+    from rca_toolkit.analyses.quality import quality_report
+    from rca_toolkit.rules.timeutil import parse_instant
 
     if args.file and args.db:
         raise ConfigError("give either FILE or --db, not both", hint="rca quality export.json  or  rca quality --db URL")
     as_of = parse_instant(args.as_of, name="--as-of") if args.as_of else None
     if args.file:
-        from ..formats.exports import read_call_history
+        from rca_toolkit.sources.formats.exports import read_call_history
 
         frame = read_call_history(args.file)
     else:
-        from .. import loaders
+        from rca_toolkit.sources import loaders
 
-        from ..db import redact_url, resolve_url
+        from rca_toolkit.sources.db import redact_url, resolve_url
 
         frame = loaders.calls(args.db, include_test=True)
         frame.attrs["source"] = redact_url(resolve_url(args.db))

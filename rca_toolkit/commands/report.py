@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import scheduled
-from ..cli import add_db_option, add_format_option, emit
-from ..errors import ConfigError
+from rca_toolkit.runs import scheduled
+from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.errors import ConfigError
 
 
 def register(sub) -> None:

@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import add_db_option, add_format_option, emit
-from ..errors import NotFound
+from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.errors import NotFound
 
 FOLDERS = ("notebooks", "runbooks")
 
@@ -24,7 +24,7 @@ def _roots() -> list[Path]:
 
 
 def all_notebooks() -> list[Path]:
-    from ..notebooks import notebook_paths
+    from rca_toolkit.runs.runner import notebook_paths
 
     for root in _roots():
         found = notebook_paths(*(root / f for f in FOLDERS))
@@ -52,7 +52,7 @@ def find_notebook(name: str, *, runbook: bool = False) -> Path:
 
 
 def _params(args: argparse.Namespace) -> dict:
-    from ..notebooks import load_params_file
+    from rca_toolkit.runs.runner import load_params_file
 
     values = load_params_file(args.params_file) if args.params_file else {}
     for name, value in args.param or []:
@@ -68,7 +68,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..notebooks import run_notebook
+    from rca_toolkit.runs.runner import run_notebook
 
     result = run_notebook(find_notebook(args.notebook), _params(args), db=args.db, out_dir=args.out)
     print(f"{result.status}: {result.run_dir}")
@@ -80,8 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_runbook(args: argparse.Namespace) -> int:
-    from ..notebooks import run_notebook
-    from ..runbook import Status
+    from rca_toolkit.runs.runner import run_notebook
+    from rca_toolkit.runbooks.framework import Status
 
     result = run_notebook(find_notebook(args.name, runbook=True), _params(args), db=args.db, out_dir=args.out)
     verdict = result.metrics.get("verdict")
@@ -98,7 +98,7 @@ def cmd_runbook(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..notebooks import read_parameters
+    from rca_toolkit.runs.runner import read_parameters
 
     rows = [{"notebook": str(p), "parameters": [q.to_dict() for q in read_parameters(p)]} for p in all_notebooks()]
     if args.format == "json":
@@ -116,7 +116,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_demo_reports(args: argparse.Namespace) -> int:
     """Run every notebook with its defaults; exit 1 when any execution failed (verdicts do not count)."""
-    from ..notebooks import read_parameters, run_notebook
+    from rca_toolkit.runs.runner import read_parameters, run_notebook
 
     worst = 0
     for path in all_notebooks():

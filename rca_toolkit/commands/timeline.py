@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from .. import timeline
-from ..cli import add_db_option, add_format_option, emit
-from ..errors import ConfigError
+from rca_toolkit.analyses.calls import timeline
+from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.errors import ConfigError
 
 
 def _positive(text: str) -> float:

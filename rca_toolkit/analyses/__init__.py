@@ -1,0 +1,1 @@
+"""One subpackage or module per question an incident analyst asks; frames in, result objects out."""

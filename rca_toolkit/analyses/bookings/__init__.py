@@ -1,0 +1,1 @@
+"""Booking attempts and their outcomes, and the reconciliation with the providers' records."""

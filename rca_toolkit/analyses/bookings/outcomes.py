@@ -1,0 +1,326 @@
+"""Booking attempts and their outcomes: one row per attempt, from five tables.
+
+Why: "appointment creation success 0 % before, ~100 % after" was asserted without a
+denominator or a path. An attempt is a function trace of a booking family (``collect_appointment``
+or ``book_appointment``, P3 aliases folded). Its outcome comes from joining what each system saw:
+
+* ``success``  the booking function succeeded;
+* ``orphaned`` it failed, but Cal.com did create the booking (a ``calcom`` webhook row whose
+  ``event_id`` is the Cal.com uid) and no local appointment has that ``calcom_v2_booking_id``;
+* ``failed``   every other failure. ``rescued_by_webhook`` marks failures whose Cal.com booking
+  was later upserted locally by the Cal.com webhook (``source='cal.com'``, no call link): the
+  appointment exists, but the booking path still failed.
+
+The error text comes from the error log (matched by ``function_trace_id``, else the same call
+and family) or the trace, and is normalised into a signature (:mod:`rca_toolkit.rules.signatures`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rca_toolkit.sources import attempt_inputs, loaders
+from rca_toolkit.analyses.bookings import fast_counts
+from rca_toolkit.rules import names
+from rca_toolkit.distinct import identity_codes, per_object
+from rca_toolkit.errors import ConfigError
+from rca_toolkit.rules.signatures import NO_ERROR_TEXT, signatures
+
+CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
+    "collect_appointment": r"App\Services\Retell\AppointmentCreationService::createLocalRecord",
+    "book_appointment": r"App\Http\Controllers\RetellFunctionCallHandler::bookAppointment",
+}
+OUTCOMES = ("success", "failed", "orphaned")
+PAD = attempt_inputs.PAD  # appointments/webhooks land shortly after the trace starts
+LINK_WINDOW = pd.Timedelta(seconds=60)  # Cal.com's BOOKING_CREATED arrives within seconds of the attempt
+_UID_KEYS = ("calcom_uid", "booking_uid", "calcom_booking_uid", "calcom_v2_booking_id", "uid")
+COLUMNS = ["call_id", "company_id", "at", "function_name", "family", "path", "code_path", "outcome",
+           "rescued_by_webhook", "error_message", "signature", "error_code", "calcom_uid", "calcom_link", "appointment_id", "trace_id"]
+
+
+def booking_attempts(db=None, *, start=None, end=None, company_id=None) -> pd.DataFrame:
+    """One row per booking attempt in ``[start, end)`` (trace ``started_at``), test ids excluded and counted.
+
+    The other tables are read only where the attempts can reach them (:mod:`rca_toolkit.sources.attempt_inputs`):
+    errors of the attempts' traces and sessions through the FK indexes, appointments and Cal.com
+    ``BOOKING_CREATED`` webhooks of the padded window with the few columns used.
+    """
+    return attempts_of(attempt_inputs.load(db, start=start, end=end, company_id=company_id))
+
+
+def attempts_of(inputs: attempt_inputs.AttemptInputs) -> pd.DataFrame:
+    """Classify loaded inputs and attach the exclusion and inference counts as ``attrs``."""
+    frame = classify(inputs.traces, inputs.errors, inputs.appointments, inputs.webhooks, inputs.calls)
+    frame.attrs = dict(inputs.traces.attrs)
+    frame.attrs.update(excluded_test_ids=len(inputs.excluded_ids), excluded_test_attempts=inputs.excluded_attempts,
+                       excluded_examples=inputs.excluded_ids[:20], outcome_counts=frame["outcome"].value_counts().to_dict(),
+                       inferred_calcom_links=int(frame["calcom_link"].eq("time").sum()))
+    frame.attrs["missing_columns"] = {**inputs.missing_columns, **frame.attrs.get("missing_columns", {})}
+    return frame
+
+
+def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFrame, webhooks: pd.DataFrame,
+             calls: pd.DataFrame) -> pd.DataFrame:
+    """Join the five frames into attempts (pure: frames in, frame out)."""
+    out = pd.DataFrame({
+        "call_id": traces["call_id"].astype("string"),
+        "company_id": traces["company_id"],
+        "at": traces["started_at"],
+        "function_name": traces["function_name"].astype("string"),
+        "family": traces["family"].astype("string"),
+        "trace_id": traces["trace_id"],
+        "status": traces["status"].astype("string"),
+    })
+    out["path"] = out["family"]
+    err = _match_errors(traces, errors)
+    out["error_message"] = err["error_message"].fillna(traces["error"]).astype("string")
+    out["error_code"] = err["error_code"].astype("string")
+    trace_frame = pd.Series(per_object(traces["error_details"], lambda d: d.get("frame") if isinstance(d, dict) else None),
+                            index=traces.index, dtype="object")
+    out["code_path"] = (err["frame"].astype("object").fillna(trace_frame.astype("object"))
+                        .fillna(out["family"].map(CODE_PATHS).astype("object")).astype("string"))
+    local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
+    by_call = _appointment_by_call(out, appointments, calls)
+    own_uid = by_call.map(local.set_index("id")["calcom_v2_booking_id"].astype("object")) if len(local) else by_call
+    ok = attempt_inputs.is_success(traces["status"])
+    own_uid = own_uid.where(ok)  # the call's row is the success's
+    uids, how = _calcom_uids(traces, webhooks, own_uid)
+    out["calcom_uid"] = uids.astype("string")
+    out["calcom_link"] = how.astype("string")
+    by_uid = local.set_index("calcom_v2_booking_id")
+    has_local = out["calcom_uid"].isin(by_uid.index)
+    local_source = out["calcom_uid"].map(by_uid["source"].astype("string")) if len(by_uid) else pd.Series(pd.NA, index=out.index)
+    linked = out["calcom_uid"].map(by_uid["id"]) if len(by_uid) else pd.Series(pd.NA, index=out.index)
+    out["appointment_id"] = pd.to_numeric(linked.astype("object").where(linked.notna(), by_call)).astype("Int64")
+    booked_remote = out["calcom_uid"].notna()
+    out["outcome"] = "failed"
+    out.loc[ok, "outcome"] = "success"
+    out.loc[~ok & booked_remote & ~has_local, "outcome"] = "orphaned"
+    out["rescued_by_webhook"] = (~ok & has_local & local_source.eq("cal.com").fillna(False)).astype(bool)
+    out.loc[ok, ["error_message", "error_code"]] = pd.NA
+    out["signature"] = signatures(out["error_message"])["signature"]
+    out["outcome"] = pd.Categorical(out["outcome"], categories=list(OUTCOMES))
+    out["path"] = out["path"].astype("category")
+    return out[COLUMNS].sort_values("at", kind="stable").reset_index(drop=True)
+
+
+def _match_errors(traces: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
+    """Error-log row per trace: by ``function_trace_id`` first, else same call+family at or after the start."""
+    cols = ["error_message", "error_code", "frame"]
+    result = pd.DataFrame({c: pd.Series(pd.NA, index=traces.index, dtype="object") for c in cols})
+    if errors.empty:
+        return result
+    errs = errors.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
+    for col in cols:
+        # object dtype: an all-missing map of the Int64 trace ids would otherwise come back as Int64
+        result[col] = traces["trace_id"].map(errs[col].astype("object")).astype("object") if len(errs) else result[col]
+    todo = result["error_message"].isna() & traces["status"].ne("success")
+    if todo.any():
+        pool = errors[errors["function_trace_id"].isna() & errors["family"].isin(names.BOOKING_FAMILIES)]
+        pool = pool.sort_values("occurred_at", kind="stable")  # stable: ties keep the (occurred_at, id) order
+        left = traces.loc[todo, ["call_id", "family", "started_at"]].reset_index().sort_values("started_at", kind="stable")
+        left["family"] = left["family"].astype(str)
+        right = pool[["call_id", "family", "occurred_at"] + cols].copy()
+        right["family"] = right["family"].astype(str)
+        merged = pd.merge_asof(left, right, left_on="started_at", right_on="occurred_at", by=["call_id", "family"],
+                               direction="forward", tolerance=pd.Timedelta(minutes=10))
+        merged = merged.set_index("index")
+        for col in cols:
+            result.loc[merged.index, col] = merged[col].astype("object")
+    return result
+
+
+def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Cal.com uid of each attempt and how it was linked.
+
+    Links, strongest first: a uid named in the trace blob (``trace``), the call id in the
+    webhook payload (``payload``), the uid of the call's own local appointment
+    (``appointment``), else the first ``BOOKING_CREATED`` webhook of the same company received
+    within ``LINK_WINDOW`` after the attempt started (``time``, inferred, one webhook per attempt).
+    Only uids that Cal.com's webhook confirms count as bookings.
+    """
+    uids = pd.Series(None, index=traces.index, dtype="object")
+    how = pd.Series(None, index=traces.index, dtype="object")
+    created = webhooks[webhooks["event_type_norm"].eq("BOOKING_CREATED").fillna(False)] if not webhooks.empty else webhooks
+    if created.empty:  # no Cal.com webhook confirms any booking: nothing can be called orphaned
+        return uids, how
+    event_ids = created["event_id"].to_numpy(dtype=object)  # numpy objects: iterating a StringArray is slow
+    known = pd.Index(pd.unique(created["event_id"].dropna().astype(str).to_numpy(dtype=object)))  # hashed once
+
+    def assign(values: pd.Series, label: str) -> None:
+        values = values[values.notna().to_numpy() & uids.loc[values.index].isna().to_numpy()]
+        assigned = uids[uids.notna()].to_numpy(dtype=object)
+        values = values[(known.get_indexer(values.to_numpy(dtype=object)) >= 0) & ~values.isin(assigned).to_numpy()]
+        values = values[~values.duplicated()]
+        uids.loc[values.index] = values
+        how.loc[values.index] = label
+
+    blobs = pd.Series(blob_uids(traces["output_result"], traces["error_details"]), index=traces.index, dtype="object")
+    assign(blobs, "trace")
+    calls_of = {}
+    for event_id, payload in zip(event_ids, created["payload"].to_numpy(dtype=object)):
+        call = _call_of_payload(payload) if isinstance(payload, dict) else None
+        if call and event_id:
+            calls_of.setdefault(call, str(event_id))
+    if calls_of:
+        assign(traces["call_id"].astype("object").map(calls_of), "payload")
+    assign(own_uid.astype("object"), "appointment")
+    todo = uids.isna()
+    if todo.any():
+        used = set(uids.dropna())
+        # floor to the second: webhook times are often stored without fractions (TIMESTAMP(0))
+        left = pd.DataFrame({"at": traces.loc[todo, "started_at"].dt.floor("s"), "company_id": traces.loc[todo, "company_id"].astype("float"),
+                             "key": traces.index[todo]}).dropna(subset=["at"]).sort_values("at")
+        right = created.loc[~created["event_id"].astype(str).isin(used), ["created_at", "event_id"]].copy()
+        right["company_id"] = created["company_id"].astype("float") if "company_id" in created else 0.0
+        if "company_id" not in created or right["company_id"].isna().all():
+            left["company_id"] = right["company_id"] = 0.0
+        right = right.dropna(subset=["created_at"]).sort_values("created_at")
+        right["created_at"] = right["created_at"].astype(left["at"].dtype)
+        merged = pd.merge_asof(left, right, left_on="at", right_on="created_at", by="company_id",
+                               direction="forward", tolerance=LINK_WINDOW)
+        merged = merged.dropna(subset=["event_id"])
+        merged = merged.assign(gap=merged["created_at"] - merged["at"]).sort_values("gap").drop_duplicates("event_id")
+        assign(pd.Series(merged["event_id"].astype(str).to_numpy(), index=merged["key"].to_numpy(), dtype="object"), "time")
+    return uids, how
+
+
+def blob_uids(outputs: pd.Series, details: pd.Series) -> np.ndarray:
+    """The uid each trace's JSON names (output first), looked up once per pair of objects: loads share
+    one decoded object per distinct text (``attempt_inputs._decode``), so 100k failures cost a few lookups."""
+    (out_codes, out_first), (det_codes, det_first) = identity_codes(outputs), identity_codes(details)
+    pairs = out_codes.astype(np.int64) * max(len(det_first), 1) + det_codes
+    _, first, codes = np.unique(pairs, return_index=True, return_inverse=True)
+    out_objects, det_objects = outputs.to_numpy(dtype=object), details.to_numpy(dtype=object)
+    found = np.empty(len(first), dtype=object)
+    found[:] = [_uid_in_blob(out_objects[i]) or _uid_in_blob(det_objects[i]) for i in first]
+    return found[codes.reshape(-1)]
+
+
+def _uid_in_blob(blob) -> str | None:
+    if not isinstance(blob, dict):
+        return None
+    for key in _UID_KEYS:
+        if isinstance(blob.get(key), str) and blob[key]:
+            return blob[key]
+    for nested in ("booking", "data", "calcom"):
+        found = _uid_in_blob(blob.get(nested))
+        if found:
+            return found
+    return None
+
+
+def _call_of_payload(payload) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    inner = payload.get("payload") if isinstance(payload.get("payload"), dict) else payload
+    for holder in (inner.get("metadata"), inner.get("responses"), inner):
+        if isinstance(holder, dict):
+            for key in ("retell_call_id", "call_id"):
+                value = holder.get(key)
+                if isinstance(value, str) and names.is_real_call_id(value):
+                    return value
+    return None
+
+
+def _appointment_by_call(attempts: pd.DataFrame, appointments: pd.DataFrame, calls: pd.DataFrame) -> pd.Series:
+    """Local appointment of the call (``appointments.call_id`` = ``calls.id``, else ``metadata.retell_call_id``)."""
+    result = pd.Series(pd.NA, index=attempts.index, dtype="object")
+    if appointments.empty:
+        return result
+    by_meta = appointments.dropna(subset=["retell_call_id"]).drop_duplicates("retell_call_id").set_index("retell_call_id")["id"]
+    result = attempts["call_id"].map(by_meta).astype("object")
+    if "local_call_id" in calls and appointments["call_id"].notna().any():
+        local = calls.dropna(subset=["local_call_id"]).drop_duplicates("call_id").set_index("call_id")["local_call_id"]
+        by_local = appointments.dropna(subset=["call_id"]).drop_duplicates("call_id").set_index("call_id")["id"]
+        via_local = attempts["call_id"].map(local).map(by_local)
+        result = result.fillna(via_local.astype("object"))
+    return result
+
+
+def outcome_summary(attempts: pd.DataFrame, *, by: str = "path") -> pd.DataFrame:
+    """Counts per group: attempts, success, failed, orphaned, rescued, success rate (denominator shown)."""
+    grouped = attempts.groupby(by, observed=True)
+    out = pd.DataFrame({
+        "attempts": grouped.size(),
+        **{o: grouped["outcome"].apply(lambda s, o=o: int((s == o).sum())) for o in OUTCOMES},
+        "rescued_by_webhook": grouped["rescued_by_webhook"].sum().astype(int),
+    })
+    out["success_rate"] = out["success"] / out["attempts"]
+    return out.reset_index()
+
+
+COUNT_KEYS = ["path", "outcome", "rescued_by_webhook", "signature"]
+BY_COLUMNS = ("code_path", "family", "function_name", "company_id", "error_code", "calcom_link")
+
+
+def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None, bins=None,
+                   by=(), first_at: bool = False, method: str = "rows", when_fetched=None) -> pd.DataFrame:
+    """Attempts counted per path, outcome, rescue flag and error signature (and ``period``).
+
+    Why: reports need counts, not 100k attempt rows. The counts are exactly those of
+    :func:`booking_attempts` over the same window (the contract the tests check); ``attrs``
+    carries its exclusion and inference counts. The inputs are read lean
+    (:func:`rca_toolkit.sources.attempt_inputs.load`): no error context, JSON only where it can hold a link.
+
+    ``freq`` ("1h", "1D", ...) adds ``period``, the UTC floor of the attempt time; ``bins``
+    (increasing instants, e.g. Berlin midnights) adds ``period`` = the left edge of the bin the
+    attempt falls in (attempts outside the edges are not counted). ``by`` adds keys from
+    ``BY_COLUMNS``; ``code_path`` needs the error context and so reads it. ``first_at`` adds the
+    earliest attempt time of each group (reports order ties by first occurrence).
+
+    ``method="sql"`` counts the successes that claim their own appointment's uid in the database
+    (:mod:`rca_toolkit.analyses.bookings.fast_counts`, MariaDB only, same counts); ``rca compare`` uses it. Not the
+    default: at 1M calls on a server with a 128 MiB buffer pool it once took 70 s for 30 days against
+    35 s for the lean rows (measured before the claims rework of 2026-11-24; not measured again).
+    ``when_fetched`` (no arguments) is called once the inputs are read, before they are classified: a
+    caller can start database work of its own beside that Python work.
+    """
+    extra = [by] if isinstance(by, str) else list(by)
+    unknown = [k for k in extra if k not in BY_COLUMNS]
+    if unknown:
+        raise ConfigError(f"by={unknown[0]!r} is not a column attempts can be counted by", hint=f"use one of {', '.join(BY_COLUMNS)}")
+    if method not in ("rows", "sql"):
+        raise ConfigError(f"method={method!r} is not known", hint="use 'rows' or 'sql'")
+    engine = loaders.engine_for(db)
+    fast = None if method == "rows" else fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
+                              first_at=first_at, when_fetched=when_fetched)
+    if fast is not None:
+        return fast
+    inputs = attempt_inputs.load(engine, start=start, end=end, company_id=company_id, lean="code_path" not in extra)
+    if when_fetched is not None:
+        when_fetched()
+    return count_attempts(attempts_of(inputs), freq=freq, bins=bins, by=extra, first_at=first_at)
+
+
+def count_attempts(attempts: pd.DataFrame, *, freq: str | None = None, bins=None, by=(), first_at: bool = False,
+                   weight: str | None = None) -> pd.DataFrame:
+    """The grouping of :func:`attempt_counts` on an attempts frame (pure); ``first_at`` adds each group's earliest ``at``.
+
+    ``weight`` names a column of row multiplicities (rows that stand for several attempts).
+    """
+    if freq and bins is not None:
+        raise ConfigError("attempt_counts takes freq or bins, not both", hint="drop one of them")
+    by = [by] if isinstance(by, str) else list(by)
+    keys = (["period"] if freq or bins is not None else []) + COUNT_KEYS + by
+    frame = attempts.assign(signature=attempts["signature"].astype("object").fillna(NO_ERROR_TEXT),
+                            path=attempts["path"].astype(str), outcome=attempts["outcome"].astype(str))
+    for col in by:
+        frame[col] = frame[col].astype("object")
+    if freq:
+        frame["period"] = frame["at"].dt.tz_convert("UTC").dt.floor(freq)
+    elif bins is not None:
+        edges = pd.DatetimeIndex([pd.Timestamp(b) for b in bins])
+        edges = edges.tz_localize("UTC") if edges.tz is None else edges.tz_convert("UTC")
+        at = frame["at"].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
+        slot = np.searchsorted(edges.as_unit("ns").asi8, at, side="right") - 1
+        inside = (slot >= 0) & (slot < len(edges) - 1)
+        frame = frame[inside]
+        frame["period"] = edges[slot[inside]]
+    grouped = frame.groupby(keys, observed=True, dropna=False)
+    counts = (grouped[weight].sum().astype("int64") if weight else grouped.size()).rename("attempts").reset_index()
+    if first_at:
+        counts["first_at"] = grouped["at"].min().to_numpy()
+    counts.attrs = {k: v for k, v in attempts.attrs.items() if k != "excluded_examples"}
+    return counts

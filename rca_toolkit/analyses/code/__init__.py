@@ -1,0 +1,1 @@
+"""The code against the database: phantom columns (drift) and migration history."""

@@ -1,0 +1,1 @@
+"""Before/after comparisons around a change, and change points that find the change."""

@@ -1,0 +1,228 @@
+"""When did booking success break and when did it recover? Change points per path.
+
+Why: a before/after comparison needs a change time; the data can tell it. We segment the
+booking outcome sequence with binary segmentation (``ruptures.Binseg``) under a binomial
+likelihood cost (-2 log L of the pooled rate in each segment) and a BIC-like penalty, on three
+resolutions: every attempt (a Bernoulli sequence), hourly and daily bins (binomial counts; empty
+bins are skipped, not treated as zeros). Each change is reported with an interval: from the
+last attempt of the old regime to the first attempt of the new one (the true moment lies
+between them, nothing finer is knowable from the attempts). Small wobbles are ignored: a change
+must move the rate by at least ``MIN_EFFECT`` and leave ``MIN_SEGMENT`` samples on each side.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import ruptures as rpt
+from ruptures.base import BaseCost
+from statsmodels.stats.proportion import proportion_confint
+
+from rca_toolkit.sources.deployments import rank_candidates
+from rca_toolkit.errors import SchemaError
+
+MIN_EFFECT = 0.3
+MIN_SEGMENT = {"attempt": 4, "hour": 2, "day": 1}
+PENALTY_FACTOR = 3.0  # x log(n): stricter than BIC, we want breaks, not noise
+FREQ = {"hour": "h", "day": "D"}
+DISPLAY_TZ = "Europe/Berlin"
+
+
+class CostBinomial(BaseCost):
+    """-2 log-likelihood of (successes, trials) samples under one rate per segment."""
+
+    model = "binomial"
+    min_size = 1
+
+    def fit(self, signal):
+        signal = np.asarray(signal, dtype=float).reshape(len(signal), -1)
+        self.signal = signal
+        self._k = np.concatenate([[0.0], np.cumsum(signal[:, 0])])
+        self._n = np.concatenate([[0.0], np.cumsum(signal[:, 1])])
+        return self
+
+    def error(self, start, end):
+        k = self._k[end] - self._k[start]
+        n = self._n[end] - self._n[start]
+        if n <= 0:
+            return 0.0
+        ll = 0.0
+        if 0 < k:
+            ll += k * np.log(k / n)
+        if k < n:
+            ll += (n - k) * np.log((n - k) / n)
+        return -2.0 * ll
+
+
+@dataclass
+class Change:
+    """One regime change of one series."""
+
+    series: str
+    resolution: str
+    interval: tuple[pd.Timestamp, pd.Timestamp]  # last attempt of the old regime, first of the new
+    direction: str  # "broke" or "recovered"
+    rate_before: float
+    n_before: int
+    rate_after: float
+    n_after: int
+    gain: float  # -2 log-likelihood improvement of the split
+    candidates: list[dict] = field(default_factory=list)
+
+    @property
+    def at(self) -> pd.Timestamp:
+        """Point estimate: the first attempt seen in the new regime."""
+        return self.interval[1]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["interval"] = [t.isoformat() for t in self.interval]
+        out["at"] = self.at.isoformat()
+        return out
+
+
+@dataclass
+class ChangePoints:
+    """All changes found plus the binned series they were found on (for plots)."""
+
+    changes: list[Change]
+    series: dict[tuple[str, str], pd.DataFrame]
+    deployments: pd.DataFrame | None = None
+    synthetic: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def select(self, *, series: str | None = None, resolution: str | None = None, direction: str | None = None) -> list[Change]:
+        return [c for c in self.changes if (series is None or c.series == series)
+                and (resolution is None or c.resolution == resolution) and (direction is None or c.direction == direction)]
+
+    def nearest(self, when, *, series: str | None = None, resolution: str | None = None) -> Change | None:
+        when = pd.Timestamp(when).tz_convert("UTC")
+        found = self.select(series=series, resolution=resolution)
+        return min(found, key=lambda c: abs(c.at - when), default=None)
+
+    def table(self) -> pd.DataFrame:
+        rows = []
+        for c in self.changes:
+            first = c.candidates[0] if c.candidates else None
+            rows.append({
+                "series": c.series, "resolution": c.resolution, "direction": c.direction,
+                "between": " -> ".join(t.tz_convert(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M %z") for t in c.interval),
+                "rate before": f"{100 * c.rate_before:.1f} % (n={c.n_before})",
+                "rate after": f"{100 * c.rate_after:.1f} % (n={c.n_after})",
+                "top candidate": (f"{first['commit'][:10] or '(no commit)'} {first['description']} ({first['distance_hours']:+.1f} h"
+                                  + ("" if first["before_change"] else ", AFTER the change: not a cause") + ")")
+                                 if first else "none within 3 days",
+            })
+        return pd.DataFrame(rows, columns=["series", "resolution", "direction", "between", "rate before", "rate after", "top candidate"])
+
+    def to_dict(self) -> dict:
+        return {"synthetic": self.synthetic, "min_effect": MIN_EFFECT, "penalty": f"{PENALTY_FACTOR} x log(n)",
+                "changes": [c.to_dict() for c in self.changes], "notes": self.notes}
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
+
+    def to_markdown(self) -> str:
+        table = self.table()
+        lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+        lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in table.itertuples(index=False)]
+        prefix = ["**SYNTHETIC DEMO DATA**", ""] if self.synthetic else []
+        return "\n".join(prefix + lines + [""] + [f"- {n}" for n in self.notes])
+
+    def _repr_html_(self) -> str:
+        head = "<p><strong>SYNTHETIC DEMO DATA</strong></p>" if self.synthetic else ""
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return head + self.table().to_html(index=False) + (f"<ul>{notes}</ul>" if notes else "")
+
+
+def binned(attempts: pd.DataFrame, resolution: str, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Attempts per hour/day bin (UTC for hours, Berlin days for days) with rate and Wilson band."""
+    at = attempts["at"]
+    key = at.dt.floor("h") if resolution == "hour" else at.dt.tz_convert(DISPLAY_TZ).dt.floor("D", ambiguous=True, nonexistent="shift_forward")
+    grouped = attempts.assign(bin=key, ok=attempts["outcome"].eq("success")).groupby("bin", sort=True)
+    out = grouped.agg(attempts=("ok", "size"), successes=("ok", "sum"), first=("at", "min"), last=("at", "max")).reset_index()
+    out["rate"] = out["successes"] / out["attempts"]
+    lo, hi = proportion_confint(out["successes"], out["attempts"], alpha=alpha, method="wilson")
+    out["ci_low"], out["ci_high"] = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    return out
+
+
+def detect(attempts: pd.DataFrame, *, by: str | None = "path", deployments: pd.DataFrame | None = None,
+           resolutions=("attempt", "hour", "day")) -> ChangePoints:
+    """Change points of the booking success series, overall (``all``) and per ``by`` value."""
+    missing = [c for c in ("at", "outcome") + ((by,) if by else ()) if c not in attempts.columns]
+    if missing:
+        raise SchemaError(f"attempts frame lacks columns {', '.join(missing)}",
+                          hint="build it with rca_toolkit.analyses.bookings.outcomes.booking_attempts")
+    frame = attempts.dropna(subset=["at"]).sort_values("at", kind="stable")
+    groups = [("all", frame)]
+    if by:
+        groups += [(str(v), g) for v, g in frame.groupby(by, sort=True, observed=True)]
+    changes, series = [], {}
+    for name, group in groups:
+        for res in resolutions:
+            if res != "attempt":
+                series[(name, res)] = binned(group, res)
+            changes += _segment(name, res, group, series.get((name, res)), deployments)
+    notes = [f"{len(frame)} attempts; a change must move the success rate by at least {MIN_EFFECT:.0%}"]
+    if deployments is None or deployments.empty:
+        notes.append("no deployment list given: no candidate causes ranked")
+    else:
+        notes.append("candidates: deployments within 3 days, those before the change first, then by distance; the "
+                     "migrations table records no applied-at time, so only migrations listed with a time are candidates")
+    return ChangePoints(changes, series, deployments, bool(attempts.attrs.get("synthetic", False)), notes)
+
+
+def _segment(name: str, resolution: str, attempts: pd.DataFrame, bins: pd.DataFrame | None, deployments) -> list[Change]:
+    ok = attempts["outcome"].eq("success").to_numpy(dtype=float)
+    times = attempts["at"].reset_index(drop=True)
+    if resolution == "attempt":
+        signal = np.column_stack([ok, np.ones_like(ok)])
+    else:
+        signal = bins[["successes", "attempts"]].to_numpy(dtype=float)
+    n = len(signal)
+    min_size = MIN_SEGMENT[resolution]
+    if n < 2 * min_size:
+        return []
+    algo = rpt.Binseg(custom_cost=CostBinomial(), min_size=min_size, jump=1).fit(signal)
+    breaks = algo.predict(pen=PENALTY_FACTOR * np.log(max(signal[:, 1].sum(), 2)))
+    bounds = [0] + breaks
+    out = []
+    for left, split, right in zip(bounds[:-2], bounds[1:-1], bounds[2:]):
+        k0, n0 = signal[left:split, 0].sum(), signal[left:split, 1].sum()
+        k1, n1 = signal[split:right, 0].sum(), signal[split:right, 1].sum()
+        r0, r1 = k0 / n0, k1 / n1
+        if abs(r1 - r0) < MIN_EFFECT:
+            continue
+        cost = algo.cost
+        gain = cost.error(left, right) - cost.error(left, split) - cost.error(split, right)
+        if resolution == "attempt":
+            interval = (times.iloc[split - 1], times.iloc[split])
+        else:  # a bin can hold both regimes: place the split among the attempts of the two bins
+            interval = _refine(ok, times, bins["first"].iloc[split - 1], bins["last"].iloc[split])
+        interval = (pd.Timestamp(interval[0]), pd.Timestamp(interval[1]))
+        direction = "recovered" if r1 > r0 else "broke"
+        if out and out[-1].interval == interval and out[-1].direction == direction:
+            # a mixed bin split twice: one change, from the first regime to the last
+            out[-1].rate_after, out[-1].n_after, out[-1].gain = float(r1), int(n1), out[-1].gain + float(gain)
+            continue
+        mid = interval[0] + (interval[1] - interval[0]) / 2
+        out.append(Change(name, resolution, interval, direction, float(r0), int(n0),
+                          float(r1), int(n1), float(gain),
+                          rank_candidates(deployments, mid, first_new=interval[1]) if deployments is not None else []))
+    return out
+
+
+def _refine(ok: np.ndarray, times: pd.Series, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Best single split (binomial likelihood) among the attempts from ``lo`` to ``hi``."""
+    idx = np.flatnonzero(((times >= lo) & (times <= hi)).to_numpy())
+    if len(idx) < 2:
+        return lo, hi
+    cost = CostBinomial().fit(np.column_stack([ok[idx], np.ones(len(idx))]))
+    costs = [cost.error(0, j) + cost.error(j, len(idx)) for j in range(1, len(idx))]
+    j = int(np.argmin(costs)) + 1
+    return times.iloc[idx[j - 1]], times.iloc[idx[j]]

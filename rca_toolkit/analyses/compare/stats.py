@@ -1,0 +1,715 @@
+"""Before/after comparison of booking success, call duration and function latency.
+
+Why: the seed report claimed "0 % before, ~100 % after" with no denominator and no per-path
+split. This module compares two windows around a change with intervals and exact tests, and
+refuses a verdict when the sample is too small.
+
+Windows: ``before`` = [at - before, at - exclude), ``after`` = [at + exclude, at + after); the
+``exclude`` guard band around the change drops attempts made while it rolled out.
+
+Minimum samples (documented, used by every verdict):
+
+* ``MIN_N_RATE = 10`` attempts per side for a success-rate verdict;
+* ``MIN_N_SAMPLE = 20`` values per side for a duration/latency verdict.
+
+Below that the verdict is ``not enough data`` whatever the p-value says. A path "still fails"
+when it has at least ``MIN_N_RATE`` attempts after the change and the upper Wilson bound of its
+success rate is below 50 %; a fix is called *partial* when one group improved while another
+still fails. Statistics come from scipy/statsmodels: Wilson intervals, Newcombe's interval for
+the difference, Fisher's exact test, percentile bootstrap CIs (fixed seed), Mann-Whitney U and
+the Hodges-Lehmann shift (median of pairwise differences), chi-square for the error mix (only
+when Cochran's rule holds). Distributions are handled as histograms (:class:`Histogram`: value
+-> count), so the same code serves raw samples and the database's ``GROUP BY value`` counts
+(:mod:`rca_toolkit.sources.aggregates`); attempts as rows or as counts per side window. Durations from the session table and from Retell are never pooled
+(P2); stuck sessions (P5), cleanup-closed calls (P20) and negative trace durations (P6) are
+left out and counted.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+from rca_toolkit.rules.jsonutil import json_default
+from rca_toolkit.errors import ConfigError, SchemaError
+from rca_toolkit.rules.signatures import NO_ERROR_TEXT
+from rca_toolkit.rules.timeutil import parse_duration, parse_instant
+
+MIN_N_RATE = 10
+MIN_N_SAMPLE = 20
+ALPHA = 0.05
+STILL_FAILING_UPPER = 0.5
+BOOTSTRAP_RESAMPLES = 999
+BOOTSTRAP_SEED = 20251018
+PERCENTILES = (50, 95, 99)
+MAX_PAIRS = 2_000_000  # Hodges-Lehmann on a fixed-seed subsample beyond this many pairs
+VERDICTS = ("improved", "regressed", "unchanged", "not enough data")
+DISPLAY_TZ = "Europe/Berlin"
+
+
+@dataclass
+class Side:
+    """One window of one metric: the estimate, its sample size and its interval."""
+
+    value: float | None
+    n: int
+    ci: tuple[float, float] | None = None
+    detail: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["ci"] = list(self.ci) if self.ci is not None else None
+        return out
+
+
+@dataclass
+class Metric:
+    """Before vs after for one metric and group, with the test used and a verdict that states n."""
+
+    name: str
+    group: str
+    unit: str
+    better: str  # "higher" or "lower"
+    before: Side
+    after: Side
+    difference: float | None
+    difference_ci: tuple[float, float] | None
+    p_value: float | None
+    test: str
+    verdict: str
+    reason: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["before"], out["after"] = self.before.to_dict(), self.after.to_dict()
+        out["difference_ci"] = list(self.difference_ci) if self.difference_ci is not None else None
+        return out
+
+
+def _f(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def rate_metric(name: str, group: str, before: tuple[int, int], after: tuple[int, int], *,
+                min_n: int = MIN_N_RATE, alpha: float = ALPHA) -> Metric:
+    """Success rate: ``before``/``after`` are (successes, attempts)."""
+    sides = []
+    for k, n in (before, after):
+        if n > 0:
+            lo, hi = proportion_confint(k, n, alpha=alpha, method="wilson")
+            sides.append(Side(k / n, int(n), (float(lo), float(hi)), {"successes": int(k), "failures": int(n - k)}))
+        else:
+            sides.append(Side(None, 0, None, {"successes": 0, "failures": 0}))
+    b, a = sides
+    diff = diff_ci = p = None
+    if b.n and a.n:
+        diff = a.value - b.value
+        lo, hi = confint_proportions_2indep(after[0], after[1], before[0], before[1], method="newcomb",
+                                            compare="diff", alpha=alpha)
+        diff_ci = (float(lo), float(hi))
+        table = [[after[0], after[1] - after[0]], [before[0], before[1] - before[0]]]
+        p = float(stats.fisher_exact(table).pvalue)
+    verdict, reason = _verdict(b.n, a.n, min_n, p, diff_ci, diff, better="higher", alpha=alpha,
+                               what=f"{_pct(b.value)} of {b.n} -> {_pct(a.value)} of {a.n}")
+    return Metric(name, group, "share", "higher", b, a, _f(diff), diff_ci, p,
+                  "Fisher exact (two-sided); Wilson intervals; Newcombe interval for the difference",
+                  verdict, reason)
+
+
+def distribution_metric(name: str, group: str, before, after, *, unit: str = "ms", better: str = "lower",
+                        min_n: int = MIN_N_SAMPLE, alpha: float = ALPHA, notes: list[str] | None = None) -> Metric:
+    """Durations/latencies: percentiles with bootstrap CIs, Mann-Whitney U, Hodges-Lehmann shift.
+
+    ``before``/``after`` are samples (arrays) or :class:`Histogram` objects; both give the same
+    numbers, since every statistic here depends only on the values and their counts.
+    """
+    x, y = Histogram.of(before), Histogram.of(after)
+    b, a = _percentile_side(x, alpha), _percentile_side(y, alpha)
+    shift = p = None
+    if x.n and y.n:
+        shift = hodges_lehmann(y, x)
+        if x.n >= 2 and y.n >= 2:
+            p = mann_whitney_p(y, x)
+    verdict, reason = _verdict(b.n, a.n, min_n, p, None, shift, better=better, alpha=alpha,
+                               what=f"median {_num(b.value)} (n={b.n}) -> {_num(a.value)} (n={a.n}) {unit}")
+    return Metric(name, group, unit, better, b, a, _f(shift), None, p,
+                  "Mann-Whitney U (two-sided); Hodges-Lehmann shift; percentile bootstrap CIs "
+                  f"({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED})",
+                  verdict, reason, list(notes or []))
+
+
+def _clean(values) -> np.ndarray:
+    arr = np.asarray(values, dtype=float) if values is not None else np.array([], dtype=float)
+    return arr[np.isfinite(arr)]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A sample as its distinct values (sorted) and their counts.
+
+    Why: the database can count values (``GROUP BY value``) far cheaper than it can ship rows;
+    percentiles, ranks, pairwise differences and bootstrap resamples need nothing else.
+    """
+
+    values: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, sample) -> "Histogram":
+        """From raw values (non-finite left out), or a Histogram as it is."""
+        if isinstance(sample, Histogram):
+            return sample
+        values, counts = np.unique(_clean(sample), return_counts=True)
+        return cls(values, counts.astype(np.int64))
+
+    @classmethod
+    def from_counts(cls, values, counts) -> "Histogram":
+        """From value -> count pairs (duplicates summed; non-finite values and zero counts left out)."""
+        values, counts = np.asarray(values, dtype=float), np.asarray(counts, dtype=np.int64)
+        keep = np.isfinite(values) & (counts > 0)
+        distinct, inverse = np.unique(values[keep], return_inverse=True)
+        summed = np.zeros(len(distinct), dtype=np.int64)
+        np.add.at(summed, inverse, counts[keep])
+        return cls(distinct, summed)
+
+    @classmethod
+    def from_series(cls, series: pd.Series) -> "Histogram":
+        """From a Series indexed by value with counts (what :mod:`rca_toolkit.sources.aggregates` returns)."""
+        return cls.from_counts(series.index.to_numpy(dtype=float), series.to_numpy(dtype=np.int64))
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def order_statistic(self, ranks) -> np.ndarray:
+        """Values at 0-based positions of the sorted sample."""
+        cum = np.cumsum(self.counts)
+        return self.values[np.minimum(np.searchsorted(cum, np.asarray(ranks), side="right"), len(self.values) - 1)]
+
+    def percentiles(self, qs) -> np.ndarray:
+        """``np.percentile(sample, qs)`` (linear method) without building the sample."""
+        lower, upper, gamma = _positions(self.n, qs)
+        return _lerp(self.order_statistic(lower), self.order_statistic(upper), gamma)
+
+    def sample(self) -> np.ndarray:
+        return np.repeat(self.values, self.counts)
+
+    def is_integral(self) -> bool:
+        return bool(np.all(self.values == np.round(self.values)))
+
+
+def _positions(n: int, qs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """numpy's linear-method virtual index split into (lower, upper, weight)."""
+    q = np.asarray(qs, dtype=float) / 100
+    virtual = n * q + (1 + q * (1 - 1 - 1)) - 1  # numpy's formula with alpha = beta = 1
+    lower = np.clip(np.floor(virtual), 0, n - 1)
+    upper = np.clip(lower + 1, 0, n - 1)
+    return lower.astype(np.int64), upper.astype(np.int64), virtual - np.floor(virtual)
+
+
+def _lerp(a, b, t):
+    """numpy's ``_lerp`` (same rounding as ``np.percentile``)."""
+    a, b, t = np.asarray(a, dtype=float), np.asarray(b, dtype=float), np.asarray(t, dtype=float)
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def _percentile_side(values, alpha: float) -> Side:
+    hist = Histogram.of(values)
+    n = hist.n
+    if n == 0:
+        return Side(None, 0, None, {f"p{q}": {"value": None, "ci": None} for q in PERCENTILES})
+    point = hist.percentiles(PERCENTILES)
+    cis = [None] * len(PERCENTILES)
+    if n >= 2:
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        cis = []
+        for q in PERCENTILES:
+            draws = bootstrap_percentile(hist, q, BOOTSTRAP_RESAMPLES, rng)
+            lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+            cis.append((float(lo), float(hi)))
+    detail = {f"p{q}": {"value": float(v), "ci": list(ci) if ci else None} for q, v, ci in zip(PERCENTILES, point, cis)}
+    return Side(float(point[0]), n, cis[0], detail)
+
+
+def bootstrap_percentile(hist: Histogram, q: float, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` draws of the ``q``-th percentile of a bootstrap resample (n values with replacement).
+
+    Same distribution as resampling the values, at O(log bins) per draw: a resample is
+    ``F_n^-1(U_i)`` for n uniforms, so its order statistics are ``F_n^-1`` of uniform order
+    statistics, U_(k) ~ Beta(k, n-k+1) and U_(k+1) = U_(k) + (1-U_(k)) Beta(1, n-k); the
+    percentile interpolates between those two (numpy's linear method).
+    """
+    n = hist.n
+    lower, upper, gamma = (v.item() for v in _positions(n, [q]))
+    k = lower + 1  # 1-based rank of the lower order statistic
+    u_low = rng.beta(k, n - k + 1, size)
+    x_low = hist.order_statistic(np.minimum(np.floor(n * u_low), n - 1))
+    if upper == lower:
+        return x_low
+    u_up = u_low + (1 - u_low) * rng.beta(1, n - k, size)
+    x_up = hist.order_statistic(np.minimum(np.floor(n * u_up), n - 1))
+    return _lerp(x_low, x_up, gamma)
+
+
+def mann_whitney_p(after, before) -> float:
+    """Two-sided p of ``scipy.stats.mannwhitneyu(after, before)`` (method auto), from counts.
+
+    scipy's asymptotic branch (tie-corrected normal approximation with continuity correction)
+    computed from the histograms; the exact branch (both n <= 8 and no ties) runs scipy itself.
+    """
+    y, x = Histogram.of(after), Histogram.of(before)
+    n1, n2 = y.n, x.n
+    values = np.union1d(y.values, x.values)
+    cy = np.zeros(len(values)); cy[np.searchsorted(values, y.values)] = y.counts
+    cx = np.zeros(len(values)); cx[np.searchsorted(values, x.values)] = x.counts
+    t = cy + cx
+    if not (n1 > 8 and n2 > 8) and not (t > 1).any():
+        return float(stats.mannwhitneyu(y.sample(), x.sample(), alternative="two-sided", method="auto").pvalue)
+    midrank = np.cumsum(t) - t + (t + 1) / 2
+    u1 = float(np.sum(cy * midrank)) - n1 * (n1 + 1) / 2
+    u = max(u1, n1 * n2 - u1)
+    n = n1 + n2
+    s = np.sqrt(n1 * n2 / 12 * ((n + 1) - np.sum(t ** 3 - t) / (n * (n - 1))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (u - n1 * n2 / 2 - 0.5) / s
+    return float(np.clip(2 * special.ndtr(-z), 0.0, 1.0))
+
+
+def hodges_lehmann(after, before, *, seed: int = BOOTSTRAP_SEED) -> float:
+    """Median of all pairwise differences after - before.
+
+    Exact: by the outer difference up to ``MAX_PAIRS`` pairs, beyond that by searching the
+    k-th smallest difference over the histograms when the values are integers (stored
+    durations are); other large float samples fall back to a fixed-seed subsample of pairs.
+    """
+    y, x = Histogram.of(after), Histogram.of(before)
+    pairs = y.n * x.n
+    if pairs <= MAX_PAIRS:
+        return float(np.median(np.subtract.outer(y.sample(), x.sample())))
+    if y.is_integral() and x.is_integral():
+        return (_kth_difference(y, x, (pairs - 1) // 2) + _kth_difference(y, x, pairs // 2)) / 2
+    rng = np.random.default_rng(seed)
+    return float(np.median(rng.choice(y.sample(), MAX_PAIRS) - rng.choice(x.sample(), MAX_PAIRS)))
+
+
+def _kth_difference(y: Histogram, x: Histogram, k: int) -> float:
+    """k-th smallest (0-based) of the y - x pair differences, integer values: bisection on the difference."""
+    cum_x = np.concatenate([[0], np.cumsum(x.counts)])
+    n_x = x.n
+
+    def at_most(d: int) -> int:  # pairs with y - x <= d, i.e. x >= y - d
+        first = np.searchsorted(x.values, y.values - d, side="left")
+        return int(np.dot(y.counts, n_x - cum_x[first]))
+
+    lo, hi = int(y.values[0] - x.values[-1]), int(y.values[-1] - x.values[0])
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if at_most(mid) >= k + 1:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(lo)
+
+
+def _verdict(n_before: int, n_after: int, min_n: int, p, diff_ci, effect, *, better: str, alpha: float,
+             what: str) -> tuple[str, str]:
+    if min(n_before, n_after) < min_n:
+        return "not enough data", f"{what}; needs at least {min_n} per side"
+    if p is None:
+        return "not enough data", f"{what}; no test possible"
+    significant = p < alpha and (diff_ci is None or diff_ci[0] > 0 or diff_ci[1] < 0)
+    if not significant or effect is None or effect == 0:
+        return "unchanged", f"{what}; no significant change (p={p:.3g})"
+    up = effect > 0
+    good = up if better == "higher" else not up
+    return ("improved" if good else "regressed"), f"{what}; p={p:.3g}"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def _pp(value) -> str:
+    return f"{100 * value:+.1f} pp"
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def chi_square_mix(table: np.ndarray) -> dict:
+    """Chi-square test of a (signature x window) count table, only when Cochran's rule holds."""
+    table = np.asarray(table, dtype=float)
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0] if table.size else table
+    if table.ndim != 2 or table.shape[0] < 2 or table.shape[1] < 2:
+        return {"valid": False, "reason": "needs at least two signatures seen in both windows", "p_value": None}
+    chi2, p, dof, expected = stats.chi2_contingency(table)
+    small = float((expected < 5).mean())
+    if (expected < 1).any() or small > 0.2:
+        return {"valid": False, "p_value": None, "chi2": float(chi2), "dof": int(dof),
+                "reason": f"expected counts too small ({small:.0%} of cells below 5): not a valid chi-square test"}
+    return {"valid": True, "chi2": float(chi2), "dof": int(dof), "p_value": float(p), "reason": "Cochran's rule holds"}
+
+
+# --------------------------------------------------------------------------- the comparison
+@dataclass
+class Comparison:
+    """All metrics of one before/after comparison plus the plain-language summary."""
+
+    at: pd.Timestamp
+    windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]]
+    exclude: pd.Timedelta
+    by: str | None
+    metrics: list[Metric]
+    signature_mix: pd.DataFrame
+    signature_test: dict
+    partial: dict
+    synthetic: bool = False
+    notes: list[str] = field(default_factory=list)
+    samples: dict = field(default_factory=dict, repr=False)
+
+    def metric(self, name: str, group: str = "all") -> Metric:
+        for m in self.metrics:
+            if m.name == name and m.group == group:
+                return m
+        raise KeyError(f"no metric {name!r} for group {group!r}")
+
+    @property
+    def summary(self) -> list[str]:
+        """The sentences a reader must not miss (partial fix, synthetic data)."""
+        lines = []
+        if self.synthetic:
+            lines.append("SYNTHETIC DEMO DATA: these numbers come from the generated demo world, not production.")
+        lines.extend(self.partial.get("sentences", []))
+        return lines
+
+    def to_dict(self) -> dict:
+        return {
+            "at": self.at.isoformat(),
+            "at_local": self.at.tz_convert(DISPLAY_TZ).isoformat(),
+            "windows": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in self.windows.items()},
+            "exclude_seconds": self.exclude.total_seconds(),
+            "by": self.by,
+            "synthetic": self.synthetic,
+            "minimum_n": {"rate": MIN_N_RATE, "distribution": MIN_N_SAMPLE},
+            "alpha": ALPHA,
+            "summary": self.summary,
+            "partial": {k: v for k, v in self.partial.items() if k != "sentences"},
+            "metrics": [m.to_dict() for m in self.metrics],
+            "signature_mix": {"table": self.signature_mix.to_dict(orient="records"), "test": self.signature_test},
+            "notes": self.notes,
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), default=json_default, ensure_ascii=False, **kwargs)
+
+    def table(self) -> pd.DataFrame:
+        """One display row per metric."""
+        rows = []
+        for m in self.metrics:
+            fmt = _pct if m.unit == "share" else _num
+            dfmt = _pp if m.unit == "share" else (lambda v: f"{v:+,.0f}")
+            diff = dfmt(m.difference) if m.difference is not None else "n/a"
+            if m.difference_ci:
+                diff += f" [{dfmt(m.difference_ci[0])}, {dfmt(m.difference_ci[1])}]"
+            rows.append({
+                "metric": m.name, "group": m.group,
+                "before": f"{fmt(m.before.value)} (n={m.before.n})" + _ci_text(m.before.ci, fmt),
+                "after": f"{fmt(m.after.value)} (n={m.after.n})" + _ci_text(m.after.ci, fmt),
+                "difference": diff, "p": "n/a" if m.p_value is None else f"{m.p_value:.3g}", "verdict": m.verdict,
+            })
+        return pd.DataFrame(rows, columns=["metric", "group", "before", "after", "difference", "p", "verdict"])
+
+    def _header(self) -> list[str]:
+        local = lambda ts: ts.tz_convert(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M:%S %z")  # noqa: E731
+        (b0, b1), (a0, a1) = self.windows["before"], self.windows["after"]
+        return [
+            f"Before/after comparison at {local(self.at)} ({self.at.strftime('%Y-%m-%d %H:%M:%S')} UTC)",
+            f"before: {local(b0)} -> {local(b1)}; after: {local(a0)} -> {local(a1)}; "
+            f"{_human(self.exclude)} excluded on each side of the change",
+        ]
+
+    def to_text(self) -> str:
+        lines = self._header() + [""] + self.summary + [""]
+        lines.append(self.table().to_string(index=False))
+        lines += ["", "Error signatures of failed booking attempts (before -> after):"]
+        for row in self.signature_mix.itertuples(index=False):
+            lines.append(f"  {row.before:>4} -> {row.after:<4} {row.signature}")
+        lines.append(f"  chi-square: {_mix_text(self.signature_test)}")
+        lines += ["", "Verdict reasons:"] + [f"  {m.name} [{m.group}]: {m.verdict}: {m.reason}" for m in self.metrics]
+        if self.notes:
+            lines += ["", "Notes:"] + [f"  - {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        parts = ["## " + self._header()[0], "", self._header()[1], ""]
+        parts += [f"**{s}**" for s in self.summary] + [""]
+        parts.append(_md_table(self.table()))
+        parts += ["", "### Error signatures of failed booking attempts", "", _md_table(self.signature_mix), "",
+                  f"Chi-square: {_mix_text(self.signature_test)}", ""]
+        parts += [f"- {n}" for n in self.notes]
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<p>{html.escape(h)}</p>" for h in self._header())
+        summary = "".join(f"<p><strong>{html.escape(s)}</strong></p>" for s in self.summary)
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return (head + summary + self.table().to_html(index=False, escape=True)
+                + "<h4>Error signatures of failed booking attempts</h4>"
+                + self.signature_mix.to_html(index=False, escape=True)
+                + f"<p>Chi-square: {html.escape(_mix_text(self.signature_test))}</p>" + (f"<ul>{notes}</ul>" if notes else ""))
+
+
+def _ci_text(ci, fmt) -> str:
+    return "" if ci is None else f" [{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _mix_text(test: dict) -> str:
+    return f"p={test['p_value']:.3g} (chi2={test['chi2']:.1f}, dof={test['dof']})" if test.get("valid") else test["reason"]
+
+
+def _human(delta: pd.Timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows += ["| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |" for r in frame.itertuples(index=False)]
+    return "\n".join(rows)
+
+
+def _in(frame: pd.DataFrame, col: str, window) -> pd.DataFrame:
+    start, end = window
+    return frame[(frame[col] >= start) & (frame[col] < end)]
+
+
+def _require(frame: pd.DataFrame, label: str, cols: list[str]) -> None:
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{label} frame lacks columns {', '.join(missing)}",
+                          hint=f"build it with rca_toolkit.{'outcomes.booking_attempts' if label == 'attempts' else 'loaders.' + label}")
+
+
+ATTEMPT_GROUPS = ("path", "code_path", "family", "company_id", "function_name")
+
+
+def attempt_counts_of(attempts: pd.DataFrame, column: str | None) -> pd.DataFrame:
+    """Attempt rows -> counts per ``column`` (if any), outcome and signature (the shape compare needs)."""
+    keys = ([column] if column else []) + ["outcome", "signature"]
+    sig = attempts["signature"] if "signature" in attempts else pd.Series(pd.NA, index=attempts.index, dtype="object")
+    frame = attempts.assign(outcome=attempts["outcome"].astype(str),
+                            signature=sig.astype("object").where(sig.notna(), NO_ERROR_TEXT).astype(str))
+    counts = frame.groupby(keys, dropna=False, observed=True, sort=False).size().rename("attempts").reset_index()
+    counts.attrs = dict(attempts.attrs)
+    return counts
+
+
+def comparison_windows(at, before="5d", after="5d", exclude="30m", *, prefix: str = "") -> tuple[pd.Timestamp, dict, pd.Timedelta]:
+    """(at, {"before": (lo, hi), "after": (lo, hi)}, guard) in UTC; bad input is one ConfigError naming ``prefix + name``."""
+    at_ts = parse_instant(at, name=f"{prefix}at")
+    span_b, span_a = parse_duration(before, name=f"{prefix}before"), parse_duration(after, name=f"{prefix}after")
+    guard = parse_duration(exclude, name=f"{prefix}exclude")
+    if guard >= span_b or guard >= span_a:
+        raise ConfigError(f"exclude={exclude!r} leaves nothing of before={before!r}/after={after!r}",
+                          hint="make the excluded band shorter than both windows")
+    return at_ts, {"before": (at_ts - span_b, at_ts - guard), "after": (at_ts + guard, at_ts + span_a)}, guard
+
+
+def compare(attempts: pd.DataFrame | None = None, calls: pd.DataFrame | None = None, traces: pd.DataFrame | None = None, *,
+            at, before="5d", after="5d", exclude="30m", by: str | None = None,
+            counts: dict[str, pd.DataFrame] | None = None, histograms=None) -> Comparison:
+    """Compare the windows before and after ``at`` (an ISO-8601 instant with a zone).
+
+    Row path: ``attempts`` (``outcomes.booking_attempts``), ``calls`` and ``traces`` frames.
+    Aggregated path: ``counts`` = ``{"before": …, "after": …}`` attempt counts per side window
+    (``outcomes.attempt_counts`` shape: ``by`` or ``path``, ``outcome``, ``signature``,
+    ``attempts``) and ``histograms`` (:class:`rca_toolkit.sources.aggregates.Histograms`) instead of
+    calls and traces. Both give the same numbers.
+    """
+    at_ts, windows, guard = comparison_windows(at, before, after, exclude)
+    if counts is None:
+        if attempts is None:
+            raise ConfigError("compare() needs attempts or counts", hint="pass outcomes.booking_attempts(...) as attempts")
+        _require(attempts, "attempts", ["at", "outcome"])
+        available = attempts.columns
+    else:
+        available = set(counts["before"].columns) & set(counts["after"].columns)
+    if by is not None and by not in available:
+        raise ConfigError(f"--by {by!r} is not a column of the booking attempts",
+                          hint="use one of: " + ", ".join(c for c in ATTEMPT_GROUPS if c in available))
+    column = by if by is not None else ("path" if "path" in available else None)
+    if counts is None:
+        counts = {k: attempt_counts_of(_in(attempts, "at", w), column) for k, w in windows.items()}
+        attrs = dict(attempts.attrs)
+    else:
+        attrs = _merged_attrs(counts)
+    notes: list[str] = []
+    metrics = [_rate(counts, "all", None)]
+    group_metrics = []
+    if column:
+        values = sorted(set(counts["before"][column].dropna()) | set(counts["after"][column].dropna()), key=str)
+        group_metrics = [_rate(counts, str(v), (column, v)) for v in values]
+        if by is not None:
+            metrics += group_metrics
+    samples: dict = {}
+    if histograms is not None:
+        metrics += _histogram_metrics(histograms, notes, samples)
+    else:
+        if calls is not None:
+            metrics += _duration_metrics(calls, windows, notes, samples)
+        else:
+            notes.append("call durations not compared (no calls frame given)")
+        if traces is not None:
+            metrics += _latency_metrics(traces, windows, notes, samples)
+        else:
+            notes.append("function latencies not compared (no traces frame given)")
+    mix, mix_test = _signature_mix(counts)
+    inferred = attrs.get("inferred_calcom_links")
+    if inferred:
+        notes.append(f"{inferred} attempts were matched to their Cal.com booking by company and time only (no id links "
+                     "them); orphan and rescue counts rest on that inference")
+    excluded = attrs.get("excluded_test_ids")
+    if excluded:
+        notes.append(f"{attrs.get('excluded_test_attempts', '?')} booking attempts of {excluded} "
+                     "test/demo/temp call ids were excluded, over the whole loaded range (P4)")
+    return Comparison(at_ts, windows, guard, by, metrics, mix, mix_test, _partial(group_metrics, column),
+                      bool(attrs.get("synthetic", False)), notes, samples)
+
+
+def _merged_attrs(counts: dict[str, pd.DataFrame]) -> dict:
+    """attrs of the per-side counts: flags from either, exclusion/inference counts summed."""
+    attrs: dict = {}
+    for frame in counts.values():
+        for key, value in frame.attrs.items():
+            if key in ("excluded_test_ids", "excluded_test_attempts", "inferred_calcom_links") and isinstance(value, (int, np.integer)):
+                attrs[key] = int(attrs.get(key, 0)) + int(value)
+            elif key == "synthetic":
+                attrs[key] = bool(attrs.get(key, False) or value)
+            else:
+                attrs.setdefault(key, value)
+    return attrs
+
+
+def _rate(counts: dict[str, pd.DataFrame], group: str, selector) -> Metric:
+    pairs = []
+    for key in ("before", "after"):
+        frame = counts[key]
+        if selector is not None:
+            frame = frame[frame[selector[0]] == selector[1]]
+        pairs.append((int(frame.loc[frame["outcome"].astype(str) == "success", "attempts"].sum()), int(frame["attempts"].sum())))
+    return rate_metric("booking_success_rate", group, pairs[0], pairs[1])
+
+
+DURATION_NOTE = ("{0} before / {1} after left out (stuck P5, closed by cleanup P20, or no duration); "
+                 "session and Retell durations are separate sources (P2)")
+
+
+def _duration_metrics(calls: pd.DataFrame, windows: dict, notes: list[str], samples: dict) -> list[Metric]:
+    _require(calls, "calls", ["started_at", "duration_ms"])
+    out = []
+    for name, col in (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms")):
+        if col not in calls:
+            notes.append(f"{name}: column {col} absent, not compared")
+            continue
+        values, dropped = [], []
+        for key in ("before", "after"):
+            frame = _in(calls, "started_at", windows[key])
+            keep = frame[col].notna()
+            for flag in ("stuck", "closed_by_cleanup"):
+                if flag in frame:
+                    keep &= ~frame[flag].fillna(False).astype(bool)
+            dropped.append(int((~keep).sum()))
+            values.append(frame.loc[keep, col].astype(float).to_numpy())
+        out.append(distribution_metric(name, "all", values[0], values[1], unit="ms", notes=[DURATION_NOTE.format(*dropped)]))
+        samples[(name, "all")] = tuple(values)
+    return out
+
+
+def _latency_metrics(traces: pd.DataFrame, windows: dict, notes: list[str], samples: dict) -> list[Metric]:
+    _require(traces, "function_traces", ["started_at", "family", "duration_ms"])
+    parts = {k: _in(traces, "started_at", w) for k, w in windows.items()}
+    families = sorted(set(parts["before"]["family"].dropna().astype(str)) | set(parts["after"]["family"].dropna().astype(str)))
+    out = []
+    for fam in families:
+        sides = [Histogram.of(parts[k].loc[parts[k]["family"].astype(str) == fam, "duration_ms"].astype(float))
+                 for k in ("before", "after")]
+        out.append(_latency_metric(fam, sides, samples))
+    return out
+
+
+def _latency_metric(family: str, sides: list[Histogram], samples: dict) -> Metric:
+    """P6: negative durations left out and counted, zeros kept and counted."""
+    kept, negatives, zeros = [], [], []
+    for h in sides:
+        negatives.append(int(h.counts[h.values < 0].sum()))
+        zeros.append(int(h.counts[h.values == 0].sum()))
+        kept.append(Histogram(h.values[h.values >= 0], h.counts[h.values >= 0]))
+    note = f"negative durations left out (P6): {negatives[0]} before / {negatives[1]} after"
+    if any(zeros):
+        note += f"; zero durations kept but suspect after the P6 fix: {zeros[0]} / {zeros[1]}"
+    samples[("function_latency", family)] = tuple(h.sample() for h in kept)
+    return distribution_metric("function_latency", family, kept[0], kept[1], unit="ms", notes=[note])
+
+
+def _histogram_metrics(histograms, notes: list[str], samples: dict) -> list[Metric]:
+    """Duration and latency metrics from database histograms (:func:`rca_toolkit.sources.aggregates.fetch`)."""
+    out = []
+    notes.extend(histograms.notes)
+    for name in ("call_duration_session", "call_duration_retell"):
+        if name not in histograms.durations:
+            continue
+        sides = [Histogram.from_series(histograms.durations[name][k]) for k in ("before", "after")]
+        out.append(distribution_metric(name, "all", sides[0], sides[1], unit="ms",
+                                       notes=[DURATION_NOTE.format(*histograms.dropped[name])]))
+        samples[(name, "all")] = tuple(h.sample() for h in sides)
+    for fam in sorted(histograms.latencies):
+        sides = [Histogram.from_series(histograms.latencies[fam][k]) for k in ("before", "after")]
+        if sides[0].n or sides[1].n:
+            out.append(_latency_metric(fam, sides, samples))
+    return out
+
+
+def _signature_mix(counts: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
+    per_side = {}
+    for key in ("before", "after"):
+        frame = counts[key]
+        failed = frame[frame["outcome"].astype(str) != "success"]
+        sig = failed["signature"].astype("object").where(failed["signature"].notna(), NO_ERROR_TEXT).astype(str)
+        per_side[key] = failed["attempts"].groupby(sig.to_numpy()).sum().astype(int)
+    mix = pd.concat(per_side, axis=1).fillna(0).astype(int)
+    mix = mix.reindex(columns=["before", "after"], fill_value=0)
+    mix = mix.rename_axis("signature").reset_index()
+    mix = mix.sort_values(["before", "after", "signature"], ascending=[False, False, True], kind="stable").reset_index(drop=True)
+    return mix, chi_square_mix(mix[["before", "after"]].to_numpy())
+
+
+def _partial(group_metrics: list[Metric], column: str | None) -> dict:
+    improved = [m for m in group_metrics if m.verdict == "improved"]
+    failing = [m for m in group_metrics
+               if m.after.n >= MIN_N_RATE and m.after.ci is not None and m.after.ci[1] < STILL_FAILING_UPPER]
+    sentences = []
+    fails = "; ".join(f"{m.group} still fails ({_pct(m.after.value)} success of {m.after.n} attempts after the change, "
+                      f"95 % CI {_pct(m.after.ci[0])}-{_pct(m.after.ci[1])})" for m in failing)
+    recovered = "; ".join(f"{m.group} recovered ({_pct(m.before.value)} of {m.before.n} -> {_pct(m.after.value)} of {m.after.n})"
+                          for m in improved)
+    if improved and failing:
+        sentences.append(f"The fix was partial: {fails}; while {recovered}.")
+    elif failing:
+        sentences.append(f"The change did not fix every {column}: {fails}.")
+    elif improved:
+        sentences.append(f"Every {column} with enough data recovered: {recovered}.")
+    return {"column": column, "is_partial": bool(improved and failing), "still_failing": [m.group for m in failing],
+            "improved": [m.group for m in improved], "sentences": sentences}

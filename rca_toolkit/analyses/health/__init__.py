@@ -1,0 +1,1 @@
+"""The daily/weekly health report: counts per side, verdict OK / WATCH / ACT."""

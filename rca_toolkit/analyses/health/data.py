@@ -1,0 +1,315 @@
+"""What the health report needs, as counts and histograms per side (``base`` = baseline, ``cur`` = period).
+
+Why: the report used to load the attempts, sessions, every function trace (with its JSON) and
+every error of period + baseline as rows: at 1M calls a weekly report for one company is
+millions of rows. Every number it shows is a count, a rate or a statistic of a value
+histogram, so the database can compute them (:func:`from_sql`); :func:`from_frames` computes
+the same structure from loaded frames (small databases, tests, and storage zones other than
+UTC, where wall-time bounds need the loaders' DST handling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from rca_toolkit.sources import loaders
+from rca_toolkit.rules import names
+from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.analyses.compare.stats import Histogram
+from rca_toolkit.sources.db import require_columns
+
+SIDES = ("base", "cur")
+BOOKING_REACH = "booking (book_appointment or collect_appointment)"
+DURATIONS = (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))
+_CALL_ID_SQL = "call_000000000000000000000000000"  # every real call id in an error text becomes this one
+
+
+@dataclass
+class HealthData:
+    """Per side: sessions and their flags, duration/latency histograms, reach, error and attempt counts."""
+
+    sessions: dict  # side -> {"n", "stuck", "cleanup", "untraced", "ambiguous"}
+    durations: dict  # metric -> {side: Histogram}; only metrics with any stored value
+    latencies: dict  # family -> {side: Histogram} (negative durations left out, P6)
+    trace_quality: dict  # period traces: {"n", "negative", "zero", "whole_seconds"}
+    families: list  # families among the window's traces
+    reached: dict  # (side, family) -> calls of that side with a trace of the family in the window
+    errors: pd.DataFrame  # key_text, side, n, first_at, booking_failed
+    attempts: pd.DataFrame  # outcomes.count_attempts(bins=Berlin days, first_at=True)
+    excluded_test_ids: int = 0
+    excluded_test_attempts: int = 0
+    missing_columns: dict = field(default_factory=dict)
+    statements: list = field(default_factory=list)
+
+
+def day_edges(bounds: dict) -> list[pd.Timestamp]:
+    """Berlin midnights from the baseline start to the period end (DST-safe), as UTC instants."""
+    days = pd.date_range(bounds["baseline_start"].tz_convert("Europe/Berlin").date(),
+                         bounds["end"].tz_convert("Europe/Berlin").date(), freq="D")
+    return [pd.Timestamp(d).tz_localize("Europe/Berlin").tz_convert("UTC") for d in days]
+
+
+def _side(ts: pd.Series, bounds: dict) -> pd.Series:
+    side = pd.Series(pd.NA, index=ts.index, dtype="object")
+    side[(ts >= bounds["baseline_start"]) & (ts < bounds["start"])] = "base"
+    side[(ts >= bounds["start"]) & (ts < bounds["end"])] = "cur"
+    return side
+
+
+def _hist(values) -> Histogram:
+    return Histogram.of(np.asarray(values, dtype=float))
+
+
+# --------------------------------------------------------------------------- from frames (pure)
+def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame, attempts: pd.DataFrame,
+                bounds: dict) -> HealthData:
+    """The report's inputs computed from loaded frames (what :func:`from_sql` computes in the database)."""
+    call_side = _side(calls["started_at"], bounds)
+    trace_side = _side(traces["started_at"], bounds)
+    traced = set(traces.loc[trace_side.eq("cur").fillna(False).astype(bool), "call_id"].astype(str))
+    sessions = {}
+    for side in SIDES:
+        c = calls[call_side.eq(side).fillna(False).astype(bool)]
+        sessions[side] = {"n": len(c), "stuck": int(c["stuck"].sum()), "cleanup": int(c["closed_by_cleanup"].sum()),
+                          "untraced": int((~c["call_id"].astype(str).isin(traced)).sum()),
+                          "ambiguous": int(c.get("started_at_ambiguous", pd.Series(dtype=bool)).fillna(False).sum())}
+    durations = {}
+    for name, col in DURATIONS:
+        if col in calls and calls[col].notna().any():
+            keep = calls[col].notna() & ~calls["stuck"].fillna(False).astype(bool) & ~calls["closed_by_cleanup"].fillna(False).astype(bool)
+            durations[name] = {side: _hist(calls.loc[keep & call_side.eq(side).fillna(False).astype(bool), col].astype(float))
+                               for side in SIDES}
+    families = sorted(set(traces["family"].dropna().astype(str)))
+    latencies = {}
+    for fam in families:
+        of_fam = traces["family"].astype(str) == fam
+        latencies[fam] = {}
+        for side in SIDES:
+            v = traces.loc[of_fam & trace_side.eq(side).fillna(False).astype(bool), "duration_ms"].astype(float)
+            latencies[fam][side] = _hist(v[v >= 0].dropna())
+    dur = traces.loc[trace_side.eq("cur").fillna(False).astype(bool), "duration_ms"].astype(float)
+    trace_quality = {"n": len(dur), "negative": int((dur < 0).sum()), "zero": int((dur == 0).sum()),
+                     "whole_seconds": int(((dur % 1000 == 0) & (dur != 0)).sum())}
+    fams = traces[["call_id", "family"]].dropna().astype(str)
+    fams = pd.concat([fams, fams[fams["family"].isin(list(names.BOOKING_FAMILIES))].assign(family=BOOKING_REACH)])
+    reached = {}
+    for family in set(fams["family"]):
+        callers = set(fams.loc[fams["family"] == family, "call_id"])
+        for side in SIDES:
+            c = calls[call_side.eq(side).fillna(False).astype(bool)]
+            reached[(side, family)] = int(c["call_id"].astype(str).isin(callers).sum())
+    err = pd.DataFrame({"key_text": errors["error_message"].astype("object").where(errors["error_message"].notna(),
+                                                                                    errors["error_code"].astype("object")),
+                        "side": _side(errors["occurred_at"], bounds), "at": errors["occurred_at"],
+                        "failed": errors["booking_failed"].fillna(False).astype(bool)})
+    err = err.dropna(subset=["key_text", "side"])
+    grouped = (err.groupby(["key_text", "side"], sort=False)
+               .agg(n=("at", "size"), first_at=("at", "min"), booking_failed=("failed", "sum")).reset_index())
+    frame = attempts if "rescued_by_webhook" in attempts else attempts.assign(rescued_by_webhook=False)
+    counts = outcomes.count_attempts(frame, bins=day_edges(bounds), first_at=True)
+    return HealthData(sessions, durations, latencies, trace_quality, families, reached, grouped, counts,
+                      int(calls.attrs.get("excluded_test_ids", 0) or 0), int(attempts.attrs.get("excluded_test_attempts", 0) or 0),
+                      dict(calls.attrs.get("missing_columns") or {}))
+
+
+# --------------------------------------------------------------------------- in the database
+def _utc(ts: pd.Timestamp):
+    return ts.tz_convert("UTC").tz_localize(None).to_pydatetime()
+
+
+def statements(db=None, bounds: dict | None = None, company_id: int | None = None) -> list[tuple[str, str, dict]]:
+    """The aggregate statements of one report, ``(name, sql, params)``: what :func:`from_sql` runs
+    besides :func:`rca_toolkit.analyses.bookings.outcomes.attempt_counts` (a benchmark can time them alone).
+
+    Needs a MariaDB session pinned to UTC (``storage_zone == "UTC"``): bounds are compared exactly.
+    """
+    engine = loaders.engine_for(db)
+    schema = loaders.schema_of(engine)
+    require_columns(schema, "retell_call_sessions", ["id", "call_id", "company_id", "started_at", "ended_at", "call_status",
+                                                     "disconnection_reason", "duration_ms"])
+    require_columns(schema, "retell_function_traces", ["call_session_id", "function_name", "started_at", "duration_ms"])
+    require_columns(schema, "retell_error_log", ["call_session_id", "occurred_at", "error_message", "error_code",
+                                                 "severity", "booking_failed"])
+    base: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"]),
+                  "stuck_before": _utc(bounds["end"] - loaders.STUCK_AFTER)}
+    if company_id:
+        base["company_id"] = int(company_id)
+        company = ["s.company_id = :company_id"]
+    else:
+        company = loaders._every_company(engine, base)
+    in_window = ["s.started_at >= :bs", "s.started_at < :end"] + company
+    calls_cols = schema["calls"].columns if "calls" in schema else {}
+    joined = "retell_call_id" in calls_cols
+    join = ("LEFT JOIN calls c ON c.retell_call_id = s.call_id" + (" AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else "")
+            if joined else "")
+    completed = "c.status = 'completed'" if joined and "status" in calls_cols else "1 = 0"
+    stuck = (f"CASE WHEN s.call_status = 'in_progress' AND s.ended_at IS NULL AND (s.started_at < :stuck_before OR {completed}) "
+             f"THEN 1 ELSE 0 END")
+    side = "CASE WHEN {col} < :start THEN 0 ELSE 1 END"
+    out = []
+    untraced = ("CASE WHEN s.started_at >= :start AND NOT EXISTS (SELECT 1 FROM retell_function_traces t "
+                "WHERE t.call_session_id = s.id AND t.started_at >= :start AND t.started_at < :end) THEN 1 ELSE 0 END")
+    where = " AND ".join(in_window + [loaders.real_call_id_sql("s.call_id")])
+    out.append(("sessions", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, "
+                            f"CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup, "
+                            f"{untraced} AS untraced, s.duration_ms AS value, COUNT(*) AS n "
+                            f"FROM retell_call_sessions s {join} WHERE {where} GROUP BY 1, 2, 3, 4, 5", dict(base)))
+    if joined and "duration_ms" in calls_cols:
+        out.append(("retell_durations", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, "
+                                        f"CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup, "
+                                        f"c.duration_ms AS value, COUNT(*) AS n FROM retell_call_sessions s {join} "
+                                        f"WHERE {where} GROUP BY 1, 2, 3, 4", dict(base)))
+    # as loaders.calls counts them: the approximate SQL rule over the 2 h-padded window, the exact rule inside it
+    params = dict(base, bs_pad=_utc(bounds["baseline_start"] - pd.Timedelta(hours=2)), end_pad=_utc(bounds["end"] + pd.Timedelta(hours=2)))
+    approx = loaders._real_id_sql("s.call_id")
+    out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN NOT {approx} THEN 1 WHEN s.started_at >= :bs AND "
+                                     f"s.started_at < :end AND NOT ({loaders.real_call_id_sql('s.call_id')}) THEN 1 ELSE 0 END), 0) AS n "
+                                     f"FROM retell_call_sessions s WHERE s.started_at >= :bs_pad AND s.started_at < :end_pad "
+                                     f"AND {' AND '.join(company)}", params))
+    stored = loaders._query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
+                            {})["function_name"].astype(str).tolist()
+    fam_of = dict(zip(stored, names.family_series(pd.Series(stored, dtype="string")).astype(str)))
+    params = dict(base)
+    params.update({f"fn{i}": n for i, n in enumerate(stored)})
+    listed = ", ".join(f":fn{i}" for i in range(len(stored))) or "NULL"
+    hint = _force(engine, schema, "retell_function_traces", "idx_traces_function_time")
+    out.append(("latencies", f"SELECT {side.format(col='t.started_at')} AS side, t.function_name, t.duration_ms AS value, "
+                             f"COUNT(*) AS n FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                             f"WHERE t.function_name IN ({listed}) AND t.started_at >= :bs AND t.started_at < :end "
+                             f"AND {' AND '.join(company + [loaders.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
+    fams = sorted(set(fam_of.values()))
+    params = dict(base)
+    cases = []
+    for i, name in enumerate(stored):
+        params[f"fn{i}"] = name
+        cases.append(f"WHEN :fn{i} THEN '{fams.index(fam_of[name])}'")
+    booking = [f":fn{i}" for i, n in enumerate(stored) if fam_of[n] in names.BOOKING_FAMILIES] or ["NULL"]
+    reach_from = (f"FROM retell_call_sessions s JOIN retell_function_traces t ON t.call_session_id = s.id "
+                  f"WHERE {where} AND t.started_at >= :bs AND t.started_at < :end")
+    out.append(("reach", f"SELECT {side.format(col='s.started_at')} AS side, CASE t.function_name {' '.join(cases) or 'WHEN NULL THEN NULL'} "
+                         f"END AS family, COUNT(DISTINCT s.id) AS n {reach_from} GROUP BY 1, 2 "
+                         f"UNION ALL SELECT {side.format(col='s.started_at')}, '-1', COUNT(DISTINCT s.id) {reach_from} "
+                         f"AND t.function_name IN ({', '.join(booking)}) GROUP BY 1", params))
+    severities = loaders._query(engine, "SELECT DISTINCT severity FROM retell_error_log WHERE severity IS NOT NULL", {})["severity"]
+    params = dict(base)
+    params.update({f"sev{i}": str(v) for i, v in enumerate(severities)})
+    sev = ", ".join(f":sev{i}" for i in range(len(severities))) or "NULL"
+    hint = _force(engine, schema, "retell_error_log", "idx_errors_critical")
+    out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
+                          f"REGEXP_REPLACE(e.error_message, '(?-i)call_[0-9a-f]{{27}}', '{_CALL_ID_SQL}') AS message, "
+                          f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
+                          f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
+                          f"FROM retell_error_log e{hint} JOIN retell_call_sessions s ON s.id = e.call_session_id "
+                          f"WHERE e.severity IN ({sev}) AND e.occurred_at >= :bs AND e.occurred_at < :end "
+                          f"AND {' AND '.join(company + [loaders.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
+    return out
+
+
+def _force(engine, schema, table: str, index: str) -> str:
+    from rca_toolkit.sources.attempt_inputs import force_index
+    return force_index(engine, schema, table, index)
+
+
+def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None) -> HealthData:
+    """Run :func:`statements` and :func:`rca_toolkit.analyses.bookings.outcomes.attempt_counts` (MariaDB pinned to UTC)."""
+    engine = loaders.engine_for(db)
+    stmts = statements(engine, bounds, company_id)
+    with engine.connect() as conn:
+        rows = {name: loaders._query(engine, sql, params, conn) for name, sql, params in stmts}
+    sides = {0: "base", 1: "cur"}
+    sess = rows["sessions"].assign(side=lambda f: f["side"].astype(int).map(sides), n=lambda f: f["n"].astype("int64"))
+    sessions = {}
+    for side in SIDES:
+        s = sess[sess["side"] == side]
+        sessions[side] = {"n": int(s["n"].sum()), "stuck": int(s.loc[s["stuck"].astype(int) == 1, "n"].sum()),
+                          "cleanup": int(s.loc[s["cleanup"].astype(int) == 1, "n"].sum()),
+                          "untraced": int(s.loc[s["untraced"].astype(int) == 1, "n"].sum()), "ambiguous": 0}
+    durations = {}
+    for name, key in (("call_duration_session", "sessions"), ("call_duration_retell", "retell_durations")):
+        if key not in rows:
+            continue
+        r = rows[key].assign(side=lambda f: f["side"].astype(int).map(sides))
+        values = pd.to_numeric(r["value"], errors="coerce")
+        if values.notna().any():
+            keep = values.notna() & (r["stuck"].astype(int) == 0) & (r["cleanup"].astype(int) == 0)
+            durations[name] = {side: Histogram.from_counts(values[keep & (r["side"] == side)].to_numpy(float),
+                                                           r.loc[keep & (r["side"] == side), "n"].to_numpy("int64"))
+                               for side in SIDES}
+    lat = rows["latencies"].assign(side=lambda f: f["side"].astype(int).map(sides))
+    lat["family"] = names.family_series(lat["function_name"].astype("string")).astype(str)
+    lat["value"] = pd.to_numeric(lat["value"], errors="coerce")
+    lat["n"] = lat["n"].astype("int64")
+    families = sorted(set(lat["family"]))
+    latencies = {fam: {side: Histogram.from_counts(*_valid(lat[(lat["family"] == fam) & (lat["side"] == side)]))
+                       for side in SIDES} for fam in families}
+    cur = lat[lat["side"] == "cur"]
+    v = cur["value"]
+    trace_quality = {"n": int(cur["n"].sum()), "negative": int(cur.loc[v < 0, "n"].sum()), "zero": int(cur.loc[v == 0, "n"].sum()),
+                     "whole_seconds": int(cur.loc[(v % 1000 == 0) & (v != 0), "n"].sum())}
+    stored_fams = sorted(set(names.family_series(pd.Series(list(_stored_names(stmts)), dtype="string")).astype(str)))
+    reached = {}
+    for rec in rows["reach"].itertuples(index=False):
+        idx = int(rec.family)
+        family = BOOKING_REACH if idx == -1 else stored_fams[idx]
+        reached[(sides[int(rec.side)], family)] = reached.get((sides[int(rec.side)], family), 0) + int(rec.n)
+    err = rows["errors"]
+    errors = pd.DataFrame({"key_text": err["message"].astype("object").where(err["message"].notna(), err["code"].astype("object")),
+                           "side": err["side"].astype(int).map(sides), "n": err["n"].astype("int64"),
+                           "first_at": pd.to_datetime(err["first_at"], utc=True),
+                           "booking_failed": pd.to_numeric(err["booking_failed"]).fillna(0).astype("int64")})
+    errors = (errors.dropna(subset=["key_text"]).groupby(["key_text", "side"], sort=False)
+              .agg(n=("n", "sum"), first_at=("first_at", "min"), booking_failed=("booking_failed", "sum")).reset_index())
+    counts = outcomes.attempt_counts(engine, start=bounds["baseline_start"], end=bounds["end"], company_id=company_id or None,
+                                     bins=day_edges(bounds), first_at=True)
+    missing = {}
+    calls_missing = _calls_missing(engine)
+    if calls_missing:
+        missing["calls"] = calls_missing
+    return HealthData(sessions, durations, latencies, trace_quality, families, reached, errors, counts,
+                      int(rows["excluded_test_ids"]["n"].iloc[0]), int(counts.attrs.get("excluded_test_attempts", 0) or 0),
+                      missing, [(n, s, p) for n, s, p in stmts])
+
+
+def _valid(frame: pd.DataFrame):
+    keep = frame["value"].notna() & (frame["value"] >= 0)
+    return frame.loc[keep, "value"].to_numpy(float), frame.loc[keep, "n"].to_numpy("int64")
+
+
+def _stored_names(stmts) -> list[str]:
+    params = dict(stmts[[n for n, _, _ in stmts].index("reach")][2])
+    return [params[k] for k in sorted((k for k in params if k.startswith("fn")), key=lambda k: int(k[2:]))]
+
+
+def _calls_missing(engine: sa.Engine) -> list[str]:
+    from rca_toolkit.sources.attempt_inputs import _calls_missing as missing
+    return missing(loaders.schema_of(engine))
+
+
+def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", company_id: int | None = 1) -> list[tuple[str, str, dict]]:
+    """The SQL floor of one health report: :func:`statements` plus attempts and successes per side and
+    function name (what the report's booking table needs before orphan/rescue classification).
+
+    For benchmarks: running these alone is the least any implementation must do on the database.
+    """
+    from rca_toolkit.sources.attempt_inputs import force_index, is_success_sql
+    from rca_toolkit.analyses.health.report import period_bounds
+
+    engine = loaders.engine_for(db)
+    bounds = period_bounds(period_start, period)
+    out = statements(engine, bounds, company_id)
+    params: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"])}
+    where = loaders._family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
+    if company_id:
+        params["company_id"] = int(company_id)
+        where.append("s.company_id = :company_id")
+    hint = force_index(engine, loaders.schema_of(engine), "retell_function_traces", "idx_traces_function_time")
+    out.append(("attempts", f"SELECT CASE WHEN t.started_at < :start THEN 0 ELSE 1 END AS side, t.function_name, "
+                            f"CASE WHEN {is_success_sql('t.status', engine)} THEN 1 ELSE 0 END AS success, COUNT(*) AS n "
+                            f"FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                            f"WHERE {' AND '.join(where)} AND t.started_at >= :bs AND t.started_at < :end "
+                            f"AND {loaders.real_call_id_sql('s.call_id')} GROUP BY 1, 2, 3", params))
+    return out

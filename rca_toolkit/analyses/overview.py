@@ -1,0 +1,130 @@
+"""A first look at a database: calls per day, booking outcomes by path, data-quality flags.
+
+It is the overview an on-call engineer opens first: how much traffic there was, whether
+bookings succeeded on each path (with denominators and Wilson intervals), and which data
+problems (test ids, stuck sessions, ambiguous DST times, missing columns) limit what the
+numbers can say. Frames in, result object out; no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+from statsmodels.stats.proportion import proportion_confint
+
+from rca_toolkit.analyses.quality import QualityReport
+
+LOCAL_TZ = "Europe/Berlin"
+
+
+@dataclass
+class WorldOverview:
+    """Traffic, outcomes and data-quality flags of one window."""
+
+    window: tuple[str | None, str | None]
+    synthetic: bool
+    calls_per_day: pd.DataFrame
+    outcomes_by_path: pd.DataFrame
+    daily_success: pd.DataFrame
+    flags: dict
+    quality: QualityReport | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "window": list(self.window),
+            "synthetic": self.synthetic,
+            "calls_total": int(self.calls_per_day["calls"].sum()),
+            "days": len(self.calls_per_day),
+            "outcomes_by_path": self.outcomes_by_path.reset_index().to_dict(orient="records"),
+            "flags": self.flags,
+            "notes": self.notes,
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), default=str, **kwargs)
+
+    def _headline(self) -> list[str]:
+        lines = []
+        if self.synthetic:
+            lines.append("SYNTHETIC DEMO DATA: every row was generated; nothing here is production data.")
+        lines.append(f"Window {self.window[0] or 'start'} to {self.window[1] or 'end'}: "
+                     f"{int(self.calls_per_day['calls'].sum())} calls on {len(self.calls_per_day)} days.")
+        return lines + self.notes
+
+    def to_markdown(self) -> str:
+        parts = [f"> {line}" for line in self._headline()]
+        parts += ["", "## Booking outcomes by path", "", self.outcomes_by_path.to_markdown(floatfmt=".3f"),
+                  "", "## Data-quality flags", ""]
+        parts += [f"- **{k}**: {v}" for k, v in self.flags.items()]
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<p><b>{line}</b></p>" for line in self._headline())
+        flags = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in self.flags.items())
+        return (f"{head}<h4>Booking outcomes by path</h4>{self.outcomes_by_path.to_html(float_format='%.3f')}"
+                f"<h4>Data-quality flags</h4><ul>{flags}</ul>")
+
+
+def _local_day(ts: pd.Series) -> pd.Series:
+    return ts.dt.tz_convert(LOCAL_TZ).dt.date
+
+
+def calls_per_day(calls: pd.DataFrame) -> pd.DataFrame:
+    """Calls per local (Berlin) day with the stuck and cleanup-closed counts beside them."""
+    if calls.empty:
+        return pd.DataFrame(columns=["calls", "stuck", "closed_by_cleanup"])
+    day = _local_day(calls["started_at"]).rename("day")
+    return (calls.assign(day=day)
+            .groupby("day")
+            .agg(calls=("call_id", "size"), stuck=("stuck", "sum"), closed_by_cleanup=("closed_by_cleanup", "sum"))
+            .astype(int))
+
+
+def outcomes_by_path(attempts: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Attempts per path and outcome, success rate and its Wilson interval."""
+    counts = (attempts.groupby(["path", "outcome"], observed=True).size().unstack(fill_value=0)
+              .reindex(columns=["success", "failed", "orphaned"], fill_value=0))
+    counts["attempts"] = counts.sum(axis=1)
+    low, high = proportion_confint(counts["success"], counts["attempts"], alpha=alpha, method="wilson")
+    counts["success_rate"] = counts["success"] / counts["attempts"]
+    counts["ci_low"], counts["ci_high"] = low.round(12), high.round(12)  # 34/34 gives 0.9999999999999999
+    return counts
+
+
+def daily_success(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Success rate per local day and path (columns = paths), NaN on days without attempts."""
+    if attempts.empty:
+        return pd.DataFrame()
+    frame = attempts.assign(day=_local_day(attempts["at"]), ok=attempts["outcome"].eq("success"))
+    return frame.pivot_table(index="day", columns="path", values="ok", aggfunc="mean", observed=True)
+
+
+def summarize(calls: pd.DataFrame, attempts: pd.DataFrame, quality: QualityReport | None = None) -> WorldOverview:
+    """Build the overview from a loaders.calls frame and an outcomes.booking_attempts frame."""
+    attrs = calls.attrs
+    flags = {
+        "excluded test/demo/temp/malformed ids": attrs.get("excluded_test_ids", 0),
+        "stuck sessions (in_progress, never ended)": int(calls["stuck"].sum()) if "stuck" in calls else 0,
+        "closed by cleanup (system_timeout)": int(calls["closed_by_cleanup"].sum()) if "closed_by_cleanup" in calls else 0,
+        "DST-ambiguous start times": int(calls["started_at_ambiguous"].sum()) if "started_at_ambiguous" in calls else 0,
+        "missing optional columns": attrs.get("missing_columns") or "none",
+    }
+    notes = []
+    if flags["DST-ambiguous start times"]:
+        notes.append(f"{flags['DST-ambiguous start times']} start times fall in the repeated hour of a DST change; "
+                     "they were read as summer time and are flagged.")
+    if attempts.empty:
+        notes.append("No booking attempts in this window: no outcome rates can be given.")
+    return WorldOverview(
+        window=tuple(attrs.get("window") or (None, None)),
+        synthetic=bool(attrs.get("synthetic")),
+        calls_per_day=calls_per_day(calls),
+        outcomes_by_path=outcomes_by_path(attempts) if not attempts.empty else pd.DataFrame(),
+        daily_success=daily_success(attempts),
+        flags=flags,
+        quality=quality,
+        notes=notes,
+    )

@@ -1,0 +1,265 @@
+"""Data-quality report for any session/call frame (an export or ``loaders.calls``).
+
+Why: before any duration or outcome statistic, the analyst must know what is dirty in the
+set: test/demo/temp/typo ids (P4), sessions stuck ``in_progress`` (P5), negative, missing or
+zero durations (P6), near-duplicate ids (a typo id seconds before the real one), DST-ambiguous
+wall times (P1), round or fabricated values (P7) and counters that disagree with the traces.
+Each finding has a count and examples; the report does no I/O and renders itself.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+from scipy.stats import binomtest
+
+from rca_toolkit.rules import names
+
+STUCK_AFTER = pd.Timedelta(hours=2)
+NEAR_DUPLICATE_WINDOW = pd.Timedelta(minutes=5)
+MAX_EXAMPLES = 10
+
+
+@dataclass
+class Finding:
+    """One quality check: ``count`` affected rows, a few ``examples``, ``detail`` numbers."""
+
+    name: str
+    title: str
+    count: int
+    examples: list = field(default_factory=list)
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class QualityReport:
+    n_rows: int
+    source: str | None
+    as_of: str | None
+    findings: dict[str, Finding]
+    excluded_ids: list[dict]
+    near_duplicates: list[dict]
+    longest_calls: list[dict]
+    notes: list[str]
+
+    def __getitem__(self, name: str) -> Finding:
+        return self.findings[name]
+
+    def to_dict(self) -> dict:
+        return {
+            "n_rows": self.n_rows, "source": self.source, "as_of": self.as_of,
+            "findings": {k: asdict(v) for k, v in self.findings.items()},
+            "excluded_ids": self.excluded_ids, "near_duplicates": self.near_duplicates,
+            "longest_calls": self.longest_calls, "notes": self.notes,
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
+
+    def to_markdown(self) -> str:
+        lines = [f"# Data quality: {self.source or 'frame'}", "",
+                 f"{self.n_rows} rows; stuck judged as of {self.as_of}.", "",
+                 "| Check | Count | Examples |", "|---|---:|---|"]
+        for f in self.findings.values():
+            shown = ", ".join(str(e) for e in f.examples[:5]) + (" …" if len(f.examples) > 5 else "")
+            lines.append(f"| {f.title} | {f.count} | {shown} |")
+        if self.near_duplicates:
+            lines += ["", "## Near-duplicate ids", "", "| id | similar to | edits | seconds apart |", "|---|---|---:|---:|"]
+            lines += [f"| `{d['call_id']}` | `{d['similar_to']}` | {d['edit_distance']} | {d['seconds_apart']:g} |"
+                      for d in self.near_duplicates]
+        if self.longest_calls:
+            lines += ["", "## Longest calls", "", "| call_id | started_at | duration (s) | status |", "|---|---|---:|---|"]
+            lines += [f"| `{c['call_id']}` | {c['started_at']} | {c['duration_s']:.3f} | {c['call_status']} |"
+                      for c in self.longest_calls]
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def to_text(self) -> str:
+        width = max(len(f.title) for f in self.findings.values())
+        out = [f"data quality of {self.source or 'frame'}: {self.n_rows} rows (stuck as of {self.as_of})"]
+        for f in self.findings.values():
+            examples = ", ".join(str(e) for e in f.examples[:3])
+            out.append(f"  {f.title:<{width}}  {f.count:>5}  {examples}")
+        for d in self.near_duplicates:
+            out.append(f"  near-duplicate: {d['call_id']} ~ {d['similar_to']} ({d['edit_distance']} edit(s), "
+                       f"{d['seconds_apart']:g} s apart)")
+        for c in self.longest_calls[:5]:
+            out.append(f"  long call: {c['call_id']} {c['duration_s']:.3f} s ({c['call_status']})")
+        out += [f"  note: {n}" for n in self.notes]
+        return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(f.title)}</td><td style='text-align:right'>{f.count}</td>"
+            f"<td>{html.escape(', '.join(str(e) for e in f.examples[:5]))}</td></tr>"
+            for f in self.findings.values())
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return (f"<h4>Data quality: {html.escape(str(self.source or 'frame'))} ({self.n_rows} rows)</h4>"
+                f"<table><tr><th>Check</th><th>Count</th><th>Examples</th></tr>{rows}</table>"
+                + (f"<ul>{notes}</ul>" if notes else ""))
+
+
+def edit_distance(a: str, b: str, limit: int = 2) -> int:
+    """Levenshtein distance, stopping early once it exceeds ``limit`` (returns limit + 1)."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return min(previous[-1], limit + 1)
+
+
+def near_duplicate_ids(frame: pd.DataFrame, *, window: pd.Timedelta = NEAR_DUPLICATE_WINDOW, limit: int = 2) -> list[dict]:
+    """Pairs of distinct ids within ``limit`` edits that started within ``window`` of each other."""
+    rows = frame[["call_id", "started_at"]].dropna().sort_values("started_at").reset_index(drop=True)
+    ids, times = rows["call_id"].astype(str).tolist(), rows["started_at"].tolist()
+    pairs = []
+    for i in range(len(ids)):
+        j = i + 1
+        while j < len(ids) and times[j] - times[i] <= window:
+            if ids[i] != ids[j]:
+                distance = edit_distance(ids[i], ids[j], limit)
+                if distance <= limit:
+                    odd, real = (ids[i], ids[j]) if not names.is_real_call_id(ids[i]) else (ids[j], ids[i])
+                    pairs.append({"call_id": odd, "similar_to": real, "edit_distance": distance,
+                                  "seconds_apart": (times[j] - times[i]).total_seconds(),
+                                  "malformed": not names.is_real_call_id(odd)})
+            j += 1
+    return pairs
+
+
+def _as_of(frame: pd.DataFrame, as_of) -> pd.Timestamp:
+    if as_of is not None:
+        return pd.Timestamp(as_of).tz_convert("UTC") if pd.Timestamp(as_of).tzinfo else pd.Timestamp(as_of, tz="UTC")
+    if frame.attrs.get("generated_at"):
+        return pd.Timestamp(frame.attrs["generated_at"]).tz_convert("UTC")
+    return pd.Timestamp.now(tz="UTC")
+
+
+def _examples(frame: pd.DataFrame, mask) -> list[str]:
+    return frame.loc[mask, "call_id"].astype(str).head(MAX_EXAMPLES).tolist()
+
+
+def _finding(frame, name, title, mask, **detail) -> Finding:
+    mask = pd.Series(mask, index=frame.index).fillna(False).astype(bool)
+    return Finding(name, title, int(mask.sum()), _examples(frame, mask), detail)
+
+
+def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> QualityReport:
+    """Check a session frame (``call_id``, ``started_at`` UTC, ``call_status``, ``duration_ms``;
+    optional ``ended_at``, ``function_call_count``, ``functions``, DST flag columns).
+
+    ``as_of`` (default: the export's ``generated_at``, else now) dates the 2-hour stuck rule.
+    """
+    missing = [c for c in ("call_id", "started_at", "call_status", "duration_ms") if c not in frame]
+    if missing:
+        from rca_toolkit.errors import SchemaError
+
+        raise SchemaError(f"the frame lacks columns {', '.join(missing)}", hint="pass an export or loaders.calls frame")
+    as_of_ts = _as_of(frame, as_of)
+    notes: list[str] = []
+    kind = frame["call_id"].astype(str).map(names.id_kind)
+    excluded = [{"call_id": cid, "kind": k} for cid, k in zip(frame["call_id"].astype(str), kind) if k != "retell"]
+    status = frame["call_status"].astype("string")
+    in_progress = status.eq("in_progress").fillna(False)
+    ended_at = frame["ended_at"] if "ended_at" in frame else pd.Series(pd.NaT, index=frame.index)
+    old = (frame["started_at"] < as_of_ts - STUCK_AFTER).fillna(False)
+    # P5: stuck = in_progress for > 2 h, or while the calls row says the call is over. A set that
+    # records no end times at all (exports) cannot tell a live call from a stuck one: there every
+    # in_progress row counts, and a note says so.
+    records_ends = bool(ended_at.notna().any())
+    over = pd.Series(False, index=frame.index)
+    if "call_row_status" in frame:
+        over |= frame["call_row_status"].astype("string").eq("completed").fillna(False)
+    if "retell_call_status" in frame:
+        over |= frame["retell_call_status"].astype("string").eq("ended").fillna(False)
+    no_end = ended_at.isna() & (not records_ends)
+    stuck = in_progress & (old | over | no_end)
+    duration = pd.to_numeric(frame["duration_ms"], errors="coerce").astype("Float64")
+    closed = ~in_progress
+    days = frame.loc[stuck, "started_at"].dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%d").value_counts().sort_index()
+    findings = {
+        "test_ids": _finding(frame, "test_ids", "test/demo/temp/malformed ids", kind != "retell",
+                             by_kind=kind[kind != "retell"].value_counts().to_dict()),
+        "stuck": _finding(frame, "stuck", "stuck in_progress sessions", stuck,
+                          older_than_2h=int((in_progress & old).sum()), ended_per_calls_row=int((in_progress & over).sum()),
+                          without_end=int((in_progress & no_end).sum()), set_records_end_times=records_ends,
+                          by_day=days.to_dict()),
+        "negative_duration": _finding(frame, "negative_duration", "negative durations", duration < 0),
+        "missing_duration": _finding(frame, "missing_duration", "missing durations", duration.isna(),
+                                     on_closed_sessions=int((duration.isna() & closed).sum())),
+        "zero_duration": _finding(frame, "zero_duration", "zero durations", duration == 0),
+    }
+    findings["missing_duration_closed"] = _finding(frame, "missing_duration_closed", "missing durations (not in_progress)",
+                                                   duration.isna() & closed)
+    amb = frame.get("started_at_ambiguous", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
+    nonex = frame.get("started_at_nonexistent", pd.Series(False, index=frame.index)).fillna(False).astype(bool)
+    findings["dst_ambiguous"] = _finding(frame, "dst_ambiguous", "DST-ambiguous start times", amb & ~nonex)
+    findings["dst_nonexistent"] = _finding(frame, "dst_nonexistent", "nonexistent (DST gap) start times", nonex)
+    findings["round_durations"] = _round_values(frame, duration, frame.attrs.get("duration_precision_ms") or 1)
+    if (frame.attrs.get("duration_precision_ms") or 1) > 1:
+        notes.append(f"durations have {frame.attrs['duration_precision_ms']} ms precision, so the round-value share "
+                     "is judged against that baseline, not 1 in 1,000")
+    findings.update(_counter_checks(frame, notes))
+    duplicates = frame["call_id"].duplicated(keep=False)
+    findings["duplicate_ids"] = _finding(frame, "duplicate_ids", "exactly repeated ids", duplicates)
+    near = near_duplicate_ids(frame)
+    findings["near_duplicates"] = Finding("near_duplicates", "near-duplicate ids", len(near),
+                                          [d["call_id"] for d in near][:MAX_EXAMPLES])
+    if frame.attrs.get("excluded_test_ids"):
+        notes.append(f"the loader already excluded {frame.attrs['excluded_test_ids']} test ids "
+                     f"(e.g. {', '.join(frame.attrs.get('excluded_examples', [])[:3])})")
+    if frame.attrs.get("duration_note"):
+        notes.append(frame.attrs["duration_note"])
+    if not records_ends and int(in_progress.sum()):
+        notes.append(f"no end times in this set: every in_progress row counts as stuck "
+                     f"({int((in_progress & old).sum())} of them older than 2 h at {as_of_ts})")
+    longest = frame.assign(dur_ms=duration).dropna(subset=["dur_ms"]).sort_values("dur_ms", ascending=False).head(longest_n)
+    longest_calls = [{"call_id": str(r.call_id), "started_at": str(r.started_at), "duration_s": float(r.dur_ms) / 1000,
+                      "call_status": str(r.call_status), "test_id": names.id_kind(str(r.call_id)) != "retell"}
+                     for r in longest.itertuples()]
+    return QualityReport(len(frame), frame.attrs.get("source"), str(as_of_ts), findings, excluded, near,
+                         longest_calls, notes)
+
+
+def _round_values(frame: pd.DataFrame, duration: pd.Series, precision_ms: int) -> Finding:
+    """P7: share of durations divisible by 1,000 ms; by chance 1 in 1,000 (precision/1,000 if rounded)."""
+    present = duration.dropna()
+    round_mask = ((duration % 1000 == 0) & (duration != 0)).fillna(False)  # zeros are their own finding
+    baseline = min(1.0, precision_ms / 1000)
+    detail = {"share": (float(round_mask.sum()) / len(present)) if len(present) else None, "n": len(present),
+              "chance_baseline": baseline}
+    if len(present) and baseline < 1:
+        test = binomtest(int(round_mask.sum()), len(present), baseline, alternative="greater")
+        detail["p_value_if_random"] = float(test.pvalue)
+    if "functions" in frame:
+        traces = [fn.get("duration_ms") for fns in frame["functions"] if isinstance(fns, list) for fn in fns]
+        traces = [t for t in traces if isinstance(t, (int, float))]
+        detail["trace_n"] = len(traces)
+        detail["trace_round"] = sum(1 for t in traces if t % 1000 == 0)
+        detail["trace_share"] = detail["trace_round"] / len(traces) if traces else None
+    return _finding(frame, "round_durations", "durations divisible by 1,000 ms", round_mask, **detail)
+
+
+def _counter_checks(frame: pd.DataFrame, notes: list[str]) -> dict[str, Finding]:
+    """``function_call_count`` vs the traced functions (trust traces; the counter is cached, P5)."""
+    if "function_call_count" not in frame or "functions" not in frame:
+        notes.append("no per-call function list: counter-vs-traces check not possible")
+        return {}
+    known = frame["functions"].map(lambda v: isinstance(v, list))
+    if not known.any():
+        notes.append("function lists unknown (e.g. CSV export): counter-vs-traces check not possible")
+        return {}
+    traced = frame["functions"].map(lambda v: len(v) if isinstance(v, list) else pd.NA)
+    counter = pd.to_numeric(frame["function_call_count"], errors="coerce")
+    mismatch = known & counter.notna() & (counter != traced)
+    return {"counter_mismatch": _finding(frame, "counter_mismatch", "function_call_count != traced functions", mismatch)}

@@ -1,0 +1,112 @@
+"""Naive Europe/Berlin wall time -> tz-aware UTC, with DST gaps and repeats flagged (P1).
+
+Production timestamps carry no offset. On 2025-10-26 the hour 02:00-02:59 happens twice
+(ambiguous) and on 2025-03-30 / 2026-03-29 it never happens (nonexistent). We never guess
+silently: ambiguous times resolve to the first (summer-time) occurrence, nonexistent ones
+shift forward past the gap, and both are flagged so reports can say so.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from rca_toolkit.errors import ConfigError
+
+DEFAULT_SOURCE_TZ = "Europe/Berlin"
+_OFFSET_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def localize_naive(values: pd.Series, tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFrame:
+    """Return ``ts`` (UTC), ``ts_ambiguous`` and ``ts_nonexistent`` for naive wall times.
+
+    Values that already carry an offset are converted as they are and never flagged.
+    """
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        return _localize_text(values, tz)
+    raw = pd.to_datetime(values, errors="coerce")
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        utc = raw.dt.tz_convert("UTC")
+        false = pd.Series(False, index=values.index)
+        return pd.DataFrame({"ts": utc, "ts_ambiguous": false, "ts_nonexistent": false})
+    naive = raw.astype("datetime64[us]")
+    summer = np.ones(len(naive), dtype=bool)  # resolve repeats to the first (summer-time) reading
+    nonexistent = naive.dt.tz_localize(tz, ambiguous=summer, nonexistent="NaT").isna() & naive.notna()
+    ambiguous = naive.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna() & naive.notna() & ~nonexistent
+    resolved = naive.dt.tz_localize(tz, ambiguous=summer, nonexistent="shift_forward")
+    return pd.DataFrame(
+        {
+            "ts": resolved.dt.tz_convert("UTC"),
+            "ts_ambiguous": ambiguous,
+            "ts_nonexistent": nonexistent,
+        },
+        index=values.index,
+    )
+
+
+def _localize_text(values: pd.Series, tz: str) -> pd.DataFrame:
+    """Strings may mix explicit offsets (converted as they are) and naive wall times."""
+    text = values.astype("string").str.strip()
+    zoned = text.str.contains(_OFFSET_SUFFIX, na=False)
+    out = pd.DataFrame(
+        {"ts": pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]"),
+         "ts_ambiguous": False, "ts_nonexistent": False},
+        index=values.index,
+    )
+    if zoned.any():
+        out.loc[zoned, "ts"] = pd.to_datetime(text[zoned], errors="coerce", utc=True, format="ISO8601")
+    naive_part = text[~zoned]
+    if len(naive_part):
+        parsed = pd.to_datetime(naive_part, errors="coerce", format="ISO8601")
+        local = localize_naive(parsed, tz)
+        out.loc[~zoned, ["ts", "ts_ambiguous", "ts_nonexistent"]] = local.values
+    out["ts"] = pd.to_datetime(out["ts"], utc=True)
+    return out.astype({"ts_ambiguous": bool, "ts_nonexistent": bool})
+
+
+def to_utc(values: pd.Series, tz: str = DEFAULT_SOURCE_TZ) -> pd.Series:
+    """Like :func:`localize_naive` but only the UTC series."""
+    return localize_naive(values, tz)["ts"]
+
+
+def parse_instant(text: str, *, name: str = "timestamp") -> pd.Timestamp:
+    """Parse an ISO-8601 instant that must carry an explicit zone; returns UTC."""
+    if isinstance(text, (pd.Timestamp, datetime)):
+        ts = pd.Timestamp(text)
+    else:
+        try:
+            ts = pd.Timestamp(str(text).strip())
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"{name}={text!r} is not an ISO-8601 timestamp",
+                hint="write it like 2025-10-18T13:20:08+02:00",
+            ) from None
+    if ts.tzinfo is None:
+        raise ConfigError(
+            f"{name}={text!r} has no time zone",
+            hint="add an offset or Z, e.g. 2025-10-18T13:20:08+02:00",
+        )
+    return ts.tz_convert("UTC")
+
+
+def parse_duration(text: str | timedelta, *, name: str = "duration") -> pd.Timedelta:
+    """Parse ``30m``, ``5d``, ``2h``, ``90s``, ``1w`` into a Timedelta (non-negative)."""
+    if isinstance(text, (timedelta, pd.Timedelta)):
+        return pd.Timedelta(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(
+            f"{name}={text!r} is not a duration",
+            hint="use a number and a unit s/m/h/d/w, e.g. 30m or 5d",
+        )
+    return pd.Timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def utc_to_wall(ts: pd.Timestamp, tz: str = DEFAULT_SOURCE_TZ) -> datetime:
+    """UTC instant -> naive wall time in the source zone, for bound SQL parameters."""
+    return pd.Timestamp(ts).tz_convert(tz).tz_localize(None).to_pydatetime()

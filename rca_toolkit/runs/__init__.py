@@ -1,0 +1,2 @@
+"""Running notebooks: papermill runner, kernel-side helpers, rendering, run folders, index,
+scheduling and plots."""

@@ -1,0 +1,151 @@
+"""The index of every run under ``reports/``: ``index.json`` and a self-contained ``index.html``.
+
+Why: a scheduled report nobody can find is a report nobody reads. After every run the index
+is rebuilt from the run folders themselves (each has ``run.json`` and ``metrics.json`` written
+by the notebook runner), so it can never disagree with what is on disk. Newest run first;
+each row has the run time, notebook, parameters, status, verdict, key numbers and a relative
+link to ``report.html``. The HTML has inline CSS, no scripts and no remote resources, so it
+opens offline from a file manager or a CI artefact.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rca_toolkit.runs.render import atomic_write_text
+
+INDEX_JSON = "index.json"
+INDEX_HTML = "index.html"
+MAX_KEY_NUMBERS = 8
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#1f2328}
+table{border-collapse:collapse;font-size:.9em;width:100%}th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f6f8fa;position:sticky;top:0}tr:nth-child(even){background:#fbfbfc}
+.v{font-weight:700;padding:.05em .45em;border-radius:.3em;white-space:nowrap}.v-OK{background:#dafbe1;color:#1a7f37}
+.v-WATCH{background:#fff8c5;color:#9a6700}.v-ACT{background:#ffebe9;color:#cf222e}.s-failed,.s-error{color:#cf222e;font-weight:700}
+.kn{font-family:ui-monospace,monospace;font-size:.85em;white-space:pre-wrap}.muted{color:#57606a}.line{max-width:38em}
+"""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _parse_time(text) -> datetime | None:
+    if not text:
+        return None
+    try:
+        ts = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def _key_numbers(metrics: dict) -> dict:
+    """The notebook's own ``key_numbers`` if it recorded them, else its first scalar metrics."""
+    chosen = metrics.get("key_numbers")
+    if isinstance(chosen, dict):
+        return chosen
+    scalars = {k: v for k, v in sorted(metrics.items())
+               if k not in ("verdict", "verdict_line") and isinstance(v, (int, float, str, bool)) and len(str(v)) <= 40}
+    return dict(list(scalars.items())[:MAX_KEY_NUMBERS])
+
+
+def _run_folders(root: Path):
+    """Folders holding ``run.json``; hidden (staging/partial) folders are skipped."""
+    for current, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if "run.json" in files:
+            dirs[:] = []  # a run folder never contains another run
+            yield Path(current)
+
+
+def collect(root: str | Path) -> list[dict]:
+    """One entry per run folder under ``root``, newest first (by the run's start time)."""
+    root = Path(root)
+    entries = []
+    for folder in _run_folders(root) if root.is_dir() else []:
+        run = _read_json(folder / "run.json")
+        metrics = _read_json(folder / "metrics.json")
+        started, ended = _parse_time(run.get("started_at")), _parse_time(run.get("ended_at"))
+        if ended is None:
+            ended = datetime.fromtimestamp((folder / "run.json").stat().st_mtime, tz=timezone.utc)
+        rel = folder.relative_to(root).as_posix()
+        params = run.get("parameters") if isinstance(run.get("parameters"), dict) else {}
+        report = folder / "report.html"
+        entries.append({
+            "path": rel,
+            "notebook": Path(str(run.get("notebook") or folder.parent.name)).stem,
+            "run_id": run.get("run_id"),
+            "started_at": run.get("started_at"),
+            "ended_at": run.get("ended_at"),
+            "ended_dt": ended,
+            "date": params.get("period_start") or (started or ended).date().isoformat(),
+            "parameters": params,
+            "database": run.get("database"),
+            "status": run.get("status", "unknown"),
+            "exit_code": run.get("exit_code"),
+            "error": run.get("error"),
+            "verdict": metrics.get("verdict"),
+            "verdict_line": metrics.get("verdict_line"),
+            "key_numbers": _key_numbers(metrics),
+            "report": f"{rel}/report.html" if report.exists() else None,
+            "_sort": (started or ended).isoformat(),
+        })
+    entries.sort(key=lambda e: (e["_sort"], e["path"]), reverse=True)
+    return entries
+
+
+def _public(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k not in ("ended_dt", "_sort")}
+
+
+def render_html(entries: list[dict], *, generated: str) -> str:
+    """The index page (pure function of the entries)."""
+    rows = []
+    for e in entries:
+        verdict = e.get("verdict")
+        badge = f'<span class="v v-{html.escape(verdict)}">{html.escape(verdict)}</span>' if verdict else '<span class="muted">-</span>'
+        line = html.escape(e.get("verdict_line") or e.get("error") or "")
+        params = ", ".join(f"{k}={v}" for k, v in e["parameters"].items() if v not in ("", None))
+        numbers = "\n".join(f"{k}: {v}" for k, v in e["key_numbers"].items())
+        link = (f'<a href="{html.escape(e["report"], quote=True)}">report</a> · '
+                f'<a href="{html.escape(e["path"], quote=True)}/">folder</a>') if e["report"] else \
+            f'<a href="{html.escape(e["path"], quote=True)}/">folder</a>'
+        rows.append(
+            f"<tr><td>{html.escape(e['date'])}</td><td>{html.escape(str(e.get('started_at') or ''))}</td>"
+            f"<td>{html.escape(e['notebook'])}</td><td>{html.escape(params)}</td>"
+            f"<td class=\"s-{html.escape(str(e['status']))}\">{html.escape(str(e['status']))}</td>"
+            f"<td>{badge}</td><td class=\"line\">{line}</td><td class=\"kn\">{html.escape(numbers)}</td><td>{link}</td></tr>")
+    body = "\n".join(rows) if rows else '<tr><td colspan="9" class="muted">no runs yet</td></tr>'
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rca reports</title>"
+        f"<style>{_CSS}</style></head><body>\n<h1>rca reports</h1>\n"
+        f"<p class=\"muted\">{len(entries)} runs, newest first · generated {html.escape(generated)} · "
+        "exit codes: 0 OK/WATCH, 1 ACT, 2 error</p>\n"
+        "<table><thead><tr><th>date</th><th>run started (UTC)</th><th>notebook</th><th>parameters</th><th>status</th>"
+        "<th>verdict</th><th>reason</th><th>key numbers</th><th>links</th></tr></thead>\n<tbody>\n"
+        f"{body}\n</tbody></table>\n</body></html>\n")
+
+
+def write_index(root: str | Path) -> tuple[Path, Path]:
+    """Rebuild ``index.json`` and ``index.html`` under ``root`` (locked, each file replaced atomically)."""
+    from rca_toolkit.runs.scheduled import file_lock
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / ".index.lock", what="the report index"):
+        entries = collect(root)
+        generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        payload = {"generated_at": generated, "count": len(entries), "runs": [_public(e) for e in entries]}
+        json_path = atomic_write_text(root / INDEX_JSON, json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n")
+        html_path = atomic_write_text(root / INDEX_HTML, render_html(entries, generated=generated))
+    return json_path, html_path

@@ -1,0 +1,356 @@
+"""Scheduled health reports: stable folders, atomic replacement, locking, backfill, retention.
+
+Why: a report that a scheduler runs every morning must be safe to re-run and easy to find.
+Each (period, date) has one stable folder ``<reports>/health/<period>/<date>/``. A run is
+executed by the notebook runner into a hidden staging folder next to it, then swapped into
+place: on Linux with ``renameat2(RENAME_EXCHANGE)`` (one atomic step, a reader sees the old
+or the new report, never a mix or nothing), elsewhere with two renames. Runs of the same
+(period, date) are serialised by an ``flock`` on ``.<date>.lock``, so two schedulers firing at
+once never interleave; different dates run in parallel. After every run the index
+(:mod:`rca_toolkit.runs.index`) is regenerated.
+
+Exit codes for schedulers: 0 OK or WATCH, 1 ACT, 2 error (failed run or bad input).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import re
+import secrets
+import shlex
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from rca_toolkit.runs import index as run_index
+from rca_toolkit.config import load_settings, progress_enabled
+from rca_toolkit.errors import ConfigError, RcaError
+
+PERIODS = {"1d": 1, "7d": 7}
+HEALTH_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "health_report.ipynb"
+LOCK_TIMEOUT_S = 900.0
+EXIT_OK, EXIT_ACT, EXIT_ERROR = 0, 1, 2
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class Busy(RcaError):
+    """Another run holds the lock of the same report for too long."""
+
+
+@dataclass
+class HealthRun:
+    """One scheduled run: where it landed, how it ended and what it concluded."""
+
+    day: date
+    period: str
+    path: Path
+    status: str  # ok / failed / error (from the notebook runner)
+    verdict: str | None  # OK / WATCH / ACT, None when the run failed
+    verdict_line: str | None
+    error: str | None
+
+    @property
+    def exit_code(self) -> int:
+        if self.status != "ok" or self.verdict not in ("OK", "WATCH", "ACT"):
+            return EXIT_ERROR
+        return EXIT_ACT if self.verdict == "ACT" else EXIT_OK
+
+    def to_dict(self) -> dict:
+        return {"date": self.day.isoformat(), "period": self.period, "path": str(self.path), "status": self.status,
+                "verdict": self.verdict, "verdict_line": self.verdict_line, "error": self.error,
+                "exit_code": self.exit_code}
+
+
+# --------------------------------------------------------------------------- inputs
+def parse_day(text: str, *, name: str = "--date") -> date:
+    """``YYYY-MM-DD`` -> date, or one clear line naming the input."""
+    try:
+        return date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a date", hint="write it as YYYY-MM-DD, e.g. 2025-10-14") from None
+
+
+def check_period(period: str) -> str:
+    if period not in PERIODS:
+        raise ConfigError(f"--period={period!r} is not supported", hint=f"use one of {', '.join(PERIODS)}")
+    return period
+
+
+def backfill_days(start: date, end: date, period: str) -> list[date]:
+    """Period starts from ``start`` to ``end`` inclusive, one period apart."""
+    check_period(period)
+    if end < start:
+        raise ConfigError(f"--to {end} is before --from {start}", hint="swap the two dates")
+    step = timedelta(days=PERIODS[period])
+    days, day = [], start
+    while day <= end:
+        days.append(day)
+        day += step
+    return days
+
+
+def reports_root(root: str | Path | None = None) -> Path:
+    return Path(root if root is not None else load_settings().reports_dir)
+
+
+def health_dir(root: str | Path, period: str, day: date) -> Path:
+    """The stable folder of one report: ``<root>/health/<period>/<YYYY-MM-DD>``."""
+    return Path(root) / "health" / check_period(period) / day.isoformat()
+
+
+# --------------------------------------------------------------------------- locking and swapping
+@contextmanager
+def file_lock(path: Path, *, timeout: float = LOCK_TIMEOUT_S, what: str = "report"):
+    """Exclusive ``flock`` on ``path`` (created if needed); waits up to ``timeout`` seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy(f"another run has held the lock of {what} ({path}) for {timeout:.0f} s",
+                               hint="wait for it to finish, or remove the lock file if no rca process is running") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _lock_path(final: Path) -> Path:
+    return final.parent / f".{final.name}.lock"
+
+
+def _renameat2_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``RENAME_EXCHANGE``); False when unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    func = getattr(libc, "renameat2", None)
+    if func is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if func(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Put the complete folder ``new`` at ``final``, replacing any previous one (caller holds the lock)."""
+    if not final.exists():
+        os.rename(new, final)
+        return
+    if _renameat2_exchange(new, final):
+        shutil.rmtree(new)  # ``new`` now holds the previous report
+        return
+    aside = final.parent / f".{final.name}.old-{secrets.token_hex(3)}"
+    os.rename(final, aside)
+    os.rename(new, final)
+    shutil.rmtree(aside)
+
+
+def _clear_stale(final: Path) -> None:
+    """Leftovers of a killed run of this date (safe: only the lock holder creates them)."""
+    for leftover in final.parent.glob(f".{final.name}.*"):
+        if leftover.is_dir() and not leftover.name.endswith(".lock"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- runs
+def run_health(day: date | str, period: str = "1d", *, company_id: int = 0, db: str | None = None,
+               root: str | Path | None = None, notebook: str | Path | None = None,
+               lock_timeout: float = LOCK_TIMEOUT_S, update_index: bool = True) -> HealthRun:
+    """Execute the health notebook for one period into its stable folder and refresh the index."""
+    from rca_toolkit.runs.runner import run_notebook
+
+    day = parse_day(day) if isinstance(day, str) else day
+    check_period(period)
+    if int(company_id) < 0:
+        raise ConfigError(f"--company={company_id} is negative", hint="give a company id, or 0 for all companies")
+    root = reports_root(root)
+    final = health_dir(root, period, day)
+    params = {"period_start": day.isoformat(), "period": period, "company_id": int(company_id)}
+    _preflight(db)
+    with file_lock(_lock_path(final), timeout=lock_timeout, what=f"health {period} {day}"):
+        _clear_stale(final)
+        staging = final.parent / f".{final.name}.staging-{secrets.token_hex(3)}"
+        try:
+            result = run_notebook(notebook or HEALTH_NOTEBOOK, params, db=db, out_dir=staging)
+            replace_dir(result.run_dir, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    metrics = result.metrics or {}
+    run = HealthRun(day, period, final, result.status, metrics.get("verdict"), metrics.get("verdict_line"), result.error)
+    if update_index:
+        run_index.write_index(root)
+    return run
+
+
+def _preflight(db: str | None) -> None:
+    """An unreachable or missing database is one clear line (exit 2) before any kernel starts."""
+    from rca_toolkit.sources.db import check_connection, make_engine
+
+    engine = make_engine(db)
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
+
+
+def backfill(start: date | str, end: date | str, period: str = "1d", *, company_id: int = 0, db: str | None = None,
+             root: str | Path | None = None, progress: bool | None = None, notebook: str | Path | None = None,
+             jobs: int = 1) -> list[HealthRun]:
+    """One run per period start in ``[start, end]`` with a tqdm progress bar; ``jobs`` runs at once.
+
+    Parallel runs use separate processes (each executes its own kernel); they never share a
+    report folder, and the index is rebuilt under its own lock after each run.
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from tqdm.auto import tqdm
+
+    start = parse_day(start, name="--from") if isinstance(start, str) else start
+    end = parse_day(end, name="--to") if isinstance(end, str) else end
+    if int(jobs) < 1:
+        raise ConfigError(f"--jobs={jobs} is not a positive number", hint="use 1 (one report at a time) or more")
+    days = backfill_days(start, end, period)
+    root = reports_root(root)
+    show = progress_enabled() if progress is None else progress
+    kwargs = {"company_id": company_id, "db": db, "root": root, "notebook": notebook}
+    runs: list[HealthRun] = []
+    with tqdm(total=len(days), desc=f"health {period}", unit="report", disable=not show) as bar:
+        if jobs == 1:
+            for day in days:
+                bar.set_postfix_str(day.isoformat())
+                runs.append(run_health(day, period, **kwargs))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=min(int(jobs), len(days)), mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(run_health, day, period, **kwargs) for day in days]
+                for future in as_completed(futures):
+                    run = future.result()
+                    bar.set_postfix_str(run.day.isoformat())
+                    runs.append(run)
+                    bar.update()
+    return sorted(runs, key=lambda r: r.day)
+
+
+def combined_exit_code(runs: list[HealthRun]) -> int:
+    """2 if any run failed, else 1 if any said ACT, else 0."""
+    codes = [r.exit_code for r in runs]
+    return max(codes) if codes else EXIT_ERROR
+
+
+# --------------------------------------------------------------------------- retention
+def prune(root: str | Path | None = None, keep: str = "90d", *, now: datetime | None = None,
+          dry_run: bool = False) -> list[Path]:
+    """Remove run folders that ended more than ``keep`` ago, then regenerate the index."""
+    from rca_toolkit.rules.timeutil import parse_duration
+
+    age = parse_duration(keep, name="--keep").to_pytimedelta()
+    root = reports_root(root)
+    now = now or datetime.now(timezone.utc)
+    removed = []
+    for entry in run_index.collect(root):
+        ended = entry["ended_dt"]
+        if ended is None or now - ended <= age:
+            continue
+        folder = root / entry["path"]
+        if not dry_run:
+            with file_lock(_lock_path(folder), what=str(folder)):  # never delete under a running report
+                shutil.rmtree(folder, ignore_errors=False)
+        removed.append(folder)
+    if not dry_run:
+        run_index.write_index(root)
+    return removed
+
+
+# --------------------------------------------------------------------------- schedules
+def health_command(rca_bin: str, day: str, period: str = "1d", company_id: int = 0, db: str | None = None) -> str:
+    """The one ``rca report health`` line every scheduler runs (cron, systemd, Airflow)."""
+    parts = [rca_bin, "report", "health", "--date", day, "--period", period]
+    if company_id:
+        parts += ["--company", str(company_id)]
+    if db:
+        parts += ["--db", db]
+    return " ".join(parts)
+
+
+def default_rca_bin() -> str:
+    """Absolute path of this installation's ``rca`` (cron and systemd have a minimal PATH)."""
+    beside = Path(sys.executable).parent / "rca"
+    return str(beside) if beside.exists() else shutil.which("rca") or "rca"
+
+
+def _date_expression(period: str, *, cron: bool, tz: str) -> str:
+    """Shell expression for the day the run reports on: yesterday, or the start of last week (in ``tz``)."""
+    pct = "\\%" if cron else "%%"  # cron and systemd both treat a bare % specially
+    ago = "yesterday" if period == "1d" else "-7days"
+    return f'"$(TZ={tz} date -d {ago} +{pct}F)"'
+
+
+def schedule_text(at: str = "06:30", period: str = "1d", *, company_id: int = 0, db: str | None = None,
+                  rca_bin: str | None = None, workdir: str | Path | None = None, timezone_name: str = "Europe/Berlin") -> str:
+    """A crontab line and a systemd service/timer pair that run :func:`health_command`."""
+    match = _TIME.match(at.strip())
+    if not match:
+        raise ConfigError(f"--at={at!r} is not a time of day", hint="write HH:MM, e.g. 06:30")
+    check_period(period)
+    if db and "://" in db and "@" in db.split("://", 1)[1]:
+        raise ConfigError("--db carries credentials and would be stored in a crontab/unit file",
+                          hint="define a profile with password_env in rca.yaml and pass its name")
+    hour, minute = int(match.group(1)), int(match.group(2))
+    rca_bin = rca_bin or default_rca_bin()
+    workdir = Path(workdir or Path.cwd()).resolve()
+    dow = "*" if period == "1d" else "1"
+    cron_cmd = health_command(shlex.quote(rca_bin), _date_expression(period, cron=True, tz=timezone_name), period, company_id, db)
+    unit_cmd = health_command(shlex.quote(rca_bin), _date_expression(period, cron=False, tz=timezone_name), period, company_id, db)
+    name = f"rca-health-{period}"
+    calendar = f"*-*-* {hour:02d}:{minute:02d}:00 {timezone_name}" if period == "1d" else \
+        f"Mon *-*-* {hour:02d}:{minute:02d}:00 {timezone_name}"
+    cd = shlex.quote(str(workdir))
+    return f"""# --- crontab (crontab -e); times in the server's zone, set CRON_TZ where cron supports it
+CRON_TZ={timezone_name}
+{minute} {hour} * * {dow} cd {cd} && RCA_PROGRESS=0 {cron_cmd} >> reports/health-cron.log 2>&1
+
+# --- /etc/systemd/system/{name}.service
+[Unit]
+Description=rca health report ({period}) for the previous period
+After=network-online.target
+
+[Service]
+Type=oneshot
+WorkingDirectory={workdir}
+Environment=RCA_PROGRESS=0
+# exit 1 = verdict ACT, 2 = error: both mark the unit failed (hook OnFailure= for alerts)
+ExecStart=/bin/sh -c 'exec {unit_cmd}'
+
+# --- /etc/systemd/system/{name}.timer
+[Unit]
+Description=Run {name}.service at {hour:02d}:{minute:02d} {timezone_name}
+
+[Timer]
+OnCalendar={calendar}
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+
+# enable: systemctl daemon-reload && systemctl enable --now {name}.timer
+"""

@@ -1,0 +1,637 @@
+"""Read-only loaders: production tables -> typed pandas frames (I/O only, no analysis).
+
+Every function takes ``db`` (a SQLAlchemy URL string, a profile name, an Engine, or None for
+the configured default) and returns a frame whose timestamps are tz-aware UTC. Filters are
+pushed into SQL with bound parameters. Columns outside ``retell_*`` are optional: queries are
+built from the columns the live schema has, and what was missing is listed in
+``frame.attrs["missing_columns"]``. Other attrs: ``source`` (redacted URL), ``synthetic``
+(demo world), ``storage_zone``, ``window``, and loader-specific counts.
+
+Time zones (P1): SQLite and ``db_time_zone=SYSTEM`` servers return naive Europe/Berlin wall
+time, which is localised with ambiguous/nonexistent times flagged (``<col>_ambiguous``);
+MariaDB sessions pinned to ``+00:00`` return unambiguous UTC.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from rca_toolkit.rules import names
+from rca_toolkit.config import Settings, load_settings
+from rca_toolkit.sources.db import TableInfo, introspect, make_engine, redact_url, require_columns
+from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound, SchemaError
+from rca_toolkit.rules.jsonutil import decode_json
+from rca_toolkit.rules.timeutil import localize_naive, parse_instant
+
+STUCK_AFTER = pd.Timedelta(hours=2)
+SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+_SCHEMAS: "weakref.WeakKeyDictionary[sa.Engine, dict[str, TableInfo]]" = weakref.WeakKeyDictionary()
+_SETTINGS: "weakref.WeakKeyDictionary[sa.Engine, Settings]" = weakref.WeakKeyDictionary()
+
+SESSION_COLUMNS = [
+    "id", "call_id", "company_id", "customer_id", "agent_version", "started_at", "ended_at",
+    "call_status", "disconnection_reason", "duration_ms", "agent_id", "function_call_count",
+    "error_count", "total_events",
+]
+CALL_COLUMNS = {  # calls column -> frame column (all optional, P8)
+    "id": "local_call_id", "status": "call_row_status", "call_status": "retell_call_status",
+    "start_timestamp": "retell_start", "end_timestamp": "retell_end", "duration_ms": "retell_duration_ms",
+    "disconnection_reason": "call_disconnection_reason", "session_outcome": "session_outcome",
+    "appointment_made": "appointment_made", "appointment_id": "appointment_id",
+    "end_to_end_latency": "end_to_end_latency_ms", "cost_cents": "cost_cents", "from_number": "from_number",
+}
+
+
+# --------------------------------------------------------------------------- plumbing
+def engine_for(db=None, settings: Settings | None = None) -> sa.Engine:
+    """Reuse an Engine or build a read-only one from a URL/profile/None."""
+    if isinstance(db, sa.Engine):
+        return db
+    settings = settings or load_settings()
+    engine = make_engine(db, settings=settings)
+    _SETTINGS[engine] = settings
+    return engine
+
+
+def schema_of(engine: sa.Engine) -> dict[str, TableInfo]:
+    """Introspected schema, cached per engine (one catalogue read per engine)."""
+    if engine not in _SCHEMAS:
+        _SCHEMAS[engine] = introspect(engine)
+    return _SCHEMAS[engine]
+
+
+def _settings(engine: sa.Engine) -> Settings:
+    return _SETTINGS.get(engine) or load_settings()
+
+
+def storage_zone(engine: sa.Engine) -> str:
+    """Zone in which the server hands back naive timestamps."""
+    settings = _settings(engine)
+    if engine.dialect.name == "sqlite":
+        return settings.source_tz
+    tz = settings.db_time_zone
+    if tz in ("+00:00", "UTC", "-00:00"):
+        return "UTC"
+    return settings.source_tz if tz == "SYSTEM" else tz
+
+
+def _to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = True) -> pd.DataFrame:
+    for col in cols:
+        if col not in frame:
+            continue
+        if zone == "UTC":
+            frame[col] = pd.to_datetime(frame[col], errors="coerce", utc=True, format="mixed")
+            if flags:
+                frame[f"{col}_ambiguous"] = False
+            continue
+        local = localize_naive(frame[col], zone)
+        frame[col] = local["ts"]
+        if flags:
+            frame[f"{col}_ambiguous"] = local["ts_ambiguous"] | local["ts_nonexistent"]
+    return frame
+
+
+def _wall_bound(ts: pd.Timestamp, engine: sa.Engine, pad: pd.Timedelta) -> str | datetime:
+    """UTC bound -> value comparable with the stored column (padded for DST, refined later)."""
+    zone = storage_zone(engine)
+    local = (ts + pad).tz_convert(zone).tz_localize(None)
+    if engine.dialect.name == "sqlite":
+        return local.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return local.to_pydatetime()
+
+
+def _instant(value, name: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    return parse_instant(value, name=name)
+
+
+def _window_clause(col: str, start, end, engine, params: dict) -> tuple[list[str], pd.Timestamp | None, pd.Timestamp | None]:
+    start_ts, end_ts = _instant(start, "start"), _instant(end, "end")
+    if start_ts is not None and end_ts is not None and end_ts <= start_ts:
+        raise ConfigError(f"window end {end_ts} is not after start {start_ts}", hint="swap start and end")
+    clauses = []
+    if start_ts is not None:
+        clauses.append(f"{col} >= :w_start")
+        params["w_start"] = _wall_bound(start_ts, engine, -pd.Timedelta(hours=2))
+    if end_ts is not None:
+        clauses.append(f"{col} < :w_end")
+        params["w_end"] = _wall_bound(end_ts, engine, pd.Timedelta(hours=2))
+    return clauses, start_ts, end_ts
+
+
+def _refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
+    keep = np.ones(len(frame), dtype=bool)
+    if start_ts is not None:
+        keep &= (frame[col] >= start_ts).to_numpy(dtype=bool, na_value=False)
+    if end_ts is not None:
+        keep &= (frame[col] < end_ts).to_numpy(dtype=bool, na_value=False)
+    return frame.reset_index(drop=True) if keep.all() else frame[keep].reset_index(drop=True)  # no copy when all stay
+
+
+def _query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None = None) -> pd.DataFrame:
+    """Run one statement; pass ``conn`` to reuse a checked-out connection (one ping, one rollback)."""
+    try:
+        if conn is not None:
+            return pd.read_sql(sa.text(sql), conn, params=params)
+        with engine.connect() as conn:
+            return pd.read_sql(sa.text(sql), conn, params=params)
+    except sa.exc.OperationalError as exc:
+        raise query_failed(engine, exc) from None
+
+
+def query_failed(engine: sa.Engine, exc: sa.exc.OperationalError) -> ConnectionFailed:
+    """The one-line error for a statement the server refused or cut (timeout, lost connection)."""
+    return ConnectionFailed(f"query on {redact_url(engine.url)} failed: {str(exc.orig).splitlines()[0]}",
+                            hint="check the server and that the schema matches the data contract")
+
+
+def _present(schema: dict[str, TableInfo], table: str, wanted) -> tuple[list[str], list[str]]:
+    have = schema[table].columns if table in schema else {}
+    return [c for c in wanted if c in have], [c for c in wanted if c not in have]
+
+
+def _base_attrs(engine, **extra) -> dict:
+    schema = schema_of(engine)
+    attrs = {
+        "source": redact_url(engine.url),
+        "synthetic": "rca_demo_world" in schema,
+        "storage_zone": storage_zone(engine),
+        "missing_columns": {},
+    }
+    attrs.update(extra)
+    return attrs
+
+
+def real_call_id_sql(col: str, engine: sa.Engine | None = None) -> str:
+    """The exact P4 rule (``names.is_real_call_id``: ``call_`` + 27 lowercase hex) as SQL, case-sensitive:
+    ``GLOB`` on SQLite, ``REGEXP`` elsewhere (MariaDB when no engine is given)."""
+    if engine is not None and engine.dialect.name == "sqlite":
+        return f"({col} GLOB 'call_{'[0-9a-f]' * 27}')"
+    return f"({col} REGEXP '(?-i)^call_[0-9a-f]{{27}}$')"
+
+
+def _real_id_sql(col: str) -> str:
+    """Approximate P4 filter in SQL; the exact regex is applied in pandas afterwards."""
+    return f"({col} LIKE 'call!_%' ESCAPE '!' AND LENGTH({col}) = 32)"
+
+
+def _company_clause(col: str, company_id, params: dict) -> list[str]:
+    if company_id is None:
+        return []
+    params["company_id"] = int(company_id)
+    return [f"{col} = :company_id"]
+
+
+def _every_company(engine: sa.Engine, params: dict) -> list[str]:
+    """Name every company so MariaDB range-scans ``(company_id, started_at, …)``.
+
+    The production sessions table is indexed by ``(company_id, started_at, call_status)`` but
+    not by ``started_at`` alone, so a window without a company is a full table scan; listing
+    the companies (a loose index scan of ``company_id``) turns it into one range per company.
+    """
+    ids = _query(engine, "SELECT DISTINCT company_id FROM retell_call_sessions WHERE company_id IS NOT NULL", {})
+    marks = []
+    for i, cid in enumerate(ids["company_id"]):
+        params[f"co{i}"] = int(cid)
+        marks.append(f":co{i}")
+    listed = f"s.company_id IN ({', '.join(marks)}) OR " if marks else ""
+    return [f"({listed}s.company_id IS NULL)"]
+
+
+def _string_category(values: pd.Series) -> pd.Series:
+    """``values.astype("string").astype("category")``; a categorical (the packed loads) keeps its codes and
+    only its categories become strings, instead of a string per row factorized again."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        used = values.cat.remove_unused_categories()
+        names = used.cat.categories.astype("string")
+        if names.is_unique and not names.hasnans:
+            return used.cat.rename_categories(names).cat.reorder_categories(names.sort_values())
+    return values.astype("string").astype("category")
+
+
+def _typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.DataFrame:
+    for col in ints:
+        if col in frame:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").round().astype("Int64")
+    for col in strings:
+        if col in frame:
+            frame[col] = frame[col].astype("string")
+    for col in cats:
+        if col in frame:
+            frame[col] = _string_category(frame[col])
+    for col in bools:
+        if col in frame:
+            frame[col] = frame[col].map(lambda v: pd.NA if v is None or v != v else bool(int(v))).astype("boolean")
+    return frame
+
+
+# --------------------------------------------------------------------------- calls
+def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool = False, as_of=None) -> pd.DataFrame:
+    """One row per call session in ``[start, end)`` (session ``started_at``), joined to ``calls``.
+
+    Test, demo, temp and malformed ids are excluded unless ``include_test`` and their count is
+    in ``attrs["excluded_test_ids"]`` (examples in ``attrs["excluded_examples"]``). ``stuck``
+    marks sessions ``in_progress`` for more than 2 h before ``as_of`` (default now) or while the
+    call row says ``completed`` (P5); ``closed_by_cleanup`` marks ``system_timeout`` (P20).
+    """
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    require_columns(schema, "retell_call_sessions", SESSION_COLUMNS)
+    params: dict = {}
+    where, start_ts, end_ts = _window_clause("s.started_at", start, end, engine, params)
+    where += _company_clause("s.company_id", company_id, params)
+    if company_id is None and where and engine.dialect.name != "sqlite":
+        where += _every_company(engine, params)
+    select = [f"s.{c} AS {'session_id' if c == 'id' else c}" for c in SESSION_COLUMNS]
+    have, missing = _present(schema, "calls", CALL_COLUMNS)
+    join = ""
+    if "calls" in schema and "retell_call_id" in schema["calls"].columns:
+        select += [f"c.{c} AS {CALL_COLUMNS[c]}" for c in have]
+        join = "LEFT JOIN calls c ON c.retell_call_id = s.call_id"
+        if "deleted_at" in schema["calls"].columns:
+            join += " AND c.deleted_at IS NULL"
+    else:
+        missing = list(CALL_COLUMNS) if "calls" not in schema else missing + ["retell_call_id"]
+    excluded, examples = 0, []
+    if not include_test:
+        excl_sql = f"SELECT s.call_id FROM retell_call_sessions s WHERE NOT {_real_id_sql('s.call_id')}"
+        excl_sql += "".join(f" AND {w}" for w in where)
+        excl = _query(engine, excl_sql, params)
+        excluded, examples = len(excl), sorted(excl["call_id"].astype(str))[:20]
+        where.append(_real_id_sql("s.call_id"))
+    sql = f"SELECT {', '.join(select)} FROM retell_call_sessions s {join}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY s.started_at, s.id"
+    frame = _query(engine, sql, params)
+    zone = storage_zone(engine)
+    frame = _to_utc(frame, ["started_at"], zone)
+    frame = _to_utc(frame, ["ended_at", "retell_start", "retell_end"], zone, flags=False)
+    frame = _refine(frame, "started_at", start_ts, end_ts)
+    frame["id_kind"] = frame["call_id"].map(names.id_kind)
+    if not include_test:  # exact regex after the approximate SQL filter
+        odd = frame["id_kind"] != "retell"
+        excluded += int(odd.sum())
+        examples += list(frame.loc[odd, "call_id"])
+        frame = frame[~odd].reset_index(drop=True)
+    frame["is_test"] = frame["id_kind"] != "retell"
+    as_of_ts = _instant(as_of, "as_of") if as_of is not None else pd.Timestamp.now(tz="UTC")
+    in_progress = frame["call_status"].eq("in_progress") & frame["ended_at"].isna()
+    completed_row = frame["call_row_status"].eq("completed") if "call_row_status" in frame else False
+    frame["stuck"] = in_progress & ((frame["started_at"] < as_of_ts - STUCK_AFTER) | completed_row)
+    frame["closed_by_cleanup"] = frame["disconnection_reason"].eq("system_timeout")
+    for col in CALL_COLUMNS.values():
+        if col not in frame:
+            frame[col] = pd.NA
+    frame = _typed(
+        frame,
+        ints=["company_id", "customer_id", "agent_version", "duration_ms", "function_call_count", "error_count",
+              "total_events", "local_call_id", "retell_duration_ms", "appointment_id", "end_to_end_latency_ms", "cost_cents"],
+        strings=["session_id", "call_id", "agent_id", "from_number"],
+        cats=["call_status", "disconnection_reason", "call_row_status", "retell_call_status",
+              "call_disconnection_reason", "session_outcome", "id_kind"],
+        bools=["appointment_made"],
+    )
+    frame.attrs = _base_attrs(
+        engine,
+        window=[str(start_ts) if start_ts is not None else None, str(end_ts) if end_ts is not None else None],
+        excluded_test_ids=excluded,
+        excluded_examples=examples[:20],
+        ambiguous_times=int(frame["started_at_ambiguous"].sum()),
+        stuck=int(frame["stuck"].sum()),
+    )
+    frame.attrs["missing_columns"] = {"calls": missing} if missing else {}
+    return frame
+
+
+# --------------------------------------------------------------------------- one call
+@dataclass
+class CallTrace:
+    """Everything stored about one call; ``missing`` says what is absent, never invented."""
+
+    call_id: str
+    session: dict
+    events: pd.DataFrame
+    function_traces: pd.DataFrame
+    transcript: pd.DataFrame
+    errors: pd.DataFrame
+    retell: dict | None
+    missing: list[str] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)
+
+
+def call_trace(db=None, call_id: str = "") -> CallTrace:
+    """Session, events, function traces, transcript segments, errors and ``calls.raw`` of a call."""
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    for table in ("retell_call_sessions", "retell_call_events", "retell_function_traces",
+                  "retell_transcript_segments", "retell_error_log"):
+        if table not in schema:
+            raise SchemaError(f"table {table!r} is missing", hint="point --db at the production schema or a demo database")
+    zone = storage_zone(engine)
+    with engine.connect() as conn:  # six statements on one connection: no pool ping/rollback between them
+        return _call_trace(engine, conn, schema, zone, call_id)
+
+
+def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str, call_id: str) -> CallTrace:
+    sessions = _query(engine, "SELECT * FROM retell_call_sessions WHERE call_id = :cid", {"cid": call_id}, conn)
+    if sessions.empty:
+        raise NotFound(
+            f"call {call_id!r} not found in retell_call_sessions of {redact_url(engine.url)}",
+            hint="check the id (call_ + 27 hex characters) and the --db database",
+        )
+    sessions = _to_utc(sessions, ["started_at", "ended_at"], zone)
+    session = sessions.iloc[0].to_dict()
+    sid = {"sid": session["id"]}
+    events = _to_utc(_query(engine, "SELECT * FROM retell_call_events WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
+                     ["occurred_at"], zone, flags=False)
+    traces = _to_utc(_query(engine, "SELECT * FROM retell_function_traces WHERE call_session_id = :sid ORDER BY started_at, id", sid, conn),
+                     ["started_at", "completed_at"], zone, flags=False)
+    transcript = _to_utc(_query(engine, "SELECT * FROM retell_transcript_segments WHERE call_session_id = :sid "
+                                        "ORDER BY segment_sequence, occurred_at, id", sid, conn), ["occurred_at"], zone, flags=False)
+    errors_ = _to_utc(_query(engine, "SELECT * FROM retell_error_log WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
+                      ["occurred_at"], zone, flags=False)
+    for frame, cols in ((events, ("function_arguments", "function_response", "error_context", "metadata")),
+                        (traces, ("input_params", "output_result", "error_details", "metadata")),
+                        (errors_, ("error_context", "metadata"))):
+        for col in cols:
+            if col in frame:
+                frame[col] = frame[col].map(lambda v: decode_json(v)[0])
+    if "function_name" in traces:
+        traces["family"] = traces["function_name"].map(names.function_family)
+        traces["error"] = traces.get("error_details", pd.Series(dtype=object)).map(_error_text)
+    retell = None
+    missing: list[str] = []
+    if "calls" in schema and {"retell_call_id", "raw"} <= set(schema["calls"].columns):
+        raw = _query(engine, "SELECT raw FROM calls WHERE retell_call_id = :cid", {"cid": call_id}, conn)
+        if not raw.empty:
+            retell, _, invalid = decode_json(raw.iloc[0]["raw"])
+            if invalid or not isinstance(retell, dict):
+                retell = None
+    else:
+        missing.append("calls.raw (column absent)")
+    if retell is None:
+        missing.append("Retell call object (calls.raw empty)")
+    for label, frame in (("function traces", traces), ("transcript segments", transcript), ("events", events)):
+        if frame.empty:
+            missing.append(label)
+    return CallTrace(call_id, session, events, traces, transcript, errors_, retell, missing,
+                     attrs=_base_attrs(engine, storage_zone=zone))
+
+
+def _error_text(details) -> str | None:
+    if isinstance(details, dict):
+        return details.get("error") or details.get("message") or None
+    return details if isinstance(details, str) else None
+
+
+# --------------------------------------------------------------------------- many calls
+def _family_clause(engine: sa.Engine, col: str, families, params: dict) -> list[str]:
+    """``col IN (<stored names of these families>)``.
+
+    The stored names are read first (``DISTINCT function_name`` is a loose scan of the
+    ``(function_name, started_at)`` index) and matched to families in Python (P3), so the
+    window query range-scans that index per name; ``= x OR LIKE 'x_v%'`` could not, and read
+    every trace (2.5M rows instead of 15k at 1M calls, benchmarks/FINDINGS.md).
+    """
+    if not families:
+        return []
+    wanted = {families} if isinstance(families, str) else set(families)
+    stored = _query(engine, "SELECT DISTINCT function_name FROM retell_function_traces", {})["function_name"]
+    matching = sorted(n for n in stored.dropna().astype(str) if names.function_family(n) in wanted)
+    if not matching:
+        return ["1 = 0"]
+    for i, name in enumerate(matching):
+        params[f"fam{i}"] = name
+    return [f"{col} IN ({', '.join(f':fam{i}' for i in range(len(matching)))})"]
+
+
+def _per_call_table(engine, table: str, time_col: str, select: str, start, end, company_id,
+                    include_test: bool, extra_where: list[str], params: dict) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
+    where, start_ts, end_ts = _window_clause(f"t.{time_col}", start, end, engine, params)
+    where += _company_clause("s.company_id", company_id, params) + extra_where
+    if not include_test:
+        where.append(_real_id_sql("s.call_id"))
+    sql = (f"SELECT s.call_id, s.company_id, {select} FROM {table} t "
+           f"JOIN retell_call_sessions s ON s.id = t.call_session_id")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY t.{time_col}, t.id"
+    return _query(engine, sql, params), start_ts, end_ts
+
+
+BLOB_COLUMNS = ("input_params", "output_result", "error_details")
+
+
+def function_traces(db=None, *, start=None, end=None, company_id=None, families=None, include_test: bool = False,
+                    blobs: bool = True) -> pd.DataFrame:
+    """Tool-call traces in a window (by ``started_at``), with ``family`` (P3) and error text.
+
+    ``blobs=False`` leaves out the JSON columns (``input_params``, ``output_result``,
+    ``error_details``, hence ``error``): latency and reach analyses need none of them, and at
+    scale they are most of the bytes fetched and all of the per-row JSON decoding.
+    """
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    cols = ["id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
+            "duration_ms", "status", "input_params", "output_result", "error_details"]
+    require_columns(schema, "retell_function_traces", cols)
+    if not blobs:
+        cols = [c for c in cols if c not in BLOB_COLUMNS]
+    params: dict = {}
+    select = ", ".join(f"t.{c} AS {'trace_id' if c == 'id' else 'session_id' if c == 'call_session_id' else c}" for c in cols)
+    frame, start_ts, end_ts = _per_call_table(engine, "retell_function_traces", "started_at", select, start, end, company_id,
+                                              include_test, _family_clause(engine, "t.function_name", families, params), params)
+    frame = _to_utc(frame, ["started_at"], storage_zone(engine))
+    frame = _to_utc(frame, ["completed_at"], storage_zone(engine), flags=False)
+    frame = _refine(frame, "started_at", start_ts, end_ts)
+    if not include_test:
+        frame = frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
+    for col in BLOB_COLUMNS:
+        if col in frame:
+            frame[col] = frame[col].map(lambda v: decode_json(v)[0])
+    frame["family"] = names.family_series(frame["function_name"])  # vectorised (categorical)
+    if families:
+        wanted = {families} if isinstance(families, str) else set(families)
+        frame = frame[frame["family"].isin(wanted)].reset_index(drop=True)
+    frame["error"] = frame["error_details"].map(_error_text) if "error_details" in frame else pd.NA
+    frame = _typed(frame, ints=["company_id", "trace_id", "execution_sequence", "duration_ms"],
+                   strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status"])
+    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)])
+    return frame
+
+
+def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool = False) -> pd.DataFrame:
+    """``retell_error_log`` rows with numeric severity (P12) and the calling ``frame``."""
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    cols = ["id", "error_code", "error_type", "severity", "occurred_at", "call_offset_ms", "error_message",
+            "error_context", "booking_failed", "call_terminated", "affected_function", "function_trace_id"]
+    require_columns(schema, "retell_error_log", cols)
+    params: dict = {}
+    select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in cols)
+    frame, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
+                                              include_test, [], params)
+    frame = _refine(_to_utc(frame, ["occurred_at"], storage_zone(engine)), "occurred_at", start_ts, end_ts)
+    if not include_test:
+        frame = frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
+    frame["error_context"] = frame["error_context"].map(lambda v: decode_json(v)[0])
+    frame["frame"] = frame["error_context"].map(lambda c: c.get("frame") if isinstance(c, dict) else None)
+    frame["severity_rank"] = frame["severity"].map(SEVERITY_RANK).astype("Int64")
+    frame["family"] = frame["affected_function"].map(names.function_family)
+    frame = _typed(frame, ints=["company_id", "error_id", "call_offset_ms", "function_trace_id"],
+                   strings=["call_id", "error_message", "affected_function", "frame"],
+                   cats=["error_code", "error_type", "severity", "family"], bools=["booking_failed", "call_terminated"])
+    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)])
+    return frame
+
+
+# --------------------------------------------------------------------------- other tables
+APPOINTMENT_COLUMNS = ["id", "company_id", "customer_id", "call_id", "service_id", "starts_at", "ends_at", "status",
+                       "source", "calcom_v2_booking_id", "metadata", "calcom_sync_status", "sync_origin",
+                       "requires_manual_review", "idempotency_key", "created_at", "updated_at", "deleted_at"]
+
+
+def appointments(db=None, *, start=None, end=None, company_id=None, include_deleted: bool = False) -> pd.DataFrame:
+    """Appointments created in a window; ``retell_call_id`` decoded from ``metadata`` (P15)."""
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    require_columns(schema, "appointments", ["id", "created_at"])
+    have, missing = _present(schema, "appointments", APPOINTMENT_COLUMNS)
+    params: dict = {}
+    where, start_ts, end_ts = _window_clause("created_at", start, end, engine, params)
+    if "company_id" in have:
+        where += _company_clause("company_id", company_id, params)
+    if "deleted_at" in have and not include_deleted:
+        where.append("deleted_at IS NULL")
+    sql = f"SELECT {', '.join(have)} FROM appointments" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+    frame = _query(engine, sql, params)
+    zone = storage_zone(engine)
+    frame = _refine(_to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
+    frame = _to_utc(frame, ["starts_at", "ends_at", "updated_at", "deleted_at"], zone, flags=False)
+    decoded = frame["metadata"].map(decode_json) if "metadata" in frame else pd.Series([(None, False, False)] * len(frame))
+    frame["metadata"] = decoded.map(lambda t: t[0])
+    frame["metadata_double_encoded"] = decoded.map(lambda t: t[1]).astype(bool)
+    frame["metadata_invalid"] = decoded.map(lambda t: t[2]).astype(bool)
+    frame["retell_call_id"] = frame["metadata"].map(lambda m: m.get("retell_call_id") if isinstance(m, dict) else None)
+    for col in missing:
+        frame[col] = pd.NA
+    frame = _typed(frame, ints=["id", "company_id", "customer_id", "call_id", "service_id"],
+                   strings=["calcom_v2_booking_id", "retell_call_id", "idempotency_key"],
+                   cats=["status", "source", "calcom_sync_status", "sync_origin"], bools=["requires_manual_review"])
+    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)],
+                              double_encoded_metadata=int(frame["metadata_double_encoded"].sum()))
+    frame.attrs["missing_columns"] = {"appointments": missing} if missing else {}
+    return frame
+
+
+def webhook_events(db=None, *, start=None, end=None, provider: str | None = None) -> pd.DataFrame:
+    """Webhook rows (legacy ``provider`` or fresh-install ``source`` shape), event types normalised (P19)."""
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    require_columns(schema, "webhook_events", ["id", "event_type", "status", "created_at"])
+    cols = schema["webhook_events"].columns
+    provider_col = "provider" if "provider" in cols else "source" if "source" in cols else None
+    if provider_col is None:
+        raise SchemaError("table 'webhook_events' has neither 'provider' nor 'source'", hint="the schema differs from the data contract")
+    wanted = ["id", "event_type", "event_id", "status", "payload", "error_message", "received_at", "processed_at",
+              "created_at", "retry_count", "company_id"]
+    have, missing = _present(schema, "webhook_events", wanted)
+    params: dict = {}
+    where, start_ts, end_ts = _window_clause("created_at", start, end, engine, params)
+    if provider:
+        params["provider"] = provider
+        where.append(f"{provider_col} = :provider")
+    sql = (f"SELECT {provider_col} AS provider, {', '.join(have)} FROM webhook_events"
+           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at, id")
+    frame = _query(engine, sql, params)
+    zone = storage_zone(engine)
+    frame = _refine(_to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
+    frame = _to_utc(frame, ["received_at", "processed_at"], zone, flags=False)
+    if "payload" in frame:
+        frame["payload"] = frame["payload"].map(lambda v: decode_json(v)[0])
+    frame["event_type_norm"] = frame["event_type"].astype("string").str.upper().str.replace(".", "_", regex=False)
+    for col in missing:
+        frame[col] = pd.NA
+    frame = _typed(frame, ints=["id", "retry_count", "company_id"], strings=["event_id", "error_message"],
+                   cats=["provider", "event_type", "event_type_norm", "status"])
+    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)])
+    frame.attrs["missing_columns"] = {"webhook_events": missing} if missing else {}
+    return frame
+
+
+def migrations(db=None) -> pd.DataFrame:
+    """The ``migrations`` table (id, migration, batch), for drift checks only (never schema truth)."""
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    require_columns(schema, "migrations", ["id", "migration", "batch"])
+    frame = _query(engine, "SELECT id, migration, batch FROM migrations ORDER BY id", {})
+    frame = _typed(frame, ints=["id", "batch"], strings=["migration"])
+    frame.attrs = _base_attrs(engine)
+    return frame
+
+
+LOG_COLUMNS = ["source", "line_no", "ts_utc", "ts_raw", "ts_placeholder", "ts_ambiguous", "env", "level", "message",
+               "exception_class", "sqlstate", "errno", "unknown_column", "truncated"]
+
+
+def laravel_log(db=None, *, start=None, end=None, levels=None) -> pd.DataFrame:
+    """Imported Laravel log entries (``rca import laravel-log``) in a window, newest last.
+
+    ``ts_utc`` is stored as naive UTC by the importer, so it is read as UTC on every
+    backend; entries whose time was a placeholder have no ``ts`` and are kept only when no
+    window is asked for.
+    """
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    require_columns(schema, "laravel_log", LOG_COLUMNS)
+    params: dict = {}
+    where = []
+    start_ts, end_ts = _instant(start, "start"), _instant(end, "end")
+    if start_ts is not None:
+        where.append("ts_utc >= :start")
+        params["start"] = start_ts.tz_localize(None).strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" \
+            else start_ts.tz_localize(None).to_pydatetime()
+    if end_ts is not None:
+        where.append("ts_utc < :end")
+        params["end"] = end_ts.tz_localize(None).strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" \
+            else end_ts.tz_localize(None).to_pydatetime()
+    if levels:
+        wanted = [levels] if isinstance(levels, str) else list(levels)
+        where.append("level IN (" + ", ".join(f":lvl{i}" for i in range(len(wanted))) + ")")
+        params.update({f"lvl{i}": lvl.upper() for i, lvl in enumerate(wanted)})
+    sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM laravel_log" + (" WHERE " + " AND ".join(where) if where else "")
+    frame = _query(engine, sql + " ORDER BY ts_utc, source, line_no", params)
+    frame = frame.rename(columns={"ts_utc": "ts"})
+    frame["ts"] = pd.to_datetime(frame["ts"], errors="coerce", utc=True, format="mixed")
+    frame = _typed(frame, ints=["line_no", "errno"], strings=["message", "exception_class", "unknown_column", "ts_raw"],
+                   cats=["source", "env", "level", "sqlstate"], bools=["ts_placeholder", "ts_ambiguous", "truncated"])
+    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)],
+                              placeholder_times=int(frame["ts_placeholder"].sum()), truncated=int(frame["truncated"].sum()))
+    return frame
+
+
+def is_synthetic(db=None) -> bool:
+    """True when the database is the synthetic demo world (reports must say so)."""
+    return "rca_demo_world" in schema_of(engine_for(db))
+
+
+def duration_sources(frame: pd.DataFrame) -> pd.DataFrame:
+    """Both duration sources side by side with their delta, never pooled (P2)."""
+    out = frame[["call_id", "duration_ms", "retell_duration_ms"]].copy()
+    out["delta_ms"] = out["duration_ms"] - out["retell_duration_ms"]
+    return out
+
+
+__all__ = [
+    "CallTrace", "appointments", "call_trace", "calls", "duration_sources", "engine_for", "errors",
+    "function_traces", "is_synthetic", "laravel_log", "migrations", "schema_of", "webhook_events",
+]
+
