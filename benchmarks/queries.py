@@ -187,7 +187,7 @@ def compare_floor(engine) -> dict:
         _fetch(engine, statement.sql, statement.params)
     p = {"b0": bound(engine, w.before[0]), "b1": bound(engine, w.before[1]),
          "a0": bound(engine, w.after[0]), "a1": bound(engine, w.after[1])}
-    where = loaders._family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, p)
+    where = loaders.family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, p)
     side = "CASE WHEN t.started_at < :b1 THEN 'before' ELSE 'after' END"
     rows = _fetch(engine, f"SELECT {side} AS side, t.function_name, COUNT(*), SUM(t.status = 'success') "
                           "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "

@@ -25,7 +25,7 @@ def per_distinct(values: pd.Series, fn, missing=None) -> np.ndarray:
 def identity_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Each row's code by object identity, and the row where each code first occurs.
 
-    Why: decoded JSON is shared, one object per distinct text (``attempt_inputs._decode``); hashing
+    Why: decoded JSON is shared, one object per distinct text (as ``attempt_inputs`` decodes them); hashing
     dicts is impossible and comparing them is slow, but their addresses factorize in C."""
     ids = np.fromiter(map(id, values.to_numpy(dtype=object)), dtype=np.uint64, count=len(values))
     _, first, codes = np.unique(ids, return_index=True, return_inverse=True)

@@ -18,7 +18,7 @@ from benchmarks import world
 from rca_toolkit import demo
 from rca_toolkit.sources import loaders, schema
 from rca_toolkit.rules import names
-from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 from rca_toolkit.demo.injected import LOOP_CALL
 
 from conftest import fresh_mariadb_database
@@ -171,8 +171,8 @@ def test_loop_call_once_and_copies_shifted(worlds):
 
 def test_booking_counts_scale_with_the_copies(worlds):
     url, base_url, _ = worlds
-    base = outcomes.attempt_counts(loaders.engine_for(base_url)).set_index(outcomes.COUNT_KEYS)["attempts"]
-    full = outcomes.attempt_counts(loaders.engine_for(url)).set_index(outcomes.COUNT_KEYS)["attempts"]
+    base = booking_counts.attempt_counts(loaders.engine_for(base_url)).set_index(outcomes.COUNT_KEYS)["attempts"]
+    full = booking_counts.attempt_counts(loaders.engine_for(url)).set_index(outcomes.COUNT_KEYS)["attempts"]
     assert full.to_dict() == (base * (COPIES + 1)).to_dict()
 
 

@@ -305,7 +305,7 @@ def test_aggregated_path_equals_the_row_path_on_the_demo_world(demo_db, at, befo
     rows = cmp.compare(attempts, loaders.calls(url, start=start, end=end, as_of=end),
                        loaders.function_traces(url, start=start, end=end, blobs=False),
                        at=at, before=before, after=after, exclude=exclude, by="path")
-    counts = {k: cmp.attempt_counts_of(cmp._in(attempts, "at", w), "path") for k, w in windows.items()}
+    counts = {k: cmp.attempt_counts_of(cmp.in_window(attempts, "at", w), "path") for k, w in windows.items()}
     agg = cmp.compare(counts=counts, histograms=aggregates.fetch(url, windows=windows, as_of=end),
                       at=at, before=before, after=after, exclude=exclude, by="path")
     assert [(m.name, m.group) for m in agg.metrics] == [(m.name, m.group) for m in rows.metrics]
@@ -344,7 +344,7 @@ def test_plan_lists_the_statements_a_benchmark_can_run_alone(demo_db):
 def test_demo_by_family_and_a_bounded_history(demo_db, capsys):
     import inspect
 
-    from rca_toolkit.analyses.bookings import outcomes
+    from rca_toolkit.analyses.bookings import counts as booking_counts
 
     url, _ = demo_db
     code, out, err = _rca(["compare", "--at", AT, "--by", "family", "--format", "json", "--db", url, "--history", "10d"], capsys)
@@ -354,7 +354,7 @@ def test_demo_by_family_and_a_bounded_history(demo_db, capsys):
     assert set(rates) == {"all", *PATHS} and rates["book_appointment"]["after"]["value"] == 0.0
     assert rates["all"]["before"]["n"] == sum(rates[p]["before"]["n"] for p in PATHS)
     fell_back = any(n.startswith("--by family: booking attempts of the compared windows were loaded as rows") for n in payload["notes"])
-    assert fell_back == ("by" not in inspect.signature(outcomes.attempt_counts).parameters)
+    assert fell_back == ("by" not in inspect.signature(booking_counts.attempt_counts).parameters)
     notes = payload["change_points"]["notes"]
     assert "change points searched over attempts of 2025-10-08T11:20:08+00:00 to 2025-10-28T11:20:08+00:00 (--history 10d" in notes[-1]
     code, _, err = _rca(["compare", "--at", AT, "--db", url, "--history", "forever"], capsys)

@@ -8,6 +8,7 @@ import pytest
 
 from rca_toolkit.analyses.health import report as health
 from rca_toolkit.rules.signatures import signature_of
+from rca_toolkit.errors import ConfigError
 
 PHANTOM = ("SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list' "
            "(Connection: mysql, SQL: insert into `appointments` ...)")
@@ -192,7 +193,7 @@ def test_periods_are_berlin_calendar_days_across_dst():
     assert b["start"] == pd.Timestamp("2025-10-25 22:00", tz="UTC")
     w = health.period_bounds("2025-10-13", "7d")
     assert w["baseline_start"] == pd.Timestamp("2025-09-14 22:00", tz="UTC")  # 4 weeks before
-    with pytest.raises(health.ConfigError, match="use 1d or 7d"):
+    with pytest.raises(ConfigError, match="use 1d or 7d"):
         health.period_bounds("2025-10-13", "2d")
 
 
@@ -273,7 +274,7 @@ def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):
     assert all("GROUP BY" in sql or "SUM(" in sql for _, sql, _ in stmts)  # counts come back, never rows
     floor = health_data.floor_statements(url, "2025-10-13", "1d", 1)
     from rca_toolkit.sources import loaders
-    rows = loaders._query(loaders.engine_for(url), floor[-1][1], floor[-1][2])
+    rows = loaders.query(loaders.engine_for(url), floor[-1][1], floor[-1][2])
     report = health.health(url, "2025-10-13", "1d", 1)
     booked = report.booking.set_index("path").loc["all"]
     assert int(rows["n"].sum()) == booked["attempts"] + booked["baseline_attempts"]

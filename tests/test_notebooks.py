@@ -190,7 +190,7 @@ def test_failed_run_keeps_executed_notebook_and_exits_non_zero(tmp_path, capsys)
 SECRET_NB = [
     ("md", "# Secret handling fixture"),
     ("params", 'db_url: str = ""  # database URL or profile\nleak: bool = False  # print the real URL on purpose'),
-    ("code", "from rca_toolkit import notebooks, loaders\n"
+    ("code", "from rca_toolkit.runs import runner as notebooks\nfrom rca_toolkit.sources import loaders\n"
              "engine = notebooks.open_db(db_url)\n"
              "tables = sorted(loaders.schema_of(engine))\n"
              "notebooks.record_metrics({'tables': tables, 'url_shown': str(engine.url)})\n"

@@ -182,7 +182,8 @@ def test_lean_loads_classify_like_whole_table_loads(demo_db, window):
 
 
 def test_attempt_counts_equal_grouped_attempts(demo_db):
-    from rca_toolkit.analyses.bookings.outcomes import attempt_counts, booking_attempts, count_attempts
+    from rca_toolkit.analyses.bookings.counts import attempt_counts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     url, _ = demo_db
     berlin_days = [pd.Timestamp(f"2025-10-{d}").tz_localize("Europe/Berlin") for d in range(12, 20)]
@@ -205,13 +206,13 @@ def test_attempt_counts_equal_grouped_attempts(demo_db):
 def test_attempt_counts_call_when_fetched_once_the_inputs_are_read(demo_db, monkeypatch):
     """``rca compare`` starts histogram statements from this hook: it runs once, after the reads and before
     the classification, on the SQL shortcut (MariaDB) and on the rows path (SQLite)."""
-    from rca_toolkit.analyses.bookings import outcomes
+    from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 
     url, _ = demo_db
     events: list = []
     classify = outcomes.classify
     monkeypatch.setattr(outcomes, "classify", lambda *a: events.append("classify") or classify(*a))
-    counts = outcomes.attempt_counts(url, start=WINDOWS[0][0], end=WINDOWS[0][1], method="sql",
+    counts = booking_counts.attempt_counts(url, start=WINDOWS[0][0], end=WINDOWS[0][1], method="sql",
                                      when_fetched=lambda: events.append("fetched"))
     assert counts["attempts"].sum() > 0 and events == ["fetched", "classify"]
 
@@ -220,7 +221,8 @@ def test_attempt_counts_call_when_fetched_once_the_inputs_are_read(demo_db, monk
 def test_sql_counts_of_a_window_whose_attempts_share_its_first_instant(demo_mariadb):
     """The shortcut reads the attempts in two halves split between the first and the last real attempt;
     when both are the window's start there is one part, and the counts still equal the rows'."""
-    from rca_toolkit.analyses.bookings.outcomes import attempt_counts, booking_attempts, count_attempts
+    from rca_toolkit.analyses.bookings.counts import attempt_counts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     url, _ = demo_mariadb
     at = booking_attempts(url, start=WINDOWS[0][0], end=WINDOWS[0][1])["at"].iloc[0]
@@ -234,7 +236,7 @@ def test_sql_counts_of_a_window_whose_attempts_share_its_first_instant(demo_mari
 
 def test_attempt_counts_reject_unknown_keys(demo_sqlite):
     from rca_toolkit.errors import ConfigError
-    from rca_toolkit.analyses.bookings.outcomes import attempt_counts
+    from rca_toolkit.analyses.bookings.counts import attempt_counts
 
     url, _ = demo_sqlite
     with pytest.raises(ConfigError, match="not a column attempts can be counted by"):

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rca_toolkit.runs import scheduled
+from rca_toolkit.runs import locks, scheduled
 from rca_toolkit.errors import ConfigError
 
 RCA = [sys.executable, "-m", "rca_toolkit.cli"]
@@ -82,13 +82,13 @@ def test_a_held_lock_makes_a_second_run_wait_then_give_up(tmp_path):
     """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(scheduled.Busy, match="another run has held the lock"):
-            with scheduled.file_lock(lock, timeout=0.5):
+        with pytest.raises(locks.Busy, match="another run has held the lock"):
+            with locks.file_lock(lock, timeout=0.5):
                 pass
     finally:
         holder.kill()
         holder.wait()
-    with scheduled.file_lock(lock, timeout=5):  # released when the holder died
+    with locks.file_lock(lock, timeout=5):  # released when the holder died
         pass
 
 

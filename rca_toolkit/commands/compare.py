@@ -2,7 +2,7 @@
 
 The same loading path serves the CLI and the report notebook (:func:`before_after`), so both
 show the same numbers. Nothing is loaded row by row for the comparison itself: booking
-success and the error mix come from ``outcomes.attempt_counts`` per side window, durations
+success and the error mix come from ``counts.attempt_counts`` per side window, durations
 and latencies from value histograms computed by the database (:mod:`rca_toolkit.sources.aggregates`).
 
 Change points need attempt times (each change is the interval between the last attempt of the
@@ -22,7 +22,7 @@ import pandas as pd
 from rca_toolkit.sources import aggregates, attempt_inputs, loaders
 from rca_toolkit.analyses.compare import changepoints, stats as compare_mod
 from rca_toolkit.rules import names
-from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 from rca_toolkit.cli import add_db_option, add_format_option, emit
 from rca_toolkit.sources.deployments import load_deployments
 from rca_toolkit.errors import ConfigError
@@ -35,7 +35,7 @@ HISTORY_FACTOR = 6  # change-point history: 6x each compared window on its side 
 class BeforeAfter:
     """What the CLI prints and the notebook shows: the comparison, the change points, the attempt counts.
 
-    ``counts`` holds attempt counts per side window (``outcomes.attempt_counts`` shape);
+    ``counts`` holds attempt counts per side window (``counts.attempt_counts`` shape);
     ``attempts`` the attempt rows of the change-point history (None without change points).
     """
 
@@ -83,9 +83,9 @@ class BeforeAfter:
 def side_counts(engine, windows: dict, by: str | None, when_fetched=None) -> tuple[dict[str, pd.DataFrame], str | None]:
     """Attempt counts per side window, and a note when they had to come from attempt rows.
 
-    ``outcomes.attempt_counts`` counts per path and any of ``outcomes.BY_COLUMNS``; another
+    ``counts.attempt_counts`` counts per path and any of ``outcomes.BY_COLUMNS``; another
     ``--by`` column of the attempts is counted from the windows' attempt rows. ``when_fetched``:
-    see ``outcomes.attempt_counts``.
+    see ``counts.attempt_counts``.
     """
     if by in (None, "path") or by in outcomes.BY_COLUMNS:
         return _binned_counts(engine, windows, [] if by in (None, "path") else [by], when_fetched), None
@@ -95,7 +95,7 @@ def side_counts(engine, windows: dict, by: str | None, when_fetched=None) -> tup
         counts[key] = outcomes.count_attempts(rows, by=[by])
         counts[key].attrs = {k: v for k, v in rows.attrs.items() if k != "excluded_examples"}
     return counts, (f"--by {by}: booking attempts of the compared windows were loaded as rows and counted "
-                    f"(outcomes.attempt_counts counts by {', '.join(outcomes.BY_COLUMNS)}); slower than --by path at scale")
+                    f"(attempt_counts counts by {', '.join(outcomes.BY_COLUMNS)}); slower than --by path at scale")
 
 
 def _binned_counts(engine, windows: dict, by: list[str], when_fetched=None) -> dict[str, pd.DataFrame]:
@@ -104,7 +104,7 @@ def _binned_counts(engine, windows: dict, by: list[str], when_fetched=None) -> d
     instead of two, and outcome links are classified over the whole span as ``booking_attempts``
     would. ``method="sql"`` where the database can (MariaDB in UTC), else attempt rows."""
     (b_lo, b_hi), (a_lo, a_hi) = windows["before"], windows["after"]
-    counts = outcomes.attempt_counts(engine, start=b_lo, end=a_hi, bins=[b_lo, b_hi, a_lo, a_hi], by=by, method="sql",
+    counts = booking_counts.attempt_counts(engine, start=b_lo, end=a_hi, bins=[b_lo, b_hi, a_lo, a_hi], by=by, method="sql",
                                      when_fetched=when_fetched)
     period = counts["period"].dt.tz_convert("UTC")
     out = {}

@@ -54,9 +54,9 @@ def _import_file(engine, kind: str, path: str, args: argparse.Namespace) -> dict
     if kind == "calcom":
         from pathlib import Path
 
-        from rca_toolkit.sources.formats.calcom import _bodies, mask_calcom_body, read_calcom_webhooks
+        from rca_toolkit.sources.formats.calcom import read_bodies, mask_calcom_body, read_calcom_webhooks
 
-        bodies = _bodies(Path(path)) if Path(path).is_file() else None
+        bodies = read_bodies(Path(path)) if Path(path).is_file() else None
         bookings = read_calcom_webhooks(path, mask_pii=not args.keep_pii)
         if not args.keep_pii:
             bodies = [mask_calcom_body(b) for b in bodies]

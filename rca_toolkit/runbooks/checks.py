@@ -504,7 +504,7 @@ def cache_handlers(code_path, *, class_pattern: str = r"(?i)cal\.?com", method_p
 
     root = Path(code_path)
     rows = []
-    for file in drift._php_files(root, drift.DEFAULT_EXCLUDE):
+    for file in drift.php_files(root, drift.DEFAULT_EXCLUDE):
         src = file.read_bytes()
         tree = php_scan.parse(src)
         for cls in _descend(tree.root_node):

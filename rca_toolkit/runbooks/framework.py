@@ -28,8 +28,11 @@ from datetime import datetime, timezone
 from enum import IntEnum
 from typing import Any, Callable
 
+import pandas as pd
+
 from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.errors import RcaError
+from rca_toolkit.analyses.markdown import md_table
 
 
 class Status(IntEnum):
@@ -231,7 +234,7 @@ class Runbook:
             out.append("- no check ran: the verdict is ERROR")
         out += [f"- [-] SKIPPED {s.name}: {s.reason}" for s in self.skipped]
         if self.metrics:
-            out += ["", "## Metrics before / after", "", _md_table(self.metrics)]
+            out += ["", "## Metrics before / after", "", _rows_table(self.metrics)]
         failing = self._failing()
         out += ["", "## What to do on failure", ""]
         if failing:
@@ -317,11 +320,9 @@ def _is_table(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def _md_table(rows: list[dict]) -> str:
+def _rows_table(rows: list[dict]) -> str:
     cols = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(row.get(c, "")).replace("|", "\\|") for c in cols) + " |" for row in rows]
-    return "\n".join(lines)
+    return md_table(pd.DataFrame([[_fmt(row.get(c, "")) for c in cols] for row in rows], columns=cols))
 
 
 def _html_table(rows: list[dict]) -> str:
@@ -337,7 +338,7 @@ def _evidence_md(evidence: dict) -> list[str]:
         if key == "traceback_tail":
             lines.append(f"- {key}:\n\n```\n{value}\n```")
         elif _is_table(value):
-            lines.append(f"- {key}:\n\n" + "\n".join("    " + row for row in _md_table(value).splitlines()) + "\n")
+            lines.append(f"- {key}:\n\n" + "\n".join("    " + row for row in _rows_table(value).splitlines()) + "\n")
         else:
             lines.append(f"- {key}: {_fmt(value)}")
     return lines

@@ -16,6 +16,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rca_toolkit.runs.locks import file_lock
 from rca_toolkit.runs.render import atomic_write_text
 
 INDEX_JSON = "index.json"
@@ -138,8 +139,6 @@ def render_html(entries: list[dict], *, generated: str) -> str:
 
 def write_index(root: str | Path) -> tuple[Path, Path]:
     """Rebuild ``index.json`` and ``index.html`` under ``root`` (locked, each file replaced atomically)."""
-    from rca_toolkit.runs.scheduled import file_lock
-
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / ".index.lock", what="the report index"):

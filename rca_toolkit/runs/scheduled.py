@@ -17,32 +17,26 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import fcntl
 import os
 import re
 import secrets
 import shlex
 import shutil
 import sys
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from rca_toolkit.analyses.health import periods
 from rca_toolkit.runs import index as run_index
+from rca_toolkit.runs.locks import LOCK_TIMEOUT_S, file_lock
 from rca_toolkit.config import load_settings, progress_enabled
-from rca_toolkit.errors import ConfigError, RcaError
+from rca_toolkit.errors import ConfigError
 
-PERIODS = {"1d": 1, "7d": 7}
+PERIODS = periods.PERIODS
 HEALTH_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "health_report.ipynb"
-LOCK_TIMEOUT_S = 900.0
 EXIT_OK, EXIT_ACT, EXIT_ERROR = 0, 1, 2
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-
-
-class Busy(RcaError):
-    """Another run holds the lock of the same report for too long."""
 
 
 @dataclass
@@ -107,27 +101,6 @@ def health_dir(root: str | Path, period: str, day: date) -> Path:
 
 
 # --------------------------------------------------------------------------- locking and swapping
-@contextmanager
-def file_lock(path: Path, *, timeout: float = LOCK_TIMEOUT_S, what: str = "report"):
-    """Exclusive ``flock`` on ``path`` (created if needed); waits up to ``timeout`` seconds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise Busy(f"another run has held the lock of {what} ({path}) for {timeout:.0f} s",
-                               hint="wait for it to finish, or remove the lock file if no rca process is running") from None
-                time.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
 def _lock_path(final: Path) -> Path:
     return final.parent / f".{final.name}.lock"
 

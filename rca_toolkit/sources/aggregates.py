@@ -83,18 +83,18 @@ def _window_sql(col: str, windows: dict, engine, zone: str, params: dict, extra_
     ranges = []
     for i, key in enumerate(SIDES):
         lo, hi = windows[key]
-        params[f"w{i}_lo"] = loaders._wall_bound(lo, engine, -pad)
-        params[f"w{i}_hi"] = loaders._wall_bound(hi, engine, pad)
+        params[f"w{i}_lo"] = loaders.wall_bound(lo, engine, -pad)
+        params[f"w{i}_hi"] = loaders.wall_bound(hi, engine, pad)
         ranges.append(f"({col} >= :w{i}_lo AND {col} < :w{i}_hi)")
-    params["w_mid"] = loaders._wall_bound(windows["before"][1], engine, pd.Timedelta(0))
+    params["w_mid"] = loaders.wall_bound(windows["before"][1], engine, pd.Timedelta(0))
     side = f"CASE WHEN {col} < :w_mid THEN 0 ELSE 1 END"
     if zone == "UTC":
         return "(" + " OR ".join(ranges) + ")", side, None
     bounds = [b for key in SIDES for b in windows[key]] + list(extra_edges)
     near = []
     for j, bound in enumerate(bounds):
-        params[f"e{j}_lo"] = loaders._wall_bound(bound, engine, -EDGE)
-        params[f"e{j}_hi"] = loaders._wall_bound(bound, engine, EDGE)
+        params[f"e{j}_lo"] = loaders.wall_bound(bound, engine, -EDGE)
+        params[f"e{j}_hi"] = loaders.wall_bound(bound, engine, EDGE)
         near.append(f"({col} >= :e{j}_lo AND {col} < :e{j}_hi)")
     return "(" + " OR ".join(ranges) + ")", side, f"CASE WHEN {' OR '.join(near)} THEN {col} END"
 
@@ -123,14 +123,14 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
             continue
         params: dict = {}
         where, side, edge = _window_sql("s.started_at", windows, engine, zone, params, extra_edges=[stuck_before])
-        params["stuck_before"] = loaders._wall_bound(stuck_before, engine, pd.Timedelta(0))
+        params["stuck_before"] = loaders.wall_bound(stuck_before, engine, pd.Timedelta(0))
         live = " AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else ""
         completed = "1 = 0"
         if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
             completed = f"EXISTS (SELECT 1 FROM calls c WHERE c.retell_call_id = s.call_id{live} AND c.status = 'completed')"
         conds = [where, loaders.real_call_id_sql("s.call_id", engine)]
         if engine.dialect.name != "sqlite":
-            conds += loaders._every_company(engine, params)
+            conds += loaders.every_company(engine, params)
         if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
             stuck = f"(s.call_status = 'in_progress' AND s.ended_at IS NULL AND (s.started_at < :stuck_before OR {completed}))"
             # CASE WHEN on a NULL condition takes the ELSE branch: a missing call row or reason keeps the value
@@ -164,7 +164,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         sql = f"SELECT {', '.join(select)} FROM {source} GROUP BY {keys}"
         statements.append(Statement(metric, sql, params))
 
-    stored = loaders._query(engine, "SELECT DISTINCT function_name FROM retell_function_traces "
+    stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces "
                                     "WHERE function_name IS NOT NULL", {})["function_name"]
     families = {str(n): names.function_family(str(n)) for n in stored}
     if families:
@@ -200,7 +200,7 @@ def _test_sessions(engine: sa.Engine) -> list | None:
     """
     if engine.dialect.name == "sqlite":
         return None
-    ids = loaders._query(engine, "SELECT id FROM retell_call_sessions "
+    ids = loaders.query(engine, "SELECT id FROM retell_call_sessions "
                                  f"WHERE call_id IS NULL OR NOT ({loaders.real_call_id_sql('call_id', engine)})", {})["id"]
     return None if len(ids) > MAX_LISTED else sorted(ids.tolist())
 
@@ -236,7 +236,7 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
     plan_ = plan_ or plan(engine, **plan_args)
     durations, dropped, latencies = {}, {}, {}
     with engine.connect() as conn:
-        results = [(s.metric, loaders._query(engine, s.sql, s.params, conn)) for s in plan_.statements]
+        results = [(s.metric, loaders.query(engine, s.sql, s.params, conn)) for s in plan_.statements]
     for metric, rows in results:
         rows = _place(rows, plan_)
         if metric == "function_latency":

@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders, packed
-from rca_toolkit.rules import names
+from rca_toolkit.rules import bookings, names
 from rca_toolkit.config import progress
 from rca_toolkit.sources.db import require_columns
 from rca_toolkit.distinct import per_distinct, per_object
@@ -34,7 +34,7 @@ from rca_toolkit.rules.timeutil import parse_instant
 
 PAD = pd.Timedelta(hours=6)  # appointments/webhooks land shortly after the trace starts (outcomes.PAD)
 EARLY = pd.Timedelta(minutes=5)  # errors/webhooks may be stamped a little before the trace
-UID_KEYS = ("calcom_uid", "booking_uid", "calcom_booking_uid", "calcom_v2_booking_id", "uid")
+UID_KEYS = bookings.UID_KEYS
 WALL_PAD = pd.Timedelta(hours=2)
 
 
@@ -54,15 +54,15 @@ class AttemptInputs:
 
 
 # --------------------------------------------------------------------------- SQL pieces
-def _bounds(col: str, lo, hi, engine: sa.Engine, params: dict, prefix: str) -> list[str]:
+def window_bounds(col: str, lo, hi, engine: sa.Engine, params: dict, prefix: str) -> list[str]:
     """``col`` within [lo, hi) in stored wall time, padded (refined on UTC instants afterwards)."""
     zone_pad = pd.Timedelta(0) if loaders.storage_zone(engine) == "UTC" else WALL_PAD
     out = []
     if lo is not None:
-        params[f"{prefix}_lo"] = loaders._wall_bound(lo, engine, -zone_pad)
+        params[f"{prefix}_lo"] = loaders.wall_bound(lo, engine, -zone_pad)
         out.append(f"{col} >= :{prefix}_lo")
     if hi is not None:
-        params[f"{prefix}_hi"] = loaders._wall_bound(hi, engine, zone_pad)
+        params[f"{prefix}_hi"] = loaders.wall_bound(hi, engine, zone_pad)
         out.append(f"{col} < :{prefix}_hi")
     return out
 
@@ -79,11 +79,11 @@ def is_success(status: pd.Series) -> pd.Series:
     return status.eq("success").fillna(False).astype(bool)
 
 
-def _not_success_sql(col: str, engine: sa.Engine) -> str:
+def not_success_sql(col: str, engine: sa.Engine) -> str:
     return f"({col} IS NULL OR NOT {is_success_sql(col, engine)})"
 
 
-def _contains_any(col: str, needles, engine: sa.Engine) -> str:
+def contains_any(col: str, needles, engine: sa.Engine) -> str:
     """True when the text holds any needle, byte for byte: a cheap server-side prefilter for JSON keys,
     which Python matches case-sensitively too. Binary: a ``LIKE '%...%'`` under the tables'
     ``utf8mb4_unicode_ci`` compares by collation (1.0 s against 0.4 s over 440k webhook payloads)."""
@@ -105,8 +105,8 @@ def _decode(series: pd.Series) -> pd.Series:
     return pd.Series(per_distinct(series, lambda text: decode_json(text)[0]), index=series.index, dtype="object")
 
 
-def _stored_values(engine: sa.Engine, table: str, col: str) -> list[str]:
-    rows = loaders._query(engine, f"SELECT DISTINCT {col} AS v FROM {table} WHERE {col} IS NOT NULL", {})
+def stored_values(engine: sa.Engine, table: str, col: str) -> list[str]:
+    rows = loaders.query(engine, f"SELECT DISTINCT {col} AS v FROM {table} WHERE {col} IS NOT NULL", {})
     return [str(v) for v in rows["v"]]
 
 
@@ -137,7 +137,7 @@ TRACE_KINDS = {"trace_id": packed.INT, "session_id": packed.STR, "call_id": pack
                "error_details": packed.STR, "session_started_at": packed.INT}
 
 
-def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: list, extra_where=(),
+def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statements: list, extra_where=(),
             extra_params=None, extra_select: str = "", extra_kinds: dict | None = None, extra_join: str = "") -> pd.DataFrame:
     """Booking traces of the window with their session's call, company and start. On MariaDB in UTC the rows
     come packed (:mod:`rca_toolkit.sources.packed`, ``extra_kinds`` types the ``extra_select`` columns)."""
@@ -145,19 +145,19 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
             "duration_ms", "status", "input_params", "output_result", "error_details"]
     require_columns(schema, "retell_function_traces", cols)
     params: dict = {}
-    where, start_ts, end_ts = loaders._window_clause("t.started_at", start, end, engine, params)
-    family = loaders._family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
-    where = where + family + loaders._company_clause("s.company_id", company_id, params) + list(extra_where)
+    where, start_ts, end_ts = loaders.window_clause("t.started_at", start, end, engine, params)
+    family = loaders.family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
+    where = where + family + loaders.company_clause("s.company_id", company_id, params) + list(extra_where)
     params.update(extra_params or {})
     details = "t.error_details" if not lean else (
-        f"CASE WHEN {_not_success_sql('t.status', engine)} OR {_contains_any('t.error_details', UID_TEXT, engine)} THEN t.error_details END")
-    # only failures look their session's unlinked errors up (_errors): lean loads leave successes' session ids out
-    session = "t.call_session_id" if not lean else f"CASE WHEN {_not_success_sql('t.status', engine)} THEN t.call_session_id END"
+        f"CASE WHEN {not_success_sql('t.status', engine)} OR {contains_any('t.error_details', UID_TEXT, engine)} THEN t.error_details END")
+    # only failures look their session's unlinked errors up (attempt_errors): lean loads leave successes' session ids out
+    session = "t.call_session_id" if not lean else f"CASE WHEN {not_success_sql('t.status', engine)} THEN t.call_session_id END"
     zone = loaders.storage_zone(engine)
     micros = zone == "UTC" and engine.dialect.name != "sqlite"
     started, session_started = (micros_sql("t.started_at"), micros_sql("s.started_at")) if micros else ("t.started_at", "s.started_at")
     sql = (f"SELECT t.id AS trace_id, {session} AS session_id, s.call_id, s.company_id, {started} AS started_at, "
-           f"t.function_name, t.status, CASE WHEN {_contains_any('t.output_result', UID_TEXT, engine)} THEN t.output_result END "
+           f"t.function_name, t.status, CASE WHEN {contains_any('t.output_result', UID_TEXT, engine)} THEN t.output_result END "
            f"AS output_result, {details} AS error_details, {session_started} AS session_started_at{extra_select} "
            f"FROM retell_function_traces t{force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id{extra_join}"
@@ -171,19 +171,19 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
     else:
         sql += " ORDER BY t.started_at, t.id"
         statements.append((sql, params))
-        frame = loaders._query(engine, sql, params)
-        frame = loaders._to_utc(frame, ["started_at"], zone)
-        frame = loaders._to_utc(frame, ["session_started_at"], zone, flags=False)
-    frame = loaders._refine(frame, "started_at", start_ts, end_ts)
+        frame = loaders.query(engine, sql, params)
+        frame = loaders.to_utc(frame, ["started_at"], zone)
+        frame = loaders.to_utc(frame, ["session_started_at"], zone, flags=False)
+    frame = loaders.refine(frame, "started_at", start_ts, end_ts)
     for col in ("output_result", "error_details"):
         frame[col] = _decode(frame[col])
     frame["family"] = names.family_series(frame["function_name"])
     booking = frame["family"].isin(names.BOOKING_FAMILIES).to_numpy()
     frame = frame if booking.all() else frame[booking].reset_index(drop=True)
-    frame["error"] = per_object(frame["error_details"], loaders._error_text)  # decoded blobs are shared objects
-    frame = loaders._typed(frame, ints=["company_id", "trace_id"],
+    frame["error"] = per_object(frame["error_details"], loaders.error_text)  # decoded blobs are shared objects
+    frame = loaders.typed(frame, ints=["company_id", "trace_id"],
                            strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status"])
-    frame.attrs = loaders._base_attrs(engine, window=[str(start_ts), str(end_ts)])
+    frame.attrs = loaders.base_attrs(engine, window=[str(start_ts), str(end_ts)])
     return frame
 
 
@@ -191,7 +191,7 @@ def _traces(engine, schema, start, end, company_id, *, lean: bool, statements: l
 ID_CHUNK = 5000  # ids per IN list: each statement is a range on the FK index
 
 
-def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list,
+def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list,
             by_trace: pd.DataFrame | None = None) -> pd.DataFrame:
     """Error rows of these attempts: by ``function_trace_id`` and, for failures, unlinked rows of their sessions.
 
@@ -208,14 +208,14 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
               f"e.error_code, e.affected_function, {context} AS error_context "
               f"FROM retell_error_log e JOIN retell_call_sessions es ON es.id = e.call_session_id WHERE ")
     base: dict = {}
-    cond = _bounds("e.occurred_at", lo, hi, engine, base, "e") + loaders._company_clause("es.company_id", company_id, base)
+    cond = window_bounds("e.occurred_at", lo, hi, engine, base, "e") + loaders.company_clause("es.company_id", company_id, base)
     tail = "".join(f" AND {c}" for c in cond)
     if by_trace is None:
         parts = []
         for i in range(0, len(trace_ids), ID_CHUNK):
             ids = ", ".join(str(int(v)) for v in trace_ids[i:i + ID_CHUNK])  # integers from the database: inlined
             parts.append((f"{select}e.function_trace_id IN ({ids}){tail}", dict(base)))
-        by_trace = _clean_errors(_run(engine, parts, statements), engine, lo, hi)
+        by_trace = _clean_errors(run_parts(engine, parts, statements), engine, lo, hi)
     # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
     first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
     named = traces["trace_id"].map(first["error_message"].astype("object")) if len(first) else pd.Series(None, index=traces.index)
@@ -228,15 +228,15 @@ def _errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: b
         marks = ", ".join(f":sid{k}" for k in range(len(chunk)))
         parts.append((f"{select}e.call_session_id IN ({marks}) AND e.function_trace_id IS NULL "
                       f"AND e.affected_function IS NOT NULL{tail}", params))
-    by_session = _clean_errors(_run(engine, parts, statements), engine, lo, hi)
+    by_session = _clean_errors(run_parts(engine, parts, statements), engine, lo, hi)
     frame = pd.concat([by_trace, by_session], ignore_index=True) if len(by_session) else by_trace
     if frame.empty:
-        return _empty_errors()
+        return empty_errors()
     frame = frame.sort_values(["occurred_raw", "error_id"], kind="stable").reset_index(drop=True).drop(columns=["occurred_raw"])
     context = _decode(frame["error_context"])
     frame["frame"] = context.map(lambda c: c.get("frame") if isinstance(c, dict) else None)
     frame["family"] = frame["affected_function"].map(names.function_family)
-    return loaders._typed(frame.drop(columns=["error_context"]), ints=["company_id", "error_id", "function_trace_id"],
+    return loaders.typed(frame.drop(columns=["error_context"]), ints=["company_id", "error_id", "function_trace_id"],
                           strings=["call_id", "error_message", "affected_function", "frame"], cats=["error_code", "family"])
 
 
@@ -244,21 +244,21 @@ ERROR_ROW_COLUMNS = ["error_id", "function_trace_id", "call_id", "company_id", "
                      "affected_function", "error_context"]
 
 
-def _run(engine, parts: list, statements: list, *, desc: str = "errors of the attempts",
+def run_parts(engine, parts: list, statements: list, *, desc: str = "errors of the attempts",
          columns=ERROR_ROW_COLUMNS) -> pd.DataFrame:
     """Chunked statements (``ID_CHUNK`` ids each) on one connection, their rows concatenated (``columns`` when none)."""
     frames = []
     with engine.connect() as conn:
         for sql, params in progress(parts, desc, unit="chunk", at_least=4, leave=False):
             statements.append((sql, params))
-            frames.append(loaders._query(engine, sql, params, conn))
+            frames.append(loaders.query(engine, sql, params, conn))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
     """Stored order (ORDER BY occurred_at, id: the first error per trace wins), window refined on UTC, real ids only."""
     frame = frame.assign(occurred_raw=frame["occurred_at"]).sort_values(["occurred_raw", "error_id"], kind="stable")
-    frame = loaders._refine(loaders._to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
+    frame = loaders.refine(loaders.to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
     return frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
 
 
@@ -268,25 +268,25 @@ APPOINTMENT_WANTED = ["id", "call_id", "calcom_v2_booking_id", "source", "metada
 
 def _appointments(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
     require_columns(schema, "appointments", ["id", "created_at"])
-    have, _ = loaders._present(schema, "appointments", APPOINTMENT_WANTED)
+    have, _ = loaders.present_columns(schema, "appointments", APPOINTMENT_WANTED)
     params: dict = {}
-    where = _bounds("created_at", lo, hi, engine, params, "a")
+    where = window_bounds("created_at", lo, hi, engine, params, "a")
     if "deleted_at" in have:
         where.append("deleted_at IS NULL")
     select = [c for c in ("id", "call_id", "calcom_v2_booking_id", "source", "created_at") if c in have]
     if "metadata" in have:
-        select.append(f"CASE WHEN {_contains_any('metadata', ['retell_call_id'], engine)} THEN metadata END AS metadata")
+        select.append(f"CASE WHEN {contains_any('metadata', ['retell_call_id'], engine)} THEN metadata END AS metadata")
     hint = force_index(engine, schema, "appointments", "appointments_created_at_index") if where else ""
     sql = f"SELECT {', '.join(select)} FROM appointments{hint}" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
     statements.append((sql, params))
-    frame = loaders._query(engine, sql, params)
-    frame = loaders._refine(loaders._to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
+    frame = loaders.query(engine, sql, params)
+    frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
     meta = _decode(frame["metadata"]) if "metadata" in frame else pd.Series(None, index=frame.index, dtype="object")
     frame["retell_call_id"] = meta.map(lambda m: m.get("retell_call_id") if isinstance(m, dict) else None)
     for col in ("call_id", "calcom_v2_booking_id", "source"):
         if col not in frame:
             frame[col] = pd.NA
-    frame = loaders._typed(frame.drop(columns=["metadata"], errors="ignore"), ints=["id", "call_id"],
+    frame = loaders.typed(frame.drop(columns=["metadata"], errors="ignore"), ints=["id", "call_id"],
                            strings=["calcom_v2_booking_id", "retell_call_id"], cats=["source"])
     return frame
 
@@ -294,7 +294,7 @@ def _appointments(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
 BOOKING_CREATED = "BOOKING_CREATED"
 
 
-def _norm_event_type(values: pd.Series) -> pd.Series:
+def norm_event_type(values: pd.Series) -> pd.Series:
     return values.astype("string").str.upper().str.replace(".", "_", regex=False)
 
 
@@ -310,10 +310,10 @@ def _webhooks(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
     if provider_col is None:
         from rca_toolkit.errors import SchemaError
         raise SchemaError("table 'webhook_events' has neither 'provider' nor 'source'", hint="the schema differs from the data contract")
-    stored = _stored_values(engine, "webhook_events", "event_type")
-    types = [t for t in stored if _norm_event_type(pd.Series([t.strip()])).iloc[0] == BOOKING_CREATED]
+    stored = stored_values(engine, "webhook_events", "event_type")
+    types = [t for t in stored if norm_event_type(pd.Series([t.strip()])).iloc[0] == BOOKING_CREATED]
     params: dict = {"provider": "calcom"}
-    where = _bounds("created_at", lo, hi, engine, params, "w") + [f"{provider_col} = :provider"]
+    where = window_bounds("created_at", lo, hi, engine, params, "w") + [f"{provider_col} = :provider"]
     if types:
         params.update({f"et{i}": t for i, t in enumerate(types)})
         where.append(f"event_type IN ({', '.join(f':et{i}' for i in range(len(types)))})")
@@ -321,19 +321,19 @@ def _webhooks(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
         where.append("1 = 0")
     select = ["id", "event_type", "created_at"] + [c for c in ("event_id", "company_id") if c in cols]
     if "payload" in cols:
-        select.append(f"CASE WHEN {_contains_any('payload', ['call_id'], engine)} THEN payload END AS payload")
+        select.append(f"CASE WHEN {contains_any('payload', ['call_id'], engine)} THEN payload END AS payload")
     hint = force_index(engine, schema, "webhook_events", "webhook_events_created_at_index") if lo is not None else ""
     sql = f"SELECT {', '.join(select)} FROM webhook_events{hint} WHERE {' AND '.join(where)} ORDER BY created_at, id"
     statements.append((sql, params))
-    frame = loaders._query(engine, sql, params)
-    frame = loaders._refine(loaders._to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
-    frame["event_type_norm"] = _norm_event_type(frame["event_type"])
+    frame = loaders.query(engine, sql, params)
+    frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
+    frame["event_type_norm"] = norm_event_type(frame["event_type"])
     frame = frame[frame["event_type_norm"].eq(BOOKING_CREATED).fillna(False)].reset_index(drop=True)
     frame["payload"] = _decode(frame["payload"]) if "payload" in frame else None
     for col in ("event_id", "company_id"):
         if col not in frame:
             frame[col] = pd.NA
-    return loaders._typed(frame, ints=["id", "company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
+    return loaders.typed(frame, ints=["id", "company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
 
 
 # --------------------------------------------------------------------------- everything
@@ -353,7 +353,7 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     engine = loaders.engine_for(db)
     schema = loaders.schema_of(engine)
     statements: list = []
-    traces = _traces(engine, schema, start, end, company_id, lean=lean, statements=statements)
+    traces = attempt_traces(engine, schema, start, end, company_id, lean=lean, statements=statements)
     real = names.real_call_ids(traces["call_id"])
     excluded_ids = sorted(set(traces.loc[~real, "call_id"].astype(str)))
     excluded = int((~real).sum())
@@ -363,28 +363,28 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     lo, hi = padded_window(traces, start, end)
     missing = {}
     for table, wanted in (("appointments", loaders.APPOINTMENT_COLUMNS), ("webhook_events", WEBHOOK_WANTED)):
-        absent = loaders._present(schema, table, wanted)[1]
+        absent = loaders.present_columns(schema, table, wanted)[1]
         if absent:
             missing[table] = absent
     if traces.empty:  # nothing to look up
-        return AttemptInputs(traces, _empty_errors(), _empty_appointments(), _empty_webhooks(), _empty_calls(),
+        return AttemptInputs(traces, empty_errors(), empty_appointments(), _empty_webhooks(), empty_calls(),
                              excluded_ids, excluded, missing, statements)
-    errors = _errors(engine, schema, traces, lo, hi, company_id, lean=lean, statements=statements)
+    errors = attempt_errors(engine, schema, traces, lo, hi, company_id, lean=lean, statements=statements)
     appointments = _appointments(engine, schema, lo, hi, statements)
     webhooks = _webhooks(engine, schema, lo, hi, statements)
     succeeded = set(traces.loc[is_success(traces["status"]), "call_id"].astype(str))
     if appointments["call_id"].notna().any() and not succeeded <= set(appointments["retell_call_id"].dropna().astype(str)):
         # as booking_attempts always did: local calls.id only when some success has no metadata link
-        calls = _calls_of(engine, schema, traces, appointments, lo, hi, statements)
-        calls_missing = _calls_missing(schema)
-        if calls_missing:
-            missing["calls"] = calls_missing
+        calls = calls_of(engine, schema, traces, appointments, lo, hi, statements)
+        absent = calls_missing(schema)
+        if absent:
+            missing["calls"] = absent
     else:
-        calls = _empty_calls()
+        calls = empty_calls()
     return AttemptInputs(traces, errors, appointments, webhooks, calls, excluded_ids, excluded, missing, statements)
 
 
-def _calls_of(engine, schema, traces: pd.DataFrame, appointments: pd.DataFrame, lo, hi, statements: list) -> pd.DataFrame:
+def calls_of(engine, schema, traces: pd.DataFrame, appointments: pd.DataFrame, lo, hi, statements: list) -> pd.DataFrame:
     """(call_id, local ``calls.id``) as ``loaders.calls(start=lo - 6 h, end=hi)`` has them, for the calls that need it.
 
     Only attempts whose call has no appointment naming it in ``metadata`` fall back to
@@ -393,7 +393,7 @@ def _calls_of(engine, schema, traces: pd.DataFrame, appointments: pd.DataFrame, 
     """
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     if not {"retell_call_id", "id"} <= set(calls_cols):
-        return _empty_calls()
+        return empty_calls()
     keep = traces["session_started_at"].notna() & (traces["session_started_at"] >= lo - PAD) & (traces["session_started_at"] < hi)
     named = set(appointments["retell_call_id"].dropna().astype(str))
     wanted = [c for c in traces.loc[keep, "call_id"].astype(str).unique() if c not in named]
@@ -405,9 +405,9 @@ def _calls_of(engine, schema, traces: pd.DataFrame, appointments: pd.DataFrame, 
         sql = (f"SELECT retell_call_id AS call_id, id AS local_call_id FROM calls "
                f"WHERE retell_call_id IN ({', '.join(f':cid{k}' for k in range(len(chunk)))}){deleted}")
         statements.append((sql, params))
-        frames.append(loaders._query(engine, sql, params))
+        frames.append(loaders.query(engine, sql, params))
     if not frames:
-        return _empty_calls()
+        return empty_calls()
     calls = pd.concat(frames, ignore_index=True)
     calls = calls[calls["call_id"].astype(str).isin(wanted)]  # the server compares case-insensitively
     calls = pd.DataFrame({"call_id": calls["call_id"].astype("string"),
@@ -415,21 +415,22 @@ def _calls_of(engine, schema, traces: pd.DataFrame, appointments: pd.DataFrame, 
     return calls.drop_duplicates("call_id").reset_index(drop=True)
 
 
-def _calls_missing(schema) -> list[str]:
-    have, missing = loaders._present(schema, "calls", loaders.CALL_COLUMNS)
+def calls_missing(schema) -> list[str]:
+    """The ``calls`` columns that outcomes can use but the live table lacks (reported, never fatal)."""
+    have, missing = loaders.present_columns(schema, "calls", loaders.CALL_COLUMNS)
     if "calls" not in schema:
         return list(loaders.CALL_COLUMNS)
     return missing if "retell_call_id" in schema["calls"].columns else missing + ["retell_call_id"]
 
 
-def _empty_errors() -> pd.DataFrame:
+def empty_errors() -> pd.DataFrame:
     return pd.DataFrame({"error_id": pd.Series(dtype="Int64"), "function_trace_id": pd.Series(dtype="Int64"),
                          "call_id": pd.Series(dtype="string"), "occurred_at": pd.Series(dtype="datetime64[ns, UTC]"),
                          "error_message": pd.Series(dtype="string"), "error_code": pd.Series(dtype="string"),
                          "frame": pd.Series(dtype="string"), "family": pd.Series(dtype="object")})
 
 
-def _empty_appointments() -> pd.DataFrame:
+def empty_appointments() -> pd.DataFrame:
     return pd.DataFrame({"id": pd.Series(dtype="Int64"), "call_id": pd.Series(dtype="Int64"),
                          "calcom_v2_booking_id": pd.Series(dtype="string"), "source": pd.Series(dtype="object"),
                          "retell_call_id": pd.Series(dtype="string")})
@@ -441,5 +442,5 @@ def _empty_webhooks() -> pd.DataFrame:
                          "payload": pd.Series(dtype="object")})
 
 
-def _empty_calls() -> pd.DataFrame:
+def empty_calls() -> pd.DataFrame:
     return pd.DataFrame({"call_id": pd.Series(dtype="string"), "local_call_id": pd.Series(dtype="Int64")})

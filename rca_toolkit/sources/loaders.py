@@ -81,7 +81,7 @@ def storage_zone(engine: sa.Engine) -> str:
     return settings.source_tz if tz == "SYSTEM" else tz
 
 
-def _to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = True) -> pd.DataFrame:
+def to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = True) -> pd.DataFrame:
     for col in cols:
         if col not in frame:
             continue
@@ -97,7 +97,7 @@ def _to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = Tr
     return frame
 
 
-def _wall_bound(ts: pd.Timestamp, engine: sa.Engine, pad: pd.Timedelta) -> str | datetime:
+def wall_bound(ts: pd.Timestamp, engine: sa.Engine, pad: pd.Timedelta) -> str | datetime:
     """UTC bound -> value comparable with the stored column (padded for DST, refined later)."""
     zone = storage_zone(engine)
     local = (ts + pad).tz_convert(zone).tz_localize(None)
@@ -112,21 +112,21 @@ def _instant(value, name: str) -> pd.Timestamp | None:
     return parse_instant(value, name=name)
 
 
-def _window_clause(col: str, start, end, engine, params: dict) -> tuple[list[str], pd.Timestamp | None, pd.Timestamp | None]:
+def window_clause(col: str, start, end, engine, params: dict) -> tuple[list[str], pd.Timestamp | None, pd.Timestamp | None]:
     start_ts, end_ts = _instant(start, "start"), _instant(end, "end")
     if start_ts is not None and end_ts is not None and end_ts <= start_ts:
         raise ConfigError(f"window end {end_ts} is not after start {start_ts}", hint="swap start and end")
     clauses = []
     if start_ts is not None:
         clauses.append(f"{col} >= :w_start")
-        params["w_start"] = _wall_bound(start_ts, engine, -pd.Timedelta(hours=2))
+        params["w_start"] = wall_bound(start_ts, engine, -pd.Timedelta(hours=2))
     if end_ts is not None:
         clauses.append(f"{col} < :w_end")
-        params["w_end"] = _wall_bound(end_ts, engine, pd.Timedelta(hours=2))
+        params["w_end"] = wall_bound(end_ts, engine, pd.Timedelta(hours=2))
     return clauses, start_ts, end_ts
 
 
-def _refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
+def refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
     keep = np.ones(len(frame), dtype=bool)
     if start_ts is not None:
         keep &= (frame[col] >= start_ts).to_numpy(dtype=bool, na_value=False)
@@ -135,7 +135,7 @@ def _refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
     return frame.reset_index(drop=True) if keep.all() else frame[keep].reset_index(drop=True)  # no copy when all stay
 
 
-def _query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None = None) -> pd.DataFrame:
+def query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None = None) -> pd.DataFrame:
     """Run one statement; pass ``conn`` to reuse a checked-out connection (one ping, one rollback)."""
     try:
         if conn is not None:
@@ -152,12 +152,12 @@ def query_failed(engine: sa.Engine, exc: sa.exc.OperationalError) -> ConnectionF
                             hint="check the server and that the schema matches the data contract")
 
 
-def _present(schema: dict[str, TableInfo], table: str, wanted) -> tuple[list[str], list[str]]:
+def present_columns(schema: dict[str, TableInfo], table: str, wanted) -> tuple[list[str], list[str]]:
     have = schema[table].columns if table in schema else {}
     return [c for c in wanted if c in have], [c for c in wanted if c not in have]
 
 
-def _base_attrs(engine, **extra) -> dict:
+def base_attrs(engine, **extra) -> dict:
     schema = schema_of(engine)
     attrs = {
         "source": redact_url(engine.url),
@@ -177,26 +177,26 @@ def real_call_id_sql(col: str, engine: sa.Engine | None = None) -> str:
     return f"({col} REGEXP '(?-i)^call_[0-9a-f]{{27}}$')"
 
 
-def _real_id_sql(col: str) -> str:
+def real_id_sql(col: str) -> str:
     """Approximate P4 filter in SQL; the exact regex is applied in pandas afterwards."""
     return f"({col} LIKE 'call!_%' ESCAPE '!' AND LENGTH({col}) = 32)"
 
 
-def _company_clause(col: str, company_id, params: dict) -> list[str]:
+def company_clause(col: str, company_id, params: dict) -> list[str]:
     if company_id is None:
         return []
     params["company_id"] = int(company_id)
     return [f"{col} = :company_id"]
 
 
-def _every_company(engine: sa.Engine, params: dict) -> list[str]:
+def every_company(engine: sa.Engine, params: dict) -> list[str]:
     """Name every company so MariaDB range-scans ``(company_id, started_at, …)``.
 
     The production sessions table is indexed by ``(company_id, started_at, call_status)`` but
     not by ``started_at`` alone, so a window without a company is a full table scan; listing
     the companies (a loose index scan of ``company_id``) turns it into one range per company.
     """
-    ids = _query(engine, "SELECT DISTINCT company_id FROM retell_call_sessions WHERE company_id IS NOT NULL", {})
+    ids = query(engine, "SELECT DISTINCT company_id FROM retell_call_sessions WHERE company_id IS NOT NULL", {})
     marks = []
     for i, cid in enumerate(ids["company_id"]):
         params[f"co{i}"] = int(cid)
@@ -216,7 +216,7 @@ def _string_category(values: pd.Series) -> pd.Series:
     return values.astype("string").astype("category")
 
 
-def _typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.DataFrame:
+def typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.DataFrame:
     for col in ints:
         if col in frame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").round().astype("Int64")
@@ -245,12 +245,12 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     schema = schema_of(engine)
     require_columns(schema, "retell_call_sessions", SESSION_COLUMNS)
     params: dict = {}
-    where, start_ts, end_ts = _window_clause("s.started_at", start, end, engine, params)
-    where += _company_clause("s.company_id", company_id, params)
+    where, start_ts, end_ts = window_clause("s.started_at", start, end, engine, params)
+    where += company_clause("s.company_id", company_id, params)
     if company_id is None and where and engine.dialect.name != "sqlite":
-        where += _every_company(engine, params)
+        where += every_company(engine, params)
     select = [f"s.{c} AS {'session_id' if c == 'id' else c}" for c in SESSION_COLUMNS]
-    have, missing = _present(schema, "calls", CALL_COLUMNS)
+    have, missing = present_columns(schema, "calls", CALL_COLUMNS)
     join = ""
     if "calls" in schema and "retell_call_id" in schema["calls"].columns:
         select += [f"c.{c} AS {CALL_COLUMNS[c]}" for c in have]
@@ -261,20 +261,20 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
         missing = list(CALL_COLUMNS) if "calls" not in schema else missing + ["retell_call_id"]
     excluded, examples = 0, []
     if not include_test:
-        excl_sql = f"SELECT s.call_id FROM retell_call_sessions s WHERE NOT {_real_id_sql('s.call_id')}"
+        excl_sql = f"SELECT s.call_id FROM retell_call_sessions s WHERE NOT {real_id_sql('s.call_id')}"
         excl_sql += "".join(f" AND {w}" for w in where)
-        excl = _query(engine, excl_sql, params)
+        excl = query(engine, excl_sql, params)
         excluded, examples = len(excl), sorted(excl["call_id"].astype(str))[:20]
-        where.append(_real_id_sql("s.call_id"))
+        where.append(real_id_sql("s.call_id"))
     sql = f"SELECT {', '.join(select)} FROM retell_call_sessions s {join}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY s.started_at, s.id"
-    frame = _query(engine, sql, params)
+    frame = query(engine, sql, params)
     zone = storage_zone(engine)
-    frame = _to_utc(frame, ["started_at"], zone)
-    frame = _to_utc(frame, ["ended_at", "retell_start", "retell_end"], zone, flags=False)
-    frame = _refine(frame, "started_at", start_ts, end_ts)
+    frame = to_utc(frame, ["started_at"], zone)
+    frame = to_utc(frame, ["ended_at", "retell_start", "retell_end"], zone, flags=False)
+    frame = refine(frame, "started_at", start_ts, end_ts)
     frame["id_kind"] = frame["call_id"].map(names.id_kind)
     if not include_test:  # exact regex after the approximate SQL filter
         odd = frame["id_kind"] != "retell"
@@ -290,7 +290,7 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     for col in CALL_COLUMNS.values():
         if col not in frame:
             frame[col] = pd.NA
-    frame = _typed(
+    frame = typed(
         frame,
         ints=["company_id", "customer_id", "agent_version", "duration_ms", "function_call_count", "error_count",
               "total_events", "local_call_id", "retell_duration_ms", "appointment_id", "end_to_end_latency_ms", "cost_cents"],
@@ -299,7 +299,7 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
               "call_disconnection_reason", "session_outcome", "id_kind"],
         bools=["appointment_made"],
     )
-    frame.attrs = _base_attrs(
+    frame.attrs = base_attrs(
         engine,
         window=[str(start_ts) if start_ts is not None else None, str(end_ts) if end_ts is not None else None],
         excluded_test_ids=excluded,
@@ -341,22 +341,22 @@ def call_trace(db=None, call_id: str = "") -> CallTrace:
 
 
 def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str, call_id: str) -> CallTrace:
-    sessions = _query(engine, "SELECT * FROM retell_call_sessions WHERE call_id = :cid", {"cid": call_id}, conn)
+    sessions = query(engine, "SELECT * FROM retell_call_sessions WHERE call_id = :cid", {"cid": call_id}, conn)
     if sessions.empty:
         raise NotFound(
             f"call {call_id!r} not found in retell_call_sessions of {redact_url(engine.url)}",
             hint="check the id (call_ + 27 hex characters) and the --db database",
         )
-    sessions = _to_utc(sessions, ["started_at", "ended_at"], zone)
+    sessions = to_utc(sessions, ["started_at", "ended_at"], zone)
     session = sessions.iloc[0].to_dict()
     sid = {"sid": session["id"]}
-    events = _to_utc(_query(engine, "SELECT * FROM retell_call_events WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
+    events = to_utc(query(engine, "SELECT * FROM retell_call_events WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
                      ["occurred_at"], zone, flags=False)
-    traces = _to_utc(_query(engine, "SELECT * FROM retell_function_traces WHERE call_session_id = :sid ORDER BY started_at, id", sid, conn),
+    traces = to_utc(query(engine, "SELECT * FROM retell_function_traces WHERE call_session_id = :sid ORDER BY started_at, id", sid, conn),
                      ["started_at", "completed_at"], zone, flags=False)
-    transcript = _to_utc(_query(engine, "SELECT * FROM retell_transcript_segments WHERE call_session_id = :sid "
+    transcript = to_utc(query(engine, "SELECT * FROM retell_transcript_segments WHERE call_session_id = :sid "
                                         "ORDER BY segment_sequence, occurred_at, id", sid, conn), ["occurred_at"], zone, flags=False)
-    errors_ = _to_utc(_query(engine, "SELECT * FROM retell_error_log WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
+    errors_ = to_utc(query(engine, "SELECT * FROM retell_error_log WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
                       ["occurred_at"], zone, flags=False)
     for frame, cols in ((events, ("function_arguments", "function_response", "error_context", "metadata")),
                         (traces, ("input_params", "output_result", "error_details", "metadata")),
@@ -366,11 +366,11 @@ def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str,
                 frame[col] = frame[col].map(lambda v: decode_json(v)[0])
     if "function_name" in traces:
         traces["family"] = traces["function_name"].map(names.function_family)
-        traces["error"] = traces.get("error_details", pd.Series(dtype=object)).map(_error_text)
+        traces["error"] = traces.get("error_details", pd.Series(dtype=object)).map(error_text)
     retell = None
     missing: list[str] = []
     if "calls" in schema and {"retell_call_id", "raw"} <= set(schema["calls"].columns):
-        raw = _query(engine, "SELECT raw FROM calls WHERE retell_call_id = :cid", {"cid": call_id}, conn)
+        raw = query(engine, "SELECT raw FROM calls WHERE retell_call_id = :cid", {"cid": call_id}, conn)
         if not raw.empty:
             retell, _, invalid = decode_json(raw.iloc[0]["raw"])
             if invalid or not isinstance(retell, dict):
@@ -383,17 +383,17 @@ def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str,
         if frame.empty:
             missing.append(label)
     return CallTrace(call_id, session, events, traces, transcript, errors_, retell, missing,
-                     attrs=_base_attrs(engine, storage_zone=zone))
+                     attrs=base_attrs(engine, storage_zone=zone))
 
 
-def _error_text(details) -> str | None:
+def error_text(details) -> str | None:
     if isinstance(details, dict):
         return details.get("error") or details.get("message") or None
     return details if isinstance(details, str) else None
 
 
 # --------------------------------------------------------------------------- many calls
-def _family_clause(engine: sa.Engine, col: str, families, params: dict) -> list[str]:
+def family_clause(engine: sa.Engine, col: str, families, params: dict) -> list[str]:
     """``col IN (<stored names of these families>)``.
 
     The stored names are read first (``DISTINCT function_name`` is a loose scan of the
@@ -404,7 +404,7 @@ def _family_clause(engine: sa.Engine, col: str, families, params: dict) -> list[
     if not families:
         return []
     wanted = {families} if isinstance(families, str) else set(families)
-    stored = _query(engine, "SELECT DISTINCT function_name FROM retell_function_traces", {})["function_name"]
+    stored = query(engine, "SELECT DISTINCT function_name FROM retell_function_traces", {})["function_name"]
     matching = sorted(n for n in stored.dropna().astype(str) if names.function_family(n) in wanted)
     if not matching:
         return ["1 = 0"]
@@ -415,16 +415,16 @@ def _family_clause(engine: sa.Engine, col: str, families, params: dict) -> list[
 
 def _per_call_table(engine, table: str, time_col: str, select: str, start, end, company_id,
                     include_test: bool, extra_where: list[str], params: dict) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
-    where, start_ts, end_ts = _window_clause(f"t.{time_col}", start, end, engine, params)
-    where += _company_clause("s.company_id", company_id, params) + extra_where
+    where, start_ts, end_ts = window_clause(f"t.{time_col}", start, end, engine, params)
+    where += company_clause("s.company_id", company_id, params) + extra_where
     if not include_test:
-        where.append(_real_id_sql("s.call_id"))
+        where.append(real_id_sql("s.call_id"))
     sql = (f"SELECT s.call_id, s.company_id, {select} FROM {table} t "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id")
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY t.{time_col}, t.id"
-    return _query(engine, sql, params), start_ts, end_ts
+    return query(engine, sql, params), start_ts, end_ts
 
 
 BLOB_COLUMNS = ("input_params", "output_result", "error_details")
@@ -448,10 +448,10 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     params: dict = {}
     select = ", ".join(f"t.{c} AS {'trace_id' if c == 'id' else 'session_id' if c == 'call_session_id' else c}" for c in cols)
     frame, start_ts, end_ts = _per_call_table(engine, "retell_function_traces", "started_at", select, start, end, company_id,
-                                              include_test, _family_clause(engine, "t.function_name", families, params), params)
-    frame = _to_utc(frame, ["started_at"], storage_zone(engine))
-    frame = _to_utc(frame, ["completed_at"], storage_zone(engine), flags=False)
-    frame = _refine(frame, "started_at", start_ts, end_ts)
+                                              include_test, family_clause(engine, "t.function_name", families, params), params)
+    frame = to_utc(frame, ["started_at"], storage_zone(engine))
+    frame = to_utc(frame, ["completed_at"], storage_zone(engine), flags=False)
+    frame = refine(frame, "started_at", start_ts, end_ts)
     if not include_test:
         frame = frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
     for col in BLOB_COLUMNS:
@@ -461,10 +461,10 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     if families:
         wanted = {families} if isinstance(families, str) else set(families)
         frame = frame[frame["family"].isin(wanted)].reset_index(drop=True)
-    frame["error"] = frame["error_details"].map(_error_text) if "error_details" in frame else pd.NA
-    frame = _typed(frame, ints=["company_id", "trace_id", "execution_sequence", "duration_ms"],
+    frame["error"] = frame["error_details"].map(error_text) if "error_details" in frame else pd.NA
+    frame = typed(frame, ints=["company_id", "trace_id", "execution_sequence", "duration_ms"],
                    strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status"])
-    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)])
+    frame.attrs = base_attrs(engine, window=[str(start_ts), str(end_ts)])
     return frame
 
 
@@ -479,17 +479,17 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
     select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in cols)
     frame, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
                                               include_test, [], params)
-    frame = _refine(_to_utc(frame, ["occurred_at"], storage_zone(engine)), "occurred_at", start_ts, end_ts)
+    frame = refine(to_utc(frame, ["occurred_at"], storage_zone(engine)), "occurred_at", start_ts, end_ts)
     if not include_test:
         frame = frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
     frame["error_context"] = frame["error_context"].map(lambda v: decode_json(v)[0])
     frame["frame"] = frame["error_context"].map(lambda c: c.get("frame") if isinstance(c, dict) else None)
     frame["severity_rank"] = frame["severity"].map(SEVERITY_RANK).astype("Int64")
     frame["family"] = frame["affected_function"].map(names.function_family)
-    frame = _typed(frame, ints=["company_id", "error_id", "call_offset_ms", "function_trace_id"],
+    frame = typed(frame, ints=["company_id", "error_id", "call_offset_ms", "function_trace_id"],
                    strings=["call_id", "error_message", "affected_function", "frame"],
                    cats=["error_code", "error_type", "severity", "family"], bools=["booking_failed", "call_terminated"])
-    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)])
+    frame.attrs = base_attrs(engine, window=[str(start_ts), str(end_ts)])
     return frame
 
 
@@ -504,18 +504,18 @@ def appointments(db=None, *, start=None, end=None, company_id=None, include_dele
     engine = engine_for(db)
     schema = schema_of(engine)
     require_columns(schema, "appointments", ["id", "created_at"])
-    have, missing = _present(schema, "appointments", APPOINTMENT_COLUMNS)
+    have, missing = present_columns(schema, "appointments", APPOINTMENT_COLUMNS)
     params: dict = {}
-    where, start_ts, end_ts = _window_clause("created_at", start, end, engine, params)
+    where, start_ts, end_ts = window_clause("created_at", start, end, engine, params)
     if "company_id" in have:
-        where += _company_clause("company_id", company_id, params)
+        where += company_clause("company_id", company_id, params)
     if "deleted_at" in have and not include_deleted:
         where.append("deleted_at IS NULL")
     sql = f"SELECT {', '.join(have)} FROM appointments" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
-    frame = _query(engine, sql, params)
+    frame = query(engine, sql, params)
     zone = storage_zone(engine)
-    frame = _refine(_to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
-    frame = _to_utc(frame, ["starts_at", "ends_at", "updated_at", "deleted_at"], zone, flags=False)
+    frame = refine(to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
+    frame = to_utc(frame, ["starts_at", "ends_at", "updated_at", "deleted_at"], zone, flags=False)
     decoded = frame["metadata"].map(decode_json) if "metadata" in frame else pd.Series([(None, False, False)] * len(frame))
     frame["metadata"] = decoded.map(lambda t: t[0])
     frame["metadata_double_encoded"] = decoded.map(lambda t: t[1]).astype(bool)
@@ -523,10 +523,10 @@ def appointments(db=None, *, start=None, end=None, company_id=None, include_dele
     frame["retell_call_id"] = frame["metadata"].map(lambda m: m.get("retell_call_id") if isinstance(m, dict) else None)
     for col in missing:
         frame[col] = pd.NA
-    frame = _typed(frame, ints=["id", "company_id", "customer_id", "call_id", "service_id"],
+    frame = typed(frame, ints=["id", "company_id", "customer_id", "call_id", "service_id"],
                    strings=["calcom_v2_booking_id", "retell_call_id", "idempotency_key"],
                    cats=["status", "source", "calcom_sync_status", "sync_origin"], bools=["requires_manual_review"])
-    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)],
+    frame.attrs = base_attrs(engine, window=[str(start_ts), str(end_ts)],
                               double_encoded_metadata=int(frame["metadata_double_encoded"].sum()))
     frame.attrs["missing_columns"] = {"appointments": missing} if missing else {}
     return frame
@@ -543,26 +543,26 @@ def webhook_events(db=None, *, start=None, end=None, provider: str | None = None
         raise SchemaError("table 'webhook_events' has neither 'provider' nor 'source'", hint="the schema differs from the data contract")
     wanted = ["id", "event_type", "event_id", "status", "payload", "error_message", "received_at", "processed_at",
               "created_at", "retry_count", "company_id"]
-    have, missing = _present(schema, "webhook_events", wanted)
+    have, missing = present_columns(schema, "webhook_events", wanted)
     params: dict = {}
-    where, start_ts, end_ts = _window_clause("created_at", start, end, engine, params)
+    where, start_ts, end_ts = window_clause("created_at", start, end, engine, params)
     if provider:
         params["provider"] = provider
         where.append(f"{provider_col} = :provider")
     sql = (f"SELECT {provider_col} AS provider, {', '.join(have)} FROM webhook_events"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at, id")
-    frame = _query(engine, sql, params)
+    frame = query(engine, sql, params)
     zone = storage_zone(engine)
-    frame = _refine(_to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
-    frame = _to_utc(frame, ["received_at", "processed_at"], zone, flags=False)
+    frame = refine(to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
+    frame = to_utc(frame, ["received_at", "processed_at"], zone, flags=False)
     if "payload" in frame:
         frame["payload"] = frame["payload"].map(lambda v: decode_json(v)[0])
     frame["event_type_norm"] = frame["event_type"].astype("string").str.upper().str.replace(".", "_", regex=False)
     for col in missing:
         frame[col] = pd.NA
-    frame = _typed(frame, ints=["id", "retry_count", "company_id"], strings=["event_id", "error_message"],
+    frame = typed(frame, ints=["id", "retry_count", "company_id"], strings=["event_id", "error_message"],
                    cats=["provider", "event_type", "event_type_norm", "status"])
-    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)])
+    frame.attrs = base_attrs(engine, window=[str(start_ts), str(end_ts)])
     frame.attrs["missing_columns"] = {"webhook_events": missing} if missing else {}
     return frame
 
@@ -572,9 +572,9 @@ def migrations(db=None) -> pd.DataFrame:
     engine = engine_for(db)
     schema = schema_of(engine)
     require_columns(schema, "migrations", ["id", "migration", "batch"])
-    frame = _query(engine, "SELECT id, migration, batch FROM migrations ORDER BY id", {})
-    frame = _typed(frame, ints=["id", "batch"], strings=["migration"])
-    frame.attrs = _base_attrs(engine)
+    frame = query(engine, "SELECT id, migration, batch FROM migrations ORDER BY id", {})
+    frame = typed(frame, ints=["id", "batch"], strings=["migration"])
+    frame.attrs = base_attrs(engine)
     return frame
 
 
@@ -608,12 +608,12 @@ def laravel_log(db=None, *, start=None, end=None, levels=None) -> pd.DataFrame:
         where.append("level IN (" + ", ".join(f":lvl{i}" for i in range(len(wanted))) + ")")
         params.update({f"lvl{i}": lvl.upper() for i, lvl in enumerate(wanted)})
     sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM laravel_log" + (" WHERE " + " AND ".join(where) if where else "")
-    frame = _query(engine, sql + " ORDER BY ts_utc, source, line_no", params)
+    frame = query(engine, sql + " ORDER BY ts_utc, source, line_no", params)
     frame = frame.rename(columns={"ts_utc": "ts"})
     frame["ts"] = pd.to_datetime(frame["ts"], errors="coerce", utc=True, format="mixed")
-    frame = _typed(frame, ints=["line_no", "errno"], strings=["message", "exception_class", "unknown_column", "ts_raw"],
+    frame = typed(frame, ints=["line_no", "errno"], strings=["message", "exception_class", "unknown_column", "ts_raw"],
                    cats=["source", "env", "level", "sqlstate"], bools=["ts_placeholder", "ts_ambiguous", "truncated"])
-    frame.attrs = _base_attrs(engine, window=[str(start_ts), str(end_ts)],
+    frame.attrs = base_attrs(engine, window=[str(start_ts), str(end_ts)],
                               placeholder_times=int(frame["ts_placeholder"].sum()), truncated=int(frame["truncated"].sum()))
     return frame
 

@@ -164,7 +164,7 @@ def _strings(values: pd.Series) -> pd.Series:
 
 
 def _plain(engine, sql: str, params: dict, columns: dict[str, str], conn) -> pd.DataFrame:
-    frame = loaders._query(engine, sql, params, conn)[list(columns)]
+    frame = loaders.query(engine, sql, params, conn)[list(columns)]
     for name, kind in columns.items():
         if kind == INT:
             frame[name] = pd.to_numeric(frame[name]).astype("Int64")

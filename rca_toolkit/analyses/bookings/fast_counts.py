@@ -29,9 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
+from rca_toolkit.analyses.bookings import outcomes
 from rca_toolkit.sources import attempt_inputs as ai
 from rca_toolkit.sources import loaders, packed
-from rca_toolkit.rules import names
+from rca_toolkit.rules import bookings, names
 from rca_toolkit.rules.timeutil import parse_instant
 
 FAST_BY = {"family", "function_name", "company_id", "error_code"}
@@ -45,7 +46,6 @@ def _unique(schema, table: str, column: str) -> bool:
 def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=None, by=(), first_at=False, when_fetched=None):
     """The frame of ``outcomes.count_attempts`` for this window, or None when the shortcut does not apply.
     ``when_fetched`` is called once the attempts are read, before the Python work on them."""
-    from rca_toolkit.analyses.bookings import outcomes
 
     if engine.dialect.name == "sqlite" or loaders.storage_zone(engine) != "UTC" or set(by) - FAST_BY:
         return None
@@ -60,21 +60,21 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     start_ts = None if start is None else parse_instant(start, name="start")
     end_ts = None if end is None else parse_instant(end, name="end")
     base: dict = {}
-    where = loaders._family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, base)
+    where = loaders.family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, base)
     if start_ts is not None:
-        base["t_lo"] = loaders._wall_bound(start_ts, engine, pd.Timedelta(0))
+        base["t_lo"] = loaders.wall_bound(start_ts, engine, pd.Timedelta(0))
         where.append("t.started_at >= :t_lo")
     if end_ts is not None:
-        base["t_hi"] = loaders._wall_bound(end_ts, engine, pd.Timedelta(0))
+        base["t_hi"] = loaders.wall_bound(end_ts, engine, pd.Timedelta(0))
         where.append("t.started_at < :t_hi")
-    where += loaders._company_clause("s.company_id", company_id, base)
+    where += loaders.company_clause("s.company_id", company_id, base)
     traces_from = (f"FROM retell_function_traces t{ai.force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
                    f"JOIN retell_call_sessions s ON s.id = t.call_session_id WHERE {' AND '.join(where)}")
     statements = []
 
     def run(sql, params):
         statements.append((sql, params))
-        return loaders._query(engine, sql, params)
+        return loaders.query(engine, sql, params)
 
     def run_packed(sql, params, columns, key, order):  # the large results: parsed in C (rca_toolkit.sources.packed)
         return packed.read(engine, sql, params, columns, key=key, order=order, statements=statements)
@@ -93,9 +93,9 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         return None
     first, last = ends["first"].tz_localize("UTC"), ends["last"].tz_localize("UTC")
     lo, hi = first - ai.EARLY, last + ai.PAD
-    base.update(lo=loaders._wall_bound(lo, engine, pd.Timedelta(0)), hi=loaders._wall_bound(hi, engine, pd.Timedelta(0)))
-    types = [t for t in ai._stored_values(engine, "webhook_events", "event_type")
-             if ai._norm_event_type(pd.Series([t.strip()])).iloc[0] == ai.BOOKING_CREATED]
+    base.update(lo=loaders.wall_bound(lo, engine, pd.Timedelta(0)), hi=loaders.wall_bound(hi, engine, pd.Timedelta(0)))
+    types = [t for t in ai.stored_values(engine, "webhook_events", "event_type")
+             if ai.norm_event_type(pd.Series([t.strip()])).iloc[0] == ai.BOOKING_CREATED]
     base.update({f"et{i}": t for i, t in enumerate(types)})
     type_in = f"w.event_type IN ({', '.join(f':et{i}' for i in range(len(types)))})" if types else "1 = 0"
     hooks = (f"w.created_at >= :lo AND w.created_at < :hi AND w.provider = 'calcom' AND {type_in} "
@@ -106,13 +106,13 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     rcid = "COALESCE(JSON_VALUE(metadata, '$.retell_call_id'), JSON_VALUE(JSON_UNQUOTE(metadata), '$.retell_call_id'))"
     # the window's appointments, lean: the call each names in metadata, its uid and source
     appts_sql = (f"SELECT id, calcom_v2_booking_id AS uid, source, "
-                 f"CASE WHEN {ai._contains_any('metadata', ['retell_call_id'], engine)} THEN {rcid} END AS rcid "
+                 f"CASE WHEN {ai.contains_any('metadata', ['retell_call_id'], engine)} THEN {rcid} END AS rcid "
                  f"FROM appointments WHERE created_at >= :lo AND created_at < :hi AND deleted_at IS NULL")
-    # every BOOKING_CREATED webhook of the padded window (the type normalised as attempt_inputs._norm_event_type
+    # every BOOKING_CREATED webhook of the padded window (the type normalised as attempt_inputs.norm_event_type
     # does), lean; a payload that names a call ends the shortcut; times as integers (attempt_inputs.micros_sql),
     # sorted by (time, id) after the fetch
     hooks_sql = (f"SELECT w.id, {ai.micros_sql('w.created_at')} AS at_us, w.event_id, w.company_id, "
-                 f"CASE WHEN {ai._contains_any('w.payload', ['call_id'], engine)} THEN 1 ELSE 0 END AS names_call "
+                 f"CASE WHEN {ai.contains_any('w.payload', ['call_id'], engine)} THEN 1 ELSE 0 END AS names_call "
                  f"FROM webhook_events w WHERE {hooks}")
     I, S = packed.INT, packed.STR
     appts_cols = {"id": I, "uid": S, "source": S, "rcid": S}
@@ -124,7 +124,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
         mid = None
 
     def attempts(part_start, part_end):  # every attempt of the part with its first error row (failures only)
-        return ai._traces(engine, schema, part_start, part_end, company_id, lean=True, statements=statements,
+        return ai.attempt_traces(engine, schema, part_start, part_end, company_id, lean=True, statements=statements,
                           extra_params=error_params, extra_select=FIRST_ERROR_SELECT + REAL_CALL_SELECT,
                           extra_kinds={**FIRST_ERROR_KINDS, "real_call": packed.INT}, extra_join=first_error)
 
@@ -163,7 +163,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     del parts, failed, succ
     rows = rows[rows["real_call"]].reset_index(drop=True)
     # lean: only failures read errors, so the successes added above need none
-    classified = outcomes.classify(rows, failed_errors, appointments, webhooks, ai._empty_calls())
+    classified = outcomes.classify(rows, failed_errors, appointments, webhooks, ai.empty_calls())
     del rows, failed_errors, appointments, webhooks
     classified["n"] = 1
     inferred = int(classified["calcom_link"].eq("time").sum())
@@ -181,8 +181,8 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     result.attrs = {**attrs, "excluded_test_ids": len(excluded_ids), "excluded_test_attempts": excluded,
                     "outcome_counts": {o: int(outcome_counts.get(o, 0)) for o in outcomes.OUTCOMES},
                     "inferred_calcom_links": inferred, "statements": len(statements)}
-    missing = {t: m for t, m in (("appointments", loaders._present(schema, "appointments", loaders.APPOINTMENT_COLUMNS)[1]),
-                                 ("webhook_events", loaders._present(schema, "webhook_events", ai.WEBHOOK_WANTED)[1])) if m}
+    missing = {t: m for t, m in (("appointments", loaders.present_columns(schema, "appointments", loaders.APPOINTMENT_COLUMNS)[1]),
+                                 ("webhook_events", loaders.present_columns(schema, "webhook_events", ai.WEBHOOK_WANTED)[1])) if m}
     result.attrs["missing_columns"] = missing
     return result
 
@@ -239,12 +239,12 @@ def _has(flags: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 
 def _webhook_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """The webhooks as ``attempt_inputs._webhooks`` has them, for the columns ``outcomes.classify`` reads
+    """The webhooks as ``attempt_inputs`` reads them has them, for the columns ``outcomes.classify`` reads
     (every row is a ``BOOKING_CREATED``: the statement selected only those)."""
     frame = frame.assign(created_at=ai.from_micros(frame["at_us"])).drop(columns="at_us").reset_index(drop=True)
     frame["event_type"] = frame["event_type_norm"] = ai.BOOKING_CREATED
     frame["payload"] = None
-    return loaders._typed(frame, ints=["company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
+    return loaders.typed(frame, ints=["company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
 
 
 FIRST_ERROR_SELECT = (f", fe.id AS fe_id, {ai.micros_sql('fe.occurred_at')} AS fe_at, fe.error_message AS fe_message, "
@@ -255,22 +255,22 @@ REAL_CALL_SELECT = f", CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN 1 
 
 
 def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
-    """Each failure's error rows by ``function_trace_id``, kept as ``attempt_inputs._errors`` keeps them
+    """Each failure's error rows by ``function_trace_id``, kept as ``attempt_inputs.attempt_errors`` keeps them
     (window, real call id of their session, company): a foreign-key lookup per failure instead of a second
     100k-row fetch (a correlated ``ORDER BY ... LIMIT 1`` took twice as long; the first row is picked in pandas).
     An error row of the failure's own session needs no session lookup: the failure's company was filtered and
     a failure whose call id is not real keeps no errors (``_errors_of_failures``)."""
     params: dict = {}
-    cond = [ai._not_success_sql("t.status", engine)]  # successes read no error rows (lean)
-    cond += ai._bounds("fe.occurred_at", lo, hi, engine, params, "fe")
-    other = [loaders.real_call_id_sql("es.call_id", engine)] + loaders._company_clause("es.company_id", company_id, params)
+    cond = [ai.not_success_sql("t.status", engine)]  # successes read no error rows (lean)
+    cond += ai.window_bounds("fe.occurred_at", lo, hi, engine, params, "fe")
+    other = [loaders.real_call_id_sql("es.call_id", engine)] + loaders.company_clause("es.company_id", company_id, params)
     cond.append(f"(fe.call_session_id = t.call_session_id OR EXISTS (SELECT 1 FROM retell_call_sessions es "
                 f"WHERE es.id = fe.call_session_id AND {' AND '.join(other)}))")
     return f" LEFT JOIN retell_error_log fe ON fe.function_trace_id = t.id AND {' AND '.join(cond)}", params
 
 
 def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id, statements: list) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The failures without their ``fe_`` columns, and ``attempt_inputs._errors`` of the real ones: the first
+    """The failures without their ``fe_`` columns, and ``attempt_inputs.attempt_errors`` of the real ones: the first
     error rows came with the failures, the session fallback is asked here (lean: successes read no error rows)."""
     if failed["trace_id"].duplicated().any():  # several error rows: the first by (occurred_at, id), as _match_errors
         first = failed.sort_values(["fe_at", "fe_id"], kind="stable").drop_duplicates("trace_id").index
@@ -286,17 +286,15 @@ def _errors_of_failures(engine, schema, failed: pd.DataFrame, lo, hi, company_id
     failed = failed.drop(columns=list(FIRST_ERROR_KINDS))
     real = failed[real_call]
     if not len(real):
-        return failed, ai._empty_errors()
-    return failed, ai._errors(engine, schema, real, lo, hi, company_id, lean=True, statements=statements, by_trace=by_trace)
+        return failed, ai.empty_errors()
+    return failed, ai.attempt_errors(engine, schema, real, lo, hi, company_id, lean=True, statements=statements, by_trace=by_trace)
 
 
 def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo, hi, window: dict,
                      statements: list) -> pd.Series:
-    """Each success's own appointment id by ``outcomes._appointment_by_call`` (the rows path's rule), on lean
-    frames: the call rows (``attempt_inputs._calls_of``) and the appointments on them (``call_id`` index) are
+    """Each success's own appointment id by ``bookings.appointment_by_call`` (the rows path's rule), on lean
+    frames: the call rows (``attempt_inputs.calls_of``) and the appointments on them (``call_id`` index) are
     read only for calls that no appointment of the window names in its metadata."""
-    from rca_toolkit.analyses.bookings import outcomes
-
     named = appts.dropna(subset=["rcid"]).drop_duplicates("rcid")  # the first appointment (by id) naming each call
     row = pd.Index(named["rcid"]).get_indexer(succ["call_id"].to_numpy(dtype=object))
     own = pd.Series(_pick(named["id"].to_numpy(dtype="int64"), row, 0), index=succ.index, dtype="Int64").where(row >= 0)
@@ -305,17 +303,17 @@ def _own_appointment(engine, schema, succ: pd.DataFrame, appts: pd.DataFrame, lo
         return own
     # the rest: the call's row, then the window's appointments on it (no appointment names these calls)
     traces = pd.DataFrame({"call_id": todo["call_id"].astype(str), "session_started_at": todo["session_started_at"]})
-    calls = ai._calls_of(engine, schema, traces, ai._empty_appointments(), lo, hi, statements)
+    calls = ai.calls_of(engine, schema, traces, ai.empty_appointments(), lo, hi, statements)
     local_ids = sorted(set(calls["local_call_id"].dropna().astype(int)))
     parts = [(f"SELECT id, call_id FROM appointments WHERE call_id IN ({', '.join(map(str, local_ids[i:i + ai.ID_CHUNK]))}) "
               "AND created_at >= :lo AND created_at < :hi AND deleted_at IS NULL", window)
              for i in range(0, len(local_ids), ai.ID_CHUNK)]
-    on_call_rows = ai._run(engine, parts, statements, desc="appointments of the calls", columns=["id", "call_id"])
+    on_call_rows = ai.run_parts(engine, parts, statements, desc="appointments of the calls", columns=["id", "call_id"])
     on_call_rows = on_call_rows.assign(id=pd.to_numeric(on_call_rows["id"]).astype("int64"))
     on_call_rows = on_call_rows[on_call_rows["id"].isin(appts["id"])].sort_values("id", kind="stable")
     appointments = pd.DataFrame({"id": on_call_rows["id"].to_numpy(), "retell_call_id": pd.NA,
                                  "call_id": pd.to_numeric(on_call_rows["call_id"]).astype("Int64").to_numpy()})
-    via_call_row = outcomes._appointment_by_call(pd.DataFrame({"call_id": todo["call_id"]}), appointments, calls)
+    via_call_row = bookings.appointment_by_call(pd.DataFrame({"call_id": todo["call_id"]}), appointments, calls)
     return own.fillna(pd.to_numeric(via_call_row.reindex(succ.index)).astype("Int64"))
 
 

@@ -20,9 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rca_toolkit.sources import attempt_inputs, loaders
-from rca_toolkit.analyses.bookings import fast_counts
-from rca_toolkit.rules import names
+from rca_toolkit.sources import attempt_inputs
+from rca_toolkit.rules import bookings, names
 from rca_toolkit.distinct import identity_codes, per_object
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules.signatures import NO_ERROR_TEXT, signatures
@@ -34,7 +33,6 @@ CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
 OUTCOMES = ("success", "failed", "orphaned")
 PAD = attempt_inputs.PAD  # appointments/webhooks land shortly after the trace starts
 LINK_WINDOW = pd.Timedelta(seconds=60)  # Cal.com's BOOKING_CREATED arrives within seconds of the attempt
-_UID_KEYS = ("calcom_uid", "booking_uid", "calcom_booking_uid", "calcom_v2_booking_id", "uid")
 COLUMNS = ["call_id", "company_id", "at", "function_name", "family", "path", "code_path", "outcome",
            "rescued_by_webhook", "error_message", "signature", "error_code", "calcom_uid", "calcom_link", "appointment_id", "trace_id"]
 
@@ -81,7 +79,7 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out["code_path"] = (err["frame"].astype("object").fillna(trace_frame.astype("object"))
                         .fillna(out["family"].map(CODE_PATHS).astype("object")).astype("string"))
     local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
-    by_call = _appointment_by_call(out, appointments, calls)
+    by_call = bookings.appointment_by_call(out, appointments, calls)
     own_uid = by_call.map(local.set_index("id")["calcom_v2_booking_id"].astype("object")) if len(local) else by_call
     ok = attempt_inputs.is_success(traces["status"])
     own_uid = own_uid.where(ok)  # the call's row is the success's
@@ -188,7 +186,7 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
 
 def blob_uids(outputs: pd.Series, details: pd.Series) -> np.ndarray:
     """The uid each trace's JSON names (output first), looked up once per pair of objects: loads share
-    one decoded object per distinct text (``attempt_inputs._decode``), so 100k failures cost a few lookups."""
+    one decoded object per distinct text (as ``attempt_inputs`` decodes them), so 100k failures cost a few lookups."""
     (out_codes, out_first), (det_codes, det_first) = identity_codes(outputs), identity_codes(details)
     pairs = out_codes.astype(np.int64) * max(len(det_first), 1) + det_codes
     _, first, codes = np.unique(pairs, return_index=True, return_inverse=True)
@@ -201,7 +199,7 @@ def blob_uids(outputs: pd.Series, details: pd.Series) -> np.ndarray:
 def _uid_in_blob(blob) -> str | None:
     if not isinstance(blob, dict):
         return None
-    for key in _UID_KEYS:
+    for key in bookings.UID_KEYS:
         if isinstance(blob.get(key), str) and blob[key]:
             return blob[key]
     for nested in ("booking", "data", "calcom"):
@@ -224,21 +222,6 @@ def _call_of_payload(payload) -> str | None:
     return None
 
 
-def _appointment_by_call(attempts: pd.DataFrame, appointments: pd.DataFrame, calls: pd.DataFrame) -> pd.Series:
-    """Local appointment of the call (``appointments.call_id`` = ``calls.id``, else ``metadata.retell_call_id``)."""
-    result = pd.Series(pd.NA, index=attempts.index, dtype="object")
-    if appointments.empty:
-        return result
-    by_meta = appointments.dropna(subset=["retell_call_id"]).drop_duplicates("retell_call_id").set_index("retell_call_id")["id"]
-    result = attempts["call_id"].map(by_meta).astype("object")
-    if "local_call_id" in calls and appointments["call_id"].notna().any():
-        local = calls.dropna(subset=["local_call_id"]).drop_duplicates("call_id").set_index("call_id")["local_call_id"]
-        by_local = appointments.dropna(subset=["call_id"]).drop_duplicates("call_id").set_index("call_id")["id"]
-        via_local = attempts["call_id"].map(local).map(by_local)
-        result = result.fillna(via_local.astype("object"))
-    return result
-
-
 def outcome_summary(attempts: pd.DataFrame, *, by: str = "path") -> pd.DataFrame:
     """Counts per group: attempts, success, failed, orphaned, rescued, success rate (denominator shown)."""
     grouped = attempts.groupby(by, observed=True)
@@ -253,45 +236,6 @@ def outcome_summary(attempts: pd.DataFrame, *, by: str = "path") -> pd.DataFrame
 
 COUNT_KEYS = ["path", "outcome", "rescued_by_webhook", "signature"]
 BY_COLUMNS = ("code_path", "family", "function_name", "company_id", "error_code", "calcom_link")
-
-
-def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None, bins=None,
-                   by=(), first_at: bool = False, method: str = "rows", when_fetched=None) -> pd.DataFrame:
-    """Attempts counted per path, outcome, rescue flag and error signature (and ``period``).
-
-    Why: reports need counts, not 100k attempt rows. The counts are exactly those of
-    :func:`booking_attempts` over the same window (the contract the tests check); ``attrs``
-    carries its exclusion and inference counts. The inputs are read lean
-    (:func:`rca_toolkit.sources.attempt_inputs.load`): no error context, JSON only where it can hold a link.
-
-    ``freq`` ("1h", "1D", ...) adds ``period``, the UTC floor of the attempt time; ``bins``
-    (increasing instants, e.g. Berlin midnights) adds ``period`` = the left edge of the bin the
-    attempt falls in (attempts outside the edges are not counted). ``by`` adds keys from
-    ``BY_COLUMNS``; ``code_path`` needs the error context and so reads it. ``first_at`` adds the
-    earliest attempt time of each group (reports order ties by first occurrence).
-
-    ``method="sql"`` counts the successes that claim their own appointment's uid in the database
-    (:mod:`rca_toolkit.analyses.bookings.fast_counts`, MariaDB only, same counts); ``rca compare`` uses it. Not the
-    default: at 1M calls on a server with a 128 MiB buffer pool it once took 70 s for 30 days against
-    35 s for the lean rows (measured before the claims rework of 2026-11-24; not measured again).
-    ``when_fetched`` (no arguments) is called once the inputs are read, before they are classified: a
-    caller can start database work of its own beside that Python work.
-    """
-    extra = [by] if isinstance(by, str) else list(by)
-    unknown = [k for k in extra if k not in BY_COLUMNS]
-    if unknown:
-        raise ConfigError(f"by={unknown[0]!r} is not a column attempts can be counted by", hint=f"use one of {', '.join(BY_COLUMNS)}")
-    if method not in ("rows", "sql"):
-        raise ConfigError(f"method={method!r} is not known", hint="use 'rows' or 'sql'")
-    engine = loaders.engine_for(db)
-    fast = None if method == "rows" else fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
-                              first_at=first_at, when_fetched=when_fetched)
-    if fast is not None:
-        return fast
-    inputs = attempt_inputs.load(engine, start=start, end=end, company_id=company_id, lean="code_path" not in extra)
-    if when_fetched is not None:
-        when_fetched()
-    return count_attempts(attempts_of(inputs), freq=freq, bins=bins, by=extra, first_at=first_at)
 
 
 def count_attempts(attempts: pd.DataFrame, *, freq: str | None = None, bins=None, by=(), first_at: bool = False,

@@ -36,6 +36,7 @@ from rca_toolkit.rules import names
 from rca_toolkit.errors import InputFormatError
 from rca_toolkit.rules.timeutil import DEFAULT_SOURCE_TZ
 from rca_toolkit.sources.formats.retell import RetellCall, load_call_object, result_error
+from rca_toolkit.analyses.markdown import md_table
 
 SPAN_COLUMNS = ["start_s", "end_s", "kind", "label", "role", "source", "text", "name", "family", "ok"]
 SPEECH_KINDS = {"user": "caller_speech", "caller": "caller_speech", "agent": "agent_speech"}
@@ -467,7 +468,7 @@ class CallTimeline:
     def to_markdown(self) -> str:
         out = [f"## Call timeline `{self.call_id}`", ""] + [f"- {line}" for line in self._summary_lines()]
         for title, table in self._tables():
-            out += ["", f"### {title}", "", _md_table(table) if len(table) else "_none_"]
+            out += ["", f"### {title}", "", md_table(table) if len(table) else "_none_"]
         for title, items in self._lists():
             if items:
                 out += ["", f"### {title}", ""] + [f"- {i}" for i in items]
@@ -497,11 +498,6 @@ def _clean(value):
     if value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
         return None
     return value
-
-
-def _md_table(frame: pd.DataFrame) -> str:
-    cells = lambda row: "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"  # noqa: E731
-    return "\n".join([cells(frame.columns), "|" + "---|" * len(frame.columns)] + [cells(r) for r in frame.itertuples(index=False)])
 
 
 def build_timeline(source, *, dead_air_s: float = 3.0, slow_tool_s: float = 2.0, queries: pd.DataFrame | None = None,

@@ -32,6 +32,7 @@ from rca_toolkit.sources import php_scan
 from rca_toolkit.config import progress
 from rca_toolkit.sources.db import TableInfo
 from rca_toolkit.errors import NotFound, SchemaError
+from rca_toolkit.analyses.markdown import md_table
 
 RAISES = "raises 1054 at runtime"
 DROPPED = "silently dropped"
@@ -129,7 +130,7 @@ def reaches_sql(shape: str, guard: str, column: str, model: php_scan.ClassInfo |
     return column.lower() not in {g.lower() for g in model.guarded or []}
 
 
-def _php_files(root: Path, exclude) -> list[Path]:
+def php_files(root: Path, exclude) -> list[Path]:
     if root.is_file():
         return [root]
     files = []
@@ -151,7 +152,7 @@ def scan_code(path, *, exclude=DEFAULT_EXCLUDE) -> pd.DataFrame:
     root = Path(path)
     if not root.exists():
         raise NotFound(f"code path {root} does not exist", hint="give the Laravel application's root folder")
-    files = _php_files(root, exclude)
+    files = php_files(root, exclude)
     if not files:
         raise NotFound(f"no PHP files under {root}", hint="give the Laravel application's root folder")
     base = root if root.is_dir() else root.parent
@@ -291,18 +292,6 @@ class DriftReport:
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)
-
-
-def md_table(frame: pd.DataFrame) -> str:
-    """A GitHub Markdown table (no tabulate dependency); pipes in cells are escaped."""
-    def cell(value) -> str:
-        if value is None or (not isinstance(value, (list, tuple, dict, set)) and pd.isna(value)):
-            return ""
-        return str(value).replace("|", "\\|")
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False, name=None)]
-    return "\n".join([head, rule] + body)
 
 
 def _lower(schema: dict[str, TableInfo]) -> dict[str, set[str]]:

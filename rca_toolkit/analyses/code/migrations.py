@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rca_toolkit.analyses.code.drift import md_table
+from rca_toolkit.analyses.markdown import md_table
 from rca_toolkit.errors import ConfigError, NotFound, SchemaError
 
 NAME_RE = re.compile(r"^(\d{4}_\d{2}_\d{2}_\d{6})_([a-z0-9]+(?:_[a-z0-9]+)*)$")

@@ -40,6 +40,7 @@ from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.errors import ConfigError, SchemaError
 from rca_toolkit.rules.signatures import NO_ERROR_TEXT
 from rca_toolkit.rules.timeutil import parse_duration, parse_instant
+from rca_toolkit.analyses.markdown import md_table
 
 MIN_N_RATE = 10
 MIN_N_SAMPLE = 20
@@ -452,8 +453,8 @@ class Comparison:
     def to_markdown(self) -> str:
         parts = ["## " + self._header()[0], "", self._header()[1], ""]
         parts += [f"**{s}**" for s in self.summary] + [""]
-        parts.append(_md_table(self.table()))
-        parts += ["", "### Error signatures of failed booking attempts", "", _md_table(self.signature_mix), "",
+        parts.append(md_table(self.table()))
+        parts += ["", "### Error signatures of failed booking attempts", "", md_table(self.signature_mix), "",
                   f"Chi-square: {_mix_text(self.signature_test)}", ""]
         parts += [f"- {n}" for n in self.notes]
         return "\n".join(parts)
@@ -484,14 +485,8 @@ def _human(delta: pd.Timedelta) -> str:
     return f"{seconds}s"
 
 
-def _md_table(frame: pd.DataFrame) -> str:
-    cols = list(frame.columns)
-    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    rows += ["| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |" for r in frame.itertuples(index=False)]
-    return "\n".join(rows)
-
-
-def _in(frame: pd.DataFrame, col: str, window) -> pd.DataFrame:
+def in_window(frame: pd.DataFrame, col: str, window) -> pd.DataFrame:
+    """The rows whose ``col`` lies in ``[start, end)`` of ``window``."""
     start, end = window
     return frame[(frame[col] >= start) & (frame[col] < end)]
 
@@ -552,7 +547,7 @@ def compare(attempts: pd.DataFrame | None = None, calls: pd.DataFrame | None = N
                           hint="use one of: " + ", ".join(c for c in ATTEMPT_GROUPS if c in available))
     column = by if by is not None else ("path" if "path" in available else None)
     if counts is None:
-        counts = {k: attempt_counts_of(_in(attempts, "at", w), column) for k, w in windows.items()}
+        counts = {k: attempt_counts_of(in_window(attempts, "at", w), column) for k, w in windows.items()}
         attrs = dict(attempts.attrs)
     else:
         attrs = _merged_attrs(counts)
@@ -626,7 +621,7 @@ def _duration_metrics(calls: pd.DataFrame, windows: dict, notes: list[str], samp
             continue
         values, dropped = [], []
         for key in ("before", "after"):
-            frame = _in(calls, "started_at", windows[key])
+            frame = in_window(calls, "started_at", windows[key])
             keep = frame[col].notna()
             for flag in ("stuck", "closed_by_cleanup"):
                 if flag in frame:
@@ -640,7 +635,7 @@ def _duration_metrics(calls: pd.DataFrame, windows: dict, notes: list[str], samp
 
 def _latency_metrics(traces: pd.DataFrame, windows: dict, notes: list[str], samples: dict) -> list[Metric]:
     _require(traces, "function_traces", ["started_at", "family", "duration_ms"])
-    parts = {k: _in(traces, "started_at", w) for k, w in windows.items()}
+    parts = {k: in_window(traces, "started_at", w) for k, w in windows.items()}
     families = sorted(set(parts["before"]["family"].dropna().astype(str)) | set(parts["after"]["family"].dropna().astype(str)))
     out = []
     for fam in families:

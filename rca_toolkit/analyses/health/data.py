@@ -18,8 +18,9 @@ import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders
 from rca_toolkit.rules import names
-from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 from rca_toolkit.analyses.compare.stats import Histogram
+from rca_toolkit.analyses.health.periods import period_bounds
 from rca_toolkit.sources.db import require_columns
 
 SIDES = ("base", "cur")
@@ -123,7 +124,7 @@ def _utc(ts: pd.Timestamp):
 
 def statements(db=None, bounds: dict | None = None, company_id: int | None = None) -> list[tuple[str, str, dict]]:
     """The aggregate statements of one report, ``(name, sql, params)``: what :func:`from_sql` runs
-    besides :func:`rca_toolkit.analyses.bookings.outcomes.attempt_counts` (a benchmark can time them alone).
+    besides :func:`rca_toolkit.analyses.bookings.booking_counts.attempt_counts` (a benchmark can time them alone).
 
     Needs a MariaDB session pinned to UTC (``storage_zone == "UTC"``): bounds are compared exactly.
     """
@@ -140,7 +141,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
         base["company_id"] = int(company_id)
         company = ["s.company_id = :company_id"]
     else:
-        company = loaders._every_company(engine, base)
+        company = loaders.every_company(engine, base)
     in_window = ["s.started_at >= :bs", "s.started_at < :end"] + company
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     joined = "retell_call_id" in calls_cols
@@ -165,12 +166,12 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
                                         f"WHERE {where} GROUP BY 1, 2, 3, 4", dict(base)))
     # as loaders.calls counts them: the approximate SQL rule over the 2 h-padded window, the exact rule inside it
     params = dict(base, bs_pad=_utc(bounds["baseline_start"] - pd.Timedelta(hours=2)), end_pad=_utc(bounds["end"] + pd.Timedelta(hours=2)))
-    approx = loaders._real_id_sql("s.call_id")
+    approx = loaders.real_id_sql("s.call_id")
     out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN NOT {approx} THEN 1 WHEN s.started_at >= :bs AND "
                                      f"s.started_at < :end AND NOT ({loaders.real_call_id_sql('s.call_id')}) THEN 1 ELSE 0 END), 0) AS n "
                                      f"FROM retell_call_sessions s WHERE s.started_at >= :bs_pad AND s.started_at < :end_pad "
                                      f"AND {' AND '.join(company)}", params))
-    stored = loaders._query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
+    stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
                             {})["function_name"].astype(str).tolist()
     fam_of = dict(zip(stored, names.family_series(pd.Series(stored, dtype="string")).astype(str)))
     params = dict(base)
@@ -194,7 +195,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
                          f"END AS family, COUNT(DISTINCT s.id) AS n {reach_from} GROUP BY 1, 2 "
                          f"UNION ALL SELECT {side.format(col='s.started_at')}, '-1', COUNT(DISTINCT s.id) {reach_from} "
                          f"AND t.function_name IN ({', '.join(booking)}) GROUP BY 1", params))
-    severities = loaders._query(engine, "SELECT DISTINCT severity FROM retell_error_log WHERE severity IS NOT NULL", {})["severity"]
+    severities = loaders.query(engine, "SELECT DISTINCT severity FROM retell_error_log WHERE severity IS NOT NULL", {})["severity"]
     params = dict(base)
     params.update({f"sev{i}": str(v) for i, v in enumerate(severities)})
     sev = ", ".join(f":sev{i}" for i in range(len(severities))) or "NULL"
@@ -215,11 +216,11 @@ def _force(engine, schema, table: str, index: str) -> str:
 
 
 def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None) -> HealthData:
-    """Run :func:`statements` and :func:`rca_toolkit.analyses.bookings.outcomes.attempt_counts` (MariaDB pinned to UTC)."""
+    """Run :func:`statements` and :func:`rca_toolkit.analyses.bookings.booking_counts.attempt_counts` (MariaDB pinned to UTC)."""
     engine = loaders.engine_for(db)
     stmts = statements(engine, bounds, company_id)
     with engine.connect() as conn:
-        rows = {name: loaders._query(engine, sql, params, conn) for name, sql, params in stmts}
+        rows = {name: loaders.query(engine, sql, params, conn) for name, sql, params in stmts}
     sides = {0: "base", 1: "cur"}
     sess = rows["sessions"].assign(side=lambda f: f["side"].astype(int).map(sides), n=lambda f: f["n"].astype("int64"))
     sessions = {}
@@ -263,7 +264,7 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
                            "booking_failed": pd.to_numeric(err["booking_failed"]).fillna(0).astype("int64")})
     errors = (errors.dropna(subset=["key_text"]).groupby(["key_text", "side"], sort=False)
               .agg(n=("n", "sum"), first_at=("first_at", "min"), booking_failed=("booking_failed", "sum")).reset_index())
-    counts = outcomes.attempt_counts(engine, start=bounds["baseline_start"], end=bounds["end"], company_id=company_id or None,
+    counts = booking_counts.attempt_counts(engine, start=bounds["baseline_start"], end=bounds["end"], company_id=company_id or None,
                                      bins=day_edges(bounds), first_at=True)
     missing = {}
     calls_missing = _calls_missing(engine)
@@ -285,7 +286,7 @@ def _stored_names(stmts) -> list[str]:
 
 
 def _calls_missing(engine: sa.Engine) -> list[str]:
-    from rca_toolkit.sources.attempt_inputs import _calls_missing as missing
+    from rca_toolkit.sources.attempt_inputs import calls_missing as missing
     return missing(loaders.schema_of(engine))
 
 
@@ -296,13 +297,12 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
     For benchmarks: running these alone is the least any implementation must do on the database.
     """
     from rca_toolkit.sources.attempt_inputs import force_index, is_success_sql
-    from rca_toolkit.analyses.health.report import period_bounds
 
     engine = loaders.engine_for(db)
     bounds = period_bounds(period_start, period)
     out = statements(engine, bounds, company_id)
     params: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"])}
-    where = loaders._family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
+    where = loaders.family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
     if company_id:
         params["company_id"] = int(company_id)
         where.append("s.company_id = :company_id")

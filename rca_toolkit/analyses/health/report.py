@@ -38,13 +38,11 @@ from statsmodels.stats.proportion import proportion_confint
 
 from rca_toolkit.analyses.compare import stats as cmp
 from rca_toolkit.analyses.health import data as health_data
-from rca_toolkit.errors import ConfigError
+from rca_toolkit.analyses.health.periods import BASELINE_PERIODS, PERIODS, TZ, period_bounds
 from rca_toolkit.analyses.bookings.outcomes import NO_ERROR_TEXT
 from rca_toolkit.rules.signatures import signatures
+from rca_toolkit.analyses.markdown import md_table
 
-TZ = "Europe/Berlin"
-PERIODS = {"1d": 1, "7d": 7}
-BASELINE_PERIODS = {"1d": 7, "7d": 4}
 MIN_ATTEMPTS = 3
 BOOKING_CRITICAL, BOOKING_TARGET = 0.90, 0.98
 MIN_NEW_SIGNATURE = 3
@@ -61,24 +59,6 @@ LEVELS = ("OK", "WATCH", "ACT")
 
 
 # --------------------------------------------------------------------------- periods and loading
-def period_bounds(day: date | str, period: str = "1d") -> dict[str, pd.Timestamp]:
-    """UTC bounds of the period and its baseline, from Berlin midnights (DST-safe)."""
-    if period not in PERIODS:
-        raise ConfigError(f"period={period!r} is not supported", hint="use 1d or 7d")
-    if isinstance(day, str):
-        try:
-            day = date.fromisoformat(day.strip())
-        except ValueError:
-            raise ConfigError(f"period_start={day!r} is not a date", hint="write it as YYYY-MM-DD") from None
-    days = PERIODS[period]
-
-    def midnight(d: date) -> pd.Timestamp:
-        return pd.Timestamp(d).tz_localize(TZ).tz_convert("UTC")
-
-    return {"start": midnight(day), "end": midnight(day + timedelta(days=days)),
-            "baseline_start": midnight(day - timedelta(days=days * BASELINE_PERIODS[period])), "day": day}
-
-
 @dataclass
 class HealthInputs:
     """Frames of the period plus its baseline (one load, so both sides come from the same query)."""
@@ -127,7 +107,7 @@ def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = 
         return load(engine, period_start, period, company_id)
     bounds = period_bounds(period_start, period)
     data = health_data.from_sql(engine, bounds, int(company_id) or None)
-    attrs = loaders._base_attrs(engine)
+    attrs = loaders.base_attrs(engine)
     empty = pd.DataFrame()
     return HealthInputs(bounds["day"], period, int(company_id), bounds, empty, empty, empty, empty,
                         attrs["source"], bool(attrs["synthetic"]), data)
@@ -263,7 +243,7 @@ class HealthReport:
         if self.synthetic:
             parts += ["*SYNTHETIC DEMO DATA*", ""]
         for name, frame in self.sections():
-            parts += [f"## {name}", "", cmp._md_table(frame) if len(frame) else "(none)", ""]
+            parts += [f"## {name}", "", md_table(frame) if len(frame) else "(none)", ""]
         parts += [f"- {n}" for n in self.notes]
         return "\n".join(parts)
 

@@ -121,7 +121,8 @@ def _mask_names_in(text, names: list[str]):
     return text
 
 
-def _bodies(path: Path) -> list[dict]:
+def read_bodies(path: Path) -> list[dict]:
+    """The JSON bodies of a Cal.com webhook file: one object, a list, or one object per line."""
     text = path.read_text(encoding="utf-8")
     try:
         document = json.loads(text)
@@ -146,7 +147,7 @@ def read_calcom_webhooks(sources, *, mask_pii: bool = True) -> pd.DataFrame:
         path = Path(source)
         if not path.is_file():
             raise NotFound(f"Cal.com payload file {path} does not exist", hint="check the path")
-        for number, body in enumerate(_bodies(path), start=1):
+        for number, body in enumerate(read_bodies(path), start=1):
             try:
                 rows.append(parse_calcom_webhook(body, mask_pii=mask_pii))
             except InputFormatError as exc:
