@@ -19,9 +19,9 @@ import sqlalchemy as sa
 
 from rca_toolkit.sources import aggregates, loaders
 from rca_toolkit.analyses.health import report as health, data as health_data
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions
 from rca_toolkit.analyses.bookings import outcomes
-from rca_toolkit.commands.compare import before_after
+from rca_toolkit.analyses.compare.before_after import before_after
 from rca_toolkit.rules.timeutil import parse_duration
 
 TRACE_CALL = "call_ab45deadd7db66c4956d5243861"  # the injected 144-second call: present at every scale
@@ -122,10 +122,10 @@ def day_toolkit(engine) -> dict:
 def day_floor(engine) -> dict:
     p = {"lo": bound(engine, DAY[0]), "hi": bound(engine, DAY[1])}
     n = _fetch(engine, "SELECT COUNT(*) FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id "
-                       f"WHERE s.started_at >= :lo AND s.started_at < :hi AND {loaders.real_call_id_sql('s.call_id', engine)}", p)[0][0]
+                       f"WHERE s.started_at >= :lo AND s.started_at < :hi AND {call_ids.real_call_id_sql('s.call_id', engine)}", p)[0][0]
     rows = _fetch(engine, f"SELECT {path_sql('t.function_name')} AS path, COUNT(*), SUM(t.status = 'success') "
                           "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
-                          f"WHERE t.started_at >= :lo AND t.started_at < :hi AND {loaders.real_call_id_sql('s.call_id', engine)} "
+                          f"WHERE t.started_at >= :lo AND t.started_at < :hi AND {call_ids.real_call_id_sql('s.call_id', engine)} "
                           "GROUP BY path", p)
     return {"calls": int(n), "attempts": _paths_digest(rows)}
 
@@ -142,8 +142,8 @@ def _naive_frames(engine) -> tuple[pd.DataFrame, pd.DataFrame]:
         else:
             when = when.dt.tz_localize("UTC")
         frame[col] = when
-    sessions = sessions[sessions["call_id"].astype(str).str.fullmatch(names.RETELL_CALL_ID.pattern[1:-1])]
-    family = traces["function_name"].map(names.function_family)
+    sessions = sessions[sessions["call_id"].astype(str).str.fullmatch(call_ids.RETELL_CALL_ID_BODY)]
+    family = traces["function_name"].map(functions.function_family)
     traces["path"] = family.where(family.isin(PATHS))
     return sessions, traces
 
@@ -187,16 +187,16 @@ def compare_floor(engine) -> dict:
         _fetch(engine, statement.sql, statement.params)
     p = {"b0": bound(engine, w.before[0]), "b1": bound(engine, w.before[1]),
          "a0": bound(engine, w.after[0]), "a1": bound(engine, w.after[1])}
-    where = loaders.family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, p)
+    where = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, p)
     side = "CASE WHEN t.started_at < :b1 THEN 'before' ELSE 'after' END"
     rows = _fetch(engine, f"SELECT {side} AS side, t.function_name, COUNT(*), SUM(t.status = 'success') "
                           "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                           f"WHERE {' AND '.join(where)} AND ((t.started_at >= :b0 AND t.started_at < :b1) "
                           "OR (t.started_at >= :a0 AND t.started_at < :a1)) "
-                          f"AND {loaders.real_call_id_sql('s.call_id', engine)} GROUP BY side, t.function_name", p)
+                          f"AND {call_ids.real_call_id_sql('s.call_id', engine)} GROUP BY side, t.function_name", p)
     out: dict = {}
     for sd in ("before", "after"):
-        out[sd] = _paths_digest([(names.function_family(fn), n, ok) for s_, fn, n, ok in rows if s_ == sd])
+        out[sd] = _paths_digest([(functions.function_family(fn), n, ok) for s_, fn, n, ok in rows if s_ == sd])
     return out
 
 
@@ -257,13 +257,13 @@ def health_floor(engine) -> dict:
                               f"{path_sql('t.function_name')} AS path, COUNT(*), SUM(t.status = 'success') "
                               "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                               f"WHERE t.started_at >= :bs AND t.started_at < :end AND s.company_id = :cid "
-                              f"AND {loaders.real_call_id_sql('s.call_id', engine)} GROUP BY side, path", p)
+                              f"AND {call_ids.real_call_id_sql('s.call_id', engine)} GROUP BY side, path", p)
         return _health_digest(rows)
     for name, sql, params in health_data.floor_statements(engine, HEALTH_DAY, HEALTH_PERIOD, COMPANY):
         rows = _fetch(engine, sql, params)
         if name == "attempts":
             for side, function_name, success, n in rows:
-                family = names.function_family(function_name)
+                family = functions.function_family(function_name)
                 digest_rows.append(("period" if int(side) else "baseline", family, n, int(n) if int(success) else 0))
     return _health_digest(digest_rows)
 

@@ -55,14 +55,13 @@ from pathlib import Path
 import pymysql
 import sqlalchemy as sa
 
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions
 from rca_toolkit.sources import schema
 from rca_toolkit.demo import fastload as F
 
 GENERATOR = "benchmarks.world/1"
 BASE_SCALE, COPIES, STEP_MS = 29, 25, 3000  # 1,031,194 calls; a base of 29 keeps the build under 1 GiB (37 x 19: 1.07 GiB)
 MAX_COPIES = 25  # uid digit + 26 = same letter, other case: equal under utf8mb4_unicode_ci (module docstring)
-REAL = "BINARY {} REGEXP '^call_[0-9a-f]{{27}}$'"  # names.RETELL_CALL_ID, case-sensitive
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Largest tables first, so the two workers finish together (longest-processing-time order).
 TABLE_ORDER = ("retell_transcript_segments", "retell_call_events", "retell_function_traces", "retell_error_log",
@@ -72,6 +71,11 @@ SETTINGS_TUNED = {"innodb_buffer_pool_size": 4 << 30, "innodb_log_file_size": 1 
 
 class WorldError(RuntimeError):
     """The world cannot be built as asked (bad arguments or a database that is not a demo world)."""
+
+
+def _real(col: str) -> str:
+    """The P4 rule in MariaDB SQL (rules.call_ids.real_call_id_sql): ``call_`` + 27 lowercase hex."""
+    return call_ids.real_call_id_sql(col)
 
 
 # --------------------------------------------------------------------------- id rewrites (SQL)
@@ -159,12 +163,12 @@ def source(table: str, base: str, excluded_uids: list[str], test_sessions: list[
         tests = ", ".join(f"'{u}'" for u in test_sessions) or "''"
         return f"`{base}`.`{table}` b WHERE b.call_session_id NOT IN ({tests})"
     return {
-        "retell_call_sessions": f"`{base}`.retell_call_sessions b WHERE {REAL.format('b.call_id')}",
-        "calls": f"`{base}`.calls b WHERE {REAL.format('b.retell_call_id')}",
+        "retell_call_sessions": f"`{base}`.retell_call_sessions b WHERE {_real('b.call_id')}",
+        "calls": f"`{base}`.calls b WHERE {_real('b.retell_call_id')}",
         "appointments": (f"`{base}`.appointments b LEFT JOIN `{base}`.calls c ON c.id = b.call_id "
                          f"WHERE IF(b.call_id IS NULL, COALESCE(b.calcom_v2_booking_id, '') NOT IN ({uids}), "
-                         f"COALESCE({REAL.format('c.retell_call_id')}, 0))"),
-        "webhook_events": (f"`{base}`.webhook_events b WHERE IF(b.provider = 'retell', {REAL.format('b.event_id')}, "
+                         f"COALESCE({_real('c.retell_call_id')}, 0))"),
+        "webhook_events": (f"`{base}`.webhook_events b WHERE IF(b.provider = 'retell', {_real('b.event_id')}, "
                            f"b.event_id NOT IN ({uids}))"),
     }[table]
 
@@ -326,10 +330,10 @@ def _plan(conn: pymysql.Connection, base: str, db: str) -> dict:
             strides[name] = 10 ** len(str(int(top)))
     _run(conn, f"CREATE TABLE `{base}`.wx_real_sessions (id CHAR(36) NOT NULL PRIMARY KEY, call_id VARCHAR(255) NOT NULL) "
                f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci "
-               f"SELECT id, call_id FROM `{base}`.retell_call_sessions WHERE {REAL.format('call_id')}")
+               f"SELECT id, call_id FROM `{base}`.retell_call_sessions WHERE {_real('call_id')}")
     with conn.cursor() as cur:
         cur.execute(f"SELECT DISTINCT function_name FROM `{base}`.retell_function_traces")
-        booking = [n for (n,) in cur.fetchall() if names.function_family(n) in names.BOOKING_FAMILIES]
+        booking = [n for (n,) in cur.fetchall() if functions.function_family(n) in functions.BOOKING_FAMILIES]
         marks = ", ".join(["%s"] * len(booking)) or "''"
         # A test call's booking reaches Cal.com like any other: its webhook (0.3-1.5 s after the
         # attempt, same company) and the appointment it led to stay in the base only.
@@ -339,14 +343,14 @@ def _plan(conn: pymysql.Connection, base: str, db: str) -> dict:
             JOIN `{base}`.webhook_events w ON w.provider = 'calcom' AND w.company_id = s.company_id
              AND w.created_at BETWEEN t.started_at - INTERVAL MICROSECOND(t.started_at) MICROSECOND
                                   AND t.started_at + INTERVAL 2 SECOND
-            WHERE NOT ({REAL.format('s.call_id')}) AND t.function_name IN ({marks})
+            WHERE NOT ({_real('s.call_id')}) AND t.function_name IN ({marks})
             UNION SELECT a.calcom_v2_booking_id FROM `{base}`.appointments a JOIN `{base}`.calls c ON c.id = a.call_id
-            WHERE NOT ({REAL.format('c.retell_call_id')}) AND a.calcom_v2_booking_id IS NOT NULL""", booking)
+            WHERE NOT ({_real('c.retell_call_id')}) AND a.calcom_v2_booking_id IS NOT NULL""", booking)
         excluded = sorted({r[0] for r in cur.fetchall()})
     if any(not re.fullmatch(r"[0-9A-Za-z]+", u) for u in excluded):
         raise WorldError(f"unexpected Cal.com uid shape among {excluded[:3]}")
     with conn.cursor() as cur:
-        cur.execute(f"SELECT id FROM `{base}`.retell_call_sessions WHERE NOT ({REAL.format('call_id')})")
+        cur.execute(f"SELECT id FROM `{base}`.retell_call_sessions WHERE NOT ({_real('call_id')})")
         tests = sorted(r[0] for r in cur.fetchall())
     if any(not re.fullmatch(r"[0-9a-f-]{36}", u) for u in tests):
         raise WorldError(f"unexpected session id shape among {tests[:3]}")
@@ -386,7 +390,7 @@ def _copy_all(target: sa.URL, base: str, db: str, plan: dict, copies: int, step_
                 # split pages all over the table; one statement sorted by the new key appends instead.
                 cols = select_list(table, "q.seq", shift_us=f"q.seq * {step_ms * 1000}", strides=plan["strides"])
                 rows = _run(conn, f"INSERT INTO `{db}`.`{name}` SELECT {cols} FROM `{base}`.`{name}` b "
-                                  f"JOIN seq_0_to_{copies} q WHERE q.seq = 0 OR {REAL.format('b.call_id')} ORDER BY 1")
+                                  f"JOIN seq_0_to_{copies} q WHERE q.seq = 0 OR {_real('b.call_id')} ORDER BY 1")
             else:  # integer keys: the base, then copy k = ids + k * stride, each in key order (appends)
                 rows = _run(conn, f"INSERT INTO `{db}`.`{name}` SELECT * FROM `{base}`.`{name}` ORDER BY id")
                 for k in range(1, copies + 1):

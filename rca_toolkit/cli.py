@@ -1,8 +1,13 @@
 """The ``rca`` command: one subcommand module per job under ``rca_toolkit.commands``.
 
 Each command module exposes ``register(subparsers)`` which adds its parser and sets
-``func``; the function returns the process exit code. User mistakes arrive here as
-``RcaError`` and are printed as one line on stderr with exit code 2 (no traceback).
+``func``; the function returns an :class:`~rca_toolkit.outcome.Outcome` or raises. :func:`main`
+is the one place that turns that into the process exit code (``EXIT_CODES``, the README's
+"Exit codes" table): user mistakes arrive as ``RcaError`` (one line on stderr, exit 2), any other
+exception is an internal error (one line, exit 3; the traceback only under ``-v``).
+
+Logging: the package only creates module loggers; :func:`main` attaches the one handler (stderr)
+to the ``rca_toolkit`` logger: ``-v`` shows the decisions (INFO), ``-vv`` also every statement (DEBUG).
 """
 
 from __future__ import annotations
@@ -12,9 +17,22 @@ import importlib
 import json
 import logging
 import sys
+import traceback
+from contextlib import contextmanager
 from typing import Callable
 
 from rca_toolkit.errors import RcaError
+from rca_toolkit.outcome import Outcome
+
+# The exit-code contract (README "Exit codes"); nothing else in the package picks an exit code.
+EXIT_CODES = {
+    Outcome.CLEAR: 0,  # ran, nothing to act on (PASS / WARN / OK / WATCH)
+    Outcome.FOUND: 1,  # ran and found something (FAIL, ACT, a phantom write, a missing index)
+    Outcome.BAD_INPUT: 2,  # the user's input is wrong (RcaError; argparse usage errors exit 2 too)
+    Outcome.INTERNAL_ERROR: 3,  # an internal error (any other exception, a crashed notebook)
+}
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 # command -> (module under rca_toolkit.commands, one-line help). Only the module of the command
 # being run is imported, so `rca --help` and every command start without loading the others'
@@ -27,7 +45,7 @@ COMMANDS = {
     "migrations": ("migrations_cmd", "migration history: pending, missing, suspicious names, batches"),
     "indexes": ("indexes", "check the indexes the toolkit's queries rely on"),
     "run": ("run", "run a notebook with validated parameters into reports/<notebook>/<run-id>/"),
-    "runbook": ("run", "run a runbook; exit 0 PASS/WARN, 1 FAIL, 2 ERROR"),
+    "runbook": ("run", "run a runbook; exit 0 PASS/WARN, 1 FAIL, 2 ERROR (input), 3 ERROR (internal)"),
     "list": ("run", "list notebooks and runbooks with their parameters"),
     "demo-reports": ("run", "run every notebook and runbook with its defaults and print the reports"),
     "import": ("import_cmd", "import Retell objects, Laravel logs, exports or Cal.com webhooks into a scratch db"),
@@ -77,7 +95,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         prog="rca",
         description="Incident analysis and runbooks for the Retell -> Laravel -> Cal.com booking platform.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log the decisions taken to stderr (-vv: also every statement with rows and seconds)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     if argv is None:
         modules = COMMAND_MODULES
@@ -94,24 +113,72 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command and map its outcome to the exit code (``EXIT_CODES``): the one place that does."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
+    command, verbose = _requested_command(argv) or "", _verbosity(argv)
+    with _logging_to_stderr(verbose):
+        try:
+            parser = build_parser(argv)  # imports the command's module: a broken one is an internal error too
+            args = parser.parse_args(argv)  # usage errors exit 2 here (SystemExit, not caught)
+            func: Callable[[argparse.Namespace], Outcome] | None = getattr(args, "func", None)
+            if func is None:
+                parser.print_help()
+                return EXIT_CODES[Outcome.BAD_INPUT]
+            outcome = func(args)
+            if not isinstance(outcome, Outcome):
+                raise TypeError(f"{func.__module__}.{func.__name__} returned {outcome!r}, not an Outcome")
+        except RcaError as exc:
+            print(f"rca {command}: error: {exc}", file=sys.stderr)
+            outcome = Outcome.BAD_INPUT
+        except KeyboardInterrupt:
+            print("rca: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            return EXIT_CODES[Outcome.CLEAR]
+        except Exception as exc:  # noqa: BLE001 - the contract: one line, exit 3, the traceback only under -v
+            _report_internal_error(command, exc, verbose=verbose > 0)
+            outcome = Outcome.INTERNAL_ERROR
+    return EXIT_CODES[outcome]
+
+
+def _verbosity(argv: list[str]) -> int:
+    """How many ``-v`` precede the command (``-v`` is a global option, so none can follow it)."""
+    count = 0
+    for arg in argv:
+        if not arg.startswith("-"):
+            break
+        count += 1 if arg == "--verbose" else len(arg) - 1 if set(arg[1:]) == {"v"} else 0
+    return count
+
+
+def _report_internal_error(command: str, exc: Exception, *, verbose: bool) -> None:
+    """One line naming what failed (passwords redacted); the traceback before it under ``-v``."""
+    from rca_toolkit.sources.db import redact_text
+
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    what = redact_text(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+    if verbose:
+        print(redact_text("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
+        print(f"rca {command}: internal error: {what}", file=sys.stderr)
+    else:
+        print(f"rca {command}: internal error: {what} (run with -v for details)", file=sys.stderr)
+
+
+@contextmanager
+def _logging_to_stderr(verbose: int):
+    """One stderr handler on the ``rca_toolkit`` logger for one :func:`main` call, removed afterwards
+    (in-process callers such as tests call ``main`` repeatedly and swap ``sys.stderr``)."""
+    logger = logging.getLogger("rca_toolkit")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    previous = logger.level
+    logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING)
+    logger.addHandler(handler)
     try:
-        return int(func(args) or 0)
-    except RcaError as exc:
-        print(f"rca {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("rca: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

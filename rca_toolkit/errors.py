@@ -1,7 +1,7 @@
 """One exception family with a hint, so every user mistake becomes one clear line.
 
-The CLI prints ``str(error)`` (message plus hint) and exits with ``error.exit_code``;
-it never shows a traceback for an ``RcaError``.
+The CLI prints ``str(error)`` (message plus hint) as one line and exits 2 (the user's input is
+wrong, see README "Exit codes"); it never shows a traceback for an ``RcaError``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 class RcaError(Exception):
     """Base error: ``message`` says what happened with which input, ``hint`` what to do."""
-
-    exit_code = 2
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)

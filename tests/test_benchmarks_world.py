@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from benchmarks import world
 from rca_toolkit import demo
 from rca_toolkit.sources import loaders, schema
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions
 from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 from rca_toolkit.demo.injected import LOOP_CALL
 
@@ -51,14 +51,14 @@ def _scalar(url: str, sql: str):
 
 
 def _real(ids: pd.Series) -> pd.Series:
-    return ids.map(names.is_real_call_id).astype(bool)
+    return ids.map(call_ids.is_real_call_id).astype(bool)
 
 
 def _test_call_booking_uids(base_url: str) -> set[str]:
     """Cal.com webhooks of test-call booking attempts: the first webhook of the same company after the attempt."""
     att = _frame(base_url, "SELECT s.call_id, s.company_id, t.started_at, t.function_name FROM retell_function_traces t "
                            "JOIN retell_call_sessions s ON s.id = t.call_session_id")
-    att = att[~_real(att["call_id"]) & att["function_name"].map(names.function_family).isin(names.BOOKING_FAMILIES)]
+    att = att[~_real(att["call_id"]) & att["function_name"].map(functions.function_family).isin(functions.BOOKING_FAMILIES)]
     hooks = _frame(base_url, "SELECT event_id, company_id, created_at FROM webhook_events WHERE provider = 'calcom'")
     found = set()
     for _, a in att.iterrows():

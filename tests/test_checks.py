@@ -239,7 +239,9 @@ def test_log_errors_counts_the_window(tmp_path):
 
 
 def test_cache_invalidation_finds_the_handler_that_forgets():
-    handlers = checks.cache_handlers(FIXTURES / "calcom_cache")
+    from rca_toolkit.analyses.code.cache_handlers import cache_handlers
+
+    handlers = cache_handlers(FIXTURES / "calcom_cache")
     assert list(handlers["method"]) == ["handleBookingCreated", "handleBookingCancelled", "handleBookingRescheduled"]
     assert list(handlers["clears_cache"]) == [True, True, False]  # comment and string in the third do not count
     result = checks.cache_invalidation(str(FIXTURES / "calcom_cache"))

@@ -11,6 +11,7 @@ import pytest
 
 from rca_toolkit.analyses.compare import stats as cmp
 from rca_toolkit.errors import ConfigError, SchemaError
+from rca_toolkit.rules.bookings import MIN_ATTEMPTS
 
 AT = "2025-10-18T13:20:08+02:00"
 AT_UTC = pd.Timestamp("2025-10-18T11:20:08Z")
@@ -185,7 +186,7 @@ def test_demo_text_report_says_the_fix_was_partial(demo_db, capsys):
 
 
 def test_demo_numbers_equal_the_ground_truth(demo_db):
-    from rca_toolkit.commands.compare import before_after
+    from rca_toolkit.analyses.compare.before_after import before_after
 
     url, truth = demo_db
     phantom = truth["booking_attempts"]
@@ -217,7 +218,7 @@ def test_demo_tiny_window_is_not_enough_data(demo_db, capsys):
     payload = json.loads(out)
     rates = [m for m in payload["metrics"] if m["name"] == "booking_success_rate"]
     assert rates and all(m["verdict"] == "not enough data" for m in rates)
-    assert all(min(m["before"]["n"], m["after"]["n"]) < cmp.MIN_N_RATE for m in rates)
+    assert all(min(m["before"]["n"], m["after"]["n"]) < MIN_ATTEMPTS for m in rates)
     assert not payload["partial"]["is_partial"]
 
 
@@ -229,10 +230,10 @@ def test_cli_rejects_a_naive_time_with_one_line(capsys):
 
 @pytest.mark.slow
 def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path):
-    from rca_toolkit.runs import runner as notebooks
+    from rca_toolkit.runs.runner import run_notebook
 
     url, _ = demo_sqlite
-    run = notebooks.run_notebook("notebooks/before_after_report.ipynb", {"before": "4d", "exclude": "15m"}, db=url,
+    run = run_notebook("notebooks/before_after_report.ipynb", {"before": "4d", "exclude": "15m"}, db=url,
                                  out_dir=tmp_path)
     assert run.status == "ok", run.error
     rates = {m["group"]: m for m in run.metrics["metrics"] if m["name"] == "booking_success_rate"}

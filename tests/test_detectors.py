@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from rca_toolkit.analyses.calls import detectors as d
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.rules.names import function_family
+from rca_toolkit.rules.functions import function_family
 from rca_toolkit.analyses.calls.timeline import SPAN_COLUMNS, attribute
 
 TOOL_COLUMNS = ["name", "family", "start_s", "end_s", "latency_s", "ok", "error", "transport_ok", "arguments"]

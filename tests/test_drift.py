@@ -227,13 +227,13 @@ def test_cli_text_and_exit_codes(laravel_sqlite, tmp_path, capsys):
 # ---- runbook checks and RB010 --------------------------------------------------------------
 
 def test_runbook_checks_compute_status_from_findings(laravel_sqlite, tmp_path):
-    from rca_toolkit.commands import drift as drift_cmd
+    from rca_toolkit.runbooks import code_checks
     from rca_toolkit.runbooks.framework import Status
 
-    before = drift_cmd.check_code_writes(str(BEFORE), laravel_sqlite, "appointments")
+    before = code_checks.check_code_writes(str(BEFORE), laravel_sqlite, "appointments")
     assert (before.status, before.evidence["phantom_writes"], before.evidence["raising_writes"]) == (Status.FAIL, 22, 11)
     assert before.summary == "22 writes of columns missing from the schema at 10 sites, 11 raise 1054"
-    columns = drift_cmd.check_schema_columns(str(BEFORE), laravel_sqlite, "appointments")
+    columns = code_checks.check_schema_columns(str(BEFORE), laravel_sqlite, "appointments")
     assert columns.status == Status.FAIL
     assert {c["column"] for c in columns.evidence["missing_columns"]} == set(PHANTOMS)
     assert [(r["column"], r["line"]) for r in columns.evidence["required_never_set"]] == [("customer_id", 38)]
@@ -242,19 +242,19 @@ def test_runbook_checks_compute_status_from_findings(laravel_sqlite, tmp_path):
     app = tmp_path / "app"
     shutil.copytree(BEFORE / "app" / "Models", app / "app" / "Models")
     shutil.copy(BEFORE / "app/Http/Controllers/RetellApiController.php", app / "RetellApiController.php")
-    dropped = drift_cmd.check_code_writes(str(app), laravel_sqlite)
+    dropped = code_checks.check_code_writes(str(app), laravel_sqlite)
     assert (dropped.status, dropped.evidence["phantom_writes"], dropped.evidence["raising_writes"]) == (Status.WARN, 4, 0)
 
     with_columns = f"sqlite:///{tmp_path / 'with_phantoms.sqlite'}"
     build_fixture_schema(with_columns, with_phantoms=True)
-    assert drift_cmd.check_code_writes(str(AFTER), with_columns).status == Status.PASS
-    assert drift_cmd.check_schema_columns(str(AFTER), with_columns).status == Status.PASS
+    assert code_checks.check_code_writes(str(AFTER), with_columns).status == Status.PASS
+    assert code_checks.check_schema_columns(str(AFTER), with_columns).status == Status.PASS
 
 
 @pytest.mark.slow
 def test_rb010_runbook_runs_with_parameters(tmp_path):
     """papermill run of RB010 on the after state: the unfixed site fails, the migrations pass."""
-    from rca_toolkit.runs import runner as notebooks
+    from rca_toolkit.runs.runner import run_notebook
 
     url = f"sqlite:///{tmp_path / 'app.sqlite'}"
     build_fixture_schema(url)
@@ -264,10 +264,10 @@ def test_rb010_runbook_runs_with_parameters(tmp_path):
         conn.execute(sa.text("INSERT INTO migrations (id, migration, batch) VALUES (:id, :m, :b)"),
                      [{"id": i + 1, "m": name, "b": 1 + i // 3} for i, name in enumerate(files)])
     engine.dispose()
-    run = notebooks.run_notebook(ROOT / "runbooks" / "RB010-phantom-columns.ipynb",
+    run = run_notebook(ROOT / "runbooks" / "RB010-phantom-columns.ipynb",
                                  {"code_path": str(AFTER), "reference_date": "2025-10-20"}, db=url, out_dir=tmp_path / "runs")
     assert run.status == "ok", run.error
-    assert run.metrics["verdict"] == "FAIL" and run.metrics["exit_code"] == 1
+    assert run.metrics["verdict"] == "FAIL" and run.metrics["outcome"] == "found"
     assert run.metrics["checks"] == {
         "No code writes a column the schema lacks (seed method 1)": "FAIL",
         "Every written column exists in the schema (seed method 2)": "FAIL",
@@ -280,13 +280,13 @@ def test_rb010_runbook_runs_with_parameters(tmp_path):
 
 
 def test_code_without_writes_verifies_nothing(laravel_sqlite, tmp_path, capsys):
-    from rca_toolkit.commands import drift as drift_cmd
+    from rca_toolkit.runbooks import code_checks
     from rca_toolkit.runbooks.framework import Status
 
     (tmp_path / "index.php").write_text("<?php\n// $a->forceFill(['created_by' => 1]);\necho 'hello';\n")
     report = report_for(tmp_path, laravel_sqlite)
     assert report.phantom_columns.empty and report.checked_tables == [] and report.writes_checked == 0
-    assert drift_cmd.check_code_writes(str(tmp_path), laravel_sqlite).status == Status.WARN
-    assert drift_cmd.check_schema_columns(str(tmp_path), laravel_sqlite).status == Status.WARN
+    assert code_checks.check_code_writes(str(tmp_path), laravel_sqlite).status == Status.WARN
+    assert code_checks.check_schema_columns(str(tmp_path), laravel_sqlite).status == Status.WARN
     code, out, _ = run_cli(capsys, "--code", str(tmp_path), "--db", laravel_sqlite, "--format", "json")
     assert code == 0 and json.loads(out)["phantom_columns"] == []

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rca_toolkit.analyses.health import report as health
+from rca_toolkit.analyses.health import data as health_data, report as health
 from rca_toolkit.rules.signatures import signature_of
 from rca_toolkit.errors import ConfigError
+from rca_toolkit.runs import plots
 
 PHANTOM = ("SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list' "
            "(Connection: mysql, SQL: insert into `appointments` ...)")
@@ -49,14 +50,14 @@ class World:
         self.errors.append({"occurred_at": berlin(at), "error_message": message, "error_code": "x",
                             "booking_failed": booking_failed})
 
-    def inputs(self, day="2025-10-14", period="1d") -> health.HealthInputs:
+    def inputs(self, day="2025-10-14", period="1d") -> health_data.HealthInputs:
         calls = pd.DataFrame(self.calls, columns=["call_id", "started_at", "duration_ms", "retell_duration_ms", "stuck",
                                                   "closed_by_cleanup", "started_at_ambiguous"])
         traces = pd.DataFrame(self.traces, columns=["call_id", "family", "started_at", "duration_ms"])
         attempts = pd.DataFrame(self.attempts, columns=["call_id", "at", "path", "outcome", "signature"])
         errors = pd.DataFrame(self.errors, columns=["occurred_at", "error_message", "error_code", "booking_failed"])
         bounds = health.period_bounds(day, period)
-        return health.HealthInputs(bounds["day"], period, 0, bounds, attempts, calls, traces, errors)
+        return health_data.HealthInputs(bounds["day"], period, 0, bounds, attempts, calls, traces, errors)
 
 
 def healthy_baseline(world: World, per_path: int = 3, first_day: int = 7, last_day: int = 13):
@@ -73,7 +74,7 @@ def test_a_failing_path_is_act_and_the_line_names_numbers_signature_and_start():
     world.call("2025-10-13 10:00", booking="book_appointment")
     for hour in (11, 12, 13):
         world.call(f"2025-10-13 {hour}:16", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
-    for hour in range(8, 17):
+    for hour in range(8, 18):  # 10 attempts: rules.bookings.MIN_ATTEMPTS, the fewest any booking verdict judges
         world.call(f"2025-10-14 {hour:02d}:10", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
         world.call(f"2025-10-14 {hour:02d}:40", booking="collect_appointment")
 
@@ -83,17 +84,17 @@ def test_a_failing_path_is_act_and_the_line_names_numbers_signature_and_start():
     sig = signature_of(PHANTOM)
     assert "Unknown column 'created_by'" in sig
     assert report.verdict_line.startswith(
-        "ACT: booking success on path book_appointment 0 % (0/9, 95 % CI 0 %-30 %) vs 86 % (19/22) in the previous 7 days; "
+        "ACT: booking success on path book_appointment 0 % (0/10, 95 % CI 0 %-28 %) vs 86 % (19/22) in the previous 7 days; "
         f"failing with {sig} since 2025-10-13 11:16")
     row = report.booking.set_index("path").loc["book_appointment"]
-    assert (row["attempts"], row["success"], row["baseline_attempts"]) == (9, 0, 22)
-    assert row["ci_high"] == pytest.approx(3.8415 / (9 + 3.8415), abs=1e-3)  # Wilson upper bound of 0/9
+    assert (row["attempts"], row["success"], row["baseline_attempts"]) == (10, 0, 22)
+    assert row["ci_high"] == pytest.approx(3.8415 / (10 + 3.8415), abs=1e-3)  # Wilson upper bound of 0/10
     assert report.booking.set_index("path").loc["collect_appointment", "level"] == "OK"
     growing = report.signatures.set_index("signature").loc[sig]
-    assert (growing["count"], growing["baseline_count"], growing["status"]) == (9, 3, "growing")
+    assert (growing["count"], growing["baseline_count"], growing["status"]) == (10, 3, "growing")
     assert growing["first_seen"] == "2025-10-13 11:16"
     metrics = report.metrics()
-    assert metrics["verdict"] == "ACT" and metrics["key_numbers"]["booking_attempts"] == 18
+    assert metrics["verdict"] == "ACT" and metrics["key_numbers"]["booking_attempts"] == 20
     assert metrics["key_numbers"]["booking_success_pct"] == 50.0
 
 
@@ -111,7 +112,7 @@ def test_two_failures_in_thirteen_is_watch_and_few_attempts_are_not_judged():
     assert rows.loc["book_appointment", "level"] == "WATCH"  # 11/13: upper bound 95.7 % < 98 % target
     assert rows.loc["book_appointment", "ci_high"] == pytest.approx(0.957, abs=1e-3)
     assert rows.loc["collect_appointment", "level"] == "OK"  # 0/2: too few to judge
-    assert rows.loc["collect_appointment", "judgement"] == "fewer than 3 attempts: no judgement"
+    assert rows.loc["collect_appointment", "judgement"] == "fewer than 10 attempts: no judgement"
     assert report.verdict == "WATCH"
 
 
@@ -202,7 +203,7 @@ def test_plot_shows_one_series_per_path_and_the_reported_day():
     healthy_baseline(world)
     world.call("2025-10-14 09:00", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
     report = health.compute(world.inputs())
-    fig = health.plot_booking(report)
+    fig = plots.plot_health_booking(report)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert sorted(labels) == ["book_appointment", "collect_appointment", "critical 90 %", "reported period"]
@@ -248,7 +249,7 @@ def test_demo_quiet_day_is_not_act_and_counts_stuck_sessions(demo_db):
         assert (rows.loc[path, "success"], rows.loc[path, "attempts"]) == truth_counts(truth, "2025-11-20", path)
         assert rows.loc[path, "level"] == "OK"
     stuck_ids = set(truth["stuck_session_call_ids"])
-    day_calls = health.load(url, "2025-11-20").calls
+    day_calls = health_data.load(url, "2025-11-20").calls
     day_calls = day_calls[day_calls["started_at"] >= report.bounds["start"]]
     expected_stuck = int(day_calls["call_id"].astype(str).isin(stuck_ids).sum())
     assert report.key_numbers()["stuck_sessions"] == expected_stuck
@@ -258,7 +259,7 @@ def test_demo_quiet_day_is_not_act_and_counts_stuck_sessions(demo_db):
 def test_counts_from_the_database_give_the_report_of_the_rows(demo_db, day, period, company):
     """MariaDB computes counts and histograms in SQL; the report must equal the one computed from loaded rows."""
     url, _ = demo_db
-    from_rows = health.compute(health.load(url, day, period, company))
+    from_rows = health.compute(health_data.load(url, day, period, company))
     from_counts = health.health(url, day, period, company)
     assert from_counts.to_dict() == from_rows.to_dict()
     pd.testing.assert_frame_equal(from_counts.daily, from_rows.daily)
@@ -266,8 +267,6 @@ def test_counts_from_the_database_give_the_report_of_the_rows(demo_db, day, peri
 
 
 def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):
-    from rca_toolkit.analyses.health import data as health_data
-
     url, _ = demo_mariadb
     stmts = health_data.statements(url, health.period_bounds("2025-10-14", "1d"), 1)
     assert [name for name, _, _ in stmts] == ["sessions", "retell_durations", "excluded_test_ids", "latencies", "reach", "errors"]

@@ -189,21 +189,35 @@ def test_cli(migrations_db, git_checkout, tmp_path, capsys):
 
 
 def test_runbook_checks():
+    from rca_toolkit.runbooks import code_checks
     from rca_toolkit.runbooks.framework import Status
 
     with_files = migrations.migration_history(FRAME, files_dir=FILES, today="2025-10-20")
-    pending = migrations.pending_check(with_files)
+    pending = code_checks.pending_check(with_files)
     assert (pending.status, pending.evidence["pending"]) == (Status.FAIL, ["2025_10_18_120000_create_retell_call_sessions_table"])
     assert pending.summary == "1 pending, 3 ran but their file is missing (9 ran in 6 batches)"
-    names = migrations.names_check(with_files)
+    names = code_checks.names_check(with_files)
     assert names.status == Status.WARN and names.evidence["malformed"] == ["fix_appointments_hotfix"]
-    assert migrations.pending_check(migrations.migration_history(FRAME)).status == Status.WARN  # folder not given
+    assert code_checks.pending_check(migrations.migration_history(FRAME)).status == Status.WARN  # folder not given
 
     ran_all = pd.DataFrame([(i + 1, p.stem, 1) for i, p in enumerate(sorted(FILES.glob("*.php")))],
                            columns=["id", "migration", "batch"])
     clean = migrations.migration_history(ran_all, files_dir=FILES, today="2025-10-20")
-    assert migrations.pending_check(clean).status == Status.PASS
-    assert migrations.names_check(clean).status == Status.PASS
+    assert code_checks.pending_check(clean).status == Status.PASS
+    assert code_checks.names_check(clean).status == Status.PASS
+
+
+def test_runbook_checks_load_the_folder_from_the_code_path(migrations_db, tmp_path):
+    """RB010 passes empty strings for unset parameters; the code path supplies database/migrations."""
+    from rca_toolkit.runbooks import code_checks
+    from rca_toolkit.runbooks.framework import Status
+
+    app = str(FILES.parents[1])
+    pending = code_checks.check_pending(migrations_db, "", "", "2025-10-20", code_path=app)
+    assert (pending.status, pending.evidence["pending"]) == (Status.FAIL, ["2025_10_18_120000_create_retell_call_sessions_table"])
+    assert code_checks.check_names(migrations_db, "", "", "2025-10-20", code_path=app).evidence["malformed"] == ["fix_appointments_hotfix"]
+    not_checked = code_checks.check_pending(migrations_db, "", "", "", code_path=str(tmp_path))
+    assert not_checked.status == Status.WARN and "NOT checked" in not_checked.summary
 
 
 def test_demo_world_migrations_match_its_ground_truth(demo_db):

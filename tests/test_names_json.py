@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from rca_toolkit.rules.jsonutil import decode_json
-from rca_toolkit.rules.names import family_series, function_family, id_kind, is_real_call_id, real_call_ids
+from rca_toolkit.rules.call_ids import id_kind, is_real_call_id, real_call_ids
+from rca_toolkit.rules.functions import family_series, function_family
 
 
 @pytest.mark.parametrize(

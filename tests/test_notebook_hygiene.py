@@ -12,10 +12,10 @@ import nbformat
 import papermill
 import pytest
 
-from rca_toolkit.runs import runner as notebooks
+from rca_toolkit.runs import parameters, runner
 
 ROOT = Path(__file__).resolve().parents[1]
-ALL = notebooks.notebook_paths(ROOT / "notebooks", ROOT / "runbooks")
+ALL = runner.notebook_paths(ROOT / "notebooks", ROOT / "runbooks")
 RUNBOOKS = [p for p in ALL if p.parent.name == "runbooks"]
 SQL = re.compile(r"(?is)\b(select\b.+\bfrom|insert\s+into|update\s+\w+\s+set|delete\s+from|create\s+table|drop\s+table)\b")
 BANNED = {ast.FunctionDef: "def", ast.AsyncFunctionDef: "async def", ast.ClassDef: "class", ast.Try: "try"}
@@ -46,7 +46,7 @@ def test_one_typed_documented_parameters_cell_papermill_can_read(path):
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged `parameters`"
     assert code[0] is tagged[0], "the parameters cell is the first code cell"
-    declared = notebooks.parse_parameters(tagged[0].source, where=path.name)
+    declared = parameters.parse_parameters(tagged[0].source, where=path.name)
     assert declared, "at least one parameter"
     seen = papermill.inspect_notebook(str(path))
     assert list(seen) == [p.name for p in declared], "papermill reads every parameter line (no '=' in help texts)"
@@ -82,6 +82,29 @@ def test_cells_are_thin(path):
                 assert name not in {"read_sql", "read_sql_query", "execute", "text"}, f"raw query call {name}()"
 
 
+def _forbidden_imports(source: str) -> list[str]:
+    """Toolkit imports a notebook must not make: the host-side runner (a notebook runs inside the
+    kernel: ``rca_toolkit.runs.kernel``), the CLI's ``commands``, or any ``_private`` name."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rca_toolkit"):
+            names = [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("rca_toolkit")]
+        else:
+            continue
+        found += [n for n in names if n.startswith(("rca_toolkit.commands", "rca_toolkit.runs.runner"))
+                  or any(part.startswith("_") for part in n.split("."))]
+    return found
+
+
+@pytest.mark.parametrize("path", ALL, ids=_ids(ALL))
+def test_notebooks_import_the_kernel_helpers_and_public_modules_only(path):
+    nb = nbformat.read(str(path), as_version=4)
+    source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert _forbidden_imports(source) == []
+
+
 @pytest.mark.parametrize("path", RUNBOOKS, ids=_ids(RUNBOOKS))
 def test_runbooks_are_numbered_documented_and_record_a_verdict(path):
     assert re.match(r"^RB\d{3}-[a-z0-9-]+\.ipynb$", path.name)
@@ -101,7 +124,12 @@ def test_hygiene_catches_a_bad_notebook(tmp_path):
         nbformat.v4.new_code_cell("def helper():\n    return 'SELECT * FROM calls'"),
     ])
     with pytest.raises(Exception):
-        notebooks.parse_parameters(bad.cells[1].source)
+        parameters.parse_parameters(bad.cells[1].source)
     tree = ast.parse(bad.cells[2].source)
     assert any(isinstance(n, ast.FunctionDef) for n in ast.walk(tree))
     assert SQL.search("SELECT * FROM calls")
+    assert _forbidden_imports("from rca_toolkit.runs import runner as notebooks\n"
+                              "from rca_toolkit.commands.compare import before_after\n"
+                              "from rca_toolkit.sources.loaders import _SCHEMAS\n"
+                              "from rca_toolkit.runs import kernel") == [
+        "rca_toolkit.runs.runner", "rca_toolkit.commands.compare.before_after", "rca_toolkit.sources.loaders._SCHEMAS"]

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 import yaml
 
 from rca_toolkit import cli
-from rca_toolkit.runs import runner as notebooks
+from rca_toolkit.runs import kernel, parameters, runner
 from rca_toolkit.errors import ConfigError, NotFound
+from rca_toolkit.outcome import Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 TINY = FIXTURES / "tiny_report.ipynb"
@@ -34,7 +35,7 @@ GOOD_CELL = (
 
 # --------------------------------------------------------------------------- declaration
 def test_parse_parameters_types_kinds_and_help():
-    params = {p.name: p for p in notebooks.parse_parameters(GOOD_CELL)}
+    params = {p.name: p for p in parameters.parse_parameters(GOOD_CELL)}
     assert list(params) == ["db_url", "deployed_at", "as_of", "since", "window", "grace", "min_n", "target", "strict"]
     assert [params[n].kind for n in ("deployed_at", "as_of", "since")] == ["timestamp"] * 3
     assert params["window"].kind == "duration" and params["grace"].kind == "duration"
@@ -54,29 +55,29 @@ def test_parse_parameters_types_kinds_and_help():
 ])
 def test_parse_parameters_rejects_untyped_or_undocumented(source, fragment):
     with pytest.raises(ConfigError) as err:
-        notebooks.parse_parameters(source)
+        parameters.parse_parameters(source)
     assert fragment in str(err.value)
 
 
 def test_read_parameters_of_fixture_and_missing_cell(tmp_path):
-    names = [p.name for p in notebooks.read_parameters(TINY)]
+    names = [p.name for p in parameters.read_parameters(TINY)]
     assert names == ["db_url", "since_at", "window", "limit", "ratio", "fail"]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x: int = 1  # x")])
     path = tmp_path / "untagged.ipynb"
     nbformat.write(nb, path)
     with pytest.raises(ConfigError, match="no cell tagged `parameters`"):
-        notebooks.read_parameters(path)
+        parameters.read_parameters(path)
     with pytest.raises(NotFound):
-        notebooks.read_parameters(tmp_path / "nope.ipynb")
+        parameters.read_parameters(tmp_path / "nope.ipynb")
 
 
 def test_validate_coerces_cli_strings_and_yaml_values():
-    declared = notebooks.parse_parameters(GOOD_CELL)
-    got = notebooks.validate(declared, {"min_n": "7", "target": "0.9", "strict": "no", "window": "36h",
+    declared = parameters.parse_parameters(GOOD_CELL)
+    got = parameters.validate(declared, {"min_n": "7", "target": "0.9", "strict": "no", "window": "36h",
                                         "deployed_at": "2025-11-14T12:00:00Z"})
     assert got == {"min_n": 7, "target": 0.9, "strict": False, "window": "36h", "deployed_at": "2025-11-14T12:00:00Z"}
     yaml_values = yaml.safe_load("min_n: 5\ntarget: 1\ndeployed_at: 2025-10-18T13:20:08+02:00\n")
-    got = notebooks.validate(declared, yaml_values)
+    got = parameters.validate(declared, yaml_values)
     assert got["target"] == 1.0 and got["deployed_at"].startswith("2025-10-18T13:20:08+02:00")
 
 
@@ -91,9 +92,9 @@ def test_validate_coerces_cli_strings_and_yaml_values():
     ({"deployed_at": yaml.safe_load("2025-10-18 13:20:08")}, "has no time zone"),
 ])
 def test_validate_rejects_unknown_names_and_wrong_values(given, fragment):
-    declared = notebooks.parse_parameters(GOOD_CELL)
+    declared = parameters.parse_parameters(GOOD_CELL)
     with pytest.raises(ConfigError) as err:
-        notebooks.validate(declared, given, notebook="RB001.ipynb")
+        parameters.validate(declared, given, notebook="RB001.ipynb")
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -111,40 +112,40 @@ def test_cli_rejects_bad_parameters_before_execution(tmp_path, capsys):
 
 def test_helpers_are_noops_outside_a_run(monkeypatch):
     monkeypatch.delenv("RCA_RUN_DIR", raising=False)
-    assert notebooks.record_metrics({"a": 1}) is None
-    assert notebooks.save_text("x.md", "x") is None
+    assert kernel.record_metrics({"a": 1}) is None
+    assert kernel.save_text("x.md", "x") is None
     with pytest.raises(ConfigError):
-        notebooks.save_figure(object(), "../escape")
+        kernel.save_figure(object(), "../escape")
 
 
 def test_helpers_write_into_the_run_dir(monkeypatch, tmp_path):
     from matplotlib.figure import Figure
 
     monkeypatch.setenv("RCA_RUN_DIR", str(tmp_path))
-    notebooks.record_metrics({"a": 1, "b": {"c": 2}})
-    notebooks.record_metrics({"a": 3})
+    kernel.record_metrics({"a": 1, "b": {"c": 2}})
+    kernel.record_metrics({"a": 3})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 3, "b": {"c": 2}}
     fig = Figure()
     fig.add_subplot().plot([0, 1], [1, 0])
-    path = notebooks.save_figure(fig, "trend")
+    path = kernel.save_figure(fig, "trend")
     assert path == tmp_path / "figures" / "trend.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_split_secrets_redacts_and_keeps_real_value_for_kernel(monkeypatch):
     url = "mysql+pymysql://ro:s3cr3t-pw@db.example:3306/app"
-    safe, env, passwords = notebooks.split_secrets({"db_url": url, "note": "see http://x", "n": 1})
+    safe, env, passwords = runner.split_secrets({"db_url": url, "note": "see http://x", "n": 1})
     assert safe == {"db_url": "mysql+pymysql://ro:***@db.example:3306/app", "note": "see http://x", "n": 1}
     assert env == {"RCA_PARAM_DB_URL": url} and passwords == ["s3cr3t-pw"]
     monkeypatch.setenv("RCA_PARAM_DB_URL", url)
-    assert notebooks.param_value("db_url", safe["db_url"]) == url
-    assert notebooks.param_value("db_url", "sqlite:///other.sqlite") == "sqlite:///other.sqlite"
+    assert kernel.param_value("db_url", safe["db_url"]) == url
+    assert kernel.param_value("db_url", "sqlite:///other.sqlite") == "sqlite:///other.sqlite"
 
 
 # --------------------------------------------------------------------------- executions
 @pytest.mark.slow
 def test_run_folder_contents_report_and_non_default_parameters(tmp_path):
-    result = notebooks.run_notebook(TINY, {"limit": "7", "window": "30m"}, out_dir=tmp_path, progress=False)
-    assert result.status == "ok" and result.exit_code == 0
+    result = runner.run_notebook(TINY, {"limit": "7", "window": "30m"}, out_dir=tmp_path, progress=False)
+    assert result.status == "ok" and result.outcome == Outcome.CLEAR
     run = result.run_dir
     assert run.parent == tmp_path / "tiny_report" and run.name.endswith(run.name[-6:]) and "Z-" in run.name
     assert sorted(p.name for p in run.iterdir()) == ["figures", "metrics.json", "params.yaml", "report.html",
@@ -154,11 +155,11 @@ def test_run_folder_contents_report_and_non_default_parameters(tmp_path):
     assert metrics["limit"] == 7 and metrics["window"] == "30m" and metrics["ratio"] == 0.5
     assert yaml.safe_load((run / "params.yaml").read_text())["limit"] == 7
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "ok" and info["exit_code"] == 0 and info["toolkit_version"]
+    assert info["status"] == "ok" and info["outcome"] == "clear" and info["toolkit_version"]
     assert info["parameters"]["window"] == "30m" and info["started_at"] < info["ended_at"]
     assert (run / "figures" / "line.png").read_bytes()[:4] == b"\x89PNG"
     html = (run / "report.html").read_text()
-    assert "notebooks.save_figure" not in html and "record_metrics" not in html  # no code cells
+    assert "kernel.save_figure" not in html and "record_metrics" not in html  # no code cells
     assert "limit is 7" in html and "Tiny report" in html
     assert "data:image/png;base64," in html  # the figure is embedded
     assert "<script src" not in html and "https://" not in html and "http://" not in html
@@ -173,14 +174,14 @@ def test_run_folder_contents_report_and_non_default_parameters(tmp_path):
 
 
 @pytest.mark.slow
-def test_failed_run_keeps_executed_notebook_and_exits_non_zero(tmp_path, capsys):
+def test_failed_run_keeps_executed_notebook_and_exits_3(tmp_path, capsys):
     code = cli.main(["run", str(TINY), "-p", "fail", "true", "--out", str(tmp_path)])
-    assert code == 1
+    assert code == 3  # an AssertionError in a cell is not the toolkit naming a wrong input: internal
     err = capsys.readouterr().err
     assert "AssertionError: asked to fail" in err
     (run,) = (tmp_path / "tiny_report").iterdir()
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "failed" and info["exit_code"] == 1 and info["error"] == "AssertionError: asked to fail"
+    assert info["status"] == "failed" and info["outcome"] == "internal_error" and info["error"] == "AssertionError: asked to fail"
     executed = nbformat.read(run / "tiny_report.ipynb", as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert len(errors) == 1 and errors[0].ename == "AssertionError"
@@ -190,12 +191,12 @@ def test_failed_run_keeps_executed_notebook_and_exits_non_zero(tmp_path, capsys)
 SECRET_NB = [
     ("md", "# Secret handling fixture"),
     ("params", 'db_url: str = ""  # database URL or profile\nleak: bool = False  # print the real URL on purpose'),
-    ("code", "from rca_toolkit.runs import runner as notebooks\nfrom rca_toolkit.sources import loaders\n"
-             "engine = notebooks.open_db(db_url)\n"
+    ("code", "from rca_toolkit.runs import kernel\nfrom rca_toolkit.sources import loaders\n"
+             "engine = kernel.open_db(db_url)\n"
              "tables = sorted(loaders.schema_of(engine))\n"
-             "notebooks.record_metrics({'tables': tables, 'url_shown': str(engine.url)})\n"
+             "kernel.record_metrics({'tables': tables, 'url_shown': str(engine.url)})\n"
              "print(engine.url, db_url, tables)"),
-    ("code", "real = notebooks.param_value('db_url', db_url)\n"
+    ("code", "real = kernel.param_value('db_url', db_url)\n"
              "print(real if leak else 'not leaking')\n"
              "assert not leak, 'leaked ' + real"),
 ]
@@ -243,8 +244,8 @@ def test_no_password_in_any_file_of_the_run_folder(tmp_path, password_url):
     traceback on purpose: no file of the run folder may contain it."""
     url, password = password_url
     nb = _write_nb(tmp_path / "secret_probe.ipynb", SECRET_NB)
-    result = notebooks.run_notebook(nb, {"leak": "true"}, db=url, out_dir=tmp_path / "out", progress=False)
-    assert result.status == "failed" and result.exit_code == 1
+    result = runner.run_notebook(nb, {"leak": "true"}, db=url, out_dir=tmp_path / "out", progress=False)
+    assert result.status == "failed" and result.outcome == Outcome.INTERNAL_ERROR
     files = [p for p in result.run_dir.rglob("*") if p.is_file()]
     assert {"secret_probe.ipynb", "report.html", "report.md", "metrics.json", "params.yaml", "run.json"} <= {p.name for p in files}
     for path in files:
@@ -264,10 +265,10 @@ def test_params_file_is_validated_like_cli_values(tmp_path, capsys):
     bad.write_text("since_at: 2025-10-18 13:20:08\nlimit: 4\n")  # YAML makes a naive datetime of it
     assert cli.main(["run", str(TINY), "-f", str(bad), "--out", str(tmp_path / "out")]) == 2
     assert "since_at='2025-10-18T13:20:08' has no time zone" in capsys.readouterr().err
-    assert notebooks.load_params_file(bad)["limit"] == 4
+    assert parameters.load_params_file(bad)["limit"] == 4
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="is not a mapping"):
-        notebooks.load_params_file(tmp_path / "list.yaml")
+        parameters.load_params_file(tmp_path / "list.yaml")
     assert cli.main(["run", "no_such_notebook", "--out", str(tmp_path / "out")]) == 2
     assert "no notebook named 'no_such_notebook'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -134,12 +134,12 @@ def test_demo_phantom_failures_carry_the_1054_signature_and_frame(demo_attempts)
 
 def test_code_path_falls_back_to_the_family_when_no_error_names_a_frame(demo_sqlite):
     from rca_toolkit.sources import loaders
-    from rca_toolkit.rules import names
+    from rca_toolkit.rules import functions
     from rca_toolkit.analyses.bookings.outcomes import CODE_PATHS, classify
 
     url, _ = demo_sqlite
     window = dict(start="2025-10-13T11:16:08+02:00", end="2025-10-14T00:00:00+02:00")
-    traces = loaders.function_traces(url, families=names.BOOKING_FAMILIES, **window)
+    traces = loaders.function_traces(url, families=functions.BOOKING_FAMILIES, **window)
     traces["error_details"] = None
     errors = loaders.errors(url, **window)
     errors["frame"] = pd.array([pd.NA] * len(errors), dtype="string")
@@ -156,12 +156,12 @@ WINDOWS = [(None, None), ("2025-10-13T00:00:00+02:00", "2025-10-20T00:00:00+02:0
 def _whole_table_attempts(url, start, end, company_id):
     """booking_attempts as it was before the lean loads: every row of the padded window, all columns."""
     from rca_toolkit.sources import loaders
-    from rca_toolkit.rules import names
+    from rca_toolkit.rules import call_ids, functions
     from rca_toolkit.sources.attempt_inputs import padded_window
 
-    traces = loaders.function_traces(url, start=start, end=end, company_id=company_id, families=names.BOOKING_FAMILIES,
+    traces = loaders.function_traces(url, start=start, end=end, company_id=company_id, families=functions.BOOKING_FAMILIES,
                                      include_test=True)
-    traces = traces[traces["call_id"].map(names.is_real_call_id).astype(bool)].reset_index(drop=True)
+    traces = traces[traces["call_id"].map(call_ids.is_real_call_id).astype(bool)].reset_index(drop=True)
     lo, hi = padded_window(traces, start, end)
     appointments = loaders.appointments(url, start=lo, end=hi)
     calls = loaders.calls(url, start=None if lo is None else lo - pd.Timedelta(hours=6), end=hi)
@@ -272,7 +272,7 @@ def test_sql_counts_need_the_unique_uid_keys(demo_mariadb):
         schema = dict(loaders.schema_of(engine))
         schema[table] = dataclasses.replace(schema[table], indexes=[
             {**ix, "unique": False} if ix.get("column_names") == [column] else ix for ix in schema[table].indexes])
-        loaders._SCHEMAS[engine] = schema
+        loaders.pin_schema(engine, schema)
         assert fast_counts.counts(engine, **window) is None
 
 

@@ -3,6 +3,9 @@ falls back to the plain fetch with the same frame."""
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -40,8 +43,8 @@ def _expected(rows: list[dict]) -> pd.DataFrame:
 
 def _count_plain_fetches(monkeypatch) -> list:
     calls: list = []
-    plain = packed._plain
-    monkeypatch.setattr(packed, "_plain", lambda *a: calls.append(a[1]) or plain(*a))
+    plain = packed.plain_read
+    monkeypatch.setattr(packed, "plain_read", lambda *a: calls.append(a[1]) or plain(*a))
     return calls
 
 
@@ -64,6 +67,22 @@ def test_a_cut_chunk_falls_back_to_the_plain_fetch(table, monkeypatch):
     got = packed.read(engine, "SELECT id, n, s FROM packed_probe", {}, COLUMNS, key="id", order=["id"])
     pd.testing.assert_frame_equal(got, _expected(rows))
     assert plain == ["SELECT id, n, s FROM packed_probe"]
+
+
+def test_the_packed_fetch_and_its_fallback_are_logged(table, monkeypatch, caplog):
+    engine, rows = table
+    caplog.set_level(logging.DEBUG, logger="rca_toolkit")
+    packed.read(engine, "SELECT id, n, s FROM packed_probe WHERE id >= :lo", {"lo": 5}, COLUMNS, key="id")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "rca_toolkit.sources.packed"]
+    assert re.fullmatch(r"SELECT id, n, s FROM packed_probe WHERE id >= :lo: 9000 rows packed in \d+\.\d{3} s", line)
+    caplog.clear()
+    monkeypatch.setattr(packed, "CHUNK_LIMIT_SQL", "64")
+    packed.read(engine, "SELECT id, n, s FROM packed_probe", {}, COLUMNS, key="id")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "rca_toolkit.sources.packed"] == [
+        ("INFO", "packed fetch cut short by group_concat_max_len (a chunk did not parse), fetched plainly: "
+                 "SELECT id, n, s FROM packed_probe")]
+    assert any(r.name == "rca_toolkit.sources.loaders" and r.getMessage().startswith("SELECT id, n, s FROM packed_probe: 9000 rows in ")
+               for r in caplog.records)  # the plain fetch, timed by loaders.query
 
 
 def test_empty_result_keeps_the_types(table):

@@ -16,7 +16,7 @@ def _run(root: Path, rel: str, *, started: str, status: str = "ok", metrics: dic
     folder.mkdir(parents=True)
     (folder / "run.json").write_text(json.dumps({
         "notebook": f"notebooks/{rel.split('/')[0]}.ipynb", "run_id": folder.name, "parameters": params or {},
-        "started_at": started, "ended_at": started, "status": status, "exit_code": 0 if status == "ok" else 1,
+        "started_at": started, "ended_at": started, "status": status, "outcome": "clear" if status == "ok" else "internal_error",
         "database": "sqlite:///data/demo.sqlite", "error": None if status == "ok" else "ValueError: boom",
     }))
     (folder / "metrics.json").write_text(json.dumps(metrics or {}))

@@ -9,6 +9,7 @@ import pytest
 
 from rca_toolkit.sources import db, loaders, schema
 from rca_toolkit.errors import ConnectionFailed, SchemaError
+from rca_toolkit.outcome import Outcome
 from rca_toolkit.runbooks.framework import (
     CheckResult,
     NotApplicable,
@@ -30,9 +31,9 @@ def _fail():
                        "Roll back the deploy.")
 
 
-def test_status_order_and_exit_codes():
+def test_status_order_and_outcomes():
     assert Status.PASS < Status.WARN < Status.FAIL < Status.ERROR
-    assert [s.exit_code for s in Status] == [0, 0, 1, 2]
+    assert [s.outcome for s in Status] == [Outcome.CLEAR, Outcome.CLEAR, Outcome.FOUND, Outcome.BAD_INPUT]
 
 
 @pytest.mark.parametrize("exc, fragment", [
@@ -81,10 +82,13 @@ def test_verdict_is_worst_and_empty_is_error():
     assert rb.verdict == Status.PASS
     rb.run("Booking success", _fail)
     rb.run("redis", lambda: (_ for _ in ()).throw(NotApplicable("no Redis configured")))
-    assert rb.verdict == Status.FAIL and rb.exit_code == 1
+    assert rb.verdict == Status.FAIL and rb.outcome == Outcome.FOUND
     assert rb.counts() == {"PASS": 1, "WARN": 0, "FAIL": 1, "ERROR": 0, "SKIPPED": 1}
     rb.run("schema", lambda: (_ for _ in ()).throw(SchemaError("table 'x' is missing")))
-    assert rb.verdict == Status.ERROR and rb.exit_code == 2
+    assert rb.verdict == Status.ERROR and rb.outcome == Outcome.BAD_INPUT  # the input (a missing table)
+    rb.run("bug", lambda: {}["no such key"])
+    assert rb.results[-1].internal and not rb.results[-2].internal
+    assert rb.verdict == Status.ERROR and rb.outcome == Outcome.INTERNAL_ERROR  # a check crashed
 
 
 def test_signoff_markdown_html_json():
@@ -104,7 +108,7 @@ def test_signoff_markdown_html_json():
     html = rb._repr_html_()
     assert 'class="rca-status-FAIL"' in html and "<table>" in html and "Roll back the deploy." in html
     data = json.loads(rb.to_json())
-    assert data["verdict"] == "FAIL" and data["exit_code"] == 1
+    assert data["verdict"] == "FAIL" and data["outcome"] == "found"
     assert [c["status"] for c in data["checks"]] == ["PASS", "FAIL"]
     assert data["metrics"][0]["after"] == "0/23 (0.0%)"
 
@@ -127,7 +131,7 @@ def test_record_writes_verdict_and_signoff_into_the_run(monkeypatch, tmp_path):
     rb.run("Booking success", _fail)
     rb.record()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["verdict"] == "FAIL" and metrics["exit_code"] == 1 and metrics["checks"] == {"Booking success": "FAIL"}
+    assert metrics["verdict"] == "FAIL" and metrics["outcome"] == "found" and metrics["checks"] == {"Booking success": "FAIL"}
     assert "**Verdict: FAIL**" in (tmp_path / "signoff.md").read_text()
     assert json.loads((tmp_path / "signoff.json").read_text())["checks"][0]["name"] == "Booking success"
 

@@ -8,7 +8,7 @@ covers the interval [D 06:30, D+1 06:30) and reports on calendar day D, the date
 create one run per missed interval, so every missed day gets exactly its own report.
 
 The task is the same command line ``rca schedule health`` prints; the toolkit's exit codes
-(0 OK/WATCH, 1 ACT, 2 error) make an ACT day a failed task, which is how Airflow alerts.
+(0 OK/WATCH, 1 ACT, 2 bad input, 3 internal error; README "Exit codes") make an ACT day a failed task, which is how Airflow alerts.
 
 Configuration at parse time (environment of the scheduler/DAG processor):
 ``RCA_HOME`` project directory (working directory of the command), ``RCA_BIN`` the ``rca``

@@ -15,8 +15,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from rca_toolkit.analyses.quality import QualityReport
-
-LOCAL_TZ = "Europe/Berlin"
+from rca_toolkit.rules.timeutil import source_tz
 
 
 @dataclass
@@ -69,7 +68,7 @@ class WorldOverview:
 
 
 def _local_day(ts: pd.Series) -> pd.Series:
-    return ts.dt.tz_convert(LOCAL_TZ).dt.date
+    return ts.dt.tz_convert(source_tz()).dt.date
 
 
 def calls_per_day(calls: pd.DataFrame) -> pd.DataFrame:

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 from scipy.stats import binomtest
 
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, sessions
+from rca_toolkit.rules.timeutil import source_tz
 
-STUCK_AFTER = pd.Timedelta(hours=2)
 NEAR_DUPLICATE_WINDOW = pd.Timedelta(minutes=5)
 MAX_EXAMPLES = 10
 
@@ -129,10 +129,10 @@ def near_duplicate_ids(frame: pd.DataFrame, *, window: pd.Timedelta = NEAR_DUPLI
             if ids[i] != ids[j]:
                 distance = edit_distance(ids[i], ids[j], limit)
                 if distance <= limit:
-                    odd, real = (ids[i], ids[j]) if not names.is_real_call_id(ids[i]) else (ids[j], ids[i])
+                    odd, real = (ids[i], ids[j]) if not call_ids.is_real_call_id(ids[i]) else (ids[j], ids[i])
                     pairs.append({"call_id": odd, "similar_to": real, "edit_distance": distance,
                                   "seconds_apart": (times[j] - times[i]).total_seconds(),
-                                  "malformed": not names.is_real_call_id(odd)})
+                                  "malformed": not call_ids.is_real_call_id(odd)})
             j += 1
     return pairs
 
@@ -158,7 +158,9 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
     """Check a session frame (``call_id``, ``started_at`` UTC, ``call_status``, ``duration_ms``;
     optional ``ended_at``, ``function_call_count``, ``functions``, DST flag columns).
 
-    ``as_of`` (default: the export's ``generated_at``, else now) dates the 2-hour stuck rule.
+    ``as_of`` (default: the export's ``generated_at``, else now) dates the 2-hour stuck rule, applied
+    as :func:`rca_toolkit.rules.sessions.stuck_or_open_without_end_times`: in a set that records no
+    end times at all (exports) every open session counts, and a note says so.
     """
     missing = [c for c in ("call_id", "started_at", "call_status", "duration_ms") if c not in frame]
     if missing:
@@ -167,32 +169,24 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
         raise SchemaError(f"the frame lacks columns {', '.join(missing)}", hint="pass an export or loaders.calls frame")
     as_of_ts = _as_of(frame, as_of)
     notes: list[str] = []
-    kind = frame["call_id"].astype(str).map(names.id_kind)
+    kind = frame["call_id"].astype(str).map(call_ids.id_kind)
     excluded = [{"call_id": cid, "kind": k} for cid, k in zip(frame["call_id"].astype(str), kind) if k != "retell"]
-    status = frame["call_status"].astype("string")
-    in_progress = status.eq("in_progress").fillna(False)
-    ended_at = frame["ended_at"] if "ended_at" in frame else pd.Series(pd.NaT, index=frame.index)
-    old = (frame["started_at"] < as_of_ts - STUCK_AFTER).fillna(False)
-    # P5: stuck = in_progress for > 2 h, or while the calls row says the call is over. A set that
-    # records no end times at all (exports) cannot tell a live call from a stuck one: there every
-    # in_progress row counts, and a note says so.
-    records_ends = bool(ended_at.notna().any())
-    over = pd.Series(False, index=frame.index)
-    if "call_row_status" in frame:
-        over |= frame["call_row_status"].astype("string").eq("completed").fillna(False)
-    if "retell_call_status" in frame:
-        over |= frame["retell_call_status"].astype("string").eq("ended").fillna(False)
-    no_end = ended_at.isna() & (not records_ends)
-    stuck = in_progress & (old | over | no_end)
+    in_progress = frame["call_status"].astype("string").eq(sessions.OPEN_STATUS).fillna(False)
+    open_ = sessions.open_sessions(frame)
+    old = sessions.started_before(frame, as_of_ts)
+    over = sessions.call_completed(frame)
+    records_ends = sessions.records_end_times(frame)
+    stuck = sessions.stuck_or_open_without_end_times(frame, as_of_ts)
+    no_end = open_ & (not records_ends)
     duration = pd.to_numeric(frame["duration_ms"], errors="coerce").astype("Float64")
     closed = ~in_progress
-    days = frame.loc[stuck, "started_at"].dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%d").value_counts().sort_index()
+    days = frame.loc[stuck, "started_at"].dt.tz_convert(source_tz()).dt.strftime("%Y-%m-%d").value_counts().sort_index()
     findings = {
         "test_ids": _finding(frame, "test_ids", "test/demo/temp/malformed ids", kind != "retell",
                              by_kind=kind[kind != "retell"].value_counts().to_dict()),
         "stuck": _finding(frame, "stuck", "stuck in_progress sessions", stuck,
-                          older_than_2h=int((in_progress & old).sum()), ended_per_calls_row=int((in_progress & over).sum()),
-                          without_end=int((in_progress & no_end).sum()), set_records_end_times=records_ends,
+                          older_than_2h=int((open_ & old).sum()), ended_per_calls_row=int((open_ & over).sum()),
+                          without_end=int(no_end.sum()), set_records_end_times=records_ends,
                           by_day=days.to_dict()),
         "negative_duration": _finding(frame, "negative_duration", "negative durations", duration < 0),
         "missing_duration": _finding(frame, "missing_duration", "missing durations", duration.isna(),
@@ -220,12 +214,12 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
                      f"(e.g. {', '.join(frame.attrs.get('excluded_examples', [])[:3])})")
     if frame.attrs.get("duration_note"):
         notes.append(frame.attrs["duration_note"])
-    if not records_ends and int(in_progress.sum()):
+    if not records_ends and int(open_.sum()):
         notes.append(f"no end times in this set: every in_progress row counts as stuck "
-                     f"({int((in_progress & old).sum())} of them older than 2 h at {as_of_ts})")
+                     f"({int((open_ & old).sum())} of them older than 2 h at {as_of_ts})")
     longest = frame.assign(dur_ms=duration).dropna(subset=["dur_ms"]).sort_values("dur_ms", ascending=False).head(longest_n)
     longest_calls = [{"call_id": str(r.call_id), "started_at": str(r.started_at), "duration_s": float(r.dur_ms) / 1000,
-                      "call_status": str(r.call_status), "test_id": names.id_kind(str(r.call_id)) != "retell"}
+                      "call_status": str(r.call_status), "test_id": call_ids.id_kind(str(r.call_id)) != "retell"}
                      for r in longest.itertuples()]
     return QualityReport(len(frame), frame.attrs.get("source"), str(as_of_ts), findings, excluded, near,
                          longest_calls, notes)

@@ -10,6 +10,7 @@ import argparse
 
 from rca_toolkit.cli import add_db_option
 from rca_toolkit.sources.db import redact_url, resolve_url
+from rca_toolkit.outcome import Outcome
 
 
 def _non_negative(text: str) -> int:
@@ -43,7 +44,7 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from rca_toolkit import demo
 
     url = resolve_url(args.db)
@@ -57,4 +58,4 @@ def run(args: argparse.Namespace) -> int:
     lines += ["", f"ground truth: {truth['truth_path']}",
               "Every row is generated; nothing in this database is production data."]
     print("\n".join(lines))
-    return 0
+    return Outcome.CLEAR

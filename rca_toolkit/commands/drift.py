@@ -4,19 +4,17 @@ Exit codes: 1 when a finding fails at runtime (1054 phantom column, 1146 missing
 NOT NULL column never set), 0 otherwise (silently dropped writes are reported, exit 0),
 2 on bad input (missing path, unreachable database, unknown --table).
 
-:func:`load_report` and the ``check_*`` functions are the same path for the CLI and the
-RB010 runbook (they load, so a bad input becomes an ERROR check there).
+:func:`rca_toolkit.analyses.code.drift.load_report` is the same path the RB010 runbook's checks take.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import sqlalchemy as sa
-
 from rca_toolkit.sources import db as dbmod
 from rca_toolkit.analyses.code import drift
 from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.outcome import Outcome
 
 
 def register(sub) -> None:
@@ -30,36 +28,8 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def _tables(tables) -> list[str] | None:
-    if isinstance(tables, str):
-        tables = [t.strip() for t in tables.split(",") if t.strip()]
-    return list(tables) or None if tables else None
-
-
-def load_report(code_path, db=None, tables=None) -> drift.DriftReport:
-    """Scan ``code_path`` and compare with the schema of ``db`` (URL, profile, engine or None)."""
-    writes = drift.scan_code(code_path)
-    engine = db if isinstance(db, sa.Engine) else dbmod.make_engine(db or None)
-    try:
-        schema = dbmod.introspect(engine)
-    finally:
-        if engine is not db:
-            engine.dispose()
-    return drift.find_drift(writes, schema, tables=_tables(tables))
-
-
-def check_code_writes(code_path, db=None, tables=None):
-    """RB010 check 1 (seed method 1): see :func:`rca_toolkit.analyses.code.drift.code_writes_check`."""
-    return drift.code_writes_check(load_report(code_path, db, tables))
-
-
-def check_schema_columns(code_path, db=None, tables=None):
-    """RB010 check 2 (seed method 2): see :func:`rca_toolkit.analyses.code.drift.schema_columns_check`."""
-    return drift.schema_columns_check(load_report(code_path, db, tables))
-
-
-def run(args: argparse.Namespace) -> int:
-    report = load_report(args.code, args.db, args.table)
+def run(args: argparse.Namespace) -> Outcome:
+    report = drift.load_report(args.code, args.db, args.table)
     if args.format == "json":
         out = report.to_dict()
         out["code_path"] = args.code
@@ -67,4 +37,4 @@ def run(args: argparse.Namespace) -> int:
         emit(out, "json")
     else:
         emit(report.to_text(), "text")
-    return 1 if report.raises_at_runtime else 0
+    return Outcome.FOUND if report.raises_at_runtime else Outcome.CLEAR

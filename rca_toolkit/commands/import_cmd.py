@@ -16,6 +16,7 @@ import argparse
 from rca_toolkit.sources import importer
 from rca_toolkit.cli import add_format_option, emit
 from rca_toolkit.sources.db import redact_url
+from rca_toolkit.outcome import Outcome
 
 KINDS = ("retell", "laravel-log", "call-history", "calcom")
 
@@ -87,7 +88,7 @@ def _retell_objects(path: str) -> list:
     return [path]
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     engine = importer.open_scratch(args.db, writable_scratch=args.writable_scratch)
     try:
         results = [_import_file(engine, args.kind, path, args) for path in args.files]
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         emit("\n".join(f"imported {r['rows']} rows into {r['table']} from {r['file']}{_extra(r)}" for r in results)
              + f"\n(database: {target})", "text")
-    return 0
+    return Outcome.CLEAR
 
 
 def _extra(result: dict) -> str:

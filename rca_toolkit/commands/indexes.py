@@ -10,6 +10,7 @@ import argparse
 
 from rca_toolkit.sources import indexes
 from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.outcome import Outcome
 
 
 def register(sub) -> None:
@@ -20,7 +21,7 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     rows = indexes.check(args.db)
     emit(indexes.to_dict(rows) if args.format == "json" else indexes.to_text(rows), args.format)
-    return 1 if any(r.status != "present" for r in rows) else 0
+    return Outcome.FOUND if any(r.status != "present" for r in rows) else Outcome.CLEAR

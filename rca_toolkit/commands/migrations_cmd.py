@@ -4,17 +4,16 @@ Reports ran, pending (file without row), ran-but-file-missing, duplicate, out-of
 future-dated and malformed names, id gaps and the batch timeline. Exit 0 (a report),
 2 on bad input (unreachable database, no migrations table, missing folder).
 
-:func:`load_history` and the ``check_*`` functions serve the CLI and the RB010 runbook.
+:func:`rca_toolkit.analyses.code.migrations.load_history` is the same path the RB010 runbook's checks take.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from rca_toolkit.sources import loaders
 from rca_toolkit.analyses.code import migrations
 from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.outcome import Outcome
 
 
 def register(sub) -> None:
@@ -30,26 +29,7 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def load_history(db=None, files=None, git=None, today=None, *, code_path=None) -> migrations.MigrationHistory:
-    """Load the migrations table and analyse it; ``code_path`` supplies ``database/migrations`` when
-    ``files`` is empty and that folder exists. Empty strings mean "not given"."""
-    if not files and code_path and (Path(code_path) / "database" / "migrations").is_dir():
-        files = Path(code_path) / "database" / "migrations"
-    frame = loaders.migrations(db or None)
-    return migrations.migration_history(frame, files_dir=files or None, git_dir=git or None, today=today or None)
-
-
-def check_pending(db=None, files=None, git=None, today=None, *, code_path=None):
-    """RB010 check 3: see :func:`rca_toolkit.analyses.code.migrations.pending_check`."""
-    return migrations.pending_check(load_history(db, files, git, today, code_path=code_path))
-
-
-def check_names(db=None, files=None, git=None, today=None, *, code_path=None):
-    """RB010 check 4: see :func:`rca_toolkit.analyses.code.migrations.names_check`."""
-    return migrations.names_check(load_history(db, files, git, today, code_path=code_path))
-
-
-def run(args: argparse.Namespace) -> int:
-    history = load_history(args.db, args.files, args.git, args.today)
+def run(args: argparse.Namespace) -> Outcome:
+    history = migrations.load_history(args.db, args.files, args.git, args.today)
     emit(history.to_dict() if args.format == "json" else history.to_text(), args.format)
-    return 0
+    return Outcome.CLEAR

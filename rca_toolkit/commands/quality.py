@@ -12,6 +12,7 @@ import argparse
 
 from rca_toolkit.cli import add_db_option, add_format_option, emit
 from rca_toolkit.errors import ConfigError
+from rca_toolkit.outcome import Outcome
 
 
 def register(sub) -> None:
@@ -25,7 +26,7 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from rca_toolkit.analyses.quality import quality_report
     from rca_toolkit.rules.timeutil import parse_instant
 
@@ -48,4 +49,4 @@ def run(args: argparse.Namespace) -> int:
         emit(report.to_dict(), "json")
     else:
         emit(report.to_markdown() if args.format == "markdown" else report.to_text(), "text")
-    return 0
+    return Outcome.CLEAR

@@ -1,7 +1,8 @@
 """``rca report health|prune`` and ``rca schedule health``: scheduled reports and their upkeep.
 
-Exit codes of ``rca report health`` are made for schedulers: 0 OK or WATCH, 1 ACT, 2 error
-(a failed run or bad input). A backfill returns the worst of its runs.
+Exit codes of ``rca report health`` are made for schedulers (README "Exit codes"): 0 OK or WATCH,
+1 ACT, 2 bad input (or a run that failed on an ``RcaError``), 3 a run that failed otherwise. A
+backfill exits with the worst of its runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from rca_toolkit.runs import scheduled
 from rca_toolkit.cli import add_db_option, add_format_option, emit
 from rca_toolkit.errors import ConfigError
+from rca_toolkit.outcome import Outcome
 
 
 def register(sub) -> None:
@@ -22,7 +24,7 @@ def register(sub) -> None:
     health = report_sub.add_parser(
         "health", help="health report of one period (or a backfilled range)",
         description="Run notebooks/health_report.ipynb into reports/health/<period>/<date>/ (re-runs replace it "
-                    "atomically) and refresh reports/index.html. Exit 0 OK/WATCH, 1 ACT, 2 error.")
+                    "atomically) and refresh reports/index.html. Exit 0 OK/WATCH, 1 ACT, 2 bad input, 3 internal error.")
     when = health.add_mutually_exclusive_group()
     when.add_argument("--date", metavar="YYYY-MM-DD", help="first day of the period (Europe/Berlin calendar day)")
     when.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="backfill: first period start")
@@ -60,12 +62,12 @@ def register(sub) -> None:
     schedule.set_defaults(func=lambda args: _usage(schedule))
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
+def _usage(parser: argparse.ArgumentParser) -> Outcome:
     parser.print_help(sys.stderr)
-    return 2
+    return Outcome.BAD_INPUT
 
 
-def _health(args: argparse.Namespace) -> int:
+def _health(args: argparse.Namespace) -> Outcome:
     if args.date_from or args.date_to:
         if not (args.date_from and args.date_to):
             raise ConfigError("a backfill needs both --from and --to", hint="e.g. --from 2025-10-01 --to 2025-10-30")
@@ -75,30 +77,31 @@ def _health(args: argparse.Namespace) -> int:
         runs = [scheduled.run_health(args.date, args.period, company_id=args.company, db=args.db, root=args.reports_dir)]
     else:
         raise ConfigError("rca report health needs --date or --from/--to", hint="e.g. --date 2025-10-14")
+    outcome = scheduled.combined_outcome(runs)
     if args.format == "json":
-        emit({"runs": [r.to_dict() for r in runs], "exit_code": scheduled.combined_exit_code(runs)}, "json")
+        emit({"runs": [r.to_dict() for r in runs], "outcome": outcome.value}, "json")
     else:
         for run in runs:
             head = run.verdict_line or f"{run.status.upper()}: {run.error or 'no verdict recorded'}"
             emit(f"{run.day} {run.period} {head}\n  -> {run.path / 'report.html'}", "text")
-    return scheduled.combined_exit_code(runs)
+    return outcome
 
 
-def _prune(args: argparse.Namespace) -> int:
+def _prune(args: argparse.Namespace) -> Outcome:
     removed = scheduled.prune(args.reports_dir, args.keep, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     emit(f"{verb} {len(removed)} run folder(s) older than {args.keep}", "text")
     for path in removed:
         emit(f"  {path}", "text")
-    return 0
+    return Outcome.CLEAR
 
 
-def _schedule(args: argparse.Namespace) -> int:
+def _schedule(args: argparse.Namespace) -> Outcome:
     rca_bin = args.rca or scheduled.default_rca_bin()
     if args.command_for:
         days = [scheduled.parse_day(text, name="--command-for") for text in args.command_for]
         emit("\n".join(scheduled.health_command(rca_bin, d.isoformat(), args.period, args.company, args.db) for d in days), "text")
-        return 0
+        return Outcome.CLEAR
     emit(scheduled.schedule_text(args.at, args.period, company_id=args.company, db=args.db, rca_bin=rca_bin,
                                  workdir=args.workdir), "text")
-    return 0
+    return Outcome.CLEAR

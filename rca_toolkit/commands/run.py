@@ -2,8 +2,11 @@
 
 Notebooks are looked up by path, file name or stem in ``notebooks/`` and ``runbooks/`` of the
 working directory (then of the project checkout); runbooks also by number (``RB001``).
-Exit codes: ``run`` 0 ok / 1 a cell failed / 2 bad input; ``runbook`` 0 PASS or WARN,
-1 FAIL, 2 ERROR (including a notebook that crashed or recorded no verdict).
+Exit codes (README "Exit codes"): ``run`` 0 every cell ran, 2 bad input or a cell that failed on an
+``RcaError`` (the toolkit named a wrong input), 3 a cell that failed otherwise (a bug, a dead kernel);
+``runbook`` 0 PASS or WARN, 1 FAIL, 2 ERROR from the input (a missing table or column, an unreachable
+database), 3 ERROR from a check that crashed, a notebook that failed as for ``run``, or a runbook that
+recorded no verdict.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from rca_toolkit.cli import add_db_option, add_format_option, emit
 from rca_toolkit.errors import NotFound
+from rca_toolkit.outcome import Outcome
 
 FOLDERS = ("notebooks", "runbooks")
 
@@ -52,7 +56,7 @@ def find_notebook(name: str, *, runbook: bool = False) -> Path:
 
 
 def _params(args: argparse.Namespace) -> dict:
-    from rca_toolkit.runs.runner import load_params_file
+    from rca_toolkit.runs.parameters import load_params_file
 
     values = load_params_file(args.params_file) if args.params_file else {}
     for name, value in args.param or []:
@@ -67,7 +71,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", default=None, help="reports folder (default: reports/ or $RCA_REPORTS_DIR)")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace) -> Outcome:
     from rca_toolkit.runs.runner import run_notebook
 
     result = run_notebook(find_notebook(args.notebook), _params(args), db=args.db, out_dir=args.out)
@@ -76,10 +80,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.error:
         print(f"rca run: {result.notebook.name} failed: {result.error} (executed notebook kept in the run folder)",
               file=sys.stderr)
-    return result.exit_code
+    return result.outcome
 
 
-def cmd_runbook(args: argparse.Namespace) -> int:
+def cmd_runbook(args: argparse.Namespace) -> Outcome:
     from rca_toolkit.runs.runner import run_notebook
     from rca_toolkit.runbooks.framework import Status
 
@@ -88,22 +92,23 @@ def cmd_runbook(args: argparse.Namespace) -> int:
     if result.status != "ok" or verdict not in Status.__members__:
         why = result.error or "the notebook recorded no verdict (Runbook.record() was not called)"
         print(f"ERROR: {result.run_dir}\nrca runbook: {why}", file=sys.stderr)
-        return Status.ERROR.exit_code
+        return result.outcome if result.status != "ok" else Outcome.INTERNAL_ERROR
     print(f"{verdict}: {result.run_dir}")
     counts = result.metrics.get("counts", {})
     if counts:
         print("checks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"sign-off: {result.run_dir / 'signoff.md'}")
-    return Status[verdict].exit_code
+    recorded = result.metrics.get("outcome")  # Runbook.record(): tells an ERROR from input and from a crash apart
+    return Outcome(recorded) if recorded in {o.value for o in Outcome} else Status[verdict].outcome
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from rca_toolkit.runs.runner import read_parameters
+def cmd_list(args: argparse.Namespace) -> Outcome:
+    from rca_toolkit.runs.parameters import read_parameters
 
     rows = [{"notebook": str(p), "parameters": [q.to_dict() for q in read_parameters(p)]} for p in all_notebooks()]
     if args.format == "json":
         emit(rows, "json")
-        return 0
+        return Outcome.CLEAR
     if not rows:
         print("no notebooks found in notebooks/ or runbooks/")
     for row in rows:
@@ -111,14 +116,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         for q in row["parameters"]:
             kind = f", {q['kind']}" if q["kind"] != "value" else ""
             print(f"    {q['name']}: {q['type']} = {q['default']!r}{kind}  # {q['help']}")
-    return 0
+    return Outcome.CLEAR
 
 
-def cmd_demo_reports(args: argparse.Namespace) -> int:
-    """Run every notebook with its defaults; exit 1 when any execution failed (verdicts do not count)."""
-    from rca_toolkit.runs.runner import read_parameters, run_notebook
+def cmd_demo_reports(args: argparse.Namespace) -> Outcome:
+    """Run every notebook with its defaults; the worst run's outcome (a failed execution), verdicts do not count."""
+    from rca_toolkit.runs.parameters import read_parameters
+    from rca_toolkit.runs.runner import run_notebook
 
-    worst = 0
+    outcomes = []
     for path in all_notebooks():
         takes_db = any(p.name == "db_url" for p in read_parameters(path))
         result = run_notebook(path, {}, db=args.db if takes_db else None, out_dir=args.out)
@@ -127,8 +133,8 @@ def cmd_demo_reports(args: argparse.Namespace) -> int:
         print(f"{result.status:6} {path}{extra}: {result.run_dir / 'report.html'}")
         if result.error:
             print(f"       {result.error}")
-        worst = max(worst, result.exit_code)
-    return worst
+        outcomes.append(result.outcome)
+    return Outcome.worst(outcomes)
 
 
 def register(sub) -> None:
@@ -137,7 +143,7 @@ def register(sub) -> None:
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("runbook", help="run a runbook; exit 0 PASS/WARN, 1 FAIL, 2 ERROR")
+    p = sub.add_parser("runbook", help="run a runbook; exit 0 PASS/WARN, 1 FAIL, 2 ERROR (input), 3 ERROR (internal)")
     p.add_argument("name", help="runbook number (RB001) or stem")
     _add_run_options(p)
     p.set_defaults(func=cmd_runbook)

@@ -2,7 +2,7 @@
 
 Source: the database trace (``--db``, default the configured database) or a Retell call
 object file (``--retell-json``: get-call JSON, ``{event, call}`` webhook or ``calls.raw``).
-Exit codes: 0 on success, 2 on bad input (unknown call id, unreadable file, bad threshold).
+Exit codes (README "Exit codes"): 0 on success, 2 on bad input (unknown call id, unreadable file, bad threshold).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 from rca_toolkit.analyses.calls import timeline
 from rca_toolkit.cli import add_db_option, add_format_option, emit
 from rca_toolkit.errors import ConfigError
+from rca_toolkit.outcome import Outcome
 
 
 def _positive(text: str) -> float:
@@ -40,7 +41,7 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     if not args.call_id.strip():
         raise ConfigError("CALL_ID is empty", hint="give a Retell call id such as call_ab45deadd7db66c4956d5243861")
     result = timeline.load_timeline(args.call_id.strip(), source=args.retell_json or "db", db=args.db,
@@ -49,4 +50,4 @@ def run(args: argparse.Namespace) -> int:
         emit(result.to_dict(), "json")
     else:
         emit(result.to_text(), "text")
-    return 0
+    return Outcome.CLEAR

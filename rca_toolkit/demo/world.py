@@ -31,7 +31,7 @@ from rca_toolkit.demo import spec as S
 from rca_toolkit.demo import tables as T
 from rca_toolkit.demo import migrations as demo_migrations, truth as demo_truth
 from rca_toolkit.demo.retell import call_object, start_ms_of
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids
 from rca_toolkit.sources import schema
 from rca_toolkit.config import progress_enabled
 from rca_toolkit.sources.db import check_connection, make_engine
@@ -127,7 +127,7 @@ def generate(seed: int = 7, scale: int = 1) -> tuple[dict[str, pd.DataFrame], di
         fixed_ids |= set(frame["call_id"])
         frame["agent_version"] = B.agent_version(frame["start_us"].to_numpy()).astype(float)
     pre_c, pre_t, _ = _concat([(bg_c, bg_t, None), (dst_c, dst_t, None), (inj_c, inj_t, inj_g), (test_c, test_t, None)])
-    pre_c["is_real"] = pre_c["call_id"].map(names.is_real_call_id)
+    pre_c["is_real"] = pre_c["call_id"].map(call_ids.is_real_call_id)
     targets, topup_report = _topups(rng, pre_c, pre_t)
     up_c, up_t = B.plan_calls(rng, np.array([x for x, _ in targets], dtype=np.int64),
                               booking=np.ones(len(targets), bool), path=np.array([p for _, p in targets], dtype=object),
@@ -177,7 +177,7 @@ def generate(seed: int = 7, scale: int = 1) -> tuple[dict[str, pd.DataFrame], di
 def _call_flags(rng: np.random.Generator, c: pd.DataFrame) -> pd.DataFrame:
     """Session ids, local call ids, stuck sessions (P5) and cleanup-closed calls (P20)."""
     c = c.copy()
-    c["is_real"] = c["call_id"].map(names.is_real_call_id)
+    c["is_real"] = c["call_id"].map(call_ids.is_real_call_id)
     if "forced_status" not in c:
         c["forced_status"] = None
     c["session_id"] = B.uuids(rng, len(c))

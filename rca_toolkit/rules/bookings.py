@@ -1,12 +1,66 @@
-"""Booking rules: which appointment is a call's own, and where a Cal.com booking uid is written.
+"""Booking rules: which appointment is a call's own, where a Cal.com booking uid is written, and the
+thresholds of a booking verdict (success bands, reach bands, minimum sample).
 
 Both the rows path (:mod:`rca_toolkit.analyses.bookings.outcomes`) and the SQL shortcut
-(:mod:`rca_toolkit.analyses.bookings.fast_counts`) apply these, so they can never disagree.
+(:mod:`rca_toolkit.analyses.bookings.fast_counts`) apply these, so they can never disagree. The
+thresholds come from ../shared/docs/incidents.md section E ("Monitoring thresholds the team
+used"); the runbook checks (PASS/WARN/FAIL), the health report (OK/WATCH/ACT) and the
+before/after comparison read them from here, each in its own status words.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
+
+# §E "Booking success: target > 98 %, critical < 90 %" (D3 Phase 7), judged per code path.
+BOOKING_TARGET = 0.98
+BOOKING_CRITICAL = 0.90
+
+MIN_ATTEMPTS = 10
+"""Fewest booking attempts (per path and window) on which any booking verdict is given.
+
+Why 10: it is the smallest sample on which one failed attempt alone cannot put a path below
+the critical band (1 - 1/n >= BOOKING_CRITICAL, i.e. n >= 1 / (1 - 0.90)). Below it a single
+unlucky call would decide the verdict; well above it (the runbooks used 20) a quiet day's paths
+were never judged at all. Interval-based verdicts (health, compare) still need the whole 95 %
+Wilson interval past a band, so 10 is a floor, not a licence.
+"""
+
+# Severity of a reach band, mapped by each caller to its own status words.
+OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
+
+
+@dataclass(frozen=True)
+class Band:
+    """One reach band: rates at or above ``lower`` (and below the band above) are ``name``."""
+
+    lower: float
+    name: str
+    severity: str
+
+
+BOOKING_REACH_FAMILY = "booking"  # collect_appointment + book_appointment (rules.functions.BOOKING_FAMILIES)
+# §E reach rates (share of sessions that reached a function family), checked top-down.
+REACH_BANDS: dict[str, tuple[Band, ...]] = {
+    "initialize_call": (Band(0.90, "ok", OK), Band(0.70, "warn", WARN), Band(0.0, "fail", FAIL)),
+    "check_availability": (Band(0.90, "excellent", OK), Band(0.70, "good", OK), Band(0.50, "needs work", WARN),
+                           Band(0.0, "critical", FAIL)),
+    # below 30 %: info only, callers may not confirm a booking
+    BOOKING_REACH_FAMILY: (Band(0.50, "ok", OK), Band(0.30, "warn", WARN), Band(0.0, "info only", INFO)),
+}
+
+
+def reach_band(family: str, rate: float) -> Band:
+    """The §E band of a reach rate of ``family`` (one of :data:`REACH_BANDS`)."""
+    bands = REACH_BANDS[family]
+    return next((band for band in bands if rate >= band.lower), bands[-1])
+
+
+def lowest_rate(family: str, severity: str) -> float:
+    """The lowest rate still in a band of ``severity`` (e.g. the pass line of a check)."""
+    return min(band.lower for band in REACH_BANDS[family] if band.severity == severity)
 
 # JSON keys under which the app and Cal.com write a booking's uid (data-contract §6.4); every one
 # contains ``uid`` or is ``calcom_v2_booking_id``, which is what the SQL prefilters look for.

@@ -14,19 +14,27 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from rca_toolkit.config import load_settings
 from rca_toolkit.errors import ConfigError
 
-DEFAULT_SOURCE_TZ = "Europe/Berlin"
 _OFFSET_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def localize_naive(values: pd.Series, tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFrame:
-    """Return ``ts`` (UTC), ``ts_ambiguous`` and ``ts_nonexistent`` for naive wall times.
+def source_tz() -> str:
+    """The zone of production wall times and of report days: setting ``source_tz`` (``RCA_SOURCE_TZ``,
+    ``rca.yaml``; default Europe/Berlin), read when asked so a changed setting is never stale."""
+    return load_settings().source_tz
+
+
+def localize_naive(values: pd.Series, tz: str | None = None) -> pd.DataFrame:
+    """Return ``ts`` (UTC), ``ts_ambiguous`` and ``ts_nonexistent`` for naive wall times in ``tz``
+    (default :func:`source_tz`).
 
     Values that already carry an offset are converted as they are and never flagged.
     """
+    tz = tz or source_tz()
     if values.dtype == object or pd.api.types.is_string_dtype(values):
         return _localize_text(values, tz)
     raw = pd.to_datetime(values, errors="coerce")
@@ -69,7 +77,7 @@ def _localize_text(values: pd.Series, tz: str) -> pd.DataFrame:
     return out.astype({"ts_ambiguous": bool, "ts_nonexistent": bool})
 
 
-def to_utc(values: pd.Series, tz: str = DEFAULT_SOURCE_TZ) -> pd.Series:
+def to_utc(values: pd.Series, tz: str | None = None) -> pd.Series:
     """Like :func:`localize_naive` but only the UTC series."""
     return localize_naive(values, tz)["ts"]
 
@@ -107,6 +115,6 @@ def parse_duration(text: str | timedelta, *, name: str = "duration") -> pd.Timed
     return pd.Timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
-def utc_to_wall(ts: pd.Timestamp, tz: str = DEFAULT_SOURCE_TZ) -> datetime:
+def utc_to_wall(ts: pd.Timestamp, tz: str | None = None) -> datetime:
     """UTC instant -> naive wall time in the source zone, for bound SQL parameters."""
-    return pd.Timestamp(ts).tz_convert(tz).tz_localize(None).to_pydatetime()
+    return pd.Timestamp(ts).tz_convert(tz or source_tz()).tz_localize(None).to_pydatetime()

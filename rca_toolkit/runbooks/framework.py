@@ -15,13 +15,17 @@
   :meth:`Runbook.record` stores the verdict in ``metrics.json`` (``rca runbook`` reads it) and
   writes ``signoff.md`` / ``signoff.json``.
 
-Exit codes for ``rca runbook``: PASS/WARN 0, FAIL 1, ERROR 2.
+Outcome of a runbook (``rca runbook`` exits with it, README "Exit codes"): PASS/WARN nothing to
+act on, FAIL found something, ERROR bad input (a missing table or column, an unreachable database,
+any ``RcaError`` or database error) unless a check crashed on a bug (``CheckResult.internal``):
+then an internal error.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import logging
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +37,9 @@ import pandas as pd
 from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.errors import RcaError
 from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.outcome import Outcome
+
+log = logging.getLogger(__name__)
 
 
 class Status(IntEnum):
@@ -42,8 +49,10 @@ class Status(IntEnum):
     ERROR = 3
 
     @property
-    def exit_code(self) -> int:
-        return {Status.PASS: 0, Status.WARN: 0, Status.FAIL: 1, Status.ERROR: 2}[self]
+    def outcome(self) -> Outcome:
+        """PASS/WARN nothing to act on, FAIL found something, ERROR bad input (see :attr:`Runbook.outcome`)."""
+        return {Status.PASS: Outcome.CLEAR, Status.WARN: Outcome.CLEAR, Status.FAIL: Outcome.FOUND,
+                Status.ERROR: Outcome.BAD_INPUT}[self]
 
     def __str__(self) -> str:
         return self.name
@@ -58,13 +67,16 @@ class NotApplicable(Exception):
 
 @dataclass
 class CheckResult:
-    """The outcome of one check; ``status`` must be derived from ``evidence``."""
+    """The outcome of one check; ``status`` must be derived from ``evidence``.
+
+    ``internal`` marks an ERROR caused by a crash inside the check (a bug), not by its input."""
 
     name: str
     status: Status
     summary: str
     evidence: dict = field(default_factory=dict)
     remedy: str = ""
+    internal: bool = False
 
     def to_dict(self) -> dict:
         return {"name": self.name, "status": self.status.name, "summary": self.summary,
@@ -122,10 +134,11 @@ def run_check(name: str | None, fn: Callable[..., CheckResult], *args, remedy: s
         is_db = type(exc).__module__.startswith(("sqlalchemy", "pymysql", "sqlite3"))
         summary = f"database error {kind}: {first}" if is_db else f"unexpected {kind}: {first} (a bug in the check)"
         return CheckResult(label, Status.ERROR, summary, {"error": kind, "traceback_tail": tail},
-                           remedy or "Report this with the run folder; the check could not compute a status.")
+                           remedy or "Report this with the run folder; the check could not compute a status.",
+                           internal=not is_db)
     if not isinstance(result, CheckResult) or not isinstance(result.status, Status):
         return CheckResult(label, Status.ERROR, f"check returned {type(result).__name__}, not a CheckResult",
-                           {"error": "bad return"}, "Fix the check function.")
+                           {"error": "bad return"}, "Fix the check function.", internal=True)
     if name:
         result.name = name
     if remedy:
@@ -155,7 +168,7 @@ class Runbook:
         if self.db is None:
             return
         from rca_toolkit.sources import loaders
-        from rca_toolkit.runs.runner import db_label
+        from rca_toolkit.runs.kernel import db_label
 
         self.database = self.database or db_label(self.db)
         try:
@@ -169,6 +182,11 @@ class Runbook:
 
     def add(self, result: CheckResult | Skipped):
         (self.skipped if isinstance(result, Skipped) else self.results).append(result)
+        if isinstance(result, Skipped):
+            log.info("%s check %r: SKIPPED: %s", self.id, result.name, result.reason)
+        else:
+            log.info("%s check %r: %s%s: %s", self.id, result.name, result.status.name,
+                     " (internal)" if result.internal else "", result.summary)
         return result
 
     def add_metric(self, name: str, before: Any, after: Any, *, unit: str = "", note: str = "") -> None:
@@ -197,8 +215,11 @@ class Runbook:
         return max((r.status for r in self.results), default=Status.ERROR)
 
     @property
-    def exit_code(self) -> int:
-        return self.verdict.exit_code
+    def outcome(self) -> Outcome:
+        """The verdict's outcome; an ERROR is an internal error when a check crashed on a bug, else bad input."""
+        if self.verdict == Status.ERROR and any(r.internal for r in self.results if r.status == Status.ERROR):
+            return Outcome.INTERNAL_ERROR
+        return self.verdict.outcome
 
     def counts(self) -> dict[str, int]:
         out = {s.name: sum(r.status == s for r in self.results) for s in Status}
@@ -207,7 +228,7 @@ class Runbook:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "phase": self.phase, "verdict": self.verdict.name,
-                "exit_code": self.exit_code, "counts": self.counts(), "created_at": self.created_at,
+                "outcome": self.outcome.value, "counts": self.counts(), "created_at": self.created_at,
                 "database": self.database, "synthetic": self.synthetic, "parameters": _plain(self.parameters),
                 "checks": [r.to_dict() for r in self.results], "skipped": [s.to_dict() for s in self.skipped],
                 "metrics": _plain(self.metrics), "on_failure": self.on_failure}
@@ -273,12 +294,12 @@ class Runbook:
 
     def record(self) -> None:
         """Store verdict and checks in the run's metrics.json and write signoff.md/.json."""
-        from rca_toolkit.runs import runner as notebooks
+        from rca_toolkit.runs import kernel
 
-        notebooks.record_metrics({"runbook": self.id, "verdict": self.verdict.name, "exit_code": self.exit_code,
-                                  "counts": self.counts(), "checks": {r.name: r.status.name for r in self.results}})
-        notebooks.save_text("signoff.md", self.to_markdown())
-        notebooks.save_text("signoff.json", self.to_json() + "\n")
+        kernel.record_metrics({"runbook": self.id, "verdict": self.verdict.name, "outcome": self.outcome.value,
+                               "counts": self.counts(), "checks": {r.name: r.status.name for r in self.results}})
+        kernel.save_text("signoff.md", self.to_markdown())
+        kernel.save_text("signoff.json", self.to_json() + "\n")
 
 
 def window_after(start, duration: str = "", end: str = "") -> tuple:

@@ -93,7 +93,7 @@ def collect(root: str | Path) -> list[dict]:
             "parameters": params,
             "database": run.get("database"),
             "status": run.get("status", "unknown"),
-            "exit_code": run.get("exit_code"),
+            "outcome": run.get("outcome"),
             "error": run.get("error"),
             "verdict": metrics.get("verdict"),
             "verdict_line": metrics.get("verdict_line"),
@@ -131,7 +131,7 @@ def render_html(entries: list[dict], *, generated: str) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rca reports</title>"
         f"<style>{_CSS}</style></head><body>\n<h1>rca reports</h1>\n"
         f"<p class=\"muted\">{len(entries)} runs, newest first · generated {html.escape(generated)} · "
-        "exit codes: 0 OK/WATCH, 1 ACT, 2 error</p>\n"
+        "exit codes: 0 OK/WATCH, 1 ACT, 2 bad input, 3 internal error</p>\n"
         "<table><thead><tr><th>date</th><th>run started (UTC)</th><th>notebook</th><th>parameters</th><th>status</th>"
         "<th>verdict</th><th>reason</th><th>key numbers</th><th>links</th></tr></thead>\n<tbody>\n"
         f"{body}\n</tbody></table>\n</body></html>\n")

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from rca_toolkit.rules.bookings import BOOKING_CRITICAL
+from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.analyses.health.periods import PERIODS
+
 
 def _figure_and_ax(ax=None, *, figsize=(10, 4)):
     """Use the caller's axes or make a fresh headless figure."""
@@ -169,7 +173,7 @@ def plot_calls_per_day(overview, *, ax=None) -> Figure:
     ok = daily["calls"] - daily["stuck"]
     ax.bar(days, ok, color="#1b6ca8", label="calls")
     ax.bar(days, daily["stuck"], bottom=ok, color="#d1495b", label="stuck sessions")
-    ax.set_ylabel("calls per day (Europe/Berlin)")
+    ax.set_ylabel(f"calls per day ({source_tz()})")
     title = "Calls per day" + (" (SYNTHETIC demo data)" if overview.synthetic else "")
     ax.set_title(title)
     ax.legend(loc="upper left")
@@ -188,5 +192,38 @@ def plot_daily_success(overview, *, ax=None) -> Figure:
     ax.set_title("Booking success by path" + (" (SYNTHETIC demo data)" if overview.synthetic else ""))
     if len(daily.columns):
         ax.legend(loc="lower left")
+    fig.autofmt_xdate()
+    return fig
+
+
+# --------------------------------------------------------------------------- health report
+def plot_health_booking(report, *, ax=None) -> Figure:
+    """Daily booking success per path over baseline + period (Wilson intervals), the period shaded.
+
+    ``report`` is a :class:`rca_toolkit.analyses.health.report.HealthReport`; the critical line is
+    ``rules.bookings.BOOKING_CRITICAL``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if ax is None:
+        fig = Figure(figsize=(10, 3.6))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    daily = report.daily
+    for path, frame in daily.groupby("path"):
+        x = pd.to_datetime(frame["day"])
+        y = frame["success_rate"].to_numpy(dtype=float)
+        err = np.clip(np.vstack([y - frame["ci_low"].to_numpy(dtype=float), frame["ci_high"].to_numpy(dtype=float) - y]), 0, None)
+        ax.errorbar(x, 100 * y, yerr=100 * err, marker="o", capsize=3, label=f"{path}")
+    start = pd.Timestamp(report.day)
+    ax.axvspan(start - pd.Timedelta(hours=12), start + pd.Timedelta(days=PERIODS[report.period]) - pd.Timedelta(hours=12),
+               color="#cf222e" if report.verdict == "ACT" else "#999999", alpha=0.12, label="reported period")
+    ax.axhline(100 * BOOKING_CRITICAL, color="#cf222e", linestyle="--", linewidth=1, label="critical 90 %")
+    ax.set_ylim(-5, 105)
+    ax.set_ylabel("booking success (%)")
+    ax.set_title(f"Booking success per day and path, {report.baseline_label} and the reported period")
+    ax.legend(loc="lower left", fontsize="small")
     fig.autofmt_xdate()
     return fig

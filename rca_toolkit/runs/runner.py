@@ -1,213 +1,45 @@
-"""Notebook runs: declared parameters, validation before execution, immutable run folders.
+"""Notebook runs on the host: validated parameters, papermill, immutable run folders.
 
-Parameters contract (every notebook in ``notebooks/`` and ``runbooks/``): the first code
-cell tagged ``parameters`` holds only lines ``name: type = default  # help`` with ``type``
-one of ``str int float bool`` and a literal default. Two kinds of ``str`` parameter are
-checked further:
-
-* **timestamp**: name ends in ``_at`` or is ``as_of``, or the help contains ``ISO-8601``.
-  The value must be ISO-8601 *with* a zone (``2025-10-18T13:20:08+02:00``); ``""`` = unset.
-* **duration**: name ends in ``window``, ``before``, ``after``, ``period`` or ``lookback``,
-  or the help contains ``duration``. Values like ``30m``, ``5d``, ``2h``; ``""`` = unset.
-
-Unknown names and wrong values are rejected before any cell runs (``ConfigError``, exit 2).
+Parameters are read and validated before any cell runs (:mod:`rca_toolkit.runs.parameters`).
 
 Secrets: papermill writes parameters into the executed notebook, so a value that carries a
 password (any ``scheme://user:password@`` text, e.g. ``db_url``) is injected *redacted* and
 the real value travels to the kernel in the environment variable ``RCA_PARAM_<NAME>``.
-Inside the notebook :func:`open_db` / :func:`param_value` give the real value back. As a
-second line of defence every text file of the run folder is scrubbed of the password.
+Inside the notebook :func:`rca_toolkit.runs.kernel.open_db` / :func:`~rca_toolkit.runs.kernel.param_value`
+give the real value back. As a second line of defence every text file of the run folder is
+scrubbed of the password.
 
 Run folder ``<out>/<notebook stem>/<run id>/`` (run id = UTC time + random suffix) holds the
 executed notebook, ``report.html``, ``report.md``, ``metrics.json``, ``params.yaml``,
 ``run.json`` and ``figures/``. It is built in a hidden ``.partial`` folder and renamed into
 place at the end, so a run folder is complete or absent. In a run, ``RCA_RUN_DIR`` points
-at it and :func:`record_metrics` / :func:`save_figure` write there; interactively they do
-nothing and return None.
+at it and the kernel-side helpers (:mod:`rca_toolkit.runs.kernel`) write there.
 """
 
 from __future__ import annotations
 
-import ast
-import io
 import json
+import logging
 import os
 import re
 import secrets
 import subprocess
 import sys
-import tokenize
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rca_toolkit.rules.jsonutil import json_default
-from rca_toolkit.errors import ConfigError, NotFound
+from rca_toolkit.errors import ConfigError
+from rca_toolkit.outcome import Outcome
+from rca_toolkit.runs.kernel import RUN_DIR_ENV, env_name
+from rca_toolkit.runs.parameters import Parameter, read_parameters, validate
 
-if TYPE_CHECKING:  # imported lazily at run time (see read sites)
-    import nbformat
-
-PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
-_TIMESTAMP_NAME = re.compile(r"(_at|^as_of)$")
-_DURATION_NAME = re.compile(r"(window|before|after|period|lookback)$")
-_FIGURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
-RUN_DIR_ENV = "RCA_RUN_DIR"
-
-
-# --------------------------------------------------------------------------- declaration
-@dataclass(frozen=True)
-class Parameter:
-    """One declared parameter: ``name: type = default  # help``."""
-
-    name: str
-    type: str
-    default: Any
-    help: str
-    kind: str = "value"  # value | timestamp | duration
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.type, "default": self.default, "help": self.help, "kind": self.kind}
-
-
-def _kind(name: str, type_: str, help_: str) -> str:
-    if type_ != "str":
-        return "value"
-    if _TIMESTAMP_NAME.search(name) or "iso-8601" in help_.lower():
-        return "timestamp"
-    if _DURATION_NAME.search(name) or "duration" in help_.lower():
-        return "duration"
-    return "value"
-
-
-def parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode | None:
-    """The first code cell tagged ``parameters`` (None if there is none)."""
-    for cell in nb.cells:
-        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            return cell
-    return None
-
-
-def parse_parameters(source: str, *, where: str = "parameters cell") -> list[Parameter]:
-    """Parse a parameters cell strictly; anything but typed, documented literals is an error."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise ConfigError(f"{where}: line {exc.lineno} is not valid Python", hint="write `name: type = default  # help`") from None
-    comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
-    out: list[Parameter] = []
-    for node in tree.body:
-        line = node.lineno
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None):
-            raise ConfigError(f"{where}: line {line} is not `name: type = default  # help`", hint="keep only parameter lines")
-        name = node.target.id
-        type_ = node.annotation.id if isinstance(node.annotation, ast.Name) else ast.unparse(node.annotation)
-        if type_ not in PARAM_TYPES:
-            raise ConfigError(f"{where}: parameter {name!r} has type {type_!r}", hint="use str, int, float or bool")
-        try:
-            default = ast.literal_eval(node.value)
-        except ValueError:
-            raise ConfigError(f"{where}: default of {name!r} is not a literal", hint="use a plain value, e.g. 30 or \"5d\"") from None
-        if not _type_ok(default, type_):
-            raise ConfigError(f"{where}: default {default!r} of {name!r} is not a {type_}", hint="fix the default")
-        help_ = comments.get(node.end_lineno, "")
-        if not help_:
-            raise ConfigError(f"{where}: parameter {name!r} has no `# help` comment", hint="say what it means and its unit")
-        param = Parameter(name, type_, default, help_, _kind(name, type_, help_))
-        if default != "" and param.kind != "value":
-            _check_kind(param, default)
-        out.append(param)
-    return out
-
-
-def read_parameters(path: str | Path) -> list[Parameter]:
-    """Declared parameters of a notebook file (``NotFound`` / ``ConfigError`` when unusable)."""
-    path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"notebook {path} does not exist", hint="see `rca list` for the notebooks")
-    import nbformat  # lazily: its jsonschema/rfc3987 import costs seconds in every kernel
-
-    nb = nbformat.read(str(path), as_version=4)
-    cell = parameters_cell(nb)
-    if cell is None:
-        raise ConfigError(f"{path.name} has no cell tagged `parameters`", hint="tag the first code cell `parameters`")
-    return parse_parameters(cell.source, where=path.name)
-
-
-def _type_ok(value: Any, type_: str) -> bool:
-    if type_ == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if type_ == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, PARAM_TYPES[type_])
-
-
-def _check_kind(param: Parameter, value: str) -> None:
-    from rca_toolkit.rules.timeutil import parse_duration, parse_instant
-
-    if param.kind == "timestamp":
-        parse_instant(value, name=param.name)
-    elif param.kind == "duration":
-        parse_duration(value, name=param.name)
-
-
-def _coerce(param: Parameter, value: Any) -> Any:
-    """Turn a CLI string or YAML value into the declared type, or raise one clear line."""
-    bad = ConfigError(f"parameter {param.name}={value!r} is not a {param.type}", hint=f"{param.name}: {param.help}")
-    if isinstance(value, datetime) and param.kind == "timestamp":
-        if value.tzinfo is None:
-            raise ConfigError(f"parameter {param.name}={value.isoformat()!r} has no time zone",
-                              hint="add an offset or Z, e.g. 2025-10-18T13:20:08+02:00")
-        value = value.isoformat()
-    if isinstance(value, str) and param.type != "str":
-        text = value.strip()
-        try:
-            if param.type == "int":
-                value = int(text)
-            elif param.type == "float":
-                value = float(text)
-            else:
-                lowered = text.lower()
-                if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                    raise bad
-                value = lowered in ("true", "1", "yes")
-        except ValueError:
-            raise bad from None
-    if not _type_ok(value, param.type):
-        raise bad
-    if param.type == "float":
-        value = float(value)
-    if param.kind != "value" and value != "":
-        _check_kind(param, value)
-    return value
-
-
-def validate(declared: list[Parameter], given: dict[str, Any], *, notebook: str = "notebook") -> dict[str, Any]:
-    """Check names and types of ``given`` against ``declared``; returns the coerced values."""
-    by_name = {p.name: p for p in declared}
-    unknown = sorted(set(given) - set(by_name))
-    if unknown:
-        raise ConfigError(f"unknown parameter {', '.join(unknown)} for {notebook}",
-                          hint=f"known: {', '.join(by_name) or 'none'}; see `rca list`")
-    return {name: _coerce(by_name[name], value) for name, value in given.items()}
-
-
-def load_params_file(path: str | Path) -> dict[str, Any]:
-    """Parameters from a YAML mapping file (``-f params.yaml``)."""
-    from rca_toolkit.config import read_yaml_mapping
-
-    data = read_yaml_mapping(Path(path), "parameters file", unreadable_hint="give a YAML mapping",
-                             mapping_hint="write `name: value` lines")
-    return {str(k): v for k, v in data.items()}
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- secrets
-def env_name(param: str) -> str:
-    return f"RCA_PARAM_{param.upper()}"
-
-
 def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """(values safe to write, env vars carrying the real values, passwords to scrub)."""
     from sqlalchemy.engine import make_url
@@ -231,105 +63,6 @@ def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
     return safe, env, passwords
 
 
-def param_value(name: str, value: Any) -> Any:
-    """The real value of a parameter that the runner injected redacted (else ``value``)."""
-    from rca_toolkit.sources.db import redact_text, redact_url
-
-    real = os.environ.get(env_name(name))
-    if isinstance(value, str) and real and value in (redact_url(real), redact_text(real)):
-        return real
-    return value
-
-
-def open_db(db_url: str = ""):
-    """Read-only engine for a notebook's ``db_url`` parameter ('' = configured default).
-
-    A relative SQLite path (the default ``data/demo.sqlite``) is also looked up in parent
-    folders, so the same notebook runs from the project root and from ``runbooks/``.
-    """
-    from sqlalchemy.engine import make_url
-
-    from rca_toolkit.config import load_settings
-    from rca_toolkit.sources.db import redact_url
-    from rca_toolkit.sources.loaders import engine_for
-
-    real = param_value("db_url", db_url) or load_settings().database_url
-    if real.startswith("sqlite:///") and not real.startswith("sqlite:////"):
-        path = make_url(real).database or ""
-        real = f"sqlite:///{project_path(path)}" if path else real  # relative demo file from a notebook folder
-    engine = engine_for(real)
-    engine.rca_label = redact_url(real)  # read-only SQLite engines have the bare URL sqlite://
-    return engine
-
-
-def db_label(engine) -> str:
-    """The redacted URL to show for an engine (the file path for read-only SQLite)."""
-    from rca_toolkit.sources.db import redact_url
-
-    return getattr(engine, "rca_label", None) or redact_url(engine.url)
-
-
-def project_path(text: str) -> str:
-    """A relative path as given if it exists here, else found in a parent folder ('' stays '').
-
-    nbval starts kernels in the notebook's folder and ``rca run`` in the working directory;
-    this lets a default like ``tests/fixtures/...`` work from both.
-    """
-    if not text or Path(text).is_absolute() or Path(text).exists():
-        return text
-    for parent in Path.cwd().resolve().parents:
-        if (parent / text).exists():
-            return str(parent / text)
-    return text
-
-
-# --------------------------------------------------------------------------- in-notebook helpers
-def run_dir() -> Path | None:
-    """The run folder of the current papermill run, or None in interactive use."""
-    value = os.environ.get(RUN_DIR_ENV)
-    return Path(value) if value else None
-
-
-def record_metrics(metrics: dict) -> Path | None:
-    """Merge ``metrics`` into ``metrics.json`` of the current run; None when not in a run."""
-    folder = run_dir()
-    if folder is None:
-        return None
-    from rca_toolkit.runs.render import atomic_write_text
-
-    path = folder / "metrics.json"
-    current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(json.loads(json.dumps(metrics, default=json_default)))
-    return atomic_write_text(path, json.dumps(current, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
-
-
-def save_figure(fig, name: str, *, dpi: int = 110) -> Path | None:
-    """Save a matplotlib figure as ``figures/<name>.png`` of the current run; None interactively."""
-    if not _FIGURE_NAME.match(name):
-        raise ConfigError(f"figure name {name!r} is not a plain file name", hint="use letters, digits, - _ .")
-    folder = run_dir()
-    if folder is None:
-        return None
-    from rca_toolkit.runs.render import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    stem = name[:-4] if name.endswith(".png") else name
-    return atomic_write_bytes(folder / "figures" / f"{stem}.png", buffer.getvalue())
-
-
-def save_text(name: str, text: str) -> Path | None:
-    """Save a text artefact (e.g. ``signoff.md``) into the current run; None interactively."""
-    if not _FIGURE_NAME.match(name):
-        raise ConfigError(f"file name {name!r} is not a plain file name", hint="use letters, digits, - _ .")
-    folder = run_dir()
-    if folder is None:
-        return None
-    from rca_toolkit.runs.render import atomic_write_text
-
-    return atomic_write_text(folder / name, text)
-
-
 @contextmanager
 def _environ(extra: dict[str, str]):
     old = {k: os.environ.get(k) for k in extra}
@@ -351,18 +84,23 @@ def new_run_id(now: datetime) -> str:
 # --------------------------------------------------------------------------- runs
 @dataclass
 class RunResult:
-    """Where a run went and how it ended (``status`` ok / failed / error)."""
+    """Where a run went and how it ended (``status`` ok / failed / error).
+
+    ``outcome``: CLEAR when every cell ran; BAD_INPUT when a cell failed on an ``RcaError`` (the
+    toolkit named a wrong input: a missing table, an unreachable database); INTERNAL_ERROR for any
+    other failure (a bug, a crashed kernel, a report that could not be rendered). A verdict the
+    notebook recorded is not part of it (callers read ``metrics``)."""
 
     notebook: Path
     run_dir: Path
     status: str
-    exit_code: int
+    outcome: Outcome
     error: str | None
     metrics: dict
 
     def to_dict(self) -> dict:
         return {"notebook": str(self.notebook), "run_dir": str(self.run_dir), "status": self.status,
-                "exit_code": self.exit_code, "error": self.error}
+                "outcome": self.outcome.value, "error": self.error}
 
 
 def _toolkit_version() -> str:
@@ -451,15 +189,17 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
 
     nb = nbformat.read(str(path), as_version=4)
     kernel = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
-    status, error, failed_cell = "ok", None, None
+    status, error, failed_cell, outcome = "ok", None, None, Outcome.CLEAR
     try:
         with _environ({**env, RUN_DIR_ENV: str(work.resolve())}):
             papermill.execute_notebook(str(path), str(executed), parameters=safe, kernel_name=kernel,
                                        progress_bar=progress, log_output=False)
     except PapermillExecutionError as exc:
         status, error, failed_cell = "failed", f"{exc.ename}: {exc.evalue}".splitlines()[0], exc.exec_count
+        outcome = Outcome.of_failure(exc.ename)
     except Exception as exc:  # noqa: BLE001 - kernel could not start or died: recorded, never hidden
         status, error = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        outcome = Outcome.INTERNAL_ERROR
     database = _database_label(values, declared)
     meta = f"{path.name} · run {run_id} · status {status} · database {database or '-'}"
     if executed.exists():
@@ -467,26 +207,30 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
             write_reports(executed, work, title=f"{path.stem} ({run_id})", meta=meta)
         except Exception as exc:  # noqa: BLE001 - the run record must still be written
             status, error = "error", f"report rendering failed: {type(exc).__name__}: {exc}"
+            outcome = Outcome.INTERNAL_ERROR
     metrics_path = work / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     if not metrics_path.exists():
         atomic_write_text(metrics_path, "{}\n")
     effective = {p.name: p.default for p in declared} | safe
     atomic_write_text(work / "params.yaml", yaml.safe_dump(effective, sort_keys=False, allow_unicode=True))
-    exit_code = 0 if status == "ok" else 1
     from rca_toolkit.sources.db import redact_text
 
     run = {
         "notebook": str(path), "run_id": run_id, "toolkit_version": _toolkit_version(), "git_sha": _git_sha(path.resolve().parent),
         "database": database, "parameters": effective, "started_at": started.isoformat(),
-        "ended_at": datetime.now(timezone.utc).isoformat(), "status": status, "exit_code": exit_code,
+        "ended_at": datetime.now(timezone.utc).isoformat(), "status": status, "outcome": outcome.value,
         "error": redact_text(error) if error else None, "failed_cell_execution_count": failed_cell,
         "kernel": kernel, "python": sys.version.split()[0], "papermill": papermill.__version__,
     }
     atomic_write_text(work / "run.json", json.dumps(run, indent=2, default=str) + "\n")
     _scrub(work, passwords)
     os.rename(work, final)
-    return RunResult(path, final, status, exit_code, run["error"], metrics)
+    log.info("run of %s: status %s, outcome %s, folder %s", path.name, status, outcome.value, final)
+    checks = metrics.get("checks") if isinstance(metrics.get("checks"), dict) else {}
+    for check, check_status in checks.items():  # a runbook's checks ran in the kernel: their results, here
+        log.info("%s check %r: %s", metrics.get("runbook", path.stem), check, check_status)
+    return RunResult(path, final, status, outcome, run["error"], metrics)
 
 
 def notebook_paths(*folders: str | Path) -> list[Path]:
@@ -497,7 +241,4 @@ def notebook_paths(*folders: str | Path) -> list[Path]:
     return out
 
 
-__all__ = [
-    "Parameter", "RunResult", "load_params_file", "notebook_paths", "open_db", "param_value", "parameters_cell", "parse_parameters",
-    "project_path", "read_parameters", "record_metrics", "run_dir", "run_notebook", "save_figure", "save_text", "validate",
-]
+__all__ = ["RunResult", "notebook_paths", "run_notebook", "split_secrets"]

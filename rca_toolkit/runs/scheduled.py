@@ -9,7 +9,9 @@ or the new report, never a mix or nothing), elsewhere with two renames. Runs of 
 once never interleave; different dates run in parallel. After every run the index
 (:mod:`rca_toolkit.runs.index`) is regenerated.
 
-Exit codes for schedulers: 0 OK or WATCH, 1 ACT, 2 error (failed run or bad input).
+Outcome for schedulers (``rca report health`` exits with it, README "Exit codes"): OK or WATCH
+nothing to act on, ACT found something; a failed run is bad input when the notebook failed on an
+``RcaError``, else an internal error (as for ``rca run``).
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from rca_toolkit.runs import index as run_index
 from rca_toolkit.runs.locks import LOCK_TIMEOUT_S, file_lock
 from rca_toolkit.config import load_settings, progress_enabled
 from rca_toolkit.errors import ConfigError
+from rca_toolkit.outcome import Outcome
+from rca_toolkit.rules.timeutil import source_tz
 
 PERIODS = periods.PERIODS
 HEALTH_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "health_report.ipynb"
-EXIT_OK, EXIT_ACT, EXIT_ERROR = 0, 1, 2
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -50,17 +53,22 @@ class HealthRun:
     verdict: str | None  # OK / WATCH / ACT, None when the run failed
     verdict_line: str | None
     error: str | None
+    run_outcome: Outcome = Outcome.CLEAR  # the notebook run's own (RunResult.outcome)
 
     @property
-    def exit_code(self) -> int:
-        if self.status != "ok" or self.verdict not in ("OK", "WATCH", "ACT"):
-            return EXIT_ERROR
-        return EXIT_ACT if self.verdict == "ACT" else EXIT_OK
+    def outcome(self) -> Outcome:
+        """ACT found something, OK/WATCH nothing to act on; a failed run as the runner judged it, and a
+        run that recorded no verdict an internal error (the packaged notebook always records one)."""
+        if self.run_outcome != Outcome.CLEAR:
+            return self.run_outcome
+        if self.verdict not in ("OK", "WATCH", "ACT"):
+            return Outcome.INTERNAL_ERROR
+        return Outcome.FOUND if self.verdict == "ACT" else Outcome.CLEAR
 
     def to_dict(self) -> dict:
         return {"date": self.day.isoformat(), "period": self.period, "path": str(self.path), "status": self.status,
                 "verdict": self.verdict, "verdict_line": self.verdict_line, "error": self.error,
-                "exit_code": self.exit_code}
+                "outcome": self.outcome.value}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -168,7 +176,8 @@ def run_health(day: date | str, period: str = "1d", *, company_id: int = 0, db: 
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     metrics = result.metrics or {}
-    run = HealthRun(day, period, final, result.status, metrics.get("verdict"), metrics.get("verdict_line"), result.error)
+    run = HealthRun(day, period, final, result.status, metrics.get("verdict"), metrics.get("verdict_line"), result.error,
+                    result.outcome)
     if update_index:
         run_index.write_index(root)
     return run
@@ -224,10 +233,9 @@ def backfill(start: date | str, end: date | str, period: str = "1d", *, company_
     return sorted(runs, key=lambda r: r.day)
 
 
-def combined_exit_code(runs: list[HealthRun]) -> int:
-    """2 if any run failed, else 1 if any said ACT, else 0."""
-    codes = [r.exit_code for r in runs]
-    return max(codes) if codes else EXIT_ERROR
+def combined_outcome(runs: list[HealthRun]) -> Outcome:
+    """The worst outcome of the runs (a failure beats ACT beats OK/WATCH); none at all is an internal error."""
+    return Outcome.worst((r.outcome for r in runs), default=Outcome.INTERNAL_ERROR)
 
 
 # --------------------------------------------------------------------------- retention
@@ -279,8 +287,10 @@ def _date_expression(period: str, *, cron: bool, tz: str) -> str:
 
 
 def schedule_text(at: str = "06:30", period: str = "1d", *, company_id: int = 0, db: str | None = None,
-                  rca_bin: str | None = None, workdir: str | Path | None = None, timezone_name: str = "Europe/Berlin") -> str:
-    """A crontab line and a systemd service/timer pair that run :func:`health_command`."""
+                  rca_bin: str | None = None, workdir: str | Path | None = None, timezone_name: str | None = None) -> str:
+    """A crontab line and a systemd service/timer pair that run :func:`health_command`; times are in
+    ``timezone_name`` (default the source zone, :func:`rca_toolkit.rules.timeutil.source_tz`: Europe/Berlin)."""
+    timezone_name = timezone_name or source_tz()
     match = _TIME.match(at.strip())
     if not match:
         raise ConfigError(f"--at={at!r} is not a time of day", hint="write HH:MM, e.g. 06:30")
@@ -311,7 +321,7 @@ After=network-online.target
 Type=oneshot
 WorkingDirectory={workdir}
 Environment=RCA_PROGRESS=0
-# exit 1 = verdict ACT, 2 = error: both mark the unit failed (hook OnFailure= for alerts)
+# exit 1 = verdict ACT, 2 = bad input, 3 = internal error: all mark the unit failed (hook OnFailure= for alerts)
 ExecStart=/bin/sh -c 'exec {unit_cmd}'
 
 # --- /etc/systemd/system/{name}.timer

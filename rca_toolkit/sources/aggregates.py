@@ -10,7 +10,7 @@ Rows are selected like the loaders select them (``loaders.calls`` and
 ``loaders.function_traces``): session/trace ``started_at`` in ``[start, end)``, test/demo/temp
 and malformed call ids left out (the exact ``call_`` + 27 hex rule, as ``REGEXP`` on MariaDB and
 ``GLOB`` on SQLite), stuck (P5) and cleanup-closed (P20) sessions flagged as ``loaders.calls``
-flags them with ``as_of``. Time bounds follow the loaders' rules: a MariaDB session pinned to
+flags them with ``as_of`` (the SQL twins in :mod:`rca_toolkit.rules.call_ids` and :mod:`rca_toolkit.rules.sessions`). Time bounds follow the loaders' rules: a MariaDB session pinned to
 ``+00:00`` stores UTC, compared exactly; other storage zones (SQLite: naive Europe/Berlin wall
 time) are compared in wall time, and the rows within 2 h of a bound come back with their
 ``started_at`` so they are localised and placed exactly in Python (DST repeats the autumn hour).
@@ -18,6 +18,8 @@ time) are compared in wall time, and the rows within 2 h of a bound come back wi
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -25,10 +27,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.sources.db import require_columns
 from rca_toolkit.rules.timeutil import localize_naive
 
+log = logging.getLogger(__name__)
 EDGE = pd.Timedelta(hours=2)  # wider than any DST shift: rows farther from a bound compare right in wall time
 SIDES = ("before", "after")
 DURATION_SOURCES = {"call_duration_session": ("s", "duration_ms"), "call_duration_retell": ("c", "duration_ms")}
@@ -112,7 +115,12 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
                                                            "call_status", "disconnection_reason", "duration_ms"])
     require_columns(schema, "retell_function_traces", ["call_session_id", "function_name", "started_at", "duration_ms"])
     zone = loaders.storage_zone(engine)
-    stuck_before = pd.Timestamp(as_of).tz_convert("UTC") - loaders.STUCK_AFTER
+    if zone == "UTC":
+        log.info("histograms: computed by the database, window bounds compared exactly (the database stores UTC)")
+    else:
+        log.info("histograms: computed by the database in wall time (%s); rows within %g h of a bound come back "
+                 "and are placed in Python", zone, EDGE / pd.Timedelta(hours=1))
+    stuck_before = sessions.stuck_before(pd.Timestamp(as_of).tz_convert("UTC"))
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     joined = "retell_call_id" in calls_cols
     notes, statements = [], []
@@ -127,22 +135,22 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         live = " AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else ""
         completed = "1 = 0"
         if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
-            completed = f"EXISTS (SELECT 1 FROM calls c WHERE c.retell_call_id = s.call_id{live} AND c.status = 'completed')"
-        conds = [where, loaders.real_call_id_sql("s.call_id", engine)]
+            completed = sessions.call_completed_exists_sql("s", skip_deleted="deleted_at" in calls_cols)
+        conds = [where, call_ids.real_call_id_sql("s.call_id", engine)]
         if engine.dialect.name != "sqlite":
             conds += loaders.every_company(engine, params)
         if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
-            stuck = f"(s.call_status = 'in_progress' AND s.ended_at IS NULL AND (s.started_at < :stuck_before OR {completed}))"
+            stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=completed)
             # CASE WHEN on a NULL condition takes the ELSE branch: a missing call row or reason keeps the value
-            flags = [f"{side} AS side", f"CASE WHEN {stuck} OR s.disconnection_reason = 'system_timeout' THEN 1 "
+            flags = [f"{side} AS side", f"CASE WHEN {stuck} OR {sessions.closed_by_cleanup_sql('s')} THEN 1 "
                                         "ELSE 0 END AS dropped"]
             value = "CASE WHEN d.dropped = 1 THEN NULL ELSE {v} END"
         else:  # rows near a bound are placed in Python, so their flags come back separately
             flags = [f"{side} AS side", f"{edge} AS edge_at",
-                     "CASE WHEN s.call_status = 'in_progress' AND s.ended_at IS NULL THEN 1 ELSE 0 END AS open_session",
-                     "CASE WHEN s.started_at < :stuck_before THEN 1 ELSE 0 END AS early",
-                     f"CASE WHEN s.call_status = 'in_progress' AND s.ended_at IS NULL AND {completed} THEN 1 ELSE 0 END AS completed_row",
-                     "CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup"]
+                     f"CASE WHEN {sessions.open_session_sql('s')} THEN 1 ELSE 0 END AS open_session",
+                     f"CASE WHEN {sessions.started_before_sql('s', ':stuck_before')} THEN 1 ELSE 0 END AS early",
+                     f"CASE WHEN {sessions.open_session_sql('s')} AND {completed} THEN 1 ELSE 0 END AS completed_row",
+                     f"CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END AS cleanup"]
             value = "{v}"
         inner, outer, v = f"s.{column} AS v", "", "d.v"
         if alias == "c" and (engine.dialect.name == "sqlite" or "id" not in calls_cols):
@@ -166,7 +174,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
 
     stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces "
                                     "WHERE function_name IS NOT NULL", {})["function_name"]
-    families = {str(n): names.function_family(str(n)) for n in stored}
+    families = {str(n): functions.function_family(str(n)) for n in stored}
     if families:
         params = {f"fn{i}": name for i, name in enumerate(sorted(families))}
         where, side, edge = _window_sql("t.started_at", windows, engine, zone, params)
@@ -178,9 +186,11 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
             f"{function} AS function_name", "t.duration_ms AS value", "COUNT(*) AS n"]
         keys = ", ".join(str(i) for i in range(1, len(select)))
         test_sessions = _test_sessions(engine)
+        log.info("function latencies: %s", "every trace joined to its session to test its call id" if test_sessions is None
+                 else f"{len(test_sessions)} test sessions bound as a list (one scan of the traces, no join)")
         if test_sessions is None:  # join every trace to its session to test its call id
             source, real = "retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id", \
-                loaders.real_call_id_sql("s.call_id", engine)
+                call_ids.real_call_id_sql("s.call_id", engine)
         else:  # the few test sessions bound as a list: one scan of the traces, no million-row join
             params.update({f"x{i}": sid for i, sid in enumerate(test_sessions)})
             source = "retell_function_traces t"
@@ -189,6 +199,8 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         sql = (f"SELECT {', '.join(select)} FROM {source} "
                f"WHERE {where} AND t.function_name IN ({listed}) AND {real} GROUP BY {keys}")
         statements.append(Statement("function_latency", sql, params))
+    for note in notes:
+        log.info("histograms: %s", note)
     return Plan(statements, windows, stuck_before, zone, families, notes)
 
 
@@ -201,7 +213,7 @@ def _test_sessions(engine: sa.Engine) -> list | None:
     if engine.dialect.name == "sqlite":
         return None
     ids = loaders.query(engine, "SELECT id FROM retell_call_sessions "
-                                 f"WHERE call_id IS NULL OR NOT ({loaders.real_call_id_sql('call_id', engine)})", {})["id"]
+                                 f"WHERE call_id IS NULL OR NOT ({call_ids.real_call_id_sql('call_id', engine)})", {})["id"]
     return None if len(ids) > MAX_LISTED else sorted(ids.tolist())
 
 
@@ -235,8 +247,11 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
     engine = loaders.engine_for(db)
     plan_ = plan_ or plan(engine, **plan_args)
     durations, dropped, latencies = {}, {}, {}
+    started = time.perf_counter()
     with engine.connect() as conn:
         results = [(s.metric, loaders.query(engine, s.sql, s.params, conn)) for s in plan_.statements]
+    log.info("histograms of %s: %d grouped rows from the database in %.2f s", ", ".join(s.metric for s in plan_.statements),
+             sum(len(rows) for _, rows in results), time.perf_counter() - started)
     for metric, rows in results:
         rows = _place(rows, plan_)
         if metric == "function_latency":
@@ -250,7 +265,7 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
         keep = pd.to_numeric(rows["value"], errors="coerce").notna()
         if "open_session" in rows:
             flags = rows[["open_session", "early", "completed_row", "cleanup"]].apply(pd.to_numeric).astype(bool)
-            keep &= ~(flags["open_session"] & (flags["early"] | flags["completed_row"])) & ~flags["cleanup"]
+            keep &= ~sessions.stuck_from_flags(flags["open_session"], flags["early"], flags["completed_row"]) & ~flags["cleanup"]
         durations[metric] = {key: _histogram(rows[keep & (rows["side"] == i)]) for i, key in enumerate(SIDES)}
         dropped[metric] = tuple(int(rows.loc[~keep & (rows["side"] == i), "n"].sum()) for i in range(2))
     return Histograms(durations, dropped, latencies, list(plan_.notes))

@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders, packed
-from rca_toolkit.rules import bookings, names
+from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.config import progress
 from rca_toolkit.sources.db import require_columns
 from rca_toolkit.distinct import per_distinct, per_object
@@ -146,7 +146,7 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     require_columns(schema, "retell_function_traces", cols)
     params: dict = {}
     where, start_ts, end_ts = loaders.window_clause("t.started_at", start, end, engine, params)
-    family = loaders.family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
+    family = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params)
     where = where + family + loaders.company_clause("s.company_id", company_id, params) + list(extra_where)
     params.update(extra_params or {})
     details = "t.error_details" if not lean else (
@@ -177,8 +177,8 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     frame = loaders.refine(frame, "started_at", start_ts, end_ts)
     for col in ("output_result", "error_details"):
         frame[col] = _decode(frame[col])
-    frame["family"] = names.family_series(frame["function_name"])
-    booking = frame["family"].isin(names.BOOKING_FAMILIES).to_numpy()
+    frame["family"] = functions.family_series(frame["function_name"])
+    booking = frame["family"].isin(functions.BOOKING_FAMILIES).to_numpy()
     frame = frame if booking.all() else frame[booking].reset_index(drop=True)
     frame["error"] = per_object(frame["error_details"], loaders.error_text)  # decoded blobs are shared objects
     frame = loaders.typed(frame, ints=["company_id", "trace_id"],
@@ -235,7 +235,7 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
     frame = frame.sort_values(["occurred_raw", "error_id"], kind="stable").reset_index(drop=True).drop(columns=["occurred_raw"])
     context = _decode(frame["error_context"])
     frame["frame"] = context.map(lambda c: c.get("frame") if isinstance(c, dict) else None)
-    frame["family"] = frame["affected_function"].map(names.function_family)
+    frame["family"] = frame["affected_function"].map(functions.function_family)
     return loaders.typed(frame.drop(columns=["error_context"]), ints=["company_id", "error_id", "function_trace_id"],
                           strings=["call_id", "error_message", "affected_function", "frame"], cats=["error_code", "family"])
 
@@ -259,7 +259,7 @@ def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
     """Stored order (ORDER BY occurred_at, id: the first error per trace wins), window refined on UTC, real ids only."""
     frame = frame.assign(occurred_raw=frame["occurred_at"]).sort_values(["occurred_raw", "error_id"], kind="stable")
     frame = loaders.refine(loaders.to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
-    return frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
+    return frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- appointments and webhooks
@@ -354,7 +354,7 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     schema = loaders.schema_of(engine)
     statements: list = []
     traces = attempt_traces(engine, schema, start, end, company_id, lean=lean, statements=statements)
-    real = names.real_call_ids(traces["call_id"])
+    real = call_ids.real_call_ids(traces["call_id"])
     excluded_ids = sorted(set(traces.loc[~real, "call_id"].astype(str)))
     excluded = int((~real).sum())
     attrs = traces.attrs

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,6 +153,14 @@ def check_connection(engine: sa.Engine) -> None:
             f"cannot connect to {redact_url(engine.url)}: {_first_line(exc.orig)}",
             hint="check host, port, user and that the server is running",
         ) from None
+
+
+def ping_ms(engine: sa.Engine) -> float:
+    """Milliseconds for a ``SELECT 1`` round trip, taking the connection from the pool included."""
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    return (time.perf_counter() - started) * 1000
 
 
 def _first_line(exc: BaseException | None) -> str:

@@ -90,6 +90,22 @@ def check(db=None, needed: tuple[Needed, ...] = NEEDED) -> list[IndexCheck]:
             engine.dispose()
 
 
+def secondary_index_counts(engine: sa.Engine) -> dict[str, int]:
+    """Secondary indexes per table, as the 64-per-table InnoDB limit counts them.
+
+    MariaDB: distinct non-PRIMARY index names in ``information_schema.STATISTICS`` (UNIQUE keys
+    included). SQLite keeps UNIQUE constraints apart from indexes, so both are added up.
+    """
+    if engine.dialect.name in ("mysql", "mariadb"):
+        sql = ("SELECT TABLE_NAME AS table_name, COUNT(DISTINCT INDEX_NAME) AS n_indexes FROM information_schema.STATISTICS "
+               "WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME <> 'PRIMARY' GROUP BY TABLE_NAME")
+        with engine.connect() as conn:
+            return {row.table_name: int(row.n_indexes) for row in conn.execute(sa.text(sql))}
+    inspector = sa.inspect(engine)
+    return {name: len(info.indexes) + len(inspector.get_unique_constraints(name))
+            for name, info in dbmod.introspect(engine).items()}
+
+
 def to_dict(rows: list[IndexCheck]) -> dict:
     return {"missing": sum(r.status != "present" for r in rows), "indexes": [asdict(r) for r in rows]}
 

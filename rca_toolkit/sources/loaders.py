@@ -14,6 +14,8 @@ MariaDB sessions pinned to ``+00:00`` return unambiguous UTC.
 
 from __future__ import annotations
 
+import logging
+import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,14 +24,14 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.config import Settings, load_settings
 from rca_toolkit.sources.db import TableInfo, introspect, make_engine, redact_url, require_columns
 from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound, SchemaError
 from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.timeutil import localize_naive, parse_instant
 
-STUCK_AFTER = pd.Timedelta(hours=2)
+log = logging.getLogger(__name__)
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 _SCHEMAS: "weakref.WeakKeyDictionary[sa.Engine, dict[str, TableInfo]]" = weakref.WeakKeyDictionary()
 _SETTINGS: "weakref.WeakKeyDictionary[sa.Engine, Settings]" = weakref.WeakKeyDictionary()
@@ -64,6 +66,12 @@ def schema_of(engine: sa.Engine) -> dict[str, TableInfo]:
     if engine not in _SCHEMAS:
         _SCHEMAS[engine] = introspect(engine)
     return _SCHEMAS[engine]
+
+
+def pin_schema(engine: sa.Engine, schema: dict[str, TableInfo]) -> None:
+    """Make the loaders see ``schema`` for ``engine`` instead of introspecting it (a caller that
+    already read the catalogue, or a test that shows what a schema without an index does)."""
+    _SCHEMAS[engine] = schema
 
 
 def _settings(engine: sa.Engine) -> Settings:
@@ -136,14 +144,27 @@ def refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
 
 
 def query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None = None) -> pd.DataFrame:
-    """Run one statement; pass ``conn`` to reuse a checked-out connection (one ping, one rollback)."""
+    """Run one statement; pass ``conn`` to reuse a checked-out connection (one ping, one rollback).
+
+    Logs (DEBUG, ``rca -vv``) the statement's first words, the rows read and the seconds it took;
+    never the bound parameter values."""
+    started = time.perf_counter()
     try:
         if conn is not None:
-            return pd.read_sql(sa.text(sql), conn, params=params)
-        with engine.connect() as conn:
-            return pd.read_sql(sa.text(sql), conn, params=params)
+            frame = pd.read_sql(sa.text(sql), conn, params=params)
+        else:
+            with engine.connect() as own:
+                frame = pd.read_sql(sa.text(sql), own, params=params)
     except sa.exc.OperationalError as exc:
         raise query_failed(engine, exc) from None
+    log.debug("%s: %d rows in %.3f s", statement_label(sql), len(frame), time.perf_counter() - started)
+    return frame
+
+
+def statement_label(sql: str, width: int = 90) -> str:
+    """The first words of a statement, for logs: enough to recognise it, without its bound values."""
+    words = " ".join(sql.split())
+    return words if len(words) <= width else words[:width - 3] + "..."
 
 
 def query_failed(engine: sa.Engine, exc: sa.exc.OperationalError) -> ConnectionFailed:
@@ -167,19 +188,6 @@ def base_attrs(engine, **extra) -> dict:
     }
     attrs.update(extra)
     return attrs
-
-
-def real_call_id_sql(col: str, engine: sa.Engine | None = None) -> str:
-    """The exact P4 rule (``names.is_real_call_id``: ``call_`` + 27 lowercase hex) as SQL, case-sensitive:
-    ``GLOB`` on SQLite, ``REGEXP`` elsewhere (MariaDB when no engine is given)."""
-    if engine is not None and engine.dialect.name == "sqlite":
-        return f"({col} GLOB 'call_{'[0-9a-f]' * 27}')"
-    return f"({col} REGEXP '(?-i)^call_[0-9a-f]{{27}}$')"
-
-
-def real_id_sql(col: str) -> str:
-    """Approximate P4 filter in SQL; the exact regex is applied in pandas afterwards."""
-    return f"({col} LIKE 'call!_%' ESCAPE '!' AND LENGTH({col}) = 32)"
 
 
 def company_clause(col: str, company_id, params: dict) -> list[str]:
@@ -239,7 +247,8 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     Test, demo, temp and malformed ids are excluded unless ``include_test`` and their count is
     in ``attrs["excluded_test_ids"]`` (examples in ``attrs["excluded_examples"]``). ``stuck``
     marks sessions ``in_progress`` for more than 2 h before ``as_of`` (default now) or while the
-    call row says ``completed`` (P5); ``closed_by_cleanup`` marks ``system_timeout`` (P20).
+    call row says ``completed`` (P5); ``closed_by_cleanup`` marks ``system_timeout`` (P20); both
+    rules are :mod:`rca_toolkit.rules.sessions`.
     """
     engine = engine_for(db)
     schema = schema_of(engine)
@@ -261,11 +270,11 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
         missing = list(CALL_COLUMNS) if "calls" not in schema else missing + ["retell_call_id"]
     excluded, examples = 0, []
     if not include_test:
-        excl_sql = f"SELECT s.call_id FROM retell_call_sessions s WHERE NOT {real_id_sql('s.call_id')}"
+        excl_sql = f"SELECT s.call_id FROM retell_call_sessions s WHERE NOT {call_ids.real_call_id_prefilter_sql('s.call_id')}"
         excl_sql += "".join(f" AND {w}" for w in where)
         excl = query(engine, excl_sql, params)
         excluded, examples = len(excl), sorted(excl["call_id"].astype(str))[:20]
-        where.append(real_id_sql("s.call_id"))
+        where.append(call_ids.real_call_id_prefilter_sql("s.call_id"))
     sql = f"SELECT {', '.join(select)} FROM retell_call_sessions s {join}"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -275,7 +284,7 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     frame = to_utc(frame, ["started_at"], zone)
     frame = to_utc(frame, ["ended_at", "retell_start", "retell_end"], zone, flags=False)
     frame = refine(frame, "started_at", start_ts, end_ts)
-    frame["id_kind"] = frame["call_id"].map(names.id_kind)
+    frame["id_kind"] = frame["call_id"].map(call_ids.id_kind)
     if not include_test:  # exact regex after the approximate SQL filter
         odd = frame["id_kind"] != "retell"
         excluded += int(odd.sum())
@@ -283,10 +292,8 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
         frame = frame[~odd].reset_index(drop=True)
     frame["is_test"] = frame["id_kind"] != "retell"
     as_of_ts = _instant(as_of, "as_of") if as_of is not None else pd.Timestamp.now(tz="UTC")
-    in_progress = frame["call_status"].eq("in_progress") & frame["ended_at"].isna()
-    completed_row = frame["call_row_status"].eq("completed") if "call_row_status" in frame else False
-    frame["stuck"] = in_progress & ((frame["started_at"] < as_of_ts - STUCK_AFTER) | completed_row)
-    frame["closed_by_cleanup"] = frame["disconnection_reason"].eq("system_timeout")
+    frame["stuck"] = sessions.stuck(frame, as_of_ts)
+    frame["closed_by_cleanup"] = sessions.closed_by_cleanup(frame["disconnection_reason"])
     for col in CALL_COLUMNS.values():
         if col not in frame:
             frame[col] = pd.NA
@@ -365,7 +372,7 @@ def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str,
             if col in frame:
                 frame[col] = frame[col].map(lambda v: decode_json(v)[0])
     if "function_name" in traces:
-        traces["family"] = traces["function_name"].map(names.function_family)
+        traces["family"] = traces["function_name"].map(functions.function_family)
         traces["error"] = traces.get("error_details", pd.Series(dtype=object)).map(error_text)
     retell = None
     missing: list[str] = []
@@ -394,23 +401,13 @@ def error_text(details) -> str | None:
 
 # --------------------------------------------------------------------------- many calls
 def family_clause(engine: sa.Engine, col: str, families, params: dict) -> list[str]:
-    """``col IN (<stored names of these families>)``.
-
-    The stored names are read first (``DISTINCT function_name`` is a loose scan of the
-    ``(function_name, started_at)`` index) and matched to families in Python (P3), so the
-    window query range-scans that index per name; ``= x OR LIKE 'x_v%'`` could not, and read
-    every trace (2.5M rows instead of 15k at 1M calls, benchmarks/FINDINGS.md).
-    """
+    """``col IN (<stored names of these families>)``: :func:`rca_toolkit.rules.functions.family_in_sql`
+    on the stored names, read first (``DISTINCT function_name`` is a loose scan of the
+    ``(function_name, started_at)`` index)."""
     if not families:
         return []
-    wanted = {families} if isinstance(families, str) else set(families)
     stored = query(engine, "SELECT DISTINCT function_name FROM retell_function_traces", {})["function_name"]
-    matching = sorted(n for n in stored.dropna().astype(str) if names.function_family(n) in wanted)
-    if not matching:
-        return ["1 = 0"]
-    for i, name in enumerate(matching):
-        params[f"fam{i}"] = name
-    return [f"{col} IN ({', '.join(f':fam{i}' for i in range(len(matching)))})"]
+    return functions.family_in_sql(col, stored, families, params)
 
 
 def _per_call_table(engine, table: str, time_col: str, select: str, start, end, company_id,
@@ -418,7 +415,7 @@ def _per_call_table(engine, table: str, time_col: str, select: str, start, end, 
     where, start_ts, end_ts = window_clause(f"t.{time_col}", start, end, engine, params)
     where += company_clause("s.company_id", company_id, params) + extra_where
     if not include_test:
-        where.append(real_id_sql("s.call_id"))
+        where.append(call_ids.real_call_id_prefilter_sql("s.call_id"))
     sql = (f"SELECT s.call_id, s.company_id, {select} FROM {table} t "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id")
     if where:
@@ -453,14 +450,13 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     frame = to_utc(frame, ["completed_at"], storage_zone(engine), flags=False)
     frame = refine(frame, "started_at", start_ts, end_ts)
     if not include_test:
-        frame = frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
+        frame = frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
     for col in BLOB_COLUMNS:
         if col in frame:
             frame[col] = frame[col].map(lambda v: decode_json(v)[0])
-    frame["family"] = names.family_series(frame["function_name"])  # vectorised (categorical)
+    frame["family"] = functions.family_series(frame["function_name"])  # vectorised (categorical)
     if families:
-        wanted = {families} if isinstance(families, str) else set(families)
-        frame = frame[frame["family"].isin(wanted)].reset_index(drop=True)
+        frame = frame[frame["family"].isin(functions.wanted_families(families))].reset_index(drop=True)
     frame["error"] = frame["error_details"].map(error_text) if "error_details" in frame else pd.NA
     frame = typed(frame, ints=["company_id", "trace_id", "execution_sequence", "duration_ms"],
                    strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status"])
@@ -481,11 +477,11 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
                                               include_test, [], params)
     frame = refine(to_utc(frame, ["occurred_at"], storage_zone(engine)), "occurred_at", start_ts, end_ts)
     if not include_test:
-        frame = frame[names.real_call_ids(frame["call_id"])].reset_index(drop=True)
+        frame = frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
     frame["error_context"] = frame["error_context"].map(lambda v: decode_json(v)[0])
     frame["frame"] = frame["error_context"].map(lambda c: c.get("frame") if isinstance(c, dict) else None)
     frame["severity_rank"] = frame["severity"].map(SEVERITY_RANK).astype("Int64")
-    frame["family"] = frame["affected_function"].map(names.function_family)
+    frame["family"] = frame["affected_function"].map(functions.function_family)
     frame = typed(frame, ints=["company_id", "error_id", "call_offset_ms", "function_trace_id"],
                    strings=["call_id", "error_message", "affected_function", "frame"],
                    cats=["error_code", "error_type", "severity", "family"], bools=["booking_failed", "call_terminated"])
@@ -530,6 +526,25 @@ def appointments(db=None, *, start=None, end=None, company_id=None, include_dele
                               double_encoded_metadata=int(frame["metadata_double_encoded"].sum()))
     frame.attrs["missing_columns"] = {"appointments": missing} if missing else {}
     return frame
+
+
+def booking_id_duplicates(db=None) -> tuple[pd.DataFrame, int]:
+    """Cal.com booking ids shared by live appointments, and how many live appointments carry one.
+
+    The frame has ``uid`` and ``rows`` (more than 1), most rows first; soft-deleted rows do not
+    count when the table has ``deleted_at``. The database groups, so no appointment row is read.
+    """
+    engine = engine_for(db)
+    schema = schema_of(engine)
+    require_columns(schema, "appointments", ["id", "calcom_v2_booking_id"])
+    live = " AND deleted_at IS NULL" if "deleted_at" in schema["appointments"].columns else ""
+    dup_sql = ("SELECT calcom_v2_booking_id AS uid, COUNT(*) AS n FROM appointments WHERE calcom_v2_booking_id IS NOT NULL"
+               f"{live} GROUP BY calcom_v2_booking_id HAVING COUNT(*) > 1 ORDER BY n DESC")
+    total_sql = f"SELECT COUNT(*) FROM appointments WHERE calcom_v2_booking_id IS NOT NULL{live}"
+    with engine.connect() as conn:
+        dups = conn.execute(sa.text(dup_sql)).fetchall()
+        total = int(conn.execute(sa.text(total_sql)).scalar() or 0)
+    return pd.DataFrame([(r.uid, int(r.n)) for r in dups], columns=["uid", "rows"]), total
 
 
 def webhook_events(db=None, *, start=None, end=None, provider: str | None = None) -> pd.DataFrame:
@@ -631,7 +646,7 @@ def duration_sources(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "CallTrace", "appointments", "call_trace", "calls", "duration_sources", "engine_for", "errors",
+    "CallTrace", "appointments", "booking_id_duplicates", "call_trace", "calls", "duration_sources", "engine_for", "errors",
     "function_traces", "is_synthetic", "laravel_log", "migrations", "schema_of", "webhook_events",
 ]
 

@@ -18,6 +18,8 @@ count, and the statement then runs plainly (same frame). MariaDB only; callers k
 from __future__ import annotations
 
 import io
+import logging
+import time
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,7 @@ import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders
 
+log = logging.getLogger(__name__)
 INT, STR, CAT = "int", "str", "cat"  # CAT: a string column of few distinct values, read as a categorical
 ROWS_PER_CHUNK = 4096  # key span per GROUP_CONCAT value: a few MB for rows of a few hundred bytes
 _END = "."
@@ -78,6 +81,7 @@ def _read(engine, sql: str, params: dict, columns: dict[str, str], key: str, ord
     if statements is not None:
         statements.append((packed_sql, params))
     # streamed: each chunk is parsed as it arrives and dropped, never all of them at once (peak memory)
+    started = time.perf_counter()
     result = conn.execution_options(stream_results=True).execute(sa.text(packed_sql), params)
     stream = _ChunkStream(result)
     try:
@@ -86,8 +90,14 @@ def _read(engine, sql: str, params: dict, columns: dict[str, str], key: str, ord
         frame = None
     finally:
         result.close()
+    label = loaders.statement_label(sql)
     if frame is None or len(frame) != stream.rows or not frame["_end"].eq(_END).all():
-        frame = _plain(engine, sql, params, columns, conn)  # a chunk was cut: the rows as they are
+        why = ("a chunk did not parse" if frame is None else f"{len(frame)} of {stream.rows} rows parsed"
+               if len(frame) != stream.rows else "a row lost its end marker")
+        log.info("packed fetch cut short by group_concat_max_len (%s), fetched plainly: %s", why, label)
+        frame = plain_read(engine, sql, params, columns, conn)  # a chunk was cut: the rows as they are
+    else:
+        log.debug("%s: %d rows packed in %.3f s", label, len(frame), time.perf_counter() - started)
     frame = frame.drop(columns="_end", errors="ignore")
     return _sorted(frame, order) if order and len(frame) else frame
 
@@ -163,7 +173,8 @@ def _strings(values: pd.Series) -> pd.Series:
     return pd.Series(out, index=values.index, dtype=object)
 
 
-def _plain(engine, sql: str, params: dict, columns: dict[str, str], conn) -> pd.DataFrame:
+def plain_read(engine, sql: str, params: dict, columns: dict[str, str], conn) -> pd.DataFrame:
+    """The rows fetched as they are and typed like the packed read: the fallback when a chunk was cut."""
     frame = loaders.query(engine, sql, params, conn)[list(columns)]
     for name, kind in columns.items():
         if kind == INT:

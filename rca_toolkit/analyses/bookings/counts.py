@@ -7,12 +7,16 @@ classification for the failures). Choosing between them here keeps both free of 
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from rca_toolkit.analyses.bookings import fast_counts
 from rca_toolkit.analyses.bookings.outcomes import BY_COLUMNS, attempts_of, count_attempts
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.sources import attempt_inputs, loaders
+
+log = logging.getLogger(__name__)
 
 
 def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None, bins=None,
@@ -47,8 +51,18 @@ def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str 
     fast = None if method == "rows" else fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
                               first_at=first_at, when_fetched=when_fetched)
     if fast is not None:
+        log.info("booking counts %s: method sql, successes counted by the database (%d statements)",
+                 _span(start, end), fast.attrs.get("statements", 0))
         return fast
     inputs = attempt_inputs.load(engine, start=start, end=end, company_id=company_id, lean="code_path" not in extra)
     if when_fetched is not None:
         when_fetched()
-    return count_attempts(attempts_of(inputs), freq=freq, bins=bins, by=extra, first_at=first_at)
+    attempts = attempts_of(inputs)
+    log.info("booking counts %s: method rows (%s), %d attempts classified row by row", _span(start, end),
+             "asked for" if method == "rows" else "the sql shortcut did not apply", len(attempts))
+    return count_attempts(attempts, freq=freq, bins=bins, by=extra, first_at=first_at)
+
+
+def _span(start, end) -> str:
+    """The window for a log line, one word per bound."""
+    return " to ".join("open" if x is None else str(x).replace(" ", "T") for x in (start, end))

@@ -24,6 +24,7 @@ equals ``count_attempts(booking_attempts(...))`` (the tests compare them, also o
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -32,11 +33,28 @@ import pandas as pd
 from rca_toolkit.analyses.bookings import outcomes
 from rca_toolkit.sources import attempt_inputs as ai
 from rca_toolkit.sources import loaders, packed
-from rca_toolkit.rules import bookings, names
+from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.rules.timeutil import parse_instant
 
+log = logging.getLogger(__name__)
 FAST_BY = {"family", "function_name", "company_id", "error_code"}
 UNIQUE_KEYS = (("appointments", "calcom_v2_booking_id"), ("webhook_events", "event_id"))
+
+
+def _not_applicable(why: str) -> None:
+    """Log why the shortcut does not apply (``rca -v``); the caller then classifies every attempt."""
+    log.info("booking counts: the sql shortcut does not apply: %s", why)
+
+
+def _unsupported(engine, by) -> str | None:
+    """Why this database or these keys cannot take the shortcut; None when they can."""
+    if engine.dialect.name == "sqlite":
+        return "SQLite (the shortcut is MariaDB SQL)"
+    zone = loaders.storage_zone(engine)
+    if zone != "UTC":
+        return f"the database hands back wall time ({zone}), not UTC"
+    extra = sorted(set(by) - FAST_BY)
+    return f"counting by {', '.join(extra)}" if extra else None
 
 
 def _unique(schema, table: str, column: str) -> bool:
@@ -47,20 +65,21 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     """The frame of ``outcomes.count_attempts`` for this window, or None when the shortcut does not apply.
     ``when_fetched`` is called once the attempts are read, before the Python work on them."""
 
-    if engine.dialect.name == "sqlite" or loaders.storage_zone(engine) != "UTC" or set(by) - FAST_BY:
-        return None
+    unsupported = _unsupported(engine, by)
+    if unsupported:
+        return _not_applicable(unsupported)
     schema = loaders.schema_of(engine)
     need = {"appointments": ["id", "call_id", "calcom_v2_booking_id", "source", "metadata", "created_at", "deleted_at"],
             "webhook_events": ["id", "provider", "event_type", "event_id", "payload", "created_at", "company_id"],
             "calls": ["id", "retell_call_id", "deleted_at"]}
     if any(t not in schema or set(cols) - set(schema[t].columns) for t, cols in need.items()):
-        return None
+        return _not_applicable("a table or column it reads is missing")
     if not all(_unique(schema, t, c) for t, c in UNIQUE_KEYS):  # the claims below rely on one row per uid
-        return None
+        return _not_applicable("no unique index on " + " or ".join(f"{t}.{c}" for t, c in UNIQUE_KEYS))
     start_ts = None if start is None else parse_instant(start, name="start")
     end_ts = None if end is None else parse_instant(end, name="end")
     base: dict = {}
-    where = loaders.family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, base)
+    where = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, base)
     if start_ts is not None:
         base["t_lo"] = loaders.wall_bound(start_ts, engine, pd.Timedelta(0))
         where.append("t.started_at >= :t_lo")
@@ -84,13 +103,13 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     for key in [k for k in base if k.startswith("fam")]:
         for label, order in (("first", "ASC"), ("last", "DESC")):
             got = run(f"SELECT t.started_at {traces_from} AND t.function_name = :{key} "
-                      f"AND {loaders.real_call_id_sql('s.call_id')} ORDER BY t.started_at {order} LIMIT 1", base)
+                      f"AND {call_ids.real_call_id_sql('s.call_id')} ORDER BY t.started_at {order} LIMIT 1", base)
             if len(got):
                 value = pd.Timestamp(got["started_at"].iloc[0])
                 if ends[label] is None or (value < ends[label] if label == "first" else value > ends[label]):
                     ends[label] = value
     if ends["first"] is None:
-        return None
+        return _not_applicable("no attempt of a real call in the window")
     first, last = ends["first"].tz_localize("UTC"), ends["last"].tz_localize("UTC")
     lo, hi = first - ai.EARLY, last + ai.PAD
     base.update(lo=loaders.wall_bound(lo, engine, pd.Timedelta(0)), hi=loaders.wall_bound(hi, engine, pd.Timedelta(0)))
@@ -144,11 +163,11 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     del later_future, lean_future
     rows["real_call"] = rows["real_call"].eq(1)
     if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
-        return None
+        return _not_applicable("a BOOKING_CREATED webhook payload names a call")
     succeeded = ai.is_success(rows["status"]).to_numpy()
     real = rows["real_call"].to_numpy()
     if any(outcomes.blob_uids(rows.loc[real, "output_result"], rows.loc[real, "error_details"])):
-        return None  # an attempt names a uid in its JSON: classify every row instead
+        return _not_applicable("an attempt names a Cal.com uid in its JSON")  # classify every row instead
     failed, succ = rows[~succeeded].reset_index(drop=True), rows[succeeded].reset_index(drop=True)
     del rows  # the largest frames are freed as soon as they are split or used (peak memory)
     failed, failed_errors = _errors_of_failures(engine, schema, failed, lo, hi, company_id, statements)
@@ -167,7 +186,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     del rows, failed_errors, appointments, webhooks
     classified["n"] = 1
     inferred = int(classified["calcom_link"].eq("time").sum())
-    fam = names.family_series(resolved["function_name"].astype("string")).astype(str)
+    fam = functions.family_series(resolved["function_name"].astype("string")).astype(str)
     ok = pd.DataFrame({"at": resolved["started_at"].array, "path": fam.to_numpy(),
                        "family": fam.to_numpy(), "function_name": resolved["function_name"].astype(str).to_numpy(),
                        "company_id": pd.to_numeric(resolved["company_id"]).astype("Int64").to_numpy(), "outcome": "success",
@@ -251,7 +270,7 @@ FIRST_ERROR_SELECT = (f", fe.id AS fe_id, {ai.micros_sql('fe.occurred_at')} AS f
                       "fe.error_code AS fe_code")
 FIRST_ERROR_KINDS = {"fe_id": packed.INT, "fe_at": packed.INT, "fe_message": packed.STR, "fe_code": packed.CAT}
 # whether the session's call id is a real one (P4), decided once per attempt by the server
-REAL_CALL_SELECT = f", CASE WHEN {loaders.real_call_id_sql('s.call_id')} THEN 1 ELSE 0 END AS real_call"
+REAL_CALL_SELECT = f", CASE WHEN {call_ids.real_call_id_sql('s.call_id')} THEN 1 ELSE 0 END AS real_call"
 
 
 def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
@@ -263,7 +282,7 @@ def _error_join(engine, lo, hi, company_id) -> tuple[str, dict]:
     params: dict = {}
     cond = [ai.not_success_sql("t.status", engine)]  # successes read no error rows (lean)
     cond += ai.window_bounds("fe.occurred_at", lo, hi, engine, params, "fe")
-    other = [loaders.real_call_id_sql("es.call_id", engine)] + loaders.company_clause("es.company_id", company_id, params)
+    other = [call_ids.real_call_id_sql("es.call_id", engine)] + loaders.company_clause("es.company_id", company_id, params)
     cond.append(f"(fe.call_session_id = t.call_session_id OR EXISTS (SELECT 1 FROM retell_call_sessions es "
                 f"WHERE es.id = fe.call_session_id AND {' AND '.join(other)}))")
     return f" LEFT JOIN retell_error_log fe ON fe.function_trace_id = t.id AND {' AND '.join(cond)}", params

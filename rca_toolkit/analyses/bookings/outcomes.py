@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rca_toolkit.sources import attempt_inputs
-from rca_toolkit.rules import bookings, names
+from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.distinct import identity_codes, per_object
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules.signatures import NO_ERROR_TEXT, signatures
@@ -115,7 +115,7 @@ def _match_errors(traces: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
         result[col] = traces["trace_id"].map(errs[col].astype("object")).astype("object") if len(errs) else result[col]
     todo = result["error_message"].isna() & traces["status"].ne("success")
     if todo.any():
-        pool = errors[errors["function_trace_id"].isna() & errors["family"].isin(names.BOOKING_FAMILIES)]
+        pool = errors[errors["function_trace_id"].isna() & errors["family"].isin(functions.BOOKING_FAMILIES)]
         pool = pool.sort_values("occurred_at", kind="stable")  # stable: ties keep the (occurred_at, id) order
         left = traces.loc[todo, ["call_id", "family", "started_at"]].reset_index().sort_values("started_at", kind="stable")
         left["family"] = left["family"].astype(str)
@@ -187,7 +187,7 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
 def blob_uids(outputs: pd.Series, details: pd.Series) -> np.ndarray:
     """The uid each trace's JSON names (output first), looked up once per pair of objects: loads share
     one decoded object per distinct text (as ``attempt_inputs`` decodes them), so 100k failures cost a few lookups."""
-    (out_codes, out_first), (det_codes, det_first) = identity_codes(outputs), identity_codes(details)
+    (out_codes, _), (det_codes, det_first) = identity_codes(outputs), identity_codes(details)
     pairs = out_codes.astype(np.int64) * max(len(det_first), 1) + det_codes
     _, first, codes = np.unique(pairs, return_index=True, return_inverse=True)
     out_objects, det_objects = outputs.to_numpy(dtype=object), details.to_numpy(dtype=object)
@@ -217,7 +217,7 @@ def _call_of_payload(payload) -> str | None:
         if isinstance(holder, dict):
             for key in ("retell_call_id", "call_id"):
                 value = holder.get(key)
-                if isinstance(value, str) and names.is_real_call_id(value):
+                if isinstance(value, str) and call_ids.is_real_call_id(value):
                     return value
     return None
 

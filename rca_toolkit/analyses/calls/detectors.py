@@ -42,7 +42,7 @@ from difflib import SequenceMatcher
 import pandas as pd
 
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.rules.names import RETELL_CALL_ID
+from rca_toolkit.rules.call_ids import is_real_call_id
 
 LOOP_SIMILARITY = 0.6
 LOOP_MIN_REPEATS = 3
@@ -306,7 +306,7 @@ def _bad_arguments(call, call_date) -> list[str]:
     """Argument problems: a placeholder ``call_id`` (P18) or a date before the call's own date."""
     problems = []
     args = call.arguments if isinstance(call.arguments, dict) else {}
-    if "call_id" in args and not RETELL_CALL_ID.match(str(args["call_id"])):
+    if "call_id" in args and not is_real_call_id(str(args["call_id"])):
         problems.append(f"call_id={args['call_id']!r} is not a Retell call id (P18)")
     for key, value in args.items():
         text = str(value).strip()

@@ -32,9 +32,9 @@ import pandas as pd
 
 from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.analyses.calls import detectors
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.errors import InputFormatError
-from rca_toolkit.rules.timeutil import DEFAULT_SOURCE_TZ
+from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.sources.formats.retell import RetellCall, load_call_object, result_error
 from rca_toolkit.analyses.markdown import md_table
 
@@ -238,7 +238,7 @@ def _tool_row(name, start, end, status, error, result, args, source) -> dict:
     if not ok and not error:
         error = f"status {status}"
     end = start if end is None else end
-    return {"name": name, "family": names.function_family(name), "start_s": round(start, 3), "end_s": round(end, 3),
+    return {"name": name, "family": functions.function_family(name), "start_s": round(start, 3), "end_s": round(end, 3),
             "latency_s": round(end - start, 3), "ok": ok, "error": error, "transport_ok": None, "arguments": args,
             "source": source}
 
@@ -508,7 +508,7 @@ def build_timeline(source, *, dead_air_s: float = 3.0, slow_tool_s: float = 2.0,
     findings = detectors.detect_loops(data.spans, data.tool_calls, duration_s=data.duration_s)
     findings += detectors.detect_dead_air(attribution.gaps, data.tool_calls, threshold_s=dead_air_s)
     started = data.known.get("started_at")
-    call_date = pd.Timestamp(started).tz_convert(DEFAULT_SOURCE_TZ).date() if started else None
+    call_date = pd.Timestamp(started).tz_convert(source_tz()).date() if started else None
     findings += detectors.detect_tools(data.tool_calls, data.spans, slow_tool_s=slow_tool_s, call_date=call_date)
     n1, n1_note = detectors.detect_n_plus_one(queries)
     findings = sorted(findings + n1, key=lambda f: (f.start_s is None, f.start_s or 0.0))
@@ -527,12 +527,18 @@ def build_timeline(source, *, dead_air_s: float = 3.0, slow_tool_s: float = 2.0,
 def _record_notes(data: CallData) -> list[str]:
     """Flags on the record itself: test/typo ids (P4), cleanup artefacts (P20), stuck sessions (P5)."""
     notes = []
-    kind = names.id_kind(data.call_id)
+    kind = call_ids.id_kind(data.call_id)
     if kind != "retell":
         notes.append(f"call id {data.call_id!r} is {kind}, not a Retell id (P4): keep it out of statistics")
-    if data.known.get("disconnection_reason") == "system_timeout":
-        notes.append("disconnection_reason system_timeout was written by the app's cleanup job (P20), not by Retell")
-    if data.known.get("call_status") == "in_progress" and data.duration_s is None:
+    # the record as a one-row session frame; "ended" stands for any recorded end (duration or ended_at)
+    record = pd.DataFrame({"call_status": [data.known.get("call_status")],
+                           "disconnection_reason": [data.known.get("disconnection_reason")],
+                           "ended_at": [None if data.duration_s is None else "ended"]})
+    if sessions.closed_by_cleanup(record["disconnection_reason"]).iloc[0]:
+        notes.append(f"disconnection_reason {sessions.CLEANUP_REASON} was written by the app's cleanup job (P20), not by Retell")
+    # a record without any end time is the set-without-end-times case: an open session counts as stuck
+    # (sessions.stuck_or_open_without_end_times), whatever its age
+    if sessions.open_sessions(record).iloc[0]:
         notes.append("session still in_progress with no end: stuck (P5), its duration is unknown")
     return notes
 

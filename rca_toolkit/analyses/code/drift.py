@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
 
-from rca_toolkit.sources import php_scan
+from rca_toolkit.sources import db as dbmod, php_scan
 from rca_toolkit.config import progress
 from rca_toolkit.sources.db import TableInfo
 from rca_toolkit.errors import NotFound, SchemaError
@@ -370,61 +371,30 @@ def _notes(writes: pd.DataFrame, written: pd.DataFrame) -> list[str]:
     return notes
 
 
-# --------------------------------------------------------------------------- runbook checks
-def code_writes_check(report: DriftReport):
-    """Seed verification method 1, per write site: no code writes a column the schema lacks.
-
-    FAIL when a write raises at runtime (1054), WARN when phantom writes are only silently
-    dropped (the request succeeds, the data is lost), PASS when no write targets a missing column.
-    """
-    from rca_toolkit.runbooks.framework import CheckResult, Status
-
-    pc = report.phantom_columns
-    raising = pc[pc["effect"].str.startswith("raises")] if len(pc) else pc
-    status = Status.FAIL if len(raising) else Status.WARN if len(pc) or not report.writes_checked else Status.PASS
-    sites = pc.drop_duplicates(["file", "call_line"]) if len(pc) else pc
-    summary = (f"{len(pc)} writes of columns missing from the schema at {len(sites)} site{'s' * (len(sites) != 1)}, "
-               f"{len(raising)} raise 1054"
-               if len(pc) else f"no write of a missing column ({report.writes_checked} column writes checked)"
-               if report.writes_checked else "no column write of the checked tables found: nothing was verified")
-    evidence = {"checked_tables": report.checked_tables, "column_writes_checked": report.writes_checked,
-                "phantom_writes": len(pc), "raising_writes": len(raising),
-                "sites": pc[FINDING_KEYS + ["site"]].to_dict("records") if len(pc) else [],
-                "not_checked": [n for n in report.notes if "not checked" in n or "unknown" in n]}
-    return CheckResult("No code writes a column the schema lacks (seed method 1)", status, summary, evidence,
-                       "Remove the keys from the listed sites (forceFill/DB::table sites first: they fail every "
-                       "request) or add a migration creating the columns; re-run this runbook.")
-
-
-def schema_columns_check(report: DriftReport):
-    """Seed verification method 2, per column: every column the code writes exists in the schema.
-
-    Also fails on written tables absent from the schema and on NOT NULL columns without a
-    default that a create site never sets (both fail at runtime).
-    """
-    from rca_toolkit.runbooks.framework import CheckResult, Status
-
-    by_column = report.by_column()
-    raising_cols = by_column[by_column["raises"] > 0] if len(by_column) else by_column
-    failing = len(raising_cols) + len(report.missing_tables) + len(report.missing_required)
-    status = Status.FAIL if failing else Status.WARN if len(by_column) else Status.PASS
-    if not report.checked_tables and status == Status.PASS:
-        status = Status.WARN  # nothing was compared: never a PASS
-    summary = (f"{len(by_column)} written columns missing from {', '.join(report.checked_tables) or 'the schema'} "
-               f"({len(raising_cols)} with raising writes); {len(report.missing_tables)} missing tables; "
-               f"{len(report.missing_required)} required columns never set")
-    evidence = {"checked_tables": report.checked_tables,
-                "missing_columns": [{k: (int(v) if k in ("sites", "raises", "dropped") else v) for k, v in r.items()}
-                                    for r in by_column.to_dict("records")],
-                "missing_tables": sorted(set(report.missing_tables["table"])) if len(report.missing_tables) else [],
-                "required_never_set": report.missing_required.to_dict("records")}
-    return CheckResult("Every written column exists in the schema (seed method 2)", status, summary, evidence,
-                       "Compare the listed columns with the migrations: create them by migration or stop "
-                       "writing them; a NOT NULL column must be set by every create site.")
-
-
 def _filled_by_database(info, col: str) -> bool:
     """Auto-increment columns need no value; without key information, Laravel's ``id`` convention."""
     if info.autoincrement or info.primary_key:
         return col in info.autoincrement
     return col.lower() == "id"
+
+
+def _table_list(tables) -> list[str] | None:
+    """``--table`` values or a runbook's comma-separated parameter as a list; None means every table."""
+    if isinstance(tables, str):
+        tables = [t.strip() for t in tables.split(",") if t.strip()]
+    return list(tables) or None if tables else None
+
+
+def load_report(code_path, db=None, tables=None) -> DriftReport:
+    """Scan ``code_path`` and compare with the schema of ``db`` (URL, profile, engine or None).
+
+    One path for ``rca drift`` and the RB010 checks, so both judge the same findings.
+    """
+    writes = scan_code(code_path)
+    engine = db if isinstance(db, sa.Engine) else dbmod.make_engine(db or None)
+    try:
+        schema = dbmod.introspect(engine)
+    finally:
+        if engine is not db:
+            engine.dispose()
+    return find_drift(writes, schema, tables=_table_list(tables))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rca_toolkit.sources import loaders
 from rca_toolkit.analyses.markdown import md_table
 from rca_toolkit.errors import ConfigError, NotFound, SchemaError
 
@@ -275,47 +276,13 @@ def _batches(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-# --------------------------------------------------------------------------- runbook checks
-def pending_check(history: MigrationHistory):
-    """Every migration file ran and every ran migration still has its file.
+def load_history(db=None, files=None, git=None, today=None, *, code_path=None) -> MigrationHistory:
+    """Load the migrations table and analyse it; ``code_path`` supplies ``database/migrations`` when
+    ``files`` is empty and that folder exists. Empty strings mean "not given" (runbook parameters).
 
-    FAIL on pending migrations (the code expects schema the database lacks); WARN when rows
-    have no file (deleted or renamed migrations) or when no folder was given (not checked).
+    One path for ``rca migrations`` and the RB010 checks.
     """
-    from rca_toolkit.runbooks.framework import CheckResult, Status
-
-    if not history.files_checked:
-        return CheckResult("No pending migrations, no ran migration without its file", Status.WARN,
-                           f"{history.ran} migrations ran; pending and missing files NOT checked (no folder given)",
-                           {"ran": history.ran}, "Pass the application's database/migrations folder.")
-    pending, missing = history.pending, history.ran_file_missing
-    status = Status.FAIL if pending else Status.WARN if missing else Status.PASS
-    return CheckResult("No pending migrations, no ran migration without its file", status,
-                       f"{len(pending)} pending, {len(missing)} ran but their file is missing "
-                       f"({history.ran} ran in {len(history.batches)} batches)",
-                       {"pending": _capped(pending), "ran_file_missing": _capped(missing), "ran": history.ran},
-                       "Run the pending migrations (or find why they did not run); restore or explain the "
-                       "missing files before trusting the table as a history.")
-
-
-def names_check(history: MigrationHistory):
-    """Migration names are well formed, unique, in id order and not dated in the future (WARN)."""
-    from rca_toolkit.runbooks.framework import CheckResult, Status
-
-    counts = history.counts()
-    bad = counts["malformed"] + counts["future_dated"] + counts["duplicates"] + counts["out_of_order"]
-    return CheckResult(
-        "Migration names are clean (format, future dates, duplicates, order)", Status.WARN if bad else Status.PASS,
-        f"{counts['malformed']} malformed, {counts['future_dated']} future-dated (after {history.reference_date}, "
-        f"{history.reference_basis}), {counts['duplicates']} duplicated, {counts['out_of_order']} out of order; "
-        f"{counts['id_gaps']} id gaps; {counts['nonstandard']} hand-named (dated, no HHMMSS: allowed)",
-        {"malformed": _capped(history.malformed), "future_dated": _capped(history.future_dated),
-         "duplicates": _capped(history.duplicates), "out_of_order": _capped(history.out_of_order),
-         "id_gaps": _capped(history.id_gaps)},
-        "Rename malformed or future-dated files only with a matching update of the migrations table; "
-        "a duplicate row means the migration ran twice.")
-
-
-def _capped(items: list, limit: int = 30) -> list:
-    """Evidence lists stay readable: the first ``limit`` items and a count of the rest."""
-    return list(items[:limit]) + ([f"... {len(items) - limit} more"] if len(items) > limit else [])
+    if not files and code_path and (Path(code_path) / "database" / "migrations").is_dir():
+        files = Path(code_path) / "database" / "migrations"
+    frame = loaders.migrations(db or None)
+    return migration_history(frame, files_dir=files or None, git_dir=git or None, today=today or None)

@@ -24,12 +24,12 @@ from statsmodels.stats.proportion import proportion_confint
 
 from rca_toolkit.sources.deployments import rank_candidates
 from rca_toolkit.errors import SchemaError
+from rca_toolkit.rules.timeutil import source_tz
 
 MIN_EFFECT = 0.3
 MIN_SEGMENT = {"attempt": 4, "hour": 2, "day": 1}
 PENALTY_FACTOR = 3.0  # x log(n): stricter than BIC, we want breaks, not noise
 FREQ = {"hour": "h", "day": "D"}
-DISPLAY_TZ = "Europe/Berlin"
 
 
 class CostBinomial(BaseCost):
@@ -110,7 +110,7 @@ class ChangePoints:
             first = c.candidates[0] if c.candidates else None
             rows.append({
                 "series": c.series, "resolution": c.resolution, "direction": c.direction,
-                "between": " -> ".join(t.tz_convert(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M %z") for t in c.interval),
+                "between": " -> ".join(t.tz_convert(source_tz()).strftime("%Y-%m-%d %H:%M %z") for t in c.interval),
                 "rate before": f"{100 * c.rate_before:.1f} % (n={c.n_before})",
                 "rate after": f"{100 * c.rate_after:.1f} % (n={c.n_after})",
                 "top candidate": (f"{first['commit'][:10] or '(no commit)'} {first['description']} ({first['distance_hours']:+.1f} h"
@@ -142,7 +142,7 @@ class ChangePoints:
 def binned(attempts: pd.DataFrame, resolution: str, *, alpha: float = 0.05) -> pd.DataFrame:
     """Attempts per hour/day bin (UTC for hours, Berlin days for days) with rate and Wilson band."""
     at = attempts["at"]
-    key = at.dt.floor("h") if resolution == "hour" else at.dt.tz_convert(DISPLAY_TZ).dt.floor("D", ambiguous=True, nonexistent="shift_forward")
+    key = at.dt.floor("h") if resolution == "hour" else at.dt.tz_convert(source_tz()).dt.floor("D", ambiguous=True, nonexistent="shift_forward")
     grouped = attempts.assign(bin=key, ok=attempts["outcome"].eq("success")).groupby("bin", sort=True)
     out = grouped.agg(attempts=("ok", "size"), successes=("ok", "sum"), first=("at", "min"), last=("at", "max")).reset_index()
     out["rate"] = out["successes"] / out["attempts"]

@@ -9,11 +9,12 @@ Windows: ``before`` = [at - before, at - exclude), ``after`` = [at + exclude, at
 
 Minimum samples (documented, used by every verdict):
 
-* ``MIN_N_RATE = 10`` attempts per side for a success-rate verdict;
+* :data:`rca_toolkit.rules.bookings.MIN_ATTEMPTS` (10) attempts per side for a booking
+  success-rate verdict, the one minimum every booking verdict uses (why 10: see there);
 * ``MIN_N_SAMPLE = 20`` values per side for a duration/latency verdict.
 
 Below that the verdict is ``not enough data`` whatever the p-value says. A path "still fails"
-when it has at least ``MIN_N_RATE`` attempts after the change and the upper Wilson bound of its
+when it has at least ``MIN_ATTEMPTS`` attempts after the change and the upper Wilson bound of its
 success rate is below 50 %; a fix is called *partial* when one group improved while another
 still fails. Statistics come from scipy/statsmodels: Wilson intervals, Newcombe's interval for
 the difference, Fisher's exact test, percentile bootstrap CIs (fixed seed), Mann-Whitney U and
@@ -36,13 +37,13 @@ import pandas as pd
 from scipy import special, stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
+from rca_toolkit.rules.bookings import MIN_ATTEMPTS
 from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.errors import ConfigError, SchemaError
 from rca_toolkit.rules.signatures import NO_ERROR_TEXT
-from rca_toolkit.rules.timeutil import parse_duration, parse_instant
+from rca_toolkit.rules.timeutil import parse_duration, parse_instant, source_tz
 from rca_toolkit.analyses.markdown import md_table
 
-MIN_N_RATE = 10
 MIN_N_SAMPLE = 20
 ALPHA = 0.05
 STILL_FAILING_UPPER = 0.5
@@ -51,7 +52,6 @@ BOOTSTRAP_SEED = 20251018
 PERCENTILES = (50, 95, 99)
 MAX_PAIRS = 2_000_000  # Hodges-Lehmann on a fixed-seed subsample beyond this many pairs
 VERDICTS = ("improved", "regressed", "unchanged", "not enough data")
-DISPLAY_TZ = "Europe/Berlin"
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _f(x) -> float | None:
 
 
 def rate_metric(name: str, group: str, before: tuple[int, int], after: tuple[int, int], *,
-                min_n: int = MIN_N_RATE, alpha: float = ALPHA) -> Metric:
+                min_n: int = MIN_ATTEMPTS, alpha: float = ALPHA) -> Metric:
     """Success rate: ``before``/``after`` are (successes, attempts)."""
     sides = []
     for k, n in (before, after):
@@ -395,12 +395,12 @@ class Comparison:
     def to_dict(self) -> dict:
         return {
             "at": self.at.isoformat(),
-            "at_local": self.at.tz_convert(DISPLAY_TZ).isoformat(),
+            "at_local": self.at.tz_convert(source_tz()).isoformat(),
             "windows": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in self.windows.items()},
             "exclude_seconds": self.exclude.total_seconds(),
             "by": self.by,
             "synthetic": self.synthetic,
-            "minimum_n": {"rate": MIN_N_RATE, "distribution": MIN_N_SAMPLE},
+            "minimum_n": {"rate": MIN_ATTEMPTS, "distribution": MIN_N_SAMPLE},
             "alpha": ALPHA,
             "summary": self.summary,
             "partial": {k: v for k, v in self.partial.items() if k != "sentences"},
@@ -430,7 +430,8 @@ class Comparison:
         return pd.DataFrame(rows, columns=["metric", "group", "before", "after", "difference", "p", "verdict"])
 
     def _header(self) -> list[str]:
-        local = lambda ts: ts.tz_convert(DISPLAY_TZ).strftime("%Y-%m-%d %H:%M:%S %z")  # noqa: E731
+        tz = source_tz()
+        local = lambda ts: ts.tz_convert(tz).strftime("%Y-%m-%d %H:%M:%S %z")  # noqa: E731
         (b0, b1), (a0, a1) = self.windows["before"], self.windows["after"]
         return [
             f"Before/after comparison at {local(self.at)} ({self.at.strftime('%Y-%m-%d %H:%M:%S')} UTC)",
@@ -694,7 +695,7 @@ def _signature_mix(counts: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict]
 def _partial(group_metrics: list[Metric], column: str | None) -> dict:
     improved = [m for m in group_metrics if m.verdict == "improved"]
     failing = [m for m in group_metrics
-               if m.after.n >= MIN_N_RATE and m.after.ci is not None and m.after.ci[1] < STILL_FAILING_UPPER]
+               if m.after.n >= MIN_ATTEMPTS and m.after.ci is not None and m.after.ci[1] < STILL_FAILING_UPPER]
     sentences = []
     fails = "; ".join(f"{m.group} still fails ({_pct(m.after.value)} success of {m.after.n} attempts after the change, "
                       f"95 % CI {_pct(m.after.ci[0])}-{_pct(m.after.ci[1])})" for m in failing)

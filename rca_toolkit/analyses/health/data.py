@@ -10,14 +10,17 @@ UTC, where wall-time bounds need the loaders' DST handling).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions, sessions
+from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 from rca_toolkit.analyses.compare.stats import Histogram
 from rca_toolkit.analyses.health.periods import period_bounds
@@ -26,6 +29,7 @@ from rca_toolkit.sources.db import require_columns
 SIDES = ("base", "cur")
 BOOKING_REACH = "booking (book_appointment or collect_appointment)"
 DURATIONS = (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))
+log = logging.getLogger(__name__)
 _CALL_ID_SQL = "call_000000000000000000000000000"  # every real call id in an error text becomes this one
 
 
@@ -48,10 +52,11 @@ class HealthData:
 
 
 def day_edges(bounds: dict) -> list[pd.Timestamp]:
-    """Berlin midnights from the baseline start to the period end (DST-safe), as UTC instants."""
-    days = pd.date_range(bounds["baseline_start"].tz_convert("Europe/Berlin").date(),
-                         bounds["end"].tz_convert("Europe/Berlin").date(), freq="D")
-    return [pd.Timestamp(d).tz_localize("Europe/Berlin").tz_convert("UTC") for d in days]
+    """Local midnights (the source zone, Europe/Berlin by default) from the baseline start to the
+    period end (DST-safe), as UTC instants."""
+    tz = source_tz()
+    days = pd.date_range(bounds["baseline_start"].tz_convert(tz).date(), bounds["end"].tz_convert(tz).date(), freq="D")
+    return [pd.Timestamp(d).tz_localize(tz).tz_convert("UTC") for d in days]
 
 
 def _side(ts: pd.Series, bounds: dict) -> pd.Series:
@@ -96,7 +101,7 @@ def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame,
     trace_quality = {"n": len(dur), "negative": int((dur < 0).sum()), "zero": int((dur == 0).sum()),
                      "whole_seconds": int(((dur % 1000 == 0) & (dur != 0)).sum())}
     fams = traces[["call_id", "family"]].dropna().astype(str)
-    fams = pd.concat([fams, fams[fams["family"].isin(list(names.BOOKING_FAMILIES))].assign(family=BOOKING_REACH)])
+    fams = pd.concat([fams, fams[fams["family"].isin(list(functions.BOOKING_FAMILIES))].assign(family=BOOKING_REACH)])
     reached = {}
     for family in set(fams["family"]):
         callers = set(fams.loc[fams["family"] == family, "call_id"])
@@ -136,7 +141,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     require_columns(schema, "retell_error_log", ["call_session_id", "occurred_at", "error_message", "error_code",
                                                  "severity", "booking_failed"])
     base: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"]),
-                  "stuck_before": _utc(bounds["end"] - loaders.STUCK_AFTER)}
+                  "stuck_before": _utc(sessions.stuck_before(bounds["end"]))}
     if company_id:
         base["company_id"] = int(company_id)
         company = ["s.company_id = :company_id"]
@@ -147,33 +152,32 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     joined = "retell_call_id" in calls_cols
     join = ("LEFT JOIN calls c ON c.retell_call_id = s.call_id" + (" AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else "")
             if joined else "")
-    completed = "c.status = 'completed'" if joined and "status" in calls_cols else "1 = 0"
-    stuck = (f"CASE WHEN s.call_status = 'in_progress' AND s.ended_at IS NULL AND (s.started_at < :stuck_before OR {completed}) "
-             f"THEN 1 ELSE 0 END")
+    completed = sessions.call_completed_sql("c") if joined and "status" in calls_cols else "1 = 0"
+    stuck = f"CASE WHEN {sessions.stuck_sql('s', bound=':stuck_before', completed=completed)} THEN 1 ELSE 0 END"
+    cleanup = f"CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"
     side = "CASE WHEN {col} < :start THEN 0 ELSE 1 END"
     out = []
     untraced = ("CASE WHEN s.started_at >= :start AND NOT EXISTS (SELECT 1 FROM retell_function_traces t "
                 "WHERE t.call_session_id = s.id AND t.started_at >= :start AND t.started_at < :end) THEN 1 ELSE 0 END")
-    where = " AND ".join(in_window + [loaders.real_call_id_sql("s.call_id")])
-    out.append(("sessions", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, "
-                            f"CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup, "
+    where = " AND ".join(in_window + [call_ids.real_call_id_sql("s.call_id")])
+    out.append(("sessions", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, {cleanup} AS cleanup, "
                             f"{untraced} AS untraced, s.duration_ms AS value, COUNT(*) AS n "
                             f"FROM retell_call_sessions s {join} WHERE {where} GROUP BY 1, 2, 3, 4, 5", dict(base)))
     if joined and "duration_ms" in calls_cols:
         out.append(("retell_durations", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, "
-                                        f"CASE WHEN s.disconnection_reason = 'system_timeout' THEN 1 ELSE 0 END AS cleanup, "
+                                        f"{cleanup} AS cleanup, "
                                         f"c.duration_ms AS value, COUNT(*) AS n FROM retell_call_sessions s {join} "
                                         f"WHERE {where} GROUP BY 1, 2, 3, 4", dict(base)))
     # as loaders.calls counts them: the approximate SQL rule over the 2 h-padded window, the exact rule inside it
     params = dict(base, bs_pad=_utc(bounds["baseline_start"] - pd.Timedelta(hours=2)), end_pad=_utc(bounds["end"] + pd.Timedelta(hours=2)))
-    approx = loaders.real_id_sql("s.call_id")
+    approx = call_ids.real_call_id_prefilter_sql("s.call_id")
     out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN NOT {approx} THEN 1 WHEN s.started_at >= :bs AND "
-                                     f"s.started_at < :end AND NOT ({loaders.real_call_id_sql('s.call_id')}) THEN 1 ELSE 0 END), 0) AS n "
+                                     f"s.started_at < :end AND NOT ({call_ids.real_call_id_sql('s.call_id')}) THEN 1 ELSE 0 END), 0) AS n "
                                      f"FROM retell_call_sessions s WHERE s.started_at >= :bs_pad AND s.started_at < :end_pad "
                                      f"AND {' AND '.join(company)}", params))
     stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
                             {})["function_name"].astype(str).tolist()
-    fam_of = dict(zip(stored, names.family_series(pd.Series(stored, dtype="string")).astype(str)))
+    fam_of = dict(zip(stored, functions.family_series(pd.Series(stored, dtype="string")).astype(str)))
     params = dict(base)
     params.update({f"fn{i}": n for i, n in enumerate(stored)})
     listed = ", ".join(f":fn{i}" for i in range(len(stored))) or "NULL"
@@ -181,14 +185,14 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     out.append(("latencies", f"SELECT {side.format(col='t.started_at')} AS side, t.function_name, t.duration_ms AS value, "
                              f"COUNT(*) AS n FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
                              f"WHERE t.function_name IN ({listed}) AND t.started_at >= :bs AND t.started_at < :end "
-                             f"AND {' AND '.join(company + [loaders.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
+                             f"AND {' AND '.join(company + [call_ids.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
     fams = sorted(set(fam_of.values()))
     params = dict(base)
     cases = []
     for i, name in enumerate(stored):
         params[f"fn{i}"] = name
         cases.append(f"WHEN :fn{i} THEN '{fams.index(fam_of[name])}'")
-    booking = [f":fn{i}" for i, n in enumerate(stored) if fam_of[n] in names.BOOKING_FAMILIES] or ["NULL"]
+    booking = [f":fn{i}" for i, n in enumerate(stored) if fam_of[n] in functions.BOOKING_FAMILIES] or ["NULL"]
     reach_from = (f"FROM retell_call_sessions s JOIN retell_function_traces t ON t.call_session_id = s.id "
                   f"WHERE {where} AND t.started_at >= :bs AND t.started_at < :end")
     out.append(("reach", f"SELECT {side.format(col='s.started_at')} AS side, CASE t.function_name {' '.join(cases) or 'WHEN NULL THEN NULL'} "
@@ -201,12 +205,12 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     sev = ", ".join(f":sev{i}" for i in range(len(severities))) or "NULL"
     hint = _force(engine, schema, "retell_error_log", "idx_errors_critical")
     out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
-                          f"REGEXP_REPLACE(e.error_message, '(?-i)call_[0-9a-f]{{27}}', '{_CALL_ID_SQL}') AS message, "
+                          f"REGEXP_REPLACE(e.error_message, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}') AS message, "
                           f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
                           f"FROM retell_error_log e{hint} JOIN retell_call_sessions s ON s.id = e.call_session_id "
                           f"WHERE e.severity IN ({sev}) AND e.occurred_at >= :bs AND e.occurred_at < :end "
-                          f"AND {' AND '.join(company + [loaders.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
+                          f"AND {' AND '.join(company + [call_ids.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
     return out
 
 
@@ -241,7 +245,7 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
                                                            r.loc[keep & (r["side"] == side), "n"].to_numpy("int64"))
                                for side in SIDES}
     lat = rows["latencies"].assign(side=lambda f: f["side"].astype(int).map(sides))
-    lat["family"] = names.family_series(lat["function_name"].astype("string")).astype(str)
+    lat["family"] = functions.family_series(lat["function_name"].astype("string")).astype(str)
     lat["value"] = pd.to_numeric(lat["value"], errors="coerce")
     lat["n"] = lat["n"].astype("int64")
     families = sorted(set(lat["family"]))
@@ -251,7 +255,7 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
     v = cur["value"]
     trace_quality = {"n": int(cur["n"].sum()), "negative": int(cur.loc[v < 0, "n"].sum()), "zero": int(cur.loc[v == 0, "n"].sum()),
                      "whole_seconds": int(cur.loc[(v % 1000 == 0) & (v != 0), "n"].sum())}
-    stored_fams = sorted(set(names.family_series(pd.Series(list(_stored_names(stmts)), dtype="string")).astype(str)))
+    stored_fams = sorted(set(functions.family_series(pd.Series(list(_stored_names(stmts)), dtype="string")).astype(str)))
     reached = {}
     for rec in rows["reach"].itertuples(index=False):
         idx = int(rec.family)
@@ -302,7 +306,7 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
     bounds = period_bounds(period_start, period)
     out = statements(engine, bounds, company_id)
     params: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"])}
-    where = loaders.family_clause(engine, "t.function_name", names.BOOKING_FAMILIES, params)
+    where = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params)
     if company_id:
         params["company_id"] = int(company_id)
         where.append("s.company_id = :company_id")
@@ -311,5 +315,58 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
                             f"CASE WHEN {is_success_sql('t.status', engine)} THEN 1 ELSE 0 END AS success, COUNT(*) AS n "
                             f"FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
                             f"WHERE {' AND '.join(where)} AND t.started_at >= :bs AND t.started_at < :end "
-                            f"AND {loaders.real_call_id_sql('s.call_id')} GROUP BY 1, 2, 3", params))
+                            f"AND {call_ids.real_call_id_sql('s.call_id')} GROUP BY 1, 2, 3", params))
     return out
+
+
+# --------------------------------------------------------------------------- loading one report's inputs
+@dataclass
+class HealthInputs:
+    """Frames of the period plus its baseline (one load, so both sides come from the same query)."""
+
+    day: date
+    period: str
+    company_id: int
+    bounds: dict
+    attempts: pd.DataFrame
+    calls: pd.DataFrame
+    traces: pd.DataFrame
+    errors: pd.DataFrame
+    source: str | None = None
+    synthetic: bool = False
+    data: HealthData | None = None  # counts and histograms; computed from the frames when None
+
+
+def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
+    """Read the period and its baseline as rows through the loaders (read-only; traces without JSON)."""
+    bounds = period_bounds(period_start, period)
+    engine = loaders.engine_for(db)
+    company = int(company_id) or None
+    window = {"start": bounds["baseline_start"], "end": bounds["end"], "company_id": company}
+    attempts = outcomes.booking_attempts(engine, **window)
+    calls = loaders.calls(engine, **window, as_of=bounds["end"])
+    traces = loaders.function_traces(engine, **window, blobs=False)
+    errors = loaders.errors(engine, **window)
+    return HealthInputs(bounds["day"], period, int(company_id), bounds, attempts, calls, traces, errors,
+                        calls.attrs.get("source"), bool(calls.attrs.get("synthetic")))
+
+
+def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
+    """Read only counts and histograms (:func:`from_sql`): what :func:`rca_toolkit.analyses.health.report.health` uses.
+
+    The database computes them when it hands back UTC (MariaDB pinned to ``+00:00``); with wall-time
+    storage (SQLite, ``SYSTEM`` zone) the rows are loaded and counted here, so DST is handled as the
+    loaders handle it.
+    """
+    engine = loaders.engine_for(db)
+    zone = loaders.storage_zone(engine)
+    if zone != "UTC":
+        log.info("health counts: rows loaded and counted in Python (the database hands back wall time, %s)", zone)
+        return load(engine, period_start, period, company_id)
+    log.info("health counts: counts and histograms computed by the database (it stores UTC)")
+    bounds = period_bounds(period_start, period)
+    data = from_sql(engine, bounds, int(company_id) or None)
+    attrs = loaders.base_attrs(engine)
+    empty = pd.DataFrame()
+    return HealthInputs(bounds["day"], period, int(company_id), bounds, empty, empty, empty, empty,
+                        attrs["source"], bool(attrs["synthetic"]), data)

@@ -21,7 +21,8 @@ with the previous 4 weeks (``BASELINE_PERIODS``). Rules (thresholds from inciden
 * **OK** otherwise. "Confidently" means the whole 95 % interval is past the threshold, so a
   handful of calls on a Sunday cannot raise an alarm and an empty day says so instead.
 
-``load`` does the I/O (loaders and booking outcomes); ``compute`` is pure.
+Loading lives in :mod:`rca_toolkit.analyses.health.data` (``load_counts``, ``load``); ``compute``
+is pure, and the figure is :func:`rca_toolkit.runs.plots.plot_health_booking`.
 """
 
 from __future__ import annotations
@@ -38,79 +39,27 @@ from statsmodels.stats.proportion import proportion_confint
 
 from rca_toolkit.analyses.compare import stats as cmp
 from rca_toolkit.analyses.health import data as health_data
-from rca_toolkit.analyses.health.periods import BASELINE_PERIODS, PERIODS, TZ, period_bounds
+from rca_toolkit.analyses.health.data import HealthInputs, load_counts
+from rca_toolkit.analyses.health.periods import BASELINE_PERIODS, PERIODS, period_bounds
+from rca_toolkit.rules import bookings, functions
+from rca_toolkit.rules.bookings import BOOKING_CRITICAL, BOOKING_TARGET, MIN_ATTEMPTS
+from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.analyses.bookings.outcomes import NO_ERROR_TEXT
 from rca_toolkit.rules.signatures import signatures
 from rca_toolkit.analyses.markdown import md_table
 
-MIN_ATTEMPTS = 3
-BOOKING_CRITICAL, BOOKING_TARGET = 0.90, 0.98
 MIN_NEW_SIGNATURE = 3
 GROWTH_ALPHA = 0.01
 BOOKING_REACH = health_data.BOOKING_REACH
-# (family, [(lower bound, band, verdict level)...]) from §E, checked top-down.
+# The §E reach bands of rules.bookings in the report's words: (family, [(lower bound, band, verdict level)...]),
+# checked top-down; "info only" judges nothing.
+_LEVEL_OF = {bookings.OK: "OK", bookings.WARN: "WATCH", bookings.FAIL: "ACT", bookings.INFO: "OK"}
 REACH_BANDS = {
-    "initialize_call": [(0.90, "ok", "OK"), (0.70, "warn", "WATCH"), (0.0, "fail", "ACT")],
-    "check_availability": [(0.90, "excellent", "OK"), (0.70, "good", "OK"), (0.50, "needs work", "WATCH"),
-                           (0.0, "critical", "ACT")],
-    BOOKING_REACH: [(0.50, "ok", "OK"), (0.30, "warn", "WATCH"), (0.0, "info only", "OK")],
+    (BOOKING_REACH if family == bookings.BOOKING_REACH_FAMILY else family):
+        [(band.lower, band.name, _LEVEL_OF[band.severity]) for band in bands]
+    for family, bands in bookings.REACH_BANDS.items()
 }
 LEVELS = ("OK", "WATCH", "ACT")
-
-
-# --------------------------------------------------------------------------- periods and loading
-@dataclass
-class HealthInputs:
-    """Frames of the period plus its baseline (one load, so both sides come from the same query)."""
-
-    day: date
-    period: str
-    company_id: int
-    bounds: dict
-    attempts: pd.DataFrame
-    calls: pd.DataFrame
-    traces: pd.DataFrame
-    errors: pd.DataFrame
-    source: str | None = None
-    synthetic: bool = False
-    data: "health_data.HealthData | None" = None  # counts and histograms; computed from the frames when None
-
-
-def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
-    """Read the period and its baseline as rows through the loaders (read-only; traces without JSON)."""
-    from rca_toolkit.sources import loaders
-    from rca_toolkit.analyses.bookings import outcomes
-
-    bounds = period_bounds(period_start, period)
-    engine = loaders.engine_for(db)
-    company = int(company_id) or None
-    window = {"start": bounds["baseline_start"], "end": bounds["end"], "company_id": company}
-    attempts = outcomes.booking_attempts(engine, **window)
-    calls = loaders.calls(engine, **window, as_of=bounds["end"])
-    traces = loaders.function_traces(engine, **window, blobs=False)
-    errors = loaders.errors(engine, **window)
-    return HealthInputs(bounds["day"], period, int(company_id), bounds, attempts, calls, traces, errors,
-                        calls.attrs.get("source"), bool(calls.attrs.get("synthetic")))
-
-
-def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
-    """Read only counts and histograms (:mod:`rca_toolkit.analyses.health.data`): what :func:`health` uses.
-
-    The database computes them when it hands back UTC (MariaDB pinned to ``+00:00``); with wall-time
-    storage (SQLite, ``SYSTEM`` zone) the rows are loaded and counted here, so DST is handled as the
-    loaders handle it.
-    """
-    from rca_toolkit.sources import loaders
-
-    engine = loaders.engine_for(db)
-    if loaders.storage_zone(engine) != "UTC":
-        return load(engine, period_start, period, company_id)
-    bounds = period_bounds(period_start, period)
-    data = health_data.from_sql(engine, bounds, int(company_id) or None)
-    attrs = loaders.base_attrs(engine)
-    empty = pd.DataFrame()
-    return HealthInputs(bounds["day"], period, int(company_id), bounds, empty, empty, empty, empty,
-                        attrs["source"], bool(attrs["synthetic"]), data)
 
 
 # --------------------------------------------------------------------------- result
@@ -163,7 +112,7 @@ class HealthReport:
     def title(self) -> str:
         who = "all companies" if not self.company_id else f"company {self.company_id}"
         span = self.day.isoformat() if self.period == "1d" else f"week from {self.day.isoformat()}"
-        return f"Health report {span} ({self.period}, {who}, Europe/Berlin)"
+        return f"Health report {span} ({self.period}, {who}, {source_tz()})"
 
     def key_numbers(self) -> dict:
         """The few numbers the run index shows."""
@@ -289,7 +238,7 @@ def _split(frame: pd.DataFrame, col: str, bounds: dict) -> tuple[pd.DataFrame, p
 
 
 def _local(ts: pd.Timestamp) -> str:
-    return ts.tz_convert(TZ).strftime("%Y-%m-%d %H:%M")
+    return ts.tz_convert(source_tz()).strftime("%Y-%m-%d %H:%M")
 
 
 def _first_occurrence_counts(frame: pd.DataFrame, key: str, count: str = "n", first: str = "first_at") -> pd.Series:
@@ -354,7 +303,7 @@ def _band(family: str, value: float | None) -> tuple[str, str]:
 
 def _reach(data: health_data.HealthData, base_label: str, reasons: list[Reason]) -> pd.DataFrame:
     cn, bn = data.sessions["cur"]["n"], data.sessions["base"]["n"]
-    present = set(data.families) | ({BOOKING_REACH} if set(data.families) & set(health_data.names.BOOKING_FAMILIES) else set())
+    present = set(data.families) | ({BOOKING_REACH} if set(data.families) & set(functions.BOOKING_FAMILIES) else set())
     rows = []
     families = [f for f in REACH_BANDS] + sorted(present - set(REACH_BANDS))
     for family in families:
@@ -489,9 +438,10 @@ def daily_booking(attempts: pd.DataFrame) -> pd.DataFrame:
     if attempts.empty:
         return daily_counts(pd.DataFrame())
     frame = attempts if "rescued_by_webhook" in attempts else attempts.assign(rescued_by_webhook=False)
-    local = attempts["at"].dt.tz_convert(TZ)
+    tz = source_tz()
+    local = attempts["at"].dt.tz_convert(tz)
     days = pd.date_range(local.min().date(), local.max().date() + timedelta(days=1), freq="D")
-    edges = [pd.Timestamp(d).tz_localize(TZ).tz_convert("UTC") for d in days]  # Berlin midnights (DST-safe)
+    edges = [pd.Timestamp(d).tz_localize(tz).tz_convert("UTC") for d in days]  # Berlin midnights (DST-safe)
     from rca_toolkit.analyses.bookings import outcomes
     return daily_counts(outcomes.count_attempts(frame, bins=edges))
 
@@ -501,7 +451,7 @@ def daily_counts(counts: pd.DataFrame) -> pd.DataFrame:
     cols = ["day", "path", "attempts", "success", "success_rate", "ci_low", "ci_high"]
     if counts.empty:
         return pd.DataFrame(columns=cols)
-    frame = counts.assign(day=pd.DatetimeIndex(counts["period"]).tz_convert(TZ).strftime("%Y-%m-%d"), path=counts["path"].astype(str),
+    frame = counts.assign(day=pd.DatetimeIndex(counts["period"]).tz_convert(source_tz()).strftime("%Y-%m-%d"), path=counts["path"].astype(str),
                           ok=counts["attempts"].where(counts["outcome"] == "success", 0))
     grouped = frame.groupby(["day", "path"]).agg(attempts=("attempts", "sum"), success=("ok", "sum")).reset_index()
     grouped["success_rate"] = grouped["success"] / grouped["attempts"]
@@ -510,32 +460,4 @@ def daily_counts(counts: pd.DataFrame) -> pd.DataFrame:
     return grouped[cols]
 
 
-def plot_booking(report: HealthReport, *, ax=None):
-    """Daily booking success per path over baseline + period (Wilson intervals), the period shaded."""
-    from matplotlib.figure import Figure
-
-    if ax is None:
-        fig = Figure(figsize=(10, 3.6))
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
-    daily = report.daily
-    for path, frame in daily.groupby("path"):
-        x = pd.to_datetime(frame["day"])
-        y = frame["success_rate"].to_numpy(dtype=float)
-        err = np.clip(np.vstack([y - frame["ci_low"].to_numpy(dtype=float), frame["ci_high"].to_numpy(dtype=float) - y]), 0, None)
-        ax.errorbar(x, 100 * y, yerr=100 * err, marker="o", capsize=3, label=f"{path}")
-    start = pd.Timestamp(report.day)
-    ax.axvspan(start - pd.Timedelta(hours=12), start + pd.Timedelta(days=PERIODS[report.period]) - pd.Timedelta(hours=12),
-               color="#cf222e" if report.verdict == "ACT" else "#999999", alpha=0.12, label="reported period")
-    ax.axhline(100 * BOOKING_CRITICAL, color="#cf222e", linestyle="--", linewidth=1, label="critical 90 %")
-    ax.set_ylim(-5, 105)
-    ax.set_ylabel("booking success (%)")
-    ax.set_title(f"Booking success per day and path, {report.baseline_label} and the reported period")
-    ax.legend(loc="lower left", fontsize="small")
-    fig.autofmt_xdate()
-    return fig
-
-
-__all__ = ["HealthInputs", "HealthReport", "Reason", "compute", "daily_booking", "daily_counts", "health", "load", "load_counts",
-           "period_bounds", "plot_booking"]
+__all__ = ["HealthReport", "Reason", "compute", "daily_booking", "daily_counts", "health", "period_bounds"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from rca_toolkit.errors import InputFormatError, NotFound
+from rca_toolkit.rules.call_ids import RETELL_CALL_ID
 
 COLUMNS = [
     "uid", "booking_id", "event_type", "trigger_event_raw", "event_type_id", "title", "start", "end",
@@ -27,7 +28,6 @@ COLUMNS = [
 ]
 NAME_MASK, EMAIL_MASK, PHONE_MASK = "[NAME]", "[EMAIL]", "[PHONE]"
 _ZONED = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
-_CALL_ID = re.compile(r"call_[0-9a-f]{27}")
 
 
 def normalise_event(name: str | None) -> str | None:
@@ -85,7 +85,7 @@ def parse_calcom_webhook(body: dict, *, mask_pii: bool = True) -> dict:
     metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
     call_id = metadata.get("retell_call_id") or metadata.get("call_id")
     if not call_id:
-        found = _CALL_ID.search(json.dumps(responses, ensure_ascii=False) + str(payload.get("description") or ""))
+        found = RETELL_CALL_ID.search(json.dumps(responses, ensure_ascii=False) + str(payload.get("description") or ""))
         call_id = found.group(0) if found else None
     booking_id = payload.get("bookingId", payload.get("id"))
     return {

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions, sessions, timeutil
 from rca_toolkit.errors import InputFormatError, NotFound
-from rca_toolkit.rules.timeutil import DEFAULT_SOURCE_TZ, localize_naive
+from rca_toolkit.rules.timeutil import localize_naive
 
 CSV_COLUMNS = {
     "Call ID": "call_id",
@@ -43,8 +43,9 @@ _ZONE_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _STAMP_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})_(\d{2})(\d{2})(\d{2})")
 
 
-def read_call_history(path, *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFrame:
-    """Read an export by its suffix (``.json`` or ``.csv``)."""
+def read_call_history(path, *, source_tz: str | None = None) -> pd.DataFrame:
+    """Read an export by its suffix (``.json`` or ``.csv``); naive times are wall time in ``source_tz``
+    (default the setting, :func:`rca_toolkit.rules.timeutil.source_tz`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -59,13 +60,14 @@ def _require_file(path: Path) -> None:
         raise NotFound(f"export file {path} does not exist", hint="check the path")
 
 
-def read_call_history_json(path, *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFrame:
+def read_call_history_json(path, *, source_tz: str | None = None) -> pd.DataFrame:
     """The JSON export: ``{metadata, calls[], summary}`` (or a bare list of call rows).
 
     Its times carry ``+02:00``; a time without an offset is read as ``source_tz`` wall time
     and flagged when it falls in a DST repeat or gap.
     """
     path = Path(path)
+    source_tz = source_tz or timeutil.source_tz()
     _require_file(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -100,9 +102,10 @@ def read_call_history_json(path, *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.Da
     return out
 
 
-def read_call_history_csv(path, *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFrame:
+def read_call_history_csv(path, *, source_tz: str | None = None) -> pd.DataFrame:
     """The CSV export: naive wall time in ``source_tz``, ``N/A`` nulls, seconds to 0.1."""
     path = Path(path)
+    source_tz = source_tz or timeutil.source_tz()
     _require_file(path)
     try:
         raw = pd.read_csv(path, dtype=str, na_values=["N/A"], keep_default_na=False)
@@ -154,9 +157,9 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("call_status", "disconnection_reason"):
         frame[col] = frame[col].astype("string").astype("category")
     frame["ended_at"] = pd.Series(pd.NaT, index=frame.index, dtype=frame["started_at"].dtype)
-    frame["id_kind"] = frame["call_id"].map(names.id_kind).astype("category")
+    frame["id_kind"] = frame["call_id"].map(call_ids.id_kind).astype("category")
     frame["is_test"] = frame["id_kind"] != "retell"
-    frame["closed_by_cleanup"] = frame["disconnection_reason"].eq("system_timeout").fillna(False).astype(bool)
+    frame["closed_by_cleanup"] = sessions.closed_by_cleanup(frame["disconnection_reason"])
     frame = frame[SESSION_FRAME_COLUMNS].sort_values(["started_at", "call_id"], kind="stable").reset_index(drop=True)
     frame.attrs.update(n_rows=len(frame), n_test_ids=int(frame["is_test"].sum()),
                        ended_at_note="exports carry no ended_at; stuck = in_progress with no end")
@@ -173,6 +176,6 @@ def export_functions(frame: pd.DataFrame) -> pd.DataFrame:
         for i, fn in enumerate(functions, start=1)
     ]
     out = pd.DataFrame.from_records(rows, columns=["call_id", "sequence", "function_name", "status", "duration_ms"])
-    out["family"] = out["function_name"].map(names.function_family)
+    out["family"] = out["function_name"].map(functions.function_family)
     out["duration_ms"] = pd.to_numeric(out["duration_ms"], errors="coerce").astype("Int64")
     return out

@@ -28,7 +28,8 @@ import pandas as pd
 from rca_toolkit.config import progress_enabled
 from rca_toolkit.errors import InputFormatError, NotFound
 from rca_toolkit.rules.signatures import UNKNOWN_COLUMN  # P10, lenient
-from rca_toolkit.rules.timeutil import DEFAULT_SOURCE_TZ, localize_naive
+from rca_toolkit.rules import timeutil
+from rca_toolkit.rules.timeutil import localize_naive
 
 # data-contract §5; ``rest`` is the message, context and extra.
 HEADER = re.compile(
@@ -283,8 +284,10 @@ def _finish(head_line: str | None, line_no: int, extra: list[str]) -> dict:
     return record
 
 
-def records_to_frame(records: Iterable[dict], *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFrame:
-    """Typed frame from parsed records: ``ts`` in UTC, DST repeats/gaps flagged, never guessed."""
+def records_to_frame(records: Iterable[dict], *, source_tz: str | None = None) -> pd.DataFrame:
+    """Typed frame from parsed records: ``ts`` in UTC, DST repeats/gaps flagged, never guessed; naive
+    times are wall time in ``source_tz`` (default the setting, :func:`rca_toolkit.rules.timeutil.source_tz`)."""
+    source_tz = source_tz or timeutil.source_tz()
     frame = pd.DataFrame.from_records(list(records), columns=COLUMNS[:2] + ["ts_zoned"] + COLUMNS[2:] + ["orphan"])
     frame = frame.drop(columns=["ts"])
     raw = frame["ts_raw"].where(~frame["ts_placeholder"].fillna(False).astype(bool))
@@ -311,7 +314,7 @@ def records_to_frame(records: Iterable[dict], *, source_tz: str = DEFAULT_SOURCE
     return frame
 
 
-def read_laravel_log(path, *, source_tz: str = DEFAULT_SOURCE_TZ, progress: bool | None = None,
+def read_laravel_log(path, *, source_tz: str | None = None, progress: bool | None = None,
                      levels: Iterable[str] | None = None) -> pd.DataFrame:
     """Read a Laravel log into a frame (one row per entry); ``levels`` keeps only those levels."""
     wanted = {lvl.upper() for lvl in levels} if levels else None
@@ -377,13 +380,14 @@ def _counter_delta(counter: pd.Series) -> tuple[pd.Series, pd.Series]:
     return delta, reset
 
 
-def read_error_monitor(path, *, source_tz: str = DEFAULT_SOURCE_TZ) -> pd.DataFrame:
+def read_error_monitor(path, *, source_tz: str | None = None) -> pd.DataFrame:
     """One row per cron block: check time (UTC, from the zoned header), counters and deltas,
     and the ``Last error:`` line parsed as a Laravel line (``truncated`` set for cut lines).
 
     ``Errors (15 min)`` is cumulative despite its label (data-contract §5); ``error_delta``
     is the per-interval rate, with a drop read as a reset.
     """
+    source_tz = source_tz or timeutil.source_tz()
     blocks: list[dict] = []
     current: dict | None = None
     with _opened(path) as stream:

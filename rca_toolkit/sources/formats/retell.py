@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rca_toolkit.rules import names
+from rca_toolkit.rules import call_ids, functions
 from rca_toolkit.errors import InputFormatError, NotFound
 from rca_toolkit.rules.jsonutil import decode_json
 
@@ -222,7 +222,7 @@ def _tool_calls(call: dict, notes: list[str]) -> pd.DataFrame:
             error = result_error(content)
             if error is None and transport is False:
                 error = "transport failure (successful: false)"
-        rows.append({"tool_call_id": tid, "name": inv.get("name"), "family": names.function_family(inv.get("name")),
+        rows.append({"tool_call_id": tid, "name": inv.get("name"), "family": functions.function_family(inv.get("name")),
                      "arguments": args if isinstance(args, dict) else {"_raw": args}, "start_s": start, "end_s": end,
                      "latency_s": round(end - start, 3) if end == end else float("nan"),
                      "transport_ok": transport, "ok": error is None, "error": error, "content": content})
@@ -296,9 +296,9 @@ def load_function_payload(source) -> FunctionCall:
         raise InputFormatError(f"function {name!r} args are not a JSON object", hint="expected {name, args: {...}, call}")
     call = obj.get("call") if isinstance(obj.get("call"), dict) else {}
     arg_id = args.get("call_id")
-    return FunctionCall(name=name, family=names.function_family(name), args=args, call_id=call.get("call_id"),
+    return FunctionCall(name=name, family=functions.function_family(name), args=args, call_id=call.get("call_id"),
                         arg_call_id=None if arg_id is None else str(arg_id),
-                        arg_call_id_suspicious=arg_id is not None and not names.is_real_call_id(str(arg_id)),
+                        arg_call_id_suspicious=arg_id is not None and not call_ids.is_real_call_id(str(arg_id)),
                         raw=obj)
 
 

@@ -1,0 +1,68 @@
+"""Which call ids are real Retell calls (data-contract P4), in pandas and in SQL.
+
+Why one module: test, demo, temp and typo ids must be left out of every statistic and counted,
+and the loaders, the aggregate queries, the health report and the timeline all decide it. The
+pandas rule (:func:`is_real_call_id`) and its SQL twin (:func:`real_call_id_sql`) sit side by
+side so they cannot drift; ``tests/rules/test_rules_call_ids.py`` runs both on the same rows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from rca_toolkit.distinct import per_distinct
+
+RETELL_CALL_ID_BODY = "call_[0-9a-f]{27}"  # unanchored: also masks ids inside error texts
+RETELL_CALL_ID = re.compile(RETELL_CALL_ID_BODY)  # use fullmatch: ``$`` would accept a trailing newline
+RETELL_CALL_ID_LENGTH = 32
+TEST_ID_PATTERNS = {
+    "test": re.compile(r"^test_"),
+    "demo": re.compile(r"^demo_call_"),
+    "temp": re.compile(r"^temp_\d+_[0-9a-f]{8}$"),
+}
+
+
+def is_real_call_id(call_id: str | None) -> bool:
+    """True only for ids of the Retell shape ``call_`` + 27 lowercase hex characters, nothing around them."""
+    return isinstance(call_id, str) and RETELL_CALL_ID.fullmatch(call_id) is not None
+
+
+def real_call_ids(call_ids: pd.Series) -> pd.Series:
+    """:func:`is_real_call_id` per row, decided once per distinct id (bool series, same index)."""
+    return pd.Series(per_distinct(call_ids, is_real_call_id, False).astype(bool), index=call_ids.index)
+
+
+def id_kind(call_id: str | None) -> str:
+    """Classify a call id: ``retell`` (well-formed), ``test``, ``demo``, ``temp`` or ``malformed``."""
+    if not isinstance(call_id, str) or not call_id:
+        return "malformed"
+    if is_real_call_id(call_id):
+        return "retell"
+    for kind, pattern in TEST_ID_PATTERNS.items():
+        if pattern.match(call_id):
+            return kind
+    return "malformed"
+
+
+def real_call_id_sql(col: str, engine=None) -> str:
+    """:func:`is_real_call_id` as a SQL condition on ``col`` (NULL is not real), case-sensitive.
+
+    ``GLOB`` on SQLite (matches the whole value); elsewhere (MariaDB, also when no ``engine`` is
+    given) ``REGEXP`` with ``(?-i)`` against the case-insensitive collation, plus a length check
+    because PCRE's ``$`` also matches before a trailing newline.
+    """
+    if engine is not None and engine.dialect.name == "sqlite":
+        return f"({col} GLOB 'call_{'[0-9a-f]' * 27}')"
+    return f"({col} REGEXP '(?-i)^{RETELL_CALL_ID_BODY}$' AND LENGTH({col}) = {RETELL_CALL_ID_LENGTH})"
+
+
+def real_call_id_prefilter_sql(col: str) -> str:
+    """A cheap SQL superset of :func:`real_call_id_sql` (``call_`` prefix, 32 long, any case).
+
+    Why: ``LIKE`` with a literal prefix can use an index on ``call_id``; the loaders filter with it
+    and then apply :func:`is_real_call_id` to the rows, so every real id passes and the few
+    look-alikes it lets through (``CALL_…``, non-hex) are dropped in pandas and counted.
+    """
+    return f"({col} LIKE 'call!_%' ESCAPE '!' AND LENGTH({col}) = {RETELL_CALL_ID_LENGTH})"

@@ -1,0 +1,98 @@
+"""Runbook checks that the booking records agree with each other (RB040): Cal.com vs appointments vs calls.
+
+Incident A left Cal.com bookings without a local appointment; D3 set ``appointment_made`` before
+the insert succeeded. Each check counts disagreements in a window and shows examples.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rca_toolkit.errors import SchemaError
+from rca_toolkit.rules.timeutil import parse_duration, parse_instant
+from rca_toolkit.sources import loaders
+from rca_toolkit.runbooks.check_helpers import instant_or_now, worst_status
+from rca_toolkit.runbooks.framework import CheckResult, Status
+
+ORPHAN_WARN, ORPHAN_CRITICAL = 0, 3  # §E failed appointments per window: > 0 warn, > 3 critical
+BOOKED_OUTCOMES = ("appointment_booked", "appointment_scheduled", "booked")
+
+
+def _count_band(k: int, warn_above: int = ORPHAN_WARN, fail_above: int = ORPHAN_CRITICAL) -> Status:
+    return Status.FAIL if k > fail_above else Status.WARN if k > warn_above else Status.PASS
+
+
+def booking_orphans(db=None, since=None, until=None, *, pad: str = "1d") -> CheckResult:
+    """Cal.com bookings without a local appointment and local appointments without a Cal.com booking."""
+    start, end = parse_instant(since, name="since"), instant_or_now(until, "until")
+    engine = loaders.engine_for(db)
+    padding = parse_duration(pad, name="pad")
+    hooks = loaders.webhook_events(engine, start=start - padding, end=end + padding, provider="calcom")
+    created = hooks[hooks["event_type_norm"].eq("BOOKING_CREATED").fillna(False).astype(bool)]
+    in_window = created[(created["created_at"] >= start) & (created["created_at"] < end)]
+    remote_uids = set(in_window["event_id"].dropna().astype(str))
+    appts = loaders.appointments(engine, start=start - padding, end=end + padding, include_deleted=True)
+    local_uids = set(appts["calcom_v2_booking_id"].dropna().astype(str))
+    calcom_only = sorted(remote_uids - local_uids)
+    local_in_window = appts[(appts["created_at"] >= start) & (appts["created_at"] < end)]
+    linked = local_in_window.dropna(subset=["calcom_v2_booking_id"])
+    local_only = sorted(set(linked["calcom_v2_booking_id"].astype(str)) - set(created["event_id"].dropna().astype(str)))
+    status = worst_status([_count_band(len(calcom_only)), _count_band(len(local_only))])
+    return CheckResult(
+        "orphans between Cal.com and appointments", status,
+        f"{len(calcom_only)} of {len(remote_uids)} Cal.com bookings have no local appointment; "
+        f"{len(local_only)} of {len(linked)} local appointments with a Cal.com id have no Cal.com booking",
+        {"window": [start.isoformat(), end.isoformat()], "calcom_bookings": len(remote_uids), "calcom_without_local": len(calcom_only),
+         "local_with_calcom_id": len(linked), "local_without_calcom": len(local_only),
+         "local_without_calcom_id": int(local_in_window["calcom_v2_booking_id"].isna().sum()),
+         "threshold": f"per direction: WARN > {ORPHAN_WARN}, FAIL > {ORPHAN_CRITICAL}",
+         "examples_calcom_only": calcom_only[:5], "examples_local_only": local_only[:5],
+         "join": "webhook_events(provider=calcom, BOOKING_CREATED).event_id = appointments.calcom_v2_booking_id"},
+        "Recreate the missing local rows from the Cal.com payloads (or cancel the Cal.com bookings) and fix the write path "
+        "that failed after the Cal.com call (incident A).")
+
+
+def duplicate_booking_ids(db=None) -> CheckResult:
+    """``appointments.calcom_v2_booking_id`` must be unique among live rows: any duplicate is FAIL."""
+    dups, total = loaders.booking_id_duplicates(db)
+    extra = int((dups["rows"] - 1).sum())
+    return CheckResult("duplicate Cal.com booking ids", Status.FAIL if len(dups) else Status.PASS,
+                       f"{len(dups)} booking ids used by more than one appointment ({extra} extra rows) among {total}",
+                       {"appointments_with_booking_id": total, "duplicated_ids": len(dups), "extra_rows": extra,
+                        "examples": [{"calcom_v2_booking_id": r.uid, "rows": int(r.rows)} for r in dups.head(5).itertuples()],
+                        "threshold": "any duplicate -> FAIL"},
+                       "Merge the duplicate rows (keep the one linked to the call) and restore the unique index.")
+
+
+def outcome_disagreements(db=None, since=None, until=None) -> CheckResult:
+    """``calls.appointment_made``/``session_outcome`` must agree with the appointments that exist."""
+    start, end = parse_instant(since, name="since"), instant_or_now(until, "until")
+    engine = loaders.engine_for(db)
+    sessions = loaders.calls(engine, start=start, end=end, as_of=end)
+    missing = sessions.attrs.get("missing_columns", {}).get("calls", [])
+    if {"appointment_made", "appointment_id"} & set(missing):
+        raise SchemaError(f"table 'calls' lacks {', '.join(sorted({'appointment_made', 'appointment_id'} & set(missing)))}",
+                          hint="the outcome columns are needed to compare with appointments")
+    appts = loaders.appointments(engine, start=start - pd.Timedelta(days=1), end=end + pd.Timedelta(days=1))
+    by_local = set(appts["call_id"].dropna().astype(int)) if "call_id" in appts else set()
+    by_retell = set(appts["retell_call_id"].dropna().astype(str))
+    appt_ids = set(appts["id"].dropna().astype(int))
+    has_appt = (sessions["appointment_id"].isin(appt_ids).fillna(False).astype(bool)
+                | sessions["local_call_id"].isin(by_local).fillna(False).astype(bool)
+                | sessions["call_id"].isin(by_retell).fillna(False).astype(bool))
+    made = sessions["appointment_made"].fillna(False).astype(bool)
+    booked = sessions["session_outcome"].astype("string").isin(BOOKED_OUTCOMES).fillna(False).astype(bool)
+    kinds = {"appointment_made without an appointment": made & ~has_appt,
+             "appointment exists but appointment_made is false": ~made & has_appt,
+             "session_outcome booked but appointment_made false": booked & ~made}
+    counts = {k: int(v.sum()) for k, v in kinds.items()}
+    total = sum(counts.values())
+    return CheckResult("outcome vs appointment agreement", Status.FAIL if total else Status.PASS,
+                       f"{total} disagreements among {len(sessions)} calls"
+                       + (": " + "; ".join(f"{k} {v}" for k, v in counts.items() if v) if total else ""),
+                       {"window": [start.isoformat(), end.isoformat()], "calls": len(sessions), **counts,
+                        "examples": {k: list(sessions.loc[v, "call_id"].astype(str))[:3] for k, v in kinds.items() if v.any()},
+                        "booked_outcomes": list(BOOKED_OUTCOMES), "threshold": "any disagreement -> FAIL",
+                        "excluded_test_ids": int(sessions.attrs.get("excluded_test_ids", 0))},
+                       "Correct the call rows or create the appointments; a flag set before the insert succeeds "
+                       "(D3) reports bookings that do not exist.")

@@ -1,0 +1,135 @@
+"""What a notebook calls inside its kernel: the database, real parameter values, and the run folder.
+
+Secrets: papermill writes parameters into the executed notebook, so the runner
+(:mod:`rca_toolkit.runs.runner`) injects a value that carries a password *redacted* and passes
+the real value in the environment variable ``RCA_PARAM_<NAME>`` (:func:`env_name`); here
+:func:`open_db` / :func:`param_value` give the real value back.
+
+In a run, ``RCA_RUN_DIR`` points at the run folder being built and :func:`record_metrics`,
+:func:`save_figure` and :func:`save_text` write there; interactively they do nothing and return
+None. This module stays light (no papermill, no nbformat): every kernel imports it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from rca_toolkit.rules.jsonutil import json_default
+from rca_toolkit.errors import ConfigError
+
+_FIGURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
+RUN_DIR_ENV = "RCA_RUN_DIR"
+
+
+def env_name(param: str) -> str:
+    """The environment variable that carries the real value of parameter ``param`` into the kernel."""
+    return f"RCA_PARAM_{param.upper()}"
+
+
+# --------------------------------------------------------------------------- database and parameters
+def param_value(name: str, value: Any) -> Any:
+    """The real value of a parameter that the runner injected redacted (else ``value``)."""
+    from rca_toolkit.sources.db import redact_text, redact_url
+
+    real = os.environ.get(env_name(name))
+    if isinstance(value, str) and real and value in (redact_url(real), redact_text(real)):
+        return real
+    return value
+
+
+def open_db(db_url: str = ""):
+    """Read-only engine for a notebook's ``db_url`` parameter ('' = configured default).
+
+    A relative SQLite path (the default ``data/demo.sqlite``) is also looked up in parent
+    folders, so the same notebook runs from the project root and from ``runbooks/``.
+    """
+    from sqlalchemy.engine import make_url
+
+    from rca_toolkit.config import load_settings
+    from rca_toolkit.sources.db import redact_url
+    from rca_toolkit.sources.loaders import engine_for
+
+    real = param_value("db_url", db_url) or load_settings().database_url
+    if real.startswith("sqlite:///") and not real.startswith("sqlite:////"):
+        path = make_url(real).database or ""
+        real = f"sqlite:///{project_path(path)}" if path else real  # relative demo file from a notebook folder
+    engine = engine_for(real)
+    engine.rca_label = redact_url(real)  # read-only SQLite engines have the bare URL sqlite://
+    return engine
+
+
+def db_label(engine) -> str:
+    """The redacted URL to show for an engine (the file path for read-only SQLite)."""
+    from rca_toolkit.sources.db import redact_url
+
+    return getattr(engine, "rca_label", None) or redact_url(engine.url)
+
+
+def project_path(text: str) -> str:
+    """A relative path as given if it exists here, else found in a parent folder ('' stays '').
+
+    nbval starts kernels in the notebook's folder and ``rca run`` in the working directory;
+    this lets a default like ``tests/fixtures/...`` work from both.
+    """
+    if not text or Path(text).is_absolute() or Path(text).exists():
+        return text
+    for parent in Path.cwd().resolve().parents:
+        if (parent / text).exists():
+            return str(parent / text)
+    return text
+
+
+# --------------------------------------------------------------------------- in-notebook helpers
+def run_dir() -> Path | None:
+    """The run folder of the current papermill run, or None in interactive use."""
+    value = os.environ.get(RUN_DIR_ENV)
+    return Path(value) if value else None
+
+
+def record_metrics(metrics: dict) -> Path | None:
+    """Merge ``metrics`` into ``metrics.json`` of the current run; None when not in a run."""
+    folder = run_dir()
+    if folder is None:
+        return None
+    from rca_toolkit.runs.render import atomic_write_text
+
+    path = folder / "metrics.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(json.loads(json.dumps(metrics, default=json_default)))
+    return atomic_write_text(path, json.dumps(current, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def save_figure(fig, name: str, *, dpi: int = 110) -> Path | None:
+    """Save a matplotlib figure as ``figures/<name>.png`` of the current run; None interactively."""
+    if not _FIGURE_NAME.match(name):
+        raise ConfigError(f"figure name {name!r} is not a plain file name", hint="use letters, digits, - _ .")
+    folder = run_dir()
+    if folder is None:
+        return None
+    from rca_toolkit.runs.render import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    stem = name[:-4] if name.endswith(".png") else name
+    return atomic_write_bytes(folder / "figures" / f"{stem}.png", buffer.getvalue())
+
+
+def save_text(name: str, text: str) -> Path | None:
+    """Save a text artefact (e.g. ``signoff.md``) into the current run; None interactively."""
+    if not _FIGURE_NAME.match(name):
+        raise ConfigError(f"file name {name!r} is not a plain file name", hint="use letters, digits, - _ .")
+    folder = run_dir()
+    if folder is None:
+        return None
+    from rca_toolkit.runs.render import atomic_write_text
+
+    return atomic_write_text(folder / name, text)
+
+
+__all__ = ["RUN_DIR_ENV", "db_label", "env_name", "open_db", "param_value", "project_path", "record_metrics",
+           "run_dir", "save_figure", "save_text"]

@@ -1,0 +1,121 @@
+"""Real call ids (P4): ``is_real_call_id`` and its SQL twin agree row by row; the SQL prefilter never drops a real id.
+
+On the demo world (SQLite and MariaDB), on a world of odd ids (case, length, trailing newline and
+space, NULL, LIKE/GLOB metacharacters, multibyte characters), and on generated ids (Hypothesis, SQLite).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from rca_toolkit.rules import call_ids
+from rca_toolkit.sources import loaders
+from rule_worlds import BACKENDS, empty_world, insert, query
+
+HEX27 = "ab45deadd7db66c4956d5243861"
+ODD_IDS = {  # id -> is it a real Retell call id?
+    f"call_{HEX27}": True,
+    f"call_{'0' * 27}": True,
+    f"call_{HEX27[:-1]}": False,  # 26 hex
+    f"call_{HEX27}0": False,  # 28 hex: the 33-character typo shape
+    f"call_{HEX27}abcd": False,  # 31 characters after call_
+    f"CALL_{HEX27}": False,
+    f"call_{HEX27.upper()}": False,
+    f"Call_{HEX27}": False,
+    f"call_{HEX27}\n": False,  # PCRE's $ and Python's $ both accept a trailing newline
+    f"call_{HEX27} ": False,  # MariaDB's PAD SPACE collation ignores it in =, not in REGEXP
+    f" call_{HEX27[:-1]}": False,
+    f"callx{HEX27}": False,  # _ is a wildcard in LIKE
+    f"call%{HEX27}": False,
+    f"call_{HEX27[:-1]}g": False,
+    f"call_{HEX27[:-1]}é": False,  # 32 characters, 33 bytes
+    f"call_{HEX27[:-2]}é": False,  # 31 characters, 32 bytes
+    "call_*": False,
+    "test_123": False,
+    "test_fix_verification_001": False,
+    "demo_call_1761249581": False,
+    "temp_1761122080_9e0002da": False,
+    "": False,
+}
+
+
+def _sql_flags(url: str, table: str, col: str) -> pd.DataFrame:
+    engine = loaders.engine_for(url)
+    exact = call_ids.real_call_id_sql(f"t.{col}", engine)
+    prefilter = call_ids.real_call_id_prefilter_sql(f"t.{col}")
+    return query(url, f"SELECT t.id, t.{col} AS call_id, CASE WHEN {exact} THEN 1 ELSE 0 END AS exact, "
+                      f"CASE WHEN {prefilter} THEN 1 ELSE 0 END AS prefilter FROM {table} t ORDER BY t.id")
+
+
+def _check(frame: pd.DataFrame) -> None:
+    """SQL twin == pandas rule on every row; every real id passes the prefilter."""
+    pandas_rule = call_ids.real_call_ids(frame["call_id"]).tolist()
+    assert frame["exact"].astype(int).astype(bool).tolist() == pandas_rule
+    assert frame.loc[frame["exact"].astype(int) == 1, "prefilter"].astype(int).eq(1).all()
+
+
+def test_demo_world(demo_db):
+    url, truth = demo_db
+    frame = _sql_flags(url, "retell_call_sessions", "call_id")
+    _check(frame)
+    not_real = set(frame.loc[frame["exact"].astype(int) == 0, "call_id"])
+    assert not_real == set(truth["excluded_ids"]) and len(not_real) > 5
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def odd_world(request, tmp_path_factory):
+    with empty_world(request.param, tmp_path_factory.mktemp("call_ids")) as url:
+        rows = [{"retell_call_id": f"r{i}", "company_id": 1, "call_id": cid} for i, cid in enumerate([*ODD_IDS, None])]
+        insert(url, "calls", rows)
+        yield url
+
+
+def test_odd_ids(odd_world):
+    frame = _sql_flags(odd_world, "calls", "call_id")
+    _check(frame)
+    stored = frame.set_index("call_id")["exact"].astype(int).astype(bool)
+    assert {cid: bool(stored[cid]) for cid in ODD_IDS} == ODD_IDS  # every id came back as written, judged as listed
+    assert frame.loc[frame["call_id"].isna(), "exact"].astype(int).tolist() == [0]
+
+
+@pytest.mark.parametrize("call_id,kind", [(f"call_{HEX27}", "retell"), ("test_fix_verification_001", "test"),
+                                          ("demo_call_1761249581", "demo"), ("temp_1761122080_9e0002da", "temp"),
+                                          (f"call_{HEX27}0", "malformed"), (f"call_{HEX27}\n", "malformed"),
+                                          (None, "malformed"), (pd.NA, "malformed"), ("", "malformed")])
+def test_id_kind(call_id, kind):
+    assert call_ids.id_kind(call_id) == kind
+    assert call_ids.is_real_call_id(call_id) == (kind == "retell")
+
+
+# --------------------------------------------------------------------------- generated ids (SQLite)
+HEXISH = st.text(alphabet="0123456789abcdefABCDEFg_%*?[]\n é", min_size=25, max_size=29)
+IDS = st.one_of(st.builds(lambda body: "call_" + body, HEXISH),
+                st.builds(lambda prefix, body: prefix + body, st.sampled_from(["CALL_", "call", "callx", " call_", ""]), HEXISH),
+                st.text(max_size=40), st.none())
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, call_id TEXT)"))
+    return engine
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(IDS, min_size=1, max_size=15))
+@example([f"call_{HEX27}", f"call_{HEX27}\n", f"CALL_{HEX27}", None])
+def test_generated_ids_agree(scratch, ids):
+    with scratch.begin() as conn:
+        conn.execute(sa.text("DELETE FROM t"))
+        conn.execute(sa.text("INSERT INTO t VALUES (:i, :c)"), [{"i": i, "c": c} for i, c in enumerate(ids)])
+        exact = call_ids.real_call_id_sql("call_id", scratch)
+        prefilter = call_ids.real_call_id_prefilter_sql("call_id")
+        got = conn.execute(sa.text(f"SELECT CASE WHEN {exact} THEN 1 ELSE 0 END, CASE WHEN {prefilter} THEN 1 ELSE 0 END "
+                                   "FROM t ORDER BY id")).all()
+    assert [bool(e) for e, _ in got] == [call_ids.is_real_call_id(c) for c in ids]
+    assert all(p for e, p in got if e)
