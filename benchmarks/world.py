@@ -11,7 +11,7 @@ other indexes: InnoDB rebuilds the whole table to add a table's first FULLTEXT i
 first connection it overlaps the other tables' copies instead of running alone at the end.
 
 Each copy is *more traffic for the same companies* (the rule, checked by
-tests/test_benchmarks_world.py):
+tests/bench/test_benchmarks_world.py):
 
 * only rows of real calls are copied (Retell id ``call_`` + 27 lowercase hex): sessions and
   every row under them, their ``calls`` rows and ``call_started`` webhooks; appointments of

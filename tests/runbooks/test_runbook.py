@@ -165,7 +165,7 @@ def test_window_after():
 
 
 # --------------------------------------------------------------------------- runbooks on the demo world (papermill)
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def _run_runbook(name: str, db_url: str, out, *params: str):

@@ -20,7 +20,7 @@ from rca_toolkit.sources.formats.laravel_log import (
     split_context,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "formats" / "laravel_sample.log"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "formats" / "laravel_sample.log"
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from rca_toolkit.runbooks import checks
 from rca_toolkit.sources import db, loaders, schema
 from rca_toolkit.runbooks.framework import NotApplicable, Status, run_check
 
-FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "notebooks"
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "notebooks"
 T0 = datetime(2025, 10, 18, 14, 0, 0)
 ERR_1054 = "SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list'"
 
@@ -321,3 +321,4 @@ def test_failed_webhooks_per_hour(world):
     assert result.evidence["worst_hour"] == 4 and result.status == Status.WARN
     assert result.evidence["worst_hours"][0]["hour"] == "2025-10-18T12:00:00+00:00"
     assert checks.failed_webhooks(world, SINCE, UNTIL, critical=3).status == Status.FAIL
+

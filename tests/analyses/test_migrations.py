@@ -18,7 +18,7 @@ from rca_toolkit.sources import loaders
 from rca_toolkit.analyses.code import migrations
 from rca_toolkit.errors import NotFound, SchemaError
 
-FILES = Path(__file__).resolve().parent / "fixtures" / "laravel_before" / "database" / "migrations"
+FILES = Path(__file__).resolve().parents[1] / "fixtures" / "laravel_before" / "database" / "migrations"
 
 # The table as a messy production one looks (data-contract 3.9): an id gap (4), a name out of
 # order (id 5), a future-dated name, a malformed one, a duplicate (id 9, out of order too),

@@ -11,7 +11,7 @@ import pytest
 from rca_toolkit.errors import InputFormatError, NotFound
 from rca_toolkit.sources.formats.exports import export_functions, read_call_history
 
-FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
 STEM = "call_history_2025-10-24_184034"
 
 

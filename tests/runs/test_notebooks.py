@@ -18,7 +18,7 @@ from rca_toolkit.runs import kernel, parameters, runner
 from rca_toolkit.errors import ConfigError, NotFound
 from rca_toolkit.outcome import Outcome
 
-FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "notebooks"
 TINY = FIXTURES / "tiny_report.ipynb"
 GOOD_CELL = (
     'db_url: str = ""  # database URL or profile\n'

@@ -16,7 +16,7 @@ from rca_toolkit.sources.formats.exports import read_call_history
 from rca_toolkit.sources.loaders import CallTrace
 from rca_toolkit.analyses.calls.timeline import attribute, build_spans, build_timeline, load_timeline
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = "retell_call_a3d98bb4522f6f1e0bfac5964b1.json"
 SAMPLE_ID = "call_a3d98bb4522f6f1e0bfac5964b1"
 REF_ID = "call_ab45deadd7db66c4956d5243861"

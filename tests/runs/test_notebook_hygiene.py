@@ -14,7 +14,7 @@ import pytest
 
 from rca_toolkit.runs import parameters, runner
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ALL = runner.notebook_paths(ROOT / "notebooks", ROOT / "runbooks")
 RUNBOOKS = [p for p in ALL if p.parent.name == "runbooks"]
 SQL = re.compile(r"(?is)\b(select\b.+\bfrom|insert\s+into|update\s+\w+\s+set|delete\s+from|create\s+table|drop\s+table)\b")

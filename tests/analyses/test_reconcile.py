@@ -15,7 +15,7 @@ from rca_toolkit.sources.formats.retell import load_call_object
 from rca_toolkit.analyses.bookings.reconcile import reconcile_calcom, reconcile_retell, retell_calls_frame
 
 CALL = "call_a3d98bb4522f6f1e0bfac5964b1"
-FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
 
 
 @pytest.fixture(scope="module")

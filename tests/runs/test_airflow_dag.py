@@ -20,7 +20,7 @@ import pytest
 from rca_toolkit import cli
 from rca_toolkit.runs import scheduled
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DAG_FOLDER = ROOT / "integrations" / "airflow"
 AIRFLOW_PYTHON = ROOT / os.environ.get("AIRFLOW_VENV", ".venv-airflow") / "bin" / "python"
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -19,7 +19,7 @@ from rca_toolkit.sources import db
 from rca_toolkit.analyses.code import drift
 from rca_toolkit.errors import SchemaError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 BEFORE, AFTER = FIXTURES / "laravel_before", FIXTURES / "laravel_after"
 SPEC = json.loads((FIXTURES / "laravel_schema.json").read_text())

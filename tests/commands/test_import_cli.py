@@ -19,10 +19,10 @@ from rca_toolkit.sources.formats.exports import read_call_history
 from rca_toolkit.sources.formats.retell import load_call_object
 from rca_toolkit.analyses.bookings.reconcile import reconcile_retell, reconcile_sessions_with_calls
 
-FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
 HISTORY = "call_history_2025-10-24_184034.json"
 RETELL = "retell_call_a3d98bb4522f6f1e0bfac5964b1.json"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

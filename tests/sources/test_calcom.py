@@ -16,7 +16,7 @@ from rca_toolkit.sources.formats.calcom import (
     read_calcom_webhooks,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "formats" / "calcom_webhooks.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "formats" / "calcom_webhooks.json"
 
 
 @pytest.fixture(scope="module")
