@@ -25,9 +25,25 @@ builder chain ending in ``first()``/``find()``, a typed parameter, or ``foreach`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import tree_sitter as ts
 import tree_sitter_php as tsp
+
+# Folders of a Laravel tree that hold no application code of its own (dependencies, caches, VCS).
+DEFAULT_EXCLUDE = ("vendor", "node_modules", "storage", "bootstrap/cache", ".git")
+
+
+def php_files(root: Path, exclude=DEFAULT_EXCLUDE) -> list[Path]:
+    """The ``.php`` files under ``root`` (or ``root`` itself), sorted, outside the ``exclude`` folders."""
+    if root.is_file():
+        return [root]
+    files = []
+    for path in sorted(root.rglob("*.php")):
+        rel = path.relative_to(root).as_posix()
+        if not any(rel == ex or rel.startswith(ex.rstrip("/") + "/") for ex in exclude):
+            files.append(path)
+    return files
 
 _PARSER: ts.Parser | None = None
 

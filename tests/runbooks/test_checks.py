@@ -322,3 +322,10 @@ def test_failed_webhooks_per_hour(world):
     assert result.evidence["worst_hours"][0]["hour"] == "2025-10-18T12:00:00+00:00"
     assert checks.failed_webhooks(world, SINCE, UNTIL, critical=3).status == Status.FAIL
 
+
+def test_cache_handlers_of_a_missing_code_path_is_an_error_not_an_empty_answer(tmp_path):
+    from rca_toolkit.analyses.code.cache_handlers import cache_handlers
+    from rca_toolkit.errors import NotFound
+
+    with pytest.raises(NotFound, match="does not exist"):
+        cache_handlers(tmp_path / "no-such-app")

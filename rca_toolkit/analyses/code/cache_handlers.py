@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from rca_toolkit.sources import php_scan
-from rca_toolkit.analyses.code import drift
+from rca_toolkit.errors import NotFound
 
 CLEAR_NAME = re.compile(r"(?i)(clear|flush|forget|invalidate|bust|purge|evict)\w*(availabilit|slot)"
                         r"|(availabilit|slot)\w*(clear|flush|forget|invalidate|bust|purge|evict)")
@@ -60,8 +60,10 @@ def cache_handlers(code_path, *, class_pattern: str = r"(?i)cal\.?com", method_p
     with an availability/slot key, or (transitively) a method of the same class that does.
     """
     root = Path(code_path)
+    if not root.exists():
+        raise NotFound(f"code path {root} does not exist", hint="give the Laravel application's root folder")
     rows = []
-    for file in drift.php_files(root, drift.DEFAULT_EXCLUDE):
+    for file in php_scan.php_files(root):
         src = file.read_bytes()
         tree = php_scan.parse(src)
         for cls in _descend(tree.root_node):

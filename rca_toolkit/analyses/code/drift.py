@@ -41,7 +41,7 @@ MASS_ASSIGNMENT = "raises MassAssignmentException"
 UNKNOWN = "unknown (model class not in the scanned code)"
 MISSING_TABLE = "raises 1146 at runtime (table missing)"
 REQUIRED_EFFECT = "raises 1364 in strict mode (NOT NULL without default)"
-DEFAULT_EXCLUDE = ("vendor", "node_modules", "storage", "bootstrap/cache", ".git")
+DEFAULT_EXCLUDE = php_scan.DEFAULT_EXCLUDE
 WRITE_COLUMNS = ["table", "column", "file", "line", "shape", "model", "guard", "effect", "reaches_sql",
                  "site", "call_line", "note", "group"]
 FINDING_KEYS = ["table", "column", "file", "line", "shape", "effect"]
@@ -131,17 +131,6 @@ def reaches_sql(shape: str, guard: str, column: str, model: php_scan.ClassInfo |
     return column.lower() not in {g.lower() for g in model.guarded or []}
 
 
-def php_files(root: Path, exclude) -> list[Path]:
-    if root.is_file():
-        return [root]
-    files = []
-    for path in sorted(root.rglob("*.php")):
-        rel = path.relative_to(root).as_posix()
-        if not any(rel == ex or rel.startswith(ex.rstrip("/") + "/") for ex in exclude):
-            files.append(path)
-    return files
-
-
 def scan_code(path, *, exclude=DEFAULT_EXCLUDE) -> pd.DataFrame:
     """Every column write found in the PHP files under ``path``, one row per (site, key).
 
@@ -153,7 +142,7 @@ def scan_code(path, *, exclude=DEFAULT_EXCLUDE) -> pd.DataFrame:
     root = Path(path)
     if not root.exists():
         raise NotFound(f"code path {root} does not exist", hint="give the Laravel application's root folder")
-    files = php_files(root, exclude)
+    files = php_scan.php_files(root, exclude)
     if not files:
         raise NotFound(f"no PHP files under {root}", hint="give the Laravel application's root folder")
     base = root if root.is_dir() else root.parent
