@@ -18,7 +18,7 @@ from rca_toolkit.cli import add_format_option, emit
 from rca_toolkit.sources.db import redact_url
 from rca_toolkit.outcome import Outcome
 
-KINDS = ("retell", "laravel-log", "call-history", "calcom")
+KINDS = importer.KINDS
 
 
 def register(sub) -> None:
@@ -37,61 +37,11 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def _import_file(engine, kind: str, path: str, args: argparse.Namespace) -> dict:
-    if kind == "call-history":
-        from rca_toolkit.sources.formats.exports import read_call_history
-
-        frame = read_call_history(path)
-        n = importer.import_sessions(engine, frame)
-        return {"file": path, "table": "retell_call_sessions", "rows": n, "test_ids": int(frame["is_test"].sum())}
-    if kind == "retell":
-        from rca_toolkit.sources.formats.retell import load_call_object
-
-        calls = [load_call_object(obj, mask_pii=not args.keep_pii) for obj in _retell_objects(path)]
-        n = importer.import_retell_calls(engine, calls, company_id=args.company_id)
-        ids = calls[0].call_id if len(calls) == 1 else f"{len(calls)} calls"
-        return {"file": path, "table": "calls", "rows": n, "call_id": ids,
-                "tool_calls": sum(len(c.tool_calls) for c in calls)}
-    if kind == "calcom":
-        from pathlib import Path
-
-        from rca_toolkit.sources.formats.calcom import read_bodies, mask_calcom_body, read_calcom_webhooks
-
-        bodies = read_bodies(Path(path)) if Path(path).is_file() else None
-        bookings = read_calcom_webhooks(path, mask_pii=not args.keep_pii)
-        if not args.keep_pii:
-            bodies = [mask_calcom_body(b) for b in bodies]
-        n = importer.import_calcom(engine, bookings, bodies)
-        return {"file": path, "table": "webhook_events", "rows": n}
-    result = importer.import_log_file(engine, path)
-    return {"file": path, "table": "laravel_log", **result}
-
-
-def _retell_objects(path: str) -> list:
-    """One call object per file, or a JSON list of them (a dump of webhooks or calls.raw)."""
-    import json
-    from pathlib import Path
-
-    from rca_toolkit.errors import InputFormatError, NotFound
-
-    file = Path(path)
-    if not file.is_file():
-        raise NotFound(f"Retell file {file} does not exist", hint="check the path")
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return [path]  # let the Retell reader explain what is wrong
-    if isinstance(document, list):
-        if not document:
-            raise InputFormatError(f"{file} holds an empty list", hint="give at least one Retell call object")
-        return document
-    return [path]
-
-
 def run(args: argparse.Namespace) -> Outcome:
     engine = importer.open_scratch(args.db, writable_scratch=args.writable_scratch)
     try:
-        results = [_import_file(engine, args.kind, path, args) for path in args.files]
+        results = [importer.import_file(engine, args.kind, path, mask_pii=not args.keep_pii, company_id=args.company_id)
+                   for path in args.files]
     finally:
         engine.dispose()
     target = redact_url(engine.url)

@@ -347,3 +347,59 @@ def import_log_file(engine: sa.Engine, path, *, source_tz: str | None = None, ch
     if batch:
         flush()
     return {"kind": "laravel", "rows": total, "truncated": truncated}
+
+
+KINDS = ("retell", "laravel-log", "call-history", "calcom")
+
+
+def import_file(engine: sa.Engine, kind: str, path: str, *, mask_pii: bool = True, company_id: int = 0) -> dict:
+    """Read one file of ``kind`` (one of :data:`KINDS`) and write it into the scratch ``engine``;
+    returns what was written (file, table, rows and what the format tells about it)."""
+    if kind == "call-history":
+        from rca_toolkit.sources.formats.exports import read_call_history
+
+        frame = read_call_history(path)
+        n = import_sessions(engine, frame)
+        return {"file": path, "table": "retell_call_sessions", "rows": n, "test_ids": int(frame["is_test"].sum())}
+    if kind == "retell":
+        from rca_toolkit.sources.formats.retell import load_call_object
+
+        calls = [load_call_object(obj, mask_pii=mask_pii) for obj in retell_objects(path)]
+        n = import_retell_calls(engine, calls, company_id=company_id)
+        ids = calls[0].call_id if len(calls) == 1 else f"{len(calls)} calls"
+        return {"file": path, "table": "calls", "rows": n, "call_id": ids,
+                "tool_calls": sum(len(c.tool_calls) for c in calls)}
+    if kind == "calcom":
+        from pathlib import Path
+
+        from rca_toolkit.sources.formats.calcom import read_bodies, mask_calcom_body, read_calcom_webhooks
+
+        bodies = read_bodies(Path(path)) if Path(path).is_file() else None
+        bookings = read_calcom_webhooks(path, mask_pii=mask_pii)
+        if mask_pii:
+            bodies = [mask_calcom_body(b) for b in bodies]
+        n = import_calcom(engine, bookings, bodies)
+        return {"file": path, "table": "webhook_events", "rows": n}
+    result = import_log_file(engine, path)
+    return {"file": path, "table": "laravel_log", **result}
+
+
+def retell_objects(path: str) -> list:
+    """One call object per file, or a JSON list of them (a dump of webhooks or calls.raw)."""
+    import json
+    from pathlib import Path
+
+    from rca_toolkit.errors import InputFormatError, NotFound
+
+    file = Path(path)
+    if not file.is_file():
+        raise NotFound(f"Retell file {file} does not exist", hint="check the path")
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [path]  # let the Retell reader explain what is wrong
+    if isinstance(document, list):
+        if not document:
+            raise InputFormatError(f"{file} holds an empty list", hint="give at least one Retell call object")
+        return document
+    return [path]
