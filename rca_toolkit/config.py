@@ -30,6 +30,7 @@ class Settings:
     source_tz: str = "Europe/Berlin"
     db_time_zone: str = "+00:00"
     statement_timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
     redis_url: str | None = None
     reports_dir: str = "reports"
     progress: bool = True
@@ -45,6 +46,7 @@ _ENV = {
     "RCA_SOURCE_TZ": "source_tz",
     "RCA_DB_TIME_ZONE": "db_time_zone",
     "RCA_STATEMENT_TIMEOUT_S": "statement_timeout_s",
+    "RCA_CONNECT_TIMEOUT_S": "connect_timeout_s",
     "RCA_REDIS_URL": "redis_url",
     "RCA_REPORTS_DIR": "reports_dir",
     "RCA_PROGRESS": "progress",

@@ -41,3 +41,7 @@ class EmptyResult(RcaError):
 
 class InputFormatError(RcaError):
     """A file could not be parsed as the format it was given as."""
+
+
+class WriteRefused(RcaError):
+    """A statement would write to, or lift the read-only state of, a database the toolkit only reads."""

@@ -1,8 +1,12 @@
-"""Engine factory (read-only by default), URL redaction and schema introspection.
+"""The one database gate: every engine comes from :func:`make_engine` (read-only by default).
 
-Analyses never write to the database they analyse: SQLite is opened with ``mode=ro`` and
-MariaDB sessions are ``READ ONLY`` with a statement time limit. Only the demo builder and
-``rca import`` ask for a writable engine, and only for scratch databases.
+Analyses never write to the database they analyse. The gate parses the URL once and keeps
+every password out of what an engine can print (``sources/credentials``), refuses URL options
+that run SQL or change the session, sets connect/read/write timeouts, and installs the
+read-only guards (``sources/read_only``): SQLite ``mode=ro`` + ``query_only`` + an authorizer;
+MariaDB ``READ ONLY`` on every checkout, with a statement time limit; statements that write or
+lift read-only are refused. Only the demo builder and ``rca import`` ask for ``writable=True``,
+and only for scratch databases. Driver errors become one line (``sources/db_errors``).
 """
 
 from __future__ import annotations
@@ -10,37 +14,23 @@ from __future__ import annotations
 import os
 import re
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from rca_toolkit.config import Settings, load_settings
-from rca_toolkit.errors import ConnectionFailed, NotFound, SchemaError
+from rca_toolkit.errors import ConnectionFailed, NotFound, RcaError, SchemaError
+from rca_toolkit.sources import db_errors, read_only
+from rca_toolkit.sources.credentials import GatedUrl, gate_url, parse_url, positive_seconds, redact_text, redact_url
 
-_PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
+__all__ = ["make_engine", "resolve_url", "redact_url", "redact_text", "check_connection", "database_error",
+           "connection_timeouts", "ping_ms", "introspect", "require_columns", "TableInfo", "GROUP_BY_MEMORY"]
 
-
-def redact_url(url: str | URL) -> str:
-    """Render a URL with its password replaced by ``***`` (safe to log or store).
-
-    A read-only SQLite URI (``sqlite:///file:/p.sqlite?mode=ro&uri=true``) is shown as the
-    plain ``sqlite:////p.sqlite`` the user gave.
-    """
-    try:
-        parsed = make_url(str(url)) if not isinstance(url, URL) else url
-    except ArgumentError:
-        return redact_text(str(url))
-    if parsed.get_backend_name() == "sqlite" and (parsed.database or "").startswith("file:"):
-        return f"sqlite:///{parsed.database[5:]}"
-    return parsed.render_as_string(hide_password=True)
-
-
-def redact_text(text: str) -> str:
-    """Mask anything that looks like ``scheme://user:password@`` inside free text."""
-    return _PASSWORD_IN_TEXT.sub(r"\1***\3", text)
+_SECRETS: "weakref.WeakKeyDictionary[sa.Engine, list[str]]" = weakref.WeakKeyDictionary()
 
 
 def resolve_url(db: str | None = None, settings: Settings | None = None) -> URL:
@@ -55,8 +45,8 @@ def resolve_url(db: str | None = None, settings: Settings | None = None) -> URL:
     if profile:
         raw = profile["url"]
     try:
-        url = make_url(raw)
-    except ArgumentError:
+        url = parse_url(raw)
+    except (ArgumentError, ValueError):
         raise ConnectionFailed(
             f"database URL {redact_text(str(raw))!r} is not a valid SQLAlchemy URL",
             hint="use sqlite:///path.sqlite or mysql+pymysql://user@host:3306/db",
@@ -90,7 +80,10 @@ def _sqlite_readonly(url: URL) -> URL:
 
 
 def make_engine(db: str | URL | None = None, *, writable: bool = False, settings: Settings | None = None) -> sa.Engine:
-    """Create an engine; read-only unless ``writable`` (scratch databases only)."""
+    """Create an engine through the gate; read-only unless ``writable`` (scratch databases only).
+
+    The engine's URL shows a password as ``***`` even unhidden: the real one is handed to the
+    driver at connect time only."""
     settings = settings or load_settings()
     url = db if isinstance(db, URL) else resolve_url(db, settings)
     backend = url.get_backend_name()
@@ -98,21 +91,62 @@ def make_engine(db: str | URL | None = None, *, writable: bool = False, settings
         raise ConnectionFailed(
             f"unsupported database {redact_url(url)!r}", hint="use SQLite or MariaDB/MySQL via mysql+pymysql://"
         )
+    gated = gate_url(url)
     try:
         if backend == "sqlite" and not writable:
-            engine = sa.create_engine(_sqlite_readonly(url))
+            engine = sa.create_engine(_sqlite_readonly(gated.url))
         elif backend == "sqlite":
             if url.database and url.database != ":memory:":
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(url)
+            engine = sa.create_engine(gated.url)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            timeouts = {**connection_timeouts(settings, writable), **gated.timeouts}
+            engine = sa.create_engine(gated.url, pool_pre_ping=True, connect_args=timeouts)
     except (NoSuchModuleError, ArgumentError) as exc:
-        raise ConnectionFailed(f"cannot use {redact_url(url)!r}: {exc}", hint="check the driver name") from None
-
+        raise ConnectionFailed(f"cannot use {redact_url(url)!r}: {redact_text(str(exc))}", hint="check the driver name") from None
+    _hand_over_secrets(engine, gated)
+    label = redact_url(url)
     if backend in ("mysql", "mariadb"):
         _pin_mysql_session(engine, settings, writable)
+        if not writable:
+            read_only.keep_mariadb_read_only(engine)
+    elif not writable:
+        read_only.keep_sqlite_read_only(engine)
+    if not writable:
+        read_only.guard_statements(engine, label)
     return engine
+
+
+def connection_timeouts(settings: Settings, writable: bool = False) -> dict[str, float]:
+    """pymysql timeouts: connect after ``connect_timeout_s``; on read-only engines a read or write
+    waits at most ``statement_timeout_s + connect_timeout_s`` (the server cuts a statement at
+    ``statement_timeout_s``, so a longer silence is a silent server). Writable scratch engines lift
+    the statement limit for bulk loads and get the connect timeout only."""
+    connect = positive_seconds("connect_timeout_s (RCA_CONNECT_TIMEOUT_S)", settings.connect_timeout_s)
+    statement = positive_seconds("statement_timeout_s (RCA_STATEMENT_TIMEOUT_S)", settings.statement_timeout_s)
+    if writable:
+        return {"connect_timeout": connect}
+    return {"connect_timeout": connect, "read_timeout": statement + connect, "write_timeout": statement + connect}
+
+
+def _hand_over_secrets(engine: sa.Engine, gated: GatedUrl) -> None:
+    """The password (and e.g. ``ssl_key_password``) reach the driver here and nowhere else."""
+    _SECRETS[engine] = gated.secret_values()
+    if not gated.secrets:
+        return
+    @sa.event.listens_for(engine, "do_connect")
+    def _with_secrets(_dialect, _record, _cargs, cparams):  # noqa: ANN001
+        cparams.pop("password", None)
+        cparams.pop("passwd", None)
+        for key, value in gated.secrets.items():
+            cparams[key] = value  # pymysql and sqlite3 keywords: password, ssl_key_password
+
+
+def database_error(engine: sa.Engine, exc: BaseException, doing: str = "query") -> RcaError:
+    """The one-line error (SchemaError, WriteRefused or ConnectionFailed) for a driver, SQLAlchemy or
+    pandas database error on ``engine``, with its passwords scrubbed."""
+    where = getattr(engine, "rca_label", None) or redact_url(engine.url)
+    return db_errors.translate(exc, where, secrets=_SECRETS.get(engine, []), doing=doing)
 
 
 # A GROUP BY on a VARCHAR(255) utf8mb4 column keys ~1 KB per group in MariaDB's MEMORY temporary
@@ -124,8 +158,9 @@ GROUP_BY_MEMORY = 256 * 2**20
 def _pin_mysql_session(engine: sa.Engine, settings: Settings, writable: bool) -> None:
     """Every pooled connection: fixed time zone, statement limit, read-only unless writable, and
     in-memory GROUP BY tables large enough for the toolkit's aggregates (see ``GROUP_BY_MEMORY``)."""
+    statement_s = positive_seconds("statement_timeout_s (RCA_STATEMENT_TIMEOUT_S)", settings.statement_timeout_s)
     statements = [f"SET time_zone = '{_safe_tz(settings.db_time_zone)}'"]
-    statements.append(f"SET SESSION max_statement_time = {float(settings.statement_timeout_s):.3f}")
+    statements.append(f"SET SESSION max_statement_time = {statement_s:.3f}")
     statements.append(f"SET SESSION tmp_table_size = {GROUP_BY_MEMORY}, max_heap_table_size = {GROUP_BY_MEMORY}")
     if not writable:
         statements.append("SET SESSION TRANSACTION READ ONLY")
@@ -148,9 +183,9 @@ def check_connection(engine: sa.Engine) -> None:
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except OperationalError as exc:
+    except DBAPIError as exc:
         raise ConnectionFailed(
-            f"cannot connect to {redact_url(engine.url)}: {_first_line(exc.orig)}",
+            f"cannot connect to {redact_url(engine.url)}: {db_errors.first_line(exc, _SECRETS.get(engine, []))}",
             hint="check host, port, user and that the server is running",
         ) from None
 
@@ -161,10 +196,6 @@ def ping_ms(engine: sa.Engine) -> float:
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
     return (time.perf_counter() - started) * 1000
-
-
-def _first_line(exc: BaseException | None) -> str:
-    return str(exc).splitlines()[0] if exc else "unknown error"
 
 
 @dataclass
@@ -186,8 +217,8 @@ def introspect(engine: sa.Engine, tables: list[str] | None = None) -> dict[str, 
     inspector = sa.inspect(engine)
     try:
         present = set(inspector.get_table_names()) | set(inspector.get_view_names())
-    except (OperationalError, ProgrammingError) as exc:
-        raise ConnectionFailed(f"cannot read the schema of {redact_url(engine.url)}: {_first_line(exc.orig)}") from None
+    except DBAPIError as exc:
+        raise database_error(engine, exc, doing="reading the schema") from None
     wanted = sorted(present if tables is None else set(tables) & present)
     out: dict[str, TableInfo] = {}
     for name in wanted:

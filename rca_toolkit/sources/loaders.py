@@ -26,8 +26,8 @@ import sqlalchemy as sa
 
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.config import Settings, load_settings
-from rca_toolkit.sources.db import TableInfo, introspect, make_engine, redact_url, require_columns
-from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound, SchemaError
+from rca_toolkit.sources.db import TableInfo, database_error, introspect, make_engine, redact_url, require_columns
+from rca_toolkit.errors import ConfigError, NotFound, RcaError, SchemaError
 from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.timeutil import localize_naive, parse_instant
 
@@ -155,7 +155,7 @@ def query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None 
         else:
             with engine.connect() as own:
                 frame = pd.read_sql(sa.text(sql), own, params=params)
-    except sa.exc.OperationalError as exc:
+    except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:  # pd.read_sql wraps SQLAlchemy's errors
         raise query_failed(engine, exc) from None
     log.debug("%s: %d rows in %.3f s", statement_label(sql), len(frame), time.perf_counter() - started)
     return frame
@@ -167,10 +167,10 @@ def statement_label(sql: str, width: int = 90) -> str:
     return words if len(words) <= width else words[:width - 3] + "..."
 
 
-def query_failed(engine: sa.Engine, exc: sa.exc.OperationalError) -> ConnectionFailed:
-    """The one-line error for a statement the server refused or cut (timeout, lost connection)."""
-    return ConnectionFailed(f"query on {redact_url(engine.url)} failed: {str(exc.orig).splitlines()[0]}",
-                            hint="check the server and that the schema matches the data contract")
+def query_failed(engine: sa.Engine, exc: BaseException) -> RcaError:
+    """The one-line error for a statement the server refused or cut: SchemaError for an unknown table
+    or column, ConnectionFailed for a timeout or lost connection (see ``db.database_error``)."""
+    return database_error(engine, exc)
 
 
 def present_columns(schema: dict[str, TableInfo], table: str, wanted) -> tuple[list[str], list[str]]:
@@ -541,9 +541,12 @@ def booking_id_duplicates(db=None) -> tuple[pd.DataFrame, int]:
     dup_sql = ("SELECT calcom_v2_booking_id AS uid, COUNT(*) AS n FROM appointments WHERE calcom_v2_booking_id IS NOT NULL"
                f"{live} GROUP BY calcom_v2_booking_id HAVING COUNT(*) > 1 ORDER BY n DESC")
     total_sql = f"SELECT COUNT(*) FROM appointments WHERE calcom_v2_booking_id IS NOT NULL{live}"
-    with engine.connect() as conn:
-        dups = conn.execute(sa.text(dup_sql)).fetchall()
-        total = int(conn.execute(sa.text(total_sql)).scalar() or 0)
+    try:
+        with engine.connect() as conn:
+            dups = conn.execute(sa.text(dup_sql)).fetchall()
+            total = int(conn.execute(sa.text(total_sql)).scalar() or 0)
+    except sa.exc.DBAPIError as exc:
+        raise query_failed(engine, exc) from None
     return pd.DataFrame([(r.uid, int(r.n)) for r in dups], columns=["uid", "rows"]), total
 
 

@@ -68,7 +68,7 @@ def read(engine: sa.Engine, sql: str, params: dict, columns: dict[str, str], *, 
             with engine.connect() as own:
                 return _read(engine, sql, params, columns, key, order, own, statements)
         return _read(engine, sql, params, columns, key, order, conn, statements)
-    except sa.exc.OperationalError as exc:
+    except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
         raise loaders.query_failed(engine, exc) from None
 
 

@@ -3,7 +3,7 @@ import sqlalchemy as sa
 
 from rca_toolkit.config import load_settings
 from rca_toolkit.sources.db import check_connection, make_engine, redact_text, redact_url, resolve_url
-from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound
+from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound, WriteRefused
 
 
 def test_redact_url_hides_password():
@@ -56,7 +56,7 @@ def test_sqlite_engine_is_read_only(tmp_path):
         conn.execute(sa.text("CREATE TABLE t (x int)"))
     ro = make_engine(f"sqlite:///{path}")
     assert redact_url(ro.url) == f"sqlite:///{path}"
-    with pytest.raises(sa.exc.OperationalError, match="readonly"):
+    with pytest.raises(WriteRefused, match="INSERT statement is not a read"):  # the gate, before SQLite's own refusal
         with ro.begin() as conn:
             conn.execute(sa.text("INSERT INTO t VALUES (1)"))
 
@@ -76,7 +76,7 @@ def test_mariadb_engine_is_read_only_and_pinned(mariadb_url):
     with ro.connect() as conn:
         assert conn.execute(sa.text("SELECT @@session.time_zone")).scalar() == "+00:00"
         assert conn.execute(sa.text("SELECT @@session.tx_read_only")).scalar() == 1
-    with pytest.raises(sa.exc.OperationalError, match="READ ONLY"):
+    with pytest.raises(WriteRefused, match="INSERT statement is not a read"):  # the gate, before the server's READ ONLY
         with ro.begin() as conn:
             conn.execute(sa.text("INSERT INTO ro_probe VALUES (1)"))
     with writable.begin() as conn:

@@ -1,0 +1,176 @@
+"""Database URLs parsed once: where the password is, which options are allowed, how to print them.
+
+A password can sit in the user-info (``user:pw@``, also with an unencoded ``@``, ``/``, ``?`` or
+``#``) or in the query (``?password=``, ``?passwd=``, any key ending in ``password``). Every form
+is found here, so redaction and the engine factory agree on what a secret is.
+
+URL options are allow-listed for MariaDB: an option that runs SQL (``init_command``), loads
+files (``local_infile``, ``read_default_file``), or changes the session before the toolkit
+makes it read-only (``autocommit``, ``sql_mode``, ``client_flag``) is refused, and so is any
+option not known to be harmless. Kept: ``charset``, TLS (``ssl_ca`` ...), ``unix_socket`` and
+the three timeouts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from rca_toolkit.errors import ConfigError
+
+MASK = "***"
+PASSWORD_KEYS = ("password", "passwd")  # pymysql takes both for the login password
+ALLOWED_MYSQL_OPTIONS = (
+    "charset", "connect_timeout", "read_timeout", "write_timeout", "unix_socket",
+    "ssl_ca", "ssl_cert", "ssl_key", "ssl_capath", "ssl_cipher", "ssl_check_hostname", "ssl_key_password",
+)
+TIMEOUT_OPTIONS = ("connect_timeout", "read_timeout", "write_timeout")
+REFUSED_WHY = {  # named in the error so the user sees why, not only that
+    "init_command": "it runs SQL before the session is made read-only",
+    "autocommit": "it changes the session's transaction mode",
+    "sql_mode": "it changes the session's SQL mode",
+    "local_infile": "it lets the server read local files",
+    "client_flag": "it can enable multi-statements and local files",
+    "read_default_file": "it loads options (and init_command) from a file",
+    "read_default_group": "it loads options (and init_command) from a file",
+}
+
+_SCHEME = re.compile(r"^([A-Za-z][\w+.-]*)://(.*)$", re.DOTALL)
+_HOST_REST = re.compile(r"^(\[[^\]]*\]|[^/?:@#\s]*)(:\d*)?(/[^?@]*)?(\?.*)?$", re.DOTALL)
+_USERNAME = re.compile(r"^[^:/@?#\s]*$")
+# user-info password: up to the LAST @ of the whitespace-free run (an unencoded @ or / stays inside)
+_USERINFO_IN_TEXT = re.compile(r"(://[^:/@\s]*:)(\S*)(@[^@\s]*)")
+_QUERY_SECRET_IN_TEXT = re.compile(r"([?&;][\w.-]*(?:password|passwd)=)([^&\s]*)", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    """A query key that carries a password (``password``, ``passwd``, ``*password``)."""
+    low = key.lower()
+    return low == "passwd" or low.endswith("password")
+
+
+def parse_url(raw: str | URL) -> URL:
+    """Parse a URL once, tolerating passwords with unencoded ``@ / ? #``; query ``password``/``passwd``
+    move into the user-info, where SQLAlchemy never prints them."""
+    url = raw if isinstance(raw, URL) else _parse_text(str(raw))
+    query = dict(url.query)
+    found = {k: v for k, v in query.items() if k.lower() in PASSWORD_KEYS}
+    values = {url.password, *(_single(k, v) for k, v in found.items())} - {None}
+    if len(values) > 1:
+        raise ConfigError(f"the database URL gives {len(values)} different passwords "
+                          f"({', '.join(['user-info'] * (url.password is not None) + sorted(found))})",
+                          hint="give the password once, best through a profile's password_env")
+    if found:
+        url = url.difference_update_query(list(found)).set(password=values.pop())
+    return url
+
+
+def _single(key: str, value) -> str:
+    if isinstance(value, tuple):
+        if len(set(value)) > 1:
+            raise ConfigError(f"the database URL repeats ?{key}= with different values", hint="give it once")
+        return value[0]
+    return value
+
+
+def _parse_text(text: str) -> URL:
+    match = _SCHEME.match(text.strip())
+    if not match:
+        return make_url(text)  # raises ArgumentError with SQLAlchemy's own wording
+    scheme, rest = match.groups()
+    at = _userinfo_end(rest)
+    if at is None:
+        return make_url(f"{scheme}://{rest}")
+    user, _, password = rest[:at].partition(":")
+    url = make_url(f"{scheme}://{rest[at + 1:]}")
+    return url.set(username=unquote(user) or None,
+                   password=unquote(password) if ":" in rest[:at] else None)
+
+
+def _userinfo_end(rest: str) -> int | None:
+    """Index of the ``@`` that ends the user-info: the rightmost one after which a host (and a path)
+    follows and before which a plain user name stands; a database path wins over a bare host."""
+    valid = []
+    for i in [m.start() for m in re.finditer("@", rest)][::-1]:
+        head, tail = rest[:i], rest[i + 1:]
+        if _USERNAME.match(head.partition(":")[0]) and _HOST_REST.match(tail):
+            valid.append((i, "/" in tail.split("?", 1)[0]))
+    with_path = [i for i, has_path in valid if has_path]
+    return with_path[0] if with_path else (valid[0][0] if valid else None)
+
+
+def redact_url(url: str | URL) -> str:
+    """Render a URL with every password (user-info and query) replaced by ``***`` (safe to log or store).
+
+    A read-only SQLite URI (``sqlite:///file:/p.sqlite?mode=ro&uri=true``) is shown as the
+    plain ``sqlite:////p.sqlite`` the user gave.
+    """
+    try:
+        parsed = parse_url(url)
+    except (ArgumentError, ValueError, ConfigError):
+        return redact_text(str(url))
+    if parsed.get_backend_name() == "sqlite" and (parsed.database or "").startswith("file:"):
+        return redact_text(f"sqlite:///{parsed.database[5:]}")
+    secrets = [k for k in parsed.query if is_secret_key(k)]
+    if secrets:
+        parsed = parsed.update_query_dict({k: MASK for k in secrets})
+    return redact_text(parsed.render_as_string(hide_password=True))
+
+
+def redact_text(text: str) -> str:
+    """Mask every password inside free text: ``scheme://user:password@`` (up to the last ``@`` of the
+    URL, so an unencoded ``@`` or ``/`` does not leak the tail) and ``?password=``/``passwd=``/``*password=``."""
+    text = _USERINFO_IN_TEXT.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    return _QUERY_SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
+
+
+@dataclass
+class GatedUrl:
+    """What the engine is built from: ``url`` holds no secret (a password shows as ``***`` even
+    unhidden); ``secrets`` are driver keywords handed over only at connect time."""
+
+    url: URL
+    secrets: dict[str, str] = field(default_factory=dict)
+    timeouts: dict[str, float] = field(default_factory=dict)
+
+    def secret_values(self) -> list[str]:
+        """Every secret value, to scrub from driver messages."""
+        return [v for v in self.secrets.values() if v]
+
+
+def gate_url(url: URL) -> GatedUrl:
+    """Split ``url`` into a printable URL and its secrets, refusing options that are not allowed."""
+    url = parse_url(url)
+    secrets: dict[str, str] = {}
+    if url.password is not None:
+        secrets["password"] = url.password
+        url = url.set(password=MASK)
+    if url.get_backend_name() not in ("mysql", "mariadb"):
+        return GatedUrl(url, secrets)
+    timeouts: dict[str, float] = {}
+    for key, value in url.query.items():
+        if key in REFUSED_WHY or key not in ALLOWED_MYSQL_OPTIONS:
+            why = REFUSED_WHY.get(key, "it is not an option the toolkit knows to be harmless")
+            raise ConfigError(f"database URL option {key!r} is refused: {why}",
+                              hint=f"remove ?{key}= from the URL; allowed: {', '.join(ALLOWED_MYSQL_OPTIONS)}")
+        if is_secret_key(key):
+            secrets[key] = _single(key, value)
+        elif key in TIMEOUT_OPTIONS:
+            timeouts[key] = positive_seconds(f"URL option {key}", _single(key, value))
+    moved = [k for k in url.query if is_secret_key(k) or k in TIMEOUT_OPTIONS]
+    return GatedUrl(url.difference_update_query(moved), secrets, timeouts)
+
+
+def positive_seconds(name: str, value) -> float:
+    """``value`` as a finite number of seconds > 0, else a one-line ConfigError naming ``name``."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (seconds > 0 and seconds != float("inf")):
+        raise ConfigError(f"{name}={value!r} is not a finite number of seconds > 0", hint="give seconds, e.g. 60")
+    return seconds
