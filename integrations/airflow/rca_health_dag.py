@@ -20,7 +20,10 @@ executable (default ``rca`` on PATH), ``RCA_HEALTH_COMPANY`` optional company id
 from __future__ import annotations
 
 import os
+import re
+import shlex
 from datetime import timedelta
+from urllib.parse import parse_qsl
 
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
@@ -30,13 +33,35 @@ TIMEZONE = "Europe/Berlin"
 REPORT_DATE = "{{ data_interval_start.in_timezone('" + TIMEZONE + "').strftime('%Y-%m-%d') }}"
 
 
+def _carries_credentials(value: str) -> bool:
+    """``user:password@`` or a ``password``/``passwd``/``*_password`` query key (rca_toolkit.runs.shell_quoting)."""
+    if "://" not in value:
+        return False
+    rest = value.split("://", 1)[1]
+    keys = {k.strip().lower() for k, _ in parse_qsl(rest.split("?", 1)[1] if "?" in rest else "", keep_blank_values=True)}
+    return bool(re.match(r"[^@]*:[^@]*@", rest)) or bool(keys & {"password", "passwd"}) or \
+        any(k.endswith("_password") for k in keys)
+
+
+def _value(name: str, value: str) -> str:
+    """One shell word; refused (a DAG import error) when it would leak a password, end the line or be
+    rendered by Airflow's Jinja (``{{``, ``{%``, ``{#``)."""
+    if _carries_credentials(value):
+        raise ValueError(f"{name} carries credentials: use a profile name or RCA_DATABASE_URL in the worker's environment")
+    if re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]|\{[{%#]", value):
+        raise ValueError(f"{name}={value!r} holds a control character or a Jinja delimiter")
+    return shlex.quote(value)
+
+
 def health_command(rca_bin: str, date: str, company: str | None, db: str | None) -> str:
-    """The ``rca report health`` line; identical to what ``rca schedule health`` prints."""
-    parts = [rca_bin, "report", "health", "--date", date, "--period", "1d"]
+    """The ``rca report health`` line; identical to what ``rca schedule health --command-for`` prints.
+
+    Every value is shell-quoted; ``date`` is this DAG's own Jinja template (it renders to YYYY-MM-DD)."""
+    parts = [_value("RCA_BIN", rca_bin), "report", "health", "--date", date, "--period", "1d"]
     if company:
-        parts += ["--company", company]
+        parts += ["--company", _value("RCA_HEALTH_COMPANY", company)]
     if db:
-        parts += ["--db", db]
+        parts += ["--db", _value("RCA_HEALTH_DB", db)]
     return " ".join(parts)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rca_toolkit.runs import scheduled
+from rca_toolkit.runs import scheduled, shell_quoting
 from rca_toolkit.cli import add_db_option, add_format_option, emit
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
@@ -56,6 +56,9 @@ def register(sub) -> None:
     sh.add_argument("--db", default=None, metavar="PROFILE", help="database profile name (no password in unit files)")
     sh.add_argument("--rca", default=None, metavar="PATH", help="rca executable (default: the one on PATH)")
     sh.add_argument("--workdir", default=None, metavar="DIR", help="project directory (default: current)")
+    sh.add_argument("--env-file", default=shell_quoting.ENV_FILE, metavar="PATH",
+                    help="EnvironmentFile= of the systemd service, holding secrets such as RCA_DATABASE_URL "
+                         "(default: %(default)s)")
     sh.add_argument("--command-for", default=None, nargs="+", metavar="YYYY-MM-DD",
                     help="print only the command line for each date, one per line (what Airflow and cron run)")
     sh.set_defaults(func=_schedule)
@@ -84,15 +87,22 @@ def _health(args: argparse.Namespace) -> Outcome:
         for run in runs:
             head = run.verdict_line or f"{run.status.upper()}: {run.error or 'no verdict recorded'}"
             emit(f"{run.day} {run.period} {head}\n  -> {run.path / 'report.html'}", "text")
+            if run.kept_previous:
+                emit(f"  the previous good report is kept: {run.kept_previous / 'report.html'} "
+                     f"(this failed run is beside it: {run.path.name})", "text")
     return outcome
 
 
 def _prune(args: argparse.Namespace) -> Outcome:
-    removed = scheduled.prune(args.reports_dir, args.keep, dry_run=args.dry_run)
+    pruned = scheduled.prune(args.reports_dir, args.keep, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    emit(f"{verb} {len(removed)} run folder(s) older than {args.keep}", "text")
-    for path in removed:
+    emit(f"{verb} {len(pruned.removed)} run folder(s) older than {args.keep}", "text")
+    for path in pruned.removed:
         emit(f"  {path}", "text")
+    if pruned.skipped:
+        emit(f"skipped {len(pruned.skipped)} old folder(s) not written by rca (never deleted):", "text")
+        for path, reason in pruned.skipped:
+            emit(f"  {path}: {reason}", "text")
     return Outcome.CLEAR
 
 
@@ -103,5 +113,5 @@ def _schedule(args: argparse.Namespace) -> Outcome:
         emit("\n".join(scheduled.health_command(rca_bin, d.isoformat(), args.period, args.company, args.db) for d in days), "text")
         return Outcome.CLEAR
     emit(scheduled.schedule_text(args.at, args.period, company_id=args.company, db=args.db, rca_bin=rca_bin,
-                                 workdir=args.workdir), "text")
+                                 workdir=args.workdir, env_file=args.env_file), "text")
     return Outcome.CLEAR

@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from rca_toolkit.demo import ownership as demo_ownership
 from rca_toolkit.demo import spec as S
 from rca_toolkit.sources import schema
 from rca_toolkit.sources.db import redact_url
@@ -30,17 +31,16 @@ class DemoRefused(RcaError):
 
 
 def check_target(engine: sa.Engine, replace: bool) -> None:
-    """Refuse to touch anything that is not empty or an existing demo world."""
+    """Refuse to touch anything that is not empty or a proven demo world (:mod:`rca_toolkit.demo.ownership`)."""
     present = set(sa.inspect(engine).get_table_names())
     if not present:
         return
     where = redact_url(engine.url)
-    foreign = sorted(present - set(schema.DEMO_TABLES))
-    if "rca_demo_world" not in present or foreign:
-        listed = ", ".join((foreign or sorted(present))[:5])
+    reason = demo_ownership.not_a_demo_world(engine, present)
+    if reason:
         raise DemoRefused(
-            f"{where} already has {len(present)} table(s) ({listed}{', ...' if len(present) > 5 else ''}) "
-            "and is not a demo world; the demo builder never writes into other databases",
+            f"{where} already has {len(present)} table(s) and is not a demo world: {reason}; "
+            "the demo builder never writes into other databases and dropped nothing",
             hint="point --db at an empty database or a new SQLite file",
         )
     if not replace:

@@ -13,7 +13,9 @@ Run folder ``<out>/<notebook stem>/<run id>/`` (run id = UTC time + random suffi
 executed notebook, ``report.html``, ``report.md``, ``metrics.json``, ``params.yaml``,
 ``run.json`` and ``figures/``. It is built in a hidden ``.partial`` folder and renamed into
 place at the end, so a run folder is complete or absent. In a run, ``RCA_RUN_DIR`` points
-at it and the kernel-side helpers (:mod:`rca_toolkit.runs.kernel`) write there.
+at it and the kernel-side helpers (:mod:`rca_toolkit.runs.kernel`) write there. ``run.json``
+carries the signature ``"generator": "rca_toolkit/<version>"`` that proves the folder is the
+toolkit's (:mod:`rca_toolkit.runs.ownership`); ``--out`` inside a run folder, or on a file, is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
+from rca_toolkit.runs import ownership
 from rca_toolkit.runs.kernel import RUN_DIR_ENV, env_name
 from rca_toolkit.runs.parameters import Parameter, read_parameters, validate
 
@@ -103,15 +106,6 @@ class RunResult:
                 "outcome": self.outcome.value, "error": self.error}
 
 
-def _toolkit_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("rca_toolkit")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 def _git_sha(folder: Path) -> str | None:
     try:
         done = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -179,7 +173,10 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
     safe, env, passwords = split_secrets(values)
     started = datetime.now(timezone.utc)
     run_id = new_run_id(started)
-    root = Path(out_dir or load_settings().reports_dir) / path.stem
+    out = Path(out_dir or load_settings().reports_dir)
+    ownership.check_output_folder(out)
+    ownership.check_output_folder(out / path.stem)
+    root = out / path.stem
     final, work = root / run_id, root / f".{run_id}.partial"
     work.mkdir(parents=True)
     executed = work / path.name
@@ -217,7 +214,8 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
     from rca_toolkit.sources.db import redact_text
 
     run = {
-        "notebook": str(path), "run_id": run_id, "toolkit_version": _toolkit_version(), "git_sha": _git_sha(path.resolve().parent),
+        "generator": ownership.generator(), "notebook": str(path), "run_id": run_id,
+        "toolkit_version": ownership.toolkit_version(), "git_sha": _git_sha(path.resolve().parent),
         "database": database, "parameters": effective, "started_at": started.isoformat(),
         "ended_at": datetime.now(timezone.utc).isoformat(), "status": status, "outcome": outcome.value,
         "error": redact_text(error) if error else None, "failed_cell_execution_count": failed_cell,

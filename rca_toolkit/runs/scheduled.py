@@ -31,6 +31,7 @@ from pathlib import Path
 
 from rca_toolkit.analyses.health import periods
 from rca_toolkit.runs import index as run_index
+from rca_toolkit.runs import ownership, shell_quoting
 from rca_toolkit.runs.locks import LOCK_TIMEOUT_S, file_lock
 from rca_toolkit.config import load_settings, progress_enabled
 from rca_toolkit.errors import ConfigError
@@ -40,6 +41,7 @@ from rca_toolkit.rules.timeutil import source_tz
 PERIODS = periods.PERIODS
 HEALTH_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "health_report.ipynb"
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_ZONE = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
 
 
 @dataclass
@@ -54,6 +56,7 @@ class HealthRun:
     verdict_line: str | None
     error: str | None
     run_outcome: Outcome = Outcome.CLEAR  # the notebook run's own (RunResult.outcome)
+    kept_previous: Path | None = None  # the good report this failed re-run did not replace
 
     @property
     def outcome(self) -> Outcome:
@@ -68,7 +71,7 @@ class HealthRun:
     def to_dict(self) -> dict:
         return {"date": self.day.isoformat(), "period": self.period, "path": str(self.path), "status": self.status,
                 "verdict": self.verdict, "verdict_line": self.verdict_line, "error": self.error,
-                "outcome": self.outcome.value}
+                "outcome": self.outcome.value, "kept_previous": str(self.kept_previous) if self.kept_previous else None}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -164,23 +167,49 @@ def run_health(day: date | str, period: str = "1d", *, company_id: int = 0, db: 
     if int(company_id) < 0:
         raise ConfigError(f"--company={company_id} is negative", hint="give a company id, or 0 for all companies")
     root = reports_root(root)
+    ownership.check_output_folder(root, option="--reports-dir")
     final = health_dir(root, period, day)
     params = {"period_start": day.isoformat(), "period": period, "company_id": int(company_id)}
     _preflight(db)
     with file_lock(_lock_path(final), timeout=lock_timeout, what=f"health {period} {day}"):
         _clear_stale(final)
+        _check_replaceable(final)
         staging = final.parent / f".{final.name}.staging-{secrets.token_hex(3)}"
         try:
             result = run_notebook(notebook or HEALTH_NOTEBOOK, params, db=db, out_dir=staging)
-            replace_dir(result.run_dir, final)
+            landed, kept = _settle(result, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     metrics = result.metrics or {}
-    run = HealthRun(day, period, final, result.status, metrics.get("verdict"), metrics.get("verdict_line"), result.error,
-                    result.outcome)
+    run = HealthRun(day, period, landed, result.status, metrics.get("verdict"), metrics.get("verdict_line"),
+                    result.error, result.outcome, kept)
     if update_index:
         run_index.write_index(root)
     return run
+
+
+def _check_replaceable(final: Path) -> None:
+    """A folder at the report's place that rca did not write is never replaced (refused before the run)."""
+    if final.exists() or final.is_symlink():
+        reason = ownership.foreign_reason(final)
+        if reason:
+            raise ConfigError(f"{final} was not written by rca ({reason}); a re-run would replace it",
+                              hint="move it elsewhere, then run the report again")
+
+
+def _settle(result, final: Path) -> tuple[Path, Path | None]:
+    """Put a finished run in place: (where it landed, the previous good report it left alone or None).
+
+    Why: a failed re-run must not destroy the good report of the same date. It goes beside it as
+    ``<date>.failed-<run id>`` (listed in the index, pruned like any run); otherwise it replaces it.
+    """
+    previous = ownership.read_signed_run(final) if final.is_dir() else None
+    if result.status != "ok" and previous is not None and previous.get("status") == "ok":
+        beside = final.parent / f"{final.name}.failed-{result.run_dir.name}"
+        os.rename(result.run_dir, beside)
+        return beside, final
+    replace_dir(result.run_dir, final)
+    return final, None
 
 
 def _preflight(db: str | None) -> None:
@@ -239,38 +268,69 @@ def combined_outcome(runs: list[HealthRun]) -> Outcome:
 
 
 # --------------------------------------------------------------------------- retention
+@dataclass
+class Pruned:
+    """What a prune removed, and the old folders it left alone because rca did not write them (with why)."""
+
+    removed: list[Path]
+    skipped: list[tuple[Path, str]]
+
+
 def prune(root: str | Path | None = None, keep: str = "90d", *, now: datetime | None = None,
-          dry_run: bool = False) -> list[Path]:
-    """Remove run folders that ended more than ``keep`` ago, then regenerate the index."""
+          dry_run: bool = False) -> Pruned:
+    """Remove run folders that ended more than ``keep`` ago, then regenerate the index.
+
+    Only folders rca wrote are removed (:func:`rca_toolkit.runs.ownership.foreign_reason`: a signed
+    ``run.json`` and nothing a run does not write); any other folder holding a ``run.json`` is skipped.
+    """
     from rca_toolkit.rules.timeutil import parse_duration
 
     age = parse_duration(keep, name="--keep").to_pytimedelta()
     root = reports_root(root)
     now = now or datetime.now(timezone.utc)
-    removed = []
+    removed: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for entry in run_index.collect(root):
         ended = entry["ended_dt"]
         if ended is None or now - ended <= age:
             continue
         folder = root / entry["path"]
-        if not dry_run:
+        reason = ownership.foreign_reason(folder)
+        if reason is None and not dry_run:
             with file_lock(_lock_path(folder), what=str(folder)):  # never delete under a running report
-                shutil.rmtree(folder, ignore_errors=False)
-        removed.append(folder)
+                reason = ownership.foreign_reason(folder)  # again, under the lock
+                if reason is None:
+                    shutil.rmtree(folder, ignore_errors=False)
+        if reason is None:
+            removed.append(folder)
+        else:
+            skipped.append((folder, reason))
     if not dry_run:
         run_index.write_index(root)
-    return removed
+    return Pruned(removed, skipped)
 
 
 # --------------------------------------------------------------------------- schedules
-def health_command(rca_bin: str, day: str, period: str = "1d", company_id: int = 0, db: str | None = None) -> str:
-    """The one ``rca report health`` line every scheduler runs (cron, systemd, Airflow)."""
+def health_argv(rca_bin: str, day: str, period: str = "1d", company_id: int | str = 0,
+                db: str | None = None) -> list[str]:
+    """The arguments of the one ``rca report health`` run every scheduler starts (cron, systemd, Airflow).
+
+    A ``--db`` with a password is refused (it would be stored in the schedule), and so is a value with a
+    control character (it would end the crontab line or the unit directive early)."""
+    shell_quoting.refuse_credentials(db)
     parts = [rca_bin, "report", "health", "--date", day, "--period", period]
     if company_id:
         parts += ["--company", str(company_id)]
     if db:
         parts += ["--db", db]
-    return " ".join(parts)
+    for name, value in zip(("--rca", "", "", "", "--date", "", "--period", "", "--company", "", "--db"), parts):
+        shell_quoting.one_line(value, name=name or "argument")
+    return parts
+
+
+def health_command(rca_bin: str, day: str, period: str = "1d", company_id: int | str = 0, db: str | None = None) -> str:
+    """:func:`health_argv` as one shell line, every value quoted (``shlex.split`` gives the argv back)."""
+    return shlex.join(health_argv(rca_bin, day, period, company_id, db))
 
 
 def default_rca_bin() -> str:
@@ -279,38 +339,52 @@ def default_rca_bin() -> str:
     return str(beside) if beside.exists() else shutil.which("rca") or "rca"
 
 
-def _date_expression(period: str, *, cron: bool, tz: str) -> str:
+def _date_expression(period: str, tz: str) -> str:
     """Shell expression for the day the run reports on: yesterday, or the start of last week (in ``tz``)."""
-    pct = "\\%" if cron else "%%"  # cron and systemd both treat a bare % specially
     ago = "yesterday" if period == "1d" else "-7days"
-    return f'"$(TZ={tz} date -d {ago} +{pct}F)"'
+    return f'"$(TZ={shlex.quote(tz)} date -d {ago} +%F)"'
 
 
-def schedule_text(at: str = "06:30", period: str = "1d", *, company_id: int = 0, db: str | None = None,
-                  rca_bin: str | None = None, workdir: str | Path | None = None, timezone_name: str | None = None) -> str:
+def _scheduled_line(rca_bin: str, period: str, company_id: int | str, db: str | None, tz: str) -> str:
+    """The shell line of :func:`health_command` whose date is computed when it runs."""
+    argv = health_argv(rca_bin, "DAY", period, company_id, db)
+    quoted = [shlex.quote(arg) for arg in argv]
+    quoted[4] = _date_expression(period, tz)
+    return " ".join(quoted)
+
+
+def schedule_text(at: str = "06:30", period: str = "1d", *, company_id: int | str = 0, db: str | None = None,
+                  rca_bin: str | None = None, workdir: str | Path | None = None, timezone_name: str | None = None,
+                  env_file: str = shell_quoting.ENV_FILE) -> str:
     """A crontab line and a systemd service/timer pair that run :func:`health_command`; times are in
-    ``timezone_name`` (default the source zone, :func:`rca_toolkit.rules.timeutil.source_tz`: Europe/Berlin)."""
+    ``timezone_name`` (default the source zone, :func:`rca_toolkit.rules.timeutil.source_tz`: Europe/Berlin).
+
+    Every value is shell-quoted, then escaped for cron (``%``) and systemd (quotes, ``$``, ``%``); the
+    service reads secrets (``RCA_DATABASE_URL``, a profile's ``password_env``) from ``env_file``."""
     timezone_name = timezone_name or source_tz()
     match = _TIME.match(at.strip())
     if not match:
         raise ConfigError(f"--at={at!r} is not a time of day", hint="write HH:MM, e.g. 06:30")
     check_period(period)
-    if db and "://" in db and "@" in db.split("://", 1)[1]:
-        raise ConfigError("--db carries credentials and would be stored in a crontab/unit file",
-                          hint="define a profile with password_env in rca.yaml and pass its name")
+    if not _ZONE.fullmatch(timezone_name):
+        raise ConfigError(f"time zone {timezone_name!r} is not an IANA zone name", hint="e.g. Europe/Berlin")
+    env_file = shell_quoting.check_env_file(env_file)
     hour, minute = int(match.group(1)), int(match.group(2))
     rca_bin = rca_bin or default_rca_bin()
     workdir = Path(workdir or Path.cwd()).resolve()
+    shell_quoting.one_line(str(workdir), name="--workdir")
     dow = "*" if period == "1d" else "1"
-    cron_cmd = health_command(shlex.quote(rca_bin), _date_expression(period, cron=True, tz=timezone_name), period, company_id, db)
-    unit_cmd = health_command(shlex.quote(rca_bin), _date_expression(period, cron=False, tz=timezone_name), period, company_id, db)
+    line = _scheduled_line(rca_bin, period, company_id, db, timezone_name)
+    cron_cmd = shell_quoting.cron_escape(f"cd {shlex.quote(str(workdir))} && RCA_PROGRESS=0 {line}")
+    exec_start = "/bin/sh -c " + shell_quoting.systemd_word(f"exec {line}")
     name = f"rca-health-{period}"
     calendar = f"*-*-* {hour:02d}:{minute:02d}:00 {timezone_name}" if period == "1d" else \
         f"Mon *-*-* {hour:02d}:{minute:02d}:00 {timezone_name}"
-    cd = shlex.quote(str(workdir))
+    unit_workdir = str(workdir).replace("%", "%%")
     return f"""# --- crontab (crontab -e); times in the server's zone, set CRON_TZ where cron supports it
 CRON_TZ={timezone_name}
-{minute} {hour} * * {dow} cd {cd} && RCA_PROGRESS=0 {cron_cmd} >> reports/health-cron.log 2>&1
+# cron reads no EnvironmentFile: give a profile name (password_env) or export the secrets in the crontab's environment
+{minute} {hour} * * {dow} {cron_cmd} >> reports/health-cron.log 2>&1
 
 # --- /etc/systemd/system/{name}.service
 [Unit]
@@ -319,10 +393,13 @@ After=network-online.target
 
 [Service]
 Type=oneshot
-WorkingDirectory={workdir}
+WorkingDirectory={unit_workdir}
 Environment=RCA_PROGRESS=0
+# secrets, never in this file: {env_file} (root-owned, mode 0600) holds lines such as
+#   RCA_DATABASE_URL=mysql+pymysql://readonly:...@db.internal:3306/askproai  or the profile's password_env variable
+EnvironmentFile=-{env_file}
 # exit 1 = verdict ACT, 2 = bad input, 3 = internal error: all mark the unit failed (hook OnFailure= for alerts)
-ExecStart=/bin/sh -c 'exec {unit_cmd}'
+ExecStart={exec_start}
 
 # --- /etc/systemd/system/{name}.timer
 [Unit]

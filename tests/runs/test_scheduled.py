@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from rca_toolkit.runs import locks, scheduled
+from rca_toolkit.runs import locks, ownership, scheduled
 from rca_toolkit.errors import ConfigError
 
 RCA = [sys.executable, "-m", "rca_toolkit.cli"]
@@ -96,8 +96,10 @@ def test_a_held_lock_makes_a_second_run_wait_then_give_up(tmp_path):
 def _fake_run(root: Path, rel: str, ended: datetime) -> Path:
     folder = root / rel
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({"notebook": "notebooks/health_report.ipynb", "status": "ok",
-                                                 "started_at": ended.isoformat(), "ended_at": ended.isoformat(),
+    (folder / "run.json").write_text(json.dumps({"generator": ownership.generator(), "run_id": "20251015T063000Z-abc123",
+                                                 "notebook": "notebooks/health_report.ipynb", "status": "ok",
+                                                 "outcome": "clear", "started_at": ended.isoformat(),
+                                                 "ended_at": ended.isoformat(),
                                                  "parameters": {"period_start": rel.rsplit("/", 1)[-1]}}))
     (folder / "metrics.json").write_text(json.dumps({"verdict": "OK"}))
     return folder
@@ -110,9 +112,9 @@ def test_prune_removes_only_runs_older_than_keep_and_updates_the_index(tmp_path)
     other = tmp_path / "notes.txt"
     other.write_text("not a run")
 
-    assert scheduled.prune(tmp_path, "90d", now=now, dry_run=True) == [old]
+    assert scheduled.prune(tmp_path, "90d", now=now, dry_run=True).removed == [old]
     assert old.exists()
-    assert scheduled.prune(tmp_path, "90d", now=now) == [old]
+    assert scheduled.prune(tmp_path, "90d", now=now).removed == [old]
     assert not old.exists() and young.exists() and other.exists()
     index = json.loads((tmp_path / "index.json").read_text())
     assert [r["path"] for r in index["runs"]] == ["health/1d/2025-12-14"]
@@ -147,9 +149,10 @@ def test_printed_cron_and_systemd_lines_run_the_command_for_yesterday_in_berlin(
 
     service = _sections(text)["/etc/systemd/system/rca-health-1d.service"]
     exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
-    argv = exec_start[len("ExecStart="):].replace("%%", "%")  # systemd's specifier unescaping
-    assert argv.startswith("/bin/sh -c '") and argv.endswith("'")
-    assert subprocess.run(["sh", "-c", argv[len("/bin/sh -c '"):-1]], capture_output=True, text=True).stdout.strip() == expected
+    argv = exec_start[len("ExecStart="):]
+    assert argv.startswith('/bin/sh -c "') and argv.endswith('"')
+    script = re.sub(r'\\(.)|\$\$|%%', lambda m: m.group(1) or m.group(0)[0], argv[len('/bin/sh -c "'):-1])  # systemd unquoting
+    assert subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout.strip() == expected
 
 
 def test_printed_systemd_units_pass_systemd_analyze_verify(tmp_path):
