@@ -45,9 +45,12 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- secrets
 def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """(values safe to write, env vars carrying the real values, passwords to scrub)."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from urllib.parse import quote
+
+    from rca_toolkit.errors import RcaError
+    from rca_toolkit.sources.credentials import is_secret_key, parse_url
     from rca_toolkit.sources.db import redact_text, redact_url
 
     safe, env, passwords = dict(values), {}, []
@@ -58,11 +61,14 @@ def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         if redacted == value:
             continue
         safe[name], env[env_name(name)] = redacted, value
-        try:
-            password = make_url(value).password
-        except (ArgumentError, ValueError):  # not a URL: fall back to the pattern below
+        try:  # user-info and password/passwd query keys, raw @ / ? # included
+            url = parse_url(value)
+            password = url.password
+            password = password or next((str(v) for k, v in url.query.items() if is_secret_key(k)), None)
+        except (ArgumentError, ValueError, RcaError):  # not a URL: fall back to the pattern below
             password = None
-        passwords += [password] if password else re.findall(r"://[^:/@\s]+:([^@\s]+)@", value)
+        found = [password] if password else re.findall(r"://[^:/@\s]+:([^@\s]+)@", value)
+        passwords += sorted({form for p in found for form in (p, quote(p, safe=""))})  # as typed and URL-encoded
     return safe, env, passwords
 
 

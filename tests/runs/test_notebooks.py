@@ -260,6 +260,23 @@ def test_no_password_in_any_file_of_the_run_folder(tmp_path, password_url):
     assert ":***@" in info["error"] and os.environ.get("RCA_PARAM_DB_URL") is None  # environment restored
 
 
+@pytest.mark.slow
+@pytest.mark.mariadb
+@pytest.mark.parametrize("key", ["password", "passwd"])
+def test_a_password_given_as_a_query_key_reaches_no_file_either(tmp_path, password_url, key):
+    """pymysql also takes ``?password=`` / ``?passwd=``: the run connects with it, prints and raises it on
+    purpose, and still no file of the run folder holds it (the scrubber knows the query-key forms)."""
+    url, password = password_url
+    user_info, rest = url.split("://", 1)[1].split("@", 1)
+    query_url = f"mysql+pymysql://{user_info.split(':', 1)[0]}@{rest}?{key}={password}"
+    nb = _write_nb(tmp_path / "secret_probe.ipynb", SECRET_NB)
+    result = runner.run_notebook(nb, {"leak": "true"}, db=query_url, out_dir=tmp_path / "out", progress=False)
+    assert result.status == "failed"  # it printed the real URL and failed with it on purpose
+    assert json.loads((result.run_dir / "metrics.json").read_text())["tables"] == ["secret_probe"]
+    for path in (p for p in result.run_dir.rglob("*") if p.is_file()):
+        assert password.encode() not in path.read_bytes(), f"password found in {path.name}"
+
+
 def test_params_file_is_validated_like_cli_values(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("since_at: 2025-10-18 13:20:08\nlimit: 4\n")  # YAML makes a naive datetime of it
