@@ -66,3 +66,17 @@ def query(url: str, sql: str, **params) -> pd.DataFrame:
         frame = pd.read_sql(statement, conn, params=params)
     engine.dispose()
     return frame
+
+
+def one_column_table(column: str) -> sa.Engine:
+    """An in-memory SQLite table ``t(id, <column>)`` for Hypothesis examples (refilled by :func:`refill`)."""
+    engine = sa.create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE t (id INTEGER PRIMARY KEY, {column} TEXT)"))
+    return engine
+
+
+def refill(conn: sa.Connection, values: list) -> None:
+    """Replace the rows of ``t`` by ``values``, one per id in order."""
+    conn.execute(sa.text("DELETE FROM t"))
+    conn.execute(sa.text("INSERT INTO t VALUES (:i, :v)"), [{"i": i, "v": v} for i, v in enumerate(values)])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from rca_toolkit.rules import call_ids
 from rca_toolkit.sources import loaders
-from rule_worlds import BACKENDS, empty_world, insert, query
+from rule_worlds import BACKENDS, empty_world, insert, one_column_table, query, refill
 
 HEX27 = "ab45deadd7db66c4956d5243861"
 ODD_IDS = {  # id -> is it a real Retell call id?
@@ -100,10 +100,7 @@ IDS = st.one_of(st.builds(lambda body: "call_" + body, HEXISH),
 
 @pytest.fixture(scope="module")
 def scratch():
-    engine = sa.create_engine("sqlite://")
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, call_id TEXT)"))
-    return engine
+    return one_column_table("call_id")
 
 
 @settings(max_examples=200, deadline=None)
@@ -111,8 +108,7 @@ def scratch():
 @example([f"call_{HEX27}", f"call_{HEX27}\n", f"CALL_{HEX27}", None])
 def test_generated_ids_agree(scratch, ids):
     with scratch.begin() as conn:
-        conn.execute(sa.text("DELETE FROM t"))
-        conn.execute(sa.text("INSERT INTO t VALUES (:i, :c)"), [{"i": i, "c": c} for i, c in enumerate(ids)])
+        refill(conn, ids)
         exact = call_ids.real_call_id_sql("call_id", scratch)
         prefilter = call_ids.real_call_id_prefilter_sql("call_id")
         got = conn.execute(sa.text(f"SELECT CASE WHEN {exact} THEN 1 ELSE 0 END, CASE WHEN {prefilter} THEN 1 ELSE 0 END "

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from rca_toolkit.rules import functions
 from rca_toolkit.sources import loaders
-from rule_worlds import BACKENDS, empty_world, insert, query
+from rule_worlds import BACKENDS, empty_world, insert, one_column_table, query, refill
 
 FAMILY_SETS = [functions.BOOKING_FAMILIES, "check_availability", ("initialize_call", "check_customer"), ("no_such_family",)]
 NAMES = {  # stored name -> family
@@ -97,18 +97,14 @@ NAME = st.builds(lambda a, b, c, d: a + b + c + d, PAD, PARTS, SUFFIX, PAD) | st
 
 @pytest.fixture(scope="module")
 def scratch():
-    engine = sa.create_engine("sqlite://")
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE t (id INTEGER PRIMARY KEY, function_name TEXT)"))
-    return engine
+    return one_column_table("function_name")
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(NAME, min_size=1, max_size=15), st.sampled_from(FAMILY_SETS))
 def test_generated_names_agree(scratch, names, families):
     with scratch.begin() as conn:
-        conn.execute(sa.text("DELETE FROM t"))
-        conn.execute(sa.text("INSERT INTO t VALUES (:i, :n)"), [{"i": i, "n": n} for i, n in enumerate(names)])
+        refill(conn, names)
         stored = [n for (n,) in conn.execute(sa.text("SELECT DISTINCT function_name FROM t"))]
         params: dict = {}
         clause = functions.family_in_sql("function_name", stored, families, params)
