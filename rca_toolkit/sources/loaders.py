@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.config import Settings, load_settings
 from rca_toolkit.sources.db import TableInfo, database_error, introspect, make_engine, redact_url, require_columns
-from rca_toolkit.errors import ConfigError, NotFound, RcaError, SchemaError
+from rca_toolkit.errors import ConfigError, NotFound, SchemaError
 from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.timeutil import localize_naive, parse_instant
 
@@ -156,7 +156,7 @@ def query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None 
             with engine.connect() as own:
                 frame = pd.read_sql(sa.text(sql), own, params=params)
     except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:  # pd.read_sql wraps SQLAlchemy's errors
-        raise query_failed(engine, exc) from None
+        raise database_error(engine, exc) from None
     log.debug("%s: %d rows in %.3f s", statement_label(sql), len(frame), time.perf_counter() - started)
     return frame
 
@@ -165,12 +165,6 @@ def statement_label(sql: str, width: int = 90) -> str:
     """The first words of a statement, for logs: enough to recognise it, without its bound values."""
     words = " ".join(sql.split())
     return words if len(words) <= width else words[:width - 3] + "..."
-
-
-def query_failed(engine: sa.Engine, exc: BaseException) -> RcaError:
-    """The one-line error for a statement the server refused or cut: SchemaError for an unknown table
-    or column, ConnectionFailed for a timeout or lost connection (see ``db.database_error``)."""
-    return database_error(engine, exc)
 
 
 def present_columns(schema: dict[str, TableInfo], table: str, wanted) -> tuple[list[str], list[str]]:
@@ -546,7 +540,7 @@ def booking_id_duplicates(db=None) -> tuple[pd.DataFrame, int]:
             dups = conn.execute(sa.text(dup_sql)).fetchall()
             total = int(conn.execute(sa.text(total_sql)).scalar() or 0)
     except sa.exc.DBAPIError as exc:
-        raise query_failed(engine, exc) from None
+        raise database_error(engine, exc) from None
     return pd.DataFrame([(r.uid, int(r.n)) for r in dups], columns=["uid", "rows"]), total
 
 

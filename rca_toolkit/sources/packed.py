@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders
+from rca_toolkit.sources.db import database_error
 
 log = logging.getLogger(__name__)
 INT, STR, CAT = "int", "str", "cat"  # CAT: a string column of few distinct values, read as a categorical
@@ -69,7 +70,7 @@ def read(engine: sa.Engine, sql: str, params: dict, columns: dict[str, str], *, 
                 return _read(engine, sql, params, columns, key, order, own, statements)
         return _read(engine, sql, params, columns, key, order, conn, statements)
     except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
-        raise loaders.query_failed(engine, exc) from None
+        raise database_error(engine, exc) from None
 
 
 def _read(engine, sql: str, params: dict, columns: dict[str, str], key: str, order, conn, statements) -> pd.DataFrame:
