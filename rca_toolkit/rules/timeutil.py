@@ -18,6 +18,9 @@ from rca_toolkit.config import load_settings
 from rca_toolkit.errors import ConfigError
 
 _OFFSET_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
+# Longest duration accepted: windows, histories (6x a window) and retention stay inside the
+# nanosecond timestamps pandas computes with; nothing the toolkit reads spans more than years.
+MAX_DURATION = pd.Timedelta(days=3653)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -112,7 +115,11 @@ def parse_duration(text: str | timedelta, *, name: str = "duration") -> pd.Timed
             f"{name}={text!r} is not a duration",
             hint="use a number and a unit s/m/h/d/w, e.g. 30m or 5d",
         )
-    return pd.Timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ConfigError(f"{name}={text!r} is longer than a duration can be",
+                          hint=f"give at most {MAX_DURATION.days}d (ten years)")
+    return pd.Timedelta(seconds=seconds).as_unit("ns")
 
 
 def utc_to_wall(ts: pd.Timestamp, tz: str | None = None) -> datetime:

@@ -50,6 +50,13 @@ def test_parse_duration_rejects(bad):
         parse_duration(bad, name="before")
 
 
+
+@pytest.mark.parametrize("too_long", ["99999999d", "200000d", "3654d", "522w"])
+def test_parse_duration_refuses_more_than_ten_years(too_long):
+    with pytest.raises(ConfigError, match="longer than a duration can be"):
+        parse_duration(too_long, name="before")
+    assert parse_duration("3653d").days == 3653
+
 def test_mixed_offset_and_naive_strings():
     out = localize_naive(pd.Series(["2025-10-18T12:09:27+02:00", "2025-10-26 02:15:00", None, "2025-10-18 12:09:27.500000"]))
     assert out["ts"].iloc[0] == pd.Timestamp("2025-10-18T10:09:27Z")
