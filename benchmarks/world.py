@@ -58,6 +58,8 @@ import sqlalchemy as sa
 from rca_toolkit.rules import call_ids, functions
 from rca_toolkit.sources import schema
 from rca_toolkit.demo import fastload as F
+from rca_toolkit.demo import ownership
+from rca_toolkit.demo.spec import GENERATOR as DEMO_GENERATOR
 
 GENERATOR = "benchmarks.world/1"
 BASE_SCALE, COPIES, STEP_MS = 29, 25, 3000  # 1,031,194 calls; a base of 29 keeps the build under 1 GiB (37 x 19: 1.07 GiB)
@@ -312,6 +314,33 @@ def _check_target(conn: pymysql.Connection, db: str, scratch: tuple[str, ...] = 
     if present and ("rca_demo_world" not in present or foreign):
         raise WorldError(f"database {db} holds {', '.join((foreign or sorted(present))[:5])} and is not a demo world; "
                          "the world builder only replaces demo worlds: point --db at an empty database")
+    why = _not_a_world(conn, db, present) if "rca_demo_world" in present else None
+    if why:
+        raise WorldError(f"database {db} is not a demo or benchmark world: {why}; the world builder only replaces "
+                         "worlds it or rca demo-data built: point --db at an empty database")
+
+
+_MARKER_GENERATOR = re.compile(rf"{re.escape(DEMO_GENERATOR)}( x {re.escape(GENERATOR)} copies=\d+ step_ms=\d+)?")
+
+
+def _not_a_world(conn: pymysql.Connection, db: str, present: set[str]) -> str | None:
+    """Why ``db`` is not provably a world of ours (the marker row, demo-shaped session ids); None when it is.
+
+    Why: an empty ``rca_demo_world`` table beside real rows proves nothing (demo/ownership.py says the same for
+    ``demo-data --replace``). Copies keep the session ids' demo shape (only the last 4 hex digits change) but are
+    shifted in time, so the demo's window check does not apply here."""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT generator FROM `{db}`.rca_demo_world LIMIT 2")
+        rows = cur.fetchall()
+        if len(rows) != 1 or not _MARKER_GENERATOR.fullmatch(str(rows[0][0] or "")):
+            return "its rca_demo_world table does not hold the one marker row a world builder writes"
+        if "retell_call_sessions" in present:
+            cur.execute(f"SELECT COUNT(*) FROM `{db}`.retell_call_sessions WHERE id IS NULL OR LENGTH(id) <> 36 "
+                        "OR NOT id REGEXP %s", (f"(?-i){ownership.UUID_REGEXP}",))
+            odd = cur.fetchone()[0]
+            if odd:
+                return f"{odd} retell_call_sessions row(s) do not have the demo's session id shape"
+    return None
 
 
 def _base_world(base_url: sa.URL, seed: int, scale: int) -> dict:

@@ -193,6 +193,29 @@ def test_refuses_a_database_that_is_not_a_demo_world():
             world.build(url, base_scale=1, copies=1, log=lambda _msg: None)
 
 
+def test_refuses_an_empty_marker_table_beside_real_rows():
+    """A table named rca_demo_world proves nothing: the marker row and demo-shaped session ids must be there."""
+    with fresh_mariadb_database("rca_world") as url:
+        engine = sa.create_engine(url)
+        schema.metadata.create_all(engine, tables=[schema.metadata.tables["rca_demo_world"],
+                                                   schema.metadata.tables["retell_call_sessions"]])
+        engine.dispose()
+        with pytest.raises(world.WorldError, match="does not hold the one marker row"):
+            world.build(url, base_scale=1, copies=1, log=lambda _msg: None)
+        assert _scalar(url, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()") == 2
+
+
+def test_the_proof_accepts_a_world_the_builder_made(worlds):
+    url, base_url, _ = worlds
+    for built in (url, base_url):
+        target = sa.make_url(built)
+        conn = world._connect(target)
+        try:
+            world._check_target(conn, target.database)  # raises WorldError if it were not provably ours
+        finally:
+            conn.close()
+
+
 def test_without_fulltext_only_that_index_is_missing(worlds):
     """fulltext=False leaves out the FULLTEXT index and nothing else (it is built in the segments' one ALTER)."""
     url, _, _ = worlds
