@@ -23,7 +23,6 @@ import os
 import re
 import shlex
 from datetime import timedelta
-from urllib.parse import parse_qsl
 
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
@@ -34,13 +33,11 @@ REPORT_DATE = "{{ data_interval_start.in_timezone('" + TIMEZONE + "').strftime('
 
 
 def _carries_credentials(value: str) -> bool:
-    """``user:password@`` or a ``password``/``passwd``/``*_password`` query key (rca_toolkit.runs.shell_quoting)."""
-    if "://" not in value:
-        return False
-    rest = value.split("://", 1)[1]
-    keys = {k.strip().lower() for k, _ in parse_qsl(rest.split("?", 1)[1] if "?" in rest else "", keep_blank_values=True)}
-    return bool(re.match(r"[^@]*:[^@]*@", rest)) or bool(keys & {"password", "passwd"}) or \
-        any(k.endswith("_password") for k in keys)
+    """A password in any form rca_toolkit.sources.credentials.redact_text masks: ``scheme://user:password@``
+    (to the last ``@``) or a ``password``/``passwd``/``*password`` query key. The same two patterns as there:
+    the DAG must load in Airflow's own virtualenv, which does not install the toolkit."""
+    return bool(re.search(r"://[^:/@\s]*:\S*@[^@\s]*", value) or
+                re.search(r"[?&;][\w.-]*(?:password|passwd)=", value, re.IGNORECASE))
 
 
 def _value(name: str, value: str) -> str:

@@ -10,26 +10,13 @@ interpretation gets its own escape, applied in order: the shell (:func:`shlex.qu
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl
 
 from rca_toolkit.errors import ConfigError
+from rca_toolkit.sources.credentials import carries_credentials
 
 ENV_FILE = "/etc/rca/rca-health.env"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # also what splitlines() breaks at
-_USERINFO_PASSWORD = re.compile(r"[^@]*:[^@]*@")  # user:password@ before the first @ (an @ in the password too)
-_PASSWORD_KEYS = ("password", "passwd")
 _ENV_FILE_PATH = re.compile(r"/[A-Za-z0-9_.@+/-]+")
-
-
-def carries_credentials(value: str | None) -> bool:
-    """True for a URL with ``user:password@`` or a ``password``/``passwd``/``*_password`` query key."""
-    if not value or "://" not in value:
-        return False
-    rest = value.split("://", 1)[1]
-    query = rest.split("?", 1)[1] if "?" in rest else ""
-    keys = {key.strip().lower() for key, _ in parse_qsl(query, keep_blank_values=True)}
-    return (_USERINFO_PASSWORD.match(rest) is not None or bool(keys & set(_PASSWORD_KEYS))
-            or any(key.endswith("_password") for key in keys))
 
 
 def refuse_credentials(db: str | None, *, option: str = "--db") -> None:

@@ -128,6 +128,19 @@ def redact_text(text: str) -> str:
     return _QUERY_SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
 
 
+def carries_credentials(value: str | None) -> bool:
+    """True when ``value`` (a URL or free text holding one) carries a password in any form the gate knows:
+    user-info, ``password``/``passwd`` or any ``*password`` query key. The schedule printers refuse such a
+    value, so the rule is this module's one definition of a secret rather than a second regex."""
+    if not value or "://" not in value:
+        return False
+    try:
+        url = parse_url(value)
+    except (ArgumentError, ValueError, ConfigError):
+        return redact_text(value) != value
+    return url.password is not None or any(is_secret_key(k) for k in url.query) or redact_text(value) != value
+
+
 @dataclass
 class GatedUrl:
     """What the engine is built from: ``url`` holds no secret (a password shows as ``***`` even

@@ -163,3 +163,24 @@ def test_the_airflow_dag_quotes_its_values_and_refuses_credentials(db, refused, 
     command = result["runs"][0]["bash_command"]
     assert command == scheduled.health_command("/srv/rca bin/rca", "2025-10-25", "1d", "3", db)
     assert shlex.split(command)[-2:] == ["--db", db]
+
+
+_secret = st.text(st.characters(exclude_categories=("Cs", "Cc", "Zs")), min_size=1, max_size=20)
+
+
+@settings(max_examples=100, deadline=None)
+@given(secret=_secret, form=st.sampled_from(["user-info", "password", "passwd", "ssl_password"]))
+def test_every_password_the_gate_would_hand_to_the_driver_is_refused_in_a_schedule(secret, form):
+    """One definition of a credential (sources.credentials): whatever the gate moves into the driver's
+    secrets, a schedule refuses, however the password is written (raw @ / ? #, URL-encoded, ...)."""
+    from rca_toolkit.sources.credentials import gate_url, parse_url
+
+    url = (f"mysql+pymysql://ro:{secret}@db:3306/app" if form == "user-info"
+           else f"mysql+pymysql://ro@db:3306/app?{form}={secret}")
+    try:
+        gated = gate_url(parse_url(url))
+    except ConfigError:
+        return  # the gate refuses the URL itself: no schedule is made from it either
+    if gated.secret_values():
+        with pytest.raises(ConfigError, match="carries credentials"):
+            shell_quoting.refuse_credentials(url)
