@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 from scipy.stats import binomtest
 
+from rca_toolkit.analyses import tables
 from rca_toolkit.rules import call_ids, sessions
 from rca_toolkit.rules.timeutil import source_tz
 
@@ -59,13 +60,23 @@ class QualityReport:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
 
+    def shown(self, f: Finding) -> tuple[str, int, list]:
+        """A finding as the report shows it: test ids the loader already excluded count too, so the count
+        agrees with the loader's and the overview's (the rows left here are ``f.count``)."""
+        before = int(f.detail.get("excluded_by_loader", 0) or 0)
+        if not before:
+            return f.title, f.count, f.examples
+        title = f"{f.title} ({before} excluded by the loader, {f.count} left in these rows)"
+        return title, f.count + before, list(f.detail.get("excluded_examples", [])) + f.examples
+
     def to_markdown(self) -> str:
         lines = [f"# Data quality: {self.source or 'frame'}", "",
                  f"{self.n_rows} rows; stuck judged as of {self.as_of}.", "",
                  "| Check | Count | Examples |", "|---|---:|---|"]
         for f in self.findings.values():
-            shown = ", ".join(str(e) for e in f.examples[:5]) + (" …" if len(f.examples) > 5 else "")
-            lines.append(f"| {f.title} | {f.count} | {shown} |")
+            title, n, examples = self.shown(f)
+            shown = ", ".join(str(e) for e in examples[:5]) + (" …" if len(examples) > 5 else "")
+            lines.append(f"| {title} | {n} | {shown} |")
         if self.near_duplicates:
             lines += ["", "## Near-duplicate ids", "", "| id | similar to | edits | seconds apart |", "|---|---|---:|---:|"]
             lines += [f"| `{d['call_id']}` | `{d['similar_to']}` | {d['edit_distance']} | {d['seconds_apart']:g} |"
@@ -79,11 +90,11 @@ class QualityReport:
         return "\n".join(lines) + "\n"
 
     def to_text(self) -> str:
-        width = max(len(f.title) for f in self.findings.values())
+        width = max(len(self.shown(f)[0]) for f in self.findings.values())
         out = [f"data quality of {self.source or 'frame'}: {self.n_rows} rows (stuck as of {self.as_of})"]
         for f in self.findings.values():
-            examples = ", ".join(str(e) for e in f.examples[:3])
-            out.append(f"  {f.title:<{width}}  {f.count:>5}  {examples}")
+            title, n, examples = self.shown(f)
+            out.append(f"  {title:<{width}}  {n:>5}  {', '.join(str(e) for e in examples[:3])}")
         for d in self.near_duplicates:
             out.append(f"  near-duplicate: {d['call_id']} ~ {d['similar_to']} ({d['edit_distance']} edit(s), "
                        f"{d['seconds_apart']:g} s apart)")
@@ -93,14 +104,14 @@ class QualityReport:
         return "\n".join(out)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(f.title)}</td><td style='text-align:right'>{f.count}</td>"
-            f"<td>{html.escape(', '.join(str(e) for e in f.examples[:5]))}</td></tr>"
-            for f in self.findings.values())
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-        return (f"<h4>Data quality: {html.escape(str(self.source or 'frame'))} ({self.n_rows} rows)</h4>"
-                f"<table><tr><th>Check</th><th>Count</th><th>Examples</th></tr>{rows}</table>"
-                + (f"<ul>{notes}</ul>" if notes else ""))
+        rows = []
+        for f in self.findings.values():
+            title, n, examples = self.shown(f)
+            rows.append({"check": title, "count": n, "examples": ", ".join(str(e) for e in examples[:5])})
+        table = tables.Table(rows, [tables.col("check", "Check"), tables.col("count", "Count", tables.count, numeric=True),
+                                    tables.col("examples", "Examples", max_chars=70)])
+        return (f"<h4>Data quality: {html.escape(str(self.source or 'frame'))} ({self.n_rows:,} rows)</h4>"
+                + table.to_html() + tables.bullet_list(self.notes))
 
 
 def edit_distance(a: str, b: str, limit: int = 2) -> int:
@@ -183,7 +194,9 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
     days = frame.loc[stuck, "started_at"].dt.tz_convert(source_tz()).dt.strftime("%Y-%m-%d").value_counts().sort_index()
     findings = {
         "test_ids": _finding(frame, "test_ids", "test/demo/temp/malformed ids", kind != "retell",
-                             by_kind=kind[kind != "retell"].value_counts().to_dict()),
+                             by_kind=kind[kind != "retell"].value_counts().to_dict(),
+                             excluded_by_loader=int(frame.attrs.get("excluded_test_ids") or 0),
+                             excluded_examples=list(frame.attrs.get("excluded_examples") or [])[:MAX_EXAMPLES]),
         "stuck": _finding(frame, "stuck", "stuck in_progress sessions", stuck,
                           older_than_2h=int((open_ & old).sum()), ended_per_calls_row=int((open_ & over).sum()),
                           without_end=int(no_end.sum()), set_records_end_times=records_ends,
@@ -214,6 +227,9 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
                      f"(e.g. {', '.join(frame.attrs.get('excluded_examples', [])[:3])})")
     if frame.attrs.get("duration_note"):
         notes.append(frame.attrs["duration_note"])
+    for table, cols in (frame.attrs.get("missing_columns") or {}).items():  # written by the loaders, never assumed
+        notes.append(f"columns absent in {table}: {', '.join(cols)} (read as empty; a finding that uses them, e.g. "
+                     "stuck while the call row says completed, may be undercounted)")
     if not records_ends and int(open_.sum()):
         notes.append(f"no end times in this set: every in_progress row counts as stuck "
                      f"({int((open_ & old).sum())} of them older than 2 h at {as_of_ts})")

@@ -12,10 +12,17 @@ import pandas as pd
 from rca_toolkit.rules import bookings, functions
 from rca_toolkit.rules.bookings import BOOKING_CRITICAL, BOOKING_TARGET, MIN_ATTEMPTS  # §E booking success, by path
 from rca_toolkit.rules.timeutil import parse_duration, parse_instant
-from rca_toolkit.sources import loaders
+from rca_toolkit.sources import loaders, requirements
 from rca_toolkit.analyses.bookings import outcomes
-from rca_toolkit.runbooks.check_helpers import instant_or_now, worst_status
+from rca_toolkit.runbooks.check_helpers import NOT_ENOUGH_DATA, instant_or_now, with_absent, worst_status
 from rca_toolkit.runbooks.framework import CheckResult, Status
+
+# What each check reads (rca_toolkit.sources.requirements), checked before its first statement
+REQUIRES = {
+    "booking_success": outcomes.REQUIRES["booking_attempts"],
+    "reach_rates": (loaders.SESSIONS_READ, loaders.REQUIRES["function_traces"]),
+    "booking_before_after": outcomes.REQUIRES["booking_attempts"],
+}
 
 # §E reach rates of rules.bookings as (pass at or above, warn at or above, status below the warn band);
 # below the booking warn band is info only (WARN): callers may not confirm
@@ -26,8 +33,8 @@ REACH_BANDS = {family: (bookings.lowest_rate(family, bookings.OK), bookings.lowe
 
 
 def _band(rate: float, n: int, min_n: int, target: float, critical: float) -> tuple[Status, str]:
-    if n < min_n:
-        return Status.WARN, f"not enough data (n={n} < {min_n})"
+    if n == 0 or n < min_n:  # 0 of 0 is no verdict whatever the minimum
+        return Status.WARN, f"{NOT_ENOUGH_DATA} (n={n} < {max(min_n, 1)})"
     if rate > target:
         return Status.PASS, f"above the {target:.0%} target"
     if rate < critical:
@@ -39,7 +46,9 @@ def booking_success(db=None, since=None, until=None, *, min_attempts: int = MIN_
                     target: float = BOOKING_TARGET, critical: float = BOOKING_CRITICAL) -> CheckResult:
     """Booking success by path in [since, until): > target PASS, < critical FAIL, small n WARN."""
     start, end = parse_instant(since, name="since"), instant_or_now(until, "until")
-    attempts = outcomes.booking_attempts(loaders.engine_for(db), start=start, end=end)
+    engine = loaders.engine_for(db)
+    absent = requirements.check(engine, *REQUIRES["booking_success"])
+    attempts = outcomes.booking_attempts(engine, start=start, end=end)
     summary = outcomes.outcome_summary(attempts, by="path") if len(attempts) else pd.DataFrame()
     rows, statuses = [], []
     for path in dict.fromkeys(list(outcomes.CODE_PATHS) + (list(summary["path"].astype(str)) if len(summary) else [])):
@@ -62,9 +71,10 @@ def booking_success(db=None, since=None, until=None, *, min_attempts: int = MIN_
     evidence = {"window": [start.isoformat(), end.isoformat()], "threshold": f"PASS > {target:.0%}, FAIL < {critical:.0%}, "
                 f"WARN below n={min_attempts}", "denominator": "booking attempts (function traces) per path",
                 "paths": rows, "excluded_test_attempts": int(attempts.attrs.get("excluded_test_attempts", 0))}
-    return CheckResult("booking success by path", status, text, evidence,
-                       "Roll back or hot-fix the failing path; read the top failure signature and the error log of "
-                       "its code path, and reconcile Cal.com bookings without a local appointment (RB040).")
+    result = CheckResult("booking success by path", status, text, evidence,
+                         "Roll back or hot-fix the failing path; read the top failure signature and the error log of "
+                         "its code path, and reconcile Cal.com bookings without a local appointment (RB040).")
+    return with_absent(result, absent, REQUIRES["booking_success"], hides_findings=False)
 
 
 def reach_rates(db=None, since=None, until=None, *, bands: dict | None = None) -> CheckResult:
@@ -72,6 +82,7 @@ def reach_rates(db=None, since=None, until=None, *, bands: dict | None = None) -
     bands = bands or REACH_BANDS
     start, end = parse_instant(since, name="since"), instant_or_now(until, "until")
     engine = loaders.engine_for(db)
+    requirements.check(engine, *REQUIRES["reach_rates"])
     sessions = loaders.calls(engine, start=start, end=end, as_of=end)
     traces = loaders.function_traces(engine, start=start, end=end + pd.Timedelta(hours=1))
     traces = traces[traces["call_id"].isin(sessions["call_id"])]
@@ -82,7 +93,7 @@ def reach_rates(db=None, since=None, until=None, *, bands: dict | None = None) -
         reached = int(traces.loc[family == fam, "call_id"].nunique())
         rate = reached / n if n else 0.0
         if n == 0:
-            status, why = Status.WARN, "not enough data (0 sessions)"
+            status, why = Status.WARN, f"{NOT_ENOUGH_DATA} (0 sessions)"
         elif rate >= ok_at:
             status, why = Status.PASS, f">= {ok_at:.0%}"
         elif rate >= warn_at:
@@ -105,6 +116,7 @@ def booking_before_after(db=None, since=None, until=None, *, baseline: str = "7d
     start, end = parse_instant(since, name="since"), instant_or_now(until, "until")
     before_start = start - parse_duration(baseline, name="baseline")
     engine = loaders.engine_for(db)
+    requirements.check(engine, *REQUIRES["booking_before_after"])
     sides = {}
     for label, (lo, hi) in {"before": (before_start, start), "after": (start, end)}.items():
         attempts = outcomes.booking_attempts(engine, start=lo, end=hi)

@@ -6,10 +6,13 @@ a runbook needs one import. What all of them promise:
 
 Each computes its status from data and returns a CheckResult. Bands come from incidents.md §E
 (``rules.bookings`` for booking success and reach) and are module constants so a sign-off can
-quote them. Every check shows its denominator and window; a sample below ``min_attempts`` is
-WARN ("not enough data"), never PASS. Tables and columns are required through the loaders, so a
-missing one raises ``SchemaError`` and :func:`rca_toolkit.runbooks.framework.run_check` makes it
-ERROR. Checks that do not apply (no Redis, no log file, no code tree) raise ``NotApplicable``.
+quote them. Every check shows its denominator and window; a sample below ``min_attempts``, and any
+"0 of 0", is WARN ("not enough data", ``check_helpers.not_enough_data``), never PASS. Each topic module
+declares the tables and columns its checks read (``REQUIRES``) and checks them first
+(:mod:`rca_toolkit.sources.requirements`), so a missing one raises ``SchemaError`` naming the table, the
+column and the check, and :func:`rca_toolkit.runbooks.framework.run_check` makes it ERROR; an absent
+optional column is written on the result (WARN when it could hide a finding). Checks that do not
+apply (no Redis, no log file, no code tree) raise ``NotApplicable``.
 Times are ISO-8601 strings with a zone (or Timestamps); ``as_of`` defaults to now, so a
 historical run judges freshness relative to its own ``as_of``.
 """

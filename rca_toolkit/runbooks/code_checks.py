@@ -13,7 +13,12 @@ from rca_toolkit.errors import NotFound
 from rca_toolkit.sources import loaders
 from rca_toolkit.sources.db import introspect
 from rca_toolkit.analyses.code import drift, migrations
+from rca_toolkit.runbooks.check_helpers import not_enough_data
 from rca_toolkit.runbooks.framework import CheckResult, NotApplicable, Status
+
+# What the database checks read (rca_toolkit.sources.requirements; loaders.migrations checks it first); the
+# drift checks compare the code with whatever tables the live schema has, so they declare none
+REQUIRES = {"check_pending": loaders.REQUIRES["migrations"], "check_names": loaders.REQUIRES["migrations"]}
 
 
 # --------------------------------------------------------------------------- RB001: one summary check
@@ -31,6 +36,9 @@ def phantom_columns(db=None, code_path: str = "") -> CheckResult:
                 "phantom_columns": cols.to_dict("records"), "missing_tables": len(report.missing_tables)}
     if report.raises_at_runtime:
         status = Status.FAIL
+    elif not report.writes_checked:  # 0 phantom columns of 0 writes: nothing was verified
+        return not_enough_data("no phantom columns", f"no column write found under {root}: nothing was verified", evidence,
+                               "Point code_path at the Laravel project root (app/ with the models and services).")
     else:
         status = Status.WARN if len(cols) else Status.PASS
     listed = ", ".join(f"{r.table}.{r.column}" for r in cols.itertuples()) or "none"
@@ -121,6 +129,11 @@ def pending_check(history: migrations.MigrationHistory) -> CheckResult:
                            f"{history.ran} migrations ran; pending and missing files NOT checked (no folder given)",
                            {"ran": history.ran}, "Pass the application's database/migrations folder.")
     pending, missing = history.pending, history.ran_file_missing
+    if not history.ran and not pending:  # an empty table and an empty folder: 0 of 0
+        return not_enough_data("No pending migrations, no ran migration without its file",
+                               "the migrations table is empty and the folder holds no migration file",
+                               {"pending": [], "ran_file_missing": [], "ran": 0},
+                               "Check --db and the migrations folder; nothing was compared.")
     status = Status.FAIL if pending else Status.WARN if missing else Status.PASS
     return CheckResult("No pending migrations, no ran migration without its file", status,
                        f"{len(pending)} pending, {len(missing)} ran but their file is missing "
@@ -133,6 +146,10 @@ def pending_check(history: migrations.MigrationHistory) -> CheckResult:
 def names_check(history: migrations.MigrationHistory) -> CheckResult:
     """Migration names are well formed, unique, in id order and not dated in the future (WARN)."""
     counts = history.counts()
+    if not history.ran:
+        return not_enough_data("Migration names are clean (format, future dates, duplicates, order)",
+                               "the migrations table is empty: no name was checked", {"ran": 0},
+                               "Check --db: the migrations table of the application's database has a row per migration.")
     bad = counts["malformed"] + counts["future_dated"] + counts["duplicates"] + counts["out_of_order"]
     return CheckResult(
         "Migration names are clean (format, future dates, duplicates, order)", Status.WARN if bad else Status.PASS,

@@ -8,14 +8,34 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rca_toolkit.errors import SchemaError
 from rca_toolkit.rules.timeutil import parse_duration, parse_instant
-from rca_toolkit.sources import loaders
-from rca_toolkit.runbooks.check_helpers import instant_or_now, worst_status
+from rca_toolkit.sources import loaders, requirements
+from rca_toolkit.sources.requirements import Requirement
+from rca_toolkit.runbooks.check_helpers import NOT_ENOUGH_DATA, instant_or_now, not_enough_data, with_absent, worst_status
 from rca_toolkit.runbooks.framework import CheckResult, Status
 
 ORPHAN_WARN, ORPHAN_CRITICAL = 0, 3  # §E failed appointments per window: > 0 warn, > 3 critical
 BOOKED_OUTCOMES = ("appointment_booked", "appointment_scheduled", "booked")
+
+# What each check reads (rca_toolkit.sources.requirements), checked before its first statement: a column the
+# comparison rests on is required (read as empty it would make every row agree, or every row an orphan)
+_ORPHANS = "RB040's orphan check (webhook event_id = appointments.calcom_v2_booking_id, the Cal.com uid)"
+_OUTCOMES = "RB040's outcome-vs-appointment check (calls.appointment_made and session_outcome against the appointments)"
+OUTCOME_READS = (
+    Requirement("calls", ["retell_call_id", "id", "appointment_made", "appointment_id", "session_outcome"], _OUTCOMES,
+                optional=["deleted_at"], if_absent="soft-deleted call rows are compared too"),
+    Requirement("appointments", ["id", "created_at", "call_id", "metadata"], _OUTCOMES,
+                optional=["deleted_at"], if_absent="soft-deleted appointments count as existing"),
+)
+REQUIRES = {
+    "booking_orphans": (
+        Requirement("webhook_events", ["id", "event_type", "event_id", "created_at"], _ORPHANS, one_of=["provider", "source"]),
+        Requirement("appointments", ["id", "created_at", "calcom_v2_booking_id"], _ORPHANS),
+        loaders.REQUIRES["webhook_events"], loaders.REQUIRES["appointments"],
+    ),
+    "duplicate_booking_ids": loaders.REQUIRES["booking_id_duplicates"],
+    "outcome_disagreements": (OUTCOME_READS, loaders.REQUIRES["calls"], loaders.REQUIRES["appointments"]),
+}
 
 
 def _count_band(k: int, warn_above: int = ORPHAN_WARN, fail_above: int = ORPHAN_CRITICAL) -> Status:
@@ -26,6 +46,7 @@ def booking_orphans(db=None, since=None, until=None, *, pad: str = "1d") -> Chec
     """Cal.com bookings without a local appointment and local appointments without a Cal.com booking."""
     start, end = parse_instant(since, name="since"), instant_or_now(until, "until")
     engine = loaders.engine_for(db)
+    requirements.check(engine, *REQUIRES["booking_orphans"])
     padding = parse_duration(pad, name="pad")
     hooks = loaders.webhook_events(engine, start=start - padding, end=end + padding, provider="calcom")
     created = hooks[hooks["event_type_norm"].eq("BOOKING_CREATED").fillna(False).astype(bool)]
@@ -37,11 +58,16 @@ def booking_orphans(db=None, since=None, until=None, *, pad: str = "1d") -> Chec
     local_in_window = appts[(appts["created_at"] >= start) & (appts["created_at"] < end)]
     linked = local_in_window.dropna(subset=["calcom_v2_booking_id"])
     local_only = sorted(set(linked["calcom_v2_booking_id"].astype(str)) - set(created["event_id"].dropna().astype(str)))
-    status = worst_status([_count_band(len(calcom_only)), _count_band(len(local_only))])
+    # a direction with nothing to compare ("0 of 0") has no verdict: WARN, never PASS
+    status = worst_status([_count_band(len(calcom_only)) if remote_uids else Status.WARN,
+                           _count_band(len(local_only)) if len(linked) else Status.WARN])
+    unjudged = [what for what, n in (("no Cal.com booking in the window", len(remote_uids)),
+                                     ("no local appointment with a Cal.com id in the window", len(linked))) if not n]
     return CheckResult(
         "orphans between Cal.com and appointments", status,
         f"{len(calcom_only)} of {len(remote_uids)} Cal.com bookings have no local appointment; "
-        f"{len(local_only)} of {len(linked)} local appointments with a Cal.com id have no Cal.com booking",
+        f"{len(local_only)} of {len(linked)} local appointments with a Cal.com id have no Cal.com booking"
+        + (f" ({NOT_ENOUGH_DATA}: {'; '.join(unjudged)})" if unjudged else ""),
         {"window": [start.isoformat(), end.isoformat()], "calcom_bookings": len(remote_uids), "calcom_without_local": len(calcom_only),
          "local_with_calcom_id": len(linked), "local_without_calcom": len(local_only),
          "local_without_calcom_id": int(local_in_window["calcom_v2_booking_id"].isna().sum()),
@@ -54,25 +80,33 @@ def booking_orphans(db=None, since=None, until=None, *, pad: str = "1d") -> Chec
 
 def duplicate_booking_ids(db=None) -> CheckResult:
     """``appointments.calcom_v2_booking_id`` must be unique among live rows: any duplicate is FAIL."""
-    dups, total = loaders.booking_id_duplicates(db)
+    engine = loaders.engine_for(db)
+    absent = requirements.check(engine, *REQUIRES["duplicate_booking_ids"])
+    dups, total = loaders.booking_id_duplicates(engine)
     extra = int((dups["rows"] - 1).sum())
-    return CheckResult("duplicate Cal.com booking ids", Status.FAIL if len(dups) else Status.PASS,
+    if not total:
+        return not_enough_data("duplicate Cal.com booking ids", "no live appointment carries a Cal.com booking id",
+                               {"appointments_with_booking_id": 0, "threshold": "any duplicate -> FAIL"})
+    result = CheckResult("duplicate Cal.com booking ids", Status.FAIL if len(dups) else Status.PASS,
                        f"{len(dups)} booking ids used by more than one appointment ({extra} extra rows) among {total}",
                        {"appointments_with_booking_id": total, "duplicated_ids": len(dups), "extra_rows": extra,
                         "examples": [{"calcom_v2_booking_id": r.uid, "rows": int(r.rows)} for r in dups.head(5).itertuples()],
                         "threshold": "any duplicate -> FAIL"},
                        "Merge the duplicate rows (keep the one linked to the call) and restore the unique index.")
+    return with_absent(result, absent, REQUIRES["duplicate_booking_ids"], hides_findings=False)
 
 
 def outcome_disagreements(db=None, since=None, until=None) -> CheckResult:
     """``calls.appointment_made``/``session_outcome`` must agree with the appointments that exist."""
     start, end = parse_instant(since, name="since"), instant_or_now(until, "until")
     engine = loaders.engine_for(db)
+    requirements.check(engine, *REQUIRES["outcome_disagreements"])
+    absent = requirements.check(engine, *OUTCOME_READS)  # what this check itself could not read
     sessions = loaders.calls(engine, start=start, end=end, as_of=end)
-    missing = sessions.attrs.get("missing_columns", {}).get("calls", [])
-    if {"appointment_made", "appointment_id"} & set(missing):
-        raise SchemaError(f"table 'calls' lacks {', '.join(sorted({'appointment_made', 'appointment_id'} & set(missing)))}",
-                          hint="the outcome columns are needed to compare with appointments")
+    if sessions.empty:
+        return not_enough_data("outcome vs appointment agreement", f"no calls between {start.isoformat()} and {end.isoformat()}",
+                               {"window": [start.isoformat(), end.isoformat()], "calls": 0,
+                                "excluded_test_ids": int(sessions.attrs.get("excluded_test_ids", 0))})
     appts = loaders.appointments(engine, start=start - pd.Timedelta(days=1), end=end + pd.Timedelta(days=1))
     by_local = set(appts["call_id"].dropna().astype(int)) if "call_id" in appts else set()
     by_retell = set(appts["retell_call_id"].dropna().astype(str))
@@ -87,7 +121,7 @@ def outcome_disagreements(db=None, since=None, until=None) -> CheckResult:
              "session_outcome booked but appointment_made false": booked & ~made}
     counts = {k: int(v.sum()) for k, v in kinds.items()}
     total = sum(counts.values())
-    return CheckResult("outcome vs appointment agreement", Status.FAIL if total else Status.PASS,
+    result = CheckResult("outcome vs appointment agreement", Status.FAIL if total else Status.PASS,
                        f"{total} disagreements among {len(sessions)} calls"
                        + (": " + "; ".join(f"{k} {v}" for k, v in counts.items() if v) if total else ""),
                        {"window": [start.isoformat(), end.isoformat()], "calls": len(sessions), **counts,
@@ -96,3 +130,4 @@ def outcome_disagreements(db=None, since=None, until=None) -> CheckResult:
                         "excluded_test_ids": int(sessions.attrs.get("excluded_test_ids", 0))},
                        "Correct the call rows or create the appointments; a flag set before the insert succeeds "
                        "(D3) reports bookings that do not exist.")
+    return with_absent(result, absent, OUTCOME_READS, hides_findings=False)

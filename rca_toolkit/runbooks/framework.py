@@ -1,7 +1,8 @@
 """Runbook framework: checks whose status is computed from data, a verdict, a sign-off.
 
 * :class:`Status` is ordered ``PASS < WARN < FAIL < ERROR``; the runbook verdict is the worst
-  status of its checks (no check at all is ERROR, never PASS).
+  status of its checks (no check at all is ERROR, never PASS). WARN is also "no verdict": a check
+  with nothing to judge ("0 of 0") says "not enough data" (``check_helpers.not_enough_data``).
 * A check is a function returning a :class:`CheckResult` (name, status, summary, evidence with
   the numbers, window, threshold and denominator, and a remedy). It raises
   :class:`NotApplicable` when it does not apply (e.g. no Redis configured): shown as skipped,
@@ -11,9 +12,11 @@
   ``RcaError`` or database error, and unexpected bugs (type, message and the last traceback
   lines in the evidence). Nothing is swallowed and nothing becomes PASS by accident.
 * :class:`Runbook` collects results and renders the sign-off (checklist with evidence, metrics
-  before/after, what to do on failure) to Markdown, HTML and JSON. In a papermill run,
-  :meth:`Runbook.record` stores the verdict in ``metrics.json`` (``rca runbook`` reads it) and
-  writes ``signoff.md`` / ``signoff.json``.
+  before/after, what to do on failure) to Markdown, HTML and JSON; the HTML, shown at the end of the
+  notebook below every check's own output, leaves the checklist out (it appears once). In a papermill
+  run, :meth:`Runbook.record` stores the verdict, its one-line reasons (``verdict_line``, ``reasons``:
+  the report's verdict block and the index) in ``metrics.json`` (``rca runbook`` reads it) and writes
+  ``signoff.md`` / ``signoff.json``.
 
 Outcome of a runbook (``rca runbook`` exits with it, README "Exit codes"): PASS/WARN nothing to
 act on, FAIL found something, ERROR bad input (a missing table or column, an unreachable database,
@@ -205,10 +208,12 @@ class Runbook:
         self.metrics.extend(rows)
 
     def metrics_frame(self):
-        """The before/after rows as a DataFrame (for display in a notebook)."""
+        """The before/after rows as a table for display in a notebook (no row numbers, one mark for no value)."""
         import pandas as pd
 
-        return pd.DataFrame(self.metrics, columns=["metric", "before", "after", "unit", "note"])
+        from rca_toolkit.analyses import tables
+
+        return tables.show(pd.DataFrame(self.metrics, columns=["metric", "before", "after", "unit", "note"]))
 
     @property
     def verdict(self) -> Status:
@@ -271,13 +276,15 @@ class Runbook:
         meta = [f"Phase: {self.phase}"] if self.phase else []
         meta.append(f"Database: {self.database or 'not recorded'}" + (" (SYNTHETIC demo data)" if self.synthetic else ""))
         meta.append(f"Generated: {self.created_at}")
+        counts = ", ".join(f"{v} {k}" for k, v in self.counts().items() if v)
+        # the checklist with its evidence is each check's own output above: shown once, not repeated here
         parts = [f"<h2>{html.escape(self.id)} {html.escape(self.title)}: sign-off</h2>",
                  f"<p><strong>Verdict: <span class=\"rca-status-{self.verdict.name}\">{self.verdict.name}</span></strong>"
-                 f" (worst of {len(self.results)} checks)</p>",
-                 "<p>" + "<br>".join(html.escape(m) for m in meta) + "</p>", "<h3>Checklist</h3><ul>"]
-        parts += [r.to_html() for r in self.results]
-        parts += [f"<li>SKIPPED <strong>{html.escape(s.name)}</strong>: {html.escape(s.reason)}</li>" for s in self.skipped]
-        parts.append("</ul>")
+                 f" (worst of {len(self.results)} checks: {html.escape(counts or 'none ran')}; each check's evidence "
+                 "is shown with the check above)</p>",
+                 "<p>" + "<br>".join(html.escape(m) for m in meta) + "</p>"]
+        if not self.results:
+            parts.append("<p>No check ran: the verdict is ERROR.</p>")
         if self.metrics:
             parts += ["<h3>Metrics before / after</h3>", _html_table(self.metrics)]
         failing = self._failing()
@@ -296,8 +303,15 @@ class Runbook:
         """Store verdict and checks in the run's metrics.json and write signoff.md/.json."""
         from rca_toolkit.runs import kernel
 
+        failing = self._failing()
+        line = "; ".join(("" if r.status == self.verdict else f"{r.status.name} ") + f"{r.name}: {r.summary}"
+                         for r in failing) if failing else (
+            f"all {len(self.results)} checks passed" if self.results else "no check ran")
         kernel.record_metrics({"runbook": self.id, "verdict": self.verdict.name, "outcome": self.outcome.value,
-                               "counts": self.counts(), "checks": {r.name: r.status.name for r in self.results}})
+                               "counts": self.counts(), "checks": {r.name: r.status.name for r in self.results},
+                               "verdict_line": f"{self.verdict.name}: {line}",  # the report's verdict block and the index
+                               "reasons": [{"status": r.status.name, "name": r.name, "summary": r.summary} for r in failing],
+                               "synthetic": self.synthetic})
         kernel.save_text("signoff.md", self.to_markdown())
         kernel.save_text("signoff.json", self.to_json() + "\n")
 

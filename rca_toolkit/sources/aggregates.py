@@ -26,15 +26,32 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.sources import loaders
+from rca_toolkit.sources import loaders, requirements
 from rca_toolkit.rules import call_ids, functions, sessions
-from rca_toolkit.sources.db import require_columns
+from rca_toolkit.sources.requirements import Requirement
 from rca_toolkit.rules.timeutil import localize_naive
 
 log = logging.getLogger(__name__)
 EDGE = pd.Timedelta(hours=2)  # wider than any DST shift: rows farther from a bound compare right in wall time
 SIDES = ("before", "after")
 DURATION_SOURCES = {"call_duration_session": ("s", "duration_ms"), "call_duration_retell": ("c", "duration_ms")}
+
+# What the histograms read (rca_toolkit.sources.requirements); an absent calls column is a note on the plan
+_CALLS_WHY = "the duration histograms (Retell durations and the stuck rule, joined from calls)"
+REQUIRES = {"plan": (
+    Requirement("retell_call_sessions", ["id", "call_id", "company_id", "started_at", "ended_at", "call_status",
+                                         "disconnection_reason", "duration_ms"],
+                "the duration histograms (sessions of the windows, stuck and cleanup-closed ones left out)"),
+    Requirement("retell_function_traces", ["call_session_id", "function_name", "started_at", "duration_ms"],
+                "the function-latency histograms"),
+    Requirement("calls", (), _CALLS_WHY, optional=["retell_call_id"],
+                if_absent="calls not joined: Retell durations not compared, and sessions in_progress while the call "
+                          "row says completed (P5) not left out as stuck"),
+    Requirement("calls", (), _CALLS_WHY, optional=["duration_ms"], if_absent="call_duration_retell not compared"),
+    Requirement("calls", (), _CALLS_WHY, optional=["status"],
+                if_absent="sessions in_progress while the call row says completed (P5) not left out as stuck"),
+    Requirement("calls", (), _CALLS_WHY, optional=["deleted_at"], if_absent="soft-deleted call rows are joined too"),
+)}
 
 
 @dataclass
@@ -111,9 +128,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
     """
     engine = loaders.engine_for(db)
     schema = loaders.schema_of(engine)
-    require_columns(schema, "retell_call_sessions", ["id", "call_id", "company_id", "started_at", "ended_at",
-                                                           "call_status", "disconnection_reason", "duration_ms"])
-    require_columns(schema, "retell_function_traces", ["call_session_id", "function_name", "started_at", "duration_ms"])
+    absent = requirements.check(schema, *REQUIRES["plan"])
     zone = loaders.storage_zone(engine)
     if zone == "UTC":
         log.info("histograms: computed by the database, window bounds compared exactly (the database stores UTC)")
@@ -123,12 +138,11 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
     stuck_before = sessions.stuck_before(pd.Timestamp(as_of).tz_convert("UTC"))
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     joined = "retell_call_id" in calls_cols
-    notes, statements = [], []
+    notes, statements = requirements.absent_notes(absent, *REQUIRES["plan"]), []
 
     for metric, (alias, column) in DURATION_SOURCES.items():
         if alias == "c" and not (joined and column in calls_cols):
-            notes.append(f"{metric}: column calls.{column} absent, not compared")
-            continue
+            continue  # the note above says so
         params: dict = {}
         where, side, edge = _window_sql("s.started_at", windows, engine, zone, params, extra_edges=[stuck_before])
         params["stuck_before"] = loaders.wall_bound(stuck_before, engine, pd.Timedelta(0))

@@ -2,9 +2,11 @@
 
 Every function takes ``db`` (a SQLAlchemy URL string, a profile name, an Engine, or None for
 the configured default) and returns a frame whose timestamps are tz-aware UTC. Filters are
-pushed into SQL with bound parameters. Columns outside ``retell_*`` are optional: queries are
-built from the columns the live schema has, and what was missing is listed in
-``frame.attrs["missing_columns"]``. Other attrs: ``source`` (redacted URL), ``synthetic``
+pushed into SQL with bound parameters. Each loader's reads are declared in ``REQUIRES`` and checked
+before its first statement (:mod:`rca_toolkit.sources.requirements`). Columns outside ``retell_*`` are
+optional here: queries are built from the columns the live schema has, and what was missing is listed
+in ``frame.attrs["missing_columns"]``; an analysis whose result depends on one declares it required.
+Other attrs: ``source`` (redacted URL), ``synthetic``
 (demo world), ``storage_zone``, ``window``, and loader-specific counts.
 
 Time zones (P1): SQLite and ``db_time_zone=SYSTEM`` servers return naive Europe/Berlin wall
@@ -26,14 +28,15 @@ import sqlalchemy as sa
 
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.config import Settings, load_settings
-from rca_toolkit.sources.db import TableInfo, database_error, introspect, make_engine, redact_url, require_columns
-from rca_toolkit.errors import ConfigError, NotFound, SchemaError
+from rca_toolkit.sources import requirements
+from rca_toolkit.sources.db import TableInfo, database_error, make_engine, redact_url
+from rca_toolkit.sources.requirements import Requirement
+from rca_toolkit.errors import ConfigError, NotFound
 from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.timeutil import localize_naive, parse_instant
 
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
-_SCHEMAS: "weakref.WeakKeyDictionary[sa.Engine, dict[str, TableInfo]]" = weakref.WeakKeyDictionary()
 _SETTINGS: "weakref.WeakKeyDictionary[sa.Engine, Settings]" = weakref.WeakKeyDictionary()
 
 SESSION_COLUMNS = [
@@ -49,6 +52,70 @@ CALL_COLUMNS = {  # calls column -> frame column (all optional, P8)
     "end_to_end_latency": "end_to_end_latency_ms", "cost_cents": "cost_cents", "from_number": "from_number",
 }
 
+TRACE_COLUMNS = ["id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
+                 "duration_ms", "status", "input_params", "output_result", "error_details"]
+ERROR_COLUMNS = ["id", "error_code", "error_type", "severity", "occurred_at", "call_offset_ms", "error_message",
+                 "error_context", "booking_failed", "call_terminated", "affected_function", "function_trace_id"]
+APPOINTMENT_COLUMNS = ["id", "company_id", "customer_id", "call_id", "service_id", "starts_at", "ends_at", "status",
+                       "source", "calcom_v2_booking_id", "metadata", "calcom_sync_status", "sync_origin",
+                       "requires_manual_review", "idempotency_key", "created_at", "updated_at", "deleted_at"]
+WEBHOOK_COLUMNS = ["id", "event_type", "event_id", "status", "payload", "error_message", "received_at", "processed_at",
+                   "created_at", "retry_count", "company_id"]
+LOG_COLUMNS = ["source", "line_no", "ts_utc", "ts_raw", "ts_placeholder", "ts_ambiguous", "env", "level", "message",
+               "exception_class", "sqlstate", "errno", "unknown_column", "truncated"]
+
+# What each loader reads (rca_toolkit.sources.requirements): checked before its first statement. Columns
+# outside retell_* are optional here; an analysis that needs one declares it required itself.
+SESSIONS_READ = Requirement("retell_call_sessions", SESSION_COLUMNS, "the session read (loaders.calls)")
+CALLS_JOINED = Requirement("calls", (), "the call rows joined to each session (loaders.calls)",
+                           optional=["retell_call_id", "deleted_at", *CALL_COLUMNS],
+                           if_absent="read as empty for every call (attrs['missing_columns'])")
+SESSION_JOIN = Requirement("retell_call_sessions", ["id", "call_id", "company_id"],
+                           "joining rows to their session's call id and company")
+TRACES_READ = Requirement("retell_function_traces", TRACE_COLUMNS, "the function-trace read (loaders.function_traces)")
+ERRORS_READ = Requirement("retell_error_log", ["call_session_id", *ERROR_COLUMNS], "the error-log read (loaders.errors)")
+APPOINTMENTS_READ = Requirement("appointments", ["id", "created_at"], "the appointment read (loaders.appointments)",
+                                optional=[c for c in APPOINTMENT_COLUMNS if c not in ("id", "created_at")],
+                                if_absent="read as empty for every appointment")
+BOOKING_IDS_READ = Requirement("appointments", ["id", "calcom_v2_booking_id"],
+                               "the duplicate Cal.com booking-id count (loaders.booking_id_duplicates)",
+                               optional=["deleted_at"], if_absent="no appointment counts as soft-deleted")
+WEBHOOKS_READ = Requirement("webhook_events", ["id", "event_type", "status", "created_at"],
+                            "the webhook read (loaders.webhook_events)", one_of=["provider", "source"],
+                            optional=[c for c in WEBHOOK_COLUMNS if c not in ("id", "event_type", "status", "created_at")],
+                            if_absent="read as empty for every webhook")
+CALL_TRACE = (
+    Requirement("retell_call_sessions", ["id", "call_id", "started_at"], "one call's trace (the session is its clock)",
+                optional=["ended_at", "duration_ms", "call_status", "disconnection_reason", "agent_version"],
+                if_absent="unknown for this call"),
+    Requirement("retell_call_events", ["id", "call_session_id", "occurred_at", "event_type", "function_name"],
+                "one call's trace (its events in order)",
+                optional=["call_offset_ms", "to_node", "response_time_ms", "function_status"],
+                if_absent="events without it are left out"),
+    Requirement("retell_function_traces", ["id", "call_session_id", "started_at", "function_name", "status"],
+                "one call's trace (its tool calls on the session clock)",
+                optional=["completed_at", "duration_ms", "input_params", "output_result", "error_details"],
+                if_absent="tool timings and errors without it"),
+    Requirement("retell_transcript_segments", ["id", "call_session_id", "occurred_at", "segment_sequence", "role", "text"],
+                "one call's trace (its transcript in order)", optional=["call_offset_ms", "duration_ms"],
+                if_absent="segments placed by occurred_at, as instants"),
+    Requirement("retell_error_log", ["id", "call_session_id", "occurred_at", "error_code", "error_message"],
+                "one call's trace (its error-log rows)", optional=["call_offset_ms"], if_absent="errors placed by occurred_at"),
+    Requirement("calls", (), "one call's Retell object (calls.raw)", optional=["retell_call_id", "raw"],
+                if_absent="the Retell call object is not read"),
+)
+REQUIRES = {
+    "calls": (SESSIONS_READ, CALLS_JOINED),
+    "call_trace": CALL_TRACE,
+    "function_traces": (TRACES_READ, SESSION_JOIN),
+    "errors": (ERRORS_READ, SESSION_JOIN),
+    "appointments": (APPOINTMENTS_READ,),
+    "booking_id_duplicates": (BOOKING_IDS_READ,),
+    "webhook_events": (WEBHOOKS_READ,),
+    "migrations": (Requirement("migrations", ["id", "migration", "batch"], "the migration history (loaders.migrations)"),),
+    "laravel_log": (Requirement("laravel_log", LOG_COLUMNS, "the imported Laravel log (loaders.laravel_log)"),),
+}
+
 
 # --------------------------------------------------------------------------- plumbing
 def engine_for(db=None, settings: Settings | None = None) -> sa.Engine:
@@ -62,16 +129,15 @@ def engine_for(db=None, settings: Settings | None = None) -> sa.Engine:
 
 
 def schema_of(engine: sa.Engine) -> dict[str, TableInfo]:
-    """Introspected schema, cached per engine (one catalogue read per engine)."""
-    if engine not in _SCHEMAS:
-        _SCHEMAS[engine] = introspect(engine)
-    return _SCHEMAS[engine]
+    """Introspected schema, cached per engine (one catalogue read per engine, shared with
+    :func:`rca_toolkit.sources.requirements.check`)."""
+    return requirements.schema_of(engine)
 
 
 def pin_schema(engine: sa.Engine, schema: dict[str, TableInfo]) -> None:
     """Make the loaders see ``schema`` for ``engine`` instead of introspecting it (a caller that
     already read the catalogue, or a test that shows what a schema without an index does)."""
-    _SCHEMAS[engine] = schema
+    requirements.pin_schema(engine, schema)
 
 
 def _settings(engine: sa.Engine) -> Settings:
@@ -246,7 +312,7 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     """
     engine = engine_for(db)
     schema = schema_of(engine)
-    require_columns(schema, "retell_call_sessions", SESSION_COLUMNS)
+    requirements.check(schema, *REQUIRES["calls"])
     params: dict = {}
     where, start_ts, end_ts = window_clause("s.started_at", start, end, engine, params)
     where += company_clause("s.company_id", company_id, params)
@@ -332,13 +398,14 @@ def call_trace(db=None, call_id: str = "") -> CallTrace:
     """Session, events, function traces, transcript segments, errors and ``calls.raw`` of a call."""
     engine = engine_for(db)
     schema = schema_of(engine)
-    for table in ("retell_call_sessions", "retell_call_events", "retell_function_traces",
-                  "retell_transcript_segments", "retell_error_log"):
-        if table not in schema:
-            raise SchemaError(f"table {table!r} is missing", hint="point --db at the production schema or a demo database")
+    absent = requirements.check(schema, *REQUIRES["call_trace"])
     zone = storage_zone(engine)
     with engine.connect() as conn:  # six statements on one connection: no pool ping/rollback between them
-        return _call_trace(engine, conn, schema, zone, call_id)
+        trace = _call_trace(engine, conn, schema, zone, call_id)
+    trace.missing += [f"{table}.{column} (column absent)" for table, columns in absent.items() for column in columns
+                      if f"{table}.{column} (column absent)" not in trace.missing]
+    trace.attrs["missing_columns"] = absent
+    return trace
 
 
 def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str, call_id: str) -> CallTrace:
@@ -431,9 +498,8 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     """
     engine = engine_for(db)
     schema = schema_of(engine)
-    cols = ["id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
-            "duration_ms", "status", "input_params", "output_result", "error_details"]
-    require_columns(schema, "retell_function_traces", cols)
+    requirements.check(schema, *REQUIRES["function_traces"])
+    cols = list(TRACE_COLUMNS)
     if not blobs:
         cols = [c for c in cols if c not in BLOB_COLUMNS]
     params: dict = {}
@@ -462,9 +528,8 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
     """``retell_error_log`` rows with numeric severity (P12) and the calling ``frame``."""
     engine = engine_for(db)
     schema = schema_of(engine)
-    cols = ["id", "error_code", "error_type", "severity", "occurred_at", "call_offset_ms", "error_message",
-            "error_context", "booking_failed", "call_terminated", "affected_function", "function_trace_id"]
-    require_columns(schema, "retell_error_log", cols)
+    requirements.check(schema, *REQUIRES["errors"])
+    cols = ERROR_COLUMNS
     params: dict = {}
     select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in cols)
     frame, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
@@ -484,16 +549,11 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
 
 
 # --------------------------------------------------------------------------- other tables
-APPOINTMENT_COLUMNS = ["id", "company_id", "customer_id", "call_id", "service_id", "starts_at", "ends_at", "status",
-                       "source", "calcom_v2_booking_id", "metadata", "calcom_sync_status", "sync_origin",
-                       "requires_manual_review", "idempotency_key", "created_at", "updated_at", "deleted_at"]
-
-
 def appointments(db=None, *, start=None, end=None, company_id=None, include_deleted: bool = False) -> pd.DataFrame:
     """Appointments created in a window; ``retell_call_id`` decoded from ``metadata`` (P15)."""
     engine = engine_for(db)
     schema = schema_of(engine)
-    require_columns(schema, "appointments", ["id", "created_at"])
+    requirements.check(schema, *REQUIRES["appointments"])
     have, missing = present_columns(schema, "appointments", APPOINTMENT_COLUMNS)
     params: dict = {}
     where, start_ts, end_ts = window_clause("created_at", start, end, engine, params)
@@ -530,7 +590,7 @@ def booking_id_duplicates(db=None) -> tuple[pd.DataFrame, int]:
     """
     engine = engine_for(db)
     schema = schema_of(engine)
-    require_columns(schema, "appointments", ["id", "calcom_v2_booking_id"])
+    requirements.check(schema, *REQUIRES["booking_id_duplicates"])
     live = " AND deleted_at IS NULL" if "deleted_at" in schema["appointments"].columns else ""
     dup_sql = ("SELECT calcom_v2_booking_id AS uid, COUNT(*) AS n FROM appointments WHERE calcom_v2_booking_id IS NOT NULL"
                f"{live} GROUP BY calcom_v2_booking_id HAVING COUNT(*) > 1 ORDER BY n DESC")
@@ -548,14 +608,10 @@ def webhook_events(db=None, *, start=None, end=None, provider: str | None = None
     """Webhook rows (legacy ``provider`` or fresh-install ``source`` shape), event types normalised (P19)."""
     engine = engine_for(db)
     schema = schema_of(engine)
-    require_columns(schema, "webhook_events", ["id", "event_type", "status", "created_at"])
+    requirements.check(schema, *REQUIRES["webhook_events"])
     cols = schema["webhook_events"].columns
-    provider_col = "provider" if "provider" in cols else "source" if "source" in cols else None
-    if provider_col is None:
-        raise SchemaError("table 'webhook_events' has neither 'provider' nor 'source'", hint="the schema differs from the data contract")
-    wanted = ["id", "event_type", "event_id", "status", "payload", "error_message", "received_at", "processed_at",
-              "created_at", "retry_count", "company_id"]
-    have, missing = present_columns(schema, "webhook_events", wanted)
+    provider_col = "provider" if "provider" in cols else "source"
+    have, missing = present_columns(schema, "webhook_events", WEBHOOK_COLUMNS)
     params: dict = {}
     where, start_ts, end_ts = window_clause("created_at", start, end, engine, params)
     if provider:
@@ -583,15 +639,11 @@ def migrations(db=None) -> pd.DataFrame:
     """The ``migrations`` table (id, migration, batch), for drift checks only (never schema truth)."""
     engine = engine_for(db)
     schema = schema_of(engine)
-    require_columns(schema, "migrations", ["id", "migration", "batch"])
+    requirements.check(schema, *REQUIRES["migrations"])
     frame = query(engine, "SELECT id, migration, batch FROM migrations ORDER BY id", {})
     frame = typed(frame, ints=["id", "batch"], strings=["migration"])
     frame.attrs = base_attrs(engine)
     return frame
-
-
-LOG_COLUMNS = ["source", "line_no", "ts_utc", "ts_raw", "ts_placeholder", "ts_ambiguous", "env", "level", "message",
-               "exception_class", "sqlstate", "errno", "unknown_column", "truncated"]
 
 
 def laravel_log(db=None, *, start=None, end=None, levels=None) -> pd.DataFrame:
@@ -603,7 +655,7 @@ def laravel_log(db=None, *, start=None, end=None, levels=None) -> pd.DataFrame:
     """
     engine = engine_for(db)
     schema = schema_of(engine)
-    require_columns(schema, "laravel_log", LOG_COLUMNS)
+    requirements.check(schema, *REQUIRES["laravel_log"])
     params: dict = {}
     where = []
     start_ts, end_ts = _instant(start, "start"), _instant(end, "end")

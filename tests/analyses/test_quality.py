@@ -67,7 +67,7 @@ def test_json_specifics(shared_data):
     assert "call_de1656496a133e2cbcd886664988 ~ call_de1656496a133e2cbcd88664988" in text
     assert json.loads(report.to_json())["findings"]["stuck"]["count"] == 40
     assert "| stuck in_progress sessions | 40 |" in report.to_markdown()
-    assert "<table>" in report._repr_html_()
+    assert "<table" in report._repr_html_()
 
 
 def test_csv_round_values_are_judged_against_their_precision(shared_data):

@@ -171,7 +171,7 @@ def test_missing_required_column_is_an_error(demo_sqlite, tmp_path):
     path = _copy(demo_sqlite[0], tmp_path)
     with sqlite3.connect(path) as conn:
         conn.execute("ALTER TABLE retell_call_sessions DROP COLUMN disconnection_reason")
-    with pytest.raises(SchemaError, match="lacks columns disconnection_reason"):
+    with pytest.raises(SchemaError, match="'retell_call_sessions' has no column 'disconnection_reason', which the session read"):
         loaders.calls(f"sqlite:///{path}")
 
 

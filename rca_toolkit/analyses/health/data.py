@@ -18,15 +18,30 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.sources import loaders
+from rca_toolkit.sources import aggregates, attempt_inputs, loaders, requirements
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 from rca_toolkit.analyses.compare.stats import Histogram
 from rca_toolkit.analyses.health.periods import period_bounds
-from rca_toolkit.sources.db import require_columns
+from rca_toolkit.sources.requirements import Requirement
 
 SIDES = ("base", "cur")
+# What one report reads (rca_toolkit.sources.requirements), checked before its first statement: the aggregate
+# statements (database path) or the loaders (rows path), and the booking outcomes on both
+STATEMENT_READS = (
+    Requirement("retell_call_sessions", ["id", "call_id", "company_id", "started_at", "ended_at", "call_status",
+                                         "disconnection_reason", "duration_ms"],
+                "the health report (sessions, stuck and cleanup-closed counts, call durations)"),
+    Requirement("retell_function_traces", ["call_session_id", "function_name", "started_at", "duration_ms"],
+                "the health report (function latencies and reach)"),
+    Requirement("retell_error_log", ["call_session_id", "occurred_at", "error_message", "error_code", "severity",
+                                     "booking_failed"], "the health report (error signatures)"),
+    *[r for r in aggregates.REQUIRES["plan"] if r.table == "calls"],
+)
+REQUIRES = {"load_counts": (STATEMENT_READS, attempt_inputs.REQUIRES["load"], loaders.REQUIRES["calls"],
+                            loaders.REQUIRES["function_traces"], loaders.REQUIRES["errors"])}
+REQUIRES["load"] = REQUIRES["load_counts"]
 BOOKING_REACH = "booking (book_appointment or collect_appointment)"
 DURATIONS = (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))
 log = logging.getLogger(__name__)
@@ -135,11 +150,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     """
     engine = loaders.engine_for(db)
     schema = loaders.schema_of(engine)
-    require_columns(schema, "retell_call_sessions", ["id", "call_id", "company_id", "started_at", "ended_at", "call_status",
-                                                     "disconnection_reason", "duration_ms"])
-    require_columns(schema, "retell_function_traces", ["call_session_id", "function_name", "started_at", "duration_ms"])
-    require_columns(schema, "retell_error_log", ["call_session_id", "occurred_at", "error_message", "error_code",
-                                                 "severity", "booking_failed"])
+    requirements.check(schema, *STATEMENT_READS)
     base: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"]),
                   "stuck_before": _utc(sessions.stuck_before(bounds["end"]))}
     if company_id:
@@ -270,10 +281,7 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
               .agg(n=("n", "sum"), first_at=("first_at", "min"), booking_failed=("booking_failed", "sum")).reset_index())
     counts = booking_counts.attempt_counts(engine, start=bounds["baseline_start"], end=bounds["end"], company_id=company_id or None,
                                      bins=day_edges(bounds), first_at=True)
-    missing = {}
-    calls_missing = _calls_missing(engine)
-    if calls_missing:
-        missing["calls"] = calls_missing
+    missing = _merged(requirements.check(engine, *REQUIRES["load_counts"]), {"calls": _calls_missing(engine)})
     return HealthData(sessions, durations, latencies, trace_quality, families, reached, errors, counts,
                       int(rows["excluded_test_ids"]["n"].iloc[0]), int(counts.attrs.get("excluded_test_attempts", 0) or 0),
                       missing, [(n, s, p) for n, s, p in stmts])
@@ -290,8 +298,17 @@ def _stored_names(stmts) -> list[str]:
 
 
 def _calls_missing(engine: sa.Engine) -> list[str]:
-    from rca_toolkit.sources.attempt_inputs import calls_missing as missing
-    return missing(loaders.schema_of(engine))
+    return attempt_inputs.calls_missing(loaders.schema_of(engine))
+
+
+def _merged(*missing: dict) -> dict[str, list[str]]:
+    """Absent columns per table from several sources, each column once (tables without any left out)."""
+    out: dict[str, list[str]] = {}
+    for part in missing:
+        for table, columns in (part or {}).items():
+            out.setdefault(table, [])
+            out[table] += [c for c in columns if c not in out[table]]
+    return {t: c for t, c in out.items() if c}
 
 
 def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", company_id: int | None = 1) -> list[tuple[str, str, dict]]:
@@ -341,10 +358,12 @@ def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", c
     """Read the period and its baseline as rows through the loaders (read-only; traces without JSON)."""
     bounds = period_bounds(period_start, period)
     engine = loaders.engine_for(db)
+    absent = requirements.check(engine, *REQUIRES["load"])
     company = int(company_id) or None
     window = {"start": bounds["baseline_start"], "end": bounds["end"], "company_id": company}
     attempts = outcomes.booking_attempts(engine, **window)
     calls = loaders.calls(engine, **window, as_of=bounds["end"])
+    calls.attrs["missing_columns"] = _merged(absent, calls.attrs.get("missing_columns"))
     traces = loaders.function_traces(engine, **window, blobs=False)
     errors = loaders.errors(engine, **window)
     return HealthInputs(bounds["day"], period, int(company_id), bounds, attempts, calls, traces, errors,
@@ -359,6 +378,7 @@ def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = 
     loaders handle it.
     """
     engine = loaders.engine_for(db)
+    requirements.check(engine, *REQUIRES["load_counts"])  # before the first statement of either path
     zone = loaders.storage_zone(engine)
     if zone != "UTC":
         log.info("health counts: rows loaded and counted in Python (the database hands back wall time, %s)", zone)
