@@ -3,6 +3,7 @@
 Source: the database trace (``--db``, default the configured database) or a Retell call
 object file (``--retell-json``: get-call JSON, ``{event, call}`` webhook or ``calls.raw``).
 Exit codes (README "Exit codes"): 0 on success, 2 on bad input (unknown call id, unreadable file, bad threshold).
+Phone numbers, e-mail addresses and the caller's name are masked unless ``--show-personal-data``.
 """
 
 from __future__ import annotations
@@ -10,19 +11,14 @@ from __future__ import annotations
 import argparse
 
 from rca_toolkit.analyses.calls import timeline
-from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.cli import add_db_option, add_format_option, add_personal_data_option, seconds_in
+from rca_toolkit.config import SECONDS_RANGE
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
+from rca_toolkit.runs import output
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0 seconds")
-    return value
+_positive = seconds_in(*SECONDS_RANGE)  # the range of every seconds setting and *_s parameter
 
 
 def register(sub) -> None:
@@ -38,6 +34,7 @@ def register(sub) -> None:
                         help="silence longer than this is dead air (default: %(default)s)")
     parser.add_argument("--slow-tool", type=_positive, default=2.0, metavar="S",
                         help="tool calls slower than this are findings (default: %(default)s)")
+    add_personal_data_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -46,8 +43,10 @@ def run(args: argparse.Namespace) -> Outcome:
         raise ConfigError("CALL_ID is empty", hint="give a Retell call id such as call_ab45deadd7db66c4956d5243861")
     result = timeline.load_timeline(args.call_id.strip(), source=args.retell_json or "db", db=args.db,
                                     dead_air_s=args.dead_air, slow_tool_s=args.slow_tool)
+    # printed through the one writer: the --db secret out, caller names, numbers and addresses masked
+    policy = output.policy(args.show_personal_data, secrets_of=[args.db], data=[result])
     if args.format == "json":
-        emit(result.to_dict(), "json")
+        output.echo_json(result.to_dict(), policy)
     else:
-        emit(result.to_text(), "text")
+        output.echo(result.to_text(), policy)
     return Outcome.CLEAR

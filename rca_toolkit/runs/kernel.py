@@ -6,8 +6,13 @@ the real value in the environment variable ``RCA_PARAM_<NAME>`` (:func:`env_name
 :func:`open_db` / :func:`param_value` give the real value back.
 
 In a run, ``RCA_RUN_DIR`` points at the run folder being built and :func:`record_metrics`,
-:func:`save_figure` and :func:`save_text` write there; interactively they do nothing and return
-None. This module stays light (no papermill, no nbformat): every kernel imports it.
+:func:`save_figure` and :func:`save_text` write there, through the one writer (``runs/output``:
+credentials redacted, personal data masked unless the run shows it). Metrics and figures are also
+recorded in the notebook itself, and a plain papermill run writes them beside its output notebook
+(``runs/results``); interactively :func:`save_text` does nothing and they return None. :func:`declare_personal_data` tells the writer which customer names the data names.
+:func:`figure_png` / :func:`figure_bundle` render a figure once for both the saved PNG and the inline
+image with its alt text (``runs/plots.ReportFigure`` shows itself through them).
+This module stays light (no papermill, no nbformat): every kernel imports it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ RUN_DIR_ENV = "RCA_RUN_DIR"
 
 def env_name(param: str) -> str:
     """The environment variable that carries the real value of parameter ``param`` into the kernel."""
-    return f"RCA_PARAM_{param.upper()}"
+    from rca_toolkit.runs.output import PARAM_ENV_PREFIX
+
+    return f"{PARAM_ENV_PREFIX}{param.upper()}"
 
 
 # --------------------------------------------------------------------------- database and parameters
@@ -92,31 +99,58 @@ def run_dir() -> Path | None:
 
 
 def record_metrics(metrics: dict) -> Path | None:
-    """Merge ``metrics`` into ``metrics.json`` of the current run; None when not in a run."""
+    """Merge ``metrics`` into ``metrics.json`` of the current run. Also recorded in the notebook itself, and
+    without a run (plain papermill) written beside the output notebook (``runs/results``); None interactively."""
+    from rca_toolkit.runs import results
+
+    clean = json.loads(json.dumps(metrics, default=json_default))
     folder = run_dir()
     if folder is None:
-        return None
-    from rca_toolkit.runs.render import atomic_write_text
+        return results.record_metrics(clean)
+    from rca_toolkit.runs import output
 
     path = folder / "metrics.json"
     current = json.loads(path.read_text()) if path.exists() else {}
-    current.update(json.loads(json.dumps(metrics, default=json_default)))
-    return atomic_write_text(path, json.dumps(current, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    current.update(clean)
+    results.glue_metrics(clean)
+    return output.write_json(path, current, output.run_policy(folder), sort_keys=True)
 
 
 def save_figure(fig, name: str, *, dpi: int = 110) -> Path | None:
     """Save a matplotlib figure as ``figures/<name>.png`` of the current run; None interactively."""
     if not _FIGURE_NAME.match(name):
         raise ConfigError(f"figure name {name!r} is not a plain file name", hint="use letters, digits, - _ .")
-    folder = run_dir()
-    if folder is None:
-        return None
-    from rca_toolkit.runs.render import atomic_write_bytes
+    from rca_toolkit.runs import results
 
+    folder = run_dir()
+    stem = name[:-4] if name.endswith(".png") else name
+    png = figure_png(fig, dpi=dpi)
+    if folder is None:  # plain papermill: in the notebook and beside its output (runs/results); None interactively
+        return results.save_figure(stem, png)
+    from rca_toolkit.runs import output
+
+    results.glue_figure(stem, png)
+    return output.write_bytes(folder / "figures" / f"{stem}.png", png, output.run_policy(folder))
+
+
+# --------------------------------------------------------------------------- figure display
+def figure_png(fig, *, dpi: int = 110) -> bytes:
+    """The PNG bytes of a matplotlib figure (in memory): the saved file and the inline image are the same."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    stem = name[:-4] if name.endswith(".png") else name
-    return atomic_write_bytes(folder / "figures" / f"{stem}.png", buffer.getvalue())
+    return buffer.getvalue()
+
+
+def figure_bundle(fig, alt: str, *, dpi: int = 110) -> tuple[dict, dict]:
+    """(data, metadata) for IPython's ``_repr_mimebundle_``: the PNG inline with its ``alt`` text.
+
+    Why: the package's figures are headless ``Figure`` objects (no pyplot), which IPython shows as the
+    text ``<Figure size ...>`` unless the figure itself offers an image; nbconvert writes ``alt`` from the
+    output metadata into the report's ``<img>``."""
+    import base64
+
+    data = {"image/png": base64.b64encode(figure_png(fig, dpi=dpi)).decode("ascii"), "text/plain": alt}
+    return data, {"image/png": {"alt": alt}}
 
 
 def save_text(name: str, text: str) -> Path | None:
@@ -126,10 +160,22 @@ def save_text(name: str, text: str) -> Path | None:
     folder = run_dir()
     if folder is None:
         return None
-    from rca_toolkit.runs.render import atomic_write_text
+    from rca_toolkit.runs import output
 
-    return atomic_write_text(folder / name, text)
+    return output.write_text(folder / name, text, output.run_policy(folder))
 
 
-__all__ = ["RUN_DIR_ENV", "db_label", "env_name", "open_db", "param_value", "project_path", "record_metrics",
-           "run_dir", "save_figure", "save_text"]
+def declare_personal_data(*data) -> None:
+    """Tell the run's writer the customer names this data names (values of name keys such as
+    ``customer_name`` in tool arguments or the customer record, names said in the transcript), so they
+    are masked in every file of the run. Interactively (or with ``--show-personal-data``) it does nothing."""
+    from rca_toolkit.rules.personal_data import names_in
+    from rca_toolkit.runs import output
+
+    folder = run_dir()
+    if folder is not None and os.environ.get(output.SHOW_ENV) != "1":
+        output.remember_names(folder, names_in(*data))
+
+
+__all__ = ["RUN_DIR_ENV", "db_label", "declare_personal_data", "env_name", "figure_bundle", "figure_png", "open_db",
+           "param_value", "project_path", "record_metrics", "run_dir", "save_figure", "save_text"]

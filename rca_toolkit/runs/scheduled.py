@@ -149,17 +149,21 @@ def replace_dir(new: Path, final: Path) -> None:
 
 
 def _clear_stale(final: Path) -> None:
-    """Leftovers of a killed run of this date (safe: only the lock holder creates them)."""
+    """Leftovers of a killed run of this date: only the names this module makes (``.staging-`` and ``.old-``
+    with their six hex digits), and only while the lock is held. Any other hidden folder is someone else's."""
+    own = re.compile(rf"\.{re.escape(final.name)}\.(staging|old)-[0-9a-f]{{6}}")
     for leftover in final.parent.glob(f".{final.name}.*"):
-        if leftover.is_dir() and not leftover.name.endswith(".lock"):
+        if leftover.is_dir() and not leftover.is_symlink() and own.fullmatch(leftover.name):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- runs
 def run_health(day: date | str, period: str = "1d", *, company_id: int = 0, db: str | None = None,
                root: str | Path | None = None, notebook: str | Path | None = None,
-               lock_timeout: float = LOCK_TIMEOUT_S, update_index: bool = True) -> HealthRun:
-    """Execute the health notebook for one period into its stable folder and refresh the index."""
+               lock_timeout: float = LOCK_TIMEOUT_S, update_index: bool = True,
+               show_personal_data: bool = False) -> HealthRun:
+    """Execute the health notebook for one period into its stable folder and refresh the index
+    (personal data masked in every file unless ``show_personal_data``, as for ``rca run``)."""
     from rca_toolkit.runs.runner import run_notebook
 
     day = parse_day(day) if isinstance(day, str) else day
@@ -176,7 +180,8 @@ def run_health(day: date | str, period: str = "1d", *, company_id: int = 0, db: 
         _check_replaceable(final)
         staging = final.parent / f".{final.name}.staging-{secrets.token_hex(3)}"
         try:
-            result = run_notebook(notebook or HEALTH_NOTEBOOK, params, db=db, out_dir=staging)
+            result = run_notebook(notebook or HEALTH_NOTEBOOK, params, db=db, out_dir=staging,
+                                  show_personal_data=show_personal_data)
             landed, kept = _settle(result, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -225,7 +230,7 @@ def _preflight(db: str | None) -> None:
 
 def backfill(start: date | str, end: date | str, period: str = "1d", *, company_id: int = 0, db: str | None = None,
              root: str | Path | None = None, progress: bool | None = None, notebook: str | Path | None = None,
-             jobs: int = 1) -> list[HealthRun]:
+             jobs: int = 1, show_personal_data: bool = False) -> list[HealthRun]:
     """One run per period start in ``[start, end]`` with a tqdm progress bar; ``jobs`` runs at once.
 
     Parallel runs use separate processes (each executes its own kernel); they never share a
@@ -234,7 +239,7 @@ def backfill(start: date | str, end: date | str, period: str = "1d", *, company_
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    from tqdm.auto import tqdm
+    from rca_toolkit.config import progress_bar as tqdm  # a terminal bar, or plain lines in a log
 
     start = parse_day(start, name="--from") if isinstance(start, str) else start
     end = parse_day(end, name="--to") if isinstance(end, str) else end
@@ -243,7 +248,8 @@ def backfill(start: date | str, end: date | str, period: str = "1d", *, company_
     days = backfill_days(start, end, period)
     root = reports_root(root)
     show = progress_enabled() if progress is None else progress
-    kwargs = {"company_id": company_id, "db": db, "root": root, "notebook": notebook}
+    kwargs = {"company_id": company_id, "db": db, "root": root, "notebook": notebook,
+              "show_personal_data": show_personal_data}
     runs: list[HealthRun] = []
     with tqdm(total=len(days), desc=f"health {period}", unit="report", disable=not show) as bar:
         if jobs == 1:

@@ -239,9 +239,16 @@ def test_act_day_names_the_failures_and_a_rerun_replaces_its_folder(backfilled):
     assert line.startswith("ACT: booking success on path book_appointment 0 % (0/")
     assert "since 2025-10-13" in line and "Unknown column 'created_by'" in line
     first_id = json.loads((folder / "run.json").read_text())["run_id"]
+    stale = folder.parent / ".2025-10-14.staging-0a1b2c"  # a killed run's leftover: cleared
+    foreign = folder.parent / ".2025-10-14.notes"  # a hidden folder of somebody else's: kept
+    for kept in (stale, foreign):
+        kept.mkdir()
+        (kept / "keep.txt").write_text("x")
 
     again = rca("report", "health", "--date", "2025-10-14", "--db", url, "--reports-dir", str(root))
     assert again.returncode == 1, again.stderr
+    assert not stale.exists() and (foreign / "keep.txt").read_text() == "x"
+    shutil.rmtree(foreign)
     assert line in again.stdout
     run = json.loads((folder / "run.json").read_text())
     assert run["run_id"] != first_id and run["status"] == "ok"

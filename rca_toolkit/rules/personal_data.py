@@ -1,0 +1,201 @@
+"""Personal data in text and data: phone numbers, e-mail addresses and the names the data itself names.
+
+Why: reports, printed lines and imported scratch databases leave the analyst's machine; the people who
+called must not. One rule, so ``rca import``, the run writer (``runs/output``) and the CLI mask the
+same things in the same way, with the same tokens ``[PHONE]``, ``[EMAIL]`` and ``[NAME]``.
+
+- **Phone numbers**: ``phonenumbers`` (region DE) decides; a candidate starts with ``+``, ``00``, ``0``
+  or ``(`` at a word start (German national and international forms, E.164), so ids, timestamps and
+  measurements are left alone. An E.164-shaped ``+`` and 8-15 digits is masked even when no numbering
+  plan knows it (``+490000000000``).
+- **E-mail addresses**: a local part, ``@``, and a domain with an alphabetic top-level domain; the user
+  of a URL (``scheme://user@host``) is not an address.
+- **Names**: those the data names, :func:`names_in` (values of name keys such as ``name``,
+  ``customer_name``, ``vorname``; Cal.com attendees; Retell dynamic variables), and those said in the
+  text, :func:`said_names` ("Mein Name ist Hans Müller", "Herr Müller").
+
+:func:`mask` masks a value wherever it occurs, and also a truncated head of it at the end of a cut
+text (a table cell cut to 60 characters or pandas' ``...``), so "0151 234..." does not survive either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from functools import lru_cache
+from typing import Any, Iterable
+
+PHONE_MASK, EMAIL_MASK, NAME_MASK = "[PHONE]", "[EMAIL]", "[NAME]"
+REGION = "DE"
+
+EMAIL = re.compile(r"(?<![\w.+%-])(?<!//)[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,24}(?![\w-])")
+_E164 = re.compile(r"(?<![\w+])\+\d{8,15}(?!\d)")
+# where a phone number may start: + / 00 / 0 / ( at a word start; the window runs over phone characters
+_PHONE_START = re.compile(r"(?<![\w+(])(?<!\d[.,:-])(?:\+\d|\(\+?\d|0\d)")  # not inside 00:02:07.52 or 2025-10-07
+_PHONE_CHARS = re.compile(r"[\d+()\s./\u2010-\u2015-]{0,40}")
+_SEPARATOR = re.compile(r"[\s./\u2010-\u2015-]+")
+_NAME_WORD = r"[A-ZÄÖÜ][^\W\d_]+(?:['’-][^\W\d_]+)*"  # a capitalised word without digits
+SAID_NAME = re.compile(
+    r"(?i:mein name ist|mein name lautet|ich heiße|ich heisse|name ist|my name is|name is|hier spricht)\s+"
+    rf"({_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}})")
+SALUTED_NAME = re.compile(rf"\b(?:Herrn?|Frau|Mr\.?|Mrs\.?|Ms\.?)\s+({_NAME_WORD})")
+# keys whose values name a person (``name`` alone only when the value looks like one, see names_in)
+_PERSON_KEY = re.compile(
+    r"^(?:(?:customer|caller|client|patient|attendee|contact|guest|kunden?|person)[_ -]?)?"
+    r"(?:full[_ -]?|first[_ -]?|last[_ -]?|given[_ -]?|family[_ -]?|sur|vor|nach)?name$|^kunde$",
+    re.IGNORECASE)
+_LOOKS_LIKE_A_NAME = re.compile(rf"^{_NAME_WORD}(?:[ -]+(?:{_NAME_WORD}|von|van|de|der|zu|di|da|del))*$")
+_PARTICLES = {"von", "van", "de", "der", "den", "zu", "zum", "la", "le", "di", "da", "del", "ten", "ter", "und"}
+_MAX_WALK = 200_000  # values visited by names_in: a bound, not a limit real data reaches
+
+
+# --------------------------------------------------------------------------- finding
+def phone_numbers(text: str) -> list[str]:
+    """Every phone number in ``text`` as written there (national, international or E.164 form)."""
+    import phonenumbers
+
+    found: list[str] = [m.group(0) for m in _E164.finditer(text)]
+    taken_until = -1
+    for start in _PHONE_START.finditer(text):
+        at = start.start()
+        if at < taken_until:
+            continue
+        window = _PHONE_CHARS.match(text, at).group(0).rstrip()
+        for candidate in _heads(window):  # longest first: "030 1234567 42" is a number, so is "030 1234567"
+            if len(re.sub(r"\D", "", candidate)) < 6:
+                break
+            match = next(iter(phonenumbers.PhoneNumberMatcher(candidate, REGION, leniency=phonenumbers.Leniency.VALID,
+                                                              max_tries=10)), None)
+            if match is not None and match.start <= 1:
+                found.append(match.raw_string)
+                taken_until = at + match.start + len(match.raw_string)
+                break
+    return found
+
+
+def _heads(window: str) -> list[str]:
+    """The window and each shorter head of it that ends before a separator, longest first."""
+    heads = [window]
+    for sep in reversed(list(_SEPARATOR.finditer(window))):
+        head = window[:sep.start()].rstrip()
+        if head and head != heads[-1]:
+            heads.append(head)
+    return heads
+
+
+def emails(text: str) -> list[str]:
+    return EMAIL.findall(text)
+
+
+def said_names(text: str) -> set[str]:
+    """Names the text itself says: "Mein Name ist Hans Müller" -> Hans Müller, "Herr Müller" -> Müller."""
+    return {m.group(1) for m in SAID_NAME.finditer(text)} | {m.group(1) for m in SALUTED_NAME.finditer(text)}
+
+
+def find(text: str) -> set[str]:
+    """The personal values ``text`` shows by itself: e-mail addresses, phone numbers and said names."""
+    if not text:
+        return set()
+    return set(emails(text)) | set(phone_numbers(EMAIL.sub(EMAIL_MASK, text))) | said_names(text)
+
+
+def names_in(*values: Any) -> set[str]:
+    """The names the data itself names: values of person-name keys (``customer_name``, ``vorname``; a
+    bare ``name`` when its value looks like a name, not ``check_customer``) anywhere in dicts, lists,
+    JSON strings, data frames and dataclasses, plus the names said in any text among them.
+
+    Column names of a frame are not keys (``tool_calls.name`` holds function names); only dict keys
+    inside its cells count."""
+    found: set[str] = set()
+    stack: list[tuple[Any, str | None]] = [(v, None) for v in values]
+    seen = 0
+    while stack and seen < _MAX_WALK:
+        value, key = stack.pop()
+        seen += 1
+        if isinstance(value, str):
+            text = value.strip()
+            if key is not None and text and _is_person_value(key, text):
+                found.add(text)
+            if text[:1] in "{[":
+                try:
+                    stack.append((json.loads(text), None))
+                except (ValueError, RecursionError):
+                    pass
+            found |= said_names(value)
+        elif isinstance(value, dict):
+            stack += [(v, str(k)) for k, v in value.items()]
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            stack += [(v, key) for v in value]
+        elif hasattr(value, "columns") and hasattr(value, "dtypes"):  # a pandas DataFrame: text cells only
+            for column in value.columns:
+                if value[column].dtype == object or str(value[column].dtype).startswith("string"):
+                    stack += [(v, None) for v in value[column].tolist()]
+        elif hasattr(value, "dtype") and hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1:  # a Series
+            stack += [(v, None) for v in value.tolist()]
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            stack += [(getattr(value, f.name), None) for f in dataclasses.fields(value)]
+    return found
+
+
+def _is_person_value(key: str, text: str) -> bool:
+    if not _PERSON_KEY.match(key) or len(text) > 80 or "[" in text:
+        return False
+    if key.lower() == "name":  # also a function's, a service's or a kernel's name: only a person-shaped value
+        return bool(_LOOKS_LIKE_A_NAME.match(text))
+    return not re.search(r"\d|_|@", text)
+
+
+# --------------------------------------------------------------------------- masking
+def mask(text: str, known: Iterable[str] = ()) -> str:
+    """``text`` with every e-mail address, phone number and name masked: those in ``known`` (found
+    elsewhere in the same output) and those ``text`` shows by itself."""
+    if not text:
+        return text
+    values = frozenset(v for v in {*known, *find(text)} if v and v.strip())
+    if not values:
+        return text
+    pattern, kinds = _pattern(values)
+    return pattern.sub(lambda m: kinds[m.lastgroup], text)
+
+
+def name_parts(names: Iterable[str]) -> set[str]:
+    """The words of each name that identify a person ("Hans von Müller" -> Hans, Müller)."""
+    parts = set()
+    for name in names:
+        for part in re.split(r"[\s,;:!?()\"]+", name):
+            part = part.strip(".'’-")
+            if len(part) >= 2 and part.lower() not in _PARTICLES:
+                parts.add(part)
+    return parts
+
+
+@lru_cache(maxsize=64)
+def _pattern(values: frozenset[str]) -> tuple[re.Pattern, dict[str, str]]:
+    """One alternation over every value and every head of it a cut text may end with, longest first."""
+    alternatives: list[tuple[str, int, str]] = []  # (regex, length of the text it stands for, kind)
+    mails = {v for v in values if "@" in v}
+    phones = {v for v in values - mails if sum(c.isdigit() for c in v) >= 6 and not re.search(r"[A-Za-zÄÖÜäöüß]", v)}
+    for value in mails:
+        alternatives += [(re.escape(value) + r"(?![\w.-]*\w)", len(value), "email")]
+        alternatives += [(re.escape(value[:n]) + r"(?=\.\.\.|…|[^\w.@+-]|$)", n, "email") for n in range(6, len(value))]
+    for value in phones:
+        alternatives += [(re.escape(value) + r"(?!\d)", len(value), "phone")]
+        heads = [value[:n] for n in range(len(value) - 1, 0, -1) if value[n - 1].isdigit()
+                 and sum(c.isdigit() for c in value[:n]) >= 5]
+        alternatives += [(re.escape(h) + r"(?!\d)(?=\.\.\.|…|\W|$)", len(h), "phone") for h in heads]
+    for part in name_parts(values - mails - phones):
+        alternatives += [(r"(?<!\w)" + re.escape(part) + r"(?!\w)", len(part), "name")]
+        alternatives += [(r"(?<!\w)" + re.escape(part[:n]) + r"(?=\.\.\.|…|$|<|\"|\n)", n, "name")
+                         for n in range(3, len(part)) if len(part) >= 5]
+    alternatives.sort(key=lambda a: -a[1])
+    groups = {}
+    body = []
+    for i, (regex, _, kind) in enumerate(alternatives):
+        groups[f"g{i}"] = {"email": EMAIL_MASK, "phone": PHONE_MASK, "name": NAME_MASK}[kind]
+        body.append(f"(?P<g{i}>{regex})")
+    return re.compile("|".join(body)), groups
+
+
+__all__ = ["EMAIL", "EMAIL_MASK", "NAME_MASK", "PHONE_MASK", "REGION", "SAID_NAME", "SALUTED_NAME", "emails", "find",
+           "mask", "name_parts", "names_in", "phone_numbers", "said_names"]
