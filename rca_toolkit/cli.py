@@ -4,7 +4,10 @@ Each command module exposes ``register(subparsers)`` which adds its parser and s
 ``func``; the function returns an :class:`~rca_toolkit.outcome.Outcome` or raises. :func:`main`
 is the one place that turns that into the process exit code (``EXIT_CODES``, the README's
 "Exit codes" table): user mistakes arrive as ``RcaError`` (one line on stderr, exit 2), any other
-exception is an internal error (one line, exit 3; the traceback only under ``-v``).
+exception is an internal error (one line, exit 3; the traceback only under ``-v``). The boundary
+holds for what argparse refuses too (one line, not the usage block), for arguments that are not
+text (a NUL, bytes that are not UTF-8), and for a database that went away or timed out in a read
+no layer translated (``db_errors.untranslated``: one line, exit 2, as the loaders' own errors).
 
 Logging: the package only creates module loggers; :func:`main` attaches the one handler (stderr)
 to the ``rca_toolkit`` logger: ``-v`` shows the decisions (INFO), ``-vv`` also every statement (DEBUG).
@@ -16,12 +19,13 @@ import argparse
 import importlib
 import json
 import logging
+import re
 import sys
 import traceback
 from contextlib import contextmanager
 from typing import Callable
 
-from rca_toolkit.errors import RcaError
+from rca_toolkit.errors import ConfigError, RcaError
 from rca_toolkit.outcome import Outcome
 
 # The exit-code contract (README "Exit codes"); nothing else in the package picks an exit code.
@@ -41,6 +45,7 @@ COMMANDS = {
     "demo-data": ("demo_data", "build the synthetic demo database and its ground truth"),
     "timeline": ("timeline", "reproduce one call: attribution, loops, dead air, what-if"),
     "compare": ("compare", "before/after statistics around a change (booking success, durations, latencies)"),
+    "incident": ("incident", "the life of an incident: onset, cause, recovery per path, bookings lost, detection, claims"),
     "drift": ("drift", "find phantom columns: code writes vs the live schema"),
     "migrations": ("migrations_cmd", "migration history: pending, missing, suspicious names, batches"),
     "indexes": ("indexes", "check the indexes the toolkit's queries rely on"),
@@ -65,8 +70,44 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_ID = 2**63 - 1  # the largest id or seed SQLite and MariaDB's BIGINT hold
+MAX_JOBS = 32  # --jobs: each job is a kernel process; more only exhausts the host
+
+
+def int_in(low: int, high: int = MAX_ID, *, what: str = "an integer") -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``low`` to ``high`` (argparse names the option in the error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not {what}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is outside {low}-{high}")
+        return value
+    return parse
+
+
+def seconds_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number of seconds, greater than ``low`` and at most ``high``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+        if not low < value <= high:  # nan and inf fail here too
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds in ({low:g}, {high:g}]")
+        return value
+    return parse
+
+
 def add_format_option(parser: argparse.ArgumentParser, choices=("text", "json")) -> None:
     parser.add_argument("--format", choices=choices, default=choices[0], help="output format (default: %(default)s)")
+
+
+def add_personal_data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--show-personal-data", action="store_true",
+                        help="do not mask phone numbers, e-mail addresses and customer names (a local investigation; "
+                             "a run records it in run.json and on its report)")
 
 
 def emit(text_or_obj, fmt: str) -> None:
@@ -85,13 +126,33 @@ def _requested_command(argv: list[str]) -> str | None:
     return None
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's usage mistakes as an ``RcaError``: :func:`main` prints one line and exits 2 (argparse
+    alone prints the usage block and exits through ``SystemExit``). Subparsers inherit the class."""
+
+    def error(self, message: str):
+        raise ConfigError(message, hint=f"see `{self.prog} --help`")
+
+
+def check_arguments(argv: list[str]) -> None:
+    """Every argument must be text: a NUL or bytes that are not UTF-8 (``surrogateescape``) would fail
+    deep inside a driver or a path call; refused here, naming the argument's position."""
+    for number, arg in enumerate(argv, 1):
+        if "\x00" in arg:
+            raise ConfigError(f"argument {number} holds a NUL character", hint="remove it")
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"argument {number} is not UTF-8 text", hint="pass UTF-8 text (file names included)") from None
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The ``rca`` parser.
 
     With ``argv`` (what :func:`main` does) only the requested command's module is imported and
     the others get one-line stubs; without it every command is registered in full.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="rca",
         description="Incident analysis and runbooks for the Retell -> Laravel -> Cal.com booking platform.",
     )
@@ -116,10 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command and map its outcome to the exit code (``EXIT_CODES``): the one place that does."""
     argv = sys.argv[1:] if argv is None else list(argv)
     command, verbose = _requested_command(argv) or "", _verbosity(argv)
+    label = f"rca {command}" if command else "rca"
+    secrets = _argv_secrets(argv)
     with _logging_to_stderr(verbose):
         try:
+            check_arguments(argv)
             parser = build_parser(argv)  # imports the command's module: a broken one is an internal error too
-            args = parser.parse_args(argv)  # usage errors exit 2 here (SystemExit, not caught)
+            args = parser.parse_args(argv)  # usage errors: ConfigError (OneLineParser); --help exits 0 here
             func: Callable[[argparse.Namespace], Outcome] | None = getattr(args, "func", None)
             if func is None:
                 parser.print_help()
@@ -128,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"{func.__module__}.{func.__name__} returned {outcome!r}, not an Outcome")
         except RcaError as exc:
-            print(f"rca {command}: error: {exc}", file=sys.stderr)
+            print(f"{label}: error: {one_line(str(exc), secrets)}", file=sys.stderr)
             outcome = Outcome.BAD_INPUT
         except KeyboardInterrupt:
             print("rca: interrupted", file=sys.stderr)
@@ -136,9 +200,45 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:
             return EXIT_CODES[Outcome.CLEAR]
         except Exception as exc:  # noqa: BLE001 - the contract: one line, exit 3, the traceback only under -v
-            _report_internal_error(command, exc, verbose=verbose > 0)
-            outcome = Outcome.INTERNAL_ERROR
+            from rca_toolkit.sources.db_errors import untranslated
+
+            user_error = untranslated(exc)
+            if user_error is not None:  # the server or file failed, not the toolkit: as the loaders report it
+                logging.getLogger(__name__).info("untranslated database error %s reached the CLI", type(exc).__name__)
+                print(f"{label}: error: {one_line(str(user_error), secrets)}", file=sys.stderr)
+                outcome = Outcome.BAD_INPUT
+            else:
+                _report_internal_error(command, exc, verbose=verbose > 0, secrets=secrets)
+                outcome = Outcome.INTERNAL_ERROR
     return EXIT_CODES[outcome]
+
+
+def _argv_secrets(argv: list[str]) -> list[str]:
+    """Every password the arguments carry in a URL, as typed and URL-encoded: an error line may quote an
+    argument changed (a URL read as a file path loses a ``/``), where the URL patterns no longer match."""
+    from urllib.parse import quote
+
+    from rca_toolkit.sources.credentials import secrets_in_text
+
+    found = {form for arg in argv if "://" in arg for secret in secrets_in_text(arg) if len(secret) >= 3
+             for form in (secret, quote(secret, safe=""))}
+    return sorted(found, key=len, reverse=True)
+
+
+def one_line(text: str, secrets: list[str] = ()) -> str:
+    """``text`` as one printable line: line breaks become spaces and every other control character (a
+    record separator, a terminal escape) its escape (an error message may quote a file name or a value
+    as typed), every URL password masked (argparse quotes a refused value: a URL given to the wrong option)
+    and each of ``secrets`` (the passwords of the arguments) replaced wherever it appears."""
+    from rca_toolkit.sources.db import redact_text
+
+    flat = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), " ".join(text.split("\n")))
+    for secret in secrets:
+        flat = flat.replace(secret, "***")
+    return redact_text(flat)
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _verbosity(argv: list[str]) -> int:
@@ -151,17 +251,21 @@ def _verbosity(argv: list[str]) -> int:
     return count
 
 
-def _report_internal_error(command: str, exc: Exception, *, verbose: bool) -> None:
+def _report_internal_error(command: str, exc: Exception, *, verbose: bool, secrets: list[str] = ()) -> None:
     """One line naming what failed (passwords redacted); the traceback before it under ``-v``."""
     from rca_toolkit.sources.db import redact_text
 
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    what = redact_text(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+    first = (str(exc).splitlines() or [""])[0]
+    what = one_line(f"{type(exc).__name__}: {first}" if first else type(exc).__name__, secrets)
+    label = f"rca {command}" if command else "rca"
     if verbose:
-        print(redact_text("".join(traceback.format_exception(exc))), end="", file=sys.stderr)
-        print(f"rca {command}: internal error: {what}", file=sys.stderr)
+        shown = "".join(traceback.format_exception(exc))
+        for secret in secrets:
+            shown = shown.replace(secret, "***")
+        print(redact_text(shown), end="", file=sys.stderr)
+        print(f"{label}: internal error: {what}", file=sys.stderr)
     else:
-        print(f"rca {command}: internal error: {what} (run with -v for details)", file=sys.stderr)
+        print(f"{label}: internal error: {what} (run with -v for details)", file=sys.stderr)
 
 
 @contextmanager

@@ -8,33 +8,20 @@ from __future__ import annotations
 
 import argparse
 
-from rca_toolkit.cli import add_db_option
+from rca_toolkit.cli import add_db_option, int_in
 from rca_toolkit.sources.db import redact_url, resolve_url
 from rca_toolkit.outcome import Outcome
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
-def _scale(text: str) -> int:
-    value = _non_negative(text)
-    if not 1 <= value <= 5000:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 1 and 5000")
-    return value
+_seed = int_in(0, what="an integer seed")  # stored in the demo marker row: a BIGINT
+_scale = int_in(1, 5000)
 
 
 def register(sub) -> None:
     parser = sub.add_parser("demo-data", help="build the synthetic demo database and its ground truth",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_db_option(parser)
-    parser.add_argument("--seed", type=_non_negative, default=7, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=_seed, default=7, help="random seed (default: %(default)s)")
     parser.add_argument("--scale", type=_scale, default=1,
                         help="multiply the background traffic (1 = about 1,400 calls; default: %(default)s)")
     parser.add_argument("--truth", metavar="PATH", default=None,

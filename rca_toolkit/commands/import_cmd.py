@@ -5,7 +5,7 @@ error-monitor.log), ``call-history`` (the JSON or CSV export) or ``calcom`` (web
 The target defaults to sqlite:///data/scratch.sqlite. A server database is written only with
 --writable-scratch AND a database name starting with scratch/rca_scratch; the configured
 analysed database and any non-empty database without the rca_scratch marker are refused.
-Personal data in Retell and Cal.com files is masked unless --keep-pii. Exit 0 on success,
+Personal data in every imported file is masked unless --keep-pii. Exit 0 on success,
 2 on bad input or a refused target.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from rca_toolkit.sources import importer
-from rca_toolkit.cli import add_format_option, emit
+from rca_toolkit.cli import add_format_option, emit, int_in
 from rca_toolkit.sources.db import redact_url
 from rca_toolkit.outcome import Outcome
 
@@ -31,7 +31,7 @@ def register(sub) -> None:
     parser.add_argument("--writable-scratch", action="store_true",
                         help="allow a non-SQLite scratch database (its name must start with scratch or rca_scratch)")
     parser.add_argument("--keep-pii", action="store_true", help="store caller names, numbers and e-mails unmasked")
-    parser.add_argument("--company-id", type=int, default=0,
+    parser.add_argument("--company-id", type=int_in(0, what="a company id"), default=0,
                         help="calls.company_id for Retell objects (NOT NULL in production; 0 = unknown)")
     add_format_option(parser)
     parser.set_defaults(func=run)
@@ -59,4 +59,7 @@ def _extra(result: dict) -> str:
         parts.append(f"{result['kind']} format, {result['truncated']} truncated")
     if "tool_calls" in result:
         parts.append(f"{result['call_id']}, {result['tool_calls']} tool calls")
+    skipped = {key.replace("_", " "): n for key, n in (result.get("skipped") or {}).items() if n}
+    if skipped:  # pasted excerpts: grep separators, headings, fragments of other entries
+        parts.append("skipped " + ", ".join(f"{n} {key}" for key, n in skipped.items()))
     return f" ({'; '.join(parts)})" if parts else ""

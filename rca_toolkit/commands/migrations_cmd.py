@@ -14,6 +14,7 @@ import argparse
 from rca_toolkit.analyses.code import migrations
 from rca_toolkit.cli import add_db_option, add_format_option, emit
 from rca_toolkit.outcome import Outcome
+from rca_toolkit.rules.timeutil import parse_date
 
 
 def register(sub) -> None:
@@ -23,7 +24,7 @@ def register(sub) -> None:
     parser.add_argument("--files", metavar="DIR", default=None, help="the app's database/migrations folder")
     parser.add_argument("--git", metavar="DIR", default=None,
                         help="the app's git checkout: first commit date per file, inferred deploy time per batch")
-    parser.add_argument("--today", metavar="DATE", default=None,
+    parser.add_argument("--today", metavar="DATE", default=None, type=lambda text: parse_date(text, name="--today"),
                         help="reference date for future-dated names (default: latest git commit, else today)")
     add_format_option(parser)
     parser.set_defaults(func=run)

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.cli import MAX_JOBS, add_db_option, add_format_option, add_personal_data_option, emit, int_in
 from rca_toolkit.outcome import Outcome
-from rca_toolkit.runs.catalog import all_notebooks, find_notebook
+from rca_toolkit.runs.catalog import all_notebooks, declared_parameters, find_notebook
+
+DEMO_JOBS = 2  # notebooks `rca demo-reports` runs at once (one kernel each; 2 cores)
 
 def _params(args: argparse.Namespace) -> dict:
     from rca_toolkit.runs.parameters import load_params_file
@@ -32,31 +35,47 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--params-file", metavar="YAML", help="parameters from a YAML mapping")
     add_db_option(parser)
     parser.add_argument("--out", metavar="DIR", default=None, help="reports folder (default: reports/ or $RCA_REPORTS_DIR)")
+    add_personal_data_option(parser)
 
 
 def cmd_run(args: argparse.Namespace) -> Outcome:
+    from rca_toolkit.runs import output
     from rca_toolkit.runs.runner import run_notebook
 
-    result = run_notebook(find_notebook(args.notebook), _params(args), db=args.db, out_dir=args.out)
-    print(f"{result.status}: {result.run_dir}")
-    print(f"report: {result.run_dir / 'report.html'}")
+    result = run_notebook(find_notebook(args.notebook), _params(args), db=args.db, out_dir=args.out,
+                          show_personal_data=args.show_personal_data)
+    policy = output.policy(args.show_personal_data, secrets_of=[args.db])  # printed lines: the writer's too
+    output.echo(f"{result.status}: {result.run_dir}", policy)
+    output.echo(f"report: {result.run_dir / 'report.html'}", policy)
+    output.echo(f"index: {_refresh_index(args.out)}", policy)
     if result.error:
-        print(f"rca run: {result.notebook.name} failed: {result.error} (executed notebook kept in the run folder)",
-              file=sys.stderr)
+        output.echo(f"rca run: {result.notebook.name} failed: {result.error} (executed notebook kept in the run folder)",
+                    policy, file=sys.stderr)
     return result.outcome
+
+
+def _refresh_index(out: str | None):
+    """Rebuild ``index.html`` of the reports folder a run wrote into; its path."""
+    from rca_toolkit.config import load_settings
+    from rca_toolkit.runs import index
+
+    return index.write_index(out or load_settings().reports_dir)[1]
 
 
 def cmd_runbook(args: argparse.Namespace) -> Outcome:
     from rca_toolkit.runs.runner import run_notebook
     from rca_toolkit.runbooks.framework import Status
 
-    result = run_notebook(find_notebook(args.name, runbook=True), _params(args), db=args.db, out_dir=args.out)
+    result = run_notebook(find_notebook(args.name, runbook=True), _params(args), db=args.db, out_dir=args.out,
+                          show_personal_data=args.show_personal_data)
     verdict = result.metrics.get("verdict")
+    index_path = _refresh_index(args.out)
     if result.status != "ok" or verdict not in Status.__members__:
         why = result.error or "the notebook recorded no verdict (Runbook.record() was not called)"
         print(f"ERROR: {result.run_dir}\nrca runbook: {why}", file=sys.stderr)
         return result.outcome if result.status != "ok" else Outcome.INTERNAL_ERROR
     print(f"{verdict}: {result.run_dir}")
+    print(f"index: {index_path}")
     counts = result.metrics.get("counts", {})
     if counts:
         print("checks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -66,9 +85,7 @@ def cmd_runbook(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_list(args: argparse.Namespace) -> Outcome:
-    from rca_toolkit.runs.parameters import read_parameters
-
-    rows = [{"notebook": str(p), "parameters": [q.to_dict() for q in read_parameters(p)]} for p in all_notebooks()]
+    rows = [{"notebook": str(p), "parameters": [q.to_dict() for q in declared_parameters(p)]} for p in all_notebooks()]
     if args.format == "json":
         emit(rows, "json")
         return Outcome.CLEAR
@@ -82,22 +99,69 @@ def cmd_list(args: argparse.Namespace) -> Outcome:
     return Outcome.CLEAR
 
 
-def cmd_demo_reports(args: argparse.Namespace) -> Outcome:
-    """Run every notebook with its defaults; the worst run's outcome (a failed execution), verdicts do not count."""
-    from rca_toolkit.runs.parameters import read_parameters
+def demo_report(path: str, db: str | None, out: str | None) -> dict:
+    """One notebook of ``rca demo-reports`` with its defaults (in a worker process): how it ended, as plain
+    values. A wrong input comes back as ``error_class``/``message``/``hint`` and is raised again by the caller."""
+    import time
+
+    from rca_toolkit.errors import RcaError
     from rca_toolkit.runs.runner import run_notebook
 
-    outcomes = []
-    for path in all_notebooks():
-        takes_db = any(p.name == "db_url" for p in read_parameters(path))
-        result = run_notebook(path, {}, db=args.db if takes_db else None, out_dir=args.out)
-        verdict = result.metrics.get("verdict")
-        extra = f" verdict {verdict}" if verdict else ""
-        print(f"{result.status:6} {path}{extra}: {result.run_dir / 'report.html'}")
-        if result.error:
-            print(f"       {result.error}")
-        outcomes.append(result.outcome)
-    return Outcome.worst(outcomes)
+    started = time.monotonic()
+    try:
+        takes_db = any(p.name == "db_url" for p in declared_parameters(path))
+        result = run_notebook(path, {}, db=db if takes_db else None, out_dir=out)
+    except RcaError as exc:
+        return {"notebook": str(path), "error_class": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    return {"notebook": str(path), "status": result.status, "outcome": result.outcome.value, "error": result.error,
+            "verdict": result.metrics.get("verdict"), "run_dir": str(result.run_dir),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def cmd_demo_reports(args: argparse.Namespace) -> Outcome:
+    """Run every notebook with its defaults, ``--jobs`` at a time (one kernel each), one line per finished
+    notebook, then a summary table and the index; the worst run's outcome (a failed execution), verdicts do
+    not count."""
+    import time
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from rca_toolkit import errors
+    from rca_toolkit.analyses import tables
+
+    paths = all_notebooks()
+    jobs = max(1, min(int(args.jobs), len(paths) or 1))
+    started = time.monotonic()
+    print(f"running {len(paths)} notebooks, {jobs} at a time", flush=True)
+    done: dict[str, dict] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(demo_report, str(p), args.db, args.out) for p in paths]
+        for future in as_completed(futures):
+            run = future.result()
+            if "error_class" in run:  # a wrong input (the --db, a notebook): one line, exit 2, as for `rca run`
+                for other in futures:
+                    other.cancel()
+                cls = getattr(errors, run["error_class"], errors.ConfigError)
+                raise cls(f"{run['notebook']}: {run['message']}", hint=run["hint"])
+            done[run["notebook"]] = run
+            verdict = f" {run['verdict']}" if run["verdict"] else ""
+            print(f"[{len(done)}/{len(paths)}] {run['status']:6} {run['notebook']}{verdict} ({run['seconds']:.1f} s)",
+                  flush=True)
+            if run["error"]:
+                print(f"       {run['error']}", flush=True)
+    runs = [done[str(p)] for p in paths]
+    index_path = _refresh_index(args.out)
+    root = index_path.parent
+    for run in runs:
+        folder = Path(run["run_dir"])
+        run["stem"], run["folder"] = Path(run["notebook"]).stem, folder.relative_to(root) if folder.is_relative_to(root) else folder
+    summary = tables.Table(runs, [tables.col("stem", "notebook"), tables.col("status"), tables.col("verdict"),
+                                  tables.col("seconds", "time (s)", tables.seconds, numeric=True),
+                                  tables.col("folder", f"run folder (report.html inside, under {root})")])
+    print(f"\n{summary.to_text()}\n")
+    print(f"{sum(r['status'] == 'ok' for r in runs)} of {len(runs)} notebooks ran in {time.monotonic() - started:.0f} s")
+    print(f"open the index: {index_path}")
+    return Outcome.worst(Outcome(r["outcome"]) for r in runs)
 
 
 def register(sub) -> None:
@@ -118,4 +182,6 @@ def register(sub) -> None:
     p = sub.add_parser("demo-reports", help="run every notebook and runbook with its defaults and print the reports")
     add_db_option(p)
     p.add_argument("--out", metavar="DIR", default=None, help="reports folder (default: reports/)")
+    p.add_argument("--jobs", type=int_in(1, MAX_JOBS), default=DEMO_JOBS, metavar="N",
+                   help="notebooks run at once, one kernel each (default: %(default)s)")
     p.set_defaults(func=cmd_demo_reports)

@@ -9,7 +9,7 @@ shift forward past the gap, and both are flagged so reports can say so.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,11 @@ _OFFSET_SUFFIX = r"(?:Z|[+-]\d{2}:?\d{2})$"
 # Longest duration accepted: windows, histories (6x a window) and retention stay inside the
 # nanosecond timestamps pandas computes with; nothing the toolkit reads spans more than years.
 MAX_DURATION = pd.Timedelta(days=3653)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.ASCII)
+# Instants the toolkit accepts: its data starts after 1970, and a window, its 6x history and a
+# ten-year duration around any instant in this range stay inside pandas' nanosecond timestamps.
+EARLIEST_INSTANT = pd.Timestamp("1970-01-01", tz="UTC")
+LATEST_INSTANT = pd.Timestamp("2200-01-01", tz="UTC")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -86,38 +90,71 @@ def to_utc(values: pd.Series, tz: str | None = None) -> pd.Series:
 
 
 def parse_instant(text: str, *, name: str = "timestamp") -> pd.Timestamp:
-    """Parse an ISO-8601 instant that must carry an explicit zone; returns UTC."""
-    if isinstance(text, (pd.Timestamp, datetime)):
-        ts = pd.Timestamp(text)
-    else:
-        try:
-            ts = pd.Timestamp(str(text).strip())
-        except (ValueError, TypeError):
-            raise ConfigError(
-                f"{name}={text!r} is not an ISO-8601 timestamp",
-                hint="write it like 2025-10-18T13:20:08+02:00",
-            ) from None
-    if ts.tzinfo is None:
+    """Parse an ISO-8601 instant that must carry an explicit zone; returns UTC.
+
+    An instant outside 1970-2199 (``9999-12-31T00:00Z``) is refused: no data is there, and the
+    windows computed around it would leave pandas' timestamp range.
+    """
+    shown = _shown(text)
+    try:
+        ts = pd.Timestamp(text) if isinstance(text, (pd.Timestamp, datetime)) else pd.Timestamp(str(text).strip())
+    except (ValueError, TypeError, OverflowError, NotImplementedError):  # OutOfBoundsDatetime is a ValueError
         raise ConfigError(
-            f"{name}={text!r} has no time zone",
+            f"{name}={shown} is not an ISO-8601 timestamp",
+            hint="write it like 2025-10-18T13:20:08+02:00",
+        ) from None
+    if ts is pd.NaT or ts.tzinfo is None:
+        raise ConfigError(
+            f"{name}={shown} has no time zone",
             hint="add an offset or Z, e.g. 2025-10-18T13:20:08+02:00",
         )
-    return ts.tz_convert("UTC")
+    try:
+        utc = ts.tz_convert("UTC")
+        inside = EARLIEST_INSTANT <= utc < LATEST_INSTANT
+    except (ValueError, OverflowError, NotImplementedError):  # the offset moves it out of range
+        inside = False
+    if not inside:
+        raise ConfigError(f"{name}={shown} is outside the years 1970-2199",
+                          hint="give an instant the data can hold, e.g. 2025-10-18T13:20:08+02:00")
+    return utc
+
+
+def _shown(value) -> str:
+    """A user's value in an error line: its repr, one line and at most 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_date(text, *, name: str = "date") -> date:
+    """A calendar day ``YYYY-MM-DD`` in the years the instants may have (1970-2199), else one line naming ``name``."""
+    if isinstance(text, datetime):
+        text = text.date()
+    try:
+        day = text if isinstance(text, date) else date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{name}={_shown(text)} is not a date", hint="write it as YYYY-MM-DD, e.g. 2025-10-14") from None
+    if not EARLIEST_INSTANT.date() <= day < LATEST_INSTANT.date():
+        raise ConfigError(f"{name}={_shown(text)} is outside the years 1970-2199",
+                          hint="give a day the data can hold, e.g. 2025-10-14")
+    return day
 
 
 def parse_duration(text: str | timedelta, *, name: str = "duration") -> pd.Timedelta:
-    """Parse ``30m``, ``5d``, ``2h``, ``90s``, ``1w`` into a Timedelta (non-negative)."""
-    if isinstance(text, (timedelta, pd.Timedelta)):
+    """Parse ``30m``, ``5d``, ``2h``, ``90s``, ``1w`` into a Timedelta (non-negative, at most ten years)."""
+    if isinstance(text, (timedelta, pd.Timedelta)) and text is not pd.NaT:
+        if not timedelta(0) <= text <= MAX_DURATION:
+            raise ConfigError(f"{name}={_shown(text)} is not a duration between 0 and {MAX_DURATION.days}d",
+                              hint="give a non-negative duration of at most ten years")
         return pd.Timedelta(text)
     match = _DURATION.match(str(text))
     if not match:
         raise ConfigError(
-            f"{name}={text!r} is not a duration",
+            f"{name}={_shown(text)} is not a duration",
             hint="use a number and a unit s/m/h/d/w, e.g. 30m or 5d",
         )
     seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds > MAX_DURATION.total_seconds():
-        raise ConfigError(f"{name}={text!r} is longer than a duration can be",
+        raise ConfigError(f"{name}={_shown(text)} is longer than a duration can be",
                           hint=f"give at most {MAX_DURATION.days}d (ten years)")
     return pd.Timedelta(seconds=seconds).as_unit("ns")
 

@@ -8,22 +8,35 @@ and a literal default. Two kinds of ``str`` parameter are checked further:
   The value must be ISO-8601 *with* a zone (``2025-10-18T13:20:08+02:00``); ``""`` = unset.
 * **duration**: name ends in ``window``, ``before``, ``after``, ``period`` or ``lookback``,
   or the help contains ``duration``. Values like ``30m``, ``5d``, ``2h``; ``""`` = unset.
+* **date**: name ends in ``_date`` or ``_start``, or the help contains ``YYYY-MM-DD``: a calendar
+  day ``2025-10-14`` in 1970-2199; ``""`` = unset.
 
-Unknown names and wrong values are rejected before any cell runs (``ConfigError``, exit 2).
+A ``str`` parameter may be set to ``""`` only when its default is ``""`` or its help says what empty
+means (``empty means now``); otherwise the notebook would fail on it in its kernel.
+
+Every ``int`` and ``float`` is finite and inside a range, decided like the kinds (first match):
+the help's ``between A and B`` (inclusive); a name ending in ``_s`` (seconds) is > 0 and at most
+a day; a name starting with ``min_`` (a minimum sample) is at least 1; anything else is >= 0.
+An ``int`` is at most 2**63 - 1 (what SQLite and MariaDB's BIGINT hold).
+
+Unknown names and wrong values are rejected before any cell runs (``ConfigError``, exit 2), so a
+bad parameter leaves no run folder; so is a notebook file that is not a notebook.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import math
 import re
 import tokenize
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rca_toolkit.errors import ConfigError, NotFound
+from rca_toolkit.config import SECONDS_RANGE
+from rca_toolkit.errors import ConfigError, InputFormatError, NotFound
 
 if TYPE_CHECKING:  # imported lazily at run time (see read sites)
     import nbformat
@@ -31,6 +44,45 @@ if TYPE_CHECKING:  # imported lazily at run time (see read sites)
 PARAM_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 _TIMESTAMP_NAME = re.compile(r"(_at|^as_of)$")
 _DURATION_NAME = re.compile(r"(window|before|after|period|lookback)$")
+_DATE_NAME = re.compile(r"(_date|_start)$")
+MAX_INT = 2**63 - 1
+_BETWEEN = re.compile(r"between (-?\d+(?:\.\d+)?) and (-?\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class NumericRange:
+    """Allowed values of a numeric parameter: ``low`` (excluded when ``low_open``) to ``high``."""
+
+    low: float
+    high: float
+    low_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        return (value > self.low if self.low_open else value >= self.low) and value <= self.high
+
+    def __str__(self) -> str:
+        return f"{'(' if self.low_open else '['}{_bound(self.low)}, {_bound(self.high)}]"
+
+
+def _bound(value: float) -> str:
+    if value >= MAX_INT:
+        return "2^63-1"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def numeric_range(name: str, type_: str, help_: str) -> NumericRange:
+    """The range of a numeric parameter, from its help (``between A and B``) or its name (module docstring)."""
+    high = MAX_INT if type_ == "int" else float(MAX_INT)
+    between = _BETWEEN.search(help_)
+    if between:
+        return NumericRange(float(between.group(1)), float(between.group(2)))
+    if name.endswith("_s"):
+        return NumericRange(*SECONDS_RANGE, low_open=True)
+    if name.startswith("min_"):
+        return NumericRange(1, high)
+    return NumericRange(0, high)
 
 
 @dataclass(frozen=True)
@@ -54,6 +106,8 @@ def _kind(name: str, type_: str, help_: str) -> str:
         return "timestamp"
     if _DURATION_NAME.search(name) or "duration" in help_.lower():
         return "duration"
+    if _DATE_NAME.search(name) or "yyyy-mm-dd" in help_.lower():
+        return "date"
     return "value"
 
 
@@ -94,6 +148,7 @@ def parse_parameters(source: str, *, where: str = "parameters cell") -> list[Par
         param = Parameter(name, type_, default, help_, _kind(name, type_, help_))
         if default != "" and param.kind != "value":
             _check_kind(param, default)
+        _check_range(param, default, what=f"{where}: default of")
         out.append(param)
     return out
 
@@ -105,7 +160,13 @@ def read_parameters(path: str | Path) -> list[Parameter]:
         raise NotFound(f"notebook {path} does not exist", hint="see `rca list` for the notebooks")
     import nbformat  # lazily: its jsonschema/rfc3987 import costs seconds in every kernel
 
-    nb = nbformat.read(str(path), as_version=4)
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001 - whatever the file holds (binary, JSON of another shape) is the user's
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputFormatError(f"{path} is not a readable notebook: {first}",
+                               hint="give a .ipynb file saved by Jupyter; see `rca list` for the notebooks") from None
     cell = parameters_cell(nb)
     if cell is None:
         raise ConfigError(f"{path.name} has no cell tagged `parameters`", hint="tag the first code cell `parameters`")
@@ -121,12 +182,29 @@ def _type_ok(value: Any, type_: str) -> bool:
 
 
 def _check_kind(param: Parameter, value: str) -> None:
-    from rca_toolkit.rules.timeutil import parse_duration, parse_instant
+    from rca_toolkit.rules.timeutil import parse_date, parse_duration, parse_instant
 
     if param.kind == "timestamp":
         parse_instant(value, name=param.name)
     elif param.kind == "duration":
         parse_duration(value, name=param.name)
+    elif param.kind == "date":
+        parse_date(value, name=param.name)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_range(param: Parameter, value: Any, *, what: str = "parameter") -> None:
+    """A number outside the parameter's range (nan and inf included) is one line naming the range."""
+    if param.type not in ("int", "float"):
+        return
+    allowed = numeric_range(param.name, param.type, param.help)
+    if value not in allowed:
+        raise ConfigError(f"{what} {param.name}={_shown(value)} is outside {allowed}",
+                          hint=f"give a finite number in {allowed}; {param.name}: {param.help}")
 
 
 def _coerce(param: Parameter, value: Any) -> Any:
@@ -137,6 +215,8 @@ def _coerce(param: Parameter, value: Any) -> Any:
             raise ConfigError(f"parameter {param.name}={value.isoformat()!r} has no time zone",
                               hint="add an offset or Z, e.g. 2025-10-18T13:20:08+02:00")
         value = value.isoformat()
+    if isinstance(value, date) and not isinstance(value, datetime) and param.kind == "date":
+        value = value.isoformat()  # YAML reads 2025-10-14 as a date
     if isinstance(value, str) and param.type != "str":
         text = value.strip()
         try:
@@ -154,7 +234,15 @@ def _coerce(param: Parameter, value: Any) -> Any:
     if not _type_ok(value, param.type):
         raise bad
     if param.type == "float":
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # a YAML integer beyond a float
+            raise bad from None
+    _check_range(param, value)
+    if param.type == "str" and "\x00" in value:
+        raise ConfigError(f"parameter {param.name} holds a NUL character", hint=f"{param.name}: {param.help}")
+    if value == "" and param.default != "" and "empty" not in param.help.lower():
+        raise ConfigError(f"parameter {param.name} may not be empty", hint=f"{param.name}: {param.help}")
     if param.kind != "value" and value != "":
         _check_kind(param, value)
     return value
@@ -176,7 +264,12 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
 
     data = read_yaml_mapping(Path(path), "parameters file", unreadable_hint="give a YAML mapping",
                              mapping_hint="write `name: value` lines")
-    return {str(k): v for k, v in data.items()}
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise ConfigError(f"parameters file {path} has the key {odd[0]!r}, not a parameter name",
+                          hint="write `name: value` lines with the names `rca list` shows")
+    return dict(data)
 
 
-__all__ = ["PARAM_TYPES", "Parameter", "load_params_file", "parameters_cell", "parse_parameters", "read_parameters", "validate"]
+__all__ = ["PARAM_TYPES", "MAX_INT", "NumericRange", "Parameter", "load_params_file", "numeric_range", "parameters_cell",
+           "parse_parameters", "read_parameters", "validate"]

@@ -6,8 +6,9 @@ Secrets: papermill writes parameters into the executed notebook, so a value that
 password (any ``scheme://user:password@`` text, e.g. ``db_url``) is injected *redacted* and
 the real value travels to the kernel in the environment variable ``RCA_PARAM_<NAME>``.
 Inside the notebook :func:`rca_toolkit.runs.kernel.open_db` / :func:`~rca_toolkit.runs.kernel.param_value`
-give the real value back. As a second line of defence every text file of the run folder is
-scrubbed of the password.
+give the real value back. Every file of the run folder is written, or finally passed, through the
+one writer (:mod:`rca_toolkit.runs.output`): credentials redacted in every form, personal data masked
+unless the run shows it (``--show-personal-data``, recorded in ``run.json``).
 
 Run folder ``<out>/<notebook stem>/<run id>/`` (run id = UTC time + random suffix) holds the
 executed notebook, ``report.html``, ``report.md``, ``metrics.json``, ``params.yaml``,
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -35,22 +35,20 @@ from typing import Any
 
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
-from rca_toolkit.runs import ownership
+from rca_toolkit.runs import output, ownership
 from rca_toolkit.runs.kernel import RUN_DIR_ENV, env_name
 from rca_toolkit.runs.parameters import Parameter, read_parameters, validate
 
 log = logging.getLogger(__name__)
+# The kernel's own log is silenced: its start-up warning that a local kernel talks over TCP without encryption
+# (250 characters on every run) and the "KeyboardInterrupt caught" that jupyter_client's interrupt-before-shutdown
+# sometimes provokes say nothing about the notebook. A failing cell or a dead kernel is reported by papermill.
+QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 # --------------------------------------------------------------------------- secrets
 def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """(values safe to write, env vars carrying the real values, passwords to scrub)."""
-    from sqlalchemy.exc import ArgumentError
-
-    from urllib.parse import quote
-
-    from rca_toolkit.errors import RcaError
-    from rca_toolkit.sources.credentials import is_secret_key, parse_url
+    """(values safe to write, env vars carrying the real values, passwords to scrub as typed and URL-encoded)."""
     from rca_toolkit.sources.db import redact_text, redact_url
 
     safe, env, passwords = dict(values), {}, []
@@ -61,14 +59,7 @@ def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         if redacted == value:
             continue
         safe[name], env[env_name(name)] = redacted, value
-        try:  # user-info and password/passwd query keys, raw @ / ? # included
-            url = parse_url(value)
-            password = url.password
-            password = password or next((str(v) for k, v in url.query.items() if is_secret_key(k)), None)
-        except (ArgumentError, ValueError, RcaError):  # not a URL: fall back to the pattern below
-            password = None
-        found = [password] if password else re.findall(r"://[^:/@\s]+:([^@\s]+)@", value)
-        passwords += sorted({form for p in found for form in (p, quote(p, safe=""))})  # as typed and URL-encoded
+        passwords += output.secret_forms(value)  # user-info and every *password query key, raw @ / ? # included
     return safe, env, passwords
 
 
@@ -120,6 +111,25 @@ def _git_sha(folder: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def _check_database(values: dict, declared: list[Parameter]) -> None:
+    """A ``db_url`` given to the run must be one the kernel can open: checked on the host, before a run
+    folder or a kernel exists (the URL parses, its options are allowed, a profile resolves, a SQLite
+    file is a database, the server answers), as ``rca report health`` checks its database. Empty means
+    the configured default, which the notebook may not need (a call timeline from a file)."""
+    from rca_toolkit.sources.db import check_connection, make_engine
+
+    if "db_url" not in {p.name for p in declared}:
+        return
+    raw = values.get("db_url") or next(p.default for p in declared if p.name == "db_url")
+    if not raw:
+        return
+    engine = make_engine(raw)
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
+
+
 def _database_label(values: dict, declared: list[Parameter]) -> str | None:
     """Redacted URL of the database the kernel will use (None if the notebook takes none)."""
     from rca_toolkit.config import load_settings
@@ -135,38 +145,30 @@ def _database_label(values: dict, declared: list[Parameter]) -> str | None:
         return redact_text(str(raw))
 
 
-def _scrub(folder: Path, passwords: list[str]) -> list[str]:
-    """Replace any password left in a text file of the run folder; returns the files touched."""
-    from rca_toolkit.runs.render import atomic_write_bytes
+KERNEL_STARTS = 3  # jupyter_client picks free ports, then the kernel binds them: two kernels started at
+# once (demo-reports runs two) can race for a port and die before their first reply. No cell has run then.
 
-    touched = []
-    needles = [p.encode() for p in passwords if p and len(p) >= 3]
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif"):
-            continue
-        data = path.read_bytes()
-        clean = data
-        for needle in needles:
-            clean = clean.replace(needle, b"***")
-        if clean != data:
-            atomic_write_bytes(path, clean)
-            touched.append(path.name)
-    return touched
+
+def _kernel_did_not_start(exc: Exception) -> bool:
+    """The kernel died before it answered ``kernel_info``: nothing of the notebook ran, a new start is safe."""
+    return "before replying to kernel_info" in str(exc)
 
 
 def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None = None, out_dir: str | Path | None = None,
-                 kernel_name: str | None = None, progress: bool | None = None) -> RunResult:
+                 kernel_name: str | None = None, progress: bool | None = None,
+                 show_personal_data: bool = False) -> RunResult:
     """Validate parameters, execute with papermill and build the run folder atomically.
 
     Raises ``ConfigError`` before anything runs when a name or value is wrong. A failing
     cell does not raise: the run folder keeps the executed notebook and ``status='failed'``.
+    Every file goes through the one writer (``runs/output``): credentials out, personal data masked
+    unless ``show_personal_data`` (recorded in run.json as ``personal_data`` and shown on the report).
     """
     import papermill
-    import yaml
     from papermill.exceptions import PapermillExecutionError
 
     from rca_toolkit.config import load_settings, progress_enabled
-    from rca_toolkit.runs.render import atomic_write_text, write_reports
+    from rca_toolkit.runs.render import write_reports
 
     path = Path(path)
     declared = read_parameters(path)
@@ -176,7 +178,11 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
             raise ConfigError(f"{path.name} takes no database (it declares no db_url parameter)", hint="drop --db")
         given["db_url"] = db
     values = validate(declared, given, notebook=path.name)
+    _check_database(values, declared)
     safe, env, passwords = split_secrets(values)
+    policy = output.Policy(show_personal_data, secrets=frozenset(passwords))
+    if show_personal_data:
+        env[output.SHOW_ENV] = "1"
     started = datetime.now(timezone.utc)
     run_id = new_run_id(started)
     out = Path(out_dir or load_settings().reports_dir)
@@ -195,8 +201,14 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
     status, error, failed_cell, outcome = "ok", None, None, Outcome.CLEAR
     try:
         with _environ({**env, RUN_DIR_ENV: str(work.resolve())}):
-            papermill.execute_notebook(str(path), str(executed), parameters=safe, kernel_name=kernel,
-                                       progress_bar=progress, log_output=False)
+            for attempt in range(KERNEL_STARTS):
+                try:
+                    papermill.execute_notebook(str(path), str(executed), parameters=safe, kernel_name=kernel,
+                                               progress_bar=progress, log_output=False, extra_arguments=QUIET_KERNEL)
+                    break
+                except RuntimeError as exc:
+                    if not _kernel_did_not_start(exc) or attempt == KERNEL_STARTS - 1:
+                        raise
     except PapermillExecutionError as exc:
         status, error, failed_cell = "failed", f"{exc.ename}: {exc.evalue}".splitlines()[0], exc.exec_count
         outcome = Outcome.of_failure(exc.ename)
@@ -204,37 +216,47 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
         status, error = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         outcome = Outcome.INTERNAL_ERROR
     database = _database_label(values, declared)
-    meta = f"{path.name} · run {run_id} · status {status} · database {database or '-'}"
-    if executed.exists():
+    shown = "SHOWN (--show-personal-data)" if show_personal_data else "masked"
+    meta = f"{path.name} · run {run_id} · status {status} · database {database or '-'} · personal data {shown}"
+    policy = policy.knowing(*output.take_names(work))  # the names the notebook found in its data
+    if executed.exists():  # papermill wrote it: through the writer before anything is rendered from it
+        policy = output.clean_folder(work, policy)
         try:
-            write_reports(executed, work, title=f"{path.stem} ({run_id})", meta=meta)
+            write_reports(executed, work, title=f"{path.stem} ({run_id})", meta=meta, policy=policy)
         except Exception as exc:  # noqa: BLE001 - the run record must still be written
             status, error = "error", f"report rendering failed: {type(exc).__name__}: {exc}"
             outcome = Outcome.INTERNAL_ERROR
     metrics_path = work / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     if not metrics_path.exists():
-        atomic_write_text(metrics_path, "{}\n")
+        output.write_json(metrics_path, {}, policy)
     effective = {p.name: p.default for p in declared} | safe
-    atomic_write_text(work / "params.yaml", yaml.safe_dump(effective, sort_keys=False, allow_unicode=True))
-    from rca_toolkit.sources.db import redact_text
-
+    output.write_yaml(work / "params.yaml", effective, policy)
     run = {
         "generator": ownership.generator(), "notebook": str(path), "run_id": run_id,
         "toolkit_version": ownership.toolkit_version(), "git_sha": _git_sha(path.resolve().parent),
         "database": database, "parameters": effective, "started_at": started.isoformat(),
         "ended_at": datetime.now(timezone.utc).isoformat(), "status": status, "outcome": outcome.value,
-        "error": redact_text(error) if error else None, "failed_cell_execution_count": failed_cell,
+        "error": policy.text(error) if error else None, "failed_cell_execution_count": failed_cell,
         "kernel": kernel, "python": sys.version.split()[0], "papermill": papermill.__version__,
+        "personal_data": policy.personal_data,
     }
-    atomic_write_text(work / "run.json", json.dumps(run, indent=2, default=str) + "\n")
-    _scrub(work, passwords)
+    output.write_json(work / "run.json", run, policy)
+    output.clean_folder(work, policy)  # the last pass: every file of the folder, whoever wrote it
+    metrics = _read_json(metrics_path)
     os.rename(work, final)
     log.info("run of %s: status %s, outcome %s, folder %s", path.name, status, outcome.value, final)
     checks = metrics.get("checks") if isinstance(metrics.get("checks"), dict) else {}
     for check, check_status in checks.items():  # a runbook's checks ran in the kernel: their results, here
         log.info("%s check %r: %s", metrics.get("runbook", path.stem), check, check_status)
     return RunResult(path, final, status, outcome, run["error"], metrics)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def notebook_paths(*folders: str | Path) -> list[Path]:

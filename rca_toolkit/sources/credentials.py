@@ -44,6 +44,9 @@ _HOST_REST = re.compile(r"^(\[[^\]]*\]|[^/?:@#\s]*)(:\d*)?(/[^?@]*)?(\?.*)?$", r
 _USERNAME = re.compile(r"^[^:/@?#\s]*$")
 # user-info password: up to the LAST @ of the whitespace-free run (an unencoded @ or / stays inside)
 _USERINFO_IN_TEXT = re.compile(r"(://[^:/@\s]*:)(\S*)(@[^@\s]*)")
+# scheme://name:secret/ without an @: a password whose @host was forgotten reads as a port; a port that
+# is not digits is never valid, so masking it loses nothing
+_HOSTLESS_SECRET_IN_TEXT = re.compile(r"(://[^:/@\s\[\]]+:)(?!\d*(?:[/?#\s]|$))([^/?#@\s]+)(?=[/?#\s]|$)")
 _QUERY_SECRET_IN_TEXT = re.compile(r"([?&;][\w.-]*(?:password|passwd)=)([^&\s]*)", re.IGNORECASE)
 
 
@@ -125,6 +128,7 @@ def redact_text(text: str) -> str:
     """Mask every password inside free text: ``scheme://user:password@`` (up to the last ``@`` of the
     URL, so an unencoded ``@`` or ``/`` does not leak the tail) and ``?password=``/``passwd=``/``*password=``."""
     text = _USERINFO_IN_TEXT.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    text = _HOSTLESS_SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
     return _QUERY_SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
 
 
@@ -139,6 +143,14 @@ def carries_credentials(value: str | None) -> bool:
     except (ArgumentError, ValueError, ConfigError):
         return redact_text(value) != value
     return url.password is not None or any(is_secret_key(k) for k in url.query) or redact_text(value) != value
+
+
+def secrets_in_text(text: str) -> list[str]:
+    """The passwords :func:`redact_text` masks in ``text`` (user-info, host-less ``name:secret/``, query keys),
+    so a caller can also scrub them where the text reappears changed (a URL read as a path loses a ``/``)."""
+    found = [m.group(2) for pattern in (_USERINFO_IN_TEXT, _HOSTLESS_SECRET_IN_TEXT, _QUERY_SECRET_IN_TEXT)
+             for m in pattern.finditer(text)]
+    return [s for s in found if s and s != MASK]
 
 
 @dataclass
@@ -162,8 +174,14 @@ def gate_url(url: URL) -> GatedUrl:
     if url.password is not None:
         secrets["password"] = url.password
         url = url.set(password=MASK)
+    if url.get_backend_name() == "sqlite" and (secrets or any(is_secret_key(k) for k in url.query)):
+        raise ConfigError("a SQLite database URL carries a password, which SQLite does not take",
+                          hint="drop the password: sqlite:///path/to/file.sqlite")
     if url.get_backend_name() not in ("mysql", "mariadb"):
         return GatedUrl(url, secrets)
+    if any(not _latin1(v) for v in secrets.values()):
+        raise ConfigError("the database password has a character outside Latin-1, which the MySQL protocol "
+                          "(pymysql) cannot send", hint="change the password to ASCII, or check the URL's %-escapes")
     timeouts: dict[str, float] = {}
     for key, value in url.query.items():
         if key in REFUSED_WHY or key not in ALLOWED_MYSQL_OPTIONS:
@@ -176,6 +194,14 @@ def gate_url(url: URL) -> GatedUrl:
             timeouts[key] = positive_seconds(f"URL option {key}", _single(key, value))
     moved = [k for k in url.query if is_secret_key(k) or k in TIMEOUT_OPTIONS]
     return GatedUrl(url.difference_update_query(moved), secrets, timeouts)
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def positive_seconds(name: str, value) -> float:

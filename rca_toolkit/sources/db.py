@@ -22,13 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from rca_toolkit.config import Settings, load_settings
-from rca_toolkit.errors import ConnectionFailed, NotFound, RcaError, SchemaError
+from rca_toolkit.config import DB_TIME_ZONE, Settings, load_settings
+from rca_toolkit.errors import ConnectionFailed, InputFormatError, NotFound, RcaError
 from rca_toolkit.sources import db_errors, read_only
 from rca_toolkit.sources.credentials import GatedUrl, gate_url, parse_url, positive_seconds, redact_text, redact_url
 
 __all__ = ["make_engine", "resolve_url", "redact_url", "redact_text", "check_connection", "database_error",
-           "connection_timeouts", "ping_ms", "introspect", "require_columns", "TableInfo", "GROUP_BY_MEMORY"]
+           "connection_timeouts", "ping_ms", "introspect", "TableInfo", "GROUP_BY_MEMORY", "check_sqlite_file"]
 
 _SECRETS: "weakref.WeakKeyDictionary[sa.Engine, list[str]]" = weakref.WeakKeyDictionary()
 
@@ -47,10 +47,17 @@ def resolve_url(db: str | None = None, settings: Settings | None = None) -> URL:
     try:
         url = parse_url(raw)
     except (ArgumentError, ValueError):
-        raise ConnectionFailed(
+        if "://" not in str(raw):
+            known = ", ".join(sorted(settings.profiles)) or "none configured"
+            what = "--db" if db else "the database_url setting (RCA_DATABASE_URL, rca.yaml)"
+            raise ConnectionFailed(f"{what} {_shown(redact_text(str(raw)))} is not a valid SQLAlchemy URL nor a database profile",
+                                   hint=f"profiles: {known} (rca.yaml or $RCA_CONFIG); or give sqlite:///path.sqlite "
+                                        f"or mysql+pymysql://user@host:3306/db") from None
+        raise _port_error(str(raw)) or ConnectionFailed(
             f"database URL {redact_text(str(raw))!r} is not a valid SQLAlchemy URL",
             hint="use sqlite:///path.sqlite or mysql+pymysql://user@host:3306/db",
         ) from None
+    _check_port(url)
     if profile and profile.get("password_env"):
         secret = os.environ.get(profile["password_env"])
         if secret is None:
@@ -64,6 +71,76 @@ def resolve_url(db: str | None = None, settings: Settings | None = None) -> URL:
     return url
 
 
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 80 else repr(text[:77] + "...")
+
+
+PORTS = (1, 65535)
+# scheme://[user-info@]host:port -- the user-info up to its last @ (no / inside, so a path is never taken for it)
+_HOST_PORT = re.compile(r"^(?P<scheme>[A-Za-z][\w+.-]*)://(?P<auth>[^/?#]*@)?(?P<host>\[[^\]]*\]|[^/?#@:]*):"
+                        r"(?P<port>[^/?#@]*)(?:[/?#]|$)", re.DOTALL)
+_PORT_HINT = "write the port as a number from 1 to 65535, e.g. mysql+pymysql://user@host:3306/db"
+_NO_HOST_HINT = ("write user:password@host:3306/db (without @host the password is read as the port); "
+                 "best keep the password in a profile's password_env")
+
+
+def _port_error(raw: str) -> ConnectionFailed | None:
+    """The one line for a URL that does not parse because its port is not a number (None: another reason).
+
+    Without user-info the text after ``host:`` may be a password whose ``@host`` was forgotten, so it is
+    masked then."""
+    match = _HOST_PORT.match(raw.strip())
+    if not match or match["port"].isdigit():
+        return None
+    where = f"{match['scheme']}://{match['host']}"
+    if match["auth"] is None:
+        return ConnectionFailed(f"database URL {where}:*** has no port number after {match['host']!r}", hint=_NO_HOST_HINT)
+    shown = match["port"] if len(match["port"]) <= 20 else match["port"][:17] + "..."
+    return ConnectionFailed(f"database URL {redact_text(raw)!r}: port {shown!r} is not a number", hint=_PORT_HINT)
+
+
+def _check_port(url: URL) -> None:
+    """A server URL's port must be 1-65535 (pymysql would take 0 as the default port, 99999 as an error)."""
+    low, high = PORTS
+    if url.get_backend_name() == "sqlite" or url.port is None or low <= url.port <= high:
+        return
+    if url.username is None:  # "user:secret/db" parses as host "user", port "secret"
+        raise ConnectionFailed(f"database URL {url.drivername}://{url.host}:*** has a port outside {low}-{high}",
+                               hint=_NO_HOST_HINT)
+    raise ConnectionFailed(f"database URL {redact_url(url)!r}: port {url.port} is outside {low}-{high}", hint=_PORT_HINT)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database file
+
+
+def check_sqlite_file(path: str | Path, *, writable: bool = False) -> None:
+    """``path`` must be a SQLite database file (readable, with the SQLite header); a writable scratch
+    target may also be absent or empty (SQLite creates it). One line naming the file otherwise."""
+    path = Path(path)
+    hint = "give the path of a SQLite database file, e.g. sqlite:///data/demo.sqlite (built by `rca demo-data`)"
+    if path.is_dir():
+        raise InputFormatError(f"SQLite database {path} is a directory, not a database file", hint=hint)
+    if not path.exists():
+        if writable:
+            return
+        raise NotFound(
+            f"SQLite database {path} does not exist",
+            hint="build the demo with `make demo` or `rca demo-data --db sqlite:///data/demo.sqlite`",
+        )
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise ConnectionFailed(f"cannot read SQLite database {path}: {exc.strerror or type(exc).__name__}",
+                               hint="check the path and its permissions") from None
+    if not head and writable:
+        return
+    if not head:
+        raise InputFormatError(f"SQLite database {path} is an empty file, not a database", hint=hint)
+    if head != SQLITE_HEADER:
+        raise InputFormatError(f"{path} is not a SQLite database (it lacks the SQLite file header)", hint=hint)
+
+
 def _sqlite_readonly(url: URL) -> URL:
     """``sqlite:///path`` -> the same file opened through SQLite's URI form with ``mode=ro``."""
     path = url.database
@@ -71,11 +148,7 @@ def _sqlite_readonly(url: URL) -> URL:
         raise ConnectionFailed("an in-memory SQLite database has nothing to analyse", hint="give a file path")
     if path.startswith("file:"):
         path = path[5:].split("?", 1)[0]
-    if not Path(path).exists():
-        raise NotFound(
-            f"SQLite database {path} does not exist",
-            hint="build the demo with `make demo` or `rca demo-data --db sqlite:///data/demo.sqlite`",
-        )
+    check_sqlite_file(path)
     return make_url(f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true")
 
 
@@ -96,7 +169,8 @@ def make_engine(db: str | URL | None = None, *, writable: bool = False, settings
         if backend == "sqlite" and not writable:
             engine = sa.create_engine(_sqlite_readonly(gated.url))
         elif backend == "sqlite":
-            if url.database and url.database != ":memory:":
+            if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+                check_sqlite_file(url.database, writable=True)
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             engine = sa.create_engine(gated.url)
         else:
@@ -173,7 +247,7 @@ def _pin_mysql_session(engine: sa.Engine, settings: Settings, writable: bool) ->
 
 
 def _safe_tz(value: str) -> str:
-    if not re.fullmatch(r"[+-]\d{2}:\d{2}|[A-Za-z_/]+|SYSTEM", value):
+    if not DB_TIME_ZONE.fullmatch(value):
         raise ConnectionFailed(f"db_time_zone={value!r} is not a time zone", hint="use +00:00 or SYSTEM")
     return value
 
@@ -243,12 +317,3 @@ def _autoincrement_columns(engine: sa.Engine, table: str, cols: list[dict]) -> s
         if len(pk) == 1 and str(pk[0]["type"]).upper() in ("INTEGER", "BIGINT"):
             found.add(pk[0]["name"])
     return found
-
-
-def require_columns(schema: dict[str, TableInfo], table: str, columns: list[str]) -> None:
-    """Raise SchemaError naming every missing table/column (a missing column is never a pass)."""
-    if table not in schema:
-        raise SchemaError(f"table {table!r} is missing", hint="point --db at the production schema or a demo database")
-    missing = [c for c in columns if c not in schema[table].columns]
-    if missing:
-        raise SchemaError(f"table {table!r} lacks columns {', '.join(missing)}", hint="the schema differs from the data contract")

@@ -56,6 +56,23 @@ def first_line(exc: BaseException, secrets: list[str] = ()) -> str:
     return scrub((str(inner).strip().splitlines() or [type(inner).__name__])[0], list(secrets))
 
 
+# Driver exceptions the server or the file raise on their own (unreachable, lost, timed out, locked,
+# not a database); ProgrammingError, IntegrityError, DataError and the like stay bugs of the toolkit.
+ENVIRONMENT_ERRORS = ("OperationalError", "InterfaceError")
+
+
+def untranslated(exc: BaseException) -> RcaError | None:
+    """The one-line error for a database failure that reached the CLI without a layer translating it,
+    when the database caused it (``ENVIRONMENT_ERRORS``, SQLite's "file is not a database"); None
+    for anything else, which stays an internal error."""
+    if not is_database_error(exc):
+        return None
+    inner = driver_error(exc)
+    if type(inner).__name__ in ENVIRONMENT_ERRORS or type(inner) is sqlite3.DatabaseError:
+        return translate(exc, "the database")
+    return None
+
+
 def translate(exc: BaseException, where: str, *, secrets: list[str] = (), doing: str = "query") -> RcaError:
     """The one-line error for ``exc`` raised while ``doing`` something on ``where`` (a redacted URL)."""
     inner = driver_error(exc)

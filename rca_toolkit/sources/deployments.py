@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from rca_toolkit.errors import InputFormatError, NotFound
+from rca_toolkit.rules.timeutil import EARLIEST_INSTANT, LATEST_INSTANT
 
 COLUMNS = ["deployed_at", "commit", "description", "source"]
 DEFAULT_RESOURCE = "deployments_askproai.csv"
@@ -30,19 +31,30 @@ def default_path() -> Path:
 def load_deployments(path: str | Path | None = None) -> pd.DataFrame:
     """Read deployments: ``deployed_at`` (UTC), ``commit``, ``description``, ``source``; sorted by time."""
     file = Path(path) if path else default_path()
+    expected = f"give a CSV/YAML with columns {', '.join(COLUMNS)} and one row per deployment"
     if not file.exists():
-        raise NotFound(f"deployment list {file} does not exist",
-                       hint="give a CSV/YAML with columns deployed_at, commit, description, source")
+        raise NotFound(f"deployment list {file} does not exist", hint=expected)
+    if file.is_dir():
+        raise InputFormatError(f"deployment list {file} is a directory", hint=expected)
     try:
         if file.suffix.lower() in (".yaml", ".yml"):
             data = yaml.safe_load(file.read_text(encoding="utf-8")) or []
             if isinstance(data, dict):
                 data = data.get("deployments", [])
+            if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+                raise InputFormatError(f"deployment list {file} is not a list of deployments",
+                                       hint="write deployments: [{deployed_at: ..., commit: ..., description: ..., source: ...}]")
             raw = pd.DataFrame(data)
         else:
             raw = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except (yaml.YAMLError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"cannot parse deployment list {file}: {exc}", hint="write a CSV or YAML list") from None
+    except pd.errors.EmptyDataError:
+        raise InputFormatError(f"deployment list {file} is empty", hint=expected) from None
+    except (yaml.YAMLError, pd.errors.ParserError, UnicodeDecodeError, OSError, RecursionError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputFormatError(f"cannot parse deployment list {file}: {first}", hint="write a CSV or YAML list") from None
+    if raw.empty:
+        raise InputFormatError(f"deployment list {file} holds no deployments (a header at most)",
+                               hint="add one row per deployment, or leave --deployments out for the packaged list")
     missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
         raise InputFormatError(f"deployment list {file} lacks columns {', '.join(missing)}",
@@ -55,12 +67,15 @@ def _typed(raw: pd.DataFrame, file: Path) -> pd.DataFrame:
     for i, text in enumerate(raw["deployed_at"].astype(str)):
         try:
             ts = pd.Timestamp(text.strip())
-        except ValueError:
+        except (ValueError, OverflowError):
             raise InputFormatError(f"{file} row {i + 2}: deployed_at={text!r} is not ISO-8601",
                                    hint="write it like 2025-10-18T13:20:08+02:00") from None
-        if ts.tzinfo is None:
+        if ts is pd.NaT or ts.tzinfo is None:
             raise InputFormatError(f"{file} row {i + 2}: deployed_at={text!r} has no offset",
                                    hint="add the offset, e.g. +02:00 (CEST) or +01:00 (CET)")
+        if not EARLIEST_INSTANT <= ts < LATEST_INSTANT:
+            raise InputFormatError(f"{file} row {i + 2}: deployed_at={text!r} is outside the years 1970-2199",
+                                   hint="write the deployment's real time, e.g. 2025-10-18T13:20:08+02:00")
         times.append(ts.tz_convert("UTC"))
     out = raw[COLUMNS].copy()
     out["deployed_at"] = pd.to_datetime(pd.Series(times, index=raw.index, dtype="datetime64[ns, UTC]"))

@@ -164,7 +164,7 @@ def test_new_signature_is_watch_and_a_steady_one_is_not():
     assert table.loc["Call context not found", "status"] == "new"
     assert report.verdict == "WATCH"
     assert report.verdict_line == ("WATCH: new signature Call context not found since 2025-10-14 09:00 "
-                                   "(3 now vs 0 in the previous 7 days)")
+                                   "(3.0/day now vs 0.0/day in the previous 7 days; 3 vs 0 errors)")
 
 
 def test_quiet_healthy_day_is_ok_and_says_what_it_compared():

@@ -1,6 +1,7 @@
 """The CLI front door: every command is listed, each module registers what the table says."""
 
 import importlib
+from datetime import date
 import subprocess
 import sys
 
@@ -41,4 +42,4 @@ def test_command_modules_import(module):
 def test_parser_without_argv_registers_every_command_in_full():
     parser = cli.build_parser()
     args = parser.parse_args(["report", "health", "--date", "2025-10-25"])
-    assert (args.command, args.report_command, args.date) == ("report", "health", "2025-10-25")
+    assert (args.command, args.report_command, args.date) == ("report", "health", date(2025, 10, 25))  # parsed, range-checked

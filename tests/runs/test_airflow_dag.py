@@ -64,7 +64,7 @@ def test_dag_loads_and_renders_the_rca_line_for_each_catch_up_day(airflow_python
     for day, run in zip(days, result["runs"]):
         argv = shlex.split(run["bash_command"])[1:]
         args = parser.parse_args(argv)
-        assert (args.command, args.report_command, args.date, args.period, args.company) == \
+        assert (args.command, args.report_command, str(args.date), args.period, args.company) == \
             ("report", "health", day, "1d", 0)
 
 

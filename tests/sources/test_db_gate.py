@@ -18,7 +18,7 @@ from hypothesis import assume, given, settings as hyp_settings, strategies as st
 
 from conftest import fresh_mariadb_database
 from rca_toolkit.config import Settings
-from rca_toolkit.errors import ConfigError, ConnectionFailed, SchemaError, WriteRefused
+from rca_toolkit.errors import ConfigError, ConnectionFailed, InputFormatError, SchemaError, WriteRefused
 from rca_toolkit.sources import loaders
 from rca_toolkit.sources.db import check_connection, make_engine, redact_text, redact_url
 
@@ -213,9 +213,9 @@ def test_sqlite_errors_are_one_line_rca_errors(sqlite_file, tmp_path):
         loaders.query(engine, "SELECT nope FROM probe", {})
     not_a_db = tmp_path / "notes.sqlite"
     not_a_db.write_text("just text, not a database\n" * 50)
-    with pytest.raises(ConnectionFailed, match="not a database") as caught:
-        loaders.query(make_engine(f"sqlite:///{not_a_db}"), "SELECT name FROM sqlite_master", {})
-    assert "\n" not in str(caught.value) and str(caught.value).startswith(f"query on sqlite:///{not_a_db} failed")
+    with pytest.raises(InputFormatError, match="is not a SQLite database") as caught:  # refused by the gate, before a read
+        make_engine(f"sqlite:///{not_a_db}")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith(f"{not_a_db} is not a SQLite database")
 
 
 def test_a_silent_server_fails_within_the_timeouts():
@@ -273,3 +273,14 @@ def test_redact_text_never_leaves_the_password(password):
         assert password not in shown and quote(password, safe="") not in shown, shown
         assert shown.startswith("failed: cannot connect to mysql+pymysql://reader")
         assert password not in redact_url(url), url
+
+
+@pytest.mark.parametrize("url", ["sqlite:///x.sqlite?password=s3cret-XYZ", "sqlite:///x.sqlite?passwd=s3cret-XYZ",
+                                 "sqlite://u:s3cret-XYZ@/x.sqlite", "sqlite:///x.sqlite?ssl_password=s3cret-XYZ"])
+def test_a_sqlite_url_with_a_password_is_one_line_without_the_password(url, capsys):
+    """SQLite takes no password: handing one to the driver was an internal error (exit 3) before."""
+    from rca_toolkit.cli import main
+
+    assert main(["timeline", "call_x", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SQLite does not take" in err and "s3cret" not in err

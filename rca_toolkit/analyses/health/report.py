@@ -46,10 +46,12 @@ from rca_toolkit.rules.bookings import BOOKING_CRITICAL, BOOKING_TARGET, MIN_ATT
 from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.analyses.bookings.outcomes import NO_ERROR_TEXT
 from rca_toolkit.rules.signatures import signatures
-from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses import tables
+from rca_toolkit.errors import EmptyResult
 
 MIN_NEW_SIGNATURE = 3
 GROWTH_ALPHA = 0.01
+REQUIRES = {"health": health_data.REQUIRES["load_counts"]}  # checked by load_counts before its first statement
 BOOKING_REACH = health_data.BOOKING_REACH
 # The §E reach bands of rules.bookings in the report's words: (family, [(lower bound, band, verdict level)...]),
 # checked top-down; "info only" judges nothing.
@@ -60,6 +62,8 @@ REACH_BANDS = {
     for family, bands in bookings.REACH_BANDS.items()
 }
 LEVELS = ("OK", "WATCH", "ACT")
+DURATION_COLUMNS = ["metric", "group", "n", "p50", "p95", "p99", "p95_ci", "baseline_n", "baseline_p50", "baseline_p95",
+                    "p_value", "verdict"]
 
 
 # --------------------------------------------------------------------------- result
@@ -144,55 +148,82 @@ class HealthReport:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
 
-    def sections(self) -> list[tuple[str, pd.DataFrame]]:
-        """Display tables (percentages, intervals and p-values as text) under their headings."""
+    def sections(self) -> list[tuple[str, tables.Table]]:
+        """Display tables (units in the headers, percentages with their counts) under their headings."""
         return [("Booking success by path", self.table("booking")), ("Reach rates by function family", self.table("reach")),
-                ("Call duration and function latency (ms)", self.table("durations")),
+                ("Call duration and function latency", self.table("durations")),
                 ("New and growing error signatures", self.table("signatures")), ("Data-quality flags", self.table("quality"))]
 
-    def table(self, name: str) -> pd.DataFrame:
-        """One section formatted for reading; the raw numbers stay in the attribute of that name."""
+    def table(self, name: str) -> tables.Table:
+        """One section formatted for reading (:mod:`rca_toolkit.analyses.tables`); the raw numbers stay in the
+        attribute of that name."""
         frame = getattr(self, name).copy()
-        if frame.empty:
-            return frame
+        t = tables
         if name == "booking":
-            return pd.DataFrame({
-                "path": frame["path"], "success": [f"{_pct(r)} ({k}/{n})" for r, k, n in zip(frame["success_rate"], frame["success"], frame["attempts"])],
-                "95 % CI": [_ci(lo, hi) for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
-                "failed / orphaned": [f"{f} / {o}" for f, o in zip(frame["failed"], frame["orphaned"])],
-                "baseline": [f"{_pct(r)} ({n})" for r, n in zip(frame["baseline_success_rate"], frame["baseline_attempts"])],
-                "p (Fisher)": frame["p_value"].map(_p), "level": frame["level"], "judgement": frame["judgement"],
-                "top failure signature": frame["top_failure_signature"].fillna(""),
-            })
+            frame["success_text"] = [t.share_of(k, n, 0, "") for k, n in zip(frame.get("success", []), frame.get("attempts", []))]
+            frame["ci"] = [t.percent_interval(lo, hi, 0, "") for lo, hi in zip(frame.get("ci_low", []), frame.get("ci_high", []))]
+            frame["failed_orphaned"] = [f"{f} / {o}" for f, o in zip(frame.get("failed", []), frame.get("orphaned", []))]
+            frame["baseline"] = [t.share_of(round(r * n) if n else 0, n, 0, "") for r, n in
+                                 zip(frame.get("baseline_success_rate", []), frame.get("baseline_attempts", []))]
+            return t.Table(frame, [t.col("path"), t.col("success_text", "success (%)", numeric=True),
+                                   t.col("ci", "95 % CI", numeric=True), t.col("failed_orphaned", "failed / orphaned", numeric=True),
+                                   t.col("baseline", "baseline (%)", numeric=True),
+                                   t.col("p_value", "p (Fisher)", t.p_value, numeric=True), t.col("level"),
+                                   t.col("judgement", max_chars=60), t.col("top_failure_signature", "top failure signature", max_chars=50)],
+                           empty="no booking attempts")
         if name == "reach":
-            return pd.DataFrame({
-                "family": frame["family"], "reach": [f"{_pct(r)} ({k}/{n})" for r, k, n in zip(frame["reach_rate"], frame["reached"], frame["calls"])],
-                "95 % CI": [_ci(lo, hi) for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
-                "baseline": frame["baseline_reach_rate"].map(_pct), "band": frame["band"], "level": frame["level"],
-            })
+            frame["reach"] = [t.share_of(k, n, 0, "") for k, n in zip(frame.get("reached", []), frame.get("calls", []))]
+            frame["ci"] = [t.percent_interval(lo, hi, 0, "") for lo, hi in zip(frame.get("ci_low", []), frame.get("ci_high", []))]
+            return t.Table(frame, [t.col("family"), t.col("reach", "reach (%)", numeric=True), t.col("ci", "95 % CI", numeric=True),
+                                   t.col("baseline_reach_rate", "baseline (%)", lambda v: t.percent(v, 0, ""), numeric=True),
+                                   t.col("band"), t.col("level")], empty="no calls")
         if name == "durations":
-            ms = lambda v: "n/a" if v is None or pd.isna(v) else f"{v:,.0f}"  # noqa: E731
-            return pd.DataFrame({
-                "metric": frame["metric"], "group": frame["group"], "n": frame["n"], "p50": frame["p50"].map(ms),
-                "p95": frame["p95"].map(ms), "p95 95 % CI": frame["p95_ci"].map(lambda c: f"{c[0]:,.0f}-{c[1]:,.0f}" if c else "n/a"),
-                "p99": frame["p99"].map(ms), "baseline p50 / p95": [f"{ms(a)} / {ms(b)}" for a, b in zip(frame["baseline_p50"], frame["baseline_p95"])],
-                "baseline n": frame["baseline_n"], "p (Mann-Whitney)": frame["p_value"].map(_p), "verdict": frame["verdict"],
-            })
+            def s(row_metric):
+                return (lambda v: t.ms_as_seconds(v, 2)) if row_metric == "function_latency" else (lambda v: t.ms_as_seconds(v, 1))
+            rows = []
+            for r in frame.to_dict(orient="records"):
+                f = s(r["metric"])
+                ci = r.get("p95_ci")
+                rows.append({"metric": r["metric"] if r["group"] == "all" else f"{r['metric']} {r['group']}", "n": r["n"],
+                             "p50": f(r["p50"]), "p95": f(r["p95"]),
+                             "p95 CI": t.interval(ci[0], ci[1], fmt=f) if ci else t.MISSING, "p99": f(r["p99"]),
+                             "baseline": f"{f(r['baseline_p50'])} / {f(r['baseline_p95'])}", "baseline n": r["baseline_n"],
+                             "p": r["p_value"], "verdict": r["verdict"]})
+            return t.Table(rows, [t.col("metric"), t.col("n", numeric=True), t.col("p50", "p50 (s)", numeric=True),
+                                  t.col("p95", "p95 (s)", numeric=True), t.col("p95 CI", "p95 95 % CI", numeric=True),
+                                  t.col("p99", "p99 (s)", numeric=True), t.col("baseline", "baseline p50 / p95 (s)", numeric=True),
+                                  t.col("baseline n", numeric=True), t.col("p", "p (Mann-Whitney)", t.p_value, numeric=True),
+                                  t.col("verdict")], empty="no durations")
         if name == "signatures":
-            frame["p_value"] = frame["p_value"].map(_p)
-            return frame
+            days, base_days = self.days
+            frame["per_day"] = [f"{c / days:.1f}" for c in frame.get("count", [])]
+            frame["base_per_day"] = [f"{c / base_days:.1f}" for c in frame.get("baseline_count", [])]
+            return t.Table(frame, [t.col("signature", max_chars=60), t.col("count", "errors", numeric=True),
+                                   t.col("per_day", "per day", numeric=True),
+                                   t.col("baseline_count", "baseline errors", numeric=True),
+                                   t.col("base_per_day", "baseline per day", numeric=True),
+                                   t.col("first_seen", f"first seen ({source_tz()})"), t.col("status"),
+                                   t.col("p_value", "p (binomial)", t.p_value, numeric=True),
+                                   t.col("booking_failed", "failed bookings", numeric=True)], empty="no error signatures")
         if name == "quality":
-            frame["share"] = frame["share"].map(lambda v: "" if v is None or pd.isna(v) else f"{100 * v:.1f} %")
-            frame["of"] = frame["of"].map(lambda v: "" if v is None or pd.isna(v) else str(int(v)))
-            return frame
+            frame["share_text"] = [t.percent(c / o) if o and not t.is_missing(o) else t.MISSING
+                                   for c, o in zip(frame.get("count", []), frame.get("of", []))]
+            return t.Table(frame, [t.col("flag"), t.col("count", numeric=True),
+                                   t.col("of", fmt=lambda v: t.MISSING if t.is_missing(v) else f"{int(v):,}", numeric=True),
+                                   t.col("share_text", "share", numeric=True)])
         raise KeyError(f"no section {name!r}")
+
+    @property
+    def days(self) -> tuple[int, int]:
+        """Days in the period and in its baseline (per-day rates of the signatures)."""
+        return PERIODS[self.period], PERIODS[self.period] * BASELINE_PERIODS[self.period]
 
     def to_markdown(self) -> str:
         parts = [f"# {self.title()}", "", f"**{self.verdict_line}**", ""]
         if self.synthetic:
             parts += ["*SYNTHETIC DEMO DATA*", ""]
-        for name, frame in self.sections():
-            parts += [f"## {name}", "", md_table(frame) if len(frame) else "(none)", ""]
+        for name, table in self.sections():
+            parts += [f"## {name}", "", table.to_markdown() if len(table) else "(none)", ""]
         parts += [f"- {n}" for n in self.notes]
         return "\n".join(parts)
 
@@ -204,10 +235,9 @@ class HealthReport:
 
     def _repr_html_(self) -> str:
         body = [f"<h3>{html.escape(self.title())}</h3>", self.verdict_html()]
-        for name, frame in self.sections():
-            body += [f"<h4>{html.escape(name)}</h4>", frame.to_html(index=False, escape=True, na_rep="")]
-        if self.notes:
-            body.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
+        for name, table in self.sections():
+            body += [f"<h4>{html.escape(name)}</h4>", table.to_html()]
+        body.append(tables.bullet_list(self.notes))
         return "".join(body)
 
 
@@ -235,6 +265,11 @@ def _split(frame: pd.DataFrame, col: str, bounds: dict) -> tuple[pd.DataFrame, p
     cur = frame[(frame[col] >= bounds["start"]) & (frame[col] < bounds["end"])]
     base = frame[(frame[col] >= bounds["baseline_start"]) & (frame[col] < bounds["start"])]
     return cur, base
+
+
+def _per_day(count: int, days: int) -> str:
+    """A count as a rate with its unit (``17.0/day``): a day's count and a week's read alike."""
+    return f"{count / days:.1f}/day"
 
 
 def _local(ts: pd.Timestamp) -> str:
@@ -343,7 +378,7 @@ def _durations(data: health_data.HealthData, base_label: str, reasons: list[Reas
             reasons.append(Reason("WATCH", f"{what} regressed: median {metric.after.value:,.0f} ms (n={metric.after.n}) vs "
                                            f"{metric.before.value:,.0f} ms (n={metric.before.n}) in {base_label}, "
                                            f"p={metric.p_value:.2g}", "durations"))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=DURATION_COLUMNS)  # the columns even without a series (no data at all)
 
 
 def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, reasons: list[Reason]) -> tuple[pd.DataFrame, dict]:
@@ -360,6 +395,8 @@ def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, rea
     b = bounds
     share = cn / (cn + bn) if cn and bn else (b["end"] - b["start"]) / (b["end"] - b["baseline_start"])
     base_counts = base.groupby("signature")["n"].sum()
+    days = max(1, round((b["end"] - b["start"]) / pd.Timedelta(days=1)))  # 23/25-hour DST days are days
+    base_days = max(1, round((b["start"] - b["baseline_start"]) / pd.Timedelta(days=1)))
     failed_counts = cur.groupby("signature")["booking_failed"].sum()
     rows = []
     for sig, count in _first_occurrence_counts(cur, "signature").items():
@@ -376,7 +413,8 @@ def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, rea
                      "booking_failed": int(failed_counts.get(sig, 0))})
         if status in ("new", "growing"):
             reasons.append(Reason("WATCH", f"{status} signature {sig} since {_local(first_seen[sig])} "
-                                           f"({count} now vs {base_count} in {base_label})", "signatures"))
+                                           f"({_per_day(count, days)} now vs {_per_day(base_count, base_days)} in "
+                                           f"{base_label}; {count} vs {base_count} errors)", "signatures"))
     frame = pd.DataFrame(rows, columns=cols).sort_values(["status", "count"], ascending=[True, False], kind="stable")
     return frame.reset_index(drop=True), first_seen
 
@@ -423,9 +461,33 @@ def compute(inputs: HealthInputs) -> HealthReport:
     notes.append("first_seen is the earliest occurrence within the loaded window (baseline + period); "
                  "a signature first seen at the window start may be older")
     cur_attempts = int(data.attempts.loc[data.attempts["period"] >= inputs.bounds["start"], "attempts"].sum()) if len(data.attempts) else 0
+    _judge_emptiness(inputs, data, cur_attempts, base_label, reasons)
     return HealthReport(inputs.day, inputs.period, inputs.company_id, inputs.bounds, booking, reach, durations, sig_frame,
-                        quality, reasons, notes, inputs.synthetic, inputs.source,
+                        quality, reasons, tables.Notes(notes), inputs.synthetic, inputs.source,
                         {"sessions": data.sessions["cur"]["n"], "attempts": cur_attempts}, daily_counts(data.attempts))
+
+
+def _judge_emptiness(inputs: HealthInputs, data: health_data.HealthData, cur_attempts: int, base_label: str,
+                     reasons: list[Reason]) -> None:
+    """An empty period (no call, attempt or error) is never OK ("0 of 0" is not enough data, not a pass).
+
+    Nothing in the period nor in its baseline: the company, the day or the database is wrong, not the
+    platform; a scheduled report should fail loudly (``EmptyResult``, exit 2) instead of filing a green
+    report every day. Nothing in the period but calls in the baseline: WATCH, not ACT, because a closed
+    day (a Sunday) looks the same as an outage; the line says which to check.
+    """
+    cur_calls, base_calls = data.sessions["cur"]["n"], data.sessions["base"]["n"]
+    all_attempts = int(data.attempts["attempts"].sum()) if len(data.attempts) else 0
+    errors = data.errors.groupby("side")["n"].sum() if len(data.errors) else pd.Series(dtype="int64")
+    if cur_calls or cur_attempts or errors.get("cur", 0):
+        return
+    who = f"company {inputs.company_id}" if inputs.company_id else "any company"
+    if not (base_calls or all_attempts or errors.get("base", 0)):
+        raise EmptyResult(f"no calls and no booking attempts of {who} in the {inputs.period} period from "
+                          f"{inputs.day.isoformat()} nor in {base_label}",
+                          hint="check the company id, the date and the database: nothing there to report on")
+    reasons.append(Reason("WATCH", f"not enough data: no calls in this period ({base_calls} in {base_label}); "
+                                   f"if calls were expected, check that they reach the platform", "quality"))
 
 
 def health(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthReport:
