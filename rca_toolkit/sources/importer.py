@@ -1,7 +1,9 @@
 """Write imported frames into a *scratch* database so loaders and ``rca quality --db`` read them back.
 
 Targets: call-history exports -> ``retell_call_sessions``; Retell call objects -> ``calls``
-(the whole object in ``raw``, as production's ``syncCallToDatabase`` does); Cal.com deliveries
+(the whole object in ``raw``, as production's ``syncCallToDatabase`` does; every delivery is kept in
+``retell_deliveries`` (ours) and the row is the merge of all deliveries of the call, see
+:func:`import_retell_calls`); Cal.com deliveries
 -> ``webhook_events`` (provider ``calcom``); Laravel log entries -> ``laravel_log`` (ours).
 The production-shaped tables come from :mod:`rca_toolkit.sources.schema`.
 
@@ -14,7 +16,8 @@ Never the analysed database. A target is accepted only when all of these hold:
 
 Times are stored the way the loaders read them (:func:`rca_toolkit.sources.loaders.storage_zone`):
 naive Europe/Berlin wall time on SQLite (like production), UTC on MariaDB sessions pinned to
-``+00:00``. Re-importing a record replaces it (keyed by call id, uid or source line).
+``+00:00``. Re-importing a record replaces it (keyed by call id, uid or source line); re-importing a
+Retell delivery replaces that delivery and merges the call again, so the rows come out the same.
 """
 
 from __future__ import annotations
@@ -73,7 +76,28 @@ laravel_log = sa.Table(
     sa.Index("laravel_log_level_index", "level", "ts_utc"),
     mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_unicode_ci",
 )
+retell_deliveries = sa.Table(  # every Retell delivery as it came in: a call's row is their merge
+    "retell_deliveries", scratch_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_key", sa.String(64), nullable=False),  # sha256 of the event and the object as sent
+    sa.Column("call_id", sa.String(255), nullable=False),
+    sa.Column("event", sa.String(64)),  # call_started / call_ended / call_analyzed; NULL: a bare call object
+    sa.Column("richness", sa.Integer, nullable=False),  # formats.retell.delivery_rank
+    sa.Column("source", sa.String(1024)),
+    sa.Column("body", schema.LONG_TEXT, nullable=False),  # the call object as stored (masked unless --keep-pii)
+    sa.UniqueConstraint("delivery_key", name="retell_deliveries_key_unique"),
+    sa.Index("retell_deliveries_call_index", "call_id"),
+    mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_unicode_ci",
+)
 TARGET_TABLES = [schema.retell_call_sessions, schema.calls, schema.webhook_events]
+# Retell's call_status -> the calls table's status (data-contract §3.6: inbound -> ongoing -> completed ->
+# analyzed, plus in_progress and failed). registered is what the app's call_inbound placeholder says
+# (inbound); a call that never connected or broke is failed; an ended call whose call_analyzed was
+# delivered is analyzed, as production's webhook handler writes it.
+CALL_ROW_STATUS = {"registered": "inbound", "ongoing": "ongoing", "ended": "completed", "not_connected": "failed",
+                   "error": "failed"}
+EVENT_ROW_STATUS = {"call_started": "ongoing", "call_ended": "completed", "call_analyzed": "analyzed"}
+ROW_STATUSES = ("inbound", "ongoing", "completed", "analyzed", "in_progress", "failed")
 
 
 def _same_database(a: URL, b: URL) -> bool:
@@ -169,12 +193,17 @@ def _replace(engine: sa.Engine, table: sa.Table, key: str, rows: list[dict]) -> 
     """Delete rows with the same key, then insert: re-imports replace, never duplicate."""
     if not rows:
         return 0
-    keys = [r[key] for r in rows]
     with engine.begin() as conn:
-        for start in range(0, len(keys), 500):
-            conn.execute(table.delete().where(table.c[key].in_(keys[start:start + 500])))
-        conn.execute(table.insert(), rows)
+        _replace_in(conn, table, key, rows)
     return len(rows)
+
+
+def _replace_in(conn, table: sa.Table, key: str, rows: list[dict]) -> None:
+    keys = [r[key] for r in rows]
+    for start in range(0, len(keys), 500):
+        conn.execute(table.delete().where(table.c[key].in_(keys[start:start + 500])))
+    for columns in dict.fromkeys(tuple(r) for r in rows):  # rows that keep their id are inserted apart
+        conn.execute(table.insert(), [r for r in rows if tuple(r) == columns])
 
 
 def import_sessions(engine: sa.Engine, frame: pd.DataFrame) -> int:
@@ -200,41 +229,102 @@ def import_sessions(engine: sa.Engine, frame: pd.DataFrame) -> int:
     return _replace(engine, schema.retell_call_sessions, "call_id", rows)
 
 
-def import_retell_calls(engine: sa.Engine, calls, *, company_id: int = 0) -> int:
-    """Retell call objects -> ``calls`` rows as ``syncCallToDatabase`` writes them (``raw`` = object).
+def calls_status(call_status, event: str | None, *, ended: bool) -> str:
+    """The ``calls.status`` of a merged Retell call (:data:`CALL_ROW_STATUS`); without a Retell status,
+    the richest event says it, else whether an end is known."""
+    status = CALL_ROW_STATUS.get(call_status)
+    if status == "completed" and event == "call_analyzed":
+        return "analyzed"
+    if status:
+        return status
+    if call_status in ROW_STATUSES:  # an app-side export already speaks the table's vocabulary
+        return call_status
+    return EVENT_ROW_STATUS.get(event) or ("completed" if ended else "ongoing")
 
-    ``company_id`` is NOT NULL in production; the object does not say it, so 0 means unknown.
+
+def import_retell_calls(engine: sa.Engine, calls, *, company_id: int = 0, source: str | None = None) -> int:
+    """Retell deliveries (parsed call objects and webhooks) -> one ``calls`` row per call; returns the rows.
+
+    Every delivery is stored in ``retell_deliveries`` (keyed by its content, so a re-import replaces
+    it); each call's row is then rebuilt from *all* its stored deliveries, merged by event order and
+    richness (``formats.retell.merge_deliveries``): ``call_analyzed`` > ``call_ended`` >
+    ``call_started``, and a richer delivery's field is never replaced by a poorer one's null. So a
+    list holding several events of one call, files imported in any order, and a second import of the
+    same files all give the same rows.
     """
-    zone = _zone(engine)
-    rows = []
+    return len(_merge_retell(engine, calls, company_id=company_id, source=source))
+
+
+def _merge_retell(engine: sa.Engine, calls, *, company_id: int, source: str | None) -> list:
+    from rca_toolkit.errors import InputFormatError
+    from rca_toolkit.sources.formats.retell import load_call_object, merge_deliveries
+
+    batch: dict[str, dict] = {}
     for call in calls:
-        raw = call.raw
-        latency = raw.get("latency")
-        e2e = (latency or {}).get("e2e") or {}
-        analysis = call.analysis or {}
-        rows.append({
-            "retell_call_id": call.call_id, "call_id": call.call_id, "external_id": call.call_id,
-            "company_id": company_id, "from_number": raw.get("from_number"), "to_number": raw.get("to_number"),
-            "direction": call.direction, "status": "completed" if call.call_status == "ended" else "ongoing",
-            "call_status": call.call_status, "start_timestamp": _stored(call.start, zone),
-            "end_timestamp": _stored(call.end, zone), "call_time": _stored(call.start, zone),
-            "duration_ms": call.duration_ms,
-            "duration_sec": None if call.duration_ms is None else round(call.duration_ms / 1000),
-            "disconnection_reason": call.disconnection_reason, "retell_agent_id": call.agent_id,
-            "agent_version": None if call.agent_version is None else str(call.agent_version),
-            "latency_metrics": _json(latency), "end_to_end_latency": None if e2e.get("p50") is None else round(e2e["p50"]),
-            "cost_cents": None if call.cost_cents is None else round(call.cost_cents),
-            "cost": None if call.cost_cents is None else round(call.cost_cents / 100, 2),
-            "cost_breakdown": _json(call.cost_breakdown), "transcript": raw.get("transcript"),
-            "transcript_object": _json(raw.get("transcript_object")),
-            "transcript_with_tools": _json(raw.get("transcript_with_tool_calls")), "raw": _json(raw),
-            "analysis": _json(call.analysis), "summary": analysis.get("call_summary"),
-            "sentiment": analysis.get("user_sentiment"),
-            "call_successful": None if analysis.get("call_successful") is None else int(bool(analysis["call_successful"])),
-            "llm_token_usage": _json(raw.get("llm_token_usage")),
-            "created_at": _stored(call.start, zone), "updated_at": _stored(call.end, zone),
-        })
-    return _replace(engine, schema.calls, "retell_call_id", rows)
+        body = _json(call.raw)
+        key = call.digest or hashlib.sha256(json.dumps([call.event, call.raw], sort_keys=True, default=str).encode()).hexdigest()
+        batch[key] = {"delivery_key": key, "call_id": call.call_id, "event": call.event[:64] if call.event else None,
+                      "richness": call.rank, "source": None if source is None else str(source)[-1024:], "body": body}
+    ids = sorted({row["call_id"] for row in batch.values()})
+    table, zone = retell_deliveries, _zone(engine)
+    merged = []
+    with engine.begin() as conn:
+        _replace_in(conn, table, "delivery_key", list(batch.values()))
+        stored: dict[str, list] = {}
+        for start in range(0, len(ids), 500):
+            query = sa.select(table.c.call_id, table.c.event, table.c.body).where(table.c.call_id.in_(ids[start:start + 500]))
+            for call_id, event, body in conn.execute(query.order_by(table.c.delivery_key)):
+                stored.setdefault(call_id, []).append((event, json.loads(body)))
+        for call_id in ids:
+            obj, event = merge_deliveries(stored[call_id])
+            try:
+                call = load_call_object(obj)  # each delivery was checked (and masked) when it came in
+            except InputFormatError as exc:
+                raise InputFormatError(f"the {len(stored[call_id])} deliveries of {call_id} disagree: {exc.message}",
+                                       hint="import the deliveries of one call together, or check which one is wrong") from None
+            call.event = event
+            merged.append(call)
+        rows = [_call_row(call, zone, company_id) for call in merged]
+        calls = schema.calls
+        for start in range(0, len(ids), 500):  # a call keeps its local id: a re-import gives the same rows
+            kept = dict(conn.execute(sa.select(calls.c.retell_call_id, calls.c.id)
+                                     .where(calls.c.retell_call_id.in_(ids[start:start + 500]))).all())
+            for row in rows[start:start + 500]:
+                if row["retell_call_id"] in kept:
+                    row["id"] = kept[row["retell_call_id"]]
+        _replace_in(conn, calls, "retell_call_id", rows)
+    return merged
+
+
+def _call_row(call, zone: str, company_id: int) -> dict:
+    """One ``calls`` row as ``syncCallToDatabase`` writes it (``raw`` = the merged object)."""
+    raw = call.raw
+    latency = raw.get("latency")
+    e2e = (latency or {}).get("e2e") or {}
+    analysis = call.analysis or {}
+    return {
+        "retell_call_id": call.call_id, "call_id": call.call_id, "external_id": call.call_id,
+        "company_id": company_id, "from_number": raw.get("from_number"), "to_number": raw.get("to_number"),
+        "direction": call.direction,
+        "status": calls_status(call.call_status, call.event, ended=call.end is not None or call.duration_ms is not None),
+        "call_status": call.call_status, "start_timestamp": _stored(call.start, zone),
+        "end_timestamp": _stored(call.end, zone), "call_time": _stored(call.start, zone),
+        "duration_ms": call.duration_ms,
+        "duration_sec": None if call.duration_ms is None else round(call.duration_ms / 1000),
+        "disconnection_reason": call.disconnection_reason, "retell_agent_id": call.agent_id,
+        "agent_version": None if call.agent_version is None else str(call.agent_version),
+        "latency_metrics": _json(latency), "end_to_end_latency": None if e2e.get("p50") is None else round(e2e["p50"]),
+        "cost_cents": None if call.cost_cents is None else round(call.cost_cents),
+        "cost": None if call.cost_cents is None else round(call.cost_cents / 100, 2),
+        "cost_breakdown": _json(call.cost_breakdown), "transcript": raw.get("transcript"),
+        "transcript_object": _json(raw.get("transcript_object")),
+        "transcript_with_tools": _json(raw.get("transcript_with_tool_calls")), "raw": _json(raw),
+        "analysis": _json(call.analysis), "summary": analysis.get("call_summary"),
+        "sentiment": analysis.get("user_sentiment"),
+        "call_successful": None if analysis.get("call_successful") is None else int(bool(analysis["call_successful"])),
+        "llm_token_usage": _json(raw.get("llm_token_usage")),
+        "created_at": _stored(call.start, zone), "updated_at": _stored(call.end, zone),
+    }
 
 
 def import_calcom(engine: sa.Engine, bookings: pd.DataFrame, bodies: list[dict]) -> int:
@@ -316,8 +406,10 @@ def _write_log_rows(engine: sa.Engine, rows: list[dict]) -> int:
 
 
 def import_log_file(engine: sa.Engine, path, *, source_tz: str | None = None, chunk: int = 5000,
-                    progress: bool | None = None) -> dict:
-    """Stream a Laravel log (or an ``error-monitor.log``) into ``laravel_log`` in chunks."""
+                    progress: bool | None = None, mask_pii: bool = True) -> dict:
+    """Stream a Laravel log (or an ``error-monitor.log``) into ``laravel_log`` in chunks, personal data
+    masked unless ``mask_pii=False``. A pasted excerpt's separators, headings and fragments of other
+    entries are not stored: ``skipped`` counts them."""
     from pathlib import Path
 
     from rca_toolkit.sources.formats import laravel_log as fmt
@@ -326,6 +418,7 @@ def import_log_file(engine: sa.Engine, path, *, source_tz: str | None = None, ch
     source = str(Path(path).resolve())
     if fmt.is_error_monitor(path):
         frame = fmt.read_error_monitor(path, source_tz=source_tz)
+        frame = fmt.mask_log_frame(frame) if mask_pii else frame
         n = import_log_frame(engine, frame, source=source, source_kind="error-monitor")
         return {"kind": "error-monitor", "rows": n, "truncated": int(frame["truncated"].sum())}
     with engine.begin() as conn:
@@ -336,17 +429,21 @@ def import_log_file(engine: sa.Engine, path, *, source_tz: str | None = None, ch
     def flush() -> None:
         nonlocal total, truncated
         frame = fmt.records_to_frame(batch, source_tz=source_tz)
+        frame = fmt.mask_log_frame(frame) if mask_pii else frame
         total += _insert_log_rows(engine, frame, source=source, source_kind="laravel")
         truncated += int(frame["truncated"].sum())
         batch.clear()
 
-    for record in fmt.iter_laravel_log(path, progress=progress):
+    stats: dict = {}
+    for record in fmt.iter_laravel_log(path, progress=progress, stats=stats):
         batch.append(record)
         if len(batch) >= chunk:
             flush()
     if batch:
         flush()
-    return {"kind": "laravel", "rows": total, "truncated": truncated}
+    return {"kind": "laravel", "rows": total, "truncated": truncated,
+            "invalid_utf8_lines": stats.get("invalid_utf8_lines", 0),
+            "skipped": {key: stats.get(key, 0) for key in fmt.SKIPPED_KEYS}}
 
 
 KINDS = ("retell", "laravel-log", "call-history", "calcom")
@@ -356,18 +453,17 @@ def import_file(engine: sa.Engine, kind: str, path: str, *, mask_pii: bool = Tru
     """Read one file of ``kind`` (one of :data:`KINDS`) and write it into the scratch ``engine``;
     returns what was written (file, table, rows and what the format tells about it)."""
     if kind == "call-history":
-        from rca_toolkit.sources.formats.exports import read_call_history
+        from rca_toolkit.sources.formats.exports import mask_personal_data, read_call_history
 
         frame = read_call_history(path)
-        n = import_sessions(engine, frame)
+        n = import_sessions(engine, mask_personal_data(frame) if mask_pii else frame)
         return {"file": path, "table": "retell_call_sessions", "rows": n, "test_ids": int(frame["is_test"].sum())}
     if kind == "retell":
-        from rca_toolkit.sources.formats.retell import load_call_object
-
-        calls = [load_call_object(obj, mask_pii=mask_pii) for obj in retell_objects(path)]
-        n = import_retell_calls(engine, calls, company_id=company_id)
+        objects = retell_objects(path)
+        deliveries = [_retell_call(obj, path, i, len(objects), mask_pii) for i, obj in enumerate(objects)]
+        calls = _merge_retell(engine, deliveries, company_id=company_id, source=str(path))
         ids = calls[0].call_id if len(calls) == 1 else f"{len(calls)} calls"
-        return {"file": path, "table": "calls", "rows": n, "call_id": ids,
+        return {"file": path, "table": "calls", "rows": len(calls), "call_id": ids, "deliveries": len(deliveries),
                 "tool_calls": sum(len(c.tool_calls) for c in calls)}
     if kind == "calcom":
         from pathlib import Path
@@ -380,24 +476,36 @@ def import_file(engine: sa.Engine, kind: str, path: str, *, mask_pii: bool = Tru
             bodies = [mask_calcom_body(b) for b in bodies]
         n = import_calcom(engine, bookings, bodies)
         return {"file": path, "table": "webhook_events", "rows": n}
-    result = import_log_file(engine, path)
+    result = import_log_file(engine, path, mask_pii=mask_pii)
     return {"file": path, "table": "laravel_log", **result}
+
+
+def _retell_call(obj, path: str, index: int, count: int, mask_pii: bool):
+    """One object of a Retell file; a refusal names the file and, in a list, the object's position."""
+    from rca_toolkit.errors import InputFormatError
+    from rca_toolkit.sources.formats.retell import load_call_object
+
+    try:
+        return load_call_object(obj, mask_pii=mask_pii)
+    except InputFormatError as exc:
+        if obj == path:  # the reader named the file itself
+            raise
+        where = f"{path} object {index + 1} of {count}" if count > 1 else path
+        raise InputFormatError(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
 def retell_objects(path: str) -> list:
     """One call object per file, or a JSON list of them (a dump of webhooks or calls.raw)."""
-    import json
     from pathlib import Path
 
     from rca_toolkit.errors import InputFormatError, NotFound
+    from rca_toolkit.rules.jsonutil import load_document
+    from rca_toolkit.sources.formats import sniff
 
     file = Path(path)
     if not file.is_file():
         raise NotFound(f"Retell file {file} does not exist", hint="check the path")
-    try:
-        document = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return [path]  # let the Retell reader explain what is wrong
+    document = load_document(sniff.read_text(file, "Retell call object"), str(file), "Retell call object")
     if isinstance(document, list):
         if not document:
             raise InputFormatError(f"{file} holds an empty list", hint="give at least one Retell call object")

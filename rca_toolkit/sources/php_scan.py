@@ -24,11 +24,15 @@ builder chain ending in ``first()``/``find()``, a typed parameter, or ``foreach`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tree_sitter as ts
 import tree_sitter_php as tsp
+
+from rca_toolkit.errors import InputFormatError
+from rca_toolkit.sources.formats import sniff
 
 # Folders of a Laravel tree that hold no application code of its own (dependencies, caches, VCS).
 DEFAULT_EXCLUDE = ("vendor", "node_modules", "storage", "bootstrap/cache", ".git")
@@ -44,6 +48,31 @@ def php_files(root: Path, exclude=DEFAULT_EXCLUDE) -> list[Path]:
         if not any(rel == ex or rel.startswith(ex.rstrip("/") + "/") for ex in exclude):
             files.append(path)
     return files
+
+
+_OPEN_TAG = re.compile(rb"<\?(?:php\b|=)", re.IGNORECASE)
+_PHP_HINT = "give the Laravel application's root folder or one PHP file"
+
+
+def not_php(data: bytes) -> str | None:
+    """Why ``data`` cannot be PHP source (binary, compressed, not UTF-8), or None when it can."""
+    return sniff.binary_kind(data)
+
+
+def has_php_code(data: bytes) -> bool:
+    """True when the text opens PHP code (``<?php`` or ``<?=``); a Blade view or plain text does not."""
+    return bool(_OPEN_TAG.search(data))
+
+
+def check_php_file(path: Path, data: bytes) -> None:
+    """Refuse a file given as PHP that is not: one line naming it and what it looks like instead."""
+    problem = not_php(data)
+    if problem:
+        raise InputFormatError(f"{path} is not PHP source: it is {problem}", hint=_PHP_HINT)
+    if not has_php_code(data):
+        looks = sniff.describe_bytes(data[:sniff.HEAD_BYTES], complete=len(data) <= sniff.HEAD_BYTES)
+        raise InputFormatError(f"{path} is not PHP source (no <?php tag): it looks like {looks}", hint=_PHP_HINT)
+
 
 _PARSER: ts.Parser | None = None
 

@@ -244,3 +244,71 @@ def test_empty_table_and_only_malformed_names():
     odd = migrations.migration_history(pd.DataFrame({"id": [1, 3], "migration": ["bad", "*_x"], "batch": [1, 1]}),
                                        today="2025-10-20")
     assert (odd.malformed, odd.future_dated, odd.out_of_order, odd.id_gaps) == (["bad", "*_x"], [], [], [2])
+
+
+# --------------------------------------------------------------------------- Laravel's own file rule
+# laravel/framework as the application vendors it: fabianSp77/askproai-api composer.lock (stored copy at
+# commit 00f4f018fab41ec9e58d49bf1e9ac143ba8ab356) locks "laravel/framework" "version": "v12.24.0"
+# (reference 6dcf2c46da23d159f35d6246234953a74b740d83). ../shared/data/askproai holds no composer.lock.
+VENDORED_LARAVEL = "v12.24.0"
+
+
+def test_the_discovery_rule_is_the_one_of_the_vendored_laravel(tmp_path, shared_data):
+    """Pinned to Illuminate\\Database\\Migrations\\Migrator (laravel/framework, src/Illuminate/Database/
+    Migrations/Migrator.php), the 12.x source line
+
+        ->flatMap(fn ($path) => str_ends_with($path, '.php') ? [$path] : $this->files->glob($path.'/*_*.php'))
+
+    and ``getMigrationName``: ``return str_replace('.php', '', basename($path));`` (the 5.x source,
+    ``return $this->files->glob($path.'/*_*.php');``, globs the same pattern). PHP's glob() is glob(3)
+    without flags: case-sensitive, no leading-dot names, not recursive.
+    """
+    from rca_toolkit.sources import migration_files as mf
+
+    assert mf.MIGRATION_GLOB == "*_*.php" and "$this->files->glob($path.'/*_*.php')" in mf.RULE
+    assert mf.migration_name("/app/database/migrations/2025_10_18_000001_x.php") == "2025_10_18_000001_x"
+    major = int(VENDORED_LARAVEL.lstrip("v").split(".")[0])
+    assert mf.RULE_READ_FOR[0] <= major <= mf.RULE_READ_FOR[1]
+    assert mf.laravel_version(shared_data) is None  # the sample data carries no composer.lock
+    app = tmp_path / "app"
+    (app / "database" / "migrations").mkdir(parents=True)
+    lock = {"packages": [{"name": "laravel/horizon", "version": "v5.33.2"},
+                         {"name": "laravel/framework", "version": VENDORED_LARAVEL,
+                          "source": {"reference": "6dcf2c46da23d159f35d6246234953a74b740d83"}}]}
+    (app / "composer.lock").write_text(json.dumps(lock))
+    h = migrations.migration_history(FRAME.head(0), files_dir=app / "database" / "migrations", today="2025-10-20")
+    assert h.laravel_version == VENDORED_LARAVEL and json.loads(h.to_json())["laravel_version"] == VENDORED_LARAVEL
+    assert any(f"as laravel/framework {VENDORED_LARAVEL} (composer.lock) does" in n for n in h.notes)
+    (app / "composer.lock").write_text(json.dumps({"packages": [{"name": "laravel/framework", "version": "v13.0.0"}]}))
+    later = migrations.migration_history(FRAME.head(0), files_dir=app / "database" / "migrations", today="2025-10-20")
+    assert any("was not read for this rule" in n for n in later.notes)
+
+
+def test_pending_and_missing_are_what_migrate_status_says(tmp_path):
+    """Edge names in a migrations folder: only what glob('*_*.php') returns is a migration."""
+    from rca_toolkit.sources.migration_files import migration_files
+
+    folder = tmp_path / "database" / "migrations"
+    (folder / "archive").mkdir(parents=True)
+    listed = ["2024_01_01_000000_create_users_table.php", "2024_01_02_000000_create_Posts_Table.php", "_.php",
+              "2024_01_06_000000_twice.php", "2024_01_06_000000_twice.php.php"]
+    ignored = ["nounderscore.php", "2024_01_03_000000_old.php.bak", "2024_01_04_000000_upper.PHP",
+               ".2024_01_05_000000_hidden.php", "._2024_01_01_000000_create_users_table.php", "x_y.php.txt",
+               "archive/2023_01_01_000000_archived_table.php"]
+    for name in listed + ignored:
+        (folder / name).write_text("<?php\n")
+    (folder / "2024_01_07_000000_a_folder.php").mkdir()  # glob does not look at the type: listed
+    (folder / "2024_01_08_000000_linked.php").symlink_to(folder / "2024_01_01_000000_create_users_table.php")
+    found = migration_files(folder)
+    assert list(found) == ["2024_01_01_000000_create_users_table", "2024_01_02_000000_create_Posts_Table",
+                           "2024_01_06_000000_twice", "2024_01_07_000000_a_folder", "2024_01_08_000000_linked", "_"]
+    assert found["2024_01_06_000000_twice"].name == "2024_01_06_000000_twice.php.php"  # keyBy: the later one wins
+    table = pd.DataFrame({"id": [1, 2, 3, 4, 5], "batch": [1, 1, 1, 2, 2], "migration": [
+        "2024_01_01_000000_create_users_table", "nounderscore", "2024_01_03_000000_old",
+        "2023_01_01_000000_archived_table", "2024_01_06_000000_twice"]})
+    h = migrations.migration_history(table, files_dir=folder, today="2025-10-20")
+    assert h.pending == ["2024_01_02_000000_create_Posts_Table", "2024_01_07_000000_a_folder",
+                         "2024_01_08_000000_linked", "_"]
+    # files Laravel never sees cannot have a file in migrate:status: their rows are "ran, file missing"
+    assert h.ran_file_missing == ["2023_01_01_000000_archived_table", "2024_01_03_000000_old", "nounderscore"]
+    assert h.laravel_version is None and any("no composer.lock" in n for n in h.notes)

@@ -69,18 +69,34 @@ def test_appointments_vs_calcom_bookings():
         "retell_call_id": ["call_ab45deadd7db66c4956d5243861", None, None],
     })
     result = reconcile_calcom(appointments, bookings)
-    found = {(r.check, r.call_id) for r in result.disagreements.itertuples()}
+    found = {(r.check, r.call_id, r.provider_value if isinstance(r.provider_value, str) else None)
+             for r in result.disagreements.itertuples()}
+    call = "call_ab45deadd7db66c4956d5243861"
     assert found == {
-        ("orphaned_calcom", "bk_7f3a9d"),  # the rescheduled booking never reached the app
-        ("orphaned_calcom", "bk_bare01"),
-        ("status", "bk_c0ffee"),  # cancelled at Cal.com, still confirmed locally
-        ("orphaned_local", "bk_local_only"),
+        # bk_7f3a9c was rescheduled to bk_7f3a9d: the app still holds the old one as confirmed ...
+        ("status", call, "rescheduled to bk_7f3a9d"),
+        # ... and never learned the new one (the call id follows the chain)
+        ("orphaned_calcom", call, "bk_7f3a9d"),
+        ("orphaned_calcom", "bk_bare01", "bk_bare01"),
+        ("status", "bk_c0ffee", "cancelled"),  # cancelled at Cal.com, still confirmed locally
+        ("orphaned_local", "bk_local_only", None),
     }
-    moved = appointments.assign(starts_at=appointments["starts_at"] + pd.Timedelta(minutes=30))
+    orphan = result.disagreements.query("check == 'orphaned_calcom' and provider_value == 'bk_7f3a9d'").iloc[0]
+    assert orphan["note"].endswith("(rescheduled from bk_7f3a9c, which the app holds)")
+    # a superseded booking is never compared by start time; a live one is
+    moved = appointments.assign(calcom_v2_booking_id=["bk_7f3a9c", "bk_c0ffee", "bk_bare01"],
+                                starts_at=pd.to_datetime(["2025-10-20 14:30", "2025-10-21 08:00", "2025-10-23 10:30"],
+                                                         utc=True))
     shifted = reconcile_calcom(moved, bookings, calcom_complete=False).disagreements
-    row = shifted[shifted["check"] == "start_time"].iloc[0]
-    assert row["call_id"] == "call_ab45deadd7db66c4956d5243861" and row["delta"] == -1800.0
+    rows = shifted[shifted["check"] == "start_time"]
+    assert rows[["call_id", "delta"]].values.tolist() == [["bk_bare01", -1800.0]]
     assert "orphaned_local" not in set(shifted["check"])
+    # the app that followed the reschedule (old cancelled, new booked) agrees with Cal.com
+    followed = pd.DataFrame({"calcom_v2_booking_id": ["bk_7f3a9c", "bk_7f3a9d", "bk_c0ffee", "bk_bare01"],
+                             "starts_at": pd.to_datetime(["2025-10-20 14:00", "2025-10-22 15:00", "2025-10-21 08:00",
+                                                          "2025-10-23 10:00"], utc=True),
+                             "status": ["cancelled", "confirmed", "cancelled", "confirmed"]})
+    assert reconcile_calcom(followed, bookings).disagreements.empty
 
 
 def test_demo_sessions_against_their_calls_rows(demo_db):

@@ -101,3 +101,40 @@ def test_json_times_without_offset_are_wall_time_and_flagged(tmp_path):
     assert frame["started_at_ambiguous"].tolist() == [True, False]
     assert frame.attrs["n_naive_times"] == 1
     assert frame["functions"].tolist() == [[], []] and frame["duration_ms"].isna().all()
+
+
+def test_import_stores_exports_without_personal_data(shared_data, tmp_path, monkeypatch):
+    """The real export (no personal data: stored unchanged) and a variant whose traced functions carry
+    what callers said (issue 22, item 4: ``rca import call-history`` masks like the Retell and Cal.com imports)."""
+    import sqlite3
+
+    from rca_toolkit.sources import importer
+    from rca_toolkit.sources.formats.exports import mask_personal_data
+
+    real = read_call_history(shared_data / f"{STEM}.json")
+    masked = mask_personal_data(real)
+    pd.testing.assert_frame_equal(masked.drop(columns=["functions"]), real.drop(columns=["functions"]))
+    assert masked["functions"].tolist() == real["functions"].tolist()
+
+    document = json.loads((shared_data / f"{STEM}.json").read_text(encoding="utf-8"))
+    document["calls"][0]["functions"] = [{"name": "check_customer", "status": "success", "duration_ms": 800,
+                                          "arguments": {"customer_name": "Hans Müller", "phone": "0151 12345678",
+                                                        "email": "hans@example.org"},
+                                          "result": "Kunde Hans Müller unter +49 151 1234 5678 gefunden"}]
+    variant = tmp_path / f"{STEM}.json"
+    variant.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setenv("RCA_DATABASE_URL", f"sqlite:///{tmp_path / 'analysed.sqlite'}")
+    engine = importer.open_scratch(f"sqlite:///{tmp_path / 'scratch.sqlite'}")
+    try:
+        assert importer.import_file(engine, "call-history", str(variant))["rows"] == 167
+    finally:
+        engine.dispose()
+    with sqlite3.connect(tmp_path / "scratch.sqlite") as conn:
+        stored = json.dumps(conn.execute("SELECT * FROM retell_call_sessions").fetchall(), ensure_ascii=False)
+        meta = json.loads(conn.execute("SELECT metadata FROM retell_call_sessions WHERE call_id = ?",
+                                       (document["calls"][0]["call_id"],)).fetchone()[0])
+    for secret in ("Hans", "Müller", "0151 12345678", "+49 151 1234 5678", "hans@example.org"):
+        assert secret not in stored, secret
+    function = meta["export_functions"][0]
+    assert (function["name"], function["duration_ms"]) == ("check_customer", 800)
+    assert function["result"] == "Kunde [NAME] unter [PHONE] gefunden"

@@ -16,6 +16,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from rca_toolkit.analyses.tables import show as show_table
 from rca_toolkit.errors import SchemaError
 
 # App session statuses -> the Retell vocabulary (registered / ongoing / ended / error).
@@ -69,7 +70,7 @@ class Reconciliation:
         head = (f"<h4>Reconciliation: app vs {html.escape(self.kind)}</h4><p>{self.n_matched} matched, "
                 f"{len(self.disagreements)} disagreements</p>")
         notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-        return head + self.disagreements.to_html(index=False, na_rep="—") + (f"<ul>{notes}</ul>" if notes else "")
+        return head + show_table(self.disagreements).to_html() + (f"<ul>{notes}</ul>" if notes else "")
 
 
 def _show(value) -> str:
@@ -92,6 +93,8 @@ def retell_calls_frame(calls: Iterable) -> pd.DataFrame:
     for call in calls:
         tools = _attr(call, "tool_calls")
         tools = tools if isinstance(tools, pd.DataFrame) else pd.DataFrame(tools or [])
+        if "kind" in tools:  # built-ins (end_call, transfer_call, ...) never reach the app's backend
+            tools = tools[tools["kind"].isna() | (tools["kind"] == "function")]
         ok = tools["ok"] if "ok" in tools else pd.Series(dtype="boolean")
         start = _attr(call, "start", "start_ts", "started_at", "start_timestamp")
         end = _attr(call, "end", "end_ts", "ended_at", "end_timestamp")
@@ -198,6 +201,11 @@ def reconcile_sessions_with_calls(frame: pd.DataFrame, **tolerances) -> Reconcil
     if any(c not in frame for c in needed):
         raise SchemaError(f"the frame lacks {', '.join(c for c in needed if c not in frame)}",
                           hint="pass loaders.calls() on a database with a calls table")
+    absent = (frame.attrs.get("missing_columns") or {}).get("calls", [])  # the loader read these as empty
+    lost = [c for c in ("retell_call_id", "call_status", "start_timestamp", "duration_ms") if c in absent]
+    if lost:
+        raise SchemaError("; ".join(f"table 'calls' has no column {c!r}, which the sessions-vs-calls reconciliation needs"
+                                    for c in lost), hint="point --db at the production schema or run the migration that adds it")
     joined = frame[frame["retell_call_status"].notna() | frame["retell_duration_ms"].notna()]
     provider = pd.DataFrame({
         "call_id": joined["call_id"].astype(str), "provider_status": joined["retell_call_status"].astype(object),
@@ -222,14 +230,18 @@ def _app_tool_count(a) -> int | None:
 def reconcile_calcom(appointments: pd.DataFrame, bookings: pd.DataFrame, *,
                      time_tolerance=DEFAULT_BOOKING_TIME_TOLERANCE, calcom_complete: bool = True) -> Reconciliation:
     """Local appointments (``calcom_v2_booking_id``, ``starts_at``, ``status``) vs Cal.com bookings
-    (latest state per ``uid``): orphans both ways, start-time and cancellation mismatches.
+    (the latest state per booking uid, :func:`rca_toolkit.sources.formats.calcom.latest_bookings`):
+    orphans both ways, start-time, cancellation and reschedule mismatches.
 
+    A booking Cal.com rescheduled is superseded: if the app still holds it as active, that is a
+    ``status`` row ("rescheduled to <uid>"), not a start-time one, and the booking that replaced it
+    is the one owed a local appointment. Cancelled, rejected and superseded bookings are owed none.
     ``calcom_complete=False`` (a partial webhook dump) skips "local booking unknown to Cal.com".
     """
     if "calcom_v2_booking_id" not in appointments or "uid" not in bookings:
         raise SchemaError("need appointments.calcom_v2_booking_id and bookings.uid",
                           hint="pass loaders.appointments() and formats.calcom.read_calcom_webhooks()")
-    from rca_toolkit.sources.formats.calcom import latest_bookings
+    from rca_toolkit.sources.formats.calcom import ENDED_STATES, latest_bookings
 
     latest = latest_bookings(bookings).set_index("uid")
     local = appointments.dropna(subset=["calcom_v2_booking_id"])
@@ -238,20 +250,33 @@ def reconcile_calcom(appointments: pd.DataFrame, bookings: pd.DataFrame, *,
     rows, matched = [], 0
     for uid, b in latest.iterrows():
         ref = b.get("retell_call_id") if isinstance(b.get("retell_call_id"), str) else uid
+        state = b.get("state")
+        before = b.get("rescheduled_from_uid")
+        before = before if isinstance(before, str) else None
         if uid not in local.index:
-            if b["event_type"] != "BOOKING_CANCELLED":
-                rows.append(_row(ref, "orphaned_calcom", None, uid, note="Cal.com booking without local appointment"))
+            if state not in ENDED_STATES:
+                note = "Cal.com booking without local appointment"
+                if before is not None:
+                    note += f" (rescheduled from {before}{', which the app holds' if before in local.index else ''})"
+                rows.append(_row(ref, "orphaned_calcom", None, uid, note=note))
             continue
         matched += 1
         a = local.loc[[uid]].iloc[0]
+        app_status = None if "status" not in a or _missing(a["status"]) else str(a["status"]).lower()
+        if state == "rescheduled":
+            if app_status not in _LOCAL_ENDED:
+                rows.append(_row(ref, "status", app_status, f"rescheduled to {b['superseded_by']}",
+                                 note=f"uid {uid}: Cal.com moved this booking; the app still holds it"))
+            continue
+        if state in ("cancelled", "rejected"):
+            if app_status not in _LOCAL_ENDED:
+                rows.append(_row(ref, "status", app_status, state, note=f"uid {uid}"))
+            continue
         if "starts_at" in a and not _missing(a["starts_at"]) and not _missing(b["start"]):
             offset = b["start"] - a["starts_at"]
             if abs(offset) > time_tolerance:
                 rows.append(_row(ref, "start_time", str(a["starts_at"]), str(b["start"]),
                                  delta=round(offset.total_seconds(), 3), note=f"uid {uid}"))
-        app_status = None if "status" not in a or _missing(a["status"]) else str(a["status"]).lower()
-        if b["event_type"] == "BOOKING_CANCELLED" and app_status != "cancelled":
-            rows.append(_row(ref, "status", app_status, "cancelled", note=f"uid {uid}"))
     notes = []
     if calcom_complete:
         for uid in sorted(set(local.index) - set(latest.index)):
@@ -260,5 +285,13 @@ def reconcile_calcom(appointments: pd.DataFrame, bookings: pd.DataFrame, *,
             rows.append(_row(ref, "orphaned_local", uid, None, note="local appointment unknown to Cal.com"))
     else:
         notes.append("Cal.com set marked partial: local appointments without a delivery are not listed")
+    if "no_show" in latest and latest["no_show"].fillna(False).astype(bool).any():
+        shows = latest[latest["no_show"].fillna(False).astype(bool)]
+        notes.append(f"{len(shows)} booking(s) marked no-show at Cal.com (BOOKING_NO_SHOW_UPDATED): "
+                     + ", ".join(sorted(map(str, shows.index))))
     frame = pd.DataFrame.from_records(rows, columns=DISAGREEMENT_COLUMNS)
     return Reconciliation("calcom", frame, len(local), len(latest), matched, notes)
+
+
+# Local appointment statuses that mean the booking is no longer kept (the app's words for it).
+_LOCAL_ENDED = {"cancelled", "canceled", "rescheduled", "rejected", "declined", "deleted"}

@@ -32,8 +32,9 @@ import sqlalchemy as sa
 from rca_toolkit.sources import db as dbmod, php_scan
 from rca_toolkit.config import progress
 from rca_toolkit.sources.db import TableInfo
-from rca_toolkit.errors import NotFound, SchemaError
+from rca_toolkit.errors import InputFormatError, NotFound, SchemaError
 from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.tables import show as show_table
 
 RAISES = "raises 1054 at runtime"
 DROPPED = "silently dropped"
@@ -146,18 +147,28 @@ def scan_code(path, *, exclude=DEFAULT_EXCLUDE) -> pd.DataFrame:
     if not files:
         raise NotFound(f"no PHP files under {root}", hint="give the Laravel application's root folder")
     base = root if root.is_dir() else root.parent
-    parsed = []
+    parsed, unreadable, with_code = [], [], 0
     classes: dict[str, php_scan.ClassInfo] = {}
     for file in files:
         rel = file.relative_to(base).as_posix()
-        tree = php_scan.parse(file.read_bytes())
+        data = file.read_bytes()
+        if root.is_file():
+            php_scan.check_php_file(root, data)  # one file given as PHP must be PHP
+        if php_scan.not_php(data):
+            unreadable.append(rel)  # binary or not UTF-8: nothing to parse, listed as a parse error
+            continue
+        with_code += php_scan.has_php_code(data)
+        tree = php_scan.parse(data)
         parsed.append((rel, tree))
         for info in php_scan.class_infos(tree, rel):
             classes.setdefault(info.name, info)
+    if not with_code:
+        raise InputFormatError(f"no PHP code under {root}: none of its {len(files)} .php files opens with <?php",
+                               hint="give the Laravel application's root folder")
     models = _model_index(classes)
     tables = {name: info.table or table_for_class(name) for name, info in models.items()}
 
-    rows, groups, unresolved, parse_errors = [], [], [], []
+    rows, groups, unresolved, parse_errors = [], [], [], list(unreadable)
     offset = 0
     for rel, tree in progress(parsed, "scanning PHP", unit="file", at_least=500):
         scan = php_scan.FileWalker(tree, rel, set(models)).run(group_offset=offset)
@@ -274,11 +285,11 @@ class DriftReport:
         if self.phantom_columns.empty:
             parts.append("<p>No phantom columns: every written column exists.</p>")
         else:
-            parts.append("<h4>Phantom columns</h4>" + self.phantom_columns[FINDING_KEYS + ["site"]].to_html(index=False))
+            parts.append("<h4>Phantom columns</h4>" + show_table(self.phantom_columns[FINDING_KEYS + ["site"]]).to_html())
         if len(self.missing_required):
-            parts.append("<h4>Required columns never set</h4>" + self.missing_required.to_html(index=False))
+            parts.append("<h4>Required columns never set</h4>" + show_table(self.missing_required).to_html())
         if len(self.missing_tables):
-            parts.append("<h4>Tables missing from the schema</h4>" + self.missing_tables.to_html(index=False))
+            parts.append("<h4>Tables missing from the schema</h4>" + show_table(self.missing_tables).to_html())
         if self.notes:
             parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in self.notes) + "</ul>")
         return "\n".join(parts)

@@ -14,7 +14,10 @@ date after the reference day.
 
 ``migration_history`` takes the table as a frame (``rca_toolkit.sources.loaders.migrations``) and
 optionally the ``database/migrations`` folder and the app's git checkout (read-only
-``git log``) and returns a ``MigrationHistory`` result.
+``git log``) and returns a ``MigrationHistory`` result. Files are the ones Laravel's Migrator finds
+(:mod:`rca_toolkit.sources.migration_files`: ``glob('*_*.php')``, not recursive, no hidden names,
+named without ``.php``), so *pending* and *ran, file missing* are what ``php artisan migrate:status``
+says; the application's ``composer.lock`` names the framework version the rule is checked against.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from rca_toolkit.sources import loaders
+from rca_toolkit.sources import loaders, migration_files
 from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.tables import show as show_table
 from rca_toolkit.errors import ConfigError, NotFound, SchemaError
 
 NAME_RE = re.compile(r"^(\d{4}_\d{2}_\d{2}_\d{6})_([a-z0-9]+(?:_[a-z0-9]+)*)$")
 DATE_RE = re.compile(r"^(\d{4}_\d{2}_\d{2})_")
+REQUIRES = {"load_history": loaders.REQUIRES["migrations"]}  # loaders.migrations checks it before reading
 
 
 def name_prefix(name: str) -> pd.Timestamp | None:
@@ -79,8 +84,8 @@ def git_first_commits(git_dir, files_dir) -> dict[str, pd.Timestamp]:
     for line in proc.stdout.splitlines():
         if line.startswith("@@"):
             current = pd.Timestamp(line[2:]).tz_convert("UTC")
-        elif line.strip() and current is not None and "/" not in line:
-            first[Path(line).stem] = current  # log is newest first: the last seen is the first add
+        elif line.strip() and current is not None and "/" not in line and migration_files.is_migration_file_name(line):
+            first[migration_files.migration_name(line)] = current  # newest first: the last seen is the first add
     return first
 
 
@@ -103,6 +108,7 @@ class MigrationHistory:
     files_checked: bool
     git_checked: bool
     notes: list[str] = field(default_factory=list)
+    laravel_version: str | None = None  # from the application's composer.lock, when there is one
 
     @property
     def ran(self) -> int:
@@ -126,7 +132,8 @@ class MigrationHistory:
             "nonstandard": self.nonstandard,
             "id_gaps": self.id_gaps, "reference_date": self.reference_date.isoformat(),
             "reference_basis": self.reference_basis, "files_checked": self.files_checked,
-            "git_checked": self.git_checked, "batches": batches.to_dict("records"), "notes": self.notes,
+            "git_checked": self.git_checked, "laravel_version": self.laravel_version,
+            "batches": batches.to_dict("records"), "notes": self.notes,
         }
 
     def to_json(self, **kwargs) -> str:
@@ -177,7 +184,7 @@ class MigrationHistory:
         for label, items in self._lists():
             if items:
                 parts.append(f"<p><b>{html.escape(label)}:</b> {html.escape(', '.join(map(str, items[:50])))}</p>")
-        parts.append(self.batch_table().to_html(index=False))
+        parts.append(show_table(self.batch_table()).to_html())
         parts += [f"<p><i>{html.escape(n)}</i></p>" for n in self.notes]
         return "\n".join(parts)
 
@@ -206,10 +213,10 @@ def migration_history(migrations_df: pd.DataFrame, files_dir=None, git_dir=None,
     if git_dir is not None and files_dir is None:
         files_dir = Path(git_dir) / "database" / "migrations"
     files: set[str] | None = None
+    version = None
     if files_dir is not None:
-        if not Path(files_dir).is_dir():
-            raise NotFound(f"migrations folder {files_dir} does not exist", hint="give the app's database/migrations")
-        files = {p.stem for p in Path(files_dir).glob("*.php")}
+        files = set(migration_files.migration_files(files_dir))  # NotFound when the folder is absent
+        version = migration_files.laravel_version(Path(files_dir).parent.parent, git_dir)
     commits = git_first_commits(git_dir, files_dir) if git_dir is not None else {}
     ref_date, basis = _reference(today, commits)
 
@@ -235,7 +242,7 @@ def migration_history(migrations_df: pd.DataFrame, files_dir=None, git_dir=None,
     ids = set(frame["id"])
     gaps = sorted(set(range(min(ids), max(ids) + 1)) - ids) if ids else []
     names = set(frame["migration"])
-    notes = []
+    notes = [migration_files.rule_note(version)] if files is not None else []
     if commits:
         without = int(frame["first_commit"].isna().sum())
         if without:
@@ -254,7 +261,7 @@ def migration_history(migrations_df: pd.DataFrame, files_dir=None, git_dir=None,
         nonstandard=list(frame.loc[frame["kind"] == "nonstandard", "migration"]),
         id_gaps=[int(g) for g in gaps],
         reference_date=ref_date, reference_basis=basis,
-        files_checked=files is not None, git_checked=git_dir is not None, notes=notes,
+        files_checked=files is not None, git_checked=git_dir is not None, notes=notes, laravel_version=version,
     )
 
 

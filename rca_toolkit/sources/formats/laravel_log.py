@@ -8,7 +8,14 @@ become ``ts=None`` with a flag, unclosed context becomes ``truncated=True``.
 
 Files are streamed line by line (``.gz`` transparently), so a log of hundreds of MB is
 never held in memory whole; :func:`iter_laravel_log` is the generator,
-:func:`read_laravel_log` the frame. :func:`read_error_monitor` reads the cron output of
+:func:`read_laravel_log` the frame.
+
+Pasted excerpts are read too: ``grep -A/-B`` output (``--`` between groups), section headings
+(markdown ``## ...``, ``=== ...``, rules and code fences) and fragments of other entries. A separator
+or heading ends the entry before it, and the lines after it up to the next header belong to an
+entry whose header the excerpt lacks: fragments. An entry whose JSON context closed (followed only by
+Monolog's extra on its line) ends there, so fragments after it never cost it its context. Skipped
+separators, headings and fragments are counted in ``stats`` (and the frame's ``attrs``). :func:`read_error_monitor` reads the cron output of
 ``error-monitor.log`` (German-locale zoned headers, cumulative counters, cut last errors).
 """
 
@@ -19,6 +26,7 @@ import io
 import json
 import os
 import re
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -29,7 +37,9 @@ from rca_toolkit.config import progress_enabled
 from rca_toolkit.errors import InputFormatError, NotFound
 from rca_toolkit.rules.signatures import UNKNOWN_COLUMN  # P10, lenient
 from rca_toolkit.rules import timeutil
+from rca_toolkit.rules.jsonutil import MAX_NESTING, nesting
 from rca_toolkit.rules.timeutil import localize_naive
+from rca_toolkit.sources.formats import masking, sniff
 
 # data-contract §5; ``rest`` is the message, context and extra.
 HEADER = re.compile(
@@ -44,6 +54,15 @@ _RAW_CONTEXT = re.compile(r'^[\[{]\s*(?:["\[{]|\.\.\.|[\]}])')
 # Laravel suffixes that always close; an unclosed one means the line was cut.
 _UNCLOSED_SUFFIX = re.compile(r" \((?:Connection|View): [^)]*$")
 _PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+# Bracket positions tried as the start of a line's context: real lines need one or two, a hostile
+# line of thousands of " [" would otherwise cost quadratic time.
+_MAX_CONTEXT_CANDIDATES = 20
+_READ_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
+# Lines a paste adds between entries: grep's group separator, and headings/markup around sections.
+_SEPARATOR_LINE = re.compile(r"^--\s*$")
+_HEADING_LINE = re.compile(r"^(?:#{1,6}(?:\s.*)?|={3,}.*|-{3,}\s*|\*{3,}\s*|`{3,}.*|~{3,}.*)$")
+SKIPPED_KEYS = ("separators", "headings", "fragments", "fragment_lines")
+_LOG_HINT = "give a Laravel log (storage/logs/laravel.log, plain or .gz) as UTF-8 text"
 _DECODER = json.JSONDecoder(strict=False)
 
 COLUMNS = [
@@ -85,9 +104,14 @@ def _is_extra(tail: str) -> bool:
         return True
     try:
         json.loads(tail, strict=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
+
+
+def _shallow(value) -> bool:
+    """A decoded context nested no deeper than the documents the toolkit reads (see MAX_NESTING)."""
+    return nesting(value) <= MAX_NESTING
 
 
 def split_context(text: str) -> tuple[str, object, bool, bool]:
@@ -97,13 +121,15 @@ def split_context(text: str) -> tuple[str, object, bool, bool]:
     (placeholders like ``{...}``), or None. ``truncated`` means a JSON context or a Laravel
     ``(Connection: ...`` suffix was opened and never closed.
     """
-    for match in re.finditer(r"(?:^|\s)([{\[])", text):
+    for tried, match in enumerate(re.finditer(r"(?:^|\s)([{\[])", text)):
+        if tried >= _MAX_CONTEXT_CANDIDATES:
+            break
         pos = match.start(1)
         try:  # fast path (C decoder): a well-formed context followed only by extra
             value, end = _DECODER.raw_decode(text, pos)
-            if _is_extra(text[end:]):
+            if _is_extra(text[end:]) and _shallow(value):
                 return text[:pos].rstrip(), value, True, False
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
             pass
         end = _scan_json_end(text, pos)
         looks_json = bool(re.match(r'[{\[]\s*["{\[]', text[pos:pos + 3]))
@@ -115,8 +141,11 @@ def split_context(text: str) -> tuple[str, object, bool, bool]:
             continue
         segment = text[pos:end]
         try:
-            return text[:pos].rstrip(), json.loads(segment, strict=False), True, False
-        except ValueError:
+            value = json.loads(segment, strict=False)
+            if _shallow(value):
+                return text[:pos].rstrip(), value, True, False
+            return text[:pos].rstrip(), segment, False, False  # too deep to keep as an object: its text
+        except (ValueError, RecursionError):
             if _RAW_CONTEXT.match(segment):
                 return text[:pos].rstrip(), segment, False, False
             continue
@@ -177,14 +206,24 @@ def parse_laravel_line(line: str, line_no: int | None = None) -> dict | None:
 
 
 def _open_binary(source) -> tuple[IO[bytes], int | None, IO[bytes] | None]:
-    """(line stream, total bytes for progress, raw handle whose tell() tracks progress)."""
+    """(line stream, total bytes for progress, raw handle whose tell() tracks progress).
+
+    gzip is recognised by its magic bytes (a rotated ``laravel.log.1`` may be compressed); a
+    ``.gz`` name on data that is not gzip is refused.
+    """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
             raise NotFound(f"log file {path} does not exist", hint="check the path")
         raw = path.open("rb")
         size = path.stat().st_size
-        stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        packed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        if path.suffix == ".gz" and not packed and size:
+            raw.close()
+            raise InputFormatError(f"{path} is named .gz but is not gzip-compressed: it looks like "
+                                   f"{sniff.describe_file(path)}", hint=_LOG_HINT)
+        stream = gzip.GzipFile(fileobj=raw) if packed else raw
         return stream, size, raw
     if isinstance(source, io.TextIOBase):
         return source, None, None
@@ -206,42 +245,73 @@ def _opened(source):
 def is_error_monitor(source) -> bool:
     """True when the first non-empty line is an ``====== Error Monitor: ... ======`` header."""
     with _opened(source) as stream:
-        for line, _ in _lines(stream):
+        for line, _ in _lines(stream, _name(source)):
             if line.strip():
                 return bool(_MONITOR_HEADER.match(line.strip()))
     return False
 
 
-def _lines(stream) -> Iterator[tuple[str, int]]:
+def _name(source) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<stream>")
+
+
+def _lines(stream, name: str = "<stream>", stats: dict | None = None) -> Iterator[tuple[str, int]]:
+    """(line without its end, bytes) of a text log. A stray byte that is not UTF-8 becomes U+FFFD and
+    is counted in ``stats["invalid_utf8_lines"]``; binary data (NUL bytes, a magic number on the
+    first line) and an unreadable or cut-off gzip stream are one :class:`InputFormatError`."""
     first = True
-    for raw_line in stream:
+    line_no = 0
+    iterator = iter(stream)
+    while True:
+        try:
+            raw_line = next(iterator)
+        except StopIteration:
+            return
+        except _READ_ERRORS as exc:
+            raise InputFormatError(f"cannot read log {name} after line {line_no}: {' '.join(str(exc).split())[:160]}",
+                                   hint=_LOG_HINT) from None
+        line_no += 1
         size = len(raw_line)
         if isinstance(raw_line, bytes):
-            raw_line = raw_line.decode("utf-8", errors="replace")
+            kind = sniff.binary_kind(raw_line[:64], complete=False) if first else None
+            if kind and not kind.startswith("not UTF-8") or b"\x00" in raw_line:
+                raise InputFormatError(f"{name} line {line_no} is {kind or 'binary data (NUL bytes)'}, not a Laravel log",
+                                       hint=_LOG_HINT)
+            try:
+                raw_line = raw_line.decode("utf-8")
+            except UnicodeDecodeError:
+                raw_line = raw_line.decode("utf-8", errors="replace")
+                if stats is not None:
+                    stats["invalid_utf8_lines"] = stats.get("invalid_utf8_lines", 0) + 1
+        elif "\x00" in raw_line:
+            raise InputFormatError(f"{name} line {line_no} holds binary data (NUL characters), not a Laravel log",
+                                   hint=_LOG_HINT)
         if first:
             raw_line, first = raw_line.lstrip("\ufeff"), False  # a BOM would hide the first header
         yield raw_line.rstrip("\r\n"), size
 
 
-def iter_laravel_log(source, *, progress: bool | None = None) -> Iterator[dict]:
+def iter_laravel_log(source, *, progress: bool | None = None, stats: dict | None = None) -> Iterator[dict]:
     """Yield one record per log entry; continuation lines are attached to their entry.
 
     ``source`` is a path (``.gz`` read transparently) or an open file object. Lines before
-    the first header are yielded as one record with ``level=None`` and ``orphan=True``.
+    the first header are yielded as one record with ``level=None`` and ``orphan=True``; text with
+    no header at all, binary data and a cut-off ``.gz`` are one :class:`InputFormatError`.
     ``progress`` shows a byte-based tqdm bar (default: on for files over 8 MB, never when
-    RCA_PROGRESS=0).
+    RCA_PROGRESS=0). ``stats`` (a dict) receives ``invalid_utf8_lines``, the lines whose stray
+    non-UTF-8 bytes were replaced by U+FFFD, and what a pasted excerpt had between entries:
+    ``separators`` and ``headings`` (lines), ``fragments`` (runs of lines of entries whose header is
+    not in the excerpt) and ``fragment_lines``.
     """
     stream, total, raw = _open_binary(source)
     show = progress_enabled() and (progress if progress is not None else (total or 0) > _PROGRESS_MIN_BYTES)
     bar = None
     if show:
-        from tqdm.auto import tqdm
+        from rca_toolkit.config import progress_bar as tqdm  # a terminal bar, or plain lines in a log
 
         bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"reading {Path(str(source)).name}")
     try:
-        yield from _records(_lines(stream), bar, raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputFormatError(f"cannot read log {source}: {exc}", hint="is the file a (gzipped) text log?") from None
+        yield from _records(_lines(stream, _name(source), stats), bar, raw, _name(source), stats)
     finally:
         if bar is not None:
             bar.close()
@@ -250,10 +320,33 @@ def iter_laravel_log(source, *, progress: bool | None = None) -> Iterator[dict]:
             raw.close()
 
 
-def _records(lines: Iterable[tuple[str, int]], bar, raw) -> Iterator[dict]:
+def _markup(line: str) -> str | None:
+    """``separator`` (grep's ``--``), ``heading`` (``## x``, ``=== x``, a rule or code fence) or None."""
+    if _SEPARATOR_LINE.match(line):
+        return "separator"
+    if _HEADING_LINE.match(line.strip()) and not HEADER.match(line):
+        return "heading"
+    return None
+
+
+def _count(stats: dict | None, key: str, n: int = 1) -> None:
+    if stats is not None and n:
+        stats[key] = stats.get(key, 0) + n
+
+
+def _records(lines: Iterable[tuple[str, int]], bar, raw, name: str = "<stream>", stats: dict | None = None) -> Iterator[dict]:
+    """Records from lines. Text with no Laravel header at all is not a log: refused, saying what it is.
+
+    Lines before the first header (a log that starts mid-entry) are one orphan record; after a
+    separator or heading, the lines up to the next header are fragments: skipped and counted."""
     head_line: str | None = None
     head_no = 0
     extra: list[str] = []
+    cut = False  # after a separator or heading: no entry is open until the next header
+    in_fragment = False
+    seen_header = False
+    unheaded: list[str] = []  # the head of the text outside entries, to say what a headerless file looks like
+    unheaded_size = 0
     position = 0
     for line_no, (line, size) in enumerate(lines, start=1):
         if bar is not None:
@@ -262,17 +355,58 @@ def _records(lines: Iterable[tuple[str, int]], bar, raw) -> Iterator[dict]:
             position = now
         if HEADER.match(line):
             if head_line is not None or extra:
-                yield _finish(head_line, head_no, extra)
-            head_line, head_no, extra = line, line_no, []
-        else:
-            if head_line is None and not extra:
-                head_no = line_no
+                yield _finish(head_line, head_no, extra, stats)
+            head_line, head_no, extra, cut, in_fragment, seen_header = line, line_no, [], False, False, True
+            continue
+        kind = _markup(line)
+        if kind is not None:
+            _count(stats, kind + "s")
+            if head_line is not None or extra:
+                yield _finish(head_line, head_no, extra, stats)
+            head_line, extra, cut, in_fragment = None, [], True, False
+            continue
+        if cut:
+            if line.strip():
+                _count(stats, "fragment_lines")
+                if not in_fragment:
+                    _count(stats, "fragments")
+                in_fragment = True
+        elif head_line is None and not extra:
+            head_no = line_no
+        if not cut:
             extra.append(line)
+        if not seen_header and unheaded_size <= sniff.HEAD_BYTES:
+            unheaded.append(line)
+            unheaded_size += len(line) + 1
+    if not seen_header and any(line.strip() for line in unheaded):
+        text = "\n".join(unheaded)
+        looks = sniff.describe_bytes(text[:sniff.HEAD_BYTES].encode("utf-8"), complete=len(text) <= sniff.HEAD_BYTES)
+        raise InputFormatError(f"{name} has no Laravel log entry ('[YYYY-MM-DD HH:MM:SS] env.LEVEL: message'): "
+                               f"it looks like {looks}", hint=_LOG_HINT)
     if head_line is not None or extra:
-        yield _finish(head_line, head_no, extra)
+        yield _finish(head_line, head_no, extra, stats)
 
 
-def _finish(head_line: str | None, line_no: int, extra: list[str]) -> dict:
+def _closed_at(text: str) -> int | None:
+    """Where an entry whose JSON context closed ends: the end of the line its context (and Monolog's
+    extra) closes on, when more text follows; None if no context closes before the end."""
+    for tried, match in enumerate(re.finditer(r"(?:^|\s)([{\[])", text)):
+        if tried >= _MAX_CONTEXT_CANDIDATES:
+            break
+        pos = match.start(1)
+        try:
+            value, end = _DECODER.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            continue
+        line_end = text.find("\n", end)
+        if line_end < 0:
+            return None  # closes on the last line: the whole text is the entry
+        if _is_extra(text[end:line_end]) and _shallow(value):
+            return line_end if text[line_end:].strip() else None
+    return None
+
+
+def _finish(head_line: str | None, line_no: int, extra: list[str], stats: dict | None = None) -> dict:
     if head_line is None:
         return {"line_no": line_no, "ts_raw": None, "ts_placeholder": False, "ts_zoned": False, "env": None,
                 "level": None, "message": "\n".join(extra), "context": None, "context_parsed": False,
@@ -280,6 +414,16 @@ def _finish(head_line: str | None, line_no: int, extra: list[str]) -> dict:
                 "truncated": False, "n_lines": len(extra), "continuation": None, "orphan": True}
     text = head_line if not extra else head_line + "\n" + "\n".join(extra)
     record = parse_laravel_line(text, line_no)
+    whole = record["context_parsed"] or (record["context"] is not None and not record["truncated"])
+    # A "context" right after a JSON closer (a fragment's '"} []') is the extra of an entry not in the text.
+    after_closer = whole and record["message"].rsplit("\n", 1)[-1].rstrip().endswith(("}", "]", '"'))
+    if extra and (not whole or after_closer):
+        closed = _closed_at(text)  # a complete context, then lines of something else: they are fragments
+        if closed is not None:
+            rest = [line for line in text[closed + 1:].split("\n") if line.strip()]
+            _count(stats, "fragments", 1 if rest else 0)
+            _count(stats, "fragment_lines", len(rest))
+            record = parse_laravel_line(text[:closed], line_no)
     record["orphan"] = False
     return record
 
@@ -318,10 +462,33 @@ def read_laravel_log(path, *, source_tz: str | None = None, progress: bool | Non
                      levels: Iterable[str] | None = None) -> pd.DataFrame:
     """Read a Laravel log into a frame (one row per entry); ``levels`` keeps only those levels."""
     wanted = {lvl.upper() for lvl in levels} if levels else None
-    records = (r for r in iter_laravel_log(path, progress=progress) if wanted is None or r["level"] in wanted)
+    stats: dict = {}
+    records = (r for r in iter_laravel_log(path, progress=progress, stats=stats) if wanted is None or r["level"] in wanted)
     frame = records_to_frame(records, source_tz=source_tz)
-    frame.attrs["source"] = str(path) if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "<stream>")
+    frame.attrs["source"] = _name(path)
+    frame.attrs["n_invalid_utf8_lines"] = stats.get("invalid_utf8_lines", 0)
+    frame.attrs["skipped"] = {key: stats.get(key, 0) for key in SKIPPED_KEYS}
     return frame
+
+
+_MASKED_COLUMNS = ("message", "context", "continuation", "last_error_raw")
+
+
+def mask_log_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose entry text carries no personal data: ``message``, ``context`` (every string of a
+    decoded context, or the raw text), ``continuation`` and error-monitor's ``last_error_raw``, masked by
+    the one rule (rules/personal_data) with the names each entry's own context and text name."""
+    out = frame.copy()
+    columns = [c for c in _MASKED_COLUMNS if c in out.columns]
+    for column in columns:
+        out[column] = out[column].astype(object)
+    for index in out.index:
+        values = [out.at[index, c] for c in columns]
+        names = masking.names_of(*[v for v in values if isinstance(v, (str, dict, list))])
+        for column, value in zip(columns, values):
+            if isinstance(value, (str, dict, list)):
+                out.at[index, column] = masking.mask_value(value, names)
+    return out
 
 
 _SESSION_ID_SQL = re.compile(r"(`?sessions`?\s+where\s+`?id`?\s*=\s*)'?[A-Za-z0-9]+'?", re.IGNORECASE)
@@ -391,7 +558,7 @@ def read_error_monitor(path, *, source_tz: str | None = None) -> pd.DataFrame:
     blocks: list[dict] = []
     current: dict | None = None
     with _opened(path) as stream:
-        lines = list(_lines(stream))  # a cron log is small (one block per 15 minutes)
+        lines = list(_lines(stream, _name(path)))  # a cron log is small (one block per 15 minutes)
     for line_no, (line, _) in enumerate(lines, start=1):
         header = _MONITOR_HEADER.match(line.strip())
         if header:
@@ -419,7 +586,7 @@ def read_error_monitor(path, *, source_tz: str | None = None) -> pd.DataFrame:
         frame[f"{kind}_counter"] = pd.array(frame[f"{kind}_counter"], dtype="Int64")
     frame["error_delta"], frame["counter_reset"] = _counter_delta(frame["errors_counter"])
     frame["warning_delta"], _ = _counter_delta(frame["warnings_counter"])
-    parsed = [_parse_last_error(text) for text in frame["last_error_raw"]]
+    parsed = [_parse_last_error(text if isinstance(text, str) else None) for text in frame["last_error_raw"]]  # NaN: none
     errors = records_to_frame(parsed, source_tz=source_tz).drop(columns=["line_no", "n_lines", "orphan"])
     errors = errors.rename(columns={"ts": "error_ts", "ts_raw": "error_ts_raw"})
     frame = pd.concat([frame.reset_index(drop=True), errors.reset_index(drop=True)], axis=1)
