@@ -29,7 +29,7 @@ from rca_toolkit.demo import load as L
 from rca_toolkit.demo import rows as R
 from rca_toolkit.demo import spec as S
 from rca_toolkit.demo import tables as T
-from rca_toolkit.demo import migrations as demo_migrations, truth as demo_truth
+from rca_toolkit.demo import migrations as demo_migrations, truth as demo_truth, two_step
 from rca_toolkit.demo.retell import call_object, start_ms_of
 from rca_toolkit.rules import call_ids
 from rca_toolkit.sources import schema
@@ -171,6 +171,7 @@ def generate(seed: int = 7, scale: int = 1) -> tuple[dict[str, pd.DataFrame], di
     }
     truth = demo_truth.compute(seed=seed, scale=scale, c=c, t=t, att=att, tables=tables, appts=appts,
                                topups=topup_report)
+    two_step.extend(tables, truth, seed=seed)  # after everything else: the world above stays as it was
     return tables, truth
 
 
@@ -259,7 +260,7 @@ def _write(engine: sa.Engine, tables: dict[str, pd.DataFrame], *, seed: int, sca
     """Insert the marker row first (a half-built world can be replaced), then every table in key order.
 
     Returns the rows stored per table (the server's affected-row counts on the bulk path)."""
-    from tqdm.auto import tqdm
+    from rca_toolkit.config import progress_bar as tqdm  # a terminal bar, or plain lines in a log
 
     wall = engine.dialect.name == "sqlite"
     quote = engine.dialect.identifier_preparer.quote

@@ -14,7 +14,8 @@ full scan of the sessions, 175 s and 6.4 GiB for 70 days). Outcomes only ever lo
 Every restriction keeps the frames equivalent for :func:`rca_toolkit.analyses.bookings.outcomes.classify`: it only
 drops rows and values that no lookup of the window's attempts can reach (tests compare the
 outcomes with the whole-table loads). Time bounds follow the loaders (wall bounds padded by 2 h,
-then refined on UTC instants).
+then refined on UTC instants). What is read is declared in ``REQUIRES`` and checked before the first
+statement (:mod:`rca_toolkit.sources.requirements`): every column an outcome depends on is required.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.sources import loaders, packed
+from rca_toolkit.sources import loaders, packed, requirements
 from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.config import progress
-from rca_toolkit.sources.db import require_columns
+from rca_toolkit.sources.requirements import Requirement
 from rca_toolkit.distinct import per_distinct, per_object
 from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.timeutil import parse_instant
@@ -36,6 +37,32 @@ PAD = pd.Timedelta(hours=6)  # appointments/webhooks land shortly after the trac
 EARLY = pd.Timedelta(minutes=5)  # errors/webhooks may be stamped a little before the trace
 UID_KEYS = bookings.UID_KEYS
 WALL_PAD = pd.Timedelta(hours=2)
+
+# What the outcome of an attempt is read from (rca_toolkit.sources.requirements). Every column that can change
+# an outcome, a link or a rescue is required: read as empty, it would move attempts between success, failed
+# and orphaned without a word. Only soft-delete markers are optional (absent: nothing counts as deleted).
+ATTEMPT_TRACES = Requirement("retell_function_traces", ["id", "call_session_id", "function_name", "started_at", "status",
+                                                        "output_result", "error_details"],
+                             "booking attempts (the booking-function traces, their status and the uid they name)")
+ATTEMPT_SESSIONS = Requirement("retell_call_sessions", ["id", "call_id", "company_id", "started_at"],
+                               "booking attempts (each attempt's call, company and session start)")
+# read only when the booking_steps setting names agent versions (rules.functions.booking_steps)
+ATTEMPT_AGENTS = Requirement("retell_call_sessions", ["agent_id", "agent_version"],
+                             "the booking_steps setting (which function makes the booking, per agent version)")
+ATTEMPT_ERRORS = Requirement("retell_error_log", ["id", "call_session_id", "function_trace_id", "occurred_at", "error_message",
+                                                  "error_code", "affected_function", "error_context"],
+                             "booking outcomes (the error text and code path of each failed attempt)")
+ATTEMPT_APPOINTMENTS = Requirement("appointments", ["id", "created_at", "call_id", "calcom_v2_booking_id", "source", "metadata"],
+                                   "booking outcomes (orphaned = Cal.com uid without a local appointment; rescued = "
+                                   "the appointment's source; a success's own appointment by metadata or call_id)",
+                                   optional=["deleted_at"], if_absent="no appointment counts as soft-deleted")
+ATTEMPT_WEBHOOKS = Requirement("webhook_events", ["id", "event_type", "created_at", "event_id", "company_id", "payload"],
+                               "booking outcomes (Cal.com BOOKING_CREATED webhooks: the uid Cal.com booked, its "
+                               "company and the call its payload names)", one_of=["provider", "source"])
+ATTEMPT_CALLS = Requirement("calls", ["id", "retell_call_id"],
+                            "booking outcomes (an appointment linked by appointments.call_id = calls.id)",
+                            optional=["deleted_at"], if_absent="no call row counts as soft-deleted")
+REQUIRES = {"load": (ATTEMPT_TRACES, ATTEMPT_SESSIONS, ATTEMPT_ERRORS, ATTEMPT_APPOINTMENTS, ATTEMPT_WEBHOOKS, ATTEMPT_CALLS)}
 
 
 @dataclass
@@ -77,6 +104,14 @@ def is_success_sql(col: str, engine: sa.Engine) -> str:
 def is_success(status: pd.Series) -> pd.Series:
     """``status == 'success'`` per row, False for NULL: the pandas twin of :func:`is_success_sql`."""
     return status.eq("success").fillna(False).astype(bool)
+
+
+def attempt_succeeded(traces: pd.DataFrame) -> pd.Series:
+    """An attempt succeeded: its trace status says so and it is no refused or unconfirmed validation (``step``)."""
+    ok = is_success(traces["status"])
+    if "step" in traces:
+        ok &= ~traces["step"].astype("object").isin(functions.FAILED_STEPS).to_numpy()
+    return ok
 
 
 def not_success_sql(col: str, engine: sa.Engine) -> str:
@@ -141,14 +176,21 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
             extra_params=None, extra_select: str = "", extra_kinds: dict | None = None, extra_join: str = "") -> pd.DataFrame:
     """Booking traces of the window with their session's call, company and start. On MariaDB in UTC the rows
     come packed (:mod:`rca_toolkit.sources.packed`, ``extra_kinds`` types the ``extra_select`` columns)."""
-    cols = ["id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
-            "duration_ms", "status", "input_params", "output_result", "error_details"]
-    require_columns(schema, "retell_function_traces", cols)
+    requirements.check(schema, ATTEMPT_TRACES, ATTEMPT_SESSIONS)
     params: dict = {}
     where, start_ts, end_ts = loaders.window_clause("t.started_at", start, end, engine, params)
     family = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params)
     where = where + family + loaders.company_clause("s.company_id", company_id, params) + list(extra_where)
     params.update(extra_params or {})
+    setting = functions.booking_steps_setting()
+    if setting:  # which function books depends on the agent version: its columns are needed
+        requirements.check(schema, ATTEMPT_AGENTS)
+        extra_select += ", s.agent_id AS agent_id, s.agent_version AS agent_version"
+        extra_kinds = {**(extra_kinds or {}), "agent_id": packed.STR, "agent_version": packed.INT}
+    # a response is sent when it can name a uid, names a next step, or is a validation step's (two-step bookings)
+    stored_booking = [v for k, v in params.items() if k.startswith("fam")]
+    response = (f"{contains_any('t.output_result', UID_TEXT + (functions.NEXT_ACTION,), engine)} "
+                f"OR {functions.validation_steps_in_sql('t.function_name', stored_booking, params)}")
     details = "t.error_details" if not lean else (
         f"CASE WHEN {not_success_sql('t.status', engine)} OR {contains_any('t.error_details', UID_TEXT, engine)} THEN t.error_details END")
     # only failures look their session's unlinked errors up (attempt_errors): lean loads leave successes' session ids out
@@ -157,7 +199,7 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     micros = zone == "UTC" and engine.dialect.name != "sqlite"
     started, session_started = (micros_sql("t.started_at"), micros_sql("s.started_at")) if micros else ("t.started_at", "s.started_at")
     sql = (f"SELECT t.id AS trace_id, {session} AS session_id, s.call_id, s.company_id, {started} AS started_at, "
-           f"t.function_name, t.status, CASE WHEN {contains_any('t.output_result', UID_TEXT, engine)} THEN t.output_result END "
+           f"t.function_name, t.status, CASE WHEN {response} THEN t.output_result END "
            f"AS output_result, {details} AS error_details, {session_started} AS session_started_at{extra_select} "
            f"FROM retell_function_traces t{force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
            f"JOIN retell_call_sessions s ON s.id = t.call_session_id{extra_join}"
@@ -181,10 +223,54 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     booking = frame["family"].isin(functions.BOOKING_FAMILIES).to_numpy()
     frame = frame if booking.all() else frame[booking].reset_index(drop=True)
     frame["error"] = per_object(frame["error_details"], loaders.error_text)  # decoded blobs are shared objects
+    frame = _steps(engine, frame, end_ts, stored_booking, setting, statements)
     frame = loaders.typed(frame, ints=["company_id", "trace_id"],
-                           strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status"])
+                           strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status", "step"])
     frame.attrs = loaders.base_attrs(engine, window=[str(start_ts), str(end_ts)])
     return frame
+
+
+def _steps(engine, frame: pd.DataFrame, end_ts, stored_booking: list, setting: dict, statements: list) -> pd.DataFrame:
+    """Two-step bookings (:func:`rca_toolkit.rules.functions.booking_steps`): validations that a later booking trace
+    of their call completes are left out (the trace that books is the attempt); a refused or unconfirmed
+    validation stays as a failed attempt with its ``step`` and the rule's text as its ``error``. A call may go on
+    after the window: its booking traces from ``end`` on are looked up before a validation is called unconfirmed."""
+    steps = functions.booking_steps(frame, is_success(frame["status"]), setting)
+    open_ = steps["step"].eq("unconfirmed").to_numpy()
+    if open_.any() and end_ts is not None:
+        went_on = continued_calls(engine, frame.loc[open_, "call_id"], end_ts, stored_booking, statements)
+        completed = open_ & frame["call_id"].astype("object").isin(went_on).to_numpy()
+        steps.loc[completed, ["step", "step_error"]] = ["validated", None]
+    failed = steps["step"].isin(functions.FAILED_STEPS).to_numpy()
+    frame["step"] = steps["step"].to_numpy()
+    if failed.any():
+        frame["error"] = frame["error"].astype("object")
+        frame.loc[failed, "error"] = steps.loc[failed, "step_error"].to_numpy()
+    keep = frame["step"].ne("validated").to_numpy()
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
+def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list, statements: list) -> set[str]:
+    """The calls among ``calls`` that have a booking-family trace starting at or after ``end_ts`` (UTC)."""
+    wanted = sorted(set(calls.dropna().astype(str)))
+    names = [n for n in stored_booking if n is not None]
+    if not wanted or not names:
+        return set()
+    found: set[str] = set()
+    zone = loaders.storage_zone(engine)
+    for i in range(0, len(wanted), ID_CHUNK):
+        chunk = wanted[i:i + ID_CHUNK]
+        params = {f"lc{k}": v for k, v in enumerate(chunk)}
+        params.update({f"ln{k}": v for k, v in enumerate(names)})
+        where = window_bounds("t.started_at", end_ts, None, engine, params, "la")
+        sql = (f"SELECT s.call_id, t.started_at FROM retell_function_traces t JOIN retell_call_sessions s "
+               f"ON s.id = t.call_session_id WHERE s.call_id IN ({', '.join(f':lc{k}' for k in range(len(chunk)))}) "
+               f"AND t.function_name IN ({', '.join(f':ln{k}' for k in range(len(names)))}) AND {' AND '.join(where)}")
+        statements.append((sql, params))
+        rows = loaders.to_utc(loaders.query(engine, sql, params), ["started_at"], zone, flags=False)
+        rows = rows[rows["started_at"] >= end_ts]
+        found |= set(rows["call_id"].astype(str)) & set(chunk)  # the server compares call ids case-insensitively
+    return found
 
 
 # --------------------------------------------------------------------------- errors of the attempts
@@ -199,8 +285,7 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
     so a window alone is a full scan); ids are sent in chunks of ``ID_CHUNK``. ``by_trace``: the
     first error per trace, already read with the attempts (``fast_counts``): only the fallback is asked.
     """
-    cols = ["id", "error_code", "occurred_at", "error_message", "error_context", "affected_function", "function_trace_id"]
-    require_columns(schema, "retell_error_log", cols)
+    requirements.check(schema, ATTEMPT_ERRORS, ATTEMPT_SESSIONS)
     failed = ~is_success(traces["status"])
     trace_ids = traces.loc[failed if lean else slice(None), "trace_id"].dropna().astype("int64").unique()
     context = "NULL" if lean else "e.error_context"
@@ -267,7 +352,7 @@ APPOINTMENT_WANTED = ["id", "call_id", "calcom_v2_booking_id", "source", "metada
 
 
 def _appointments(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
-    require_columns(schema, "appointments", ["id", "created_at"])
+    requirements.check(schema, ATTEMPT_APPOINTMENTS)
     have, _ = loaders.present_columns(schema, "appointments", APPOINTMENT_WANTED)
     params: dict = {}
     where = window_bounds("created_at", lo, hi, engine, params, "a")
@@ -304,12 +389,9 @@ WEBHOOK_WANTED = ["id", "event_type", "event_id", "status", "payload", "error_me
 
 def _webhooks(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
     """Cal.com ``BOOKING_CREATED`` rows of the window (the only ones outcomes read), payload only if it can name a call."""
-    require_columns(schema, "webhook_events", ["id", "event_type", "status", "created_at"])
+    requirements.check(schema, ATTEMPT_WEBHOOKS)
     cols = schema["webhook_events"].columns
-    provider_col = "provider" if "provider" in cols else "source" if "source" in cols else None
-    if provider_col is None:
-        from rca_toolkit.errors import SchemaError
-        raise SchemaError("table 'webhook_events' has neither 'provider' nor 'source'", hint="the schema differs from the data contract")
+    provider_col = "provider" if "provider" in cols else "source"
     stored = stored_values(engine, "webhook_events", "event_type")
     types = [t for t in stored if norm_event_type(pd.Series([t.strip()])).iloc[0] == BOOKING_CREATED]
     params: dict = {"provider": "calcom"}
@@ -352,6 +434,7 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     """
     engine = loaders.engine_for(db)
     schema = loaders.schema_of(engine)
+    missing = requirements.check(schema, *REQUIRES["load"])  # before any statement
     statements: list = []
     traces = attempt_traces(engine, schema, start, end, company_id, lean=lean, statements=statements)
     real = call_ids.real_call_ids(traces["call_id"])
@@ -361,24 +444,16 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     traces = traces[real].reset_index(drop=True)
     traces.attrs = attrs
     lo, hi = padded_window(traces, start, end)
-    missing = {}
-    for table, wanted in (("appointments", loaders.APPOINTMENT_COLUMNS), ("webhook_events", WEBHOOK_WANTED)):
-        absent = loaders.present_columns(schema, table, wanted)[1]
-        if absent:
-            missing[table] = absent
     if traces.empty:  # nothing to look up
         return AttemptInputs(traces, empty_errors(), empty_appointments(), _empty_webhooks(), empty_calls(),
                              excluded_ids, excluded, missing, statements)
     errors = attempt_errors(engine, schema, traces, lo, hi, company_id, lean=lean, statements=statements)
     appointments = _appointments(engine, schema, lo, hi, statements)
     webhooks = _webhooks(engine, schema, lo, hi, statements)
-    succeeded = set(traces.loc[is_success(traces["status"]), "call_id"].astype(str))
+    succeeded = set(traces.loc[attempt_succeeded(traces), "call_id"].astype(str))
     if appointments["call_id"].notna().any() and not succeeded <= set(appointments["retell_call_id"].dropna().astype(str)):
         # as booking_attempts always did: local calls.id only when some success has no metadata link
         calls = calls_of(engine, schema, traces, appointments, lo, hi, statements)
-        absent = calls_missing(schema)
-        if absent:
-            missing["calls"] = absent
     else:
         calls = empty_calls()
     return AttemptInputs(traces, errors, appointments, webhooks, calls, excluded_ids, excluded, missing, statements)

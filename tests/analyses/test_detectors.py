@@ -72,10 +72,70 @@ def test_name_loop_is_found_with_its_extra_iterations():
     assert loop.details["loop_seconds"] == 23.7
 
 
-def test_two_repeats_are_not_a_loop_and_threshold_is_respected():
-    two = NAME_LOOP.iloc[:6]
-    assert d.detect_loops(two, NAME_TOOLS.iloc[:0], duration_s=20.0) == []
+def test_the_name_asked_twice_is_a_loop_and_threshold_is_respected():
+    two = NAME_LOOP.iloc[:6]  # "Wie ist Ihr Name, bitte?" (6.8 s), "Wie war noch mal Ihr Name, bitte?" (12.5 s)
+    (loop,) = d.detect_loops(two, NAME_TOOLS.iloc[:0], duration_s=20.0)
+    end_of_speech = float(two["end_s"].max())  # no other agent turn follows: the loop runs to the end of speech
+    assert loop.label == "re-asks the caller's name 2×"
+    assert (loop.details["iterations"], loop.details["repeats"]) == (2, 1)
+    assert (loop.start_s, loop.end_s, loop.seconds) == (12.5, end_of_speech, round(end_of_speech - 12.5, 3)) == (12.5, 17.0, 4.5)
+    assert loop.details["prompt_starts_s"] == [6.8, 12.5] and loop.details["loop_seconds"] == round(end_of_speech - 6.8, 3)
+    assert d.detect_loops(two, NAME_TOOLS.iloc[:0], duration_s=20.0, min_repeats=3) == []
     assert d.detect_loops(NAME_LOOP, NAME_TOOLS.iloc[:0], duration_s=44.0, threshold=0.95) == []
+
+
+def test_two_repeats_must_ask_the_same_thing_again():
+    moment = "Einen Moment bitte, ich prüfe die Verfügbarkeit für Sie."
+    filler = spans((0, 3, "agent", moment), (3.5, 5, "caller", "ok"), (12, 15, "agent", moment), (16, 18, "caller", "Hallo?"))
+    assert d.similarity(moment, moment) == 1.0 and not d.asks(moment)
+    assert d.detect_loops(filler, NAME_TOOLS.iloc[:0], duration_s=20.0) == []  # said twice around a lookup: no loop
+    thrice = pd.concat([filler, spans((19, 22, "agent", moment))], ignore_index=True)
+    (loop,) = d.detect_loops(thrice, NAME_TOOLS.iloc[:0], duration_s=25.0)  # three times: the agent is stuck
+    assert (loop.details["iterations"], loop.start_s, loop.end_s) == (3, 12.0, 22.0)
+    # a question without a topic counts twice only in nearly the same words
+    again = spans((0, 2, "agent", "Kann ich sonst noch helfen?"), (3, 4, "caller", "Äh"),
+                  (5, 7, "agent", "Kann ich Ihnen sonst noch helfen?"), (8, 9, "caller", "Nein"), (10, 12, "agent", "Tschüss"))
+    (loop,) = d.detect_loops(again, NAME_TOOLS.iloc[:0], duration_s=13.0)
+    assert (loop.label, loop.start_s, loop.end_s, loop.seconds) == ('re-asks "Kann ich sonst noch helfen?" 2×', 5.0, 10.0, 5.0)
+    other = spans((0, 2, "agent", "Möchten Sie einen Termin buchen?"), (3, 4, "caller", "Nein"),
+                  (5, 7, "agent", "Möchten Sie den Termin verschieben?"), (8, 9, "caller", "Ja"))
+    assert d.LOOP_SIMILARITY <= d.similarity(*other.loc[[0, 2], "text"]) < d.LOOP_PAIR_SIMILARITY
+    assert d.detect_loops(other, NAME_TOOLS.iloc[:0], duration_s=10.0) == []
+
+
+def node_spans(*rows) -> pd.DataFrame:
+    """rows: (time, node name)."""
+    return pd.DataFrame([dict(zip(SPAN_COLUMNS, (t, t, "node", n, None, "test", "", None, None, None))) for t, n in rows],
+                        columns=SPAN_COLUMNS)
+
+
+def test_node_re_entries_are_a_loop_until_the_flow_moves_on():
+    flow = node_spans((0.0, "Begrüßung"), (4.0, "Name erfragen"), (9.0, "Kunde prüfen"), (14.0, "Name erfragen"),
+                      (19.0, "Kunde prüfen"), (19.0, "Kunde prüfen"), (24.0, "Termin wählen"))
+    calls = tools(("check_customer", 9.5, 10.5, False, {"name": "Müller"}), ("check_customer", 19.5, 20.5, True, {"name": "Mueller"}))
+    (loop,) = d.detect_loops(flow, calls, duration_s=30.0)
+    assert loop.label == "re-enters node 'Name erfragen' 2× (the caller's name) with 2 check_customer call(s)"
+    assert (loop.start_s, loop.end_s, loop.seconds, loop.details["loop_start_s"]) == (14.0, 24.0, 10.0, 4.0)
+    assert (loop.details["iterations"], loop.details["repeats"], loop.details["source"]) == (2, 1, "node re-entries")
+    assert d.detect_loops(flow.iloc[[0, 1, 2, 6]], calls.iloc[:1], duration_s=30.0) == []  # every node once
+
+
+def test_equivalent_arguments():
+    assert d.equivalent_key({"name": " Müller ", "datum": "2.12.2025", "call_id": "call_1"}) == \
+        d.equivalent_key('{"Datum": "2025-12-02", "name": "mueller", "call_id": "call_2"}')
+    assert d.equivalent_key({"n": 2.0}) == d.equivalent_key({"n": 2}) != d.equivalent_key({"n": 2.5})
+    assert d.equivalent_key({"name": "Muller"}) != d.equivalent_key({"name": "Müller"})
+
+
+def test_a_tool_called_twice_with_equivalent_arguments_is_a_loop():
+    silent = spans((0.0, 2.0, "agent", "Hallo"), (50.0, 52.0, "agent", "Tschüss"))
+    calls = tools(("check_availability_v17", 5.0, 6.0, True, {"datum": "02.12.2025"}),
+                  ("check_availability", 20.0, 21.5, True, {"datum": "2025-12-02"}))
+    (loop,) = d.detect_loops(silent, calls, duration_s=60.0)
+    assert loop.label.startswith("repeats check_availability with equivalent arguments 2×")
+    assert (loop.start_s, loop.end_s, loop.seconds, loop.details["repeats"]) == (20.0, 21.5, 1.5, 1)
+    different = calls.assign(arguments=[{"datum": "02.12.2025"}, {"datum": "03.12.2025"}])
+    assert d.detect_loops(silent, different, duration_s=60.0) == []
 
 
 def test_repeated_tool_calls_alone_form_a_loop():
@@ -167,3 +227,12 @@ def test_bad_arguments_placeholder_call_id_and_past_dates():
         "check_availability_v17: datum='04.10.2023' lies before the call's date 2025-10-24"]
     assert all(f.kind == "bad_argument" and f.removable_s == 0 for f in found)
     assert len(d.detect_tools(calls, spans(), slow_tool_s=2.0)) == 1  # no call date: only the P18 check
+
+
+def test_the_two_steps_of_one_booking_are_no_duplicate_side_effect():
+    args = {"datum": "02.12.2025", "uhrzeit": "10:00"}
+    calls = tools(("start_booking", 1.0, 1.5, True, args), ("confirm_booking", 3.0, 4.0, True, args),
+                  ("confirm_booking_v2", 6.0, 7.0, True, args))
+    assert function_family("start_booking") == function_family("confirm_booking") == "book_appointment"
+    found = [f for f in d.detect_tools(calls, spans(), slow_tool_s=2.0) if f.kind == "duplicate_side_effect"]
+    assert [(f.details["name"], f.details["occurrence"]) for f in found] == [("confirm_booking_v2", 2)]

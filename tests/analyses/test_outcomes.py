@@ -157,10 +157,16 @@ def _whole_table_attempts(url, start, end, company_id):
     """booking_attempts as it was before the lean loads: every row of the padded window, all columns."""
     from rca_toolkit.sources import loaders
     from rca_toolkit.rules import call_ids, functions
-    from rca_toolkit.sources.attempt_inputs import padded_window
+    from rca_toolkit.sources.attempt_inputs import is_success, padded_window
 
-    traces = loaders.function_traces(url, start=start, end=end, company_id=company_id, families=functions.BOOKING_FAMILIES,
+    # everything from the start on: a validation in the window may be completed by a trace after its end
+    traces = loaders.function_traces(url, start=start, company_id=company_id, families=functions.BOOKING_FAMILIES,
                                      include_test=True)
+    steps = functions.booking_steps(traces, is_success(traces["status"]))
+    failed = steps["step"].isin(functions.FAILED_STEPS)
+    traces = traces.assign(step=steps["step"], error=traces["error"].astype("object").mask(failed, steps["step_error"]))
+    inside = traces["started_at"] < pd.Timestamp(end) if end is not None else True
+    traces = traces[inside & traces["step"].ne("validated")]
     traces = traces[traces["call_id"].map(call_ids.is_real_call_id).astype(bool)].reset_index(drop=True)
     lo, hi = padded_window(traces, start, end)
     appointments = loaders.appointments(url, start=lo, end=hi)
@@ -358,3 +364,107 @@ def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
                 assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
         assert attempts["signature"].astype(str).str.startswith(("Earlier", "Unlinked")).any()
         assert not attempts["signature"].astype(str).str.startswith(("Later", "Foreign", "On success")).any()
+
+
+# --------------------------------------------------------------------------- two-step bookings (demo agent version 25)
+def _two_step_window(truth) -> tuple[str, str]:
+    w = truth["two_step_bookings"]["window"]
+    return w["start"], w["end"]
+
+
+def test_two_step_attempts_are_the_ones_the_ground_truth_declares(demo_db):
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
+
+    url, truth = demo_db
+    two = truth["two_step_bookings"]
+    attempts = booking_attempts(url, start=_two_step_window(truth)[0], end=_two_step_window(truth)[1])
+    assert set(attempts["company_id"]) == {two["company_id"]}
+    got = {c: [{"function": f, "at_utc": pd.Timestamp(at).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                "outcome": o} for f, at, o in zip(g["function_name"], g["at"], g["outcome"])]
+           for c, g in attempts.groupby("call_id", sort=False)}
+    assert got == {c: [{k: a[k] for k in ("function", "at_utc", "outcome")} for a in v["attempts"]] for c, v in two["calls"].items()}
+    assert (len(attempts), int((attempts["outcome"] == "success").sum())) == (two["attempts"], two["success"]) == (6, 2)
+    assert two["booking_traces"] == 10  # what folding start_booking into the family counted, 8 of them "successes"
+    by_kind = {a["kind"]: a for v in two["calls"].values() for a in v["attempts"]}
+    messages = dict(zip(attempts["at"].map(lambda t: t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"),
+                        attempts["error_message"]))
+    assert messages[by_kind["refused"]["at_utc"]] == "Dieser Service ist leider nicht verfügbar"
+    assert messages[by_kind["unconfirmed"]["at_utc"]] == "start_booking only validated the booking; confirm_booking never followed"
+    assert attempts.loc[attempts["outcome"] == "success", "calcom_link"].eq("appointment").all()
+    assert attempts.loc[attempts["function_name"] == "start_booking", "calcom_uid"].isna().all()  # a validation books nothing
+
+
+def test_a_validation_and_its_confirmation_count_once_wherever_a_window_splits_them(demo_db):
+    """Split the two-step window between every validation and what follows it: each attempt is counted in
+    exactly one part, at its own time, whichever part holds the validation."""
+    from rca_toolkit.analyses.bookings.counts import attempt_counts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
+
+    url, truth = demo_db
+    start, end = _two_step_window(truth)
+    whole = booking_attempts(url, start=start, end=end)
+    traces = _query_traces(url, start, end)
+    cuts = sorted({t + pd.Timedelta(milliseconds=1) for t in traces["at"]})
+    for cut in cuts:
+        parts = [booking_attempts(url, start=start, end=cut), booking_attempts(url, start=cut, end=end)]
+        joined = pd.concat(parts, ignore_index=True)
+        assert joined[["call_id", "function_name", "at", "outcome"]].to_dict("records") == \
+            whole[["call_id", "function_name", "at", "outcome"]].to_dict("records"), cut
+        for method in ("rows", "sql"):
+            counted = sum(attempt_counts(url, start=a, end=b, method=method)["attempts"].sum() for a, b in ((start, cut), (cut, end)))
+            assert counted == len(whole), (cut, method)
+
+
+def _query_traces(url, start, end) -> pd.DataFrame:
+    from rca_toolkit.sources import loaders
+
+    traces = loaders.function_traces(url, start=start, end=end, families=("book_appointment",))
+    return traces.rename(columns={"started_at": "at"})
+
+
+def test_two_step_lean_loads_classify_like_whole_table_loads(demo_db):
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
+
+    url, truth = demo_db
+    start, end = _two_step_window(truth)
+    for window in ((start, end), (start, "2025-11-30T20:30:25+01:00"), ("2025-11-30T20:30:25+01:00", None)):
+        for company in (None, 3):
+            pd.testing.assert_frame_equal(booking_attempts(url, start=window[0], end=window[1], company_id=company),
+                                          _whole_table_attempts(url, window[0], window[1], company))
+
+
+def test_two_step_counts_by_sql_equal_the_rows(demo_db):
+    from rca_toolkit.analyses.bookings.counts import attempt_counts
+
+    url, truth = demo_db
+    start, end = _two_step_window(truth)
+    for kw in ({}, {"by": ["function_name"]}, {"freq": "1h", "by": ["company_id"]}):
+        pd.testing.assert_frame_equal(attempt_counts(url, start=start, end=end, method="sql", **kw),
+                                      attempt_counts(url, start=start, end=end, method="rows", **kw))
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ({}, (6, 2)),
+    ({"agent_f1ce85d06a84afb989dfbb16a9:25": "confirm_booking"}, (6, 2)),  # what the responses say anyway
+    ({"agent_f1ce85d06a84afb989dfbb16a9:24": "start_booking"}, (6, 2)),  # another version
+    ({"25": "start_booking"}, None),  # one step: every start_booking is an attempt of its own
+])
+def test_booking_steps_per_agent_version_from_rca_yaml(demo_db, tmp_path, monkeypatch, setting, expected):
+    import yaml
+
+    from rca_toolkit.analyses.bookings.counts import attempt_counts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
+
+    url, truth = demo_db
+    (tmp_path / "rca.yaml").write_text(yaml.safe_dump({"booking_steps": setting}))
+    monkeypatch.setenv("RCA_CONFIG", str(tmp_path / "rca.yaml"))
+    start, end = _two_step_window(truth)
+    attempts = booking_attempts(url, start=start, end=end)
+    if expected is None:  # the traces as stored: 10 attempts, failed = failed status or a refused validation
+        traces = _query_traces(url, start, end)
+        refused = sum(a["kind"] == "refused" for v in truth["two_step_bookings"]["calls"].values() for a in v["attempts"])
+        expected = (len(traces), int((traces["status"] == "success").sum()) - refused)
+        assert expected == (truth["two_step_bookings"]["booking_traces"], 8 - 1)
+    assert (len(attempts), int((attempts["outcome"] == "success").sum())) == expected
+    for method in ("rows", "sql"):
+        assert attempt_counts(url, start=start, end=end, method=method)["attempts"].sum() == expected[0]

@@ -317,6 +317,33 @@ def test_cli_user_mistakes_are_one_line_exit_2(sample_path, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_cli_on_an_sdk_call_whose_tool_calls_have_no_time_sec(tmp_path, capsys):
+    """Valid for Retell's SDK, no ``time_sec``: was ``ValueError: cannot convert float NaN to integer``."""
+    from retell.types import PhoneCallResponse
+
+    call_id = "call_" + "7" * 27
+    speech = [("agent", "Guten Tag wie kann ich helfen", 0.5, 2.5), ("user", "Einen Termin heute bitte", 3.0, 4.5),
+              ("agent", "Einen Moment ich prüfe", 5.0, 6.0), ("agent", "Leider ist nichts frei auf Wiederhören", 9.5, 12.0)]
+    twt = [{"role": r, "content": t, "words": _words(t, a, b)} for r, t, a, b in speech[:3]]
+    twt += [{"role": "tool_call_invocation", "tool_call_id": "t1", "name": "check_availability_v17", "type": "custom",
+             "arguments": '{"datum": "24.10.2025"}'},
+            {"role": "tool_call_result", "tool_call_id": "t1", "successful": True, "content": '{"success": false, "error": "busy"}'},
+            {"role": "agent", "content": speech[3][1], "words": _words(*speech[3][1:])},
+            {"role": "tool_call_invocation", "tool_call_id": "t2", "name": "end_call", "type": "end_call", "arguments": "{}"}]
+    call = PhoneCallResponse(call_id=call_id, agent_id="agent_1", agent_version=3, call_type="phone_call",
+                             call_status="ended", direction="inbound", from_number="anonymous", to_number="+4930123456780",
+                             start_timestamp=1761297670702, duration_ms=13_000, transcript_with_tool_calls=twt)
+    path = tmp_path / "sdk_call.json"
+    path.write_text(call.to_json(), encoding="utf-8")
+    assert cli.main(["timeline", call_id, "--retell-json", str(path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(t["name"], t["start_s"], t["end_s"], t["ok"], t["kind"], t["placed"]) for t in out["tool_calls"]] == [
+        ("check_availability_v17", 6.0, 6.0, False, "function", "words"), ("end_call", 12.0, None, True, "end_call", "words")]
+    assert [f["label"] for f in out["findings"] if f["kind"] == "failed_tool"] == ["check_availability_v17 failed: busy"]
+    assert any(g.startswith("2 tool calls (check_availability_v17, end_call) have no time_sec") for g in out["data_gaps"])
+    assert plots.plot_waterfall(build_timeline(path)) is not None
+
+
 # --------------------------------------------------------------------------- demo world
 def test_demo_reference_call(demo_db, capsys):
     url, truth = demo_db
@@ -381,7 +408,8 @@ def test_notebook_runs_with_the_real_file(sample_path, tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
-    assert SAMPLE_ID in html and "11.275" in html
+    assert SAMPLE_ID in html and "<td>dead_air</td>" in html and "11.3" in html  # dead air, shown to 0.1 s
+    assert ">NaN<" not in html and ">None<" not in html  # one mark for no value
     assert any("image/png" in o.get("data", {}) for o in outputs)
 
 

@@ -54,6 +54,11 @@ def _real(ids: pd.Series) -> pd.Series:
     return ids.map(call_ids.is_real_call_id).astype(bool)
 
 
+def _real_base_calls(base_url: str) -> int:
+    """Real calls of the base world (the rule of rules/call_ids), each copied once per copy."""
+    return int(_real(_frame(base_url, "SELECT call_id FROM retell_call_sessions")["call_id"]).sum())
+
+
 def _test_call_booking_uids(base_url: str) -> set[str]:
     """Cal.com webhooks of test-call booking attempts: the first webhook of the same company after the attempt."""
     att = _frame(base_url, "SELECT s.call_id, s.company_id, t.started_at, t.function_name FROM retell_function_traces t "
@@ -97,7 +102,9 @@ def test_row_counts_follow_the_copy_rule(worlds):
         base_rows = int(_scalar(base_url, f"SELECT COUNT(*) FROM {name}"))
         expected = base_rows + COPIES * per_copy.get(name, 0)
         assert int(_scalar(url, f"SELECT COUNT(*) FROM {name}")) == expected == record["row_counts"][name], name
-    assert per_copy["calls"] == 1417 and per_copy["retell_call_sessions"] == 1417  # 1,426 sessions, 9 test/typo ids
+    real = _real_base_calls(base_url)
+    assert per_copy["calls"] == real == per_copy["retell_call_sessions"]  # every session but the 9 test/typo ids
+    assert real == int(_scalar(base_url, "SELECT COUNT(*) FROM retell_call_sessions")) - 9
 
 
 def test_unique_keys_foreign_keys_and_indexes(worlds):
@@ -145,14 +152,15 @@ def test_copies_name_only_their_own_ids(worlds):
             assert a["retell_call_id"] not in base_calls
     errs = _frame(url, "SELECT e.error_message, s.call_id FROM retell_error_log e JOIN retell_call_sessions s "
                        f"ON s.id = e.call_session_id WHERE e.id >= {stride['retell_error_log']} AND e.error_code = '23000'")
-    assert len(errs) == COPIES * 2 * 1417
+    assert len(errs) == COPIES * int(_scalar(base_url, "SELECT COUNT(*) FROM retell_error_log WHERE error_code = '23000'"))
     assert all(set(REAL.findall(m)) == {c} and c not in base_calls for m, c in zip(errs["error_message"], errs["call_id"]))
     raw = _frame(url, f"SELECT retell_call_id, raw FROM calls WHERE raw IS NOT NULL AND id >= {stride['calls']}")
-    assert len(raw) == COPIES * 6
+    base_raw = _frame(base_url, "SELECT retell_call_id FROM calls WHERE raw IS NOT NULL")["retell_call_id"]
+    assert len(raw) == COPIES * int(_real(base_raw).sum())  # the calls that carry a Retell object, copied
     assert all(json.loads(r)["call_id"] == c and c not in base_calls for c, r in zip(raw["retell_call_id"], raw["raw"]))
     sessions = _frame(url, "SELECT call_id FROM retell_call_sessions")["call_id"]
     copies = sessions[~sessions.isin(base_calls)]
-    assert len(copies) == COPIES * 1417 and _real(copies).all()  # copies keep the P4 shape: they count as real calls
+    assert len(copies) == COPIES * _real_base_calls(base_url) and _real(copies).all()  # copies keep the P4 shape: they count as real calls
 
 
 def test_loop_call_once_and_copies_shifted(worlds):

@@ -303,3 +303,40 @@ def test_mariadb_bulk_build_ends_with_every_index_and_foreign_key(demo_mariadb):
         assert "on update" not in ddl.lower()
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- two-step bookings (agent version 25)
+def test_two_step_calls_are_appended_and_leave_every_other_row_as_it_was(monkeypatch):
+    from rca_toolkit.demo import two_step, world
+
+    tables, truth = world.generate(7, 1)
+    monkeypatch.setattr(two_step, "extend", lambda tables, truth, seed: None)
+    plain, plain_truth = world.generate(7, 1)
+    for name, frame in plain.items():
+        pd.testing.assert_frame_equal(tables[name].iloc[:len(frame)].reset_index(drop=True), frame.reset_index(drop=True),
+                                      check_dtype=False)
+        added = tables[name].iloc[len(frame):]
+        if name in two_step.ORDERED:  # ids follow time: the appended rows come after every other row
+            assert len(added) and added["id"].min() == frame["id"].max() + 1
+            assert added[two_step.ORDERED[name]].min() > frame[two_step.ORDERED[name]].max()
+    assert {k for k in truth if truth[k] != plain_truth.get(k)} == {"calls_total", "calls_real", "companies", "attempts",
+                                                                    "two_step_bookings"}
+    assert truth["calls_real"] - plain_truth["calls_real"] == len(truth["two_step_bookings"]["calls"]) == 5
+
+
+def test_two_step_traces_as_the_handler_writes_them(demo_db):
+    url, truth = demo_db
+    two = truth["two_step_bookings"]
+    rows = _query(url, "SELECT s.call_id, s.agent_id, s.agent_version, s.company_id, t.function_name, t.status, t.output_result "
+                       "FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                       "WHERE t.function_name IN ('start_booking', 'confirm_booking') AND s.company_id = 3 ORDER BY t.id")
+    assert set(rows["call_id"]) == set(two["calls"]) and len(rows) == two["booking_traces"]
+    assert set(zip(rows["agent_id"], rows["agent_version"])) == {(two["agent_id"], two["agent_version"])}
+    starts = rows[rows["function_name"] == "start_booking"]
+    answers = [json.loads(r) for r in starts["output_result"]]
+    assert sum(a.get("success") is False for a in answers) == 1  # the refused one: HTTP 200, success false
+    assert all(a.get("next_action", a.get("data", {}).get("next_action")) == "confirm_booking" for a in answers if a["success"])
+    assert starts["status"].eq("success").all()
+    attempts = pd.DataFrame(truth["attempts"])
+    mine = attempts[attempts["call_id"].isin(two["calls"])]
+    assert len(mine) == two["attempts"] and (mine["outcome"] == "success").sum() == two["success"]

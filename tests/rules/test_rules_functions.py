@@ -28,6 +28,7 @@ NAMES = {  # stored name -> family
     "book_appointment_v": "book_appointment_v", "book_appointment_v17x": "book_appointment_v17x",
     "book_appointment_v17_v2": "book_appointment_v17", "check_availabilityv17": "check_availabilityv17",
     "booking": "booking", "check_customer": "check_customer",
+    "confirm_booking": "book_appointment", "confirm_booking_v3": "book_appointment", "confirmBooking": "confirmBooking",
 }
 
 
@@ -88,7 +89,7 @@ def test_no_family_asked_is_no_condition_and_an_unknown_one_matches_nothing():
 
 
 # --------------------------------------------------------------------------- generated names (SQLite)
-PARTS = st.sampled_from(["book_appointment", "start_booking", "collect_appointment_data", "get_current_context",
+PARTS = st.sampled_from(["book_appointment", "start_booking", "confirm_booking", "collect_appointment_data", "get_current_context",
                          "check_availability", "Book_Appointment", "booking", "initialize_call", "x"])
 SUFFIX = st.sampled_from(["", "_v1", "_v17", "_v", "_v17x", "_V2", "_v2_v3"])
 PAD = st.sampled_from(["", " ", "  ", "\t"])

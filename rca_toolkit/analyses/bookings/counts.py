@@ -14,9 +14,10 @@ import pandas as pd
 from rca_toolkit.analyses.bookings import fast_counts
 from rca_toolkit.analyses.bookings.outcomes import BY_COLUMNS, attempts_of, count_attempts
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.sources import attempt_inputs, loaders
+from rca_toolkit.sources import attempt_inputs, loaders, requirements
 
 log = logging.getLogger(__name__)
+REQUIRES = {"attempt_counts": attempt_inputs.REQUIRES["load"]}  # both methods read what the outcomes need
 
 
 def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None, bins=None,
@@ -48,6 +49,7 @@ def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str 
     if method not in ("rows", "sql"):
         raise ConfigError(f"method={method!r} is not known", hint="use 'rows' or 'sql'")
     engine = loaders.engine_for(db)
+    requirements.check(engine, *REQUIRES["attempt_counts"])  # before either method's first statement
     fast = None if method == "rows" else fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
                               first_at=first_at, when_fetched=when_fetched)
     if fast is not None:

@@ -32,7 +32,7 @@ import pandas as pd
 
 from rca_toolkit.analyses.bookings import outcomes
 from rca_toolkit.sources import attempt_inputs as ai
-from rca_toolkit.sources import loaders, packed
+from rca_toolkit.sources import loaders, packed, requirements
 from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.rules.timeutil import parse_instant
 
@@ -164,7 +164,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     rows["real_call"] = rows["real_call"].eq(1)
     if hooks_rows["names_call"].astype(int).any():  # a payload names a call: classify every row instead
         return _not_applicable("a BOOKING_CREATED webhook payload names a call")
-    succeeded = ai.is_success(rows["status"]).to_numpy()
+    succeeded = ai.attempt_succeeded(rows).to_numpy()
     real = rows["real_call"].to_numpy()
     if any(outcomes.blob_uids(rows.loc[real, "output_result"], rows.loc[real, "error_details"])):
         return _not_applicable("an attempt names a Cal.com uid in its JSON")  # classify every row instead
@@ -200,9 +200,7 @@ def counts(engine, *, start=None, end=None, company_id=None, freq=None, bins=Non
     result.attrs = {**attrs, "excluded_test_ids": len(excluded_ids), "excluded_test_attempts": excluded,
                     "outcome_counts": {o: int(outcome_counts.get(o, 0)) for o in outcomes.OUTCOMES},
                     "inferred_calcom_links": inferred, "statements": len(statements)}
-    missing = {t: m for t, m in (("appointments", loaders.present_columns(schema, "appointments", loaders.APPOINTMENT_COLUMNS)[1]),
-                                 ("webhook_events", loaders.present_columns(schema, "webhook_events", ai.WEBHOOK_WANTED)[1])) if m}
-    result.attrs["missing_columns"] = missing
+    result.attrs["missing_columns"] = requirements.check(schema, *ai.REQUIRES["load"])
     return result
 
 

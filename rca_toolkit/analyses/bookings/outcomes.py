@@ -13,6 +13,11 @@ or ``book_appointment``, P3 aliases folded). Its outcome comes from joining what
 
 The error text comes from the error log (matched by ``function_trace_id``, else the same call
 and family) or the trace, and is normalised into a signature (:mod:`rca_toolkit.rules.signatures`).
+
+Two-step bookings (:func:`rca_toolkit.rules.functions.booking_steps`): a ``start_booking`` that only
+validated is no attempt when a later booking trace of its call completes it (the ``confirm_booking``
+that books is the attempt); one whose data was refused, or that nothing followed, is a failed attempt
+whose error is the rule's text.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ PAD = attempt_inputs.PAD  # appointments/webhooks land shortly after the trace s
 LINK_WINDOW = pd.Timedelta(seconds=60)  # Cal.com's BOOKING_CREATED arrives within seconds of the attempt
 COLUMNS = ["call_id", "company_id", "at", "function_name", "family", "path", "code_path", "outcome",
            "rescued_by_webhook", "error_message", "signature", "error_code", "calcom_uid", "calcom_link", "appointment_id", "trace_id"]
+# the five tables an outcome is read from, checked by attempt_inputs.load before its first statement
+REQUIRES = {"booking_attempts": attempt_inputs.REQUIRES["load"]}
 
 
 def booking_attempts(db=None, *, start=None, end=None, company_id=None) -> pd.DataFrame:
@@ -74,6 +81,11 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     err = _match_errors(traces, errors)
     out["error_message"] = err["error_message"].fillna(traces["error"]).astype("string")
     out["error_code"] = err["error_code"].astype("string")
+    # a refused or unconfirmed validation (two-step bookings) never reached the booking: the rule's text explains it
+    by_rule = (traces["step"].astype("object").isin(functions.FAILED_STEPS).to_numpy() if "step" in traces
+               else np.zeros(len(traces), dtype=bool))
+    out.loc[by_rule, "error_message"] = traces.loc[by_rule, "error"].astype("string").to_numpy()
+    out.loc[by_rule, "error_code"] = pd.NA
     trace_frame = pd.Series(per_object(traces["error_details"], lambda d: d.get("frame") if isinstance(d, dict) else None),
                             index=traces.index, dtype="object")
     out["code_path"] = (err["frame"].astype("object").fillna(trace_frame.astype("object"))
@@ -81,9 +93,13 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
     by_call = bookings.appointment_by_call(out, appointments, calls)
     own_uid = by_call.map(local.set_index("id")["calcom_v2_booking_id"].astype("object")) if len(local) else by_call
-    ok = attempt_inputs.is_success(traces["status"])
+    ok = attempt_inputs.attempt_succeeded(traces)
     own_uid = own_uid.where(ok)  # the call's row is the success's
-    uids, how = _calcom_uids(traces, webhooks, own_uid)
+    if by_rule.any():  # a validation books nothing: no Cal.com booking is linked to it
+        uids, how = _calcom_uids(traces[~by_rule], webhooks, own_uid[~by_rule])
+        uids, how = uids.reindex(traces.index), how.reindex(traces.index)
+    else:
+        uids, how = _calcom_uids(traces, webhooks, own_uid)
     out["calcom_uid"] = uids.astype("string")
     out["calcom_link"] = how.astype("string")
     by_uid = local.set_index("calcom_v2_booking_id")

@@ -8,23 +8,32 @@ overlapping findings (a failed tool inside a loop) are never counted twice.
 Thresholds (documented, overridable):
 
 * loop: agent turns (fragments less than 0.5 s apart joined) are "near-identical" when
-  ``max(SequenceMatcher.ratio, token Jaccard) >= LOOP_SIMILARITY`` (0.6) on lower-cased,
-  punctuation-free text *and* they do not ask about different things (keyword topics: a
-  name question never matches a phone question of the same template); a loop is
-  ``>= LOOP_MIN_REPEATS`` (3) such turns with at most ``LOOP_MAX_INTERLEAVE`` (2) other
-  agent turns between consecutive ones. Iteration *i* runs
-  from prompt *i* to prompt *i+1*; the last one ends where the next different agent turn
-  starts. The finding's span and ``seconds`` cover the *extra* iterations (prompt 2 to the
-  loop's end) -- what a first-time success would have saved; ``details`` has the whole loop.
-  Repeated tool calls of one family with similar arguments (ratio >= 0.6 on canonical JSON)
-  join an overlapping text loop, or form a loop of their own.
+  their text similarity (``rapidfuzz``: the best of the Indel ratio, the token-sorted ratio and
+  the token Jaccard, on lower-cased, punctuation-free text) is ``>= LOOP_SIMILARITY`` (0.6)
+  *and* they do not ask about different things (keyword topics: a name question never
+  matches a phone question of the same template); a loop is ``>= LOOP_MIN_REPEATS`` (2) such
+  turns with at most ``LOOP_MAX_INTERLEAVE`` (2) other agent turns between consecutive ones.
+  Fewer than ``LOOP_MIN_STATEMENT_REPEATS`` (3) count only as a prompt asked again: each turn
+  asks something (a question mark or a topic) and they share a topic or are nearly the same
+  words (similarity ``>= LOOP_PAIR_SIMILARITY``, 0.85); "Einen Moment bitte" said twice
+  around a lookup is no loop. Iteration *i* runs from prompt *i* to prompt *i+1*; the last
+  one ends where the next different agent turn starts. The finding's span and ``seconds``
+  cover the *extra* iterations (prompt 2 to the loop's end) -- what a first-time success
+  would have saved; ``details`` has the whole loop, its ``iterations`` and ``repeats`` (the
+  extra iterations). Node re-entries (the flow enters a node it already went through; the
+  loop ends at the next node after its last re-entry) and repeated tool calls form loops of
+  their own where no text loop covers them: ``>= 3`` calls of one function with similar
+  arguments (ratio >= 0.6 on canonical JSON), or ``>= 2`` calls of one function with
+  equivalent arguments (the same after case, spaces, umlauts, date format and ``call_id`` are
+  normalised); overlapping repeats of several functions are one loop (a booking cycle
+  repeated).
 * dead air: a silent gap (nobody speaks) longer than ``dead_air_s`` (3 s) between utterances
   or before the first one; removable = the part beyond the threshold.
 * slow tool: latency > ``slow_tool_s`` (2 s). failed tool: ``ok`` False; removable = the part
   of its run nobody spoke over (the caller waited for nothing); an error-log row from 0.5 s
   before its start to 2 s after its end is quoted as the server-side cause.
-* duplicate side effect: a booking-type tool called again with identical arguments (Retell's
-  function retry); removable = its silent part.
+* duplicate side effect: a booking-type tool (same function, version suffix ignored) called again
+  with identical arguments (Retell's function retry); removable = its silent part.
 * bad argument: a placeholder ``call_id`` in the arguments (P18) or a date argument
   (``dd.mm.yyyy`` / ``yyyy-mm-dd``) before the call's own Europe/Berlin date (``"heute"`` sent
   as ``04.10.2023``); no removable time.
@@ -37,15 +46,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from difflib import SequenceMatcher
 
 import pandas as pd
+from rapidfuzz import fuzz
 
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules.call_ids import is_real_call_id
+from rca_toolkit.rules.functions import base_name
+from rca_toolkit.rules.jsonutil import decode_json
 
 LOOP_SIMILARITY = 0.6
-LOOP_MIN_REPEATS = 3
+LOOP_MIN_REPEATS = 2
+LOOP_MIN_STATEMENT_REPEATS = 3  # below this, only a prompt asked again about the same thing is a loop
+LOOP_PAIR_SIMILARITY = 0.85
 LOOP_MAX_INTERLEAVE = 2
 TURN_JOIN_GAP_S = 0.5
 TOOL_ARG_SIMILARITY = 0.6
@@ -137,12 +150,12 @@ def _norm(text: str) -> str:
 
 
 def similarity(a: str, b: str) -> float:
-    """max(SequenceMatcher ratio, token Jaccard) of two normalised texts."""
+    """The best of rapidfuzz's Indel ratio, its token-sorted ratio and the token Jaccard of two normalised texts (0..1)."""
     a, b = _norm(a), _norm(b)
     if not a or not b:
         return 0.0
     ta, tb = set(a.split()), set(b.split())
-    return max(SequenceMatcher(None, a, b).ratio(), len(ta & tb) / len(ta | tb))
+    return max(fuzz.ratio(a, b) / 100, fuzz.token_sort_ratio(a, b) / 100, len(ta & tb) / len(ta | tb))
 
 
 def turns(spans: pd.DataFrame, *, join_gap_s: float = TURN_JOIN_GAP_S) -> pd.DataFrame:
@@ -192,6 +205,24 @@ def _same_prompt(a: str, b: str, threshold: float) -> bool:
     return similarity(a, b) >= threshold and (not ta or not tb or bool(ta & tb))
 
 
+def asks(text: str) -> bool:
+    """A prompt: the turn asks the caller something (a question mark, or a topic it names)."""
+    return "?" in str(text) or bool(topics(text))
+
+
+def _is_loop(texts: list[str], min_repeats: int) -> bool:
+    """Enough near-identical turns: ``LOOP_MIN_STATEMENT_REPEATS`` of anything, or from ``min_repeats`` on a
+    prompt asked again about the same thing (a shared topic, or nearly the same words)."""
+    if len(texts) < min_repeats:
+        return False
+    if len(texts) >= LOOP_MIN_STATEMENT_REPEATS:
+        return True
+    if not all(asks(t) for t in texts):
+        return False
+    shared = set.intersection(*(topics(t) for t in texts))
+    return bool(shared) or all(similarity(texts[0], t) >= LOOP_PAIR_SIMILARITY for t in texts[1:])
+
+
 def detect_loops(spans: pd.DataFrame, tool_calls: pd.DataFrame, *, duration_s: float | None,
                  threshold: float = LOOP_SIMILARITY, min_repeats: int = LOOP_MIN_REPEATS) -> list[Finding]:
     """Re-ask loops from near-identical agent turns and/or repeated similar tool calls.
@@ -208,7 +239,9 @@ def detect_loops(spans: pd.DataFrame, tool_calls: pd.DataFrame, *, duration_s: f
             clusters.append([i])
         else:
             home.append(i)
-    runs = sorted((r for c in clusters for r in _runs(c, LOOP_MAX_INTERLEAVE) if len(r) >= min_repeats), key=lambda r: r[0])
+    texts = agent["text"].tolist()
+    runs = sorted((r for c in clusters for r in _runs(c, LOOP_MAX_INTERLEAVE) if _is_loop([texts[m] for m in r], min_repeats)),
+                  key=lambda r: r[0])
     groups: list[list[list[int]]] = []
     for run in runs:
         if groups and run[0] <= max(m for r in groups[-1] for m in r):
@@ -226,7 +259,44 @@ def detect_loops(spans: pd.DataFrame, tool_calls: pd.DataFrame, *, duration_s: f
         tools = _tools_in(tool_calls, loop_start, loop_end)
         findings.append(_loop_finding(agent.loc[primary], loop_start, loop_end, tools, "agent prompts"))
     covered = [(f.details["loop_start_s"], f.end_s) for f in findings]
+    for node in _node_loops(spans, tool_calls, end_of_speech, min_repeats):
+        if not any(a <= node.details["loop_start_s"] <= b for a, b in covered):
+            findings.append(node)
+            covered.append((node.details["loop_start_s"], node.end_s))
     findings += _tool_loops(tool_calls, covered, min_repeats)
+    return findings
+
+
+def _node_loops(spans: pd.DataFrame, tool_calls: pd.DataFrame, end_of_speech: float, min_repeats: int) -> list[Finding]:
+    """Node re-entries: the flow enters a node it already went through. Re-entered nodes whose entries
+    overlap are one loop, counted by the node entered most often (the earliest on a tie); iteration *i*
+    runs from its entry *i* to entry *i+1*, the last one ends at the next node entered after the loop."""
+    nodes = spans[spans["kind"] == "node"].sort_values("start_s", kind="stable") if "kind" in spans else spans.iloc[:0]
+    entries: list[tuple[str, float]] = []
+    for name, at in zip(nodes["label"].astype(str), nodes["start_s"].astype(float)):
+        if not entries or entries[-1][0] != name:  # the same node announced twice in a row is one entry
+            entries.append((name, at))
+    seen: dict[str, list[int]] = {}
+    for i, (name, _) in enumerate(entries):
+        seen.setdefault(name, []).append(i)
+    groups: list[list[list[int]]] = []
+    for idx in sorted((idx for idx in seen.values() if len(idx) >= min_repeats), key=lambda idx: idx[0]):
+        if groups and idx[0] <= max(i for g in groups[-1] for i in g):
+            groups[-1].append(idx)
+        else:
+            groups.append([idx])
+    findings = []
+    for group in groups:
+        idx = max(group, key=lambda g: (len(g), -g[0]))
+        last = max(i for g in group for i in g)
+        loop_end = entries[last + 1][1] if last + 1 < len(entries) else float(end_of_speech)
+        loop_start = entries[idx[0]][1]
+        name = entries[idx[0]][0]
+        prompts = pd.DataFrame({"start_s": [entries[i][1] for i in idx], "text": name})
+        topic = _topic([name], [])
+        label = f"re-enters node {name!r} {len(idx)}×" + (f" ({topic})" if topic else "")
+        findings.append(_loop_finding(prompts, loop_start, loop_end, _tools_in(tool_calls, loop_start, loop_end),
+                                      "node re-entries", label=label))
     return findings
 
 
@@ -236,20 +306,22 @@ def _tools_in(tool_calls: pd.DataFrame, start: float, end: float) -> pd.DataFram
     return tool_calls[(tool_calls["start_s"] >= start) & (tool_calls["start_s"] < end)]
 
 
-def _loop_finding(prompts: pd.DataFrame, loop_start: float, loop_end: float, tools: pd.DataFrame, what: str) -> Finding:
+def _loop_finding(prompts: pd.DataFrame, loop_start: float, loop_end: float, tools: pd.DataFrame, what: str,
+                  label: str | None = None) -> Finding:
     n = len(prompts)
     extra_start = float(prompts["start_s"].iloc[1])
     families = [f for f in tools["family"].dropna()] if len(tools) else []
     topic = _topic(list(prompts["text"]), families)
     about = topic or f'"{str(prompts["text"].iloc[0])[:40]}"'
-    label = f"re-asks {about} {n}×" if what == "agent prompts" else f"repeats {what} {n}× ({about})"
+    if label is None:
+        label = f"re-asks {about} {n}×" if what == "agent prompts" else f"repeats {what} {n}× ({about})"
     if families:
         counts = pd.Series(families).value_counts()
         label += " with " + ", ".join(f"{c} {fam}" for fam, c in counts.items()) + " call(s)"
     seconds = round(loop_end - extra_start, 3)
     return Finding("loop", label, round(extra_start, 3), round(loop_end, 3), seconds, seconds,
                    [(round(extra_start, 3), round(loop_end, 3))],
-                   {"topic": topic, "iterations": n, "loop_start_s": round(loop_start, 3),
+                   {"topic": topic, "iterations": n, "repeats": n - 1, "loop_start_s": round(loop_start, 3),
                     "loop_seconds": round(loop_end - loop_start, 3), "prompt_starts_s": list(prompts["start_s"].round(3)),
                     "source": what})
 
@@ -260,22 +332,85 @@ def _canon(args) -> str:
     return json.dumps({k: v for k, v in args.items() if k != "call_id"}, sort_keys=True, default=str, ensure_ascii=False)
 
 
-def _tool_loops(tool_calls: pd.DataFrame, covered: list, min_repeats: int) -> list[Finding]:
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+
+def _normal(value):
+    """An argument value as equivalence sees it: keys and texts case-folded, spaces collapsed, umlauts spelt out,
+    ``dd.mm.yyyy`` dates as ``yyyy-mm-dd``, whole floats as integers, ``call_id`` left out (P18)."""
+    if isinstance(value, dict):
+        items = ((" ".join(str(k).casefold().split()), v) for k, v in value.items())
+        return {k: _normal(v) for k, v in items if k != "call_id"}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, str):
+        text = " ".join(value.casefold().translate(_UMLAUTS).split())
+        if _DATE_DE.match(text):
+            day, month, year = text.split(".")
+            return f"{year}-{int(month):02d}-{int(day):02d}"
+        return text
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def equivalent_key(args) -> str:
+    """One text per class of equivalent arguments (a JSON text is read first)."""
+    if isinstance(args, (str, bytes)):
+        args = decode_json(args)[0]
+    return json.dumps(_normal(args), sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _repeated_calls(tool_calls: pd.DataFrame, min_repeats: int) -> list[tuple[pd.DataFrame, str]]:
+    """Repeated tool calls of one function (version suffix ignored; not its family: ``start_booking`` and
+    ``confirm_booking`` are two steps of one booking): ``>= 3`` with arguments similar to the first call's,
+    else ``>= min_repeats`` with equivalent arguments (the largest such class, the earliest on a tie)."""
+    calls = tool_calls.dropna(subset=["family"]).sort_values("start_s", kind="stable")
     out = []
-    if tool_calls.empty:
-        return out
-    for family, group in tool_calls.dropna(subset=["family"]).groupby("family", sort=False):
-        group = group.sort_values("start_s")
-        similar = [i for i, args in enumerate(group["arguments"])
-                   if SequenceMatcher(None, _canon(group["arguments"].iloc[0]), _canon(args)).ratio() >= TOOL_ARG_SIMILARITY]
-        if len(similar) < min_repeats:
+    for name, group in calls.groupby(calls["name"].map(base_name), sort=False):
+        first = _canon(group["arguments"].iloc[0])
+        similar = [i for i, args in enumerate(group["arguments"]) if fuzz.ratio(first, _canon(args)) / 100 >= TOOL_ARG_SIMILARITY]
+        if len(similar) >= max(min_repeats, LOOP_MIN_STATEMENT_REPEATS):
+            out.append((group.iloc[similar], f"{name} with similar arguments"))
             continue
-        calls = group.iloc[similar]
-        start, end = float(calls["start_s"].iloc[0]), float(calls["end_s"].iloc[-1])
+        classes = group.groupby(group["arguments"].map(equivalent_key), sort=False).indices
+        biggest = max(classes.values(), key=lambda rows: (len(rows), -rows[0]))
+        if len(biggest) >= min_repeats:
+            out.append((group.iloc[sorted(biggest)], f"{name} with equivalent arguments"))
+    return out
+
+
+def _last_end(calls: pd.DataFrame) -> float:
+    """Where the last of these calls ended (its start when no result came back)."""
+    return float(calls["end_s"].astype(float).fillna(calls["start_s"].astype(float)).max())
+
+
+def _tool_loops(tool_calls: pd.DataFrame, covered: list, min_repeats: int) -> list[Finding]:
+    """Repeated tool calls no text or node loop explains; repeats of several functions that overlap in time are
+    one loop (a booking cycle repeated), counted by the function that starts it."""
+    if tool_calls.empty:
+        return []
+    repeats = sorted(_repeated_calls(tool_calls, min_repeats), key=lambda r: float(r[0]["start_s"].iloc[0]))
+    groups: list[list[tuple[pd.DataFrame, str]]] = []
+    for calls, what in repeats:
+        start = float(calls["start_s"].iloc[0])
+        if groups and start <= max(_last_end(c) for c, _ in groups[-1]):
+            groups[-1].append((calls, what))
+        else:
+            groups.append([(calls, what)])
+    out = []
+    for group in groups:
+        calls, what = group[0]
+        every = pd.concat([c for c, _ in group]).sort_values("start_s", kind="stable")
+        start, end = float(calls["start_s"].iloc[0]), _last_end(every)
         if any(a <= start <= b for a, b in covered):
-            continue  # already explained by a text loop that contains these calls
+            continue  # already explained by a text or node loop that contains these calls
         prompts = calls.assign(text=calls["name"])
-        out.append(_loop_finding(prompts, start, end, calls, f"{family} with similar arguments"))
+        label = None
+        if len(group) > 1:
+            steps = " → ".join(dict.fromkeys(str(n) for n in every["name"]))
+            label = f"repeats the cycle {steps} {len(calls)}× (equivalent arguments)"
+        out.append(_loop_finding(prompts, start, end, every, what, label=label))
     return out
 
 
@@ -345,7 +480,7 @@ def detect_tools(tool_calls: pd.DataFrame, spans: pd.DataFrame, *, slow_tool_s: 
                                {"name": call.name}))
         family = call.family or ""
         if family.startswith(SIDE_EFFECT_PREFIXES):
-            key = (family, _canon(call.arguments))
+            key = (base_name(call.name), _canon(call.arguments))  # start_booking then confirm_booking: two steps, one booking
             seen[key] = seen.get(key, 0) + 1
             if seen[key] > 1:
                 parts = silent_parts(call.start_s, end, speech)

@@ -19,7 +19,14 @@ every instant of ``[0, duration)`` falls in one category --
   otherwise ``agent_response_latency`` (caller turn -> agent), ``caller_response_latency``
   (agent turn -> caller) or ``pause`` (same speaker continues); ``lead_in`` before the first
   utterance (unless longer than the threshold) and ``tail`` after the last one;
+* ``transfer``: after a Retell ``transfer_call`` handed the call over, the time nobody of the two
+  speaks (ringing, the transfer target talking) until the transfer leg ends; only present then;
 * ``unaccounted``: no speech data at all (``tool_running`` then holds tool time).
+
+Retell's built-in tools are read by their type: ``end_call`` is an instant that ends the call,
+``transfer_call`` opens the transfer segment above, ``extract_dynamic_variable`` and the other
+built-in steps are shown but are not backend calls (no tool wait, no tool findings unless they
+fail). Pre-/post-session tool calls are listed beside the timeline, not on it.
 """
 
 from __future__ import annotations
@@ -35,14 +42,18 @@ from rca_toolkit.analyses.calls import detectors
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.errors import InputFormatError
 from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.sources import loaders
 from rca_toolkit.sources.formats.retell import RetellCall, load_call_object, result_error
-from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses import tables
 
 SPAN_COLUMNS = ["start_s", "end_s", "kind", "label", "role", "source", "text", "name", "family", "ok"]
 SPEECH_KINDS = {"user": "caller_speech", "caller": "caller_speech", "agent": "agent_speech"}
 CATEGORIES = ["caller_speech", "agent_speech", "overlap", "agent_response_latency", "caller_response_latency",
               "pause", "tool_wait_silent", "dead_air", "lead_in", "tail"]
 SPLIT_GAP_S = 1.5  # a pause inside one utterance longer than this splits it into two speech spans
+# a database timeline reads one call's trace; loaders.call_trace checks these before its first statement and
+# lists absent optional columns among the data gaps
+REQUIRES = {"load_timeline": loaders.REQUIRES["call_trace"]}
 
 
 @dataclass
@@ -58,6 +69,7 @@ class CallData:
     notes: list[str]
     source: str
     synthetic: bool = False
+    session_tool_calls: pd.DataFrame = field(default_factory=pd.DataFrame)  # Retell pre-/post-session tools
 
 
 # --------------------------------------------------------------------------- spans
@@ -85,29 +97,83 @@ def _speech_from_words(call: RetellCall, source: str) -> list[dict]:
     return rows
 
 
+TOOL_FRAME_COLUMNS = ["name", "family", "start_s", "end_s", "latency_s", "ok", "error", "transport_ok", "arguments",
+                      "type", "kind", "answered", "placed"]
+# what a Retell built-in tool that answered nothing did (formats.retell.tool_kind), for the tool table
+BUILTIN_RESULT = {"end_call": "ended the call", "transfer": "handed the call over", "builtin": "built-in step"}
+
+
 def _tool_frame(tool_calls: pd.DataFrame) -> pd.DataFrame:
-    cols = ["name", "family", "start_s", "end_s", "latency_s", "ok", "error", "transport_ok", "arguments"]
-    out = tool_calls.reindex(columns=cols).copy()
+    out = tool_calls.reindex(columns=TOOL_FRAME_COLUMNS).copy()
+    out["kind"] = out["kind"].fillna("function")  # database traces are the application's own functions
+    out["family"] = out["family"].astype(object).where(out["family"].notna(), None)  # a built-in has none
     return out.reset_index(drop=True)
 
 
+def backend_calls(tool_calls: pd.DataFrame) -> pd.DataFrame:
+    """The tool calls the detectors judge: functions (backend calls), and any built-in step that failed."""
+    if tool_calls.empty or "kind" not in tool_calls:
+        return tool_calls
+    keep = tool_calls["kind"].isna() | tool_calls["kind"].eq("function") | ~tool_calls["ok"].astype(bool)
+    return tool_calls[keep].reset_index(drop=True)
+
+
+def _retell_tool_span(t, call: RetellCall, source: str) -> dict:
+    """A tool call as a span: a function's run, the hand-over of a transfer, or a built-in step."""
+    end = t.end_s if t.end_s == t.end_s else t.start_s
+    if t.kind == "function" or not t.ok:
+        return _span(t.start_s, end, "tool", t.name, None, source, "", t.name, t.family, bool(t.ok))
+    if t.kind == "transfer":  # the caller is with the transfer target from here to the end of the transfer leg
+        until = call.transfer_end_s if call.transfer_end_s is not None else call.duration_s
+        return _span(t.start_s, max(end, until if until is not None else end), "transfer",
+                     f"{t.name}: hands the call over ({t.type})", None, source, "", t.name, None, True)
+    if t.kind == "end_call":
+        return _span(t.start_s, end, "end_call", f"{t.name}: ends the call (end_call)", None, source, "", t.name, None, True)
+    return _span(t.start_s, end, "step", f"{t.name} ({t.type}, not a backend call)", None, source, "", t.name, None, True)
+
+
+def _placing_gaps(call: RetellCall) -> list[str]:
+    """What the data gaps say about tool calls and flow steps without ``time_sec``."""
+    tools, nodes, where = call.tool_calls, call.node_transitions, call.tool_source or "transcript_with_tool_calls"
+    gaps = []
+    by_words = tools[tools["placed"].eq("words")] if len(tools) else tools
+    steps = int(nodes["placed"].eq("words").sum()) if len(nodes) else 0
+    if len(by_words) or steps:
+        what = " and ".join(filter(None, [
+            f"{len(by_words)} tool calls ({', '.join(map(str, by_words['name']))})" if len(by_words) else "",
+            f"{steps} flow steps" if steps else ""]))
+        gaps.append(f"{what} have no time_sec (Retell's types do not require it): placed at the end of the last word "
+                    f"(or timed entry) before them in {where}, at the call's start when none precedes them, so they "
+                    "are accurate to a word and their latency is unknown")
+    lost = tools[tools["start_s"].isna()] if len(tools) else tools
+    unplaced = len(lost) + (int(nodes["time_s"].isna().sum()) if len(nodes) else 0)
+    if unplaced:
+        names = f" (tool calls: {', '.join(map(str, lost['name']))})" if len(lost) else ""
+        gaps.append(f"{unplaced} tool calls or node transitions have neither time_sec nor word timings around them"
+                    f"{names}: not placed on the time axis, not judged")
+    return gaps
+
+
 def from_retell(call: RetellCall, *, source: str = "Retell call object") -> CallData:
-    """Span table of a parsed Retell call (word-timed speech, tool calls, node transitions)."""
+    """Span table of a parsed Retell call (word-timed speech, tool calls, node transitions, transfers)."""
     rows = _speech_from_words(call, source)
-    for t in call.tool_calls.itertuples(index=False):
-        end = t.end_s if t.end_s == t.end_s else t.start_s
-        rows.append(_span(t.start_s, end, "tool", t.name, None, source, "", t.name, t.family, bool(t.ok)))
+    placed = call.tool_calls[call.tool_calls["start_s"].notna()]
+    for t in placed.itertuples(index=False):
+        rows.append(_retell_tool_span(t, call, source))
     for n in call.node_transitions.itertuples(index=False):
-        rows.append(_span(n.time_s, n.time_s, "node", str(n.new_node_name), None, source))
-    gaps, notes = [], list(call.notes)
+        if n.time_s == n.time_s:
+            rows.append(_span(n.time_s, n.time_s, "node", str(n.new_node_name), None, source))
+    gaps, notes = _placing_gaps(call), list(call.notes)
     if call.words.empty:
         gaps.append("word timings (transcript_object words) absent: speech not placed on the time axis")
-    if not call.raw.get("transcript_with_tool_calls"):
+    if call.tool_source is None:
         gaps.append("transcript_with_tool_calls absent: tool calls unknown")
     known = {"call_status": call.call_status, "disconnection_reason": call.disconnection_reason,
              "agent_version": call.agent_version, "agent_name": call.agent_name,
-             "started_at": None if call.start is None else call.start.isoformat(), "direction": call.direction}
-    return CallData(call.call_id, call.duration_s, _frame(rows), _tool_frame(call.tool_calls), known, gaps, notes, source)
+             "started_at": None if call.start is None else call.start.isoformat(), "direction": call.direction,
+             "call_type": call.call_type}
+    return CallData(call.call_id, call.duration_s, _frame(rows), _tool_frame(placed), known, gaps, notes, source,
+                    session_tool_calls=call.session_tool_calls)
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -318,6 +384,8 @@ def attribute(spans: pd.DataFrame, duration_s: float | None, *, dead_air_s: floa
     speech = [((a, b), role) for (a, b), role in speech if b > a]
     tools = [clip(r.start_s, r.end_s) for r in spans.itertuples(index=False) if r.kind == "tool"]
     tools = [(a, b) for a, b in tools if b > a]
+    handed = [clip(r.start_s, r.end_s) for r in spans.itertuples(index=False) if r.kind == "transfer"]
+    handed = [(a, b) for a, b in handed if b > a]
     notes = []
     beyond = int(((spans["end_s"] > duration_s + 0.001) & spans["kind"].isin(["caller_speech", "agent_speech", "tool"])).sum())
     if beyond:
@@ -329,8 +397,8 @@ def attribute(spans: pd.DataFrame, duration_s: float | None, *, dead_air_s: floa
             ms = {"tool_running": tool_ms, **ms}
         return Attribution(ms, total, {"tool_running_s": tool_ms / 1000}, pd.DataFrame(columns=gap_cols),
                            notes + ["no timed speech: time cannot be split into speech, waits and silence"])
-    cuts = sorted({0, total, *[x for (a, b), _ in speech for x in (a, b)], *[x for iv in tools for x in iv]})
-    ms = dict.fromkeys(CATEGORIES, 0)
+    cuts = sorted({0, total, *[x for (a, b), _ in speech for x in (a, b)], *[x for iv in tools + handed for x in iv]})
+    ms = dict.fromkeys(CATEGORIES + (["transfer"] if handed else []), 0)
     covered, silent = 0, []  # silent: (a, b, tool_running)
     for a, b in zip(cuts, cuts[1:]):
         mid = (a + b) / 2
@@ -340,6 +408,9 @@ def attribute(spans: pd.DataFrame, duration_s: float | None, *, dead_air_s: floa
             ms["overlap"] += b - a
         elif roles:
             ms["caller_speech" if "caller" in roles else "agent_speech"] += b - a
+        elif any(s <= mid < e for s, e in handed):
+            ms["transfer"] += b - a  # handed over: a silence here is the transfer leg, not dead air
+            continue
         else:
             silent.append((a, b, tool))
             continue
@@ -402,15 +473,20 @@ class CallTimeline:
     data_gaps: list[str]
     notes: list[str]
     thresholds: dict
+    session_tool_calls: pd.DataFrame = field(default_factory=pd.DataFrame)  # Retell pre-/post-session tools
 
     def to_dict(self) -> dict:
         tools = [{"name": t.name, "family": t.family, "start_s": t.start_s, "end_s": t.end_s,
-                  "latency_s": t.latency_s, "ok": bool(t.ok), "error": t.error}
+                  "latency_s": t.latency_s, "ok": bool(t.ok), "error": t.error,
+                  "type": getattr(t, "type", None), "kind": getattr(t, "kind", "function"),
+                  "placed": getattr(t, "placed", None)}
                  for t in self.tool_calls.itertuples(index=False)]
+        session = [{"phase": t.phase, "name": t.name, "type": t.type, "ok": bool(t.ok), "error": t.error}
+                   for t in self.session_tool_calls.itertuples(index=False)] if len(self.session_tool_calls) else []
         return _clean({
             "call_id": self.call_id, "duration_s": self.duration_s, "source": self.source, "synthetic": self.synthetic,
             "known": self.known, "attribution": self.attribution.seconds, "attribution_ms": self.attribution.ms,
-            "tool_coverage": self.attribution.tool_coverage, "tool_calls": tools,
+            "tool_coverage": self.attribution.tool_coverage, "tool_calls": tools, "session_tool_calls": session,
             "findings": [f.to_dict() for f in self.findings], "what_if": self.what_if.to_dict(),
             "data_gaps": self.data_gaps, "notes": self.notes + self.attribution.notes, "thresholds": self.thresholds,
         })
@@ -432,7 +508,7 @@ class CallTimeline:
 
     def _summary_lines(self) -> list[str]:
         dur = "unknown" if self.duration_s is None else f"{self.duration_s:.3f} s"
-        known = ", ".join(f"{k} {v}" for k, v in self.known.items() if v is not None)
+        known = ", ".join(f"{k} {tables.when(v) if k == 'started_at' else v}" for k, v in self.known.items() if v is not None)
         lines = [f"Call {self.call_id}: {dur} ({self.source}{', SYNTHETIC demo data' if self.synthetic else ''})",
                  f"Known: {known or 'nothing beyond the duration'}"]
         if self.what_if.duration_s is not None and self.what_if.removed:
@@ -440,35 +516,108 @@ class CallTimeline:
                          f"({self.what_if.removed_s:.1f} s removed)")
         return lines
 
-    def _tables(self) -> list[tuple[str, pd.DataFrame]]:
+    def _tables(self) -> list[tuple[str, tables.Table]]:
         total = self.duration_s or 1
-        attr = pd.DataFrame([{"category": k, "seconds": v, "share": f"{v / total:.1%}"}
-                             for k, v in self.attribution.seconds.items() if v])
-        tools = self.tool_calls[["name", "family", "start_s", "end_s", "latency_s", "ok", "error"]].astype(object)
-        tools = tools.where(tools.notna(), "")
-        finds = pd.DataFrame([{"kind": f.kind, "label": f.label, "start_s": f.start_s, "end_s": f.end_s,
-                               "seconds": f.seconds, "removable_s": f.removable_s} for f in self.findings],
-                             columns=["kind", "label", "start_s", "end_s", "seconds", "removable_s"])
-        return [("Where the time went", attr), ("Tool calls", tools), ("Findings", finds)]
+        attr = tables.Table(
+            [{"category": k, "seconds": v, "share": v / total} for k, v in self.attribution.seconds.items() if v],
+            [tables.col("category"), tables.col("seconds", "time (s)", lambda v: tables.seconds(v, 1), numeric=True),
+             tables.col("share", "share of the call", tables.percent, numeric=True)])
+        tools = self.tool_calls.assign(tool=[_tool_label(t) for t in self.tool_calls.itertuples(index=False)],
+                                       result=[_result_text(t) for t in self.tool_calls.itertuples(index=False)])
+        tool_table = tables.Table(tools, [
+            tables.col("tool"), tables.col("start_s", "start (s)", tables.seconds, numeric=True),
+            tables.col("end_s", "end (s)", tables.seconds, numeric=True),
+            tables.col("latency_s", "latency (s)", lambda v: tables.seconds(v, 2), numeric=True),
+            tables.col("result"), tables.col("error", max_chars=60)])
+        finds = tables.Table([f.to_dict() for f in self.findings], [
+            tables.col("kind"), tables.col("label", "finding", max_chars=90),
+            tables.col("start_s", "from (s)", tables.seconds, numeric=True),
+            tables.col("end_s", "to (s)", tables.seconds, numeric=True),
+            tables.col("seconds", "lasts (s)", tables.seconds, numeric=True),
+            tables.col("removable_s", "removable (s)", tables.seconds, numeric=True)])
+        return [("Where the time went", attr), ("Tool calls", tool_table), ("Findings", finds)]
+
+    def events(self) -> tables.Table:
+        """The spans as a reader follows the call: one row per utterance, tool call, flow step or
+        logged error, in time order, with one text column (no duplicated label/text or name/family)."""
+        rows = []
+        for s in self.spans.itertuples(index=False):
+            instant = s.end_s == s.start_s
+            if s.kind in ("caller_speech", "agent_speech", "other_speech"):
+                who, what = (s.role if isinstance(s.role, str) and s.role else "speech"), s.text or s.label
+            elif s.kind == "tool":
+                family = "" if tables.is_missing(s.family) or s.family == s.name else f" ({s.family})"
+                outcome = "ok" if s.ok is True or s.ok == 1 else "FAILED" if s.ok is False or s.ok == 0 else "status unknown"
+                what = f"{s.name}{family} {outcome}" + ("" if instant else f" after {s.end_s - s.start_s:.2f} s")
+                who = "tool"
+            elif s.kind == "node":
+                who, what = "flow", f"-> {s.label}"
+            elif s.kind == "error":
+                who, what = "error log", s.label
+            else:
+                who, what = s.kind, s.label
+            inside = sorted({f.kind.replace("_", " ") for f in self.findings if f.start_s is not None and f.end_s is not None
+                             and f.start_s - 0.0005 <= s.start_s < f.end_s})
+            rows.append({"start_s": s.start_s, "end_s": None if instant else s.end_s, "who": who, "what": what,
+                         "finding": ", ".join(inside)})
+        return tables.Table(rows, [tables.col("start_s", "at (s)", tables.seconds, numeric=True),
+                                   tables.col("end_s", "until (s)", tables.seconds, numeric=True),
+                                   tables.col("who"), tables.col("what", max_chars=100),
+                                   tables.col("finding", "during finding")], empty="no events")
+
+    def reconciliation(self) -> list[str]:
+        """One line per number the report shows in two places with two values, saying why they differ."""
+        lines = []
+        gaps = self.attribution.gaps
+        for f in (f for f in self.findings if f.kind == "dead_air"):
+            gap = gaps[(gaps["category"] == "dead_air") & ((gaps["start_s"] - f.start_s).abs() < 0.0005)]
+            tool_s = float(gap["tool_s"].iloc[0]) if len(gap) else 0.0
+            tools = self.tool_calls
+            ran = sorted(set(tools.loc[(tools["start_s"] < f.end_s) & (tools["end_s"] > f.start_s), "name"])) \
+                if len(tools) else []
+            split = (f"splits it into {tool_s:.1f} s tool_wait_silent ({', '.join(ran) or 'a tool'} ran) and "
+                     f"{f.seconds - tool_s:.1f} s dead_air" if tool_s > 0 else f"counts it as {f.seconds:.1f} s dead_air")
+            threshold = f.details.get("threshold_s", self.thresholds.get("dead_air_s"))
+            lines.append(f"Dead air {f.start_s:.1f}-{f.end_s:.1f} s: the finding counts the whole {f.seconds:.1f} s "
+                         f"silence; 'Where the time went' {split}; {f.removable_s:.1f} s is removable "
+                         f"(beyond the {threshold:g} s threshold).")
+        items = [f for f in self.findings if f.kind in self.what_if.kinds and f.removable_s > 0]
+        listed = round(sum(f.removable_s for f in items), 3)
+        overlap = round(listed - self.what_if.removed_s, 3)
+        if self.what_if.duration_s is not None and overlap >= 0.05:
+            pairs = []
+            for i, a in enumerate(items):
+                for b in items[i + 1:]:
+                    shared = detectors.union_length([(max(x0, y0), min(x1, y1)) for x0, x1 in a.removable
+                                                     for y0, y1 in b.removable if min(x1, y1) > max(x0, y0)])
+                    if shared >= 0.05:
+                        pairs.append(f"{a.kind} and {b.kind} share {shared:.1f} s")
+            lines.append(f"The what-if items add up to {listed:.1f} s but {self.what_if.removed_s:.1f} s is removed: "
+                         f"{overlap:.1f} s is claimed by more than one item and counted once"
+                         + (f" ({'; '.join(pairs)})." if pairs else "."))
+        return lines
 
     def _lists(self) -> list[tuple[str, list[str]]]:
         removed = [f"{r['kind']}: {r['label']} (-{r['seconds']:.1f} s)" for r in self.what_if.removed]
-        return [("What-if removed", removed), ("Data gaps", self.data_gaps),
-                ("Notes", self.notes + self.attribution.notes)]
+        session = [f"{t.phase.replace('_', '-')}: {t.name} {_result_text(t)}" + (f": {t.error}" if t.error else "")
+                   for t in self.session_tool_calls.itertuples(index=False)] if len(self.session_tool_calls) else []
+        return [("How the numbers relate", self.reconciliation()), ("What-if removed", removed),
+                ("Tool calls before and after the call", session),
+                ("Data gaps", self.data_gaps), ("Notes", self.notes + self.attribution.notes)]
 
-    def to_text(self) -> str:
-        out = self._summary_lines()
+    def to_text(self, width: int = tables.TEXT_WIDTH) -> str:
+        out = [tables.wrap_lines(self._summary_lines(), width)]
         for title, table in self._tables():
-            out += ["", f"{title}:", table.to_string(index=False) if len(table) else "  (none)"]
+            out += ["", f"{title}:", table.to_text(width) if len(table) else "  (none)"]
         for title, items in self._lists():
             if items:
-                out += ["", f"{title}:"] + [f"  - {i}" for i in items]
+                out += ["", f"{title}:", tables.wrap_lines([f"  - {i}" for i in items], width, hang="  ")]
         return "\n".join(out)
 
     def to_markdown(self) -> str:
         out = [f"## Call timeline `{self.call_id}`", ""] + [f"- {line}" for line in self._summary_lines()]
         for title, table in self._tables():
-            out += ["", f"### {title}", "", md_table(table) if len(table) else "_none_"]
+            out += ["", f"### {title}", "", table.to_markdown() if len(table) else "_none_"]
         for title, items in self._lists():
             if items:
                 out += ["", f"### {title}", ""] + [f"- {i}" for i in items]
@@ -478,11 +627,27 @@ class CallTimeline:
         parts = [f"<h3>Call timeline <code>{html.escape(self.call_id)}</code></h3><ul>"]
         parts += [f"<li>{html.escape(line)}</li>" for line in self._summary_lines()] + ["</ul>"]
         for title, table in self._tables():
-            parts.append(f"<h4>{title}</h4>" + (table.to_html(index=False) if len(table) else "<p><i>none</i></p>"))
+            parts.append(f"<h4>{title}</h4>" + table.to_html())
         for title, items in self._lists():
             if items:
-                parts.append(f"<h4>{title}</h4><ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+                parts.append(f"<h4>{title}</h4>" + tables.bullet_list(items))
         return "\n".join(parts)
+
+
+def _tool_label(t) -> str:
+    """``name (family)`` for a function, ``name (type)`` for a Retell built-in tool."""
+    name, family, kind, kind_type = t.name, t.family, getattr(t, "kind", "function"), getattr(t, "type", None)
+    if kind not in (None, "function") and isinstance(kind_type, str):
+        return f"{name} ({kind_type})" if kind_type != name else str(name)
+    return name if family in (None, name) or tables.is_missing(family) else f"{name} ({family})"
+
+
+def _result_text(t) -> str:
+    """ok / failed, or what a Retell built-in tool that answered nothing did."""
+    kind = getattr(t, "kind", "function")
+    if bool(t.ok) and kind in BUILTIN_RESULT and getattr(t, "answered", True) is False:
+        return BUILTIN_RESULT[kind]
+    return "ok" if bool(t.ok) else "failed"
 
 
 def _clean(value):
@@ -505,11 +670,12 @@ def build_timeline(source, *, dead_air_s: float = 3.0, slow_tool_s: float = 2.0,
     """Analyse one call given as a ``CallTrace``, a ``RetellCall`` or a Retell file/JSON/dict."""
     data = collect(source)
     attribution = attribute(data.spans, data.duration_s, dead_air_s=dead_air_s)
-    findings = detectors.detect_loops(data.spans, data.tool_calls, duration_s=data.duration_s)
-    findings += detectors.detect_dead_air(attribution.gaps, data.tool_calls, threshold_s=dead_air_s)
+    judged = backend_calls(data.tool_calls)  # end_call, transfers and built-in steps are no backend calls
+    findings = detectors.detect_loops(data.spans, judged, duration_s=data.duration_s)
+    findings += detectors.detect_dead_air(attribution.gaps, judged, threshold_s=dead_air_s)
     started = data.known.get("started_at")
     call_date = pd.Timestamp(started).tz_convert(source_tz()).date() if started else None
-    findings += detectors.detect_tools(data.tool_calls, data.spans, slow_tool_s=slow_tool_s, call_date=call_date)
+    findings += detectors.detect_tools(judged, data.spans, slow_tool_s=slow_tool_s, call_date=call_date)
     n1, n1_note = detectors.detect_n_plus_one(queries)
     findings = sorted(findings + n1, key=lambda f: (f.start_s is None, f.start_s or 0.0))
     notes = data.notes + ([n1_note] if n1_note else []) + _record_notes(data)
@@ -521,6 +687,7 @@ def build_timeline(source, *, dead_air_s: float = 3.0, slow_tool_s: float = 2.0,
         what_if=detectors.what_if(data.duration_s, findings, what_if_kinds), data_gaps=data.data_gaps, notes=notes,
         thresholds={"dead_air_s": dead_air_s, "slow_tool_s": slow_tool_s, "loop_similarity": detectors.LOOP_SIMILARITY,
                     "loop_min_repeats": detectors.LOOP_MIN_REPEATS},
+        session_tool_calls=data.session_tool_calls,
     )
 
 
@@ -546,10 +713,9 @@ def _record_notes(data: CallData) -> list[str]:
 def load_timeline(call_id: str, *, source: str = "db", db=None, **options) -> CallTimeline:
     """I/O entry point for the CLI and notebooks: ``source`` is ``"db"`` or a Retell JSON path."""
     from rca_toolkit.errors import ConfigError
-    from rca_toolkit.sources.loaders import call_trace
 
     if source == "db":
-        return build_timeline(call_trace(db, call_id), **options)
+        return build_timeline(loaders.call_trace(db, call_id), **options)
     call = load_call_object(source)
     if call_id and call.call_id != call_id:
         raise ConfigError(f"{source} holds call {call.call_id}, not {call_id}", hint="pass the file's call id or another file")

@@ -21,12 +21,15 @@ import pandas as pd
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules import functions
 from rca_toolkit.rules.timeutil import parse_duration
-from rca_toolkit.sources import aggregates, attempt_inputs, loaders
+from rca_toolkit.sources import aggregates, attempt_inputs, loaders, requirements
 from rca_toolkit.sources.deployments import load_deployments
+from rca_toolkit.analyses import tables
 from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 from rca_toolkit.analyses.compare import changepoints, stats as compare_mod
 
 HISTORY_FACTOR = 6  # change-point history: 6x each compared window on its side of --at (5d -> 30 days each side)
+# Everything a comparison reads, checked before its first statement (rca_toolkit.sources.requirements)
+REQUIRES = {"before_after": (attempt_inputs.REQUIRES["load"], aggregates.REQUIRES["plan"], loaders.REQUIRES["function_traces"])}
 
 
 @dataclass
@@ -68,13 +71,25 @@ class BeforeAfter:
         out["change_points"] = self.changes.to_dict() if self.changes is not None else None
         return out
 
-    def to_text(self) -> str:
-        text = self.comparison.to_text()
-        text += "\n\nBooking outcomes per window (orphaned = booked in Cal.com, no local row; rescued = row only from the webhook):\n"
-        text += self.outcome_table().to_string(index=False)
+    def outcomes(self) -> tables.Table:
+        """:meth:`outcome_table` as a reader wants it: counts, and success as a percentage with its count."""
+        frame = self.outcome_table()
+        frame = frame.assign(rate=[tables.share_of(k, n) for k, n in zip(frame["success"], frame["attempts"])])
+        group = frame.columns[1]
+        return tables.Table(frame, [tables.col("window"), tables.col(group),
+                                    *[tables.col(c, c.replace("_", " "), tables.count, numeric=True)
+                                      for c in ["attempts", *outcomes.OUTCOMES, "rescued_by_webhook"]],
+                                    tables.col("rate", "success rate", numeric=True)])
+
+    def to_text(self, width: int = tables.TEXT_WIDTH) -> str:
+        text = self.comparison.to_text(width)
+        text += "\n\n" + tables.wrap_lines(["Booking outcomes per window (orphaned = booked in Cal.com, no local row; "
+                                            "rescued = row only from the webhook):"], width) + "\n"
+        text += self.outcomes().to_text(width)
         if self.changes is not None:
-            text += "\n\nChange points of booking success (interval = last attempt of the old regime -> first of the new):\n"
-            text += self.changes.table().to_string(index=False) if self.changes.changes else "  none found"
+            text += "\n\n" + tables.wrap_lines(["Change points of booking success (interval = last attempt of the old "
+                                                "regime -> first of the new):"], width) + "\n"
+            text += self.changes.to_text(width) if self.changes.changes else "  none found"
         return text
 
 
@@ -132,12 +147,16 @@ def changepoint_attempts(engine, *, start, end, by: str = "path") -> pd.DataFram
     """Booking attempts as change points need them: ``at``, ``outcome`` (success or not), ``by``.
 
     Success is the booking trace's own status (``outcomes.classify``), so unless ``by`` is
-    ``code_path`` (which comes from the error log) the booking traces alone give the same
-    series as ``outcomes.booking_attempts``, without its error/appointment/webhook joins.
+    ``code_path`` (which comes from the error log) or a trace is the validation step of a two-step
+    booking (whose outcome its response and the next trace decide: ``functions.booking_steps``), the
+    booking traces alone give the same series as ``outcomes.booking_attempts``, without its
+    error/appointment/webhook joins.
     """
     if by not in ("path", "family", "function_name", "company_id"):
         return outcomes.booking_attempts(engine, start=start, end=end)
     traces = loaders.function_traces(engine, start=start, end=end, families=functions.BOOKING_FAMILIES, blobs=False)
+    if functions.is_validation_step(traces["function_name"]).any():
+        return outcomes.booking_attempts(engine, start=start, end=end)
     ok = attempt_inputs.is_success(traces["status"])
     frame = pd.DataFrame({"at": traces["started_at"], "path": traces["family"].astype(str).astype("category"),
                           "family": traces["family"], "function_name": traces["function_name"],
@@ -155,6 +174,7 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
                           hint="use one of: path, code_path, family, function_name, company_id")
     start_h, end_h = history_bounds(at_ts, before, after, history) if with_changepoints else (None, None)
     engine = loaders.engine_for(db)
+    absent = requirements.check(engine, *REQUIRES["before_after"])
     # The histograms are server work (GROUP BY over the windows) on connections of their own. The call
     # durations run beside the attempts' reads; the session durations and the latencies wait until the
     # attempts are read, then run, each on its own connection, beside their classification (Python, one
@@ -183,6 +203,7 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
                                  exclude=exclude, by=by)
     if note:
         result.notes.append(note)
+    result.notes += [n for n in requirements.absent_notes(absent, *REQUIRES["before_after"]) if n not in result.notes]
     changes = attempts = None
     if with_changepoints:
         attempts = changepoint_attempts(engine, start=start_h, end=end_h, by=by or "path")
