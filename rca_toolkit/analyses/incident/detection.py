@@ -1,0 +1,53 @@
+"""When monitoring would have caught the incident: the first day whose daily health report says ACT.
+
+Why the health report itself: "when would we have known" is only meaningful against the rules the
+team runs, so each day is judged by :func:`rca_toolkit.analyses.health.report.health` (the scheduled
+``1d`` report over all companies, its baseline the 7 days before), not by a second rule set. Days
+are source-zone (Europe/Berlin) calendar days on which the signature was seen, from the first in
+order; the scan stops at the first ACT (a report costs a fraction of a second on the demo world).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from rca_toolkit.analyses.health import report as health_report
+
+FUNCTION = "rca_toolkit.analyses.health.report.health(db, day, '1d', company_id=0).verdict"
+
+
+@dataclass
+class Detection:
+    """The first ACT day (None when no checked day said ACT), its verdict line and what was checked."""
+
+    first_act_day: str | None
+    verdict_line: str | None = None
+    checked: list[dict] = field(default_factory=list)  # [{"day", "verdict"}] in order
+    skipped: bool = False  # the caller asked for no detection
+
+    def to_dict(self) -> dict:
+        return {"first_act_day": self.first_act_day, "verdict_line": self.verdict_line, "checked": self.checked,
+                "skipped": self.skipped, "function": FUNCTION}
+
+
+def first_act_day(db, days: list[str]) -> Detection:
+    """Run the daily health report for each of ``days`` (``YYYY-MM-DD``, ascending) until one says ACT."""
+    checked = []
+    for day in days:
+        report = health_report.health(db, day, "1d", 0)
+        checked.append({"day": day, "verdict": report.verdict})
+        if report.verdict == "ACT":
+            return Detection(day, report.verdict_line, checked)
+    return Detection(None, None, checked)
+
+
+def days_seen(instants: pd.Series, tz: str) -> list[str]:
+    """Distinct calendar days (in ``tz``) of the given instants, ascending."""
+    if instants.empty:
+        return []
+    return sorted(set(pd.to_datetime(instants, utc=True).dt.tz_convert(tz).dt.strftime("%Y-%m-%d")))
+
+
+__all__ = ["Detection", "FUNCTION", "days_seen", "first_act_day"]

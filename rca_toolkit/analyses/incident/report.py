@@ -1,0 +1,248 @@
+"""The incident result: per-group impact, causes, detection, claims, timeline and provenance, rendered
+as JSON (the shape ``rca incident --format json`` prints and other tools read), text, Markdown and HTML.
+
+Why one object: the CLI and the notebook show the same numbers because they render the same object;
+every number's provenance (function and window) travels with it under ``provenance``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from rca_toolkit.analyses.incident.causes import Attribution, iso
+from rca_toolkit.analyses.incident.claims import STATUSES, ClaimResult
+from rca_toolkit.analyses.incident.detection import Detection
+from rca_toolkit.analyses.incident.groups import GroupImpact
+from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.tables import show as show_table
+
+
+@dataclass
+class IncidentReport:
+    """Everything ``rca incident`` prints and ``notebooks/incident_report.ipynb`` shows."""
+
+    signature: str
+    since: pd.Timestamp
+    until: pd.Timestamp
+    by: str
+    groups: list[GroupImpact]
+    onsets: dict[str, Attribution | None]
+    recoveries: dict[str, Attribution | None]
+    detection: Detection
+    claims: list[ClaimResult]
+    timeline: list[dict]
+    daily: pd.DataFrame  # error rows carrying the signature per Berlin day and group
+    changes: pd.DataFrame  # deployments and migrations considered (``causes.changes_frame``)
+    open_questions: list[str] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+    synthetic: bool = False
+
+    # ------------------------------------------------------------------ verdict
+    @property
+    def has_errors(self) -> bool:
+        """Any error row or failed attempt carried the signature in the window."""
+        return any(g.errors or g.failed_attempts for g in self.groups)
+
+    @property
+    def contradicted(self) -> list[ClaimResult]:
+        return [c for c in self.claims if c.status == "contradicted"]
+
+    @property
+    def found(self) -> bool:
+        """What ``rca incident`` exits 1 on: the incident is in the window, or a claim is contradicted."""
+        return self.has_errors or bool(self.contradicted)
+
+    # ------------------------------------------------------------------ JSON
+    def group_dict(self, g: GroupImpact) -> dict:
+        onset, fix = self.onsets.get(g.group), self.recoveries.get(g.group)
+        return {
+            "group": g.group, "errors": g.errors, "first_error": iso(g.first_error), "last_error": iso(g.last_error),
+            "failed_attempts": g.failed_attempts, "orphaned": g.orphaned, "rescued": g.rescued,
+            "onset_cause": None if onset is None else {"commit": onset.commit, "at": iso(onset.at),
+                                                       "gap_s": None if onset.gap_s is None else round(onset.gap_s, 3),
+                                                       "description": onset.description},
+            "recovery": None if g.recovered_at is None else {
+                "at": iso(g.recovered_at), "commit": None if fix is None else fix.commit,
+                "description": "" if fix is None else fix.description},
+        }
+
+    def to_dict(self) -> dict:
+        return {"signature": self.signature, "window": {"since": iso(self.since), "until": iso(self.until)},
+                "groups": [self.group_dict(g) for g in self.groups],
+                "detected": {"first_act_day": self.detection.first_act_day},
+                "claims": [c.to_dict() for c in self.claims], "timeline": self.timeline, "provenance": self.provenance}
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
+
+    def metrics(self) -> dict:
+        """What a notebook run records in metrics.json: the JSON shape, plus the outcome word."""
+        return {**self.to_dict(), "found": self.found}
+
+    # ------------------------------------------------------------------ tables
+    def impact_table(self) -> pd.DataFrame:
+        """One row per group: counts, first/last error, cause of the onset, recovery and its change."""
+        rows = []
+        for g in self.groups:
+            d = self.group_dict(g)
+            onset, rec = d["onset_cause"], d["recovery"]
+            rows.append({self.by: g.group, "errors": g.errors, "failed attempts": g.failed_attempts,
+                         "of attempts": g.attempts, "orphaned (lost)": g.orphaned, "rescued by webhook": g.rescued,
+                         "first error": _short(d["first_error"]), "last error": _short(d["last_error"]),
+                         "onset cause": "" if onset is None else f"{_commit(onset['commit'])} ({_gap(onset['gap_s'])} before)",
+                         "recovered": "unresolved" if rec is None else _short(rec["at"]),
+                         "recovered by": "" if rec is None else _commit(rec["commit"]) or "no known change"})
+        return pd.DataFrame(rows)
+
+    def claims_table(self) -> pd.DataFrame:
+        cols = ["claim", "status", "value", "95 % CI", "n", "evidence"]
+        return pd.DataFrame([{"claim": c.claim.claim, "status": c.status, "value": _value(c),
+                              "95 % CI": "" if c.ci is None else f"{c.ci[0]:.1%}-{c.ci[1]:.1%}", "n": c.n,
+                              "evidence": c.evidence} for c in self.claims], columns=cols)
+
+    def timeline_table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.timeline, columns=["at", "kind", "text"])
+
+    def provenance_table(self) -> pd.DataFrame:
+        """How each number was computed (function and window), then the data fingerprint per table."""
+        rows = [{"what": k, "how": v} for k, v in self.provenance.get("numbers", {}).items()]
+        rows += [{"what": f"fingerprint {t}", "how": "table absent" if v.get("missing") else f"{v['rows']} rows, max id {v['max_id']}"}
+                 for t, v in self.provenance.get("fingerprint", {}).items()]
+        return pd.DataFrame(rows, columns=["what", "how"])
+
+    def section_html(self, name: str) -> str:
+        """One table as HTML, untruncated and without the index: ``impact``, ``timeline``, ``claims`` or ``provenance``."""
+        tables = {"impact": self.impact_table, "timeline": self.timeline_table, "claims": self.claims_table,
+                  "provenance": self.provenance_table}
+        if name not in tables:
+            raise KeyError(f"no section {name!r}; use one of {', '.join(tables)}")
+        frame = tables[name]()
+        if frame.empty:
+            empty = {"impact": "No group: the signature is absent from the window.", "claims": "No claim was judged."}
+            return f"<p>{html.escape(empty.get(name, '(none)'))}</p>"
+        return show_table(frame).to_html()
+
+    def open_questions_markdown(self) -> str:
+        return "\n".join(f"- {q}" for q in self.open_questions) or "(none)"
+
+    # ------------------------------------------------------------------ words
+    def summary_lines(self) -> list[str]:
+        window = f"[{iso(self.since)}, {iso(self.until)})"
+        if not self.has_errors:
+            lines = [f"No error row and no failed booking attempt carries the signature {self.signature!r} in {window}."]
+        else:
+            total = {k: sum(getattr(g, k) for g in self.groups) for k in ("errors", "failed_attempts", "orphaned", "rescued")}
+            lines = [f"Signature {self.signature!r} in {window}, by {self.by}: {total['errors']} error rows, "
+                     f"{total['failed_attempts']} failed booking attempts, {total['orphaned']} bookings lost "
+                     f"(orphaned: booked in Cal.com, no local appointment), {total['rescued']} rescued by the Cal.com webhook."]
+            for g in self.groups:
+                d = self.group_dict(g)
+                onset = d["onset_cause"]
+                cause = (f"cause {_commit(onset['commit'])} {onset['at']} ({_gap(onset['gap_s'])} before): {onset['description']}"
+                         if onset else "no change in the lists explains the onset")
+                rec = d["recovery"]
+                recovered = (f"recovered {rec['at']} by {_commit(rec['commit']) or 'no known change'}"
+                             + (f": {rec['description']}" if rec["commit"] else "")
+                             if rec else f"unresolved in the window (last error {d['last_error']})")
+                lines.append(f"- {g.group}: first error {d['first_error']}, {cause}; {recovered}.")
+        if self.detection.first_act_day:
+            lines.append(f"Detected: the daily health report of {self.detection.first_act_day} would have said ACT.")
+        elif self.detection.checked:
+            lines.append(f"Detected: none of the {len(self.detection.checked)} daily health reports checked says ACT.")
+        if self.claims:
+            counts = {s: sum(c.status == s for c in self.claims) for s in STATUSES}
+            lines.append("Claims: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
+        if self.synthetic:
+            lines.append("SYNTHETIC DEMO DATA")
+        return lines
+
+    def to_text(self) -> str:
+        parts = ["\n".join(self.summary_lines()), ""]
+        if self.has_errors:
+            parts += ["Impact per " + self.by, self.impact_table().to_string(index=False), ""]
+        if self.timeline:
+            parts += ["Timeline"] + [f"  {e['at']}  {e['kind']:<10} {e['text']}" for e in self.timeline] + [""]
+        if self.claims:
+            parts += ["Claims"] + [f"  [{c.status}] {c.claim.claim}\n      {c.evidence}" for c in self.claims] + [""]
+        if self.open_questions:
+            parts += ["Open questions the data cannot answer"] + [f"  - {q}" for q in self.open_questions] + [""]
+        parts.append(f"Data fingerprint: {_fingerprint(self.provenance.get('fingerprint', {}))}")
+        return "\n".join(parts)
+
+    def to_markdown(self) -> str:
+        parts = [f"# Incident: `{self.signature}`", ""] + [line if line.startswith("- ") else f"{line}  " for line in self.summary_lines()]
+        if self.has_errors:
+            parts += ["", f"## Impact per {self.by}", "", md_table(self.impact_table())]
+        if self.timeline:
+            parts += ["", "## Timeline", "", md_table(self.timeline_table())]
+        parts += ["", "## Detection", "", self.detection_text()]
+        if self.claims:
+            parts += ["", "## Claims vs evidence", "", md_table(self.claims_table())]
+        if self.open_questions:
+            parts += ["", "## Open questions the data cannot answer", "", self.open_questions_markdown()]
+        parts += ["", f"*Data fingerprint: {_fingerprint(self.provenance.get('fingerprint', {}))}*", ""]
+        return "\n".join(parts)
+
+    def detection_text(self) -> str:
+        d = self.detection
+        if d.first_act_day:
+            return f"The daily health report of {d.first_act_day} would have said: {d.verdict_line}"
+        if d.checked:
+            return f"No daily health report of the {len(d.checked)} days with the signature says ACT."
+        if d.skipped:
+            return "Not computed: detection was switched off (--no-detection)."
+        return "No day was checked: the signature is absent from the window."
+
+    def summary_html(self) -> str:
+        colour = "#cf222e" if self.found else "#1a7f37"
+        items = "".join(f"<li>{html.escape(line[2:])}</li>" for line in self.summary_lines() if line.startswith("- "))
+        head = "".join(f"<p>{html.escape(line)}</p>" for line in self.summary_lines() if not line.startswith("- "))
+        return f'<div style="border-left:6px solid {colour};padding:.4em .8em">{head}{"<ul>" + items + "</ul>" if items else ""}</div>'
+
+    def _repr_html_(self) -> str:
+        body = [f"<h3>Incident: <code>{html.escape(self.signature)}</code></h3>", self.summary_html()]
+        if self.has_errors:
+            body += [f"<h4>Impact per {html.escape(self.by)}</h4>", self.section_html("impact")]
+        if self.timeline:
+            body += ["<h4>Timeline</h4>", self.section_html("timeline")]
+        body += ["<h4>Detection</h4>", f"<p>{html.escape(self.detection_text())}</p>"]
+        if self.claims:
+            body += ["<h4>Claims vs evidence</h4>", self.section_html("claims")]
+        if self.open_questions:
+            body += ["<h4>Open questions</h4><ul>" + "".join(f"<li>{html.escape(q)}</li>" for q in self.open_questions) + "</ul>"]
+        return "".join(body)
+
+
+def _short(text: str | None) -> str:
+    return "" if not text else text[:19].replace("T", " ")
+
+
+def _commit(commit: str | None) -> str:
+    return "" if not commit else commit[:12] if all(c in "0123456789abcdef" for c in commit) else commit
+
+
+def _gap(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _value(c: ClaimResult) -> str:
+    if c.value is None:
+        return "n/a"
+    return f"{c.value:.1%}" if c.claim.metric == "booking_success_rate" else f"{c.value:g}"
+
+
+def _fingerprint(fp: dict) -> str:
+    return ", ".join(f"{t} {v['rows']} rows (max id {v['max_id']})" for t, v in fp.items() if v.get("rows") is not None) or "none"
+
+
+__all__ = ["IncidentReport"]

@@ -1,0 +1,51 @@
+"""Which error texts belong to the incident: the ``--signature`` given as a substring or a signature.
+
+Why one rule: the attempts, the error rows and the claims must agree on what "carrying the
+signature" means. A text carries it when its normalised signature
+(:func:`rca_toolkit.rules.signatures.signatures`) equals the normalised query, or when the query
+occurs (case-insensitively) in the raw text or in its signature. So ``Unknown column 'created_by'``,
+the full MariaDB message and ``[1054] Unknown column 'created_by' in 'field list'`` all select the
+same 1054 rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rca_toolkit.errors import ConfigError
+from rca_toolkit.rules.signatures import signature_of, signatures
+
+
+@dataclass(frozen=True)
+class SignatureQuery:
+    """The user's text and its normalised form."""
+
+    text: str
+    normalised: str | None
+
+    @classmethod
+    def of(cls, text: str | None) -> "SignatureQuery":
+        clean = (text or "").strip()
+        if not clean:
+            raise ConfigError("--signature is empty", hint="give an error text or signature, e.g. \"Unknown column 'created_by'\"")
+        return cls(clean, signature_of(clean))
+
+    def matches(self, messages: pd.Series) -> np.ndarray:
+        """Boolean mask: which messages carry the signature (missing messages never do)."""
+        if messages.empty:
+            return np.zeros(0, dtype=bool)
+        codes, distinct = pd.factorize(messages.astype("object"), use_na_sentinel=True)
+        if not len(distinct):
+            return np.zeros(len(messages), dtype=bool)
+        texts = pd.Series(distinct, dtype="object").astype(str)
+        sigs = signatures(texts)["signature"].astype("object").fillna("")
+        needle = self.text.casefold()
+        hit = np.array([needle in t.casefold() or needle in s.casefold() or (self.normalised is not None and s == self.normalised)
+                        for t, s in zip(texts, sigs)], dtype=bool)
+        return np.where(codes < 0, False, hit[np.maximum(codes, 0)])
+
+
+__all__ = ["SignatureQuery"]

@@ -1,0 +1,414 @@
+"""The life of an incident (issue 23) on the demo world, checked against its ground truth JSON.
+
+Every expected number is derived from the truth the demo builder computed from its own rows
+(``incidents.A_phantom_columns``, ``booking_attempts``, ``attempts``, ``deployments``): nothing
+is copied from a run of the analysis.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from rca_toolkit.analyses.bookings.outcomes import CODE_PATHS
+from rca_toolkit.analyses.incident import causes, claims as claims_mod
+from rca_toolkit.analyses.incident.build import incident
+from rca_toolkit.analyses.incident.signature import SignatureQuery
+from rca_toolkit.errors import ConfigError, NotFound
+from rca_toolkit.runs import plots
+from rca_toolkit.sources.fingerprint import table_fingerprint
+
+PATHS = ("collect_appointment", "book_appointment")
+SIGNATURE = "Unknown column 'created_by'"
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text).tz_convert("UTC")
+
+
+def phantom(truth: dict) -> dict:
+    return truth["incidents"]["A_phantom_columns"]
+
+
+def frame_of(truth: dict, path: str) -> dict:
+    """The truth's 1054 entry of the calling frame a path reaches."""
+    return phantom(truth)["frames"][CODE_PATHS[path]]
+
+
+def window_name(truth: dict, path: str) -> str:
+    """The booking_attempts window whose bounds are the path's phantom window (collect: to the partial fix)."""
+    window = frame_of(truth, path)["window"]
+    names = [n for n, w in truth["booking_attempts"][path].items()
+             if ts(w["start"]) == ts(window["start"]) and ts(w["end"]) == ts(window["end"])]
+    assert len(names) == 1
+    return names[0]
+
+
+def commit_at(truth: dict, instant: str) -> str:
+    """The deployment of the truth's list that happened at ``instant``."""
+    found = [d["commit"] for d in truth["deployments"] if ts(d["deployed_at"]) == ts(instant)]
+    assert len(found) == 1
+    return found[0]
+
+
+def phantom_attempts(truth: dict, path: str) -> int:
+    a = truth["attempts"]
+    return sum(1 for p, kind, real in zip(a["path"], a["error_kind"], a["is_real"]) if p == path and kind == "phantom" and real)
+
+
+@pytest.fixture(scope="module")
+def result(demo_sqlite):
+    url, _ = demo_sqlite
+    return incident(url, SIGNATURE)
+
+
+@pytest.fixture(scope="module")
+def groups(result):
+    return {g["group"]: g for g in result.to_dict()["groups"]}
+
+
+# --------------------------------------------------------------------------- the issue's "done when"
+@pytest.mark.parametrize("path", PATHS)
+def test_counts_per_path_equal_the_ground_truth(groups, demo_sqlite, path):
+    _, truth = demo_sqlite
+    g, frame = groups[path], frame_of(truth, path)
+    window = truth["booking_attempts"][path][window_name(truth, path)]
+    assert g["errors"] == frame["errors_real_ids"]
+    assert g["failed_attempts"] == phantom_attempts(truth, path)
+    assert (g["orphaned"], g["rescued"]) == (window["orphaned"], window["rescued"])
+    # the truth prints milliseconds (truncated): ours is the stored instant, within the same millisecond
+    for ours, theirs in ((g["first_error"], frame["first"]), (g["last_error"], frame["last"])):
+        assert pd.Timedelta(0) <= ts(ours) - ts(theirs) < pd.Timedelta(milliseconds=1)
+        assert ours.endswith(("+02:00", "+01:00")), "ISO with the Berlin offset"
+
+
+def test_only_the_two_phantom_paths_are_groups(groups):
+    assert set(groups) == set(PATHS)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_onset_cause_is_the_phantom_column_deploy(groups, demo_sqlite, path):
+    _, truth = demo_sqlite
+    onset = groups[path]["onset_cause"]
+    start = frame_of(truth, path)["window"]["start"]
+    assert onset["commit"] == commit_at(truth, start)
+    assert ts(onset["at"]) == ts(start)
+    assert onset["gap_s"] == pytest.approx((ts(groups[path]["first_error"]) - ts(start)).total_seconds(), abs=60)
+    assert onset["gap_s"] > 0
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_recovery_is_the_partial_fix_for_collect_and_the_full_fix_for_book(groups, demo_sqlite, path):
+    _, truth = demo_sqlite
+    end = frame_of(truth, path)["window"]["end"]  # collect: the partial fix, book: the full fix
+    recovery = groups[path]["recovery"]
+    assert recovery["commit"] == commit_at(truth, end)
+    assert ts(recovery["at"]) > ts(end) > ts(groups[path]["last_error"])
+    first_after = min(ts(at) for at, p, o, real in zip(truth["attempts"]["at_utc"], truth["attempts"]["path"],
+                                                       truth["attempts"]["outcome"], truth["attempts"]["is_real"])
+                      if p == path and o == "success" and real and ts(at) > ts(groups[path]["last_error"]))
+    assert abs(ts(recovery["at"]) - first_after) < pd.Timedelta(milliseconds=1)
+
+
+def test_the_two_fixes_are_different_changes(groups):
+    assert groups["collect_appointment"]["recovery"]["commit"] != groups["book_appointment"]["recovery"]["commit"]
+
+
+def test_first_act_day_is_the_day_failures_began_or_the_next(result, demo_sqlite):
+    _, truth = demo_sqlite
+    began = ts(phantom(truth)["frames"][CODE_PATHS["collect_appointment"]]["window"]["start"]).tz_convert("Europe/Berlin").date()
+    assert result.detection.first_act_day in {began.isoformat(), (began + timedelta(days=1)).isoformat()}
+    assert result.detection.checked[-1] == {"day": result.detection.first_act_day, "verdict": "ACT"}
+    assert result.detection.checked[0]["day"] == began.isoformat()
+
+
+def test_seed_claims_before_verified_after_contradicted(result):
+    by_expected = {(c.claim.metric, c.claim.expected): c for c in result.claims}
+    before = by_expected[("booking_success_rate", 0.0)]
+    after = by_expected[("booking_success_rate", 1.0)]
+    assert before.status == "verified" and before.value == 0.0 and before.n >= 10
+    assert after.status == "contradicted" and after.ci[1] < 1.0 - after.claim.tolerance
+    assert by_expected[("signature_errors", 0.0)].status == "contradicted"
+
+
+def test_after_claim_value_is_the_demo_success_share(result, demo_sqlite):
+    _, truth = demo_sqlite
+    after = next(c for c in result.claims if c.claim.expected == 1.0)
+    w = {p: truth["booking_attempts"][p]["after_partial_fix_5d"] for p in PATHS}
+    assert ts(w["book_appointment"]["start"]) == after.claim.start and ts(w["book_appointment"]["end"]) == after.claim.end
+    assert after.n == sum(x["attempts"] for x in w.values())
+    assert after.value == pytest.approx(sum(x["success"] for x in w.values()) / after.n)
+
+
+# --------------------------------------------------------------------------- the JSON shape and provenance
+def test_json_shape_is_exactly_the_issues(result):
+    payload = result.to_dict()
+    assert list(payload) == ["signature", "window", "groups", "detected", "claims", "timeline", "provenance"]
+    assert set(payload["window"]) == {"since", "until"} and set(payload["detected"]) == {"first_act_day"}
+    for g in payload["groups"]:
+        assert list(g) == ["group", "errors", "first_error", "last_error", "failed_attempts", "orphaned", "rescued",
+                           "onset_cause", "recovery"]
+        assert list(g["onset_cause"]) == ["commit", "at", "gap_s", "description"]
+        assert list(g["recovery"]) == ["at", "commit", "description"]
+    for c in payload["claims"]:
+        assert list(c) == ["claim", "status", "value", "ci", "n", "evidence"]
+        assert c["status"] in claims_mod.STATUSES
+    assert all(list(e) == ["at", "kind", "text"] for e in payload["timeline"])
+    instants = [ts(e["at"]) for e in payload["timeline"]]
+    assert instants == sorted(instants)
+    assert result.to_json()  # serialisable
+
+
+def test_every_number_names_its_function_and_window(result, demo_sqlite):
+    _, truth = demo_sqlite
+    numbers = result.provenance["numbers"]
+    fields = {"errors", "first_error", "last_error", "failed_attempts", "orphaned", "rescued", "onset_cause", "recovery",
+              "first_act_day", "claims"}
+    assert fields <= set(numbers)
+    window = f"[{result.to_dict()['window']['since']}, {result.to_dict()['window']['until']})"
+    for key in ("errors", "first_error", "last_error", "failed_attempts", "orphaned", "rescued"):
+        assert window in numbers[key] and ("rca_toolkit." in numbers[key] or "occurred_at" in numbers[key])
+    assert all(c.claim.window_text[0] in c.evidence and "rca_toolkit." in c.evidence for c in result.claims)
+    fingerprint = result.provenance["fingerprint"]
+    for table in ("retell_error_log", "retell_function_traces", "appointments", "webhook_events", "calls"):
+        assert fingerprint[table]["rows"] == truth["row_counts"][table]
+    assert fingerprint["retell_error_log"]["max_id"] >= truth["row_counts"]["retell_error_log"]
+    assert result.provenance["synthetic"] is True and "SYNTHETIC DEMO DATA" in result.to_text()
+
+
+def test_fingerprint_lists_a_missing_table(demo_sqlite):
+    url, truth = demo_sqlite
+    fp = table_fingerprint(url, ["migrations", "no_such_table"])
+    assert fp["migrations"]["rows"] == truth["row_counts"]["migrations"]
+    assert fp["no_such_table"] == {"rows": None, "max_id": None, "missing": True}
+
+
+def test_timeline_names_onsets_fixes_detection_and_recoveries(result, groups):
+    kinds = [e["kind"] for e in result.timeline]
+    assert {"deploy", "onset", "detected", "fix", "last_error", "recovery"} <= set(kinds)
+    fixes = [e for e in result.timeline if e["kind"] == "fix"]
+    assert {g["recovery"]["commit"][:12] for g in groups.values()} == {e["text"].split("recovered by ")[1][:12] for e in fixes}
+
+
+def test_renderers_show_the_same_numbers(result, groups):
+    md, text, page = result.to_markdown(), result.to_text(), result._repr_html_()
+    for g in groups.values():
+        for rendered in (md, text, page):
+            assert g["group"] in rendered and str(g["errors"]) in rendered
+    assert "## Claims vs evidence" in md and "contradicted" in page and "Open questions" in text
+    table = result.impact_table()
+    assert list(table["path"]) == [g for g in groups] and list(table["errors"]) == [groups[g]["errors"] for g in groups]
+
+
+def test_plot_marks_deploys_onsets_and_recoveries(result):
+    fig = plots.plot_incident(result)
+    ax = fig.axes[0]
+    gids = {a.get_gid() for a in ax.get_children() if a.get_gid()}
+    for g in PATHS:
+        assert f"onset:{g}" in gids and f"recovery:{g}" in gids and f"errors:{g}" in gids
+    assert any(gid.startswith("deploy:fb310a80") for gid in gids)
+    heights = {}
+    for bar in ax.patches:
+        if (bar.get_gid() or "").startswith("errors:"):
+            heights[bar.get_gid()] = heights.get(bar.get_gid(), 0) + bar.get_height()
+    assert heights == {f"errors:{g.group}": g.errors for g in result.groups}
+
+
+# --------------------------------------------------------------------------- other inputs
+def test_full_message_and_normalised_signature_select_the_same_rows(result, demo_sqlite):
+    url, truth = demo_sqlite
+    expected = {g.group: (g.errors, g.failed_attempts) for g in result.groups}
+    for text in (phantom(truth)["error_message"], result.provenance["signature"]["matched"][0]):
+        other = incident(url, text, with_claims=False, detect=False)
+        assert {g.group: (g.errors, g.failed_attempts) for g in other.groups} == expected
+
+
+def test_by_code_path_groups_by_the_truths_frames(demo_sqlite):
+    url, truth = demo_sqlite
+    other = incident(url, SIGNATURE, by="code_path", with_claims=False, detect=False)
+    got = {g.group: g.errors for g in other.groups}
+    assert got == {frame: v["errors_real_ids"] for frame, v in phantom(truth)["frames"].items()}
+
+
+def test_window_before_the_full_fix_leaves_book_unresolved(demo_sqlite):
+    url, truth = demo_sqlite
+    collect = frame_of(truth, "collect_appointment")["window"]
+    until = (ts(collect["end"]) + pd.Timedelta(days=1)).tz_convert("Europe/Berlin").isoformat()
+    other = incident(url, SIGNATURE, since=collect["start"], until=until, with_claims=False, detect=False)
+    by = {g["group"]: g for g in other.to_dict()["groups"]}
+    assert by["book_appointment"]["recovery"] is None
+    assert by["collect_appointment"]["errors"] == frame_of(truth, "collect_appointment")["errors_real_ids"]
+    assert 0 < by["book_appointment"]["errors"] < frame_of(truth, "book_appointment")["errors_real_ids"]
+    assert ts(other.to_dict()["window"]["since"]) == ts(collect["start"])
+    assert any("book_appointment: no successful attempt after the last failure" in q for q in other.open_questions)
+
+
+def test_a_signature_absent_from_the_window_is_said_so(demo_sqlite):
+    url, _ = demo_sqlite
+    other = incident(url, "Unknown column 'no_such_column_anywhere'", with_claims=False)
+    assert other.groups == [] and not other.found and other.detection.first_act_day is None
+    assert other.to_text().startswith("No error row and no failed booking attempt carries the signature")
+    assert "No group: the signature is absent from the window." in other.section_html("impact")
+    assert "Impact per" not in other.to_markdown()
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"signature": "  "}, "--signature is empty"),
+    ({"by": "nope"}, "--by 'nope'"),
+    ({"since": "2025-10-13"}, "has no time zone"),
+    ({"since": "2025-10-14T00:00:00+02:00", "until": "2025-10-13T00:00:00+02:00"}, "is not after"),
+])
+def test_bad_input_is_one_config_error(demo_sqlite, kwargs, fragment):
+    url, _ = demo_sqlite
+    with pytest.raises(ConfigError, match=fragment):
+        incident(url, **{"signature": SIGNATURE, **kwargs})
+
+
+# --------------------------------------------------------------------------- claims
+def write(tmp_path, text: str):
+    path = tmp_path / "claims.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = """- claim: "first"
+  metric: booking_success_rate
+  window: {from: "2025-10-13T11:16:08+02:00", to: "2025-10-18T13:20:08+02:00"}
+  expected: 0.0
+  tolerance: 0.05
+"""
+
+
+@pytest.mark.parametrize("second, key", [
+    ("- claim: x\n  metric: booking_success_rate\n  window: {from: 2025-10-13T00:00:00+02:00, to: 2025-10-14T00:00:00+02:00}\n"
+     "  expected: 0.5\n", "'tolerance'"),
+    ("- claim: x\n  metric: success\n  window: {from: 2025-10-13T00:00:00+02:00, to: 2025-10-14T00:00:00+02:00}\n"
+     "  expected: 0.5\n  tolerance: 0\n", "'metric'"),
+    ("- claim: x\n  metric: booking_success_rate\n  window: {from: '2025-10-13 00:00:00', to: 2025-10-14T00:00:00+02:00}\n"
+     "  expected: 0.5\n  tolerance: 0\n", "'window.from'"),
+    ("- claim: x\n  metric: booking_success_rate\n  window: {from: 2025-10-13T00:00:00+02:00, to: 2025-10-14T00:00:00+02:00}\n"
+     "  expected: 100\n  tolerance: 0\n", "'expected'"),
+    ("- claim: x\n  metric: booking_success_rate\n  window: {from: 2025-10-13T00:00:00+02:00, to: 2025-10-12T00:00:00+02:00}\n"
+     "  expected: 0.5\n  tolerance: 0\n", "'window.to'"),
+    ("- claim: x\n  metric: booking_success_rate\n  window: {from: 2025-10-13T00:00:00+02:00, to: 2025-10-14T00:00:00+02:00}\n"
+     "  expected: 0.5\n  tolerance: 0\n  groupp: book_appointment\n", "'groupp'"),
+    ("- claim: x\n  metric: booking_success_rate\n  window: [1, 2]\n  expected: 0.5\n  tolerance: 0\n", "'window'"),
+])
+def test_a_bad_claims_file_is_one_line_naming_file_claim_and_key(tmp_path, second, key):
+    path = write(tmp_path, GOOD + second)
+    with pytest.raises(ConfigError) as err:
+        claims_mod.load_claims(path)
+    message = str(err.value)
+    assert str(path) in message and "claim 2 of 2" in message and key in message and "\n" not in message
+
+
+@pytest.mark.parametrize("text, fragment", [("claim: [", "cannot be read"), ("{}", "holds no list"), ("- 3", "is not a mapping")])
+def test_unreadable_or_shapeless_claims_files(tmp_path, text, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        claims_mod.load_claims(write(tmp_path, text))
+    with pytest.raises(NotFound):
+        claims_mod.load_claims(tmp_path / "absent.yaml")
+
+
+def test_the_packaged_claims_are_the_seeds(result):
+    loaded = claims_mod.load_claims()
+    assert [c.claim for c in loaded] == [c.claim.claim for c in result.claims]
+    assert any("0 %" in c.claim and c.expected == 0.0 for c in loaded) and any("~100 %" in c.claim and c.expected == 1.0 for c in loaded)
+
+
+def test_too_few_attempts_or_a_straddling_interval_is_not_measurable(demo_sqlite, result, tmp_path):
+    url, truth = demo_sqlite
+    start = ts(frame_of(truth, "book_appointment")["window"]["end"])  # the full fix
+    hour = [(start + pd.Timedelta(minutes=m)).tz_convert("Europe/Berlin").isoformat() for m in (0, 60)]
+    after = next(c for c in result.claims if c.claim.expected == 1.0)
+    path = write(tmp_path, f"""- claim: "one hour of one path"
+  metric: booking_success_rate
+  group: book_appointment
+  window: {{from: "{hour[0]}", to: "{hour[1]}"}}
+  expected: 1.0
+  tolerance: 0.05
+- claim: "exactly the measured share, no room"
+  metric: booking_success_rate
+  window: {{from: "{after.claim.window_text[0]}", to: "{after.claim.window_text[1]}"}}
+  expected: {after.value}
+  tolerance: 0.01
+""")
+    judged = incident(url, SIGNATURE, claims=path, detect=False).claims
+    few, straddle = judged
+    a = truth["attempts"]
+    n_hour = sum(1 for at, p, real in zip(a["at_utc"], a["path"], a["is_real"])
+                 if p == "book_appointment" and real and ts(hour[0]) <= ts(at) < ts(hour[1]))
+    assert few.status == "not measurable" and few.n == n_hour < 10 and "fewer than 10" in few.evidence
+    assert straddle.status == "not measurable" and straddle.n == after.n and "overlaps" in straddle.evidence
+
+
+# --------------------------------------------------------------------------- pure parts
+def test_signature_query_matching():
+    q = SignatureQuery.of("unknown COLUMN 'created_by'")
+    messages = pd.Series(["SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list'", None,
+                          "Unknown column 'price' in 'field list'", "[1054] Unknown column 'created_by' in field list"])
+    assert q.matches(messages).tolist() == [True, False, False, True]
+    exact = SignatureQuery.of("SQLSTATE[42S22]: 1054 Unknown column 'created_by' in field list")
+    assert exact.matches(messages).tolist() == [True, False, False, True]  # same normalised signature
+    assert q.matches(pd.Series([], dtype="object")).tolist() == []
+
+
+def _changes(*rows):
+    frame = pd.DataFrame([{"at": ts(at), "commit": c, "description": d, "kind": "deploy", "basis": "test"} for at, c, d in rows])
+    return frame.sort_values("at").reset_index(drop=True)
+
+
+def test_a_burst_of_changes_picks_the_one_naming_the_code_then_the_earliest():
+    changes = _changes(("2025-10-18T13:20:08+02:00", "fix", "remove keys from createLocalRecord"),
+                       ("2025-10-18T13:20:35+02:00", "mig", "migration added"),
+                       ("2025-10-18T13:32:00+02:00", "idx", "idempotency columns"))
+    words = causes.hint_words([r"App\Services\Retell\AppointmentCreationService::createLocalRecord"])
+    got = causes.recovery_cause(changes, ts("2025-10-18T13:10:00+02:00"), ts("2025-10-18T13:40:00+02:00"), words)
+    assert got.commit == "fix" and got.relevant and [a["commit"] for a in got.alternatives] == ["mig", "idx"]
+    plain = causes.recovery_cause(changes.iloc[1:], ts("2025-10-18T13:10:00+02:00"), ts("2025-10-18T13:40:00+02:00"), words)
+    assert plain.commit == "mig" and not plain.relevant  # no description names the code: the earliest
+    none = causes.recovery_cause(changes, ts("2025-10-18T13:40:00+02:00"), ts("2025-10-18T14:00:00+02:00"), words)
+    assert none.commit is None and "no known change" in none.description
+
+
+def test_onset_outside_the_attempts_interval_is_flagged_and_bounded():
+    changes = _changes(("2025-10-10T09:00:00+02:00", "old", "something"), ("2025-10-13T11:16:08+02:00", "bad", "phantom columns"))
+    first_bad = ts("2025-10-13T11:22:00+02:00")
+    inside = causes.onset_cause(changes, first_bad, ts("2025-10-13T10:00:00+02:00"), [])
+    assert inside.commit == "bad" and inside.inside and inside.gap_s == pytest.approx(352)
+    late_clean = causes.onset_cause(changes, first_bad, ts("2025-10-13T11:20:00+02:00"), [])
+    assert late_clean.commit == "bad" and not late_clean.inside and "successful attempts came after it" in late_clean.description
+    assert causes.onset_cause(changes.iloc[:1], first_bad, None, [], bound=pd.Timedelta(days=1)) is None
+    assert causes.onset_cause(changes.iloc[:1], first_bad, None, [], bound=pd.Timedelta(days=4)).commit == "old"
+
+
+def test_detection_days_are_source_zone_days():
+    from rca_toolkit.analyses.incident.detection import days_seen
+
+    instants = pd.Series([ts("2025-10-13T22:30:00Z"), ts("2025-10-13T21:59:59Z")])
+    assert days_seen(instants, "Europe/Berlin") == ["2025-10-13", "2025-10-14"]
+    assert date.fromisoformat(days_seen(instants, "UTC")[0]) == date(2025, 10, 13)
+
+
+# --------------------------------------------------------------------------- the notebook
+@pytest.mark.slow
+def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path):
+    from rca_toolkit.runs.runner import run_notebook
+
+    url, truth = demo_sqlite
+    collect = frame_of(truth, "collect_appointment")["window"]
+    until = (ts(collect["end"]) + pd.Timedelta(days=2)).tz_convert("Europe/Berlin").isoformat()
+    run = run_notebook("notebooks/incident_report.ipynb", {"by": "code_path", "since": collect["start"], "until": until},
+                       db=url, out_dir=tmp_path)
+    assert run.status == "ok", run.error
+    groups = {g["group"]: g for g in run.metrics["groups"]}
+    assert set(groups) == set(phantom(truth)["frames"])  # grouped by the calling frame: the parameter took effect
+    collect_frame = CODE_PATHS["collect_appointment"]
+    assert groups[collect_frame]["errors"] == phantom(truth)["frames"][collect_frame]["errors_real_ids"]
+    assert groups[CODE_PATHS["book_appointment"]]["recovery"] is None  # the window ends before the full fix
+    assert ts(run.metrics["window"]["since"]) == ts(collect["start"]) and run.metrics["found"] is True
+    assert sorted(p.name for p in (run.run_dir / "figures").iterdir()) == ["errors_per_day.png"]
+    page = (run.run_dir / "report.html").read_text(encoding="utf-8")
+    assert "SYNTHETIC DEMO DATA" in page and "Claims vs evidence" in page and "incident(" not in page
