@@ -8,12 +8,14 @@ numbers can say. Frames in, result object out; no I/O.
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, field
 
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
+from rca_toolkit.analyses import tables
 from rca_toolkit.analyses.quality import QualityReport
 from rca_toolkit.rules.timeutil import source_tz
 
@@ -49,22 +51,37 @@ class WorldOverview:
         lines = []
         if self.synthetic:
             lines.append("SYNTHETIC DEMO DATA: every row was generated; nothing here is production data.")
-        lines.append(f"Window {self.window[0] or 'start'} to {self.window[1] or 'end'}: "
-                     f"{int(self.calls_per_day['calls'].sum())} calls on {len(self.calls_per_day)} days.")
+        start = tables.when(self.window[0]) if self.window[0] else "start"
+        end = tables.when(self.window[1]) if self.window[1] else "end"
+        lines.append(f"Window {start} to {end}: "
+                     f"{int(self.calls_per_day['calls'].sum()):,} calls on {len(self.calls_per_day)} days.")
         return lines + self.notes
+
+    def outcomes(self) -> tables.Table:
+        """Booking outcomes per path: counts, success as a percentage with its count and Wilson interval."""
+        frame = self.outcomes_by_path.reset_index() if len(self.outcomes_by_path) else pd.DataFrame()
+        if len(frame):
+            frame["rate"] = [tables.share_of(k, n, unit="") for k, n in zip(frame["success"], frame["attempts"])]
+            frame["ci"] = [tables.percent_interval(lo, hi, unit="") for lo, hi in zip(frame["ci_low"], frame["ci_high"])]
+        return tables.Table(frame, [tables.col("path"), *[tables.col(c, fmt=tables.count, numeric=True)
+                                                          for c in ("attempts", "success", "failed", "orphaned")],
+                                    tables.col("rate", "success rate (%)", numeric=True),
+                                    tables.col("ci", "95 % CI (Wilson)", numeric=True)], empty="no booking attempts")
+
+    def flag_table(self) -> tables.Table:
+        return tables.Table([{"flag": k, "value": v} for k, v in self.flags.items()],
+                            [tables.col("flag"), tables.col("value", "count", numeric=True)])
 
     def to_markdown(self) -> str:
         parts = [f"> {line}" for line in self._headline()]
-        parts += ["", "## Booking outcomes by path", "", self.outcomes_by_path.to_markdown(floatfmt=".3f"),
-                  "", "## Data-quality flags", ""]
+        parts += ["", "## Booking outcomes by path", "", self.outcomes().to_markdown(), "", "## Data-quality flags", ""]
         parts += [f"- **{k}**: {v}" for k, v in self.flags.items()]
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<p><b>{line}</b></p>" for line in self._headline())
-        flags = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in self.flags.items())
-        return (f"{head}<h4>Booking outcomes by path</h4>{self.outcomes_by_path.to_html(float_format='%.3f')}"
-                f"<h4>Data-quality flags</h4><ul>{flags}</ul>")
+        head = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in self._headline())
+        return (f"{head}<h4>Booking outcomes by path</h4>{self.outcomes().to_html()}"
+                f"<h4>Data-quality flags</h4>{self.flag_table().to_html()}")
 
 
 def _local_day(ts: pd.Series) -> pd.Series:

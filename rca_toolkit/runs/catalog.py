@@ -7,12 +7,38 @@ notebook or fails with the names that are known.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rca_toolkit.errors import NotFound
-from rca_toolkit.runs.runner import notebook_paths
 
 FOLDERS = ("notebooks", "runbooks")
+
+
+def notebook_paths(*folders: str | Path) -> list[Path]:
+    """Every ``*.ipynb`` (checkpoints excluded) under the given folders, sorted."""
+    out: list[Path] = []
+    for folder in folders:
+        out += [p for p in sorted(Path(folder).glob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+    return out
+
+
+def declared_parameters(path: str | Path) -> list:
+    """The parameters a notebook declares, read as plain JSON (``rca list`` stays under a second: no
+    nbformat and its schema validator). Anything but a plain v4 notebook with a parameters cell goes
+    through :func:`rca_toolkit.runs.parameters.read_parameters`, whose errors name the problem."""
+    from rca_toolkit.runs.parameters import parse_parameters, read_parameters
+
+    path = Path(path)
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        cells = nb["cells"] if isinstance(nb, dict) and nb.get("nbformat") == 4 else None
+        cell = next(c for c in cells if c.get("cell_type") == "code"
+                    and "parameters" in (c.get("metadata") or {}).get("tags", []))
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, StopIteration):
+        return read_parameters(path)
+    return parse_parameters(source, where=path.name)
 
 
 def _roots() -> list[Path]:

@@ -5,7 +5,9 @@ is rebuilt from the run folders themselves (each has ``run.json`` and ``metrics.
 by the notebook runner), so it can never disagree with what is on disk. Newest run first;
 each row has the run time, notebook, parameters, status, verdict, key numbers and a relative
 link to ``report.html``. The HTML has inline CSS, no scripts and no remote resources, so it
-opens offline from a file manager or a CI artefact.
+opens offline from a file manager or a CI artefact. Both files go through the one writer
+(``runs/output``) with its default policy: the index is shared, so personal data is masked in it
+even for a run that showed it.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rca_toolkit.runs import output
 from rca_toolkit.runs.locks import file_lock
-from rca_toolkit.runs.render import atomic_write_text
 
 INDEX_JSON = "index.json"
 INDEX_HTML = "index.html"
 MAX_KEY_NUMBERS = 8
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#1f2328}
-table{border-collapse:collapse;font-size:.9em;width:100%}th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top}
+table{border-collapse:collapse;font-size:.9em;width:100%;table-layout:fixed}
+th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f6f8fa;position:sticky;top:0}tr:nth-child(even){background:#fbfbfc}
-.v{font-weight:700;padding:.05em .45em;border-radius:.3em;white-space:nowrap}.v-OK{background:#dafbe1;color:#1a7f37}
-.v-WATCH{background:#fff8c5;color:#9a6700}.v-ACT{background:#ffebe9;color:#cf222e}.s-failed,.s-error{color:#cf222e;font-weight:700}
-.kn{font-family:ui-monospace,monospace;font-size:.85em;white-space:pre-wrap}.muted{color:#57606a}.line{max-width:38em}
+.v{font-weight:700;padding:.05em .45em;border-radius:.3em;white-space:nowrap}.v-OK,.v-PASS{background:#dafbe1;color:#1a7f37}
+.v-WATCH,.v-WARN{background:#fff8c5;color:#9a6700}.v-ACT,.v-FAIL{background:#ffebe9;color:#cf222e}.v-ERROR{background:#fbefff;color:#8250df}
+.s-failed,.s-error{color:#cf222e;font-weight:700}
+.kn{font-size:.85em;white-space:pre-line}.muted{color:#57606a}.nb{font-weight:600}
 """
 
 
@@ -95,6 +99,7 @@ def collect(root: str | Path) -> list[dict]:
             "status": run.get("status", "unknown"),
             "outcome": run.get("outcome"),
             "error": run.get("error"),
+            "personal_data": run.get("personal_data"),
             "verdict": metrics.get("verdict"),
             "verdict_line": metrics.get("verdict_line"),
             "key_numbers": _key_numbers(metrics),
@@ -109,31 +114,71 @@ def _public(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k not in ("ended_dt", "_sort")}
 
 
+REASON_CHARS = 180  # a verdict line longer than this is cut; the whole line is the cell's tooltip
+PARAMS_CHARS = 90
+_COLUMNS = [("started", "8em"), ("notebook", "12em"), ("covers", "14em"), ("result", "5.5em"), ("reason", "auto"),
+            ("key numbers", "15em"), ("links", "6.5em")]
+
+
+def _cut(text: str, limit: int) -> str:
+    """Escaped ``text``, cut to ``limit`` characters with the whole text as the tooltip."""
+    if len(text) <= limit:
+        return html.escape(text)
+    return f'<span title="{html.escape(text, quote=True)}">{html.escape(text[: limit - 1].rstrip())}…</span>'
+
+
+def _local_minute(text) -> str:
+    """A run's start in the report zone to the minute (``2026-01-02 07:30 CET``); the raw text if unreadable."""
+    ts = _parse_time(text)
+    if ts is None:
+        return str(text or "")
+    from zoneinfo import ZoneInfo
+
+    from rca_toolkit.config import load_settings
+
+    return ts.astimezone(ZoneInfo(load_settings().source_tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _covers(e: dict) -> str:
+    """What the run looked at: a health report's day, else its parameters (cut, the rest in the tooltip)."""
+    params = e["parameters"]
+    if params.get("period_start"):
+        return html.escape(f"{params['period_start']} ({params.get('period', '1d')})")
+    shown = ", ".join(f"{k}={v}" for k, v in params.items() if v not in ("", None, 0) and k != "db_url")
+    return _cut(shown, PARAMS_CHARS) if shown else '<span class="muted">defaults</span>'
+
+
 def render_html(entries: list[dict], *, generated: str) -> str:
-    """The index page (pure function of the entries)."""
+    """The index page (pure function of the entries): one row per run, newest first, fitting a 1400 px window."""
     rows = []
     for e in entries:
         verdict = e.get("verdict")
-        badge = f'<span class="v v-{html.escape(verdict)}">{html.escape(verdict)}</span>' if verdict else '<span class="muted">-</span>'
-        line = html.escape(e.get("verdict_line") or e.get("error") or "")
-        params = ", ".join(f"{k}={v}" for k, v in e["parameters"].items() if v not in ("", None))
-        numbers = "\n".join(f"{k}: {v}" for k, v in e["key_numbers"].items())
-        link = (f'<a href="{html.escape(e["report"], quote=True)}">report</a> · '
-                f'<a href="{html.escape(e["path"], quote=True)}/">folder</a>') if e["report"] else \
-            f'<a href="{html.escape(e["path"], quote=True)}/">folder</a>'
-        rows.append(
-            f"<tr><td>{html.escape(e['date'])}</td><td>{html.escape(str(e.get('started_at') or ''))}</td>"
-            f"<td>{html.escape(e['notebook'])}</td><td>{html.escape(params)}</td>"
-            f"<td class=\"s-{html.escape(str(e['status']))}\">{html.escape(str(e['status']))}</td>"
-            f"<td>{badge}</td><td class=\"line\">{line}</td><td class=\"kn\">{html.escape(numbers)}</td><td>{link}</td></tr>")
-    body = "\n".join(rows) if rows else '<tr><td colspan="9" class="muted">no runs yet</td></tr>'
+        status = str(e["status"])
+        if verdict:
+            result = f'<span class="v v-{html.escape(verdict)}">{html.escape(verdict)}</span>'
+        else:
+            result = f'<span class="s-{html.escape(status)}">{html.escape(status)}</span>'
+        line = _cut(e.get("verdict_line") or e.get("error") or "", REASON_CHARS)
+        numbers = "\n".join(_cut(f"{k}: {v}", 40) for k, v in list(e["key_numbers"].items())[:MAX_KEY_NUMBERS])
+        name = html.escape(e["notebook"])
+        folder = html.escape(e["path"], quote=True)
+        if e["report"]:
+            name = f'<a class="nb" href="{html.escape(e["report"], quote=True)}">{name}</a>'
+            links = f'<a href="{html.escape(e["report"], quote=True)}">report</a> · <a href="{folder}/">folder</a>'
+        else:
+            links = f'<a href="{folder}/">folder</a>'
+        rows.append(f"<tr><td>{html.escape(_local_minute(e.get('started_at')))}</td><td>{name}</td><td>{_covers(e)}</td>"
+                    f"<td>{result}</td><td>{line}</td><td class=\"kn\">{numbers}</td><td>{links}</td></tr>")
+    body = "\n".join(rows) if rows else f'<tr><td colspan="{len(_COLUMNS)}" class="muted">no runs yet</td></tr>'
+    cols = "".join(f'<col style="width:{w}">' for _, w in _COLUMNS)
+    heads = "".join(f"<th>{h}</th>" for h, _ in _COLUMNS)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rca reports</title>"
         f"<style>{_CSS}</style></head><body>\n<h1>rca reports</h1>\n"
         f"<p class=\"muted\">{len(entries)} runs, newest first · generated {html.escape(generated)} · "
-        "exit codes: 0 OK/WATCH, 1 ACT, 2 bad input, 3 internal error</p>\n"
-        "<table><thead><tr><th>date</th><th>run started (UTC)</th><th>notebook</th><th>parameters</th><th>status</th>"
-        "<th>verdict</th><th>reason</th><th>key numbers</th><th>links</th></tr></thead>\n<tbody>\n"
+        "exit codes: 0 OK/WATCH/PASS/WARN, 1 ACT/FAIL, 2 bad input, 3 internal error · "
+        "a cut text shows in full when the pointer rests on it</p>\n"
+        f"<table><colgroup>{cols}</colgroup><thead><tr>{heads}</tr></thead>\n<tbody>\n"
         f"{body}\n</tbody></table>\n</body></html>\n")
 
 
@@ -145,6 +190,6 @@ def write_index(root: str | Path) -> tuple[Path, Path]:
         entries = collect(root)
         generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
         payload = {"generated_at": generated, "count": len(entries), "runs": [_public(e) for e in entries]}
-        json_path = atomic_write_text(root / INDEX_JSON, json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n")
-        html_path = atomic_write_text(root / INDEX_HTML, render_html(entries, generated=generated))
+        json_path = output.write_json(root / INDEX_JSON, payload)  # the default policy: secrets out, personal data masked
+        html_path = output.write_text(root / INDEX_HTML, render_html(entries, generated=generated))
     return json_path, html_path

@@ -1,7 +1,9 @@
 """Matplotlib figures for result objects: ``plot_x(result, *, ax=None) -> Figure``.
 
-No global state at import, no ``plt.show()``; figures are built on ``matplotlib.figure.Figure``
-so they render headless in papermill and tests inspect their artists.
+No global state at import, no ``plt.show()``; figures are built on :class:`ReportFigure`, a headless
+``matplotlib.figure.Figure`` that shows itself inline (PNG with alt text, :func:`kernel.figure_bundle`)
+in JupyterLab, in the executed notebook and so in the HTML report; tests inspect their artists.
+Axes are fitted to the data and durations are labelled in plain seconds.
 """
 
 from __future__ import annotations
@@ -13,12 +15,54 @@ from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.analyses.health.periods import PERIODS
 
 
+class ReportFigure(Figure):
+    """A headless figure that displays itself as a PNG with alt text (``alt``; default: the axes titles).
+
+    Why: without pyplot, IPython has no image formatter for a ``Figure`` and shows ``<Figure size ...>``."""
+
+    alt: str = ""
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        from rca_toolkit.runs.kernel import figure_bundle
+
+        return figure_bundle(self, self.alt or _titles(self))
+
+
+def _titles(fig) -> str:
+    return "; ".join(ax.get_title() for ax in fig.axes if ax.get_title()) or "figure"
+
+
+def _describe(fig, alt: str) -> None:
+    """Set the alt text a reader without the image gets (only on figures this module made)."""
+    if isinstance(fig, ReportFigure):
+        fig.alt = alt
+
+
 def _figure_and_ax(ax=None, *, figsize=(10, 4)):
     """Use the caller's axes or make a fresh headless figure."""
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = ReportFigure(figsize=figsize, layout="constrained")
     return fig, fig.add_subplot()
+
+
+def _plain_seconds(ax) -> None:
+    """Log-scale y axis in seconds with plain tick labels (0.2, 0.3, 0.5, 1, 2, 3, 5, 10 ...), never 10^3."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.10g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _dates(ax) -> None:
+    """Short date ticks (no overlapping full timestamps)."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(maxticks=12)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
 # --------------------------------------------------------------------------- before/after report
@@ -68,32 +112,58 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
     if getattr(changepoints, "synthetic", False):
         title += " (SYNTHETIC DEMO DATA)"
     ax.set_title(title)
-    ax.legend(loc="lower left", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small")  # beside the bands, never over them
+    _dates(ax)
+    changes = sum(c.resolution == "attempt" and c.series in names for c in changepoints.changes)
+    deploys = 0 if deployments is None else len(deployments)
+    _describe(fig, f"Line chart: booking success per {resolution} (%) for {', '.join(names)} with 95 % Wilson bands; "
+                   f"{changes} change interval(s) shaded, {deploys} deployment(s) dotted"
+                   + (f", the compared change at {pd.Timestamp(at).isoformat()} dashed" if at is not None else "") + ".")
     return fig
 
 
 def plot_latency(comparison, *, name: str = "function_latency", ax=None) -> Figure:
-    """Before/after box plots of a duration metric per group (log scale, ms), with n in the labels."""
-    fig, ax = _figure_and_ax(ax, figsize=(11, 4.5))
+    """Before/after box plots of a duration metric per group (log scale, plain seconds), with n in the labels.
+
+    The samples are milliseconds; one tick label per box (``<group>\\nbefore n=29``), slanted so long group
+    names never collide."""
+    import numpy as np
+    from matplotlib.patches import Patch
+
     keys = sorted(k for k in comparison.samples if k[0] == name)
-    data, labels, colours = [], [], []
-    for _, group in keys:
+    fig, ax = _figure_and_ax(ax, figsize=(11, 4.8))
+    data, labels, colours, positions = [], [], [], []
+    for i, (_, group) in enumerate(keys):
         before, after = comparison.samples[(name, group)]
-        for label, values, colour in (("before", before, "#1b6ca8"), ("after", after, "#d1495b")):
-            data.append(values[values > 0] if len(values) else values)
+        for j, (label, values, colour) in enumerate((("before", before, "#1b6ca8"), ("after", after, "#d1495b"))):
+            array = np.asarray(values, dtype=float)
+            data.append(array[array > 0] / 1000.0)
             labels.append(f"{group}\n{label} n={len(values)}")
             colours.append(colour)
+            positions.append(3 * i + j + 1)  # pairs side by side, a gap between groups
+    what = name.replace("_", " ")
     if data:
-        boxes = ax.boxplot(data, patch_artist=True, showfliers=True)
-        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize="x-small")
+        boxes = ax.boxplot(data, positions=positions, widths=0.7, patch_artist=True, showfliers=True,
+                           medianprops={"color": "black"}, flierprops={"markersize": 3, "alpha": 0.5})
+        # two-line labels one unit apart collide when flat: slant them (steeper for more groups)
+        rotation = 0 if len(keys) <= 2 else 40 if len(keys) <= 6 else 60
+        ax.set_xticks(positions, labels, fontsize="small", rotation=rotation, ha="right" if rotation else "center",
+                      rotation_mode="anchor")
         for patch, colour in zip(boxes["boxes"], colours):
             patch.set_facecolor(colour)
             patch.set_alpha(0.5)
-        ax.set_yscale("log")
+        _plain_seconds(ax)
+        ax.legend(handles=[Patch(color="#1b6ca8", alpha=0.5, label="before"), Patch(color="#d1495b", alpha=0.5, label="after")],
+                  loc="upper right", fontsize="small")
+        ax.grid(axis="y", alpha=0.3)
     else:
         ax.text(0.5, 0.5, f"no {name} samples in either window", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylabel("duration (ms, log scale)")
-    ax.set_title(f"{name}: before (blue) vs after (red) the change; zero durations are counted in n but not drawn (log scale)")
+    ax.set_ylabel(f"{what} (s, log scale)")
+    ax.set_title(f"{what}: before vs after the change (zero durations count in n, not drawn)")
+    groups = ", ".join(f"{g} (n={len(comparison.samples[(name, g)][0])} before, {len(comparison.samples[(name, g)][1])} after)"
+                       for _, g in keys)
+    _describe(fig, f"Box plots of {what} in seconds (log scale) before and after the change"
+                   + (f" for {groups}." if groups else ": no samples in either window."))
     return fig
 
 
@@ -109,6 +179,8 @@ def plot_waterfall(timeline, *, ax=None) -> Figure:
     ``timeline`` is a :class:`rca_toolkit.analyses.calls.timeline.CallTimeline`. Artists carry ``gid`` values
     (``speech:caller``, ``tool:<name>:ok|failed``, ``finding:<kind>``, ``whatif:actual|projected``).
     """
+    import pandas as pd
+
     fig, ax = _figure_and_ax(ax, figsize=(12, 4.8))
     rows = ["caller", "agent", "tools", "findings", "actual", "what-if"]
     y = {name: len(rows) - 1 - i for i, name in enumerate(rows)}
@@ -138,30 +210,51 @@ def plot_waterfall(timeline, *, ax=None) -> Figure:
                         xytext=(2, 0), textcoords="offset points", fontsize="x-small", color="white")
         shown.setdefault(finding.kind, _KIND_COLOURS.get(finding.kind, "#999999"))
     duration = timeline.duration_s or 0.0
+    # the axis ends where the call (or the last thing placed on it) ends: a 144 s call gets a ~147 s axis
+    ends = pd.to_numeric(pd.Series([duration, *spans.get("end_s", []), *timeline.tool_calls.get("end_s", [])]),
+                         errors="coerce").dropna()
+    right = max(float(ends.max()) if len(ends) else 0.0, 1.0) * 1.02
     ax.barh(y["actual"], duration, height=0.6, color="#888888", gid="whatif:actual")
-    ax.annotate(f"{duration:.1f} s", (duration, y["actual"]), xytext=(4, -3), textcoords="offset points", fontsize="small")
+    _bar_label(ax, f"{duration:.1f} s", duration, y["actual"], right)
     projected = timeline.what_if.duration_s
     if projected is not None:
         ax.barh(y["what-if"], projected, height=0.6, color="#1b6ca8", gid="whatif:projected")
-        ax.annotate(f"{projected:.1f} s without {', '.join(timeline.what_if.kinds)}", (projected, y["what-if"]),
-                    xytext=(4, -3), textcoords="offset points", fontsize="small")
+        _bar_label(ax, f"{projected:.1f} s without {', '.join(k.replace('_', ' ') for k in timeline.what_if.kinds)}",
+                   projected, y["what-if"], right)
     if spans.empty:
         ax.text(0.5, 0.62, "no transcript or trace: nothing to place on the time axis", ha="center",
                 transform=ax.transAxes, gid="no-data")
     if shown:
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=c, label=k.replace("_", " ")) for k, c in shown.items()], loc="upper right",
-                  fontsize="x-small", title="findings", title_fontsize="x-small")
+        ax.legend(handles=[Patch(color=c, label=k.replace("_", " ")) for k, c in shown.items()], loc="upper left",
+                  bbox_to_anchor=(1.005, 1.0), fontsize="small", title="findings", title_fontsize="small")
     ax.set_yticks([y[r] for r in rows], rows)
-    ax.set_xlim(0, max(duration, 1.0) * 1.25)
+    ax.set_xlim(0, right)
     ax.set_xlabel("seconds from call start")
     title = f"{timeline.call_id}: {duration:.1f} s"
     if getattr(timeline, "synthetic", False):
         title += " (SYNTHETIC DEMO DATA)"
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
+    tools = timeline.tool_calls
+    failed = int((~tools["ok"].astype(bool)).sum()) if len(tools) else 0
+    found = "; ".join(f"{f.kind.replace('_', ' ')} {f.seconds:.1f} s" for f in timeline.findings) or "none"
+    alt = (f"Waterfall of call {timeline.call_id} ({duration:.1f} s): caller and agent speech, {len(tools)} tool call(s) "
+           f"({failed} failed); findings: {found}")
+    if projected is not None:
+        alt += f"; without {', '.join(timeline.what_if.kinds)} the call would last {projected:.1f} s"
+    _describe(fig, alt + ".")
     return fig
+
+
+def _bar_label(ax, text: str, value: float, y: float, right: float) -> None:
+    """A bar's label after its end, or inside it (white) when the bar runs to the axis end."""
+    if value + 0.012 * len(text) * right < right:
+        ax.annotate(text, (value, y), xytext=(4, -3), textcoords="offset points", fontsize="small")
+    else:
+        ax.annotate(text, (value, y), xytext=(-4, -3), textcoords="offset points", fontsize="small", ha="right",
+                    color="white", fontweight="bold")
 
 
 # --------------------------------------------------------------------------- overview
@@ -177,7 +270,11 @@ def plot_calls_per_day(overview, *, ax=None) -> Figure:
     title = "Calls per day" + (" (SYNTHETIC demo data)" if overview.synthetic else "")
     ax.set_title(title)
     ax.legend(loc="upper left")
-    fig.autofmt_xdate()
+    ax.margins(x=0.01)
+    _dates(ax)
+    span = f" from {days[0]} to {days[-1]}" if days else ""
+    _describe(fig, f"Bar chart of calls per day{span} ({source_tz()}): {int(daily['calls'].sum())} calls, "
+                   f"{int(daily['stuck'].sum())} stuck sessions stacked in red.")
     return fig
 
 
@@ -192,7 +289,12 @@ def plot_daily_success(overview, *, ax=None) -> Figure:
     ax.set_title("Booking success by path" + (" (SYNTHETIC demo data)" if overview.synthetic else ""))
     if len(daily.columns):
         ax.legend(loc="lower left")
-    fig.autofmt_xdate()
+    ax.margins(x=0.01)
+    _dates(ax)
+    days = list(daily.index)
+    span = f" from {days[0]} to {days[-1]}" if days else ""
+    _describe(fig, f"Line chart of daily booking success (%) per path{span}: "
+                   f"{', '.join(map(str, daily.columns)) or 'no booking attempts'}; gaps are days without attempts.")
     return fig
 
 
@@ -206,11 +308,7 @@ def plot_health_booking(report, *, ax=None) -> Figure:
     import numpy as np
     import pandas as pd
 
-    if ax is None:
-        fig = Figure(figsize=(10, 3.6))
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_ax(ax, figsize=(10, 3.8))
     daily = report.daily
     for path, frame in daily.groupby("path"):
         x = pd.to_datetime(frame["day"])
@@ -223,7 +321,64 @@ def plot_health_booking(report, *, ax=None) -> Figure:
     ax.axhline(100 * BOOKING_CRITICAL, color="#cf222e", linestyle="--", linewidth=1, label="critical 90 %")
     ax.set_ylim(-5, 105)
     ax.set_ylabel("booking success (%)")
-    ax.set_title(f"Booking success per day and path, {report.baseline_label} and the reported period")
-    ax.legend(loc="lower left", fontsize="small")
-    fig.autofmt_xdate()
+    days = PERIODS[report.period]
+    period = f"{start:%Y-%m-%d}" if days == 1 else f"{start:%Y-%m-%d} to {start + pd.Timedelta(days=days - 1):%Y-%m-%d}"
+    ax.set_title(f"Booking success per day and path: {report.baseline_label} and the reported period {period}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small")  # beside the data, never over it
+    _dates(ax)
+    paths = ", ".join(str(p) for p in sorted(daily["path"].unique())) if len(daily) else "no booking attempts"
+    _describe(fig, f"Daily booking success (%) per path ({paths}) with 95 % Wilson intervals over {report.baseline_label} "
+                   f"and the reported period {period} (shaded, verdict {report.verdict}); dashed line: critical 90 %.")
+    return fig
+
+
+# --------------------------------------------------------------------------- incident report
+def plot_incident(report, *, ax=None) -> Figure:
+    """Error rows carrying the incident's signature per day and group (stacked bars), with the deploys
+    (dotted), each group's onset (red) and recovery (green) marked.
+
+    ``report`` is a :class:`rca_toolkit.analyses.incident.report.IncidentReport`; days are source-zone days.
+    """
+    import pandas as pd
+
+    fig, ax = _figure_and_ax(ax, figsize=(11, 4.2))
+    tz = source_tz()
+
+    def local(ts):
+        return pd.Timestamp(ts).tz_convert(tz).tz_localize(None)
+
+    daily = report.daily
+    if daily.empty:
+        ax.text(0.5, 0.5, "no error row carries the signature in the window", ha="center", va="center",
+                transform=ax.transAxes, gid="no-errors")
+    else:
+        table = daily.pivot_table(index="day", columns="group", values="errors", aggfunc="sum", fill_value=0)
+        days = pd.to_datetime(table.index) + pd.Timedelta(hours=12)
+        bottom = None
+        for colour, group in zip(_SERIES_COLOURS * 4, table.columns):
+            ax.bar(days, table[group], width=0.8, bottom=bottom, color=colour, label=f"{group} ({int(table[group].sum())})",
+                   gid=f"errors:{group}")
+            bottom = table[group] if bottom is None else bottom + table[group]
+    shown = report.changes[(report.changes["at"] >= report.since) & (report.changes["at"] < report.until)]
+    first = True
+    for row in shown[shown["kind"] == "deploy"].itertuples(index=False):
+        ax.axvline(local(row.at), color="#444444", linestyle=":", linewidth=1, label="deployment" if first else None,
+                   gid=f"deploy:{row.commit}")
+        first = False
+    for g in report.groups:
+        ax.axvline(local(g.first_bad), color="#cf222e", linewidth=1.5, gid=f"onset:{g.group}",
+                   label=f"onset {g.group}")
+        if g.recovered_at is not None:
+            ax.axvline(local(g.recovered_at), color="#1a7f37", linewidth=1.5, linestyle="--", gid=f"recovery:{g.group}",
+                       label=f"recovery {g.group}")
+    ax.set_xlim(local(report.since), local(report.until))
+    ax.set_ylabel("error rows per day")
+    ax.set_title(f"Error rows carrying {report.signature!r} per day ({tz})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small")  # beside the bars, never over them
+    _dates(ax)
+    onsets = "; ".join(f"{g.group} onset {local(g.first_bad):%Y-%m-%d %H:%M}"
+                       + (f", recovered {local(g.recovered_at):%Y-%m-%d %H:%M}" if g.recovered_at is not None else ", not recovered")
+                       for g in report.groups) or "no group affected"
+    _describe(fig, f"Stacked bar chart of error rows carrying {report.signature!r} per day ({tz}) from "
+                   f"{local(report.since):%Y-%m-%d} to {local(report.until):%Y-%m-%d}: {onsets}; deployments dotted.")
     return fig

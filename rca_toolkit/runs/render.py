@@ -1,97 +1,414 @@
-"""Executed notebook -> self-contained report files, written atomically.
+"""Executed notebook -> the report a person reads in 30 seconds, written atomically.
 
-``report.html`` uses nbconvert's ``basic`` template (no require.js, MathJax or mermaid from a
-CDN) wrapped in a small page with inline CSS: code cells are hidden, images are embedded as
-data URIs, nothing is fetched from the network. ``report.md`` is the same content as
-Markdown; images in outputs are written beside it under ``report_files/``.
+One layout for every notebook and runbook (Jinja2 templates in ``runs/templates/``): a title with
+what and when (the day, window, change instant or call, from the run's parameters), the run line
+(notebook, run, status, database label redacted by the runner), then the verdict block
+(``id="verdict"``: OK/WATCH/ACT or PASS/WARN/FAIL/ERROR and its one-line reasons, from the run's
+``metrics.json``; SUMMARY with the key numbers for a notebook that judges nothing), then the key
+figure (the notebook's first image, moved up), then the details: the notebook's cells without code,
+rendered by nbconvert's ``basic`` template (images as data URIs with their alt text, wide tables in
+their own horizontal scroller). Nothing is fetched from the network. ``report.md`` has the same order;
+its images are written beside it under ``report_files/``.
 
-Every file goes through :func:`atomic_write_bytes` (temp file + ``os.replace``), so a reader
-never sees half a report.
+Every file goes through the one writer (:mod:`rca_toolkit.runs.output`: temp file + ``os.replace``,
+so a reader never sees half a report; credentials redacted, personal data masked by the run's policy).
 """
 
 from __future__ import annotations
 
+import ast
 import html
-import os
+import json
 import re
-import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter, MarkdownExporter
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#1f2328;line-height:1.45}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
-th,td{border:1px solid #d0d7de;padding:.25em .55em;text-align:left;vertical-align:top}
-th{background:#f6f8fa} pre{background:#f6f8fa;padding:.6em;overflow-x:auto;white-space:pre-wrap}
-img{max-width:100%} .anchor-link{display:none} .output_error pre,.output_stderr pre{background:#ffebe9}
-.rca-status-PASS{color:#1a7f37;font-weight:600}.rca-status-WARN{color:#9a6700;font-weight:600}
-.rca-status-FAIL{color:#cf222e;font-weight:600}.rca-status-ERROR{color:#8250df;font-weight:600}
-header.rca-meta{color:#57606a;font-size:.9em;border-bottom:1px solid #d0d7de;margin-bottom:1em}
-"""
+from rca_toolkit.runs import output
+
+TEMPLATES = Path(__file__).with_name("templates")
+KEY_FIGURE = "report_files/key_figure.png"
+_MOVED = "The figure is shown at the top of the report."
+_FOLD_INTRO = 500  # characters of the first cell's text beyond which it is folded under "About this report"
 # Attributes that make a browser fetch (links a reader clicks are fine): src of any tag, href of <link>.
 _REMOTE = re.compile(r"""(<(?:[a-z]+)\b[^>]*?\bsrc\s*=\s*["']?|<link\b[^>]*?\bhref\s*=\s*["']?)(?:https?:)?//""",
                      re.IGNORECASE)
+_CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")  # nbformat's rule; an invalid id stops nbconvert
+_VERDICT_WORDS = ("OK", "WATCH", "ACT", "PASS", "WARN", "FAIL", "ERROR")
+_LEVEL_ORDER = {w: i for i, w in enumerate(("ERROR", "ACT", "FAIL", "WATCH", "WARN", "OK", "PASS"))}
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+# --------------------------------------------------------------------------- what the page shows
+@dataclass
+class Verdict:
+    """The block at the top: a word, its one-line reason, the reasons (level, text) one a line, and counts."""
+
+    word: str
+    line: str = ""
+    reasons: list[tuple[str, str]] = field(default_factory=list)
+    counts: str = ""
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+@dataclass
+class Layout:
+    """Everything the templates need, taken from the executed notebook and its metrics."""
+
+    title: str
+    subtitle: str
+    when: str
+    meta: str
+    synthetic: bool
+    verdict: Verdict
+    key_figure: dict | None
+    nb: nbformat.NotebookNode
+
+    @property
+    def page_title(self) -> str:
+        return f"{self.title} · {self.when}"
+
+
+def _for_machines(out: dict) -> bool:
+    """An output only a program reads (scrapbook's recorded metrics): nothing for the page."""
+    data = out.get("data") or {}
+    return bool(data) and all(key.startswith("application/scrapbook") for key in data)
 
 
 def _visible(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Copy without the papermill injected-parameters cell (parameters are in params.yaml)."""
+    """Copy without the papermill injected-parameters cell (parameters are in params.yaml) and without
+    outputs only a program reads (nbconvert cannot show them and would warn)."""
     out = nbformat.from_dict(nb)
     out.cells = [c for c in out.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for i, cell in enumerate(out.cells):
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if not _for_machines(o)]
+        if "id" in cell and not _CELL_ID.match(str(cell.id)):  # e.g. an id the masking took for a number
+            cell.id = f"cell-{i}"
     return out
 
 
-def render_html(nb: nbformat.NotebookNode, *, title: str, meta: str = "") -> str:
-    """A self-contained HTML page: no code cells, embedded images, no remote resources."""
+def _literals(source: str) -> dict:
+    """``name = literal`` / ``name: type = literal`` lines of a parameters cell (anything else ignored)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    values = {}
+    for node in tree.body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        if isinstance(target, ast.Name) and getattr(node, "value", None) is not None:
+            try:
+                values[target.id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return values
+
+
+def parameters_of(nb: nbformat.NotebookNode) -> dict:
+    """The values the run used: the parameters cell's defaults, overridden by papermill's injected cell."""
+    values: dict = {}
+    for tag in ("parameters", "injected-parameters"):
+        for cell in nb.cells:
+            if cell.cell_type == "code" and tag in cell.get("metadata", {}).get("tags", []):
+                values.update(_literals(cell.source))
+    return values
+
+
+def _instant(text, tz: str | None = None) -> str:
+    """An ISO instant as ``2025-10-18 13:20:08 +02:00`` (seconds only when not zero, never microseconds),
+    in zone ``tz`` when given."""
+    try:
+        ts = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text)
+    if tz and ts.tzinfo is not None:
+        from zoneinfo import ZoneInfo
+
+        ts = ts.astimezone(ZoneInfo(tz))
+    shown = ts.strftime("%Y-%m-%d %H:%M" + (":%S" if ts.second else ""))
+    if ts.tzinfo is None:
+        return shown
+    offset = ts.strftime("%z")
+    return f"{shown} UTC" if offset == "+0000" else f"{shown} {offset[:3]}:{offset[3:]}"
+
+
+def when_of(params: dict, metrics: dict, *, now: datetime | None = None) -> str:
+    """What the report covers in time: the day or week, the change or deploy instant, the window, the call."""
+    from rca_toolkit.rules.timeutil import source_tz
+
+    if params.get("period_start"):
+        days = {"1d": 1, "7d": 7}.get(str(params.get("period")), 1)
+        start = str(params["period_start"])
+        if days == 1:
+            return f"Day {start} ({source_tz()})"
+        from datetime import date, timedelta
+
+        try:
+            last = (date.fromisoformat(start) + timedelta(days=days - 1)).isoformat()
+        except ValueError:
+            last = "?"
+        return f"Week {start} to {last} ({source_tz()})"
+    if params.get("change_at"):
+        around = ", ".join(f"{params[k]} {k}" for k in ("before", "after") if params.get(k))
+        return f"Change at {_instant(params['change_at'])}" + (f" ({around})" if around else "")
+    if params.get("deployed_at"):
+        text = f"Deploy at {_instant(params['deployed_at'])}"
+        if params.get("window"):
+            text += f", judged over {params['window']} after"
+        return text + (f", as of {_instant(params['as_of'])}" if params.get("as_of") else "")
+    window = metrics.get("window")
+    for lo, hi in (("since", "until"), ("start", "end")):
+        if params.get(lo) or params.get(hi):
+            if isinstance(window, dict) and not (params.get(lo) and params.get(hi)):
+                start, end = params.get(lo) or window.get("since"), params.get(hi) or window.get("until")
+            else:
+                start, end = params.get(lo), params.get(hi)
+            return f"Window {_instant(start) if start else 'start of the data'} to {_instant(end) if end else 'now'}"
+    if isinstance(window, dict) and window.get("since"):
+        return f"Window {_instant(window['since'])} to {_instant(window.get('until') or 'now')}"
+    if params.get("call_id"):
+        started = (metrics.get("known") or {}).get("started_at") if isinstance(metrics.get("known"), dict) else None
+        call = str(params["call_id"])
+        return (call if call.startswith("call") else f"Call {call}") + (
+            f", started {_instant(started, source_tz())} ({source_tz()})" if started else "")
+    moment = now or datetime.now(timezone.utc)
+    code = f"Code tree {params['code_path']}, " if params.get("code_path") else ""
+    return f"{code}{'as' if code else 'As'} of {moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _title(nb: nbformat.NotebookNode, fallback: str) -> tuple[str, str]:
+    """(title, subtitle) from the first ``# `` heading, which is taken out of the details."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("# "):
+                cell.source = "\n".join(lines[:i] + lines[i + 1:]).strip("\n")
+                if len(cell.source) > _FOLD_INTRO:  # when to use, safety, steps: for running it, one click away
+                    cell.metadata["rca_fold"] = True
+                head = line[2:].strip()
+                name, _, rest = head.partition(": ")
+                return (name, rest) if rest and len(head) > 60 else (head, "")
+        break
+    return fallback, ""
+
+
+def _error(nb: nbformat.NotebookNode) -> str | None:
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"{out.get('ename', 'Error')}: {str(out.get('evalue', '')).splitlines()[0] if out.get('evalue') else ''}"
+    return None
+
+
+def _strip_word(line: str, word: str) -> str:
+    return line[len(word) + 1:].strip() if line.startswith(f"{word}:") else line
+
+
+def verdict_of(metrics: dict, error: str | None = None) -> Verdict:
+    """The verdict block from the run's metrics: the recorded verdict and its reasons, else a summary."""
+    if error:
+        return Verdict("ERROR", f"the notebook stopped: {error}", [("", "The cells before the failure are shown below; "
+                                                                        "the executed notebook is in the run folder.")])
+    word = metrics.get("verdict")
+    if word in _VERDICT_WORDS:
+        line = _strip_word(str(metrics.get("verdict_line") or ""), word)
+        reasons = []
+        for r in metrics.get("reasons") or []:
+            if isinstance(r, dict):
+                level = r.get("level") or r.get("status") or ""
+                text = r.get("text") or ": ".join(str(r[k]) for k in ("name", "summary") if r.get(k))
+                reasons.append((_LEVEL_ORDER.get(level, 9), level, str(text)))
+            elif isinstance(r, str):
+                reasons.append((9, "", r))
+        reasons = [(level, text) for _, level, text in sorted(reasons, key=lambda x: x[0])]
+        if reasons:
+            line = ""  # the reasons say what the line says, one per line
+        counts = metrics.get("counts")
+        counts_text = " · ".join(f"{v} {k}" for k, v in counts.items() if v) if isinstance(counts, dict) else ""
+        if not line and not reasons and isinstance(metrics.get("checks"), dict):
+            reasons = [(status, name) for name, status in metrics["checks"].items() if status != "PASS"]
+        if not line and not reasons:
+            line = "every check passed" if word in ("OK", "PASS") else ""
+        return Verdict(word, line, reasons, f"checks: {counts_text}" if counts_text else "")
+    return Verdict("SUMMARY", "", [("", line) for line in _summary_lines(metrics)])
+
+
+def _summary_lines(metrics: dict) -> list[str]:
+    """Key numbers of a notebook that records no verdict (shape of its metrics), at most five lines."""
+    if isinstance(metrics.get("headline"), (str, list)):
+        lines = metrics["headline"]
+        return [lines] if isinstance(lines, str) else [str(x) for x in lines]
+    lines: list[str] = []
+    if isinstance(metrics.get("summary"), list):  # before/after
+        lines += [str(x) for x in metrics["summary"] if not str(x).startswith("SYNTHETIC")]
+    if isinstance(metrics.get("duration_s"), (int, float)):  # one call's timeline
+        found = [f"{f.get('kind', '?').replace('_', ' ')} {f.get('seconds', 0):.1f} s" for f in metrics.get("findings") or []
+                 if isinstance(f, dict)]
+        lines.append(f"{metrics['duration_s']:.1f} s call; findings: {', '.join(found) or 'none'}.")
+        what_if = metrics.get("what_if") or {}
+        if isinstance(what_if, dict) and what_if.get("duration_s") is not None and what_if.get("removed"):
+            kinds = ", ".join(k.replace("_", " ") for k in what_if.get("kinds", []))
+            lines.append(f"Without {kinds}: {what_if['duration_s']:.1f} s.")
+    if "found" in metrics and isinstance(metrics.get("groups"), list):  # one incident
+        groups = [g for g in metrics["groups"] if isinstance(g, dict)]
+        if groups:
+            lines.append(f"{sum(g.get('errors', 0) for g in groups)} error rows and "
+                         f"{sum(g.get('failed_attempts', 0) for g in groups)} failed booking attempts carry the signature, "
+                         f"{sum(g.get('orphaned', 0) for g in groups)} bookings lost; "
+                         + "; ".join(f"{g.get('group')} {'recovered' if g.get('recovery') else 'not recovered'}"
+                                     for g in groups) + ".")
+        else:
+            lines.append("No error row and no failed booking attempt carries the signature.")
+        first_act = (metrics.get("detected") or {}).get("first_act_day") if isinstance(metrics.get("detected"), dict) else None
+        if first_act:
+            lines.append(f"The daily health report of {first_act} would have said ACT.")
+        claims = [c.get("status") for c in metrics.get("claims") or [] if isinstance(c, dict)]
+        if claims:
+            lines.append("Claims: " + ", ".join(f"{claims.count(s)} {s}" for s in dict.fromkeys(claims)) + ".")
+    if isinstance(metrics.get("calls_total"), int):  # the overview
+        lines.append(f"{metrics['calls_total']} calls on {metrics.get('days', '?')} days.")
+        paths = [p for p in metrics.get("outcomes_by_path") or [] if isinstance(p, dict) and p.get("attempts")]
+        if paths:
+            lines.append("Booking success: " + "; ".join(
+                f"{p.get('path')} {100 * p.get('success', 0) / p['attempts']:.0f} % ({p.get('success', 0)}/{p['attempts']})"
+                for p in paths) + ".")
+        flags = metrics.get("flags") if isinstance(metrics.get("flags"), dict) else {}
+        shown = [f"{v} {k}" for k, v in flags.items() if isinstance(v, int) and v]
+        if shown:
+            lines.append("Data quality: " + "; ".join(shown) + ".")
+    return lines[:5] or ["Every cell ran; the details follow."]
+
+
+def _key_figure(nb: nbformat.NotebookNode) -> dict | None:
+    """Take the first image output out of the details (a note stays in its place) to show it at the top."""
+    for cell in nb.cells:
+        for i, out in enumerate(cell.get("outputs", [])):
+            data = out.get("data", {})
+            if "image/png" in data:
+                alt = (out.get("metadata", {}).get("image/png", {}) or {}).get("alt") or data.get("text/plain") or "figure"
+                cell.outputs[i] = nbformat.v4.new_output("display_data", data={
+                    "text/html": f'<p class="rca-moved">{html.escape(_MOVED)}</p>', "text/markdown": f"*{_MOVED}*",
+                    "text/plain": _MOVED})
+                return {"data": "".join(str(data["image/png"]).split()), "alt": str(alt), "path": KEY_FIGURE}
+    return None
+
+
+def _drop_verdict_repeats(nb: nbformat.NotebookNode, metrics: dict) -> None:
+    """A short output that only repeats the verdict line (the health report's banner) is in the block already."""
+    line = str(metrics.get("verdict_line") or "")
+    if not line:
+        return
+    for cell in nb.cells:
+        kept = [out for out in cell.get("outputs", [])
+                if not (html.escape(line) in str(out.get("data", {}).get("text/html", ""))
+                        and len(str(out["data"]["text/html"])) < len(line) + 600)]
+        if "outputs" in cell:
+            cell.outputs = kept
+
+
+def layout(nb: nbformat.NotebookNode, *, title: str, meta: str = "", metrics: dict | None = None) -> Layout:
+    """The page's parts from an executed notebook (the notebook is copied, never changed)."""
+    metrics = metrics or {}
+    params = parameters_of(nb)
+    visible = _visible(nb)
+    name, subtitle = _title(visible, title)
+    verdict = verdict_of(metrics, _error(visible))
+    _drop_verdict_repeats(visible, metrics)
+    figure = _key_figure(visible)
+    synthetic = bool(metrics.get("synthetic")) or "SYNTHETIC" in json.dumps(metrics.get("summary", ""))
+    return Layout(name, subtitle, when_of(params, metrics), meta, synthetic, verdict, figure, visible)
+
+
+# --------------------------------------------------------------------------- rendering
+def _environment(autoescape: bool):
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=autoescape,
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def _tidy(body: str, fold: list[str]) -> str:
+    """Every outermost table in its own horizontal scroller (a wide table never widens the page), and the
+    long introduction of the cells in ``fold`` under a closed "About this report"."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(body, "html.parser")
+    for table in soup.find_all("table"):
+        if table.find_parent("table") is None and not (table.parent and "table-wrap" in (table.parent.get("class") or [])):
+            table.wrap(soup.new_tag("div", attrs={"class": "table-wrap"}))
+    for cell_id in fold:
+        cell = soup.find(id=f"cell-id={cell_id}")
+        text = cell.find(class_="text_cell_render") if cell else None
+        if text is not None:
+            details = soup.new_tag("details")
+            summary = soup.new_tag("summary")
+            summary.string = "About this report"
+            details.append(summary)
+            for child in list(text.children):
+                details.append(child.extract())
+            text.append(details)
+    return str(soup)
+
+
+def render_html(nb: nbformat.NotebookNode, *, title: str, meta: str = "", metrics: dict | None = None) -> str:
+    """A self-contained HTML page: title/when, verdict, key figure, details; no code cells, no remote resources."""
+    from markupsafe import Markup
+
+    page = layout(nb, title=title, meta=meta, metrics=metrics)
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
-    body, _ = exporter.from_notebook_node(_visible(nb))
-    page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
-        f"<header class=\"rca-meta\">{html.escape(meta)}</header>\n{body}\n</body></html>\n"
-    )
+    body, _ = exporter.from_notebook_node(page.nb)
+    text = _environment(True).get_template("report.html.j2").render(
+        page_title=page.page_title, title=page.title, subtitle=page.subtitle, when=page.when, meta=page.meta,
+        synthetic=page.synthetic, verdict=page.verdict, key_figure=page.key_figure,
+        body=Markup(_tidy(body, [c.get("id", "") for c in page.nb.cells if c.metadata.get("rca_fold")])))
     # An output that loads from a CDN would make the report fetch from the network: neutralise it.
-    return _REMOTE.sub(lambda m: m.group(1) + "blocked-remote:", page)
+    return _REMOTE.sub(lambda m: m.group(1) + "blocked-remote:", text)
 
 
-def render_markdown(nb: nbformat.NotebookNode, *, title: str, meta: str = "") -> tuple[str, dict[str, bytes]]:
-    """Markdown text and the image files it references (relative paths under report_files/)."""
+def render_markdown(nb: nbformat.NotebookNode, *, title: str, meta: str = "",
+                    metrics: dict | None = None) -> tuple[str, dict[str, bytes]]:
+    """Markdown text in the same order and the image files it references (relative paths under report_files/)."""
+    import base64
+
+    page = layout(nb, title=title, meta=meta, metrics=metrics)
     exporter = MarkdownExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, resources = exporter.from_notebook_node(_visible(nb), resources={"output_files_dir": "report_files"})
-    header = f"<!-- {meta} -->\n\n" if meta else ""
-    return header + body, dict(resources.get("outputs", {}))
+    body, resources = exporter.from_notebook_node(page.nb, resources={"output_files_dir": "report_files"})
+    files = dict(resources.get("outputs", {}))
+    if page.key_figure:
+        files[KEY_FIGURE] = base64.b64decode(page.key_figure["data"])
+    text = _environment(False).get_template("report.md.j2").render(
+        title=page.title, subtitle=page.subtitle, when=page.when, meta=meta, synthetic=page.synthetic,
+        verdict=page.verdict, key_figure=page.key_figure, body=body.strip())
+    return text, files
 
 
-def write_reports(notebook_path: str | Path, out_dir: str | Path, *, title: str, meta: str = "") -> list[Path]:
-    """Render ``report.html`` and ``report.md`` (+ ``report_files/``) from an executed notebook."""
+def _read_metrics(folder: Path) -> dict:
+    try:
+        data = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_reports(notebook_path: str | Path, out_dir: str | Path, *, title: str, meta: str = "",
+                  policy: output.Policy = output.Policy()) -> list[Path]:
+    """Render ``report.html`` and ``report.md`` (+ ``report_files/``) from an executed notebook and the
+    ``metrics.json`` beside it, written through ``policy`` (the run's: secrets out, personal data masked unless shown)."""
     nb = nbformat.read(str(notebook_path), as_version=4)
     out = Path(out_dir)
-    written = [atomic_write_text(out / "report.html", render_html(nb, title=title, meta=meta))]
-    text, files = render_markdown(nb, title=title, meta=meta)
-    written.append(atomic_write_text(out / "report.md", text))
+    metrics = _read_metrics(out)
+    written = [output.write_text(out / "report.html", render_html(nb, title=title, meta=meta, metrics=metrics), policy)]
+    text, files = render_markdown(nb, title=title, meta=meta, metrics=metrics)
+    written.append(output.write_text(out / "report.md", text, policy))
     for rel, data in files.items():
-        written.append(atomic_write_bytes(out / rel, data))
+        written.append(output.write_bytes(out / rel, data, policy))
     return written
+
+
+__all__ = ["Layout", "Verdict", "layout", "parameters_of", "render_html", "render_markdown", "verdict_of", "when_of",
+           "write_reports"]

@@ -259,7 +259,7 @@ def test_installed_rca_script_runs_compare(demo_sqlite, tmp_path):
                           text=True, cwd=tmp_path, env={"RCA_PROGRESS": "0", "PATH": "/usr/bin:/bin"}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "The fix was partial: book_appointment still fails" in proc.stdout
-    assert "50749ce422 Full fix" in proc.stdout  # candidate causes from the packaged deployment list
+    assert "50749ce422 (-0.2 h)" in proc.stdout  # candidate causes from the packaged deployment list (text wraps after)
 
 
 # --------------------------------------------------------------------------- histograms (the aggregated path)
@@ -382,3 +382,20 @@ def test_histograms_of_plan_subsets_merge_into_the_whole(demo_db):
         for key in want:
             for side in ("before", "after"):
                 pd.testing.assert_series_equal(got[key][side], want[key][side])
+
+
+def test_change_point_attempts_apply_the_two_step_rule(demo_sqlite):
+    """The demo's two-step calls: the lean change-point series counts their attempts as the ground truth
+    and outcomes.booking_attempts do (a validated start followed by a confirm is one attempt, not two)."""
+    from rca_toolkit.analyses.bookings import outcomes
+    from rca_toolkit.analyses.compare.before_after import changepoint_attempts
+    from rca_toolkit.sources import loaders
+
+    url, truth = demo_sqlite
+    two_step = truth["two_step_bookings"]
+    window = {"start": two_step["window"]["start"], "end": two_step["window"]["end"]}
+    engine = loaders.engine_for(url)
+    lean = changepoint_attempts(engine, **window)
+    full = outcomes.booking_attempts(engine, **window)
+    assert lean["outcome"].astype(str).value_counts().to_dict() == full["outcome"].astype(str).value_counts().to_dict() \
+        == {"success": two_step["success"], "failed": two_step["failed"]}

@@ -12,7 +12,6 @@ must move the rate by at least ``MIN_EFFECT`` and leave ``MIN_SEGMENT`` samples 
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -22,6 +21,7 @@ import ruptures as rpt
 from ruptures.base import BaseCost
 from statsmodels.stats.proportion import proportion_confint
 
+from rca_toolkit.analyses import tables
 from rca_toolkit.sources.deployments import rank_candidates
 from rca_toolkit.errors import SchemaError
 from rca_toolkit.rules.timeutil import source_tz
@@ -30,6 +30,8 @@ MIN_EFFECT = 0.3
 MIN_SEGMENT = {"attempt": 4, "hour": 2, "day": 1}
 PENALTY_FACTOR = 3.0  # x log(n): stricter than BIC, we want breaks, not noise
 FREQ = {"hour": "h", "day": "D"}
+RESOLUTIONS = ("attempt", "hour", "day")
+FOLD_WITHIN = pd.Timedelta(days=1)  # one change seen at several resolutions: shown once
 
 
 class CostBinomial(BaseCost):
@@ -104,20 +106,46 @@ class ChangePoints:
         found = self.select(series=series, resolution=resolution)
         return min(found, key=lambda c: abs(c.at - when), default=None)
 
-    def table(self) -> pd.DataFrame:
+    def folded(self) -> list[tuple[Change, list[str]]]:
+        """Each change once: a change of one series and direction found at several resolutions within
+        ``FOLD_WITHIN`` of each other is one row, shown at the finest resolution that found it, with the
+        resolutions that agree."""
+        order = {r: i for i, r in enumerate(RESOLUTIONS)}
+        groups: list[tuple[Change, list[str]]] = []
+        for c in sorted(self.changes, key=lambda c: (order.get(c.resolution, len(order)), c.at)):
+            same = next((g for g in groups if g[0].series == c.series and g[0].direction == c.direction
+                         and abs(g[0].at - c.at) <= FOLD_WITHIN and c.resolution not in g[1]), None)
+            if same is None:
+                groups.append((c, [c.resolution]))
+            else:
+                same[1].append(c.resolution)
+        series_order = list(dict.fromkeys(c.series for c in self.changes))
+        return sorted(groups, key=lambda g: (series_order.index(g[0].series), g[0].at))
+
+    def _display(self, all_resolutions: bool) -> tables.Table:
         rows = []
-        for c in self.changes:
+        shown = [(c, [c.resolution]) for c in self.changes] if all_resolutions else self.folded()
+        for c, found in shown:
             first = c.candidates[0] if c.candidates else None
             rows.append({
-                "series": c.series, "resolution": c.resolution, "direction": c.direction,
-                "between": " -> ".join(t.tz_convert(source_tz()).strftime("%Y-%m-%d %H:%M %z") for t in c.interval),
-                "rate before": f"{100 * c.rate_before:.1f} % (n={c.n_before})",
-                "rate after": f"{100 * c.rate_after:.1f} % (n={c.n_after})",
-                "top candidate": (f"{first['commit'][:10] or '(no commit)'} {first['description']} ({first['distance_hours']:+.1f} h"
-                                  + ("" if first["before_change"] else ", AFTER the change: not a cause") + ")")
-                                 if first else "none within 3 days",
+                "series": c.series, "resolution": c.resolution, "found at": ", ".join(found), "direction": c.direction,
+                "between": tables.between(*c.interval),
+                "rate before": tables.share_of(round(c.rate_before * c.n_before), c.n_before),
+                "rate after": tables.share_of(round(c.rate_after * c.n_after), c.n_after),
+                "top candidate": (f"{first['commit'][:10] or '(no commit)'} ({first['distance_hours']:+.1f} h"
+                                  + ("" if first["before_change"] else ", AFTER the change: not a cause")
+                                  + f") {first['description']}") if first else "none within 3 days",
             })
-        return pd.DataFrame(rows, columns=["series", "resolution", "direction", "between", "rate before", "rate after", "top candidate"])
+        columns = ["series", "resolution" if all_resolutions else "found at", "direction", "between", "rate before",
+                   "rate after"]
+        return tables.Table(rows, [tables.col(c, numeric=c.startswith("rate"), nowrap=c in ("between", "direction"))
+                                   for c in columns] + [tables.col("top candidate", max_chars=110)],
+                            empty="no change found")
+
+    def table(self, *, all_resolutions: bool = False) -> pd.DataFrame:
+        """One row per change (folded over the resolutions, see :meth:`folded`); ``all_resolutions=True``
+        gives one row per change and resolution. Display strings, times in the report's zone."""
+        return self._display(all_resolutions).to_frame()
 
     def to_dict(self) -> dict:
         return {"synthetic": self.synthetic, "min_effect": MIN_EFFECT, "penalty": f"{PENALTY_FACTOR} x log(n)",
@@ -126,17 +154,24 @@ class ChangePoints:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
 
+    def _fold_note(self) -> str:
+        folded = len(self.folded())
+        return (f"{len(self.changes)} changes over {len(RESOLUTIONS)} resolutions (every attempt, hourly, daily) shown as "
+                f"{folded}: each at the finest resolution that found it; table(all_resolutions=True) lists every one")
+
+    def to_text(self, width: int = tables.TEXT_WIDTH) -> str:
+        lines = ["SYNTHETIC DEMO DATA"] if self.synthetic else []
+        lines.append(self._display(False).to_text(width))
+        return "\n".join(lines + [tables.wrap_lines([f"- {n}" for n in self.notes + [self._fold_note()]], width)])
+
     def to_markdown(self) -> str:
-        table = self.table()
-        lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-        lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |" for row in table.itertuples(index=False)]
         prefix = ["**SYNTHETIC DEMO DATA**", ""] if self.synthetic else []
-        return "\n".join(prefix + lines + [""] + [f"- {n}" for n in self.notes])
+        return "\n".join(prefix + [self._display(False).to_markdown(), ""]
+                         + [f"- {n}" for n in self.notes + [self._fold_note()]])
 
     def _repr_html_(self) -> str:
         head = "<p><strong>SYNTHETIC DEMO DATA</strong></p>" if self.synthetic else ""
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-        return head + self.table().to_html(index=False) + (f"<ul>{notes}</ul>" if notes else "")
+        return head + self._display(False).to_html() + tables.bullet_list(self.notes + [self._fold_note()])
 
 
 def binned(attempts: pd.DataFrame, resolution: str, *, alpha: float = 0.05) -> pd.DataFrame:

@@ -42,6 +42,7 @@ from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.errors import ConfigError, SchemaError
 from rca_toolkit.rules.signatures import NO_ERROR_TEXT
 from rca_toolkit.rules.timeutil import parse_duration, parse_instant, source_tz
+from rca_toolkit.analyses import tables
 from rca_toolkit.analyses.markdown import md_table
 
 MIN_N_SAMPLE = 20
@@ -50,6 +51,9 @@ STILL_FAILING_UPPER = 0.5
 BOOTSTRAP_RESAMPLES = 999
 BOOTSTRAP_SEED = 20251018
 PERCENTILES = (50, 95, 99)
+SHIFT_HEADER = "shift (Hodges-Lehmann)"
+SHIFT_NOTE = ("shift (Hodges-Lehmann): the median of all after-minus-before differences between single values; "
+              "it estimates how far the distribution moved and is not the difference of the two medians shown")
 MAX_PAIRS = 2_000_000  # Hodges-Lehmann on a fixed-seed subsample beyond this many pairs
 VERDICTS = ("improved", "regressed", "unchanged", "not enough data")
 
@@ -139,7 +143,7 @@ def distribution_metric(name: str, group: str, before, after, *, unit: str = "ms
         if x.n >= 2 and y.n >= 2:
             p = mann_whitney_p(y, x)
     verdict, reason = _verdict(b.n, a.n, min_n, p, None, shift, better=better, alpha=alpha,
-                               what=f"median {_num(b.value)} (n={b.n}) -> {_num(a.value)} (n={a.n}) {unit}")
+                               what=f"median {_value(b.value, unit)} (n={b.n}) -> {_value(a.value, unit)} (n={a.n})")
     return Metric(name, group, unit, better, b, a, _f(shift), None, p,
                   "Mann-Whitney U (two-sided); Hodges-Lehmann shift; percentile bootstrap CIs "
                   f"({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED})",
@@ -342,6 +346,15 @@ def _pp(value) -> str:
     return f"{100 * value:+.1f} pp"
 
 
+def _value(value, unit: str) -> str:
+    """A median in a reason: milliseconds read as seconds (``2.42 s``), other units as they are."""
+    if value is None:
+        return "n/a"
+    if unit == "ms":
+        return f"{value / 1000:,.2f} s" if abs(value) < 10_000 else f"{value / 1000:,.1f} s"
+    return f"{_num(value)} {unit}"
+
+
 def _num(value) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
@@ -412,22 +425,61 @@ class Comparison:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), default=json_default, ensure_ascii=False, **kwargs)
 
+    def _tables(self) -> list[tuple[str, tables.Table]]:
+        """Booking success (%) and durations/latencies (s) as two tables, each in one unit."""
+        rates, dists = [], []
+        for m in self.metrics:
+            if m.unit == "share":
+                k_b, k_a = m.before.detail.get("successes"), m.after.detail.get("successes")
+                rates.append({
+                    "group": m.group, "before": tables.share_of(k_b, m.before.n, unit=""),
+                    "before CI": tables.percent_interval(*(m.before.ci or (None, None)), unit=""),
+                    "after": tables.share_of(k_a, m.after.n, unit=""),
+                    "after CI": tables.percent_interval(*(m.after.ci or (None, None)), unit=""),
+                    "diff": None if m.difference is None else f"{100 * m.difference:+.1f}",
+                    "diff CI": tables.signed_interval(*(m.difference_ci or (None, None)), fmt=lambda v: f"{100 * v:+.1f}"),
+                    "p": m.p_value, "verdict": m.verdict})
+                continue
+            decimals = 2 if m.name == "function_latency" else 1
+            s = (lambda v, d=decimals: tables.ms_as_seconds(v, d)) if m.unit == "ms" else tables.number
+            dists.append({
+                "metric": m.name if m.group == "all" else f"{m.name} {m.group}",
+                "before": f"{s(m.before.value)} (n={m.before.n:,})", "before CI": tables.interval(*(m.before.ci or (None, None)), fmt=s),
+                "after": f"{s(m.after.value)} (n={m.after.n:,})", "after CI": tables.interval(*(m.after.ci or (None, None)), fmt=s),
+                "shift": None if m.difference is None else ("+" if m.difference > 0 else "") + s(m.difference),
+                "p": m.p_value, "verdict": m.verdict})
+        rate_cols = [tables.col("group", "path" if self.by == "path" else (self.by or "group")),
+                     tables.col("before", "before (%)", numeric=True), tables.col("before CI", "95 % CI", numeric=True),
+                     tables.col("after", "after (%)", numeric=True), tables.col("after CI", "95 % CI", numeric=True),
+                     tables.col("diff", "after - before (pp)", numeric=True), tables.col("diff CI", "95 % CI", numeric=True),
+                     tables.col("p", "p (Fisher)", tables.p_value, numeric=True), tables.col("verdict")]
+        unit = "s" if all(m.unit == "ms" for m in self.metrics if m.unit != "share") else "ms"
+        dist_cols = [tables.col("metric"),
+                     tables.col("before", f"median before ({unit})", numeric=True), tables.col("before CI", "95 % CI", numeric=True),
+                     tables.col("after", f"median after ({unit})", numeric=True), tables.col("after CI", "95 % CI", numeric=True),
+                     tables.col("shift", f"shift (Hodges-Lehmann, {unit})", numeric=True),
+                     tables.col("p", "p (Mann-Whitney)", tables.p_value, numeric=True), tables.col("verdict")]
+        return [("Booking success", tables.Table(rates, rate_cols, empty="no booking attempts")),
+                ("Call duration and function latency", tables.Table(dists, dist_cols, empty="no durations"))]
+
     def table(self) -> pd.DataFrame:
-        """One display row per metric."""
+        """One display row per metric: value (n) with its 95 % interval per side, the difference of rates
+        (after - before, Newcombe interval) or the Hodges-Lehmann shift of durations, p and verdict."""
         rows = []
         for m in self.metrics:
             fmt = _pct if m.unit == "share" else _num
-            dfmt = _pp if m.unit == "share" else (lambda v: f"{v:+,.0f}")
-            diff = dfmt(m.difference) if m.difference is not None else "n/a"
-            if m.difference_ci:
-                diff += f" [{dfmt(m.difference_ci[0])}, {dfmt(m.difference_ci[1])}]"
-            rows.append({
-                "metric": m.name, "group": m.group,
-                "before": f"{fmt(m.before.value)} (n={m.before.n})" + _ci_text(m.before.ci, fmt),
-                "after": f"{fmt(m.after.value)} (n={m.after.n})" + _ci_text(m.after.ci, fmt),
-                "difference": diff, "p": "n/a" if m.p_value is None else f"{m.p_value:.3g}", "verdict": m.verdict,
-            })
-        return pd.DataFrame(rows, columns=["metric", "group", "before", "after", "difference", "p", "verdict"])
+            diff = shift = None
+            if m.unit == "share" and m.difference is not None:
+                diff = _pp(m.difference) + (f" ({tables.signed_interval(*m.difference_ci, fmt=lambda v: f'{100 * v:+.1f}')})"
+                                            if m.difference_ci else "")
+            elif m.difference is not None:
+                shift = f"{m.difference:+,.0f} {m.unit}"
+            rows.append({"metric": m.name, "group": m.group,
+                         "before": f"{fmt(m.before.value)} (n={m.before.n})" + _ci_text(m.before.ci, fmt),
+                         "after": f"{fmt(m.after.value)} (n={m.after.n})" + _ci_text(m.after.ci, fmt),
+                         "after - before": diff or "-", SHIFT_HEADER: shift or "-", "p": tables.p_value(m.p_value),
+                         "verdict": m.verdict})
+        return pd.DataFrame(rows, columns=["metric", "group", "before", "after", "after - before", SHIFT_HEADER, "p", "verdict"])
 
     def _header(self) -> list[str]:
         tz = source_tz()
@@ -439,35 +491,45 @@ class Comparison:
             f"{_human(self.exclude)} excluded on each side of the change",
         ]
 
-    def to_text(self) -> str:
-        lines = self._header() + [""] + self.summary + [""]
-        lines.append(self.table().to_string(index=False))
-        lines += ["", "Error signatures of failed booking attempts (before -> after):"]
+    def _reading_notes(self) -> list[str]:
+        return [SHIFT_NOTE] if any(m.unit != "share" for m in self.metrics) else []
+
+    def to_text(self, width: int = tables.TEXT_WIDTH) -> str:
+        lines = [tables.wrap_lines(self._header() + [""] + self.summary, width), ""]
+        for title, table in self._tables():
+            if len(table):
+                lines += [f"{title}:", table.to_text(width), ""]
+        lines.append("Error signatures of failed booking attempts (before -> after):")
         for row in self.signature_mix.itertuples(index=False):
-            lines.append(f"  {row.before:>4} -> {row.after:<4} {row.signature}")
-        lines.append(f"  chi-square: {_mix_text(self.signature_test)}")
-        lines += ["", "Verdict reasons:"] + [f"  {m.name} [{m.group}]: {m.verdict}: {m.reason}" for m in self.metrics]
-        if self.notes:
-            lines += ["", "Notes:"] + [f"  - {n}" for n in self.notes]
+            lines.append(tables.wrap_lines([f"  {row.before:>4} -> {row.after:<4} {row.signature}"], width, hang="             "))
+        lines.append(tables.wrap_lines([f"  chi-square: {_mix_text(self.signature_test)}"], width, hang="    "))
+        lines += ["", "Verdict reasons:"]
+        lines += [tables.wrap_lines([f"  {m.name} [{m.group}]: {m.verdict}: {m.reason}" for m in self.metrics], width, hang="    ")]
+        notes = self._reading_notes() + self.notes
+        if notes:
+            lines += ["", "Notes:", tables.wrap_lines([f"  - {n}" for n in notes], width, hang="    ")]
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
         parts = ["## " + self._header()[0], "", self._header()[1], ""]
         parts += [f"**{s}**" for s in self.summary] + [""]
-        parts.append(md_table(self.table()))
-        parts += ["", "### Error signatures of failed booking attempts", "", md_table(self.signature_mix), "",
+        for title, table in self._tables():
+            if len(table):
+                parts += [f"### {title}", "", table.to_markdown(), ""]
+        parts += ["### Error signatures of failed booking attempts", "", md_table(self.signature_mix), "",
                   f"Chi-square: {_mix_text(self.signature_test)}", ""]
-        parts += [f"- {n}" for n in self.notes]
+        parts += [f"- {n}" for n in self._reading_notes() + self.notes]
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
         head = "".join(f"<p>{html.escape(h)}</p>" for h in self._header())
         summary = "".join(f"<p><strong>{html.escape(s)}</strong></p>" for s in self.summary)
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-        return (head + summary + self.table().to_html(index=False, escape=True)
-                + "<h4>Error signatures of failed booking attempts</h4>"
-                + self.signature_mix.to_html(index=False, escape=True)
-                + f"<p>Chi-square: {html.escape(_mix_text(self.signature_test))}</p>" + (f"<ul>{notes}</ul>" if notes else ""))
+        body = "".join(f"<h4>{html.escape(title)}</h4>{table.to_html()}" for title, table in self._tables() if len(table))
+        mix = tables.Table(self.signature_mix, [tables.col("signature", max_chars=90), tables.col("before", numeric=True),
+                                                tables.col("after", numeric=True)], empty="no failed attempt")
+        return (head + summary + body + "<h4>Error signatures of failed booking attempts</h4>" + mix.to_html()
+                + f"<p>Chi-square: {html.escape(_mix_text(self.signature_test))}</p>"
+                + tables.bullet_list(self._reading_notes() + self.notes))
 
 
 def _ci_text(ci, fmt) -> str:

@@ -1,0 +1,79 @@
+"""The shared table formatter: one mark for no value, units in headers, tooltips, text within 100 columns."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from rca_toolkit.analyses import tables
+from rca_toolkit.analyses.tables import Table, col
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), pd.NA, pd.NaT, "", "  "])
+def test_every_kind_of_no_value_is_one_mark(value):
+    assert tables.text(value) == tables.MISSING
+    assert tables.seconds(value) == tables.MISSING and tables.p_value(value) == tables.MISSING
+    assert Table(pd.DataFrame({"a": [value], "b": [1]})).cells == [[tables.MISSING, "1"]]
+
+
+def test_formatters():
+    assert tables.seconds(0.55) == "0.6" and tables.seconds(1.05, 2) == "1.05" and tables.seconds(1234.5) == "1,234"
+    assert tables.ms_as_seconds(66713) == "66.7"
+    assert tables.share_of(213, 395) == "53.9 % (213/395)" and tables.share_of(0, 0) == "- (0/0)"
+    assert tables.share_of(32, 61, unit="") == "52.5 (32/61)"
+    assert tables.percent_interval(0.49, 0.588) == "49.0-58.8 %"
+    assert tables.signed_interval(-0.11, 0.117, lambda v: f"{100 * v:+.1f}") == "-11.0 to +11.7"
+    assert tables.p_value(1.1e-13) == "< 0.001" and tables.p_value(0.0123) == "0.012" and tables.p_value(1.0) == "1"
+    assert tables.when("2025-10-18T10:09:26.412000+00:00", "Europe/Berlin") == "2025-10-18 12:09:26 CEST"
+    assert tables.when(pd.Timestamp("2025-11-13 15:06:00"), "Europe/Berlin") == "2025-11-13 16:06:00 CET"  # naive = UTC
+    assert tables.between("2025-10-13T09:11:00Z", "2025-10-13T09:22:00Z", "Europe/Berlin") == "2025-10-13 11:11 -> 11:22 CEST"
+    assert tables.text(["a", None, 2.5]) == "a, -, 2.50" and tables.text(True) == "yes"
+
+
+def test_html_has_no_row_index_aligns_numbers_and_cuts_long_text_with_a_tooltip():
+    long = "x " * 100
+    page = Table([{"name": "a<b", "n": 3, "note": long}],
+                 [col("name"), col("n", "count (s)", numeric=True), col("note", max_chars=20)]).to_html()
+    assert "<th></th>" not in page and '<th scope="col">name</th>' in page and "count (s)" in page
+    assert "a&lt;b" in page and 'style="text-align:right;white-space:nowrap">3<' in page
+    assert f'title="{long.strip()}"' in page and "…</span>" in page
+
+
+def test_markdown_keeps_whole_texts_and_escapes_pipes():
+    md = Table([{"a": "x|y", "b": None}]).to_markdown()
+    assert md.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | - |"]
+    assert Table(pd.DataFrame(columns=["a"]), empty="nothing here").to_markdown() == "_nothing here_"
+
+
+words = st.text(alphabet="abcdefghij_-./:0123456789", min_size=1, max_size=14)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.lists(words, min_size=0, max_size=12).map(" ".join), min_size=4, max_size=4),
+                min_size=1, max_size=6),
+       st.lists(st.lists(words, min_size=1, max_size=2).map(" ".join), min_size=4, max_size=4),
+       st.integers(min_value=60, max_value=140))
+def test_text_tables_fit_the_width_and_keep_every_word(rows, headers, width):
+    frame = pd.DataFrame(rows, columns=[f"c{i}" for i in range(4)])
+    columns = [col(f"c{i}", h) for i, h in enumerate(headers)]
+    text = Table(frame, columns).to_text(width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    shown = headers + [cell if cell.strip() else tables.MISSING for row in rows for cell in row]
+    assert sorted("".join(text.split())) == sorted("".join("".join(shown).split()))  # wrapped, nothing dropped
+
+
+def test_numbers_are_never_cut_inside():
+    frame = pd.DataFrame({"metric": ["function_latency check_availability"] * 2, "before": ["0.85 (n=123)"] * 2,
+                          "ci": ["0.77-0.93"] * 2})
+    text = Table(frame, [col("metric"), col("before", "median before (s)", numeric=True),
+                         col("ci", "95 % CI", numeric=True)]).to_text(30)
+    assert "0.77-0.93" in text and "(n=123)" in text and "0.85" in text
+
+
+def test_notes_show_as_a_list_not_a_python_literal():
+    notes = tables.Notes(["one", "two <b>"])
+    assert notes._repr_html_() == "<ul><li>one</li><li>two &lt;b&gt;</li></ul>" and repr(notes) == "- one\n- two <b>"
+    assert notes == ["one", "two <b>"] and not math.isnan(len(notes))
