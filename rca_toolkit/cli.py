@@ -110,12 +110,14 @@ def add_personal_data_option(parser: argparse.ArgumentParser) -> None:
                              "a run records it in run.json and on its report)")
 
 
-def emit(text_or_obj, fmt: str) -> None:
-    """Print a result: JSON objects pretty-printed, text as is."""
+def emit(text_or_obj, fmt: str, *, show_personal_data: bool = False) -> None:
+    """Print a result (JSON objects pretty-printed, text as is) through the one writer, ``runs/output``:
+    credentials redacted, personal data masked unless the command was asked to show it."""
+    from rca_toolkit.runs import output  # lazily: `rca --help` and `rca list` stay light
+
     if fmt == "json" and not isinstance(text_or_obj, str):
-        print(json.dumps(text_or_obj, indent=2, default=str, ensure_ascii=False))
-    else:
-        print(text_or_obj)
+        text_or_obj = json.dumps(text_or_obj, indent=2, default=str, ensure_ascii=False)
+    output.echo(text_or_obj, output.policy(show_personal_data))
 
 
 def _requested_command(argv: list[str]) -> str | None:
@@ -268,13 +270,23 @@ def _report_internal_error(command: str, exc: Exception, *, verbose: bool, secre
         print(f"{label}: internal error: {what} (run with -v for details)", file=sys.stderr)
 
 
+class _WriterFormatter(logging.Formatter):
+    """Log lines pass the one writer too (``runs/output``): a statement or a URL in a ``-v`` line shows no
+    password and no caller's phone number."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from rca_toolkit.runs import output  # lazily: only when a line is logged
+
+        return output.policy().text(super().format(record))
+
+
 @contextmanager
 def _logging_to_stderr(verbose: int):
     """One stderr handler on the ``rca_toolkit`` logger for one :func:`main` call, removed afterwards
     (in-process callers such as tests call ``main`` repeatedly and swap ``sys.stderr``)."""
     logger = logging.getLogger("rca_toolkit")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(_WriterFormatter(LOG_FORMAT))
     previous = logger.level
     logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING)
     logger.addHandler(handler)

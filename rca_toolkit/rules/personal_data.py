@@ -33,6 +33,9 @@ EMAIL = re.compile(r"(?<![\w.+%-])(?<!//)[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]
 _E164 = re.compile(r"(?<![\w+])\+\d{8,15}(?!\d)")
 # where a phone number may start: + / 00 / 0 / ( at a word start; the window runs over phone characters
 _PHONE_START = re.compile(r"(?<![\w+(])(?<!\d[.,:-])(?:\+\d|\(\+?\d|0\d)")  # not inside 00:02:07.52 or 2025-10-07
+# what a table of numbers has and a phone number has not: a decimal with one or two digits ("52.5", "0.0")
+# and a fraction in parentheses ("(0/68)", "(213/395)")
+_MEASUREMENT = re.compile(r"(?<![\d.])\d+\.\d{1,2}(?![\d.])|\(\d*/")
 _PHONE_CHARS = re.compile(r"[\d+()\s./\u2010-\u2015-]{0,40}")
 _SEPARATOR = re.compile(r"[\s./\u2010-\u2015-]+")
 _NAME_WORD = r"[A-ZÄÖÜ][^\W\d_]+(?:['’-][^\W\d_]+)*"  # a capitalised word without digits
@@ -65,6 +68,8 @@ def phone_numbers(text: str) -> list[str]:
         for candidate in _heads(window):  # longest first: "030 1234567 42" is a number, so is "030 1234567"
             if len(re.sub(r"\D", "", candidate)) < 6:
                 break
+            if _MEASUREMENT.search(candidate):
+                continue
             match = next(iter(phonenumbers.PhoneNumberMatcher(candidate, REGION, leniency=phonenumbers.Leniency.VALID,
                                                               max_tries=10)), None)
             if match is not None and match.start <= 1:

@@ -43,3 +43,27 @@ def test_parser_without_argv_registers_every_command_in_full():
     parser = cli.build_parser()
     args = parser.parse_args(["report", "health", "--date", "2025-10-25"])
     assert (args.command, args.report_command, args.date) == ("report", "health", date(2025, 10, 25))  # parsed, range-checked
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_every_printed_result_goes_through_the_one_writer(fmt, capsys):
+    """cli.emit is how commands print: credentials redacted and personal data masked there, for every command."""
+    from rca_toolkit.cli import emit
+
+    result = {"message": "Rückruf an 0151 23456789, hans@example.org", "db": "mysql+pymysql://u:pw-XYZ1@h/db"}
+    emit(result if fmt == "json" else str(result), fmt)
+    out = capsys.readouterr().out
+    assert "0151 23456789" not in out and "hans@example.org" not in out and "pw-XYZ1" not in out
+    assert "[PHONE]" in out and "[EMAIL]" in out
+
+
+def test_log_lines_go_through_the_one_writer(capsys):
+    """`-v` lines: the handler cli.main installs redacts and masks like every other output."""
+    import logging
+
+    from rca_toolkit.cli import _logging_to_stderr
+
+    with _logging_to_stderr(1):
+        logging.getLogger("rca_toolkit.test").info("connecting to mysql+pymysql://u:pw-XYZ2@h/db for 0151 23456789")
+    err = capsys.readouterr().err
+    assert "pw-XYZ2" not in err and "0151 23456789" not in err and "[PHONE]" in err

@@ -122,3 +122,21 @@ def test_timestamps_are_never_phone_numbers(when, sep, spec):
     text = f"started {when.isoformat(sep=sep, timespec=spec)}+00:00 on {when.date().isoformat()}"
     assert pd_rule.phone_numbers(text) == []
     assert mask(text) == text
+
+
+@pytest.mark.parametrize("line", [
+    "all    0.0 (0/68)  0.0-5.3  52.5 (32/61)  40.2-64.5      +52.5  +39.0 to +64.5     < 0.001  improved",
+    "booking success 53.9 % (213/395), 95 % CI 49.0-58.7",
+    "book_appointment 0 % (0/8, 95 % CI 0 %-32 %) vs 77 % (37/48)",
+])
+def test_a_table_of_numbers_is_not_personal_data(line):
+    """`rca compare` printed `0.0 [PHONE] (32/61)`: a rate, a fraction and an interval once read as a number."""
+    assert mask(line) == line
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.tuples(st.floats(0, 1000, allow_nan=False), st.integers(0, 9999), st.integers(1, 9999)),
+                       min_size=1, max_size=6))
+def test_rates_fractions_and_intervals_are_never_masked(values):
+    line = "  ".join(f"{v:.1f} ({k}/{n})  {v:.1f}-{v + 1:.1f}  +{v:.1f}" for v, k, n in values)
+    assert mask(line) == line
