@@ -8,11 +8,13 @@ interleaved, and kept in ``benchmarks/results/cli_speed-<date>.json``.
 
 The baseline is the package at a git commit (default ``HEAD``), unpacked with ``git archive`` into a
 temporary folder (the checkout is only read); each side runs in a fresh ``python -P`` process with
-``PYTHONPATH`` pointing at its package, from the project root, so both see the same notebooks::
+``PYTHONPATH`` pointing at its package, from its own tree (the baseline's ``notebooks/`` and ``runbooks/``
+come from the same commit, so each side runs the notebooks written for it)::
 
     .venv/bin/python -m benchmarks.cli_speed                   # --help and list, 7 runs each side
     .venv/bin/python -m benchmarks.cli_speed --baseline 0fdbf78 --repeat 11
     .venv/bin/python -m benchmarks.cli_speed --demo             # also `rca demo-reports` once per side (minutes)
+    .venv/bin/python -m benchmarks.cli_speed --runbook          # also `rca runbook RB001`, 3 runs per side
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ PROBE = ("import json, sys, time\n"
 
 
 def baseline_package(ref: str, folder: Path) -> Path:
-    """``rca_toolkit`` as of git ``ref``, unpacked into ``folder`` (``git archive``: the checkout is not touched)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref, "rca_toolkit"],
+    """``rca_toolkit`` and its notebooks as of git ``ref``, unpacked into ``folder`` (``git archive``: the checkout
+    is not touched)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref, "rca_toolkit", "notebooks",
+                              "runbooks"],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
@@ -54,7 +58,7 @@ def baseline_package(ref: str, folder: Path) -> Path:
 def _run(package_root: Path, args: list[str], *, timeout: float = 600) -> dict:
     env = {**os.environ, "PYTHONPATH": str(package_root), "RCA_PROGRESS": "0"}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-P", "-c", PROBE, *args], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-P", "-c", PROBE, *args], cwd=package_root, env=env, capture_output=True,
                           text=True, timeout=timeout)
     wall = time.perf_counter() - started
     probe = next((json.loads(line[len("CLI-SPEED "):]) for line in done.stderr.splitlines()
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="HEAD", help="git commit of today's numbers (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=7, help="runs per command and side (default: %(default)s)")
     parser.add_argument("--demo", action="store_true", help="also time `rca demo-reports` once per side")
+    parser.add_argument("--runbook", action="store_true", help="also time `rca runbook RB001` (3 runs per side)")
     parser.add_argument("--db", default=f"sqlite:///{ROOT / 'data' / 'demo.sqlite'}", help="database of --demo")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder of the results JSON")
     args = parser.parse_args(argv)
@@ -116,11 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cli-speed-baseline-") as tmp:
         sides = {"baseline": baseline_package(ref, Path(tmp)), "current": ROOT}
         rows = measure(sides, COMMANDS, args.repeat)
+        if args.runbook:
+            with tempfile.TemporaryDirectory(prefix="cli-speed-runbook-") as out:
+                rows += measure(sides, {"rca runbook RB001": ["runbook", "RB001", "--db", args.db, "--out", out]}, 3)
         if args.demo:
             rows.append(measure_demo(sides, args.db))
     result = {"date": date.today().isoformat(), "baseline": ref, "python": sys.version.split()[0],
               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "rows": rows,
-              "goal": "rca list and rca --help under 1 s; make demo under 60 s on 2 cores"}
+              "goal": "rca list and rca --help under 1 s; a runbook on the demo database under 8 s; "
+                      "make demo under 60 s on 2 cores"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"cli_speed-{result['date']}.json"

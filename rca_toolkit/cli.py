@@ -218,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
 def _argv_secrets(argv: list[str]) -> list[str]:
     """Every password the arguments carry in a URL, as typed and URL-encoded: an error line may quote an
     argument changed (a URL read as a file path loses a ``/``), where the URL patterns no longer match."""
+    if not any("://" in arg for arg in argv):
+        return []  # nothing to find, and `rca --help`/`rca list` stay free of sqlalchemy
     from urllib.parse import quote
 
     from rca_toolkit.sources.credentials import secrets_in_text

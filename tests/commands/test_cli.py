@@ -67,3 +67,19 @@ def test_log_lines_go_through_the_one_writer(capsys):
         logging.getLogger("rca_toolkit.test").info("connecting to mysql+pymysql://u:pw-XYZ2@h/db for 0151 23456789")
     err = capsys.readouterr().err
     assert "pw-XYZ2" not in err and "0151 23456789" not in err and "[PHONE]" in err
+
+
+@pytest.mark.parametrize("argv, light", [(["--help"], ("sqlalchemy", "pandas", "nbformat")),
+                                         (["list"], ("sqlalchemy", "nbformat", "matplotlib"))])
+def test_help_and_list_stay_light(argv, light):
+    """People wait for these: they must not import the database or analysis stack (issue 21's speed goal is
+    measured in benchmarks/cli_speed.py; this keeps the cause from coming back)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, contextlib, io\nfrom rca_toolkit import cli\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n        cli.main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
+             f"print([m for m in {light!r} if m in sys.modules])\n")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
