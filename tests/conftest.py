@@ -90,3 +90,17 @@ def demo_mariadb(mariadb_url, tmp_path_factory):
 def demo_db(request):
     """The demo world on each backend: tests using it run on SQLite and on MariaDB."""
     return request.getfixturevalue(f"demo_{request.param}")
+
+
+def altered_copy(demo_url: str, folder: Path, *statements: str) -> str:
+    """A copy of a demo SQLite world in ``folder`` with ``statements`` run on it (drop a column, empty a
+    table): the data the toolkit meets when a schema differs. Returns the copy's URL."""
+    import shutil
+    import sqlite3
+
+    path = Path(folder) / "world.sqlite"
+    shutil.copy(demo_url.removeprefix("sqlite:///"), path)
+    with sqlite3.connect(path) as conn:
+        for sql in statements:
+            conn.execute(sql)
+    return f"sqlite:///{path}"

@@ -3,11 +3,9 @@ the comparison's notes, the call timeline's data gaps, the quality report's note
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-
 import pytest
 
+from conftest import altered_copy
 from rca_toolkit.analyses.calls import timeline
 from rca_toolkit.analyses.compare.before_after import before_after
 from rca_toolkit.analyses.quality import quality_report
@@ -18,12 +16,7 @@ CALL = "call_ab45deadd7db66c4956d5243861"
 
 
 def _world(demo_sqlite, tmp_path, *statements: str):
-    path = tmp_path / "world.sqlite"
-    shutil.copy(demo_sqlite[0].removeprefix("sqlite:///"), path)
-    with sqlite3.connect(path) as conn:
-        for sql in statements:
-            conn.execute(sql)
-    return loaders.engine_for(f"sqlite:///{path}")
+    return loaders.engine_for(altered_copy(demo_sqlite[0], tmp_path, *statements))
 
 
 def test_compare_notes_every_absent_optional_column(demo_sqlite, tmp_path):

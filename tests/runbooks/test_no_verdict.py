@@ -3,11 +3,9 @@ result (a check it could hide a finding from is WARN, not fully checked). Real d
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
-
 import pytest
 
+from conftest import altered_copy
 from rca_toolkit.runbooks import checks, code_checks
 from rca_toolkit.runbooks.framework import Status, run_check
 from rca_toolkit.sources import loaders
@@ -17,12 +15,7 @@ S, E = "2025-10-13T00:00:00+02:00", "2025-10-20T00:00:00+02:00"
 
 
 def _copy(demo_sqlite, tmp_path, *statements: str):
-    path = tmp_path / "world.sqlite"
-    shutil.copy(demo_sqlite[0].removeprefix("sqlite:///"), path)
-    with sqlite3.connect(path) as conn:
-        for sql in statements:
-            conn.execute(sql)
-    return loaders.engine_for(f"sqlite:///{path}")
+    return loaders.engine_for(altered_copy(demo_sqlite[0], tmp_path, *statements))
 
 
 def _no_verdict(result):
