@@ -74,6 +74,7 @@ def test_text_and_markdown_formats(demo_sqlite, capsys):
     code, out, _ = _rca(["incident", "--signature", SIGNATURE, "--db", url, "--no-detection"], capsys)
     assert code == 1
     assert out.startswith(f"Signature {SIGNATURE!r}") and "Impact per path" in out and "Open questions" in out
+    assert max(len(line) for line in out.splitlines()) <= 100  # a terminal's width, as every command's text
     for path, fix in _fixes(truth).items():
         assert path in out and fix[:12] in out
     code, md, _ = _rca(["incident", "--signature", SIGNATURE, "--db", url, "--format", "markdown", "--no-claims",

@@ -18,7 +18,7 @@ from rca_toolkit.analyses.incident.claims import STATUSES, ClaimResult
 from rca_toolkit.analyses.incident.detection import Detection
 from rca_toolkit.analyses.incident.groups import GroupImpact
 from rca_toolkit.analyses.markdown import md_table
-from rca_toolkit.analyses.tables import show as show_table
+from rca_toolkit.analyses.tables import show as show_table, wrap_lines
 
 
 @dataclass
@@ -98,6 +98,18 @@ class IncidentReport:
                          "recovered by": "" if rec is None else _commit(rec["commit"]) or "no known change"})
         return pd.DataFrame(rows)
 
+    def impact_text(self) -> str:
+        """The impact table as one block per group: eleven columns do not fit a terminal's 100."""
+        lines = []
+        for row in self.impact_table().to_dict(orient="records"):
+            lines += [f"  {row[self.by]}",
+                      f"    {row['errors']} errors, {row['failed attempts']} failed of {row['of attempts']} attempts, "
+                      f"{row['orphaned (lost)']} orphaned (lost), {row['rescued by webhook']} rescued by webhook",
+                      f"    first error {row['first error']}, last error {row['last error']}",
+                      f"    onset cause {row['onset cause'] or 'none found'}; recovered {row['recovered']}"
+                      + (f" by {row['recovered by']}" if row["recovered by"] else "")]
+        return wrap_lines(lines, hang="    ")
+
     def claims_table(self) -> pd.DataFrame:
         cols = ["claim", "status", "value", "95 % CI", "n", "evidence"]
         return pd.DataFrame([{"claim": c.claim.claim, "status": c.status, "value": _value(c),
@@ -142,13 +154,14 @@ class IncidentReport:
             for g in self.groups:
                 d = self.group_dict(g)
                 onset = d["onset_cause"]
-                cause = (f"cause {_commit(onset['commit'])} {onset['at']} ({_gap(onset['gap_s'])} before): {onset['description']}"
+                cause = (f"cause {_commit(onset['commit'])} {_short(onset['at'])} ({_gap(onset['gap_s'])} before): "
+                         f"{onset['description']}"
                          if onset else "no change in the lists explains the onset")
                 rec = d["recovery"]
-                recovered = (f"recovered {rec['at']} by {_commit(rec['commit']) or 'no known change'}"
+                recovered = (f"recovered {_short(rec['at'])} by {_commit(rec['commit']) or 'no known change'}"
                              + (f": {rec['description']}" if rec["commit"] else "")
-                             if rec else f"unresolved in the window (last error {d['last_error']})")
-                lines.append(f"- {g.group}: first error {d['first_error']}, {cause}; {recovered}.")
+                             if rec else f"unresolved in the window (last error {_short(d['last_error'])})")
+                lines.append(f"- {g.group}: first error {_short(d['first_error'])}, {cause}; {recovered}.")
         if self.detection.first_act_day:
             lines.append(f"Detected: the daily health report of {self.detection.first_act_day} would have said ACT.")
         elif self.detection.checked:
@@ -161,16 +174,20 @@ class IncidentReport:
         return lines
 
     def to_text(self) -> str:
-        parts = ["\n".join(self.summary_lines()), ""]
+        """The terminal view, within 100 columns (tables.TEXT_WIDTH): long lines wrap, times to the second."""
+        parts = [wrap_lines(self.summary_lines()), ""]
         if self.has_errors:
-            parts += ["Impact per " + self.by, self.impact_table().to_string(index=False), ""]
+            parts += ["Impact per " + self.by, self.impact_text(), ""]
         if self.timeline:
-            parts += ["Timeline"] + [f"  {e['at']}  {e['kind']:<10} {e['text']}" for e in self.timeline] + [""]
+            parts += ["Timeline", wrap_lines([f"  {_short(e['at'])}  {e['kind']:<10} {e['text']}" for e in self.timeline],
+                                             hang=" " * 31), ""]
         if self.claims:
-            parts += ["Claims"] + [f"  [{c.status}] {c.claim.claim}\n      {c.evidence}" for c in self.claims] + [""]
+            parts += ["Claims", wrap_lines([line for c in self.claims
+                                            for line in (f"  [{c.status}] {c.claim.claim}", f"      {c.evidence}")],
+                                           hang="    "), ""]
         if self.open_questions:
-            parts += ["Open questions the data cannot answer"] + [f"  - {q}" for q in self.open_questions] + [""]
-        parts.append(f"Data fingerprint: {_fingerprint(self.provenance.get('fingerprint', {}))}")
+            parts += ["Open questions the data cannot answer", wrap_lines([f"  - {q}" for q in self.open_questions]), ""]
+        parts.append(wrap_lines([f"Data fingerprint: {_fingerprint(self.provenance.get('fingerprint', {}))}"]))
         return "\n".join(parts)
 
     def to_markdown(self) -> str:
