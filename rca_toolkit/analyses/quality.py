@@ -91,16 +91,18 @@ class QualityReport:
 
     def to_text(self) -> str:
         width = max(len(self.shown(f)[0]) for f in self.findings.values())
-        out = [f"data quality of {self.source or 'frame'}: {self.n_rows} rows (stuck as of {self.as_of})"]
+        out = [f"data quality of {self.source or 'frame'}: {self.n_rows} rows (stuck as of {tables.when(self.as_of)})"]
+        rows = []
         for f in self.findings.values():
             title, n, examples = self.shown(f)
-            out.append(f"  {title:<{width}}  {n:>5}  {', '.join(str(e) for e in examples[:3])}")
+            rows.append(f"  {title:<{width}}  {n:>5}  {', '.join(str(e) for e in examples[:3])}".rstrip())
+        out = [tables.wrap_lines(out), tables.wrap_lines(rows, hang=" " * (width + 9))]  # examples under their column
         for d in self.near_duplicates:
-            out.append(f"  near-duplicate: {d['call_id']} ~ {d['similar_to']} ({d['edit_distance']} edit(s), "
-                       f"{d['seconds_apart']:g} s apart)")
+            out.append(tables.wrap_lines([f"  near-duplicate: {d['call_id']} ~ {d['similar_to']} ({d['edit_distance']} "
+                                          f"edit(s), {d['seconds_apart']:g} s apart)"], hang="    "))
         for c in self.longest_calls[:5]:
             out.append(f"  long call: {c['call_id']} {c['duration_s']:.3f} s ({c['call_status']})")
-        out += [f"  note: {n}" for n in self.notes]
+        out += [tables.wrap_lines([f"  note: {n}" for n in self.notes], hang="    ")] if self.notes else []
         return "\n".join(out)
 
     def _repr_html_(self) -> str:

@@ -137,3 +137,12 @@ def test_demo_world_on_each_backend_matches_its_ground_truth(demo_db):
         assert set(report["dst_ambiguous"].examples) == ambiguous
     else:  # MariaDB sessions pinned to +00:00 hand back unambiguous UTC
         assert report["dst_ambiguous"].count == 0
+
+
+def test_the_text_report_fits_a_terminal(report):
+    """`rca quality` prints within 100 columns: long example lists wrap under their column."""
+    text = report.to_text()
+    assert max(len(line) for line in text.splitlines()) <= 100
+    flat = " ".join(text.split())
+    for finding in report.findings.values():  # every example shown is whole: wrapped, never cut
+        assert all(str(e) in flat for e in report.shown(finding)[2][:3])
