@@ -10,6 +10,8 @@ the required ones (on MariaDB a foreign key's implicit index counts; SQLite make
 
 from __future__ import annotations
 
+import textwrap
+
 from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
@@ -110,12 +112,18 @@ def to_dict(rows: list[IndexCheck]) -> dict:
     return {"missing": sum(r.status != "present" for r in rows), "indexes": [asdict(r) for r in rows]}
 
 
+TEXT_WIDTH = 100  # a terminal's width, as every command's text output
+
+
 def to_text(rows: list[IndexCheck]) -> str:
     lines = []
     for r in rows:
         cols = ", ".join(r.columns)
         where = f"by {r.found}" if r.found else f"(production: {r.production})"
-        lines.append(f"{r.status.upper():13} {r.table}({cols}) {where}\n              used by {r.used_by}")
+        lines += textwrap.wrap(f"{r.status.upper():13} {r.table}({cols}) {where}", TEXT_WIDTH, subsequent_indent=" " * 18,
+                               break_on_hyphens=False)
+        lines += textwrap.wrap(f"used by {r.used_by}", TEXT_WIDTH, initial_indent=" " * 14, subsequent_indent=" " * 18,
+                               break_on_hyphens=False)
     missing = sum(r.status != "present" for r in rows)
     lines.append(f"{len(rows) - missing} of {len(rows)} indexes the toolkit relies on are present"
                  + (f"; {missing} missing: those queries scan their tables" if missing else ""))

@@ -65,3 +65,11 @@ def test_unreachable_database_is_one_line_exit_2(capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "127.0.0.1" in err
+
+
+def test_the_text_report_fits_a_terminal(demo_sqlite):
+    from rca_toolkit.sources import indexes
+
+    text = indexes.to_text(indexes.check(demo_sqlite[0]))
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "used by booking attempts, attempt counts and latencies" in text
