@@ -180,10 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command, verbose = _requested_command(argv) or "", _verbosity(argv)
     label = f"rca {command}" if command else "rca"
-    secrets = _argv_secrets(argv)
+    secrets: list[str] = []
     with _logging_to_stderr(verbose):
         try:
-            check_arguments(argv)
+            check_arguments(argv)  # first: a byte that is not UTF-8 would break the secret search below
+            secrets = _argv_secrets(argv)
             parser = build_parser(argv)  # imports the command's module: a broken one is an internal error too
             args = parser.parse_args(argv)  # usage errors: ConfigError (OneLineParser); --help exits 0 here
             func: Callable[[argparse.Namespace], Outcome] | None = getattr(args, "func", None)

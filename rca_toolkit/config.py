@@ -156,7 +156,7 @@ def _profiles(value, label: str) -> dict:
     return value
 
 
-BOOKING_STEP_CHOICES = ("auto", "confirm_booking", "start_booking")  # rules.functions.BOOKING_STEP_CHOICES
+BOOKING_STEP_CHOICES = ("auto", "confirm_booking", "start_booking")  # what rules.functions.booking_steps reads
 
 
 def _booking_steps(value, label: str) -> dict:
@@ -226,8 +226,9 @@ def load_settings(**overrides) -> Settings:
 
 
 def progress_enabled() -> bool:
-    """Progress bars are on unless RCA_PROGRESS=0 (checked at call time, not import)."""
-    return os.environ.get("RCA_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+    """Progress bars are on unless the ``progress`` setting says no (``RCA_PROGRESS=0`` or ``progress: false``
+    in rca.yaml), read at call time with the same true/false words as every other setting."""
+    return load_settings().progress
 
 
 def progress(items, desc: str, *, unit: str, at_least: int, leave: bool = True):

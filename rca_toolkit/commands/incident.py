@@ -44,6 +44,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
+    from rca_toolkit.rules.timeutil import parse_instant
+
+    for option, value in (("--since", args.since), ("--until", args.until)):
+        if value is not None:
+            parse_instant(value, name=option)  # the error names the option typed, not the function's keyword
     result = incident(args.db, args.signature, since=args.since, until=args.until, by=args.by, claims=args.claims,
                       with_claims=not args.no_claims, deployments_path=args.deployments, detect=not args.no_detection)
     if args.format == "json":

@@ -129,6 +129,9 @@ def cmd_demo_reports(args: argparse.Namespace) -> Outcome:
     from rca_toolkit import errors
     from rca_toolkit.analyses import tables
 
+    from rca_toolkit.sources.db import check_reachable
+
+    check_reachable(args.db)  # a wrong --db is one line before any kernel starts, not after the first ones finish
     paths = all_notebooks()
     jobs = max(1, min(int(args.jobs), len(paths) or 1))
     started = time.monotonic()
@@ -138,9 +141,8 @@ def cmd_demo_reports(args: argparse.Namespace) -> Outcome:
         futures = [pool.submit(demo_report, str(p), args.db, args.out) for p in paths]
         for future in as_completed(futures):
             run = future.result()
-            if "error_class" in run:  # a wrong input (the --db, a notebook): one line, exit 2, as for `rca run`
-                for other in futures:
-                    other.cancel()
+            if "error_class" in run:  # a wrong input (a notebook, its parameters): one line, exit 2, as for `rca run`
+                pool.shutdown(wait=False, cancel_futures=True)  # nothing new starts; running kernels finish
                 cls = getattr(errors, run["error_class"], errors.ConfigError)
                 raise cls(f"{run['notebook']}: {run['message']}", hint=run["hint"])
             done[run["notebook"]] = run

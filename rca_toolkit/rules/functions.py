@@ -103,7 +103,6 @@ def family_in_sql(col: str, stored: Iterable, families: str | Iterable[str], par
 #   start_booking    the agent books in one step: start_booking makes the booking, whatever next step it names.
 # Either way a start_booking that answers ``"success": false`` (HTTP 200, data refused) is a failed attempt.
 VALIDATION_STEPS = ("start_booking",)  # stored base names that may only validate (two-step agents)
-BOOKING_STEP_CHOICES = ("auto", "confirm_booking", "start_booking")
 NEXT_ACTION = "next_action"  # the response key a validation step names the booking function with
 # What each booking-family trace is (booking_steps): an attempt on its own ("booking": its status decides),
 # a validation the agent's data failed ("rejected": a failed attempt), a validation a later booking trace of
@@ -156,10 +155,21 @@ def validation_steps_in_sql(col: str, stored: Iterable, params: dict) -> str:
 
 
 def booking_steps_setting() -> dict:
-    """The ``booking_steps`` setting (rca.yaml): agent version key -> one of :data:`BOOKING_STEP_CHOICES`."""
+    """The ``booking_steps`` setting (rca.yaml): agent version key -> one of ``config.BOOKING_STEP_CHOICES``."""
     from rca_toolkit.config import load_settings
 
     return dict(load_settings().booking_steps)
+
+
+def _version_key(agent_version) -> str | None:
+    """``25``, ``25.0`` and ``"25"`` are version 25; text that is no number (SQLite keeps what it is given)
+    matches no version key, so the agent-only key or ``auto`` applies."""
+    if agent_version is None or pd.isna(agent_version):
+        return None
+    try:
+        return str(int(float(agent_version)))
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def booking_function_of(agent_id, agent_version, setting: dict) -> str:
@@ -168,7 +178,7 @@ def booking_function_of(agent_id, agent_version, setting: dict) -> str:
     if not setting:
         return "auto"
     agent = None if agent_id is None or pd.isna(agent_id) else str(agent_id).strip()
-    version = None if agent_version is None or pd.isna(agent_version) else str(int(float(agent_version)))
+    version = _version_key(agent_version)
     for key in (f"{agent}:{version}" if agent and version else None, agent, version):
         if key is not None and key in setting:
             return setting[key]

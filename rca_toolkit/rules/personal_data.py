@@ -73,8 +73,11 @@ def phone_numbers(text: str) -> list[str]:
             match = next(iter(phonenumbers.PhoneNumberMatcher(candidate, REGION, leniency=phonenumbers.Leniency.VALID,
                                                               max_tries=10)), None)
             if match is not None and match.start <= 1:
+                end = at + match.start + len(match.raw_string)
+                if end < len(text) and (text[end].isalnum() or text[end] == "_"):
+                    break  # "0301234abc12" is a commit id, not a number followed by letters
                 found.append(match.raw_string)
-                taken_until = at + match.start + len(match.raw_string)
+                taken_until = end
                 break
     return found
 

@@ -36,7 +36,7 @@ from typing import Any
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
 from rca_toolkit.runs import output, ownership
-from rca_toolkit.runs.kernel import RUN_DIR_ENV, env_name
+from rca_toolkit.runs.kernel import NOTEBOOK_ENV, RUN_DIR_ENV, env_name
 from rca_toolkit.runs.parameters import Parameter, read_parameters, validate
 
 log = logging.getLogger(__name__)
@@ -116,18 +116,13 @@ def _check_database(values: dict, declared: list[Parameter]) -> None:
     folder or a kernel exists (the URL parses, its options are allowed, a profile resolves, a SQLite
     file is a database, the server answers), as ``rca report health`` checks its database. Empty means
     the configured default, which the notebook may not need (a call timeline from a file)."""
-    from rca_toolkit.sources.db import check_connection, make_engine
+    from rca_toolkit.sources.db import check_reachable
 
     if "db_url" not in {p.name for p in declared}:
         return
     raw = values.get("db_url") or next(p.default for p in declared if p.name == "db_url")
-    if not raw:
-        return
-    engine = make_engine(raw)
-    try:
-        check_connection(engine)
-    finally:
-        engine.dispose()
+    if raw:
+        check_reachable(raw)
 
 
 def _database_label(values: dict, declared: list[Parameter]) -> str | None:
@@ -200,7 +195,7 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
     kernel = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
     status, error, failed_cell, outcome = "ok", None, None, Outcome.CLEAR
     try:
-        with _environ({**env, RUN_DIR_ENV: str(work.resolve())}):
+        with _environ({**env, RUN_DIR_ENV: str(work.resolve()), NOTEBOOK_ENV: str(path.resolve())}):
             for attempt in range(KERNEL_STARTS):
                 try:
                     papermill.execute_notebook(str(path), str(executed), parameters=safe, kernel_name=kernel,

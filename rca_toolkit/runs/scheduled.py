@@ -36,7 +36,7 @@ from rca_toolkit.runs.locks import LOCK_TIMEOUT_S, file_lock
 from rca_toolkit.config import load_settings, progress_enabled
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
-from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.rules.timeutil import parse_date, source_tz
 
 PERIODS = periods.PERIODS
 HEALTH_NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "health_report.ipynb"
@@ -76,11 +76,9 @@ class HealthRun:
 
 # --------------------------------------------------------------------------- inputs
 def parse_day(text: str, *, name: str = "--date") -> date:
-    """``YYYY-MM-DD`` -> date, or one clear line naming the input."""
-    try:
-        return date.fromisoformat(str(text).strip())
-    except ValueError:
-        raise ConfigError(f"{name}={text!r} is not a date", hint="write it as YYYY-MM-DD, e.g. 2025-10-14") from None
+    """``YYYY-MM-DD`` -> date in the years the data can hold, or one clear line naming the input (the one
+    day rule, ``rules.timeutil.parse_date``)."""
+    return parse_date(text, name=name)
 
 
 def check_period(period: str) -> str:
@@ -89,12 +87,19 @@ def check_period(period: str) -> str:
     return period
 
 
+MAX_BACKFILL = 1000  # periods per backfill: 83,000 kernel runs for 1970..2199 is a typo, not a plan
+
+
 def backfill_days(start: date, end: date, period: str) -> list[date]:
     """Period starts from ``start`` to ``end`` inclusive, one period apart."""
     check_period(period)
     if end < start:
         raise ConfigError(f"--to {end} is before --from {start}", hint="swap the two dates")
     step = timedelta(days=PERIODS[period])
+    count = (end - start) // step + 1
+    if count > MAX_BACKFILL:
+        raise ConfigError(f"--from {start} --to {end} is {count} {period} reports (one notebook run each, several "
+                          f"seconds apiece)", hint=f"backfill at most {MAX_BACKFILL} at a time: split the range")
     days, day = [], start
     while day <= end:
         days.append(day)
@@ -219,13 +224,9 @@ def _settle(result, final: Path) -> tuple[Path, Path | None]:
 
 def _preflight(db: str | None) -> None:
     """An unreachable or missing database is one clear line (exit 2) before any kernel starts."""
-    from rca_toolkit.sources.db import check_connection, make_engine
+    from rca_toolkit.sources.db import check_reachable
 
-    engine = make_engine(db)
-    try:
-        check_connection(engine)
-    finally:
-        engine.dispose()
+    check_reachable(db)
 
 
 def backfill(start: date | str, end: date | str, period: str = "1d", *, company_id: int = 0, db: str | None = None,

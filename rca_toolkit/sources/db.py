@@ -264,6 +264,16 @@ def check_connection(engine: sa.Engine) -> None:
         ) from None
 
 
+def check_reachable(db) -> None:
+    """``db`` (a URL, a profile, None for the configured default) opens and answers, else one clear line:
+    what runs check on the host before any kernel or run folder exists."""
+    engine = make_engine(db)
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
+
+
 def ping_ms(engine: sa.Engine) -> float:
     """Milliseconds for a ``SELECT 1`` round trip, taking the connection from the pool included."""
     started = time.perf_counter()

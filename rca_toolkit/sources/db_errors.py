@@ -10,6 +10,7 @@ bound values.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from urllib.parse import quote
 
@@ -68,9 +69,15 @@ def untranslated(exc: BaseException) -> RcaError | None:
     if not is_database_error(exc):
         return None
     inner = driver_error(exc)
+    if isinstance(inner, sqlite3.OperationalError) and _SQLITE_OWN_BUG.search(str(inner)):
+        return None  # SQLite reports a bad statement as OperationalError too: that is the toolkit's bug
     if type(inner).__name__ in ENVIRONMENT_ERRORS or type(inner) is sqlite3.DatabaseError:
         return translate(exc, "the database")
     return None
+
+
+_SQLITE_OWN_BUG = re.compile(r"syntax error|no such (column|function)|misuse|incomplete input|"
+                             r"wrong number of arguments|ambiguous column", re.IGNORECASE)
 
 
 def translate(exc: BaseException, where: str, *, secrets: list[str] = (), doing: str = "query") -> RcaError:

@@ -283,6 +283,21 @@ def test_a_file_that_is_not_a_database_surfacing_in_sqlite_is_bad_input(place):
     with pytest.raises(sqlite3.ProgrammingError) as caught:
         sqlite3.connect(":memory:").execute("SELECT ?", (1, 2))
     assert untranslated(caught.value) is None  # the toolkit's own mistake: internal
+    for bad in ("SELEC 1", "SELECT nope FROM sqlite_master", "SELECT no_such_function(1)"):
+        with pytest.raises(sqlite3.OperationalError) as caught:  # SQLite's class for a bad statement too
+            sqlite3.connect(":memory:").execute(bad)
+        assert untranslated(caught.value) is None, bad
+    with pytest.raises(sqlite3.OperationalError) as caught:  # the environment: exit 2
+        sqlite3.connect(f"file:{place / 'missing.sqlite'}?mode=ro", uri=True).execute("SELECT 1")
+    assert isinstance(untranslated(caught.value), ConnectionFailed)
+
+
+def test_a_url_argument_with_a_byte_that_is_not_utf8_is_one_line(capsys):
+    """The password search ran before the argument check: a surrogate in a URL was a traceback (exit 1)."""
+    bad = b"mysql+pymysql://u:p\xffw@127.0.0.1/db".decode("utf-8", "surrogateescape")
+    assert cli.main(["timeline", "call_x", "--db", bad]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_pandas_reads_sql_only_in_the_loaders_query_that_maps_its_errors():
@@ -335,3 +350,20 @@ def test_a_notebook_file_with_a_bad_default_is_refused_before_any_run(place, cap
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), place / "bad_default.ipynb")
     code, _, err = rca(capsys, "run", "./bad_default.ipynb", "--out", "reports")
     one_line_error(code, err, "bad_default.ipynb: default of ratio=2.0 is outside [0, 1]")
+
+
+@pytest.mark.parametrize("env, yaml_text, expected", [
+    ({"RCA_PROGRESS": ""}, None, False), ({"RCA_PROGRESS": "0"}, None, False), ({"RCA_PROGRESS": "yes"}, None, True),
+    ({}, "progress: false\n", False), ({}, None, True)])
+def test_the_progress_setting_is_one_rule(env, yaml_text, expected, tmp_path, monkeypatch):
+    """progress_enabled read RCA_PROGRESS with its own words and ignored rca.yaml's progress."""
+    from rca_toolkit.config import load_settings, progress_enabled
+
+    monkeypatch.delenv("RCA_PROGRESS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RCA_CONFIG", raising=False)
+    if yaml_text:
+        (tmp_path / "rca.yaml").write_text(yaml_text)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert progress_enabled() is expected is load_settings().progress

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -98,7 +99,8 @@ def test_a_contradicted_claim_alone_is_found(demo_sqlite, capsys):
 
 @pytest.mark.parametrize("extra, fragment", [
     (["--by", "nope"], "--by 'nope'"),
-    (["--since", "2025-10-13T00:00:00"], "has no time zone"),
+    (["--since", "2025-10-13T00:00:00"], "--since=.* has no time zone"),
+    (["--until", "9999-12-31T00:00:00Z"], "--until=.* is outside the years 1970-2199"),
     (["--since", "2025-10-14T00:00:00+02:00", "--until", "2025-10-13T00:00:00+02:00"], "is not after"),
     (["--claims", "/nonexistent/claims.yaml"], "does not exist"),
     (["--deployments", "/nonexistent/deploys.csv"], "does not exist"),
@@ -107,7 +109,7 @@ def test_bad_input_is_one_line_and_exit_2(demo_sqlite, capsys, extra, fragment):
     url, _ = demo_sqlite
     code, out, err = _rca(["incident", "--signature", SIGNATURE, "--db", url, *extra], capsys)
     assert code == 2 and out == ""
-    assert err.strip().count("\n") == 0 and fragment in err and err.startswith("rca incident: error: ")
+    assert err.strip().count("\n") == 0 and re.search(fragment, err) and err.startswith("rca incident: error: ")
 
 
 def test_a_bad_claims_file_names_the_file_the_claim_and_the_key(demo_sqlite, capsys, tmp_path):

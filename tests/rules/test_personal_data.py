@@ -140,3 +140,11 @@ def test_a_table_of_numbers_is_not_personal_data(line):
 def test_rates_fractions_and_intervals_are_never_masked(values):
     line = "  ".join(f"{v:.1f} ({k}/{n})  {v:.1f}-{v + 1:.1f}  +{v:.1f}" for v, k, n in values)
     assert mask(line) == line
+
+
+@settings(max_examples=60, deadline=None)
+@given(commit=st.text("0123456789abcdef", min_size=7, max_size=40).filter(lambda c: any(ch.isalpha() for ch in c)))
+def test_commit_ids_and_uids_are_never_phone_numbers(commit):
+    """`rca incident` prints commits like 0301234abc12: a number that runs on into letters is an id."""
+    line = f"cause {commit} (19 min before); recovered by {commit}: fix"
+    assert mask(line) == line

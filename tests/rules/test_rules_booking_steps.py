@@ -129,11 +129,8 @@ def test_the_setting_comes_from_rca_yaml(tmp_path, monkeypatch):
 
 
 def test_a_wrong_setting_is_one_config_error(tmp_path, monkeypatch):
-    from rca_toolkit import config
     from rca_toolkit.config import load_settings
     from rca_toolkit.errors import ConfigError
-
-    assert config.BOOKING_STEP_CHOICES == functions.BOOKING_STEP_CHOICES  # basics cannot import the rule: one list twice
 
     config = tmp_path / "rca.yaml"
     monkeypatch.setenv("RCA_CONFIG", str(config))
@@ -241,3 +238,11 @@ def test_generated_rows_give_the_same_steps_on_what_the_lean_read_sends(scratch,
     full = functions.booking_steps(base.assign(output_result=[decode_json(r[4])[0] for r in rows]), ok, setting)
     lean = functions.booking_steps(base.assign(output_result=[decode_json(v)[0] for v in sent]), ok, setting)
     pd.testing.assert_frame_equal(lean, full)
+
+
+def test_a_version_that_is_no_number_falls_back_to_the_agent_key():
+    """SQLite keeps text in an INTEGER column: 'v3' matched no key before and raised ValueError (exit 3)."""
+    setting = {"agent_x": "confirm_booking", "agent_x:25": "start_booking", "25": "auto"}
+    assert functions.booking_function_of("agent_x", "v3", setting) == "confirm_booking"
+    assert functions.booking_function_of("agent_x", 25.0, setting) == "start_booking"
+    assert functions.booking_function_of(None, "inf", setting) == "auto"

@@ -35,10 +35,15 @@ def rca(*args: str, progress: bool = False, timeout: int = 900) -> subprocess.Co
 def test_dates_and_periods_are_validated_with_a_hint():
     with pytest.raises(ConfigError, match=r"--date='2025-13-01' is not a date \(write it as YYYY-MM-DD"):
         scheduled.parse_day("2025-13-01")
+    with pytest.raises(ConfigError, match=r"--date='0001-01-01' is outside the years 1970-2199"):
+        scheduled.parse_day("0001-01-01")  # run_health and backfill take strings too: the same range as --date
     with pytest.raises(ConfigError, match="use one of 1d, 7d"):
         scheduled.check_period("2d")
     with pytest.raises(ConfigError, match="is before --from"):
         scheduled.backfill_days(date(2025, 10, 30), date(2025, 10, 1), "1d")
+    with pytest.raises(ConfigError, match="is 83,?\\d* 1d reports|split the range"):
+        scheduled.backfill_days(date(1970, 1, 1), date(2199, 12, 31), "1d")
+    assert len(scheduled.backfill_days(date(2023, 1, 1), date(2025, 9, 26), "1d")) == scheduled.MAX_BACKFILL
 
 
 def test_backfill_days_step_by_the_period():
