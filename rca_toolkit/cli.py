@@ -273,7 +273,7 @@ def _report_internal_error(command: str, exc: Exception, *, verbose: bool, secre
         print(f"{label}: internal error: {what} (run with -v for details)", file=sys.stderr)
 
 
-class _WriterFormatter(logging.Formatter):
+class WriterFormatter(logging.Formatter):
     """Log lines pass the one writer too (``runs/output``): a statement or a URL in a ``-v`` line shows no
     password and no caller's phone number."""
 
@@ -289,7 +289,7 @@ def _logging_to_stderr(verbose: int):
     (in-process callers such as tests call ``main`` repeatedly and swap ``sys.stderr``)."""
     logger = logging.getLogger("rca_toolkit")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_WriterFormatter(LOG_FORMAT))
+    handler.setFormatter(WriterFormatter(LOG_FORMAT))
     previous = logger.level
     logger.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING)
     logger.addHandler(handler)

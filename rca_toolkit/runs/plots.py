@@ -366,8 +366,10 @@ def plot_incident(report, *, ax=None) -> Figure:
                    gid=f"deploy:{row.commit}")
         first = False
     for g in report.groups:
-        ax.axvline(local(g.first_bad), color="#cf222e", linewidth=1.5, gid=f"onset:{g.group}",
-                   label=f"onset {g.group}")
+        limited = getattr(g, "limited_by_window", False)  # the onset lies before --since: only first seen here
+        ax.axvline(local(g.first_bad), color="#cf222e", linewidth=1.5, linestyle=":" if limited else "-",
+                   gid=f"{'first_seen' if limited else 'onset'}:{g.group}",
+                   label=f"{'first seen (onset before the window)' if limited else 'onset'} {g.group}")
         if g.recovered_at is not None:
             ax.axvline(local(g.recovered_at), color="#1a7f37", linewidth=1.5, linestyle="--", gid=f"recovery:{g.group}",
                        label=f"recovery {g.group}")

@@ -126,3 +126,22 @@ def test_signature_is_required(capsys):
     assert cli.main(["incident"]) == 2  # argparse's mistakes are one line through cli.main, not SystemExit
     err = capsys.readouterr().err
     assert "--signature" in err and err.count("\n") == 1
+
+
+def test_since_inside_the_incident_says_the_onset_is_before_the_window(demo_sqlite, capsys):
+    url, truth = demo_sqlite
+    onset = _ts(truth["incidents"]["A_phantom_columns"]["frames"][CODE_PATHS["collect_appointment"]]["window"]["start"])
+    since = (onset.tz_convert("Europe/Berlin").normalize() + pd.Timedelta(days=2)).isoformat()  # 2025-10-15T00:00+02:00
+    code, out, err = _rca(["incident", "--signature", SIGNATURE, "--db", url, "--since", since, "--no-claims",
+                           "--format", "json"], capsys)
+    assert code == 1, err
+    payload = json.loads(out)
+    assert {g["group"]: (g["onset_cause"], g.get("limited_by_window")) for g in payload["groups"]} == {
+        path: (None, True) for path in CODE_PATHS}
+    assert payload["detected"] == {"first_act_day": since[:10], "limited_by_window": True}
+    assert re.search(r"T\d{2}:\d{2}:\d{2}\.\d{6}", out)  # the JSON keeps full ISO
+    code, text, _ = _rca(["incident", "--signature", SIGNATURE, "--db", url, "--since", since, "--no-claims"], capsys)
+    assert code == 1 and "onset before the window start: widen --since" in text
+    assert f"Detected: checked only days from {since[:10]}" in text and "cause fb310a80" not in text
+    assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d{3,6}", text)  # local time to the second
+    assert max(len(line) for line in text.splitlines()) <= 100

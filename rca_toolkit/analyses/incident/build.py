@@ -62,7 +62,7 @@ def incident(db=None, signature: str = "", *, since=None, until=None, by: str = 
     errors = loaders.errors(engine, start=load_start, end=load_end)
     migrations = None if "migrations" in absent else loaders.migrations(engine)
     since_ts, until_ts, basis = _window(start, end, attempts, errors)
-    impacts, daily = groups.impacts(attempts, errors, query, by, since_ts, until_ts)
+    impacts, daily = groups.impacts(attempts, errors, query, by, since_ts, until_ts, since_given=start is not None)
     changes = causes.changes_frame(deployments, migrations, deployments.attrs.get("source_file"))
     carried = _carried_texts(attempts, errors, query, since_ts, until_ts)
     parts = signatures(carried) if len(carried) else pd.DataFrame(columns=["signature", "column", "table"])
@@ -72,11 +72,14 @@ def incident(db=None, signature: str = "", *, since=None, until=None, by: str = 
     days = detection.days_seen(pd.Series([g.first_bad for g in impacts] + _failure_instants(attempts, errors, query, since_ts, until_ts),
                                          dtype="object"), source_tz())
     found = detection.first_act_day(engine, days) if detect and days else detection.Detection(None, skipped=not detect)
+    if detect and days and any(g.limited_by_window for g in impacts):
+        found.limited_from = days[0]  # the scan began at the window start, not at the onset
     judged = [claims_mod.judge(c, attempts, errors, query, by) for c in claim_list]
     events = timeline.events(changes, impacts, onsets, recoveries, found, since_ts, until_ts)
     attrs = loaders.base_attrs(engine)
     report = IncidentReport(query.text, since_ts, until_ts, by, impacts, onsets, recoveries, found, judged, events, daily,
-                            changes, questions.open_questions(impacts, onsets, recoveries, bound), synthetic=bool(attrs["synthetic"]))
+                            changes, questions.open_questions(impacts, onsets, recoveries, bound, found),
+                            synthetic=bool(attrs["synthetic"]))
     report.open_questions += requirements.absent_notes(absent, *REQUIRES["incident"])
     matched = sorted(set(parts["signature"].dropna().astype(str))) if len(carried) else []
     report.provenance = provenance(report, query, matched, basis, (load_start, load_end), attempts, attrs["source"],

@@ -5,7 +5,8 @@ Why not simply "the latest change before the first error": changes come in burst
 columns reached ``main`` at 11:16:08 and a backfill script followed at 11:42:29; the partial fix at
 13:20:08 was followed by a migration 27 s later and another change at 13:32). The attempts bound
 each regime change to an interval: the onset lies after the group's last clean attempt and at or
-before its first failure, the recovery after its last failure and at or before its first success.
+before its first failure, the recovery after its last sign of the fault (the later of its last failing
+attempt and its last error row) and at or before its first success after that.
 Every change inside that interval fits the attempts equally well, so we pick, and say so:
 
 1. changes whose description names the failing code (a class or method of the group's code path) or
@@ -15,6 +16,8 @@ Every change inside that interval fits the attempts equally well, so we pick, an
 
 With no change inside the interval, the onset falls back to the latest change before the first
 error within ``bound`` (flagged: successful attempts came after it); a recovery gets no commit.
+A group failing from the start of a given window (``limited_by_window``) gets no onset cause: its
+onset lies before the window, and the latest change before its first failure there is not it.
 Migrations from the ``migrations`` table count as changes only when no deployment row names them,
 at the time in their file name (when they were written, not when they ran), and say so.
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from rca_toolkit.analyses.code.migrations import name_prefix
+from rca_toolkit.analyses.tables import when
 from rca_toolkit.rules.timeutil import source_tz
 
 BOUND = pd.Timedelta(days=3)  # how far before the first error a change may lie and still be a candidate
@@ -109,19 +113,20 @@ def onset_cause(changes: pd.DataFrame, first_bad: pd.Timestamp, last_clean: pd.T
     if earlier.empty:
         return None
     best = earlier.iloc[-1]
-    note = (f"{best.description} (before the group's last successful attempt at {iso(last_clean)}: "
+    note = (f"{best.description} (before the group's last successful attempt at {when(last_clean)}: "
             f"successful attempts came after it, so it explains the onset only with a delay)")
     return Attribution(best.commit, best["at"], note, best.kind, (first_bad - best["at"]).total_seconds(),
                        _relevant(best.description, words), False, [])
 
 
-def recovery_cause(changes: pd.DataFrame, last_bad: pd.Timestamp, recovered_at: pd.Timestamp,
+def recovery_cause(changes: pd.DataFrame, last_failure: pd.Timestamp, recovered_at: pd.Timestamp,
                    words: list[str]) -> Attribution:
-    """The change that best explains a recovery between the last failure and the first success after it."""
-    inside = changes[(changes["at"] > last_bad) & (changes["at"] <= recovered_at)]
+    """The change that best explains a recovery between the last sign of the fault (``GroupImpact.recovery_from``:
+    the later of the last failing attempt and the last error row) and the first success after it."""
+    inside = changes[(changes["at"] > last_failure) & (changes["at"] <= recovered_at)]
     if inside.empty:
-        return Attribution(None, None, f"no known change between the last failure ({iso(last_bad)}) and the first "
-                                       f"success ({iso(recovered_at)})", inside=False)
+        return Attribution(None, None, f"no known change between the last failure ({when(last_failure)}) and the first "
+                                       f"success ({when(recovered_at)})", inside=False)
     best, others = _pick(inside, words)
     return Attribution(best.commit, best["at"], best.description, best.kind, (recovered_at - best["at"]).total_seconds(),
                        bool(best.relevant), True, others)
@@ -129,12 +134,13 @@ def recovery_cause(changes: pd.DataFrame, last_bad: pd.Timestamp, recovered_at: 
 
 def attribute(impacts, changes: pd.DataFrame, signature_words: list[str], *, bound: pd.Timedelta = BOUND):
     """``(onsets, recoveries)``: per group of :func:`rca_toolkit.analyses.incident.groups.impacts`, the
-    onset's and the recovery's attribution (None: no candidate, or not recovered)."""
+    onset's and the recovery's attribution (None: no candidate, not recovered, or an onset before the window)."""
     onsets, recoveries = {}, {}
     for g in impacts:
         words = hint_words(g.code_paths) + list(signature_words)
-        onsets[g.group] = onset_cause(changes, g.first_bad, g.last_clean, words, bound=bound)
-        recoveries[g.group] = recovery_cause(changes, g.last_bad, g.recovered_at, words) if g.recovered_at is not None else None
+        onsets[g.group] = None if g.limited_by_window else onset_cause(changes, g.first_bad, g.last_clean, words, bound=bound)
+        recoveries[g.group] = (recovery_cause(changes, g.recovery_from, g.recovered_at, words)
+                               if g.recovered_at is not None else None)
     return onsets, recoveries
 
 
@@ -145,4 +151,18 @@ def iso(ts: pd.Timestamp | None) -> str | None:
     return pd.Timestamp(ts).tz_convert(source_tz()).isoformat()
 
 
-__all__ = ["Attribution", "BOUND", "attribute", "changes_frame", "hint_words", "iso", "onset_cause", "recovery_cause"]
+def span(delta) -> str:
+    """A duration in words: ``3 days``, ``1 day``, ``36 h``, ``90 min`` (never ``3 days 00:00:00``)."""
+    seconds = pd.Timedelta(delta).total_seconds()
+    day = 86400
+    if seconds and seconds % day == 0:
+        days = int(seconds // day)
+        return f"{days} day" if days == 1 else f"{days} days"
+    if seconds >= 7200:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 120:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+__all__ = ["Attribution", "BOUND", "attribute", "changes_frame", "hint_words", "iso", "onset_cause", "recovery_cause", "span"]

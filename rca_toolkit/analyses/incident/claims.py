@@ -35,6 +35,9 @@ from rca_toolkit.rules.bookings import MIN_ATTEMPTS
 from rca_toolkit.rules.timeutil import parse_instant
 
 METRICS = {"booking_success_rate": "rate", "signature_errors": "count"}
+# what each metric counts, in the words a claims table shows next to the claim
+METRIC_LABELS = {"booking_success_rate": "booking success rate (successful / all booking attempts)",
+                 "signature_errors": "signature errors (error rows carrying the signature only)"}
 REQUIRED = ("claim", "metric", "window", "expected", "tolerance")
 OPTIONAL = ("group", "source")
 STATUSES = ("verified", "contradicted", "not measurable")
@@ -198,4 +201,4 @@ def _judge_rate(claim: Claim, att: pd.DataFrame, where: str) -> ClaimResult:
                        f"{measured}: the interval overlaps the claimed band without lying inside it; more attempts are needed")
 
 
-__all__ = ["ALL_GROUPS", "Claim", "ClaimResult", "METRICS", "STATUSES", "default_path", "judge", "load_claims", "parse_claims"]
+__all__ = ["ALL_GROUPS", "Claim", "ClaimResult", "METRICS", "METRIC_LABELS", "STATUSES", "default_path", "judge", "load_claims", "parse_claims"]

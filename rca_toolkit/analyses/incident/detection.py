@@ -5,6 +5,10 @@ team runs, so each day is judged by :func:`rca_toolkit.analyses.health.report.he
 ``1d`` report over all companies, its baseline the 7 days before), not by a second rule set. Days
 are source-zone (Europe/Berlin) calendar days on which the signature was seen, from the first in
 order; the scan stops at the first ACT (a report costs a fraction of a second on the demo world).
+
+When a group was already failing at the start of a given window (``--since``), the days checked
+begin at that start, not at the onset: ``limited_from`` names that day, and the first ACT found is
+only the first from there on (an earlier day may have said ACT first).
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ class Detection:
     verdict_line: str | None = None
     checked: list[dict] = field(default_factory=list)  # [{"day", "verdict"}] in order
     skipped: bool = False  # the caller asked for no detection
+    limited_from: str | None = None  # the window-start day the check began at, when the onset lies before it
+
+    @property
+    def limited_by_window(self) -> bool:
+        return self.limited_from is not None
 
     def to_dict(self) -> dict:
         return {"first_act_day": self.first_act_day, "verdict_line": self.verdict_line, "checked": self.checked,
-                "skipped": self.skipped, "function": FUNCTION}
+                "skipped": self.skipped, "limited_from": self.limited_from, "function": FUNCTION}
 
 
 def first_act_day(db, days: list[str]) -> Detection:

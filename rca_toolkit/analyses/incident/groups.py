@@ -6,9 +6,14 @@ Why per group: "0 % before, ~100 % after" pooled two code paths that broke toget
 
 * ``last_clean``: the group's last successful attempt before the first failing one (the old regime's
   last observation), ``first_bad``: the first observation of the signature (error row or attempt);
-* ``last_bad``: the last failing attempt carrying it (else the last error row), ``recovered_at``: the
-  first successful attempt after the last error. Changes between these instants are what
-  :mod:`rca_toolkit.analyses.incident.causes` weighs.
+* ``last_bad``: the last failing attempt carrying it (else the last error row), ``recovery_from``: the
+  later of ``last_bad`` and the last error row (an error row without an attempt still says the fault
+  was live), ``recovered_at``: the first successful attempt after ``recovery_from``. Changes between
+  these instants are what :mod:`rca_toolkit.analyses.incident.causes` weighs.
+
+``limited_by_window``: the window was given (``--since``) and the group has no successful attempt
+before its first failure inside it, so the group was already failing when the window opened: its
+first failure in the window is not its onset, and the onset lies before ``since``.
 
 Error rows are attributed to a group through their attempt (``function_trace_id``); rows without
 one use their own matching column (``family`` for ``path``, ``frame`` for ``code_path``, ...), else
@@ -51,6 +56,13 @@ class GroupImpact:
     last_clean: pd.Timestamp | None
     recovered_at: pd.Timestamp | None
     code_paths: list[str]
+    limited_by_window: bool = False  # failing since the window start: the onset lies before ``since``
+
+    @property
+    def recovery_from(self) -> pd.Timestamp | None:
+        """The last sign of the fault: the later of the last failing attempt and the last error row."""
+        instants = [t for t in (self.last_bad, self.last_error) if t is not None]
+        return max(instants) if instants else None
 
 
 def check_by(by: str) -> str:
@@ -87,11 +99,13 @@ def error_groups(errors: pd.DataFrame, attempts: pd.DataFrame, by: str) -> pd.Se
 
 
 def impacts(attempts: pd.DataFrame, errors: pd.DataFrame, query: SignatureQuery, by: str,
-            since: pd.Timestamp, until: pd.Timestamp) -> tuple[list[GroupImpact], pd.DataFrame]:
+            since: pd.Timestamp, until: pd.Timestamp, *, since_given: bool = True) -> tuple[list[GroupImpact], pd.DataFrame]:
     """Per-group impact in ``[since, until)`` and the signature's error rows per Berlin day and group.
 
     ``attempts`` is :func:`rca_toolkit.analyses.bookings.outcomes.booking_attempts`; ``errors``
-    :func:`rca_toolkit.sources.loaders.errors` (both over at least the window).
+    :func:`rca_toolkit.sources.loaders.errors` (both over at least the window). ``since_given``: the
+    window start was chosen by the caller (not the start of the data), so a group failing from it on
+    is ``limited_by_window``.
     """
     att = in_window(attempts, "at", since, until).copy()
     err = in_window(errors, "occurred_at", since, until).copy()
@@ -120,7 +134,8 @@ def impacts(attempts: pd.DataFrame, errors: pd.DataFrame, query: SignatureQuery,
             rescued=int(failing["rescued_by_webhook"].fillna(False).astype(bool).sum()), attempts=int(len(own)),
             first_bad=first_bad, last_bad=last_bad, last_clean=before["at"].max() if len(before) else None,
             recovered_at=after["at"].min() if len(after) else None,
-            code_paths=sorted(set(failing["code_path"].dropna().astype(str)) | set(rows["frame"].dropna().astype(str)))))
+            code_paths=sorted(set(failing["code_path"].dropna().astype(str)) | set(rows["frame"].dropna().astype(str))),
+            limited_by_window=bool(since_given and before.empty)))
     return out, daily_errors(err)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from rca_toolkit import __version__
 from rca_toolkit.analyses.incident import detection
-from rca_toolkit.analyses.incident.causes import iso
+from rca_toolkit.analyses.incident.causes import iso, span
 from rca_toolkit.analyses.incident.report import IncidentReport
 from rca_toolkit.analyses.incident.signature import SignatureQuery
 
@@ -49,9 +49,11 @@ def provenance(report: IncidentReport, query: SignatureQuery, matched: list[str]
             "orphaned": f"those attempts with outcome 'orphaned' (Cal.com booked, no local appointment; {attempts_fn}); {window}",
             "rescued": f"those attempts with rescued_by_webhook (the Cal.com webhook created the row; {attempts_fn}); {window}",
             "onset_cause": f"rca_toolkit.analyses.incident.causes.onset_cause: changes in (last successful attempt, first "
-                           f"failure], bound {bound}; deployments from {deployments_file}, migrations from the migrations table",
+                           f"failure], bound {span(bound)}; deployments from {deployments_file}, migrations from the "
+                           f"migrations table; none for a group failing from a given window start (limited_by_window)",
             "recovery": "rca_toolkit.analyses.incident.causes.recovery_cause: first successful attempt after the last "
-                        "failure; changes in (last failure, that success]",
+                        "failure (the later of the last failing attempt and the last error row); changes in "
+                        "(that last failure, that success]",
             "first_act_day": (detection.FUNCTION + " per source-zone day with the signature, until the first ACT"
                               if detect else "not computed (detect=False)"),
             "claims": ("rca_toolkit.analyses.incident.claims.judge (rates: "
@@ -59,7 +61,8 @@ def provenance(report: IncidentReport, query: SignatureQuery, matched: list[str]
             "timeline": "rca_toolkit.analyses.incident.timeline.events",
         },
         "groups": {g.group: {"attempts": g.attempts, "first_bad": iso(g.first_bad), "last_bad": iso(g.last_bad),
-                             "last_clean": iso(g.last_clean), "code_paths": g.code_paths,
+                             "last_clean": iso(g.last_clean), "recovery_from": iso(g.recovery_from),
+                             "limited_by_window": g.limited_by_window, "code_paths": g.code_paths,
                              "onset": attribution(report.onsets.get(g.group)),
                              "recovery": attribution(report.recoveries.get(g.group))} for g in report.groups},
         "detected": report.detection.to_dict(),

@@ -3,6 +3,15 @@ as JSON (the shape ``rca incident --format json`` prints and other tools read), 
 
 Why one object: the CLI and the notebook show the same numbers because they render the same object;
 every number's provenance (function and window) travels with it under ``provenance``.
+
+The JSON keeps the shape of issue 23, with two keys that appear only when true: a group's
+``"limited_by_window": true`` (a ``--since`` was given and the group was already failing when the
+window opened: no successful attempt before its first failure inside it, so ``first_error`` is the
+first in the window, not the onset, and ``onset_cause`` is null: widen ``--since``), and
+``detected.limited_by_window: true`` (the daily reports were checked only from the window start
+on, so ``first_act_day`` is the first ACT from there, not necessarily the incident's first).
+Instants are full ISO-8601 in the JSON; the text, Markdown and HTML show local time to the second
+(:func:`rca_toolkit.analyses.tables.when`).
 """
 
 from __future__ import annotations
@@ -14,11 +23,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from rca_toolkit.analyses.incident.causes import Attribution, iso
-from rca_toolkit.analyses.incident.claims import STATUSES, ClaimResult
+from rca_toolkit.analyses.incident.claims import METRIC_LABELS, METRICS, STATUSES, ClaimResult
 from rca_toolkit.analyses.incident.detection import Detection
 from rca_toolkit.analyses.incident.groups import GroupImpact
 from rca_toolkit.analyses.markdown import md_table
-from rca_toolkit.analyses.tables import show as show_table, wrap_lines
+from rca_toolkit.analyses.tables import show as show_table, when, wrap_lines
+
+BEFORE_WINDOW = "onset before the window start: widen --since"
 
 
 @dataclass
@@ -59,6 +70,7 @@ class IncidentReport:
     # ------------------------------------------------------------------ JSON
     def group_dict(self, g: GroupImpact) -> dict:
         onset, fix = self.onsets.get(g.group), self.recoveries.get(g.group)
+        limited = {"limited_by_window": True} if g.limited_by_window else {}
         return {
             "group": g.group, "errors": g.errors, "first_error": iso(g.first_error), "last_error": iso(g.last_error),
             "failed_attempts": g.failed_attempts, "orphaned": g.orphaned, "rescued": g.rescued,
@@ -68,12 +80,14 @@ class IncidentReport:
             "recovery": None if g.recovered_at is None else {
                 "at": iso(g.recovered_at), "commit": None if fix is None else fix.commit,
                 "description": "" if fix is None else fix.description},
+            **limited,
         }
 
     def to_dict(self) -> dict:
         return {"signature": self.signature, "window": {"since": iso(self.since), "until": iso(self.until)},
                 "groups": [self.group_dict(g) for g in self.groups],
-                "detected": {"first_act_day": self.detection.first_act_day},
+                "detected": {"first_act_day": self.detection.first_act_day,
+                             **({"limited_by_window": True} if self.detection.limited_by_window else {})},
                 "claims": [c.to_dict() for c in self.claims], "timeline": self.timeline, "provenance": self.provenance}
 
     def to_json(self, **kwargs) -> str:
@@ -93,7 +107,8 @@ class IncidentReport:
             rows.append({self.by: g.group, "errors": g.errors, "failed attempts": g.failed_attempts,
                          "of attempts": g.attempts, "orphaned (lost)": g.orphaned, "rescued by webhook": g.rescued,
                          "first error": _short(d["first_error"]), "last error": _short(d["last_error"]),
-                         "onset cause": "" if onset is None else f"{_commit(onset['commit'])} ({_gap(onset['gap_s'])} before)",
+                         "onset cause": (BEFORE_WINDOW if g.limited_by_window else "" if onset is None
+                                         else f"{_commit(onset['commit'])} ({_gap(onset['gap_s'])} before)"),
                          "recovered": "unresolved" if rec is None else _short(rec["at"]),
                          "recovered by": "" if rec is None else _commit(rec["commit"]) or "no known change"})
         return pd.DataFrame(rows)
@@ -106,18 +121,22 @@ class IncidentReport:
                       f"    {row['errors']} errors, {row['failed attempts']} failed of {row['of attempts']} attempts, "
                       f"{row['orphaned (lost)']} orphaned (lost), {row['rescued by webhook']} rescued by webhook",
                       f"    first error {row['first error']}, last error {row['last error']}",
-                      f"    onset cause {row['onset cause'] or 'none found'}; recovered {row['recovered']}"
+                      f"    {_onset_words(row['onset cause'])}; recovered {row['recovered']}"
                       + (f" by {row['recovered by']}" if row["recovered by"] else "")]
         return wrap_lines(lines, hang="    ")
 
     def claims_table(self) -> pd.DataFrame:
-        cols = ["claim", "status", "value", "95 % CI", "n", "evidence"]
-        return pd.DataFrame([{"claim": c.claim.claim, "status": c.status, "value": _value(c),
-                              "95 % CI": "" if c.ci is None else f"{c.ci[0]:.1%}-{c.ci[1]:.1%}", "n": c.n,
+        """One row per claim; ``metric`` says what is counted, ``n`` (attempts behind a rate) is ``-`` for a count."""
+        cols = ["claim", "metric", "status", "value", "95 % CI", "n", "evidence"]
+        return pd.DataFrame([{"claim": c.claim.claim, "metric": METRIC_LABELS[c.claim.metric], "status": c.status,
+                              "value": _value(c), "95 % CI": "" if c.ci is None else f"{c.ci[0]:.1%}-{c.ci[1]:.1%}",
+                              "n": "-" if METRICS[c.claim.metric] == "count" else c.n,
                               "evidence": c.evidence} for c in self.claims], columns=cols)
 
     def timeline_table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.timeline, columns=["at", "kind", "text"])
+        """The timeline with ``at`` in local time to the second (the JSON keeps full ISO)."""
+        frame = pd.DataFrame(self.timeline, columns=["at", "kind", "text"])
+        return frame.assign(at=[_short(a) for a in frame["at"]])
 
     def provenance_table(self) -> pd.DataFrame:
         """How each number was computed (function and window), then the data fingerprint per table."""
@@ -143,7 +162,7 @@ class IncidentReport:
 
     # ------------------------------------------------------------------ words
     def summary_lines(self) -> list[str]:
-        window = f"[{iso(self.since)}, {iso(self.until)})"
+        window = f"[{when(self.since)}, {when(self.until)})"
         if not self.has_errors:
             lines = [f"No error row and no failed booking attempt carries the signature {self.signature!r} in {window}."]
         else:
@@ -154,15 +173,21 @@ class IncidentReport:
             for g in self.groups:
                 d = self.group_dict(g)
                 onset = d["onset_cause"]
-                cause = (f"cause {_commit(onset['commit'])} {_short(onset['at'])} ({_gap(onset['gap_s'])} before): "
-                         f"{onset['description']}"
+                cause = (f"failing from the window start on, {BEFORE_WINDOW}" if g.limited_by_window
+                         else f"cause {_commit(onset['commit'])} {_short(onset['at'])} ({_gap(onset['gap_s'])} before): "
+                              f"{onset['description']}"
                          if onset else "no change in the lists explains the onset")
+                first = "first error in the window" if g.limited_by_window else "first error"
                 rec = d["recovery"]
                 recovered = (f"recovered {_short(rec['at'])} by {_commit(rec['commit']) or 'no known change'}"
                              + (f": {rec['description']}" if rec["commit"] else "")
                              if rec else f"unresolved in the window (last error {_short(d['last_error'])})")
-                lines.append(f"- {g.group}: first error {_short(d['first_error'])}, {cause}; {recovered}.")
-        if self.detection.first_act_day:
+                lines.append(f"- {g.group}: {first} {_short(d['first_error'])}, {cause}; {recovered}.")
+        if self.detection.first_act_day and self.detection.limited_by_window:
+            lines.append(f"Detected: checked only days from {self.detection.limited_from} (the window start) on, the "
+                         f"incident began earlier: the report of {self.detection.first_act_day} would have said ACT, "
+                         f"an earlier one may have; widen --since.")
+        elif self.detection.first_act_day:
             lines.append(f"Detected: the daily health report of {self.detection.first_act_day} would have said ACT.")
         elif self.detection.checked:
             lines.append(f"Detected: none of the {len(self.detection.checked)} daily health reports checked says ACT.")
@@ -179,11 +204,12 @@ class IncidentReport:
         if self.has_errors:
             parts += ["Impact per " + self.by, self.impact_text(), ""]
         if self.timeline:
-            parts += ["Timeline", wrap_lines([f"  {_short(e['at'])}  {e['kind']:<10} {e['text']}" for e in self.timeline],
-                                             hang=" " * 31), ""]
+            parts += ["Timeline", wrap_lines([f"  {_short(e['at']):<24}  {e['kind']:<10} {e['text']}" for e in self.timeline],
+                                             hang=" " * 37), ""]
         if self.claims:
             parts += ["Claims", wrap_lines([line for c in self.claims
-                                            for line in (f"  [{c.status}] {c.claim.claim}", f"      {c.evidence}")],
+                                            for line in (f"  [{c.status}] {c.claim.claim} (metric: {METRIC_LABELS[c.claim.metric]})",
+                                                         f"      {c.evidence}")],
                                            hang="    "), ""]
         if self.open_questions:
             parts += ["Open questions the data cannot answer", wrap_lines([f"  - {q}" for q in self.open_questions]), ""]
@@ -206,6 +232,13 @@ class IncidentReport:
 
     def detection_text(self) -> str:
         d = self.detection
+        if d.first_act_day and d.limited_by_window:
+            return (f"Checked only days from {d.limited_from} (the window start) on: the incident began before the "
+                    f"window, so earlier days were not checked (widen --since). The first of the checked daily health "
+                    f"reports to say ACT is {d.first_act_day}'s: {d.verdict_line}")
+        if d.limited_by_window:
+            return (f"Checked only days from {d.limited_from} (the window start) on: none of the {len(d.checked)} says ACT; "
+                    f"the incident began before the window (widen --since).")
         if d.first_act_day:
             return f"The daily health report of {d.first_act_day} would have said: {d.verdict_line}"
         if d.checked:
@@ -235,7 +268,12 @@ class IncidentReport:
 
 
 def _short(text: str | None) -> str:
-    return "" if not text else text[:19].replace("T", " ")
+    """An ISO instant of the JSON as local time to the second with its zone (``2025-10-13 11:22:34 CEST``)."""
+    return "" if not text else when(text)
+
+
+def _onset_words(cell: str) -> str:
+    return cell if cell == BEFORE_WINDOW else f"onset cause {cell or 'none found'}"
 
 
 def _commit(commit: str | None) -> str:
