@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import numbers
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -56,6 +57,19 @@ class WorldOverview:
         lines.append(f"Window {start} to {end}: "
                      f"{int(self.calls_per_day['calls'].sum()):,} calls on {len(self.calls_per_day)} days.")
         return lines + self.notes
+
+    def summary_lines(self) -> list[str]:
+        """The key numbers a report's summary block shows (metrics ``headline``): the window line, booking
+        success per path as the outcomes table gives it (``tables.share_of``), the data-quality counts, the notes."""
+        window, *notes = [line for line in self._headline() if not line.startswith("SYNTHETIC")]
+        lines = [window]
+        if len(self.outcomes_by_path):
+            lines.append("Booking success: " + "; ".join(f"{path} {tables.share_of(row['success'], row['attempts'])}"
+                                                         for path, row in self.outcomes_by_path.iterrows()) + ".")
+        shown = [f"{v} {k}" for k, v in self.flags.items() if isinstance(v, numbers.Integral) and v]
+        if shown:
+            lines.append("Data quality: " + "; ".join(shown) + ".")
+        return lines + notes
 
     def outcomes(self) -> tables.Table:
         """Booking outcomes per path: counts, success as a percentage with its count and Wilson interval."""

@@ -182,6 +182,13 @@ def cut(value: str, limit: int = CUT) -> str:
     return value if len(value) <= limit else value[: max(1, limit - 1)].rstrip() + "…"
 
 
+def cut_html(value: str, limit: int = CUT) -> str:
+    """``value`` escaped for HTML, cut as :func:`cut` with the whole text as its tooltip when cut."""
+    shown = cut(value, limit)
+    return (f'<span title="{html.escape(value, quote=True)}">{html.escape(shown)}</span>'
+            if shown != value else html.escape(value))
+
+
 def _auto(value: Any) -> str:
     if isinstance(value, (int,)) and not isinstance(value, bool):
         return count(value)
@@ -268,9 +275,7 @@ class Table:
         for row in self.cells:
             tds = []
             for c, value in zip(self.columns, row):
-                shown = cut(value, c.max_chars) if c.max_chars else value
-                inner = (f'<span title="{html.escape(value, quote=True)}">{html.escape(shown)}</span>'
-                         if shown != value else html.escape(value))
+                inner = cut_html(value, c.max_chars) if c.max_chars else html.escape(value)
                 tds.append(f"<td{_align(c)}>{inner}</td>")
             body.append("<tr>" + "".join(tds) + "</tr>")
         return (f'<table class="rca-table"><thead><tr>{head}</tr></thead>\n<tbody>\n' + "\n".join(body)
@@ -374,6 +379,6 @@ class Notes(list):
         return "\n".join(f"- {n}" for n in self)
 
 
-__all__ = ["CUT", "MISSING", "TEXT_WIDTH", "Column", "Notes", "Table", "between", "bullet_list", "col", "count", "cut", "interval",
+__all__ = ["CUT", "MISSING", "TEXT_WIDTH", "Column", "Notes", "Table", "between", "bullet_list", "col", "count", "cut", "cut_html", "interval",
            "is_missing", "ms_as_seconds", "number", "p_value", "percent", "percent_interval", "seconds", "share_of", "signed_interval", "show",
            "text", "when", "wrap_lines"]

@@ -18,6 +18,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rca_toolkit.analyses.tables import cut_html
 from rca_toolkit.runs import output
 from rca_toolkit.runs.locks import file_lock
 
@@ -120,13 +121,6 @@ _COLUMNS = [("started", "8em"), ("notebook", "12em"), ("covers", "14em"), ("resu
             ("key numbers", "15em"), ("links", "6.5em")]
 
 
-def _cut(text: str, limit: int) -> str:
-    """Escaped ``text``, cut to ``limit`` characters with the whole text as the tooltip."""
-    if len(text) <= limit:
-        return html.escape(text)
-    return f'<span title="{html.escape(text, quote=True)}">{html.escape(text[: limit - 1].rstrip())}…</span>'
-
-
 def _local_minute(text) -> str:
     """A run's start in the report zone to the minute (``2026-01-02 07:30 CET``); the raw text if unreadable."""
     ts = _parse_time(text)
@@ -145,7 +139,7 @@ def _covers(e: dict) -> str:
     if params.get("period_start"):
         return html.escape(f"{params['period_start']} ({params.get('period', '1d')})")
     shown = ", ".join(f"{k}={v}" for k, v in params.items() if v not in ("", None, 0) and k != "db_url")
-    return _cut(shown, PARAMS_CHARS) if shown else '<span class="muted">defaults</span>'
+    return cut_html(shown, PARAMS_CHARS) if shown else '<span class="muted">defaults</span>'
 
 
 def render_html(entries: list[dict], *, generated: str) -> str:
@@ -158,8 +152,8 @@ def render_html(entries: list[dict], *, generated: str) -> str:
             result = f'<span class="v v-{html.escape(verdict)}">{html.escape(verdict)}</span>'
         else:
             result = f'<span class="s-{html.escape(status)}">{html.escape(status)}</span>'
-        line = _cut(e.get("verdict_line") or e.get("error") or "", REASON_CHARS)
-        numbers = "\n".join(_cut(f"{k}: {v}", 40) for k, v in list(e["key_numbers"].items())[:MAX_KEY_NUMBERS])
+        line = cut_html(e.get("verdict_line") or e.get("error") or "", REASON_CHARS)
+        numbers = "\n".join(cut_html(f"{k}: {v}", 40) for k, v in list(e["key_numbers"].items())[:MAX_KEY_NUMBERS])
         name = html.escape(e["notebook"])
         folder = html.escape(e["path"], quote=True)
         if e["report"]:

@@ -5,7 +5,8 @@ Secrets: papermill writes parameters into the executed notebook, so the runner
 the real value in the environment variable ``RCA_PARAM_<NAME>`` (:func:`env_name`); here
 :func:`open_db` / :func:`param_value` give the real value back.
 
-In a run, ``RCA_RUN_DIR`` points at the run folder being built and :func:`record_metrics`,
+In a run, ``RCA_NOTEBOOK`` names the notebook (:func:`project_path` finds default paths in the project it
+ships in) and ``RCA_RUN_DIR`` points at the run folder being built and :func:`record_metrics`,
 :func:`save_figure` and :func:`save_text` write there, through the one writer (``runs/output``:
 credentials redacted, personal data masked unless the run shows it). Metrics and figures are also
 recorded in the notebook itself, and a plain papermill run writes them beside its output notebook
@@ -29,6 +30,7 @@ from rca_toolkit.errors import ConfigError
 
 _FIGURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 RUN_DIR_ENV = "RCA_RUN_DIR"
+NOTEBOOK_ENV = "RCA_NOTEBOOK"  # the runner sets it to the notebook's path: the project it ships in is found from it
 
 
 def env_name(param: str) -> str:
@@ -78,16 +80,20 @@ def db_label(engine) -> str:
 
 
 def project_path(text: str) -> str:
-    """A relative path as given if it exists here, else found in a parent folder ('' stays '').
+    """A relative path as given if it exists here, else found in the project the notebook ships in (the
+    parent of its folder, from ``RCA_NOTEBOOK``), else in a parent folder ('' stays '').
 
-    nbval starts kernels in the notebook's folder and ``rca run`` in the working directory;
-    this lets a default like ``tests/fixtures/...`` work from both.
+    nbval starts kernels in the notebook's folder and ``rca run`` in the working directory, which may be
+    outside the checkout (``cd /tmp; rca demo-reports``); this lets a default like ``tests/fixtures/...``
+    work from all of them.
     """
     if not text or Path(text).is_absolute() or Path(text).exists():
         return text
-    for parent in Path.cwd().resolve().parents:
-        if (parent / text).exists():
-            return str(parent / text)
+    notebook = os.environ.get(NOTEBOOK_ENV)
+    folders = [Path(notebook).resolve().parent.parent] if notebook else []
+    for folder in folders + list(Path.cwd().resolve().parents):
+        if (folder / text).exists():
+            return str(folder / text)
     return text
 
 
@@ -177,5 +183,5 @@ def declare_personal_data(*data) -> None:
         output.remember_names(folder, names_in(*data))
 
 
-__all__ = ["RUN_DIR_ENV", "db_label", "declare_personal_data", "env_name", "figure_bundle", "figure_png", "open_db",
+__all__ = ["NOTEBOOK_ENV", "RUN_DIR_ENV", "db_label", "declare_personal_data", "env_name", "figure_bundle", "figure_png", "open_db",
            "param_value", "project_path", "record_metrics", "run_dir", "save_figure", "save_text"]

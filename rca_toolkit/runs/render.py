@@ -238,10 +238,13 @@ def verdict_of(metrics: dict, error: str | None = None) -> Verdict:
 
 
 def _summary_lines(metrics: dict) -> list[str]:
-    """Key numbers of a notebook that records no verdict (shape of its metrics), at most five lines."""
+    """Key numbers of a notebook that records no verdict: its ``headline`` (the lines its result object
+    says, e.g. the incident's and the overview's), else from the shape of its metrics, at most five lines.
+    A SYNTHETIC line is left out: the page's header says it once."""
     if isinstance(metrics.get("headline"), (str, list)):
         lines = metrics["headline"]
-        return [lines] if isinstance(lines, str) else [str(x) for x in lines]
+        lines = [lines] if isinstance(lines, str) else [str(x) for x in lines]
+        return [x for x in lines if not x.startswith("SYNTHETIC")] or ["Every cell ran; the details follow."]
     lines: list[str] = []
     if isinstance(metrics.get("summary"), list):  # before/after
         lines += [str(x) for x in metrics["summary"] if not str(x).startswith("SYNTHETIC")]
@@ -253,33 +256,6 @@ def _summary_lines(metrics: dict) -> list[str]:
         if isinstance(what_if, dict) and what_if.get("duration_s") is not None and what_if.get("removed"):
             kinds = ", ".join(k.replace("_", " ") for k in what_if.get("kinds", []))
             lines.append(f"Without {kinds}: {what_if['duration_s']:.1f} s.")
-    if "found" in metrics and isinstance(metrics.get("groups"), list):  # one incident
-        groups = [g for g in metrics["groups"] if isinstance(g, dict)]
-        if groups:
-            lines.append(f"{sum(g.get('errors', 0) for g in groups)} error rows and "
-                         f"{sum(g.get('failed_attempts', 0) for g in groups)} failed booking attempts carry the signature, "
-                         f"{sum(g.get('orphaned', 0) for g in groups)} bookings lost; "
-                         + "; ".join(f"{g.get('group')} {'recovered' if g.get('recovery') else 'not recovered'}"
-                                     for g in groups) + ".")
-        else:
-            lines.append("No error row and no failed booking attempt carries the signature.")
-        first_act = (metrics.get("detected") or {}).get("first_act_day") if isinstance(metrics.get("detected"), dict) else None
-        if first_act:
-            lines.append(f"The daily health report of {first_act} would have said ACT.")
-        claims = [c.get("status") for c in metrics.get("claims") or [] if isinstance(c, dict)]
-        if claims:
-            lines.append("Claims: " + ", ".join(f"{claims.count(s)} {s}" for s in dict.fromkeys(claims)) + ".")
-    if isinstance(metrics.get("calls_total"), int):  # the overview
-        lines.append(f"{metrics['calls_total']} calls on {metrics.get('days', '?')} days.")
-        paths = [p for p in metrics.get("outcomes_by_path") or [] if isinstance(p, dict) and p.get("attempts")]
-        if paths:
-            lines.append("Booking success: " + "; ".join(
-                f"{p.get('path')} {100 * p.get('success', 0) / p['attempts']:.0f} % ({p.get('success', 0)}/{p['attempts']})"
-                for p in paths) + ".")
-        flags = metrics.get("flags") if isinstance(metrics.get("flags"), dict) else {}
-        shown = [f"{v} {k}" for k, v in flags.items() if isinstance(v, int) and v]
-        if shown:
-            lines.append("Data quality: " + "; ".join(shown) + ".")
     return lines[:5] or ["Every cell ran; the details follow."]
 
 

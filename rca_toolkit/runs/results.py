@@ -212,8 +212,12 @@ def read(notebook_path: str | Path) -> dict:
         return {"metrics": dict(found.get(METRICS) or {}), "figures": figures, "source": "notebook"}
     for folder, source in ((path.parent / f"{path.stem}_results", "files"), (path.parent, "run folder")):
         if (folder / "metrics.json").is_file() and (source == "files" or (folder / "run.json").is_file()):
-            metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-            pngs = {p.stem: p.read_bytes() for p in sorted((folder / "figures").glob("*.png"))}
+            try:
+                metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+                pngs = {p.stem: p.read_bytes() for p in sorted((folder / "figures").glob("*.png"))}
+            except (OSError, ValueError) as exc:
+                raise InputFormatError(f"{folder / 'metrics.json'} is not readable JSON: {exc}",
+                                       hint="re-run the notebook, or repair or delete that file") from None
             return {"metrics": metrics if isinstance(metrics, dict) else {}, "figures": pngs, "source": source}
     return {"metrics": {}, "figures": {}, "source": "none"}
 

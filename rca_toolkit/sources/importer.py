@@ -3,7 +3,7 @@
 Targets: call-history exports -> ``retell_call_sessions``; Retell call objects -> ``calls``
 (the whole object in ``raw``, as production's ``syncCallToDatabase`` does; every delivery is kept in
 ``retell_deliveries`` (ours) and the row is the merge of all deliveries of the call, see
-:func:`import_retell_calls`); Cal.com deliveries
+:func:`_merge_retell`); Cal.com deliveries
 -> ``webhook_events`` (provider ``calcom``); Laravel log entries -> ``laravel_log`` (ours).
 The production-shaped tables come from :mod:`rca_toolkit.sources.schema`.
 
@@ -242,8 +242,9 @@ def calls_status(call_status, event: str | None, *, ended: bool) -> str:
     return EVENT_ROW_STATUS.get(event) or ("completed" if ended else "ongoing")
 
 
-def import_retell_calls(engine: sa.Engine, calls, *, company_id: int = 0, source: str | None = None) -> int:
-    """Retell deliveries (parsed call objects and webhooks) -> one ``calls`` row per call; returns the rows.
+def _merge_retell(engine: sa.Engine, calls, *, company_id: int, source: str | None) -> list:
+    """Retell deliveries (parsed call objects and webhooks) -> one ``calls`` row per call; returns the
+    merged calls (what :func:`import_file` imports for ``retell``).
 
     Every delivery is stored in ``retell_deliveries`` (keyed by its content, so a re-import replaces
     it); each call's row is then rebuilt from *all* its stored deliveries, merged by event order and
@@ -252,10 +253,6 @@ def import_retell_calls(engine: sa.Engine, calls, *, company_id: int = 0, source
     list holding several events of one call, files imported in any order, and a second import of the
     same files all give the same rows.
     """
-    return len(_merge_retell(engine, calls, company_id=company_id, source=source))
-
-
-def _merge_retell(engine: sa.Engine, calls, *, company_id: int, source: str | None) -> list:
     from rca_toolkit.errors import InputFormatError
     from rca_toolkit.sources.formats.retell import load_call_object, merge_deliveries
 

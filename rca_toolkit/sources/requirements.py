@@ -6,8 +6,9 @@ a driver error from deep inside a statement. Now every entry point declares what
 :class:`Requirement` values (``REQUIRES`` near the top of its module) and calls :func:`check`
 on the live schema before its first statement:
 
-* a missing table or required column raises one ``SchemaError`` naming the table, the column
-  and what needed it ("table 'calls' has no column 'session_outcome', which ... needs");
+* missing tables and required columns raise one ``SchemaError``, one line grouped by table and
+  capped near :data:`LIMIT` characters ("table 'calls' lacks session_outcome, status (needed by
+  RB040's outcome check); tables missing: appointments (needed by ...)", "... and N more");
 * an optional column is allowed to be absent; :func:`check` returns what is absent and the
   caller writes it on its result (``attrs["missing_columns"]``, a note, check evidence), with
   the requirement's ``if_absent`` saying what was left out (:func:`absent_notes`).
@@ -38,7 +39,7 @@ _SCHEMAS: "weakref.WeakKeyDictionary[sa.Engine, dict[str, TableInfo]]" = weakref
 class Requirement:
     """``table`` must have ``columns`` (and at least one of ``one_of``) because ``why`` reads them.
 
-    ``why`` is a noun phrase that completes "..., which <why> needs". ``optional`` columns are
+    ``why`` is a noun phrase that completes "(needed by <why>)". ``optional`` columns are
     read when present; ``if_absent`` says what their absence leaves out of the result.
     """
 
@@ -84,25 +85,80 @@ def flatten(*groups) -> tuple[Requirement, ...]:
     return tuple(out)
 
 
-def _failures(schema: dict[str, TableInfo], requirements: tuple[Requirement, ...]) -> list[str]:
-    failures: list[str] = []
-    seen: set[tuple[str, str]] = set()
+LIMIT = 300  # characters of the SchemaError message: one readable line, however much is missing
+_WHYS_LIMIT = 120
+
+
+@dataclass
+class _Missing:
+    """What one table lacks (``table`` is None for the list of missing tables) and who needs it."""
+
+    table: str | None
+    items: list[str]
+    whys: list[str]
+
+    def render(self, shown: int | None = None, more: int = 0) -> str:
+        items = self.items if shown is None else self.items[:shown]
+        listed = ", ".join(items) + (f" ... and {more} more" if more else "")
+        head = "tables missing: " if self.table is None else f"table {self.table!r} lacks "
+        return f"{head}{listed} (needed by {_whys(self.whys)})"
+
+
+def _whys(whys: list[str]) -> str:
+    """The whys, deduplicated, as many as fit ``_WHYS_LIMIT`` (at least one), then "and N more"."""
+    shown = whys[:1]
+    for why in whys[1:]:
+        if len(", ".join([*shown, why])) > _WHYS_LIMIT:
+            break
+        shown.append(why)
+    rest = len(whys) - len(shown)
+    return ", ".join(shown) + (f" and {rest} more" if rest else "")
+
+
+def _missing(schema: dict[str, TableInfo], requirements: tuple[Requirement, ...]) -> list[_Missing]:
+    """Per table (in declaration order) its missing columns, then the missing tables, each with its whys."""
+    groups: dict[str | None, _Missing] = {}
     for req in requirements:
         if req.table not in schema:
-            if req.table_required and (req.table, "") not in seen:
-                seen.add((req.table, ""))
-                failures.append(f"table {req.table!r} is missing, which {req.why} needs")
-            continue
-        have = schema[req.table].columns
-        for column in req.columns:
-            if column not in have and (req.table, column) not in seen:
-                seen.add((req.table, column))
-                failures.append(f"table {req.table!r} has no column {column!r}, which {req.why} needs")
-        if req.one_of and not any(c in have for c in req.one_of) and (req.table, "|".join(req.one_of)) not in seen:
-            seen.add((req.table, "|".join(req.one_of)))
-            names = " nor ".join(repr(c) for c in req.one_of)
-            failures.append(f"table {req.table!r} has neither {names}, which {req.why} needs")
-    return failures
+            if req.table_required:
+                group = groups.setdefault(None, _Missing(None, [], []))
+                lacking = [req.table]
+            else:
+                continue
+        else:
+            have = schema[req.table].columns
+            lacking = [c for c in req.columns if c not in have]
+            if req.one_of and not any(c in have for c in req.one_of):
+                lacking.append("one of " + "/".join(req.one_of))
+            if not lacking:
+                continue
+            group = groups.setdefault(req.table, _Missing(req.table, [], []))
+        group.items += [item for item in lacking if item not in group.items]
+        if req.why not in group.whys:
+            group.whys.append(req.why)
+    tables = groups.pop(None, None)
+    return [*groups.values(), *([tables] if tables else [])]
+
+
+def _message(groups: list[_Missing]) -> str:
+    """One line: every group in full when it fits :data:`LIMIT`, else the items that fit and "... and N more"."""
+    full = "; ".join(g.render() for g in groups)
+    if len(full) <= LIMIT:
+        return full
+    total = sum(len(g.items) for g in groups)
+    done: list[str] = []
+    shown_before = 0
+    for group in groups:
+        for shown in range(1, len(group.items) + 1):
+            more = total - shown_before - shown
+            line = "; ".join([*done, group.render(shown, more)])
+            if len(line) > LIMIT and (shown > 1 or done):  # at least one item is named
+                if shown > 1:
+                    return "; ".join([*done, group.render(shown - 1, more + 1)])
+                return "; ".join(done) + f" ... and {more + 1} more"
+        done.append(group.render())
+        shown_before += len(group.items)
+    return "; ".join(done)
 
 
 def check(engine_or_schema, *requirements) -> dict[str, list[str]]:
@@ -114,9 +170,9 @@ def check(engine_or_schema, *requirements) -> dict[str, list[str]]:
     """
     schema = engine_or_schema if isinstance(engine_or_schema, dict) else schema_of(engine_or_schema)
     reqs = flatten(*requirements)
-    failures = _failures(schema, reqs)
-    if failures:
-        raise SchemaError("; ".join(failures), hint=HINT)
+    missing = _missing(schema, reqs)
+    if missing:
+        raise SchemaError(_message(missing), hint=HINT)
     required = {(r.table, c) for r in reqs for c in r.columns}
     absent: dict[str, list[str]] = {}
     for req in reqs:

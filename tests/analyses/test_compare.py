@@ -99,6 +99,25 @@ def test_partial_fix_is_said_plainly():
     assert "**The fix was partial: book_appointment still fails" in result.to_markdown()
 
 
+def test_each_distribution_row_is_shown_in_its_own_unit():
+    """Milliseconds read as seconds; a distribution in another unit is never labelled (s) or (ms)."""
+    from dataclasses import replace
+
+    attempts = _attempts({"collect_appointment": (0, 25, 24, 25)})
+    base = cmp.compare(attempts, at=AT, by="path")
+    latency = cmp.distribution_metric("function_latency", "all", np.arange(1000.0, 1400.0, 20), np.arange(2000.0, 2400.0, 20))
+    transfers = cmp.distribution_metric("transfers_per_call", "all", [1, 2, 2, 3] * 5, [2, 3, 3, 4] * 5, unit="transfers")
+
+    (_, seconds), = [t for t in replace(base, metrics=[latency])._tables() if t[0] != "Booking success"]
+    assert "median before (s)" in seconds.headers and seconds.column("median before (s)") == ["1.19 (n=20)"]
+
+    (_, mixed), = [t for t in replace(base, metrics=[latency, transfers])._tables() if t[0] != "Booking success"]
+    assert "median before" in mixed.headers and "shift (Hodges-Lehmann)" in mixed.headers
+    assert mixed.column("median before") == ["1.19 s (n=20)", "2 transfers (n=20)"]
+    assert mixed.column("shift (Hodges-Lehmann)") == ["+1.00 s", "+1 transfers"]
+    assert not hasattr(base, "table")  # the one table of every rendering is _tables()
+
+
 def test_windows_exclude_the_guard_band():
     attempts = pd.DataFrame({"at": [AT_UTC - pd.Timedelta(minutes=10), AT_UTC + pd.Timedelta(minutes=10),
                                     AT_UTC + pd.Timedelta(minutes=40)], "outcome": ["failed", "failed", "success"]})

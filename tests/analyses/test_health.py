@@ -132,6 +132,50 @@ def test_an_outage_that_goes_on_stays_act_on_a_day_with_few_attempts():
                                           "vs 0 % (0/21) in the previous 7 days")
 
 
+def test_the_baseline_count_and_the_rates_per_day_are_stored_once_and_shown_alike():
+    """The table and the reason line read the same stored numbers: the baseline's success count (not one
+    rebuilt from its rate) and errors per day of the period and of the baseline."""
+    world = World()
+    healthy_baseline(world)  # 21 book_appointment attempts in the 7 baseline days, all successful
+    world.call("2025-10-13 20:00", booking="book_appointment", outcome="failed", signature_text=PHANTOM)
+    for day in (8, 11):
+        world.error(f"2025-10-{day:02d} 12:00", DUPLICATE)
+    for i in range(3):
+        world.call(f"2025-10-14 {9 + i:02d}:00", booking="book_appointment")
+    for i in range(12):
+        world.error(f"2025-10-14 {8 + i:02d}:10", DUPLICATE)
+    report = health.compute(world.inputs())
+
+    row = report.booking.set_index("path").loc["book_appointment"]
+    assert (row["baseline_success"], row["baseline_attempts"]) == (21, 22)
+    paths = report.table("booking").column("path")
+    assert report.table("booking").column("baseline (%)")[paths.index("book_appointment")] == "95 (21/22)"
+
+    sigs = report.signatures.set_index("status")
+    growing = sigs.loc["growing"]
+    assert (growing["count"], growing["baseline_count"]) == (12, 2)
+    assert (growing["per_day"], growing["baseline_per_day"]) == (12.0, pytest.approx(2 / 7))
+    table = report.table("signatures")
+    at = table.column("status").index("growing")
+    assert (table.column("per day")[at], table.column("baseline per day")[at]) == ("12.0", "0.3")
+    (reason,) = [r.text for r in report.reasons if r.text.startswith("growing signature")]
+    assert "(12.0/day now vs 0.3/day in the previous 7 days; 12 vs 2 errors)" in reason
+
+
+def test_the_notebook_text_states_the_still_failing_exception_to_the_minimum_sample():
+    """A path with fewer than MIN_ATTEMPTS attempts can be ACT (0/2 after an outage): the report's text says so."""
+    import nbformat
+    from pathlib import Path
+
+    from rca_toolkit.rules.bookings import MIN_ATTEMPTS
+
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "health_report.ipynb"
+    (text,) = [c.source for c in nbformat.read(notebook, as_version=4).cells
+               if c.cell_type == "markdown" and "are not judged" in c.source]
+    assert f"fewer than {MIN_ATTEMPTS} attempts" in text
+    assert "still failing" in text and "no success in the period" in text and "is ACT" in text
+
+
 def test_reach_rate_in_the_failing_band_is_act_only_when_the_whole_interval_is():
     world = World()
     healthy_baseline(world)

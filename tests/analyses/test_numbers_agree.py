@@ -123,16 +123,16 @@ def test_change_points_fold_each_change_to_one_row_with_the_other_resolutions_on
 def test_a_growing_signature_is_shown_as_a_rate_per_day(demo_sqlite):
     url, _ = demo_sqlite
     report = health.health(url, "2025-10-14", "1d")
-    days, base_days = report.days
     growing = report.signatures[report.signatures["status"] == "growing"]
     assert len(growing)
     row = growing.iloc[0]
-    per_day, base_per_day = row["count"] / days, row["baseline_count"] / base_days
+    per_day, base_per_day = row["per_day"], row["baseline_per_day"]  # computed once, from the report's bounds
+    assert (per_day, base_per_day) == (row["count"] / 1, pytest.approx(row["baseline_count"] / 7))
     assert per_day > base_per_day  # 'growing' reads as growing once both are per day
     (reason,) = [r.text for r in report.reasons if r.text.startswith(f"growing signature {row['signature']}")]
-    assert f"{per_day:.1f}/day now vs {base_per_day:.1f}/day in the previous {base_days} days" in reason
+    assert f"{per_day:.1f}/day now vs {base_per_day:.1f}/day in the previous 7 days" in reason
     table = report.table("signatures")
-    assert f"{base_per_day:.1f}" in table.column("baseline per day")
+    assert f"{base_per_day:.1f}" == table.column("baseline per day")[growing.index[0]]
     assert "['" not in report._repr_html_() and report.notes._repr_html_().startswith("<ul>")
 
 

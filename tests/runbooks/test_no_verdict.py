@@ -92,4 +92,4 @@ def test_a_missing_required_column_is_an_error_naming_it_through_run_check(demo_
     engine = _copy(demo_sqlite, tmp_path, "ALTER TABLE calls DROP COLUMN session_outcome")
     result = run_check("Outcome vs appointment agreement", checks.outcome_disagreements, engine, S, E)
     assert result.status == Status.ERROR and not result.internal
-    assert "SchemaError: table 'calls' has no column 'session_outcome', which RB040's outcome-vs-appointment check" in result.summary
+    assert "SchemaError: table 'calls' lacks session_outcome (needed by RB040's outcome-vs-appointment check" in result.summary

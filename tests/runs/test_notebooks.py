@@ -188,6 +188,49 @@ def test_failed_run_keeps_executed_notebook_and_exits_3(tmp_path, capsys):
     assert "asked to fail" in (run / "report.html").read_text()
 
 
+@pytest.mark.slow
+def test_default_project_paths_resolve_from_outside_the_checkout(tmp_path, monkeypatch, demo_sqlite, capsys):
+    """RB010's default code path (tests/fixtures/laravel_before) is found from the project its notebook ships
+    in, not only from parents of the working directory: `cd /tmp; rca runbook RB010` scans it."""
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["runbook", "RB010", "--db", demo_sqlite[0], "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code in (0, 1), out
+    (run,) = (tmp_path / "out" / "RB010-phantom-columns").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["counts"]["ERROR"] == 0 and metrics["verdict"] != "ERROR"
+
+
+@pytest.mark.slow
+def test_the_summary_block_says_what_the_result_objects_say(tmp_path, demo_sqlite):
+    """The incident's and the overview's summary lines come from their result objects (metrics ``headline``),
+    never re-derived from metrics.json: the claim counts name every status, the success share is the table's."""
+    from rca_toolkit.analyses import overview, quality, tables
+    from rca_toolkit.analyses.bookings import outcomes
+    from rca_toolkit.analyses.incident.build import incident
+    from rca_toolkit.runs import render
+    from rca_toolkit.sources import loaders
+
+    url, _ = demo_sqlite
+    root = Path(__file__).resolve().parents[2] / "notebooks"
+    declared = {p.name: p.default for p in parameters.read_parameters(root / "overview.ipynb")}
+    calls = loaders.calls(url, start=declared["start"], end=declared["end"])
+    attempts = outcomes.booking_attempts(url, start=declared["start"], end=declared["end"])
+    world = overview.summarize(calls, attempts, quality.quality_report(calls))
+    signature = {p.name: p.default for p in parameters.read_parameters(root / "incident_report.ipynb")}["signature"]
+    expected = {"overview": world.summary_lines(),
+                "incident_report": [x for x in incident(url, signature).summary_lines() if not x.startswith("SYNTHETIC")]}
+    assert any(x.startswith("Claims: ") and "0 not measurable" in x for x in expected["incident_report"])
+    for stem, lines in expected.items():
+        run = runner.run_notebook(root / f"{stem}.ipynb", {}, db=url, out_dir=tmp_path, progress=False)
+        assert run.status == "ok", run.error
+        verdict = render.verdict_of(json.loads((run.run_dir / "metrics.json").read_text()))
+        assert [text for _, text in verdict.reasons] == lines
+    path, row = next(iter(world.outcomes_by_path.iterrows()))
+    table_cell = tables.share_of(row["success"], row["attempts"], unit="")  # "53.6 (215/401)" under "success rate (%)"
+    assert f"{path} {table_cell.replace(' (', ' % (')}" in expected["overview"][1]
+
+
 SECRET_NB = [
     ("md", "# Secret handling fixture"),
     ("params", 'db_url: str = ""  # database URL or profile\nleak: bool = False  # print the real URL on purpose'),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rca_toolkit import cli
-from rca_toolkit.errors import NotFound
+from rca_toolkit.errors import InputFormatError, NotFound
 from rca_toolkit.runs import results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,6 +110,16 @@ def test_reader_falls_back_to_the_files_beside_or_the_run_folder(tmp_path):
     assert results.read(_notebook(run / "nb.ipynb", []))["metrics"] == {"verdict": "FAIL"}
     with pytest.raises(NotFound):
         results.read(tmp_path / "missing.ipynb")
+
+
+def test_a_damaged_metrics_file_is_one_input_error_naming_it(tmp_path):
+    nb = _notebook(tmp_path / "old.ipynb", [])
+    (tmp_path / "old_results").mkdir()
+    damaged = tmp_path / "old_results" / "metrics.json"
+    damaged.write_text('{"a":')
+    with pytest.raises(InputFormatError) as err:
+        results.read(nb)
+    assert str(damaged) in str(err.value) and err.value.hint
 
 
 def test_outside_a_kernel_nothing_is_glued_and_no_path_is_guessed(tmp_path, monkeypatch):

@@ -70,6 +70,19 @@ def test_write_index_is_self_contained_and_escapes(tmp_path):
     assert not list(tmp_path.glob(".index.*.tmp"))  # atomic writes left no temp files
 
 
+def test_a_long_reason_is_cut_as_every_table_cuts_with_the_whole_line_as_tooltip(tmp_path):
+    from rca_toolkit.analyses import tables
+
+    line = "ACT: booking success on path book_appointment 0 % (0/9) & failing with " + "x" * 200
+    _run(tmp_path, "health/1d/2025-10-14", started="2026-01-02T06:30:00+00:00", metrics={"verdict": "ACT", "verdict_line": line})
+    page = run_index.write_index(tmp_path)[1].read_text()
+    cell = tables.cut_html(line, run_index.REASON_CHARS)  # the one cut of analyses/tables, as Table.to_html cuts
+    assert cell.startswith(f'<span title="{line.replace("&", "&amp;")}">') and cell.endswith("…</span>")
+    assert cell in page
+    wide = tables.Table([{"reason": line}], [tables.col("reason", max_chars=run_index.REASON_CHARS)]).to_html()
+    assert cell in wide
+
+
 def test_empty_reports_folder_gives_an_empty_index(tmp_path):
     json_path, html_path = run_index.write_index(tmp_path / "reports")
     assert json.loads(json_path.read_text())["count"] == 0

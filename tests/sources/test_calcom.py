@@ -58,7 +58,7 @@ def test_personal_data_masked_unless_asked(masked):
     for secret in ("Max Muster", "max@example.invalid", "+490000000001", "Erika", "salon@example.invalid", "Hülle"):
         assert secret not in text
     # the organizer ("Salon") is a person the payload names, like the attendee (issue 22, item 4)
-    assert masked.iloc[0]["title"] == "Herrenhaarschnitt zwischen [NAME] und [NAME]"
+    assert masked.iloc[0]["title"] == "Herrenhaarschnitt zwischen [NAME] und [NAME] [NAME]"  # each word of a name
     assert masked.iloc[0]["attendee_phones"] == ["[PHONE]"]
     clear = read_calcom_webhooks(FIXTURE, mask_pii=False)
     assert clear.iloc[0]["attendee_names"] == ["Max Muster"]

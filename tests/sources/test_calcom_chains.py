@@ -174,10 +174,10 @@ def test_masked_body_keeps_no_personal_data_in_any_field():
     cancelled_by = mask_calcom_body(cancelled())["payload"]["cancelledBy"]
     assert (rescheduled_by, cancelled_by) == ("[EMAIL]", "[EMAIL]")
     notes = mask_calcom_body(created())["payload"]["responses"]["notes"]["value"]
-    assert notes == "[NAME], Rückruf [PHONE]"
+    assert notes == "[NAME] [NAME], Rückruf [PHONE]"
     assert mask_calcom_body(no_show())["payload"]["message"] == "[EMAIL] marked as no-show"
     reason = parse_calcom_webhook(cancelled())["cancellation_reason"]
-    assert reason == "[NAME] ist krank, erreichbar unter [PHONE]"
+    assert reason == "[NAME] [NAME] ist krank, erreichbar unter [PHONE]"
     assert parse_calcom_webhook(cancelled(), mask_pii=False)["cancellation_reason"].startswith("Jana Weber")
 
 

@@ -137,4 +137,4 @@ def test_import_stores_exports_without_personal_data(shared_data, tmp_path, monk
         assert secret not in stored, secret
     function = meta["export_functions"][0]
     assert (function["name"], function["duration_ms"]) == ("check_customer", 800)
-    assert function["result"] == "Kunde [NAME] unter [PHONE] gefunden"
+    assert function["result"] == "Kunde [NAME] [NAME] unter [PHONE] gefunden"

@@ -137,7 +137,7 @@ def test_import_summary_and_stored_rows(tmp_path, monkeypatch):
         assert secret not in stored, secret
     last = json.loads(rows[-1][1])
     assert last["sql"] == "update `customers` set `phone` = ? where `id` = ?" and last["time"] == 1.5
-    assert last["bindings"] == ["[PHONE]", 7] and rows[-1][0] == "Rückruf an [PHONE] für [NAME]"
+    assert last["bindings"] == ["[PHONE]", 7] and rows[-1][0] == "Rückruf an [PHONE] für [NAME] [NAME]"
     assert json.loads(rows[1][1]) == QUERY  # the query entry of the grep excerpt, context whole
 
 

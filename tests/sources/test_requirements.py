@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import shutil
 import sqlite3
 
@@ -114,20 +115,50 @@ def test_a_missing_required_column_names_table_column_and_why():
     need = Requirement("calls", ["id", "session_outcome"], "RB040's outcome check")
     with pytest.raises(SchemaError) as caught:
         requirements.check(schema, need)
-    assert caught.value.message == "table 'calls' has no column 'session_outcome', which RB040's outcome check needs"
+    assert caught.value.message == "table 'calls' lacks session_outcome (needed by RB040's outcome check)"
     assert "schema" in caught.value.hint
 
 
-def test_every_missing_table_and_column_is_named_once():
+def test_every_missing_table_and_column_is_named_once_grouped_by_table():
     schema = {"calls": _info("calls", ["id"]), "webhook_events": _info("webhook_events", ["id"])}
     reqs = (Requirement("calls", ["id", "status", "raw"], "a"), Requirement("calls", ["status"], "b"),
             Requirement("appointments", ["id"], "c"), Requirement("webhook_events", ["id"], "d", one_of=["provider", "source"]))
     with pytest.raises(SchemaError) as caught:
         requirements.check(schema, reqs)
     assert caught.value.message.split("; ") == [
-        "table 'calls' has no column 'status', which a needs", "table 'calls' has no column 'raw', which a needs",
-        "table 'appointments' is missing, which c needs",
-        "table 'webhook_events' has neither 'provider' nor 'source', which d needs"]
+        "table 'calls' lacks status, raw (needed by a, b)",
+        "table 'webhook_events' lacks one of provider/source (needed by d)",
+        "tables missing: appointments (needed by c)"]
+
+
+def test_a_table_lacking_most_columns_is_one_capped_line_naming_it_once():
+    """``rca quality`` on a retell_call_sessions with only id and call_id: eight entry points need it."""
+    columns = [c.name for c in contract.metadata.tables["retell_call_sessions"].columns]
+    schema = {"retell_call_sessions": _info("retell_call_sessions", ["id", "call_id"])}
+    whys = [f"the health report (sessions, stuck and cleanup-closed counts), part {n}" for n in range(8)]
+    reqs = [Requirement("retell_call_sessions", columns, why) for why in whys]
+    reqs += [Requirement("calls", ["id"], whys[0]), Requirement("appointments", ["id"], "c")]
+    with pytest.raises(SchemaError) as caught:
+        requirements.check(schema, reqs)
+    message = caught.value.message
+    lacking = [c for c in columns if c not in ("id", "call_id")]
+    assert len(message) <= requirements.LIMIT and "\n" not in message
+    assert message.count("retell_call_sessions") == 1 and message.count(whys[0]) == 1
+    shown = re.fullmatch(r"table 'retell_call_sessions' lacks (.+) \.\.\. and (\d+) more \(needed by (.+)\)", message)
+    assert shown, message
+    named = shown.group(1).split(", ")
+    assert named == lacking[:len(named)] and len(named) >= 5
+    assert int(shown.group(2)) == len(lacking) - len(named) + 2  # the columns not named, and the two tables
+    assert shown.group(3) == whys[0] + " and 7 more"  # the whys capped too, each named once at most
+
+
+def test_a_short_list_is_named_whole():
+    schema = {"retell_call_sessions": _info("retell_call_sessions", ["id", "call_id"])}
+    reqs = [Requirement("retell_call_sessions", ["id", "company_id", "started_at"], why) for why in ("x", "y", "x")]
+    with pytest.raises(SchemaError) as caught:
+        requirements.check(schema, reqs, Requirement("calls", ["id"], "z"), Requirement("branches", ["id"], "z"))
+    assert caught.value.message == ("table 'retell_call_sessions' lacks company_id, started_at (needed by x, y); "
+                                    "tables missing: calls, branches (needed by z)")
 
 
 def test_absent_optional_columns_are_returned_and_described_required_wins():
@@ -139,8 +170,9 @@ def test_absent_optional_columns_are_returned_and_described_required_wins():
     assert requirements.absent_notes(absent, reqs) == [
         "calls.deleted_at absent: nothing counts as deleted", "calls.raw absent: left out, not assumed",
         "appointments.metadata absent: left out, not assumed"]
-    with pytest.raises(SchemaError, match="'raw', which d needs"):  # required by another declaration: required
+    with pytest.raises(SchemaError) as caught:  # required by another declaration: required
         requirements.check(schema, reqs, Requirement("calls", ["raw"], "d"))
+    assert caught.value.message == "table 'calls' lacks raw (needed by d)"
 
 
 def test_every_declaration_has_an_entry_point_here():
@@ -204,8 +236,8 @@ def test_an_entry_point_without_a_required_column_raises_schema_error_naming_it(
     for entry in entries:
         with pytest.raises(SchemaError) as caught:
             ENTRY_POINTS[entry](engine)
-        message = str(caught.value)
-        assert f"table {table!r} has no column {column!r}, which " in message and " needs " in message, (entry, message)
+        message = caught.value.message
+        assert re.fullmatch(rf"table {table!r} lacks {column} \(needed by .+\)", message), (entry, message)
     engine.dispose()
 
 
@@ -218,8 +250,10 @@ def test_an_entry_point_without_a_required_table_raises_schema_error_naming_it(b
     engine = _world_without(base_world, tmp_path, drop)
     entries = [e for e, reqs in DECLARED.items() if any(r.table == table and r.table_required for r in reqs)]
     for entry in entries:
-        with pytest.raises(SchemaError, match=f"table {table!r} is missing, which .* needs"):
+        with pytest.raises(SchemaError) as caught:
             ENTRY_POINTS[entry](engine)
+        message = caught.value.message
+        assert re.fullmatch(rf"tables missing: {table} \(needed by .+\)", message), (entry, message)
     engine.dispose()
 
 
@@ -242,7 +276,7 @@ def test_mariadb_empty_contract_is_no_verdict_and_a_dropped_column_is_an_error_b
         engine = loaders.engine_for(url)  # a fresh engine reads the changed schema
         statements = []
         sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-        with pytest.raises(SchemaError, match="table 'calls' has no column 'session_outcome', which RB040"):
+        with pytest.raises(SchemaError, match=r"^table 'calls' lacks session_outcome \(needed by RB040"):
             checks.outcome_disagreements(engine, S, E)
         assert not [s for s in statements if "calls" in s and "information_schema" not in s.lower()
                     and not s.lstrip().upper().startswith(("SHOW", "DESCRIBE"))]

@@ -167,3 +167,24 @@ def test_mask_pii_uses_dynamic_variables_and_phone_numbers():
     assert masked.utterances.loc[0, "content"] == "Hier [NAME], meine Nummer ist [PHONE]"
     assert masked.raw["retell_llm_dynamic_variables"] == {"customer_name": "[REDACTED]", "greeting": "Hallo"}
     assert masked.raw["from_number"] == "[PHONE]"
+
+
+def test_mask_pii_takes_names_from_tool_calls_and_not_from_service_names():
+    """The one rule (personal_data.names_in): a name in tool-call arguments is masked in the result
+    too; a service_name is no person, so the word it names stays in the transcript."""
+    raw = {"call_id": REAL_ID, "duration_ms": 5000,
+           "collected_dynamic_variables": {"service_name": "Beratung", "current_node": "Buchung"},
+           "transcript": "Agent: Eine Beratung, gerne.",
+           "transcript_object": [{"role": "agent", "content": "Eine Beratung, gerne.", "words": []}],
+           "transcript_with_tool_calls": [
+               {"role": "tool_call_invocation", "tool_call_id": "t1", "name": "book_appointment",
+                "arguments": json.dumps({"customer_name": "Hans Gruber", "service": "Beratung"}), "time_sec": 1.0},
+               {"role": "tool_call_result", "tool_call_id": "t1", "successful": True, "time_sec": 2.0,
+                "content": json.dumps({"success": True, "message": "Termin für Hans Gruber gebucht"})}]}
+    masked = load_call_object(raw, mask_pii=True)
+    assert "Hans" not in json.dumps(masked.raw) and "Gruber" not in json.dumps(masked.raw)
+    invocation, result = masked.raw["transcript_with_tool_calls"]
+    assert json.loads(invocation["arguments"]) == {"customer_name": "[NAME] [NAME]", "service": "Beratung"}
+    assert json.loads(result["content"])["message"] == "Termin für [NAME] [NAME] gebucht"
+    assert masked.raw["transcript"] == "Agent: Eine Beratung, gerne."
+    assert masked.utterances.loc[0, "content"] == "Eine Beratung, gerne."

@@ -204,8 +204,8 @@ def reconcile_sessions_with_calls(frame: pd.DataFrame, **tolerances) -> Reconcil
     absent = (frame.attrs.get("missing_columns") or {}).get("calls", [])  # the loader read these as empty
     lost = [c for c in ("retell_call_id", "call_status", "start_timestamp", "duration_ms") if c in absent]
     if lost:
-        raise SchemaError("; ".join(f"table 'calls' has no column {c!r}, which the sessions-vs-calls reconciliation needs"
-                                    for c in lost), hint="point --db at the production schema or run the migration that adds it")
+        raise SchemaError(f"table 'calls' lacks {', '.join(lost)} (needed by the sessions-vs-calls reconciliation)",
+                          hint="point --db at the production schema or run the migration that adds it")
     joined = frame[frame["retell_call_status"].notna() | frame["retell_duration_ms"].notna()]
     provider = pd.DataFrame({
         "call_id": joined["call_id"].astype(str), "provider_status": joined["retell_call_status"].astype(object),

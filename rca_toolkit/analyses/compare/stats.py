@@ -51,7 +51,6 @@ STILL_FAILING_UPPER = 0.5
 BOOTSTRAP_RESAMPLES = 999
 BOOTSTRAP_SEED = 20251018
 PERCENTILES = (50, 95, 99)
-SHIFT_HEADER = "shift (Hodges-Lehmann)"
 SHIFT_NOTE = ("shift (Hodges-Lehmann): the median of all after-minus-before differences between single values; "
               "it estimates how far the distribution moved and is not the difference of the two medians shown")
 MAX_PAIRS = 2_000_000  # Hodges-Lehmann on a fixed-seed subsample beyond this many pairs
@@ -342,10 +341,6 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
-def _pp(value) -> str:
-    return f"{100 * value:+.1f} pp"
-
-
 def _value(value, unit: str) -> str:
     """A median in a reason: milliseconds read as seconds (``2.42 s``), other units as they are."""
     if value is None:
@@ -353,6 +348,11 @@ def _value(value, unit: str) -> str:
     if unit == "ms":
         return f"{value / 1000:,.2f} s" if abs(value) < 10_000 else f"{value / 1000:,.1f} s"
     return f"{_num(value)} {unit}"
+
+
+def _shown_unit(unit: str) -> str:
+    """The unit a distribution is shown in: milliseconds as seconds, any other unit as it is."""
+    return "s" if unit == "ms" else unit
 
 
 def _num(value) -> str:
@@ -426,8 +426,11 @@ class Comparison:
         return json.dumps(self.to_dict(), default=json_default, ensure_ascii=False, **kwargs)
 
     def _tables(self) -> list[tuple[str, tables.Table]]:
-        """Booking success (%) and durations/latencies (s) as two tables, each in one unit."""
+        """Booking success (%) and durations/latencies (s) as two tables. Milliseconds are shown as seconds;
+        a distribution in another unit is shown in its own: one unit of all rows in the headers, else in each value."""
         rates, dists = [], []
+        units = {_shown_unit(m.unit) for m in self.metrics if m.unit != "share"} or {"s"}
+        unit = units.pop() if len(units) == 1 else None
         for m in self.metrics:
             if m.unit == "share":
                 k_b, k_a = m.before.detail.get("successes"), m.after.detail.get("successes")
@@ -442,44 +445,32 @@ class Comparison:
                 continue
             decimals = 2 if m.name == "function_latency" else 1
             s = (lambda v, d=decimals: tables.ms_as_seconds(v, d)) if m.unit == "ms" else tables.number
+            own = "" if unit else _shown_unit(m.unit)  # rows of different units: each value says its own
+
+            def u(text: str, own: str = own) -> str:
+                return f"{text} {own}" if own and text != tables.MISSING else text
+
             dists.append({
                 "metric": m.name if m.group == "all" else f"{m.name} {m.group}",
-                "before": f"{s(m.before.value)} (n={m.before.n:,})", "before CI": tables.interval(*(m.before.ci or (None, None)), fmt=s),
-                "after": f"{s(m.after.value)} (n={m.after.n:,})", "after CI": tables.interval(*(m.after.ci or (None, None)), fmt=s),
-                "shift": None if m.difference is None else ("+" if m.difference > 0 else "") + s(m.difference),
+                "before": f"{u(s(m.before.value))} (n={m.before.n:,})",
+                "before CI": tables.interval(*(m.before.ci or (None, None)), fmt=s, unit=own),
+                "after": f"{u(s(m.after.value))} (n={m.after.n:,})",
+                "after CI": tables.interval(*(m.after.ci or (None, None)), fmt=s, unit=own),
+                "shift": None if m.difference is None else u(("+" if m.difference > 0 else "") + s(m.difference)),
                 "p": m.p_value, "verdict": m.verdict})
         rate_cols = [tables.col("group", "path" if self.by == "path" else (self.by or "group")),
                      tables.col("before", "before (%)", numeric=True), tables.col("before CI", "95 % CI", numeric=True),
                      tables.col("after", "after (%)", numeric=True), tables.col("after CI", "95 % CI", numeric=True),
                      tables.col("diff", "after - before (pp)", numeric=True), tables.col("diff CI", "95 % CI", numeric=True),
                      tables.col("p", "p (Fisher)", tables.p_value, numeric=True), tables.col("verdict")]
-        unit = "s" if all(m.unit == "ms" for m in self.metrics if m.unit != "share") else "ms"
+        in_header = f" ({unit})" if unit else ""
         dist_cols = [tables.col("metric"),
-                     tables.col("before", f"median before ({unit})", numeric=True), tables.col("before CI", "95 % CI", numeric=True),
-                     tables.col("after", f"median after ({unit})", numeric=True), tables.col("after CI", "95 % CI", numeric=True),
-                     tables.col("shift", f"shift (Hodges-Lehmann, {unit})", numeric=True),
+                     tables.col("before", f"median before{in_header}", numeric=True), tables.col("before CI", "95 % CI", numeric=True),
+                     tables.col("after", f"median after{in_header}", numeric=True), tables.col("after CI", "95 % CI", numeric=True),
+                     tables.col("shift", f"shift (Hodges-Lehmann{unit and ', ' + unit or ''})", numeric=True),
                      tables.col("p", "p (Mann-Whitney)", tables.p_value, numeric=True), tables.col("verdict")]
         return [("Booking success", tables.Table(rates, rate_cols, empty="no booking attempts")),
                 ("Call duration and function latency", tables.Table(dists, dist_cols, empty="no durations"))]
-
-    def table(self) -> pd.DataFrame:
-        """One display row per metric: value (n) with its 95 % interval per side, the difference of rates
-        (after - before, Newcombe interval) or the Hodges-Lehmann shift of durations, p and verdict."""
-        rows = []
-        for m in self.metrics:
-            fmt = _pct if m.unit == "share" else _num
-            diff = shift = None
-            if m.unit == "share" and m.difference is not None:
-                diff = _pp(m.difference) + (f" ({tables.signed_interval(*m.difference_ci, fmt=lambda v: f'{100 * v:+.1f}')})"
-                                            if m.difference_ci else "")
-            elif m.difference is not None:
-                shift = f"{m.difference:+,.0f} {m.unit}"
-            rows.append({"metric": m.name, "group": m.group,
-                         "before": f"{fmt(m.before.value)} (n={m.before.n})" + _ci_text(m.before.ci, fmt),
-                         "after": f"{fmt(m.after.value)} (n={m.after.n})" + _ci_text(m.after.ci, fmt),
-                         "after - before": diff or "-", SHIFT_HEADER: shift or "-", "p": tables.p_value(m.p_value),
-                         "verdict": m.verdict})
-        return pd.DataFrame(rows, columns=["metric", "group", "before", "after", "after - before", SHIFT_HEADER, "p", "verdict"])
 
     def _header(self) -> list[str]:
         tz = source_tz()
@@ -530,10 +521,6 @@ class Comparison:
         return (head + summary + body + "<h4>Error signatures of failed booking attempts</h4>" + mix.to_html()
                 + f"<p>Chi-square: {html.escape(_mix_text(self.signature_test))}</p>"
                 + tables.bullet_list(self._reading_notes() + self.notes))
-
-
-def _ci_text(ci, fmt) -> str:
-    return "" if ci is None else f" [{fmt(ci[0])}, {fmt(ci[1])}]"
 
 
 def _mix_text(test: dict) -> str:

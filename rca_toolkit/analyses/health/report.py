@@ -163,8 +163,8 @@ class HealthReport:
             frame["success_text"] = [t.share_of(k, n, 0, "") for k, n in zip(frame.get("success", []), frame.get("attempts", []))]
             frame["ci"] = [t.percent_interval(lo, hi, 0, "") for lo, hi in zip(frame.get("ci_low", []), frame.get("ci_high", []))]
             frame["failed_orphaned"] = [f"{f} / {o}" for f, o in zip(frame.get("failed", []), frame.get("orphaned", []))]
-            frame["baseline"] = [t.share_of(round(r * n) if n else 0, n, 0, "") for r, n in
-                                 zip(frame.get("baseline_success_rate", []), frame.get("baseline_attempts", []))]
+            frame["baseline"] = [t.share_of(k, n, 0, "") for k, n in
+                                 zip(frame.get("baseline_success", []), frame.get("baseline_attempts", []))]
             return t.Table(frame, [t.col("path"), t.col("success_text", "success (%)", numeric=True),
                                    t.col("ci", "95 % CI", numeric=True), t.col("failed_orphaned", "failed / orphaned", numeric=True),
                                    t.col("baseline", "baseline (%)", numeric=True),
@@ -195,13 +195,10 @@ class HealthReport:
                                   t.col("baseline n", numeric=True), t.col("p", "p (Mann-Whitney)", t.p_value, numeric=True),
                                   t.col("verdict")], empty="no durations")
         if name == "signatures":
-            days, base_days = self.days
-            frame["per_day"] = [f"{c / days:.1f}" for c in frame.get("count", [])]
-            frame["base_per_day"] = [f"{c / base_days:.1f}" for c in frame.get("baseline_count", [])]
             return t.Table(frame, [t.col("signature", max_chars=60), t.col("count", "errors", numeric=True),
-                                   t.col("per_day", "per day", numeric=True),
+                                   t.col("per_day", "per day", _rate, numeric=True),
                                    t.col("baseline_count", "baseline errors", numeric=True),
-                                   t.col("base_per_day", "baseline per day", numeric=True),
+                                   t.col("baseline_per_day", "baseline per day", _rate, numeric=True),
                                    t.col("first_seen", f"first seen ({source_tz()})"), t.col("status"),
                                    t.col("p_value", "p (binomial)", t.p_value, numeric=True),
                                    t.col("booking_failed", "failed bookings", numeric=True)], empty="no error signatures")
@@ -212,11 +209,6 @@ class HealthReport:
                                    t.col("of", fmt=lambda v: t.MISSING if t.is_missing(v) else f"{int(v):,}", numeric=True),
                                    t.col("share_text", "share", numeric=True)])
         raise KeyError(f"no section {name!r}")
-
-    @property
-    def days(self) -> tuple[int, int]:
-        """Days in the period and in its baseline (per-day rates of the signatures)."""
-        return PERIODS[self.period], PERIODS[self.period] * BASELINE_PERIODS[self.period]
 
     def to_markdown(self) -> str:
         parts = [f"# {self.title()}", "", f"**{self.verdict_line}**", ""]
@@ -267,9 +259,9 @@ def _split(frame: pd.DataFrame, col: str, bounds: dict) -> tuple[pd.DataFrame, p
     return cur, base
 
 
-def _per_day(count: int, days: int) -> str:
-    """A count as a rate with its unit (``17.0/day``): a day's count and a week's read alike."""
-    return f"{count / days:.1f}/day"
+def _rate(per_day: float) -> str:
+    """Errors per day as the table and the reason line show it (``17.0``): a day's count and a week's read alike."""
+    return tables.number(per_day, 1)
 
 
 def _local(ts: pd.Timestamp) -> str:
@@ -314,7 +306,7 @@ def _booking(data: health_data.HealthData, bounds: dict, first_seen: dict, base_
         rows.append({"path": path, "attempts": cn, "success": ck, "success_rate": ck / cn if cn else None,
                      "ci_low": lo, "ci_high": hi, "failed": int(c.loc[c["outcome"] == "failed", "attempts"].sum()),
                      "orphaned": int(c.loc[c["outcome"] == "orphaned", "attempts"].sum()),
-                     "baseline_attempts": bn, "baseline_success_rate": bk / bn if bn else None,
+                     "baseline_attempts": bn, "baseline_success": bk, "baseline_success_rate": bk / bn if bn else None,
                      "p_value": metric.p_value, "level": level, "judgement": judged or "within target",
                      "top_failure_signature": signature})
         if level != "OK" and path != "all":
@@ -383,7 +375,8 @@ def _durations(data: health_data.HealthData, base_label: str, reasons: list[Reas
 
 def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, reasons: list[Reason]) -> tuple[pd.DataFrame, dict]:
     errs = data.errors
-    cols = ["signature", "count", "baseline_count", "first_seen", "status", "p_value", "booking_failed"]
+    cols = ["signature", "count", "per_day", "baseline_count", "baseline_per_day", "first_seen", "status", "p_value",
+            "booking_failed"]
     if errs.empty:
         return pd.DataFrame(columns=cols), {}
     errs = errs.assign(signature=signatures(errs["key_text"].astype("string"))["signature"]).dropna(subset=["signature"])
@@ -408,12 +401,13 @@ def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, rea
             status = "growing"
         else:
             status = "steady"
-        rows.append({"signature": sig, "count": int(count), "baseline_count": base_count,
-                     "first_seen": _local(first_seen[sig]), "status": status, "p_value": p,
-                     "booking_failed": int(failed_counts.get(sig, 0))})
+        per_day, base_per_day = int(count) / days, base_count / base_days  # once: the table shows these too
+        rows.append({"signature": sig, "count": int(count), "per_day": per_day, "baseline_count": base_count,
+                     "baseline_per_day": base_per_day, "first_seen": _local(first_seen[sig]), "status": status,
+                     "p_value": p, "booking_failed": int(failed_counts.get(sig, 0))})
         if status in ("new", "growing"):
             reasons.append(Reason("WATCH", f"{status} signature {sig} since {_local(first_seen[sig])} "
-                                           f"({_per_day(count, days)} now vs {_per_day(base_count, base_days)} in "
+                                           f"({_rate(per_day)}/day now vs {_rate(base_per_day)}/day in "
                                            f"{base_label}; {count} vs {base_count} errors)", "signatures"))
     frame = pd.DataFrame(rows, columns=cols).sort_values(["status", "count"], ascending=[True, False], kind="stable")
     return frame.reset_index(drop=True), first_seen

@@ -212,8 +212,8 @@ def _person_names(payload: dict) -> list[str]:
 
 
 def _mask_names_in(text, names: list[str]):
-    """Booking titles read "Herrenhaarschnitt zwischen Salon und Max Muster": mask the names (and, by
-    the one rule, name parts, phone numbers and e-mail addresses)."""
+    """Booking titles read "Herrenhaarschnitt zwischen Salon und Max Muster": mask each word of the
+    names as a whole word (and, by the one rule, phone numbers and e-mail addresses)."""
     return masking.mask_text(text, names)
 
 
@@ -353,8 +353,10 @@ def mask_calcom_body(body: dict) -> dict:
     Person fields keep their keys (attendees, organizer, the flat booking's ``user``, form answers:
     ``[NAME]``, ``[EMAIL]``, ``[PHONE]``); then every other string anywhere in the body
     (``cancelledBy``, ``rescheduledBy``, ``message``, titles, notes, reasons) is masked by
-    :func:`rca_toolkit.rules.personal_data.mask` with the names the payload itself names.
-    Ids, event names, statuses and times are left as they are, so the masked body parses the same.
+    :func:`rca_toolkit.rules.personal_data.mask` with the names the payload itself names, each word
+    of a name as a whole word. The values of id and time keys (``uid``, ``bookingUid``,
+    ``rescheduleUid``, ``id``, ``eventTypeId``, ``startTime``, ``endTime``, ``createdAt``) are never
+    masked (:func:`masking.mask_value`), so the masked body parses to the same uid, chain and times.
     """
     import copy
 

@@ -8,30 +8,38 @@ this module only walks dicts and lists so that rule reaches every field, keys an
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from rca_toolkit.rules import personal_data
 
 
 def mask_text(text, names: Iterable[str] = ()):
-    """``text`` with whole known names as one ``[NAME]`` ("Max Muster" -> "[NAME]", not two tokens),
-    then everything :func:`personal_data.mask` masks; anything but a string is returned as it is."""
+    """``text`` with everything :func:`personal_data.mask` masks: the known ``names`` (each word of a
+    name, as a whole word: "Max" masks "Max", never the head of "Maximum"), e-mail addresses, phone
+    numbers and said names; anything but a string is returned as it is."""
     if not isinstance(text, str) or not text:
         return text
-    names = sorted({n for n in names if isinstance(n, str) and n.strip()}, key=len, reverse=True)
-    for name in names:
-        text = text.replace(name, personal_data.NAME_MASK)
-    return personal_data.mask(text, names)
+    return personal_data.mask(text, [n for n in names if isinstance(n, str) and n.strip()])
 
 
-def mask_value(value: Any, names: Iterable[str] = ()) -> Any:
+# keys whose values are ids or times (uid, bookingUid, id, call_id, eventTypeId, startTime, createdAt,
+# started_at, timestamp): they key and order the rows and are never personal, so they are kept as they are
+_ID_OR_TIME_KEY = re.compile(
+    r"^(?:id|uid|time|timestamp|date)$|(?:_id|_uid|_at|_time|_date)$|[a-z0-9](?:Id|ID|Uid|UID|At|Time|Date)$")
+
+
+def mask_value(value: Any, names: Iterable[str] = (), key: str | None = None) -> Any:
     """A copy of a JSON-like value (dicts, lists, strings, numbers) with every string masked by
-    :func:`mask_text`; dict keys, numbers, booleans and None are kept."""
+    :func:`mask_text`; dict keys, numbers, booleans and None are kept, and so are the strings of
+    id and time keys (``uid``, ``bookingUid``, ``*_id``, ``startTime``, ``createdAt``)."""
     names = list(names)
     if isinstance(value, dict):
-        return {k: mask_value(v, names) for k, v in value.items()}
+        return {k: mask_value(v, names, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [mask_value(v, names) for v in value]
+        return [mask_value(v, names, key) for v in value]
+    if key is not None and _ID_OR_TIME_KEY.search(key):
+        return value
     return mask_text(value, names)
 
 

@@ -747,34 +747,19 @@ _URL_KEYS = ("recording_url", "recording_multi_channel_url", "public_log_url", "
 _NODE_KEYS = {"previous_node", "current_node", "former_node_name", "new_node_name", "agent_name"}
 
 
-def _names(call: dict) -> set[str]:
-    found: list[str] = []
-    for key in ("retell_llm_dynamic_variables", "collected_dynamic_variables", "metadata"):
-        values = call.get(key)
-        for k, v in (values.items() if isinstance(values, dict) else ()):  # metadata may be any JSON
-            if isinstance(v, str) and "name" in k.lower() and k not in _NODE_KEYS:
-                found.append(v)
-    texts = [call.get("transcript") or ""] + [u.get("content") or "" for u in call.get("transcript_object") or []]
-    texts += [(call.get("call_analysis") or {}).get("call_summary") or ""]
-    for text in texts:
-        found += personal_data.said_names(text)
-    return set(found)
-
-
 def mask_call(call: dict) -> dict:
     """A copy with phone numbers, recording/log URLs, telephony ids and caller names masked."""
-    names = _names(call)
+    # the names the call names anywhere, by the one rule: dynamic variables, tool-call arguments and
+    # results (JSON strings too), metadata, and names said in the transcript or summary
+    names = personal_data.names_in(call)
 
-    def text(s: str) -> str:
-        return _SID.sub("[SID]", personal_data.mask(s, names))
-
-    def walk(value: Any, key: str = "") -> Any:
+    def walk(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: walk(v, k) for k, v in value.items()}
+            return {k: walk(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [walk(v, key) for v in value]
+            return [walk(v) for v in value]
         if isinstance(value, str):
-            return text(value)
+            return _SID.sub("[SID]", personal_data.mask(value, names))
         return value
 
     out = walk(call)
