@@ -179,7 +179,8 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     requirements.check(schema, ATTEMPT_TRACES, ATTEMPT_SESSIONS)
     params: dict = {}
     where, start_ts, end_ts = loaders.window_clause("t.started_at", start, end, engine, params)
-    family = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params)
+    stored_booking = loaders.family_names(engine, functions.BOOKING_FAMILIES)  # the booking functions stored
+    family = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params, stored_booking)
     where = where + family + loaders.company_clause("s.company_id", company_id, params) + list(extra_where)
     params.update(extra_params or {})
     setting = functions.booking_steps_setting()
@@ -188,7 +189,6 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
         extra_select += ", s.agent_id AS agent_id, s.agent_version AS agent_version"
         extra_kinds = {**(extra_kinds or {}), "agent_id": packed.STR, "agent_version": packed.INT}
     # a response is sent when it can name a uid, names a next step, or is a validation step's (two-step bookings)
-    stored_booking = [v for k, v in params.items() if k.startswith("fam")]
     response = (f"{contains_any('t.output_result', UID_TEXT + (functions.NEXT_ACTION,), engine)} "
                 f"OR {functions.validation_steps_in_sql('t.function_name', stored_booking, params)}")
     details = "t.error_details" if not lean else (

@@ -461,14 +461,19 @@ def error_text(details) -> str | None:
 
 
 # --------------------------------------------------------------------------- many calls
-def family_clause(engine: sa.Engine, col: str, families, params: dict) -> list[str]:
+def family_names(engine: sa.Engine, families) -> list[str]:
+    """The stored function names that fold into ``families`` (sorted): ``DISTINCT function_name`` (a
+    loose scan of the ``(function_name, started_at)`` index) folded by :func:`rca_toolkit.rules.functions.names_of_families`."""
+    stored = query(engine, "SELECT DISTINCT function_name FROM retell_function_traces", {})["function_name"]
+    return functions.names_of_families(stored, families)
+
+
+def family_clause(engine: sa.Engine, col: str, families, params: dict, names: list[str] | None = None) -> list[str]:
     """``col IN (<stored names of these families>)``: :func:`rca_toolkit.rules.functions.family_in_sql`
-    on the stored names, read first (``DISTINCT function_name`` is a loose scan of the
-    ``(function_name, started_at)`` index)."""
+    on the stored names (``names`` when the caller read them with :func:`family_names`, else read here)."""
     if not families:
         return []
-    stored = query(engine, "SELECT DISTINCT function_name FROM retell_function_traces", {})["function_name"]
-    return functions.family_in_sql(col, stored, families, params)
+    return functions.family_in_sql(col, family_names(engine, families) if names is None else names, families, params)
 
 
 def _per_call_table(engine, table: str, time_col: str, select: str, start, end, company_id,
