@@ -244,6 +244,7 @@ def _summary_lines(metrics: dict) -> list[str]:
     if isinstance(metrics.get("headline"), (str, list)):
         lines = metrics["headline"]
         lines = [lines] if isinstance(lines, str) else [str(x) for x in lines]
+        lines = [x[2:] if x.startswith("- ") else x for x in lines]  # the block is a list already: no "- " in it
         return [x for x in lines if not x.startswith("SYNTHETIC")] or ["Every cell ran; the details follow."]
     lines: list[str] = []
     if isinstance(metrics.get("summary"), list):  # before/after

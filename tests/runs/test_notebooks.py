@@ -219,7 +219,8 @@ def test_the_summary_block_says_what_the_result_objects_say(tmp_path, demo_sqlit
     world = overview.summarize(calls, attempts, quality.quality_report(calls))
     signature = {p.name: p.default for p in parameters.read_parameters(root / "incident_report.ipynb")}["signature"]
     expected = {"overview": world.summary_lines(),
-                "incident_report": [x for x in incident(url, signature).summary_lines() if not x.startswith("SYNTHETIC")]}
+                "incident_report": [x.removeprefix("- ") for x in incident(url, signature).summary_lines()
+                                    if not x.startswith("SYNTHETIC")]}  # one bullet each, never "- " inside one
     assert any(x.startswith("Claims: ") and "0 not measurable" in x for x in expected["incident_report"])
     for stem, lines in expected.items():
         run = runner.run_notebook(root / f"{stem}.ipynb", {}, db=url, out_dir=tmp_path, progress=False)
