@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 
 import pandas as pd
 import pytest
 
+from conftest import altered_copy
 from rca_toolkit.sources import loaders
 from rca_toolkit.errors import ConfigError, NotFound, SchemaError
 
@@ -141,38 +140,24 @@ def test_window_end_before_start_is_a_clear_error(demo_db):
         loaders.calls(url, start="2025-10-20T00:00:00")
 
 
-def _copy(url: str, tmp_path) -> str:
-    src = url.removeprefix("sqlite:///")
-    dst = tmp_path / "copy.sqlite"
-    shutil.copy(src, dst)
-    return str(dst)
-
-
 def test_missing_required_table_is_an_error(demo_sqlite, tmp_path):
-    path = _copy(demo_sqlite[0], tmp_path)
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE retell_function_traces")
+    url = altered_copy(demo_sqlite[0], tmp_path, "DROP TABLE retell_function_traces")
     with pytest.raises(SchemaError, match=r"^tables missing: retell_function_traces \(needed by "):
-        loaders.function_traces(f"sqlite:///{path}")
+        loaders.function_traces(url)
     with pytest.raises(SchemaError, match=r"^tables missing: retell_function_traces \(needed by "):
-        loaders.call_trace(f"sqlite:///{path}", LOOP_CALL)
+        loaders.call_trace(url, LOOP_CALL)
 
 
 def test_missing_optional_column_is_reported_not_fatal(demo_sqlite, tmp_path):
-    path = _copy(demo_sqlite[0], tmp_path)
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE calls DROP COLUMN session_outcome")
-    frame = loaders.calls(f"sqlite:///{path}")
+    frame = loaders.calls(altered_copy(demo_sqlite[0], tmp_path, "ALTER TABLE calls DROP COLUMN session_outcome"))
     assert frame.attrs["missing_columns"] == {"calls": ["session_outcome"]}
     assert frame["session_outcome"].isna().all()
 
 
 def test_missing_required_column_is_an_error(demo_sqlite, tmp_path):
-    path = _copy(demo_sqlite[0], tmp_path)
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE retell_call_sessions DROP COLUMN disconnection_reason")
+    url = altered_copy(demo_sqlite[0], tmp_path, "ALTER TABLE retell_call_sessions DROP COLUMN disconnection_reason")
     with pytest.raises(SchemaError, match=r"^table 'retell_call_sessions' lacks disconnection_reason \(needed by the session read"):
-        loaders.calls(f"sqlite:///{path}")
+        loaders.calls(url)
 
 
 def test_loaders_never_write(demo_db):
