@@ -221,13 +221,9 @@ def _argv_secrets(argv: list[str]) -> list[str]:
     argument changed (a URL read as a file path loses a ``/``), where the URL patterns no longer match."""
     if not any("://" in arg for arg in argv):
         return []  # nothing to find, and `rca --help`/`rca list` stay free of sqlalchemy
-    from urllib.parse import quote
+    from rca_toolkit.sources.credentials import secret_forms
 
-    from rca_toolkit.sources.credentials import secrets_in_text
-
-    found = {form for arg in argv if "://" in arg for secret in secrets_in_text(arg) if len(secret) >= 3
-             for form in (secret, quote(secret, safe=""))}
-    return sorted(found, key=len, reverse=True)
+    return sorted({form for arg in argv for form in secret_forms(arg)}, key=len, reverse=True)
 
 
 def one_line(text: str, secrets: list[str] = ()) -> str:

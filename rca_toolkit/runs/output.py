@@ -30,16 +30,14 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
-from urllib.parse import quote
 
 from rca_toolkit.rules import personal_data
-from rca_toolkit.sources.credentials import MASK, is_secret_key, parse_url, redact_text
+from rca_toolkit.sources.credentials import MASK, is_secret_key, redact_text, secret_forms
 
 SHOW_ENV = "RCA_SHOW_PERSONAL_DATA"  # "1" in the kernel of a run asked to show personal data
 PARAM_ENV_PREFIX = "RCA_PARAM_"  # real parameter values in the kernel (runs/kernel.env_name)
 NAMES_FILE = ".personal-names.json"  # names the kernel found in the data; read and removed by the runner
 BINARY_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".svgz", ".ico"}
-MIN_SECRET = 3  # shorter values would mask ordinary text; the URL patterns still catch them
 # the URL-encoded forms of the credential patterns (a URL inside a link or a query string)
 _ENCODED_USERINFO = re.compile(r"(%3A%2F%2F[^\s:/@%]*(?:%(?!3A|40)[0-9A-Fa-f]{2}[^\s:/@%]*)*%3A)(\S*?)(%40)", re.I)
 _ENCODED_QUERY_SECRET = re.compile(r"((?:%3F|%26|%3B)[\w.-]*(?:password|passwd)%3D)((?:[^\s&%]|%(?!26)[0-9A-Fa-f]{2})*)", re.I)
@@ -130,24 +128,6 @@ def policy(show_personal_data: bool = False, *, secrets_of: Iterable[Any] = (), 
     """The policy for one output: the secrets the given URLs carry, and the names the data itself names."""
     names = personal_data.names_in(*data) if data and not show_personal_data else set()
     return Policy(show_personal_data).with_secrets_of(*secrets_of).knowing(*names)
-
-
-def secret_forms(value: Any) -> list[str]:
-    """The password a URL (or a text holding ``scheme://user:password@``) carries, as typed and
-    URL-encoded: user-info, ``password``/``passwd`` and any ``*password`` query key, raw ``@ / ? #`` included."""
-    from sqlalchemy.exc import ArgumentError
-
-    from rca_toolkit.errors import RcaError
-
-    if not isinstance(value, str) or "://" not in value:
-        return []
-    try:
-        url = parse_url(value)
-        found = [url.password] if url.password else []
-        found += [str(v) for k, v in url.query.items() if is_secret_key(k)]
-    except (ArgumentError, ValueError, RcaError):  # not a URL: fall back to the user-info pattern
-        found = re.findall(r"://[^:/@\s]+:([^@\s]+)@", value)
-    return sorted({form for p in found if p and len(p) >= MIN_SECRET for form in (p, quote(p, safe=""))})
 
 
 def run_policy(folder: str | Path | None = None) -> Policy:
@@ -306,5 +286,5 @@ def echo_json(data: Any, policy: Policy = Policy()) -> None:
 
 
 __all__ = ["BINARY_SUFFIXES", "NAMES_FILE", "Policy", "SHOW_ENV", "atomic_write_bytes", "clean_bytes", "clean_folder",
-           "echo", "echo_json", "policy", "remember_names", "run_policy", "secret_forms", "take_names", "write_bytes",
+           "echo", "echo_json", "policy", "remember_names", "run_policy", "take_names", "write_bytes",
            "write_json", "write_text", "write_yaml"]

@@ -49,6 +49,7 @@ QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]
 # --------------------------------------------------------------------------- secrets
 def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """(values safe to write, env vars carrying the real values, passwords to scrub as typed and URL-encoded)."""
+    from rca_toolkit.sources.credentials import secret_forms
     from rca_toolkit.sources.db import redact_text, redact_url
 
     safe, env, passwords = dict(values), {}, []
@@ -59,7 +60,7 @@ def split_secrets(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         if redacted == value:
             continue
         safe[name], env[env_name(name)] = redacted, value
-        passwords += output.secret_forms(value)  # user-info and every *password query key, raw @ / ? # included
+        passwords += secret_forms(value)  # user-info and every *password query key, raw @ / ? # included
     return safe, env, passwords
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from rca_toolkit.errors import ConfigError
+from rca_toolkit.errors import ConfigError, RcaError
 
 MASK = "***"
 PASSWORD_KEYS = ("password", "passwd")  # pymysql takes both for the login password
@@ -151,6 +151,26 @@ def secrets_in_text(text: str) -> list[str]:
     found = [m.group(2) for pattern in (_USERINFO_IN_TEXT, _HOSTLESS_SECRET_IN_TEXT, _QUERY_SECRET_IN_TEXT)
              for m in pattern.finditer(text)]
     return [s for s in found if s and s != MASK]
+
+
+MIN_SECRET = 3  # shorter values would mask ordinary text wherever they occur; the URL patterns still catch them
+
+
+def secret_forms(value) -> list[str]:
+    """Every password ``value`` (a URL, or a text holding one) carries, as typed and URL-encoded, to scrub
+    wherever it reappears, changed or not: what the gate's parser finds (user-info with raw ``@ / ? #``,
+    ``password``/``passwd``/any ``*password`` query key) and what :func:`secrets_in_text` finds."""
+    if not isinstance(value, str) or "://" not in value:
+        return []
+    found = secrets_in_text(value)
+    try:
+        url = parse_url(value)
+        found += [url.password] if url.password else []
+        found += [str(v) for k, v in url.query.items() if is_secret_key(k)]
+    except (ArgumentError, ValueError, RcaError):
+        pass  # not a URL the parser takes: the text patterns above are all there is
+    return sorted({form for p in found if p and p != MASK and len(p) >= MIN_SECRET
+                   for form in (p, quote(p, safe=""))}, key=lambda f: (-len(f), f))
 
 
 @dataclass
