@@ -38,12 +38,6 @@ SHOW_ENV = "RCA_SHOW_PERSONAL_DATA"  # "1" in the kernel of a run asked to show 
 PARAM_ENV_PREFIX = "RCA_PARAM_"  # real parameter values in the kernel (runs/kernel.env_name)
 NAMES_FILE = ".personal-names.json"  # names the kernel found in the data; read and removed by the runner
 BINARY_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".svgz", ".ico"}
-# the URL-encoded forms of the credential patterns (a URL inside a link or a query string)
-_ENCODED_USERINFO = re.compile(r"(%3A%2F%2F[^\s:/@%]*(?:%(?!3A|40)[0-9A-Fa-f]{2}[^\s:/@%]*)*%3A)(\S*?)(%40)", re.I)
-_ENCODED_QUERY_SECRET = re.compile(r"((?:%3F|%26|%3B)[\w.-]*(?:password|passwd)%3D)((?:[^\s&%]|%(?!26)[0-9A-Fa-f]{2})*)", re.I)
-# key: value / key=value / "key": "value" for any *password / passwd key (YAML, logs, printed dicts)
-_KEY_VALUE_SECRET = re.compile(r"""((?<![\w-])[\w.-]*(?:password|passwd)["']?\s*[:=]\s*["']?)(?!\*\*\*)([^"'\s,&;}]+)""", re.I)
-_NOT_A_SECRET = {"yes", "no", "true", "false", "none", "null", "required"}  # "(using password: YES)"
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]{200,}$")
 _DATA_URI = re.compile(r"(data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+)")
 
@@ -87,10 +81,6 @@ class Policy:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         text = redact_text(text)
-        text = _ENCODED_USERINFO.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-        text = _ENCODED_QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
-        text = _KEY_VALUE_SECRET.sub(lambda m: m.group(0) if m.group(2).rstrip(").]").lower() in _NOT_A_SECRET
-                                     else m.group(1) + MASK, text)
         if not self.show_personal_data:
             text = personal_data.mask(text, self.known)
         return text

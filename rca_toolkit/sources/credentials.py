@@ -48,6 +48,12 @@ _USERINFO_IN_TEXT = re.compile(r"(://[^:/@\s]*:)(\S*)(@[^@\s]*)")
 # is not digits is never valid, so masking it loses nothing
 _HOSTLESS_SECRET_IN_TEXT = re.compile(r"(://[^:/@\s\[\]]+:)(?!\d*(?:[/?#\s]|$))([^/?#@\s]+)(?=[/?#\s]|$)")
 _QUERY_SECRET_IN_TEXT = re.compile(r"([?&;][\w.-]*(?:password|passwd)=)([^&\s]*)", re.IGNORECASE)
+# the URL-encoded forms of the two URL patterns (a URL inside a link or a query string)
+_ENCODED_USERINFO = re.compile(r"(%3A%2F%2F[^\s:/@%]*(?:%(?!3A|40)[0-9A-Fa-f]{2}[^\s:/@%]*)*%3A)(\S*?)(%40)", re.I)
+_ENCODED_QUERY_SECRET = re.compile(r"((?:%3F|%26|%3B)[\w.-]*(?:password|passwd)%3D)((?:[^\s&%]|%(?!26)[0-9A-Fa-f]{2})*)", re.I)
+# key: value / key=value / "key": "value" for any *password / passwd key (YAML, logs, printed dicts)
+_KEY_VALUE_SECRET = re.compile(r"""((?<![\w-])[\w.-]*(?:password|passwd)["']?\s*[:=]\s*["']?)(?!\*\*\*)([^"'\s,&;}]+)""", re.I)
+_NOT_A_SECRET = {"yes", "no", "true", "false", "none", "null", "required"}  # "(using password: YES)"
 
 
 def is_secret_key(key: str) -> bool:
@@ -126,10 +132,19 @@ def redact_url(url: str | URL) -> str:
 
 def redact_text(text: str) -> str:
     """Mask every password inside free text: ``scheme://user:password@`` (up to the last ``@`` of the
-    URL, so an unencoded ``@`` or ``/`` does not leak the tail) and ``?password=``/``passwd=``/``*password=``."""
+    URL, so an unencoded ``@`` or ``/`` does not leak the tail), ``?password=``/``passwd=``/``*password=``,
+    their URL-encoded forms, and ``password: value`` as YAML, logs and printed dicts write it (an error
+    line quoting a config value, a report quoting a log)."""
     text = _USERINFO_IN_TEXT.sub(lambda m: m.group(1) + MASK + m.group(3), text)
     text = _HOSTLESS_SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
-    return _QUERY_SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
+    text = _QUERY_SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
+    text = _ENCODED_USERINFO.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    text = _ENCODED_QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+    return _KEY_VALUE_SECRET.sub(lambda m: m.group(0) if _not_a_secret(m.group(2)) else m.group(1) + MASK, text)
+
+
+def _not_a_secret(value: str) -> bool:
+    return value.rstrip(").]").lower() in _NOT_A_SECRET
 
 
 def carries_credentials(value: str | None) -> bool:
@@ -148,8 +163,9 @@ def carries_credentials(value: str | None) -> bool:
 def secrets_in_text(text: str) -> list[str]:
     """The passwords :func:`redact_text` masks in ``text`` (user-info, host-less ``name:secret/``, query keys),
     so a caller can also scrub them where the text reappears changed (a URL read as a path loses a ``/``)."""
-    found = [m.group(2) for pattern in (_USERINFO_IN_TEXT, _HOSTLESS_SECRET_IN_TEXT, _QUERY_SECRET_IN_TEXT)
-             for m in pattern.finditer(text)]
+    found = [m.group(2) for pattern in (_USERINFO_IN_TEXT, _HOSTLESS_SECRET_IN_TEXT, _QUERY_SECRET_IN_TEXT,
+                                        _ENCODED_USERINFO, _ENCODED_QUERY_SECRET) for m in pattern.finditer(text)]
+    found += [m.group(2) for m in _KEY_VALUE_SECRET.finditer(text) if not _not_a_secret(m.group(2))]
     return [s for s in found if s and s != MASK]
 
 

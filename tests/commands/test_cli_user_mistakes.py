@@ -367,3 +367,13 @@ def test_the_progress_setting_is_one_rule(env, yaml_text, expected, tmp_path, mo
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert progress_enabled() is expected is load_settings().progress
+
+
+def test_a_password_quoted_from_a_config_value_is_masked_in_the_error_line(tmp_path, monkeypatch, capsys):
+    """The error line quoted the refused value as is: statement_timeout_s={'password': 'hunter2'}."""
+    config = tmp_path / "rca.yaml"
+    config.write_text("statement_timeout_s: {password: hunter2-XYZ}\n")
+    monkeypatch.setenv("RCA_CONFIG", str(config))
+    assert cli.main(["quality", "--db", "sqlite:///x.sqlite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "statement_timeout_s" in err and "hunter2-XYZ" not in err
