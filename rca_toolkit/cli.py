@@ -87,17 +87,16 @@ def int_in(low: int, high: int = MAX_ID, *, what: str = "an integer") -> Callabl
     return parse
 
 
-def seconds_in(low: float, high: float) -> Callable[[str], float]:
-    """An argparse ``type``: a finite number of seconds, greater than ``low`` and at most ``high``."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
-        if not low < value <= high:  # nan and inf fail here too
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds in ({low:g}, {high:g}]")
-        return value
-    return parse
+def seconds_option(text: str) -> float:
+    """An argparse ``type``: seconds as every seconds setting takes them (``config.seconds_setting``: finite,
+    in ``SECONDS_RANGE``); argparse names the option in the error."""
+    from rca_toolkit.config import SECONDS_RANGE, seconds_setting
+
+    try:
+        return seconds_setting("value", text)
+    except ConfigError:
+        low, high = SECONDS_RANGE
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds in ({low:g}, {high:g}]") from None
 
 
 def add_format_option(parser: argparse.ArgumentParser, choices=("text", "json")) -> None:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 
 from rca_toolkit.analyses.calls import timeline
-from rca_toolkit.cli import add_db_option, add_format_option, add_personal_data_option, seconds_in
-from rca_toolkit.config import SECONDS_RANGE
+from rca_toolkit.cli import add_db_option, add_format_option, add_personal_data_option, seconds_option
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
 from rca_toolkit.runs import output
 
 
-_positive = seconds_in(*SECONDS_RANGE)  # the range of every seconds setting and *_s parameter
 
 
 def register(sub) -> None:
@@ -30,9 +28,9 @@ def register(sub) -> None:
     source.add_argument("--retell-json", metavar="FILE", default=None,
                         help="read the call from a Retell call object file instead of the database")
     add_format_option(parser)
-    parser.add_argument("--dead-air", type=_positive, default=3.0, metavar="S",
+    parser.add_argument("--dead-air", type=seconds_option, default=3.0, metavar="S",
                         help="silence longer than this is dead air (default: %(default)s)")
-    parser.add_argument("--slow-tool", type=_positive, default=2.0, metavar="S",
+    parser.add_argument("--slow-tool", type=seconds_option, default=2.0, metavar="S",
                         help="tool calls slower than this are findings (default: %(default)s)")
     add_personal_data_option(parser)
     parser.set_defaults(func=run)

@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from rca_toolkit.config import seconds_setting
 from rca_toolkit.errors import ConfigError, RcaError
 
 MASK = "***"
@@ -227,7 +228,7 @@ def gate_url(url: URL) -> GatedUrl:
         if is_secret_key(key):
             secrets[key] = _single(key, value)
         elif key in TIMEOUT_OPTIONS:
-            timeouts[key] = positive_seconds(f"URL option {key}", _single(key, value))
+            timeouts[key] = seconds_setting(f"URL option {key}", _single(key, value))
     moved = [k for k in url.query if is_secret_key(k) or k in TIMEOUT_OPTIONS]
     return GatedUrl(url.difference_update_query(moved), secrets, timeouts)
 
@@ -238,14 +239,3 @@ def _latin1(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def positive_seconds(name: str, value) -> float:
-    """``value`` as a finite number of seconds > 0, else a one-line ConfigError naming ``name``."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if not (seconds > 0 and seconds != float("inf")):
-        raise ConfigError(f"{name}={value!r} is not a finite number of seconds > 0", hint="give seconds, e.g. 60")
-    return seconds

@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from rca_toolkit.config import DB_TIME_ZONE, Settings, load_settings
+from rca_toolkit.config import DB_TIME_ZONE, Settings, load_settings, seconds_setting
 from rca_toolkit.errors import ConnectionFailed, InputFormatError, NotFound, RcaError
 from rca_toolkit.sources import db_errors, read_only
-from rca_toolkit.sources.credentials import GatedUrl, gate_url, parse_url, positive_seconds, redact_text, redact_url
+from rca_toolkit.sources.credentials import GatedUrl, gate_url, parse_url, redact_text, redact_url
 
 __all__ = ["make_engine", "resolve_url", "redact_url", "redact_text", "check_connection", "database_error",
            "connection_timeouts", "ping_ms", "introspect", "TableInfo", "GROUP_BY_MEMORY", "check_sqlite_file"]
@@ -196,8 +196,8 @@ def connection_timeouts(settings: Settings, writable: bool = False) -> dict[str,
     waits at most ``statement_timeout_s + connect_timeout_s`` (the server cuts a statement at
     ``statement_timeout_s``, so a longer silence is a silent server). Writable scratch engines lift
     the statement limit for bulk loads and get the connect timeout only."""
-    connect = positive_seconds("connect_timeout_s (RCA_CONNECT_TIMEOUT_S)", settings.connect_timeout_s)
-    statement = positive_seconds("statement_timeout_s (RCA_STATEMENT_TIMEOUT_S)", settings.statement_timeout_s)
+    connect = seconds_setting("connect_timeout_s (RCA_CONNECT_TIMEOUT_S)", settings.connect_timeout_s)
+    statement = seconds_setting("statement_timeout_s (RCA_STATEMENT_TIMEOUT_S)", settings.statement_timeout_s)
     if writable:
         return {"connect_timeout": connect}
     return {"connect_timeout": connect, "read_timeout": statement + connect, "write_timeout": statement + connect}
@@ -232,7 +232,7 @@ GROUP_BY_MEMORY = 256 * 2**20
 def _pin_mysql_session(engine: sa.Engine, settings: Settings, writable: bool) -> None:
     """Every pooled connection: fixed time zone, statement limit, read-only unless writable, and
     in-memory GROUP BY tables large enough for the toolkit's aggregates (see ``GROUP_BY_MEMORY``)."""
-    statement_s = positive_seconds("statement_timeout_s (RCA_STATEMENT_TIMEOUT_S)", settings.statement_timeout_s)
+    statement_s = seconds_setting("statement_timeout_s (RCA_STATEMENT_TIMEOUT_S)", settings.statement_timeout_s)
     statements = [f"SET time_zone = '{_safe_tz(settings.db_time_zone)}'"]
     statements.append(f"SET SESSION max_statement_time = {statement_s:.3f}")
     statements.append(f"SET SESSION tmp_table_size = {GROUP_BY_MEMORY}, max_heap_table_size = {GROUP_BY_MEMORY}")
