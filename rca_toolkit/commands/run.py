@@ -99,36 +99,14 @@ def cmd_list(args: argparse.Namespace) -> Outcome:
     return Outcome.CLEAR
 
 
-def demo_report(path: str, db: str | None, out: str | None) -> dict:
-    """One notebook of ``rca demo-reports`` with its defaults (in a worker process): how it ended, as plain
-    values. A wrong input comes back as ``error_class``/``message``/``hint`` and is raised again by the caller."""
-    import time
-
-    from rca_toolkit.errors import RcaError
-    from rca_toolkit.runs.runner import run_notebook
-
-    started = time.monotonic()
-    try:
-        takes_db = any(p.name == "db_url" for p in declared_parameters(path))
-        result = run_notebook(path, {}, db=db if takes_db else None, out_dir=out)
-    except RcaError as exc:
-        return {"notebook": str(path), "error_class": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-    return {"notebook": str(path), "status": result.status, "outcome": result.outcome.value, "error": result.error,
-            "verdict": result.metrics.get("verdict"), "run_dir": str(result.run_dir),
-            "seconds": round(time.monotonic() - started, 1)}
-
-
 def cmd_demo_reports(args: argparse.Namespace) -> Outcome:
     """Run every notebook with its defaults, ``--jobs`` at a time (one kernel each), one line per finished
     notebook, then a summary table and the index; the worst run's outcome (a failed execution), verdicts do
     not count."""
     import time
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
 
-    from rca_toolkit import errors
     from rca_toolkit.analyses import tables
-
+    from rca_toolkit.runs.batch import run_all
     from rca_toolkit.sources.db import check_reachable
 
     check_reachable(args.db)  # a wrong --db is one line before any kernel starts, not after the first ones finish
@@ -137,20 +115,13 @@ def cmd_demo_reports(args: argparse.Namespace) -> Outcome:
     started = time.monotonic()
     print(f"running {len(paths)} notebooks, {jobs} at a time", flush=True)
     done: dict[str, dict] = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(demo_report, str(p), args.db, args.out) for p in paths]
-        for future in as_completed(futures):
-            run = future.result()
-            if "error_class" in run:  # a wrong input (a notebook, its parameters): one line, exit 2, as for `rca run`
-                pool.shutdown(wait=False, cancel_futures=True)  # nothing new starts; running kernels finish
-                cls = getattr(errors, run["error_class"], errors.ConfigError)
-                raise cls(f"{run['notebook']}: {run['message']}", hint=run["hint"])
-            done[run["notebook"]] = run
-            verdict = f" {run['verdict']}" if run["verdict"] else ""
-            print(f"[{len(done)}/{len(paths)}] {run['status']:6} {run['notebook']}{verdict} ({run['seconds']:.1f} s)",
-                  flush=True)
-            if run["error"]:
-                print(f"       {run['error']}", flush=True)
+    for run in run_all(paths, args.db, args.out, jobs):
+        done[run["notebook"]] = run
+        verdict = f" {run['verdict']}" if run["verdict"] else ""
+        print(f"[{len(done)}/{len(paths)}] {run['status']:6} {run['notebook']}{verdict} ({run['seconds']:.1f} s)",
+              flush=True)
+        if run["error"]:
+            print(f"       {run['error']}", flush=True)
     runs = [done[str(p)] for p in paths]
     index_path = _refresh_index(args.out)
     root = index_path.parent
