@@ -19,6 +19,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import re
 import sys
 import traceback
@@ -57,6 +58,7 @@ COMMANDS = {
     "quality": ("quality", "data-quality report of an export file or a database's sessions"),
     "report": ("report", "scheduled reports: daily/weekly health, retention"),
     "schedule": ("report", "print crontab/systemd entries that run a scheduled report"),
+    "cache": ("cache_cmd", "show, refresh or drop the local store the analyses read"),
 }
 COMMAND_MODULES = sorted({module for module, _ in COMMANDS.values()})
 
@@ -68,6 +70,9 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="SQLAlchemy URL or profile name (default: $RCA_DATABASE_URL or the demo SQLite database)",
     )
+    parser.add_argument("--no-cache", action="store_true",
+                        help="read the database directly instead of its local store (a one-off look; "
+                             "the same as RCA_CACHE=off)")
 
 
 MAX_ID = 2**63 - 1  # the largest id or seed SQLite and MariaDB's BIGINT hold
@@ -190,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             if func is None:
                 parser.print_help()
                 return EXIT_CODES[Outcome.BAD_INPUT]
+            if getattr(args, "no_cache", False):
+                os.environ["RCA_CACHE"] = "off"  # this process and the kernels it starts read directly
             outcome = func(args)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"{func.__module__}.{func.__name__} returned {outcome!r}, not an Outcome")

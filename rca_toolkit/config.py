@@ -40,6 +40,10 @@ class Settings:
     # response decides), "confirm_booking" (two steps) or "start_booking" (one step); keys "<agent_id>:<version>",
     # "<agent_id>" or "<version>"
     booking_steps: dict = field(default_factory=dict)
+    # the local store the analyses read (rca_toolkit.sources.store): "auto" (MariaDB/MySQL through the store,
+    # a SQLite file read directly), "on" (every database through the store) or "off" (direct reads)
+    cache: str = "auto"
+    cache_dir: str = "data/cache"
 
     def with_overrides(self, **overrides) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -55,7 +59,10 @@ _ENV = {
     "RCA_REDIS_URL": "redis_url",
     "RCA_REPORTS_DIR": "reports_dir",
     "RCA_PROGRESS": "progress",
+    "RCA_CACHE": "cache",
+    "RCA_CACHE_DIR": "cache_dir",
 }
+CACHE_MODES = ("auto", "on", "off")
 
 
 # Timeouts are bounded both ways: 0, a negative value or inf would mean "no limit" to a driver or
@@ -91,6 +98,10 @@ def _coerce(name: str, value, label: str | None = None):
         raise ConfigError(f"{label}={_shown(value)} is not a non-empty text", hint=_TEXT_HINTS.get(name, "give a text value"))
     if name == "source_tz":
         _check_zone(label, value)
+    elif name == "cache" and value.strip().lower() not in CACHE_MODES:
+        raise ConfigError(f"{label}={_shown(value)} is not a cache mode", hint="use auto, on or off")
+    elif name == "cache":
+        return value.strip().lower()
     elif name == "db_time_zone" and not DB_TIME_ZONE.fullmatch(value):
         raise ConfigError(f"{label}={_shown(value)} is not a time zone", hint="use +00:00, SYSTEM or a zone name")
     return value
@@ -102,6 +113,8 @@ _TEXT_HINTS = {
     "db_time_zone": "use +00:00, SYSTEM or a zone name",
     "redis_url": "give a URL such as redis://127.0.0.1:6379/0",
     "reports_dir": "give a folder path such as reports",
+    "cache_dir": "give a folder path such as data/cache",
+    "cache": "use auto, on or off",
 }
 
 

@@ -22,6 +22,13 @@ MARIADB_ADMIN_URL = os.environ.get("RCA_TEST_MARIADB_URL", "mysql+pymysql://root
 DEMO_SEED = 7
 
 
+def pytest_configure(config):
+    """Stores made by the tests (MariaDB reads go through the local store) live in a scratch folder, never data/cache."""
+    import tempfile
+
+    os.environ.setdefault("RCA_CACHE_DIR", tempfile.mkdtemp(prefix="rca-test-cache-"))
+
+
 def _unavailable(reason: str):
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: this must run, not skip)")

@@ -53,7 +53,7 @@ def real_call_id_sql(col: str, engine=None) -> str:
     given) ``REGEXP`` with ``(?-i)`` against the case-insensitive collation, plus a length check
     because PCRE's ``$`` also matches before a trailing newline.
     """
-    if engine is not None and engine.dialect.name == "sqlite":
+    if engine is not None and engine.dialect.name in ("sqlite", "duckdb"):  # the local store globs too
         return f"({col} GLOB 'call_{'[0-9a-f]' * 27}')"
     return f"({col} REGEXP '(?-i)^{RETELL_CALL_ID_BODY}$' AND LENGTH({col}) = {RETELL_CALL_ID_LENGTH})"
 

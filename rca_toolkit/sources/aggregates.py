@@ -151,7 +151,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
             completed = sessions.call_completed_exists_sql("s", skip_deleted="deleted_at" in calls_cols)
         conds = [where, call_ids.real_call_id_sql("s.call_id", engine)]
-        if engine.dialect.name != "sqlite":
+        if loaders.is_mariadb(engine):
             conds += loaders.every_company(engine, params)
         if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
             stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=completed)
@@ -167,7 +167,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
                      f"CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END AS cleanup"]
             value = "{v}"
         inner, outer, v = f"s.{column} AS v", "", "d.v"
-        if alias == "c" and (engine.dialect.name == "sqlite" or "id" not in calls_cols):
+        if alias == "c" and (not loaders.is_mariadb(engine) or "id" not in calls_cols):
             inner = f"c.{column} AS v FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id{live}"
         elif alias == "c":
             # only the Retell duration needs calls joined to every session. Looked up in session order, each
@@ -195,7 +195,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         listed = ", ".join(f":fn{i}" for i in range(len(families)))
         # MariaDB groups by the name's position in the bound list (FIELD, the column's collation like the IN):
         # an integer key instead of a VARCHAR(255) one in the temporary table, 1.9 s -> 1.2 s at 2M traces
-        function = "t.function_name" if engine.dialect.name == "sqlite" else f"FIELD(t.function_name, {listed})"
+        function = "t.function_name" if not loaders.is_mariadb(engine) else f"FIELD(t.function_name, {listed})"
         select = [f"{side} AS side"] + ([f"{edge} AS edge_at"] if edge else []) + [
             f"{function} AS function_name", "t.duration_ms AS value", "COUNT(*) AS n"]
         keys = ", ".join(str(i) for i in range(1, len(select)))
@@ -224,7 +224,7 @@ def _test_sessions(engine: sa.Engine) -> list | None:
     On MariaDB a scan of the call-id index finds them in well under a second at 1M sessions;
     up to ``MAX_LISTED`` are bound as a list. SQLite (small, no such cost) keeps the join.
     """
-    if engine.dialect.name == "sqlite":
+    if not loaders.is_mariadb(engine):
         return None
     ids = loaders.query(engine, "SELECT id FROM retell_call_sessions "
                                  f"WHERE call_id IS NULL OR NOT ({call_ids.real_call_id_sql('call_id', engine)})", {})["id"]

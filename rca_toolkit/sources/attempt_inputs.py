@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.sources import loaders, packed, requirements
+from rca_toolkit.sources import loaders, packed, requirements, store
 from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.config import progress
 from rca_toolkit.sources.requirements import Requirement
@@ -96,7 +96,7 @@ def window_bounds(col: str, lo, hi, engine: sa.Engine, params: dict, prefix: str
 
 def is_success_sql(col: str, engine: sa.Engine) -> str:
     """``col = 'success'`` compared like pandas does (case- and space-sensitive)."""
-    if engine.dialect.name == "sqlite":
+    if not loaders.is_mariadb(engine):
         return f"({col} = 'success')"
     return f"(CAST({col} AS BINARY) = 'success')"
 
@@ -122,7 +122,7 @@ def contains_any(col: str, needles, engine: sa.Engine) -> str:
     """True when the text holds any needle, byte for byte: a cheap server-side prefilter for JSON keys,
     which Python matches case-sensitively too. Binary: a ``LIKE '%...%'`` under the tables'
     ``utf8mb4_unicode_ci`` compares by collation (1.0 s against 0.4 s over 440k webhook payloads)."""
-    if engine.dialect.name == "sqlite":
+    if not loaders.is_mariadb(engine):
         parts = [f"instr({col}, '{n}') > 0" for n in needles]
     else:
         parts = [f"LOCATE('{n}', CAST({col} AS BINARY)) > 0" for n in needles]
@@ -152,7 +152,7 @@ def force_index(engine: sa.Engine, schema, table: str, index: str) -> str:
     Why: for windows of weeks MariaDB estimates the ``function_name IN (...)`` range of
     ``(function_name, started_at)`` as too large and scans the whole traces table instead.
     """
-    if engine.dialect.name == "sqlite" or table not in schema:
+    if not loaders.is_mariadb(engine) or table not in schema:
         return ""
     return f" FORCE INDEX ({index})" if any(ix.get("name") == index for ix in schema[table].indexes) else ""
 
@@ -196,7 +196,7 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     # only failures look their session's unlinked errors up (attempt_errors): lean loads leave successes' session ids out
     session = "t.call_session_id" if not lean else f"CASE WHEN {not_success_sql('t.status', engine)} THEN t.call_session_id END"
     zone = loaders.storage_zone(engine)
-    micros = zone == "UTC" and engine.dialect.name != "sqlite"
+    micros = zone == "UTC" and loaders.is_mariadb(engine)
     started, session_started = (micros_sql("t.started_at"), micros_sql("s.started_at")) if micros else ("t.started_at", "s.started_at")
     sql = (f"SELECT t.id AS trace_id, {session} AS session_id, s.call_id, s.company_id, {started} AS started_at, "
            f"t.function_name, t.status, CASE WHEN {response} THEN t.output_result END "
@@ -258,8 +258,8 @@ def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list, stat
         return set()
     found: set[str] = set()
     zone = loaders.storage_zone(engine)
-    for i in range(0, len(wanted), ID_CHUNK):
-        chunk = wanted[i:i + ID_CHUNK]
+    for i in range(0, len(wanted), chunk_of(engine)):
+        chunk = wanted[i:i + chunk_of(engine)]
         params = {f"lc{k}": v for k, v in enumerate(chunk)}
         params.update({f"ln{k}": v for k, v in enumerate(names)})
         where = window_bounds("t.started_at", end_ts, None, engine, params, "la")
@@ -275,6 +275,12 @@ def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list, stat
 
 # --------------------------------------------------------------------------- errors of the attempts
 ID_CHUNK = 5000  # ids per IN list: each statement is a range on the FK index
+STORE_CHUNK = 200_000  # on the local store each statement scans its tables once: few, large lists
+
+
+def chunk_of(engine) -> int:
+    """Ids per IN list: ``ID_CHUNK`` on a server, ``STORE_CHUNK`` on the local store."""
+    return STORE_CHUNK if store.is_store(engine) else ID_CHUNK
 
 
 def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list,
@@ -297,8 +303,8 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
     tail = "".join(f" AND {c}" for c in cond)
     if by_trace is None:
         parts = []
-        for i in range(0, len(trace_ids), ID_CHUNK):
-            ids = ", ".join(str(int(v)) for v in trace_ids[i:i + ID_CHUNK])  # integers from the database: inlined
+        for i in range(0, len(trace_ids), chunk_of(engine)):
+            ids = ", ".join(str(int(v)) for v in trace_ids[i:i + chunk_of(engine)])  # integers from the database: inlined
             parts.append((f"{select}e.function_trace_id IN ({ids}){tail}", dict(base)))
         by_trace = _clean_errors(run_parts(engine, parts, statements), engine, lo, hi)
     # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
@@ -306,9 +312,9 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
     named = traces["trace_id"].map(first["error_message"].astype("object")) if len(first) else pd.Series(None, index=traces.index)
     sessions = traces.loc[failed & named.isna(), "session_id"].dropna().astype(str).unique()
     parts = []
-    for i in range(0, len(sessions), ID_CHUNK):
+    for i in range(0, len(sessions), chunk_of(engine)):
         params = dict(base)
-        chunk = sessions[i:i + ID_CHUNK]
+        chunk = sessions[i:i + chunk_of(engine)]
         params.update({f"sid{k}": v for k, v in enumerate(chunk)})
         marks = ", ".join(f":sid{k}" for k in range(len(chunk)))
         parts.append((f"{select}e.call_session_id IN ({marks}) AND e.function_trace_id IS NULL "
@@ -432,7 +438,7 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     ``lean`` (counts): error rows of failed attempts only and no ``error_context`` (so no
     ``code_path`` frame), trace ``error_details`` only of failures or when it names a uid.
     """
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     schema = loaders.schema_of(engine)
     missing = requirements.check(schema, *REQUIRES["load"])  # before any statement
     statements: list = []
@@ -474,8 +480,8 @@ def calls_of(engine, schema, traces: pd.DataFrame, appointments: pd.DataFrame, l
     wanted = [c for c in traces.loc[keep, "call_id"].astype(str).unique() if c not in named]
     frames = []
     deleted = " AND deleted_at IS NULL" if "deleted_at" in calls_cols else ""
-    for i in range(0, len(wanted), ID_CHUNK):
-        chunk = wanted[i:i + ID_CHUNK]
+    for i in range(0, len(wanted), chunk_of(engine)):
+        chunk = wanted[i:i + chunk_of(engine)]
         params = {f"cid{k}": v for k, v in enumerate(chunk)}
         sql = (f"SELECT retell_call_id AS call_id, id AS local_call_id FROM calls "
                f"WHERE retell_call_id IN ({', '.join(f':cid{k}' for k in range(len(chunk)))}){deleted}")

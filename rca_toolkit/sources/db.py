@@ -181,7 +181,9 @@ def make_engine(db: str | URL | None = None, *, writable: bool = False, settings
     _hand_over_secrets(engine, gated)
     label = redact_url(url)
     if backend in ("mysql", "mariadb"):
-        _pin_mysql_session(engine, settings, writable)
+        statements = _pin_mysql_session(engine, settings, writable)
+        if not writable and not url.query:
+            _BULK[engine] = BulkSource(_bulk_uri(url), statements)
         if not writable:
             read_only.keep_mariadb_read_only(engine)
     elif not writable:
@@ -244,6 +246,40 @@ def _pin_mysql_session(engine: sa.Engine, settings: Settings, writable: bool) ->
         with dbapi_conn.cursor() as cur:
             for stmt in statements:
                 cur.execute(stmt)
+
+    return statements
+
+
+@dataclass(frozen=True)
+class BulkSource:
+    """What a bulk reader (connectorx) needs to read like the engine: its URI, password included (never shown:
+    ``repr`` hides it), and the session statements every connection of the engine runs first (time zone,
+    statement limit, read-only transaction)."""
+
+    uri: str = field(repr=False)
+    session: list
+
+
+_BULK: "weakref.WeakKeyDictionary[sa.Engine, BulkSource]" = weakref.WeakKeyDictionary()
+
+
+def _bulk_uri(url: URL) -> str:
+    from urllib.parse import quote
+
+    user = quote(url.username or "", safe="")
+    secret = f":{quote(url.password, safe='')}" if url.password else ""
+    return f"mysql://{user}{secret}@{url.host or '127.0.0.1'}:{url.port or 3306}/{quote(url.database or '', safe='')}"
+
+
+def bulk_source(engine: sa.Engine) -> BulkSource | None:
+    """How to read ``engine``'s database in bulk (MariaDB/MySQL read-only engines from the gate without URL
+    options), or None: then read through the engine itself."""
+    return _BULK.get(engine)
+
+
+def secrets_of(engine: sa.Engine) -> list[str]:
+    """The secret values ``engine`` was built with, to scrub from messages of other clients of the same server."""
+    return list(_SECRETS.get(engine, []))
 
 
 def _safe_tz(value: str) -> str:

@@ -22,16 +22,17 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import duckdb
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.config import Settings, load_settings
-from rca_toolkit.sources import requirements
+from rca_toolkit.sources import requirements, store
 from rca_toolkit.sources.db import TableInfo, database_error, make_engine, redact_url
 from rca_toolkit.sources.requirements import Requirement
-from rca_toolkit.errors import ConfigError, NotFound
+from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound
 from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.timeutil import localize_naive, parse_instant
 
@@ -118,14 +119,27 @@ REQUIRES = {
 
 
 # --------------------------------------------------------------------------- plumbing
-def engine_for(db=None, settings: Settings | None = None) -> sa.Engine:
-    """Reuse an Engine or build a read-only one from a URL/profile/None."""
+def engine_for(db=None, settings: Settings | None = None, *, cached: bool = False) -> sa.Engine:
+    """Reuse an Engine or build a read-only one from a URL/profile/None.
+
+    ``cached`` (the analyses that count over windows): read the local store of that database instead
+    (:mod:`rca_toolkit.sources.store`), refreshed first, when the ``cache`` setting asks for it: ``on``, or
+    ``auto`` for a MariaDB/MySQL server; ``off`` (``--no-cache``) reads directly."""
     if isinstance(db, sa.Engine):
         return db
     settings = settings or load_settings()
     engine = make_engine(db, settings=settings)
     _SETTINGS[engine] = settings
+    if cached and (settings.cache == "on" or (settings.cache == "auto" and is_mariadb(engine))):
+        cached_engine = store.fresh_store(engine, store.folder(settings.cache_dir, engine.url), storage_zone(engine))
+        _SETTINGS[cached_engine] = settings
+        return cached_engine
     return engine
+
+
+def is_mariadb(engine: sa.Engine) -> bool:
+    """MariaDB/MySQL SQL (binary comparisons, index hints) rather than the portable SQL SQLite and the store read."""
+    return engine.dialect.name in ("mysql", "mariadb")
 
 
 def schema_of(engine: sa.Engine) -> dict[str, TableInfo]:
@@ -147,6 +161,8 @@ def _settings(engine: sa.Engine) -> Settings:
 def storage_zone(engine: sa.Engine) -> str:
     """Zone in which the server hands back naive timestamps."""
     settings = _settings(engine)
+    if store.storage_zone(engine):
+        return store.storage_zone(engine)
     if engine.dialect.name == "sqlite":
         return settings.source_tz
     tz = settings.db_time_zone
@@ -160,7 +176,8 @@ def to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = Tru
         if col not in frame:
             continue
         if zone == "UTC":
-            frame[col] = pd.to_datetime(frame[col], errors="coerce", utc=True, format="mixed")
+            # microseconds, as every source and the store hand back: a column of NULLs alone would be seconds
+            frame[col] = pd.to_datetime(frame[col], errors="coerce", utc=True, format="mixed").dt.as_unit("us")
             if flags:
                 frame[f"{col}_ambiguous"] = False
             continue
@@ -215,6 +232,14 @@ def query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None 
     Logs (DEBUG, ``rca -vv``) the statement's first words, the rows read and the seconds it took;
     never the bound parameter values."""
     started = time.perf_counter()
+    if store.is_store(engine):
+        try:
+            frame = store.query_frame(engine, sql, params)
+        except duckdb.Error as exc:
+            raise ConnectionFailed(f"query on {engine.rca_label} failed: {str(exc).splitlines()[0]}",
+                                   hint="refresh the store (`rca cache refresh --full`) or run with --no-cache") from None
+        log.debug("%s: %d rows in %.3f s (local store)", statement_label(sql), len(frame), time.perf_counter() - started)
+        return frame
     try:
         if conn is not None:
             frame = pd.read_sql(sa.text(sql), conn, params=params)
@@ -241,7 +266,7 @@ def present_columns(schema: dict[str, TableInfo], table: str, wanted) -> tuple[l
 def base_attrs(engine, **extra) -> dict:
     schema = schema_of(engine)
     attrs = {
-        "source": redact_url(engine.url),
+        "source": getattr(engine, "rca_label", None) or redact_url(engine.url),
         "synthetic": "rca_demo_world" in schema,
         "storage_zone": storage_zone(engine),
         "missing_columns": {},
@@ -296,7 +321,8 @@ def typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.
             frame[col] = _string_category(frame[col])
     for col in bools:
         if col in frame:
-            frame[col] = frame[col].map(lambda v: pd.NA if v is None or v != v else bool(int(v))).astype("boolean")
+            # pd.isna: None and NaN (a driver's NULL) and pd.NA (the store's nullable integers) alike
+            frame[col] = frame[col].map(lambda v: pd.NA if pd.isna(v) else bool(int(v))).astype("boolean")
     return frame
 
 
@@ -310,13 +336,13 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     call row says ``completed`` (P5); ``closed_by_cleanup`` marks ``system_timeout`` (P20); both
     rules are :mod:`rca_toolkit.rules.sessions`.
     """
-    engine = engine_for(db)
+    engine = engine_for(db, cached=True)
     schema = schema_of(engine)
     requirements.check(schema, *REQUIRES["calls"])
     params: dict = {}
     where, start_ts, end_ts = window_clause("s.started_at", start, end, engine, params)
     where += company_clause("s.company_id", company_id, params)
-    if company_id is None and where and engine.dialect.name != "sqlite":
+    if company_id is None and where and is_mariadb(engine):
         where += every_company(engine, params)
     select = [f"s.{c} AS {'session_id' if c == 'id' else c}" for c in SESSION_COLUMNS]
     have, missing = present_columns(schema, "calls", CALL_COLUMNS)
@@ -501,7 +527,7 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     ``error_details``, hence ``error``): latency and reach analyses need none of them, and at
     scale they are most of the bytes fetched and all of the per-row JSON decoding.
     """
-    engine = engine_for(db)
+    engine = engine_for(db, cached=True)
     schema = schema_of(engine)
     requirements.check(schema, *REQUIRES["function_traces"])
     cols = list(TRACE_COLUMNS)
@@ -531,7 +557,7 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
 
 def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool = False) -> pd.DataFrame:
     """``retell_error_log`` rows with numeric severity (P12) and the calling ``frame``."""
-    engine = engine_for(db)
+    engine = engine_for(db, cached=True)
     schema = schema_of(engine)
     requirements.check(schema, *REQUIRES["errors"])
     cols = ERROR_COLUMNS
@@ -556,7 +582,7 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
 # --------------------------------------------------------------------------- other tables
 def appointments(db=None, *, start=None, end=None, company_id=None, include_deleted: bool = False) -> pd.DataFrame:
     """Appointments created in a window; ``retell_call_id`` decoded from ``metadata`` (P15)."""
-    engine = engine_for(db)
+    engine = engine_for(db, cached=True)
     schema = schema_of(engine)
     requirements.check(schema, *REQUIRES["appointments"])
     have, missing = present_columns(schema, "appointments", APPOINTMENT_COLUMNS)
@@ -611,7 +637,7 @@ def booking_id_duplicates(db=None) -> tuple[pd.DataFrame, int]:
 
 def webhook_events(db=None, *, start=None, end=None, provider: str | None = None) -> pd.DataFrame:
     """Webhook rows (legacy ``provider`` or fresh-install ``source`` shape), event types normalised (P19)."""
-    engine = engine_for(db)
+    engine = engine_for(db, cached=True)
     schema = schema_of(engine)
     requirements.check(schema, *REQUIRES["webhook_events"])
     cols = schema["webhook_events"].columns

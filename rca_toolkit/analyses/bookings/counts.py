@@ -48,7 +48,7 @@ def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str 
         raise ConfigError(f"by={unknown[0]!r} is not a column attempts can be counted by", hint=f"use one of {', '.join(BY_COLUMNS)}")
     if method not in ("rows", "sql"):
         raise ConfigError(f"method={method!r} is not known", hint="use 'rows' or 'sql'")
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     requirements.check(engine, *REQUIRES["attempt_counts"])  # before either method's first statement
     fast = None if method == "rows" else fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
                               first_at=first_at, when_fetched=when_fetched)

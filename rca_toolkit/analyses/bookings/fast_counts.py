@@ -48,7 +48,7 @@ def _not_applicable(why: str) -> None:
 
 def _unsupported(engine, by) -> str | None:
     """Why this database or these keys cannot take the shortcut; None when they can."""
-    if engine.dialect.name == "sqlite":
+    if not loaders.is_mariadb(engine):
         return "SQLite (the shortcut is MariaDB SQL)"
     zone = loaders.storage_zone(engine)
     if zone != "UTC":

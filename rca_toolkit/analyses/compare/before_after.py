@@ -173,7 +173,7 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
         raise ConfigError(f"--by {by!r} is not a column of the booking attempts",
                           hint="use one of: path, code_path, family, function_name, company_id")
     start_h, end_h = history_bounds(at_ts, before, after, history) if with_changepoints else (None, None)
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     absent = requirements.check(engine, *REQUIRES["before_after"])
     # The histograms are server work (GROUP BY over the windows) on connections of their own. The call
     # durations run beside the attempts' reads; the session durations and the latencies wait until the

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.sources import aggregates, attempt_inputs, loaders, requirements
+from rca_toolkit.sources import aggregates, attempt_inputs, loaders, requirements, store
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
@@ -148,7 +148,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
 
     Needs a MariaDB session pinned to UTC (``storage_zone == "UTC"``): bounds are compared exactly.
     """
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     schema = loaders.schema_of(engine)
     requirements.check(schema, *STATEMENT_READS)
     base: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"]),
@@ -232,7 +232,7 @@ def _force(engine, schema, table: str, index: str) -> str:
 
 def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None) -> HealthData:
     """Run :func:`statements` and :func:`rca_toolkit.analyses.bookings.booking_counts.attempt_counts` (MariaDB pinned to UTC)."""
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     stmts = statements(engine, bounds, company_id)
     with engine.connect() as conn:
         rows = {name: loaders.query(engine, sql, params, conn) for name, sql, params in stmts}
@@ -319,7 +319,7 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
     """
     from rca_toolkit.sources.attempt_inputs import force_index, is_success_sql
 
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     bounds = period_bounds(period_start, period)
     out = statements(engine, bounds, company_id)
     params: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"])}
@@ -357,7 +357,7 @@ class HealthInputs:
 def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
     """Read the period and its baseline as rows through the loaders (read-only; traces without JSON)."""
     bounds = period_bounds(period_start, period)
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     absent = requirements.check(engine, *REQUIRES["load"])
     company = int(company_id) or None
     window = {"start": bounds["baseline_start"], "end": bounds["end"], "company_id": company}
@@ -377,9 +377,12 @@ def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = 
     storage (SQLite, ``SYSTEM`` zone) the rows are loaded and counted here, so DST is handled as the
     loaders handle it.
     """
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     requirements.check(engine, *REQUIRES["load_counts"])  # before the first statement of either path
     zone = loaders.storage_zone(engine)
+    if store.is_store(engine):
+        log.info("health counts: rows of the local store counted in Python")
+        return load(engine, period_start, period, company_id)
     if zone != "UTC":
         log.info("health counts: rows loaded and counted in Python (the database hands back wall time, %s)", zone)
         return load(engine, period_start, period, company_id)

@@ -55,7 +55,7 @@ def incident(db=None, signature: str = "", *, since=None, until=None, by: str = 
         raise ConfigError(f"until={until!r} is not after since={since!r}", hint="swap the two instants")
     claim_list = claims_mod.load_claims(claims) if with_claims else []
     deployments = load_deployments(deployments_path)
-    engine = loaders.engine_for(db)
+    engine = loaders.engine_for(db, cached=True)
     absent = requirements.check(engine, *REQUIRES["incident"], *(REQUIRES["detection"] if detect else ()))
     load_start, load_end = _load_window(start, end, claim_list)
     attempts = outcomes.booking_attempts(engine, start=load_start, end=load_end)

@@ -1,0 +1,92 @@
+"""``rca cache status|refresh|drop``: the local store the analyses read instead of the server.
+
+``status`` shows what the store of ``--db`` holds and from when; ``refresh`` brings it up to date (new rows,
+the trailing window, updated rows; ``--full`` reads everything again) and says how many rows it read;
+``drop`` deletes it. Exit 0, or 2 on bad input (an unreachable database, a bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from rca_toolkit.analyses import tables
+from rca_toolkit.cli import add_db_option, add_format_option, emit, int_in
+from rca_toolkit.config import load_settings
+from rca_toolkit.outcome import Outcome
+from rca_toolkit.rules.timeutil import parse_duration
+from rca_toolkit.sources import loaders, store
+from rca_toolkit.sources.db import redact_url, resolve_url
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("cache", help="show, refresh or drop the local store the analyses read",
+                            description=__doc__.strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    status = actions.add_parser("status", help="what the store of --db holds and from when")
+    refresh = actions.add_parser("refresh", help="bring the store of --db up to date (only what changed)")
+    refresh.add_argument("--full", action="store_true", help="read every table whole again")
+    refresh.add_argument("--trailing", default="2d", metavar="DURATION",
+                         help="window re-read behind the newest stored row, for rows that change after insert "
+                              "(default: %(default)s)")
+    refresh.add_argument("--max-rows-per-second", type=int_in(1, what="a number of rows"), default=None, metavar="N",
+                         help="read at most N rows a second, so production never notices (default: no limit)")
+    drop = actions.add_parser("drop", help="delete the store of --db")
+    for action in (status, refresh, drop):
+        add_db_option(action)
+        add_format_option(action)
+        action.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> Outcome:
+    settings = load_settings()
+    url = resolve_url(args.db, settings)
+    folder = store.folder(settings.cache_dir, url)
+    if args.action == "drop":
+        store.close(folder)
+        dropped = store.drop(folder)
+        result = {"folder": str(folder), "dropped": dropped}
+        text = f"dropped the store {folder} of {redact_url(url)}" if dropped else f"no store of {redact_url(url)} in {folder}"
+        emit(result if args.format == "json" else tables.wrap_lines([text]), args.format)
+        return Outcome.CLEAR
+    if args.action == "refresh":
+        trailing = parse_duration(args.trailing, name="--trailing")  # a bad option fails before any connection
+        source = loaders.engine_for(args.db, settings)
+        store.close(folder)
+        done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source), full=args.full,
+                             trailing=trailing, max_rows_per_s=args.max_rows_per_second)
+        summary = {"folder": str(folder), "seconds": round(done.seconds, 2), "rows_read": done.rows_read,
+                   "built_whole": done.built, "tables_missing": done.missing}
+        if args.format == "json":
+            emit({**summary, "status": store.status(folder)}, args.format)
+        else:
+            line = (f"refreshed the store of {redact_url(url)} in {done.seconds:.1f} s: {done.total_read:,} rows read"
+                    + (f" ({', '.join(done.built)} read whole)" if done.built else "")
+                    + (f"; the source has no {', '.join(done.missing)}" if done.missing else ""))
+            emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder)), args.format)
+        return Outcome.CLEAR
+    described = store.status(folder)
+    if described is None:
+        text = tables.wrap_lines([f"no store of {redact_url(url)} yet ({folder})", "`rca cache refresh --db ...` makes one"])
+        emit({"folder": str(folder), "exists": False} if args.format == "json" else text, args.format)
+        return Outcome.CLEAR
+    emit(described if args.format == "json" else status_text(described), args.format)
+    return Outcome.CLEAR
+
+
+def status_text(described: dict) -> str:
+    """The store's tables as one table, under a line naming its source, folder and size."""
+    frame = pd.DataFrame(described["tables"])
+    shown = tables.show(frame, [
+        tables.col("table", "table"),
+        tables.col("rows", "rows", tables.count, numeric=True),
+        tables.col("first", "first row", lambda v: tables.when(v, with_seconds=False)),
+        tables.col("last", "last row", lambda v: tables.when(v, with_seconds=False)),
+        tables.col("rows_read", "read by the last refresh", tables.count, numeric=True),
+    ], empty="the store holds no table")
+    refreshed = max((t["refreshed_at_utc"] for t in described["tables"] if t["refreshed_at_utc"] is not None), default=None)
+    head = tables.wrap_lines([
+        f"store of {described['source']} (timestamps in {described['storage_zone']}), last refreshed {tables.when(refreshed)}",
+        f"{described['folder']}: {described['bytes'] / 2**20:.1f} MiB on disk, readable by its owner only"])
+    return head + "\n\n" + shown.to_text()

@@ -1,0 +1,14 @@
+"""The local analytical store: each analysed database copied once into DuckDB, then kept up to date.
+
+Why: counting a month of calls on a production server at its default settings was random I/O that the
+naive full read beat; a columnar copy is read sequentially once and then only where it changed
+(:mod:`extract`). ``tables`` says what is stored, ``files`` where (``<cache_dir>/<fingerprint>/``, owner
+only), ``catalog`` what a store holds and from when, ``engine`` opens it read-only for the loaders.
+"""
+
+from rca_toolkit.sources.store.engine import close, fresh_store, is_store, open_store, query_frame, status, storage_zone
+from rca_toolkit.sources.store.extract import Refresh, refresh
+from rca_toolkit.sources.store.files import drop, fingerprint, folder
+
+__all__ = ["Refresh", "close", "drop", "fingerprint", "folder", "fresh_store", "is_store", "open_store", "query_frame", "refresh", "status",
+           "storage_zone"]

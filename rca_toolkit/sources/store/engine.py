@@ -1,0 +1,155 @@
+"""The store as a read-only SQLAlchemy engine the loaders read like any database, and when to use it.
+
+Why an engine: the analyses read through :mod:`rca_toolkit.sources.loaders`, one implementation for every
+source; the store is one more read-only engine (DuckDB, opened ``read_only``, so it cannot be written
+through), whose schema is the columns it holds and whose timestamps are in the zone the source used.
+Connections are not pooled: a refresh in another process needs the file free between reads.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from rca_toolkit.errors import NotFound, RcaError
+from rca_toolkit.sources import requirements
+from rca_toolkit.sources.db import TableInfo
+from rca_toolkit.sources.store import catalog, extract, files
+from rca_toolkit.sources.store.tables import BY_NAME
+
+_ZONES: "weakref.WeakKeyDictionary[sa.Engine, str]" = weakref.WeakKeyDictionary()
+_OPEN: dict[Path, sa.Engine] = {}
+_REFRESHED: dict[Path, float] = {}  # store folder -> monotonic time of this process's last refresh
+FRESH_FOR_S = 300.0
+LOCK_RETRY_S = 60.0
+
+
+def is_store(engine: sa.Engine) -> bool:
+    return engine in _ZONES
+
+
+def storage_zone(engine: sa.Engine) -> str | None:
+    """The zone the store's naive timestamps are in (its source's), or None for an engine that is no store."""
+    return _ZONES.get(engine)
+
+
+def _connect_retrying(path: Path, read_only: bool):
+    """``duckdb.connect``, waiting while another process holds the file for writing."""
+    deadline = time.monotonic() + LOCK_RETRY_S
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=files.DUCKDB_CONFIG)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise RcaError(f"cannot open the store {path}: {str(exc).splitlines()[0]}",
+                               hint="wait for the other rca process to finish, or run with --no-cache") from None
+            time.sleep(0.1)
+
+
+def open_store(folder: Path) -> sa.Engine:
+    """A read-only engine on the store in ``folder`` (one per folder and process)."""
+    path = Path(folder) / files.STORE_FILE
+    if not path.exists():
+        raise NotFound(f"there is no store in {folder}", hint="run `rca cache refresh --db URL` first")
+    if folder in _OPEN:
+        return _OPEN[folder]
+    con = _connect_retrying(path, read_only=True)
+    try:
+        info, states = catalog.info(con), catalog.tables(con)
+    finally:
+        con.close()
+    engine = sa.create_engine("duckdb:///:memory:", poolclass=NullPool)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _connect(dialect, conn_rec, cargs, cparams):
+        from duckdb_engine import ConnectionWrapper
+
+        return ConnectionWrapper(_connect_retrying(path, read_only=True))
+
+    requirements.pin_schema(engine, {name: _table_info(name, state.columns) for name, state in states.items()})
+    _ZONES[engine] = info.get("storage_zone") or "UTC"
+    engine.rca_label = f"{info.get('source', 'an unknown database')} (local store {folder.name})"
+    engine.rca_store = str(folder)
+    _OPEN[folder] = engine
+    return engine
+
+
+def _table_info(name: str, columns: dict) -> TableInfo:
+    spec = BY_NAME.get(name)
+    return TableInfo(name=name, columns=dict(columns), primary_key=[spec.key] if spec else [])
+
+
+def close(folder: Path) -> None:
+    """Forget this process's engine on ``folder`` (before it is written or dropped)."""
+    engine = _OPEN.pop(Path(folder), None)
+    if engine is not None:
+        native = _NATIVE.pop(engine, None)
+        if native is not None:
+            native.close()
+        engine.dispose()
+
+
+_NATIVE: "weakref.WeakKeyDictionary[sa.Engine, duckdb.DuckDBPyConnection]" = weakref.WeakKeyDictionary()
+
+
+def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
+    """One statement on the store, its rows as a frame straight from DuckDB (columnar: a million rows in a
+    second, where fetching them row by row through SQLAlchemy took ten). Same SQL and parameters as
+    ``pd.read_sql`` of ``sa.text(sql)``; bound values stay parameters."""
+    compiled = sa.text(sql).bindparams(*[sa.bindparam(k) for k in params]).compile(dialect=engine.dialect)
+    values = [params[name] for name in compiled.positiontup or []]
+    native = _NATIVE.get(engine)
+    if native is None:
+        native = _NATIVE[engine] = _connect_retrying(Path(engine.rca_store) / files.STORE_FILE, read_only=True)
+    frame = native.cursor().execute(compiled.string, values).df()
+    for column, dtype in frame.dtypes.items():  # the widths pd.read_sql hands back (int32 refuses int64 values)
+        if dtype.kind in "iu" and dtype not in ("int64", "Int64"):
+            frame[column] = frame[column].astype("Int64" if isinstance(dtype, pd.api.extensions.ExtensionDtype) else "int64")
+        elif dtype.kind == "f" and dtype != "float64":
+            frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def fresh_store(source: sa.Engine, folder: Path, storage_zone: str, *, max_age_s: float = FRESH_FOR_S) -> sa.Engine:
+    """The store of ``source`` in ``folder``, refreshed first unless this process refreshed it in the last
+    ``max_age_s`` seconds."""
+    folder = Path(folder)
+    last = _REFRESHED.get(folder)
+    if last is None or time.monotonic() - last > max_age_s or not (folder / files.STORE_FILE).exists():
+        close(folder)
+        extract.refresh(source, folder, storage_zone=storage_zone)
+        _REFRESHED[folder] = time.monotonic()
+    return open_store(folder)
+
+
+def status(folder: Path) -> dict | None:
+    """What the store in ``folder`` holds (None when there is none): its source, size and, per table, the rows,
+    the high-water key, the first and last row time, when it was built whole and last refreshed."""
+    folder = Path(folder)
+    path = folder / files.STORE_FILE
+    if not path.exists():
+        return None
+    close(folder)
+    con = _connect_retrying(path, read_only=True)
+    try:
+        info, states = catalog.info(con), catalog.tables(con)
+    finally:
+        con.close()
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    zone = info.get("storage_zone") or "UTC"
+
+    def instant(value):  # the source's wall time as an instant (an ambiguous hour read as its first pass)
+        if value is None:
+            return None
+        return pd.Timestamp(value).tz_localize(zone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
+
+    return {"folder": str(folder), "bytes": size, "source": info.get("source"), "storage_zone": info.get("storage_zone"),
+            "tables": [{"table": s.name, "rows": s.rows, "high_key": s.high_key, "first": instant(s.first_time), "last": instant(s.last_time),
+                        "built_at_utc": s.built_at, "refreshed_at_utc": s.refreshed_at, "rows_read": s.rows_read}
+                       for s in states.values()]}

@@ -1,0 +1,405 @@
+"""Fill and refresh a store: sequential reads in key order, only what changed since the last refresh.
+
+Why: the analyses used to ask the production server for every window again; on a server at its default
+settings those reads are random I/O (uuid joins, index lookups) and a daily report re-aggregated five weeks
+to add one day. Here each table is read once in primary-key order, in chunks (keyset pagination: every chunk
+is one index range), and then only:
+
+1. rows past the high-water key (new rows);
+2. the trailing window, ``trailing`` back from the newest row time the store holds, read again whole: rows
+   that change after insert (sessions that end, traces that complete, webhooks that get processed) and rows
+   deleted there come out right;
+3. rows whose ``updated_at`` is at or after the newest one stored (minus a minute), however old they are;
+4. when the table's row count (and, for integer keys, the sum of its keys) still differs from the store's,
+   the keys: rows deleted (or inserted below the high-water key) anywhere are found and mended.
+
+A store whose timestamps were read in another zone (``storage_zone``) or from another kind of database is
+built whole again: naive wall times of two zones must never sit in one table.
+
+Text that can hold personal data (``tables.StoredTable.masked``) is masked by the one rule
+(:mod:`rca_toolkit.sources.formats.masking`) before it is written. Nothing is written to the source: its
+engine comes from the read-only gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import sqlalchemy as sa
+
+from rca_toolkit.rules import personal_data
+from rca_toolkit.errors import ConnectionFailed
+from rca_toolkit.sources import db_errors
+from rca_toolkit.sources.db import TableInfo, bulk_source, database_error, introspect, redact_url, secrets_of
+from rca_toolkit.sources.formats import masking
+from rca_toolkit.sources.store import catalog, files
+from rca_toolkit.sources.store.tables import TABLES, StoredTable
+
+log = logging.getLogger(__name__)
+CHUNK = 100_000
+TRAILING = pd.Timedelta(days=2)
+UPDATED_SLACK = pd.Timedelta(minutes=1)
+
+
+@dataclass
+class Refresh:
+    """What one refresh did, per table: rows read from the source (``keys_read``: keys alone, read to find
+    deleted rows), and whether the table was built whole."""
+
+    path: Path
+    rows_read: dict = field(default_factory=dict)
+    keys_read: dict = field(default_factory=dict)
+    built: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def total_read(self) -> int:
+        return sum(self.rows_read.values())
+
+
+def duck_type(source_type: str) -> str:
+    """The store's type for a source column type (its SQL text as the live schema reports it)."""
+    text = source_type.upper()
+    if "INT" in text or "BOOL" in text:
+        return "BIGINT"
+    if any(k in text for k in ("DECIMAL", "NUMERIC", "FLOAT", "DOUBLE", "REAL")):
+        return "DOUBLE"
+    if "TIME" in text or text == "DATE":
+        return "TIMESTAMP"
+    return "VARCHAR"
+
+
+def redact_phone(values: pd.Series) -> pd.Series:
+    """A phone-number column (``calls.from_number``) as the mask: every text that is not blank becomes
+    ``[PHONE]``, so the store never holds a caller's number (finding each distinct number costs 0.5 ms)."""
+    text = values.astype("object")
+    filled = text.map(lambda v: isinstance(v, str) and bool(v.strip())).astype(bool)
+    return text.where(~filled, personal_data.PHONE_MASK)
+
+
+mask_cell = masking.mask_stored_text  # one stored text masked (what mask_column does per text)
+
+
+class _Reader:
+    """Chunked reads from the source, counting rows (and keys read alone) and keeping to ``max_rows_per_s``
+    (keys count as rows there)."""
+
+    def __init__(self, engine: sa.Engine, max_rows_per_s: float | None):
+        self.engine, self.rate, self.read, self.keys, self.started = engine, max_rows_per_s, 0, 0, time.monotonic()
+
+    def frame(self, statement, *, keys: bool = False):
+        """The rows of ``statement``: an Arrow table read by connectorx where the gate offers a bulk source
+        (MariaDB: eight times faster than pymysql, same session settings), else a pandas frame."""
+        bulk = bulk_source(self.engine)
+        if bulk is not None:
+            frame = self._bulk(statement, bulk)
+            if keys:
+                frame = frame.to_pandas()
+        else:
+            try:
+                with self.engine.connect() as conn:
+                    frame = pd.read_sql(statement, conn)
+            except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
+                raise database_error(self.engine, exc, doing="filling the local store") from None
+        if keys:
+            self.keys += len(frame)
+        else:
+            self.read += len(frame)
+        if self.rate:
+            ahead = (self.read + self.keys) / self.rate - (time.monotonic() - self.started)
+            if ahead > 0:
+                time.sleep(ahead)
+        return frame
+
+    def _bulk(self, statement, bulk):
+        import connectorx
+
+        sql = str(statement.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+        try:
+            return connectorx.read_sql(bulk.uri, sql, return_type="arrow", pre_execution_query=bulk.session)
+        except Exception as exc:  # noqa: BLE001 - connectorx raises RuntimeError/ValueError with the server's text
+            text = db_errors.first_line(exc, secrets_of(self.engine))
+            raise ConnectionFailed(f"reading {redact_url(self.engine.url)} into the local store failed: {text}",
+                                   hint="check that the server is up and the user may read the table") from None
+
+    def row(self, statement) -> tuple:
+        try:
+            with self.engine.connect() as conn:
+                return tuple(conn.execute(statement).one())
+        except sa.exc.DBAPIError as exc:
+            raise database_error(self.engine, exc, doing="filling the local store") from None
+
+
+def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = False, trailing=TRAILING,
+            max_rows_per_s: float | None = None, chunk: int = CHUNK) -> Refresh:
+    """Bring the store in ``path`` up to date with ``source`` (built whole when ``full``, new, or when a
+    table's columns changed). ``storage_zone`` is the zone the source's naive timestamps are in."""
+    started = time.perf_counter()
+    files.make_private(path)
+    live = introspect(source, [t.name for t in TABLES])
+    result = Refresh(path)
+    reader = _Reader(source, max_rows_per_s)
+    try:
+        with files.writer_lock(path):
+            _refresh_store(source, path, live, reader, result, storage_zone=storage_zone, full=full, trailing=trailing,
+                           chunk=chunk)
+    finally:  # DuckDB makes its files by the umask: owner-only again, even after a failed refresh
+        files.make_private(path)
+    result.seconds = time.perf_counter() - started
+    log.info("store %s: %d rows and %d keys read in %.1f s (%s built whole)", path, result.total_read,
+             sum(result.keys_read.values()), result.seconds, ", ".join(result.built) or "none")
+    return result
+
+
+def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, result: Refresh, *, storage_zone: str,
+                   full: bool, trailing, chunk: int) -> None:
+    con = duckdb.connect(str(path / files.STORE_FILE), config=files.DUCKDB_CONFIG)
+    try:
+        catalog.ensure(con)
+        before = catalog.info(con)
+        if any(before.get(k) not in (None, now) for k, now in (("storage_zone", storage_zone), ("dialect", source.dialect.name))):
+            log.info("store %s: its rows were read in %s from %s, now %s from %s: built whole again", path,
+                     before.get("storage_zone"), before.get("dialect"), storage_zone, source.dialect.name)
+            full = True
+        catalog.write_info(con, format=catalog.FORMAT, source=redact_url(source.url), dialect=source.dialect.name,
+                           storage_zone=storage_zone)
+        states = catalog.tables(con)
+        for spec in TABLES:
+            if spec.name not in live:
+                con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
+                catalog.forget_table(con, spec.name)
+                result.missing.append(spec.name)
+                continue
+            _refresh_table(con, reader, spec, live[spec.name], states.get(spec.name), full=full,
+                           trailing=pd.Timedelta(trailing), chunk=chunk, result=result)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def _refresh_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state, *, full: bool, trailing, chunk: int,
+                   result: Refresh) -> None:
+    columns = {c: info.columns[c] for c in (spec.columns or info.columns) if c in info.columns}
+    if spec.key not in columns:
+        columns = {spec.key: info.columns.get(spec.key, "VARCHAR"), **columns} if spec.key in info.columns else columns
+    now = pd.Timestamp.now("UTC").tz_localize(None)
+    before, keys_before = reader.read, reader.keys
+    rebuild = full or spec.whole or state is None or state.columns != columns or spec.key not in columns
+    table = sa.table(spec.name, *[sa.column(c) for c in columns])
+    if rebuild:
+        con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
+        ddl = ", ".join(f'"{c}" {duck_type(t)}' for c, t in columns.items())
+        con.execute(f'CREATE TABLE "{spec.name}" ({ddl})')
+        if spec.key in columns:
+            _read_keyset(con, reader, spec, table, columns, None, chunk)
+        else:
+            _insert(con, spec, columns, reader.frame(sa.select(table)))
+        result.built.append(spec.name)
+        built_at = now
+    else:
+        _incremental(con, reader, spec, table, columns, trailing, chunk)
+        built_at = state.built_at
+    _mend_by_keys(con, reader, spec, table, columns, chunk)
+    rows, high, first, last = _summary(con, spec, columns)
+    result.rows_read[spec.name] = reader.read - before
+    result.keys_read[spec.name] = reader.keys - keys_before
+    catalog.write_table(con, catalog.TableState(spec.name, columns, rows, high, built_at, now,
+                                                result.rows_read[spec.name], first, last))
+
+
+def _read_keyset(con, reader: _Reader, spec: StoredTable, table, columns: dict, start, chunk: int, *, inclusive=False) -> None:
+    """Rows with key past ``start`` (``>=`` when ``inclusive``), in key order, ``chunk`` at a time; the next chunk
+    is read while this one is masked and written (the server's work and ours overlap)."""
+    key = table.c[spec.key]
+
+    def after(last, first: bool):
+        query = sa.select(table).order_by(key).limit(chunk)
+        if last is None:
+            return query
+        return query.where(key >= last if (inclusive and first) else key > last)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(reader.frame, after(start, True))
+        while True:
+            frame = pending.result()
+            if len(frame) == 0:
+                return
+            if len(frame) >= chunk:
+                pending = pool.submit(reader.frame, after(_last_key(frame, spec.key), False))
+            _insert(con, spec, columns, frame)
+            if len(frame) < chunk:
+                return
+
+
+def _incremental(con, reader: _Reader, spec: StoredTable, table, columns: dict, trailing, chunk: int) -> None:
+    """New rows, the trailing window and updated rows (module docstring, steps 1-3)."""
+    name, key = spec.name, spec.key
+    # the newest change the store holds, taken before the window is read again: rows read there carry the
+    # source's newer updated_at, and an old row changed before them would otherwise fall below the bound
+    since = _one(con, f'SELECT max("{spec.updated}") FROM "{name}"') if spec.updated in columns else None
+    if spec.integer_key:
+        high = _one(con, f'SELECT max("{key}") FROM "{name}"')
+        lo = None
+        if spec.time in columns:
+            lo = _one(con, f'SELECT min("{key}") FROM "{name}" WHERE "{spec.time}" >= '
+                      f'(SELECT max("{spec.time}") FROM "{name}") - ?', [trailing.to_pytimedelta()])
+        if lo is None:
+            lo = None if high is None else int(high) + 1
+        if lo is None:
+            _read_keyset(con, reader, spec, table, columns, None, chunk)
+        else:
+            con.execute(f'DELETE FROM "{name}" WHERE "{key}" >= ?', [int(lo)])
+            _read_keyset(con, reader, spec, table, columns, int(lo), chunk, inclusive=True)
+        older = (table.c[key] < int(lo)) if lo is not None else None
+    else:  # uuid keys: the window is a time range
+        newest = _one(con, f'SELECT max("{spec.time}") FROM "{name}"')
+        bound = None if newest is None else (pd.Timestamp(newest) - trailing).floor("s")
+        if bound is None:
+            con.execute(f'DELETE FROM "{name}"')
+            _read_keyset(con, reader, spec, table, columns, None, chunk)
+            older = None
+        else:
+            con.execute(f'DELETE FROM "{name}" WHERE "{spec.time}" >= ?', [bound.to_pydatetime()])
+            _insert(con, spec, columns, reader.frame(sa.select(table).where(table.c[spec.time] >= _bound(reader, bound))))
+            older = table.c[spec.time] < _bound(reader, bound)
+    if since is not None:
+        since = (pd.Timestamp(since) - UPDATED_SLACK).floor("s")
+        query = sa.select(table).where(table.c[spec.updated] >= _bound(reader, since))
+        changed = reader.frame(query if older is None else query.where(older))
+        _replace_keys(con, spec, columns, changed)
+
+
+def _one(con, sql: str, params=None):
+    """The first value of a one-row statement, its result fetched whole (DuckDB refuses a registration
+    while a result is unfinished)."""
+    return con.execute(sql, params or []).fetchall()[0][0]
+
+
+def _bound(reader: _Reader, ts: pd.Timestamp):
+    """A time bound as the source compares it: SQLite stores text (whole seconds compare below every
+    fraction of that second), MariaDB a DATETIME."""
+    if reader.engine.dialect.name == "sqlite":
+        return ts.strftime("%Y-%m-%d %H:%M:%S")
+    return ts.to_pydatetime()
+
+
+def _mend_by_keys(con, reader: _Reader, spec: StoredTable, table, columns: dict, chunk: int) -> None:
+    """Step 4: when the row counts (and the sums of integer keys: one old row deleted and another put back
+    below the high-water key leave the count alone) differ, drop the keys the source no longer has and read
+    the ones it gained."""
+    if spec.key not in columns:
+        return
+    key = table.c[spec.key]
+    if spec.integer_key:
+        source_rows, source_sum = reader.row(sa.select(sa.func.count(), sa.func.sum(key)).select_from(table))
+        stored, stored_sum = con.execute(f'SELECT count(*), sum("{spec.key}") FROM "{spec.name}"').fetchall()[0]
+    else:
+        (source_rows,), source_sum = reader.row(sa.select(sa.func.count()).select_from(table)), None
+        stored, stored_sum = _one(con, f'SELECT count(*) FROM "{spec.name}"'), None
+    source_rows, stored = int(source_rows or 0), int(stored)
+    if source_rows == stored and (source_sum is None or int(source_sum or 0) == int(stored_sum or 0)):
+        return
+    keys, last = [], None
+    while True:  # keys only, in key order
+        query = sa.select(key).order_by(key).limit(chunk * 5)
+        frame = reader.frame(query if last is None else query.where(key > last), keys=True)
+        keys.append(frame)
+        if len(frame) < chunk * 5:
+            break
+        last = frame[spec.key].iloc[-1]
+        last = int(last) if spec.integer_key else str(last)
+    source_keys = pd.concat(keys, ignore_index=True)[[spec.key]]
+    source_keys[spec.key] = source_keys[spec.key].astype("int64" if spec.integer_key else "string")
+    con.register("source_keys", source_keys)
+    try:
+        con.execute(f'DELETE FROM "{spec.name}" WHERE "{spec.key}" NOT IN (SELECT "{spec.key}" FROM source_keys)')
+        gained = [v for (v,) in con.execute(f'SELECT "{spec.key}" FROM source_keys EXCEPT SELECT "{spec.key}" FROM "{spec.name}"').fetchall()]
+    finally:
+        con.unregister("source_keys")
+    for i in range(0, len(gained), 1000):
+        _insert(con, spec, columns, reader.frame(sa.select(table).where(key.in_(gained[i:i + 1000]))))
+    log.info("store %s: %d rows in the source, %d stored; mended by keys (%d gained)", spec.name, source_rows, stored, len(gained))
+
+
+def _last_key(rows, key: str):
+    """The last key of a chunk (a pandas frame or an Arrow table), as the next chunk's bound."""
+    last = rows.column(key)[-1].as_py() if isinstance(rows, pa.Table) else rows[key].iloc[-1]
+    return last if isinstance(last, str) else int(last)
+
+
+def _replace_keys(con, spec: StoredTable, columns: dict, frame) -> None:
+    if len(frame) == 0:
+        return
+    values = frame.column(spec.key).to_pandas() if isinstance(frame, pa.Table) else frame[spec.key]
+    keys = pd.DataFrame({spec.key: values.astype("int64" if spec.integer_key else "string")})
+    con.register("changed_keys", keys)
+    try:
+        con.execute(f'DELETE FROM "{spec.name}" WHERE "{spec.key}" IN (SELECT "{spec.key}" FROM changed_keys)')
+    finally:
+        con.unregister("changed_keys")
+    _insert(con, spec, columns, frame)
+
+
+def _insert(con, spec: StoredTable, columns: dict, frame) -> None:
+    """Write source rows: each column as its store type (values that do not fit become NULL), personal data masked.
+    An Arrow table (connectorx) is typed already: only its masked columns are touched."""
+    if len(frame) == 0:
+        return
+    if isinstance(frame, pa.Table):
+        for col in (*spec.masked, *spec.redacted):
+            if col in frame.column_names:
+                values = frame.column(col).to_pandas()
+                masked = redact_phone(values) if col in spec.redacted else masking.mask_column(values)
+                texts = masked.astype("object").where(masked.notna(), None)  # NULL stays NULL, not the float NaN
+                frame = frame.set_column(frame.column_names.index(col), col, pa.array(texts.tolist(), type=pa.string()))
+        _write(con, spec, columns, frame)
+        return
+    out = pd.DataFrame(index=frame.index)
+    for col, source_type in columns.items():
+        values = frame[col] if col in frame else pd.Series(None, index=frame.index, dtype="object")
+        kind = duck_type(source_type)
+        if col in spec.masked:
+            values = masking.mask_column(values)
+        elif col in spec.redacted:
+            values = redact_phone(values)
+        if kind == "BIGINT":
+            values = pd.to_numeric(values, errors="coerce").astype("Float64").round().astype("Int64") \
+                if values.dtype == "object" else pd.to_numeric(values, errors="coerce")
+        elif kind == "DOUBLE":
+            values = pd.to_numeric(values, errors="coerce").astype("float64")
+        elif kind == "TIMESTAMP":
+            values = pd.to_datetime(values, errors="coerce", format="mixed")
+            if getattr(values.dt, "tz", None) is not None:
+                values = values.dt.tz_localize(None)
+        else:
+            values = values.astype("string")
+        out[col] = values
+    _write(con, spec, columns, out)
+
+
+def _write(con, spec: StoredTable, columns: dict, out) -> None:
+    con.register("chunk_rows", out)
+    try:
+        names = ", ".join(f'"{c}"' for c in columns)
+        casts = ", ".join(f'TRY_CAST("{c}" AS {duck_type(t)})' for c, t in columns.items())
+        con.execute(f'INSERT INTO "{spec.name}" ({names}) SELECT {casts} FROM chunk_rows')
+    finally:
+        con.unregister("chunk_rows")
+
+
+def _summary(con, spec: StoredTable, columns: dict):
+    name = spec.name
+    rows = int(_one(con, f'SELECT count(*) FROM "{name}"'))
+    high = _one(con, f'SELECT max("{spec.key}") FROM "{name}"') if spec.key in columns else None
+    first = last = None
+    if spec.time in columns:
+        first, last = con.execute(f'SELECT min("{spec.time}"), max("{spec.time}") FROM "{name}"').fetchall()[0]
+    return rows, None if high is None else str(high), first, last

@@ -1,0 +1,90 @@
+"""Where a database's store lives, who may read it, and one writer at a time.
+
+Why: the store holds a copy of production rows (masked, but still the business's data), so its folder
+is the owner's alone (0700, files 0600), and its name is a fingerprint of the database it copies, never
+the URL itself (which can carry a user name and host). DuckDB lets one process write a file; a lock
+file makes a second refresh wait instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from rca_toolkit.errors import ConfigError, RcaError
+
+STORE_FILE = "store.duckdb"
+LOCK_FILE = "refresh.lock"
+OWN_FILES = {STORE_FILE, f"{STORE_FILE}.wal", f"{STORE_FILE}.tmp", LOCK_FILE}  # what DuckDB and a refresh make
+LOCK_WAIT_S = 600.0
+# DuckDB would take 80 % of the machine's memory for its buffers (it spills beyond the limit); the
+# analyses' frames live in pandas, beside it
+DUCKDB_CONFIG = {"memory_limit": "256MB", "threads": 2}
+
+
+def fingerprint(url: URL) -> str:
+    """16 hex digits naming the database ``url`` points at: backend, host, port and database (a SQLite
+    file by its absolute path); user, password and query options do not change which data it is."""
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        where = str(Path((url.database or "").removeprefix("file:").split("?", 1)[0]).resolve())
+    else:
+        where = f"{(url.host or 'localhost').lower()}:{url.port or 3306}/{url.database or ''}"
+    return hashlib.sha256(f"{backend}|{where}".encode()).hexdigest()[:16]
+
+
+def folder(root: str | Path, url: URL) -> Path:
+    return Path(root) / fingerprint(url)
+
+
+def make_private(path: Path) -> Path:
+    """``path`` (a folder, made if absent) readable by its owner only, and every file in it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    for child in path.iterdir():
+        if child.is_file():
+            os.chmod(child, 0o600)
+    return path
+
+
+@contextmanager
+def writer_lock(path: Path, wait_s: float = LOCK_WAIT_S):
+    """Hold the folder's refresh lock (waiting up to ``wait_s`` for another refresh to finish)."""
+    make_private(path)
+    lock = path / LOCK_FILE
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RcaError(f"the store {path} is being refreshed by another process for over {wait_s:.0f} s",
+                                   hint="wait for it, or stop the other `rca` process") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
+def drop(path: Path) -> bool:
+    """Delete one store folder; False when there was none. Refuses a folder holding anything but a store's
+    own files (a store file beside someone's files is no reason to delete them)."""
+    if not path.exists():
+        return False
+    others = sorted(p.name for p in path.iterdir() if p.name not in OWN_FILES)
+    if others:
+        held = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ConfigError(f"{path} is not a store folder (it holds {held})", hint="give the cache folder of rca cache status")
+    with writer_lock(path):
+        shutil.rmtree(path)
+    return True

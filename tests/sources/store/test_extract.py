@@ -1,0 +1,569 @@
+"""The local store against its source: a full extraction copies it, a refresh after changes equals a fresh
+extraction, personal data never reaches the file, and the files are the owner's only.
+
+Why: every windowed analysis reads the store instead of the server, so a row the refresh missed (an old
+row updated, a row deleted far back, a key re-inserted below the high-water mark) is a silently wrong count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import uuid
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from conftest import altered_copy, fresh_mariadb_database
+from rca_toolkit.errors import ConfigError
+from rca_toolkit.sources import loaders, store
+from rca_toolkit.sources.store import catalog, files
+from rca_toolkit.sources.store.tables import BY_NAME, TABLES
+
+DATA_TABLES = [t.name for t in TABLES if not t.whole]
+EMAIL, PHONE = "max.mustermann@example.com", "+49 30 12345678"
+
+
+# --------------------------------------------------------------------------- helpers
+def _refresh(url: str, folder: Path, **options) -> store.Refresh:
+    source = loaders.engine_for(url)
+    try:
+        return store.refresh(source, Path(folder), storage_zone=loaders.storage_zone(source), **options)
+    finally:
+        source.dispose()
+
+
+def _stored(folder: Path) -> dict[str, pd.DataFrame]:
+    """Every stored table (not the catalog), ordered by its key."""
+    con = duckdb.connect(str(Path(folder) / files.STORE_FILE), read_only=True)
+    try:
+        names = [n for (n,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                           "WHERE NOT starts_with(table_name, '_rca_')").fetchall()]
+        return {n: con.execute(f'SELECT * FROM "{n}" ORDER BY "{BY_NAME[n].key}"').df() for n in sorted(names)}
+    finally:
+        con.close()
+
+
+def _catalog(folder: Path) -> dict[str, tuple]:
+    """The catalog's rows without the refresh's own times and counts."""
+    con = duckdb.connect(str(Path(folder) / files.STORE_FILE), read_only=True)
+    try:
+        return {n: (s.columns, s.rows, s.high_key, s.first_time, s.last_time) for n, s in catalog.tables(con).items()}
+    finally:
+        con.close()
+
+
+def _assert_same_store(refreshed: Path, fresh: Path) -> None:
+    got, want = _stored(refreshed), _stored(fresh)
+    assert list(got) == list(want)
+    for name in want:
+        pd.testing.assert_frame_equal(got[name], want[name], obj=name)
+    assert _catalog(refreshed) == _catalog(fresh)
+
+
+def _source(url: str, sql: str) -> pd.DataFrame:
+    engine = loaders.engine_for(url)
+    try:
+        with engine.connect() as conn:
+            return pd.read_sql(sa.text(sql), conn)
+    finally:
+        engine.dispose()
+
+
+def _write(url: str, *statements, params=None) -> None:
+    """Run statements on a copy we own (never the read-only gate)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement), params or {})
+    engine.dispose()
+
+
+def _small_copy(demo_url: str, folder: Path, *statements: str, every: int = 10) -> str:
+    """A SQLite copy of the demo world with every ``every``-th row kept (same time span, a fraction of the reads)."""
+    trim = [f"DELETE FROM {t} WHERE id % {every} != 3" for t in DATA_TABLES if BY_NAME[t].integer_key]
+    return altered_copy(demo_url, folder, *trim, f"DELETE FROM retell_call_sessions WHERE rowid % {every} != 3", *statements)
+
+
+def _mariadb_copy(demo_url: str, url: str) -> None:
+    """The demo world's tables copied into ``url``'s database (as tests/analyses/test_outcomes.py does)."""
+    source = sa.make_url(demo_url).database
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for (table,) in conn.execute(sa.text(f"SHOW TABLES FROM `{source}`")).fetchall():
+            conn.execute(sa.text(f"CREATE TABLE `{table}` LIKE `{source}`.`{table}`"))
+            conn.execute(sa.text(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`"))
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- changes to a source
+class Changes:
+    """Changes made to a writable copy between two refreshes, on SQLite and MariaDB alike (reflected
+    tables, so timestamps are written in each backend's own format). Foreign keys are not enforced on
+    MariaDB while changing: a cascade would alter old rows that have no ``updated_at`` to say so."""
+
+    def __init__(self, url: str):
+        self.engine = sa.create_engine(url)
+        meta = sa.MetaData()
+        self.t = {n: sa.Table(n, meta, autoload_with=self.engine) for n in DATA_TABLES}
+        self.saved: dict[str, list[dict]] = {}
+        self.old_updated: dict[str, object] = {}  # table -> key of the old row update_old changed
+        with self.engine.connect() as conn:  # "now": the latest time any stored row carries
+            s = self.t["retell_call_sessions"]
+            self.newest = pd.Timestamp(conn.execute(sa.select(sa.func.max(s.c.started_at))).scalar()).to_pydatetime()
+            self.now = max(pd.Timestamp(conn.execute(sa.select(sa.func.max(self.t[t.name].c[c]))).scalar())
+                           for t in TABLES if not t.whole for c in (t.time, t.updated) if c).to_pydatetime()
+
+    def __enter__(self):
+        self.conn = self.engine.connect()
+        self.tx = self.conn.begin()
+        if self.engine.dialect.name != "sqlite":
+            self.conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
+        return self
+
+    def __exit__(self, *exc):
+        (self.tx.rollback if exc[0] else self.tx.commit)()
+        self.conn.close()
+        self.engine.dispose()
+
+    def _row(self, table: str, where) -> dict:
+        t = self.t[table]
+        return dict(self.conn.execute(sa.select(t).where(where).limit(1)).mappings().one())
+
+    def _max_id(self, table: str) -> int:
+        return int(self.conn.execute(sa.select(sa.func.max(self.t[table].c.id))).scalar())
+
+    def _ids(self, table: str, order, n: int) -> list:
+        t = self.t[table]
+        return [r[0] for r in self.conn.execute(sa.select(t.c.id).order_by(order).limit(n))]
+
+    def _recent(self, table: str) -> list:
+        """Keys of the rows of the last day (well inside the trailing window), newest first."""
+        t = self.t[table]
+        col = t.c[BY_NAME[table].time]
+        last = self.conn.execute(sa.select(sa.func.max(col))).scalar()
+        since = pd.Timestamp(last).to_pydatetime() - pd.Timedelta(days=1).to_pytimedelta()
+        ids = [r[0] for r in self.conn.execute(sa.select(t.c.id).where(col >= since).order_by(col.desc(), t.c.id.desc()))]
+        assert ids, f"{table} has no row in its last day"
+        return ids
+
+    def at(self, **delta):
+        return self.now + pd.Timedelta(**delta).to_pytimedelta()
+
+    def insert_new(self) -> None:
+        """(a) a new call: session, traces, errors, webhooks, call and appointment, later and with higher ids."""
+        t = self.t
+        sid = str(uuid.uuid4())
+        session = self._row("retell_call_sessions", t["retell_call_sessions"].c.id == self._recent("retell_call_sessions")[0])
+        self.conn.execute(t["retell_call_sessions"].insert().values(
+            {**session, "id": sid, "call_id": "call_" + uuid.uuid4().hex[:27], "started_at": self.at(hours=1),
+             "ended_at": self.at(hours=1, minutes=2), "call_status": "ended", "duration_ms": 120_000,
+             "created_at": self.at(hours=1), "updated_at": self.at(hours=1, minutes=2)}))
+        trace = self._row("retell_function_traces", t["retell_function_traces"].c.id == self._max_id("retell_function_traces"))
+        trace_ids = []
+        for k in range(3):
+            trace_ids.append(self._max_id("retell_function_traces") + 1)
+            self.conn.execute(t["retell_function_traces"].insert().values(
+                {**trace, "id": trace_ids[-1], "call_session_id": sid, "execution_sequence": k + 1,
+                 "started_at": self.at(hours=1, seconds=10 * k), "completed_at": None if k == 2 else self.at(hours=1, seconds=10 * k + 3),
+                 "duration_ms": None if k == 2 else 3000, "status": "pending" if k == 2 else "success"}))
+        error = self._row("retell_error_log", t["retell_error_log"].c.id == self._max_id("retell_error_log"))
+        for k in range(2):
+            self.conn.execute(t["retell_error_log"].insert().values(
+                {**error, "id": self._max_id("retell_error_log") + 1, "call_session_id": sid, "function_trace_id": trace_ids[k],
+                 "occurred_at": self.at(hours=1, seconds=10 * k + 2), "error_code": "NEW_ERROR"}))
+        hook = self._row("webhook_events", t["webhook_events"].c.id == self._max_id("webhook_events"))
+        for k in range(2):
+            self.conn.execute(t["webhook_events"].insert().values(
+                {**hook, "id": self._max_id("webhook_events") + 1, "event_id": f"evt-new-{k}", "idempotency_key": f"idem-new-{k}",
+                 "status": "pending", "processed_at": None, "created_at": self.at(hours=1, minutes=k),
+                 "received_at": self.at(hours=1, minutes=k), "updated_at": self.at(hours=1, minutes=k)}))
+        call = self._row("calls", t["calls"].c.id == self._max_id("calls"))
+        call_id = self._max_id("calls") + 1
+        self.conn.execute(t["calls"].insert().values(
+            {**call, "id": call_id, "retell_call_id": "call_" + uuid.uuid4().hex[:27], "created_at": self.at(hours=1),
+             "updated_at": self.at(hours=1, minutes=3), "start_timestamp": self.at(hours=1), "cost_cents": 42}))
+        appointment = self._row("appointments", t["appointments"].c.id == self._max_id("appointments"))
+        self.conn.execute(t["appointments"].insert().values(
+            {**appointment, "id": self._max_id("appointments") + 1, "call_id": call_id, "calcom_v2_booking_id": "uid-new",
+             "created_at": self.at(hours=1, minutes=1), "updated_at": self.at(hours=1, minutes=1), "deleted_at": None}))
+
+    def update_in_window(self) -> None:
+        """(b) the newest session ends differently, the newest traces fail (no updated_at says so)."""
+        s, tr = self.t["retell_call_sessions"], self.t["retell_function_traces"]
+        self.conn.execute(s.update().where(s.c.id == self._recent("retell_call_sessions")[0]).values(
+            ended_at=self.newest + pd.Timedelta(minutes=9).to_pytimedelta(), call_status="error", duration_ms=540_000))
+        newest_traces = self._recent("retell_function_traces")[:3]
+        self.conn.execute(tr.update().where(tr.c.id.in_(newest_traces)).values(status="failed", duration_ms=None))
+
+    def update_old(self) -> None:
+        """(c) rows far outside the trailing window, updated_at bumped: before the new rows' times, as when a
+        booking is cancelled and a new call comes in afterwards."""
+        t = self.t
+        when = self.at(minutes=30)
+        a, w, c, s = t["appointments"], t["webhook_events"], t["calls"], t["retell_call_sessions"]
+        old = self.old_updated
+        old["appointments"], old["webhook_events"], old["calls"] = (
+            self._ids("appointments", a.c.id, 2)[1], self._ids("webhook_events", w.c.id, 3)[2], self._ids("calls", c.c.id, 4)[3])
+        old["retell_call_sessions"] = self._ids("retell_call_sessions", s.c.started_at, 2)[1]
+        self.conn.execute(a.update().where(a.c.id == old["appointments"]).values(deleted_at=when, updated_at=when))
+        self.conn.execute(w.update().where(w.c.id == old["webhook_events"]).values(status="failed", updated_at=when))
+        self.conn.execute(c.update().where(c.c.id == old["calls"]).values(session_outcome="abandoned", updated_at=when))
+        self.conn.execute(s.update().where(s.c.id == old["retell_call_sessions"]).values(call_status="error", updated_at=when))
+
+    def delete(self, *, recent: bool = True, old: bool = True) -> None:
+        """(d) recent rows (inside the trailing window) and old ones (only the count reconciliation finds those)."""
+        for name in ("retell_function_traces", "retell_error_log", "webhook_events", "appointments", "calls"):
+            t = self.t[name]
+            ids = (self._recent(name)[-1:] if recent else []) + (self._ids(name, t.c.id, 6)[4:6] if old else [])
+            self.conn.execute(t.delete().where(t.c.id.in_(ids)))
+        s = self.t["retell_call_sessions"]
+        sids = (self._recent("retell_call_sessions")[-1:] if recent else []) + \
+            (self._ids("retell_call_sessions", s.c.started_at, 3)[2:] if old else [])
+        self.conn.execute(s.delete().where(s.c.id.in_(sids)))
+
+    def take_out(self) -> None:
+        """Before the first refresh: old rows removed, to be put back later below the high-water key."""
+        for name in ("webhook_events", "retell_function_traces", "calls"):
+            t = self.t[name]
+            ids = self._ids(name, t.c.id, 9)[7:9]
+            self.saved[name] = [dict(r) for r in self.conn.execute(sa.select(t).where(t.c.id.in_(ids))).mappings()]
+            self.conn.execute(t.delete().where(t.c.id.in_(ids)))
+
+    def put_back(self) -> None:
+        """(e) keys below the high-water mark inserted again, with their old times."""
+        for name, rows in self.saved.items():
+            self.conn.execute(self.t[name].insert(), rows)
+
+
+def _taken_out(url: str) -> dict:
+    with Changes(url) as changes:
+        changes.take_out()
+    return changes.saved
+
+
+def _put_back(url: str, saved: dict) -> None:
+    with Changes(url) as changes:
+        changes.saved = saved
+        changes.put_back()
+
+
+CASES = {
+    "new rows": lambda c: c.insert_new(),
+    "updated in the trailing window": lambda c: c.update_in_window(),
+    # the new rows' later updated_at must not hide the old rows changed before them
+    "old rows updated, then new ones inserted": lambda c: (c.update_old(), c.insert_new()),
+    "recent rows deleted": lambda c: c.delete(old=False),
+    "old rows deleted, then new ones inserted": lambda c: (c.delete(recent=False), c.insert_new()),
+}
+
+
+def _all_changes(c: Changes) -> None:
+    c.put_back()
+    c.update_old()
+    c.delete()
+    c.update_in_window()
+    c.insert_new()
+
+
+# --------------------------------------------------------------------------- 1. a full extraction is the source
+CHECKED = {  # per table: columns compared row by row with the source (ints, timestamps, NULLs)
+    "retell_call_sessions": ("customer_id", "duration_ms", "error_count", "started_at", "ended_at", "updated_at"),
+    "retell_function_traces": ("call_session_id", "execution_sequence", "duration_ms", "started_at", "completed_at"),
+    "retell_error_log": ("function_trace_id", "call_offset_ms", "booking_failed", "occurred_at", "error_code"),
+    "calls": ("company_id", "appointment_id", "cost_cents", "appointment_made", "start_timestamp", "deleted_at"),
+    "appointments": ("customer_id", "call_id", "service_id", "starts_at", "created_at", "deleted_at"),
+    "webhook_events": ("company_id", "retry_count", "processed_at", "created_at", "event_id"),
+}
+
+
+@pytest.fixture(scope="module")
+def full_stores(demo_db, tmp_path_factory):
+    """One full extraction of each backend's demo world, shared by the read-only checks."""
+    url, _ = demo_db
+    folder = tmp_path_factory.mktemp("full") / "store"
+    return url, folder, _refresh(url, folder)
+
+
+def test_a_full_extraction_holds_every_source_row_and_key(full_stores):
+    url, folder, done = full_stores
+    stored = _stored(folder)
+    assert set(stored) == {t.name for t in TABLES} and done.missing == []
+    assert done.built == [t.name for t in TABLES]
+    for name, frame in stored.items():
+        spec = BY_NAME[name]
+        keys = _source(url, f"SELECT {spec.key} FROM {name}")[spec.key]
+        assert len(frame) == len(keys) == done.rows_read[name], name
+        assert set(frame[spec.key].astype(str)) == set(keys.astype(str)), name
+    assert len(stored["retell_function_traces"]) == 3651 and len(stored["retell_call_sessions"]) == 1431
+
+
+def test_a_full_extraction_keeps_values_nulls_and_naive_wall_times(full_stores):
+    url, folder, _ = full_stores
+    stored = _stored(folder)
+    nulls = 0
+    for name, columns in CHECKED.items():
+        key = BY_NAME[name].key
+        want = _source(url, f"SELECT {key}, {', '.join(columns)} FROM {name}")
+        want[key] = want[key].astype(str)
+        want = want.set_index(key).sort_index()
+        got = stored[name].assign(**{key: stored[name][key].astype(str)}).set_index(key).sort_index()
+        for col in columns:
+            src, kept = want[col], got[col]
+            if pd.api.types.is_datetime64_any_dtype(kept):
+                assert kept.dt.tz is None, f"{name}.{col} is naive wall time"
+                src = pd.to_datetime(src, format="mixed")
+            elif pd.api.types.is_integer_dtype(kept):
+                src = src.astype("Int64")
+            assert kept.isna().equals(src.isna()), f"{name}.{col}: NULLs differ"
+            assert (kept[src.notna()] == src[src.notna()]).all(), f"{name}.{col}: values differ"
+            nulls += int(src.isna().sum())
+    assert nulls > 1000  # NULLs were compared, not only values
+    # a microsecond wall time as the source has it (not shifted to UTC, not truncated)
+    first = stored["retell_call_sessions"]["started_at"].min()
+    assert first.microsecond == 523120 and first.tz is None
+
+
+# --------------------------------------------------------------------------- 2. refresh == fresh extraction
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_refresh_after_one_kind_of_change_equals_a_fresh_extraction(demo_sqlite, tmp_path, case):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    first = _refresh(url, tmp_path / "kept")
+    with Changes(url) as changes:
+        CASES[case](changes)
+    done = _refresh(url, tmp_path / "kept")
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
+    assert done.built == ["rca_demo_world"]
+    assert done.total_read < first.total_read / 4, done.rows_read
+
+
+def test_a_key_put_back_below_the_high_water_mark_is_read(demo_sqlite, tmp_path):
+    """(e) alone: the count differs, the reconciliation reads the key it gained."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    saved = _taken_out(url)
+    _refresh(url, tmp_path / "kept")
+    _put_back(url, saved)
+    done = _refresh(url, tmp_path / "kept")
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
+    assert done.rows_read["webhook_events"] < 20
+    assert _stored(tmp_path / "kept")["webhook_events"]["id"].isin([r["id"] for r in saved["webhook_events"]]).sum() == 2
+
+
+def test_a_deleted_old_row_and_a_key_put_back_in_one_refresh_are_both_seen(demo_sqlite, tmp_path):
+    """The row count alone is unchanged by one old row deleted and one put back below the high-water key."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    saved = _taken_out(url)
+    _refresh(url, tmp_path / "kept")
+    with Changes(url) as changes:
+        changes.saved = {"webhook_events": saved["webhook_events"][:1]}
+        changes.put_back()
+        w = changes.t["webhook_events"]
+        changes.conn.execute(w.delete().where(w.c.id == changes._ids("webhook_events", w.c.id, 4)[3]))
+    _refresh(url, tmp_path / "kept")
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
+
+
+def _every_change_then_compare(url: str, folder: Path, saved_before) -> tuple[store.Refresh, store.Refresh]:
+    first = _refresh(url, folder / "kept")
+    with Changes(url) as changes:
+        changes.saved = saved_before
+        _all_changes(changes)
+    done = _refresh(url, folder / "kept")
+    _refresh(url, folder / "fresh")
+    _assert_same_store(folder / "kept", folder / "fresh")
+    kept = _stored(folder / "kept")  # the changes are there, not merely equally absent from both stores
+    old = changes.old_updated
+    assert pd.notna(kept["appointments"].set_index("id").loc[old["appointments"], "deleted_at"])
+    assert kept["webhook_events"].set_index("id").loc[old["webhook_events"], "status"] == "failed"
+    assert kept["calls"].set_index("id").loc[old["calls"], "session_outcome"] == "abandoned"
+    assert {"evt-new-0", "evt-new-1"} <= set(kept["webhook_events"]["event_id"])
+    assert (kept["retell_error_log"]["error_code"] == "NEW_ERROR").sum() == 2
+    for name, rows in saved_before.items():
+        assert kept[name]["id"].isin([r["id"] for r in rows]).sum() == len(rows) == 2, name
+    return first, done
+
+
+def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_sqlite(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    first, done = _every_change_then_compare(url, tmp_path, _taken_out(url))
+    assert done.built == ["rca_demo_world"]
+    assert done.total_read < first.total_read / 10, done.rows_read  # the trailing window and the changed rows
+    assert sum(done.keys_read.values()) > 0  # old deletions were found by the keys
+
+
+@pytest.mark.mariadb
+def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_mariadb(demo_mariadb, tmp_path):
+    with fresh_mariadb_database("rca_test_store") as url:
+        _mariadb_copy(demo_mariadb[0], url)
+        first, done = _every_change_then_compare(url, tmp_path, _taken_out(url))
+        assert first.total_read == 12_554 - 6 and done.built == ["rca_demo_world"]
+        assert done.total_read < 400, done.rows_read  # the trailing window and the changed rows
+
+
+# --------------------------------------------------------------------------- 3. personal data
+def test_personal_data_is_masked_before_it_is_stored(demo_sqlite, tmp_path):
+    payload = {"triggerEvent": "BOOKING_CREATED", "payload": {
+        "uid": "bk4930555uid", "eventTypeId": 1320965, "startTime": "2025-09-30T06:00:00.000Z",
+        "attendees": [{"email": EMAIL, "phoneNumber": PHONE, "timeZone": "Europe/Berlin"}]}}
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _write(url, "UPDATE webhook_events SET payload = :p WHERE id = 13",
+           "UPDATE retell_error_log SET error_message = 'customer ' || :e || ' said call back on ' || :ph WHERE id = 3",
+           "UPDATE calls SET from_number = :ph", params={"p": json.dumps(payload), "e": EMAIL, "ph": PHONE})
+    _refresh(url, tmp_path / "st")
+    # the incremental path masks too: a new webhook past the high-water key
+    new_id = int(_source(url, "SELECT max(id) AS m FROM webhook_events")["m"][0]) + 1
+    _write(url, "INSERT INTO webhook_events (id, provider, event_type, event_id, idempotency_key, payload, status, retry_count, "
+                "created_at, updated_at) SELECT :i, provider, event_type, 'evt-pii', 'idem-pii', :p, status, 0, created_at, "
+                "updated_at FROM webhook_events WHERE id = 13", params={"i": new_id, "p": json.dumps(payload)})
+    assert _refresh(url, tmp_path / "st").rows_read["webhook_events"] >= 1
+
+    con = duckdb.connect(str(tmp_path / "st" / files.STORE_FILE), read_only=True)
+    try:
+        texts = con.execute("SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR'").fetchall()
+        for table, column in texts:
+            for secret in (EMAIL, PHONE, "12345678", "mustermann"):
+                hits = con.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}" LIKE ?', [f"%{secret}%"]).fetchone()[0]
+                assert hits == 0, f"{secret} stored in {table}.{column}"
+        stored = [json.loads(p) for (p,) in con.execute("SELECT payload FROM webhook_events WHERE id IN (13, ?) ORDER BY id", [new_id]).fetchall()]
+        message = con.execute("SELECT error_message FROM retell_error_log WHERE id = 3").fetchone()[0]
+        numbers = {n for (n,) in con.execute("SELECT DISTINCT from_number FROM calls").fetchall()}
+    finally:
+        con.close()
+    raw = (tmp_path / "st" / files.STORE_FILE).read_bytes()
+    assert EMAIL.encode() not in raw and PHONE.encode() not in raw
+    for kept in stored:  # keys, ids and times unchanged; only the personal values replaced
+        assert kept["payload"]["uid"] == "bk4930555uid" and kept["payload"]["eventTypeId"] == 1320965
+        assert kept["payload"]["startTime"] == payload["payload"]["startTime"]
+        attendee = kept["payload"]["attendees"][0]
+        assert set(attendee) == {"email", "phoneNumber", "timeZone"} and attendee["timeZone"] == "Europe/Berlin"
+        assert attendee["email"] != EMAIL and attendee["phoneNumber"] != PHONE
+    assert message.startswith("customer ") and EMAIL not in message
+    assert numbers and PHONE not in numbers and None not in numbers
+
+
+# --------------------------------------------------------------------------- 4. owner-only files
+def test_the_store_is_readable_by_its_owner_only_under_a_permissive_umask(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    folder = tmp_path / "cache" / "store"
+    old = os.umask(0o022)
+    try:
+        _refresh(url, folder)
+        _refresh(url, folder)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert modes[files.STORE_FILE] == modes[files.LOCK_FILE] == 0o600
+    assert set(modes.values()) == {0o600}, modes
+
+
+# --------------------------------------------------------------------------- 5. schema changes
+def test_a_table_missing_in_the_source_is_reported_and_not_stored(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path, "DROP TABLE retell_error_log")
+    done = _refresh(url, tmp_path / "st")
+    assert done.missing == ["retell_error_log"] and "retell_error_log" not in done.rows_read
+    assert "retell_error_log" not in _stored(tmp_path / "st") and "retell_error_log" not in _catalog(tmp_path / "st")
+
+
+def test_a_table_that_disappears_from_the_source_leaves_the_store(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _refresh(url, tmp_path / "st")
+    _write(url, "DROP TABLE webhook_events")
+    done = _refresh(url, tmp_path / "st")
+    assert done.missing == ["webhook_events"]
+    assert "webhook_events" not in _stored(tmp_path / "st") and "webhook_events" not in _catalog(tmp_path / "st")
+    assert [t["table"] for t in store.status(tmp_path / "st")["tables"]] == sorted(t.name for t in TABLES if t.name != "webhook_events")
+
+
+def test_a_stored_column_gained_or_lost_by_the_source_rebuilds_that_table(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path, "ALTER TABLE calls DROP COLUMN session_outcome")
+    _refresh(url, tmp_path / "st")
+    assert "session_outcome" not in _stored(tmp_path / "st")["calls"]
+
+    _write(url, "ALTER TABLE calls ADD COLUMN session_outcome VARCHAR(50)", "UPDATE calls SET session_outcome = 'booked' WHERE id % 20 = 3")
+    done = _refresh(url, tmp_path / "st")
+    assert done.built == ["calls", "rca_demo_world"]
+    calls = _stored(tmp_path / "st")["calls"]
+    assert (calls["session_outcome"] == "booked").sum() == len(_source(url, "SELECT id FROM calls WHERE session_outcome = 'booked'")) > 0
+
+    _write(url, "ALTER TABLE appointments DROP COLUMN calcom_sync_status")
+    done = _refresh(url, tmp_path / "st")
+    assert done.built == ["appointments", "rca_demo_world"]
+    assert "calcom_sync_status" not in _stored(tmp_path / "st")["appointments"]
+    assert "calcom_sync_status" not in _catalog(tmp_path / "st")["appointments"][0]
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(tmp_path / "st", tmp_path / "fresh")
+
+
+def test_a_source_column_the_store_does_not_keep_changes_nothing(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _refresh(url, tmp_path / "st")
+    _write(url, "ALTER TABLE calls ADD COLUMN notes_2 TEXT")
+    assert _refresh(url, tmp_path / "st").built == ["rca_demo_world"]
+    assert "notes_2" not in _stored(tmp_path / "st")["calls"]
+
+
+def test_another_storage_zone_rebuilds_every_table(demo_sqlite, tmp_path):
+    """Naive wall times read in one zone must not be mixed with rows read in another."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    source = loaders.engine_for(url)
+    try:
+        store.refresh(source, tmp_path / "st", storage_zone="Europe/Berlin")
+        assert store.refresh(source, tmp_path / "st", storage_zone="Europe/Berlin").built == ["rca_demo_world"]
+        done = store.refresh(source, tmp_path / "st", storage_zone="UTC")
+    finally:
+        source.dispose()
+    assert done.built == [t.name for t in TABLES]
+    assert store.status(tmp_path / "st")["storage_zone"] == "UTC"
+
+
+# --------------------------------------------------------------------------- 6. drop
+def test_drop_removes_the_store_folder(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _refresh(url, tmp_path / "st")
+    assert store.drop(tmp_path / "st") is True
+    assert not (tmp_path / "st").exists()
+    assert store.drop(tmp_path / "st") is False
+
+
+def test_drop_refuses_a_folder_that_is_not_a_store(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("keep me")
+    with pytest.raises(ConfigError) as caught:
+        store.drop(folder)
+    assert str(folder) in caught.value.message and "store" in caught.value.message
+    assert (folder / "thesis.txt").read_text() == "keep me" and sorted(p.name for p in folder.iterdir()) == ["thesis.txt"]
+
+
+def test_drop_refuses_a_store_folder_holding_other_files(demo_sqlite, tmp_path):
+    """A store file beside someone's files (a store pointed at a wrong folder) deletes none of them."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _refresh(url, tmp_path / "st")
+    (tmp_path / "st" / "thesis.txt").write_text("keep me")
+    with pytest.raises(ConfigError):
+        store.drop(tmp_path / "st")
+    assert (tmp_path / "st" / "thesis.txt").exists() and (tmp_path / "st" / files.STORE_FILE).exists()
+
+
+# --------------------------------------------------------------------------- 7. chunks
+def test_many_small_chunks_read_the_same_rows_as_one(demo_sqlite, tmp_path):
+    """Keyset pagination: chunk borders lose or repeat no row, on the full build and on a refresh."""
+    url = _small_copy(demo_sqlite[0], tmp_path, every=40)
+    saved = _taken_out(url)
+    counts = {n: len(_source(url, f"SELECT {BY_NAME[n].key} FROM {n}")) for n in BY_NAME}
+    small = _refresh(url, tmp_path / "small", chunk=7)
+    assert small.rows_read == counts and min(v for v in counts.values() if v > 1) > 7 * 2
+    with Changes(url) as changes:
+        changes.saved = saved
+        _all_changes(changes)
+    _refresh(url, tmp_path / "small", chunk=7)
+    _refresh(url, tmp_path / "one", chunk=1_000_000)
+    _assert_same_store(tmp_path / "small", tmp_path / "one")
