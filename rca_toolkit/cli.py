@@ -132,6 +132,24 @@ def _requested_command(argv: list[str]) -> str | None:
     return None
 
 
+@contextmanager
+def _cache_off(off: bool):
+    """``--no-cache``: this command and the kernels it starts read the database directly (``RCA_CACHE=off``),
+    set for the command alone (an in-process caller's environment is given back)."""
+    if not off:
+        yield
+        return
+    before = os.environ.get("RCA_CACHE")
+    os.environ["RCA_CACHE"] = "off"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RCA_CACHE", None)
+        else:
+            os.environ["RCA_CACHE"] = before
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse's usage mistakes as an ``RcaError``: :func:`main` prints one line and exits 2 (argparse
     alone prints the usage block and exits through ``SystemExit``). Subparsers inherit the class."""
@@ -195,9 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             if func is None:
                 parser.print_help()
                 return EXIT_CODES[Outcome.BAD_INPUT]
-            if getattr(args, "no_cache", False):
-                os.environ["RCA_CACHE"] = "off"  # this process and the kernels it starts read directly
-            outcome = func(args)
+            with _cache_off(getattr(args, "no_cache", False)):
+                outcome = func(args)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"{func.__module__}.{func.__name__} returned {outcome!r}, not an Outcome")
         except RcaError as exc:

@@ -18,7 +18,8 @@ TOP_LEVEL_LIMIT = 8
 # A layer may import only the layers before it in this list (and itself).
 LAYERS = ["basics", "rules", "sources", "analyses", "runs", "runbooks", "commands"]
 SIDE_LAYERS = {"demo": {"basics", "rules", "sources", "demo"}}
-BASICS = {"rca_toolkit", "rca_toolkit.config", "rca_toolkit.errors", "rca_toolkit.distinct", "rca_toolkit.outcome"}
+BASICS = {"rca_toolkit", "rca_toolkit.config", "rca_toolkit.errors", "rca_toolkit.distinct", "rca_toolkit.outcome",
+          "rca_toolkit.frames"}
 
 
 def module_name(path: Path) -> str:

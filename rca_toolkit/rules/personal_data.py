@@ -32,9 +32,9 @@ REGION = "DE"
 EMAIL = re.compile(r"(?<![\w.+%-])(?<!//)[\w.+%-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,24}(?![\w-])")
 # look-behinds placed after the first character (the same matches): the scan then jumps to that character,
 # many times faster than trying look-behinds at every position
-_E164 = re.compile(r"\+(?<![\w+]\+)\d{8,15}(?!\d)")
+E164 = re.compile(r"\+(?<![\w+]\+)\d{8,15}(?!\d)")
 # where a phone number may start: + / 00 / 0 / ( at a word start; the window runs over phone characters
-_PHONE_START = re.compile(r"\+(?<![\w+(]\+)(?<!\d[.,:-]\+)\d|\((?<![\w+(]\()(?<!\d[.,:-]\()\+?\d"
+PHONE_START = re.compile(r"\+(?<![\w+(]\+)(?<!\d[.,:-]\+)\d|\((?<![\w+(]\()(?<!\d[.,:-]\()\+?\d"
                           r"|0(?<![\w+(]0)(?<!\d[.,:-]0)\d")  # not inside 00:02:07.52 or 2025-10-07
 # what a table of numbers has and a phone number has not: a decimal with one or two digits ("52.5", "0.0")
 # and a fraction in parentheses ("(0/68)", "(213/395)")
@@ -61,9 +61,9 @@ def phone_numbers(text: str) -> list[str]:
     """Every phone number in ``text`` as written there (national, international or E.164 form)."""
     import phonenumbers
 
-    found: list[str] = [m.group(0) for m in _E164.finditer(text)]
+    found: list[str] = [m.group(0) for m in E164.finditer(text)]
     taken_until = -1
-    for start in _PHONE_START.finditer(text):
+    for start in PHONE_START.finditer(text):
         at = start.start()
         if at < taken_until:
             continue
@@ -123,7 +123,7 @@ def _said_hint(text: str) -> bool:
 
 def findable(text: str) -> bool:
     """False only when :func:`find` finds nothing in ``text``: a few scans, a fraction of finding's cost."""
-    return "@" in text or _said_hint(text) or bool(_PHONE_START.search(text) or _E164.search(text))
+    return "@" in text or _said_hint(text) or bool(PHONE_START.search(text) or E164.search(text))
 
 
 def may_hold(text: str) -> bool:
@@ -210,6 +210,8 @@ def mask(text: str, known: Iterable[str] = ()) -> str:
     if not values:
         return text
     pattern, kinds = _pattern(values)
+    if not kinds:  # values with nothing that identifies (a "name" of punctuation): nothing to mask
+        return text
     return pattern.sub(lambda m: kinds[m.lastgroup], text)
 
 

@@ -302,11 +302,12 @@ def test_a_url_argument_with_a_byte_that_is_not_utf8_is_one_line(capsys):
 
 def test_pandas_reads_sql_only_in_the_loaders_query_that_maps_its_errors():
     """``pd.read_sql`` wraps driver errors in ``pandas.errors.DatabaseError`` (a statement timeout, a lost
-    connection); ``sources.loaders.query`` maps them through ``db.database_error``. A second caller would not."""
+    connection); ``sources.loaders.query`` maps them through ``db.database_error``, and so does the store's
+    reader (``sources.store.extract``, which reads the source in chunks). A third caller would not."""
     root = Path(cli.__file__).resolve().parent
     call = re.compile(r"\bread_sql\w*\(")
     callers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if call.search(p.read_text()))
-    assert callers == ["sources/loaders.py"]
+    assert callers == ["sources/loaders.py", "sources/store/extract.py"]
 
 
 # --------------------------------------------------------------------------- a health report of a day without data

@@ -60,6 +60,7 @@ TABLES = (
                 ("id", "provider", "source", "event_type", "event_id", "status", "payload", "error_message",
                  "received_at", "processed_at", "retry_count", "company_id", "created_at", "updated_at"),
                 masked=("payload", "error_message")),
+    StoredTable("migrations", "id", None, None, ("id", "migration", "batch")),  # appended: new ids, reconciled by count
     StoredTable("rca_demo_world", "id", None, None, (), whole=True),  # the demo marker: every column, one row
 )
 BY_NAME = {t.name: t for t in TABLES}

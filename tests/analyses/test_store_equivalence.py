@@ -1,0 +1,235 @@
+"""The local store gives every report the direct read gives (issue 20).
+
+Why: the analyses read a MariaDB server through its DuckDB copy (``RCA_CACHE=auto``), so a type, a time zone
+or a filter the store gets wrong would change a verdict with no error anywhere. Each world (the demo world and
+a copy with ``test_outcomes.PERTURBATIONS`` applied, on SQLite and on MariaDB) is stored once; every report is
+then computed on the direct engine and on the store and compared whole. Expected differences, and only those:
+``source`` names the store, and the columns it masks or redacts (``tables.StoredTable.masked``/``redacted``)
+hold the source's text through the store's rule. The demo build and the stores take ~10 s; the comparisons
+~40 s of CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from conftest import altered_copy, fresh_mariadb_database
+from rca_toolkit.analyses.bookings.counts import attempt_counts
+from rca_toolkit.analyses.bookings.outcomes import booking_attempts
+from rca_toolkit.analyses.compare.before_after import before_after
+from rca_toolkit.analyses.health.report import health
+from rca_toolkit.analyses.incident.build import incident
+from rca_toolkit.distinct import per_distinct
+from rca_toolkit.rules.jsonutil import decode_json
+from rca_toolkit.sources import loaders, store
+from rca_toolkit.sources.formats.masking import mask_column
+from rca_toolkit.sources.store.extract import redact_phone
+from rca_toolkit.sources.store.tables import BY_NAME
+from test_outcomes import PERTURBATIONS, _copy_demo_world
+
+SIGNATURE = "Unknown column 'created_by'"
+WINDOW = {"start": "2025-10-10T00:00:00+02:00", "end": "2025-10-25T00:00:00+02:00"}
+DST_START = "2025-10-25T00:00:00+02:00"  # a day before the repeated hour of 2025-10-26
+BERLIN_DAYS = list(pd.date_range("2025-10-01", "2025-11-20", freq="D", tz="Europe/Berlin"))
+# The PERTURBATIONS of test_outcomes in SQLite's words (%, ||, strftime), one for one and in the same order.
+SQLITE_PERTURBATIONS = [
+    "UPDATE appointments SET metadata = NULL WHERE call_id IS NOT NULL AND id % 2 = 0",
+    "UPDATE retell_error_log SET function_trace_id = NULL, error_message = 'Unlinked: ' || error_message "
+    "WHERE function_trace_id % 3 = 1 AND affected_function IS NOT NULL",
+    "INSERT INTO retell_error_log (call_session_id, function_trace_id, error_code, error_type, occurred_at, error_message, "
+    "affected_function) SELECT call_session_id, function_trace_id, 'EARLIER', error_type, "
+    "strftime('%Y-%m-%d %H:%M:%S', occurred_at, '-1 second') || substr(occurred_at, 20), 'Earlier: ' || error_message, "
+    "affected_function FROM retell_error_log WHERE function_trace_id % 3 = 0",
+    "INSERT INTO retell_error_log (call_session_id, function_trace_id, error_code, error_type, occurred_at, error_message, "
+    "affected_function) SELECT call_session_id, function_trace_id, 'LATER', error_type, "
+    "strftime('%Y-%m-%d %H:%M:%S', occurred_at, '+1 second') || substr(occurred_at, 20), 'Later: ' || error_message, "
+    "affected_function FROM retell_error_log WHERE function_trace_id % 3 = 2",
+    "UPDATE retell_error_log SET call_session_id = (SELECT MIN(id) FROM retell_call_sessions WHERE call_id LIKE 'test%'), "
+    "error_message = 'Foreign: ' || error_message WHERE function_trace_id % 5 = 4",
+    "INSERT INTO retell_error_log (call_session_id, function_trace_id, error_code, error_type, occurred_at, error_message, "
+    "affected_function) SELECT t.call_session_id, t.id, 'ON_SUCCESS', 'api_error', t.started_at, 'On success: retried', "
+    "t.function_name FROM retell_function_traces t JOIN (SELECT 1 AS k UNION ALL SELECT 2) twice "
+    "WHERE t.status = 'success' AND t.id % 4 = 0",
+]
+assert len(SQLITE_PERTURBATIONS) == len(PERTURBATIONS)
+
+
+@dataclass
+class World:
+    name: str
+    direct: sa.Engine  # reads the source itself (an Engine is used as given, whatever RCA_CACHE says)
+    stored: sa.Engine  # the read-only store engine built from it
+    folder: Path
+
+    @property
+    def perturbed(self) -> bool:
+        return self.name.endswith("perturbed")
+
+
+def _stored(name: str, url: str, folder: Path) -> World:
+    direct = loaders.engine_for(url)
+    assert not store.is_store(direct)
+    done = store.refresh(direct, folder, storage_zone=loaders.storage_zone(direct))
+    assert done.built and not done.missing and done.total_read > 10_000  # built whole from this source
+    return World(name, direct, store.open_store(folder), folder)
+
+
+@pytest.fixture(scope="module", params=["sqlite-demo", pytest.param("mariadb-demo", marks=pytest.mark.mariadb),
+                                        "sqlite-perturbed", pytest.param("mariadb-perturbed", marks=pytest.mark.mariadb)])
+def world(request, tmp_path_factory):
+    """One world and its store, built once for every test of this module."""
+    backend, kind = request.param.split("-")
+    url, _ = request.getfixturevalue(f"demo_{backend}")
+    folder = tmp_path_factory.mktemp(f"store-{request.param}")
+    if kind == "demo":
+        yield _stored(request.param, url, folder)
+    elif backend == "sqlite":
+        yield _stored(request.param, altered_copy(url, tmp_path_factory.mktemp("perturbed"), *SQLITE_PERTURBATIONS), folder)
+    else:
+        with fresh_mariadb_database("rca_test_store_perturbed") as copy:
+            _copy_demo_world(url, copy, PERTURBATIONS)
+            built = _stored(request.param, copy, folder)
+            yield built
+            store.close(folder)
+            built.direct.dispose()
+
+
+# --------------------------------------------------------------------------- comparison helpers
+def _without_source(attrs: dict, world: World, stored: bool) -> dict:
+    attrs = dict(attrs)
+    source = attrs.pop("source")
+    want = f"{loaders.base_attrs(world.direct)['source']} (local store {world.folder.name})"
+    assert source == (want if stored else loaders.base_attrs(world.direct)["source"])
+    return attrs
+
+
+def assert_same_frame(world: World, direct: pd.DataFrame, stored: pd.DataFrame) -> None:
+    """Equal frames (values, dtypes, order, index) and equal attrs but for ``source``."""
+    pd.testing.assert_frame_equal(stored, direct)
+    assert _without_source(stored.attrs, world, True) == _without_source(direct.attrs, world, False)
+
+
+def assert_same_report(world: World, direct: dict, stored: dict, volatile=()) -> None:
+    """Equal report dicts but for ``source`` (anywhere) and keys that record when they were made."""
+    text = {}
+    for name, report in (("direct", direct), ("stored", stored)):
+        shown = json.dumps(report, sort_keys=True, default=str)
+        if name == "stored":
+            shown = shown.replace(f" (local store {world.folder.name})", "")
+        text[name] = json.loads(shown)
+        for path in volatile:  # e.g. ("provenance", "generated_at")
+            node = text[name]
+            for key in path[:-1]:
+                node = node[key]
+            node.pop(path[-1])
+    assert text["stored"] == text["direct"]
+
+
+def masked_as_stored(world: World, frame: pd.DataFrame, table: str, frame_key: str) -> pd.DataFrame:
+    """``frame`` (a direct read) with the columns the store masks or redacts (``tables.BY_NAME[table]``) as the
+    store holds them: the source's text through the store's rule, then decoded as the loader decodes it."""
+    spec = BY_NAME[table]
+    rules = {**{c: mask_column for c in spec.masked}, **{c: redact_phone for c in spec.redacted}}
+    out = frame.copy()
+    keys = [int(k) for k in out[frame_key]]
+    raw = loaders.query(world.direct, f"SELECT id, {', '.join(rules)} FROM {table}", {}).set_index("id").loc[keys]
+    for col, rule in rules.items():
+        values = rule(raw[col])
+        if col in JSON_COLUMNS:
+            values = per_distinct(values, lambda v: decode_json(v)[0])
+        out[col] = pd.Series(list(values), index=out.index, dtype=frame[col].dtype)
+    return out
+
+
+# --------------------------------------------------------------------------- the loaders
+JSON_COLUMNS = {"input_params", "output_result", "error_details", "error_context", "metadata", "payload"}  # decoded
+LOADED = {"calls": ("calls", "local_call_id"), "function_traces": ("retell_function_traces", "trace_id"),
+          "errors": ("retell_error_log", "error_id"), "appointments": ("appointments", "id"),
+          "webhook_events": ("webhook_events", "id")}  # loader -> (table, the frame column of its key)
+
+
+@pytest.mark.parametrize("window", [{}, {"start": DST_START, "end": "2025-11-05T00:00:00+01:00", "company_id": 1}],
+                         ids=["whole-database", "over-dst-company-1"])  # whole: a session without a call row
+@pytest.mark.parametrize("loader", sorted(LOADED))
+def test_loader_frames_equal_the_direct_read(world, loader, window):
+    """Every column, dtype, row order and attr of a loader's frame; masked columns hold the source masked."""
+    kwargs = dict(window)
+    if loader == "calls":
+        kwargs["as_of"] = "2025-12-01T00:00:00Z"  # `stuck` depends on it: the same instant on both sides
+    if loader == "webhook_events":
+        kwargs.pop("company_id", None)
+    read = getattr(loaders, loader)
+    direct, stored = read(world.direct, **kwargs), read(world.stored, **kwargs)
+    assert len(direct) > 5
+    want = masked_as_stored(world, direct, *LOADED[loader])
+    want.attrs = dict(direct.attrs)
+    assert_same_frame(world, want, stored)
+
+
+def test_the_store_holds_no_caller_number_and_no_said_name(world):
+    """The one expected difference is real: the store masked what the direct read shows."""
+    direct, stored = loaders.calls(world.direct, **WINDOW), loaders.calls(world.stored, **WINDOW)
+    numbers = direct["from_number"].dropna()
+    assert numbers.str.startswith("+49").sum() > 100
+    assert not stored["from_number"].dropna().str.contains(r"\+49|\d{6}").any()
+    direct_t, stored_t = (loaders.function_traces(e, **WINDOW) for e in (world.direct, world.stored))
+    names = direct_t["input_params"].map(lambda p: p.get("name") if isinstance(p, dict) else None)
+    said = names.notna() & (names != "[PII_REDACTED]")  # the demo also has names its builder redacted
+    assert said.sum() >= 3
+    assert set(stored_t.loc[said, "input_params"].map(lambda p: p["name"])) <= {"[NAME]", "[NAME] [NAME]"}
+
+
+# --------------------------------------------------------------------------- the analyses
+def test_booking_attempts_equal_the_direct_rows(world):
+    direct, stored = booking_attempts(world.direct), booking_attempts(world.stored)
+    assert len(direct) > 500
+    assert_same_frame(world, direct, stored)
+    if world.perturbed:  # the perturbations reached the attempts, on both sides
+        assert direct["signature"].astype(str).str.startswith(("Earlier", "Unlinked")).any()
+
+
+@pytest.mark.parametrize("kwargs", [{"freq": "1D"}, {"by": ["family"]}, {"bins": BERLIN_DAYS}],
+                         ids=["freq-1D", "by-family", "berlin-day-bins"])
+def test_attempt_counts_equal_the_direct_counts(world, kwargs):
+    direct, stored = attempt_counts(world.direct, **kwargs), attempt_counts(world.stored, **kwargs)
+    assert direct["attempts"].sum() > 500
+    assert_same_frame(world, direct, stored)
+
+
+@pytest.mark.parametrize("at, kwargs", [
+    ("2025-10-18T13:20:08+02:00", {}),  # the partial fix (incidents.md §A), change points included
+    ("2025-10-26T02:30:00+01:00", {"before": "10d", "after": "3d", "exclude": "0s", "by": "family",
+                                   "with_changepoints": False}),  # in the repeated hour
+], ids=["partial-fix", "dst-repeated-hour-by-family"])
+def test_before_after_equals_the_direct_comparison(world, at, kwargs):
+    """The comparison, the per-window outcomes and the change points (``BeforeAfter.to_dict``)."""
+    direct = before_after(world.direct, at=at, **kwargs).to_dict()
+    stored = before_after(world.stored, at=at, **kwargs).to_dict()
+    assert any(m["name"] == "booking_success_rate" and m["before"]["n"] >= 10 for m in direct["metrics"])
+    assert_same_report(world, direct, stored)
+
+
+@pytest.mark.parametrize("day, period, company", [("2025-10-14", "1d", 0), ("2025-10-20", "7d", 1)])  # 2nd: over DST
+def test_health_equals_the_direct_report(world, day, period, company):
+    """MariaDB's direct health is counted by the server in SQL, the store's from rows: same report."""
+    direct = json.loads(health(world.direct, day, period, company).to_json())
+    stored = json.loads(health(world.stored, day, period, company).to_json())
+    assert direct["key_numbers"]["booking_attempts"] > 0
+    assert_same_report(world, direct, stored)
+
+
+def test_incident_equals_the_direct_incident(world):
+    """The demo worlds: the whole database with claims and detection; the perturbed ones (their error rows
+    moved): a window grouped by code path, as the error rows name it."""
+    kwargs = {"since": "2025-10-10T00:00:00+02:00", "until": "2025-11-20T00:00:00+01:00", "by": "code_path",
+              "with_claims": False, "detect": False} if world.perturbed else {}
+    direct = incident(world.direct, SIGNATURE, **kwargs).to_dict()
+    stored = incident(world.stored, SIGNATURE, **kwargs).to_dict()
+    assert direct["groups"]
+    assert_same_report(world, direct, stored, volatile=[("provenance", "generated_at")])

@@ -1,0 +1,183 @@
+"""``rca cache status|refresh|drop`` and ``--no-cache`` (issue 20), as a user runs them (``cli.main`` in process).
+
+Why: the store is a copy of production rows on the analyst's disk; the user must be able to see what it holds
+and from when, bring it up to date cheaply, delete it, and bypass it for a one-off look. Every store these
+tests make lives in their own ``RCA_CACHE_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import stat
+
+import pytest
+import sqlalchemy as sa
+
+from rca_toolkit import cli
+from rca_toolkit.sources import store
+
+STORED = ["appointments", "calls", "migrations", "rca_demo_world", "retell_call_sessions", "retell_error_log",
+          "retell_function_traces", "webhook_events"]
+AT = "2025-10-18T13:20:08+02:00"
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A cache folder of this test's own. RCA_CACHE is set so that it is restored afterwards: ``--no-cache``
+    sets RCA_CACHE=off in the process, and an in-process main() would otherwise leave it off for later tests."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("RCA_CACHE_DIR", str(folder))
+    monkeypatch.setenv("RCA_CACHE", "auto")
+    monkeypatch.setenv("RCA_PROGRESS", "0")
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+@pytest.fixture
+def world(demo_sqlite, tmp_path):
+    """A copy of the demo SQLite world that a test may change: (url, path)."""
+    path = tmp_path / "world.sqlite"
+    shutil.copy(demo_sqlite[0].removeprefix("sqlite:///"), path)
+    return f"sqlite:///{path}", path
+
+
+def rca(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def source_counts(path) -> dict[str, int]:
+    with sqlite3.connect(path) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in STORED}
+
+
+def assert_fits(text: str) -> None:
+    long = [line for line in text.splitlines() if len(line) > 100]
+    assert not long, long
+
+
+def said(text: str) -> str:
+    """Text as one line: long paths wrap the messages at 100 columns."""
+    return " ".join(text.split())
+
+
+def rows_read(out: str) -> int:
+    return int(re.search(r"([\d,]+) rows read", said(out)).group(1).replace(",", ""))
+
+
+def test_status_before_a_store_exists_says_so_and_makes_nothing(cache_dir, world, capsys):
+    url, _ = world
+    code, out, err = rca(capsys, "cache", "status", "--db", url)
+    assert (code, err) == (0, "")
+    folder = store.folder(cache_dir, sa.make_url(url))
+    assert said(out) == f"no store of {url} yet ({folder}) `rca cache refresh --db ...` makes one"
+    assert out.splitlines()[-1] == "`rca cache refresh --db ...` makes one"
+    assert_fits(out)
+    code, out, _ = rca(capsys, "cache", "status", "--db", url, "--format", "json")
+    assert code == 0 and json.loads(out) == {"folder": str(folder), "exists": False}
+    assert not cache_dir.exists()
+
+
+def test_refresh_reads_everything_once_then_only_what_changed(cache_dir, world, capsys):
+    url, path = world
+    counts = source_counts(path)
+    code, out, err = rca(capsys, "cache", "refresh", "--db", url)
+    assert (code, err) == (0, "")
+    assert_fits(out)
+    assert said(out).startswith(f"refreshed the store of {url} in ") and rows_read(out) == sum(counts.values())
+    assert "read whole" in out.split("\n\n")[0]  # a new store: every table read whole
+    table = out.split("\n\n")[-1].splitlines()
+    assert table[0].split() == ["table", "rows", "first", "row", "last", "row", "read", "by", "the", "last", "refresh"]
+    shown = {line.split()[0]: line.split() for line in table[1:]}
+    assert sorted(shown) == STORED
+    for name, n in counts.items():  # rows held, and all of them read by this refresh
+        assert shown[name][1] == shown[name][-1] == f"{n:,}", name
+    folder = store.folder(cache_dir, sa.make_url(url))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE((folder / "store.duckdb").stat().st_mode) == 0o600
+
+    code, out, err = rca(capsys, "cache", "refresh", "--db", url)
+    assert (code, err) == (0, "")
+    assert_fits(out)
+    assert 0 < rows_read(out) < sum(counts.values()) / 20  # the trailing two days, and the one-row demo marker
+    assert "(rca_demo_world read whole)" in said(out)
+
+
+def test_json_rows_equal_the_source_after_rows_came_and_went(cache_dir, world, capsys):
+    """New rows past the high-water key and rows deleted long ago both reach the store on a plain refresh."""
+    url, path = world
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM appointments WHERE id <= 7")  # weeks before the trailing window
+        conn.execute("INSERT INTO retell_error_log (call_session_id, function_trace_id, error_code, error_type, occurred_at, "
+                     "error_message, affected_function) SELECT call_session_id, function_trace_id, 'NEW', error_type, "
+                     "occurred_at, error_message, affected_function FROM retell_error_log WHERE id <= 5")
+    counts = source_counts(path)
+    code, out, err = rca(capsys, "cache", "refresh", "--db", url, "--format", "json")
+    assert (code, err) == (0, "")
+    done = json.loads(out)
+    assert done["built_whole"] == ["rca_demo_world"] and done["tables_missing"] == []
+    assert {t["table"]: t["rows"] for t in done["status"]["tables"]} == counts
+    assert done["rows_read"]["retell_error_log"] >= 5 and sum(done["rows_read"].values()) < sum(counts.values()) / 5
+    code, out, _ = rca(capsys, "cache", "status", "--db", url, "--format", "json")
+    described = json.loads(out)
+    assert code == 0 and {t["table"]: t["rows"] for t in described["tables"]} == counts
+    assert described["source"] == url and described["storage_zone"] == "Europe/Berlin"
+
+
+def test_drop_removes_the_store(cache_dir, world, capsys):
+    url, _ = world
+    folder = store.folder(cache_dir, sa.make_url(url))
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0 and (folder / "store.duckdb").exists()
+    code, out, err = rca(capsys, "cache", "drop", "--db", url)
+    assert (code, err) == (0, "") and said(out) == f"dropped the store {folder} of {url}"
+    assert_fits(out)
+    assert not folder.exists()
+    code, out, _ = rca(capsys, "cache", "drop", "--db", url, "--format", "json")
+    assert code == 0 and json.loads(out) == {"folder": str(folder), "dropped": False}
+    assert said(rca(capsys, "cache", "status", "--db", url)[1]).startswith(f"no store of {url} yet")
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--trailing", "banana"], "--trailing='banana' is not a duration"),
+    (["--max-rows-per-second", "0"], "--max-rows-per-second"),
+    (["--db", "sqlite:///nonexistent.sqlite"], "nonexistent.sqlite does not exist"),
+    (["--db", "sqlite:///nonexistent.sqlite", "--trailing", "1y"], "--trailing='1y'"),  # the option, before connecting
+])
+def test_bad_input_is_one_line_naming_it_and_exit_2(cache_dir, world, capsys, argv, names):
+    url, _ = world
+    code, out, err = rca(capsys, "cache", "refresh", *(["--db", url] if "--db" not in argv else []), *argv)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith("rca cache: error: ") and names in err, err
+    assert not cache_dir.exists() or not any(cache_dir.rglob("store.duckdb"))
+
+
+@pytest.mark.mariadb
+def test_no_cache_reads_mariadb_directly_and_auto_reads_through_a_store(demo_mariadb, cache_dir, tmp_path, capsys, monkeypatch):
+    """``--no-cache`` makes no store; without it (RCA_CACHE=auto) a MariaDB server is read through one, and the
+    comparison printed is the same."""
+    url, _ = demo_mariadb
+    argv = ["compare", "--at", AT, "--before", "2d", "--after", "2d", "--no-changepoints", "--format", "json", "--db", url]
+    code, direct, err = rca(capsys, *argv, "--no-cache")
+    assert (code, err) == (0, "")
+    assert not cache_dir.exists() or not any(cache_dir.iterdir())
+
+    monkeypatch.setenv("RCA_CACHE", "auto")  # main() set it to off for the --no-cache run (and its notebooks)
+    code, through_store, err = rca(capsys, *argv)
+    assert (code, err) == (0, "")
+    folder = store.folder(cache_dir, sa.make_url(url))
+    assert [p.parent for p in cache_dir.rglob("store.duckdb")] == [folder]
+    assert json.loads(through_store) == json.loads(direct)
+    assert json.loads(direct)["metrics"][0]["before"]["n"] >= 10
+
+    code, out, err = rca(capsys, "cache", "status", "--db", url)
+    assert (code, err) == (0, "")
+    assert_fits(out)
+    server = sa.create_engine(url)
+    with server.connect() as conn:
+        sessions = conn.execute(sa.text("SELECT count(*) FROM retell_call_sessions")).scalar()
+    server.dispose()
+    assert re.search(rf"^retell_call_sessions +{sessions:,} ", out, re.M) and "(timestamps in UTC)" in out
