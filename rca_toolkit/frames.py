@@ -9,4 +9,7 @@ frames keep the Python-backed text they were written and tested with. Imported b
 
 import pandas as pd
 
-pd.set_option("mode.string_storage", "python")
+
+def use_python_text() -> None:
+    """Text in frames made from here on is Python-backed (``mode.string_storage``), whatever is installed."""
+    pd.set_option("mode.string_storage", "python")

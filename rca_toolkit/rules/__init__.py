@@ -5,4 +5,6 @@ Rules import nothing but the top-level basics (``config``, ``errors``, ``distinc
 rule is also needed inside SQL, its SQL twin sits beside the pandas one.
 """
 
-import rca_toolkit.frames  # noqa: F401,E402 - pandas' text storage before any frame is made
+from rca_toolkit.frames import use_python_text  # noqa: E402
+
+use_python_text()  # before any frame is made

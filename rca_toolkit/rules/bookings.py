@@ -1,8 +1,7 @@
 """Booking rules: which appointment is a call's own, where a Cal.com booking uid is written, and the
 thresholds of a booking verdict (success bands, reach bands, minimum sample).
 
-Both the rows path (:mod:`rca_toolkit.analyses.bookings.outcomes`) and the SQL shortcut
-(:mod:`rca_toolkit.analyses.bookings.fast_counts`) apply these, so they can never disagree. The
+The outcomes (:mod:`rca_toolkit.analyses.bookings.outcomes`) apply the rules from here. The
 thresholds come from ../shared/docs/incidents.md section E ("Monitoring thresholds the team
 used"); the runbook checks (PASS/WARN/FAIL), the health report (OK/WATCH/ACT) and the
 before/after comparison read them from here, each in its own status words.

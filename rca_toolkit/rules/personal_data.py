@@ -78,7 +78,7 @@ def phone_numbers(text: str) -> list[str]:
             if match is not None and match.start <= 1:
                 end = at + match.start + len(match.raw_string)
                 if end < len(text) and (text[end].isalnum() or text[end] == "_"):
-                    break  # "0301234abc12" is a commit id, not a number followed by letters
+                    continue  # "0301234abc12" is a commit id; "030 100000 0A": the shorter head is the number
                 found.append(match.raw_string)
                 taken_until = end
                 break

@@ -51,11 +51,13 @@ def param_value(name: str, value: Any) -> Any:
     return value
 
 
-def open_db(db_url: str = ""):
+def open_db(db_url: str = "", *, cached: bool = False):
     """Read-only engine for a notebook's ``db_url`` parameter ('' = configured default).
 
     A relative SQLite path (the default ``data/demo.sqlite``) is also looked up in parent
-    folders, so the same notebook runs from the project root and from ``runbooks/``.
+    folders, so the same notebook runs from the project root and from ``runbooks/``. ``cached`` (the report
+    notebooks that count over windows): the database's local store, refreshed first, when the ``cache``
+    setting says so (``loaders.engine_for``); runbooks check the live database and leave it False.
     """
     from sqlalchemy.engine import make_url
 
@@ -67,8 +69,9 @@ def open_db(db_url: str = ""):
     if real.startswith("sqlite:///") and not real.startswith("sqlite:////"):
         path = make_url(real).database or ""
         real = f"sqlite:///{project_path(path)}" if path else real  # relative demo file from a notebook folder
-    engine = engine_for(real)
-    engine.rca_label = redact_url(real)  # read-only SQLite engines have the bare URL sqlite://
+    engine = engine_for(real, cached=cached)
+    if not getattr(engine, "rca_store", None):  # a store's label names its source already
+        engine.rca_label = redact_url(real)  # read-only SQLite engines have the bare URL sqlite://
     return engine
 
 

@@ -4,4 +4,6 @@ Everything that reads the analysed database or a user's file lives here and retu
 pandas frames; nothing here decides what the data means (that is ``rules`` and ``analyses``).
 """
 
-import rca_toolkit.frames  # noqa: F401,E402 - pandas' text storage before any frame is made
+from rca_toolkit.frames import use_python_text  # noqa: E402
+
+use_python_text()  # before any frame is made

@@ -151,8 +151,6 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
             completed = sessions.call_completed_exists_sql("s", skip_deleted="deleted_at" in calls_cols)
         conds = [where, call_ids.real_call_id_sql("s.call_id", engine)]
-        if loaders.is_mariadb(engine):
-            conds += loaders.every_company(engine, params)
         if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
             stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=completed)
             # CASE WHEN on a NULL condition takes the ELSE branch: a missing call row or reason keeps the value

@@ -16,6 +16,8 @@ drops rows and values that no lookup of the window's attempts can reach (tests c
 outcomes with the whole-table loads). Time bounds follow the loaders (wall bounds padded by 2 h,
 then refined on UTC instants). What is read is declared in ``REQUIRES`` and checked before the first
 statement (:mod:`rca_toolkit.sources.requirements`): every column an outcome depends on is required.
+The same statements read SQLite, the local store (:mod:`rca_toolkit.sources.store`, which a MariaDB
+server is read through) and a server read directly (``--no-cache``): plain SQL, no hints.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.sources import loaders, packed, requirements, store
+from rca_toolkit.sources import loaders, requirements, store
 from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.config import progress
 from rca_toolkit.sources.requirements import Requirement
@@ -146,48 +148,19 @@ def stored_values(engine: sa.Engine, table: str, col: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- traces
-def force_index(engine: sa.Engine, schema, table: str, index: str) -> str:
-    """``FORCE INDEX (index)`` on MariaDB when the live table has it, else nothing.
-
-    Why: for windows of weeks MariaDB estimates the ``function_name IN (...)`` range of
-    ``(function_name, started_at)`` as too large and scans the whole traces table instead.
-    """
-    if not loaders.is_mariadb(engine) or table not in schema:
-        return ""
-    return f" FORCE INDEX ({index})" if any(ix.get("name") == index for ix in schema[table].indexes) else ""
-
-
-def micros_sql(col: str) -> str:
-    """``col`` as integer microseconds since the epoch: pymysql parses each DATETIME in Python, which
-    costs seconds per 100k rows; only for MariaDB sessions pinned to UTC (``loaders.storage_zone``)."""
-    return f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01', {col})"
-
-
-def from_micros(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(pd.to_numeric(values), unit="us", utc=True)
-
-
-TRACE_KINDS = {"trace_id": packed.INT, "session_id": packed.STR, "call_id": packed.STR, "company_id": packed.INT,
-               "started_at": packed.INT, "function_name": packed.CAT, "status": packed.CAT, "output_result": packed.STR,
-               "error_details": packed.STR, "session_started_at": packed.INT}
-
-
-def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statements: list, extra_where=(),
-            extra_params=None, extra_select: str = "", extra_kinds: dict | None = None, extra_join: str = "") -> pd.DataFrame:
-    """Booking traces of the window with their session's call, company and start. On MariaDB in UTC the rows
-    come packed (:mod:`rca_toolkit.sources.packed`, ``extra_kinds`` types the ``extra_select`` columns)."""
+def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statements: list) -> pd.DataFrame:
+    """Booking traces of the window with their session's call, company and start."""
     requirements.check(schema, ATTEMPT_TRACES, ATTEMPT_SESSIONS)
     params: dict = {}
     where, start_ts, end_ts = loaders.window_clause("t.started_at", start, end, engine, params)
     stored_booking = loaders.family_names(engine, functions.BOOKING_FAMILIES)  # the booking functions stored
     family = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params, stored_booking)
-    where = where + family + loaders.company_clause("s.company_id", company_id, params) + list(extra_where)
-    params.update(extra_params or {})
+    where = where + family + loaders.company_clause("s.company_id", company_id, params)
     setting = functions.booking_steps_setting()
+    agents = ""
     if setting:  # which function books depends on the agent version: its columns are needed
         requirements.check(schema, ATTEMPT_AGENTS)
-        extra_select += ", s.agent_id AS agent_id, s.agent_version AS agent_version"
-        extra_kinds = {**(extra_kinds or {}), "agent_id": packed.STR, "agent_version": packed.INT}
+        agents = ", s.agent_id AS agent_id, s.agent_version AS agent_version"
     # a response is sent when it can name a uid, names a next step, or is a validation step's (two-step bookings)
     response = (f"{contains_any('t.output_result', UID_TEXT + (functions.NEXT_ACTION,), engine)} "
                 f"OR {functions.validation_steps_in_sql('t.function_name', stored_booking, params)}")
@@ -196,26 +169,15 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     # only failures look their session's unlinked errors up (attempt_errors): lean loads leave successes' session ids out
     session = "t.call_session_id" if not lean else f"CASE WHEN {not_success_sql('t.status', engine)} THEN t.call_session_id END"
     zone = loaders.storage_zone(engine)
-    micros = zone == "UTC" and loaders.is_mariadb(engine)
-    started, session_started = (micros_sql("t.started_at"), micros_sql("s.started_at")) if micros else ("t.started_at", "s.started_at")
-    sql = (f"SELECT t.id AS trace_id, {session} AS session_id, s.call_id, s.company_id, {started} AS started_at, "
+    sql = (f"SELECT t.id AS trace_id, {session} AS session_id, s.call_id, s.company_id, t.started_at AS started_at, "
            f"t.function_name, t.status, CASE WHEN {response} THEN t.output_result END "
-           f"AS output_result, {details} AS error_details, {session_started} AS session_started_at{extra_select} "
-           f"FROM retell_function_traces t{force_index(engine, schema, 'retell_function_traces', 'idx_traces_function_time')} "
-           f"JOIN retell_call_sessions s ON s.id = t.call_session_id{extra_join}"
-           + (" WHERE " + " AND ".join(where) if where else ""))
-    if micros:
-        frame = packed.read(engine, sql, params, {**TRACE_KINDS, **(extra_kinds or {})}, key="trace_id",
-                            order=["started_at", "trace_id"], statements=statements)
-        frame["started_at"] = from_micros(frame["started_at"])
-        frame["started_at_ambiguous"] = False
-        frame["session_started_at"] = from_micros(frame["session_started_at"])
-    else:
-        sql += " ORDER BY t.started_at, t.id"
-        statements.append((sql, params))
-        frame = loaders.query(engine, sql, params)
-        frame = loaders.to_utc(frame, ["started_at"], zone)
-        frame = loaders.to_utc(frame, ["session_started_at"], zone, flags=False)
+           f"AS output_result, {details} AS error_details, s.started_at AS session_started_at{agents} "
+           f"FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id"
+           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t.started_at, t.id")
+    statements.append((sql, params))
+    frame = loaders.query(engine, sql, params)
+    frame = loaders.to_utc(frame, ["started_at"], zone)
+    frame = loaders.to_utc(frame, ["session_started_at"], zone, flags=False)
     frame = loaders.refine(frame, "started_at", start_ts, end_ts)
     for col in ("output_result", "error_details"):
         frame[col] = _decode(frame[col])
@@ -283,13 +245,11 @@ def chunk_of(engine) -> int:
     return STORE_CHUNK if store.is_store(engine) else ID_CHUNK
 
 
-def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list,
-            by_trace: pd.DataFrame | None = None) -> pd.DataFrame:
+def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list) -> pd.DataFrame:
     """Error rows of these attempts: by ``function_trace_id`` and, for failures, unlinked rows of their sessions.
 
     Both go through the foreign-key indexes (``retell_error_log`` has no ``occurred_at`` index,
-    so a window alone is a full scan); ids are sent in chunks of ``ID_CHUNK``. ``by_trace``: the
-    first error per trace, already read with the attempts (``fast_counts``): only the fallback is asked.
+    so a window alone is a full scan); ids are sent in chunks of ``ID_CHUNK``.
     """
     requirements.check(schema, ATTEMPT_ERRORS, ATTEMPT_SESSIONS)
     failed = ~is_success(traces["status"])
@@ -301,12 +261,11 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
     base: dict = {}
     cond = window_bounds("e.occurred_at", lo, hi, engine, base, "e") + loaders.company_clause("es.company_id", company_id, base)
     tail = "".join(f" AND {c}" for c in cond)
-    if by_trace is None:
-        parts = []
-        for i in range(0, len(trace_ids), chunk_of(engine)):
-            ids = ", ".join(str(int(v)) for v in trace_ids[i:i + chunk_of(engine)])  # integers from the database: inlined
-            parts.append((f"{select}e.function_trace_id IN ({ids}){tail}", dict(base)))
-        by_trace = _clean_errors(run_parts(engine, parts, statements), engine, lo, hi)
+    parts = []
+    for i in range(0, len(trace_ids), chunk_of(engine)):
+        ids = ", ".join(str(int(v)) for v in trace_ids[i:i + chunk_of(engine)])  # integers from the database: inlined
+        parts.append((f"{select}e.function_trace_id IN ({ids}){tail}", dict(base)))
+    by_trace = _clean_errors(run_parts(engine, parts, statements), engine, lo, hi)
     # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
     first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
     named = traces["trace_id"].map(first["error_message"].astype("object")) if len(first) else pd.Series(None, index=traces.index)
@@ -367,8 +326,7 @@ def _appointments(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
     select = [c for c in ("id", "call_id", "calcom_v2_booking_id", "source", "created_at") if c in have]
     if "metadata" in have:
         select.append(f"CASE WHEN {contains_any('metadata', ['retell_call_id'], engine)} THEN metadata END AS metadata")
-    hint = force_index(engine, schema, "appointments", "appointments_created_at_index") if where else ""
-    sql = f"SELECT {', '.join(select)} FROM appointments{hint}" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+    sql = f"SELECT {', '.join(select)} FROM appointments" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
     statements.append((sql, params))
     frame = loaders.query(engine, sql, params)
     frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
@@ -410,8 +368,7 @@ def _webhooks(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
     select = ["id", "event_type", "created_at"] + [c for c in ("event_id", "company_id") if c in cols]
     if "payload" in cols:
         select.append(f"CASE WHEN {contains_any('payload', ['call_id'], engine)} THEN payload END AS payload")
-    hint = force_index(engine, schema, "webhook_events", "webhook_events_created_at_index") if lo is not None else ""
-    sql = f"SELECT {', '.join(select)} FROM webhook_events{hint} WHERE {' AND '.join(where)} ORDER BY created_at, id"
+    sql = f"SELECT {', '.join(select)} FROM webhook_events WHERE {' AND '.join(where)} ORDER BY created_at, id"
     statements.append((sql, params))
     frame = loaders.query(engine, sql, params)
     frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)

@@ -31,7 +31,7 @@ NEEDED: tuple[Needed, ...] = (
     Needed("retell_call_sessions", ("call_id",), "retell_call_sessions_call_id_unique",
            "loaders.call_trace: the session of one call id"),
     Needed("retell_call_sessions", ("company_id", "started_at"), "idx_retell_sessions_company_status",
-           "loaders.calls and every windowed load joined to sessions (companies bound as an IN list)"),
+           "loaders.calls and every windowed load of one company joined to sessions (window on started_at)"),
     Needed("retell_call_events", ("call_session_id",), "idx_events_session_time",
            "loaders.call_trace: the call's events"),
     Needed("retell_function_traces", ("call_session_id",), "idx_traces_session_seq",

@@ -24,8 +24,8 @@ from rca_toolkit.errors import WriteRefused
 
 READ_LEADS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES"}
 TRANSACTION_LEADS = {"BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
-# session variables the toolkit itself changes on a read-only session (sources/packed, db)
-SETTABLE = {"group_concat_max_len", "tmp_table_size", "max_heap_table_size", "max_statement_time", "names"}
+# session variables the toolkit itself changes on a read-only session (sources/db)
+SETTABLE = {"tmp_table_size", "max_heap_table_size", "max_statement_time", "names"}
 SQLITE_WRITE_PRAGMAS = {"query_only", "writable_schema", "journal_mode", "user_version", "application_id",
                         "schema_version", "locking_mode", "incremental_vacuum", "wal_checkpoint", "optimize"}
 

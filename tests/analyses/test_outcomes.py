@@ -197,10 +197,8 @@ def test_attempt_counts_equal_grouped_attempts(demo_db):
         for company in (None, 1):
             attempts = booking_attempts(url, start=start, end=end, company_id=company)
             for kw in ({}, {"freq": "1h"}, {"freq": "1D", "by": ["company_id", "function_name"]}, {"bins": berlin_days, "first_at": True}):
-                want = count_attempts(attempts, **kw)
-                for method in ("rows", "sql"):  # "sql" runs the SQL shortcut on MariaDB, rows on SQLite
-                    got = attempt_counts(url, start=start, end=end, company_id=company, method=method, **kw)
-                    pd.testing.assert_frame_equal(got, want)
+                got = attempt_counts(url, start=start, end=end, company_id=company, **kw)
+                pd.testing.assert_frame_equal(got, count_attempts(attempts, **kw))
                 assert got["attempts"].sum() == (len(attempts) if "bins" not in kw else
                                                  int(((attempts["at"] >= berlin_days[0]) & (attempts["at"] < berlin_days[-1])).sum()))
             assert got.attrs["excluded_test_attempts"] == attempts.attrs["excluded_test_attempts"]
@@ -211,22 +209,22 @@ def test_attempt_counts_equal_grouped_attempts(demo_db):
 
 def test_attempt_counts_call_when_fetched_once_the_inputs_are_read(demo_db, monkeypatch):
     """``rca compare`` starts histogram statements from this hook: it runs once, after the reads and before
-    the classification, on the SQL shortcut (MariaDB) and on the rows path (SQLite)."""
+    the classification (SQLite, and MariaDB through its local store)."""
     from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
 
     url, _ = demo_db
     events: list = []
     classify = outcomes.classify
     monkeypatch.setattr(outcomes, "classify", lambda *a: events.append("classify") or classify(*a))
-    counts = booking_counts.attempt_counts(url, start=WINDOWS[0][0], end=WINDOWS[0][1], method="sql",
-                                     when_fetched=lambda: events.append("fetched"))
+    counts = booking_counts.attempt_counts(url, start=WINDOWS[0][0], end=WINDOWS[0][1],
+                                           when_fetched=lambda: events.append("fetched"))
     assert counts["attempts"].sum() > 0 and events == ["fetched", "classify"]
 
 
 @pytest.mark.mariadb
-def test_sql_counts_of_a_window_whose_attempts_share_its_first_instant(demo_mariadb):
-    """The shortcut reads the attempts in two halves split between the first and the last real attempt;
-    when both are the window's start there is one part, and the counts still equal the rows'."""
+def test_counts_of_a_window_whose_attempts_share_its_first_instant(demo_mariadb):
+    """A window of one microsecond whose attempts all start at its first instant: the bounds keep them,
+    and the counts equal the attempt rows'."""
     from rca_toolkit.analyses.bookings.counts import attempt_counts
     from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
@@ -235,9 +233,9 @@ def test_sql_counts_of_a_window_whose_attempts_share_its_first_instant(demo_mari
     start, end = at, at + pd.Timedelta(microseconds=1)
     attempts = booking_attempts(url, start=start, end=end)
     assert len(attempts) >= 1
-    got = attempt_counts(url, start=start, end=end, method="sql", freq="1D")
+    got = attempt_counts(url, start=start, end=end, freq="1D")
     pd.testing.assert_frame_equal(got, count_attempts(attempts, freq="1D"))
-    assert got.attrs["statements"] > 0  # counted by the SQL shortcut, not the rows path
+    assert got["attempts"].sum() == len(attempts)
 
 
 def test_attempt_counts_reject_unknown_keys(demo_sqlite):
@@ -251,38 +249,7 @@ def test_attempt_counts_reject_unknown_keys(demo_sqlite):
         attempt_counts(url, freq="1D", bins=[T0, T0 + pd.Timedelta(days=1)])
 
 
-def test_success_counts_come_from_sql_on_mariadb_only(demo_mariadb, demo_sqlite):
-    """The equality test above runs the SQL shortcut on MariaDB (this proves it applies) and rows on SQLite."""
-    from rca_toolkit.analyses.bookings import fast_counts
-    from rca_toolkit.sources import loaders
-
-    maria = loaders.engine_for(demo_mariadb[0])
-    window = dict(start="2025-10-13T00:00:00+02:00", end="2025-10-20T00:00:00+02:00")
-    fast = fast_counts.counts(maria, **window, freq="1D")
-    assert fast is not None and fast["attempts"].sum() > 100
-    assert fast_counts.counts(maria, **window, by=["code_path"]) is None  # needs the error context of every row
-    assert fast_counts.counts(loaders.engine_for(demo_sqlite[0]), **window) is None
-
-
-def test_sql_counts_need_the_unique_uid_keys(demo_mariadb):
-    """Without a unique key on a Cal.com uid column the claims could double a row: rows are classified instead."""
-    import dataclasses
-
-    from rca_toolkit.analyses.bookings import fast_counts
-    from rca_toolkit.sources import loaders
-
-    window = dict(start="2025-10-13T00:00:00+02:00", end="2025-10-20T00:00:00+02:00")
-    assert fast_counts.counts(loaders.engine_for(demo_mariadb[0]), **window) is not None
-    for table, column in fast_counts.UNIQUE_KEYS:
-        engine = loaders.engine_for(demo_mariadb[0])  # a fresh engine: its own schema cache entry
-        schema = dict(loaders.schema_of(engine))
-        schema[table] = dataclasses.replace(schema[table], indexes=[
-            {**ix, "unique": False} if ix.get("column_names") == [column] else ix for ix in schema[table].indexes])
-        loaders.pin_schema(engine, schema)
-        assert fast_counts.counts(engine, **window) is None
-
-
-PERTURBATIONS = [  # (what it exercises in the SQL shortcut, statement on a copy of the demo world)
+PERTURBATIONS = [  # (what it exercises in the lean reads and their classification, statement on a copy of the demo world)
     ("the call-row route to a success's appointment: call-linked appointments all name their call in metadata",
      "UPDATE appointments SET metadata = NULL WHERE call_id IS NOT NULL AND MOD(id, 2) = 0"),
     ("the session fallback of failures whose error row names no trace",
@@ -322,33 +289,38 @@ def _copy_demo_world(source_url: str, url: str, perturbations) -> None:
     engine.dispose()
 
 
-@pytest.mark.mariadb
-def test_sql_counts_equal_rows_when_the_window_has_no_appointments(demo_mariadb):
-    """Every appointment deleted: no success has its own appointment, the Cal.com webhooks link by time."""
-    import sqlalchemy as sa
+def _counted_both_ways(url, **kw) -> list[pd.DataFrame]:
+    """``attempt_counts`` of a MariaDB world through its local store (the URL) and read directly (an engine)."""
+    from rca_toolkit.analyses.bookings.counts import attempt_counts
+    from rca_toolkit.sources import loaders
 
+    direct = loaders.engine_for(url)
+    try:
+        return [attempt_counts(url, **kw), attempt_counts(direct, **kw)]
+    finally:
+        direct.dispose()
+
+
+@pytest.mark.mariadb
+def test_counts_equal_rows_when_the_window_has_no_appointments(demo_mariadb):
+    """Every appointment deleted: no success has its own appointment, the Cal.com webhooks link by time."""
     from conftest import fresh_mariadb_database
-    from rca_toolkit.analyses.bookings import fast_counts
     from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     with fresh_mariadb_database("rca_test_no_appointments") as url:
         _copy_demo_world(demo_mariadb[0], url, [("every appointment deleted", "UPDATE appointments SET deleted_at = created_at")])
         start, end = WINDOWS[0]
         attempts = booking_attempts(url, start=start, end=end)
-        fast = fast_counts.counts(sa.create_engine(url), start=start, end=end, freq="1D")
-        assert fast is not None
-        pd.testing.assert_frame_equal(fast, count_attempts(attempts, freq="1D"))
-        assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"] > 0
+        for got in _counted_both_ways(url, start=start, end=end, freq="1D"):
+            pd.testing.assert_frame_equal(got, count_attempts(attempts, freq="1D"))
+            assert got.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"] > 0
 
 
 @pytest.mark.mariadb
-def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
-    """The demo world leaves some of the shortcut's rules unexercised (see ``PERTURBATIONS``): on a copy
-    where they matter, the SQL shortcut must still count exactly what the attempt rows count."""
-    import sqlalchemy as sa
-
+def test_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
+    """The demo world leaves some outcome rules unexercised (see ``PERTURBATIONS``): on a copy where they
+    matter, the lean counts (through the store and read directly) must equal what the attempt rows count."""
     from conftest import fresh_mariadb_database
-    from rca_toolkit.analyses.bookings import fast_counts
     from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     with fresh_mariadb_database("rca_test_perturbed") as url:
@@ -357,11 +329,10 @@ def test_sql_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
             attempts = booking_attempts(url, start=start, end=end)
             for kw in ({"freq": "1D"}, {"by": ["error_code"]}):
                 want = count_attempts(attempts, **kw)
-                fast = fast_counts.counts(sa.create_engine(url), start=start, end=end, **kw)
-                assert fast is not None
-                pd.testing.assert_frame_equal(fast, want)
-                # a success whose appointment is missed still counts as a success, but is then linked by time
-                assert fast.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
+                for got in _counted_both_ways(url, start=start, end=end, **kw):
+                    pd.testing.assert_frame_equal(got, want)
+                    # a success whose appointment is missed still counts as a success, but is then linked by time
+                    assert got.attrs["inferred_calcom_links"] == attempts.attrs["inferred_calcom_links"]
         assert attempts["signature"].astype(str).str.startswith(("Earlier", "Unlinked")).any()
         assert not attempts["signature"].astype(str).str.startswith(("Later", "Foreign", "On success")).any()
 
@@ -410,9 +381,8 @@ def test_a_validation_and_its_confirmation_count_once_wherever_a_window_splits_t
         joined = pd.concat(parts, ignore_index=True)
         assert joined[["call_id", "function_name", "at", "outcome"]].to_dict("records") == \
             whole[["call_id", "function_name", "at", "outcome"]].to_dict("records"), cut
-        for method in ("rows", "sql"):
-            counted = sum(attempt_counts(url, start=a, end=b, method=method)["attempts"].sum() for a, b in ((start, cut), (cut, end)))
-            assert counted == len(whole), (cut, method)
+        counted = sum(attempt_counts(url, start=a, end=b)["attempts"].sum() for a, b in ((start, cut), (cut, end)))
+        assert counted == len(whole), cut
 
 
 def _query_traces(url, start, end) -> pd.DataFrame:
@@ -433,14 +403,15 @@ def test_two_step_lean_loads_classify_like_whole_table_loads(demo_db):
                                           _whole_table_attempts(url, window[0], window[1], company))
 
 
-def test_two_step_counts_by_sql_equal_the_rows(demo_db):
+def test_two_step_counts_equal_the_grouped_attempts(demo_db):
     from rca_toolkit.analyses.bookings.counts import attempt_counts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     url, truth = demo_db
     start, end = _two_step_window(truth)
+    attempts = booking_attempts(url, start=start, end=end)
     for kw in ({}, {"by": ["function_name"]}, {"freq": "1h", "by": ["company_id"]}):
-        pd.testing.assert_frame_equal(attempt_counts(url, start=start, end=end, method="sql", **kw),
-                                      attempt_counts(url, start=start, end=end, method="rows", **kw))
+        pd.testing.assert_frame_equal(attempt_counts(url, start=start, end=end, **kw), count_attempts(attempts, **kw))
 
 
 @pytest.mark.parametrize("setting, expected", [
@@ -466,5 +437,4 @@ def test_booking_steps_per_agent_version_from_rca_yaml(demo_db, tmp_path, monkey
         expected = (len(traces), int((traces["status"] == "success").sum()) - refused)
         assert expected == (truth["two_step_bookings"]["booking_traces"], 8 - 1)
     assert (len(attempts), int((attempts["outcome"] == "success").sum())) == expected
-    for method in ("rows", "sql"):
-        assert attempt_counts(url, start=start, end=end, method=method)["attempts"].sum() == expected[0]
+    assert attempt_counts(url, start=start, end=end)["attempts"].sum() == expected[0]

@@ -16,16 +16,19 @@ import sqlite3
 
 import nbformat
 import pytest
+import sqlalchemy as sa
 
 import rca_toolkit
 from rca_toolkit import cli
 from rca_toolkit.outcome import Outcome
 from rca_toolkit.runs import scheduled
-from rca_toolkit.sources import loaders
+from rca_toolkit.sources import loaders, store
 
 AT = "2025-10-18T13:20:08+02:00"
 CALL_144S = "call_ab45deadd7db66c4956d5243861"
 DECISION = re.compile(r"^INFO rca_toolkit\.\S+: ", re.M)
+COUNTED = re.compile(r"^INFO rca_toolkit\.analyses\.bookings\.counts: booking counts \S+ to \S+: "
+                     r"[1-9]\d* attempts classified row by row$", re.M)
 STATEMENT = re.compile(r"^DEBUG rca_toolkit\.sources\.loaders: (SELECT .*): (\d+) rows in \d+\.\d{3} s$", re.M)
 
 
@@ -186,10 +189,8 @@ def test_v_logs_the_decisions_of_compare_and_without_v_nothing(demo_sqlite, caps
     assert code == 0 and out == quiet_out  # logging changes stderr only
     decisions = DECISION.findall(err)
     assert len(decisions) == len(err.splitlines())  # nothing but decision lines
-    assert "INFO rca_toolkit.analyses.bookings.fast_counts: booking counts: the sql shortcut does not apply: " \
-           "SQLite (the shortcut is MariaDB SQL)" in err
-    assert re.search(r"INFO rca_toolkit\.analyses\.bookings\.counts: booking counts \S+ to \S+: method rows "
-                     r"\(the sql shortcut did not apply\), \d+ attempts classified row by row", err)
+    assert COUNTED.search(err)
+    assert "rca_toolkit.sources.store" not in err  # SQLite is read directly: no local store
     assert "INFO rca_toolkit.sources.aggregates: histograms: computed by the database in wall time (Europe/Berlin)" in err
     assert "DEBUG" not in err
 
@@ -204,12 +205,29 @@ def test_vv_logs_every_statement_with_rows_and_seconds_but_no_bound_values(demo_
 
 
 @pytest.mark.mariadb
-def test_v_on_mariadb_says_the_database_counted_the_successes(demo_mariadb, capsys):
+def test_v_on_mariadb_says_the_local_store_was_read_and_no_cache_reads_the_server(demo_mariadb, capsys, tmp_path, monkeypatch):
+    """On MariaDB the counts and histograms read the local store, refreshed first, and -v says what the refresh
+    read; ``--no-cache`` reads the server with the same SQL and makes no store."""
     url, _ = demo_mariadb
-    code, _, err = rca(capsys, "-v", "compare", "--db", url, "--at", AT, "--no-changepoints")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RCA_CACHE_DIR", str(cache))  # a folder of this test's own: not yet refreshed by this process
+    monkeypatch.setenv("RCA_CACHE", "auto")
+    args = ["-v", "compare", "--db", url, "--at", AT, "--no-changepoints"]
+    code, _, err = rca(capsys, *args, "--no-cache")
     assert code == 0, err
-    assert re.search(r"booking counts \S+ to \S+: method sql, successes counted by the database \(\d+ statements\)", err)
+    assert "rca_toolkit.sources.store" not in err and not any(cache.rglob("store.duckdb"))
+    assert COUNTED.search(err)
     assert "histograms: computed by the database, window bounds compared exactly" in err
+
+    monkeypatch.setenv("RCA_CACHE", "auto")  # main() set it off for the --no-cache run
+    code, _, err = rca(capsys, *args)
+    assert code == 0, err
+    folder = store.folder(cache, sa.make_url(url))
+    refreshed = re.search(rf"^INFO rca_toolkit\.sources\.store\.extract: store {re.escape(str(folder))}: "
+                          r"(\d+) rows and \d+ keys read in \d+\.\d s \((.+) built whole\)$", err, re.M)
+    assert refreshed and int(refreshed[1]) > 1000 and "retell_function_traces" in refreshed[2], err
+    assert COUNTED.search(err)
+    assert "histograms: computed by the database, window bounds compared exactly" in err  # the store keeps UTC
     assert "mysql+pymysql://" not in err  # no URL is logged at all
 
 

@@ -1,5 +1,5 @@
-"""attempt_traces takes the stored booking-function names from loaders.family_names, not from how
-family_in_sql happens to name its bind parameters (a caller's own ``family`` parameter is no function name)."""
+"""attempt_traces takes the stored booking-function names from loaders.family_names and binds them as
+parameters."""
 
 from __future__ import annotations
 
@@ -22,17 +22,16 @@ def test_family_names_are_the_stored_names_of_the_families(demo_sqlite):
     engine.dispose()
 
 
-def test_a_callers_parameter_named_like_a_family_is_not_taken_for_a_stored_booking_function(demo_sqlite):
+def test_the_traces_statement_binds_the_stored_booking_functions_and_validation_steps(demo_sqlite):
+    """The family and validation-step lists are the names stored (loaders.family_names), bound as parameters;
+    the frame read is the booking traces of the window in start order."""
     engine = loaders.engine_for(demo_sqlite[0])
     schema = requirements.schema_of(engine)
-    plain: list = []
-    expected = attempt_inputs.attempt_traces(engine, schema, S, E, None, lean=False, statements=plain)
     statements: list = []
-    frame = attempt_inputs.attempt_traces(engine, schema, S, E, None, lean=False, statements=statements,
-                                          extra_params={"family": "start_booking_v99"})
+    frame = attempt_inputs.attempt_traces(engine, schema, S, E, None, lean=False, statements=statements)
     _sql, params = statements[0]
-    validation = sorted(v for k, v in params.items() if k.startswith("vs"))
-    assert validation == ["start_booking"]  # the stored validation step only
-    assert params["family"] == "start_booking_v99"  # the caller's own parameter is still bound
-    assert len(frame) == len(expected) > 0 and frame["trace_id"].tolist() == expected["trace_id"].tolist()
+    assert sorted(v for k, v in params.items() if k.startswith("fam")) == loaders.family_names(engine, functions.BOOKING_FAMILIES)
+    assert sorted(v for k, v in params.items() if k.startswith("vs")) == ["start_booking"]  # the stored validation step only
+    assert len(frame) > 0 and frame["family"].astype(str).isin(functions.BOOKING_FAMILIES).all()
+    assert frame["started_at"].is_monotonic_increasing
     engine.dispose()

@@ -1,8 +1,8 @@
-"""Booking attempts counted per path, outcome, rescue and signature: the one entry point of both methods.
+"""Booking attempts counted per path, outcome, rescue and signature, from the classified attempt rows.
 
-Why a module of its own: the rows method classifies every attempt (:mod:`outcomes`), the SQL method
-lets the database count the successes (:mod:`fast_counts`, which itself uses ``outcomes``'
-classification for the failures). Choosing between them here keeps both free of each other.
+Why a module of its own: counts are what reports need, and one implementation gives them everywhere:
+the lean inputs (:mod:`rca_toolkit.sources.attempt_inputs`) classified row by row (:mod:`outcomes`), then
+grouped. On MariaDB they are read from the local store (:mod:`rca_toolkit.sources.store`), not the server.
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ import logging
 
 import pandas as pd
 
-from rca_toolkit.analyses.bookings import fast_counts
 from rca_toolkit.analyses.bookings.outcomes import BY_COLUMNS, attempts_of, count_attempts
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.sources import attempt_inputs, loaders, requirements
 
 log = logging.getLogger(__name__)
-REQUIRES = {"attempt_counts": attempt_inputs.REQUIRES["load"]}  # both methods read what the outcomes need
+REQUIRES = {"attempt_counts": attempt_inputs.REQUIRES["load"]}  # what the outcomes need
 
 
 def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str | None = None, bins=None,
-                   by=(), first_at: bool = False, method: str = "rows", when_fetched=None) -> pd.DataFrame:
+                   by=(), first_at: bool = False, when_fetched=None) -> pd.DataFrame:
     """Attempts counted per path, outcome, rescue flag and error signature (and ``period``).
 
     Why: reports need counts, not 100k attempt rows. The counts are exactly those of
@@ -35,33 +34,20 @@ def attempt_counts(db=None, *, start=None, end=None, company_id=None, freq: str 
     ``BY_COLUMNS``; ``code_path`` needs the error context and so reads it. ``first_at`` adds the
     earliest attempt time of each group (reports order ties by first occurrence).
 
-    ``method="sql"`` counts the successes that claim their own appointment's uid in the database
-    (:mod:`rca_toolkit.analyses.bookings.fast_counts`, MariaDB only, same counts); ``rca compare`` uses it. Not the
-    default: at 1M calls on a server with a 128 MiB buffer pool it once took 70 s for 30 days against
-    35 s for the lean rows (measured before the claims rework of 2026-11-24; not measured again).
     ``when_fetched`` (no arguments) is called once the inputs are read, before they are classified: a
-    caller can start database work of its own beside that Python work.
+    caller can start database work of its own beside that Python work (``rca compare`` its histograms).
     """
     extra = [by] if isinstance(by, str) else list(by)
     unknown = [k for k in extra if k not in BY_COLUMNS]
     if unknown:
         raise ConfigError(f"by={unknown[0]!r} is not a column attempts can be counted by", hint=f"use one of {', '.join(BY_COLUMNS)}")
-    if method not in ("rows", "sql"):
-        raise ConfigError(f"method={method!r} is not known", hint="use 'rows' or 'sql'")
     engine = loaders.engine_for(db, cached=True)
-    requirements.check(engine, *REQUIRES["attempt_counts"])  # before either method's first statement
-    fast = None if method == "rows" else fast_counts.counts(engine, start=start, end=end, company_id=company_id, freq=freq, bins=bins, by=extra,
-                              first_at=first_at, when_fetched=when_fetched)
-    if fast is not None:
-        log.info("booking counts %s: method sql, successes counted by the database (%d statements)",
-                 _span(start, end), fast.attrs.get("statements", 0))
-        return fast
+    requirements.check(engine, *REQUIRES["attempt_counts"])  # before the first statement
     inputs = attempt_inputs.load(engine, start=start, end=end, company_id=company_id, lean="code_path" not in extra)
     if when_fetched is not None:
         when_fetched()
     attempts = attempts_of(inputs)
-    log.info("booking counts %s: method rows (%s), %d attempts classified row by row", _span(start, end),
-             "asked for" if method == "rows" else "the sql shortcut did not apply", len(attempts))
+    log.info("booking counts %s: %d attempts classified row by row", _span(start, end), len(attempts))
     return count_attempts(attempts, freq=freq, bins=bins, by=extra, first_at=first_at)
 
 

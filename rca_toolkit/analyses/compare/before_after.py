@@ -1,9 +1,10 @@
 """Before/after a change: booking success, durations and latencies, and change points around it.
 
 One loading path for the CLI (``rca compare``) and the report notebook, so both show the same
-numbers. Nothing is loaded row by row for the comparison itself: booking success and the error
-mix come from ``counts.attempt_counts`` per side window, durations and latencies from value
-histograms computed by the database (:mod:`rca_toolkit.sources.aggregates`).
+numbers. Booking success and the error mix come from ``counts.attempt_counts`` (both side windows
+in one pass of classified attempt rows), durations and latencies from value histograms computed by
+the database (:mod:`rca_toolkit.sources.aggregates`), no duration row loaded; on MariaDB both read
+the local store (:mod:`rca_toolkit.sources.store`).
 
 Change points need attempt times (each change is the interval between the last attempt of the
 old regime and the first of the new one), so they are searched over attempt rows, but only
@@ -115,10 +116,10 @@ def _binned_counts(engine, windows: dict, by: list[str], when_fetched=None) -> d
     """Both sides in one pass: the span from the first window's start to the last one's end, binned
     at the window edges (the excluded band between them is a bin of its own, dropped). One load
     instead of two, and outcome links are classified over the whole span as ``booking_attempts``
-    would. ``method="sql"`` where the database can (MariaDB in UTC), else attempt rows."""
+    would."""
     (b_lo, b_hi), (a_lo, a_hi) = windows["before"], windows["after"]
-    counts = booking_counts.attempt_counts(engine, start=b_lo, end=a_hi, bins=[b_lo, b_hi, a_lo, a_hi], by=by, method="sql",
-                                     when_fetched=when_fetched)
+    counts = booking_counts.attempt_counts(engine, start=b_lo, end=a_hi, bins=[b_lo, b_hi, a_lo, a_hi], by=by,
+                                           when_fetched=when_fetched)
     period = counts["period"].dt.tz_convert("UTC")
     out = {}
     for key, lo in (("before", b_lo), ("after", a_lo)):

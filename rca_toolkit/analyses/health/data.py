@@ -11,6 +11,7 @@ UTC, where wall-time bounds need the loaders' DST handling).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -46,6 +47,7 @@ BOOKING_REACH = "booking (book_appointment or collect_appointment)"
 DURATIONS = (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))
 log = logging.getLogger(__name__)
 _CALL_ID_SQL = "call_000000000000000000000000000"  # every real call id in an error text becomes this one
+_CALL_ID_RE = re.compile(call_ids.RETELL_CALL_ID_BODY)
 
 
 @dataclass
@@ -123,8 +125,11 @@ def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame,
         for side in SIDES:
             c = calls[call_side.eq(side).fillna(False).astype(bool)]
             reached[(side, family)] = int(c["call_id"].astype(str).isin(callers).sum())
-    err = pd.DataFrame({"key_text": errors["error_message"].astype("object").where(errors["error_message"].notna(),
-                                                                                    errors["error_code"].astype("object")),
+    # every real call id in a text becomes one (as in from_sql): the texts of one signature group together,
+    # so the signature rule runs per distinct text, not per error
+    messages = errors["error_message"].astype("object")
+    texts = messages.where(messages.isna(), messages.astype(str).str.replace(_CALL_ID_RE, _CALL_ID_SQL, regex=True))
+    err = pd.DataFrame({"key_text": texts.where(errors["error_message"].notna(), errors["error_code"].astype("object")),
                         "side": _side(errors["occurred_at"], bounds), "at": errors["occurred_at"],
                         "failed": errors["booking_failed"].fillna(False).astype(bool)})
     err = err.dropna(subset=["key_text", "side"])
@@ -153,11 +158,10 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     requirements.check(schema, *STATEMENT_READS)
     base: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"]),
                   "stuck_before": _utc(sessions.stuck_before(bounds["end"]))}
+    company = []
     if company_id:
         base["company_id"] = int(company_id)
         company = ["s.company_id = :company_id"]
-    else:
-        company = loaders.every_company(engine, base)
     in_window = ["s.started_at >= :bs", "s.started_at < :end"] + company
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     joined = "retell_call_id" in calls_cols
@@ -184,17 +188,16 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     approx = call_ids.real_call_id_prefilter_sql("s.call_id")
     out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN NOT {approx} THEN 1 WHEN s.started_at >= :bs AND "
                                      f"s.started_at < :end AND NOT ({call_ids.real_call_id_sql('s.call_id')}) THEN 1 ELSE 0 END), 0) AS n "
-                                     f"FROM retell_call_sessions s WHERE s.started_at >= :bs_pad AND s.started_at < :end_pad "
-                                     f"AND {' AND '.join(company)}", params))
+                                     f"FROM retell_call_sessions s WHERE "
+                                     f"{' AND '.join(['s.started_at >= :bs_pad', 's.started_at < :end_pad'] + company)}", params))
     stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
                             {})["function_name"].astype(str).tolist()
     fam_of = dict(zip(stored, functions.family_series(pd.Series(stored, dtype="string")).astype(str)))
     params = dict(base)
     params.update({f"fn{i}": n for i, n in enumerate(stored)})
     listed = ", ".join(f":fn{i}" for i in range(len(stored))) or "NULL"
-    hint = _force(engine, schema, "retell_function_traces", "idx_traces_function_time")
     out.append(("latencies", f"SELECT {side.format(col='t.started_at')} AS side, t.function_name, t.duration_ms AS value, "
-                             f"COUNT(*) AS n FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                             f"COUNT(*) AS n FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                              f"WHERE t.function_name IN ({listed}) AND t.started_at >= :bs AND t.started_at < :end "
                              f"AND {' AND '.join(company + [call_ids.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
     fams = sorted(set(fam_of.values()))
@@ -214,20 +217,14 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     params = dict(base)
     params.update({f"sev{i}": str(v) for i, v in enumerate(severities)})
     sev = ", ".join(f":sev{i}" for i in range(len(severities))) or "NULL"
-    hint = _force(engine, schema, "retell_error_log", "idx_errors_critical")
     out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
                           f"REGEXP_REPLACE(e.error_message, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}') AS message, "
                           f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
-                          f"FROM retell_error_log e{hint} JOIN retell_call_sessions s ON s.id = e.call_session_id "
+                          f"FROM retell_error_log e JOIN retell_call_sessions s ON s.id = e.call_session_id "
                           f"WHERE e.severity IN ({sev}) AND e.occurred_at >= :bs AND e.occurred_at < :end "
                           f"AND {' AND '.join(company + [call_ids.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
     return out
-
-
-def _force(engine, schema, table: str, index: str) -> str:
-    from rca_toolkit.sources.attempt_inputs import force_index
-    return force_index(engine, schema, table, index)
 
 
 def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None) -> HealthData:
@@ -317,7 +314,7 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
 
     For benchmarks: running these alone is the least any implementation must do on the database.
     """
-    from rca_toolkit.sources.attempt_inputs import force_index, is_success_sql
+    from rca_toolkit.sources.attempt_inputs import is_success_sql
 
     engine = loaders.engine_for(db, cached=True)
     bounds = period_bounds(period_start, period)
@@ -327,10 +324,9 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
     if company_id:
         params["company_id"] = int(company_id)
         where.append("s.company_id = :company_id")
-    hint = force_index(engine, loaders.schema_of(engine), "retell_function_traces", "idx_traces_function_time")
     out.append(("attempts", f"SELECT CASE WHEN t.started_at < :start THEN 0 ELSE 1 END AS side, t.function_name, "
                             f"CASE WHEN {is_success_sql('t.status', engine)} THEN 1 ELSE 0 END AS success, COUNT(*) AS n "
-                            f"FROM retell_function_traces t{hint} JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                            f"FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                             f"WHERE {' AND '.join(where)} AND t.started_at >= :bs AND t.started_at < :end "
                             f"AND {call_ids.real_call_id_sql('s.call_id')} GROUP BY 1, 2, 3", params))
     return out
