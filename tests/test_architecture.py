@@ -19,7 +19,7 @@ TOP_LEVEL_LIMIT = 8
 LAYERS = ["basics", "rules", "sources", "analyses", "runs", "runbooks", "commands"]
 SIDE_LAYERS = {"demo": {"basics", "rules", "sources", "demo"}}
 BASICS = {"rca_toolkit", "rca_toolkit.config", "rca_toolkit.errors", "rca_toolkit.distinct", "rca_toolkit.outcome",
-          "rca_toolkit.frames"}
+          "rca_toolkit.frames", "rca_toolkit.flock"}
 
 
 def module_name(path: Path) -> str:

@@ -8,16 +8,15 @@ file makes a second refresh wait instead of failing half-way.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from rca_toolkit import flock
 from rca_toolkit.errors import ConfigError, RcaError
 
 STORE_FILE = "store.duckdb"
@@ -58,22 +57,13 @@ def make_private(path: Path) -> Path:
 def writer_lock(path: Path, wait_s: float = LOCK_WAIT_S):
     """Hold the folder's refresh lock (waiting up to ``wait_s`` for another refresh to finish)."""
     make_private(path)
-    lock = path / LOCK_FILE
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
-    deadline = time.monotonic() + wait_s
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RcaError(f"the store {path} is being refreshed by another process for over {wait_s:.0f} s",
-                                   hint="wait for it, or stop the other `rca` process") from None
-                time.sleep(0.2)
+
+    def busy():
+        return RcaError(f"the store {path} is being refreshed by another process for over {wait_s:.0f} s",
+                        hint="wait for it, or stop the other `rca` process")
+
+    with flock.held(path / LOCK_FILE, timeout=wait_s, busy=busy, mode=0o600, poll_s=0.2):
         yield
-    finally:
-        os.close(fd)
 
 
 def drop(path: Path) -> bool:
