@@ -79,8 +79,9 @@ def _access(row: dict, sqlite: bool) -> dict:
             "extra": row.get("Extra"), "full_scan": kind in ("ALL", "index")}
 
 
-def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_explain: bool) -> dict:
-    """Run ``job/variant`` up to ``repeat`` times (at least once, stop when ``budget_s`` is spent)."""
+def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_explain: bool, store_root: str | None = None) -> dict:
+    """Run ``job/variant`` up to ``repeat`` times (at least once, stop when ``budget_s`` is spent); a store
+    variant runs once (its store was prepared by ``prepare`` in another process, as a new ``rca`` finds it)."""
     from rca_toolkit.sources import loaders
 
     from . import queries
@@ -92,6 +93,8 @@ def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_ex
     base = _rss_mib()
     if variant == "sql":
         return _replay(engine, job, repeat, budget_s, introspect_s, base)
+    if variant in queries.STORE_VARIANTS:
+        return _on_store(engine, job, variant, store_root, introspect_s, base)
     statements = capture(engine) if want_explain else None
     seconds, digest, started = [], None, time.perf_counter()
     for i in range(repeat):
@@ -108,6 +111,40 @@ def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_ex
         out["explain"] = explain(engine, statements)
     engine.dispose()
     return out
+
+
+def _on_store(engine: sa.Engine, job: str, variant: str, store_root: str | None, introspect_s: float, base: float) -> dict:
+    """A store variant, timed once: the refresh a new process's ``store.fresh_store`` does, then the toolkit's
+    function on the store engine (``refresh_s`` and ``job_s`` apart); what the refresh read and the store's size."""
+    from . import queries
+
+    if store_root is None:
+        raise SystemExit(f"the {variant} variant needs a store folder (argument 7)")
+    folder = queries.store_folder(store_root, engine)
+    t = time.perf_counter()
+    stored, done = queries.on_store(engine, folder)
+    refreshed = time.perf_counter()
+    digest = queries.JOBS[job]["toolkit"](stored)
+    finished = time.perf_counter()
+    out = {"job": job, "variant": variant, "seconds": [finished - t], "refresh_s": [refreshed - t], "job_s": [finished - refreshed],
+           "digest": digest, "introspect_s": introspect_s, "rows_read": done.rows_read, "total_read": done.total_read,
+           "keys_read": done.keys_read, "built": done.built, "store_bytes": queries.store_bytes(folder),
+           "rss_base_mib": round(base, 1), "rss_peak_mib": round(_peak_mib(), 1)}
+    engine.dispose()
+    return out
+
+
+def prepare(url: str, variant: str, store_root: str) -> dict:
+    """Untimed, in its own process (so the measured one's peak RSS is its own): the store a variant starts from."""
+    from rca_toolkit.sources import loaders
+
+    from . import queries
+
+    engine = loaders.engine_for(url)
+    t = time.perf_counter()
+    out = queries.prepare(variant, engine, queries.store_folder(store_root, engine))
+    engine.dispose()
+    return {"job": "prepare", "variant": variant, "seconds": [time.perf_counter() - t], "rss_peak_mib": round(_peak_mib(), 1), **out}
 
 
 def _replay(engine: sa.Engine, job: str, repeat: int, budget_s: float, introspect_s: float, base: float) -> dict:
@@ -169,9 +206,11 @@ def main(argv: list[str]) -> int:
     if kind == "build":
         copies, step_ms, fulltext, tune = (int(argv[4]), int(argv[5]), argv[6] == "1", argv[7] == "1") if len(argv) > 4 else (0, 0, True, False)
         out = build(argv[1], int(argv[2]), int(argv[3]), copies, step_ms, fulltext, tune)
+    elif kind == "prepare":
+        out = prepare(argv[1], argv[2], argv[3])
     else:
         url, job, variant, repeat, budget, want = argv[1], argv[2], argv[3], int(argv[4]), float(argv[5]), argv[6] == "1"
-        out = work(url, job, variant, repeat, budget, want)
+        out = work(url, job, variant, repeat, budget, want, argv[7] if len(argv) > 7 else None)
     sys.stdout.write(RESULT_PREFIX + json.dumps(out, default=str) + "\n")
     return 0
 

@@ -1,8 +1,13 @@
-"""The four benchmark jobs, each in three variants that must give the same digest.
+"""The four benchmark jobs, each in variants that must give the same digest.
 
-* ``toolkit`` - what an analyst calls (loaders, outcomes, the compare path);
+* ``toolkit`` - what an analyst calls (loaders, outcomes, the compare path), reading the server directly
+  ("direct SQL" in the report);
 * ``naive``   - what an analyst would write without it: ``pd.read_sql`` of whole tables, then pandas;
-* ``floor``   - the aggregate SQL alone, executed by the server, rows fetched, no pandas.
+* ``floor``   - the aggregate SQL alone, executed by the server, rows fetched, no pandas;
+* ``cold`` / ``warm`` / ``incremental`` - the toolkit's function on the local DuckDB store
+  (:mod:`rca_toolkit.sources.store`), refreshed first as ``rca`` does with ``RCA_CACHE=on``: from an empty
+  store (the whole extraction), from a filled one (a refresh that finds nothing new) and from one whose last
+  day was deleted (a refresh that reads one new day). ``prepare`` makes the store so, untimed.
 
 Every variant returns a small JSON-able *digest* (counts per path and side, rows per trace
 table) so the harness and the smoke test can check that the three agree before comparing
@@ -13,11 +18,14 @@ their times. Times are bound per backend: UTC instants on MariaDB (session pinne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.sources import aggregates, loaders
+from rca_toolkit.sources import aggregates, loaders, store
+from rca_toolkit.sources.store import files as store_files, tables as store_tables
 from rca_toolkit.analyses.health import report as health, data as health_data
 from rca_toolkit.rules import call_ids, functions
 from rca_toolkit.analyses.bookings import outcomes
@@ -291,9 +299,79 @@ JOBS = {
     "health": {"toolkit": health_toolkit, "floor": health_floor, "naive": health_naive,
                "what": f"the {HEALTH_PERIOD} health report of company {COMPANY} from {HEALTH_DAY} with its baseline"},
 }
-VARIANTS = ("toolkit", "sql", "floor", "naive")  # sql: the toolkit's own statements replayed (measure.py)
+STORE_VARIANTS = ("cold", "warm", "incremental")
+DIRECT_VARIANTS = ("toolkit", "sql", "floor", "naive")  # sql: the toolkit's own statements replayed (measure.py)
+VARIANTS = ("toolkit", "sql", "floor", *STORE_VARIANTS, "naive")  # the order of a run: the slow naive ones last
+STORE_JOBS = ("day", "compare", "health")  # one call's trace reads the server directly (the store never holds it)
+# the whole tables each naive variant reads (its rows read are their row counts)
+NAIVE_TABLES = {"trace": ("retell_call_sessions", *TRACE_TABLES, "calls"),
+                "day": ("retell_call_sessions", "retell_function_traces", "calls"),
+                "compare": ("retell_call_sessions", "retell_function_traces", "calls"),
+                "health": ("retell_call_sessions", "retell_function_traces")}
+NEW_DAY = pd.Timedelta(days=1)
 
 
-def run(job: str, variant: str, engine: sa.Engine) -> dict:
-    """Run one variant of one job and return its digest (``sql`` is the toolkit's, whose statements it replays)."""
+def has_variant(job: str, variant: str) -> bool:
+    return variant not in STORE_VARIANTS or job in STORE_JOBS
+
+
+# --------------------------------------------------------------------------- the local store variants
+def store_folder(root: str | Path, engine: sa.Engine) -> Path:
+    """The benchmark's store of ``engine`` under ``root`` (a scratch folder, never the user's cache)."""
+    return store.folder(root, engine.url)
+
+
+def prepare(variant: str, source: sa.Engine, folder: Path) -> dict:
+    """Untimed: make the store what ``variant`` starts from. ``cold``: no store; ``warm``: filled and up to
+    date; ``incremental``: filled, then every row within the last day of each table's newest time deleted
+    from the store (never the source), so the next refresh has one new day to read."""
+    store.close(folder)
+    if variant == "cold":
+        return {"dropped": store.drop(folder)}
+    done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
+    out = {"filled_rows_read": done.total_read, "filled_s": round(done.seconds, 2), "built": done.built}
+    if variant == "incremental":
+        out["deleted"] = delete_last_day(folder)
+    return out
+
+
+def delete_last_day(folder: Path) -> dict[str, int]:
+    """Delete from the store file every row within ``NEW_DAY`` of its table's newest time; rows deleted per table."""
+    con = duckdb.connect(str(Path(folder) / store_files.STORE_FILE))
+    try:
+        held = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        deleted = {}
+        for spec in store_tables.TABLES:
+            if spec.time is None or spec.name not in held:
+                continue
+            (n,), = con.execute(f'DELETE FROM "{spec.name}" WHERE "{spec.time}" >= '
+                                f'(SELECT max("{spec.time}") FROM "{spec.name}") - ?', [NEW_DAY.to_pytimedelta()]).fetchall()
+            deleted[spec.name] = int(n)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return deleted
+
+
+def on_store(source: sa.Engine, folder: Path) -> tuple[sa.Engine, "store.Refresh"]:
+    """What ``store.fresh_store`` does in a new process (refresh, then open read-only), keeping what the refresh read."""
+    store.close(folder)
+    done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
+    return store.open_store(folder), done
+
+
+def store_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+
+
+def run(job: str, variant: str, engine: sa.Engine, store_root: str | Path | None = None) -> dict:
+    """Run one variant of one job and return its digest (``sql`` is the toolkit's, whose statements it replays;
+    a store variant prepares its store under ``store_root`` first, then runs the toolkit's function on it)."""
+    if variant in STORE_VARIANTS:
+        if not has_variant(job, variant) or store_root is None:
+            raise ValueError(f"the {variant} variant needs a job of {', '.join(STORE_JOBS)} and a store folder (got {job})")
+        folder = store_folder(store_root, engine)
+        prepare(variant, engine, folder)
+        stored, _ = on_store(engine, folder)
+        return JOBS[job]["toolkit"](stored)
     return JOBS[job]["toolkit" if variant == "sql" else variant](engine)

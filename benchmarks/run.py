@@ -2,9 +2,10 @@
 
 Builds the synthetic world (:mod:`benchmarks.world`: a demo world multiplied inside MariaDB;
 unless ``--reuse`` finds one at that scale), then runs every job
-in three variants (toolkit, naive pandas, SQL floor), each in a fresh subprocess, and writes
-``benchmarks/results/<date>.json`` and ``.md`` (medians, spread, ratios, peak RSS, the plan
-of every loader query, targets met or missed). See benchmarks/README.md.
+in its variants (the toolkit's direct SQL, its own SQL replayed, the SQL floor, the toolkit on its local
+store cold / warm / incremental, naive pandas), each in a fresh subprocess, at the server's settings as
+they are (recorded), and writes ``benchmarks/results/<date>.json`` and ``.md`` (medians, spread, ratios,
+rows read, peak RSS, the plan of every loader query, targets met or missed). See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,14 +26,17 @@ from pathlib import Path
 import psutil
 import sqlalchemy as sa
 
-from rca_toolkit.sources import indexes
+from rca_toolkit.sources import indexes, store
 
 from . import queries, world
 from .measure import RESULT_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "mysql+pymysql://root@127.0.0.1:3306/rca_bench"
-TARGETS = {"trace_ms": 100, "compare_vs_floor": 1.5, "naive_vs_compare": 10, "peak_mib": 1024, "build_s": 300}
+TARGETS = {"trace_ms": 50, "compare_vs_floor": 1.5, "naive_vs_compare": 10, "peak_mib": 1024, "build_s": 300,
+           "naive_vs_cold_compare": 2, "naive_vs_warm_compare": 50, "naive_vs_incremental_health": 20,
+           "incremental_read_share_health": 0.05, "store_gib": 1.5}
+SERVER_SETTINGS = ("version", "innodb_buffer_pool_size", "innodb_log_file_size", "innodb_io_capacity", "innodb_flush_method")
 
 
 # --------------------------------------------------------------------------- subprocesses
@@ -71,6 +76,45 @@ def spawn(args: list[str], *, timeout: float, rss_cap_mib: float, statement_time
     return result
 
 
+def measure_store(args: argparse.Namespace, job: str, variant: str, store_root: Path, repeat: int) -> dict:
+    """A store variant, ``repeat`` times (at least once, until ``--budget`` is spent): each time one process
+    prepares the store (untimed: dropped, filled, or filled with its last day deleted), then a new process runs
+    what ``rca`` does on it (refresh + the toolkit's function), timed. Every run's digest must be the same."""
+    runs, started = [], time.monotonic()
+    for _ in range(repeat):
+        prep = spawn(["prepare", args.db, variant, str(store_root)], timeout=args.timeout, rss_cap_mib=args.rss_cap,
+                     statement_timeout=args.timeout)
+        if "error" in prep:
+            return {"error": f"preparing the store: {prep['error']}", "rss_polled_mib": prep["rss_polled_mib"]}
+        res = spawn(["work", args.db, job, variant, "1", str(args.budget), "0", str(store_root)], timeout=args.timeout,
+                    rss_cap_mib=args.rss_cap, statement_timeout=args.timeout)
+        if "error" in res:
+            return res
+        res["prepared"] = {k: v for k, v in prep.items() if k not in ("job", "variant")}
+        runs.append(res)
+        if time.monotonic() - started > args.budget:
+            break
+    out = dict(runs[-1])
+    for key in ("seconds", "refresh_s", "job_s"):
+        out[key] = [r[key][0] for r in runs]
+    out["rss_peak_mib"] = max(r["rss_peak_mib"] for r in runs)
+    out["rss_polled_mib"] = max(r["rss_polled_mib"] for r in runs)
+    out["total_read_each"] = [r["total_read"] for r in runs]
+    if len({json.dumps(r["digest"], sort_keys=True) for r in runs}) > 1:
+        out["digest"] = {"runs_disagree": [r["digest"] for r in runs]}
+    return out
+
+
+def drop_stores(store_root: Path, made_root: bool) -> None:
+    """Delete the benchmark's stores (and the scratch folder when this run made it)."""
+    if store_root.exists():
+        for folder in store_root.iterdir():
+            if folder.is_dir():
+                store.drop(folder)
+        if made_root:
+            shutil.rmtree(store_root, ignore_errors=True)
+
+
 def spread(seconds: list[float]) -> dict:
     """Median, quartiles and extremes of the repeated timings (seconds)."""
     s = sorted(seconds)
@@ -106,7 +150,20 @@ def machine(url: str) -> dict:
             info["server"] = conn.execute(sa.text("SELECT VERSION()")).scalar_one()
             info["innodb_buffer_pool_mib"] = int(conn.execute(sa.text("SELECT @@innodb_buffer_pool_size")).scalar_one()) // 2**20
         engine.dispose()
+        info["server_settings"] = server_settings(url)
     return info
+
+
+def server_settings(url: str) -> dict[str, str]:
+    """The server's settings as they are during the run (``SHOW GLOBAL VARIABLES``; never changed here)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = ", ".join(f"'{n}'" for n in SERVER_SETTINGS)
+            rows = conn.execute(sa.text(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})")).fetchall()
+    finally:
+        engine.dispose()
+    return {n: v for n, v in sorted(rows, key=lambda r: SERVER_SETTINGS.index(r[0]))}
 
 
 def git_state() -> dict:
@@ -155,8 +212,9 @@ def other_builds() -> list[str]:
 
 
 # --------------------------------------------------------------------------- the run
-def summarise(job: str, runs: dict) -> dict:
-    """Timings, agreement of the digests and the two ratios of one job."""
+def summarise(job: str, runs: dict, counts: dict | None = None) -> dict:
+    """Timings, rows read, agreement of the digests and the ratios of one job (``counts``: the source's row
+    counts, which give the naive variant's rows read: the whole tables it reads)."""
     row = {"job": job, "what": queries.JOBS[job]["what"]}
     digests = {}
     for variant, res in runs.items():
@@ -165,6 +223,15 @@ def summarise(job: str, runs: dict) -> dict:
             continue
         row[variant] = {**spread(res["seconds"]), "rss_peak_mib": res["rss_peak_mib"], "rss_base_mib": res.get("rss_base_mib"),
                         "seconds": [round(s, 4) for s in res["seconds"]]}
+        if variant in queries.STORE_VARIANTS:
+            row[variant].update({"refresh": spread(res["refresh_s"]), "job": spread(res["job_s"]),
+                                 "refresh_s": [round(s, 4) for s in res["refresh_s"]], "job_s": [round(s, 4) for s in res["job_s"]],
+                                 "rows_read": res["total_read"], "rows_read_by_table": res["rows_read"],
+                                 "rows_read_each_run": res.get("total_read_each"), "keys_read_by_table": res.get("keys_read"),
+                                 "built_whole": res.get("built"), "store_bytes": res["store_bytes"], "prepared": res.get("prepared")})
+        if variant == "naive" and counts:
+            by_table = {t: counts.get(t, 0) for t in queries.NAIVE_TABLES[job]}
+            row[variant].update({"rows_read": sum(by_table.values()), "rows_read_by_table": by_table})
         digests[variant] = json.dumps(res["digest"], sort_keys=True)
     row["digests"] = {v: json.loads(d) for v, d in digests.items()}
     row["agree"] = len(set(digests.values())) <= 1 if digests else None
@@ -175,6 +242,12 @@ def summarise(job: str, runs: dict) -> dict:
         row["toolkit_over_own_sql"] = med["toolkit"] / med["sql"]
     if "toolkit" in med and "naive" in med:
         row["naive_over_toolkit"] = med["naive"] / med["toolkit"]
+    for variant in queries.STORE_VARIANTS:
+        if variant in med and "naive" in med:
+            row[f"naive_over_{variant}"] = med["naive"] / med[variant]
+        naive_read = row.get("naive", {}).get("rows_read") if isinstance(row.get("naive"), dict) else None
+        if naive_read and "rows_read" in row.get(variant, {}):
+            row[f"{variant}_read_share"] = row[variant]["rows_read"] / naive_read
     return row
 
 
@@ -182,8 +255,9 @@ def targets(rows: dict, build: dict | None) -> list[dict]:
     out = []
     tr = rows.get("trace", {}).get("toolkit", {})
     if "median_s" in tr:
-        out.append({"target": "one call's trace < 100 ms", "value": f"{tr['median_s'] * 1000:.0f} ms",
+        out.append({"target": f"one call's trace < {TARGETS['trace_ms']} ms", "value": f"{tr['median_s'] * 1000:.0f} ms",
                     "met": tr["median_s"] * 1000 < TARGETS["trace_ms"]})
+    out += store_targets(rows)
     cmp_ = rows.get("compare", {})
     if "toolkit_over_floor" in cmp_:
         out.append({"target": "before/after within 1.5x of the floor (the minimal aggregate SQL)", "value": f"{cmp_['toolkit_over_floor']:.1f}x",
@@ -198,12 +272,12 @@ def targets(rows: dict, build: dict | None) -> list[dict]:
                         "met": cmp_["naive_over_toolkit"] >= TARGETS["naive_vs_compare"]})
         elif "error" in naive:
             out.append({"target": "before/after >= 10x faster than naive", "value": f"naive {naive['error']}", "met": None})
-    peaks = {f"{j}/{v}": r[v].get("rss_peak_mib") for j, r in rows.items() for v in ("toolkit", "sql", "floor")
+    peaks = {f"{j}/{v}": r[v].get("rss_peak_mib") for j, r in rows.items() for v in ("toolkit", "sql", "floor", *queries.STORE_VARIANTS)
              if isinstance(r.get(v), dict) and r[v].get("rss_peak_mib")}
     if peaks:
         worst = max(peaks, key=peaks.get)
-        out.append({"target": "peak RSS < 1 GiB for every toolkit/floor job", "value": f"max {peaks[worst]:.0f} MiB ({worst})",
-                    "met": peaks[worst] < TARGETS["peak_mib"]})
+        out.append({"target": "peak RSS < 1 GiB for every job but naive (store variants: the extraction included)",
+                    "value": f"max {peaks[worst]:.0f} MiB ({worst})", "met": peaks[worst] < TARGETS["peak_mib"]})
     if build and "seconds" in build:
         peak = f", peak {build['rss_peak_mib']:.0f} MiB" if build.get("rss_peak_mib") else " (earlier build, peak RSS not measured here)"
         rec = build.get("world") or {}
@@ -211,6 +285,40 @@ def targets(rows: dict, build: dict | None) -> list[dict]:
         split = f" ({rec['seconds_without_fulltext']:.0f} s without the FULLTEXT index, which took {fulltext:.0f} s)" if fulltext else ""
         out.append({"target": "build the world < 5 min", "value": f"{build['seconds'][0]:.0f} s{split}{peak}",
                     "met": build["seconds"][0] < TARGETS["build_s"]})
+    return out
+
+
+def store_targets(rows: dict) -> list[dict]:
+    """The local store's targets (issue 20): against naive, rows read, and the store's size on disk."""
+    out = []
+
+    def speedup(job: str, variant: str, target: float, what: str) -> None:
+        row = rows.get(job, {})
+        res, naive = row.get(variant), row.get("naive")
+        name = f"{what} >= {target:g}x faster than naive"
+        if f"naive_over_{variant}" in row:
+            out.append({"target": name, "value": f"{row[f'naive_over_{variant}']:.1f}x ({naive['median_s']:.1f} s / "
+                        f"{res['median_s']:.2f} s: refresh {res['refresh']['median_s']:.2f} s + job {res['job']['median_s']:.2f} s)",
+                        "met": row[f"naive_over_{variant}"] >= target})
+        elif isinstance(res, dict) and "error" in res or isinstance(naive, dict) and "error" in naive:
+            why = res.get("error") if isinstance(res, dict) and "error" in res else f"naive {naive['error']}"
+            out.append({"target": name, "value": why, "met": None if "error" in (naive or {}) else False})
+
+    speedup("compare", "cold", TARGETS["naive_vs_cold_compare"], "before/after on the store, cold (empty store: the extraction included)")
+    speedup("compare", "warm", TARGETS["naive_vs_warm_compare"], "before/after on the store, warm")
+    speedup("health", "incremental", TARGETS["naive_vs_incremental_health"], "health report on the store, incremental (one new day)")
+    health = rows.get("health", {})
+    if "incremental_read_share" in health:
+        share = health["incremental_read_share"]
+        out.append({"target": f"health incremental reads <= {TARGETS['incremental_read_share_health']:.0%} of the rows naive reads",
+                    "value": f"{share:.1%} ({health['incremental']['rows_read']:,} of {health['naive']['rows_read']:,})",
+                    "met": share <= TARGETS["incremental_read_share_health"]})
+    sizes = {f"{j}/{v}": r[v]["store_bytes"] for j, r in rows.items() for v in queries.STORE_VARIANTS
+             if isinstance(r.get(v), dict) and "store_bytes" in r[v]}
+    if sizes:
+        worst = max(sizes, key=sizes.get)
+        out.append({"target": f"the store < {TARGETS['store_gib']} GiB on disk", "value": f"{sizes[worst] / 2**30:.2f} GiB ({worst})",
+                    "met": sizes[worst] / 2**30 < TARGETS["store_gib"]})
     return out
 
 
@@ -235,18 +343,47 @@ def markdown(result: dict) -> str:
     def mib(v: dict | None) -> str:
         return f"{v['rss_peak_mib']:,.0f}" if isinstance(v, dict) and "rss_peak_mib" in v else "-"
 
+    def split(v: dict | None) -> str:
+        if not isinstance(v, dict) or "error" in v:
+            return ms(v)
+        return f"{ms(v)} (refresh {v['refresh']['median_s'] * 1000:,.0f} + job {v['job']['median_s'] * 1000:,.0f} ms)"
+
     lines = [f"# Benchmark {result['started_utc']} (scale {result['scale']}, {result['row_counts'].get('retell_call_sessions', 0):,} calls)", "",
              f"commit `{result['git']['sha'][:12]}`{' (dirty: ' + ', '.join(result['git']['dirty_files']) + ')' if result['git']['dirty_files'] else ''}, "
              f"{result['machine'].get('cpus')} CPUs, {result['machine'].get('server', result['db'])}, "
              f"InnoDB buffer pool {result['machine'].get('innodb_buffer_pool_mib', '-')} MiB, "
-             f"load average {result['machine']['load_avg_at_start'][0]:.1f} at start / {result['load_avg_at_end'][0]:.1f} at end", "",
-             "| job | toolkit median [min-max] | its own SQL alone | floor (minimal SQL) | naive | toolkit/own SQL | toolkit/floor | naive/toolkit | peak RSS MiB toolkit/floor/naive | agree |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"load average {result['machine']['load_avg_at_start'][0]:.1f} at start / {result['load_avg_at_end'][0]:.1f} at end"]
+    if result["machine"].get("server_settings"):
+        lines += ["", "Server settings as they were (`SHOW GLOBAL VARIABLES`; "
+                  + ("changed for the build: " + str(result["server_settings_changed"]) if result.get("server_settings_changed")
+                     else "not changed by this run") + "): "
+                  + ", ".join(f"{k}={v}" for k, v in result["machine"]["server_settings"].items())]
+    lines += ["", "| job | direct SQL median [min-max] | its own SQL alone | floor (minimal SQL) | naive | direct/own SQL | direct/floor | naive/direct | peak RSS MiB direct/floor/naive | agree |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for job, r in result["jobs"].items():
         ratio = lambda k: f"{r[k]:.1f}x" if k in r else "-"  # noqa: E731
         lines.append(f"| {job} | {ms(r.get('toolkit'))} | {ms(r.get('sql'))} | {ms(r.get('floor'))} | {ms(r.get('naive'))} | "
                      f"{ratio('toolkit_over_own_sql')} | {ratio('toolkit_over_floor')} | "
                      f"{ratio('naive_over_toolkit')} | {mib(r.get('toolkit'))} / {mib(r.get('floor'))} / {mib(r.get('naive'))} | {r.get('agree')} |")
+    stored = {job: r for job, r in result["jobs"].items() if any(v in r for v in queries.STORE_VARIANTS)}
+    if stored:
+        lines += ["", "The toolkit on its local store (DuckDB; each run: a new process's refresh + the toolkit's function on the store):", "",
+                  "| job | store cold (refresh + job) | store warm | store incremental (one new day) | direct SQL | naive | "
+                  "naive/cold | naive/warm | naive/incremental | rows read cold / warm / incremental / naive | store on disk | "
+                  "peak RSS MiB cold/warm/incremental | agree |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for job, r in stored.items():
+            ratio = lambda k: f"{r[k]:.1f}x" if k in r else "-"  # noqa: E731
+            read = " / ".join(f"{r[v]['rows_read']:,}" if isinstance(r.get(v), dict) and "rows_read" in r[v] else "-"
+                              for v in (*queries.STORE_VARIANTS, "naive"))
+            share = f" ({r['incremental_read_share']:.1%} of naive)" if "incremental_read_share" in r else ""
+            size = max((r[v]["store_bytes"] for v in queries.STORE_VARIANTS if isinstance(r.get(v), dict) and "store_bytes" in r[v]),
+                       default=None)
+            lines.append(f"| {job} | {split(r.get('cold'))} | {split(r.get('warm'))} | {split(r.get('incremental'))} | "
+                         f"{ms(r.get('toolkit'))} | {ms(r.get('naive'))} | {ratio('naive_over_cold')} | {ratio('naive_over_warm')} | "
+                         f"{ratio('naive_over_incremental')} | {read}{share} | "
+                         f"{'-' if size is None else f'{size / 2**20:,.0f} MiB'} | "
+                         f"{' / '.join(mib(r.get(v)) for v in queries.STORE_VARIANTS)} | {r.get('agree')} |")
     if result.get("build") or result.get("reused_build"):
         b = result.get("build") or result["reused_build"]
         built = b.get("error") or "{:.0f} s, peak RSS {}".format(
@@ -291,7 +428,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rss-cap", type=float, default=8192, help="kill a measurement above this RSS (MiB)")
     p.add_argument("--reuse", action="store_true", help="skip the build when the database already holds this scale")
     p.add_argument("--jobs", default=",".join(queries.JOBS), help="comma-separated subset of: " + ", ".join(queries.JOBS))
-    p.add_argument("--variants", default=",".join(queries.VARIANTS))
+    p.add_argument("--variants", default=",".join(queries.VARIANTS),
+                   help="comma-separated subset of: %(default)s (toolkit = the direct SQL path; cold/warm/incremental = on the "
+                        "local store; trace has no store variants)")
+    p.add_argument("--store-dir", default=None,
+                   help="scratch folder for the benchmark's stores (default: a new temporary folder); the stores are dropped at the end")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for <date>.json and <date>.md")
     return p.parse_args(argv)
 
@@ -325,28 +466,43 @@ def main(argv: list[str] | None = None) -> int:
     result["build"] = build
     result["row_counts"] = row_counts(args.db)
     result["index_check"] = indexes.to_dict(indexes.check(args.db))  # what `rca indexes` reports
+    result["server_settings_changed"] = (build or {}).get("world", {}).get("server_settings_changed")  # --tune-server, this run's build
     naive_repeat = args.naive_repeat or (1 if args.scale * (1 + result["copies"]) > 50 else args.repeat)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = started.strftime("%Y-%m-%dT%H%M%SZ") + f"-scale{args.scale}" + (f"x{result['copies'] + 1}" if result["copies"] else "")
     runs: dict = {job: {} for job in jobs}
     plans: dict = {}
-    for variant in variants:  # every toolkit and floor number first; the slow naive runs last
-        for job in jobs:
-            naive = variant == "naive"
-            print(f"{job}/{variant} ...", file=sys.stderr, flush=True)
-            runs[job][variant] = spawn(["work", args.db, job, variant, str(naive_repeat if naive else args.repeat),
-                                        str(args.budget), "1" if variant == "toolkit" else "0"],
-                                       timeout=args.naive_timeout if naive else args.timeout, rss_cap_mib=args.rss_cap,
-                                       statement_timeout=args.naive_timeout if naive else args.timeout)
-            if "explain" in runs[job][variant]:
-                plans[job] = runs[job][variant].pop("explain")
-            rows = {j: summarise(j, r) for j, r in runs.items() if r}
-            result["jobs"], result["indexes"] = rows, index_report(plans)
-            result["targets"] = targets(rows, build or result.get("reused_build"))
-            result["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            result["load_avg_at_end"] = os.getloadavg()  # other work on the 2 cores inflates every timing
-            (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))  # partial results survive
+    made_root = args.store_dir is None
+    store_root = Path(tempfile.mkdtemp(prefix="rca-bench-store-") if made_root else args.store_dir)
+    result["store_root"] = str(store_root)
+    rows: dict = {}
+    try:
+        for variant in queries.VARIANTS:  # direct, then store, numbers first; the slow naive runs last
+            if variant not in variants:
+                continue
+            for job in jobs:
+                if not queries.has_variant(job, variant):
+                    continue
+                naive = variant == "naive"
+                print(f"{job}/{variant} ...", file=sys.stderr, flush=True)
+                if variant in queries.STORE_VARIANTS:
+                    runs[job][variant] = measure_store(args, job, variant, store_root, args.repeat)
+                else:
+                    runs[job][variant] = spawn(["work", args.db, job, variant, str(naive_repeat if naive else args.repeat),
+                                                str(args.budget), "1" if variant == "toolkit" else "0"],
+                                               timeout=args.naive_timeout if naive else args.timeout, rss_cap_mib=args.rss_cap,
+                                               statement_timeout=args.naive_timeout if naive else args.timeout)
+                if "explain" in runs[job][variant]:
+                    plans[job] = runs[job][variant].pop("explain")
+                rows = {j: summarise(j, r, result["row_counts"]) for j, r in runs.items() if r}
+                result["jobs"], result["indexes"] = rows, index_report(plans)
+                result["targets"] = targets(rows, build or result.get("reused_build"))
+                result["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                result["load_avg_at_end"] = os.getloadavg()  # other work on the 2 cores inflates every timing
+                (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))  # partial results survive
+    finally:
+        drop_stores(store_root, made_root)
     text = markdown(result)
     (out / f"{stem}.md").write_text(text)
     print(text)

@@ -1,5 +1,6 @@
-"""Smoke test of the benchmark harness at scale 1: the three variants agree with each other and
-with the demo ground truth, and one end-to-end run writes its results (no timing asserted)."""
+"""Smoke test of the benchmark harness at scale 1: the variants agree with each other and with the demo
+ground truth (the store variants too, from an empty, a filled and a one-day-behind store), and end-to-end
+runs write their results (no timing asserted)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pandas as pd
 import pytest
 
 from benchmarks import queries, run
-from rca_toolkit.sources import loaders
+from rca_toolkit.demo.load import count_rows
+from rca_toolkit.sources import loaders, store
+from rca_toolkit.sources.store import tables as store_tables
 
 
 def _truth_attempts(truth: dict) -> pd.DataFrame:
@@ -27,8 +30,46 @@ def _counts(att: pd.DataFrame) -> dict:
 def test_variants_agree(demo_db, job):
     url, _truth = demo_db
     engine = loaders.engine_for(url)
-    digests = {v: queries.run(job, v, engine) for v in queries.VARIANTS}
+    digests = {v: queries.run(job, v, engine) for v in queries.DIRECT_VARIANTS}
     assert digests["toolkit"] == digests["floor"] == digests["naive"]
+
+
+@pytest.mark.parametrize("job", queries.STORE_JOBS)
+def test_store_variants_agree_with_the_direct_path(demo_db, job, tmp_path):
+    """cold, warm and incremental give the direct path's digest, and read what each should: everything,
+    only the trailing window, the trailing window plus the deleted day."""
+    url, _truth = demo_db
+    engine = loaders.engine_for(url)
+    expected = queries.run(job, "toolkit", engine)
+    assert expected == queries.run(job, "naive", engine)
+    folder = queries.store_folder(tmp_path, engine)
+    read, got = {}, {}
+    for variant in queries.STORE_VARIANTS:
+        prepared = queries.prepare(variant, engine, folder)
+        stored, done = queries.on_store(engine, folder)
+        assert store.is_store(stored)
+        got[variant], read[variant] = queries.JOBS[job]["toolkit"](stored), done
+        if variant == "incremental":
+            deleted = prepared["deleted"]
+            assert set(deleted) == {"retell_call_sessions", "retell_function_traces", "retell_error_log", "calls",
+                                    "appointments", "webhook_events"}
+            assert deleted["retell_call_sessions"] > 0 and deleted["retell_function_traces"] > 0
+            assert all(done.rows_read[t] >= n for t, n in deleted.items())  # the deleted day is read back
+    assert got == {v: expected for v in queries.STORE_VARIANTS}
+    whole = {t.name for t in store_tables.TABLES if t.whole}  # small tables read whole on every refresh
+    assert set(read["cold"].built) == {t.name for t in store_tables.TABLES}
+    assert set(read["warm"].built) == set(read["incremental"].built) == whole
+    assert read["cold"].rows_read == {t: n for t, n in count_rows(engine).items() if t in read["cold"].rows_read}
+    assert read["warm"].total_read < read["incremental"].total_read < read["cold"].total_read
+    assert queries.store_bytes(folder) > 0
+    store.close(folder)
+
+
+def test_store_variants_refuse_the_trace_job(tmp_path, demo_sqlite):
+    """One call's trace is never stored: the harness skips it, and asking for it is a one-line error."""
+    assert not any(queries.has_variant("trace", v) for v in queries.STORE_VARIANTS)
+    with pytest.raises(ValueError, match="the cold variant needs a job of day, compare, health"):
+        queries.run("trace", "cold", loaders.engine_for(demo_sqlite[0]), tmp_path)
 
 
 def test_digests_match_ground_truth(demo_db):
@@ -63,6 +104,38 @@ def test_run_writes_results(demo_sqlite, tmp_path):
     tables = {a["table"] for r in result["indexes"] for a in r["access"]}
     assert {"retell_call_sessions", "retell_call_events", "retell_transcript_segments"} <= tables
     assert (tmp_path / result_file.name.replace(".json", ".md")).read_text().startswith("# Benchmark")
+
+
+def test_run_measures_the_store_variants(demo_sqlite, tmp_path):
+    """cold/warm/incremental beside direct SQL and naive in one run: digests agree, refresh and job timed apart,
+    rows read against the naive rows read, the store targets reported, the scratch stores dropped."""
+    url, truth = demo_sqlite
+    stores = tmp_path / "stores"
+    code = run.main(["--db", url, "--scale", str(truth["scale"]), "--reuse", "--repeat", "1", "--jobs", "health",
+                     "--variants", "toolkit,cold,warm,incremental,naive", "--out", str(tmp_path), "--store-dir", str(stores)])
+    assert code == 0
+    (result_file,) = tmp_path.glob("*.json")
+    result = json.loads(result_file.read_text())
+    row = result["jobs"]["health"]
+    assert row["agree"] is True and set(row["digests"]) == {"toolkit", "cold", "warm", "incremental", "naive"}
+    counts = result["row_counts"]
+    assert row["naive"]["rows_read"] == counts["retell_call_sessions"] + counts["retell_function_traces"]
+    for variant in queries.STORE_VARIANTS:
+        r = row[variant]
+        assert r["n"] == 1 and len(r["refresh_s"]) == len(r["job_s"]) == 1
+        assert r["seconds"][0] == pytest.approx(r["refresh_s"][0] + r["job_s"][0], abs=1e-3)
+        assert r["store_bytes"] > 0 and r["rss_peak_mib"] > 0
+    assert row["cold"]["rows_read_by_table"]["retell_call_sessions"] == counts["retell_call_sessions"]
+    assert "retell_function_traces" in row["cold"]["built_whole"] and row["warm"]["built_whole"] == ["rca_demo_world"]
+    assert row["warm"]["rows_read"] < row["incremental"]["rows_read"] < row["cold"]["rows_read"]
+    assert row["incremental_read_share"] == row["incremental"]["rows_read"] / row["naive"]["rows_read"]
+    assert row["naive_over_incremental"] == row["naive"]["median_s"] / row["incremental"]["median_s"]
+    names = [t["target"] for t in result["targets"]]
+    assert "health incremental reads <= 5% of the rows naive reads" in names
+    assert any(n.startswith("the store < 1.5 GiB") for n in names)
+    assert list(stores.iterdir()) == []  # the benchmark's stores are dropped
+    text = (tmp_path / result_file.name.replace(".json", ".md")).read_text()
+    assert "| health | " in text.split("local store")[1] and "naive/incremental" in text
 
 
 def test_unknown_job_is_refused(capsys):
