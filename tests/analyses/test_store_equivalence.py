@@ -217,11 +217,30 @@ def test_before_after_equals_the_direct_comparison(world, at, kwargs):
 
 @pytest.mark.parametrize("day, period, company", [("2025-10-14", "1d", 0), ("2025-10-20", "7d", 1)])  # 2nd: over DST
 def test_health_equals_the_direct_report(world, day, period, company):
-    """MariaDB's direct health is counted by the server in SQL, the store's from rows: same report."""
+    """MariaDB's direct health is counted by the server in SQL, the store's by DuckDB running the same
+    statements (SQLite's, and its store's, from rows: the demo stores wall time): same report."""
     direct = json.loads(health(world.direct, day, period, company).to_json())
     stored = json.loads(health(world.stored, day, period, company).to_json())
     assert direct["key_numbers"]["booking_attempts"] > 0
     assert_same_report(world, direct, stored)
+
+
+def test_error_texts_fold_every_call_id_as_the_rule_does(world):
+    """The health report groups error texts with each real call id replaced by one: MariaDB and DuckDB
+    (the store) replace every match, case-sensitively, as Python's pattern does."""
+    import re
+    from rca_toolkit.analyses.health import data as health_data
+    from rca_toolkit.rules import call_ids
+
+    ids = ["call_" + "a1" * 13 + "b", "call_" + "0f" * 13 + "9"]
+    text = f"booking of {ids[0]} failed; retry of {ids[1]} too; CALL_{'A1' * 13}B kept"
+    expected = re.sub(call_ids.RETELL_CALL_ID_BODY, health_data._CALL_ID_SQL, text)
+    assert expected.count(health_data._CALL_ID_SQL) == 2
+    for engine in (world.stored, world.direct):
+        if engine.dialect.name == "sqlite":
+            continue  # SQLite counts from rows (the Python rule itself)
+        folded = loaders.query(engine, f"SELECT {health_data._call_ids_replaced(':text', engine)} AS m", {"text": text})
+        assert folded["m"].iloc[0] == expected, engine.dialect.name
 
 
 def test_incident_equals_the_direct_incident(world):

@@ -3,9 +3,10 @@
 Why: the report used to load the attempts, sessions, every function trace (with its JSON) and
 every error of period + baseline as rows: at 1M calls a weekly report for one company is
 millions of rows. Every number it shows is a count, a rate or a statistic of a value
-histogram, so the database can compute them (:func:`from_sql`); :func:`from_frames` computes
-the same structure from loaded frames (small databases, tests, and storage zones other than
-UTC, where wall-time bounds need the loaders' DST handling).
+histogram, so the database can compute them (:func:`from_sql`: on a MariaDB server read directly, and on
+its local store, :mod:`rca_toolkit.sources.store`, whose DuckDB runs the same statements); :func:`from_frames`
+computes the same structure from loaded frames (storage zones other than UTC, such as the SQLite demo, where
+wall-time bounds need the loaders' DST handling).
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     out = []
     untraced = ("CASE WHEN s.started_at >= :start AND NOT EXISTS (SELECT 1 FROM retell_function_traces t "
                 "WHERE t.call_session_id = s.id AND t.started_at >= :start AND t.started_at < :end) THEN 1 ELSE 0 END")
-    where = " AND ".join(in_window + [call_ids.real_call_id_sql("s.call_id")])
+    real = call_ids.real_call_id_sql("s.call_id", engine)
+    where = " AND ".join(in_window + [real])
     out.append(("sessions", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, {cleanup} AS cleanup, "
                             f"{untraced} AS untraced, s.duration_ms AS value, COUNT(*) AS n "
                             f"FROM retell_call_sessions s {join} WHERE {where} GROUP BY 1, 2, 3, 4, 5", dict(base)))
@@ -187,7 +189,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     params = dict(base, bs_pad=_utc(bounds["baseline_start"] - pd.Timedelta(hours=2)), end_pad=_utc(bounds["end"] + pd.Timedelta(hours=2)))
     approx = call_ids.real_call_id_prefilter_sql("s.call_id")
     out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN NOT {approx} THEN 1 WHEN s.started_at >= :bs AND "
-                                     f"s.started_at < :end AND NOT ({call_ids.real_call_id_sql('s.call_id')}) THEN 1 ELSE 0 END), 0) AS n "
+                                     f"s.started_at < :end AND NOT ({real}) THEN 1 ELSE 0 END), 0) AS n "
                                      f"FROM retell_call_sessions s WHERE "
                                      f"{' AND '.join(['s.started_at >= :bs_pad', 's.started_at < :end_pad'] + company)}", params))
     stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
@@ -199,7 +201,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     out.append(("latencies", f"SELECT {side.format(col='t.started_at')} AS side, t.function_name, t.duration_ms AS value, "
                              f"COUNT(*) AS n FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                              f"WHERE t.function_name IN ({listed}) AND t.started_at >= :bs AND t.started_at < :end "
-                             f"AND {' AND '.join(company + [call_ids.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
+                             f"AND {' AND '.join(company + [real])} GROUP BY 1, 2, 3", params))
     fams = sorted(set(fam_of.values()))
     params = dict(base)
     cases = []
@@ -218,13 +220,22 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     params.update({f"sev{i}": str(v) for i, v in enumerate(severities)})
     sev = ", ".join(f":sev{i}" for i in range(len(severities))) or "NULL"
     out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
-                          f"REGEXP_REPLACE(e.error_message, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}') AS message, "
+                          f"{_call_ids_replaced('e.error_message', engine)} AS message, "
                           f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
                           f"FROM retell_error_log e JOIN retell_call_sessions s ON s.id = e.call_session_id "
                           f"WHERE e.severity IN ({sev}) AND e.occurred_at >= :bs AND e.occurred_at < :end "
-                          f"AND {' AND '.join(company + [call_ids.real_call_id_sql('s.call_id')])} GROUP BY 1, 2, 3", params))
+                          f"AND {' AND '.join(company + [real])} GROUP BY 1, 2, 3", params))
     return out
+
+
+def _call_ids_replaced(col: str, engine: sa.Engine) -> str:
+    """``col`` with every real call id replaced by one (case-sensitive, every match): MariaDB's REGEXP_REPLACE
+    replaces all matches under the column's case-insensitive collation unless told ``(?-i)``; DuckDB's (the
+    local store) replaces the first match unless told ``'g'``."""
+    if store.is_store(engine):
+        return f"regexp_replace({col}, '{call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}', 'g')"
+    return f"REGEXP_REPLACE({col}, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}', 'g')"
 
 
 def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None) -> HealthData:
@@ -316,7 +327,7 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
     """
     from rca_toolkit.sources.attempt_inputs import is_success_sql
 
-    engine = loaders.engine_for(db, cached=True)
+    engine = loaders.engine_for(db)  # the server itself: the floor is what it must be asked
     bounds = period_bounds(period_start, period)
     out = statements(engine, bounds, company_id)
     params: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"])}
@@ -328,7 +339,7 @@ def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", com
                             f"CASE WHEN {is_success_sql('t.status', engine)} THEN 1 ELSE 0 END AS success, COUNT(*) AS n "
                             f"FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                             f"WHERE {' AND '.join(where)} AND t.started_at >= :bs AND t.started_at < :end "
-                            f"AND {call_ids.real_call_id_sql('s.call_id')} GROUP BY 1, 2, 3", params))
+                            f"AND {call_ids.real_call_id_sql('s.call_id', engine)} GROUP BY 1, 2, 3", params))
     return out
 
 
@@ -369,20 +380,19 @@ def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", c
 def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
     """Read only counts and histograms (:func:`from_sql`): what :func:`rca_toolkit.analyses.health.report.health` uses.
 
-    The database computes them when it hands back UTC (MariaDB pinned to ``+00:00``); with wall-time
+    The database computes them when it hands back UTC (MariaDB pinned to ``+00:00``, and the local store of
+    such a server); with wall-time
     storage (SQLite, ``SYSTEM`` zone) the rows are loaded and counted here, so DST is handled as the
     loaders handle it.
     """
     engine = loaders.engine_for(db, cached=True)
     requirements.check(engine, *REQUIRES["load_counts"])  # before the first statement of either path
     zone = loaders.storage_zone(engine)
-    if store.is_store(engine):
-        log.info("health counts: rows of the local store counted in Python")
-        return load(engine, period_start, period, company_id)
     if zone != "UTC":
         log.info("health counts: rows loaded and counted in Python (the database hands back wall time, %s)", zone)
         return load(engine, period_start, period, company_id)
-    log.info("health counts: counts and histograms computed by the database (it stores UTC)")
+    log.info("health counts: counts and histograms computed by %s (it stores UTC)",
+             "the local store" if store.is_store(engine) else "the database")
     bounds = period_bounds(period_start, period)
     data = from_sql(engine, bounds, int(company_id) or None)
     attrs = loaders.base_attrs(engine)

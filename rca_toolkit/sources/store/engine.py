@@ -101,8 +101,9 @@ _NATIVE: "weakref.WeakKeyDictionary[sa.Engine, duckdb.DuckDBPyConnection]" = wea
 def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
     """One statement on the store, its rows as a frame straight from DuckDB (columnar: a million rows in a
     second, where fetching them row by row through SQLAlchemy took ten). Same SQL and parameters as
-    ``pd.read_sql`` of ``sa.text(sql)``; bound values stay parameters."""
-    compiled = sa.text(sql).bindparams(*[sa.bindparam(k) for k in params]).compile(dialect=engine.dialect)
+    ``pd.read_sql`` of ``sa.text(sql)``; bound values stay parameters (those the statement does not name are
+    left out, as SQLAlchemy leaves them)."""
+    compiled = sa.text(sql).compile(dialect=engine.dialect)
     values = [params[name] for name in compiled.positiontup or []]
     native = _NATIVE.get(engine)
     if native is None:
