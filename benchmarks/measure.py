@@ -114,7 +114,7 @@ def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_ex
 
 
 def _on_store(engine: sa.Engine, job: str, variant: str, store_root: str | None, introspect_s: float, base: float) -> dict:
-    """A store variant, timed once: the refresh a new process's ``store.fresh_store`` does, then the toolkit's
+    """A store variant, timed once: the refresh a new process's ``store.fresh_store`` does (if any), then the toolkit's
     function on the store engine (``refresh_s`` and ``job_s`` apart); what the refresh read and the store's size."""
     from . import queries
 
@@ -126,9 +126,10 @@ def _on_store(engine: sa.Engine, job: str, variant: str, store_root: str | None,
     refreshed = time.perf_counter()
     digest = queries.JOBS[job]["toolkit"](stored)
     finished = time.perf_counter()
+    read = {"rows_read": done.rows_read, "total_read": done.total_read, "keys_read": done.keys_read, "built": done.built} if done \
+        else {"rows_read": {}, "total_read": 0, "keys_read": {}, "built": []}  # read as it was (refreshed moments ago)
     out = {"job": job, "variant": variant, "seconds": [finished - t], "refresh_s": [refreshed - t], "job_s": [finished - refreshed],
-           "digest": digest, "introspect_s": introspect_s, "rows_read": done.rows_read, "total_read": done.total_read,
-           "keys_read": done.keys_read, "built": done.built, "store_bytes": queries.store_bytes(folder),
+           "digest": digest, "introspect_s": introspect_s, **read, "store_bytes": queries.store_bytes(folder),
            "rss_base_mib": round(base, 1), "rss_peak_mib": round(_peak_mib(), 1)}
     engine.dispose()
     return out

@@ -5,9 +5,10 @@
 * ``naive``   - what an analyst would write without it: ``pd.read_sql`` of whole tables, then pandas;
 * ``floor``   - the aggregate SQL alone, executed by the server, rows fetched, no pandas;
 * ``cold`` / ``warm`` / ``incremental`` - the toolkit's function on the local DuckDB store
-  (:mod:`rca_toolkit.sources.store`), refreshed first as ``rca`` does with ``RCA_CACHE=on``: from an empty
-  store (the whole extraction), from a filled one (a refresh that finds nothing new) and from one whose last
-  day was deleted (a refresh that reads one new day). ``prepare`` makes the store so, untimed.
+  (:mod:`rca_toolkit.sources.store`), refreshed first when ``rca`` would (``store.fresh_store``, default max
+  age): from an empty store (the whole extraction), from one refreshed moments ago (no refresh: a second
+  command; the refresh that finds nothing new is timed apart) and from one a day old whose last day was deleted
+  (a refresh that reads one new day). ``prepare`` makes the store so, untimed.
 
 Every variant returns a small JSON-able *digest* (counts per path and side, rows per trace
 table) so the harness and the smoke test can check that the three agree before comparing
@@ -25,7 +26,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.sources import aggregates, loaders, store
-from rca_toolkit.sources.store import files as store_files, tables as store_tables
+from rca_toolkit.sources.store import catalog as store_catalog, files as store_files, tables as store_tables
+from rca_toolkit.sources.store.engine import FRESH_FOR_S
 from rca_toolkit.analyses.health import report as health, data as health_data
 from rca_toolkit.rules import call_ids, functions
 from rca_toolkit.analyses.bookings import outcomes
@@ -322,21 +324,27 @@ def store_folder(root: str | Path, engine: sa.Engine) -> Path:
 
 
 def prepare(variant: str, source: sa.Engine, folder: Path) -> dict:
-    """Untimed: make the store what ``variant`` starts from. ``cold``: no store; ``warm``: filled and up to
-    date; ``incremental``: filled, then every row within the last day of each table's newest time deleted
-    from the store (never the source), so the next refresh has one new day to read."""
+    """Untimed: make the store what ``variant`` starts from. ``cold``: no store; ``warm``: filled and refreshed
+    moments ago (a second refresh, finding nothing new, is timed apart as ``noop_refresh_s``: what the first
+    command after the store's max age pays); ``incremental``: filled, then every row within the last day of each
+    table's newest time deleted from the store (never the source) and its refresh time set a day back, so the
+    next command refreshes and has one new day to read."""
     store.close(folder)
     if variant == "cold":
         return {"dropped": store.drop(folder)}
     done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
     out = {"filled_rows_read": done.total_read, "filled_s": round(done.seconds, 2), "built": done.built}
+    if variant == "warm":
+        again = store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
+        out.update(noop_refresh_s=round(again.seconds, 2), noop_rows_read=again.total_read)
     if variant == "incremental":
         out["deleted"] = delete_last_day(folder)
     return out
 
 
 def delete_last_day(folder: Path) -> dict[str, int]:
-    """Delete from the store file every row within ``NEW_DAY`` of its table's newest time; rows deleted per table."""
+    """Delete from the store file every row within ``NEW_DAY`` of its table's newest time and move the store's
+    last refresh ``NEW_DAY`` back (a store a day old); rows deleted per table."""
     con = duckdb.connect(str(Path(folder) / store_files.STORE_FILE))
     try:
         held = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -347,17 +355,24 @@ def delete_last_day(folder: Path) -> dict[str, int]:
             (n,), = con.execute(f'DELETE FROM "{spec.name}" WHERE "{spec.time}" >= '
                                 f'(SELECT max("{spec.time}") FROM "{spec.name}") - ?', [NEW_DAY.to_pytimedelta()]).fetchall()
             deleted[spec.name] = int(n)
+        when = store_catalog.info(con).get("refreshed_at_utc")
+        if when:
+            store_catalog.write_info(con, refreshed_at_utc=(pd.Timestamp(when) - NEW_DAY).isoformat())
         con.execute("CHECKPOINT")
     finally:
         con.close()
     return deleted
 
 
-def on_store(source: sa.Engine, folder: Path) -> tuple[sa.Engine, "store.Refresh"]:
-    """What ``store.fresh_store`` does in a new process (refresh, then open read-only), keeping what the refresh read."""
+def on_store(source: sa.Engine, folder: Path) -> tuple[sa.Engine, "store.Refresh | None"]:
+    """What ``store.fresh_store`` does in a new process at the default max age: refresh unless the last refresh
+    started less than that ago, then open read-only; the refresh (None when there was none) is returned."""
     store.close(folder)
-    done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
-    return store.open_store(folder), done
+    zone = loaders.storage_zone(source)
+    done = None
+    if store.age_s(folder, source, zone) > FRESH_FOR_S:
+        done = store.refresh(source, folder, storage_zone=zone)
+    return store.fresh_store(source, folder, zone, max_age_s=FRESH_FOR_S), done
 
 
 def store_bytes(folder: Path) -> int:

@@ -367,7 +367,9 @@ def markdown(result: dict) -> str:
                      f"{ratio('naive_over_toolkit')} | {mib(r.get('toolkit'))} / {mib(r.get('floor'))} / {mib(r.get('naive'))} | {r.get('agree')} |")
     stored = {job: r for job, r in result["jobs"].items() if any(v in r for v in queries.STORE_VARIANTS)}
     if stored:
-        lines += ["", "The toolkit on its local store (DuckDB; each run: a new process's refresh + the toolkit's function on the store):", "",
+        lines += ["", "The toolkit on its local store (DuckDB; each run: a new process's refresh when `rca` would make one, then the "
+                  "toolkit's function on the store; warm = refreshed moments ago, within `cache_max_age_s`: no refresh; "
+                  "incremental = a day old with its last day missing):", "",
                   "| job | store cold (refresh + job) | store warm | store incremental (one new day) | direct SQL | naive | "
                   "naive/cold | naive/warm | naive/incremental | rows read cold / warm / incremental / naive | store on disk | "
                   "peak RSS MiB cold/warm/incremental | agree |",
@@ -384,6 +386,11 @@ def markdown(result: dict) -> str:
                          f"{ratio('naive_over_incremental')} | {read}{share} | "
                          f"{'-' if size is None else f'{size / 2**20:,.0f} MiB'} | "
                          f"{' / '.join(mib(r.get(v)) for v in queries.STORE_VARIANTS)} | {r.get('agree')} |")
+    noop = {job: r["warm"]["prepared"]["noop_refresh_s"] for job, r in stored.items()
+            if isinstance(r.get("warm"), dict) and "noop_refresh_s" in (r["warm"].get("prepared") or {})}
+    if noop:
+        lines += ["", "A refresh that finds nothing new (what the first command after `cache_max_age_s` pays, untimed in "
+                  "warm): " + ", ".join(f"{job} {s:.1f} s" for job, s in noop.items())]
     if result.get("build") or result.get("reused_build"):
         b = result.get("build") or result["reused_build"]
         built = b.get("error") or "{:.0f} s, peak RSS {}".format(

@@ -44,6 +44,9 @@ class Settings:
     # a SQLite file read directly), "on" (every database through the store) or "off" (direct reads)
     cache: str = "auto"
     cache_dir: str = "data/cache"
+    # a store refreshed (by any process) less than this many seconds ago is read as it is; its reports say
+    # when it was refreshed (`rca cache refresh` or --no-cache read now)
+    cache_max_age_s: float = 300.0
 
     def with_overrides(self, **overrides) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -61,6 +64,7 @@ _ENV = {
     "RCA_PROGRESS": "progress",
     "RCA_CACHE": "cache",
     "RCA_CACHE_DIR": "cache_dir",
+    "RCA_CACHE_MAX_AGE_S": "cache_max_age_s",
 }
 CACHE_MODES = ("auto", "on", "off")
 

@@ -124,15 +124,17 @@ def engine_for(db=None, settings: Settings | None = None, *, cached: bool = Fals
     """Reuse an Engine or build a read-only one from a URL/profile/None.
 
     ``cached`` (the analyses that count over windows): read the local store of that database instead
-    (:mod:`rca_toolkit.sources.store`), refreshed first, when the ``cache`` setting asks for it: ``on``, or
-    ``auto`` for a MariaDB/MySQL server; ``off`` (``--no-cache``) reads directly."""
+    (:mod:`rca_toolkit.sources.store`), refreshed first unless a refresh started less than ``cache_max_age_s``
+    ago, when the ``cache`` setting asks for it: ``on``, or ``auto`` for a MariaDB/MySQL server; ``off``
+    (``--no-cache``) reads directly."""
     if isinstance(db, sa.Engine):
         return db
     settings = settings or load_settings()
     engine = make_engine(db, settings=settings)
     _SETTINGS[engine] = settings
     if cached and (settings.cache == "on" or (settings.cache == "auto" and is_mariadb(engine))):
-        cached_engine = store.fresh_store(engine, store.folder(settings.cache_dir, engine.url), storage_zone(engine))
+        cached_engine = store.fresh_store(engine, store.folder(settings.cache_dir, engine.url), storage_zone(engine),
+                                          max_age_s=settings.cache_max_age_s)
         _SETTINGS[cached_engine] = settings
         return cached_engine
     return engine

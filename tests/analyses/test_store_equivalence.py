@@ -12,6 +12,7 @@ hold the source's text through the store's rule. The demo build and the stores t
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +105,16 @@ def world(request, tmp_path_factory):
 def _without_source(attrs: dict, world: World, stored: bool) -> dict:
     attrs = dict(attrs)
     source = attrs.pop("source")
-    want = f"{loaders.base_attrs(world.direct)['source']} (local store {world.folder.name})"
-    assert source == (want if stored else loaders.base_attrs(world.direct)["source"])
+    direct = loaders.base_attrs(world.direct)["source"]
+    assert source == (f"{direct}{_store_suffix(world)}" if stored else direct)
     return attrs
+
+
+def _store_suffix(world: World) -> str:
+    """What the store adds to a source's name: its folder and when its last refresh started."""
+    with_time = store.open_store(world.folder).rca_label
+    assert re.fullmatch(rf".* \(local store {world.folder.name}, as of \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", with_time)
+    return with_time[with_time.rindex(" (local store "):]
 
 
 def assert_same_frame(world: World, direct: pd.DataFrame, stored: pd.DataFrame) -> None:
@@ -121,7 +129,7 @@ def assert_same_report(world: World, direct: dict, stored: dict, volatile=()) ->
     for name, report in (("direct", direct), ("stored", stored)):
         shown = json.dumps(report, sort_keys=True, default=str)
         if name == "stored":
-            shown = shown.replace(f" (local store {world.folder.name})", "")
+            shown = shown.replace(_store_suffix(world), "")
         text[name] = json.loads(shown)
         for path in volatile:  # e.g. ("provenance", "generated_at")
             node = text[name]

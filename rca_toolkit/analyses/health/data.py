@@ -235,7 +235,7 @@ def _call_ids_replaced(col: str, engine: sa.Engine) -> str:
     local store) replaces the first match unless told ``'g'``."""
     if store.is_store(engine):
         return f"regexp_replace({col}, '{call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}', 'g')"
-    return f"REGEXP_REPLACE({col}, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}', 'g')"
+    return f"REGEXP_REPLACE({col}, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}')"
 
 
 def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None) -> HealthData:

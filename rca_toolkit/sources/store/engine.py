@@ -25,8 +25,7 @@ from rca_toolkit.sources.store.tables import BY_NAME
 
 _ZONES: "weakref.WeakKeyDictionary[sa.Engine, str]" = weakref.WeakKeyDictionary()
 _OPEN: dict[Path, sa.Engine] = {}
-_REFRESHED: dict[Path, float] = {}  # store folder -> monotonic time of this process's last refresh
-FRESH_FOR_S = 300.0
+FRESH_FOR_S = 300.0  # the default of the cache_max_age_s setting
 LOCK_RETRY_S = 60.0
 
 
@@ -74,10 +73,22 @@ def open_store(folder: Path) -> sa.Engine:
 
     requirements.pin_schema(engine, {name: _table_info(name, state.columns) for name, state in states.items()})
     _ZONES[engine] = info.get("storage_zone") or "UTC"
-    engine.rca_label = f"{info.get('source', 'an unknown database')} (local store {folder.name})"
+    engine.rca_label = f"{info.get('source', 'an unknown database')} (local store {folder.name}{_as_of(info)})"
     engine.rca_store = str(folder)
     _OPEN[folder] = engine
     return engine
+
+
+def _as_of(info: dict) -> str:
+    """``, as of <when the last refresh started> UTC``: a report read from the store says how old its data is."""
+    when = refreshed_at(info)
+    return "" if when is None else f", as of {when:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def refreshed_at(info: dict) -> pd.Timestamp | None:
+    """When the store's last complete refresh started (UTC), from its catalog; None before the first."""
+    value = info.get("refreshed_at_utc")
+    return None if not value else pd.Timestamp(value).tz_convert("UTC")
 
 
 def _table_info(name: str, columns: dict) -> TableInfo:
@@ -118,15 +129,38 @@ def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
 
 
 def fresh_store(source: sa.Engine, folder: Path, storage_zone: str, *, max_age_s: float = FRESH_FOR_S) -> sa.Engine:
-    """The store of ``source`` in ``folder``, refreshed first unless this process refreshed it in the last
-    ``max_age_s`` seconds."""
+    """The store of ``source`` in ``folder``, refreshed first unless a refresh (by any process) started less
+    than ``max_age_s`` seconds ago from the same kind of source in the same zone.
+
+    Why: an analyst's second command a minute after the first need not read the server again (a refresh
+    finding nothing new still costs the server its window and count reads); the reports name the store's
+    time (its label), ``rca cache refresh`` or ``--no-cache`` read now."""
     folder = Path(folder)
-    last = _REFRESHED.get(folder)
-    if last is None or time.monotonic() - last > max_age_s or not (folder / files.STORE_FILE).exists():
+    if age_s(folder, source, storage_zone) > max_age_s:
         close(folder)
         extract.refresh(source, folder, storage_zone=storage_zone)
-        _REFRESHED[folder] = time.monotonic()
     return open_store(folder)
+
+
+def age_s(folder: Path, source: sa.Engine, storage_zone: str) -> float:
+    """Seconds since the store's last refresh started (infinite when there is none, or when it was read from
+    another kind of database or in another zone: the next refresh builds it whole)."""
+    path = Path(folder) / files.STORE_FILE
+    if not path.exists():
+        return float("inf")
+    engine = _OPEN.get(Path(folder))
+    con = _NATIVE.get(engine) if engine is not None else None
+    own = con is None
+    con = _connect_retrying(path, read_only=True) if own else con
+    try:
+        info = catalog.info(con)
+    finally:
+        if own:
+            con.close()
+    when = refreshed_at(info)
+    if when is None or info.get("storage_zone") != storage_zone or info.get("dialect") != source.dialect.name:
+        return float("inf")
+    return max(0.0, (pd.Timestamp.now("UTC") - when).total_seconds())
 
 
 def status(folder: Path) -> dict | None:

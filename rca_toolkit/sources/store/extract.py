@@ -161,6 +161,7 @@ def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = Fa
 
 def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, result: Refresh, *, storage_zone: str,
                    full: bool, trailing, chunk: int) -> None:
+    started = pd.Timestamp.now("UTC")
     con = duckdb.connect(str(path / files.STORE_FILE), config=files.DUCKDB_CONFIG)
     try:
         catalog.ensure(con)
@@ -180,6 +181,7 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
                 continue
             _refresh_table(con, reader, spec, live[spec.name], states.get(spec.name), full=full,
                            trailing=pd.Timedelta(trailing), chunk=chunk, result=result)
+        catalog.write_info(con, refreshed_at_utc=started.isoformat())  # complete: what fresh_store's age counts from
         con.execute("CHECKPOINT")
     finally:
         con.close()

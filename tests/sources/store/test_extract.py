@@ -568,3 +568,41 @@ def test_many_small_chunks_read_the_same_rows_as_one(demo_sqlite, tmp_path):
     _refresh(url, tmp_path / "small", chunk=7)
     _refresh(url, tmp_path / "one", chunk=1_000_000)
     _assert_same_store(tmp_path / "small", tmp_path / "one")
+
+
+# --------------------------------------------------------------------------- how old a store may be
+def test_a_store_refreshed_moments_ago_is_read_as_it_is_and_says_when(demo_sqlite, tmp_path):
+    """``fresh_store`` reads the server only when the last refresh (by any process: the catalog says when)
+    started more than ``max_age_s`` ago; the store's label names that time, so a report says how old it is."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    folder = tmp_path / "st"
+    _refresh(url, folder)
+    source = loaders.engine_for(url)
+    try:
+        zone = loaders.storage_zone(source)
+        assert 0 <= store.age_s(folder, source, zone) < 60
+        _write(url, "DELETE FROM retell_error_log")  # the source changes after the refresh
+        store.close(folder)
+        young = store.fresh_store(source, folder, zone, max_age_s=3600)
+        held = loaders.query(young, "SELECT count(*) AS n FROM retell_error_log", {})["n"].iloc[0]
+        assert held > 0  # not refreshed: the store is as the last refresh left it
+        when = pd.Timestamp(young.rca_label.split(", as of ")[1].removesuffix(" UTC)"), tz="UTC")
+        assert abs(pd.Timestamp.now("UTC") - when) < pd.Timedelta(minutes=1)
+        store.close(folder)
+        old = store.fresh_store(source, folder, zone, max_age_s=1e-6)  # older than that: refreshed first
+        assert loaders.query(old, "SELECT count(*) AS n FROM retell_error_log", {})["n"].iloc[0] == 0
+        assert store.age_s(folder, source, "America/New_York") == float("inf")  # another zone: built whole again
+    finally:
+        store.close(folder)
+        source.dispose()
+
+
+def test_the_max_age_setting_is_seconds_and_refuses_nonsense(monkeypatch):
+    from rca_toolkit.config import load_settings
+
+    monkeypatch.setenv("RCA_CACHE_MAX_AGE_S", "42")
+    assert load_settings().cache_max_age_s == 42.0
+    for bad in ("0", "-5", "soon", "inf"):
+        monkeypatch.setenv("RCA_CACHE_MAX_AGE_S", bad)
+        with pytest.raises(ConfigError, match="RCA_CACHE_MAX_AGE_S"):
+            load_settings()
