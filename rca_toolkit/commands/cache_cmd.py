@@ -27,7 +27,7 @@ def register(sub) -> None:
     status = actions.add_parser("status", help="what the store of --db holds and from when")
     refresh = actions.add_parser("refresh", help="bring the store of --db up to date (only what changed)")
     refresh.add_argument("--full", action="store_true", help="read every table whole again")
-    refresh.add_argument("--trailing", default="2d", metavar="DURATION",
+    refresh.add_argument("--trailing", default="12h", metavar="DURATION",
                          help="window re-read behind the newest stored row, for rows that change after insert "
                               "(default: %(default)s)")
     refresh.add_argument("--max-rows-per-second", type=int_in(1, what="a number of rows"), default=None, metavar="N",

@@ -44,7 +44,10 @@ from rca_toolkit.sources.store.tables import TABLES, StoredTable
 
 log = logging.getLogger(__name__)
 CHUNK = 100_000
-TRAILING = pd.Timedelta(days=2)
+# Rows without updated_at change after insert only while their call runs (traces complete, errors are
+# written); the cleanup jobs close calls stuck for more than 2 h (data contract P5, P20). 12 h is six times
+# that: a day's refresh then reads the new day and half a day again, not three days.
+TRAILING = pd.Timedelta(hours=12)
 UPDATED_SLACK = pd.Timedelta(minutes=1)
 
 

@@ -22,6 +22,7 @@ from conftest import altered_copy, fresh_mariadb_database
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.sources import loaders, store
 from rca_toolkit.sources.store import catalog, files
+from rca_toolkit.sources.store.extract import TRAILING
 from rca_toolkit.sources.store.tables import BY_NAME, TABLES
 
 DATA_TABLES = [t.name for t in TABLES if not t.whole]
@@ -113,6 +114,7 @@ class Changes:
         self.t = {n: sa.Table(n, meta, autoload_with=self.engine) for n in DATA_TABLES}
         self.saved: dict[str, list[dict]] = {}
         self.old_updated: dict[str, object] = {}  # table -> key of the old row update_old changed
+        self._last: dict[str, object] = {}  # table -> its newest time before the changes (_recent)
         with self.engine.connect() as conn:  # "now": the latest time any stored row carries
             s = self.t["retell_call_sessions"]
             self.newest = pd.Timestamp(conn.execute(sa.select(sa.func.max(s.c.started_at))).scalar()).to_pydatetime()
@@ -143,13 +145,14 @@ class Changes:
         return [r[0] for r in self.conn.execute(sa.select(t.c.id).order_by(order).limit(n))]
 
     def _recent(self, table: str) -> list:
-        """Keys of the rows of the last day (well inside the trailing window), newest first."""
+        """Keys of the rows in the last half of the trailing window (well inside it), newest first; the window ends
+        at the table's newest time before any change (what the store holds), however many rows were deleted since."""
         t = self.t[table]
         col = t.c[BY_NAME[table].time]
-        last = self.conn.execute(sa.select(sa.func.max(col))).scalar()
-        since = pd.Timestamp(last).to_pydatetime() - pd.Timedelta(days=1).to_pytimedelta()
+        last = self._last.setdefault(table, self.conn.execute(sa.select(sa.func.max(col))).scalar())
+        since = pd.Timestamp(last).to_pydatetime() - (TRAILING / 2).to_pytimedelta()
         ids = [r[0] for r in self.conn.execute(sa.select(t.c.id).where(col >= since).order_by(col.desc(), t.c.id.desc()))]
-        assert ids, f"{table} has no row in its last day"
+        assert ids, f"{table} has no row in the last {TRAILING / 2} of its rows"
         return ids
 
     def at(self, **delta):
@@ -220,10 +223,10 @@ class Changes:
         """(d) recent rows (inside the trailing window) and old ones (only the count reconciliation finds those)."""
         for name in ("retell_function_traces", "retell_error_log", "webhook_events", "appointments", "calls"):
             t = self.t[name]
-            ids = (self._recent(name)[-1:] if recent else []) + (self._ids(name, t.c.id, 6)[4:6] if old else [])
+            ids = (self._recent(name)[1:][-1:] if recent else []) + (self._ids(name, t.c.id, 6)[4:6] if old else [])
             self.conn.execute(t.delete().where(t.c.id.in_(ids)))
         s = self.t["retell_call_sessions"]
-        sids = (self._recent("retell_call_sessions")[-1:] if recent else []) + \
+        sids = (self._recent("retell_call_sessions")[1:][-1:] if recent else []) + \
             (self._ids("retell_call_sessions", s.c.started_at, 3)[2:] if old else [])
         self.conn.execute(s.delete().where(s.c.id.in_(sids)))
 
