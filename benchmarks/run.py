@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
               "seed": args.seed, "git": git_state(), "machine": machine(args.db), "concurrent_builds": other_builds()}
     build = None
     found = world.marker(args.db)
-    if args.reuse and found and found["scale"] == args.scale and args.copies in (None, found["copies"]):
+    if args.reuse and found and found["scale"] == args.scale and args.copies in (None, found["copies"]) and found["current"]:
         result["reused_build"] = previous_build(args.db, found)
         result["copies"] = found["copies"]
     else:

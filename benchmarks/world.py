@@ -3,7 +3,8 @@
 Why: generating a million calls in pandas and loading them took 41 min and 8 GiB. Here the
 existing builder makes a small base world (``rca_toolkit.demo.build`` at ``base_scale``, in a
 scratch database ``<db>_world_base``), and every table is then copied ``copies`` more times
-with ``INSERT ... SELECT`` into tables that have only their primary key; indexes, unique
+with ``INSERT ... SELECT`` into tables that have only their primary key (base rows and copies
+in one statement sorted by the new key: pure appends, no page splits); indexes, unique
 keys and foreign keys are added afterwards (one sorted build per table, two tables at once
 over two connections). The FULLTEXT index is built in the same ``ALTER`` as the segments'
 other indexes: InnoDB rebuilds the whole table to add a table's first FULLTEXT index (hidden
@@ -18,14 +19,20 @@ tests/bench/test_benchmarks_world.py):
   real calls and the Cal.com rows (webhooks, webhook-upserted appointments) of everything
   except the Cal.com bookings made by test/demo calls. Test, demo, temp and typo ids, the
   migrations and the marker stay in the base only;
-* copy ``k`` gets new keys: integer ids ``id + k * stride`` (stride = the next power of ten
-  above the base's largest id), session uuids and call ids with their last 4 hex digits
-  XOR ``k``, Cal.com uids with their last two base-62 digits + ``k`` (mod 62²), so a copy
-  never equals its base or another copy of the same row. At most 25 copies: the unique keys
-  compare uids case-insensitively (utf8mb4_unicode_ci) and base-62 digit + 26 is the same
-  letter in the other case (``xNN`` + 2 = ``xNP``, + 28 = ``xNp``: seen at 36 copies); foreign keys and every reference
-  inside JSON/text (webhook payloads and idempotency keys, ``appointments.metadata`` call id
-  and uid, ``calls.raw``, the duplicate-key error messages) are rewritten the same way;
+* ids grow with time, as production's auto-increment ids do (the store's refresh reads rows
+  past the high-water key and a trailing time window by key range; with the old ``id + k *
+  stride`` both scanned whole tables): with ``M = copies + 1`` the row of base id ``b`` gets
+  integer id ``b * M + k`` in copy ``k``, ``k = 0`` being the base row itself (copied or not),
+  and every integer reference to another table's id (foreign keys, the ``"call_id":N`` in
+  ``appointments.metadata``) becomes ``x * M + k`` the same way. Base rows change nothing else;
+* copy ``k`` also gets new string keys: session uuids and call ids with their last 4 hex
+  digits XOR ``k``, Cal.com uids with their last two base-62 digits + ``k`` (mod 62²), so a
+  copy never equals its base or another copy of the same row. At most 25 copies: the unique
+  keys compare uids case-insensitively (utf8mb4_unicode_ci) and base-62 digit + 26 is the
+  same letter in the other case (``xNN`` + 2 = ``xNP``, + 28 = ``xNp``: seen at 36 copies);
+  every reference inside JSON/text (webhook payloads and idempotency keys,
+  ``appointments.metadata`` Retell id and uid, ``calls.raw``, the duplicate-key error
+  messages) is rewritten the same way;
 * every timestamp of copy ``k`` moves by ``k * step_ms`` (3 s by default, whole seconds so
   ``TIMESTAMP(0)`` columns shift exactly; 19 copies stay under a minute). Times written
   *inside* JSON (``createdAt``, ``start_timestamp``, ``synced_at``) keep the base value.
@@ -38,7 +45,8 @@ tests/bench/test_benchmarks_world.py):
   successes scale exactly, the orphaned/rescued split of failures does not (README).
 
 The marker row says SYNTHETIC like the base and records the replication in ``generator``
-(``... x benchmarks.world/1 copies=N step_ms=S``); :func:`marker` reads it back.
+(``... x benchmarks.world/2 copies=N step_ms=S``; ``/1`` worlds, built by the older id rule, are rebuilt
+rather than reused); :func:`marker` reads it back.
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ from rca_toolkit.demo import fastload as F
 from rca_toolkit.demo import ownership
 from rca_toolkit.demo.spec import GENERATOR as DEMO_GENERATOR
 
-GENERATOR = "benchmarks.world/1"
+GENERATOR = "benchmarks.world/2"  # /2: ids id * M + k (grow with time); /1 was id + k * stride
 BASE_SCALE, COPIES, STEP_MS = 29, 25, 3000  # 1,031,194 calls; a base of 29 keeps the build under 1 GiB (37 x 19: 1.07 GiB)
 MAX_COPIES = 25  # uid digit + 26 = same letter, other case: equal under utf8mb4_unicode_ci (module docstring)
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -100,27 +108,39 @@ def _is_time(column: sa.Column) -> bool:
     return isinstance(column.type, sa.DateTime)
 
 
-def select_list(table: sa.Table, k: int | str, *, shift_us: int | str, strides: dict[str, int]) -> str:
+# Integer references to another table's id: rewritten like the ids (``x * M + k``).
+INT_REFS = {"retell_function_traces": ("event_id",), "retell_transcript_segments": ("event_id",),
+            "retell_error_log": ("event_id", "function_trace_id"), "calls": ("appointment_id",),
+            "appointments": ("call_id", "parent_appointment_id")}
+
+
+def new_id(col: str, k: int | str, multiplier: int) -> str:
+    """Copy ``k``'s integer id (or reference to one): ``col * M + k``, so ids follow the base's time order."""
+    return f"{col} * {multiplier} + {k}"
+
+
+def select_list(table: sa.Table, k: int | str, *, shift_us: int | str, multiplier: int) -> str:
     """The copy-``k`` value of every column of ``table`` (base alias ``b``; joins per :func:`source`).
 
-    ``k`` and ``shift_us`` are numbers or SQL expressions (``q.seq`` of a sequence join)."""
+    ``k`` and ``shift_us`` are numbers or SQL expressions (``q.seq`` of a sequence join). ``k = 0``
+    (the number) is the base row: only its integer ids move; its strings and times stay as they are
+    (test ids are not hex, and an error row of a test session has no joined session to rewrite)."""
+    ints = {c: new_id(f"b.{c}", k, multiplier) for c in ("id", *INT_REFS.get(table.name, ()))
+            if isinstance(table.c[c].type, sa.Integer)}
+    if table.name == "appointments":
+        ints["metadata"] = _appointment_metadata(k, multiplier)
+    if isinstance(k, int) and k == 0:
+        return ", ".join(ints.get(c.name, f"b.`{c.name}`") for c in table.columns)
     call = hex_tail("s.call_id", k)
     over = {
         "retell_call_sessions": {"id": hex_tail("b.id", k), "call_id": hex_tail("b.call_id", k)},
         "retell_call_events": {},
-        "retell_function_traces": {"event_id": f"b.event_id + {k} * {strides['retell_call_events']}"},
-        "retell_transcript_segments": {"event_id": f"b.event_id + {k} * {strides['retell_call_events']}",
-                                       "related_function_trace_id": hex_tail("b.related_function_trace_id", k)},
-        "retell_error_log": {"event_id": f"b.event_id + {k} * {strides['retell_call_events']}",
-                             "function_trace_id": f"b.function_trace_id + {k} * {strides['retell_function_traces']}",
-                             "error_message": f"REPLACE(b.error_message, s.call_id, {call})"},
+        "retell_function_traces": {},
+        "retell_transcript_segments": {"related_function_trace_id": hex_tail("b.related_function_trace_id", k)},
+        "retell_error_log": {"error_message": f"REPLACE(b.error_message, s.call_id, {call})"},
         "calls": {"retell_call_id": hex_tail("b.retell_call_id", k), "call_id": hex_tail("b.call_id", k),
-                  "appointment_id": f"b.appointment_id + {k} * {strides['appointments']}",
                   "raw": f"REPLACE(b.raw, b.retell_call_id, {hex_tail('b.retell_call_id', k)})"},
-        "appointments": {"call_id": f"b.call_id + {k} * {strides['calls']}",
-                         "parent_appointment_id": f"b.parent_appointment_id + {k} * {strides['appointments']}",
-                         "calcom_v2_booking_id": uid_tail("b.calcom_v2_booking_id", k),
-                         "metadata": _appointment_metadata(k, strides["calls"])},
+        "appointments": {"calcom_v2_booking_id": uid_tail("b.calcom_v2_booking_id", k)},
         "webhook_events": {"event_id": "{new}", "idempotency_key": "REPLACE(b.idempotency_key, b.event_id, {new})",
                            "payload": "REPLACE(b.payload, b.event_id, {new})"},
     }[table.name]
@@ -129,11 +149,10 @@ def select_list(table: sa.Table, k: int | str, *, shift_us: int | str, strides: 
     if table.name == "webhook_events":
         new = f"IF(b.provider = 'retell', {hex_tail('b.event_id', k)}, {uid_tail('b.event_id', k)})"
         over = {c: v.replace("{new}", new) for c, v in over.items()}
+    over.update(ints)
     out = []
     for column in table.columns:
-        if column.name == "id" and column.name not in over:
-            out.append(f"b.id + {k} * {strides[table.name]}")
-        elif column.name in over:
+        if column.name in over:
             out.append(over[column.name])
         elif _is_time(column):
             out.append(f"b.`{column.name}` + INTERVAL {shift_us} MICROSECOND")
@@ -142,35 +161,40 @@ def select_list(table: sa.Table, k: int | str, *, shift_us: int | str, strides: 
     return ", ".join(out)
 
 
-def _appointment_metadata(k: int | str, calls_stride: int) -> str:
-    """metadata: the uid, the Retell id and the local ``"call_id":N`` (plain or double-encoded JSON)."""
-    meta = f"REPLACE(b.metadata, b.calcom_v2_booking_id, {uid_tail('b.calcom_v2_booking_id', k)})"
-    meta = f"IF(c.retell_call_id IS NULL, {meta}, REPLACE({meta}, c.retell_call_id, {hex_tail('c.retell_call_id', k)}))"
+def _appointment_metadata(k: int | str, multiplier: int) -> str:
+    """metadata: the local ``"call_id":N`` (plain or double-encoded JSON; base rows too), and in the
+    copies the uid and the Retell id."""
+    meta = "b.metadata"
+    if not (isinstance(k, int) and k == 0):
+        meta = f"REPLACE({meta}, b.calcom_v2_booking_id, {uid_tail('b.calcom_v2_booking_id', k)})"
+        meta = f"IF(c.retell_call_id IS NULL, {meta}, REPLACE({meta}, c.retell_call_id, {hex_tail('c.retell_call_id', k)}))"
     for quote in ('"', '\\\\"'):  # {"call_id":7,...} and "{\"call_id\":7,...}"
         old = f"CONCAT('call_id{quote}:', b.call_id, ',')"
-        new = f"CONCAT('call_id{quote}:', b.call_id + {k} * {calls_stride}, ',')"
+        new = f"CONCAT('call_id{quote}:', {new_id('b.call_id', k, multiplier)}, ',')"
         meta = f"IF(b.call_id IS NULL, {meta}, REPLACE({meta}, {old}, {new}))"
     return meta
 
 
-def source(table: str, base: str, excluded_uids: list[str], test_sessions: list[str]) -> str:
-    """FROM/WHERE of the rows copied from ``table`` (see the module rule); ``base`` is the base database.
+def source(table: str, base: str, excluded_uids: list[str], test_sessions: list[str], join: str = "") -> str:
+    """FROM/WHERE of the rows copied from ``table`` (see the module rule); ``base`` is the base database,
+    ``join`` a table joined last (the copy numbers: ``seq_1_to_N q``).
 
     The error log joins the real sessions (its duplicate-key messages name the call id); the
     other per-call tables only leave out the few test sessions (a constant list: no join)."""
     uids = ", ".join(f"'{u}'" for u in excluded_uids) or "''"
+    j = f" JOIN {join}" if join else ""
     if table == "retell_error_log":
-        return f"`{base}`.`{table}` b JOIN `{base}`.wx_real_sessions s ON s.id = b.call_session_id"
+        return f"`{base}`.`{table}` b JOIN `{base}`.wx_real_sessions s ON s.id = b.call_session_id{j}"
     if table in ("retell_call_events", "retell_function_traces", "retell_transcript_segments"):
         tests = ", ".join(f"'{u}'" for u in test_sessions) or "''"
-        return f"`{base}`.`{table}` b WHERE b.call_session_id NOT IN ({tests})"
+        return f"`{base}`.`{table}` b{j} WHERE b.call_session_id NOT IN ({tests})"
     return {
-        "retell_call_sessions": f"`{base}`.retell_call_sessions b WHERE {_real('b.call_id')}",
-        "calls": f"`{base}`.calls b WHERE {_real('b.retell_call_id')}",
-        "appointments": (f"`{base}`.appointments b LEFT JOIN `{base}`.calls c ON c.id = b.call_id "
+        "retell_call_sessions": f"`{base}`.retell_call_sessions b{j} WHERE {_real('b.call_id')}",
+        "calls": f"`{base}`.calls b{j} WHERE {_real('b.retell_call_id')}",
+        "appointments": (f"`{base}`.appointments b LEFT JOIN `{base}`.calls c ON c.id = b.call_id{j} "
                          f"WHERE IF(b.call_id IS NULL, COALESCE(b.calcom_v2_booking_id, '') NOT IN ({uids}), "
                          f"COALESCE({_real('c.retell_call_id')}, 0))"),
-        "webhook_events": (f"`{base}`.webhook_events b WHERE IF(b.provider = 'retell', {_real('b.event_id')}, "
+        "webhook_events": (f"`{base}`.webhook_events b{j} WHERE IF(b.provider = 'retell', {_real('b.event_id')}, "
                            f"b.event_id NOT IN ({uids}))"),
     }[table]
 
@@ -286,7 +310,8 @@ def build(url: str, *, base_scale: int = BASE_SCALE, copies: int = COPIES, seed:
         "seconds": seconds,
         "phases_s": clock.phases, "rss_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "base_scale": base_scale, "copies": copies, "step_ms": step_ms, "seed": seed, "fulltext": fulltext,
-        "workers": workers, "table_seconds": plan.get("table_seconds"), "strides": plan["strides"], "excluded_uids": plan["excluded_uids"],
+        "workers": workers, "table_seconds": plan.get("table_seconds"), "id_rule": "id * M + k", "multiplier": copies + 1,
+        "excluded_uids": plan["excluded_uids"],
         "copied_per_copy": plan["copied"], "row_counts": {**counts, "migrations": truth["row_counts"]["migrations"],
                                                            "rca_demo_world": 1},
         "base_build_seconds": truth["build_seconds"], "server_settings_changed": tuned,
@@ -320,7 +345,7 @@ def _check_target(conn: pymysql.Connection, db: str, scratch: tuple[str, ...] = 
                          "worlds it or rca demo-data built: point --db at an empty database")
 
 
-_MARKER_GENERATOR = re.compile(rf"{re.escape(DEMO_GENERATOR)}( x {re.escape(GENERATOR)} copies=\d+ step_ms=\d+)?")
+_MARKER_GENERATOR = re.compile(rf"{re.escape(DEMO_GENERATOR)}( x benchmarks\.world/[12] copies=\d+ step_ms=\d+)?")  # /1: rebuilt over
 
 
 def _not_a_world(conn: pymysql.Connection, db: str, present: set[str]) -> str | None:
@@ -351,12 +376,7 @@ def _base_world(base_url: sa.URL, seed: int, scale: int) -> dict:
 
 
 def _plan(conn: pymysql.Connection, base: str, db: str) -> dict:
-    """Strides, the Cal.com uids of test calls (never copied), rows copied per copy; bare target tables."""
-    strides = {}
-    for name in TABLE_ORDER:
-        if name != "retell_call_sessions":
-            top = _one(conn, f"SELECT COALESCE(MAX(id), 0) FROM `{base}`.`{name}`")
-            strides[name] = 10 ** len(str(int(top)))
+    """The Cal.com uids of test calls and the test sessions (never copied), rows per table and copied per copy."""
     _run(conn, f"CREATE TABLE `{base}`.wx_real_sessions (id CHAR(36) NOT NULL PRIMARY KEY, call_id VARCHAR(255) NOT NULL) "
                f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci "
                f"SELECT id, call_id FROM `{base}`.retell_call_sessions WHERE {_real('call_id')}")
@@ -385,7 +405,7 @@ def _plan(conn: pymysql.Connection, base: str, db: str) -> dict:
         raise WorldError(f"unexpected session id shape among {tests[:3]}")
     copied = {name: int(_one(conn, f"SELECT COUNT(*) FROM {source(name, base, excluded, tests)}")) for name in TABLE_ORDER}
     base_rows = {name: int(_one(conn, f"SELECT COUNT(*) FROM `{base}`.`{name}`")) for name in TABLE_ORDER}
-    return {"strides": strides, "excluded_uids": excluded, "test_sessions": tests, "copied": copied, "base_rows": base_rows}
+    return {"excluded_uids": excluded, "test_sessions": tests, "copied": copied, "base_rows": base_rows}
 
 
 def _bare_tables(target: sa.URL) -> None:
@@ -406,7 +426,7 @@ def _copy_all(target: sa.URL, base: str, db: str, plan: dict, copies: int, step_
     ``fulltext`` a table's first FULLTEXT index joins its other indexes in the one ``ALTER``
     (InnoDB allows one FULLTEXT index per in-place ``ALTER``: any further one follows alone)."""
 
-    base_rows = plan["base_rows"]
+    base_rows, multiplier, shift = plan["base_rows"], copies + 1, f"q.seq * {step_ms * 1000}"
 
     def task(name: str) -> tuple[str, int, float, float]:
         conn = _connect(target, db)
@@ -417,15 +437,17 @@ def _copy_all(target: sa.URL, base: str, db: str, plan: dict, copies: int, step_
             if name == "retell_call_sessions":
                 # uuid keys: a copy's key sorts next to its base row, so copy-by-copy inserts would
                 # split pages all over the table; one statement sorted by the new key appends instead.
-                cols = select_list(table, "q.seq", shift_us=f"q.seq * {step_ms * 1000}", strides=plan["strides"])
+                cols = select_list(table, "q.seq", shift_us=shift, multiplier=multiplier)
                 rows = _run(conn, f"INSERT INTO `{db}`.`{name}` SELECT {cols} FROM `{base}`.`{name}` b "
                                   f"JOIN seq_0_to_{copies} q WHERE q.seq = 0 OR {_real('b.call_id')} ORDER BY 1")
-            else:  # integer keys: the base, then copy k = ids + k * stride, each in key order (appends)
-                rows = _run(conn, f"INSERT INTO `{db}`.`{name}` SELECT * FROM `{base}`.`{name}` ORDER BY id")
-                for k in range(1, copies + 1):
-                    cols = select_list(table, k, shift_us=k * step_ms * 1000, strides=plan["strides"])
-                    rows += _run(conn, f"INSERT INTO `{db}`.`{name}` SELECT STRAIGHT_JOIN {cols} "
-                                       f"FROM {source(name, base, plan['excluded_uids'], plan['test_sessions'])} ORDER BY b.id")
+            else:  # integer keys: every base row (k = 0) and the copies (k >= 1) interleave by the new
+                # id b * M + k, so one statement sorted by it appends (copy by copy would split pages)
+                sql = f"SELECT {select_list(table, 0, shift_us=0, multiplier=multiplier)} FROM `{base}`.`{name}` b"
+                if copies:
+                    cols = select_list(table, "q.seq", shift_us=shift, multiplier=multiplier)
+                    frm = source(name, base, plan["excluded_uids"], plan["test_sessions"], join=f"seq_1_to_{copies} q")
+                    sql += f" UNION ALL SELECT STRAIGHT_JOIN {cols} FROM {frm}"
+                rows = _run(conn, f"INSERT INTO `{db}`.`{name}` {sql} ORDER BY 1")
             if rows != expected:
                 raise WorldError(f"{name}: stored {rows} rows, expected {expected} ({copies} copies of {plan['copied'][name]})")
             t1 = time.monotonic()
@@ -475,7 +497,8 @@ def _marker(conn: pymysql.Connection, base: str, db: str, copies: int, step_ms: 
 
 
 def marker(url: str) -> dict | None:
-    """``{seed, scale, copies, step_ms}`` of the world in ``url`` (copies 0 for a plain demo world), None if none."""
+    """``{seed, scale, copies, step_ms, current}`` of the world in ``url`` (copies 0 for a plain demo world; ``current``:
+    built by this builder's id rule, not an older one), None if none."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -486,7 +509,7 @@ def marker(url: str) -> dict | None:
         engine.dispose()
     found = dict(re.findall(r"(copies|step_ms)=(\d+)", generator))
     return {"seed": int(seed), "scale": int(scale), "copies": int(found.get("copies", 0)),
-            "step_ms": int(found.get("step_ms", 0))}
+            "step_ms": int(found.get("step_ms", 0)), "current": GENERATOR in generator or "copies=" not in generator}
 
 
 # --------------------------------------------------------------------------- server settings (opt-in)

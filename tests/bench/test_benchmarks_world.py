@@ -2,7 +2,8 @@
 
 Checked against an independently built base world of the same seed: row counts by the copy
 rule, every UNIQUE key and foreign key, no copy naming a base call id or Cal.com uid, the
-booking counts per path, the time shift, the marker and the single 144-s loop call.
+booking counts per path, the time shift, the marker and the single 144-s loop call; ids that
+grow with time (``b * M + k``), with the base rows unchanged but for their integer ids.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from scipy.stats import spearmanr
 
 from benchmarks import world
 from rca_toolkit import demo
@@ -35,6 +37,7 @@ def worlds(tmp_path_factory):
         demo.build(base_url, seed=7, scale=1, truth_path=tmp_path_factory.mktemp("t") / "base.json", progress=False)
         record = world.build(url, base_scale=1, copies=COPIES, step_ms=STEP_S * 1000, log=lambda _msg: None)
         yield url, base_url, record
+        world.record_path(url).unlink(missing_ok=True)  # data/world-<db>.json of a dropped database
 
 
 def _frame(url: str, sql: str) -> pd.DataFrame:
@@ -131,15 +134,15 @@ def test_copies_name_only_their_own_ids(worlds):
     url, base_url, record = worlds
     base_calls = set(_frame(base_url, "SELECT call_id FROM retell_call_sessions")["call_id"])
     base_uids = set(_frame(base_url, "SELECT event_id FROM webhook_events WHERE provider = 'calcom'")["event_id"])
-    stride = record["strides"]
-    hooks = _frame(url, f"SELECT provider, event_id, idempotency_key, payload FROM webhook_events WHERE id >= {stride['webhook_events']}")
+    m = record["multiplier"]  # copies are the ids b * M + k with k >= 1
+    hooks = _frame(url, f"SELECT provider, event_id, idempotency_key, payload FROM webhook_events WHERE id % {m} != 0")
     assert len(hooks) == COPIES * record["copied_per_copy"]["webhook_events"]
     for _, h in hooks.iterrows():
         named = set(REAL.findall(h["payload"])) | set(PAYLOAD_UID.findall(h["payload"]))
         assert named == {h["event_id"]} and h["event_id"] not in base_calls | base_uids
         assert h["idempotency_key"].endswith(h["event_id"])
     appts = _frame(url, "SELECT a.call_id, a.calcom_v2_booking_id, a.metadata, c.retell_call_id FROM appointments a "
-                        f"LEFT JOIN calls c ON c.id = a.call_id WHERE a.id >= {stride['appointments']}")
+                        f"LEFT JOIN calls c ON c.id = a.call_id WHERE a.id % {m} != 0")
     assert len(appts) == COPIES * record["copied_per_copy"]["appointments"]
     for _, a in appts.iterrows():
         meta = json.loads(a["metadata"])
@@ -151,16 +154,53 @@ def test_copies_name_only_their_own_ids(worlds):
             assert meta["retell_call_id"] == a["retell_call_id"] and meta["call_id"] == a["call_id"]
             assert a["retell_call_id"] not in base_calls
     errs = _frame(url, "SELECT e.error_message, s.call_id FROM retell_error_log e JOIN retell_call_sessions s "
-                       f"ON s.id = e.call_session_id WHERE e.id >= {stride['retell_error_log']} AND e.error_code = '23000'")
+                       f"ON s.id = e.call_session_id WHERE e.id % {m} != 0 AND e.error_code = '23000'")
     assert len(errs) == COPIES * int(_scalar(base_url, "SELECT COUNT(*) FROM retell_error_log WHERE error_code = '23000'"))
     assert all(set(REAL.findall(m)) == {c} and c not in base_calls for m, c in zip(errs["error_message"], errs["call_id"]))
-    raw = _frame(url, f"SELECT retell_call_id, raw FROM calls WHERE raw IS NOT NULL AND id >= {stride['calls']}")
+    raw = _frame(url, f"SELECT retell_call_id, raw FROM calls WHERE raw IS NOT NULL AND id % {m} != 0")
     base_raw = _frame(base_url, "SELECT retell_call_id FROM calls WHERE raw IS NOT NULL")["retell_call_id"]
     assert len(raw) == COPIES * int(_real(base_raw).sum())  # the calls that carry a Retell object, copied
     assert all(json.loads(r)["call_id"] == c and c not in base_calls for c, r in zip(raw["retell_call_id"], raw["raw"]))
     sessions = _frame(url, "SELECT call_id FROM retell_call_sessions")["call_id"]
     copies = sessions[~sessions.isin(base_calls)]
     assert len(copies) == COPIES * _real_base_calls(base_url) and _real(copies).all()  # copies keep the P4 shape: they count as real calls
+
+
+def test_ids_grow_with_time(worlds):
+    """Ordering by id orders by time, as with production's auto-increment ids (the store's refresh reads rows past
+    the high-water key and its trailing window by key range). The base's rank correlation is 1.0; the old rule,
+    id + k * stride, gave 0.25 here (3 copies) and 0.04 at 25 copies."""
+    url, base_url, record = worlds
+    m = record["multiplier"]
+    assert record["id_rule"] == "id * M + k" and m == COPIES + 1
+    times = {"calls": "created_at", "retell_function_traces": "started_at", "retell_error_log": "occurred_at",
+             "appointments": "created_at", "webhook_events": "created_at"}
+    for name, col in times.items():
+        rows = _frame(url, f"SELECT id, {col} AS t FROM {name} ORDER BY id")
+        rho = spearmanr(rows["id"], rows["t"].astype("int64")).statistic
+        assert rho > 0.99, (name, rho)
+        copies = rows[rows["id"] % m != 0]  # the copy k of base id b: id b * M + k, time shifted by k steps
+        base = rows.set_index("id")["t"].reindex(copies["id"] - copies["id"] % m).to_numpy()
+        assert ((copies["t"].to_numpy() - base) == (copies["id"] % m).to_numpy() * pd.Timedelta(seconds=STEP_S)).all(), name
+
+
+def test_base_rows_change_only_their_integer_ids(worlds):
+    """Base rows (k = 0, copied or not) get ids b * M and references x * M; every string and time is the base's."""
+    url, base_url, record = worlds
+    m = record["multiplier"]
+    for name, refs in [(t, ("id", *world.INT_REFS.get(t, ()))) for t in world.TABLE_ORDER if t != "retell_call_sessions"]:
+        base = _frame(base_url, f"SELECT * FROM {name} ORDER BY id")
+        kept = _frame(url, f"SELECT * FROM {name} WHERE id % {m} = 0 ORDER BY id")
+        for col in refs:  # (all-NULL columns come back as None: compare numbers)
+            base[col], kept[col] = pd.to_numeric(base[col]) * m, pd.to_numeric(kept[col])
+        if name == "appointments":  # the local call id inside metadata, plain or double-encoded
+            base["metadata"] = [meta if pd.isna(c) else
+                                re.sub(rf'(call_id\\?":){int(c) // m},', rf"\g<1>{int(c)},", meta)
+                                for meta, c in zip(base["metadata"], base["call_id"])]
+        pd.testing.assert_frame_equal(kept, base, check_dtype=False, obj=name)
+    errors = _frame(url, f"SELECT e.id, s.call_id FROM retell_error_log e LEFT JOIN retell_call_sessions s "
+                         f"ON s.id = e.call_session_id WHERE e.id % {m} = 0")
+    assert (~_real(errors["call_id"].fillna(""))).sum() >= 1  # a test session's errors are among them, unchanged
 
 
 def test_loop_call_once_and_copies_shifted(worlds):
@@ -186,7 +226,7 @@ def test_booking_counts_scale_with_the_copies(worlds):
 
 def test_marker_records_the_replication(worlds):
     url, _, _ = worlds
-    assert world.marker(url) == {"seed": 7, "scale": 1, "copies": COPIES, "step_ms": STEP_S * 1000}
+    assert world.marker(url) == {"seed": 7, "scale": 1, "copies": COPIES, "step_ms": STEP_S * 1000, "current": True}
     assert "SYNTHETIC" in _scalar(url, "SELECT note FROM rca_demo_world")
     assert loaders.is_synthetic(url)
 
@@ -231,6 +271,7 @@ def test_without_fulltext_only_that_index_is_missing(worlds):
            "AND SEQ_IN_INDEX = 1 ORDER BY 1, 2"
     with fresh_mariadb_database("rca_world") as bare_url:
         world.build(bare_url, base_scale=1, copies=1, fulltext=False, log=lambda _msg: None)
+        world.record_path(bare_url).unlink()
         without = _frame(bare_url, keys)
         fks = int(_scalar(bare_url, "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS "
                                     "WHERE CONSTRAINT_SCHEMA = DATABASE()"))
@@ -251,3 +292,17 @@ def test_refuses_more_copies_than_the_uid_rewrite_keeps_apart():
         assert _scalar(url, f"SELECT {two} COLLATE utf8mb4_unicode_ci = {twenty_eight}") == 1  # why the limit exists
         with pytest.raises(world.WorldError, match="copies <= 25"):
             world.build(url, base_scale=1, copies=26, log=lambda _msg: None)
+
+
+def test_a_world_of_the_older_id_rule_is_not_current(tmp_path):
+    """``--reuse`` rebuilds a world whose ids were made by the older rule (``id + k * stride``: ids not in time order)."""
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE rca_demo_world (seed INTEGER, scale INTEGER, generator TEXT)"))
+        conn.execute(sa.text("INSERT INTO rca_demo_world VALUES (7, 29, 'rca_toolkit.demo/1 x benchmarks.world/1 copies=25 step_ms=3000')"))
+    assert world.marker(url) == {"seed": 7, "scale": 29, "copies": 25, "step_ms": 3000, "current": False}
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE rca_demo_world SET generator = 'rca_toolkit.demo/1 x {world.GENERATOR} copies=25 step_ms=3000'"))
+    assert world.marker(url)["current"] is True
+    engine.dispose()
