@@ -147,6 +147,14 @@ def stored_values(engine: sa.Engine, table: str, col: str) -> list[str]:
     return [str(v) for v in rows["v"]]
 
 
+def stored_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``ORDER BY`` ``by`` as SQLite and MariaDB order stored values (NULL first), done here.
+
+    Why: sorting the join of traces and sessions with their JSON inside DuckDB (the local store) needs the
+    whole sorted result in its memory at once; past its limit the query fails instead of spilling."""
+    return frame.sort_values(by, kind="stable", na_position="first").reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- traces
 def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statements: list) -> pd.DataFrame:
     """Booking traces of the window with their session's call, company and start."""
@@ -173,9 +181,9 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
            f"t.function_name, t.status, CASE WHEN {response} THEN t.output_result END "
            f"AS output_result, {details} AS error_details, s.started_at AS session_started_at{agents} "
            f"FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY t.started_at, t.id")
+           + (" WHERE " + " AND ".join(where) if where else ""))
     statements.append((sql, params))
-    frame = loaders.query(engine, sql, params)
+    frame = stored_order(loaders.query(engine, sql, params), ["started_at", "trace_id"])
     frame = loaders.to_utc(frame, ["started_at"], zone)
     frame = loaders.to_utc(frame, ["session_started_at"], zone, flags=False)
     frame = loaders.refine(frame, "started_at", start_ts, end_ts)

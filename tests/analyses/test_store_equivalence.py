@@ -242,12 +242,12 @@ def test_error_texts_fold_every_call_id_as_the_rule_does(world):
 
     ids = ["call_" + "a1" * 13 + "b", "call_" + "0f" * 13 + "9"]
     text = f"booking of {ids[0]} failed; retry of {ids[1]} too; CALL_{'A1' * 13}B kept"
-    expected = re.sub(call_ids.RETELL_CALL_ID_BODY, health_data._CALL_ID_SQL, text)
-    assert expected.count(health_data._CALL_ID_SQL) == 2
+    expected = re.sub(call_ids.RETELL_CALL_ID_BODY, health_data.CALL_ID_FOLDED, text)
+    assert expected.count(health_data.CALL_ID_FOLDED) == 2
     for engine in (world.stored, world.direct):
         if engine.dialect.name == "sqlite":
             continue  # SQLite counts from rows (the Python rule itself)
-        folded = loaders.query(engine, f"SELECT {health_data._call_ids_replaced(':text', engine)} AS m", {"text": text})
+        folded = loaders.query(engine, f"SELECT {health_data.call_ids_folded_sql(':text', engine)} AS m", {"text": text})
         assert folded["m"].iloc[0] == expected, engine.dialect.name
 
 

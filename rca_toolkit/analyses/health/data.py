@@ -47,7 +47,7 @@ REQUIRES["load"] = REQUIRES["load_counts"]
 BOOKING_REACH = "booking (book_appointment or collect_appointment)"
 DURATIONS = (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))
 log = logging.getLogger(__name__)
-_CALL_ID_SQL = "call_000000000000000000000000000"  # every real call id in an error text becomes this one
+CALL_ID_FOLDED = "call_000000000000000000000000000"  # every real call id in an error text becomes this one
 _CALL_ID_RE = re.compile(call_ids.RETELL_CALL_ID_BODY)
 
 
@@ -129,7 +129,7 @@ def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame,
     # every real call id in a text becomes one (as in from_sql): the texts of one signature group together,
     # so the signature rule runs per distinct text, not per error
     messages = errors["error_message"].astype("object")
-    texts = messages.where(messages.isna(), messages.astype(str).str.replace(_CALL_ID_RE, _CALL_ID_SQL, regex=True))
+    texts = messages.where(messages.isna(), messages.astype(str).str.replace(_CALL_ID_RE, CALL_ID_FOLDED, regex=True))
     err = pd.DataFrame({"key_text": texts.where(errors["error_message"].notna(), errors["error_code"].astype("object")),
                         "side": _side(errors["occurred_at"], bounds), "at": errors["occurred_at"],
                         "failed": errors["booking_failed"].fillna(False).astype(bool)})
@@ -220,7 +220,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     params.update({f"sev{i}": str(v) for i, v in enumerate(severities)})
     sev = ", ".join(f":sev{i}" for i in range(len(severities))) or "NULL"
     out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
-                          f"{_call_ids_replaced('e.error_message', engine)} AS message, "
+                          f"{call_ids_folded_sql('e.error_message', engine)} AS message, "
                           f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
                           f"FROM retell_error_log e JOIN retell_call_sessions s ON s.id = e.call_session_id "
@@ -229,13 +229,13 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     return out
 
 
-def _call_ids_replaced(col: str, engine: sa.Engine) -> str:
+def call_ids_folded_sql(col: str, engine: sa.Engine) -> str:
     """``col`` with every real call id replaced by one (case-sensitive, every match): MariaDB's REGEXP_REPLACE
     replaces all matches under the column's case-insensitive collation unless told ``(?-i)``; DuckDB's (the
     local store) replaces the first match unless told ``'g'``."""
     if store.is_store(engine):
-        return f"regexp_replace({col}, '{call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}', 'g')"
-    return f"REGEXP_REPLACE({col}, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{_CALL_ID_SQL}')"
+        return f"regexp_replace({col}, '{call_ids.RETELL_CALL_ID_BODY}', '{CALL_ID_FOLDED}', 'g')"
+    return f"REGEXP_REPLACE({col}, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{CALL_ID_FOLDED}')"
 
 
 def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None) -> HealthData:

@@ -8,6 +8,7 @@ Connections are not pooled: a refresh in another process needs the file free bet
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -107,6 +108,10 @@ def close(folder: Path) -> None:
 
 
 _NATIVE: "weakref.WeakKeyDictionary[sa.Engine, duckdb.DuckDBPyConnection]" = weakref.WeakKeyDictionary()
+# One statement on the store at a time per process: statements running side by side (``rca compare`` reads its
+# histograms on other threads) share DuckDB's memory limit, and their joins then failed with "Out of Memory"
+# now and then at 1M calls; one at a time each has the whole limit (the Python work still overlaps).
+_ONE_QUERY = threading.Lock()
 
 
 def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
@@ -119,7 +124,8 @@ def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
     native = _NATIVE.get(engine)
     if native is None:
         native = _NATIVE[engine] = _connect_retrying(Path(engine.rca_store) / files.STORE_FILE, read_only=True)
-    frame = native.cursor().execute(compiled.string, values).df()
+    with _ONE_QUERY:
+        frame = native.cursor().execute(compiled.string, values).df()
     for column, dtype in frame.dtypes.items():  # the widths pd.read_sql hands back (int32 refuses int64 values)
         if dtype.kind in "iu" and dtype not in ("int64", "Int64"):
             frame[column] = frame[column].astype("Int64" if isinstance(dtype, pd.api.extensions.ExtensionDtype) else "int64")
