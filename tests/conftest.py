@@ -99,6 +99,22 @@ def demo_db(request):
     return request.getfixturevalue(f"demo_{request.param}")
 
 
+def copy_mariadb_world(source_url: str, url: str, perturbations=()) -> None:
+    """The tables of the MariaDB world at ``source_url`` copied into ``url``'s database (same server), then each
+    ``(what, statement)`` of ``perturbations`` applied (each must change more than 20 rows)."""
+    import sqlalchemy as sa
+
+    source = sa.make_url(source_url).database
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for (table,) in conn.execute(sa.text(f"SHOW TABLES FROM `{source}`")).fetchall():
+            conn.execute(sa.text(f"CREATE TABLE `{table}` LIKE `{source}`.`{table}`"))
+            conn.execute(sa.text(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`"))
+        for what, statement in perturbations:
+            assert conn.execute(sa.text(statement)).rowcount > 20, what
+    engine.dispose()
+
+
 def altered_copy(demo_url: str, folder: Path, *statements: str) -> str:
     """A copy of a demo SQLite world in ``folder`` with ``statements`` run on it (drop a column, empty a
     table): the data the toolkit meets when a schema differs. Returns the copy's URL."""

@@ -274,21 +274,6 @@ PERTURBATIONS = [  # (what it exercises in the lean reads and their classificati
 ]
 
 
-def _copy_demo_world(source_url: str, url: str, perturbations) -> None:
-    """The demo world's tables copied into ``url``'s database, then each (what, statement) applied."""
-    import sqlalchemy as sa
-
-    source = sa.make_url(source_url).database
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for (table,) in conn.execute(sa.text(f"SHOW TABLES FROM `{source}`")).fetchall():
-            conn.execute(sa.text(f"CREATE TABLE `{table}` LIKE `{source}`.`{table}`"))
-            conn.execute(sa.text(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`"))
-        for what, statement in perturbations:
-            assert conn.execute(sa.text(statement)).rowcount > 20, what
-    engine.dispose()
-
-
 def _counted_both_ways(url, **kw) -> list[pd.DataFrame]:
     """``attempt_counts`` of a MariaDB world through its local store (the URL) and read directly (an engine)."""
     from rca_toolkit.analyses.bookings.counts import attempt_counts
@@ -304,11 +289,11 @@ def _counted_both_ways(url, **kw) -> list[pd.DataFrame]:
 @pytest.mark.mariadb
 def test_counts_equal_rows_when_the_window_has_no_appointments(demo_mariadb):
     """Every appointment deleted: no success has its own appointment, the Cal.com webhooks link by time."""
-    from conftest import fresh_mariadb_database
+    from conftest import copy_mariadb_world, fresh_mariadb_database
     from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     with fresh_mariadb_database("rca_test_no_appointments") as url:
-        _copy_demo_world(demo_mariadb[0], url, [("every appointment deleted", "UPDATE appointments SET deleted_at = created_at")])
+        copy_mariadb_world(demo_mariadb[0], url, [("every appointment deleted", "UPDATE appointments SET deleted_at = created_at")])
         start, end = WINDOWS[0]
         attempts = booking_attempts(url, start=start, end=end)
         for got in _counted_both_ways(url, start=start, end=end, freq="1D"):
@@ -320,11 +305,11 @@ def test_counts_equal_rows_when_the_window_has_no_appointments(demo_mariadb):
 def test_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
     """The demo world leaves some outcome rules unexercised (see ``PERTURBATIONS``): on a copy where they
     matter, the lean counts (through the store and read directly) must equal what the attempt rows count."""
-    from conftest import fresh_mariadb_database
+    from conftest import copy_mariadb_world, fresh_mariadb_database
     from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
 
     with fresh_mariadb_database("rca_test_perturbed") as url:
-        _copy_demo_world(demo_mariadb[0], url, PERTURBATIONS)
+        copy_mariadb_world(demo_mariadb[0], url, PERTURBATIONS)
         for start, end in WINDOWS[:3]:
             attempts = booking_attempts(url, start=start, end=end)
             for kw in ({"freq": "1D"}, {"by": ["error_code"]}):

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from conftest import altered_copy, fresh_mariadb_database
+from conftest import altered_copy, copy_mariadb_world, fresh_mariadb_database
 from rca_toolkit.analyses.bookings.counts import attempt_counts
 from rca_toolkit.analyses.bookings.outcomes import booking_attempts
 from rca_toolkit.analyses.compare.before_after import before_after
@@ -32,7 +32,7 @@ from rca_toolkit.sources import loaders, store
 from rca_toolkit.sources.formats.masking import mask_column
 from rca_toolkit.sources.store.extract import redact_phone
 from rca_toolkit.sources.store.tables import BY_NAME
-from test_outcomes import PERTURBATIONS, _copy_demo_world
+from test_outcomes import PERTURBATIONS
 
 SIGNATURE = "Unknown column 'created_by'"
 WINDOW = {"start": "2025-10-10T00:00:00+02:00", "end": "2025-10-25T00:00:00+02:00"}
@@ -94,7 +94,7 @@ def world(request, tmp_path_factory):
         yield _stored(request.param, altered_copy(url, tmp_path_factory.mktemp("perturbed"), *SQLITE_PERTURBATIONS), folder)
     else:
         with fresh_mariadb_database("rca_test_store_perturbed") as copy:
-            _copy_demo_world(url, copy, PERTURBATIONS)
+            copy_mariadb_world(url, copy, PERTURBATIONS)
             built = _stored(request.param, copy, folder)
             yield built
             store.close(folder)

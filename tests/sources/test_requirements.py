@@ -233,12 +233,7 @@ def test_an_entry_point_without_a_required_column_raises_schema_error_naming_it(
     engine = _world_without(base_world, tmp_path, lambda path: drop_column(path, table, column))
     entries = [e for e, reqs in DECLARED.items() if (table, column) in {(t, c) for t, c, _ in requirements.required_columns(reqs)}]
     assert entries
-    for entry in entries:
-        with pytest.raises(SchemaError) as caught:
-            ENTRY_POINTS[entry](engine)
-        message = caught.value.message
-        assert re.fullmatch(rf"table {table!r} lacks {column} \(needed by .+\)", message), (entry, message)
-    engine.dispose()
+    _each_refuses(engine, entries, rf"table {table!r} lacks {column} \(needed by .+\)")
 
 
 @pytest.mark.parametrize("table", TABLES)
@@ -249,11 +244,15 @@ def test_an_entry_point_without_a_required_table_raises_schema_error_naming_it(b
 
     engine = _world_without(base_world, tmp_path, drop)
     entries = [e for e, reqs in DECLARED.items() if any(r.table == table and r.table_required for r in reqs)]
+    _each_refuses(engine, entries, rf"tables missing: {table} \(needed by .+\)")
+
+
+def _each_refuses(engine, entries, message: str) -> None:
+    """Every entry point in ``entries`` raises a SchemaError whose message is ``message`` (a regex) on ``engine``."""
     for entry in entries:
         with pytest.raises(SchemaError) as caught:
             ENTRY_POINTS[entry](engine)
-        message = caught.value.message
-        assert re.fullmatch(rf"tables missing: {table} \(needed by .+\)", message), (entry, message)
+        assert re.fullmatch(message, caught.value.message), (entry, caught.value.message)
     engine.dispose()
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from conftest import altered_copy, fresh_mariadb_database
+from conftest import altered_copy, copy_mariadb_world, fresh_mariadb_database
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.sources import loaders, store
 from rca_toolkit.sources.store import catalog, files
@@ -89,17 +89,6 @@ def _small_copy(demo_url: str, folder: Path, *statements: str, every: int = 10) 
     """A SQLite copy of the demo world with every ``every``-th row kept (same time span, a fraction of the reads)."""
     trim = [f"DELETE FROM {t} WHERE id % {every} != 3" for t in DATA_TABLES if BY_NAME[t].integer_key]
     return altered_copy(demo_url, folder, *trim, f"DELETE FROM retell_call_sessions WHERE rowid % {every} != 3", *statements)
-
-
-def _mariadb_copy(demo_url: str, url: str) -> None:
-    """The demo world's tables copied into ``url``'s database (as tests/analyses/test_outcomes.py does)."""
-    source = sa.make_url(demo_url).database
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for (table,) in conn.execute(sa.text(f"SHOW TABLES FROM `{source}`")).fetchall():
-            conn.execute(sa.text(f"CREATE TABLE `{table}` LIKE `{source}`.`{table}`"))
-            conn.execute(sa.text(f"INSERT INTO `{table}` SELECT * FROM `{source}`.`{table}`"))
-    engine.dispose()
 
 
 # --------------------------------------------------------------------------- changes to a source
@@ -405,7 +394,7 @@ def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_sqlit
 @pytest.mark.mariadb
 def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_mariadb(demo_mariadb, tmp_path):
     with fresh_mariadb_database("rca_test_store") as url:
-        _mariadb_copy(demo_mariadb[0], url)
+        copy_mariadb_world(demo_mariadb[0], url)
         first, done = _every_change_then_compare(url, tmp_path, _taken_out(url))
         assert first.total_read == 12_554 + 421 - 6 and done.built == WHOLE
         assert done.total_read < 400, done.rows_read  # the trailing window and the changed rows
