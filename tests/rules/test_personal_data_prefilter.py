@@ -96,3 +96,16 @@ def test_known_texts_are_masked_and_ids_times_and_sql_errors_pass_untouched():
                       '"start_timestamp":1758520929758}}'):
         assert not personal_data.may_hold(untouched)
         assert masking.mask_stored_text(untouched) == untouched
+
+
+@settings(max_examples=200, deadline=None)
+@given(column=st.lists(st.one_of(st.none(), texts, _json_texts()), max_size=12))
+def test_an_arrow_column_is_masked_as_the_pandas_column_is(column):
+    """The store masks what connectorx reads (Arrow) with ``mask_arrow``, SQLite's rows (pandas) with
+    ``mask_column``: the same texts, NULLs and order come out of both, each text as the whole rule masks it."""
+    import pandas as pd
+
+    arrow = masking.mask_arrow(pa.chunked_array([pa.array(column[:3], type=pa.string()), pa.array(column[3:], type=pa.string())]))
+    frame = masking.mask_column(pd.Series(column, dtype="object"))
+    assert arrow.to_pylist() == [None if v is None else v for v in frame.tolist()]
+    assert arrow.to_pylist() == [None if v is None else _whole_rule(v) for v in column]

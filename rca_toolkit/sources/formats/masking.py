@@ -89,6 +89,24 @@ def _strings(value):
             stack.extend(item)
 
 
+def mask_arrow(column):
+    """:func:`mask_column` for an Arrow text column (what the store reads from a server): the same prefilter
+    and the same per-text rule, without a round trip through Python objects for the rows the prefilter clears
+    (nine in ten at 1M calls: the conversions cost as much as the masking)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = array.cast(pa.string())
+    hits = pc.fill_null(pc.match_substring_regex(array, personal_data.MAY_HOLD_RE2), False)
+    if not pc.any(hits).as_py():
+        return array
+    picked = pd.Series(pc.filter(array, hits).to_pylist(), dtype="object")
+    masked = per_distinct(picked, mask_stored_text)
+    return pc.replace_with_mask(array, hits, pa.array(list(masked), type=array.type))
+
+
 def mask_column(values: pd.Series) -> pd.Series:
     """Every text of a column through :func:`mask_stored_text`: one vectorised RE2 pass picks the rows that
     may hold personal data (``personal_data.MAY_HOLD_RE2``), and only those are masked, once per distinct text."""

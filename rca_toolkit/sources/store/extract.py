@@ -379,11 +379,14 @@ def _insert(con, spec: StoredTable, columns: dict, frame) -> None:
         return
     if isinstance(frame, pa.Table):
         for col in (*spec.masked, *spec.redacted):
-            if col in frame.column_names:
-                values = frame.column(col).to_pandas()
-                masked = redact_phone(values) if col in spec.redacted else masking.mask_column(values)
-                texts = masked.astype("object").where(masked.notna(), None)  # NULL stays NULL, not the float NaN
-                frame = frame.set_column(frame.column_names.index(col), col, pa.array(texts.tolist(), type=pa.string()))
+            if col not in frame.column_names:
+                continue
+            if col in spec.masked:
+                masked = masking.mask_arrow(frame.column(col))
+            else:
+                phones = redact_phone(frame.column(col).to_pandas())
+                masked = pa.array(phones.astype("object").where(phones.notna(), None).tolist(), type=pa.string())  # NULL stays NULL
+            frame = frame.set_column(frame.column_names.index(col), col, masked)
         _write(con, spec, columns, frame)
         return
     out = pd.DataFrame(index=frame.index)
