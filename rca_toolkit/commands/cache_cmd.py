@@ -64,19 +64,20 @@ def run(args: argparse.Namespace) -> Outcome:
             line = (f"refreshed the store of {redact_url(url)} in {done.seconds:.1f} s: {done.total_read:,} rows read"
                     + (f" ({', '.join(done.built)} read whole)" if done.built else "")
                     + (f"; the source has no {', '.join(done.missing)}" if done.missing else ""))
-            emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder)), args.format)
+            emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder), settings.cache_max_age_s), args.format)
         return Outcome.CLEAR
     described = store.status(folder)
     if described is None:
         text = tables.wrap_lines([f"no store of {redact_url(url)} yet ({folder})", "`rca cache refresh --db ...` makes one"])
         emit({"folder": str(folder), "exists": False} if args.format == "json" else text, args.format)
         return Outcome.CLEAR
-    emit(described if args.format == "json" else status_text(described), args.format)
+    emit(described if args.format == "json" else status_text(described, settings.cache_max_age_s), args.format)
     return Outcome.CLEAR
 
 
-def status_text(described: dict) -> str:
-    """The store's tables as one table, under a line naming its source, folder and size."""
+def status_text(described: dict, max_age_s: float) -> str:
+    """The store's tables as one table, under lines naming its source, when it was refreshed and until when the
+    analyses read it as it is (``cache_max_age_s``), its folder and size."""
     frame = pd.DataFrame(described["tables"])
     shown = tables.show(frame, [
         tables.col("table", "table"),
@@ -85,8 +86,10 @@ def status_text(described: dict) -> str:
         tables.col("last", "last row", lambda v: tables.when(v, with_seconds=False)),
         tables.col("rows_read", "read by the last refresh", tables.count, numeric=True),
     ], empty="the store holds no table")
-    refreshed = max((t["refreshed_at_utc"] for t in described["tables"] if t["refreshed_at_utc"] is not None), default=None)
-    head = tables.wrap_lines([
-        f"store of {described['source']} (timestamps in {described['storage_zone']}), last refreshed {tables.when(refreshed)}",
-        f"{described['folder']}: {described['bytes'] / 2**20:.1f} MiB on disk, readable by its owner only"])
+    refreshed = described.get("refreshed_at_utc")
+    lines = [f"store of {described['source']} (timestamps in {described['storage_zone']}), last refreshed {tables.when(refreshed)}"]
+    if refreshed is not None:
+        lines.append(f"analyses read it as it is until {tables.when(refreshed + pd.Timedelta(seconds=max_age_s))} "
+                     f"(cache_max_age_s {max_age_s:g} s), then refresh it first; --no-cache reads the database now")
+    head = tables.wrap_lines([*lines, f"{described['folder']}: {described['bytes'] / 2**20:.1f} MiB on disk, readable by its owner only"])
     return head + "\n\n" + shown.to_text()

@@ -181,3 +181,5 @@ def test_no_cache_reads_mariadb_directly_and_auto_reads_through_a_store(demo_mar
         sessions = conn.execute(sa.text("SELECT count(*) FROM retell_call_sessions")).scalar()
     server.dispose()
     assert re.search(rf"^retell_call_sessions +{sessions:,} ", out, re.M) and "(timestamps in UTC)" in out
+    said_until = re.search(r"analyses read it as it is until (.+?) \(cache_max_age_s 300 s\)", " ".join(out.split()))
+    assert said_until, out  # the age rule the analyses follow is on the screen, with the time it ends

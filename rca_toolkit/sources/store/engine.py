@@ -191,6 +191,7 @@ def status(folder: Path) -> dict | None:
         return pd.Timestamp(value).tz_localize(zone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
 
     return {"folder": str(folder), "bytes": size, "source": info.get("source"), "storage_zone": info.get("storage_zone"),
+            "refreshed_at_utc": refreshed_at(info),
             "tables": [{"table": s.name, "rows": s.rows, "high_key": s.high_key, "first": instant(s.first_time), "last": instant(s.last_time),
                         "built_at_utc": s.built_at, "refreshed_at_utc": s.refreshed_at, "rows_read": s.rows_read}
                        for s in states.values()]}
