@@ -365,14 +365,11 @@ def delete_last_day(folder: Path) -> dict[str, int]:
 
 
 def on_store(source: sa.Engine, folder: Path) -> tuple[sa.Engine, "store.Refresh | None"]:
-    """What ``store.fresh_store`` does in a new process at the default max age: refresh unless the last refresh
-    started less than that ago, then open read-only; the refresh (None when there was none) is returned."""
+    """What ``store.fresh_store`` does in a new process at the default max age (refresh unless the last refresh
+    started less than that ago, then open read-only), keeping what the refresh did (None when there was none)."""
     store.close(folder)
-    zone = loaders.storage_zone(source)
-    done = None
-    if store.age_s(folder, source, zone) > FRESH_FOR_S:
-        done = store.refresh(source, folder, storage_zone=zone)
-    return store.fresh_store(source, folder, zone, max_age_s=FRESH_FOR_S), done
+    done = store.refresh_if_old(source, folder, loaders.storage_zone(source), max_age_s=FRESH_FOR_S)
+    return store.open_store(Path(folder)), done
 
 
 def store_bytes(folder: Path) -> int:

@@ -6,9 +6,10 @@ naive full read beat; a columnar copy is read sequentially once and then only wh
 only), ``catalog`` what a store holds and from when, ``engine`` opens it read-only for the loaders.
 """
 
-from rca_toolkit.sources.store.engine import age_s, close, fresh_store, is_store, open_store, query_frame, status, storage_zone
+from rca_toolkit.sources.store.engine import (age_s, close, fresh_store, is_store, open_store, query_frame, refresh_if_old,
+                                             status, storage_zone)
 from rca_toolkit.sources.store.extract import Refresh, refresh
 from rca_toolkit.sources.store.files import drop, fingerprint, folder
 
-__all__ = ["Refresh", "age_s", "close", "drop", "fingerprint", "folder", "fresh_store", "is_store", "open_store", "query_frame", "refresh", "status",
-           "storage_zone"]
+__all__ = ["Refresh", "age_s", "close", "drop", "fingerprint", "folder", "fresh_store", "is_store", "open_store", "query_frame",
+           "refresh", "refresh_if_old", "status", "storage_zone"]
