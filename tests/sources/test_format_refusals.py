@@ -8,7 +8,7 @@ way a broken sender or a wrong argument changes them.
 
 from __future__ import annotations
 
-import gzip
+import gzip  # parametrized archives use mtime=0: test ids must not change with the clock (xdist compares them)
 import json
 import sqlite3
 from pathlib import Path
@@ -116,7 +116,7 @@ def test_deeply_nested_json_is_refused_by_every_json_reader(content, tmp_path, c
 @pytest.mark.parametrize(("content", "said"), [
     (b'{"call_id": "call_\xff\xfe"}', "not UTF-8 text (byte 0xff"),
     (bytes(range(256)) * 40, "binary data (NUL bytes)"),
-    (gzip.compress(b'{"call_id": "x"}'), "gzip-compressed data"),
+    (gzip.compress(b'{"call_id": "x"}', mtime=0), "gzip-compressed data"),
 ])
 def test_binary_and_non_utf8_json_files_are_refused(content, said, tmp_path, capsys):
     path = tmp_path / "odd.json"
@@ -166,7 +166,7 @@ def _log_bytes() -> bytes:
 
 @pytest.mark.parametrize(("name", "content", "said"), [
     ("cut.log.gz", gzip.compress(b"".join(b"[2025-10-20 10:00:%02d] production.ERROR: boom %d\n" % (i % 60, i)
-                                          for i in range(3000)))[:2000], "cannot read log"),
+                                          for i in range(3000)), mtime=0)[:2000], "cannot read log"),
     ("plain.log.gz", b"[2025-10-20 10:00:00] production.ERROR: boom\n", "is named .gz but is not gzip-compressed"),
     ("binary.log", bytes(range(256)) * 100, "binary data (NUL bytes)"),
     ("nul_inside.log", b"[2025-10-20 10:00:00] production.ERROR: boom\n\x00\x01\x02\n", "line 2 is binary data"),
@@ -197,7 +197,7 @@ def test_a_gzipped_log_reads_by_its_magic_bytes_and_counts_stray_bytes(tmp_path)
 @pytest.mark.parametrize(("content", "said"), [
     (bytes(range(256)) * 100, "binary data (NUL bytes)"),
     (b'{"call_id": "call_x"}', "no Laravel log entry"),
-    (gzip.compress(b"".join(b"[2025-10-20 10:00:00] production.ERROR: x%d\n" % i for i in range(3000)))[:2000],
+    (gzip.compress(b"".join(b"[2025-10-20 10:00:00] production.ERROR: x%d\n" % i for i in range(3000)), mtime=0)[:2000],
      "cannot read log"),
 ])
 def test_rb001_log_check_is_error_on_a_file_that_is_not_a_log(content, said, tmp_path):
@@ -218,7 +218,7 @@ def empty_db(tmp_path) -> str:
     ("call.json", b'{"call_id": "call_x", "call_status": "ended"}', "is not PHP source (no <?php tag): it looks like a Retell call object"),
     ("binary.bin", bytes(range(256)) * 10, "is not PHP source: it is binary data (NUL bytes)"),
     ("model.php", b'{"a": 1}', "is not PHP source (no <?php tag)"),
-    ("model.php.gz", gzip.compress(b"<?php class A {}"), "gzip-compressed data"),
+    ("model.php.gz", gzip.compress(b"<?php class A {}", mtime=0), "gzip-compressed data"),
     ("latin1.php", "<?php // Größe\n".encode("latin-1"), "not UTF-8 text"),
 ])
 def test_drift_refuses_a_file_that_is_not_php(name, content, said, tmp_path, empty_db, capsys):
