@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rca_toolkit.distinct import per_distinct
 
@@ -30,8 +32,13 @@ def is_real_call_id(call_id: str | None) -> bool:
 
 
 def real_call_ids(call_ids: pd.Series) -> pd.Series:
-    """:func:`is_real_call_id` per row, decided once per distinct id (bool series, same index)."""
-    return pd.Series(per_distinct(call_ids, is_real_call_id, False).astype(bool), index=call_ids.index)
+    """:func:`is_real_call_id` per row (bool series, same index): texts by one RE2 pass in Arrow (call ids are
+    nearly all distinct, 0.5 s per 460k in Python), anything else once per distinct value."""
+    values = call_ids.to_numpy(dtype=object, na_value=None)
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        return pd.Series(per_distinct(call_ids, is_real_call_id, False).astype(bool), index=call_ids.index)
+    hits = pc.match_substring_regex(pa.array(values, type=pa.string()), f"^{RETELL_CALL_ID_BODY}$").fill_null(False)
+    return pd.Series(hits.to_numpy(zero_copy_only=False), index=call_ids.index, dtype=bool)
 
 
 def id_kind(call_id: str | None) -> str:

@@ -115,3 +115,15 @@ def test_generated_ids_agree(scratch, ids):
                                    "FROM t ORDER BY id")).all()
     assert [bool(e) for e, _ in got] == [call_ids.is_real_call_id(c) for c in ids]
     assert all(p for e, p in got if e)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(IDS, max_size=15), st.sampled_from(["object", "string", "category"]))
+@example([f"call_{HEX27}", f"call_{HEX27}\n", f"call_{HEX27[:-2]}é", None], "string")
+@example([f"call_{HEX27}", 7, b"call_x", None], "object")  # not all text: decided per distinct value
+def test_real_call_ids_is_the_rule_per_row(ids, dtype):
+    """The column rule (one RE2 pass in Arrow for text) is ``is_real_call_id`` on each row, whatever the dtype."""
+    if dtype != "object" and any(v is not None and not isinstance(v, str) for v in ids):
+        dtype = "object"
+    got = call_ids.real_call_ids(pd.Series(ids, dtype=dtype)).tolist()
+    assert got == [call_ids.is_real_call_id(v) for v in ids]
