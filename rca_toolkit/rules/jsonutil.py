@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+import orjson
 
 from rca_toolkit.errors import InputFormatError
 
@@ -32,7 +35,7 @@ def decode_json(value: Any) -> tuple[Any, bool, bool]:
     depth = 0
     while isinstance(obj, str) and depth < MAX_DECODE_DEPTH:
         try:
-            decoded = json.loads(obj)
+            decoded = loads(obj)
         except (ValueError, TypeError, RecursionError):
             return (value if depth == 0 else obj), depth > 1, depth == 0
         if _too_deep(obj, decoded):  # too deep to walk safely: kept as the text it was
@@ -40,6 +43,20 @@ def decode_json(value: Any) -> tuple[Any, bool, bool]:
         obj = decoded
         depth += 1
     return obj, depth > 1, False
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{19}")  # orjson reads an integer past 64 bits as a float; json keeps it exact
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``, by orjson where it gives the same object (4x faster: 300k appointment metadata texts
+    in a two-month compare). json decides what orjson refuses (NaN, 1e400, lone surrogates) and long numbers."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def nesting(obj: Any) -> int:

@@ -1,6 +1,11 @@
+import json
+
 import pandas as pd
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from rca_toolkit.rules import jsonutil
 from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.call_ids import id_kind, is_real_call_id, real_call_ids
 from rca_toolkit.rules.functions import family_series, function_family
@@ -96,3 +101,31 @@ def test_blob_uids_pairs_output_and_details_row_by_row():
     details = pd.Series([failed, failed, None, None, None])
     assert list(blob_uids(outputs, details)) == ["u1", "u2", None, None, "u1"]  # the output's uid comes first
     assert list(blob_uids(outputs.iloc[:0], details.iloc[:0])) == []
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True, allow_infinity=True) | st.text()
+    | st.integers(min_value=-(2 ** 70), max_value=2 ** 70) | st.integers(min_value=-(2 ** 63), max_value=2 ** 64),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12)
+
+
+def _as_text(value, ascii_only: bool, pad: str) -> str:
+    return pad + json.dumps(value, ensure_ascii=ascii_only) + pad
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.builds(_as_text, _JSON_VALUES, st.booleans(), st.sampled_from(["", " ", "\n\t", "\ufeff", "\x00"])),
+                 st.text(alphabet='{}[]",:0123456789.eE+-tfnaNIruls \\ud8\u00e9', max_size=30), st.text(max_size=30)))
+@example('{"a": 1, "a": 2}')
+@example("123456789012345678901234567890")
+@example('"\\ud800"')
+@example("[1e400, NaN, -Infinity]")
+def test_fast_json_decodes_what_json_does(text):
+    """The orjson fast path is json.loads: the same object (types and all) or the same refusal."""
+    def outcome(loads):
+        try:
+            return "ok", repr(loads(text))
+        except (ValueError, RecursionError):
+            return "refused", None
+
+    assert outcome(jsonutil.loads) == outcome(json.loads)
