@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,22 +176,42 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
         catalog.write_info(con, format=catalog.FORMAT, source=redact_url(source.url), dialect=source.dialect.name,
                            storage_zone=storage_zone)
         states = catalog.tables(con)
-        for spec in TABLES:
-            if spec.name not in live:
-                con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
-                catalog.forget_table(con, spec.name)
-                result.missing.append(spec.name)
-                continue
-            _refresh_table(con, reader, spec, live[spec.name], states.get(spec.name), full=full,
-                           trailing=pd.Timedelta(trailing), chunk=chunk, result=result)
+        read = []
+        with ThreadPoolExecutor(max_workers=2) as checks:  # a table's check scans the source beside the next reads
+            for spec in TABLES:
+                if spec.name not in live:
+                    con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
+                    catalog.forget_table(con, spec.name)
+                    result.missing.append(spec.name)
+                    continue
+                read.append(_read_table(con, reader, spec, live[spec.name], states.get(spec.name), full=full,
+                                        trailing=pd.Timedelta(trailing), chunk=chunk, checks=checks))
+            for table in read:
+                _finish_table(con, reader, table, chunk, result)
         catalog.write_info(con, refreshed_at_utc=started.isoformat())  # complete: what fresh_store's age counts from
         con.execute("CHECKPOINT")
     finally:
         con.close()
 
 
-def _refresh_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state, *, full: bool, trailing, chunk: int,
-                   result: Refresh) -> None:
+@dataclass
+class _Read:
+    """A table whose new rows and trailing window are read; its check (``_check``) runs on another connection."""
+
+    spec: StoredTable
+    table: sa.TableClause
+    columns: dict
+    rebuilt: bool
+    built_at: object
+    refreshed_at: object
+    changed: object  # the rows changed since the last refresh (a condition), None when not looked for
+    check: Future | None
+    rows_read: int
+    keys_read: int
+
+
+def _read_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state, *, full: bool, trailing, chunk: int,
+                checks: ThreadPoolExecutor) -> _Read:
     columns = {c: info.columns[c] for c in (spec.columns or info.columns) if c in info.columns}
     if spec.key not in columns:
         columns = {spec.key: info.columns.get(spec.key, "VARCHAR"), **columns} if spec.key in info.columns else columns
@@ -199,6 +219,7 @@ def _refresh_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, sta
     before, keys_before = reader.read, reader.keys
     rebuild = full or spec.whole or state is None or state.columns != columns or spec.key not in columns
     table = sa.table(spec.name, *[sa.column(c) for c in columns])
+    changed = None
     if rebuild:
         con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
         ddl = ", ".join(f'"{c}" {duck_type(t)}' for c, t in columns.items())
@@ -207,16 +228,38 @@ def _refresh_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, sta
             _read_keyset(con, reader, spec, table, columns, None, chunk)
         else:
             _insert(con, spec, columns, reader.frame(sa.select(table)))
-        result.built.append(spec.name)
         built_at = now
     else:
-        _incremental(con, reader, spec, table, columns, trailing, chunk)
+        changed = _incremental(con, reader, spec, table, columns, trailing, chunk)
         built_at = state.built_at
-    _mend_by_keys(con, reader, spec, table, columns, chunk)
-    rows, high, first, last = _summary(con, spec, columns)
-    result.rows_read[spec.name] = reader.read - before
-    result.keys_read[spec.name] = reader.keys - keys_before
-    catalog.write_table(con, catalog.TableState(spec.name, columns, rows, high, built_at, now,
+    check = checks.submit(reader.row, _check(spec, table, changed)) if spec.key in columns else None
+    return _Read(spec, table, columns, rebuild, built_at, now, changed, check, reader.read - before, reader.keys - keys_before)
+
+
+def _check(spec: StoredTable, table, changed):
+    """Steps 3 and 4 asked in one scan: the source's row count, its key sum (integer keys) and how many rows
+    changed since the last refresh (the ``updated_at`` test reads the whole table anyway: no index has it)."""
+    key = table.c[spec.key]
+    asked = [sa.func.count(), sa.func.sum(key) if spec.integer_key else sa.null()]
+    if changed is not None:
+        asked.append(sa.func.sum(sa.case((changed, 1), else_=0)))
+    return sa.select(*asked).select_from(table)
+
+
+def _finish_table(con, reader: _Reader, read: _Read, chunk: int, result: Refresh) -> None:
+    """The changed rows replaced, the keys mended when the source's count or key sum still differs, the catalog."""
+    spec, before, keys_before = read.spec, reader.read, reader.keys
+    if read.check is not None:
+        source_rows, source_sum, *changed = read.check.result()
+        if changed and int(changed[0] or 0):
+            _replace_keys(con, spec, read.columns, reader.frame(sa.select(read.table).where(read.changed)))
+        _mend_by_keys(con, reader, spec, read.table, read.columns, chunk, int(source_rows or 0), source_sum)
+    rows, high, first, last = _summary(con, spec, read.columns)
+    result.rows_read[spec.name] = read.rows_read + reader.read - before
+    result.keys_read[spec.name] = read.keys_read + reader.keys - keys_before
+    if read.rebuilt:
+        result.built.append(spec.name)
+    catalog.write_table(con, catalog.TableState(spec.name, read.columns, rows, high, read.built_at, read.refreshed_at,
                                                 result.rows_read[spec.name], first, last))
 
 
@@ -244,8 +287,9 @@ def _read_keyset(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
                 return
 
 
-def _incremental(con, reader: _Reader, spec: StoredTable, table, columns: dict, trailing, chunk: int) -> None:
-    """New rows, the trailing window and updated rows (module docstring, steps 1-3)."""
+def _incremental(con, reader: _Reader, spec: StoredTable, table, columns: dict, trailing, chunk: int):
+    """New rows and the trailing window (module docstring, steps 1-2); the condition of step 3 (rows updated
+    since, outside the window), or None when the table has no ``updated_at``."""
     name, key = spec.name, spec.key
     # the newest change the store holds, taken before the window is read again: rows read there carry the
     # source's newer updated_at, and an old row changed before them would otherwise fall below the bound
@@ -273,11 +317,10 @@ def _incremental(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
             con.execute(f'DELETE FROM "{name}" WHERE "{spec.time}" >= ?', [bound.to_pydatetime()])
             _insert(con, spec, columns, reader.frame(sa.select(table).where(table.c[spec.time] >= _bound(reader, bound))))
             older = table.c[spec.time] < _bound(reader, bound)
-    if since is not None:
-        since = (pd.Timestamp(since) - UPDATED_SLACK).floor("s")
-        query = sa.select(table).where(table.c[spec.updated] >= _bound(reader, since))
-        changed = reader.frame(query if older is None else query.where(older))
-        _replace_keys(con, spec, columns, changed)
+    if since is None:
+        return None
+    updated = table.c[spec.updated] >= _bound(reader, (pd.Timestamp(since) - UPDATED_SLACK).floor("s"))
+    return updated if older is None else sa.and_(updated, older)
 
 
 def _trailing_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, high: int, trailing):
@@ -315,21 +358,15 @@ def _bound(reader: _Reader, ts: pd.Timestamp):
     return ts.to_pydatetime()
 
 
-def _mend_by_keys(con, reader: _Reader, spec: StoredTable, table, columns: dict, chunk: int) -> None:
+def _mend_by_keys(con, reader: _Reader, spec: StoredTable, table, columns: dict, chunk: int, source_rows: int,
+                  source_sum) -> None:
     """Step 4: when the row counts (and the sums of integer keys: one old row deleted and another put back
     below the high-water key leave the count alone) differ, drop the keys the source no longer has and read
     the ones it gained."""
-    if spec.key not in columns:
-        return
     key = table.c[spec.key]
-    if spec.integer_key:
-        source_rows, source_sum = reader.row(sa.select(sa.func.count(), sa.func.sum(key)).select_from(table))
-        stored, stored_sum = con.execute(f'SELECT count(*), sum("{spec.key}") FROM "{spec.name}"').fetchall()[0]
-    else:
-        (source_rows,), source_sum = reader.row(sa.select(sa.func.count()).select_from(table)), None
-        stored, stored_sum = _one(con, f'SELECT count(*) FROM "{spec.name}"'), None
-    source_rows, stored = int(source_rows or 0), int(stored)
-    if source_rows == stored and (source_sum is None or int(source_sum or 0) == int(stored_sum or 0)):
+    key_sum = f'sum("{spec.key}")' if spec.integer_key else "NULL"
+    stored, stored_sum = con.execute(f'SELECT count(*), {key_sum} FROM "{spec.name}"').fetchall()[0]
+    if source_rows == int(stored) and (not spec.integer_key or int(source_sum or 0) == int(stored_sum or 0)):
         return
     keys, last = [], None
     while True:  # keys only, in key order
