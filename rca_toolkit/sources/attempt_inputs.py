@@ -201,7 +201,7 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     frame["error"] = per_object(frame["error_details"], loaders.error_text)  # decoded blobs are shared objects
     frame = _steps(engine, frame, end_ts, stored_booking, setting, statements)
     frame = loaders.typed(frame, ints=["company_id", "trace_id"],
-                           strings=["call_id", "session_id", "function_name", "error"], cats=["family", "status", "step"])
+                           strings=["call_id", "session_id", "error"], cats=["function_name", "family", "status", "step"])
     frame.attrs = loaders.base_attrs(engine, window=[str(start_ts), str(end_ts)])
     return frame
 
@@ -300,7 +300,7 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
     frame["frame"] = context.map(lambda c: c.get("frame") if isinstance(c, dict) else None)
     frame["family"] = per_distinct(frame["affected_function"], functions.function_family)
     return loaders.typed(frame.drop(columns=["error_context"]), ints=["company_id", "error_id", "function_trace_id"],
-                          strings=["call_id", "error_message", "affected_function", "frame"], cats=["error_code", "family"])
+                          strings=["call_id", "error_message", "frame"], cats=["affected_function", "error_code", "family"])
 
 
 def by_trace_parts(engine, trace_ids: pd.Series, head: str, tail: str, base: dict, window: tuple, company_id,
@@ -447,6 +447,7 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
         return AttemptInputs(traces, empty_errors(), empty_appointments(), _empty_webhooks(), empty_calls(),
                              excluded_ids, excluded, missing, statements)
     errors = attempt_errors(engine, schema, traces, lo, hi, company_id, lean=lean, statements=statements, window=(start, end))
+    traces = traces.drop(columns=["session_id"])  # only the error lookup needs it: 176k uuids fewer while classifying
     appointments = _appointments(engine, schema, lo, hi, statements)
     webhooks = _webhooks(engine, schema, lo, hi, statements)
     succeeded = set(traces.loc[attempt_succeeded(traces), "call_id"].astype(str).to_numpy(dtype=object))
