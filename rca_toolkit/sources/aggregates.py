@@ -22,7 +22,6 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -282,7 +281,3 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
         dropped[metric] = tuple(int(rows.loc[~keep & (rows["side"] == i), "n"].sum()) for i in range(2))
     return Histograms(durations, dropped, latencies, list(plan_.notes))
 
-
-def as_samples(hist: pd.Series) -> np.ndarray:
-    """The values a histogram stands for (for plots that need raw samples)."""
-    return np.repeat(hist.index.to_numpy(dtype=float), hist.to_numpy(dtype="int64"))
