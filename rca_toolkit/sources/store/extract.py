@@ -13,6 +13,9 @@ is one index range), and then only:
 4. when the table's row count (and, for integer keys, the sum of its keys) still differs from the store's,
    the keys: rows deleted (or inserted below the high-water key) anywhere are found and mended.
 
+Steps 3 and 4 ask the source one question per table (count, key sum and changed rows in one scan: with no
+index on ``updated_at`` it reads the table anyway), on a second connection while the next table is read.
+
 A store whose timestamps were read in another zone (``storage_zone``) or from another kind of database is
 built whole again: naive wall times of two zones must never sit in one table.
 

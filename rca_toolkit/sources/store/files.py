@@ -24,7 +24,7 @@ LOCK_FILE = "refresh.lock"
 OWN_FILES = {STORE_FILE, f"{STORE_FILE}.wal", f"{STORE_FILE}.tmp", LOCK_FILE}  # what DuckDB and a refresh make
 LOCK_WAIT_S = 600.0
 # DuckDB would take 80 % of the machine's memory for its buffers (it spills beyond the limit); the
-# analyses' frames live in pandas, beside it
+# analyses' frames live in pandas, beside it (their read-only connections start lower: engine.READ_MIB)
 DUCKDB_CONFIG = {"memory_limit": "256MB", "threads": 2}
 
 
