@@ -25,7 +25,7 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from rca_toolkit.sources import aggregates, loaders, store
+from rca_toolkit.sources import aggregates, attempt_inputs, loaders, store
 from rca_toolkit.sources.store import catalog as store_catalog, files as store_files, tables as store_tables
 from rca_toolkit.sources.store.engine import FRESH_FOR_S
 from rca_toolkit.analyses.health import report as health, data as health_data
@@ -253,8 +253,29 @@ def health_toolkit(engine) -> dict:
     return _health_digest(rows)
 
 
+def health_floor_statements(engine, period_start: str = HEALTH_DAY, period: str = HEALTH_PERIOD,
+                            company_id: int | None = COMPANY) -> list[tuple[str, str, dict]]:
+    """The SQL floor of one health report: its aggregate statements (``health_data.statements``) plus attempts
+    and successes per side and function name (what its booking table needs before the orphan and rescue
+    classification): the least any implementation must ask the database (MariaDB, UTC bounds)."""
+    bounds = health.period_bounds(period_start, period)
+    out = health_data.statements(engine, bounds, company_id)
+    params: dict = {k: bounds[b].tz_convert("UTC").tz_localize(None).to_pydatetime()
+                    for k, b in (("bs", "baseline_start"), ("start", "start"), ("end", "end"))}
+    where = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params)
+    if company_id:
+        params["company_id"] = int(company_id)
+        where.append("s.company_id = :company_id")
+    out.append(("attempts", f"SELECT CASE WHEN t.started_at < :start THEN 0 ELSE 1 END AS side, t.function_name, "
+                            f"CASE WHEN {attempt_inputs.is_success_sql('t.status', engine)} THEN 1 ELSE 0 END AS success, "
+                            f"COUNT(*) AS n FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                            f"WHERE {' AND '.join(where)} AND t.started_at >= :bs AND t.started_at < :end "
+                            f"AND {call_ids.real_call_id_sql('s.call_id', engine)} GROUP BY 1, 2, 3", params))
+    return out
+
+
 def health_floor(engine) -> dict:
-    """Every statement of ``health_data.floor_statements`` executed alone; the attempts one gives the digest.
+    """Every statement of :func:`health_floor_statements` executed alone; the attempts one gives the digest.
 
     Those statements compare UTC instants (MariaDB); SQLite's Berlin wall time gets the counts alone.
     """
@@ -269,7 +290,7 @@ def health_floor(engine) -> dict:
                               f"WHERE t.started_at >= :bs AND t.started_at < :end AND s.company_id = :cid "
                               f"AND {call_ids.real_call_id_sql('s.call_id', engine)} GROUP BY side, path", p)
         return _health_digest(rows)
-    for name, sql, params in health_data.floor_statements(engine, HEALTH_DAY, HEALTH_PERIOD, COMPANY):
+    for name, sql, params in health_floor_statements(engine):
         rows = _fetch(engine, sql, params)
         if name == "attempts":
             for side, function_name, success, n in rows:

@@ -34,6 +34,22 @@ def test_variants_agree(demo_db, job):
     assert digests["toolkit"] == digests["floor"] == digests["naive"]
 
 
+@pytest.mark.mariadb
+def test_health_floor_asks_what_the_report_counts(demo_mariadb):
+    """The floor's attempts statement counts every attempt of the report and at least its successes (a success
+    by trace status can still be a refused validation step), on the server itself."""
+    from rca_toolkit.analyses.health import report as health
+
+    url, _ = demo_mariadb
+    engine = loaders.engine_for(url)
+    floor = queries.health_floor_statements(engine, "2025-10-13", "1d", 1)
+    assert [name for name, _, _ in floor][-1] == "attempts"
+    rows = loaders.query(engine, floor[-1][1], floor[-1][2])
+    booked = health.health(url, "2025-10-13", "1d", 1).booking.set_index("path").loc["all"]
+    assert int(rows["n"].sum()) == booked["attempts"] + booked["baseline_attempts"] > 0
+    assert int(rows.loc[rows["success"] == 1, "n"].sum()) >= booked["success"]
+
+
 @pytest.mark.parametrize("job", queries.STORE_JOBS)
 def test_store_variants_agree_with_the_direct_path(demo_db, job, tmp_path):
     """cold, warm and incremental give the direct path's digest, and read what each should: everything,

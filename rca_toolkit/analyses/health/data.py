@@ -319,30 +319,6 @@ def _merged(*missing: dict) -> dict[str, list[str]]:
     return {t: c for t, c in out.items() if c}
 
 
-def floor_statements(db=None, period_start="2025-10-13", period: str = "7d", company_id: int | None = 1) -> list[tuple[str, str, dict]]:
-    """The SQL floor of one health report: :func:`statements` plus attempts and successes per side and
-    function name (what the report's booking table needs before orphan/rescue classification).
-
-    For benchmarks: running these alone is the least any implementation must do on the database.
-    """
-    from rca_toolkit.sources.attempt_inputs import is_success_sql
-
-    engine = loaders.engine_for(db)  # the server itself: the floor is what it must be asked
-    bounds = period_bounds(period_start, period)
-    out = statements(engine, bounds, company_id)
-    params: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"])}
-    where = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params)
-    if company_id:
-        params["company_id"] = int(company_id)
-        where.append("s.company_id = :company_id")
-    out.append(("attempts", f"SELECT CASE WHEN t.started_at < :start THEN 0 ELSE 1 END AS side, t.function_name, "
-                            f"CASE WHEN {is_success_sql('t.status', engine)} THEN 1 ELSE 0 END AS success, COUNT(*) AS n "
-                            f"FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
-                            f"WHERE {' AND '.join(where)} AND t.started_at >= :bs AND t.started_at < :end "
-                            f"AND {call_ids.real_call_id_sql('s.call_id', engine)} GROUP BY 1, 2, 3", params))
-    return out
-
-
 # --------------------------------------------------------------------------- loading one report's inputs
 @dataclass
 class HealthInputs:
