@@ -151,7 +151,7 @@ def _with_memory(native, sql: str, values: list) -> pd.DataFrame:
             try:
                 return native.cursor().execute(sql, values).df()
             except duckdb.OutOfMemoryException:
-                if limit * 2 > _most_mb():
+                if limit * 2 > memory_ceiling_mib():
                     raise
                 limit *= 2
                 log.info("a statement on the store needed more than %d MiB: run again with %d MiB", limit // 2, limit)
@@ -161,7 +161,7 @@ def _with_memory(native, sql: str, values: list) -> pd.DataFrame:
             native.execute(f"SET memory_limit = '{READ_MIB}MiB'")
 
 
-def _most_mb() -> int:
+def memory_ceiling_mib() -> int:
     """A quarter of the machine's memory, in MiB: the most one statement on the store may take."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // 2 ** 20
 

@@ -51,7 +51,7 @@ def test_a_statement_out_of_memory_runs_again_with_more(demo_store, monkeypatch,
 
 def test_no_more_than_a_quarter_of_the_machine(demo_store, monkeypatch):
     monkeypatch.setattr(store_engine, "READ_MIB", 1)
-    monkeypatch.setattr(store_engine, "_most_mb", lambda: 1)  # no room to grow: DuckDB's error reaches the user
+    monkeypatch.setattr(store_engine, "memory_ceiling_mib", lambda: 1)  # no room to grow: DuckDB's error reaches the user
     store.close(Path(demo_store.rca_store))
     tight = store.open_store(Path(demo_store.rca_store))
     with pytest.raises(Exception, match="Out of Memory"):
