@@ -164,11 +164,14 @@ def trace_where(engine, start, end, company_id, params: dict, stored_booking: li
     return where + loaders.company_clause("s.company_id", company_id, params), start_ts, end_ts
 
 
-def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statements: list) -> pd.DataFrame:
-    """Booking traces of the window with their session's call, company and start."""
+def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statements: list,
+                   stored_booking: list | None = None) -> pd.DataFrame:
+    """Booking traces of the window with their session's call, company and start (``stored_booking``: the
+    stored names of the booking functions, :func:`rca_toolkit.sources.loaders.family_names`, read when not given)."""
     requirements.check(schema, ATTEMPT_TRACES, ATTEMPT_SESSIONS)
     params: dict = {}
-    stored_booking = loaders.family_names(engine, functions.BOOKING_FAMILIES)  # the booking functions stored
+    if stored_booking is None:
+        stored_booking = loaders.family_names(engine, functions.BOOKING_FAMILIES)
     where, start_ts, end_ts = trace_where(engine, start, end, company_id, params, stored_booking)
     setting = functions.booking_steps_setting()
     agents = ""
@@ -260,9 +263,9 @@ def chunk_of(engine) -> int:
 
 
 def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list,
-                   window: tuple = (None, None)) -> pd.DataFrame:
-    """Error rows of these attempts (``window``: their ``start, end``): by ``function_trace_id`` and, for failures,
-    unlinked rows of their sessions.
+                   window: tuple, stored_booking: list) -> pd.DataFrame:
+    """Error rows of these attempts (``window``: their ``start, end``; ``stored_booking`` as for
+    :func:`attempt_traces`): by ``function_trace_id`` and, for failures, unlinked rows of their sessions.
 
     On a server both go through the foreign-key indexes (``retell_error_log`` has no ``occurred_at`` index,
     so a window alone is a full scan); ids are sent in chunks of ``ID_CHUNK``.
@@ -277,7 +280,7 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
     cond = window_bounds("e.occurred_at", lo, hi, engine, base, "e") + loaders.company_clause("es.company_id", company_id, base)
     tail = "".join(f" AND {c}" for c in cond)
     parts = by_trace_parts(engine, traces.loc[failed if lean else slice(None), "trace_id"], f"{select}e.function_trace_id IN ",
-                           tail, base, window, company_id, lean)
+                           tail, base, window, company_id, lean, stored_booking)
     by_trace = _clean_errors(run_parts(engine, parts, statements), engine, lo, hi)
     # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
     first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
@@ -304,13 +307,13 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
 
 
 def by_trace_parts(engine, trace_ids: pd.Series, head: str, tail: str, base: dict, window: tuple, company_id,
-                   lean: bool) -> list[tuple[str, dict]]:
+                   lean: bool, stored_booking: list) -> list[tuple[str, dict]]:
     """The statements reading the errors of these traces: on a server, their ids in chunks (ranges of the FK
     index); elsewhere one semi-join on the traces' own filter, a superset (rows of traces that are no attempt
     are never looked up). Why: DuckDB (the local store) parses an IN list of 100k ids in 1.4 s, joins in 0.2 s."""
     if not loaders.is_mariadb(engine):
         params = dict(base)
-        where, _, _ = trace_where(engine, *window, company_id, params, loaders.family_names(engine, functions.BOOKING_FAMILIES))
+        where, _, _ = trace_where(engine, *window, company_id, params, stored_booking)
         where += [not_success_sql("t.status", engine)] if lean else []
         return [(f"{head}(SELECT t.id FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id"
                  f"{' WHERE ' + ' AND '.join(where) if where else ''}){tail}", params)]
@@ -435,7 +438,9 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     schema = loaders.schema_of(engine)
     missing = requirements.check(schema, *REQUIRES["load"])  # before any statement
     statements: list = []
-    traces = attempt_traces(engine, schema, start, end, company_id, lean=lean, statements=statements)
+    stored_booking = loaders.family_names(engine, functions.BOOKING_FAMILIES)  # read once: traces and errors
+    traces = attempt_traces(engine, schema, start, end, company_id, lean=lean, statements=statements,
+                            stored_booking=stored_booking)
     real = call_ids.real_call_ids(traces["call_id"])
     excluded_ids = sorted(set(traces.loc[~real, "call_id"].astype(str).to_numpy(dtype=object)))
     excluded = int((~real).sum())
@@ -446,7 +451,8 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     if traces.empty:  # nothing to look up
         return AttemptInputs(traces, empty_errors(), empty_appointments(), _empty_webhooks(), empty_calls(),
                              excluded_ids, excluded, missing, statements)
-    errors = attempt_errors(engine, schema, traces, lo, hi, company_id, lean=lean, statements=statements, window=(start, end))
+    errors = attempt_errors(engine, schema, traces, lo, hi, company_id, lean=lean, statements=statements, window=(start, end),
+                            stored_booking=stored_booking)
     traces = traces.drop(columns=["session_id"])  # only the error lookup needs it: 176k uuids fewer while classifying
     appointments = _appointments(engine, schema, lo, hi, statements)
     webhooks = _webhooks(engine, schema, lo, hi, statements)
