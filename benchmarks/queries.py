@@ -260,8 +260,8 @@ def health_floor_statements(engine, period_start: str = HEALTH_DAY, period: str 
     classification): the least any implementation must ask the database (MariaDB, UTC bounds)."""
     bounds = health.period_bounds(period_start, period)
     out = health_data.statements(engine, bounds, company_id)
-    params: dict = {k: bounds[b].tz_convert("UTC").tz_localize(None).to_pydatetime()
-                    for k, b in (("bs", "baseline_start"), ("start", "start"), ("end", "end"))}
+    params: dict = {"bs": bound(engine, bounds["baseline_start"]), "start": bound(engine, bounds["start"]),
+                    "end": bound(engine, bounds["end"])}
     where = loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params)
     if company_id:
         params["company_id"] = int(company_id)
