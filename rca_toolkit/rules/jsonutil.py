@@ -8,7 +8,11 @@ import math
 import re
 from typing import Any
 
+import numpy as np
 import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rca_toolkit.errors import InputFormatError
 
@@ -57,6 +61,43 @@ def loads(text: str) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)
+
+
+def map_decoded(values: pd.Series, fn, batch: int = 50_000) -> np.ndarray:
+    """``[fn(decode_json(v)[0]) for v in values]`` as an object array, without keeping the decoded objects.
+
+    Why: 380k appointment metadata texts in a two-month compare, nearly all distinct, cost 1.7 s through
+    :func:`decode_json`, mostly its per-text checks. Here those checks (no 19-digit run, few brackets) run
+    once for the column in Arrow, and a text that passes them and decodes by orjson to anything but a
+    string is what :func:`decode_json` returns for it; every other value goes through :func:`decode_json`."""
+    texts = values.to_numpy(dtype=object)
+    out = np.empty(len(texts), dtype=object)
+    fast = np.zeros(0, dtype=bool)
+    for i, text in enumerate(texts):
+        if i % batch == 0:  # the checks a batch at a time: Arrow copies the texts it checks
+            fast = _plain_texts(texts[i:i + batch])
+        if fast[i % batch] and isinstance(text, str):
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                obj = text  # a string: decode_json decides below
+            if not isinstance(obj, str):
+                out[i] = fn(obj)
+                continue
+        out[i] = fn(decode_json(text)[0])
+    return out
+
+
+def _plain_texts(texts: np.ndarray) -> np.ndarray:
+    """Per value: a text with no run of 19 digits (:data:`_LONG_DIGITS`) and at most :data:`MAX_NESTING`
+    brackets (so :func:`_too_deep` is false). All false when the column is not all text (Arrow refuses it)."""
+    try:
+        arr = pa.array(texts, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+        return np.zeros(len(texts), dtype=bool)
+    brackets = pc.add(pc.count_substring(arr, "["), pc.count_substring(arr, "{"))
+    plain = pc.and_(pc.invert(pc.match_substring_regex(arr, _LONG_DIGITS.pattern)), pc.less_equal(brackets, MAX_NESTING))
+    return plain.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def nesting(obj: Any) -> int:

@@ -129,3 +129,28 @@ def test_fast_json_decodes_what_json_does(text):
             return "refused", None
 
     assert outcome(jsonutil.loads) == outcome(json.loads)
+
+
+def _double_encoded(value) -> str:
+    return json.dumps(json.dumps(value))
+
+
+_COLUMN_VALUES = st.one_of(
+    st.builds(_as_text, _JSON_VALUES, st.booleans(), st.sampled_from(["", " ", "\ufeff"])),
+    st.builds(_double_encoded, _JSON_VALUES),
+    st.builds(lambda n: "[" * n + "]" * n, st.integers(0, 120)),  # around MAX_NESTING brackets
+    st.builds(lambda n: '{"a":' * n + "1" + "}" * n, st.integers(95, 105)),
+    st.text(alphabet='{}[]",:0123456789.eE+-tfnaNIruls \\ud8\u00e9', max_size=40),
+    st.none(), st.just(float("nan")), st.binary(max_size=20), st.integers())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_COLUMN_VALUES, max_size=8))
+@example(['{"retell_call_id": "call_x", "n": 1234567890123456789012}', '"{\\"a\\": 1}"', None])
+@example(["[" * 101 + "]" * 101, "[" * 100 + "]" * 100, b'{"a": 1}', "\ud800"])
+def test_map_decoded_is_decode_json_per_value(values):
+    """The column decoder's fast path gives, value for value, what decode_json gives (objects and all)."""
+    column = pd.Series(values, dtype="object")
+    expected = [repr(decode_json(v)[0]) for v in values]
+    assert list(jsonutil.map_decoded(column, repr)) == expected
+    assert list(jsonutil.map_decoded(column, repr, batch=3)) == expected  # checked in batches, as a long column is
