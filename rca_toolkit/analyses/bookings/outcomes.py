@@ -102,10 +102,11 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
         uids, how = _calcom_uids(traces, webhooks, own_uid)
     out["calcom_uid"] = uids.astype("string")
     out["calcom_link"] = how.astype("string")
-    by_uid = local.set_index("calcom_v2_booking_id")
-    has_local = out["calcom_uid"].isin(by_uid.index)
-    local_source = out["calcom_uid"].map(by_uid["source"].astype("string")) if len(by_uid) else pd.Series(pd.NA, index=out.index)
-    linked = out["calcom_uid"].map(by_uid["id"]) if len(by_uid) else pd.Series(pd.NA, index=out.index)
+    # the local appointment holding each attempt's uid: one hash lookup for its existence, source and id
+    row = pd.Index(local["calcom_v2_booking_id"].astype("object")).get_indexer(out["calcom_uid"].astype("object"))
+    has_local = pd.Series(row >= 0, index=out.index)
+    local_source = _at_rows(local["source"].astype("string"), row, out.index)
+    linked = _at_rows(local["id"], row, out.index)
     out["appointment_id"] = pd.to_numeric(linked.astype("object").where(linked.notna(), by_call)).astype("Int64")
     booked_remote = out["calcom_uid"].notna()
     out["outcome"] = "failed"
@@ -119,16 +120,22 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     return out[COLUMNS].sort_values("at", kind="stable").reset_index(drop=True)
 
 
+def _at_rows(values: pd.Series, rows: np.ndarray, index: pd.Index) -> pd.Series:
+    """``values`` at positions ``rows`` (-1: missing), on ``index``."""
+    picked = values.iloc[np.where(rows >= 0, rows, 0)].to_numpy(dtype=object) if len(values) else np.full(len(rows), None)
+    return pd.Series(np.where(rows >= 0, picked, None), index=index, dtype="object")
+
+
 def _match_errors(traces: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
     """Error-log row per trace: by ``function_trace_id`` first, else same call+family at or after the start."""
     cols = ["error_message", "error_code", "frame"]
     result = pd.DataFrame({c: pd.Series(pd.NA, index=traces.index, dtype="object") for c in cols})
     if errors.empty:
         return result
-    errs = errors.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
+    errs = errors.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id")
+    row = pd.Index(errs["function_trace_id"]).get_indexer(traces["trace_id"])
     for col in cols:
-        # object dtype: an all-missing map of the Int64 trace ids would otherwise come back as Int64
-        result[col] = traces["trace_id"].map(errs[col].astype("object")).astype("object") if len(errs) else result[col]
+        result[col] = _at_rows(errs[col], row, traces.index)
     todo = result["error_message"].isna() & traces["status"].ne("success")
     if todo.any():
         pool = errors[errors["function_trace_id"].isna() & errors["family"].isin(functions.BOOKING_FAMILIES)]
