@@ -705,15 +705,8 @@ def is_synthetic(db=None) -> bool:
     return "rca_demo_world" in schema_of(engine_for(db))
 
 
-def duration_sources(frame: pd.DataFrame) -> pd.DataFrame:
-    """Both duration sources side by side with their delta, never pooled (P2)."""
-    out = frame[["call_id", "duration_ms", "retell_duration_ms"]].copy()
-    out["delta_ms"] = out["duration_ms"] - out["retell_duration_ms"]
-    return out
-
-
 __all__ = [
-    "CallTrace", "appointments", "booking_id_duplicates", "call_trace", "calls", "duration_sources", "engine_for", "errors",
+    "CallTrace", "appointments", "booking_id_duplicates", "call_trace", "calls", "engine_for", "errors",
     "function_traces", "is_synthetic", "laravel_log", "migrations", "schema_of", "webhook_events",
 ]
 
