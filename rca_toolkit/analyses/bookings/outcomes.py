@@ -192,17 +192,17 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
         used = set(uids.dropna())
         # floor to the second: webhook times are often stored without fractions (TIMESTAMP(0))
         left = pd.DataFrame({"at": traces.loc[todo, "started_at"].dt.floor("s"), "company_id": traces.loc[todo, "company_id"].astype("float"),
-                             "key": traces.index[todo]}).dropna(subset=["at"]).sort_values("at")
+                             "key": traces.index[todo]}).dropna(subset=["at"]).sort_values("at", kind="stable")
         right = created.loc[~created["event_id"].astype(str).isin(used), ["created_at", "event_id"]].copy()
         right["company_id"] = created["company_id"].astype("float") if "company_id" in created else 0.0
         if "company_id" not in created or right["company_id"].isna().all():
             left["company_id"] = right["company_id"] = 0.0
-        right = right.dropna(subset=["created_at"]).sort_values("created_at")
+        right = right.dropna(subset=["created_at"]).sort_values("created_at", kind="stable")
         right["created_at"] = right["created_at"].astype(left["at"].dtype)
         merged = pd.merge_asof(left, right, left_on="at", right_on="created_at", by="company_id",
                                direction="forward", tolerance=LINK_WINDOW)
         merged = merged.dropna(subset=["event_id"])
-        merged = merged.assign(gap=merged["created_at"] - merged["at"]).sort_values("gap").drop_duplicates("event_id")
+        merged = merged.assign(gap=merged["created_at"] - merged["at"]).sort_values("gap", kind="stable").drop_duplicates("event_id")
         assign(pd.Series(merged["event_id"].astype(str).to_numpy(), index=merged["key"].to_numpy(), dtype="object"), "time")
     return uids, how
 
