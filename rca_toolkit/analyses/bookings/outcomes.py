@@ -158,7 +158,8 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     Links, strongest first: a uid named in the trace blob (``trace``), the call id in the
     webhook payload (``payload``), the uid of the call's own local appointment
     (``appointment``), else the first ``BOOKING_CREATED`` webhook of the same company received
-    within ``LINK_WINDOW`` after the attempt started (``time``, inferred, one webhook per attempt).
+    within ``LINK_WINDOW`` after the attempt started (``time``, inferred, one webhook per attempt; a webhook two
+    attempts could claim goes to the nearer one, then to the earlier, whatever else the window holds).
     Only uids that Cal.com's webhook confirms count as bookings.
     """
     uids = pd.Series(None, index=traces.index, dtype="object")
