@@ -14,7 +14,9 @@ is one index range), and then only:
    the keys: rows deleted (or inserted below the high-water key) anywhere are found and mended.
 
 Steps 3 and 4 ask the source one question per table (count, key sum and changed rows in one scan: with no
-index on ``updated_at`` it reads the table anyway), on a second connection while the next table is read.
+index on ``updated_at`` it reads the table anyway), on two other connections. What steps 1-3 cover is decided
+from the store first, so every table's question is asked before the first read and the server's scans run
+beside all the reads.
 
 A store whose timestamps were read in another zone (``storage_zone``) or from another kind of database is
 built whole again: naive wall times of two zones must never sit in one table.
@@ -179,17 +181,19 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
         catalog.write_info(con, format=catalog.FORMAT, source=redact_url(source.url), dialect=source.dialect.name,
                            storage_zone=storage_zone)
         states = catalog.tables(con)
-        read = []
-        with ThreadPoolExecutor(max_workers=2) as checks:  # a table's check scans the source beside the next reads
+        with ThreadPoolExecutor(max_workers=2) as checks:  # the tables' checks scan the source beside the reads
+            planned = []
             for spec in TABLES:
                 if spec.name not in live:
                     con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
                     catalog.forget_table(con, spec.name)
                     result.missing.append(spec.name)
                     continue
-                read.append(_read_table(con, reader, spec, live[spec.name], states.get(spec.name), full=full,
-                                        trailing=pd.Timedelta(trailing), chunk=chunk, checks=checks))
-            for table in read:
+                planned.append(_plan_table(con, reader, spec, live[spec.name], states.get(spec.name), full=full,
+                                           trailing=pd.Timedelta(trailing), checks=checks))
+            for table in planned:
+                _read_table(con, reader, table, chunk, checks)
+            for table in planned:
                 _finish_table(con, reader, table, chunk, result)
         catalog.write_info(con, refreshed_at_utc=started.isoformat())  # complete: what fresh_store's age counts from
         con.execute("CHECKPOINT")
@@ -198,54 +202,74 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
 
 
 @dataclass
+class _Window:
+    """What an incremental read covers, decided from the store before the source is asked (steps 1-2)."""
+
+    high: object  # the high-water key (integer keys), None when the store holds none
+    lo: int | None  # the trailing window's first key (integer keys), None when there is no window
+    bound: pd.Timestamp | None  # the trailing window's first time, None when there is no window
+    changed: object  # the rows changed since the last refresh outside the window (step 3), None when not looked for
+
+
+@dataclass
 class _Read:
-    """A table whose new rows and trailing window are read; its check (``_check``) runs on another connection."""
+    """A table to read whole (``window`` None) or from its window; its check (``_check``) runs on another
+    connection, started before the reads when the window is known."""
 
     spec: StoredTable
     table: sa.TableClause
     columns: dict
-    rebuilt: bool
+    window: _Window | None
     built_at: object
     refreshed_at: object
-    changed: object  # the rows changed since the last refresh (a condition), None when not looked for
-    check: Future | None
-    rows_read: int
-    keys_read: int
+    check: Future | None = None
+    rows_read: int = 0
+    keys_read: int = 0
+
+    @property
+    def rebuilt(self) -> bool:
+        return self.window is None
 
 
-def _read_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state, *, full: bool, trailing, chunk: int,
+def _plan_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state, *, full: bool, trailing,
                 checks: ThreadPoolExecutor) -> _Read:
+    """Whether ``spec`` is built whole or read from its window; an incremental table's check is started at once,
+    so the checks' table scans on the server overlap every table's reads."""
     columns = {c: info.columns[c] for c in (spec.columns or info.columns) if c in info.columns}
     if spec.key not in columns:
         columns = {spec.key: info.columns.get(spec.key, "VARCHAR"), **columns} if spec.key in info.columns else columns
     now = pd.Timestamp.now("UTC").tz_localize(None)
-    before, keys_before = reader.read, reader.keys
-    rebuild = full or spec.whole or state is None or state.columns != columns or spec.key not in columns
     table = sa.table(spec.name, *[sa.column(c) for c in columns])
-    changed = None
-    if rebuild:
+    if full or spec.whole or state is None or state.columns != columns or spec.key not in columns:
+        return _Read(spec, table, columns, None, now, now)
+    window = _window(con, reader, spec, table, columns, trailing)
+    return _Read(spec, table, columns, window, state.built_at, now, checks.submit(reader.row, _check(spec, table, window)))
+
+
+def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoolExecutor) -> None:
+    spec, table, columns = read.spec, read.table, read.columns
+    before, keys_before = reader.read, reader.keys
+    if read.rebuilt:
         con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
         ddl = ", ".join(f'"{c}" {duck_type(t)}' for c, t in columns.items())
         con.execute(f'CREATE TABLE "{spec.name}" ({ddl})')
         if spec.key in columns:
             _read_keyset(con, reader, spec, table, columns, None, chunk)
+            read.check = checks.submit(reader.row, _check(spec, table, None))
         else:
             _insert(con, spec, columns, reader.frame(sa.select(table)))
-        built_at = now
     else:
-        changed = _incremental(con, reader, spec, table, columns, trailing, chunk)
-        built_at = state.built_at
-    check = checks.submit(reader.row, _check(spec, table, changed)) if spec.key in columns else None
-    return _Read(spec, table, columns, rebuild, built_at, now, changed, check, reader.read - before, reader.keys - keys_before)
+        _read_window(con, reader, spec, table, columns, read.window, chunk)
+    read.rows_read, read.keys_read = reader.read - before, reader.keys - keys_before
 
 
-def _check(spec: StoredTable, table, changed):
+def _check(spec: StoredTable, table, window: _Window | None):
     """Steps 3 and 4 asked in one scan: the source's row count, its key sum (integer keys) and how many rows
     changed since the last refresh (the ``updated_at`` test reads the whole table anyway: no index has it)."""
     key = table.c[spec.key]
     asked = [sa.func.count(), sa.func.sum(key) if spec.integer_key else sa.null()]
-    if changed is not None:
-        asked.append(sa.func.sum(sa.case((changed, 1), else_=0)))
+    if window is not None and window.changed is not None:
+        asked.append(sa.func.sum(sa.case((window.changed, 1), else_=0)))
     return sa.select(*asked).select_from(table)
 
 
@@ -255,7 +279,7 @@ def _finish_table(con, reader: _Reader, read: _Read, chunk: int, result: Refresh
     if read.check is not None:
         source_rows, source_sum, *changed = read.check.result()
         if changed and int(changed[0] or 0):
-            _replace_keys(con, spec, read.columns, reader.frame(sa.select(read.table).where(read.changed)))
+            _replace_keys(con, spec, read.columns, reader.frame(sa.select(read.table).where(read.window.changed)))
         _mend_by_keys(con, reader, spec, read.table, read.columns, chunk, int(source_rows or 0), source_sum)
     rows, high, first, last = _summary(con, spec, read.columns)
     result.rows_read[spec.name] = read.rows_read + reader.read - before
@@ -290,61 +314,53 @@ def _read_keyset(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
                 return
 
 
-def _incremental(con, reader: _Reader, spec: StoredTable, table, columns: dict, trailing, chunk: int):
-    """New rows and the trailing window (module docstring, steps 1-2); the condition of step 3 (rows updated
-    since, outside the window), or None when the table has no ``updated_at``."""
-    name, key = spec.name, spec.key
+def _window(con, reader: _Reader, spec: StoredTable, table, columns: dict, trailing) -> _Window:
+    """The window of steps 1-2 from what the store holds, and the condition of step 3 (rows updated since,
+    outside the window). The trailing window starts ``trailing`` before the newest row time stored; its key
+    range comes from the store (short where keys grow with time), its time bound from the rows, so the server
+    returns only the window even where keys and time disagree (imports, the benchmark world's copies)."""
+    name, key, when = spec.name, spec.key, spec.time
     # the newest change the store holds, taken before the window is read again: rows read there carry the
     # source's newer updated_at, and an old row changed before them would otherwise fall below the bound
     since = _one(con, f'SELECT max("{spec.updated}") FROM "{name}"') if spec.updated in columns else None
+    high = lo = bound = older = None
     if spec.integer_key:
         high = _one(con, f'SELECT max("{key}") FROM "{name}"')
-        older = None
-        if high is None:
-            _read_keyset(con, reader, spec, table, columns, None, chunk)
-        else:
-            high = int(high)
-            _read_keyset(con, reader, spec, table, columns, high, chunk)  # 1. new rows, past the high-water key
-            if spec.time in columns:
-                older = _trailing_window(con, reader, spec, table, columns, high, trailing)
-            if older is not None:
-                older = sa.and_(table.c[key] <= high, older)
+        newest = None if high is None or when not in columns else _one(con, f'SELECT max("{when}") FROM "{name}"')
+        if newest is not None:
+            high, bound = int(high), (pd.Timestamp(newest) - trailing).floor("s")
+            lo = int(_one(con, f'SELECT min("{key}") FROM "{name}" WHERE "{when}" >= ?', [bound.to_pydatetime()]))
+            older = sa.and_(table.c[key] <= high, sa.or_(table.c[key] < lo, table.c[when] < _bound(reader, bound),
+                                                         table.c[when].is_(None)))
     else:  # uuid keys: the window is a time range
-        newest = _one(con, f'SELECT max("{spec.time}") FROM "{name}"')
-        bound = None if newest is None else (pd.Timestamp(newest) - trailing).floor("s")
-        if bound is None:
-            con.execute(f'DELETE FROM "{name}"')
-            _read_keyset(con, reader, spec, table, columns, None, chunk)
-            older = None
-        else:
-            con.execute(f'DELETE FROM "{name}" WHERE "{spec.time}" >= ?', [bound.to_pydatetime()])
-            _insert(con, spec, columns, reader.frame(sa.select(table).where(table.c[spec.time] >= _bound(reader, bound))))
-            older = table.c[spec.time] < _bound(reader, bound)
+        newest = _one(con, f'SELECT max("{when}") FROM "{name}"')
+        if newest is not None:
+            bound = (pd.Timestamp(newest) - trailing).floor("s")
+            older = table.c[when] < _bound(reader, bound)
     if since is None:
-        return None
+        return _Window(high, lo, bound, None)
     updated = table.c[spec.updated] >= _bound(reader, (pd.Timestamp(since) - UPDATED_SLACK).floor("s"))
-    return updated if older is None else sa.and_(updated, older)
+    return _Window(high, lo, bound, updated if older is None else sa.and_(updated, older))
 
 
-def _trailing_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, high: int, trailing):
-    """2. Rows at or below the high-water key whose time lies within ``trailing`` of the newest: read again,
-    replacing what the store holds there (rows that changed or went). The key range comes from the store
-    (short where keys grow with time), the time bound from the rows, so the server returns only the window
-    even where keys and time disagree (imports, the benchmark world's copies). Returns the condition for
-    the rows outside the window, or None when the store holds no time."""
+def _read_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, window: _Window, chunk: int) -> None:
+    """1. Rows past the high-water key; 2. the trailing window read again, replacing what the store holds there
+    (rows that changed or went)."""
     name, key, when = spec.name, spec.key, spec.time
-    newest = _one(con, f'SELECT max("{when}") FROM "{name}" WHERE "{key}" <= ?', [high])
-    if newest is None:
-        return None
-    bound = (pd.Timestamp(newest) - trailing).floor("s")
-    lo = int(_one(con, f'SELECT min("{key}") FROM "{name}" WHERE "{when}" >= ? AND "{key}" <= ?',
-                  [bound.to_pydatetime(), high]))
-    con.execute(f'DELETE FROM "{name}" WHERE "{key}" >= ? AND "{key}" <= ? AND "{when}" >= ?',
-                [lo, high, bound.to_pydatetime()])
-    source_bound = _bound(reader, bound)
-    window = sa.and_(table.c[key] >= lo, table.c[key] <= high, table.c[when] >= source_bound)
-    _insert(con, spec, columns, reader.frame(sa.select(table).where(window).order_by(table.c[key])))
-    return sa.or_(table.c[key] < lo, table.c[when] < source_bound, table.c[when].is_(None))
+    if spec.integer_key:
+        _read_keyset(con, reader, spec, table, columns, None if window.high is None else int(window.high), chunk)
+        if window.lo is not None:
+            con.execute(f'DELETE FROM "{name}" WHERE "{key}" >= ? AND "{key}" <= ? AND "{when}" >= ?',
+                        [window.lo, window.high, window.bound.to_pydatetime()])
+            rows = sa.and_(table.c[key] >= window.lo, table.c[key] <= window.high,
+                           table.c[when] >= _bound(reader, window.bound))
+            _insert(con, spec, columns, reader.frame(sa.select(table).where(rows).order_by(table.c[key])))
+    elif window.bound is None:
+        con.execute(f'DELETE FROM "{name}"')
+        _read_keyset(con, reader, spec, table, columns, None, chunk)
+    else:
+        con.execute(f'DELETE FROM "{name}" WHERE "{when}" >= ?', [window.bound.to_pydatetime()])
+        _insert(con, spec, columns, reader.frame(sa.select(table).where(table.c[when] >= _bound(reader, window.bound))))
 
 
 def _one(con, sql: str, params=None):
