@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -242,8 +243,18 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
     """Run :func:`statements` and :func:`rca_toolkit.analyses.bookings.booking_counts.attempt_counts` (MariaDB pinned to UTC)."""
     engine = loaders.engine_for(db, cached=True)
     stmts = statements(engine, bounds, company_id)
-    with engine.connect() as conn:
-        rows = {name: loaders.query(engine, sql, params, conn) for name, sql, params in stmts}
+
+    def run_statements() -> dict:
+        with engine.connect() as conn:
+            return {name: loaders.query(engine, sql, params, conn) for name, sql, params in stmts}
+
+    # the statements run on another thread once the attempts are read, beside their classification (Python)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        started: list = []
+        counts = booking_counts.attempt_counts(engine, start=bounds["baseline_start"], end=bounds["end"],
+                                               company_id=company_id or None, bins=day_edges(bounds), first_at=True,
+                                               when_fetched=lambda: started.append(pool.submit(run_statements)))
+        rows = (started[0] if started else pool.submit(run_statements)).result()
     sides = {0: "base", 1: "cur"}
     sess = rows["sessions"].assign(side=lambda f: f["side"].astype(int).map(sides), n=lambda f: f["n"].astype("int64"))
     sessions = {}
@@ -287,8 +298,6 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
                            "booking_failed": pd.to_numeric(err["booking_failed"]).fillna(0).astype("int64")})
     errors = (errors.dropna(subset=["key_text"]).groupby(["key_text", "side"], sort=False)
               .agg(n=("n", "sum"), first_at=("first_at", "min"), booking_failed=("booking_failed", "sum")).reset_index())
-    counts = booking_counts.attempt_counts(engine, start=bounds["baseline_start"], end=bounds["end"], company_id=company_id or None,
-                                     bins=day_edges(bounds), first_at=True)
     missing = _merged(requirements.check(engine, *REQUIRES["load_counts"]), {"calls": _calls_missing(engine)})
     return HealthData(sessions, durations, latencies, trace_quality, families, reached, errors, counts,
                       int(rows["excluded_test_ids"]["n"].iloc[0]), int(counts.attrs.get("excluded_test_attempts", 0) or 0),
