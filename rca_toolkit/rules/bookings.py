@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from rca_toolkit.rules.jsonutil import map_decoded
+
 # §E "Booking success: target > 98 %, critical < 90 %" (D3 Phase 7), judged per code path.
 BOOKING_TARGET = 0.98
 BOOKING_CRITICAL = 0.90
@@ -64,6 +66,20 @@ def lowest_rate(family: str, severity: str) -> float:
 # JSON keys under which the app and Cal.com write a booking's uid (data-contract §6.4); every one
 # contains ``uid`` or is ``calcom_v2_booking_id``, which is what the SQL prefilters look for.
 UID_KEYS = ("calcom_uid", "booking_uid", "calcom_booking_uid", "calcom_v2_booking_id", "uid")
+
+
+METADATA_CALL_ID = "retell_call_id"  # the key of appointments.metadata that names the call (data-contract §3.7)
+
+
+def metadata_call_ids(texts: pd.Series) -> pd.Series:
+    """The Retell call id each appointment's ``metadata`` text names (tolerant JSON, P15), as text; NA where it
+    names none. A text without the key's bytes is not decoded (the reads' server-side prefilter is the same)."""
+    values = texts.astype("object").where(texts.notna(), None)
+    named = values.map(lambda v: isinstance(v, str) and METADATA_CALL_ID in v).to_numpy(dtype=bool)
+    out = pd.Series(None, index=texts.index, dtype="object")
+    if named.any():
+        out[named] = map_decoded(values[named], lambda meta: meta.get(METADATA_CALL_ID) if isinstance(meta, dict) else None)
+    return out.astype("string")
 
 
 def appointment_by_call(attempts: pd.DataFrame, appointments: pd.DataFrame, calls: pd.DataFrame) -> pd.Series:

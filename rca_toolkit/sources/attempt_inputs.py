@@ -32,7 +32,7 @@ from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.config import progress
 from rca_toolkit.sources.requirements import Requirement
 from rca_toolkit.distinct import per_distinct, per_object
-from rca_toolkit.rules.jsonutil import decode_json, map_decoded
+from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.timeutil import parse_instant
 
 PAD = pd.Timedelta(hours=6)  # appointments/webhooks land shortly after the trace starts (outcomes.PAD)
@@ -356,25 +356,24 @@ def _appointments(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
     if "deleted_at" in have:
         where.append("deleted_at IS NULL")
     select = [c for c in ("id", "call_id", "calcom_v2_booking_id", "source", "created_at") if c in have]
-    if "metadata" in have:
-        select.append(f"CASE WHEN {contains_any('metadata', ['retell_call_id'], engine)} THEN metadata END AS metadata")
+    if "metadata" in have and store.is_store(engine):  # decoded once, when the row was stored
+        select.append(f"{store.METADATA_CALL_ID} AS retell_call_id")
+    elif "metadata" in have:
+        select.append(f"CASE WHEN {contains_any('metadata', [bookings.METADATA_CALL_ID], engine)} THEN metadata END AS metadata")
     sql = f"SELECT {', '.join(select)} FROM appointments" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
     statements.append((sql, params))
     frame = loaders.query(engine, sql, params)
     frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
-    # the one key outcomes read; no decoded object is kept (400k of them at 1M calls, nearly all distinct)
-    frame["retell_call_id"] = (map_decoded(frame["metadata"], _retell_call_id) if "metadata" in frame
-                               else pd.Series(None, index=frame.index, dtype="object"))
+    if "metadata" in frame:  # the one key outcomes read; no decoded object is kept (400k at 1M calls, nearly all distinct)
+        frame["retell_call_id"] = bookings.metadata_call_ids(frame["metadata"])
+    elif "retell_call_id" not in frame:
+        frame["retell_call_id"] = pd.Series(None, index=frame.index, dtype="object")
     for col in ("call_id", "calcom_v2_booking_id", "source"):
         if col not in frame:
             frame[col] = pd.NA
     frame = loaders.typed(frame.drop(columns=["metadata"], errors="ignore"), ints=["id", "call_id"],
                            strings=["calcom_v2_booking_id", "retell_call_id"], cats=["source"])
     return frame
-
-
-def _retell_call_id(meta):
-    return meta.get("retell_call_id") if isinstance(meta, dict) else None
 
 
 BOOKING_CREATED = "BOOKING_CREATED"

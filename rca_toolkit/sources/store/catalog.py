@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-FORMAT = "1"
+FORMAT = "2"  # 2: derived columns (tables.StoredTable.derived)
 _INFO = "_rca_store_info"
 _TABLES = "_rca_store_tables"
 

@@ -178,6 +178,9 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
             log.info("store %s: its rows were read in %s from %s, now %s from %s: built whole again", path,
                      before.get("storage_zone"), before.get("dialect"), storage_zone, source.dialect.name)
             full = True
+        elif before.get("format") not in (None, catalog.FORMAT):
+            log.info("store %s: written in format %s, now %s: built whole again", path, before.get("format"), catalog.FORMAT)
+            full = True
         catalog.write_info(con, format=catalog.FORMAT, source=redact_url(source.url), dialect=source.dialect.name,
                            storage_zone=storage_zone)
         states = catalog.tables(con)
@@ -251,7 +254,7 @@ def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoo
     before, keys_before = reader.read, reader.keys
     if read.rebuilt:
         con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
-        ddl = ", ".join(f'"{c}" {duck_type(t)}' for c, t in columns.items())
+        ddl = ", ".join(f'"{c}" {duck_type(t)}' for c, t in {**columns, **_derived(spec, columns)}.items())
         con.execute(f'CREATE TABLE "{spec.name}" ({ddl})')
         if spec.key in columns:
             _read_keyset(con, reader, spec, table, columns, None, chunk)
@@ -443,6 +446,11 @@ def _insert(con, spec: StoredTable, columns: dict, frame) -> None:
                 phones = redact_phone(frame.column(col).to_pandas())
                 masked = pa.array(phones.astype("object").where(phones.notna(), None).tolist(), type=pa.string())  # NULL stays NULL
             frame = frame.set_column(frame.column_names.index(col), col, masked)
+        for name, col, rule in spec.derived:
+            if col in frame.column_names:
+                values = rule(frame.column(col).to_pandas())
+                frame = frame.append_column(name, pa.array(values.astype("object").where(values.notna(), None).tolist(),
+                                                           type=pa.string()))
         _write(con, spec, columns, frame)
         return
     out = pd.DataFrame(index=frame.index)
@@ -465,14 +473,23 @@ def _insert(con, spec: StoredTable, columns: dict, frame) -> None:
         else:
             values = values.astype("string")
         out[col] = values
+    for name, col, rule in spec.derived:
+        if col in out:
+            out[name] = rule(out[col])
     _write(con, spec, columns, out)
+
+
+def _derived(spec: StoredTable, columns: dict) -> dict:
+    """The derived columns ``spec`` stores beside ``columns`` (those whose source column is read), as text."""
+    return {name: "TEXT" for name, col, _ in spec.derived if col in columns}
 
 
 def _write(con, spec: StoredTable, columns: dict, out) -> None:
     con.register("chunk_rows", out)
     try:
-        names = ", ".join(f'"{c}"' for c in columns)
-        casts = ", ".join(f'TRY_CAST("{c}" AS {duck_type(t)})' for c, t in columns.items())
+        written = {**columns, **_derived(spec, columns)}
+        names = ", ".join(f'"{c}"' for c in written)
+        casts = ", ".join(f'TRY_CAST("{c}" AS {duck_type(t)})' for c, t in written.items())
         con.execute(f'INSERT INTO "{spec.name}" ({names}) SELECT {casts} FROM chunk_rows')
     finally:
         con.unregister("chunk_rows")

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rca_toolkit.rules import bookings
+
+METADATA_CALL_ID = "metadata_retell_call_id"  # appointments: the call its metadata names (bookings.metadata_call_ids)
+
 
 @dataclass(frozen=True)
 class StoredTable:
@@ -25,6 +29,9 @@ class StoredTable:
     masked: tuple[str, ...] = ()
     redacted: tuple[str, ...] = ()  # columns that hold a phone number and nothing else: stored as the mask itself
     whole: bool = False  # small tables read whole on every refresh
+    # (stored column, source column, rule): a text the analyses read of a JSON column, decoded once when the row
+    # is stored (from the masked text, as a read of the stored column would decode it) instead of at every read
+    derived: tuple = ()
 
     @property
     def integer_key(self) -> bool:
@@ -55,7 +62,7 @@ TABLES = (
                  "calcom_v2_booking_id", "metadata", "calcom_sync_status", "sync_origin", "requires_manual_review",
                  "idempotency_key", "created_by", "booking_source", "booked_by_user_id", "created_at", "updated_at",
                  "deleted_at"),
-                masked=("metadata",)),
+                masked=("metadata",), derived=((METADATA_CALL_ID, "metadata", bookings.metadata_call_ids),)),
     StoredTable("webhook_events", "id", "created_at", "updated_at",
                 ("id", "provider", "source", "event_type", "event_id", "status", "payload", "error_message",
                  "received_at", "processed_at", "retry_count", "company_id", "created_at", "updated_at"),

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from conftest import altered_copy, copy_mariadb_world, fresh_mariadb_database
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.sources import loaders, store
+from rca_toolkit.sources import attempt_inputs, loaders, store
 from rca_toolkit.sources.store import catalog, files
 from rca_toolkit.sources.store.extract import TRAILING
 from rca_toolkit.sources.store.tables import BY_NAME, TABLES
@@ -439,6 +439,84 @@ def test_personal_data_is_masked_before_it_is_stored(demo_sqlite, tmp_path):
         assert attendee["email"] != EMAIL and attendee["phoneNumber"] != PHONE
     assert message.startswith("customer ") and EMAIL not in message
     assert numbers and PHONE not in numbers and None not in numbers
+
+
+# --------------------------------------------------------------------------- derived columns
+METADATA = {  # appointments.metadata as people and apps write it -> the call id the attempts link by (NA: none)
+    '{"retell_call_id": "call_0a1b2c3d4e5f60718293a4b5c6d"}': "call_0a1b2c3d4e5f60718293a4b5c6d",
+    '"{\\"retell_call_id\\": \\"call_double\\"}"': "call_double",  # double-encoded (P15)
+    '{"retell_call_id": 12345678901234567890}': "12345678901234567890",  # 20 digits: exact, not a float
+    '{"retell_call_id": null, "note": "retell_call_id"}': None,
+    '{"\\u0072etell_call_id": "call_escaped"}': None,  # the key's bytes are not there: never decoded
+    '["retell_call_id"]': None,
+    '{"retell_call_id": "call_cut"': None,  # cut off: not JSON
+    None: None,
+}
+
+
+def _with_metadata(url: str) -> list[int]:
+    ids = [int(i) for i in _source(url, "SELECT id FROM appointments ORDER BY id")["id"][:len(METADATA)]]
+    _write(url, *[f"UPDATE appointments SET metadata = :m{i} WHERE id = {key}" for i, key in enumerate(ids)],
+           params={f"m{i}": text for i, text in enumerate(METADATA)})
+    return ids
+
+
+def _stored_call_ids(folder: Path) -> dict[int, object]:
+    con = duckdb.connect(str(Path(folder) / files.STORE_FILE), read_only=True)
+    try:
+        rows = con.execute(f"SELECT id, {store.METADATA_CALL_ID} FROM appointments").fetchall()
+    finally:
+        con.close()
+    return {int(i): v for i, v in rows}
+
+
+def _assert_call_ids_stored(url: str, folder: Path, ids: list[int]) -> None:
+    stored = _stored_call_ids(folder)
+    assert [stored[i] for i in ids] == list(METADATA.values())
+    direct, cached = attempt_inputs.load(url), attempt_inputs.load(store.open_store(Path(folder)))
+    store.close(folder)  # read-only until the next refresh writes it
+    want = direct.appointments.set_index("id")["retell_call_id"].sort_index()
+    pd.testing.assert_series_equal(cached.appointments.set_index("id")["retell_call_id"].sort_index(), want)
+    assert want.notna().sum() > len([v for v in METADATA.values() if v])  # the demo's own links are there too
+
+
+def test_the_call_id_an_appointment_names_is_stored_as_a_read_of_the_source_decodes_it(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    ids = _with_metadata(url)
+    _refresh(url, tmp_path / "st")
+    _assert_call_ids_stored(url, tmp_path / "st", ids)
+    # a row changed after it was stored gets its new call id (the incremental path derives it too)
+    _write(url, "UPDATE appointments SET metadata = :m, updated_at = (SELECT max(updated_at) FROM appointments) "
+                "WHERE id = :i", params={"m": '{"retell_call_id": "call_later"}', "i": ids[-1]})
+    _refresh(url, tmp_path / "st")
+    assert _stored_call_ids(tmp_path / "st")[ids[-1]] == "call_later"
+
+
+@pytest.mark.mariadb
+def test_the_call_id_an_appointment_names_is_stored_from_a_mariadb_server_too(demo_mariadb, tmp_path):
+    """A server is read by connectorx as Arrow: the other path into the store."""
+    with fresh_mariadb_database("rca_test_store") as url:
+        copy_mariadb_world(demo_mariadb[0], url)
+        ids = _with_metadata(url)
+        _refresh(url, tmp_path / "st")
+        _assert_call_ids_stored(url, tmp_path / "st", ids)
+
+
+def test_a_store_of_an_older_format_is_built_whole_again(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _refresh(url, tmp_path / "st")
+    con = duckdb.connect(str(tmp_path / "st" / files.STORE_FILE))
+    try:
+        catalog.write_info(con, format="1")
+    finally:
+        con.close()
+    assert _refresh(url, tmp_path / "st").built == [t.name for t in TABLES]
+    con = duckdb.connect(str(tmp_path / "st" / files.STORE_FILE), read_only=True)
+    try:
+        assert catalog.info(con)["format"] == catalog.FORMAT
+    finally:
+        con.close()
+    assert _refresh(url, tmp_path / "st").built == WHOLE
 
 
 # --------------------------------------------------------------------------- 4. owner-only files
