@@ -161,6 +161,9 @@ def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = Fa
                            chunk=chunk)
     finally:  # DuckDB makes its files by the umask: owner-only again, even after a failed refresh
         files.make_private(path)
+    # the chunks' Arrow buffers back to the system: the analysis that follows in this process has that memory
+    # (a cold two-month compare at 1M calls peaked 40 MiB lower)
+    pa.default_memory_pool().release_unused()
     result.seconds = time.perf_counter() - started
     log.info("store %s: %d rows and %d keys read in %.1f s (%s built whole)", path, result.total_read,
              sum(result.keys_read.values()), result.seconds, ", ".join(result.built) or "none")
