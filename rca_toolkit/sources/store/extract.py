@@ -10,8 +10,9 @@ is one index range), and then only:
    that change after insert (sessions that end, traces that complete, webhooks that get processed) and rows
    deleted there come out right;
 3. rows whose ``updated_at`` is at or after the newest one stored (minus a minute), however old they are;
-4. when the table's row count (and, for integer keys, the sum of its keys) still differs from the store's,
-   the keys: rows deleted (or inserted below the high-water key) anywhere are found and mended.
+4. when the table's row count (and, for integer keys, the sum of its keys; both up to the high-water key the
+   store had, so rows written while the refresh runs never count as a difference) still differs from the
+   store's, the keys: rows deleted (or inserted below the high-water key) anywhere are found and mended.
 
 Steps 3 and 4 ask the source one question per table (count, key sum and changed rows in one scan: with no
 index on ``updated_at`` it reads the table anyway), on two other connections. What steps 1-3 cover is decided
@@ -270,23 +271,35 @@ def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoo
 
 
 def _check(spec: StoredTable, table, window: _Window | None):
-    """Steps 3 and 4 asked in one scan: the source's row count, its key sum (integer keys) and how many rows
-    changed since the last refresh (the ``updated_at`` test reads the whole table anyway: no index has it)."""
-    key = table.c[spec.key]
-    asked = [sa.func.count(), sa.func.sum(key) if spec.integer_key else sa.null()]
-    if window is not None and window.changed is not None:
-        asked.append(sa.func.sum(sa.case((window.changed, 1), else_=0)))
+    """Steps 3 and 4 asked in one scan: how many rows changed since the last refresh (the ``updated_at`` test
+    reads the whole table anyway: no index has it), and the source's row count and key sum, of the keys up to
+    the store's high-water key where it has one: rows written while the refresh runs are past it (step 1's, or
+    the next refresh's), never a difference that sends the table to be mended by keys. Counted by ``CASE`` in
+    the same scan: a ``WHERE`` on the key makes MariaDB read the clustered index instead of a small one."""
+    key, upto = table.c[spec.key], _upto(window)
+    asked = [sa.func.sum(sa.case((window.changed, 1), else_=0)) if window is not None and window.changed is not None
+             else sa.null()]
+    if upto is None:
+        asked += [sa.func.count(), sa.func.sum(key) if spec.integer_key else sa.null()]
+    else:
+        asked += [sa.func.sum(sa.case((key <= upto, 1), else_=0)), sa.func.sum(sa.case((key <= upto, key), else_=0))]
     return sa.select(*asked).select_from(table)
+
+
+def _upto(window: _Window | None) -> int | None:
+    """The high-water key the store had before this refresh read (integer keys), or None."""
+    return None if window is None or window.high is None else int(window.high)
 
 
 def _finish_table(con, reader: _Reader, read: _Read, chunk: int, result: Refresh) -> None:
     """The changed rows replaced, the keys mended when the source's count or key sum still differs, the catalog."""
     spec, before, keys_before = read.spec, reader.read, reader.keys
     if read.check is not None:
-        source_rows, source_sum, *changed = read.check.result()
-        if changed and int(changed[0] or 0):
+        changed, source_rows, source_sum = read.check.result()
+        if int(changed or 0):
             _replace_keys(con, spec, read.columns, reader.frame(sa.select(read.table).where(read.window.changed)))
-        _mend_by_keys(con, reader, spec, read.table, read.columns, chunk, int(source_rows or 0), source_sum)
+        _mend_by_keys(con, reader, spec, read.table, read.columns, chunk, int(source_rows or 0), source_sum,
+                      _upto(read.window))
     rows, high, first, last = _summary(con, spec, read.columns)
     result.rows_read[spec.name] = read.rows_read + reader.read - before
     result.keys_read[spec.name] = read.keys_read + reader.keys - keys_before
@@ -384,13 +397,14 @@ def _bound(reader: _Reader, ts: pd.Timestamp):
 
 
 def _mend_by_keys(con, reader: _Reader, spec: StoredTable, table, columns: dict, chunk: int, source_rows: int,
-                  source_sum) -> None:
+                  source_sum, upto: int | None) -> None:
     """Step 4: when the row counts (and the sums of integer keys: one old row deleted and another put back
-    below the high-water key leave the count alone) differ, drop the keys the source no longer has and read
-    the ones it gained."""
+    below the high-water key leave the count alone; both of the keys up to ``upto`` when given) differ, drop
+    the keys the source no longer has and read the ones it gained."""
     key = table.c[spec.key]
     key_sum = f'sum("{spec.key}")' if spec.integer_key else "NULL"
-    stored, stored_sum = con.execute(f'SELECT count(*), {key_sum} FROM "{spec.name}"').fetchall()[0]
+    upto_sql = "" if upto is None else f' WHERE "{spec.key}" <= {int(upto)}'
+    stored, stored_sum = con.execute(f'SELECT count(*), {key_sum} FROM "{spec.name}"{upto_sql}').fetchall()[0]
     if source_rows == int(stored) and (not spec.integer_key or int(source_sum or 0) == int(stored_sum or 0)):
         return
     keys, last = [], None
