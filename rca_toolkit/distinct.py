@@ -15,7 +15,10 @@ def per_distinct(values: pd.Series, fn, missing=None) -> np.ndarray:
 
     An object array in row order. Equal values share one result object: treat them as read-only.
     """
-    codes, uniques = pd.factorize(values.astype("object"), use_na_sentinel=True)
+    if isinstance(values.dtype, pd.CategoricalDtype):  # its codes are the factorization (-1: missing)
+        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, uniques = pd.factorize(values.astype("object"), use_na_sentinel=True)
     results = np.empty(len(uniques) + 1, dtype=object)
     results[:len(uniques)] = [fn(v) for v in uniques]
     results[-1] = missing  # code -1 (missing) indexes the last slot

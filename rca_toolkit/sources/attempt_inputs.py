@@ -193,6 +193,8 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
            + (" WHERE " + " AND ".join(where) if where else ""))
     statements.append((sql, params))
     frame = stored_order(loaders.query(engine, sql, params), ["started_at", "trace_id"])
+    # a handful of names and statuses in 100k+ rows: categories once, then every rule runs per category
+    frame = frame.astype({"function_name": "category", "status": "category"})
     frame = loaders.to_utc(frame, ["started_at"], zone)
     frame = loaders.to_utc(frame, ["session_started_at"], zone, flags=False)
     frame = loaders.refine(frame, "started_at", start_ts, end_ts)

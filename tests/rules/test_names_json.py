@@ -82,6 +82,19 @@ def test_per_distinct_calls_once_per_value_and_keeps_row_order():
     assert out[0] is out[2]  # equal values share one result
 
 
+@given(st.lists(st.sampled_from(["book_appointment_v17", "start_booking", " Book_Appointment ", "", None]), max_size=30),
+       st.sampled_from(["object", "string", "category"]))
+def test_per_distinct_gives_the_same_rows_whatever_the_column_dtype(names, dtype):
+    """A categorical column is mapped through its codes (unused categories too): the rows must not notice."""
+    from rca_toolkit.distinct import per_distinct
+
+    column = pd.Series(names, dtype=object).astype(dtype)
+    if dtype == "category":
+        column = column.cat.add_categories(["never_used"])
+    want = [None if n is None else function_family(n) for n in names]
+    assert list(per_distinct(column, function_family)) == want
+
+
 def test_per_object_calls_once_per_object_by_identity():
     from rca_toolkit.distinct import per_object
 
