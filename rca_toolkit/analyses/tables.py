@@ -289,13 +289,11 @@ class Table:
         first), then numbers at their spaces (``66.7 (n=123)``); a number is never cut inside."""
         if not self.cells:
             return f"{indent}({self.empty})"
-        gap = 2
         heads = self.headers
         cell_w = [max([0] + [len(r[i]) for r in self.cells]) for i in range(len(heads))]
         head_min = [max(len(t) for t in _header_lines(h, 1)) for h in heads]
         token_w = [max([0] + [len(t) for r in self.cells for t in r[i].split()]) for i in range(len(heads))]
         widths = [max(len(h), c) for h, c in zip(heads, cell_w)]
-        room = width - len(indent) - gap * (len(widths) - 1)
         numeric = [c.numeric for c in self.columns]
         # a text column wraps at its spaces down to its longest word (words over _LONG_WORD may break)
         text_floor = [max(m, min(t, _LONG_WORD), min(_MIN_WRAP, c), 1) for m, t, c in zip(head_min, token_w, cell_w)]
@@ -307,6 +305,9 @@ class Table:
             ([max(k, m, 1) if num else max(m, min(_MIN_WRAP, c), 1)
               for k, m, c, num in zip(token_w, head_min, cell_w, numeric)], True),  # 5. long words break
         ]
+        # two spaces between columns, one where the narrowest the columns can get would not fit with two
+        gap = 2 if sum(stages[-1][0]) + 2 * (len(widths) - 1) <= width - len(indent) else 1
+        room = width - len(indent) - gap * (len(widths) - 1)
         for floor, widest_first in stages:
             while sum(widths) > room:
                 candidates = [i for i in range(len(widths)) if widths[i] > floor[i]]

@@ -73,6 +73,20 @@ def test_numbers_are_never_cut_inside():
     assert "0.77-0.93" in text and "(n=123)" in text and "0.85" in text
 
 
+def test_columns_that_fit_only_one_space_apart_are_set_one_space_apart():
+    """Numbers never break inside, so nine numeric columns at their narrowest can need the gaps: the compare's
+    booking table was 101 columns wide in a 100-column terminal."""
+    cells = {"group": "all", "before": "70.1 (157,482/224,588)", "ci": "69.9-70.3", "after": "53.6 (126,074/235,170)",
+             "ci2": "53.4-53.8", "diff": "-16.5", "ci3": "-16.8 to -16.2", "p": "< 0.001", "verdict": "regressed"}
+    columns = [col(k, k, numeric=k not in ("group", "verdict")) for k in cells]
+    narrowest = sum(max([len(k)] + [len(t) for t in v.split()]) for k, v in cells.items())  # each at its longest word
+    for width in (narrowest + 8, narrowest + 16):  # room for one space between the nine columns, and for two
+        text = Table(pd.DataFrame([cells]), columns).to_text(width)
+        assert max(len(line) for line in text.splitlines()) <= width, text
+        assert "(157,482/224,588)" in text and "(126,074/235,170)" in text
+    assert "  " not in Table(pd.DataFrame([cells]), columns).to_text(narrowest + 8).splitlines()[-1].strip()
+
+
 def test_notes_show_as_a_list_not_a_python_literal():
     notes = tables.Notes(["one", "two <b>"])
     assert notes._repr_html_() == "<ul><li>one</li><li>two &lt;b&gt;</li></ul>" and repr(notes) == "- one\n- two <b>"
