@@ -10,9 +10,10 @@ is one index range), and then only:
    that change after insert (sessions that end, traces that complete, webhooks that get processed) and rows
    deleted there come out right;
 3. rows whose ``updated_at`` is at or after the newest one stored (minus a minute), however old they are;
-4. when the table's row count (and, for integer keys, the sum of its keys; both up to the high-water key the
-   store had, so rows written while the refresh runs never count as a difference) still differs from the
-   store's, the keys: rows deleted (or inserted below the high-water key) anywhere are found and mended.
+4. when the table's row count (and, for integer keys, the sum of its keys; both of the rows up to the
+   high-water key the store had, or before the trailing window for uuid keys, so rows written while the
+   refresh runs never count as a difference) still differs from the store's, the keys: rows deleted (or
+   inserted below the high-water key) anywhere are found and mended.
 
 Steps 3 and 4 ask the source one question per table (count, key sum and changed rows in one scan: with no
 index on ``updated_at`` it reads the table anyway), on two other connections. What steps 1-3 cover is decided
@@ -250,7 +251,9 @@ def _plan_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state,
     if full or spec.whole or state is None or state.columns != columns or spec.key not in columns:
         return _Read(spec, table, columns, None, now, now)
     window = _window(con, reader, spec, table, columns, trailing)
-    return _Read(spec, table, columns, window, state.built_at, now, checks.submit(reader.row, _check(spec, table, window)))
+    counted = _counted(reader, spec, table, window)
+    check = _check(spec, table, window.changed, counted and counted[0])
+    return _Read(spec, table, columns, window, state.built_at, now, checks.submit(reader.row, check))
 
 
 def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoolExecutor) -> None:
@@ -262,7 +265,7 @@ def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoo
         con.execute(f'CREATE TABLE "{spec.name}" ({ddl})')
         if spec.key in columns:
             _read_keyset(con, reader, spec, table, columns, None, chunk)
-            read.check = checks.submit(reader.row, _check(spec, table, None))
+            read.check = checks.submit(reader.row, _check(spec, table, None, None))
         else:
             _insert(con, spec, columns, reader.frame(sa.select(table)))
     else:
@@ -270,25 +273,35 @@ def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoo
     read.rows_read, read.keys_read = reader.read - before, reader.keys - keys_before
 
 
-def _check(spec: StoredTable, table, window: _Window | None):
-    """Steps 3 and 4 asked in one scan: how many rows changed since the last refresh (the ``updated_at`` test
-    reads the whole table anyway: no index has it), and the source's row count and key sum, of the keys up to
-    the store's high-water key where it has one: rows written while the refresh runs are past it (step 1's, or
-    the next refresh's), never a difference that sends the table to be mended by keys. Counted by ``CASE`` in
-    the same scan: a ``WHERE`` on the key makes MariaDB read the clustered index instead of a small one."""
-    key, upto = table.c[spec.key], _upto(window)
-    asked = [sa.func.sum(sa.case((window.changed, 1), else_=0)) if window is not None and window.changed is not None
-             else sa.null()]
-    if upto is None:
+def _check(spec: StoredTable, table, changed, counted):
+    """Steps 3 and 4 asked in one scan: how many rows are ``changed`` since the last refresh (the ``updated_at``
+    test reads the whole table anyway: no index has it), and the source's row count and key sum of the rows
+    ``counted`` names (:func:`_counted`; all rows when None). Counted by ``CASE`` in the same scan: a ``WHERE``
+    on the key makes MariaDB read the clustered index instead of a small secondary one."""
+    key = table.c[spec.key]
+    asked = [sa.null() if changed is None else sa.func.sum(sa.case((changed, 1), else_=0))]
+    if counted is None:
         asked += [sa.func.count(), sa.func.sum(key) if spec.integer_key else sa.null()]
     else:
-        asked += [sa.func.sum(sa.case((key <= upto, 1), else_=0)), sa.func.sum(sa.case((key <= upto, key), else_=0))]
+        asked += [sa.func.sum(sa.case((counted, 1), else_=0)),
+                  sa.func.sum(sa.case((counted, key), else_=0)) if spec.integer_key else sa.null()]
     return sa.select(*asked).select_from(table)
 
 
-def _upto(window: _Window | None) -> int | None:
-    """The high-water key the store had before this refresh read (integer keys), or None."""
-    return None if window is None or window.high is None else int(window.high)
+def _counted(reader: _Reader, spec: StoredTable, table, window: _Window | None):
+    """The rows steps 3-4 compare, as a source condition and the store's SQL twin, or None for
+    all: those up to the high-water key the store had (integer keys), or those before the trailing window (uuid
+    keys). Rows written while the refresh runs lie past them (step 1's or the window's, or the next refresh's),
+    so they never count as a difference that sends a busy table to be mended by keys."""
+    if window is None:
+        return None
+    if spec.integer_key and window.high is not None:
+        return table.c[spec.key] <= int(window.high), f'"{spec.key}" <= {int(window.high)}'
+    if not spec.integer_key and window.bound is not None:
+        when = table.c[spec.time]
+        return (sa.or_(when < _bound(reader, window.bound), when.is_(None)),
+                f'("{spec.time}" < TIMESTAMP \'{window.bound:%Y-%m-%d %H:%M:%S}\' OR "{spec.time}" IS NULL)')
+    return None
 
 
 def _finish_table(con, reader: _Reader, read: _Read, chunk: int, result: Refresh) -> None:
@@ -298,8 +311,9 @@ def _finish_table(con, reader: _Reader, read: _Read, chunk: int, result: Refresh
         changed, source_rows, source_sum = read.check.result()
         if int(changed or 0):
             _replace_keys(con, spec, read.columns, reader.frame(sa.select(read.table).where(read.window.changed)))
+        counted = _counted(reader, spec, read.table, read.window)
         _mend_by_keys(con, reader, spec, read.table, read.columns, chunk, int(source_rows or 0), source_sum,
-                      _upto(read.window))
+                      counted and counted[1])
     rows, high, first, last = _summary(con, spec, read.columns)
     result.rows_read[spec.name] = read.rows_read + reader.read - before
     result.keys_read[spec.name] = read.keys_read + reader.keys - keys_before
@@ -397,14 +411,14 @@ def _bound(reader: _Reader, ts: pd.Timestamp):
 
 
 def _mend_by_keys(con, reader: _Reader, spec: StoredTable, table, columns: dict, chunk: int, source_rows: int,
-                  source_sum, upto: int | None) -> None:
+                  source_sum, counted: str | None) -> None:
     """Step 4: when the row counts (and the sums of integer keys: one old row deleted and another put back
-    below the high-water key leave the count alone; both of the keys up to ``upto`` when given) differ, drop
-    the keys the source no longer has and read the ones it gained."""
+    below the high-water key leave the count alone; both of the rows ``counted`` names, store SQL) differ,
+    drop the keys the source no longer has and read the ones it gained."""
     key = table.c[spec.key]
     key_sum = f'sum("{spec.key}")' if spec.integer_key else "NULL"
-    upto_sql = "" if upto is None else f' WHERE "{spec.key}" <= {int(upto)}'
-    stored, stored_sum = con.execute(f'SELECT count(*), {key_sum} FROM "{spec.name}"{upto_sql}').fetchall()[0]
+    where = "" if counted is None else f" WHERE {counted}"
+    stored, stored_sum = con.execute(f'SELECT count(*), {key_sum} FROM "{spec.name}"{where}').fetchall()[0]
     if source_rows == int(stored) and (not spec.integer_key or int(source_sum or 0) == int(stored_sum or 0)):
         return
     keys, last = [], None

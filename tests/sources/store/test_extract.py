@@ -401,26 +401,39 @@ def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_maria
 
 
 @pytest.mark.mariadb
-def test_a_row_written_while_a_refresh_runs_is_never_lost_or_doubled(demo_mariadb, tmp_path):
+def test_rows_written_while_a_refresh_runs_are_never_lost_doubled_or_mended_for(demo_mariadb, tmp_path):
     """Each table's check (count, key sum) is asked before its rows are read. A row written right after the check
-    counted, before the rows are read, is past the store's high-water key, which the check counts up to: it is
-    read, and no table is sent to be mended by keys (on a live server rows arrive during every refresh; reading
-    every key of a busy table each time would cost more than the refresh). Nothing is lost or doubled."""
+    counted, before the rows are read, lies past what the check counts: past the high-water key the store had
+    (a webhook, integer keys) or inside the trailing window (a session, uuid keys). It is read, and no table is
+    sent to be mended by keys (on a live server rows arrive during every refresh; reading every key of a busy
+    table each time would cost more than the refresh). Nothing is lost or doubled."""
     with fresh_mariadb_database("rca_test_store") as url:
         copy_mariadb_world(demo_mariadb[0], url)
         _refresh(url, tmp_path / "kept")
-        writer, source, arrived = sa.create_engine(url), loaders.engine_for(url), []
+        writer, source, arrived = sa.create_engine(url), loaders.engine_for(url), {}
+        sessions = sa.Table("retell_call_sessions", sa.MetaData(), autoload_with=writer)
         first = int(_source(url, "SELECT min(id) AS i FROM webhook_events")["i"][0])
 
-        def arrive(conn, cursor, statement, *args):
-            if not arrived and "webhook_events" in statement and "sum(" in statement.lower():  # the check
-                with writer.begin() as w:
-                    new_id = w.execute(sa.text("SELECT max(id) + 1 FROM webhook_events")).scalar()
-                    w.execute(sa.text("INSERT INTO webhook_events (id, provider, event_type, event_id, idempotency_key, "
-                                      "payload, status, retry_count, created_at, updated_at) SELECT :i, provider, event_type, "
-                                      "'evt-arrived', 'idem-arrived', payload, status, 0, created_at, updated_at "
-                                      "FROM webhook_events WHERE id = :f"), {"i": new_id, "f": first})
-                arrived.append(int(new_id))
+        def new_webhook(w) -> int:
+            new_id = int(w.execute(sa.text("SELECT max(id) + 1 FROM webhook_events")).scalar())
+            w.execute(sa.text("INSERT INTO webhook_events (id, provider, event_type, event_id, idempotency_key, payload, "
+                              "status, retry_count, created_at, updated_at) SELECT :i, provider, event_type, 'evt-arrived', "
+                              "'idem-arrived', payload, status, 0, created_at, updated_at FROM webhook_events WHERE id = :f"),
+                      {"i": new_id, "f": first})
+            return new_id
+
+        def new_session(w) -> str:
+            row = dict(w.execute(sa.select(sessions).order_by(sessions.c.started_at.desc()).limit(1)).mappings().one())
+            row.update(id=str(uuid.uuid4()), call_id="call_" + uuid.uuid4().hex[:27],
+                       started_at=row["started_at"] + pd.Timedelta(minutes=1).to_pytimedelta())
+            w.execute(sessions.insert().values(row))
+            return row["id"]
+
+        def arrive(conn, cursor, statement, *args):  # right after a table's check ran
+            for table, write in (("webhook_events", new_webhook), ("retell_call_sessions", new_session)):
+                if table not in arrived and f"FROM {table}" in statement and "sum(" in statement.lower():
+                    with writer.begin() as w:
+                        arrived[table] = write(w)
 
         sa.event.listen(source, "after_cursor_execute", arrive)
         try:
@@ -428,13 +441,14 @@ def test_a_row_written_while_a_refresh_runs_is_never_lost_or_doubled(demo_mariad
         finally:
             source.dispose()
             writer.dispose()
-        assert arrived, "the check of webhook_events ran"
+        assert set(arrived) == {"webhook_events", "retell_call_sessions"}, "both checks ran"
         assert sum(done.keys_read.values()) == 0, done.keys_read
-        assert (_stored(tmp_path / "kept")["webhook_events"]["id"] == arrived[0]).sum() == 1  # read now, once
         _refresh(url, tmp_path / "kept")
         _refresh(url, tmp_path / "fresh")
         _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
-        assert (_stored(tmp_path / "kept")["webhook_events"]["id"] == arrived[0]).sum() == 1
+        kept = _stored(tmp_path / "kept")
+        for table, key in arrived.items():
+            assert (kept[table][BY_NAME[table].key].astype(str) == str(key)).sum() == 1, table
 
 
 # --------------------------------------------------------------------------- 3. personal data
