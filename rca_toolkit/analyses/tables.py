@@ -305,8 +305,8 @@ class Table:
             ([max(k, m, 1) if num else max(m, min(_MIN_WRAP, c), 1)
               for k, m, c, num in zip(token_w, head_min, cell_w, numeric)], True),  # 5. long words break
         ]
-        # two spaces between columns, one where the narrowest the columns can get would not fit with two
-        gap = 2 if sum(stages[-1][0]) + 2 * (len(widths) - 1) <= width - len(indent) else 1
+        # two spaces between columns; one where the columns would not fit with two unless a word or a number broke
+        gap = 2 if sum(stages[-2][0]) + 2 * (len(widths) - 1) <= width - len(indent) else 1
         room = width - len(indent) - gap * (len(widths) - 1)
         for floor, widest_first in stages:
             while sum(widths) > room:

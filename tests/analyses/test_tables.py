@@ -87,6 +87,17 @@ def test_columns_that_fit_only_one_space_apart_are_set_one_space_apart():
     assert "  " not in Table(pd.DataFrame([cells]), columns).to_text(narrowest + 8).splitlines()[-1].strip()
 
 
+def test_a_long_name_stays_whole_when_single_spaces_make_room_for_it():
+    """``call_duration_session`` broke inside (``call_duration_sessio`` / ``n``) in rca compare at 100 columns,
+    where one space between the columns left room for it."""
+    cells = {"metric": "call_duration_session", "before": "65.0 (n=407,888)", "ci": "64.9-65.0",
+             "after": "65.1 (n=340,798)", "ci2": "65.0-65.2", "shift": "+0.2", "p": "< 0.001", "verdict": "regressed"}
+    columns = [col(k, k, numeric=k not in ("metric", "verdict")) for k in cells]
+    width = sum(max([len(k)] + [len(t) for t in v.split()]) for k, v in cells.items()) + len(cells) - 1
+    text = Table(pd.DataFrame([cells]), columns).to_text(width)
+    assert "call_duration_session" in text and max(len(line) for line in text.splitlines()) <= width, text
+
+
 def test_notes_show_as_a_list_not_a_python_literal():
     notes = tables.Notes(["one", "two <b>"])
     assert notes._repr_html_() == "<ul><li>one</li><li>two &lt;b&gt;</li></ul>" and repr(notes) == "- one\n- two <b>"
