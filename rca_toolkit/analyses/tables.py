@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -354,16 +355,22 @@ def bullet_list(items: Iterable[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>" if items else ""
 
 
+_KEPT_SPACE = "\x00"  # stands for a space no line may break at while a line is wrapped
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=%)|(?<=%) (?=CI\b)")  # "12.5 %" and "95 % CI" stay on one line
+
+
 def wrap_lines(lines: Iterable[str], width: int = TEXT_WIDTH, indent: str = "", hang: str = "  ") -> str:
-    """Plain-text lines wrapped to ``width`` (continuations indented by ``hang``)."""
+    """Plain-text lines wrapped to ``width`` (continuations indented by ``hang``); a number keeps its ``%``."""
     out = []
     for line in lines:
         if len(indent + line) <= width or not line.strip():
             out.append(indent + line)
             continue
         lead = line[: len(line) - len(line.lstrip())]
-        out += textwrap.wrap(line.strip(), width, initial_indent=indent + lead, subsequent_indent=indent + lead + hang,
-                             break_long_words=True, break_on_hyphens=False)
+        kept = _UNIT_SPACE.sub(_KEPT_SPACE, line.strip())
+        out += [part.replace(_KEPT_SPACE, " ") for part in textwrap.wrap(
+            kept, width, initial_indent=indent + lead, subsequent_indent=indent + lead + hang, break_long_words=True,
+            break_on_hyphens=False)]
     return "\n".join(out)
 
 

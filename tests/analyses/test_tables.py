@@ -98,6 +98,18 @@ def test_a_long_name_stays_whole_when_single_spaces_make_room_for_it():
     assert "call_duration_session" in text and max(len(line) for line in text.splitlines()) <= width, text
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["12.5 %", "95 % CI", "0.0 %-11.7 %", "success", "of", "29", "attempts", "(0/68)"]),
+                min_size=5, max_size=40), st.integers(min_value=20, max_value=100))
+def test_wrapped_lines_keep_a_number_with_its_percent_sign(words, width):
+    """The compare's headline broke as "... 95" / "% CI 0.0 %-11.7 %" at 100 columns."""
+    text = tables.wrap_lines([" ".join(words)], width)
+    lines = text.splitlines()
+    assert all(len(line) <= width for line in lines)
+    assert not any(line.lstrip().startswith(("%", "CI")) for line in lines[1:]), text
+    assert " ".join(" ".join(lines).split()) == " ".join(words)  # nothing dropped or added
+
+
 def test_notes_show_as_a_list_not_a_python_literal():
     notes = tables.Notes(["one", "two <b>"])
     assert notes._repr_html_() == "<ul><li>one</li><li>two &lt;b&gt;</li></ul>" and repr(notes) == "- one\n- two <b>"
