@@ -213,7 +213,7 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
 class _Window:
     """What an incremental read covers, decided from the store before the source is asked (steps 1-2)."""
 
-    high: object  # the high-water key (integer keys), None when the store holds none
+    high: int | None  # the high-water key (integer keys), None when the store holds none
     lo: int | None  # the trailing window's first key (integer keys), None when there is no window
     bound: pd.Timestamp | None  # the trailing window's first time, None when there is no window
     changed: object  # the rows changed since the last refresh outside the window (step 3), None when not looked for
@@ -231,6 +231,7 @@ class _Read:
     built_at: object
     refreshed_at: object
     check: Future | None = None
+    counted: tuple | None = None  # what the check compares (_counted), None for all rows
     rows_read: int = 0
     keys_read: int = 0
 
@@ -252,8 +253,8 @@ def _plan_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state,
         return _Read(spec, table, columns, None, now, now)
     window = _window(con, reader, spec, table, columns, trailing)
     counted = _counted(reader, spec, table, window)
-    check = _check(spec, table, window.changed, counted and counted[0])
-    return _Read(spec, table, columns, window, state.built_at, now, checks.submit(reader.row, check))
+    check = checks.submit(reader.row, _check(spec, table, window.changed, counted and counted[0]))
+    return _Read(spec, table, columns, window, state.built_at, now, check, counted)
 
 
 def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoolExecutor) -> None:
@@ -296,7 +297,7 @@ def _counted(reader: _Reader, spec: StoredTable, table, window: _Window | None):
     if window is None:
         return None
     if spec.integer_key and window.high is not None:
-        return table.c[spec.key] <= int(window.high), f'"{spec.key}" <= {int(window.high)}'
+        return table.c[spec.key] <= window.high, f'"{spec.key}" <= {window.high}'
     if not spec.integer_key and window.bound is not None:
         when = table.c[spec.time]
         return (sa.or_(when < _bound(reader, window.bound), when.is_(None)),
@@ -311,9 +312,8 @@ def _finish_table(con, reader: _Reader, read: _Read, chunk: int, result: Refresh
         changed, source_rows, source_sum = read.check.result()
         if int(changed or 0):
             _replace_keys(con, spec, read.columns, reader.frame(sa.select(read.table).where(read.window.changed)))
-        counted = _counted(reader, spec, read.table, read.window)
         _mend_by_keys(con, reader, spec, read.table, read.columns, chunk, int(source_rows or 0), source_sum,
-                      counted and counted[1])
+                      read.counted and read.counted[1])
     rows, high, first, last = _summary(con, spec, read.columns)
     result.rows_read[spec.name] = read.rows_read + reader.read - before
     result.keys_read[spec.name] = read.keys_read + reader.keys - keys_before
@@ -359,9 +359,10 @@ def _window(con, reader: _Reader, spec: StoredTable, table, columns: dict, trail
     high = lo = bound = older = None
     if spec.integer_key:
         high = _one(con, f'SELECT max("{key}") FROM "{name}"')
+        high = None if high is None else int(high)
         newest = None if high is None or when not in columns else _one(con, f'SELECT max("{when}") FROM "{name}"')
         if newest is not None:
-            high, bound = int(high), (pd.Timestamp(newest) - trailing).floor("s")
+            bound = (pd.Timestamp(newest) - trailing).floor("s")
             lo = int(_one(con, f'SELECT min("{key}") FROM "{name}" WHERE "{when}" >= ?', [bound.to_pydatetime()]))
             older = sa.and_(table.c[key] <= high, sa.or_(table.c[key] < lo, table.c[when] < _bound(reader, bound),
                                                          table.c[when].is_(None)))
@@ -381,7 +382,7 @@ def _read_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
     (rows that changed or went)."""
     name, key, when = spec.name, spec.key, spec.time
     if spec.integer_key:
-        _read_keyset(con, reader, spec, table, columns, None if window.high is None else int(window.high), chunk)
+        _read_keyset(con, reader, spec, table, columns, window.high, chunk)
         if window.lo is not None:
             con.execute(f'DELETE FROM "{name}" WHERE "{key}" >= ? AND "{key}" <= ? AND "{when}" >= ?',
                         [window.lo, window.high, window.bound.to_pydatetime()])
@@ -474,14 +475,11 @@ def _insert(con, spec: StoredTable, columns: dict, frame) -> None:
             if col in spec.masked:
                 masked = masking.mask_arrow(frame.column(col))
             else:
-                phones = redact_phone(frame.column(col).to_pandas())
-                masked = pa.array(phones.astype("object").where(phones.notna(), None).tolist(), type=pa.string())  # NULL stays NULL
+                masked = _arrow_text(redact_phone(frame.column(col).to_pandas()))
             frame = frame.set_column(frame.column_names.index(col), col, masked)
         for name, col, rule in spec.derived:
             if col in frame.column_names:
-                values = rule(frame.column(col).to_pandas())
-                frame = frame.append_column(name, pa.array(values.astype("object").where(values.notna(), None).tolist(),
-                                                           type=pa.string()))
+                frame = frame.append_column(name, _arrow_text(rule(frame.column(col).to_pandas())))
         _write(con, spec, columns, frame)
         return
     out = pd.DataFrame(index=frame.index)
@@ -508,6 +506,11 @@ def _insert(con, spec: StoredTable, columns: dict, frame) -> None:
         if col in out:
             out[name] = rule(out[col])
     _write(con, spec, columns, out)
+
+
+def _arrow_text(values: pd.Series):
+    """A column of texts as an Arrow string array; a missing value stays NULL."""
+    return pa.array(values.astype("object").where(values.notna(), None).tolist(), type=pa.string())
 
 
 def _derived(spec: StoredTable, columns: dict) -> dict:
