@@ -250,11 +250,11 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
 
     # the statements run on another thread once the attempts are read, beside their classification (Python)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        started: list = []
+        started: list = []  # attempt_counts calls when_fetched once, before it returns
         counts = booking_counts.attempt_counts(engine, start=bounds["baseline_start"], end=bounds["end"],
                                                company_id=company_id or None, bins=day_edges(bounds), first_at=True,
                                                when_fetched=lambda: started.append(pool.submit(run_statements)))
-        rows = (started[0] if started else pool.submit(run_statements)).result()
+        rows = started[0].result()
     sides = {0: "base", 1: "cur"}
     sess = rows["sessions"].assign(side=lambda f: f["side"].astype(int).map(sides), n=lambda f: f["n"].astype("int64"))
     sessions = {}
