@@ -291,9 +291,10 @@ class Table:
         if not self.cells:
             return f"{indent}({self.empty})"
         heads = self.headers
-        cell_w = [max([0] + [len(r[i]) for r in self.cells]) for i in range(len(heads))]
+        cells = [[_UNIT_SPACE.sub(_KEPT_SPACE, cell) for cell in row] for row in self.cells]  # "12.5 %" never parts
+        cell_w = [max([0] + [len(r[i]) for r in cells]) for i in range(len(heads))]
         head_min = [max(len(t) for t in _header_lines(h, 1)) for h in heads]
-        token_w = [max([0] + [len(t) for r in self.cells for t in r[i].split()]) for i in range(len(heads))]
+        token_w = [max([0] + [len(t) for r in cells for t in r[i].split()]) for i in range(len(heads))]
         widths = [max(len(h), c) for h, c in zip(heads, cell_w)]
         numeric = [c.numeric for c in self.columns]
         # a text column wraps at its spaces down to its longest word (words over _LONG_WORD may break)
@@ -319,12 +320,12 @@ class Table:
         lines = []
         header_parts = [_header_lines(h, w) for h, w in zip(heads, widths)]
         body = [[(textwrap.wrap(cell, w, break_long_words=not num, break_on_hyphens=False) or [""]) if len(cell) > w else [cell]
-                 for cell, w, num in zip(row, widths, numeric)] for row in self.cells]
+                 for cell, w, num in zip(row, widths, numeric)] for row in cells]
         for parts in [header_parts] + body:
             for k in range(max(len(p) for p in parts)):
                 pieces = []
                 for p, w, num in zip(parts, widths, numeric):
-                    piece = p[k] if k < len(p) else ""
+                    piece = (p[k] if k < len(p) else "").replace(_KEPT_SPACE, " ")
                     pieces.append(piece.rjust(w) if num else piece.ljust(w))
                 lines.append((indent + (" " * gap).join(pieces)).rstrip())
         return "\n".join(lines)

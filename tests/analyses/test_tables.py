@@ -110,6 +110,15 @@ def test_wrapped_lines_keep_a_number_with_its_percent_sign(words, width):
     assert " ".join(" ".join(lines).split()) == " ".join(words)  # nothing dropped or added
 
 
+@pytest.mark.parametrize("width", range(8, 40, 3))
+def test_a_table_cell_keeps_a_number_with_its_percent_sign(width):
+    """The rule of wrap_lines holds inside a table's cells too: "69.1 %" never parts, at any width."""
+    frame = pd.DataFrame({"rate": ["69.1 % (78,494/113,672)", "95 % CI 0.0 %-11.7 %"]})
+    text = Table(frame, [col("rate", "success rate", numeric=True)]).to_text(width)
+    assert not any(line.strip().startswith(("%", "CI")) for line in text.splitlines()), text
+    assert "69.1 %" in text and "95 % CI" in text
+
+
 def test_notes_show_as_a_list_not_a_python_literal():
     notes = tables.Notes(["one", "two <b>"])
     assert notes._repr_html_() == "<ul><li>one</li><li>two &lt;b&gt;</li></ul>" and repr(notes) == "- one\n- two <b>"
