@@ -166,9 +166,8 @@ def signatures(messages: pd.Series) -> pd.DataFrame:
     parsed = [normalise(m) if isinstance(m, str) else None for m in distinct]
     table = pd.DataFrame([[getattr(p, c) for c in cols] if p else [None] * len(cols) for p in parsed] + [[None] * len(cols)],
                          columns=cols)  # the extra last row stands for missing messages (code -1)
-    frame = table.iloc[np.where(codes < 0, len(parsed), codes)].set_index(messages.index)
-    frame["errno"] = pd.array(frame["errno"].to_numpy(dtype=object), dtype="Int64")
+    table["errno"] = pd.array(table["errno"].to_numpy(dtype=object), dtype="Int64")  # typed per distinct text
     for col in ("signature", "sqlstate", "column", "table", "location"):
-        frame[col] = frame[col].astype("string")
-    frame["truncated_context"] = frame["truncated_context"].fillna(False).astype(bool)
-    return frame
+        table[col] = table[col].astype("string")
+    table["truncated_context"] = table["truncated_context"].fillna(False).astype(bool)
+    return table.iloc[np.where(codes < 0, len(parsed), codes)].set_index(messages.index)

@@ -65,6 +65,23 @@ def test_outcomes_orphans_and_webhook_rescues():
                                                 "collect_appointment", "book_appointment"]
 
 
+def test_a_uid_two_attempts_claim_alike_goes_to_the_earlier_one():
+    """Two attempts that name one uid the same way (a retried booking whose outputs both name it; two successes
+    of one call and its one appointment): the earlier attempt holds it, the later one is linked no other way."""
+    traces, errors, appointments, webhooks, calls = _frames()
+    traces.at[3, "output_result"] = {"booking": {"uid": "uidA"}}  # a later attempt names the success's uid too
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out.loc[0, "calcom_uid"] == "uidA" and out.loc[0, "calcom_link"] == "trace"
+    assert pd.isna(out.loc[3, "calcom_uid"]) and pd.isna(out.loc[3, "calcom_link"])
+    # two successes of one call, both owning its appointment: the first one's uid, by appointment
+    traces, errors, appointments, webhooks, calls = _frames()
+    traces.loc[4, ["call_id", "status"]] = [C[0], "success"]
+    traces.at[0, "output_result"] = None
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out.loc[0, "calcom_uid"] == "uidA" and out.loc[0, "calcom_link"] == "appointment"
+    assert pd.isna(out.loc[4, "calcom_uid"]) and pd.isna(out.loc[4, "calcom_link"])
+
+
 def test_error_text_signature_and_code_path():
     out = classify(*_frames())
     # by function_trace_id (row 1), by call+family+time (row 2), trace text when the log has nothing (row 3)

@@ -103,7 +103,7 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out["calcom_uid"] = uids.astype("string")
     out["calcom_link"] = how.astype("string")
     # the local appointment holding each attempt's uid: one hash lookup for its existence, source and id
-    row = pd.Index(local["calcom_v2_booking_id"].astype("object")).get_indexer(out["calcom_uid"].astype("object"))
+    row = _positions(pd.Index(local["calcom_v2_booking_id"].astype("object")), out["calcom_uid"])
     has_local = pd.Series(row >= 0, index=out.index)
     local_source = _at_rows(local["source"].astype("string"), row, out.index)
     linked = _at_rows(local["id"], row, out.index)
@@ -118,6 +118,16 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out["outcome"] = pd.Categorical(out["outcome"], categories=list(OUTCOMES))
     out["path"] = out["path"].astype("category")
     return out[COLUMNS].sort_values("at", kind="stable").reset_index(drop=True)
+
+
+def _positions(index: pd.Index, values) -> np.ndarray:
+    """Each value's position in ``index`` (unique), -1 where it is missing or absent: only present values are hashed
+    (most attempts name no uid in their blob)."""
+    values = np.asarray(values, dtype=object)
+    found = np.full(len(values), -1)
+    present = pd.notna(values)
+    found[present] = index.get_indexer(values[present])
+    return found
 
 
 def _at_rows(values: pd.Series, rows: np.ndarray, index: pd.Index) -> pd.Series:
@@ -161,6 +171,9 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     within ``LINK_WINDOW`` after the attempt started (``time``, inferred, one webhook per attempt; a webhook two
     attempts could claim goes to the nearer one, then to the earlier, whatever else the window holds).
     Only uids that Cal.com's webhook confirms count as bookings.
+
+    Each uid is handled as its position among the confirmed ones: 400k attempts are linked by integer arrays,
+    not by hashing their uid texts again at every step.
     """
     uids = pd.Series(None, index=traces.index, dtype="object")
     how = pd.Series(None, index=traces.index, dtype="object")
@@ -169,42 +182,54 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
         return uids, how
     event_ids = created["event_id"].to_numpy(dtype=object)  # numpy objects: iterating a StringArray is slow
     known = pd.Index(pd.unique(created["event_id"].dropna().astype(str).to_numpy(dtype=object)))  # hashed once
+    linked = np.full(len(traces), -1)  # each attempt's uid, as a position in known
+    taken = np.zeros(len(known), dtype=bool)  # uids already linked to an attempt
+    links = np.full(len(traces), None, dtype=object)
 
-    def assign(values: pd.Series, label: str) -> None:
-        values = values[values.notna().to_numpy() & uids.loc[values.index].isna().to_numpy()]
-        assigned = uids[uids.notna()].to_numpy(dtype=object)
-        values = values[(known.get_indexer(values.to_numpy(dtype=object)) >= 0) & ~values.isin(assigned).to_numpy()]
-        values = values[~values.duplicated()]
-        uids.loc[values.index] = values
-        how.loc[values.index] = label
+    def link(rows: np.ndarray, uid: np.ndarray, label: str) -> None:
+        """Attempts ``rows`` (positions) claim uids ``uid`` (positions, -1: none): a claim counts where the attempt
+        has no uid yet and the uid is free, the first claim of a uid in ``rows``' order wins."""
+        free = uid >= 0
+        free[free] = (linked[rows[free]] < 0) & ~taken[uid[free]]
+        rows, uid = rows[free], uid[free]
+        _, first = np.unique(uid, return_index=True)
+        rows, uid = rows[np.sort(first)], uid[np.sort(first)]
+        linked[rows], taken[uid], links[rows] = uid, True, label
 
-    blobs = pd.Series(blob_uids(traces["output_result"], traces["error_details"]), index=traces.index, dtype="object")
-    assign(blobs, "trace")
+    every = np.arange(len(traces))
+    link(every, _positions(known, blob_uids(traces["output_result"], traces["error_details"])), "trace")
     calls_of = {}
-    for event_id, payload in zip(event_ids, created["payload"].to_numpy(dtype=object)):
+    with_payload = created["payload"].notna().to_numpy()
+    for event_id, payload in zip(event_ids[with_payload], created["payload"].to_numpy(dtype=object)[with_payload]):
         call = _call_of_payload(payload) if isinstance(payload, dict) else None
         if call and event_id:
             calls_of.setdefault(call, str(event_id))
     if calls_of:
-        assign(traces["call_id"].astype("object").map(calls_of), "payload")
-    assign(own_uid.astype("object"), "appointment")
-    todo = uids.isna()
+        link(every, _positions(known, traces["call_id"].astype("object").map(calls_of)), "payload")
+    link(every, _positions(known, own_uid), "appointment")
+    todo = linked < 0
     if todo.any():
-        used = set(uids.dropna())
         # floor to the second: webhook times are often stored without fractions (TIMESTAMP(0))
-        left = pd.DataFrame({"at": traces.loc[todo, "started_at"].dt.floor("s"), "company_id": traces.loc[todo, "company_id"].astype("float"),
-                             "key": traces.index[todo]}).dropna(subset=["at"]).sort_values("at", kind="stable")
-        right = created.loc[~created["event_id"].astype(str).isin(used), ["created_at", "event_id"]].copy()
-        right["company_id"] = created["company_id"].astype("float") if "company_id" in created else 0.0
+        left = pd.DataFrame({"at": traces.loc[todo, "started_at"].dt.floor("s").array,
+                             "company_id": traces.loc[todo, "company_id"].astype("float").to_numpy(),
+                             "key": every[todo]}).dropna(subset=["at"]).sort_values("at", kind="stable")
+        uid = _positions(known, event_ids)
+        free = (uid >= 0) & ~taken[np.where(uid >= 0, uid, 0)]
+        right = pd.DataFrame({"created_at": created["created_at"].array[free], "uid": uid[free],
+                              "company_id": (created["company_id"].astype("float").to_numpy()[free] if "company_id" in created
+                                             else 0.0)})
         if "company_id" not in created or right["company_id"].isna().all():
             left["company_id"] = right["company_id"] = 0.0
         right = right.dropna(subset=["created_at"]).sort_values("created_at", kind="stable")
         right["created_at"] = right["created_at"].astype(left["at"].dtype)
         merged = pd.merge_asof(left, right, left_on="at", right_on="created_at", by="company_id",
                                direction="forward", tolerance=LINK_WINDOW)
-        merged = merged.dropna(subset=["event_id"])
-        merged = merged.assign(gap=merged["created_at"] - merged["at"]).sort_values("gap", kind="stable").drop_duplicates("event_id")
-        assign(pd.Series(merged["event_id"].astype(str).to_numpy(), index=merged["key"].to_numpy(), dtype="object"), "time")
+        merged = merged.dropna(subset=["uid"])
+        merged = merged.assign(gap=merged["created_at"] - merged["at"]).sort_values("gap", kind="stable").drop_duplicates("uid")
+        link(merged["key"].to_numpy(), merged["uid"].to_numpy(dtype=np.int64), "time")
+    has = linked >= 0
+    uids[has] = known.to_numpy(dtype=object)[linked[has]]
+    how[:] = links
     return uids, how
 
 
