@@ -67,7 +67,6 @@ class HealthData:
     excluded_test_ids: int = 0
     excluded_test_attempts: int = 0
     missing_columns: dict = field(default_factory=dict)
-    statements: list = field(default_factory=list)
 
 
 def day_edges(bounds: dict) -> list[pd.Timestamp]:
@@ -78,10 +77,14 @@ def day_edges(bounds: dict) -> list[pd.Timestamp]:
     return [pd.Timestamp(d).tz_localize(tz).tz_convert("UTC") for d in days]
 
 
+def _in_sides(ts: pd.Series, bounds: dict) -> dict[str, pd.Series]:
+    return {"base": (ts >= bounds["baseline_start"]) & (ts < bounds["start"]), "cur": (ts >= bounds["start"]) & (ts < bounds["end"])}
+
+
 def _side(ts: pd.Series, bounds: dict) -> pd.Series:
     side = pd.Series(pd.NA, index=ts.index, dtype="object")
-    side[(ts >= bounds["baseline_start"]) & (ts < bounds["start"])] = "base"
-    side[(ts >= bounds["start"]) & (ts < bounds["end"])] = "cur"
+    for name, inside in _in_sides(ts, bounds).items():
+        side[inside] = name
     return side
 
 
@@ -93,40 +96,36 @@ def _hist(values) -> Histogram:
 def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame, attempts: pd.DataFrame,
                 bounds: dict) -> HealthData:
     """The report's inputs computed from loaded frames (what :func:`from_sql` computes in the database)."""
-    call_side = _side(calls["started_at"], bounds)
-    trace_side = _side(traces["started_at"], bounds)
-    traced = set(traces.loc[trace_side.eq("cur").fillna(False).astype(bool), "call_id"].astype(str))
+    call_in = _in_sides(calls["started_at"], bounds)
+    trace_in = _in_sides(traces["started_at"], bounds)
+    call_ids = {side: calls.loc[call_in[side], "call_id"].astype(str) for side in SIDES}
+    traced = set(traces.loc[trace_in["cur"], "call_id"].astype(str))
     sessions = {}
     for side in SIDES:
-        c = calls[call_side.eq(side).fillna(False).astype(bool)]
+        c = calls[call_in[side]]
         sessions[side] = {"n": len(c), "stuck": int(c["stuck"].sum()), "cleanup": int(c["closed_by_cleanup"].sum()),
-                          "untraced": int((~c["call_id"].astype(str).isin(traced)).sum()),
+                          "untraced": int((~call_ids[side].isin(traced)).sum()),
                           "ambiguous": int(c.get("started_at_ambiguous", pd.Series(dtype=bool)).fillna(False).sum())}
     durations = {}
     for name, col in DURATIONS:
         if col in calls and calls[col].notna().any():
             keep = calls[col].notna() & ~calls["stuck"].fillna(False).astype(bool) & ~calls["closed_by_cleanup"].fillna(False).astype(bool)
-            durations[name] = {side: _hist(calls.loc[keep & call_side.eq(side).fillna(False).astype(bool), col].astype(float))
-                               for side in SIDES}
+            durations[name] = {side: _hist(calls.loc[keep & call_in[side], col].astype(float)) for side in SIDES}
     families = sorted(set(traces["family"].dropna().astype(str)))
     latencies = {}
     for fam in families:
         of_fam = traces["family"].astype(str) == fam
         latencies[fam] = {}
         for side in SIDES:
-            v = traces.loc[of_fam & trace_side.eq(side).fillna(False).astype(bool), "duration_ms"].astype(float)
+            v = traces.loc[of_fam & trace_in[side], "duration_ms"].astype(float)
             latencies[fam][side] = _hist(v[v >= 0].dropna())
-    dur = traces.loc[trace_side.eq("cur").fillna(False).astype(bool), "duration_ms"].astype(float)
+    dur = traces.loc[trace_in["cur"], "duration_ms"].astype(float)
     trace_quality = {"n": len(dur), "negative": int((dur < 0).sum()), "zero": int((dur == 0).sum()),
                      "whole_seconds": int(((dur % 1000 == 0) & (dur != 0)).sum())}
     fams = traces[["call_id", "family"]].dropna().astype(str)
     fams = pd.concat([fams, fams[fams["family"].isin(list(functions.BOOKING_FAMILIES))].assign(family=BOOKING_REACH)])
-    reached = {}
-    for family in set(fams["family"]):
-        callers = set(fams.loc[fams["family"] == family, "call_id"])
-        for side in SIDES:
-            c = calls[call_side.eq(side).fillna(False).astype(bool)]
-            reached[(side, family)] = int(c["call_id"].astype(str).isin(callers).sum())
+    reached = {(side, family): int(call_ids[side].isin(callers).sum())
+               for family, callers in fams.groupby("family")["call_id"] for side in SIDES}
     # every real call id in a text becomes one (as in from_sql): the texts of one signature group together,
     # so the signature rule runs per distinct text, not per error
     messages = errors["error_message"].astype("object")
@@ -160,11 +159,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     requirements.check(schema, *STATEMENT_READS)
     base: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"]),
                   "stuck_before": _utc(sessions.stuck_before(bounds["end"]))}
-    company = []
-    if company_id:
-        base["company_id"] = int(company_id)
-        company = ["s.company_id = :company_id"]
-    in_window = ["s.started_at >= :bs", "s.started_at < :end"] + company
+    company = loaders.company_clause("s.company_id", company_id or None, base)
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     joined = "retell_call_id" in calls_cols
     join = ("LEFT JOIN calls c ON c.retell_call_id = s.call_id" + (" AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else "")
@@ -173,16 +168,18 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     stuck = f"CASE WHEN {sessions.stuck_sql('s', bound=':stuck_before', completed=completed)} THEN 1 ELSE 0 END"
     cleanup = f"CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"
     side = "CASE WHEN {col} < :start THEN 0 ELSE 1 END"
+    s_side = side.format(col="s.started_at")
     out = []
     untraced = ("CASE WHEN s.started_at >= :start AND NOT EXISTS (SELECT 1 FROM retell_function_traces t "
                 "WHERE t.call_session_id = s.id AND t.started_at >= :start AND t.started_at < :end) THEN 1 ELSE 0 END")
     real = call_ids.real_call_id_sql("s.call_id", engine)
-    where = " AND ".join(in_window + [real])
-    out.append(("sessions", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, {cleanup} AS cleanup, "
+    scoped = " AND ".join(company + [real])
+    where = f"s.started_at >= :bs AND s.started_at < :end AND {scoped}"
+    out.append(("sessions", f"SELECT {s_side} AS side, {stuck} AS stuck, {cleanup} AS cleanup, "
                             f"{untraced} AS untraced, s.duration_ms AS value, COUNT(*) AS n "
                             f"FROM retell_call_sessions s {join} WHERE {where} GROUP BY 1, 2, 3, 4, 5", dict(base)))
     if joined and "duration_ms" in calls_cols:
-        out.append(("retell_durations", f"SELECT {side.format(col='s.started_at')} AS side, {stuck} AS stuck, "
+        out.append(("retell_durations", f"SELECT {s_side} AS side, {stuck} AS stuck, "
                                         f"{cleanup} AS cleanup, "
                                         f"c.duration_ms AS value, COUNT(*) AS n FROM retell_call_sessions s {join} "
                                         f"WHERE {where} GROUP BY 1, 2, 3, 4", dict(base)))
@@ -196,29 +193,23 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
                             {})["function_name"].astype(str).tolist()
     fam_of = dict(zip(stored, functions.family_series(pd.Series(stored, dtype="string")).astype(str)))
-    params = dict(base)
-    params.update({f"fn{i}": n for i, n in enumerate(stored)})
+    fn_params = {f"fn{i}": n for i, n in enumerate(stored)}
     listed = ", ".join(f":fn{i}" for i in range(len(stored))) or "NULL"
     out.append(("latencies", f"SELECT {side.format(col='t.started_at')} AS side, t.function_name, t.duration_ms AS value, "
                              f"COUNT(*) AS n FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                              f"WHERE t.function_name IN ({listed}) AND t.started_at >= :bs AND t.started_at < :end "
-                             f"AND {' AND '.join(company + [real])} GROUP BY 1, 2, 3", params))
+                             f"AND {scoped} GROUP BY 1, 2, 3", dict(base, **fn_params)))
     fams = sorted(set(fam_of.values()))
-    params = dict(base)
-    cases = []
-    for i, name in enumerate(stored):
-        params[f"fn{i}"] = name
-        cases.append(f"WHEN :fn{i} THEN '{fams.index(fam_of[name])}'")
+    cases = [f"WHEN :fn{i} THEN '{fams.index(fam_of[name])}'" for i, name in enumerate(stored)]
     booking = [f":fn{i}" for i, n in enumerate(stored) if fam_of[n] in functions.BOOKING_FAMILIES] or ["NULL"]
     reach_from = (f"FROM retell_call_sessions s JOIN retell_function_traces t ON t.call_session_id = s.id "
                   f"WHERE {where} AND t.started_at >= :bs AND t.started_at < :end")
-    out.append(("reach", f"SELECT {side.format(col='s.started_at')} AS side, CASE t.function_name {' '.join(cases) or 'WHEN NULL THEN NULL'} "
+    out.append(("reach", f"SELECT {s_side} AS side, CASE t.function_name {' '.join(cases) or 'WHEN NULL THEN NULL'} "
                          f"END AS family, COUNT(DISTINCT s.id) AS n {reach_from} GROUP BY 1, 2 "
-                         f"UNION ALL SELECT {side.format(col='s.started_at')}, '-1', COUNT(DISTINCT s.id) {reach_from} "
-                         f"AND t.function_name IN ({', '.join(booking)}) GROUP BY 1", params))
+                         f"UNION ALL SELECT {s_side}, '-1', COUNT(DISTINCT s.id) {reach_from} "
+                         f"AND t.function_name IN ({', '.join(booking)}) GROUP BY 1", dict(base, **fn_params)))
     severities = loaders.query(engine, "SELECT DISTINCT severity FROM retell_error_log WHERE severity IS NOT NULL", {})["severity"]
-    params = dict(base)
-    params.update({f"sev{i}": str(v) for i, v in enumerate(severities)})
+    params = dict(base, **{f"sev{i}": str(v) for i, v in enumerate(severities)})
     sev = ", ".join(f":sev{i}" for i in range(len(severities))) or "NULL"
     out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
                           f"{call_ids_folded_sql('e.error_message', engine)} AS message, "
@@ -226,7 +217,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
                           f"FROM retell_error_log e JOIN retell_call_sessions s ON s.id = e.call_session_id "
                           f"WHERE e.severity IN ({sev}) AND e.occurred_at >= :bs AND e.occurred_at < :end "
-                          f"AND {' AND '.join(company + [real])} GROUP BY 1, 2, 3", params))
+                          f"AND {scoped} GROUP BY 1, 2, 3", params))
     return out
 
 
@@ -256,25 +247,26 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
                                                when_fetched=lambda: started.append(pool.submit(run_statements)))
         rows = started[0].result()
     sides = {0: "base", 1: "cur"}
-    sess = rows["sessions"].assign(side=lambda f: f["side"].astype(int).map(sides), n=lambda f: f["n"].astype("int64"))
-    sessions = {}
-    for side in SIDES:
-        s = sess[sess["side"] == side]
-        sessions[side] = {"n": int(s["n"].sum()), "stuck": int(s.loc[s["stuck"].astype(int) == 1, "n"].sum()),
-                          "cleanup": int(s.loc[s["cleanup"].astype(int) == 1, "n"].sum()),
-                          "untraced": int(s.loc[s["untraced"].astype(int) == 1, "n"].sum()), "ambiguous": 0}
+    rows = {name: r.assign(side=r["side"].astype(int).map(sides)) if "side" in r else r for name, r in rows.items()}
+    sess = rows["sessions"].assign(n=lambda f: f["n"].astype("int64"))
+
+    def counted(s: pd.DataFrame) -> dict:
+        flagged = {flag: int(s.loc[s[flag].astype(int) == 1, "n"].sum()) for flag in ("stuck", "cleanup", "untraced")}
+        return {"n": int(s["n"].sum()), **flagged, "ambiguous": 0}
+
+    sessions = {side: counted(sess[sess["side"] == side]) for side in SIDES}
     durations = {}
     for name, key in (("call_duration_session", "sessions"), ("call_duration_retell", "retell_durations")):
         if key not in rows:
             continue
-        r = rows[key].assign(side=lambda f: f["side"].astype(int).map(sides))
+        r = rows[key]
         values = pd.to_numeric(r["value"], errors="coerce")
         if values.notna().any():
             keep = values.notna() & (r["stuck"].astype(int) == 0) & (r["cleanup"].astype(int) == 0)
             durations[name] = {side: Histogram.from_counts(values[keep & (r["side"] == side)].to_numpy(float),
                                                            r.loc[keep & (r["side"] == side), "n"].to_numpy("int64"))
                                for side in SIDES}
-    lat = rows["latencies"].assign(side=lambda f: f["side"].astype(int).map(sides))
+    lat = rows["latencies"]
     lat["family"] = functions.family_series(lat["function_name"].astype("string")).astype(str)
     lat["value"] = pd.to_numeric(lat["value"], errors="coerce")
     lat["n"] = lat["n"].astype("int64")
@@ -290,18 +282,19 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
     for rec in rows["reach"].itertuples(index=False):
         idx = int(rec.family)
         family = BOOKING_REACH if idx == -1 else stored_fams[idx]
-        reached[(sides[int(rec.side)], family)] = reached.get((sides[int(rec.side)], family), 0) + int(rec.n)
+        reached[(rec.side, family)] = reached.get((rec.side, family), 0) + int(rec.n)
     err = rows["errors"]
     errors = pd.DataFrame({"key_text": err["message"].astype("object").where(err["message"].notna(), err["code"].astype("object")),
-                           "side": err["side"].astype(int).map(sides), "n": err["n"].astype("int64"),
+                           "side": err["side"], "n": err["n"].astype("int64"),
                            "first_at": pd.to_datetime(err["first_at"], utc=True),
                            "booking_failed": pd.to_numeric(err["booking_failed"]).fillna(0).astype("int64")})
     errors = (errors.dropna(subset=["key_text"]).groupby(["key_text", "side"], sort=False)
               .agg(n=("n", "sum"), first_at=("first_at", "min"), booking_failed=("booking_failed", "sum")).reset_index())
-    missing = _merged(requirements.check(engine, *REQUIRES["load_counts"]), {"calls": _calls_missing(engine)})
+    missing = _merged(requirements.check(engine, *REQUIRES["load_counts"]),
+                      {"calls": attempt_inputs.calls_missing(loaders.schema_of(engine))})
     return HealthData(sessions, durations, latencies, trace_quality, families, reached, errors, counts,
                       int(rows["excluded_test_ids"]["n"].iloc[0]), int(counts.attrs.get("excluded_test_attempts", 0) or 0),
-                      missing, [(n, s, p) for n, s, p in stmts])
+                      missing)
 
 
 def _valid(frame: pd.DataFrame):
@@ -310,12 +303,8 @@ def _valid(frame: pd.DataFrame):
 
 
 def _stored_names(stmts) -> list[str]:
-    params = dict(stmts[[n for n, _, _ in stmts].index("reach")][2])
+    params = next(p for name, _, p in stmts if name == "reach")
     return [params[k] for k in sorted((k for k in params if k.startswith("fn")), key=lambda k: int(k[2:]))]
-
-
-def _calls_missing(engine: sa.Engine) -> list[str]:
-    return attempt_inputs.calls_missing(loaders.schema_of(engine))
 
 
 def _merged(*missing: dict) -> dict[str, list[str]]:
@@ -366,9 +355,8 @@ def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = 
     """Read only counts and histograms (:func:`from_sql`): what :func:`rca_toolkit.analyses.health.report.health` uses.
 
     The database computes them when it hands back UTC (MariaDB pinned to ``+00:00``, and the local store of
-    such a server); with wall-time
-    storage (SQLite, ``SYSTEM`` zone) the rows are loaded and counted here, so DST is handled as the
-    loaders handle it.
+    such a server); with wall-time storage (SQLite, ``SYSTEM`` zone) the rows are loaded and counted here, so
+    DST is handled as the loaders handle it.
     """
     engine = loaders.engine_for(db, cached=True)
     requirements.check(engine, *REQUIRES["load_counts"])  # before the first statement of either path
