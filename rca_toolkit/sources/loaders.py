@@ -141,7 +141,7 @@ def engine_for(db=None, settings: Settings | None = None, *, cached: bool = Fals
 
 
 def is_mariadb(engine: sa.Engine) -> bool:
-    """MariaDB/MySQL SQL (binary comparisons, index hints) rather than the portable SQL SQLite and the store read."""
+    """MariaDB/MySQL SQL (binary comparisons, FIELD keys) rather than the portable SQL SQLite and the store read."""
     return engine.dialect.name in ("mysql", "mariadb")
 
 
@@ -151,21 +151,11 @@ def schema_of(engine: sa.Engine) -> dict[str, TableInfo]:
     return requirements.schema_of(engine)
 
 
-def pin_schema(engine: sa.Engine, schema: dict[str, TableInfo]) -> None:
-    """Make the loaders see ``schema`` for ``engine`` instead of introspecting it (a caller that
-    already read the catalogue, or a test that shows what a schema without an index does)."""
-    requirements.pin_schema(engine, schema)
-
-
-def _settings(engine: sa.Engine) -> Settings:
-    return _SETTINGS.get(engine) or load_settings()
-
-
 def storage_zone(engine: sa.Engine) -> str:
     """Zone in which the server hands back naive timestamps."""
-    settings = _settings(engine)
-    if store.storage_zone(engine):
-        return store.storage_zone(engine)
+    settings = _SETTINGS.get(engine) or load_settings()
+    if zone := store.storage_zone(engine):
+        return zone
     if engine.dialect.name == "sqlite":
         return settings.source_tz
     tz = settings.db_time_zone
@@ -193,11 +183,12 @@ def to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = Tru
 
 def wall_bound(ts: pd.Timestamp, engine: sa.Engine, pad: pd.Timedelta) -> str | datetime:
     """UTC bound -> value comparable with the stored column (padded for DST, refined later)."""
-    zone = storage_zone(engine)
-    local = (ts + pad).tz_convert(zone).tz_localize(None)
-    if engine.dialect.name == "sqlite":
-        return local.strftime("%Y-%m-%d %H:%M:%S.%f")
-    return local.to_pydatetime()
+    return _naive_param((ts + pad).tz_convert(storage_zone(engine)).tz_localize(None), engine)
+
+
+def _naive_param(naive: pd.Timestamp, engine: sa.Engine) -> str | datetime:
+    """A naive timestamp as a bound value: SQLite stores and compares text."""
+    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" else naive.to_pydatetime()
 
 
 def _instant(value, name: str) -> pd.Timestamp | None:
@@ -234,24 +225,22 @@ def query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None 
 
     Logs (DEBUG, ``rca -vv``) the statement's first words, the rows read and the seconds it took;
     never the bound parameter values."""
-    started = time.perf_counter()
-    if store.is_store(engine):
-        try:
-            frame = store.query_frame(engine, sql, params)
-        except duckdb.Error as exc:
-            raise ConnectionFailed(f"query on {engine.rca_label} failed: {str(exc).splitlines()[0]}",
-                                   hint="refresh the store (`rca cache refresh --full`) or run with --no-cache") from None
-        log.debug("%s: %d rows in %.3f s (local store)", statement_label(sql), len(frame), time.perf_counter() - started)
-        return frame
+    started, local = time.perf_counter(), store.is_store(engine)
     try:
-        if conn is not None:
+        if local:
+            frame = store.query_frame(engine, sql, params)
+        elif conn is not None:
             frame = pd.read_sql(sa.text(sql), conn, params=params)
         else:
             with engine.connect() as own:
                 frame = pd.read_sql(sa.text(sql), own, params=params)
+    except duckdb.Error as exc:  # only the store raises these
+        raise ConnectionFailed(f"query on {engine.rca_label} failed: {str(exc).splitlines()[0]}",
+                               hint="refresh the store (`rca cache refresh --full`) or run with --no-cache") from None
     except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:  # pd.read_sql wraps SQLAlchemy's errors
         raise database_error(engine, exc) from None
-    log.debug("%s: %d rows in %.3f s", statement_label(sql), len(frame), time.perf_counter() - started)
+    log.debug("%s: %d rows in %.3f s%s", statement_label(sql), len(frame), time.perf_counter() - started,
+              " (local store)" if local else "")
     return frame
 
 
@@ -264,6 +253,17 @@ def statement_label(sql: str, width: int = 90) -> str:
 def present_columns(schema: dict[str, TableInfo], table: str, wanted) -> tuple[list[str], list[str]]:
     have = schema[table].columns if table in schema else {}
     return [c for c in wanted if c in have], [c for c in wanted if c not in have]
+
+
+def _where_sql(where: list[str]) -> str:
+    return " WHERE " + " AND ".join(where) if where else ""
+
+
+def _decode_json_columns(frame: pd.DataFrame, cols) -> None:
+    """Decode the JSON text of those of ``cols`` the frame has, in place (:func:`decode_json`'s value)."""
+    for col in cols:
+        if col in frame:
+            frame[col] = frame[col].map(lambda v: decode_json(v)[0])
 
 
 def base_attrs(engine, **extra) -> dict:
@@ -297,19 +297,15 @@ def _string_category(values: pd.Series) -> pd.Series:
 
 
 def typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.DataFrame:
-    for col in ints:
-        if col in frame:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").round().astype("Int64")
-    for col in strings:
-        if col in frame:
-            frame[col] = frame[col].astype("string")
-    for col in cats:
-        if col in frame:
-            frame[col] = _string_category(frame[col])
-    for col in bools:
-        if col in frame:
-            # pd.isna: None and NaN (a driver's NULL) and pd.NA (the store's nullable integers) alike
-            frame[col] = frame[col].map(lambda v: pd.NA if pd.isna(v) else bool(int(v))).astype("boolean")
+    casts = ((ints, lambda s: pd.to_numeric(s, errors="coerce").round().astype("Int64")),
+             (strings, lambda s: s.astype("string")),
+             (cats, _string_category),
+             # pd.isna: None and NaN (a driver's NULL) and pd.NA (the store's nullable integers) alike
+             (bools, lambda s: s.map(lambda v: pd.NA if pd.isna(v) else bool(int(v))).astype("boolean")))
+    for cols, cast in casts:
+        for col in cols:
+            if col in frame:
+                frame[col] = cast(frame[col])
     return frame
 
 
@@ -346,11 +342,8 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
         excl = query(engine, excl_sql, params)
         excluded, examples = len(excl), sorted(excl["call_id"].astype(str))[:20]
         where.append(call_ids.real_call_id_prefilter_sql("s.call_id"))
-    sql = f"SELECT {', '.join(select)} FROM retell_call_sessions s {join}"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY s.started_at, s.id"
-    frame = query(engine, sql, params)
+    frame = query(engine, f"SELECT {', '.join(select)} FROM retell_call_sessions s {join}{_where_sql(where)} "
+                          "ORDER BY s.started_at, s.id", params)
     zone = storage_zone(engine)
     frame = to_utc(frame, ["started_at"], zone)
     frame = to_utc(frame, ["ended_at", "retell_start", "retell_end"], zone, flags=False)
@@ -365,9 +358,7 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     as_of_ts = _instant(as_of, "as_of") if as_of is not None else pd.Timestamp.now(tz="UTC")
     frame["stuck"] = sessions.stuck(frame, as_of_ts)
     frame["closed_by_cleanup"] = sessions.closed_by_cleanup(frame["disconnection_reason"])
-    for col in CALL_COLUMNS.values():
-        if col not in frame:
-            frame[col] = pd.NA
+    frame[[c for c in CALL_COLUMNS.values() if c not in frame]] = pd.NA
     frame = typed(
         frame,
         ints=["company_id", "customer_id", "agent_version", "duration_ms", "function_call_count", "error_count",
@@ -384,8 +375,8 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
         excluded_examples=examples[:20],
         ambiguous_times=int(frame["started_at_ambiguous"].sum()),
         stuck=int(frame["stuck"].sum()),
+        missing_columns={"calls": missing} if missing else {},
     )
-    frame.attrs["missing_columns"] = {"calls": missing} if missing else {}
     return frame
 
 
@@ -419,6 +410,17 @@ def call_trace(db=None, call_id: str = "") -> CallTrace:
     return trace
 
 
+# the session's rows of each table, in order: (table, ORDER BY, time columns, JSON columns)
+PER_SESSION = (
+    ("retell_call_events", "occurred_at, id", ["occurred_at"],
+     ("function_arguments", "function_response", "error_context", "metadata")),
+    ("retell_function_traces", "started_at, id", ["started_at", "completed_at"],
+     ("input_params", "output_result", "error_details", "metadata")),
+    ("retell_transcript_segments", "segment_sequence, occurred_at, id", ["occurred_at"], ()),
+    ("retell_error_log", "occurred_at, id", ["occurred_at"], ("error_context", "metadata")),
+)
+
+
 def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str, call_id: str) -> CallTrace:
     sessions = query(engine, "SELECT * FROM retell_call_sessions WHERE call_id = :cid", {"cid": call_id}, conn)
     if sessions.empty:
@@ -428,21 +430,13 @@ def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str,
         )
     sessions = to_utc(sessions, ["started_at", "ended_at"], zone)
     session = sessions.iloc[0].to_dict()
-    sid = {"sid": session["id"]}
-    events = to_utc(query(engine, "SELECT * FROM retell_call_events WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
-                     ["occurred_at"], zone, flags=False)
-    traces = to_utc(query(engine, "SELECT * FROM retell_function_traces WHERE call_session_id = :sid ORDER BY started_at, id", sid, conn),
-                     ["started_at", "completed_at"], zone, flags=False)
-    transcript = to_utc(query(engine, "SELECT * FROM retell_transcript_segments WHERE call_session_id = :sid "
-                                        "ORDER BY segment_sequence, occurred_at, id", sid, conn), ["occurred_at"], zone, flags=False)
-    errors_ = to_utc(query(engine, "SELECT * FROM retell_error_log WHERE call_session_id = :sid ORDER BY occurred_at, id", sid, conn),
-                      ["occurred_at"], zone, flags=False)
-    for frame, cols in ((events, ("function_arguments", "function_response", "error_context", "metadata")),
-                        (traces, ("input_params", "output_result", "error_details", "metadata")),
-                        (errors_, ("error_context", "metadata"))):
-        for col in cols:
-            if col in frame:
-                frame[col] = frame[col].map(lambda v: decode_json(v)[0])
+    per_session = []
+    for table, order, times, blobs in PER_SESSION:
+        sql = f"SELECT * FROM {table} WHERE call_session_id = :sid ORDER BY {order}"
+        frame = to_utc(query(engine, sql, {"sid": session["id"]}, conn), times, zone, flags=False)
+        _decode_json_columns(frame, blobs)
+        per_session.append(frame)
+    events, traces, transcript, errors_ = per_session
     if "function_name" in traces:
         traces["family"] = traces["function_name"].map(functions.function_family)
         traces["error"] = traces.get("error_details", pd.Series(dtype=object)).map(error_text)
@@ -493,11 +487,8 @@ def _per_call_table(engine, table: str, time_col: str, select: str, start, end, 
     where += company_clause("s.company_id", company_id, params) + extra_where
     if not include_test:
         where.append(call_ids.real_call_id_prefilter_sql("s.call_id"))
-    sql = (f"SELECT s.call_id, s.company_id, {select} FROM {table} t "
-           f"JOIN retell_call_sessions s ON s.id = t.call_session_id")
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY t.{time_col}, t.id"
+    sql = (f"SELECT s.call_id, s.company_id, {select} FROM {table} t JOIN retell_call_sessions s ON s.id = t.call_session_id"
+           f"{_where_sql(where)} ORDER BY t.{time_col}, t.id")
     return query(engine, sql, params), start_ts, end_ts
 
 
@@ -513,11 +504,8 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     scale they are most of the bytes fetched and all of the per-row JSON decoding.
     """
     engine = engine_for(db, cached=True)
-    schema = schema_of(engine)
-    requirements.check(schema, *REQUIRES["function_traces"])
-    cols = list(TRACE_COLUMNS)
-    if not blobs:
-        cols = [c for c in cols if c not in BLOB_COLUMNS]
+    requirements.check(engine, *REQUIRES["function_traces"])
+    cols = [c for c in TRACE_COLUMNS if blobs or c not in BLOB_COLUMNS]
     params: dict = {}
     select = ", ".join(f"t.{c} AS {'trace_id' if c == 'id' else 'session_id' if c == 'call_session_id' else c}" for c in cols)
     frame, start_ts, end_ts = _per_call_table(engine, "retell_function_traces", "started_at", select, start, end, company_id,
@@ -527,9 +515,7 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     frame = refine(frame, "started_at", start_ts, end_ts)
     if not include_test:
         frame = frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
-    for col in BLOB_COLUMNS:
-        if col in frame:
-            frame[col] = frame[col].map(lambda v: decode_json(v)[0])
+    _decode_json_columns(frame, BLOB_COLUMNS)
     frame["family"] = functions.family_series(frame["function_name"])  # vectorised (categorical)
     if families:
         frame = frame[frame["family"].isin(functions.wanted_families(families))].reset_index(drop=True)
@@ -543,11 +529,9 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
 def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool = False) -> pd.DataFrame:
     """``retell_error_log`` rows with numeric severity (P12) and the calling ``frame``."""
     engine = engine_for(db, cached=True)
-    schema = schema_of(engine)
-    requirements.check(schema, *REQUIRES["errors"])
-    cols = ERROR_COLUMNS
+    requirements.check(engine, *REQUIRES["errors"])
     params: dict = {}
-    select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in cols)
+    select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in ERROR_COLUMNS)
     frame, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
                                               include_test, [], params)
     frame = refine(to_utc(frame, ["occurred_at"], storage_zone(engine)), "occurred_at", start_ts, end_ts)
@@ -579,8 +563,7 @@ def appointments(db=None, *, start=None, end=None, company_id=None, include_dele
         where += company_clause("company_id", company_id, params)
     if "deleted_at" in have and not include_deleted:
         where.append("deleted_at IS NULL")
-    sql = f"SELECT {', '.join(have)} FROM appointments" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
-    frame = query(engine, sql, params)
+    frame = query(engine, f"SELECT {', '.join(have)} FROM appointments{_where_sql(where)} ORDER BY id", params)
     zone = storage_zone(engine)
     frame = refine(to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
     frame = to_utc(frame, ["starts_at", "ends_at", "updated_at", "deleted_at"], zone, flags=False)
@@ -589,14 +572,13 @@ def appointments(db=None, *, start=None, end=None, company_id=None, include_dele
     frame["metadata_double_encoded"] = decoded.map(lambda t: t[1]).astype(bool)
     frame["metadata_invalid"] = decoded.map(lambda t: t[2]).astype(bool)
     frame["retell_call_id"] = frame["metadata"].map(lambda m: m.get("retell_call_id") if isinstance(m, dict) else None)
-    for col in missing:
-        frame[col] = pd.NA
+    frame[missing] = pd.NA
     frame = typed(frame, ints=["id", "company_id", "customer_id", "call_id", "service_id"],
                    strings=["calcom_v2_booking_id", "retell_call_id", "idempotency_key"],
                    cats=["status", "source", "calcom_sync_status", "sync_origin"], bools=["requires_manual_review"])
     frame.attrs = base_attrs(engine, window=[str(start_ts), str(end_ts)],
-                              double_encoded_metadata=int(frame["metadata_double_encoded"].sum()))
-    frame.attrs["missing_columns"] = {"appointments": missing} if missing else {}
+                              double_encoded_metadata=int(frame["metadata_double_encoded"].sum()),
+                              missing_columns={"appointments": missing} if missing else {})
     return frame
 
 
@@ -635,29 +617,25 @@ def webhook_events(db=None, *, start=None, end=None, provider: str | None = None
     if provider:
         params["provider"] = provider
         where.append(f"{provider_col} = :provider")
-    sql = (f"SELECT {provider_col} AS provider, {', '.join(have)} FROM webhook_events"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at, id")
-    frame = query(engine, sql, params)
+    frame = query(engine, f"SELECT {provider_col} AS provider, {', '.join(have)} FROM webhook_events{_where_sql(where)} "
+                          "ORDER BY created_at, id", params)
     zone = storage_zone(engine)
     frame = refine(to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
     frame = to_utc(frame, ["received_at", "processed_at"], zone, flags=False)
-    if "payload" in frame:
-        frame["payload"] = frame["payload"].map(lambda v: decode_json(v)[0])
+    _decode_json_columns(frame, ["payload"])
     frame["event_type_norm"] = frame["event_type"].astype("string").str.upper().str.replace(".", "_", regex=False)
-    for col in missing:
-        frame[col] = pd.NA
+    frame[missing] = pd.NA
     frame = typed(frame, ints=["id", "retry_count", "company_id"], strings=["event_id", "error_message"],
                    cats=["provider", "event_type", "event_type_norm", "status"])
-    frame.attrs = base_attrs(engine, window=[str(start_ts), str(end_ts)])
-    frame.attrs["missing_columns"] = {"webhook_events": missing} if missing else {}
+    frame.attrs = base_attrs(engine, window=[str(start_ts), str(end_ts)],
+                             missing_columns={"webhook_events": missing} if missing else {})
     return frame
 
 
 def migrations(db=None) -> pd.DataFrame:
     """The ``migrations`` table (id, migration, batch), for drift checks only (never schema truth)."""
     engine = engine_for(db)
-    schema = schema_of(engine)
-    requirements.check(schema, *REQUIRES["migrations"])
+    requirements.check(engine, *REQUIRES["migrations"])
     frame = query(engine, "SELECT id, migration, batch FROM migrations ORDER BY id", {})
     frame = typed(frame, ints=["id", "batch"], strings=["migration"])
     frame.attrs = base_attrs(engine)
@@ -672,25 +650,20 @@ def laravel_log(db=None, *, start=None, end=None, levels=None) -> pd.DataFrame:
     window is asked for.
     """
     engine = engine_for(db)
-    schema = schema_of(engine)
-    requirements.check(schema, *REQUIRES["laravel_log"])
+    requirements.check(engine, *REQUIRES["laravel_log"])
     params: dict = {}
     where = []
     start_ts, end_ts = _instant(start, "start"), _instant(end, "end")
-    if start_ts is not None:
-        where.append("ts_utc >= :start")
-        params["start"] = start_ts.tz_localize(None).strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" \
-            else start_ts.tz_localize(None).to_pydatetime()
-    if end_ts is not None:
-        where.append("ts_utc < :end")
-        params["end"] = end_ts.tz_localize(None).strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" \
-            else end_ts.tz_localize(None).to_pydatetime()
+    for name, ts, op in (("start", start_ts, ">="), ("end", end_ts, "<")):
+        if ts is not None:
+            where.append(f"ts_utc {op} :{name}")
+            params[name] = _naive_param(ts.tz_localize(None), engine)
     if levels:
         wanted = [levels] if isinstance(levels, str) else list(levels)
         where.append("level IN (" + ", ".join(f":lvl{i}" for i in range(len(wanted))) + ")")
         params.update({f"lvl{i}": lvl.upper() for i, lvl in enumerate(wanted)})
-    sql = f"SELECT {', '.join(LOG_COLUMNS)} FROM laravel_log" + (" WHERE " + " AND ".join(where) if where else "")
-    frame = query(engine, sql + " ORDER BY ts_utc, source, line_no", params)
+    frame = query(engine, f"SELECT {', '.join(LOG_COLUMNS)} FROM laravel_log{_where_sql(where)} ORDER BY ts_utc, source, line_no",
+                  params)
     frame = frame.rename(columns={"ts_utc": "ts"})
     frame["ts"] = pd.to_datetime(frame["ts"], errors="coerce", utc=True, format="mixed")
     frame = typed(frame, ints=["line_no", "errno"], strings=["message", "exception_class", "unknown_column", "ts_raw"],
