@@ -37,7 +37,6 @@ from rca_toolkit.rules.timeutil import parse_instant
 
 PAD = pd.Timedelta(hours=6)  # appointments/webhooks land shortly after the trace starts (outcomes.PAD)
 EARLY = pd.Timedelta(minutes=5)  # errors/webhooks may be stamped a little before the trace
-UID_KEYS = bookings.UID_KEYS
 WALL_PAD = pd.Timedelta(hours=2)
 
 # What the outcome of an attempt is read from (rca_toolkit.sources.requirements). Every column that can change
@@ -79,7 +78,6 @@ class AttemptInputs:
     excluded_ids: list[str] = field(default_factory=list)
     excluded_attempts: int = 0
     missing_columns: dict = field(default_factory=dict)
-    statements: list[tuple[str, dict]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- SQL pieces
@@ -131,7 +129,7 @@ def contains_any(col: str, needles, engine: sa.Engine) -> str:
     return "(" + " OR ".join(parts) + ")"
 
 
-UID_TEXT = ("uid", "calcom_v2_booking_id")  # every UID_KEYS name contains one of these
+UID_TEXT = ("uid", "calcom_v2_booking_id")  # every bookings.UID_KEYS name contains one of these
 
 
 def _decode(series: pd.Series) -> pd.Series:
@@ -140,19 +138,6 @@ def _decode(series: pd.Series) -> pd.Series:
     Why: 100k failures of one incident carry a handful of distinct ``error_details``; a dict
     per row cost hundreds of MiB at 1M calls."""
     return pd.Series(per_distinct(series, lambda text: decode_json(text)[0]), index=series.index, dtype="object")
-
-
-def stored_values(engine: sa.Engine, table: str, col: str) -> list[str]:
-    rows = loaders.query(engine, f"SELECT DISTINCT {col} AS v FROM {table} WHERE {col} IS NOT NULL", {})
-    return [str(v) for v in rows["v"]]
-
-
-def stored_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """``ORDER BY`` ``by`` as SQLite and MariaDB order stored values (NULL first), done here.
-
-    Why: sorting the join of traces and sessions with their JSON inside DuckDB (the local store) needs the
-    whole sorted result in its memory at once; past its limit the query fails instead of spilling."""
-    return frame.sort_values(by, kind="stable", na_position="first").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- traces
@@ -164,8 +149,7 @@ def trace_where(engine, start, end, company_id, params: dict, stored_booking: li
     return where + loaders.company_clause("s.company_id", company_id, params), start_ts, end_ts
 
 
-def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statements: list,
-                   stored_booking: list | None = None) -> pd.DataFrame:
+def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, stored_booking: list | None = None) -> pd.DataFrame:
     """Booking traces of the window with their session's call, company and start (``stored_booking``: the
     stored names of the booking functions, :func:`rca_toolkit.sources.loaders.family_names`, read when not given)."""
     requirements.check(schema, ATTEMPT_TRACES, ATTEMPT_SESSIONS)
@@ -191,8 +175,10 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
            f"AS output_result, {details} AS error_details, s.started_at AS session_started_at{agents} "
            f"FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id"
            + (" WHERE " + " AND ".join(where) if where else ""))
-    statements.append((sql, params))
-    frame = stored_order(loaders.query(engine, sql, params), ["started_at", "trace_id"])
+    # ORDER BY done here, as SQLite and MariaDB order stored values (NULL first). Why: sorting this join with its JSON in
+    # DuckDB (the local store) needs the whole sorted result in its memory; past its limit it fails instead of spilling
+    frame = loaders.query(engine, sql, params).sort_values(["started_at", "trace_id"], kind="stable", na_position="first")
+    frame = frame.reset_index(drop=True)
     # a handful of names and statuses in 100k+ rows: categories once, then every rule runs per category
     frame = frame.astype({"function_name": "category", "status": "category"})
     frame = loaders.to_utc(frame, ["started_at"], zone)
@@ -204,14 +190,14 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, statem
     booking = frame["family"].isin(functions.BOOKING_FAMILIES).to_numpy()
     frame = frame if booking.all() else frame[booking].reset_index(drop=True)
     frame["error"] = per_object(frame["error_details"], loaders.error_text)  # decoded blobs are shared objects
-    frame = _steps(engine, frame, end_ts, stored_booking, setting, statements)
+    frame = _steps(engine, frame, end_ts, stored_booking, setting)
     frame = loaders.typed(frame, ints=["company_id", "trace_id"],
                            strings=["call_id", "session_id", "error"], cats=["function_name", "family", "status", "step"])
     frame.attrs = loaders.base_attrs(engine, window=[str(start_ts), str(end_ts)])
     return frame
 
 
-def _steps(engine, frame: pd.DataFrame, end_ts, stored_booking: list, setting: dict, statements: list) -> pd.DataFrame:
+def _steps(engine, frame: pd.DataFrame, end_ts, stored_booking: list, setting: dict) -> pd.DataFrame:
     """Two-step bookings (:func:`rca_toolkit.rules.functions.booking_steps`): validations that a later booking trace
     of their call completes are left out (the trace that books is the attempt); a refused or unconfirmed
     validation stays as a failed attempt with its ``step`` and the rule's text as its ``error``. A call may go on
@@ -219,7 +205,7 @@ def _steps(engine, frame: pd.DataFrame, end_ts, stored_booking: list, setting: d
     steps = functions.booking_steps(frame, is_success(frame["status"]), setting)
     open_ = steps["step"].eq("unconfirmed").to_numpy()
     if open_.any() and end_ts is not None:
-        went_on = continued_calls(engine, frame.loc[open_, "call_id"], end_ts, stored_booking, statements)
+        went_on = continued_calls(engine, frame.loc[open_, "call_id"], end_ts, stored_booking)
         completed = open_ & frame["call_id"].astype("object").isin(went_on).to_numpy()
         steps.loc[completed, ["step", "step_error"]] = ["validated", None]
     failed = steps["step"].isin(functions.FAILED_STEPS).to_numpy()
@@ -231,23 +217,20 @@ def _steps(engine, frame: pd.DataFrame, end_ts, stored_booking: list, setting: d
     return frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
-def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list, statements: list) -> set[str]:
+def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list) -> set[str]:
     """The calls among ``calls`` that have a booking-family trace starting at or after ``end_ts`` (UTC)."""
     wanted = sorted(set(calls.dropna().astype(str)))
-    names = [n for n in stored_booking if n is not None]
-    if not wanted or not names:
+    if not wanted or not stored_booking:  # stored names (loaders.family_names): no None among them
         return set()
     found: set[str] = set()
     zone = loaders.storage_zone(engine)
-    for i in range(0, len(wanted), chunk_of(engine)):
-        chunk = wanted[i:i + chunk_of(engine)]
+    for chunk in _chunks(wanted, engine):
         params = {f"lc{k}": v for k, v in enumerate(chunk)}
-        params.update({f"ln{k}": v for k, v in enumerate(names)})
+        params.update({f"ln{k}": v for k, v in enumerate(stored_booking)})
         where = window_bounds("t.started_at", end_ts, None, engine, params, "la")
         sql = (f"SELECT s.call_id, t.started_at FROM retell_function_traces t JOIN retell_call_sessions s "
                f"ON s.id = t.call_session_id WHERE s.call_id IN ({', '.join(f':lc{k}' for k in range(len(chunk)))}) "
-               f"AND t.function_name IN ({', '.join(f':ln{k}' for k in range(len(names)))}) AND {' AND '.join(where)}")
-        statements.append((sql, params))
+               f"AND t.function_name IN ({', '.join(f':ln{k}' for k in range(len(stored_booking)))}) AND {' AND '.join(where)}")
         rows = loaders.to_utc(loaders.query(engine, sql, params), ["started_at"], zone, flags=False)
         rows = rows[rows["started_at"] >= end_ts]
         found |= set(rows["call_id"].astype(str)) & set(chunk)  # the server compares call ids case-insensitively
@@ -259,20 +242,21 @@ ID_CHUNK = 5000  # ids per IN list: each statement is a range on the FK index
 STORE_CHUNK = 200_000  # on the local store each statement scans its tables once: few, large lists
 
 
-def chunk_of(engine) -> int:
-    """Ids per IN list: ``ID_CHUNK`` on a server, ``STORE_CHUNK`` on the local store."""
-    return STORE_CHUNK if store.is_store(engine) else ID_CHUNK
+def _chunks(values, engine):
+    """``values`` in IN lists of ``ID_CHUNK`` on a server, ``STORE_CHUNK`` on the local store."""
+    size = STORE_CHUNK if store.is_store(engine) else ID_CHUNK
+    for i in range(0, len(values), size):
+        yield values[i:i + size]
 
 
-def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, statements: list,
-                   window: tuple, stored_booking: list) -> pd.DataFrame:
+def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bool, window: tuple,
+                   stored_booking: list) -> pd.DataFrame:
     """Error rows of these attempts (``window``: their ``start, end``; ``stored_booking`` as for
     :func:`attempt_traces`): by ``function_trace_id`` and, for failures, unlinked rows of their sessions.
 
     On a server both go through the foreign-key indexes (``retell_error_log`` has no ``occurred_at`` index,
     so a window alone is a full scan); ids are sent in chunks of ``ID_CHUNK``.
     """
-    requirements.check(schema, ATTEMPT_ERRORS, ATTEMPT_SESSIONS)
     failed = ~is_success(traces["status"])
     context = "NULL" if lean else "e.error_context"
     select = (f"SELECT e.id AS error_id, e.function_trace_id, es.call_id, es.company_id, e.occurred_at, e.error_message, "
@@ -283,23 +267,22 @@ def attempt_errors(engine, schema, traces: pd.DataFrame, lo, hi, company_id, *, 
     tail = "".join(f" AND {c}" for c in cond)
     parts = by_trace_parts(engine, traces.loc[failed if lean else slice(None), "trace_id"], f"{select}e.function_trace_id IN ",
                            tail, base, window, company_id, lean, stored_booking)
-    by_trace = _clean_errors(run_parts(engine, parts, statements), engine, lo, hi)
+    by_trace = _clean_errors(run_parts(engine, parts), engine, lo, hi)
     # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
     first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
     named = traces["trace_id"].map(first["error_message"].astype("object")) if len(first) else pd.Series(None, index=traces.index)
     sessions = traces.loc[failed & named.isna(), "session_id"].dropna().astype(str).unique()
     parts = []
-    for i in range(0, len(sessions), chunk_of(engine)):
+    for chunk in _chunks(sessions, engine):
         params = dict(base)
-        chunk = sessions[i:i + chunk_of(engine)]
         params.update({f"sid{k}": v for k, v in enumerate(chunk)})
         marks = ", ".join(f":sid{k}" for k in range(len(chunk)))
         parts.append((f"{select}e.call_session_id IN ({marks}) AND e.function_trace_id IS NULL "
                       f"AND e.affected_function IS NOT NULL{tail}", params))
-    by_session = _clean_errors(run_parts(engine, parts, statements), engine, lo, hi)
+    by_session = _clean_errors(run_parts(engine, parts), engine, lo, hi)
     frame = pd.concat([by_trace, by_session], ignore_index=True) if len(by_session) else by_trace
     if frame.empty:
-        return empty_errors()
+        return _empty("errors")
     frame = frame.sort_values(["occurred_raw", "error_id"], kind="stable").reset_index(drop=True).drop(columns=["occurred_raw"])
     context = _decode(frame["error_context"])
     frame["frame"] = context.map(lambda c: c.get("frame") if isinstance(c, dict) else None)
@@ -328,15 +311,12 @@ ERROR_ROW_COLUMNS = ["error_id", "function_trace_id", "call_id", "company_id", "
                      "affected_function", "error_context"]
 
 
-def run_parts(engine, parts: list, statements: list, *, desc: str = "errors of the attempts",
-         columns=ERROR_ROW_COLUMNS) -> pd.DataFrame:
-    """Chunked statements (``ID_CHUNK`` ids each) on one connection, their rows concatenated (``columns`` when none)."""
-    frames = []
+def run_parts(engine, parts: list) -> pd.DataFrame:
+    """Chunked statements (``ID_CHUNK`` ids each) on one connection, rows concatenated (none: ``ERROR_ROW_COLUMNS``)."""
     with engine.connect() as conn:
-        for sql, params in progress(parts, desc, unit="chunk", at_least=4, leave=False):
-            statements.append((sql, params))
-            frames.append(loaders.query(engine, sql, params, conn))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        frames = [loaders.query(engine, sql, params, conn)
+                  for sql, params in progress(parts, "errors of the attempts", unit="chunk", at_least=4, leave=False)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ERROR_ROW_COLUMNS)
 
 
 def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
@@ -347,35 +327,24 @@ def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- appointments and webhooks
-APPOINTMENT_WANTED = ["id", "call_id", "calcom_v2_booking_id", "source", "metadata", "created_at", "deleted_at"]
-
-
-def _appointments(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
-    requirements.check(schema, ATTEMPT_APPOINTMENTS)
-    have, _ = loaders.present_columns(schema, "appointments", APPOINTMENT_WANTED)
+# Only load reads these, after requirements.check(REQUIRES["load"]): every column but an optional deleted_at is there.
+def _appointments(engine, schema, lo, hi) -> pd.DataFrame:
     params: dict = {}
     where = window_bounds("created_at", lo, hi, engine, params, "a")
-    if "deleted_at" in have:
+    if "deleted_at" in schema["appointments"].columns:
         where.append("deleted_at IS NULL")
-    select = [c for c in ("id", "call_id", "calcom_v2_booking_id", "source", "created_at") if c in have]
-    if "metadata" in have and store.is_store(engine):  # decoded once, when the row was stored
+    select = ["id", "call_id", "calcom_v2_booking_id", "source", "created_at"]
+    if store.is_store(engine):  # metadata decoded once, when the row was stored
         select.append(f"{store.METADATA_CALL_ID} AS retell_call_id")
-    elif "metadata" in have:
+    else:
         select.append(f"CASE WHEN {contains_any('metadata', [bookings.METADATA_CALL_ID], engine)} THEN metadata END AS metadata")
     sql = f"SELECT {', '.join(select)} FROM appointments" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
-    statements.append((sql, params))
     frame = loaders.query(engine, sql, params)
     frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
     if "metadata" in frame:  # the one key outcomes read; no decoded object is kept (400k at 1M calls, nearly all distinct)
         frame["retell_call_id"] = bookings.metadata_call_ids(frame["metadata"])
-    elif "retell_call_id" not in frame:
-        frame["retell_call_id"] = pd.Series(None, index=frame.index, dtype="object")
-    for col in ("call_id", "calcom_v2_booking_id", "source"):
-        if col not in frame:
-            frame[col] = pd.NA
-    frame = loaders.typed(frame.drop(columns=["metadata"], errors="ignore"), ints=["id", "call_id"],
-                           strings=["calcom_v2_booking_id", "retell_call_id"], cats=["source"])
-    return frame
+    return loaders.typed(frame.drop(columns=["metadata"], errors="ignore"), ints=["id", "call_id"],
+                         strings=["calcom_v2_booking_id", "retell_call_id"], cats=["source"])
 
 
 BOOKING_CREATED = "BOOKING_CREATED"
@@ -386,37 +355,23 @@ def norm_event_type(values: pd.Series) -> pd.Series:
     return pd.Series(per_distinct(values, lambda v: str(v).upper().replace(".", "_")), index=values.index, dtype="string")
 
 
-WEBHOOK_WANTED = ["id", "event_type", "event_id", "status", "payload", "error_message", "received_at", "processed_at",
-                  "created_at", "retry_count", "company_id"]
-
-
-def _webhooks(engine, schema, lo, hi, statements: list) -> pd.DataFrame:
+def _webhooks(engine, schema, lo, hi) -> pd.DataFrame:
     """Cal.com ``BOOKING_CREATED`` rows of the window (the only ones outcomes read), payload only if it can name a call."""
-    requirements.check(schema, ATTEMPT_WEBHOOKS)
-    cols = schema["webhook_events"].columns
-    provider_col = "provider" if "provider" in cols else "source"
-    stored = stored_values(engine, "webhook_events", "event_type")
-    types = [t for t in stored if norm_event_type(pd.Series([t.strip()])).iloc[0] == BOOKING_CREATED]
+    provider_col = "provider" if "provider" in schema["webhook_events"].columns else "source"
+    stored = loaders.query(engine, "SELECT DISTINCT event_type AS v FROM webhook_events WHERE event_type IS NOT NULL", {})["v"]
+    types = [t for t in map(str, stored) if norm_event_type(pd.Series([t.strip()])).iloc[0] == BOOKING_CREATED]
     params: dict = {"provider": "calcom"}
     where = window_bounds("created_at", lo, hi, engine, params, "w") + [f"{provider_col} = :provider"]
-    if types:
-        params.update({f"et{i}": t for i, t in enumerate(types)})
-        where.append(f"event_type IN ({', '.join(f':et{i}' for i in range(len(types)))})")
-    else:
-        where.append("1 = 0")
-    select = ["id", "event_type", "created_at"] + [c for c in ("event_id", "company_id") if c in cols]
-    if "payload" in cols:
-        select.append(f"CASE WHEN {contains_any('payload', ['call_id'], engine)} THEN payload END AS payload")
+    params.update({f"et{i}": t for i, t in enumerate(types)})
+    where.append(f"event_type IN ({', '.join(f':et{i}' for i in range(len(types)))})" if types else "1 = 0")
+    select = ["id", "event_type", "created_at", "event_id", "company_id",
+              f"CASE WHEN {contains_any('payload', ['call_id'], engine)} THEN payload END AS payload"]
     sql = f"SELECT {', '.join(select)} FROM webhook_events WHERE {' AND '.join(where)} ORDER BY created_at, id"
-    statements.append((sql, params))
     frame = loaders.query(engine, sql, params)
     frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
     frame["event_type_norm"] = norm_event_type(frame["event_type"])
     frame = frame[frame["event_type_norm"].eq(BOOKING_CREATED).fillna(False)].reset_index(drop=True)
-    frame["payload"] = _decode(frame["payload"]) if "payload" in frame else None
-    for col in ("event_id", "company_id"):
-        if col not in frame:
-            frame[col] = pd.NA
+    frame["payload"] = _decode(frame["payload"])
     return loaders.typed(frame, ints=["id", "company_id"], strings=["event_id"], cats=["event_type", "event_type_norm"])
 
 
@@ -437,59 +392,48 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     engine = loaders.engine_for(db, cached=True)
     schema = loaders.schema_of(engine)
     missing = requirements.check(schema, *REQUIRES["load"])  # before any statement
-    statements: list = []
     stored_booking = loaders.family_names(engine, functions.BOOKING_FAMILIES)  # read once: traces and errors
-    traces = attempt_traces(engine, schema, start, end, company_id, lean=lean, statements=statements,
-                            stored_booking=stored_booking)
+    traces = attempt_traces(engine, schema, start, end, company_id, lean=lean, stored_booking=stored_booking)
     real = call_ids.real_call_ids(traces["call_id"])
     excluded_ids = sorted(set(traces.loc[~real, "call_id"].astype(str).to_numpy(dtype=object)))
     excluded = int((~real).sum())
-    attrs = traces.attrs
-    traces = traces[real].reset_index(drop=True)
-    traces.attrs = attrs
-    lo, hi = padded_window(traces, start, end)
+    traces = traces[real].reset_index(drop=True)  # pandas carries attrs through both
     if traces.empty:  # nothing to look up
-        return AttemptInputs(traces, empty_errors(), empty_appointments(), _empty_webhooks(), empty_calls(),
-                             excluded_ids, excluded, missing, statements)
-    errors = attempt_errors(engine, schema, traces, lo, hi, company_id, lean=lean, statements=statements, window=(start, end),
-                            stored_booking=stored_booking)
+        return AttemptInputs(traces, _empty("errors"), _empty("appointments"), _empty("webhooks"), _empty("calls"),
+                             excluded_ids, excluded, missing)
+    lo, hi = padded_window(traces, start, end)
+    errors = attempt_errors(engine, traces, lo, hi, company_id, lean=lean, window=(start, end), stored_booking=stored_booking)
     traces = traces.drop(columns=["session_id"])  # only the error lookup needs it: 176k uuids fewer while classifying
-    appointments = _appointments(engine, schema, lo, hi, statements)
-    webhooks = _webhooks(engine, schema, lo, hi, statements)
+    appointments = _appointments(engine, schema, lo, hi)
+    webhooks = _webhooks(engine, schema, lo, hi)
     succeeded = set(traces.loc[attempt_succeeded(traces), "call_id"].astype(str).to_numpy(dtype=object))
     named = set(appointments["retell_call_id"].dropna().astype(str).to_numpy(dtype=object))
     if appointments["call_id"].notna().any() and not succeeded <= named:
         # as booking_attempts always did: local calls.id only when some success has no metadata link
-        calls = calls_of(engine, schema, traces, appointments, lo, hi, statements)
+        calls = calls_of(engine, schema, traces, named, lo, hi)
     else:
-        calls = empty_calls()
-    return AttemptInputs(traces, errors, appointments, webhooks, calls, excluded_ids, excluded, missing, statements)
+        calls = _empty("calls")
+    return AttemptInputs(traces, errors, appointments, webhooks, calls, excluded_ids, excluded, missing)
 
 
-def calls_of(engine, schema, traces: pd.DataFrame, appointments: pd.DataFrame, lo, hi, statements: list) -> pd.DataFrame:
+def calls_of(engine, schema, traces: pd.DataFrame, named: set, lo, hi) -> pd.DataFrame:
     """(call_id, local ``calls.id``) as ``loaders.calls(start=lo - 6 h, end=hi)`` has them, for the calls that need it.
 
-    Only attempts whose call has no appointment naming it in ``metadata`` fall back to
+    Only attempts whose call has no appointment naming it in ``metadata`` (``named``) fall back to
     ``appointments.call_id`` = ``calls.id``, so only their calls are looked up (unique index
     ``calls.retell_call_id``).
     """
-    calls_cols = schema["calls"].columns if "calls" in schema else {}
-    if not {"retell_call_id", "id"} <= set(calls_cols):
-        return empty_calls()
     keep = traces["session_started_at"].notna() & (traces["session_started_at"] >= lo - PAD) & (traces["session_started_at"] < hi)
-    named = set(appointments["retell_call_id"].dropna().astype(str))
     wanted = [c for c in traces.loc[keep, "call_id"].astype(str).unique() if c not in named]
     frames = []
-    deleted = " AND deleted_at IS NULL" if "deleted_at" in calls_cols else ""
-    for i in range(0, len(wanted), chunk_of(engine)):
-        chunk = wanted[i:i + chunk_of(engine)]
+    deleted = " AND deleted_at IS NULL" if "deleted_at" in schema["calls"].columns else ""
+    for chunk in _chunks(wanted, engine):
         params = {f"cid{k}": v for k, v in enumerate(chunk)}
         sql = (f"SELECT retell_call_id AS call_id, id AS local_call_id FROM calls "
                f"WHERE retell_call_id IN ({', '.join(f':cid{k}' for k in range(len(chunk)))}){deleted}")
-        statements.append((sql, params))
         frames.append(loaders.query(engine, sql, params))
     if not frames:
-        return empty_calls()
+        return _empty("calls")
     calls = pd.concat(frames, ignore_index=True)
     calls = calls[calls["call_id"].astype(str).isin(wanted)]  # the server compares case-insensitively
     calls = pd.DataFrame({"call_id": calls["call_id"].astype("string"),
@@ -499,30 +443,22 @@ def calls_of(engine, schema, traces: pd.DataFrame, appointments: pd.DataFrame, l
 
 def calls_missing(schema) -> list[str]:
     """The ``calls`` columns that outcomes can use but the live table lacks (reported, never fatal)."""
-    have, missing = loaders.present_columns(schema, "calls", loaders.CALL_COLUMNS)
+    _, missing = loaders.present_columns(schema, "calls", loaders.CALL_COLUMNS)
     if "calls" not in schema:
         return list(loaders.CALL_COLUMNS)
     return missing if "retell_call_id" in schema["calls"].columns else missing + ["retell_call_id"]
 
 
-def empty_errors() -> pd.DataFrame:
-    return pd.DataFrame({"error_id": pd.Series(dtype="Int64"), "function_trace_id": pd.Series(dtype="Int64"),
-                         "call_id": pd.Series(dtype="string"), "occurred_at": pd.Series(dtype="datetime64[ns, UTC]"),
-                         "error_message": pd.Series(dtype="string"), "error_code": pd.Series(dtype="string"),
-                         "frame": pd.Series(dtype="string"), "family": pd.Series(dtype="object")})
+_EMPTY = {  # the frames of a window without attempts to look up
+    "errors": {"error_id": "Int64", "function_trace_id": "Int64", "call_id": "string", "occurred_at": "datetime64[ns, UTC]",
+               "error_message": "string", "error_code": "string", "frame": "string", "family": "object"},
+    "appointments": {"id": "Int64", "call_id": "Int64", "calcom_v2_booking_id": "string", "source": "object",
+                     "retell_call_id": "string"},
+    "webhooks": {"event_id": "string", "event_type_norm": "string", "created_at": "datetime64[ns, UTC]",
+                 "company_id": "Int64", "payload": "object"},
+    "calls": {"call_id": "string", "local_call_id": "Int64"},
+}
 
 
-def empty_appointments() -> pd.DataFrame:
-    return pd.DataFrame({"id": pd.Series(dtype="Int64"), "call_id": pd.Series(dtype="Int64"),
-                         "calcom_v2_booking_id": pd.Series(dtype="string"), "source": pd.Series(dtype="object"),
-                         "retell_call_id": pd.Series(dtype="string")})
-
-
-def _empty_webhooks() -> pd.DataFrame:
-    return pd.DataFrame({"event_id": pd.Series(dtype="string"), "event_type_norm": pd.Series(dtype="string"),
-                         "created_at": pd.Series(dtype="datetime64[ns, UTC]"), "company_id": pd.Series(dtype="Int64"),
-                         "payload": pd.Series(dtype="object")})
-
-
-def empty_calls() -> pd.DataFrame:
-    return pd.DataFrame({"call_id": pd.Series(dtype="string"), "local_call_id": pd.Series(dtype="Int64")})
+def _empty(kind: str) -> pd.DataFrame:
+    return pd.DataFrame({col: pd.Series(dtype=dtype) for col, dtype in _EMPTY[kind].items()})

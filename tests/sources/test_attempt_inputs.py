@@ -3,6 +3,8 @@ parameters."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from rca_toolkit.rules import functions
 from rca_toolkit.sources import attempt_inputs, loaders, requirements
 
@@ -28,8 +30,10 @@ def test_the_traces_statement_binds_the_stored_booking_functions_and_validation_
     engine = loaders.engine_for(demo_sqlite[0])
     schema = requirements.schema_of(engine)
     statements: list = []
-    frame = attempt_inputs.attempt_traces(engine, schema, S, E, None, lean=False, statements=statements)
-    _sql, params = statements[0]
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda conn, cursor, sql, params, context, many: statements.append((sql, context.compiled_parameters[0])))
+    frame = attempt_inputs.attempt_traces(engine, schema, S, E, None, lean=False)
+    params = next(p for sql, p in statements if sql.startswith("SELECT t.id AS trace_id"))
     assert sorted(v for k, v in params.items() if k.startswith("fam")) == loaders.family_names(engine, functions.BOOKING_FAMILIES)
     assert sorted(v for k, v in params.items() if k.startswith("vs")) == ["start_booking"]  # the stored validation step only
     assert len(frame) > 0 and frame["family"].astype(str).isin(functions.BOOKING_FAMILIES).all()
