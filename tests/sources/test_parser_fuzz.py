@@ -231,6 +231,16 @@ def test_sdk_calls_with_a_field_of_another_type(call, key, value):
     assert isinstance(result, (RetellCall, InputFormatError))
 
 
+
+@pytest.mark.parametrize("key", ["\r", "a\nb", "\x00", "\u2028"])
+def test_a_wrong_field_under_a_key_with_a_line_break_is_named_on_one_line(key):
+    """Hypothesis found it: ``{"\\r": false}`` as collected_dynamic_variables split the error in two lines."""
+    call = WebCallResponse(access_token="", agent_id="", agent_version=0, call_id="call_" + "0" * 27,
+                           call_status="registered", call_type="web_call", start_timestamp=946684800000)
+    broken = type(call).model_construct(**{**call.to_dict(), "collected_dynamic_variables": {key: False}})
+    error = outcome(load_call_object, broken.to_json(warnings=False))
+    assert isinstance(error, InputFormatError) and f"collected_dynamic_variables[{key!r}] is boolean False" in str(error)
+
 @FUZZ
 @given(data=st.data())
 def test_the_real_retell_sample_with_a_field_changed_or_wrapped(samples, scratch, data):

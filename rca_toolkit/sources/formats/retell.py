@@ -356,7 +356,9 @@ def _adapter(model: type[pydantic.BaseModel], key: str) -> pydantic.TypeAdapter:
 
 
 def _where(key: str, loc: tuple) -> str:
-    return key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    """``key.field[0]``; a key that is not printable text (a pasted ``\\r``) is shown as its repr: the error stays one line."""
+    return key + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" if isinstance(p, str) and p.isprintable() else f"[{p!r}]"
+                         for p in loc)
 
 
 def _sdk_errors(validate, value, where: str, cls_name: str, origin: str | None) -> None:
