@@ -31,7 +31,7 @@ from rca_toolkit.sources.requirements import Requirement
 from rca_toolkit.rules.timeutil import localize_naive
 
 log = logging.getLogger(__name__)
-EDGE = pd.Timedelta(hours=2)  # wider than any DST shift: rows farther from a bound compare right in wall time
+EDGE = loaders.WALL_PAD  # wider than any DST shift: rows farther from a bound compare right in wall time
 SIDES = ("before", "after")
 DURATION_SOURCES = {"call_duration_session": ("s", "duration_ms"), "call_duration_retell": ("c", "duration_ms")}
 
@@ -98,24 +98,18 @@ MAX_LISTED = 5000  # test sessions bound as a NOT IN list; more than this and tr
 
 def _window_sql(col: str, windows: dict, engine, zone: str, params: dict, extra_edges=()) -> tuple[str, str, str | None]:
     """(WHERE on the two windows, side expression, edge expression or None)."""
+    def within(lo, hi, prefix, pad):
+        return "(" + " AND ".join(loaders.window_bounds(col, lo, hi, engine, params, prefix, pad)) + ")"
+
     pad = pd.Timedelta(0) if zone == "UTC" else EDGE
-    ranges = []
-    for i, key in enumerate(SIDES):
-        lo, hi = windows[key]
-        params[f"w{i}_lo"] = loaders.wall_bound(lo, engine, -pad)
-        params[f"w{i}_hi"] = loaders.wall_bound(hi, engine, pad)
-        ranges.append(f"({col} >= :w{i}_lo AND {col} < :w{i}_hi)")
+    where = "(" + " OR ".join(within(*windows[key], f"w{i}", pad) for i, key in enumerate(SIDES)) + ")"
     params["w_mid"] = loaders.wall_bound(windows["before"][1], engine, pd.Timedelta(0))
     side = f"CASE WHEN {col} < :w_mid THEN 0 ELSE 1 END"
     if zone == "UTC":
-        return "(" + " OR ".join(ranges) + ")", side, None
+        return where, side, None
     bounds = [b for key in SIDES for b in windows[key]] + list(extra_edges)
-    near = []
-    for j, bound in enumerate(bounds):
-        params[f"e{j}_lo"] = loaders.wall_bound(bound, engine, -EDGE)
-        params[f"e{j}_hi"] = loaders.wall_bound(bound, engine, EDGE)
-        near.append(f"({col} >= :e{j}_lo AND {col} < :e{j}_hi)")
-    return "(" + " OR ".join(ranges) + ")", side, f"CASE WHEN {' OR '.join(near)} THEN {col} END"
+    near = " OR ".join(within(bound, bound, f"e{j}", EDGE) for j, bound in enumerate(bounds))
+    return where, side, f"CASE WHEN {near} THEN {col} END"
 
 
 def plan(db=None, *, windows: dict, as_of) -> Plan:
@@ -123,7 +117,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
 
     Runs two small look-ups to build them: the stored function names (a loose index scan,
     bound as an ``IN`` list so MariaDB range-scans ``(function_name, started_at)``) and, on
-    MariaDB, the companies (so sessions range-scan ``(company_id, started_at, …)``).
+    MariaDB, the test sessions (:func:`_test_sessions`, so the traces need no join).
     """
     engine = loaders.engine_for(db)
     schema = loaders.schema_of(engine)
@@ -138,6 +132,10 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     joined = "retell_call_id" in calls_cols
     notes, statements = requirements.absent_notes(absent, *REQUIRES["plan"]), []
+    live = " AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else ""
+    completed = "1 = 0"
+    if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
+        completed = sessions.call_completed_exists_sql("s", skip_deleted="deleted_at" in calls_cols)
 
     for metric, (alias, column) in DURATION_SOURCES.items():
         if alias == "c" and not (joined and column in calls_cols):
@@ -145,51 +143,42 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         params: dict = {}
         where, side, edge = _window_sql("s.started_at", windows, engine, zone, params, extra_edges=[stuck_before])
         params["stuck_before"] = loaders.wall_bound(stuck_before, engine, pd.Timedelta(0))
-        live = " AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else ""
-        completed = "1 = 0"
-        if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
-            completed = sessions.call_completed_exists_sql("s", skip_deleted="deleted_at" in calls_cols)
-        conds = [where, call_ids.real_call_id_sql("s.call_id", engine)]
-        if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
-            stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=completed)
-            # CASE WHEN on a NULL condition takes the ELSE branch: a missing call row or reason keeps the value
-            flags = [f"{side} AS side", f"CASE WHEN {stuck} OR {sessions.closed_by_cleanup_sql('s')} THEN 1 "
-                                        "ELSE 0 END AS dropped"]
-            value = "CASE WHEN d.dropped = 1 THEN NULL ELSE {v} END"
-        else:  # rows near a bound are placed in Python, so their flags come back separately
-            flags = [f"{side} AS side", f"{edge} AS edge_at",
-                     f"CASE WHEN {sessions.open_session_sql('s')} THEN 1 ELSE 0 END AS open_session",
-                     f"CASE WHEN {sessions.started_before_sql('s', ':stuck_before')} THEN 1 ELSE 0 END AS early",
-                     f"CASE WHEN {sessions.open_session_sql('s')} AND {completed} THEN 1 ELSE 0 END AS completed_row",
-                     f"CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END AS cleanup"]
-            value = "{v}"
-        inner, outer, v = f"s.{column} AS v", "", "d.v"
-        if alias == "c" and (not loaders.is_mariadb(engine) or "id" not in calls_cols):
-            inner = f"c.{column} AS v FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id{live}"
-        elif alias == "c":
+        inner, outer, v = f"s.{column} AS v FROM retell_call_sessions s", "", "d.v"
+        if alias == "c" and loaders.is_mariadb(engine) and "id" in calls_cols:
             # only the Retell duration needs calls joined to every session. Looked up in session order, each
             # call row is a random read of the clustered index (3.4 s at 1M calls). Instead the call-id index
             # alone (covering) gives each session's calls.id, the ids are sorted (ORDER BY kept by the LIMIT),
             # and the rows are read in key order: 4.5 s -> 2.4 s. calls.retell_call_id is unique (one row each).
             inner = "c.id AS cid FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id"
             outer, v = f" LEFT JOIN calls c ON c.id = d.cid{live}", f"c.{column}"
-        else:
-            inner += " FROM retell_call_sessions s"
+        elif alias == "c":
+            inner = f"c.{column} AS v FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id{live}"
+        if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
+            stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=completed)
+            # CASE WHEN on a NULL condition takes the ELSE branch: a missing call row or reason keeps the value
+            flags = {"side": side, "dropped": f"CASE WHEN {stuck} OR {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
+            value = f"CASE WHEN d.dropped = 1 THEN NULL ELSE {v} END"
+        else:  # rows near a bound are placed in Python, so their flags come back separately
+            flags = {"side": side, "edge_at": edge,
+                     "open_session": f"CASE WHEN {sessions.open_session_sql('s')} THEN 1 ELSE 0 END",
+                     "early": f"CASE WHEN {sessions.started_before_sql('s', ':stuck_before')} THEN 1 ELSE 0 END",
+                     "completed_row": f"CASE WHEN {sessions.open_session_sql('s')} AND {completed} THEN 1 ELSE 0 END",
+                     "cleanup": f"CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
+            value = v
         order = f" ORDER BY c.id LIMIT {2 ** 64 - 1}" if outer else ""
-        source = f"(SELECT {', '.join(flags)}, {inner} WHERE {' AND '.join(conds)}{order}) d{outer}"
-        shown = [f"d.{name}" for name in (f.rsplit(" AS ", 1)[1] for f in flags) if name != "dropped"]
-        select = shown + [f"{value.format(v=v)} AS value", "COUNT(*) AS n"]
+        source = (f"(SELECT {', '.join(f'{sql} AS {name}' for name, sql in flags.items())}, {inner} "
+                  f"WHERE {where} AND {call_ids.real_call_id_sql('s.call_id', engine)}{order}) d{outer}")
+        select = [f"d.{name}" for name in flags if name != "dropped"] + [f"{value} AS value", "COUNT(*) AS n"]
         keys = ", ".join(str(i) for i in range(1, len(select)))
-        sql = f"SELECT {', '.join(select)} FROM {source} GROUP BY {keys}"
-        statements.append(Statement(metric, sql, params))
+        statements.append(Statement(metric, f"SELECT {', '.join(select)} FROM {source} GROUP BY {keys}", params))
 
     stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces "
                                     "WHERE function_name IS NOT NULL", {})["function_name"]
     families = {str(n): functions.function_family(str(n)) for n in stored}
     if families:
-        params = {f"fn{i}": name for i, name in enumerate(sorted(families))}
+        params = {}
+        listed = loaders.bind_list(sorted(families), params, "fn")
         where, side, edge = _window_sql("t.started_at", windows, engine, zone, params)
-        listed = ", ".join(f":fn{i}" for i in range(len(families)))
         # MariaDB groups by the name's position in the bound list (FIELD, the column's collation like the IN):
         # an integer key instead of a VARCHAR(255) one in the temporary table, 1.9 s -> 1.2 s at 2M traces
         function = "t.function_name" if not loaders.is_mariadb(engine) else f"FIELD(t.function_name, {listed})"
@@ -197,16 +186,15 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
             f"{function} AS function_name", "t.duration_ms AS value", "COUNT(*) AS n"]
         keys = ", ".join(str(i) for i in range(1, len(select)))
         test_sessions = _test_sessions(engine)
-        log.info("function latencies: %s", "every trace joined to its session to test its call id" if test_sessions is None
-                 else f"{len(test_sessions)} test sessions bound as a list (one scan of the traces, no join)")
-        if test_sessions is None:  # join every trace to its session to test its call id
-            source, real = "retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id", \
-                call_ids.real_call_id_sql("s.call_id", engine)
-        else:  # the few test sessions bound as a list: one scan of the traces, no million-row join
-            params.update({f"x{i}": sid for i, sid in enumerate(test_sessions)})
+        if test_sessions is None:
+            log.info("function latencies: every trace joined to its session to test its call id")
+            source = "retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id"
+            real = call_ids.real_call_id_sql("s.call_id", engine)
+        else:  # no million-row join
+            log.info("function latencies: %d test sessions bound as a list (one scan of the traces, no join)",
+                     len(test_sessions))
             source = "retell_function_traces t"
-            real = (f"t.call_session_id NOT IN ({', '.join(f':x{i}' for i in range(len(test_sessions)))})"
-                    if test_sessions else "1 = 1")
+            real = f"t.call_session_id NOT IN ({loaders.bind_list(test_sessions, params, 'x')})" if test_sessions else "1 = 1"
         sql = (f"SELECT {', '.join(select)} FROM {source} "
                f"WHERE {where} AND t.function_name IN ({listed}) AND {real} GROUP BY {keys}")
         statements.append(Statement("function_latency", sql, params))

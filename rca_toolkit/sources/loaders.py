@@ -40,6 +40,7 @@ from rca_toolkit.rules.timeutil import localize_naive, parse_instant
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 _SETTINGS: "weakref.WeakKeyDictionary[sa.Engine, Settings]" = weakref.WeakKeyDictionary()
+WALL_PAD = pd.Timedelta(hours=2)  # wider than any DST shift: wall-time bounds padded by it miss no row
 
 SESSION_COLUMNS = [
     "id", "call_id", "company_id", "customer_id", "agent_version", "started_at", "ended_at",
@@ -197,18 +198,30 @@ def _instant(value, name: str) -> pd.Timestamp | None:
     return parse_instant(value, name=name)
 
 
+def window_bounds(col: str, lo, hi, engine: sa.Engine, params: dict, prefix: str, pad: pd.Timedelta | None = None) -> list[str]:
+    """``col`` in the UTC bounds [lo, hi) (None: open) in stored time (``:<prefix>_lo``, ``:<prefix>_hi``), widened by
+    ``pad`` (refined on UTC instants afterwards): by default none where the database stores UTC, else ``WALL_PAD``."""
+    if pad is None:
+        pad = pd.Timedelta(0) if storage_zone(engine) == "UTC" else WALL_PAD
+    out = []
+    for name, ts, op, shift in (("lo", lo, ">=", -pad), ("hi", hi, "<", pad)):
+        if ts is not None:
+            params[f"{prefix}_{name}"] = wall_bound(ts, engine, shift)
+            out.append(f"{col} {op} :{prefix}_{name}")
+    return out
+
+
+def bind_list(values, params: dict, prefix: str) -> str:
+    """``:<prefix>0, :<prefix>1, …`` with ``values`` bound into ``params``, for ``IN (…)``, ``FIELD(…)`` and the like."""
+    params.update({f"{prefix}{i}": v for i, v in enumerate(values)})
+    return ", ".join(f":{prefix}{i}" for i in range(len(values)))
+
+
 def window_clause(col: str, start, end, engine, params: dict) -> tuple[list[str], pd.Timestamp | None, pd.Timestamp | None]:
     start_ts, end_ts = _instant(start, "start"), _instant(end, "end")
     if start_ts is not None and end_ts is not None and end_ts <= start_ts:
         raise ConfigError(f"window end {end_ts} is not after start {start_ts}", hint="swap start and end")
-    clauses = []
-    if start_ts is not None:
-        clauses.append(f"{col} >= :w_start")
-        params["w_start"] = wall_bound(start_ts, engine, -pd.Timedelta(hours=2))
-    if end_ts is not None:
-        clauses.append(f"{col} < :w_end")
-        params["w_end"] = wall_bound(end_ts, engine, pd.Timedelta(hours=2))
-    return clauses, start_ts, end_ts
+    return window_bounds(col, start_ts, end_ts, engine, params, "w", WALL_PAD), start_ts, end_ts
 
 
 def refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
@@ -268,14 +281,13 @@ def _decode_json_columns(frame: pd.DataFrame, cols) -> None:
 
 def base_attrs(engine, **extra) -> dict:
     schema = schema_of(engine)
-    attrs = {
+    return {
         "source": getattr(engine, "rca_label", None) or redact_url(engine.url),
         "synthetic": "rca_demo_world" in schema,
         "storage_zone": storage_zone(engine),
         "missing_columns": {},
+        **extra,
     }
-    attrs.update(extra)
-    return attrs
 
 
 def company_clause(col: str, company_id, params: dict) -> list[str]:
@@ -489,7 +501,10 @@ def _per_call_table(engine, table: str, time_col: str, select: str, start, end, 
         where.append(call_ids.real_call_id_prefilter_sql("s.call_id"))
     sql = (f"SELECT s.call_id, s.company_id, {select} FROM {table} t JOIN retell_call_sessions s ON s.id = t.call_session_id"
            f"{_where_sql(where)} ORDER BY t.{time_col}, t.id")
-    return query(engine, sql, params), start_ts, end_ts
+    frame = refine(to_utc(query(engine, sql, params), [time_col], storage_zone(engine)), time_col, start_ts, end_ts)
+    if not include_test:  # the exact rule after the SQL prefilter
+        frame = frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
+    return frame, start_ts, end_ts
 
 
 BLOB_COLUMNS = ("input_params", "output_result", "error_details")
@@ -510,11 +525,7 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
     select = ", ".join(f"t.{c} AS {'trace_id' if c == 'id' else 'session_id' if c == 'call_session_id' else c}" for c in cols)
     frame, start_ts, end_ts = _per_call_table(engine, "retell_function_traces", "started_at", select, start, end, company_id,
                                               include_test, family_clause(engine, "t.function_name", families, params), params)
-    frame = to_utc(frame, ["started_at"], storage_zone(engine))
     frame = to_utc(frame, ["completed_at"], storage_zone(engine), flags=False)
-    frame = refine(frame, "started_at", start_ts, end_ts)
-    if not include_test:
-        frame = frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
     _decode_json_columns(frame, BLOB_COLUMNS)
     frame["family"] = functions.family_series(frame["function_name"])  # vectorised (categorical)
     if families:
@@ -534,9 +545,6 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
     select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in ERROR_COLUMNS)
     frame, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
                                               include_test, [], params)
-    frame = refine(to_utc(frame, ["occurred_at"], storage_zone(engine)), "occurred_at", start_ts, end_ts)
-    if not include_test:
-        frame = frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
     # decoded once per distinct text (a handful for 100k errors); equal texts share one object: read-only
     frame["error_context"] = pd.Series(per_distinct(frame["error_context"], lambda v: decode_json(v)[0]),
                                        index=frame.index, dtype="object")
@@ -660,8 +668,7 @@ def laravel_log(db=None, *, start=None, end=None, levels=None) -> pd.DataFrame:
             params[name] = _naive_param(ts.tz_localize(None), engine)
     if levels:
         wanted = [levels] if isinstance(levels, str) else list(levels)
-        where.append("level IN (" + ", ".join(f":lvl{i}" for i in range(len(wanted))) + ")")
-        params.update({f"lvl{i}": lvl.upper() for i, lvl in enumerate(wanted)})
+        where.append(f"level IN ({bind_list([lvl.upper() for lvl in wanted], params, 'lvl')})")
     frame = query(engine, f"SELECT {', '.join(LOG_COLUMNS)} FROM laravel_log{_where_sql(where)} ORDER BY ts_utc, source, line_no",
                   params)
     frame = frame.rename(columns={"ts_utc": "ts"})
