@@ -37,7 +37,6 @@ from rca_toolkit.rules.timeutil import parse_instant
 
 PAD = pd.Timedelta(hours=6)  # appointments/webhooks land shortly after the trace starts (outcomes.PAD)
 EARLY = pd.Timedelta(minutes=5)  # errors/webhooks may be stamped a little before the trace
-WALL_PAD = pd.Timedelta(hours=2)
 
 # What the outcome of an attempt is read from (rca_toolkit.sources.requirements). Every column that can change
 # an outcome, a link or a rescue is required: read as empty, it would move attempts between success, failed
@@ -81,19 +80,6 @@ class AttemptInputs:
 
 
 # --------------------------------------------------------------------------- SQL pieces
-def window_bounds(col: str, lo, hi, engine: sa.Engine, params: dict, prefix: str) -> list[str]:
-    """``col`` within [lo, hi) in stored wall time, padded (refined on UTC instants afterwards)."""
-    zone_pad = pd.Timedelta(0) if loaders.storage_zone(engine) == "UTC" else WALL_PAD
-    out = []
-    if lo is not None:
-        params[f"{prefix}_lo"] = loaders.wall_bound(lo, engine, -zone_pad)
-        out.append(f"{col} >= :{prefix}_lo")
-    if hi is not None:
-        params[f"{prefix}_hi"] = loaders.wall_bound(hi, engine, zone_pad)
-        out.append(f"{col} < :{prefix}_hi")
-    return out
-
-
 def is_success_sql(col: str, engine: sa.Engine) -> str:
     """``col = 'success'`` compared like pandas does (case- and space-sensitive)."""
     if not loaders.is_mariadb(engine):
@@ -225,12 +211,12 @@ def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list) -> s
     found: set[str] = set()
     zone = loaders.storage_zone(engine)
     for chunk in _chunks(wanted, engine):
-        params = {f"lc{k}": v for k, v in enumerate(chunk)}
-        params.update({f"ln{k}": v for k, v in enumerate(stored_booking)})
-        where = window_bounds("t.started_at", end_ts, None, engine, params, "la")
+        params: dict = {}
+        calls_in, names_in = loaders.bind_list(chunk, params, "lc"), loaders.bind_list(stored_booking, params, "ln")
+        where = loaders.window_bounds("t.started_at", end_ts, None, engine, params, "la")
         sql = (f"SELECT s.call_id, t.started_at FROM retell_function_traces t JOIN retell_call_sessions s "
-               f"ON s.id = t.call_session_id WHERE s.call_id IN ({', '.join(f':lc{k}' for k in range(len(chunk)))}) "
-               f"AND t.function_name IN ({', '.join(f':ln{k}' for k in range(len(stored_booking)))}) AND {' AND '.join(where)}")
+               f"ON s.id = t.call_session_id WHERE s.call_id IN ({calls_in}) "
+               f"AND t.function_name IN ({names_in}) AND {' AND '.join(where)}")
         rows = loaders.to_utc(loaders.query(engine, sql, params), ["started_at"], zone, flags=False)
         rows = rows[rows["started_at"] >= end_ts]
         found |= set(rows["call_id"].astype(str)) & set(chunk)  # the server compares call ids case-insensitively
@@ -263,7 +249,7 @@ def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bo
               f"e.error_code, e.affected_function, {context} AS error_context "
               f"FROM retell_error_log e JOIN retell_call_sessions es ON es.id = e.call_session_id WHERE ")
     base: dict = {}
-    cond = window_bounds("e.occurred_at", lo, hi, engine, base, "e") + loaders.company_clause("es.company_id", company_id, base)
+    cond = loaders.window_bounds("e.occurred_at", lo, hi, engine, base, "e") + loaders.company_clause("es.company_id", company_id, base)
     tail = "".join(f" AND {c}" for c in cond)
     parts = by_trace_parts(engine, traces.loc[failed if lean else slice(None), "trace_id"], f"{select}e.function_trace_id IN ",
                            tail, base, window, company_id, lean, stored_booking)
@@ -275,8 +261,7 @@ def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bo
     parts = []
     for chunk in _chunks(sessions, engine):
         params = dict(base)
-        params.update({f"sid{k}": v for k, v in enumerate(chunk)})
-        marks = ", ".join(f":sid{k}" for k in range(len(chunk)))
+        marks = loaders.bind_list(chunk, params, "sid")
         parts.append((f"{select}e.call_session_id IN ({marks}) AND e.function_trace_id IS NULL "
                       f"AND e.affected_function IS NOT NULL{tail}", params))
     by_session = _clean_errors(run_parts(engine, parts), engine, lo, hi)
@@ -330,7 +315,7 @@ def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
 # Only load reads these, after requirements.check(REQUIRES["load"]): every column but an optional deleted_at is there.
 def _appointments(engine, schema, lo, hi) -> pd.DataFrame:
     params: dict = {}
-    where = window_bounds("created_at", lo, hi, engine, params, "a")
+    where = loaders.window_bounds("created_at", lo, hi, engine, params, "a")
     if "deleted_at" in schema["appointments"].columns:
         where.append("deleted_at IS NULL")
     select = ["id", "call_id", "calcom_v2_booking_id", "source", "created_at"]
@@ -361,9 +346,8 @@ def _webhooks(engine, schema, lo, hi) -> pd.DataFrame:
     stored = loaders.query(engine, "SELECT DISTINCT event_type AS v FROM webhook_events WHERE event_type IS NOT NULL", {})["v"]
     types = [t for t in map(str, stored) if norm_event_type(pd.Series([t.strip()])).iloc[0] == BOOKING_CREATED]
     params: dict = {"provider": "calcom"}
-    where = window_bounds("created_at", lo, hi, engine, params, "w") + [f"{provider_col} = :provider"]
-    params.update({f"et{i}": t for i, t in enumerate(types)})
-    where.append(f"event_type IN ({', '.join(f':et{i}' for i in range(len(types)))})" if types else "1 = 0")
+    where = loaders.window_bounds("created_at", lo, hi, engine, params, "w") + [f"{provider_col} = :provider"]
+    where.append(f"event_type IN ({loaders.bind_list(types, params, 'et')})" if types else "1 = 0")
     select = ["id", "event_type", "created_at", "event_id", "company_id",
               f"CASE WHEN {contains_any('payload', ['call_id'], engine)} THEN payload END AS payload"]
     sql = f"SELECT {', '.join(select)} FROM webhook_events WHERE {' AND '.join(where)} ORDER BY created_at, id"
@@ -428,9 +412,9 @@ def calls_of(engine, schema, traces: pd.DataFrame, named: set, lo, hi) -> pd.Dat
     frames = []
     deleted = " AND deleted_at IS NULL" if "deleted_at" in schema["calls"].columns else ""
     for chunk in _chunks(wanted, engine):
-        params = {f"cid{k}": v for k, v in enumerate(chunk)}
+        params: dict = {}
         sql = (f"SELECT retell_call_id AS call_id, id AS local_call_id FROM calls "
-               f"WHERE retell_call_id IN ({', '.join(f':cid{k}' for k in range(len(chunk)))}){deleted}")
+               f"WHERE retell_call_id IN ({loaders.bind_list(chunk, params, 'cid')}){deleted}")
         frames.append(loaders.query(engine, sql, params))
     if not frames:
         return _empty("calls")

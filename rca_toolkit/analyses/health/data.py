@@ -193,8 +193,8 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
                             {})["function_name"].astype(str).tolist()
     fam_of = dict(zip(stored, functions.family_series(pd.Series(stored, dtype="string")).astype(str)))
-    fn_params = {f"fn{i}": n for i, n in enumerate(stored)}
-    listed = ", ".join(f":fn{i}" for i in range(len(stored))) or "NULL"
+    fn_params: dict = {}
+    listed = loaders.bind_list(stored, fn_params, "fn") or "NULL"
     out.append(("latencies", f"SELECT {side.format(col='t.started_at')} AS side, t.function_name, t.duration_ms AS value, "
                              f"COUNT(*) AS n FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
                              f"WHERE t.function_name IN ({listed}) AND t.started_at >= :bs AND t.started_at < :end "
@@ -209,8 +209,8 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
                          f"UNION ALL SELECT {s_side}, '-1', COUNT(DISTINCT s.id) {reach_from} "
                          f"AND t.function_name IN ({', '.join(booking)}) GROUP BY 1", dict(base, **fn_params)))
     severities = loaders.query(engine, "SELECT DISTINCT severity FROM retell_error_log WHERE severity IS NOT NULL", {})["severity"]
-    params = dict(base, **{f"sev{i}": str(v) for i, v in enumerate(severities)})
-    sev = ", ".join(f":sev{i}" for i in range(len(severities))) or "NULL"
+    params = dict(base)
+    sev = loaders.bind_list([str(v) for v in severities], params, "sev") or "NULL"
     out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
                           f"{call_ids_folded_sql('e.error_message', engine)} AS message, "
                           f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
