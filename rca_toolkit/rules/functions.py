@@ -220,7 +220,7 @@ def booking_steps(frame: pd.DataFrame, ok, setting: dict | None = None) -> pd.Da
     follow = per_object(responses, next_action)
     refused = per_object(responses, response_refused).astype(bool)
     mode = _modes(frame, setting)
-    says = np.array([f is not None for f in follow], dtype=bool)
+    says = np.not_equal(follow, None)  # elementwise, in C
     validated = ok & ~refused & ((candidate & (mode == "confirm_booking")) | (says & (mode != "start_booking")))
     rejected = candidate & ok & refused
     steps[rejected] = "rejected"

@@ -166,7 +166,8 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, stored
     frame = loaders.query(engine, sql, params).sort_values(["started_at", "trace_id"], kind="stable", na_position="first")
     frame = frame.reset_index(drop=True)
     # a handful of names and statuses in 100k+ rows: categories once, then every rule runs per category
-    frame = frame.astype({"function_name": "category", "status": "category"})
+    for col in ("function_name", "status"):  # column by column: DataFrame.astype would copy every other column too
+        frame[col] = frame[col].astype("category")
     frame = loaders.to_utc(frame, ["started_at"], zone)
     frame = loaders.to_utc(frame, ["session_started_at"], zone, flags=False)
     frame = loaders.refine(frame, "started_at", start_ts, end_ts)
