@@ -8,8 +8,8 @@ parameters) so a benchmark can time exactly these statements alone.
 
 Rows are selected like the loaders select them (``loaders.calls`` and
 ``loaders.function_traces``): session/trace ``started_at`` in ``[start, end)``, test/demo/temp
-and malformed call ids left out (the exact ``call_`` + 27 hex rule, as ``REGEXP`` on MariaDB and
-``GLOB`` on SQLite), stuck (P5) and cleanup-closed (P20) sessions flagged as ``loaders.calls``
+and malformed call ids left out (the exact ``call_`` + 27 hex rule, as ``REGEXP`` on MariaDB, ``GLOB`` on
+SQLite, ``regexp_full_match`` on the local store), stuck (P5) and cleanup-closed (P20) sessions flagged as ``loaders.calls``
 flags them with ``as_of`` (the SQL twins in :mod:`rca_toolkit.rules.call_ids` and :mod:`rca_toolkit.rules.sessions`). Time bounds follow the loaders' rules: a MariaDB session pinned to
 ``+00:00`` stores UTC, compared exactly; other storage zones (SQLite: naive Europe/Berlin wall
 time) are compared in wall time, and the rows within 2 h of a bound come back with their
