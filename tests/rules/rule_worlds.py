@@ -68,11 +68,12 @@ def query(url: str, sql: str, **params) -> pd.DataFrame:
     return frame
 
 
-def one_column_table(column: str) -> sa.Engine:
-    """An in-memory SQLite table ``t(id, <column>)`` for Hypothesis examples (refilled by :func:`refill`)."""
-    engine = sa.create_engine("sqlite://")
+def one_column_table(column: str, url: str = "sqlite://") -> sa.Engine:
+    """An in-memory table ``t(id, <column>)`` (SQLite, or DuckDB as the local store) for Hypothesis examples
+    (refilled by :func:`refill`)."""
+    engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text(f"CREATE TABLE t (id INTEGER PRIMARY KEY, {column} TEXT)"))
+        conn.execute(sa.text(f"CREATE TABLE t (id INTEGER PRIMARY KEY, {column} VARCHAR)"))
     return engine
 
 

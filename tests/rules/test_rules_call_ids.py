@@ -118,23 +118,19 @@ def test_generated_ids_agree(scratch, ids):
 
 
 @pytest.fixture(scope="module")
-def local_store_engine():
-    """DuckDB, the local store's engine (its own dialect twin of the rule)."""
-    engine = sa.create_engine("duckdb:///:memory:")
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE t (id INTEGER, call_id VARCHAR)"))
-    return engine
+def local_store():
+    """DuckDB, the local store's engine: it has its own twin of the rule."""
+    return one_column_table("call_id", "duckdb:///:memory:")
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(IDS, min_size=1, max_size=15))
 @example([f"call_{HEX27}", f"call_{HEX27}\n", f"CALL_{HEX27}", f"call_{HEX27[:-2]}é", f"call_{HEX27} ", None])
-def test_generated_ids_agree_on_the_local_store(local_store_engine, ids):
-    with local_store_engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM t"))
-        for i, call_id in enumerate(ids):
-            conn.execute(sa.text("INSERT INTO t VALUES (:i, :c)"), {"i": i, "c": call_id})
-        exact = call_ids.real_call_id_sql("call_id", local_store_engine)
+def test_generated_ids_agree_on_the_local_store(local_store, ids):
+    engine = local_store
+    with engine.begin() as conn:
+        refill(conn, ids)
+        exact = call_ids.real_call_id_sql("call_id", engine)
         got = conn.execute(sa.text(f"SELECT CASE WHEN {exact} THEN 1 ELSE 0 END FROM t ORDER BY id")).all()
     assert [bool(e) for e, in got] == [call_ids.is_real_call_id(c) for c in ids]
 
