@@ -82,6 +82,22 @@ def test_a_uid_two_attempts_claim_alike_goes_to_the_earlier_one():
     assert pd.isna(out.loc[4, "calcom_uid"]) and pd.isna(out.loc[4, "calcom_link"])
 
 
+def test_webhooks_without_an_event_id_link_nothing_and_numeric_ids_link_as_text():
+    """Off the data contract (event_id is NOT NULL): a Cal.com webhook without an event id confirms no uid, and an
+    attempt it is nearest to in time stays unlinked; an id stored as a number is linked as its text."""
+    traces, errors, appointments, webhooks, calls = _frames()
+    none = webhooks.assign(event_id=pd.Series([pd.NA] * 4, dtype="string"))
+    out = classify(traces, errors, appointments, none, calls)
+    assert out["calcom_uid"].isna().all() and out["calcom_link"].isna().all()
+    assert out["outcome"].tolist() == ["success", "failed", "failed", "failed", "failed"]
+    # uidC's row (company 2, 1 s after attempt 3) loses its id: attempt 3's nearest webhook has none
+    one = webhooks.assign(event_id=pd.Series(["uidA", "uidB", "uidE", pd.NA], dtype="string"))
+    assert pd.isna(classify(traces, errors, appointments, one, calls).loc[2, "calcom_uid"])
+    numeric = webhooks.assign(event_id=[11, 12, 13, 14])
+    out = classify(traces, errors, appointments.assign(calcom_v2_booking_id=["11", "12"]), numeric, calls)
+    assert out.loc[2, ["calcom_uid", "calcom_link"]].tolist() == ["14", "time"]
+
+
 def test_error_text_signature_and_code_path():
     out = classify(*_frames())
     # by function_trace_id (row 1), by call+family+time (row 2), trace text when the log has nothing (row 3)

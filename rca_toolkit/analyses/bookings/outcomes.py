@@ -180,8 +180,9 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     created = webhooks[webhooks["event_type_norm"].eq("BOOKING_CREATED").fillna(False)] if not webhooks.empty else webhooks
     if created.empty:  # no Cal.com webhook confirms any booking: nothing can be called orphaned
         return uids, how
-    event_ids = created["event_id"].to_numpy(dtype=object)  # numpy objects: iterating a StringArray is slow
-    known = pd.Index(pd.unique(created["event_id"].dropna().astype(str).to_numpy(dtype=object)))  # hashed once
+    # as texts (an id stored as a number too), numpy objects: iterating a StringArray is slow
+    event_ids = created["event_id"].astype("string").to_numpy(dtype=object)
+    known = pd.Index(pd.unique(event_ids[pd.notna(event_ids)]))  # hashed once
     linked = np.full(len(traces), -1)  # each attempt's uid, as a position in known
     taken = np.zeros(len(known), dtype=bool)  # uids already linked to an attempt
     links = np.full(len(traces), None, dtype=object)
@@ -202,8 +203,8 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     with_payload = created["payload"].notna().to_numpy()
     for event_id, payload in zip(event_ids[with_payload], created["payload"].to_numpy(dtype=object)[with_payload]):
         call = _call_of_payload(payload) if isinstance(payload, dict) else None
-        if call and event_id:
-            calls_of.setdefault(call, str(event_id))
+        if call and isinstance(event_id, str) and event_id:
+            calls_of.setdefault(call, event_id)
     if calls_of:
         link(every, _positions(known, traces["call_id"].astype("object").map(calls_of)), "payload")
     link(every, _positions(known, own_uid), "appointment")
@@ -214,7 +215,8 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
                              "company_id": traces.loc[todo, "company_id"].astype("float").to_numpy(),
                              "key": every[todo]}).dropna(subset=["at"]).sort_values("at", kind="stable")
         uid = _positions(known, event_ids)
-        free = (uid >= 0) & ~taken[np.where(uid >= 0, uid, 0)]
+        free = uid < 0  # a webhook without an event id stays: an attempt it is nearest to gets no uid, as always
+        free[~free] = ~taken[uid[~free]]
         right = pd.DataFrame({"created_at": created["created_at"].array[free], "uid": uid[free],
                               "company_id": (created["company_id"].astype("float").to_numpy()[free] if "company_id" in created
                                              else 0.0)})
@@ -224,7 +226,7 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
         right["created_at"] = right["created_at"].astype(left["at"].dtype)
         merged = pd.merge_asof(left, right, left_on="at", right_on="created_at", by="company_id",
                                direction="forward", tolerance=LINK_WINDOW)
-        merged = merged.dropna(subset=["uid"])
+        merged = merged[merged["uid"].fillna(-1).to_numpy() >= 0]
         merged = merged.assign(gap=merged["created_at"] - merged["at"]).sort_values("gap", kind="stable").drop_duplicates("uid")
         link(merged["key"].to_numpy(), merged["uid"].to_numpy(dtype=np.int64), "time")
     has = linked >= 0
