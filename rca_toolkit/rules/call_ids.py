@@ -19,11 +19,21 @@ from rca_toolkit.distinct import per_distinct
 RETELL_CALL_ID_BODY = "call_[0-9a-f]{27}"  # unanchored: also masks ids inside error texts
 RETELL_CALL_ID = re.compile(RETELL_CALL_ID_BODY)  # use fullmatch: ``$`` would accept a trailing newline
 RETELL_CALL_ID_LENGTH = 32
+CALL_ID_FOLDED = "call_000000000000000000000000000"  # every real call id in an error text becomes this one
 TEST_ID_PATTERNS = {
     "test": re.compile(r"^test_"),
     "demo": re.compile(r"^demo_call_"),
     "temp": re.compile(r"^temp_\d+_[0-9a-f]{8}$"),
 }
+
+
+def fold_call_ids(texts: pd.Series) -> pd.Series:
+    """Each text with every call id in it replaced by :data:`CALL_ID_FOLDED` (one RE2 pass in Arrow, as DuckDB's
+    ``regexp_replace(..., 'g')`` and Python's ``re.sub`` replace them), so the texts of one error signature group
+    together; a missing text stays missing."""
+    values = pa.array(texts.astype("object").where(texts.notna(), None).tolist(), type=pa.string())
+    folded = pc.replace_substring_regex(values, RETELL_CALL_ID_BODY, CALL_ID_FOLDED)
+    return pd.Series(folded.to_pylist(), index=texts.index, dtype="string")
 
 
 def is_real_call_id(call_id: str | None) -> bool:

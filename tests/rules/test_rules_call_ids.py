@@ -6,6 +6,8 @@ space, NULL, LIKE/GLOB metacharacters, multibyte characters), and on generated i
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -145,3 +147,16 @@ def test_real_call_ids_is_the_rule_per_row(ids, dtype):
         dtype = "object"
     got = call_ids.real_call_ids(pd.Series(ids, dtype=dtype)).tolist()
     assert got == [call_ids.is_real_call_id(v) for v in ids]
+
+
+FOLDABLE = st.lists(st.sampled_from([f"call_{HEX27}", f"CALL_{HEX27}", f"call_{HEX27[:-1]}", "call_", " ", "x", "\n", "é",
+                                     "0"]), max_size=6).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(FOLDABLE | st.none(), max_size=8))
+def test_folding_the_call_ids_of_texts_is_re_sub_text_by_text(texts):
+    """The one pass in Arrow (what the store keeps) is Python's rule on each text; a missing text stays missing."""
+    folded = call_ids.fold_call_ids(pd.Series(texts, dtype="string"))
+    want = [None if t is None else re.sub(call_ids.RETELL_CALL_ID_BODY, call_ids.CALL_ID_FOLDED, t) for t in texts]
+    assert [None if pd.isna(v) else v for v in folded] == want

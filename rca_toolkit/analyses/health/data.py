@@ -12,7 +12,6 @@ wall-time bounds need the loaders' DST handling).
 from __future__ import annotations
 
 import logging
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -48,8 +47,7 @@ REQUIRES["load"] = REQUIRES["load_counts"]
 BOOKING_REACH = "booking (book_appointment or collect_appointment)"
 DURATIONS = (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))
 log = logging.getLogger(__name__)
-CALL_ID_FOLDED = "call_000000000000000000000000000"  # every real call id in an error text becomes this one
-_CALL_ID_RE = re.compile(call_ids.RETELL_CALL_ID_BODY)
+CALL_ID_FOLDED = call_ids.CALL_ID_FOLDED
 
 
 @dataclass
@@ -98,13 +96,13 @@ def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame,
     """The report's inputs computed from loaded frames (what :func:`from_sql` computes in the database)."""
     call_in = _in_sides(calls["started_at"], bounds)
     trace_in = _in_sides(traces["started_at"], bounds)
-    call_ids = {side: calls.loc[call_in[side], "call_id"].astype(str) for side in SIDES}
+    side_calls = {side: calls.loc[call_in[side], "call_id"].astype(str) for side in SIDES}
     traced = set(traces.loc[trace_in["cur"], "call_id"].astype(str))
     sessions = {}
     for side in SIDES:
         c = calls[call_in[side]]
         sessions[side] = {"n": len(c), "stuck": int(c["stuck"].sum()), "cleanup": int(c["closed_by_cleanup"].sum()),
-                          "untraced": int((~call_ids[side].isin(traced)).sum()),
+                          "untraced": int((~side_calls[side].isin(traced)).sum()),
                           "ambiguous": int(c.get("started_at_ambiguous", pd.Series(dtype=bool)).fillna(False).sum())}
     durations = {}
     for name, col in DURATIONS:
@@ -124,12 +122,11 @@ def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame,
                      "whole_seconds": int(((dur % 1000 == 0) & (dur != 0)).sum())}
     fams = traces[["call_id", "family"]].dropna().astype(str)
     fams = pd.concat([fams, fams[fams["family"].isin(list(functions.BOOKING_FAMILIES))].assign(family=BOOKING_REACH)])
-    reached = {(side, family): int(call_ids[side].isin(callers).sum())
+    reached = {(side, family): int(side_calls[side].isin(callers).sum())
                for family, callers in fams.groupby("family")["call_id"] for side in SIDES}
     # every real call id in a text becomes one (as in from_sql): the texts of one signature group together,
     # so the signature rule runs per distinct text, not per error
-    messages = errors["error_message"].astype("object")
-    texts = messages.where(messages.isna(), messages.astype(str).str.replace(_CALL_ID_RE, CALL_ID_FOLDED, regex=True))
+    texts = call_ids.fold_call_ids(errors["error_message"].astype("string")).astype("object")
     err = pd.DataFrame({"key_text": texts.where(errors["error_message"].notna(), errors["error_code"].astype("object")),
                         "side": _side(errors["occurred_at"], bounds), "at": errors["occurred_at"],
                         "failed": errors["booking_failed"].fillna(False).astype(bool)})
@@ -212,13 +209,21 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     params = dict(base)
     sev = loaders.bind_list([str(v) for v in severities], params, "sev") or "NULL"
     out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
-                          f"{call_ids_folded_sql('e.error_message', engine)} AS message, "
+                          f"{_folded_message(engine)} AS message, "
                           f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
                           f"FROM retell_error_log e JOIN retell_call_sessions s ON s.id = e.call_session_id "
                           f"WHERE e.severity IN ({sev}) AND e.occurred_at >= :bs AND e.occurred_at < :end "
                           f"AND {scoped} GROUP BY 1, 2, 3", params))
     return out
+
+
+def _folded_message(engine: sa.Engine) -> str:
+    """The error message with its call ids folded: stored so on the local store (folded once, when the row was
+    stored: a third of the report's slowest statement), folded by the database elsewhere."""
+    if store.is_store(engine):
+        return f"e.{store.ERROR_MESSAGE_FOLDED}"
+    return call_ids_folded_sql("e.error_message", engine)
 
 
 def call_ids_folded_sql(col: str, engine: sa.Engine) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-FORMAT = "2"  # 2: derived columns (tables.StoredTable.derived)
+FORMAT = "3"  # 2: derived columns (tables.StoredTable.derived); 3: the error messages with their call ids folded
 _INFO = "_rca_store_info"
 _TABLES = "_rca_store_tables"
 

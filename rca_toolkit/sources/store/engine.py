@@ -188,7 +188,8 @@ def refresh_if_old(source: sa.Engine, folder: Path, storage_zone: str, *, max_ag
 
 def age_s(folder: Path, source: sa.Engine, storage_zone: str) -> float:
     """Seconds since the store's last refresh started (infinite when there is none, or when it was read from
-    another kind of database or in another zone: the next refresh builds it whole)."""
+    another kind of database, in another zone or written in an older format: the next refresh builds it whole,
+    however recent it is, before a statement asks for a column it lacks)."""
     path = Path(folder) / files.STORE_FILE
     if not path.exists():
         return float("inf")
@@ -202,7 +203,8 @@ def age_s(folder: Path, source: sa.Engine, storage_zone: str) -> float:
         if own:
             con.close()
     when = refreshed_at(info)
-    if when is None or info.get("storage_zone") != storage_zone or info.get("dialect") != source.dialect.name:
+    if (when is None or info.get("storage_zone") != storage_zone or info.get("dialect") != source.dialect.name
+            or info.get("format") != catalog.FORMAT):
         return float("inf")
     return max(0.0, (pd.Timestamp.now("UTC") - when).total_seconds())
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rca_toolkit.rules import bookings
+from rca_toolkit.rules import bookings, call_ids
 
 METADATA_CALL_ID = "metadata_retell_call_id"  # appointments: the call its metadata names (bookings.metadata_call_ids)
+ERROR_MESSAGE_FOLDED = "error_message_folded"  # error log: the message, its call ids folded (call_ids.fold_call_ids)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ TABLES = (
                 ("id", "call_session_id", "function_trace_id", "error_code", "error_type", "severity", "occurred_at",
                  "call_offset_ms", "error_message", "error_context", "booking_failed", "call_terminated",
                  "affected_function", "resolved"),
-                masked=("error_message", "error_context")),
+                masked=("error_message", "error_context"),
+                derived=((ERROR_MESSAGE_FOLDED, "error_message", call_ids.fold_call_ids),)),
     StoredTable("calls", "id", "created_at", "updated_at",
                 ("id", "retell_call_id", "company_id", "status", "call_status", "start_timestamp", "end_timestamp",
                  "duration_ms", "disconnection_reason", "session_outcome", "appointment_made", "appointment_id",

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from conftest import altered_copy, copy_mariadb_world, fresh_mariadb_database
 from rca_toolkit.errors import ConfigError
+from rca_toolkit.rules import call_ids
 from rca_toolkit.sources import attempt_inputs, loaders, store
 from rca_toolkit.sources.store import catalog, files
 from rca_toolkit.sources.store.extract import TRAILING
@@ -553,6 +554,51 @@ def test_the_call_id_an_appointment_names_is_stored_from_a_mariadb_server_too(de
         _assert_call_ids_stored(url, tmp_path / "st", ids)
 
 
+ERROR_TEXTS = {  # message -> as stored folded (every real call id becomes CALL_ID_FOLDED, nothing else)
+    "call_0123456789abcdef0123456789a failed; retry of call_fedcba9876543210fedcba98765 failed":
+        f"{call_ids.CALL_ID_FOLDED} failed; retry of {call_ids.CALL_ID_FOLDED} failed",
+    "CALL_0123456789ABCDEF0123456789A and call_0123 stay": "CALL_0123456789ABCDEF0123456789A and call_0123 stay",
+    "xcall_0123456789abcdef0123456789ab\n": f"x{call_ids.CALL_ID_FOLDED}b\n",
+    "": "",
+}
+
+
+def _assert_messages_folded(url: str, folder: Path, ids: list[int]) -> None:
+    """The stored fold is the database's: every row equals DuckDB's regexp_replace of its stored message."""
+    con = duckdb.connect(str(Path(folder) / files.STORE_FILE), read_only=True)
+    try:
+        rows = dict(con.execute(f"SELECT id, {store.ERROR_MESSAGE_FOLDED} FROM retell_error_log").fetchall())
+        (differ,), = con.execute(f"SELECT count(*) FROM retell_error_log WHERE {store.ERROR_MESSAGE_FOLDED} IS DISTINCT FROM "
+                                 f"regexp_replace(error_message, '{call_ids.RETELL_CALL_ID_BODY}', "
+                                 f"'{call_ids.CALL_ID_FOLDED}', 'g')").fetchall()
+    finally:
+        con.close()
+    assert [rows[i] for i in ids] == list(ERROR_TEXTS.values()) and differ == 0
+
+
+def _with_error_texts(url: str) -> list[int]:
+    ids = [int(i) for i in _source(url, "SELECT id FROM retell_error_log ORDER BY id")["id"][:len(ERROR_TEXTS)]]
+    _write(url, *[f"UPDATE retell_error_log SET error_message = :m{i} WHERE id = {key}" for i, key in enumerate(ids)],
+           params={f"m{i}": text for i, text in enumerate(ERROR_TEXTS)})
+    return ids
+
+
+def test_error_messages_are_stored_with_their_call_ids_folded_as_the_database_folds_them(demo_sqlite, tmp_path):
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    ids = _with_error_texts(url)
+    _refresh(url, tmp_path / "st")
+    _assert_messages_folded(url, tmp_path / "st", ids)
+
+
+@pytest.mark.mariadb
+def test_error_messages_are_stored_folded_from_a_mariadb_server_too(demo_mariadb, tmp_path):
+    with fresh_mariadb_database("rca_test_store") as url:
+        copy_mariadb_world(demo_mariadb[0], url)
+        ids = _with_error_texts(url)
+        _refresh(url, tmp_path / "st")
+        _assert_messages_folded(url, tmp_path / "st", ids)
+
+
 def test_a_store_of_an_older_format_is_built_whole_again(demo_sqlite, tmp_path):
     url = _small_copy(demo_sqlite[0], tmp_path)
     _refresh(url, tmp_path / "st")
@@ -561,6 +607,10 @@ def test_a_store_of_an_older_format_is_built_whole_again(demo_sqlite, tmp_path):
         catalog.write_info(con, format="1")
     finally:
         con.close()
+    # however recent its last refresh, the next command refreshes it before reading (a column it lacks)
+    source = loaders.engine_for(url)
+    assert store.age_s(tmp_path / "st", source, loaders.storage_zone(source)) == float("inf")
+    source.dispose()
     assert _refresh(url, tmp_path / "st").built == [t.name for t in TABLES]
     con = duckdb.connect(str(tmp_path / "st" / files.STORE_FILE), read_only=True)
     try:
