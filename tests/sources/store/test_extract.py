@@ -506,11 +506,16 @@ METADATA = {  # appointments.metadata as people and apps write it -> the call id
 }
 
 
-def _with_metadata(url: str) -> list[int]:
-    ids = [int(i) for i in _source(url, "SELECT id FROM appointments ORDER BY id")["id"][:len(METADATA)]]
-    _write(url, *[f"UPDATE appointments SET metadata = :m{i} WHERE id = {key}" for i, key in enumerate(ids)],
-           params={f"m{i}": text for i, text in enumerate(METADATA)})
+def _with_texts(url: str, table: str, column: str, texts) -> list[int]:
+    """``texts`` written into ``column`` of the first rows of ``table``; their ids."""
+    ids = [int(i) for i in _source(url, f"SELECT id FROM {table} ORDER BY id")["id"][:len(texts)]]
+    _write(url, *[f"UPDATE {table} SET {column} = :m{i} WHERE id = {key}" for i, key in enumerate(ids)],
+           params={f"m{i}": text for i, text in enumerate(texts)})
     return ids
+
+
+def _with_metadata(url: str) -> list[int]:
+    return _with_texts(url, "appointments", "metadata", METADATA)
 
 
 def _stored_call_ids(folder: Path) -> dict[int, object]:
@@ -544,16 +549,6 @@ def test_the_call_id_an_appointment_names_is_stored_as_a_read_of_the_source_deco
     assert _stored_call_ids(tmp_path / "st")[ids[-1]] == "call_later"
 
 
-@pytest.mark.mariadb
-def test_the_call_id_an_appointment_names_is_stored_from_a_mariadb_server_too(demo_mariadb, tmp_path):
-    """A server is read by connectorx as Arrow: the other path into the store."""
-    with fresh_mariadb_database("rca_test_store") as url:
-        copy_mariadb_world(demo_mariadb[0], url)
-        ids = _with_metadata(url)
-        _refresh(url, tmp_path / "st")
-        _assert_call_ids_stored(url, tmp_path / "st", ids)
-
-
 ERROR_TEXTS = {  # message -> as stored folded (every real call id becomes CALL_ID_FOLDED, nothing else)
     "call_0123456789abcdef0123456789a failed; retry of call_fedcba9876543210fedcba98765 failed":
         f"{call_ids.CALL_ID_FOLDED} failed; retry of {call_ids.CALL_ID_FOLDED} failed",
@@ -577,10 +572,7 @@ def _assert_messages_folded(url: str, folder: Path, ids: list[int]) -> None:
 
 
 def _with_error_texts(url: str) -> list[int]:
-    ids = [int(i) for i in _source(url, "SELECT id FROM retell_error_log ORDER BY id")["id"][:len(ERROR_TEXTS)]]
-    _write(url, *[f"UPDATE retell_error_log SET error_message = :m{i} WHERE id = {key}" for i, key in enumerate(ids)],
-           params={f"m{i}": text for i, text in enumerate(ERROR_TEXTS)})
-    return ids
+    return _with_texts(url, "retell_error_log", "error_message", ERROR_TEXTS)
 
 
 def test_error_messages_are_stored_with_their_call_ids_folded_as_the_database_folds_them(demo_sqlite, tmp_path):
@@ -590,13 +582,20 @@ def test_error_messages_are_stored_with_their_call_ids_folded_as_the_database_fo
     _assert_messages_folded(url, tmp_path / "st", ids)
 
 
+DERIVED = {"the call id an appointment names": (_with_metadata, _assert_call_ids_stored),
+           "error messages folded": (_with_error_texts, _assert_messages_folded)}
+
+
 @pytest.mark.mariadb
-def test_error_messages_are_stored_folded_from_a_mariadb_server_too(demo_mariadb, tmp_path):
+@pytest.mark.parametrize("derived", DERIVED)
+def test_derived_columns_are_stored_from_a_mariadb_server_too(demo_mariadb, tmp_path, derived):
+    """A server is read by connectorx as Arrow: the other path into the store."""
+    write, check = DERIVED[derived]
     with fresh_mariadb_database("rca_test_store") as url:
         copy_mariadb_world(demo_mariadb[0], url)
-        ids = _with_error_texts(url)
+        ids = write(url)
         _refresh(url, tmp_path / "st")
-        _assert_messages_folded(url, tmp_path / "st", ids)
+        check(url, tmp_path / "st", ids)
 
 
 def test_a_store_of_an_older_format_is_built_whole_again(demo_sqlite, tmp_path):
