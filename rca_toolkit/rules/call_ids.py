@@ -31,9 +31,9 @@ def fold_call_ids(texts: pd.Series) -> pd.Series:
     """Each text with every call id in it replaced by :data:`CALL_ID_FOLDED` (one RE2 pass in Arrow, as DuckDB's
     ``regexp_replace(..., 'g')`` and Python's ``re.sub`` replace them), so the texts of one error signature group
     together; a missing text stays missing."""
-    values = pa.array(texts.astype("object").where(texts.notna(), None).tolist(), type=pa.string())
+    values = pa.array(texts.to_numpy(dtype=object, na_value=None), type=pa.string())  # as real_call_ids hands them over
     folded = pc.replace_substring_regex(values, RETELL_CALL_ID_BODY, CALL_ID_FOLDED)
-    return pd.Series(folded.to_pylist(), index=texts.index, dtype="string")
+    return pd.Series(folded.to_numpy(zero_copy_only=False), index=texts.index, dtype="string")
 
 
 def is_real_call_id(call_id: str | None) -> bool:
