@@ -69,11 +69,12 @@ def real_call_id_sql(col: str, engine=None) -> str:
     ``GLOB`` on SQLite (matches the whole value); on the local store RE2's whole-value match (case-sensitive; a
     tenth faster than a 27-class ``GLOB`` over a million sessions); elsewhere (MariaDB, also when no ``engine``
     is given) ``REGEXP`` with ``(?-i)`` against the case-insensitive collation, plus a length check
-    because PCRE's ``$`` also matches before a trailing newline.
+    because PCRE's ``$`` also matches before a trailing newline. ``engine``: an engine or its dialect's name.
     """
-    if engine is not None and engine.dialect.name == "duckdb":
+    dialect = engine if engine is None or isinstance(engine, str) else engine.dialect.name
+    if dialect == "duckdb":
         return f"regexp_full_match({col}, '{RETELL_CALL_ID_BODY}')"
-    if engine is not None and engine.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return f"({col} GLOB 'call_{'[0-9a-f]' * 27}')"
     return f"({col} REGEXP '(?-i)^{RETELL_CALL_ID_BODY}$' AND LENGTH({col}) = {RETELL_CALL_ID_LENGTH})"
 

@@ -10,7 +10,7 @@ from rca_toolkit.sources.store.engine import (age_s, close, fresh_store, is_stor
                                              status, storage_zone)
 from rca_toolkit.sources.store.extract import Refresh, refresh
 from rca_toolkit.sources.store.files import drop, fingerprint, folder
-from rca_toolkit.sources.store.tables import ERROR_MESSAGE_FOLDED, METADATA_CALL_ID
+from rca_toolkit.sources.store.tables import ERROR_MESSAGE_FOLDED, METADATA_CALL_ID, SESSION_COLUMNS, SESSION_REAL
 
-__all__ = ["ERROR_MESSAGE_FOLDED", "METADATA_CALL_ID", "Refresh", "age_s", "close", "drop", "fingerprint", "folder", "fresh_store", "is_store", "open_store", "query_frame",
+__all__ = ["ERROR_MESSAGE_FOLDED", "METADATA_CALL_ID", "SESSION_COLUMNS", "SESSION_REAL", "Refresh", "age_s", "close", "drop", "fingerprint", "folder", "fresh_store", "is_store", "open_store", "query_frame",
            "refresh", "refresh_if_old", "status", "storage_zone"]

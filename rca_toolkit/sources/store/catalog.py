@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-FORMAT = "3"  # 2: derived columns (tables.StoredTable.derived); 3: the error messages with their call ids folded
+FORMAT = "4"  # 2: derived columns (tables.StoredTable.derived); 3: the error messages with their call ids folded;
+# 4: traces and errors keep their session's columns (tables.SESSION_COLUMNS)
 _INFO = "_rca_store_info"
 _TABLES = "_rca_store_tables"
 

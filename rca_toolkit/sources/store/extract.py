@@ -15,6 +15,9 @@ is one index range), and then only:
    refresh runs never count as a difference) still differs from the store's, the keys: rows deleted (or
    inserted below the high-water key) anywhere are found and mended.
 
+5. every trace and error row keeps its session's columns (``tables.SESSION_COLUMNS``), set again for the rows
+   written and for the rows of the sessions written or deleted by this refresh.
+
 Steps 3 and 4 ask the source one question per table (count, key sum and changed rows in one scan: with no
 index on ``updated_at`` it reads the table anyway), on two other connections. What steps 1-3 cover is decided
 from the store first, so every table's question is asked before the first read and the server's scans run
@@ -41,13 +44,13 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from rca_toolkit.rules import personal_data
+from rca_toolkit.rules import call_ids, personal_data
 from rca_toolkit.errors import ConnectionFailed
 from rca_toolkit.sources import db_errors
 from rca_toolkit.sources.db import TableInfo, bulk_source, database_error, introspect, redact_url, secrets_of
 from rca_toolkit.sources.formats import masking
 from rca_toolkit.sources.store import catalog, files
-from rca_toolkit.sources.store.tables import TABLES, StoredTable
+from rca_toolkit.sources.store.tables import SESSION_COLUMNS, SESSION_REAL, SESSIONS, TABLES, StoredTable
 
 log = logging.getLogger(__name__)
 CHUNK = 100_000
@@ -56,6 +59,8 @@ CHUNK = 100_000
 # that: a day's refresh then reads the new day and half a day again, not three days.
 TRAILING = pd.Timedelta(hours=12)
 UPDATED_SLACK = pd.Timedelta(minutes=1)
+TOUCHED = "_rca_touched_sessions"  # sessions written or deleted by this refresh: their traces' and errors' columns are set again
+BATCH = 200_000  # touched sessions per statement of step 5
 
 
 @dataclass
@@ -189,6 +194,7 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
         catalog.write_info(con, format=catalog.FORMAT, source=redact_url(source.url), dialect=source.dialect.name,
                            storage_zone=storage_zone)
         states = catalog.tables(con)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {TOUCHED} (id VARCHAR)")
         with ThreadPoolExecutor(max_workers=2) as checks:  # the tables' checks scan the source beside the reads
             planned = []
             for spec in TABLES:
@@ -203,6 +209,7 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
                 _read_table(con, reader, table, chunk, checks)
             for table in planned:
                 _finish_table(con, reader, table, chunk, result)
+        _keep_session_columns(con, planned)
         catalog.write_info(con, refreshed_at_utc=started.isoformat())  # complete: what fresh_store's age counts from
         con.execute("CHECKPOINT")
     finally:
@@ -234,6 +241,7 @@ class _Read:
     counted: tuple | None = None  # what the check compares (_counted), None for all rows
     rows_read: int = 0
     keys_read: int = 0
+    touched_mark: int = 0  # sessions touched before this table was built whole are in its rows already (step 5)
 
     @property
     def rebuilt(self) -> bool:
@@ -261,8 +269,10 @@ def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoo
     spec, table, columns = read.spec, read.table, read.columns
     before, keys_before = reader.read, reader.keys
     if read.rebuilt:
+        read.touched_mark = _one(con, f"SELECT count(*) FROM {TOUCHED}")
         con.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
         ddl = ", ".join(f'"{c}" {duck_type(t)}' for c, t in {**columns, **_derived(spec, columns)}.items())
+        ddl += "".join(f', "{c}" {t}' for c, t in _session_ddl(spec, columns).items())
         con.execute(f'CREATE TABLE "{spec.name}" ({ddl})')
         if spec.key in columns:
             _read_keyset(con, reader, spec, table, columns, None, chunk)
@@ -380,21 +390,28 @@ def _window(con, reader: _Reader, spec: StoredTable, table, columns: dict, trail
 def _read_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, window: _Window, chunk: int) -> None:
     """1. Rows past the high-water key; 2. the trailing window read again, replacing what the store holds there
     (rows that changed or went)."""
-    name, key, when = spec.name, spec.key, spec.time
+    key, when = spec.key, spec.time
     if spec.integer_key:
         _read_keyset(con, reader, spec, table, columns, window.high, chunk)
         if window.lo is not None:
-            con.execute(f'DELETE FROM "{name}" WHERE "{key}" >= ? AND "{key}" <= ? AND "{when}" >= ?',
-                        [window.lo, window.high, window.bound.to_pydatetime()])
+            _delete(con, spec, f'"{key}" >= ? AND "{key}" <= ? AND "{when}" >= ?',
+                    [window.lo, window.high, window.bound.to_pydatetime()])
             rows = sa.and_(table.c[key] >= window.lo, table.c[key] <= window.high,
                            table.c[when] >= _bound(reader, window.bound))
             _insert(con, spec, columns, reader.frame(sa.select(table).where(rows).order_by(table.c[key])))
     elif window.bound is None:
-        con.execute(f'DELETE FROM "{name}"')
+        _delete(con, spec, "TRUE")
         _read_keyset(con, reader, spec, table, columns, None, chunk)
     else:
-        con.execute(f'DELETE FROM "{name}" WHERE "{when}" >= ?', [window.bound.to_pydatetime()])
+        _delete(con, spec, f'"{when}" >= ?', [window.bound.to_pydatetime()])
         _insert(con, spec, columns, reader.frame(sa.select(table).where(table.c[when] >= _bound(reader, window.bound))))
+
+
+def _delete(con, spec: StoredTable, where: str, params=None) -> None:
+    """Delete stored rows; deleted sessions are kept as touched (step 5)."""
+    if spec.name == SESSIONS:
+        con.execute(f'INSERT INTO {TOUCHED} SELECT "{spec.key}" FROM "{spec.name}" WHERE {where}', params or [])
+    con.execute(f'DELETE FROM "{spec.name}" WHERE {where}', params or [])
 
 
 def _one(con, sql: str, params=None):
@@ -435,7 +452,7 @@ def _mend_by_keys(con, reader: _Reader, spec: StoredTable, table, columns: dict,
     source_keys[spec.key] = source_keys[spec.key].astype("int64" if spec.integer_key else "string")
     con.register("source_keys", source_keys)
     try:
-        con.execute(f'DELETE FROM "{spec.name}" WHERE "{spec.key}" NOT IN (SELECT "{spec.key}" FROM source_keys)')
+        _delete(con, spec, f'"{spec.key}" NOT IN (SELECT "{spec.key}" FROM source_keys)')
         gained = [v for (v,) in con.execute(f'SELECT "{spec.key}" FROM source_keys EXCEPT SELECT "{spec.key}" FROM "{spec.name}"').fetchall()]
     finally:
         con.unregister("source_keys")
@@ -457,7 +474,7 @@ def _replace_keys(con, spec: StoredTable, columns: dict, frame) -> None:
     keys = pd.DataFrame({spec.key: values.astype("int64" if spec.integer_key else "string")})
     con.register("changed_keys", keys)
     try:
-        con.execute(f'DELETE FROM "{spec.name}" WHERE "{spec.key}" IN (SELECT "{spec.key}" FROM changed_keys)')
+        _delete(con, spec, f'"{spec.key}" IN (SELECT "{spec.key}" FROM changed_keys)')
     finally:
         con.unregister("changed_keys")
     _insert(con, spec, columns, frame)
@@ -518,13 +535,60 @@ def _derived(spec: StoredTable, columns: dict) -> dict:
     return {name: "TEXT" for name, col, _ in spec.derived if col in columns}
 
 
+def _session_ddl(spec: StoredTable, columns: dict) -> dict:
+    """The session columns ``spec`` keeps (step 5), as store types: only beside a ``call_session_id``."""
+    if not spec.of_session or "call_session_id" not in columns:
+        return {}
+    return {**{name: kind for name, (_, kind) in SESSION_COLUMNS.items()}, SESSION_REAL: "BOOLEAN"}
+
+
+def _session_values(con, session: str) -> list[str] | None:
+    """The session columns (``SESSION_COLUMNS``, then ``SESSION_REAL``) as SQL on the stored session ``session``,
+    NULL where it has no such column or no row; None when no session table is stored."""
+    held = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [SESSIONS]).fetchall()}
+    if not held:
+        return None
+    values = [f'{session}."{source}"' if source in held else "NULL" for source, _ in SESSION_COLUMNS.values()]
+    real = f"coalesce({call_ids.real_call_id_sql(f'{session}.call_id', 'duckdb')}, false)" if "call_id" in held else "false"
+    return values + [f'CASE WHEN {session}."id" IS NOT NULL THEN {real} END']
+
+
+def _keep_session_columns(con, planned: list) -> None:
+    """Step 5: a trace or error row is written with its stored session's columns (``_write``); here the rows
+    written before their session was written or deleted are set again: those of the sessions touched since the
+    table was built, or ever for a table refreshed in place. Only rows whose values differ are written."""
+    for read in planned:
+        kept = list(_session_ddl(read.spec, read.columns))
+        values = _session_values(con, "s")
+        if not kept or values is None and read.rebuilt:
+            continue
+        if values is None:  # no session table any more
+            con.execute(f'UPDATE "{read.spec.name}" SET {", ".join(f"{c} = NULL" for c in kept)} WHERE "{SESSION_REAL}" IS NOT NULL')
+            continue
+        now = ", ".join(f"{v} AS {c}" for c, v in zip(kept, values))
+        differs = " OR ".join(f"c.{c} IS DISTINCT FROM x.{c}" for c in kept)
+        first, end = read.touched_mark if read.rebuilt else 0, _one(con, f"SELECT count(*) FROM {TOUCHED}")
+        for lo in range(first, end, BATCH):  # batches: a whole table's sessions rebuilt stay within the store's memory
+            touched = f"(SELECT DISTINCT id FROM {TOUCHED} WHERE rowid >= {lo} AND rowid < {lo + BATCH})"
+            con.execute(f'UPDATE "{read.spec.name}" c SET {", ".join(f"{k} = x.{k}" for k in kept)} FROM (SELECT d.id, {now} '
+                        f'FROM {touched} d LEFT JOIN "{SESSIONS}" s ON s."id" = d.id) x WHERE c.call_session_id = x.id AND ({differs})')
+
+
 def _write(con, spec: StoredTable, columns: dict, out) -> None:
     con.register("chunk_rows", out)
     try:
         written = {**columns, **_derived(spec, columns)}
+        casts = [f'TRY_CAST(c."{col}" AS {duck_type(t)})' for col, t in written.items()]
+        rows, kept = "chunk_rows c", list(_session_ddl(spec, columns))
+        values = _session_values(con, "s") if kept else None
+        if values is not None:  # step 5: the row's session as stored now
+            casts, written = casts + values, {**written, **dict.fromkeys(kept)}
+            rows += f' LEFT JOIN "{SESSIONS}" s ON s."id" = TRY_CAST(c.call_session_id AS VARCHAR)'
         names = ", ".join(f'"{c}"' for c in written)
-        casts = ", ".join(f'TRY_CAST("{c}" AS {duck_type(t)})' for c, t in written.items())
-        con.execute(f'INSERT INTO "{spec.name}" ({names}) SELECT {casts} FROM chunk_rows')
+        con.execute(f'INSERT INTO "{spec.name}" ({names}) SELECT {", ".join(casts)} FROM {rows}')
+        if spec.name == SESSIONS:
+            con.execute(f'INSERT INTO {TOUCHED} SELECT CAST("{spec.key}" AS VARCHAR) FROM chunk_rows')
     finally:
         con.unregister("chunk_rows")
 

@@ -14,6 +14,13 @@ from rca_toolkit.rules import bookings, call_ids
 
 METADATA_CALL_ID = "metadata_retell_call_id"  # appointments: the call its metadata names (bookings.metadata_call_ids)
 ERROR_MESSAGE_FOLDED = "error_message_folded"  # error log: the message, its call ids folded (call_ids.fold_call_ids)
+SESSIONS = "retell_call_sessions"
+# A trace or error row keeps its session's call id, company and start (``session_<column>``) and whether that call
+# id is a real one: the analyses filter traces and errors by their call, which was a join of millions of rows on
+# uuid texts (and the call-id rule run again) at every statement. Kept equal to the stored session by every refresh.
+SESSION_COLUMNS = {"session_call_id": ("call_id", "VARCHAR"), "session_company_id": ("company_id", "BIGINT"),
+                   "session_started_at": ("started_at", "TIMESTAMP")}
+SESSION_REAL = "session_real_call"  # TRUE / FALSE: the session's call id is real (call_ids); NULL: no session stored
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class StoredTable:
     # (stored column, source column, rule): a text the analyses read of a JSON column, decoded once when the row
     # is stored (from the masked text, as a read of the stored column would decode it) instead of at every read
     derived: tuple = ()
+    of_session: bool = False  # keeps its session's columns (SESSION_COLUMNS) beside its call_session_id
 
     @property
     def integer_key(self) -> bool:
@@ -47,13 +55,13 @@ TABLES = (
     StoredTable("retell_function_traces", "id", "started_at", None,
                 ("id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
                  "duration_ms", "status", "input_params", "output_result", "error_details"),
-                masked=("input_params", "output_result", "error_details")),
+                masked=("input_params", "output_result", "error_details"), of_session=True),
     StoredTable("retell_error_log", "id", "occurred_at", None,
                 ("id", "call_session_id", "function_trace_id", "error_code", "error_type", "severity", "occurred_at",
                  "call_offset_ms", "error_message", "error_context", "booking_failed", "call_terminated",
                  "affected_function", "resolved"),
                 masked=("error_message", "error_context"),
-                derived=((ERROR_MESSAGE_FOLDED, "error_message", call_ids.fold_call_ids),)),
+                derived=((ERROR_MESSAGE_FOLDED, "error_message", call_ids.fold_call_ids),), of_session=True),
     StoredTable("calls", "id", "created_at", "updated_at",
                 ("id", "retell_call_id", "company_id", "status", "call_status", "start_timestamp", "end_timestamp",
                  "duration_ms", "disconnection_reason", "session_outcome", "appointment_made", "appointment_id",

@@ -208,6 +208,16 @@ class Changes:
         self.conn.execute(w.update().where(w.c.id == old["webhook_events"]).values(status="failed", updated_at=when))
         self.conn.execute(c.update().where(c.c.id == old["calls"]).values(session_outcome="abandoned", updated_at=when))
         self.conn.execute(s.update().where(s.c.id == old["retell_call_sessions"]).values(call_status="error", updated_at=when))
+        # an old session with traces and errors moves to another company and a test call id: the store's traces
+        # and errors keep their session's columns (tables.SESSION_COLUMNS), so theirs must follow
+        e, tr = t["retell_error_log"], t["retell_function_traces"]
+        spared = [s.c.id.in_(sa.select(table.c.call_session_id).where(  # clear of the rows delete() takes
+            table.c.id.notin_(self._ids(table.name, table.c.id, 9)))) for table in (e, tr)]
+        sid = self.conn.execute(sa.select(s.c.id).where(*spared, s.c.id.notin_(self._ids(s.name, s.c.started_at, 3)))
+                                .order_by(s.c.started_at).limit(1)).scalar()
+        old["moved_session"] = sid
+        self.conn.execute(s.update().where(s.c.id == sid).values(company_id=sa.literal(987_654), call_id=f"test_moved_{sid}",
+                                                                  updated_at=when))
 
     def delete(self, *, recent: bool = True, old: bool = True) -> None:
         """(d) recent rows (inside the trailing window) and old ones (only the count reconciliation finds those)."""
@@ -379,6 +389,10 @@ def _every_change_then_compare(url: str, folder: Path, saved_before) -> tuple[st
     assert kept["calls"].set_index("id").loc[old["calls"], "session_outcome"] == "abandoned"
     assert {"evt-new-0", "evt-new-1"} <= set(kept["webhook_events"]["event_id"])
     assert (kept["retell_error_log"]["error_code"] == "NEW_ERROR").sum() == 2
+    for name in ("retell_function_traces", "retell_error_log"):  # the moved session's rows say where it went
+        moved = kept[name][kept[name]["call_session_id"] == old["moved_session"]]
+        assert len(moved) and (moved["session_company_id"] == 987_654).all() and not moved["session_real_call"].any(), name
+        assert moved["session_call_id"].eq(f"test_moved_{old['moved_session']}").all(), name
     for name, rows in saved_before.items():
         assert kept[name]["id"].isin([r["id"] for r in rows]).sum() == len(rows) == 2, name
     return first, done
