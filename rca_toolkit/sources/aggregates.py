@@ -187,9 +187,9 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         keys = ", ".join(str(i) for i in range(1, len(select)))
         test_sessions = _test_sessions(engine)
         if test_sessions is None:
-            log.info("function latencies: every trace joined to its session to test its call id")
-            source = "retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id"
-            real = call_ids.real_call_id_sql("s.call_id", engine)
+            log.info("function latencies: every trace's session call id tested (joined; kept on the trace on the local store)")
+            session = loaders.session_of(engine)
+            source, real = f"retell_function_traces t{session.join}", session.real
         else:  # no million-row join
             log.info("function latencies: %d test sessions bound as a list (one scan of the traces, no join)",
                      len(test_sessions))

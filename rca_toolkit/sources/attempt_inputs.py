@@ -129,10 +129,11 @@ def _decode(series: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------- traces
 def trace_where(engine, start, end, company_id, params: dict, stored_booking: list) -> tuple[list[str], pd.Timestamp | None,
                                                                                         pd.Timestamp | None]:
-    """The booking traces of the window (``t``, joined to their session ``s``): wall bounds padded, refined later."""
+    """The booking traces of the window (``t``, with their session: ``loaders.session_of``): wall bounds padded, refined later."""
     where, start_ts, end_ts = loaders.window_clause("t.started_at", start, end, engine, params)
     where += loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params, stored_booking)
-    return where + loaders.company_clause("s.company_id", company_id, params), start_ts, end_ts
+    session = loaders.session_of(engine)
+    return where + [session.found] + loaders.company_clause(session.company_id, company_id, params), start_ts, end_ts
 
 
 def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, stored_booking: list | None = None) -> pd.DataFrame:
@@ -155,12 +156,12 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, stored
         f"CASE WHEN {not_success_sql('t.status', engine)} OR {contains_any('t.error_details', UID_TEXT, engine)} THEN t.error_details END")
     # only failures look their session's unlinked errors up (attempt_errors): lean loads leave successes' session ids out
     session = "t.call_session_id" if not lean else f"CASE WHEN {not_success_sql('t.status', engine)} THEN t.call_session_id END"
-    zone = loaders.storage_zone(engine)
-    sql = (f"SELECT t.id AS trace_id, {session} AS session_id, s.call_id, s.company_id, t.started_at AS started_at, "
-           f"t.function_name, t.status, CASE WHEN {response} THEN t.output_result END "
-           f"AS output_result, {details} AS error_details, s.started_at AS session_started_at{agents} "
-           f"FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id"
-           + (" WHERE " + " AND ".join(where) if where else ""))
+    zone, of = loaders.storage_zone(engine), loaders.session_of(engine)
+    join = of.join or (" JOIN retell_call_sessions s ON s.id = t.call_session_id" if agents else "")  # agents: not kept
+    sql = (f"SELECT t.id AS trace_id, {session} AS session_id, {of.call_id} AS call_id, {of.company_id} AS company_id, "
+           f"t.started_at AS started_at, t.function_name, t.status, CASE WHEN {response} THEN t.output_result END "
+           f"AS output_result, {details} AS error_details, {of.started_at} AS session_started_at{agents} "
+           f"FROM retell_function_traces t{join} WHERE " + " AND ".join(where))
     # ORDER BY done here, as SQLite and MariaDB order stored values (NULL first). Why: sorting this join with its JSON in
     # DuckDB (the local store) needs the whole sorted result in its memory; past its limit it fails instead of spilling
     frame = loaders.query(engine, sql, params).sort_values(["started_at", "trace_id"], kind="stable", na_position="first")
@@ -215,8 +216,8 @@ def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list) -> s
         params: dict = {}
         calls_in, names_in = loaders.bind_list(chunk, params, "lc"), loaders.bind_list(stored_booking, params, "ln")
         where = loaders.window_bounds("t.started_at", end_ts, None, engine, params, "la")
-        sql = (f"SELECT s.call_id, t.started_at FROM retell_function_traces t JOIN retell_call_sessions s "
-               f"ON s.id = t.call_session_id WHERE s.call_id IN ({calls_in}) "
+        of = loaders.session_of(engine)
+        sql = (f"SELECT {of.call_id} AS call_id, t.started_at FROM retell_function_traces t{of.join} WHERE {of.call_id} IN ({calls_in}) "
                f"AND t.function_name IN ({names_in}) AND {' AND '.join(where)}")
         rows = loaders.to_utc(loaders.query(engine, sql, params), ["started_at"], zone, flags=False)
         rows = rows[rows["started_at"] >= end_ts]
@@ -245,12 +246,13 @@ def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bo
     so a window alone is a full scan); ids are sent in chunks of ``ID_CHUNK``.
     """
     failed = ~is_success(traces["status"])
-    context = "NULL" if lean else "e.error_context"
-    select = (f"SELECT e.id AS error_id, e.function_trace_id, es.call_id, es.company_id, e.occurred_at, e.error_message, "
-              f"e.error_code, e.affected_function, {context} AS error_context "
-              f"FROM retell_error_log e JOIN retell_call_sessions es ON es.id = e.call_session_id WHERE ")
+    context, es = "NULL" if lean else "e.error_context", loaders.session_of(engine, "e", "es")
+    select = (f"SELECT e.id AS error_id, e.function_trace_id, {es.call_id} AS call_id, {es.company_id} AS company_id, "
+              f"e.occurred_at, e.error_message, e.error_code, e.affected_function, {context} AS error_context "
+              f"FROM retell_error_log e{es.join} WHERE ")
     base: dict = {}
-    cond = loaders.window_bounds("e.occurred_at", lo, hi, engine, base, "e") + loaders.company_clause("es.company_id", company_id, base)
+    cond = loaders.window_bounds("e.occurred_at", lo, hi, engine, base, "e") + [es.found] + \
+        loaders.company_clause(es.company_id, company_id, base)
     tail = "".join(f" AND {c}" for c in cond)
     parts = by_trace_parts(engine, traces.loc[failed if lean else slice(None), "trace_id"], f"{select}e.function_trace_id IN ",
                            tail, base, window, company_id, lean, stored_booking)
@@ -286,8 +288,8 @@ def by_trace_parts(engine, trace_ids: pd.Series, head: str, tail: str, base: dic
         params = dict(base)
         where, _, _ = trace_where(engine, *window, company_id, params, stored_booking)
         where += [not_success_sql("t.status", engine)] if lean else []
-        return [(f"{head}(SELECT t.id FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id"
-                 f"{' WHERE ' + ' AND '.join(where) if where else ''}){tail}", params)]
+        return [(f"{head}(SELECT t.id FROM retell_function_traces t{loaders.session_of(engine).join} WHERE "
+                 f"{' AND '.join(where)}){tail}", params)]
     ids = trace_ids.dropna().astype("int64").unique()
     return [(f"{head}({', '.join(str(int(v)) for v in ids[i:i + ID_CHUNK])}){tail}", dict(base))  # integers: inlined
             for i in range(0, len(ids), ID_CHUNK)]

@@ -297,6 +297,31 @@ def company_clause(col: str, company_id, params: dict) -> list[str]:
     return [f"{col} = :company_id"]
 
 
+@dataclass(frozen=True)
+class SessionOf:
+    """A trace's or error's session in SQL (one statement text for every backend): ``join`` follows the row's
+    ``FROM <table> <alias>``; ``found`` keeps the join's inner rows, ``real`` those whose call id is a real one."""
+
+    join: str
+    call_id: str
+    company_id: str
+    started_at: str
+    found: str
+    real: str
+
+
+def session_of(engine: sa.Engine, row: str = "t", alias: str = "s") -> SessionOf:
+    """Joined on a server; on the local store the row's own copy (``store.SESSION_COLUMNS``, kept by every refresh).
+    Why: joining millions of traces to their sessions on uuid texts, and testing the call ids again, was most of
+    what a health report's statements cost on the store."""
+    if store.is_store(engine):
+        own = {col: f"{row}.{name}" for name, (col, _) in store.SESSION_COLUMNS.items()}
+        return SessionOf("", own["call_id"], own["company_id"], own["started_at"], f"{row}.{store.SESSION_REAL} IS NOT NULL",
+                         f"{row}.{store.SESSION_REAL}")
+    return SessionOf(f" JOIN retell_call_sessions {alias} ON {alias}.id = {row}.call_session_id", f"{alias}.call_id",
+                     f"{alias}.company_id", f"{alias}.started_at", "1 = 1", call_ids.real_call_id_sql(f"{alias}.call_id", engine))
+
+
 def _string_category(values: pd.Series) -> pd.Series:
     """``values.astype("string").astype("category")``; a column that is categorical already keeps its codes
     and only its categories become strings, instead of a string per row factorized again."""
@@ -496,10 +521,11 @@ def family_clause(engine: sa.Engine, col: str, families, params: dict, names: li
 def _per_call_table(engine, table: str, time_col: str, select: str, start, end, company_id,
                     include_test: bool, extra_where: list[str], params: dict) -> tuple[pd.DataFrame, pd.Timestamp, pd.Timestamp]:
     where, start_ts, end_ts = window_clause(f"t.{time_col}", start, end, engine, params)
-    where += company_clause("s.company_id", company_id, params) + extra_where
+    session = session_of(engine)
+    where += [session.found] + company_clause(session.company_id, company_id, params) + extra_where
     if not include_test:
-        where.append(call_ids.real_call_id_prefilter_sql("s.call_id"))
-    sql = (f"SELECT s.call_id, s.company_id, {select} FROM {table} t JOIN retell_call_sessions s ON s.id = t.call_session_id"
+        where.append(call_ids.real_call_id_prefilter_sql(session.call_id))
+    sql = (f"SELECT {session.call_id} AS call_id, {session.company_id} AS company_id, {select} FROM {table} t{session.join}"
            f"{_where_sql(where)} ORDER BY t.{time_col}, t.id")
     frame = refine(to_utc(query(engine, sql, params), [time_col], storage_zone(engine)), time_col, start_ts, end_ts)
     if not include_test:  # the exact rule after the SQL prefilter

@@ -171,6 +171,11 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
                 "WHERE t.call_session_id = s.id AND t.started_at >= :start AND t.started_at < :end) THEN 1 ELSE 0 END")
     real = call_ids.real_call_id_sql("s.call_id", engine)
     scoped = " AND ".join(company + [real])
+    ts, es = loaders.session_of(engine, "t"), loaders.session_of(engine, "e")  # a trace's, an error's session
+
+    def scoped_by(session) -> str:  # its company, a real call id (no session: no real call id)
+        return " AND ".join(loaders.company_clause(session.company_id, company_id or None, base) + [session.real])
+
     where = f"s.started_at >= :bs AND s.started_at < :end AND {scoped}"
     out.append(("sessions", f"SELECT {s_side} AS side, {stuck} AS stuck, {cleanup} AS cleanup, "
                             f"{untraced} AS untraced, s.duration_ms AS value, COUNT(*) AS n "
@@ -193,17 +198,18 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     fn_params: dict = {}
     listed = loaders.bind_list(stored, fn_params, "fn") or "NULL"
     out.append(("latencies", f"SELECT {side.format(col='t.started_at')} AS side, t.function_name, t.duration_ms AS value, "
-                             f"COUNT(*) AS n FROM retell_function_traces t JOIN retell_call_sessions s ON s.id = t.call_session_id "
+                             f"COUNT(*) AS n FROM retell_function_traces t{ts.join} "
                              f"WHERE t.function_name IN ({listed}) AND t.started_at >= :bs AND t.started_at < :end "
-                             f"AND {scoped} GROUP BY 1, 2, 3", dict(base, **fn_params)))
+                             f"AND {scoped_by(ts)} GROUP BY 1, 2, 3", dict(base, **fn_params)))
     fams = sorted(set(fam_of.values()))
     cases = [f"WHEN :fn{i} THEN '{fams.index(fam_of[name])}'" for i, name in enumerate(stored)]
     booking = [f":fn{i}" for i, n in enumerate(stored) if fam_of[n] in functions.BOOKING_FAMILIES] or ["NULL"]
-    reach_from = (f"FROM retell_call_sessions s JOIN retell_function_traces t ON t.call_session_id = s.id "
-                  f"WHERE {where} AND t.started_at >= :bs AND t.started_at < :end")
-    out.append(("reach", f"SELECT {s_side} AS side, CASE t.function_name {' '.join(cases) or 'WHEN NULL THEN NULL'} "
-                         f"END AS family, COUNT(DISTINCT s.id) AS n {reach_from} GROUP BY 1, 2 "
-                         f"UNION ALL SELECT {s_side}, '-1', COUNT(DISTINCT s.id) {reach_from} "
+    reach_from = (f"FROM retell_function_traces t{ts.join} WHERE {ts.started_at} >= :bs AND {ts.started_at} < :end "
+                  f"AND {scoped_by(ts)} AND t.started_at >= :bs AND t.started_at < :end")
+    t_side = side.format(col=ts.started_at)  # the session's side
+    out.append(("reach", f"SELECT {t_side} AS side, CASE t.function_name {' '.join(cases) or 'WHEN NULL THEN NULL'} "
+                         f"END AS family, COUNT(DISTINCT t.call_session_id) AS n {reach_from} GROUP BY 1, 2 "
+                         f"UNION ALL SELECT {t_side}, '-1', COUNT(DISTINCT t.call_session_id) {reach_from} "
                          f"AND t.function_name IN ({', '.join(booking)}) GROUP BY 1", dict(base, **fn_params)))
     severities = loaders.query(engine, "SELECT DISTINCT severity FROM retell_error_log WHERE severity IS NOT NULL", {})["severity"]
     params = dict(base)
@@ -212,9 +218,9 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
                           f"{_folded_message(engine)} AS message, "
                           f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
-                          f"FROM retell_error_log e JOIN retell_call_sessions s ON s.id = e.call_session_id "
+                          f"FROM retell_error_log e{es.join} "
                           f"WHERE e.severity IN ({sev}) AND e.occurred_at >= :bs AND e.occurred_at < :end "
-                          f"AND {scoped} GROUP BY 1, 2, 3", params))
+                          f"AND {scoped_by(es)} GROUP BY 1, 2, 3", params))
     return out
 
 
