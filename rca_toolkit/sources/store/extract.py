@@ -558,9 +558,9 @@ def _keep_session_columns(con, planned: list) -> None:
     """Step 5: a trace or error row is written with its stored session's columns (``_write``); here the rows
     written before their session was written or deleted are set again: those of the sessions touched since the
     table was built, or ever for a table refreshed in place. Only rows whose values differ are written."""
+    values, end = _session_values(con, "s"), _one(con, f"SELECT count(*) FROM {TOUCHED}")  # the same for every table
     for read in planned:
         kept = list(_session_ddl(read.spec, read.columns))
-        values = _session_values(con, "s")
         if not kept or values is None and read.rebuilt:
             continue
         if values is None:  # no session table any more
@@ -568,8 +568,7 @@ def _keep_session_columns(con, planned: list) -> None:
             continue
         now = ", ".join(f"{v} AS {c}" for c, v in zip(kept, values))
         differs = " OR ".join(f"c.{c} IS DISTINCT FROM x.{c}" for c in kept)
-        first, end = read.touched_mark if read.rebuilt else 0, _one(con, f"SELECT count(*) FROM {TOUCHED}")
-        for lo in range(first, end, BATCH):  # batches: a whole table's sessions rebuilt stay within the store's memory
+        for lo in range(read.touched_mark if read.rebuilt else 0, end, BATCH):  # batches: all sessions rebuilt fit in memory
             touched = f"(SELECT DISTINCT id FROM {TOUCHED} WHERE rowid >= {lo} AND rowid < {lo + BATCH})"
             con.execute(f'UPDATE "{read.spec.name}" c SET {", ".join(f"{k} = x.{k}" for k in kept)} FROM (SELECT d.id, {now} '
                         f'FROM {touched} d LEFT JOIN "{SESSIONS}" s ON s."id" = d.id) x WHERE c.call_session_id = x.id AND ({differs})')

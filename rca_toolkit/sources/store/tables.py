@@ -44,11 +44,11 @@ class StoredTable:
 
     @property
     def integer_key(self) -> bool:
-        return self.name != "retell_call_sessions"
+        return self.name != SESSIONS
 
 
 TABLES = (
-    StoredTable("retell_call_sessions", "id", "started_at", "updated_at",
+    StoredTable(SESSIONS, "id", "started_at", "updated_at",
                 ("id", "call_id", "company_id", "customer_id", "agent_id", "agent_version", "started_at", "ended_at",
                  "call_status", "disconnection_reason", "duration_ms", "function_call_count", "error_count",
                  "total_events", "updated_at")),
