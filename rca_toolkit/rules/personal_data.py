@@ -109,10 +109,12 @@ def said_names(text: str) -> set[str]:
 _SAID_WORDS = ("name ist", "name lautet", "name is", "ich hei", "hier spricht")  # SAID_NAME's phrases, lower case
 _SALUTES = ("Herr", "Frau", "Mr", "Ms")  # SALUTED_NAME's words
 
-# the same, without look-behinds (RE2: pyarrow, DuckDB), for prefilters over a whole column: it matches
-# every text may_hold accepts (tests/rules/test_personal_data.py), and a few more
-MAY_HOLD_RE2 = (r"@|\\u|(?i:name|kunde|herr|frau|hier spricht|ich hei)|Mr|Ms"
-                r"|(?:^|[^\w+])\+\d|(?:^|[^\w+(])\(\+?\d|(?:^|[^\w+(.,:-]|(?:^|\D)[.,:-])0\d")
+# the same, without look-behinds (RE2: pyarrow, DuckDB), for prefilters over a whole column: FINDABLE_RE2 matches
+# every text findable accepts, MAY_HOLD_RE2 every text may_hold accepts, and a few more
+# (tests/rules/test_personal_data_prefilter.py). RE2's \d is ASCII, Python's any decimal digit: \p{Nd}.
+FINDABLE_RE2 = (r"@|(?i:name is|name lautet|herr|frau|hier spricht|ich hei)|Mr|Ms"
+                r"|(?:^|[^\w+])\+\p{Nd}|(?:^|[^\w+(])\(\+?\p{Nd}|(?:^|[^\w+(.,:-]|(?:^|\D)[.,:-])0\p{Nd}")
+MAY_HOLD_RE2 = r"\\u|(?i:name|kunde)|" + FINDABLE_RE2
 
 
 def _said_hint(text: str) -> bool:

@@ -100,9 +100,6 @@ def redact_phone(values: pd.Series) -> pd.Series:
     return text.where(~filled, personal_data.PHONE_MASK)
 
 
-mask_cell = masking.mask_stored_text  # one stored text masked (what mask_column does per text)
-
-
 class _Reader:
     """Chunked reads from the source, counting rows (and keys read alone) and keeping to ``max_rows_per_s``
     (keys count as rows there)."""
