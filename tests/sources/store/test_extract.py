@@ -416,6 +416,31 @@ def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_maria
 
 
 @pytest.mark.mariadb
+def test_traces_stored_before_their_session_get_its_columns_when_the_window_brings_it(demo_sqlite, tmp_path):
+    """A session written after a refresh read the sessions but before it read the traces: its traces are stored
+    without it, their session columns NULL. The next refresh writes the session from its trailing window (only the
+    rows that differ are written there) and must set the columns of its traces, also of one that lies before the
+    traces' own window (so that only step 5 reaches it), as a fresh extraction has them."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    newest = _source(url, "SELECT t.id, t.call_session_id FROM retell_function_traces t JOIN retell_call_sessions s "
+                          "ON s.id = t.call_session_id ORDER BY s.started_at DESC, t.id LIMIT 1")
+    trace, session = int(newest["id"][0]), str(newest["call_session_id"][0])
+    _write(url, f"UPDATE retell_function_traces SET started_at = datetime(started_at, '-13 hours') WHERE id = {trace}")
+    _refresh(url, tmp_path / "kept")
+    con = duckdb.connect(str(tmp_path / "kept" / files.STORE_FILE))
+    try:
+        con.execute("DELETE FROM retell_call_sessions WHERE id = ?", [session])
+        for table in ("retell_function_traces", "retell_error_log"):
+            con.execute(f"UPDATE {table} SET session_call_id = NULL, session_company_id = NULL, session_started_at = NULL, "
+                        "session_real_call = NULL WHERE call_session_id = ?", [session])
+    finally:
+        con.close()
+    _refresh(url, tmp_path / "kept")
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
+    assert _stored(tmp_path / "kept")["retell_function_traces"].set_index("id").loc[trace, "session_call_id"] is not None
+
+
 def test_rows_written_while_a_refresh_runs_are_never_lost_doubled_or_mended_for(demo_mariadb, tmp_path):
     """Each table's check (count, key sum) is asked before its rows are read. A row written right after the check
     counted, before the rows are read, lies past what the check counts: past the high-water key the store had
