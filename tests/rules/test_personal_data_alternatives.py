@@ -1,5 +1,6 @@
-"""``personal_data.mask`` compiles only the alternatives that can match in the text: it must mask exactly as the
-one alternation over every value and every head of it did (that alternation is kept here as the oracle)."""
+"""``personal_data.mask`` finds each value and each head of it by its literal and tests what surrounds it, without
+compiling a regex per text: it must mask exactly as the one alternation over all of them did (that alternation is
+kept here as the oracle: leftmost match, the first alternative there, then on after it)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ texts = st.lists(st.sampled_from(PIECES), max_size=10).map("".join)
 
 @settings(max_examples=500, deadline=None)
 @given(text=texts, known=st.lists(st.sampled_from(NAMES), max_size=3))
-def test_masking_with_the_alternatives_that_can_match_equals_the_whole_alternation(text, known):
+def test_masking_by_literals_equals_the_whole_alternation(text, known):
     assert personal_data.mask(text, known) == _whole_alternation(text, known)
 
 
