@@ -36,9 +36,10 @@ texts = st.lists(st.one_of(st.sampled_from(PIECES), st.text(alphabet="0123456789
 
 
 # values a JSON text's strings take: scrubbed ("[PII]") and real names, padded, empty, and JSON inside a string
-# (names_in decodes it; the store's one-walk shortcut must hand those to the general walk)
-VALUES = ["[PII]", "Max Muster", "Mein Name ist Jürgen Weiß", "Jürgen", "  Erika Musterfrau ", "", " ", "check_customer", "Hans", '{"name": "Hans Müller"}',
-          ' [{"customer_name": "Anna"}]', "[1, 2]", "{not json", "[PII", "Herr Schmidt ruft an"]
+# (names_in decodes it)
+VALUES = ["[PII]", "Max Muster", "Mein Name ist Jürgen Weiß", "Jürgen", "  Erika Musterfrau ", "", " ", "check_customer",
+          "Hans", '{"name": "Hans Müller"}', ' [{"customer_name": "Anna"}]', "[1, 2]", "{not json", "[PII",
+          "Herr Schmidt ruft an"]
 
 
 def _json_texts():

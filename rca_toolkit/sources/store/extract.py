@@ -407,8 +407,9 @@ def _read_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
 
 def _replace_window(con, spec: StoredTable, columns: dict, frame, where: str, params: list) -> None:
     """Step 2: the stored rows ``where`` (store SQL) become ``frame``, the source's rows there; only the rows that
-    differ are deleted and written. Why: a daily refresh reads half a day again that has mostly not changed, and
-    deleting and writing it again tripled the store's checkpoint (1.0 s against 0.33 s at 1M calls)."""
+    differ are deleted and written. Why: every refresh reads half a day again that has mostly not changed; deleting
+    and writing it whole again made DuckDB's checkpoint rewrite it (a refresh that finds nothing new at 1M calls:
+    2.7-3.8 s, now 2.3-3.0 s)."""
     con.execute(f'CREATE OR REPLACE TEMP TABLE {WINDOW} AS SELECT * FROM "{spec.name}" LIMIT 0')
     _insert(con, spec, columns, frame, into=WINDOW)
     key, names = spec.key, [c for (c,) in con.execute(f"SELECT name FROM pragma_table_info('{WINDOW}')").fetchall()]
