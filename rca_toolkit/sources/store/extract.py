@@ -419,17 +419,21 @@ def _replace_window(con, spec: StoredTable, columns: dict, frame, where: str, pa
     _delete(con, spec, f'{where} AND "{key}" NOT IN (SELECT "{key}" FROM {UNCHANGED})', params)
     new = f'FROM {WINDOW} WHERE "{key}" NOT IN (SELECT "{key}" FROM {UNCHANGED})'
     con.execute(f'INSERT INTO "{spec.name}" SELECT * {new}')
-    if spec.name == SESSIONS:
-        con.execute(f'INSERT INTO {TOUCHED} SELECT CAST("{key}" AS VARCHAR) {new}')
+    _touch(con, spec, new)
     con.execute(f"DROP TABLE {WINDOW}")
     con.execute(f"DROP TABLE {UNCHANGED}")
 
 
 def _delete(con, spec: StoredTable, where: str, params=None) -> None:
     """Delete stored rows; deleted sessions are kept as touched (step 5)."""
-    if spec.name == SESSIONS:
-        con.execute(f'INSERT INTO {TOUCHED} SELECT "{spec.key}" FROM "{spec.name}" WHERE {where}', params or [])
+    _touch(con, spec, f'FROM "{spec.name}" WHERE {where}', params)
     con.execute(f'DELETE FROM "{spec.name}" WHERE {where}', params or [])
+
+
+def _touch(con, spec: StoredTable, rows: str, params=None) -> None:
+    """Keep the sessions ``rows`` (``FROM ...``) names as touched (step 5), when ``spec`` is the sessions table."""
+    if spec.name == SESSIONS:
+        con.execute(f'INSERT INTO {TOUCHED} SELECT CAST("{spec.key}" AS VARCHAR) {rows}', params or [])
 
 
 def _one(con, sql: str, params=None):
@@ -605,8 +609,8 @@ def _write(con, spec: StoredTable, columns: dict, out, into: str | None = None) 
             rows += f' LEFT JOIN "{SESSIONS}" s ON s."id" = TRY_CAST(c.call_session_id AS VARCHAR)'
         names = ", ".join(f'"{c}"' for c in written)
         con.execute(f'INSERT INTO "{into or spec.name}" ({names}) SELECT {", ".join(casts)} FROM {rows}')
-        if spec.name == SESSIONS and into is None:
-            con.execute(f'INSERT INTO {TOUCHED} SELECT CAST("{spec.key}" AS VARCHAR) FROM chunk_rows')
+        if into is None:
+            _touch(con, spec, "FROM chunk_rows")
     finally:
         con.unregister("chunk_rows")
 
