@@ -184,12 +184,16 @@ def to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = Tru
 
 def wall_bound(ts: pd.Timestamp, engine: sa.Engine, pad: pd.Timedelta) -> str | datetime:
     """UTC bound -> value comparable with the stored column (padded for DST, refined later)."""
-    return _naive_param((ts + pad).tz_convert(storage_zone(engine)).tz_localize(None), engine)
+    return naive_param((ts + pad).tz_convert(storage_zone(engine)).tz_localize(None), engine)
 
 
-def _naive_param(naive: pd.Timestamp, engine: sa.Engine) -> str | datetime:
-    """A naive timestamp as a bound value: SQLite stores and compares text."""
-    return naive.strftime("%Y-%m-%d %H:%M:%S.%f") if engine.dialect.name == "sqlite" else naive.to_pydatetime()
+def naive_param(naive: pd.Timestamp, engine: sa.Engine) -> str | datetime:
+    """A naive timestamp as a bound value. SQLite stores and compares text: the fraction is written without its
+    trailing zeros (none at all for a whole second), so that text order is time order for stored values of the
+    form ``YYYY-MM-DD HH:MM:SS[.f]`` ("...00:00" is not below "...00:00", as it is below "...00:00.000000")."""
+    if engine.dialect.name != "sqlite":
+        return naive.to_pydatetime()
+    return naive.strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0").rstrip(".")
 
 
 def _instant(value, name: str) -> pd.Timestamp | None:
@@ -691,7 +695,7 @@ def laravel_log(db=None, *, start=None, end=None, levels=None) -> pd.DataFrame:
     for name, ts, op in (("start", start_ts, ">="), ("end", end_ts, "<")):
         if ts is not None:
             where.append(f"ts_utc {op} :{name}")
-            params[name] = _naive_param(ts.tz_localize(None), engine)
+            params[name] = naive_param(ts.tz_localize(None), engine)
     if levels:
         wanted = [levels] if isinstance(levels, str) else list(levels)
         where.append(f"level IN ({bind_list([lvl.upper() for lvl in wanted], params, 'lvl')})")

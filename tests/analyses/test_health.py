@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.analyses.compare.stats import Histogram
 from rca_toolkit.analyses.health import data as health_data, report as health
+from rca_toolkit.sources import loaders
 from rca_toolkit.rules.signatures import signature_of
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.runs import plots
@@ -22,7 +27,7 @@ def berlin(text: str) -> pd.Timestamp:
 
 
 class World:
-    """Hand-built frames in the loaders' shapes: calls, traces, attempts, errors."""
+    """Hand-built calls, traces, attempts and errors, handed to the verdict rules as the counts of them."""
 
     def __init__(self):
         self.calls, self.traces, self.attempts, self.errors = [], [], [], []
@@ -34,8 +39,7 @@ class World:
         cid = f"call_{self.n:027x}"
         ts = berlin(at)
         self.calls.append({"call_id": cid, "started_at": ts, "duration_ms": None if stuck else duration_ms,
-                           "retell_duration_ms": duration_ms, "stuck": stuck, "closed_by_cleanup": False,
-                           "started_at_ambiguous": False})
+                           "retell_duration_ms": duration_ms, "stuck": stuck})
         for i, fam in enumerate(list(families) + ([booking] if booking else [])):
             self.traces.append({"call_id": cid, "family": fam, "started_at": ts + pd.Timedelta(seconds=1 + 10 * i),
                                 "duration_ms": 1000 + 37 * i})
@@ -51,13 +55,41 @@ class World:
                             "booking_failed": booking_failed})
 
     def inputs(self, day="2025-10-14", period="1d") -> health_data.HealthInputs:
-        calls = pd.DataFrame(self.calls, columns=["call_id", "started_at", "duration_ms", "retell_duration_ms", "stuck",
-                                                  "closed_by_cleanup", "started_at_ambiguous"])
+        """The counts the database would hand back for these rows (``health_data.HealthData``), per side."""
+        bounds = health.period_bounds(day, period)
+        calls = pd.DataFrame(self.calls, columns=["call_id", "started_at", "duration_ms", "retell_duration_ms", "stuck"])
         traces = pd.DataFrame(self.traces, columns=["call_id", "family", "started_at", "duration_ms"])
         attempts = pd.DataFrame(self.attempts, columns=["call_id", "at", "path", "outcome", "signature"])
         errors = pd.DataFrame(self.errors, columns=["occurred_at", "error_message", "error_code", "booking_failed"])
-        bounds = health.period_bounds(day, period)
-        return health_data.HealthInputs(bounds["day"], period, 0, bounds, attempts, calls, traces, errors)
+
+        def side(ts: pd.Series) -> pd.Series:
+            return pd.Series(np.select([ts < bounds["baseline_start"], ts < bounds["start"], ts < bounds["end"]],
+                                       [None, "base", "cur"], None), index=ts.index)
+
+        calls["side"], traces["side"], errors["side"] = side(calls["started_at"]), side(traces["started_at"]), side(errors["occurred_at"])
+        traced = set(traces.loc[traces["side"] == "cur", "call_id"])
+        on = {s: calls[calls["side"] == s] for s in health_data.SIDES}
+        sessions = {s: {"n": len(c), "stuck": int(c["stuck"].sum()), "cleanup": 0, "ambiguous": 0,
+                        "untraced": int((~c["call_id"].isin(traced)).sum())} for s, c in on.items()}
+        durations = {name: {s: Histogram.of(c.loc[~c["stuck"], col].dropna().astype(float)) for s, c in on.items()}
+                     for name, col in (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))}
+        families = sorted(set(traces["family"]))
+        latencies = {f: {s: Histogram.of(traces.loc[(traces["family"] == f) & (traces["side"] == s), "duration_ms"].astype(float))
+                         for s in health_data.SIDES} for f in families}
+        cur = traces.loc[traces["side"] == "cur", "duration_ms"]
+        quality = {"n": len(cur), "negative": 0, "zero": 0, "whole_seconds": int((cur % 1000 == 0).sum())}
+        reached = {}
+        for s, c in on.items():
+            for f in families + [health_data.BOOKING_REACH]:
+                wanted = [f] if f in families else ["book_appointment", "collect_appointment"]
+                reached[(s, f)] = int(c["call_id"].isin(traces.loc[traces["family"].isin(wanted), "call_id"]).sum())
+        grouped = (errors.dropna(subset=["side"]).groupby(["error_message", "side"], sort=False)
+                   .agg(n=("occurred_at", "size"), first_at=("occurred_at", "min"), booking_failed=("booking_failed", "sum"))
+                   .reset_index().rename(columns={"error_message": "key_text"}))
+        counts = outcomes.count_attempts(attempts.assign(rescued_by_webhook=False), bins=health_data.day_edges(bounds),
+                                         first_at=True)
+        data = health_data.HealthData(sessions, durations, latencies, quality, families, reached, grouped, counts)
+        return health_data.HealthInputs(bounds["day"], period, 0, bounds, data)
 
 
 def healthy_baseline(world: World, per_path: int = 3, first_day: int = 7, last_day: int = 13):
@@ -293,21 +325,42 @@ def test_demo_quiet_day_is_not_act_and_counts_stuck_sessions(demo_db):
         assert (rows.loc[path, "success"], rows.loc[path, "attempts"]) == truth_counts(truth, "2025-11-20", path)
         assert rows.loc[path, "level"] == "OK"
     stuck_ids = set(truth["stuck_session_call_ids"])
-    day_calls = health_data.load(url, "2025-11-20").calls
-    day_calls = day_calls[day_calls["started_at"] >= report.bounds["start"]]
+    day_calls = loaders.calls(url, start=report.bounds["start"], end=report.bounds["end"])
     expected_stuck = int(day_calls["call_id"].astype(str).isin(stuck_ids).sum())
     assert report.key_numbers()["stuck_sessions"] == expected_stuck
 
 
-@pytest.mark.parametrize("day, period, company", [("2025-10-14", "1d", 0), ("2025-10-13", "7d", 1), ("2025-10-26", "1d", 2)])
-def test_counts_from_the_database_give_the_report_of_the_rows(demo_db, day, period, company):
-    """MariaDB computes counts and histograms in SQL; the report must equal the one computed from loaded rows."""
-    url, _ = demo_db
-    from_rows = health.compute(health_data.load(url, day, period, company))
-    from_counts = health.health(url, day, period, company)
-    assert from_counts.to_dict() == from_rows.to_dict()
-    pd.testing.assert_frame_equal(from_counts.daily, from_rows.daily)
-    assert from_rows.counts["attempts"] > 0 and len(from_rows.signatures) > 0
+@pytest.mark.mariadb
+@pytest.mark.parametrize("day, period, company", [("2025-10-14", "1d", 0), ("2025-10-20", "7d", 1), ("2025-10-26", "1d", 0),
+                                                  ("2025-10-26", "1d", 2)])
+def test_a_database_in_wall_time_gives_the_report_of_one_in_utc(demo_sqlite, demo_mariadb, day, period, company):
+    """The demo world in SQLite (Berlin wall time) and in MariaDB (UTC): the same statements, each comparing the
+    bounds in its own time, give one report, across both DST changes. Only the wall-time database can tell
+    which start times were ambiguous (P1): those in the hour the clocks went back, 2025-10-26 00:00-02:00 UTC."""
+    wall, utc = (json.loads(health.health(url, day, period, company).to_json()) for url, _ in (demo_sqlite, demo_mariadb))
+    assert utc["key_numbers"]["booking_attempts"] > 0 and len(utc["signatures"]) > 0
+    bounds = health.period_bounds(day, period)
+    calls = loaders.calls(demo_mariadb[0], start=bounds["start"], end=bounds["end"], company_id=company or None)
+    in_fold = calls["started_at"].between(pd.Timestamp("2025-10-26 00:00Z"), pd.Timestamp("2025-10-26 02:00Z"), inclusive="left")
+    quality = {name: [row for row in report["quality"] if row["flag"].startswith("DST-ambiguous")] for name, report
+               in (("wall", wall), ("utc", utc))}
+    assert [row["count"] for row in quality["wall"]] == [int(in_fold.sum())]
+    assert [row["count"] for row in quality["utc"]] == [0]
+    assert in_fold.any() == (day in ("2025-10-20", "2025-10-26"))  # the periods over the fold see sessions in it
+    for report in (wall, utc):
+        report["quality"] = [row for row in report["quality"] if not row["flag"].startswith("DST-ambiguous")]
+        report.pop("source")
+    assert wall == utc
+
+
+def test_a_bound_near_a_dst_change_of_a_wall_time_database_is_refused(demo_sqlite, monkeypatch):
+    """Havana puts its clocks back from 01:00 to 00:00: a local midnight there is within 2 h of the change, so rows
+    stored in wall time near it cannot be placed on a side; the report says so instead of guessing."""
+    monkeypatch.setenv("RCA_SOURCE_TZ", "America/Havana")
+    with pytest.raises(ConfigError, match=r"lies within 2 h of a DST change in America/Havana") as caught:
+        health.health(demo_sqlite[0], "2025-11-02", "1d")
+    assert "db_time_zone=+00:00" in caught.value.hint
+    assert health.health(demo_sqlite[0], "2025-11-20", "1d").counts["sessions"] > 0  # far from any change: counted
 
 
 def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):

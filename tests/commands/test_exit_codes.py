@@ -239,7 +239,7 @@ def test_health_counts_and_runbook_checks_log_their_path(demo_sqlite, caplog):
     url, _ = demo_sqlite
     caplog.set_level(logging.INFO, logger="rca_toolkit")
     report.load_counts(url, "2025-10-14", "1d")
-    assert "health counts: rows loaded and counted in Python (the database hands back wall time, Europe/Berlin)" \
+    assert "health counts: counts and histograms computed by the database, bounds compared in Europe/Berlin wall time" \
         in [r.getMessage() for r in caplog.records if r.name.startswith("rca_toolkit.analyses.health.")]
     caplog.clear()
     rb = Runbook("RB999", "probe")

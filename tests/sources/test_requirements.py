@@ -81,7 +81,6 @@ def _entry_points() -> dict:
         "rca_toolkit.analyses.code.migrations:load_history": migrations.load_history,
         "rca_toolkit.analyses.compare.before_after:before_after": lambda db: before_after.before_after(db, at=AT),
         "rca_toolkit.analyses.health.data:load_counts": lambda db: health_data.load_counts(db, "2025-10-14", "1d"),
-        "rca_toolkit.analyses.health.data:load": lambda db: health_data.load(db, "2025-10-14", "1d"),
         "rca_toolkit.analyses.health.report:health": lambda db: health_report.health(db, "2025-10-14", "1d"),
         "rca_toolkit.analyses.incident.build:incident": incident(detect=False),
         "rca_toolkit.analyses.incident.build:detection": incident(detect=True),

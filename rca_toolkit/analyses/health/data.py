@@ -3,10 +3,9 @@
 Why: the report used to load the attempts, sessions, every function trace (with its JSON) and
 every error of period + baseline as rows: at 1M calls a weekly report for one company is
 millions of rows. Every number it shows is a count, a rate or a statistic of a value
-histogram, so the database can compute them (:func:`from_sql`: on a MariaDB server read directly, and on
-its local store, :mod:`rca_toolkit.sources.store`, whose DuckDB runs the same statements); :func:`from_frames`
-computes the same structure from loaded frames (storage zones other than UTC, such as the SQLite demo, where
-wall-time bounds need the loaders' DST handling).
+histogram, so the database computes them (:func:`from_sql`): the local store's DuckDB, a MariaDB server read
+directly, or SQLite, with the same statements. Where the database stores wall time (the SQLite demo), the
+report's bounds are compared in wall time, which is exact at local midnights (:func:`_bounds`).
 """
 
 from __future__ import annotations
@@ -16,21 +15,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.sources import aggregates, attempt_inputs, loaders, requirements, store
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.rules.timeutil import source_tz
-from rca_toolkit.analyses.bookings import counts as booking_counts, outcomes
+from rca_toolkit.analyses.bookings import counts as booking_counts
 from rca_toolkit.analyses.compare.stats import Histogram
-from rca_toolkit.analyses.health.periods import period_bounds
+from rca_toolkit.analyses.health.periods import midnight, period_bounds
+from rca_toolkit.errors import ConfigError
 from rca_toolkit.sources.requirements import Requirement
 
 SIDES = ("base", "cur")
 # What one report reads (rca_toolkit.sources.requirements), checked before its first statement: the aggregate
-# statements (database path) or the loaders (rows path), and the booking outcomes on both
+# statements and the booking outcomes
 STATEMENT_READS = (
     Requirement("retell_call_sessions", ["id", "call_id", "company_id", "started_at", "ended_at", "call_status",
                                          "disconnection_reason", "duration_ms"],
@@ -41,9 +40,7 @@ STATEMENT_READS = (
                                      "booking_failed"], "the health report (error signatures)"),
     *[r for r in aggregates.REQUIRES["plan"] if r.table == "calls"],
 )
-REQUIRES = {"load_counts": (STATEMENT_READS, attempt_inputs.REQUIRES["load"], loaders.REQUIRES["calls"],
-                            loaders.REQUIRES["function_traces"], loaders.REQUIRES["errors"])}
-REQUIRES["load"] = REQUIRES["load_counts"]
+REQUIRES = {"load_counts": (STATEMENT_READS, attempt_inputs.REQUIRES["load"])}
 BOOKING_REACH = "booking (book_appointment or collect_appointment)"
 DURATIONS = (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))
 log = logging.getLogger(__name__)
@@ -72,90 +69,54 @@ def day_edges(bounds: dict) -> list[pd.Timestamp]:
     period end (DST-safe), as UTC instants."""
     tz = source_tz()
     days = pd.date_range(bounds["baseline_start"].tz_convert(tz).date(), bounds["end"].tz_convert(tz).date(), freq="D")
-    return [pd.Timestamp(d).tz_localize(tz).tz_convert("UTC") for d in days]
-
-
-def _in_sides(ts: pd.Series, bounds: dict) -> dict[str, pd.Series]:
-    return {"base": (ts >= bounds["baseline_start"]) & (ts < bounds["start"]), "cur": (ts >= bounds["start"]) & (ts < bounds["end"])}
-
-
-def _side(ts: pd.Series, bounds: dict) -> pd.Series:
-    side = pd.Series(pd.NA, index=ts.index, dtype="object")
-    for name, inside in _in_sides(ts, bounds).items():
-        side[inside] = name
-    return side
-
-
-def _hist(values) -> Histogram:
-    return Histogram.of(np.asarray(values, dtype=float))
-
-
-# --------------------------------------------------------------------------- from frames (pure)
-def from_frames(calls: pd.DataFrame, traces: pd.DataFrame, errors: pd.DataFrame, attempts: pd.DataFrame,
-                bounds: dict) -> HealthData:
-    """The report's inputs computed from loaded frames (what :func:`from_sql` computes in the database)."""
-    call_in = _in_sides(calls["started_at"], bounds)
-    trace_in = _in_sides(traces["started_at"], bounds)
-    side_calls = {side: calls.loc[call_in[side], "call_id"].astype(str) for side in SIDES}
-    traced = set(traces.loc[trace_in["cur"], "call_id"].astype(str))
-    sessions = {}
-    for side in SIDES:
-        c = calls[call_in[side]]
-        sessions[side] = {"n": len(c), "stuck": int(c["stuck"].sum()), "cleanup": int(c["closed_by_cleanup"].sum()),
-                          "untraced": int((~side_calls[side].isin(traced)).sum()),
-                          "ambiguous": int(c.get("started_at_ambiguous", pd.Series(dtype=bool)).fillna(False).sum())}
-    durations = {}
-    for name, col in DURATIONS:
-        if col in calls and calls[col].notna().any():
-            keep = calls[col].notna() & ~calls["stuck"].fillna(False).astype(bool) & ~calls["closed_by_cleanup"].fillna(False).astype(bool)
-            durations[name] = {side: _hist(calls.loc[keep & call_in[side], col].astype(float)) for side in SIDES}
-    families = sorted(set(traces["family"].dropna().astype(str)))
-    latencies = {}
-    for fam in families:
-        of_fam = traces["family"].astype(str) == fam
-        latencies[fam] = {}
-        for side in SIDES:
-            v = traces.loc[of_fam & trace_in[side], "duration_ms"].astype(float)
-            latencies[fam][side] = _hist(v[v >= 0].dropna())
-    dur = traces.loc[trace_in["cur"], "duration_ms"].astype(float)
-    trace_quality = {"n": len(dur), "negative": int((dur < 0).sum()), "zero": int((dur == 0).sum()),
-                     "whole_seconds": int(((dur % 1000 == 0) & (dur != 0)).sum())}
-    fams = traces[["call_id", "family"]].dropna().astype(str)
-    fams = pd.concat([fams, fams[fams["family"].isin(list(functions.BOOKING_FAMILIES))].assign(family=BOOKING_REACH)])
-    reached = {(side, family): int(side_calls[side].isin(callers).sum())
-               for family, callers in fams.groupby("family")["call_id"] for side in SIDES}
-    # every real call id in a text becomes one (as in from_sql): the texts of one signature group together,
-    # so the signature rule runs per distinct text, not per error
-    texts = call_ids.fold_call_ids(errors["error_message"].astype("string")).astype("object")
-    err = pd.DataFrame({"key_text": texts.where(errors["error_message"].notna(), errors["error_code"].astype("object")),
-                        "side": _side(errors["occurred_at"], bounds), "at": errors["occurred_at"],
-                        "failed": errors["booking_failed"].fillna(False).astype(bool)})
-    err = err.dropna(subset=["key_text", "side"])
-    grouped = (err.groupby(["key_text", "side"], sort=False)
-               .agg(n=("at", "size"), first_at=("at", "min"), booking_failed=("failed", "sum")).reset_index())
-    frame = attempts if "rescued_by_webhook" in attempts else attempts.assign(rescued_by_webhook=False)
-    counts = outcomes.count_attempts(frame, bins=day_edges(bounds), first_at=True)
-    return HealthData(sessions, durations, latencies, trace_quality, families, reached, grouped, counts,
-                      int(calls.attrs.get("excluded_test_ids", 0) or 0), int(attempts.attrs.get("excluded_test_attempts", 0) or 0),
-                      dict(calls.attrs.get("missing_columns") or {}))
+    return [midnight(d, tz) for d in days]
 
 
 # --------------------------------------------------------------------------- in the database
-def _utc(ts: pd.Timestamp):
-    return ts.tz_convert("UTC").tz_localize(None).to_pydatetime()
+def _bounds(engine: sa.Engine, bounds: dict) -> dict:
+    """The report's bounds as the database compares its columns: UTC, or wall time where it stores wall time (the
+    SQLite demo, a server read in ``SYSTEM`` time). Wall time is exact at these bounds (local midnights, and the
+    stuck limit 2 h before the end) unless a DST change lies within 2 h of one: then rows could fall on the wrong
+    side, so the report refuses instead of guessing (P1)."""
+    zone = loaders.storage_zone(engine)
+    pad = loaders.WALL_PAD
+    exact = {"bs": bounds["baseline_start"], "start": bounds["start"], "end": bounds["end"],
+             "stuck_before": sessions.stuck_before(bounds["end"])}
+    for ts in exact.values():
+        if zone != "UTC" and (ts - pad).tz_convert(zone).utcoffset() != (ts + pad).tz_convert(zone).utcoffset():
+            raise ConfigError(f"the health report's bound {ts.tz_convert(zone)} lies within 2 h of a DST change in "
+                              f"{zone}, where the database stores wall time: rows near it cannot be placed exactly",
+                              hint="read a database session pinned to UTC (db_time_zone=+00:00) for this period")
+    padded = {"bs_pad": bounds["baseline_start"] - pad, "end_pad": bounds["end"] + pad}  # as loaders.calls pads, in wall time
+    return {name: loaders.wall_bound(ts, engine, pd.Timedelta(0)) for name, ts in {**exact, **padded}.items()}
+
+
+def _unclear_sql(col: str, engine: sa.Engine, bounds: dict, params: dict) -> str:
+    """1 where the stored wall time ``col`` is ambiguous or does not exist in the storage zone (P1), else 0: the
+    wall-time intervals of the DST changes within the window (none where the database stores UTC)."""
+    zone = loaders.storage_zone(engine)
+    if zone == "UTC":
+        return "0"
+    grid = pd.date_range(bounds["baseline_start"], bounds["end"], freq="min")  # offsets change on whole minutes
+    offsets = grid.tz_convert(zone).tz_localize(None) - grid.tz_localize(None)
+    parts = []
+    for i in (offsets[1:] != offsets[:-1]).nonzero()[0] + 1:  # each change: walls between the two offsets
+        lo, hi = sorted((grid[i].tz_localize(None) + offsets[i - 1], grid[i].tz_localize(None) + offsets[i]))
+        params[f"u{i}_lo"], params[f"u{i}_hi"] = loaders.naive_param(lo, engine), loaders.naive_param(hi, engine)
+        parts.append(f"({col} >= :u{i}_lo AND {col} < :u{i}_hi)")
+    return f"CASE WHEN {' OR '.join(parts)} THEN 1 ELSE 0 END" if parts else "0"
 
 
 def statements(db=None, bounds: dict | None = None, company_id: int | None = None) -> list[tuple[str, str, dict]]:
     """The aggregate statements of one report, ``(name, sql, params)``: what :func:`from_sql` runs
     besides :func:`rca_toolkit.analyses.bookings.booking_counts.attempt_counts` (a benchmark can time them alone).
 
-    Needs a MariaDB session pinned to UTC (``storage_zone == "UTC"``): bounds are compared exactly.
+    Bounds are compared in the zone the database stores (:func:`_bounds`), exactly.
     """
     engine = loaders.engine_for(db, cached=True)
     schema = loaders.schema_of(engine)
     requirements.check(schema, *STATEMENT_READS)
-    base: dict = {"bs": _utc(bounds["baseline_start"]), "start": _utc(bounds["start"]), "end": _utc(bounds["end"]),
-                  "stuck_before": _utc(sessions.stuck_before(bounds["end"]))}
+    base = _bounds(engine, bounds)
     company = loaders.company_clause("s.company_id", company_id or None, base)
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     joined = "retell_call_id" in calls_cols
@@ -178,15 +139,16 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
 
     where = f"s.started_at >= :bs AND s.started_at < :end AND {scoped}"
     out.append(("sessions", f"SELECT {s_side} AS side, {stuck} AS stuck, {cleanup} AS cleanup, "
-                            f"{untraced} AS untraced, s.duration_ms AS value, COUNT(*) AS n "
-                            f"FROM retell_call_sessions s {join} WHERE {where} GROUP BY 1, 2, 3, 4, 5", dict(base)))
+                            f"{untraced} AS untraced, {_unclear_sql('s.started_at', engine, bounds, base)} AS ambiguous, "
+                            f"s.duration_ms AS value, COUNT(*) AS n "
+                            f"FROM retell_call_sessions s {join} WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6", dict(base)))
     if joined and "duration_ms" in calls_cols:
         out.append(("retell_durations", f"SELECT {s_side} AS side, {stuck} AS stuck, "
                                         f"{cleanup} AS cleanup, "
                                         f"c.duration_ms AS value, COUNT(*) AS n FROM retell_call_sessions s {join} "
                                         f"WHERE {where} GROUP BY 1, 2, 3, 4", dict(base)))
     # as loaders.calls counts them: the approximate SQL rule over the 2 h-padded window, the exact rule inside it
-    params = dict(base, bs_pad=_utc(bounds["baseline_start"] - pd.Timedelta(hours=2)), end_pad=_utc(bounds["end"] + pd.Timedelta(hours=2)))
+    params = dict(base)
     approx = call_ids.real_call_id_prefilter_sql("s.call_id")
     out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN NOT {approx} THEN 1 WHEN s.started_at >= :bs AND "
                                      f"s.started_at < :end AND NOT ({real}) THEN 1 ELSE 0 END), 0) AS n "
@@ -215,7 +177,7 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     params = dict(base)
     sev = loaders.bind_list([str(v) for v in severities], params, "sev") or "NULL"
     out.append(("errors", f"SELECT {side.format(col='e.occurred_at')} AS side, "
-                          f"{_folded_message(engine)} AS message, "
+                          f"{folded_message_sql(engine)} AS message, "
                           f"CASE WHEN e.error_message IS NULL THEN e.error_code END AS code, COUNT(*) AS n, "
                           f"MIN(e.occurred_at) AS first_at, SUM(CASE WHEN e.booking_failed <> 0 THEN 1 ELSE 0 END) AS booking_failed "
                           f"FROM retell_error_log e{es.join} "
@@ -224,21 +186,16 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
     return out
 
 
-def _folded_message(engine: sa.Engine) -> str:
-    """The error message with its call ids folded: stored so on the local store (folded once, when the row was
-    stored: a third of the report's slowest statement), folded by the database elsewhere."""
+def folded_message_sql(engine: sa.Engine) -> str:
+    """``e.error_message`` with its call ids folded where the database can, so that few groups come back: stored
+    so on the local store (folded once, when the row was stored: a third of the report's slowest statement); by
+    MariaDB's REGEXP_REPLACE (every match, case-sensitive only when told ``(?-i)``: the column's collation is not).
+    SQLite hands the texts back raw; :func:`from_sql` folds every text (folding twice changes nothing)."""
     if store.is_store(engine):
         return f"e.{store.ERROR_MESSAGE_FOLDED}"
-    return call_ids_folded_sql("e.error_message", engine)
-
-
-def call_ids_folded_sql(col: str, engine: sa.Engine) -> str:
-    """``col`` with every real call id replaced by one (case-sensitive, every match): MariaDB's REGEXP_REPLACE
-    replaces all matches under the column's case-insensitive collation unless told ``(?-i)``; DuckDB's (the
-    local store) replaces the first match unless told ``'g'``."""
-    if store.is_store(engine):
-        return f"regexp_replace({col}, '{call_ids.RETELL_CALL_ID_BODY}', '{CALL_ID_FOLDED}', 'g')"
-    return f"REGEXP_REPLACE({col}, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{CALL_ID_FOLDED}')"
+    if loaders.is_mariadb(engine):
+        return f"REGEXP_REPLACE(e.error_message, '(?-i){call_ids.RETELL_CALL_ID_BODY}', '{CALL_ID_FOLDED}')"
+    return "e.error_message"
 
 
 def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None) -> HealthData:
@@ -262,8 +219,8 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
     sess = rows["sessions"].assign(n=lambda f: f["n"].astype("int64"))
 
     def counted(s: pd.DataFrame) -> dict:
-        flagged = {flag: int(s.loc[s[flag].astype(int) == 1, "n"].sum()) for flag in ("stuck", "cleanup", "untraced")}
-        return {"n": int(s["n"].sum()), **flagged, "ambiguous": 0}
+        flagged = {flag: int(s.loc[s[flag].astype(int) == 1, "n"].sum()) for flag in ("stuck", "cleanup", "untraced", "ambiguous")}
+        return {"n": int(s["n"].sum()), **flagged}
 
     sessions = {side: counted(sess[sess["side"] == side]) for side in SIDES}
     durations = {}
@@ -294,10 +251,10 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
         idx = int(rec.family)
         family = BOOKING_REACH if idx == -1 else stored_fams[idx]
         reached[(rec.side, family)] = reached.get((rec.side, family), 0) + int(rec.n)
-    err = rows["errors"]
-    errors = pd.DataFrame({"key_text": err["message"].astype("object").where(err["message"].notna(), err["code"].astype("object")),
-                           "side": err["side"], "n": err["n"].astype("int64"),
-                           "first_at": pd.to_datetime(err["first_at"], utc=True),
+    err = loaders.to_utc(rows["errors"], ["first_at"], loaders.storage_zone(engine), flags=False)
+    message = call_ids.fold_call_ids(err["message"].astype("string")).astype("object")  # SQLite's come back raw
+    errors = pd.DataFrame({"key_text": message.where(err["message"].notna(), err["code"].astype("object")),
+                           "side": err["side"], "n": err["n"].astype("int64"), "first_at": err["first_at"],
                            "booking_failed": pd.to_numeric(err["booking_failed"]).fillna(0).astype("int64")})
     errors = (errors.dropna(subset=["key_text"]).groupby(["key_text", "side"], sort=False)
               .agg(n=("n", "sum"), first_at=("first_at", "min"), booking_failed=("booking_failed", "sum")).reset_index())
@@ -328,58 +285,28 @@ def _merged(*missing: dict) -> dict[str, list[str]]:
     return {t: c for t, c in out.items() if c}
 
 
-# --------------------------------------------------------------------------- loading one report's inputs
+# --------------------------------------------------------------------------- one report's inputs
 @dataclass
 class HealthInputs:
-    """Frames of the period plus its baseline (one load, so both sides come from the same query)."""
+    """One report's period, its bounds (period and baseline) and its counts."""
 
     day: date
     period: str
     company_id: int
     bounds: dict
-    attempts: pd.DataFrame
-    calls: pd.DataFrame
-    traces: pd.DataFrame
-    errors: pd.DataFrame
+    data: HealthData
     source: str | None = None
     synthetic: bool = False
-    data: HealthData | None = None  # counts and histograms; computed from the frames when None
-
-
-def load(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
-    """Read the period and its baseline as rows through the loaders (read-only; traces without JSON)."""
-    bounds = period_bounds(period_start, period)
-    engine = loaders.engine_for(db, cached=True)
-    absent = requirements.check(engine, *REQUIRES["load"])
-    company = int(company_id) or None
-    window = {"start": bounds["baseline_start"], "end": bounds["end"], "company_id": company}
-    attempts = outcomes.booking_attempts(engine, **window)
-    calls = loaders.calls(engine, **window, as_of=bounds["end"])
-    calls.attrs["missing_columns"] = _merged(absent, calls.attrs.get("missing_columns"))
-    traces = loaders.function_traces(engine, **window, blobs=False)
-    errors = loaders.errors(engine, **window)
-    return HealthInputs(bounds["day"], period, int(company_id), bounds, attempts, calls, traces, errors,
-                        calls.attrs.get("source"), bool(calls.attrs.get("synthetic")))
 
 
 def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
-    """Read only counts and histograms (:func:`from_sql`): what :func:`rca_toolkit.analyses.health.report.health` uses.
-
-    The database computes them when it hands back UTC (MariaDB pinned to ``+00:00``, and the local store of
-    such a server); with wall-time storage (SQLite, ``SYSTEM`` zone) the rows are loaded and counted here, so
-    DST is handled as the loaders handle it.
-    """
+    """The counts and histograms of one report (:func:`from_sql`): what :func:`rca_toolkit.analyses.health.report.health` uses."""
     engine = loaders.engine_for(db, cached=True)
-    requirements.check(engine, *REQUIRES["load_counts"])  # before the first statement of either path
+    requirements.check(engine, *REQUIRES["load_counts"])  # before the first statement
     zone = loaders.storage_zone(engine)
-    if zone != "UTC":
-        log.info("health counts: rows loaded and counted in Python (the database hands back wall time, %s)", zone)
-        return load(engine, period_start, period, company_id)
-    log.info("health counts: counts and histograms computed by %s (it stores UTC)",
-             "the local store" if store.is_store(engine) else "the database")
+    log.info("health counts: counts and histograms computed by %s, bounds compared in %s",
+             "the local store" if store.is_store(engine) else "the database", "UTC" if zone == "UTC" else f"{zone} wall time")
     bounds = period_bounds(period_start, period)
-    data = from_sql(engine, bounds, int(company_id) or None)
     attrs = loaders.base_attrs(engine)
-    empty = pd.DataFrame()
-    return HealthInputs(bounds["day"], period, int(company_id), bounds, empty, empty, empty, empty,
-                        attrs["source"], bool(attrs["synthetic"]), data)
+    return HealthInputs(bounds["day"], period, int(company_id), bounds, from_sql(engine, bounds, int(company_id) or None),
+                        attrs["source"], bool(attrs["synthetic"]))

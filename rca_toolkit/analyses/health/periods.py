@@ -28,10 +28,11 @@ def period_bounds(day: date | str, period: str = "1d") -> dict[str, pd.Timestamp
         except ValueError:
             raise ConfigError(f"period_start={day!r} is not a date", hint="write it as YYYY-MM-DD") from None
     days = PERIODS[period]
-    tz = source_tz()
-
-    def midnight(d: date) -> pd.Timestamp:
-        return pd.Timestamp(d).tz_localize(tz).tz_convert("UTC")
-
     return {"start": midnight(day), "end": midnight(day + timedelta(days=days)),
             "baseline_start": midnight(day - timedelta(days=days * BASELINE_PERIODS[period])), "day": day}
+
+
+def midnight(day: date, tz: str | None = None) -> pd.Timestamp:
+    """The UTC instant a day begins in ``tz`` (default :func:`source_tz`). Where the clocks change at midnight,
+    a repeated midnight is its first occurrence and a skipped one the first instant of the day."""
+    return pd.Timestamp(day).tz_localize(tz or source_tz(), ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")

@@ -21,7 +21,7 @@ with the previous 4 weeks (``BASELINE_PERIODS``). Rules (thresholds from inciden
 * **OK** otherwise. "Confidently" means the whole 95 % interval is past the threshold, so a
   handful of calls on a Sunday cannot raise an alarm and an empty day says so instead.
 
-Loading lives in :mod:`rca_toolkit.analyses.health.data` (``load_counts``, ``load``); ``compute``
+Loading lives in :mod:`rca_toolkit.analyses.health.data` (``load_counts``); ``compute``
 is pure, and the figure is :func:`rca_toolkit.runs.plots.plot_health_booking`.
 """
 
@@ -40,7 +40,7 @@ from statsmodels.stats.proportion import proportion_confint
 from rca_toolkit.analyses.compare import stats as cmp
 from rca_toolkit.analyses.health import data as health_data
 from rca_toolkit.analyses.health.data import HealthInputs, load_counts
-from rca_toolkit.analyses.health.periods import BASELINE_PERIODS, PERIODS, period_bounds
+from rca_toolkit.analyses.health.periods import BASELINE_PERIODS, PERIODS, midnight, period_bounds
 from rca_toolkit.rules import bookings, functions
 from rca_toolkit.rules.bookings import BOOKING_CRITICAL, BOOKING_TARGET, MIN_ATTEMPTS
 from rca_toolkit.rules.timeutil import source_tz
@@ -439,8 +439,8 @@ def _quality(data: health_data.HealthData, reasons: list[Reason], notes: list[st
 
 
 def compute(inputs: HealthInputs) -> HealthReport:
-    """Every section, the reasons and the verdict (pure: frames or counts in, result out)."""
-    data = inputs.data or health_data.from_frames(inputs.calls, inputs.traces, inputs.errors, inputs.attempts, inputs.bounds)
+    """Every section, the reasons and the verdict (pure: counts in, result out)."""
+    data = inputs.data
     reasons: list[Reason] = []
     notes: list[str] = []
     report_label = HealthReport(inputs.day, inputs.period, inputs.company_id, inputs.bounds, *[pd.DataFrame()] * 5, [])
@@ -497,7 +497,7 @@ def daily_booking(attempts: pd.DataFrame) -> pd.DataFrame:
     tz = source_tz()
     local = attempts["at"].dt.tz_convert(tz)
     days = pd.date_range(local.min().date(), local.max().date() + timedelta(days=1), freq="D")
-    edges = [pd.Timestamp(d).tz_localize(tz).tz_convert("UTC") for d in days]  # Berlin midnights (DST-safe)
+    edges = [midnight(d, tz) for d in days]  # Berlin midnights (DST-safe)
     from rca_toolkit.analyses.bookings import outcomes
     return daily_counts(outcomes.count_attempts(frame, bins=edges))
 
