@@ -61,6 +61,7 @@ TRAILING = pd.Timedelta(hours=12)
 UPDATED_SLACK = pd.Timedelta(minutes=1)
 TOUCHED = "_rca_touched_sessions"  # sessions written or deleted by this refresh: their traces' and errors' columns are set again
 BATCH = 200_000  # touched sessions per statement of step 5
+MAX_PREFIX_VALUES = 1000  # values of a window prefix asked as ranges (StoredTable.window_prefix)
 WINDOW, UNCHANGED = "_rca_window", "_rca_unchanged"  # step 2: the source's rows of the trailing window, those stored already
 
 
@@ -142,6 +143,16 @@ class _Reader:
             text = db_errors.first_line(exc, secrets_of(self.engine))
             raise ConnectionFailed(f"reading {redact_url(self.engine.url)} into the local store failed: {text}",
                                    hint="check that the server is up and the user may read the table") from None
+
+    def values(self, statement) -> list:
+        """The first column of ``statement``'s rows (a few; counted as rows read)."""
+        try:
+            with self.engine.connect() as conn:
+                found = conn.execute(statement).scalars().all()
+        except sa.exc.DBAPIError as exc:
+            raise database_error(self.engine, exc, doing="filling the local store") from None
+        self.read += len(found)
+        return found
 
     def row(self, statement) -> tuple:
         try:
@@ -401,8 +412,22 @@ def _read_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
         _delete(con, spec, "TRUE")
         _read_keyset(con, reader, spec, table, columns, None, chunk)
     else:
-        _replace_window(con, spec, columns, reader.frame(sa.select(table).where(table.c[when] >= _bound(reader, window.bound))),
-                        f'"{when}" >= ?', [window.bound.to_pydatetime()])
+        rows = _by_prefix(reader, spec, table, table.c[when] >= _bound(reader, window.bound))
+        _replace_window(con, spec, columns, reader.frame(sa.select(table).where(rows)), f'"{when}" >= ?',
+                        [window.bound.to_pydatetime()])
+
+
+def _by_prefix(reader: _Reader, spec: StoredTable, table, rows):
+    """``rows`` (a time range) asked as one range per value of ``spec.window_prefix``, the source's own values
+    (a loose index scan) and NULL: an index on (prefix, time) then reads the window alone. Why: MariaDB has no skip
+    scan; the sessions of half a day at 1M calls took 1.2 s beside the checks' scans, a full scan of the table."""
+    prefix = spec.window_prefix
+    if prefix is None or prefix not in table.c:
+        return rows
+    values = [v for v in reader.values(sa.select(table.c[prefix]).distinct()) if v is not None]
+    if len(values) > MAX_PREFIX_VALUES:  # a range per value no longer pays
+        return rows
+    return sa.and_(sa.or_(table.c[prefix].in_(values), table.c[prefix].is_(None)), rows)
 
 
 def _replace_window(con, spec: StoredTable, columns: dict, frame, where: str, params: list) -> None:

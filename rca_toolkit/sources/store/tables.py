@@ -41,6 +41,9 @@ class StoredTable:
     # is stored (from the masked text, as a read of the stored column would decode it) instead of at every read
     derived: tuple = ()
     of_session: bool = False  # keeps its session's columns (SESSION_COLUMNS) beside its call_session_id
+    # a column ahead of ``time`` in a source index (few values): the trailing window is asked as one range of that
+    # index per value, where ``time`` alone, leading no index, would make the server scan the whole table
+    window_prefix: str | None = None
 
     @property
     def integer_key(self) -> bool:
@@ -51,7 +54,7 @@ TABLES = (
     StoredTable(SESSIONS, "id", "started_at", "updated_at",
                 ("id", "call_id", "company_id", "customer_id", "agent_id", "agent_version", "started_at", "ended_at",
                  "call_status", "disconnection_reason", "duration_ms", "function_call_count", "error_count",
-                 "total_events", "updated_at")),
+                 "total_events", "updated_at"), window_prefix="company_id"),
     StoredTable("retell_function_traces", "id", "started_at", None,
                 ("id", "call_session_id", "function_name", "execution_sequence", "started_at", "completed_at",
                  "duration_ms", "status", "input_params", "output_result", "error_details"),

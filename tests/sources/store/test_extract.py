@@ -230,6 +230,19 @@ class Changes:
             (self._ids("retell_call_sessions", s.c.started_at, 3)[2:] if old else [])
         self.conn.execute(s.delete().where(s.c.id.in_(sids)))
 
+    def sessions_of_unseen_companies(self) -> None:
+        """(f) new sessions in the trailing window of a company the store has never held and of none (NULL), and a
+        session there moved to another new company: the window is asked per company (``window_prefix``)."""
+        s = self.t["retell_call_sessions"]
+        recent = self._recent("retell_call_sessions")
+        session = self._row("retell_call_sessions", s.c.id == recent[0])
+        for k, company in enumerate((424_242, None)):
+            when = self.at(hours=2, minutes=k)
+            self.conn.execute(s.insert().values({**session, "id": str(uuid.uuid4()), "call_id": "call_" + uuid.uuid4().hex[:27],
+                                                 "company_id": company, "started_at": when, "created_at": when,
+                                                 "updated_at": when}))
+        self.conn.execute(s.update().where(s.c.id == recent[1]).values(company_id=sa.literal(525_252)))
+
     def take_out(self) -> None:
         """Before the first refresh: old rows removed, to be put back later below the high-water key."""
         for name in ("webhook_events", "retell_function_traces", "calls"):
@@ -263,6 +276,7 @@ CASES = {
     "old rows updated, then new ones inserted": lambda c: (c.update_old(), c.insert_new()),
     "recent rows deleted": lambda c: c.delete(old=False),
     "old rows deleted, then new ones inserted": lambda c: (c.delete(recent=False), c.insert_new()),
+    "sessions of a new company and of none in the trailing window": lambda c: c.sessions_of_unseen_companies(),
 }
 
 
@@ -272,6 +286,7 @@ def _all_changes(c: Changes) -> None:
     c.delete()
     c.update_in_window()
     c.insert_new()
+    c.sessions_of_unseen_companies()
 
 
 # --------------------------------------------------------------------------- 1. a full extraction is the source
@@ -389,6 +404,8 @@ def _every_change_then_compare(url: str, folder: Path, saved_before) -> tuple[st
     assert kept["calls"].set_index("id").loc[old["calls"], "session_outcome"] == "abandoned"
     assert {"evt-new-0", "evt-new-1"} <= set(kept["webhook_events"]["event_id"])
     assert (kept["retell_error_log"]["error_code"] == "NEW_ERROR").sum() == 2
+    companies = kept["retell_call_sessions"]["company_id"]
+    assert companies.isin([424_242, 525_252]).sum() == 2 and companies.isna().sum() >= 1
     for name in ("retell_function_traces", "retell_error_log"):  # the moved session's rows say where it went
         moved = kept[name][kept[name]["call_session_id"] == old["moved_session"]]
         assert len(moved) and (moved["session_company_id"] == 987_654).all() and not moved["session_real_call"].any(), name
