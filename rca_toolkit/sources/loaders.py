@@ -190,7 +190,7 @@ def wall_bound(ts: pd.Timestamp, engine: sa.Engine, pad: pd.Timedelta) -> str | 
 def naive_param(naive: pd.Timestamp, engine: sa.Engine) -> str | datetime:
     """A naive timestamp as a bound value. SQLite stores and compares text: the fraction is written without its
     trailing zeros (none at all for a whole second), so that text order is time order for stored values of the
-    form ``YYYY-MM-DD HH:MM:SS[.f]`` ("...00:00" is not below "...00:00", as it is below "...00:00.000000")."""
+    form ``YYYY-MM-DD HH:MM:SS[.f]`` (a row stored at "... 00:00:00" is below "... 00:00:00.000000" as text)."""
     if engine.dialect.name != "sqlite":
         return naive.to_pydatetime()
     return naive.strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0").rstrip(".")

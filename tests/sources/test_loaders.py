@@ -229,3 +229,26 @@ def test_family_filter_matches_unfiltered_traces(demo_db):
     assert list(booking["trace_id"]) == list(expected["trace_id"])
     assert {"start_booking", "book_appointment_v17", "collect_appointment_data"} <= set(booking["function_name"])
     assert loaders.function_traces(url, families=["no_such_family"], **window).empty
+
+
+def test_a_sqlite_bound_compares_as_the_instant_it_names(tmp_path):
+    """SQLite compares stored times as text: a bound written with its fraction's trailing zeros would sort after a row
+    stored at that very second ("...00:00" < "...00:00.000000"), so exact bounds (the health report's midnights) would
+    put that row on the wrong side."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'times.sqlite'}")
+    stored = ["2025-10-13 23:59:59.999", "2025-10-14 00:00:00", "2025-10-14 00:00:00.5", "2025-10-14 00:00:00.500001"]
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (at TEXT)"))
+        conn.execute(sa.text("INSERT INTO t VALUES (:at)"), [{"at": v} for v in stored])
+
+    def at_or_after(ts: str) -> list[str]:
+        bound = loaders.naive_param(pd.Timestamp(ts), engine)
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.text("SELECT at FROM t WHERE at >= :b ORDER BY at"), {"b": bound})]
+
+    assert at_or_after("2025-10-14 00:00:00") == stored[1:]
+    assert at_or_after("2025-10-14 00:00:00.5") == stored[2:]
+    assert at_or_after("2025-10-14 00:00:00.500001") == stored[3:]
+    assert loaders.naive_param(pd.Timestamp("2025-10-14 00:00:00.5"), engine) == "2025-10-14 00:00:00.5"
