@@ -86,7 +86,8 @@ def _bounds(engine: sa.Engine, bounds: dict) -> dict:
         if zone != "UTC" and (ts - pad).tz_convert(zone).utcoffset() != (ts + pad).tz_convert(zone).utcoffset():
             raise ConfigError(f"the health report's bound {ts.tz_convert(zone)} lies within 2 h of a DST change in "
                               f"{zone}, where the database stores wall time: rows near it cannot be placed exactly",
-                              hint="read a database session pinned to UTC (db_time_zone=+00:00) for this period")
+                              hint="report a period whose midnights lie 2 h or more from the change, or read a server "
+                                   "session pinned to UTC (db_time_zone=+00:00)")
     padded = {"bs_pad": bounds["baseline_start"] - pad, "end_pad": bounds["end"] + pad}  # as loaders.calls pads, in wall time
     return {name: loaders.wall_bound(ts, engine, pd.Timedelta(0)) for name, ts in {**exact, **padded}.items()}
 
