@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import altered_copy
 from rca_toolkit.analyses.bookings import outcomes
 from rca_toolkit.analyses.compare.stats import Histogram
 from rca_toolkit.analyses.health import data as health_data, report as health
@@ -335,7 +336,8 @@ def test_demo_quiet_day_is_not_act_and_counts_stuck_sessions(demo_db):
                                                   ("2025-10-26", "1d", 2)])
 def test_a_database_in_wall_time_gives_the_report_of_one_in_utc(demo_sqlite, demo_mariadb, day, period, company):
     """The demo world in SQLite (Berlin wall time) and in MariaDB (UTC): the same statements, each comparing the
-    bounds in its own time, give one report, across both DST changes. Only the wall-time database can tell
+    bounds in its own time, give one report, across the autumn DST change (the demo spans September to November;
+    the spring one is the next test's). Only the wall-time database can tell
     which start times were ambiguous (P1): those in the hour the clocks went back, 2025-10-26 00:00-02:00 UTC."""
     wall, utc = (json.loads(health.health(url, day, period, company).to_json()) for url, _ in (demo_sqlite, demo_mariadb))
     assert utc["key_numbers"]["booking_attempts"] > 0 and len(utc["signatures"]) > 0
@@ -353,14 +355,26 @@ def test_a_database_in_wall_time_gives_the_report_of_one_in_utc(demo_sqlite, dem
     assert wall == utc
 
 
-def test_a_bound_near_a_dst_change_of_a_wall_time_database_is_refused(demo_sqlite, monkeypatch):
-    """Havana puts its clocks back from 01:00 to 00:00: a local midnight there is within 2 h of the change, so rows
-    stored in wall time near it cannot be placed on a side; the report says so instead of guessing."""
+def test_a_start_time_the_spring_change_skips_is_counted_as_unclear(demo_sqlite, tmp_path):
+    """2025-03-30 02:00-02:59 does not exist in Berlin: a session stored at 02:30 that day is flagged (P1), one at
+    03:30 is not, and both are counted on that day."""
+    copy = "CREATE TEMP TABLE one AS SELECT * FROM retell_call_sessions WHERE call_id LIKE 'call_%' LIMIT 1"
+    url = altered_copy(demo_sqlite[0], tmp_path, copy, *[statement for n in (2, 3) for statement in (
+        f"UPDATE one SET id = 'spring-{n}', call_id = 'call_{n:027x}', started_at = '2025-03-30 0{n}:30:00', "
+        f"ended_at = '2025-03-30 0{n}:32:00'", "INSERT INTO retell_call_sessions SELECT * FROM one")])
+    report = health.health(url, "2025-03-30", "1d")
+    flags = report.quality.set_index("flag")["count"]
+    assert report.counts["sessions"] == 2 and flags["DST-ambiguous start times (P1)"] == 1
+
+
+def test_a_bound_in_a_repeated_hour_of_a_wall_time_database_is_refused(demo_sqlite, monkeypatch):
+    """Havana puts its clocks back from 01:00 to 00:00: that day's midnight happens twice, so rows stored in wall time
+    near it cannot be placed on a side; the report says so instead of guessing."""
     monkeypatch.setenv("RCA_SOURCE_TZ", "America/Havana")
-    with pytest.raises(ConfigError, match=r"lies within 2 h of a DST change in America/Havana") as caught:
+    with pytest.raises(ConfigError, match=r"falls in the hour a DST change repeats in America/Havana") as caught:
         health.health(demo_sqlite[0], "2025-11-02", "1d")
     assert "db_time_zone=+00:00" in caught.value.hint
-    assert health.health(demo_sqlite[0], "2025-11-20", "1d").counts["sessions"] > 0  # far from any change: counted
+    assert health.health(demo_sqlite[0], "2025-11-03", "1d").counts["sessions"] > 0  # the day after: counted
 
 
 def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):

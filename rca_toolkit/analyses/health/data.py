@@ -5,7 +5,7 @@ every error of period + baseline as rows: at 1M calls a weekly report for one co
 millions of rows. Every number it shows is a count, a rate or a statistic of a value
 histogram, so the database computes them (:func:`from_sql`): the local store's DuckDB, a MariaDB server read
 directly, or SQLite, with the same statements. Where the database stores wall time (the SQLite demo), the
-report's bounds are compared in wall time, which is exact at local midnights (:func:`_bounds`).
+report's bounds are compared in wall time, which is exact at local midnights outside a repeated hour (:func:`_bounds`).
 """
 
 from __future__ import annotations
@@ -75,19 +75,20 @@ def day_edges(bounds: dict) -> list[pd.Timestamp]:
 # --------------------------------------------------------------------------- in the database
 def _bounds(engine: sa.Engine, bounds: dict) -> dict:
     """The report's bounds as the database compares its columns: UTC, or wall time where it stores wall time (the
-    SQLite demo, a server read in ``SYSTEM`` time). Wall time is exact at these bounds (local midnights, and the
-    stuck limit 2 h before the end) unless a DST change lies within 2 h of one: then rows could fall on the wrong
-    side, so the report refuses instead of guessing (P1)."""
+    SQLite demo, a server read in ``SYSTEM`` time). Wall time orders rows as time does, across a skipped hour too,
+    except around a bound whose own wall time a DST change repeats: a row an hour away could fall on the wrong
+    side, so the report refuses such a bound instead of guessing (P1). Local midnights and the stuck limit (22:00)
+    never fall in Europe/Berlin's repeated hour."""
     zone = loaders.storage_zone(engine)
-    pad = loaders.WALL_PAD
     exact = {"bs": bounds["baseline_start"], "start": bounds["start"], "end": bounds["end"],
              "stuck_before": sessions.stuck_before(bounds["end"])}
     for ts in exact.values():
-        if zone != "UTC" and (ts - pad).tz_convert(zone).utcoffset() != (ts + pad).tz_convert(zone).utcoffset():
-            raise ConfigError(f"the health report's bound {ts.tz_convert(zone)} lies within 2 h of a DST change in "
-                              f"{zone}, where the database stores wall time: rows near it cannot be placed exactly",
-                              hint="report a period whose midnights lie 2 h or more from the change, or read a server "
-                                   "session pinned to UTC (db_time_zone=+00:00)")
+        wall = pd.Series([ts.tz_convert(zone).tz_localize(None)])
+        if zone != "UTC" and wall.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").isna().all():
+            raise ConfigError(f"the health report's bound {ts.tz_convert(zone)} falls in the hour a DST change repeats "
+                              f"in {zone}, where the database stores wall time: rows near it cannot be placed exactly",
+                              hint="report another period, or read a server session pinned to UTC (db_time_zone=+00:00)")
+    pad = loaders.WALL_PAD
     padded = {"bs_pad": bounds["baseline_start"] - pad, "end_pad": bounds["end"] + pad}  # as loaders.calls pads, in wall time
     return {name: loaders.wall_bound(ts, engine, pd.Timedelta(0)) for name, ts in {**exact, **padded}.items()}
 
