@@ -17,6 +17,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -27,8 +28,12 @@ from rca_toolkit.errors import ConnectionFailed, InputFormatError, NotFound, Rca
 from rca_toolkit.sources import db_errors, read_only
 from rca_toolkit.sources.credentials import GatedUrl, gate_url, parse_url, redact_text, redact_url
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["make_engine", "resolve_url", "redact_url", "redact_text", "check_connection", "database_error",
-           "connection_timeouts", "ping_ms", "introspect", "TableInfo", "GROUP_BY_MEMORY", "check_sqlite_file"]
+           "connection_timeouts", "ping_ms", "introspect", "naive_param", "TableInfo", "GROUP_BY_MEMORY",
+           "check_sqlite_file"]
 
 _SECRETS: "weakref.WeakKeyDictionary[sa.Engine, list[str]]" = weakref.WeakKeyDictionary()
 
@@ -329,6 +334,16 @@ class TableInfo:
     indexes: list[dict] = field(default_factory=list)
     primary_key: list[str] = field(default_factory=list)
     autoincrement: set[str] = field(default_factory=set)
+
+
+def naive_param(naive: pd.Timestamp, engine: sa.Engine):
+    """A naive timestamp as the database compares its stored times: a ``datetime``, or on SQLite, which stores and
+    compares text, the text with the fraction's trailing zeros left out (none at all for a whole second), so that
+    text order is time order for stored values of the form ``YYYY-MM-DD HH:MM:SS[.f]`` (a row stored at
+    "... 00:00:00" is below "... 00:00:00.000000" as text)."""
+    if engine.dialect.name != "sqlite":
+        return naive.to_pydatetime()
+    return naive.strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0").rstrip(".")
 
 
 def introspect(engine: sa.Engine, tables: list[str] | None = None) -> dict[str, TableInfo]:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.config import Settings, load_settings
 from rca_toolkit.sources import requirements, store
-from rca_toolkit.sources.db import TableInfo, database_error, make_engine, redact_url
+from rca_toolkit.sources.db import TableInfo, database_error, make_engine, naive_param, redact_url
 from rca_toolkit.sources.requirements import Requirement
 from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound
 from rca_toolkit.distinct import per_distinct
@@ -185,15 +185,6 @@ def to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = Tru
 def wall_bound(ts: pd.Timestamp, engine: sa.Engine, pad: pd.Timedelta) -> str | datetime:
     """UTC bound -> value comparable with the stored column (padded for DST, refined later)."""
     return naive_param((ts + pad).tz_convert(storage_zone(engine)).tz_localize(None), engine)
-
-
-def naive_param(naive: pd.Timestamp, engine: sa.Engine) -> str | datetime:
-    """A naive timestamp as a bound value. SQLite stores and compares text: the fraction is written without its
-    trailing zeros (none at all for a whole second), so that text order is time order for stored values of the
-    form ``YYYY-MM-DD HH:MM:SS[.f]`` (a row stored at "... 00:00:00" is below "... 00:00:00.000000" as text)."""
-    if engine.dialect.name != "sqlite":
-        return naive.to_pydatetime()
-    return naive.strftime("%Y-%m-%d %H:%M:%S.%f").rstrip("0").rstrip(".")
 
 
 def _instant(value, name: str) -> pd.Timestamp | None:

@@ -47,7 +47,8 @@ import sqlalchemy as sa
 from rca_toolkit.rules import call_ids, personal_data
 from rca_toolkit.errors import ConnectionFailed
 from rca_toolkit.sources import db_errors
-from rca_toolkit.sources.db import TableInfo, bulk_source, database_error, introspect, redact_url, secrets_of
+from rca_toolkit.sources.db import (TableInfo, bulk_source, database_error, introspect, naive_param, redact_url,
+                                     secrets_of)
 from rca_toolkit.sources.formats import masking
 from rca_toolkit.sources.store import catalog, files
 from rca_toolkit.sources.store.tables import SESSION_COLUMNS, SESSION_REAL, SESSIONS, TABLES, StoredTable
@@ -149,18 +150,18 @@ class _Reader:
 
     def values(self, statement) -> list:
         """The first column of ``statement``'s rows (a few; counted as rows read)."""
-        try:
-            with self.engine.connect() as conn:
-                found = conn.execute(statement).scalars().all()
-        except sa.exc.DBAPIError as exc:
-            raise database_error(self.engine, exc, doing="filling the local store") from None
+        found = self._fetch(statement, lambda result: result.scalars().all())
         self.read += len(found)
         return found
 
     def row(self, statement) -> tuple:
+        return self._fetch(statement, lambda result: tuple(result.one()))
+
+    def _fetch(self, statement, take):
+        """``take(result)`` of ``statement`` on a connection of its own (small answers: no rate limit)."""
         try:
             with self.engine.connect() as conn:
-                return tuple(conn.execute(statement).one())
+                return take(conn.execute(statement))
         except sa.exc.DBAPIError as exc:
             raise database_error(self.engine, exc, doing="filling the local store") from None
 
@@ -322,7 +323,7 @@ def _counted(reader: _Reader, spec: StoredTable, table, window: _Window | None):
         return table.c[spec.key] <= window.high, f'"{spec.key}" <= {window.high}'
     if not spec.integer_key and window.bound is not None:
         when = table.c[spec.time]
-        return (sa.or_(when < _bound(reader, window.bound), when.is_(None)),
+        return (sa.or_(when < naive_param(window.bound, reader.engine), when.is_(None)),
                 f'("{spec.time}" < TIMESTAMP \'{window.bound:%Y-%m-%d %H:%M:%S}\' OR "{spec.time}" IS NULL)')
     return None
 
@@ -386,16 +387,17 @@ def _window(con, reader: _Reader, spec: StoredTable, table, columns: dict, trail
         if newest is not None:
             bound = (pd.Timestamp(newest) - trailing).floor("s")
             lo = int(_one(con, f'SELECT min("{key}") FROM "{name}" WHERE "{when}" >= ?', [bound.to_pydatetime()]))
-            older = sa.and_(table.c[key] <= high, sa.or_(table.c[key] < lo, table.c[when] < _bound(reader, bound),
+            older = sa.and_(table.c[key] <= high, sa.or_(table.c[key] < lo,
+                                                         table.c[when] < naive_param(bound, reader.engine),
                                                          table.c[when].is_(None)))
     else:  # uuid keys: the window is a time range
         newest = _one(con, f'SELECT max("{when}") FROM "{name}"')
         if newest is not None:
             bound = (pd.Timestamp(newest) - trailing).floor("s")
-            older = table.c[when] < _bound(reader, bound)
+            older = table.c[when] < naive_param(bound, reader.engine)
     if since is None:
         return _Window(high, lo, bound, None)
-    updated = table.c[spec.updated] >= _bound(reader, (pd.Timestamp(since) - UPDATED_SLACK).floor("s"))
+    updated = table.c[spec.updated] >= naive_param((pd.Timestamp(since) - UPDATED_SLACK).floor("s"), reader.engine)
     return _Window(high, lo, bound, updated if older is None else sa.and_(updated, older))
 
 
@@ -407,7 +409,7 @@ def _read_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
         _read_keyset(con, reader, spec, table, columns, window.high, chunk)
         if window.lo is not None:
             rows = sa.and_(table.c[key] >= window.lo, table.c[key] <= window.high,
-                           table.c[when] >= _bound(reader, window.bound))
+                           table.c[when] >= naive_param(window.bound, reader.engine))
             _replace_window(con, spec, columns, reader.frame(sa.select(table).where(rows).order_by(table.c[key])),
                             f'"{key}" >= ? AND "{key}" <= ? AND "{when}" >= ?',
                             [window.lo, window.high, window.bound.to_pydatetime()])
@@ -415,7 +417,7 @@ def _read_window(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
         _delete(con, spec, "TRUE")
         _read_keyset(con, reader, spec, table, columns, None, chunk)
     else:
-        rows = _by_prefix(reader, spec, table, table.c[when] >= _bound(reader, window.bound))
+        rows = _by_prefix(reader, spec, table, table.c[when] >= naive_param(window.bound, reader.engine))
         _replace_window(con, spec, columns, reader.frame(sa.select(table).where(rows)), f'"{when}" >= ?',
                         [window.bound.to_pydatetime()])
 
@@ -468,14 +470,6 @@ def _one(con, sql: str, params=None):
     """The first value of a one-row statement, its result fetched whole (DuckDB refuses a registration
     while a result is unfinished)."""
     return con.execute(sql, params or []).fetchall()[0][0]
-
-
-def _bound(reader: _Reader, ts: pd.Timestamp):
-    """A time bound as the source compares it: SQLite stores text (whole seconds compare below every
-    fraction of that second), MariaDB a DATETIME."""
-    if reader.engine.dialect.name == "sqlite":
-        return ts.strftime("%Y-%m-%d %H:%M:%S")
-    return ts.to_pydatetime()
 
 
 def _mend_by_keys(con, reader: _Reader, spec: StoredTable, table, columns: dict, chunk: int, source_rows: int,
