@@ -42,7 +42,7 @@ STATEMENT_READS = (
 )
 REQUIRES = {"load_counts": (STATEMENT_READS, attempt_inputs.REQUIRES["load"])}
 BOOKING_REACH = "booking (book_appointment or collect_appointment)"
-DURATIONS = (("call_duration_session", "duration_ms"), ("call_duration_retell", "retell_duration_ms"))
+DURATIONS = {"call_duration_session": "sessions", "call_duration_retell": "retell_durations"}  # metric -> its statement
 log = logging.getLogger(__name__)
 CALL_ID_FOLDED = call_ids.CALL_ID_FOLDED
 
@@ -226,7 +226,7 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
 
     sessions = {side: counted(sess[sess["side"] == side]) for side in SIDES}
     durations = {}
-    for name, key in (("call_duration_session", "sessions"), ("call_duration_retell", "retell_durations")):
+    for name, key in DURATIONS.items():
         if key not in rows:
             continue
         r = rows[key]

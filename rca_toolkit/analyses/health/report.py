@@ -353,7 +353,7 @@ def _reach(data: health_data.HealthData, base_label: str, reasons: list[Reason])
 def _durations(data: health_data.HealthData, base_label: str, reasons: list[Reason], notes: list[str]) -> pd.DataFrame:
     rows = []
     series = [(name, "all", data.durations[name]["base"], data.durations[name]["cur"])
-              for name, _ in health_data.DURATIONS if name in data.durations]
+              for name in health_data.DURATIONS if name in data.durations]
     series += [("function_latency", fam, data.latencies[fam]["base"], data.latencies[fam]["cur"]) for fam in sorted(data.latencies)]
     notes.append("call durations leave out stuck sessions (P5) and calls closed by cleanup (P20); session and Retell "
                  "durations are separate sources (P2); negative trace durations (P6) are left out of latencies")
