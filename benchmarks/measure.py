@@ -16,6 +16,10 @@ import time
 import sqlalchemy as sa
 
 RESULT_PREFIX = "BENCH-RESULT "
+# What the server did for one run (MariaDB's global counters, before and after it): rows its storage engines read,
+# scanned ones included, and bytes InnoDB read from disk. Why: "rows read" counts the rows a variant was sent; a scan
+# that returns one count reads the whole table all the same, and that is what production notices.
+SERVER_COUNTERS = {"Rows_read": "rows_read", "Innodb_data_read": "bytes_from_disk"}
 
 
 def _rss_mib() -> float:
@@ -45,6 +49,20 @@ def capture(engine: sa.Engine) -> list[tuple[str, object]]:
 
 class _Captured(list):
     """A list that can carry its ``stop`` callback."""
+
+
+def server_counters(engine: sa.Engine) -> dict | None:
+    """The server's ``SERVER_COUNTERS`` now (global: the benchmark's machine has no other client), None off MariaDB."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return None
+    names = ", ".join(f"'{n}'" for n in SERVER_COUNTERS)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})")).all()
+    return {SERVER_COUNTERS[name]: int(value) for name, value in rows}
+
+
+def server_delta(before: dict | None, after: dict | None) -> dict | None:
+    return None if before is None or after is None else {k: after[k] - before[k] for k in before}
 
 
 def explain(engine: sa.Engine, statements: list[tuple[str, object]]) -> list[dict]:
@@ -97,16 +115,20 @@ def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_ex
         return _on_store(engine, job, variant, store_root, introspect_s, base)
     statements = capture(engine) if want_explain else None
     seconds, digest, started = [], None, time.perf_counter()
+    server = None
     for i in range(repeat):
+        counted = server_counters(engine) if i == 0 else None
         t = time.perf_counter()
         digest = queries.run(job, variant, engine)
         seconds.append(time.perf_counter() - t)
+        if i == 0:
+            server = server_delta(counted, server_counters(engine))
         if statements is not None and i == 0:
             statements.stop()
         if time.perf_counter() - started > budget_s:
             break
     out = {"job": job, "variant": variant, "seconds": seconds, "digest": digest, "introspect_s": introspect_s,
-           "rss_base_mib": round(base, 1), "rss_peak_mib": round(_peak_mib(), 1)}
+           "server": server, "rss_base_mib": round(base, 1), "rss_peak_mib": round(_peak_mib(), 1)}
     if statements:
         out["explain"] = explain(engine, statements)
     engine.dispose()
@@ -121,15 +143,17 @@ def _on_store(engine: sa.Engine, job: str, variant: str, store_root: str | None,
     if store_root is None:
         raise SystemExit(f"the {variant} variant needs a store folder (argument 7)")
     folder = queries.store_folder(store_root, engine)
+    counted = server_counters(engine)
     t = time.perf_counter()
     stored, done = queries.on_store(engine, folder)
     refreshed = time.perf_counter()
     digest = queries.JOBS[job]["toolkit"](stored)
     finished = time.perf_counter()
+    server = server_delta(counted, server_counters(engine))
     read = {"rows_read": done.rows_read, "total_read": done.total_read, "keys_read": done.keys_read, "built": done.built} if done \
         else {"rows_read": {}, "total_read": 0, "keys_read": {}, "built": []}  # read as it was (refreshed moments ago)
     out = {"job": job, "variant": variant, "seconds": [finished - t], "refresh_s": [refreshed - t], "job_s": [finished - refreshed],
-           "digest": digest, "introspect_s": introspect_s, **read, "store_bytes": queries.store_bytes(folder),
+           "digest": digest, "introspect_s": introspect_s, **read, "server": server, "store_bytes": queries.store_bytes(folder),
            "rss_base_mib": round(base, 1), "rss_peak_mib": round(_peak_mib(), 1)}
     engine.dispose()
     return out

@@ -152,11 +152,35 @@ def test_run_measures_the_store_variants(demo_sqlite, tmp_path):
     assert row["naive_over_incremental"] == row["naive"]["median_s"] / row["incremental"]["median_s"]
     names = [t["target"] for t in result["targets"]]
     assert "health incremental reads <= 5% of the rows naive reads" in names
+    assert row["naive"]["server"] is None and not any("as the server counts them" in n for n in names)  # SQLite: no server
     assert any(n.startswith("the store < 1.5 GiB") for n in names)
     assert list(stores.iterdir()) == []  # the benchmark's stores are dropped
     text = (tmp_path / result_file.name.replace(".json", ".md")).read_text()
     assert "| health | " in text.split("local store")[1] and "naive/incremental" in text
     assert "A refresh that finds nothing new (what the first command after `cache_max_age_s` pays, untimed in warm): health " in text
+
+
+@pytest.mark.mariadb
+def test_run_counts_what_the_server_read(demo_mariadb, tmp_path):
+    """On MariaDB each run records the rows the server's storage engines read, scans included (global status before
+    and after): naive reads its two tables whole, so at least their rows; the incremental store variant's share of
+    that is reported beside the share of the rows it was sent. On SQLite there is no server to ask."""
+    url, truth = demo_mariadb
+    code = run.main(["--db", url, "--scale", str(truth["scale"]), "--reuse", "--repeat", "1", "--jobs", "health",
+                     "--variants", "incremental,naive", "--out", str(tmp_path), "--store-dir", str(tmp_path / "stores")])
+    assert code == 0
+    (result_file,) = tmp_path.glob("*.json")
+    result = json.loads(result_file.read_text())
+    row, counts = result["jobs"]["health"], result["row_counts"]
+    naive, incremental = row["naive"]["server"], row["incremental"]["server"]
+    assert naive["rows_read"] >= counts["retell_call_sessions"] + counts["retell_function_traces"]
+    assert incremental["rows_read"] > row["incremental"]["rows_read"] > 0  # its checks count every table's rows
+    assert naive["bytes_from_disk"] >= 0 and incremental["bytes_from_disk"] >= 0
+    assert row["incremental_server_read_share"] == incremental["rows_read"] / naive["rows_read"]
+    target = next(t for t in result["targets"] if "as the server counts them" in t["target"])
+    assert target["value"].startswith(f"{row['incremental_server_read_share']:.1%} ({incremental['rows_read']:,} of ")
+    text = (tmp_path / result_file.name.replace(".json", ".md")).read_text()
+    assert f"| health | naive | {naive['rows_read']:,} |" in text
 
 
 def test_unknown_job_is_refused(capsys):
