@@ -31,7 +31,8 @@ def register(sub) -> None:
                          help="window re-read behind the newest stored row, for rows that change after insert "
                               "(default: %(default)s)")
     refresh.add_argument("--max-rows-per-second", type=int_in(1, what="a number of rows"), default=None, metavar="N",
-                         help="read at most N rows a second, so production never notices (default: no limit)")
+                         help="read at most N rows a second, the rows the server scans to find changes included, "
+                              "so production never notices (default: no limit)")
     drop = actions.add_parser("drop", help="delete the store of --db")
     for action in (status, refresh, drop):
         add_db_option(action)
@@ -57,12 +58,14 @@ def run(args: argparse.Namespace) -> Outcome:
         done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source), full=args.full,
                              trailing=trailing, max_rows_per_s=args.max_rows_per_second)
         summary = {"folder": str(folder), "seconds": round(done.seconds, 2), "rows_read": done.rows_read,
-                   "built_whole": done.built, "tables_missing": done.missing}
+                   "rows_checked": done.rows_checked, "built_whole": done.built, "tables_missing": done.missing}
         if args.format == "json":
             emit({**summary, "status": store.status(folder)}, args.format)
         else:
+            checked = sum(done.rows_checked.values())
             line = (f"refreshed the store of {redact_url(url)} in {done.seconds:.1f} s: {done.total_read:,} rows read"
                     + (f" ({', '.join(done.built)} read whole)" if done.built else "")
+                    + (f", {checked:,} scanned in the source to find changed and deleted rows" if checked else "")
                     + (f"; the source has no {', '.join(done.missing)}" if done.missing else ""))
             emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder), settings.cache_max_age_s), args.format)
         return Outcome.CLEAR

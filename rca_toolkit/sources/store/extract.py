@@ -21,7 +21,8 @@ is one index range), and then only:
 Steps 3 and 4 ask the source one question per table (count, key sum and changed rows in one scan: with no
 index on ``updated_at`` it reads the table anyway), on two other connections. What steps 1-3 cover is decided
 from the store first, so every table's question is asked before the first read and the server's scans run
-beside all the reads.
+beside all the reads. Those scans read every row of every table: with a rate limit they are asked a range of
+keys at a time, and the rows they scan count against the limit as the rows read do (``Refresh.rows_checked``).
 
 A store whose timestamps were read in another zone (``storage_zone``) or from another kind of database is
 built whole again: naive wall times of two zones must never sit in one table.
@@ -34,6 +35,7 @@ engine comes from the read-only gate.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +45,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.sql.util import ClauseAdapter
 
 from rca_toolkit.rules import call_ids, personal_data
 from rca_toolkit.errors import ConnectionFailed
@@ -72,11 +75,13 @@ WINDOW, UNCHANGED = "_rca_window", "_rca_unchanged"  # step 2: the source's rows
 @dataclass
 class Refresh:
     """What one refresh did, per table: rows read from the source (``keys_read``: keys alone, read to find
-    deleted rows), and whether the table was built whole."""
+    deleted rows; ``rows_checked``: rows the server scanned to find changed and deleted ones, none sent), and
+    whether the table was built whole."""
 
     path: Path
     rows_read: dict = field(default_factory=dict)
     keys_read: dict = field(default_factory=dict)
+    rows_checked: dict = field(default_factory=dict)
     built: list = field(default_factory=list)
     missing: list = field(default_factory=list)
     seconds: float = 0.0
@@ -107,11 +112,22 @@ def redact_phone(values: pd.Series) -> pd.Series:
 
 
 class _Reader:
-    """Chunked reads from the source, counting rows (and keys read alone) and keeping to ``max_rows_per_s``
-    (keys count as rows there)."""
+    """Chunked reads from the source, counting rows (and keys read alone, and rows the checks scanned) and keeping
+    to ``max_rows_per_s``: all three count as rows there, from every thread."""
 
     def __init__(self, engine: sa.Engine, max_rows_per_s: float | None):
-        self.engine, self.rate, self.read, self.keys, self.started = engine, max_rows_per_s, 0, 0, time.monotonic()
+        self.engine, self.rate, self.started = engine, max_rows_per_s, time.monotonic()
+        self.read = self.keys = self.checked = 0
+        self._lock = threading.Lock()
+
+    def count(self, rows: int, kind: str = "read") -> None:
+        """Count ``rows`` as ``kind`` (``read``, ``keys`` or ``checked``), then wait while ahead of the rate."""
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + rows)
+            done = self.read + self.keys + self.checked
+        ahead = done / self.rate - (time.monotonic() - self.started) if self.rate else 0
+        if ahead > 0:
+            time.sleep(ahead)
 
     def frame(self, statement, *, keys: bool = False):
         """The rows of ``statement``: an Arrow table read by connectorx where the gate offers a bulk source
@@ -127,14 +143,7 @@ class _Reader:
                     frame = pd.read_sql(statement, conn)
             except (sa.exc.DBAPIError, pd.errors.DatabaseError) as exc:
                 raise database_error(self.engine, exc, doing="filling the local store") from None
-        if keys:
-            self.keys += len(frame)
-        else:
-            self.read += len(frame)
-        if self.rate:
-            ahead = (self.read + self.keys) / self.rate - (time.monotonic() - self.started)
-            if ahead > 0:
-                time.sleep(ahead)
+        self.count(len(frame), "keys" if keys else "read")
         return frame
 
     def _bulk(self, statement, bulk):
@@ -151,7 +160,7 @@ class _Reader:
     def values(self, statement) -> list:
         """The first column of ``statement``'s rows (a few; counted as rows read)."""
         found = self._fetch(statement, lambda result: result.scalars().all())
-        self.read += len(found)
+        self.count(len(found))
         return found
 
     def row(self, statement) -> tuple:
@@ -217,7 +226,7 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
                     result.missing.append(spec.name)
                     continue
                 planned.append(_plan_table(con, reader, spec, live[spec.name], states.get(spec.name), full=full,
-                                           trailing=pd.Timedelta(trailing), checks=checks))
+                                           trailing=pd.Timedelta(trailing), checks=checks, chunk=chunk))
             for table in planned:
                 _read_table(con, reader, table, chunk, checks)
             for table in planned:
@@ -262,7 +271,7 @@ class _Read:
 
 
 def _plan_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state, *, full: bool, trailing,
-                checks: ThreadPoolExecutor) -> _Read:
+                checks: ThreadPoolExecutor, chunk: int) -> _Read:
     """Whether ``spec`` is built whole or read from its window; an incremental table's check is started at once,
     so the checks' table scans on the server overlap every table's reads."""
     columns = {c: info.columns[c] for c in (spec.columns or info.columns) if c in info.columns}
@@ -274,7 +283,7 @@ def _plan_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state,
         return _Read(spec, table, columns, None, now, now)
     window = _window(con, reader, spec, table, columns, trailing)
     counted = _counted(reader, spec, table, window)
-    check = checks.submit(reader.row, _check(spec, table, window.changed, counted and counted[0]))
+    check = checks.submit(_ask_check, reader, spec, table, window.changed, counted and counted[0], chunk)
     return _Read(spec, table, columns, window, state.built_at, now, check, counted)
 
 
@@ -289,7 +298,7 @@ def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoo
         con.execute(f'CREATE TABLE "{spec.name}" ({ddl})')
         if spec.key in columns:
             _read_keyset(con, reader, spec, table, columns, None, chunk)
-            read.check = checks.submit(reader.row, _check(spec, table, None, None))
+            read.check = checks.submit(_ask_check, reader, spec, table, None, None, chunk)
         else:
             _insert(con, spec, columns, reader.frame(sa.select(table)))
     else:
@@ -299,9 +308,9 @@ def _read_table(con, reader: _Reader, read: _Read, chunk: int, checks: ThreadPoo
 
 def _check(spec: StoredTable, table, changed, counted):
     """Steps 3 and 4 asked in one scan: how many rows are ``changed`` since the last refresh (the ``updated_at``
-    test reads the whole table anyway: no index has it), and the source's row count and key sum of the rows
-    ``counted`` names (:func:`_counted`; all rows when None). Counted by ``CASE`` in the same scan: a ``WHERE``
-    on the key makes MariaDB read the clustered index instead of a small secondary one."""
+    test reads the whole table anyway: no index has it), the source's row count and key sum of the rows
+    ``counted`` names (:func:`_counted`; all rows when None), and the rows scanned. Counted by ``CASE`` in the
+    same scan: a ``WHERE`` on the key makes MariaDB read the clustered index instead of a small secondary one."""
     key = table.c[spec.key]
     asked = [sa.null() if changed is None else sa.func.sum(sa.case((changed, 1), else_=0))]
     if counted is None:
@@ -309,7 +318,30 @@ def _check(spec: StoredTable, table, changed, counted):
     else:
         asked += [sa.func.sum(sa.case((counted, 1), else_=0)),
                   sa.func.sum(sa.case((counted, key), else_=0)) if spec.integer_key else sa.null()]
-    return sa.select(*asked).select_from(table)
+    return sa.select(*asked, sa.func.count()).select_from(table)
+
+
+def _ask_check(reader: _Reader, spec: StoredTable, table, changed, counted, chunk: int) -> tuple:
+    """:func:`_check`'s answer ``(changed, rows, key sum, rows scanned)``. Without a rate limit one statement, a scan
+    at the server's pace. With one, a range of keys at a time (about a second of the rate, at most ``chunk``), each
+    range's rows counted against the limit: the scan reads every row of the table, more than any read sends."""
+    if not reader.rate:
+        answer = reader.row(_check(spec, table, changed, counted))
+        reader.count(int(answer[3]), "checked")
+        return answer
+    key, size = table.c[spec.key], max(1, min(chunk, int(reader.rate)))
+    used = [table.c[c] for c in dict.fromkeys((spec.key, spec.time, spec.updated)) if c is not None and c in table.c]
+    totals, last = [0, 0, 0, 0], None
+    while True:
+        keys = sa.select(*used).order_by(key).limit(size)
+        part = (keys if last is None else keys.where(key > last)).subquery("checked")
+        adapt = ClauseAdapter(part).traverse  # the conditions on the table's columns, asked of the range's
+        asked = _check(spec, part, None if changed is None else adapt(changed), None if counted is None else adapt(counted))
+        *answer, last = reader.row(asked.add_columns(sa.func.max(part.c[spec.key])))
+        totals = [total + int(value or 0) for total, value in zip(totals, answer)]
+        reader.count(int(answer[3]), "checked")
+        if int(answer[3]) < size:
+            return tuple(totals)
 
 
 def _counted(reader: _Reader, spec: StoredTable, table, window: _Window | None):
@@ -332,7 +364,7 @@ def _finish_table(con, reader: _Reader, read: _Read, chunk: int, result: Refresh
     """The changed rows replaced, the keys mended when the source's count or key sum still differs, the catalog."""
     spec, before, keys_before = read.spec, reader.read, reader.keys
     if read.check is not None:
-        changed, source_rows, source_sum = read.check.result()
+        changed, source_rows, source_sum, result.rows_checked[spec.name] = read.check.result()
         if int(changed or 0):
             _replace_keys(con, spec, read.columns, reader.frame(sa.select(read.table).where(read.window.changed)))
         _mend_by_keys(con, reader, spec, read.table, read.columns, chunk, int(source_rows or 0), source_sum,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
@@ -22,7 +24,7 @@ from conftest import altered_copy, copy_mariadb_world, fresh_mariadb_database
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules import call_ids
 from rca_toolkit.sources import attempt_inputs, loaders, store
-from rca_toolkit.sources.store import catalog, files
+from rca_toolkit.sources.store import catalog, extract, files
 from rca_toolkit.sources.store.extract import TRAILING
 from rca_toolkit.sources.store.tables import BY_NAME, TABLES
 
@@ -389,12 +391,12 @@ def test_a_deleted_old_row_and_a_key_put_back_in_one_refresh_are_both_seen(demo_
     _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
 
 
-def _every_change_then_compare(url: str, folder: Path, saved_before) -> tuple[store.Refresh, store.Refresh]:
-    first = _refresh(url, folder / "kept")
+def _every_change_then_compare(url: str, folder: Path, saved_before, **options) -> tuple[store.Refresh, store.Refresh]:
+    first = _refresh(url, folder / "kept", **options)
     with Changes(url) as changes:
         changes.saved = saved_before
         _all_changes(changes)
-    done = _refresh(url, folder / "kept")
+    done = _refresh(url, folder / "kept", **options)
     _refresh(url, folder / "fresh")
     _assert_same_store(folder / "kept", folder / "fresh")
     kept = _stored(folder / "kept")  # the changes are there, not merely equally absent from both stores
@@ -430,6 +432,42 @@ def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_maria
         first, done = _every_change_then_compare(url, tmp_path, _taken_out(url))
         assert first.total_read == 12_554 + 421 - 6 and done.built == WHOLE
         assert done.total_read < 400, done.rows_read  # the trailing window and the changed rows
+        assert done.rows_checked == _row_counts(url)  # every table scanned once to find the changes
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    return {t.name: int(_source(url, f"SELECT count(*) AS n FROM {t.name}")["n"].iloc[0]) for t in TABLES}
+
+
+# With a rate limit the checks scan a range of keys at a time (ranges of 50 rows here): the same changes are found
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def test_with_a_rate_limit_the_checks_scan_key_ranges_and_find_every_change(backend, request, tmp_path):
+    paced = {"max_rows_per_s": 10**9, "chunk": 50}  # no wait at that rate: ranges of `chunk` rows
+    if backend == "sqlite":
+        url = _small_copy(request.getfixturevalue("demo_sqlite")[0], tmp_path)
+        _, done = _every_change_then_compare(url, tmp_path, _taken_out(url), **paced)
+        assert done.rows_checked == _row_counts(url)
+        return
+    with fresh_mariadb_database("rca_test_store_paced") as url:
+        copy_mariadb_world(request.getfixturevalue("demo_mariadb")[0], url)
+        _, done = _every_change_then_compare(url, tmp_path, _taken_out(url), **paced)
+        assert done.rows_checked == _row_counts(url)
+
+
+def test_the_rows_the_checks_scan_count_against_the_rate_limit(demo_sqlite, tmp_path, monkeypatch):
+    """The last wait the limit asks for covers every row counted: those sent, the keys and the rows the server
+    scanned for the checks, which are most of them. The waits are recorded, not slept."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _refresh(url, tmp_path / "kept")
+    waits: list[float] = []
+    monkeypatch.setattr(extract, "time", SimpleNamespace(monotonic=time.monotonic, perf_counter=time.perf_counter,
+                                                         sleep=waits.append))
+    rate, started = 50, time.monotonic()
+    done = _refresh(url, tmp_path / "kept", max_rows_per_s=rate)
+    elapsed = time.monotonic() - started
+    checked = sum(done.rows_checked.values())
+    assert checked == sum(_row_counts(url).values()) > 10 * done.total_read
+    assert max(waits) >= (done.total_read + sum(done.keys_read.values()) + checked) / rate - elapsed
 
 
 @pytest.mark.mariadb
