@@ -436,7 +436,8 @@ def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_maria
 
 
 def _row_counts(url: str) -> dict[str, int]:
-    return {t.name: int(_source(url, f"SELECT count(*) AS n FROM {t.name}")["n"].iloc[0]) for t in TABLES}
+    """Rows per table the refresh checks: every one but those read whole at every refresh (WHOLE)."""
+    return {t.name: int(_source(url, f"SELECT count(*) AS n FROM {t.name}")["n"].iloc[0]) for t in TABLES if not t.whole}
 
 
 # With a rate limit the checks scan a range of keys at a time (ranges of 50 rows here): the same changes are found
