@@ -291,8 +291,8 @@ def _plan_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state,
 def _read_table(con, reader: _Reader, read: _Read, chunk: int) -> None:
     """A table built whole, or its window read (steps 1-2). A table built whole is not checked: rows deleted or
     changed while it was read are what the next refresh's checks find, as for rows changed after any refresh. Why:
-    the check scanned every table a second time right after the build (at 1M calls 9M rows and 1.5 GB from disk,
-    more than the build's own reads of some tables), and rows written meanwhile sent busy tables to be mended by keys."""
+    the check scanned every table a second time right after the build (at 1M calls 9M rows more for the server to
+    read), and a row written after the last chunk sent a busy table to be mended by keys (every key read)."""
     spec, table, columns = read.spec, read.table, read.columns
     before, keys_before = reader.read, reader.keys
     if read.rebuilt:
@@ -332,7 +332,7 @@ def _ask_check(reader: _Reader, spec: StoredTable, table, changed, counted, chun
 
     Where an index of the source leads with ``updated_at`` (``indexed``), the changed rows are counted apart, a range
     of it, and the count and key sum read the smallest index instead of every row: at 1M calls the four tables'
-    checks read 76 MB from disk instead of 1.37 GB."""
+    checks read 76 MB from disk instead of 1.37 GB (``benchmarks/FINDINGS.md``)."""
     if indexed and changed is not None:
         found = reader.row(sa.select(sa.func.count()).select_from(table).where(changed))[0]
         return (found, *_ask_check(reader, spec, table, None, counted, chunk)[1:])

@@ -459,7 +459,7 @@ UPDATED = [t.name for t in TABLES if t.updated]  # the tables whose rows say whe
 
 
 def _statements_sent(record: list):
-    """Every statement any engine sends while the context runs, appended to ``record``."""
+    """A ``before_cursor_execute`` listener appending each statement sent, on one line, to ``record``."""
     def grab(conn, cursor, statement, *args):
         record.append(" ".join(statement.split()))
     return grab
