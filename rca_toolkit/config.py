@@ -47,6 +47,9 @@ class Settings:
     # a store refreshed (by any process) less than this many seconds ago is read as it is; its reports say
     # when it was refreshed (`rca cache refresh` or --no-cache read now)
     cache_max_age_s: float = 300.0
+    # every refresh of a store, the ones the analyses make first included, reads at most this many rows a second
+    # from the source (the rows its checks scan count too); None: no limit (`rca cache refresh --max-rows-per-second`)
+    cache_max_rows_per_s: float | None = None
 
     def with_overrides(self, **overrides) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -65,6 +68,7 @@ _ENV = {
     "RCA_CACHE": "cache",
     "RCA_CACHE_DIR": "cache_dir",
     "RCA_CACHE_MAX_AGE_S": "cache_max_age_s",
+    "RCA_CACHE_MAX_ROWS_PER_S": "cache_max_rows_per_s",
 }
 CACHE_MODES = ("auto", "on", "off")
 
@@ -88,6 +92,8 @@ def _coerce(name: str, value, label: str | None = None):
         return _profiles(value, label)
     if name == "booking_steps":
         return _booking_steps(value, label)
+    if name == "cache_max_rows_per_s":
+        return rows_per_s_setting(label, value)
     if kind == "bool":
         if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
             return bool(value)
@@ -135,6 +141,26 @@ def seconds_setting(label: str, value) -> float:
         raise ConfigError(f"{label}={_shown(value)} is not a number of seconds in ({low:g}, {high:g}]",
                           hint="give seconds, e.g. 60 (0, a negative value or inf would mean no limit)")
     return seconds
+
+
+ROWS_PER_S_RANGE = (1.0, 1e12)
+
+
+def rows_per_s_setting(label: str, value) -> float | None:
+    """A limit in rows a second inside ``ROWS_PER_S_RANGE``, None (no limit) when empty, else one line naming ``label``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    rate = float("nan")
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            rate = float(value)
+        except ValueError:
+            pass
+    low, high = ROWS_PER_S_RANGE
+    if not low <= rate <= high:  # nan and inf fail here too
+        raise ConfigError(f"{label}={_shown(value)} is not a number of rows a second in [{low:g}, {high:g}]",
+                          hint="give rows a second, e.g. 50000, or leave it empty for no limit")
+    return rate
 
 
 def _check_zone(label: str, value: str) -> None:

@@ -32,7 +32,8 @@ def register(sub) -> None:
                               "(default: %(default)s)")
     refresh.add_argument("--max-rows-per-second", type=int_in(1, what="a number of rows"), default=None, metavar="N",
                          help="read at most N rows a second, the rows the server scans to find changes included, "
-                              "so production never notices (default: no limit)")
+                              "so production never notices (default: the cache_max_rows_per_s setting, "
+                              "RCA_CACHE_MAX_ROWS_PER_S; unset: no limit)")
     drop = actions.add_parser("drop", help="delete the store of --db")
     for action in (status, refresh, drop):
         add_db_option(action)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> Outcome:
         source = loaders.engine_for(args.db, settings)
         store.close(folder)
         done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source), full=args.full,
-                             trailing=trailing, max_rows_per_s=args.max_rows_per_second)
+                             trailing=trailing, max_rows_per_s=args.max_rows_per_second or settings.cache_max_rows_per_s)
         summary = {"folder": str(folder), "seconds": round(done.seconds, 2), "rows_read": done.rows_read,
                    "rows_checked": done.rows_checked, "built_whole": done.built, "tables_missing": done.missing}
         if args.format == "json":

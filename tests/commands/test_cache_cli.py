@@ -108,6 +108,26 @@ def test_refresh_reads_everything_once_then_only_what_changed(cache_dir, world, 
     assert scanned == sum(counts.values()) - 1  # the checks read every row of every table but the marker read whole
 
 
+@pytest.mark.parametrize("option, waits", [([], True), (["--max-rows-per-second", "1000000000"], False)])
+def test_refresh_keeps_to_the_rows_per_second_setting_unless_the_option_says_otherwise(cache_dir, world, capsys,
+                                                                                      monkeypatch, option, waits):
+    """RCA_CACHE_MAX_ROWS_PER_S limits ``rca cache refresh`` as the option does; the option wins. The limiter's
+    waits are recorded, not slept: at 50 rows a second the demo's rows ask for minutes of waiting."""
+    from types import SimpleNamespace
+    import time
+
+    from rca_toolkit.sources.store import extract
+
+    url, _ = world
+    asked: list[float] = []
+    monkeypatch.setattr(extract, "time", SimpleNamespace(monotonic=time.monotonic, perf_counter=time.perf_counter,
+                                                         sleep=asked.append))
+    monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", "50")
+    code, out, err = rca(capsys, "cache", "refresh", "--db", url, *option)
+    assert (code, err) == (0, "") and rows_read(out) > 1000
+    assert (max(asked, default=0) > 10) is waits
+
+
 def test_json_rows_equal_the_source_after_rows_came_and_went(cache_dir, world, capsys):
     """New rows past the high-water key and rows deleted long ago both reach the store on a plain refresh."""
     url, path = world

@@ -26,7 +26,7 @@ CALL = "call_ab45deadd7db66c4956d5243861"
 AT = "2025-10-18T13:20:08+02:00"
 PASSWORD = "s3cret-XYZ"
 RCA_VARIABLES = ["RCA_CONFIG", "RCA_DATABASE_URL", "RCA_SOURCE_TZ", "RCA_DB_TIME_ZONE", "RCA_STATEMENT_TIMEOUT_S",
-                 "RCA_CONNECT_TIMEOUT_S", "RCA_REDIS_URL", "RCA_REPORTS_DIR"]
+                 "RCA_CONNECT_TIMEOUT_S", "RCA_REDIS_URL", "RCA_REPORTS_DIR", "RCA_CACHE_MAX_ROWS_PER_S"]
 
 
 @pytest.fixture
@@ -143,6 +143,8 @@ CASES = [
     ("timeout-nan", ["timeline", CALL], {"RCA_STATEMENT_TIMEOUT_S": "nan"}, "RCA_STATEMENT_TIMEOUT_S)='nan'"),
     ("timeout-inf", ["quality"], {"RCA_STATEMENT_TIMEOUT_S": "inf"}, "RCA_STATEMENT_TIMEOUT_S)='inf'"),
     ("timeout-zero", ["indexes"], {"RCA_STATEMENT_TIMEOUT_S": "0"}, "0 (0, a negative value or inf would mean no limit)"),
+    ("rows-per-second-text", ["cache", "status"], {"RCA_CACHE_MAX_ROWS_PER_S": "fast"},
+     "RCA_CACHE_MAX_ROWS_PER_S)='fast' is not a number of rows a second in [1, 1e+12]"),
     ("connect-timeout-huge", ["indexes"], {"RCA_CONNECT_TIMEOUT_S": "1e400"}, "RCA_CONNECT_TIMEOUT_S)='1e400'"),
     ("db-time-zone-sql", ["indexes"], {"RCA_DB_TIME_ZONE": "+00:00'; DROP TABLE calls; --"}, "is not a time zone"),
     ("config-missing", ["indexes"], {"RCA_CONFIG": "nope.yaml"}, "RCA_CONFIG=nope.yaml does not exist"),

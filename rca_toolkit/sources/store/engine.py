@@ -166,24 +166,27 @@ def memory_ceiling_mib() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4 // 2 ** 20
 
 
-def fresh_store(source: sa.Engine, folder: Path, storage_zone: str, *, max_age_s: float = FRESH_FOR_S) -> sa.Engine:
+def fresh_store(source: sa.Engine, folder: Path, storage_zone: str, *, max_age_s: float = FRESH_FOR_S,
+                max_rows_per_s: float | None = None) -> sa.Engine:
     """The store of ``source`` in ``folder``, opened read-only after :func:`refresh_if_old`.
 
     Why: an analyst's second command a minute after the first need not read the server again (a refresh
     finding nothing new still costs the server its window and count reads); the reports name the store's
     time (its label), ``rca cache refresh`` or ``--no-cache`` read now."""
-    refresh_if_old(source, folder, storage_zone, max_age_s=max_age_s)
+    refresh_if_old(source, folder, storage_zone, max_age_s=max_age_s, max_rows_per_s=max_rows_per_s)
     return open_store(Path(folder))
 
 
-def refresh_if_old(source: sa.Engine, folder: Path, storage_zone: str, *, max_age_s: float = FRESH_FOR_S):
-    """Refresh the store in ``folder`` unless a refresh (by any process) started less than ``max_age_s`` seconds
-    ago from the same kind of source in the same zone; what the refresh did, or None when there was none."""
+def refresh_if_old(source: sa.Engine, folder: Path, storage_zone: str, *, max_age_s: float = FRESH_FOR_S,
+                   max_rows_per_s: float | None = None):
+    """Refresh the store in ``folder`` (at most ``max_rows_per_s`` rows a second) unless a refresh (by any process)
+    started less than ``max_age_s`` seconds ago from the same kind of source in the same zone; what the refresh
+    did, or None when there was none."""
     folder = Path(folder)
     if age_s(folder, source, storage_zone) <= max_age_s:
         return None
     close(folder)
-    return extract.refresh(source, folder, storage_zone=storage_zone)
+    return extract.refresh(source, folder, storage_zone=storage_zone, max_rows_per_s=max_rows_per_s)
 
 
 def age_s(folder: Path, source: sa.Engine, storage_zone: str) -> float:

@@ -910,3 +910,43 @@ def test_the_max_age_setting_is_seconds_and_refuses_nonsense(monkeypatch):
         monkeypatch.setenv("RCA_CACHE_MAX_AGE_S", bad)
         with pytest.raises(ConfigError, match="RCA_CACHE_MAX_AGE_S"):
             load_settings()
+
+
+def test_the_rows_per_second_setting_is_a_positive_number_or_none(monkeypatch):
+    from rca_toolkit.config import load_settings
+
+    monkeypatch.delenv("RCA_CACHE_MAX_ROWS_PER_S", raising=False)
+    assert load_settings().cache_max_rows_per_s is None
+    for given, read in (("50000", 50000.0), ("1", 1.0), ("", None), ("  ", None)):
+        monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", given)
+        assert load_settings().cache_max_rows_per_s == read
+    for bad in ("0", "-5", "0.5", "many", "inf", "nan", "1e13"):
+        monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", bad)
+        with pytest.raises(ConfigError, match="RCA_CACHE_MAX_ROWS_PER_S.* is not a number of rows a second"):
+            load_settings()
+
+
+@pytest.mark.parametrize("limit", [None, 50])
+def test_the_refresh_an_analysis_makes_first_keeps_to_the_rows_per_second_setting(demo_sqlite, tmp_path, monkeypatch, limit):
+    """``engine_for(cached=True)`` refreshes a store that is too old before an analysis reads it: that refresh keeps
+    to ``cache_max_rows_per_s`` as ``rca cache refresh`` does (waits recorded, not slept); unset, it never waits."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    monkeypatch.setenv("RCA_CACHE", "on")
+    monkeypatch.setenv("RCA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", "" if limit is None else str(limit))
+    waits: list[float] = []
+    monkeypatch.setattr(extract, "time", SimpleNamespace(monotonic=time.monotonic, perf_counter=time.perf_counter,
+                                                         sleep=waits.append))
+    started = time.monotonic()
+    engine = loaders.engine_for(url, cached=True)
+    elapsed = time.monotonic() - started
+    try:
+        assert store.is_store(engine)
+        rows = int(loaders.query(engine, "SELECT count(*) AS n FROM retell_function_traces", {})["n"].iloc[0])
+    finally:
+        store.close(store.folder(tmp_path / "cache", sa.make_url(url)))
+    assert rows == int(_source(url, "SELECT count(*) AS n FROM retell_function_traces")["n"].iloc[0]) > 0
+    if limit is None:
+        assert waits == []
+    else:  # a new store: every row read once, none checked yet
+        assert max(waits) >= sum(_row_counts(url).values()) / limit - elapsed
