@@ -12,12 +12,16 @@
 
 Every variant returns a small JSON-able *digest* (counts per path and side, rows per trace
 table) so the harness and the smoke test can check that the three agree before comparing
-their times. Times are bound per backend: UTC instants on MariaDB (session pinned to
+their times. The toolkit's own variants (direct, its SQL, the store's) add the ``detail`` of what only the toolkit
+computes: each attempt's outcome (orphaned, rescued), the signatures, the histograms' statistics, the whole report;
+they must agree on it too (``run.summarise``). Times are bound per backend: UTC instants on MariaDB (session pinned to
 ``+00:00``), Europe/Berlin wall-time strings on SQLite (what the demo stores there).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +92,27 @@ def _paths_digest(rows) -> dict:
     return out
 
 
+DETAIL = "detail"  # the digest's key for what only the toolkit computes (naive and floor give no such key)
+STORE_LABEL = re.compile(r" \(local store [^)]*\)")  # what the store adds to a source's name (store.open_store)
+
+
+def counts_only(digest: dict) -> dict:
+    """The part of a digest every variant gives."""
+    return {k: v for k, v in digest.items() if k != DETAIL}
+
+
+def _detail(result: dict) -> dict:
+    """A result's dict as every toolkit variant must give it: where it was read (``source``, the store's name) left
+    out, numbers to 10 significant digits (a sum in DuckDB and in MariaDB may differ in the last bit)."""
+    def clean(node):
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if k != "source"}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return float(f"{node:.10g}") if isinstance(node, float) else node
+    return clean(json.loads(STORE_LABEL.sub("", json.dumps(result, sort_keys=True, default=str))))
+
+
 def _attempt_counts(attempts: pd.DataFrame) -> dict:
     got = attempts.groupby(attempts["path"].astype(str), observed=True)["outcome"].agg(
         lambda s: [len(s), int((s == "success").sum())])
@@ -126,7 +151,9 @@ def trace_naive(engine) -> dict:
 def day_toolkit(engine) -> dict:
     calls = loaders.calls(engine, start=DAY[0], end=DAY[1], as_of=DAY[1])
     attempts = outcomes.booking_attempts(engine, start=DAY[0], end=DAY[1])
-    return {"calls": len(calls), "attempts": _attempt_counts(attempts)}
+    kinds = attempts.groupby(["path", "outcome", "rescued_by_webhook", "signature"], observed=True, dropna=False).size()
+    detail = {"|".join(map(str, key)): int(n) for key, n in kinds.items() if n}
+    return {"calls": len(calls), "attempts": _attempt_counts(attempts), DETAIL: _detail(detail)}
 
 
 def day_floor(engine) -> dict:
@@ -184,6 +211,7 @@ def compare_toolkit(engine) -> dict:
             for side in ("before", "after"):
                 s = getattr(metric, side)
                 out.setdefault(side, {})[metric.group] = [int(s.n), int(round(s.value * s.n)) if s.n else 0]
+    out[DETAIL] = _detail(result.to_dict())  # outcomes per window (orphaned, rescued), every metric and histogram statistic
     return out
 
 
@@ -250,7 +278,7 @@ def health_toolkit(engine) -> dict:
         if r.path in PATHS:
             rows.append(("period", r.path, r.attempts, r.success))
             rows.append(("baseline", r.path, r.baseline_attempts, round(r.baseline_success_rate * r.baseline_attempts)))
-    return _health_digest(rows)
+    return {**_health_digest(rows), DETAIL: _detail(report.to_dict())}
 
 
 def health_floor_statements(engine, period_start: str = HEALTH_DAY, period: str = HEALTH_PERIOD,

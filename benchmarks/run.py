@@ -216,7 +216,7 @@ def summarise(job: str, runs: dict, counts: dict | None = None) -> dict:
     """Timings, rows read, agreement of the digests and the ratios of one job (``counts``: the source's row
     counts, which give the naive variant's rows read: the whole tables it reads)."""
     row = {"job": job, "what": queries.JOBS[job]["what"]}
-    digests = {}
+    digests, details = {}, {}
     for variant, res in runs.items():
         if "error" in res:
             row[variant] = {"error": res["error"], "rss_polled_mib": res["rss_polled_mib"]}
@@ -232,9 +232,15 @@ def summarise(job: str, runs: dict, counts: dict | None = None) -> dict:
         if variant == "naive" and counts:
             by_table = {t: counts.get(t, 0) for t in queries.NAIVE_TABLES[job]}
             row[variant].update({"rows_read": sum(by_table.values()), "rows_read_by_table": by_table})
-        digests[variant] = json.dumps(res["digest"], sort_keys=True)
+        digests[variant] = json.dumps(queries.counts_only(res["digest"]), sort_keys=True)
+        if queries.DETAIL in res["digest"]:  # the toolkit's variants: their whole results must agree too
+            details[variant] = json.dumps(res["digest"][queries.DETAIL], sort_keys=True)
     row["digests"] = {v: json.loads(d) for v, d in digests.items()}
-    row["agree"] = len(set(digests.values())) <= 1 if digests else None
+    row["details_agree"] = len(set(details.values())) <= 1 if details else None
+    if details:  # one copy when they agree, each variant's when not
+        row["detail"] = json.loads(next(iter(details.values()))) if row["details_agree"] else \
+            {v: json.loads(d) for v, d in details.items()}
+    row["agree"] = (len(set(digests.values())) <= 1 and row["details_agree"] is not False) if digests else None
     med = {v: row[v]["median_s"] for v in runs if "median_s" in row.get(v, {})}
     if "toolkit" in med and "floor" in med:
         row["toolkit_over_floor"] = med["toolkit"] / med["floor"]

@@ -31,7 +31,8 @@ def test_variants_agree(demo_db, job):
     url, _truth = demo_db
     engine = loaders.engine_for(url)
     digests = {v: queries.run(job, v, engine) for v in queries.DIRECT_VARIANTS}
-    assert digests["toolkit"] == digests["floor"] == digests["naive"]
+    assert queries.counts_only(digests["toolkit"]) == digests["floor"] == digests["naive"]
+    assert (queries.DETAIL in digests["toolkit"]) is (job != "trace")  # the toolkit's whole result, beside the counts
 
 
 @pytest.mark.mariadb
@@ -57,7 +58,7 @@ def test_store_variants_agree_with_the_direct_path(demo_db, job, tmp_path):
     url, _truth = demo_db
     engine = loaders.engine_for(url)
     expected = queries.run(job, "toolkit", engine)
-    assert expected == queries.run(job, "naive", engine)
+    assert queries.counts_only(expected) == queries.run(job, "naive", engine)
     folder = queries.store_folder(tmp_path, engine)
     read, got = {}, {}
     for variant in queries.STORE_VARIANTS:
@@ -181,6 +182,24 @@ def test_run_counts_what_the_server_read(demo_mariadb, tmp_path):
     assert target["value"].startswith(f"{row['incremental_server_read_share']:.1%} ({incremental['rows_read']:,} of ")
     text = (tmp_path / result_file.name.replace(".json", ".md")).read_text()
     assert f"| health | naive | {naive['rows_read']:,} |" in text
+
+
+def test_the_toolkits_variants_must_agree_on_their_whole_result_not_only_the_counts(demo_sqlite):
+    """Two toolkit variants with the same counts per path but another outcome for one attempt (the detail) do not
+    agree; naive and floor give counts alone and are held to those."""
+    engine = loaders.engine_for(demo_sqlite[0])
+    digest = queries.run("health", "toolkit", engine)
+    booking = digest[queries.DETAIL]["booking"]
+    assert booking and {"orphaned", "failed", "top_failure_signature"} <= set(booking[0])  # outcomes are in the detail
+    moved = json.loads(json.dumps(digest))
+    moved[queries.DETAIL]["booking"][0]["orphaned"] += 1  # an attempt classified otherwise, same counts per path
+    run_of = lambda d: {"seconds": [1.0], "rss_peak_mib": 1.0, "digest": d}  # noqa: E731
+    naive = queries.counts_only(digest)
+    same = run.summarise("health", {"toolkit": run_of(digest), "sql": run_of(digest), "naive": run_of(naive)})
+    assert same["agree"] is True and same["details_agree"] is True and same["detail"] == digest[queries.DETAIL]
+    other = run.summarise("health", {"toolkit": run_of(digest), "sql": run_of(moved), "naive": run_of(naive)})
+    assert other["agree"] is False and other["details_agree"] is False
+    assert other["detail"]["sql"]["booking"][0]["orphaned"] == booking[0]["orphaned"] + 1
 
 
 def test_unknown_job_is_refused(capsys):
