@@ -431,9 +431,13 @@ def markdown(result: dict) -> str:
     lines += ["", "Full scans in toolkit queries: " + (", ".join(scans) if scans else "none")]
     if result.get("index_check"):
         check = result["index_check"]
-        lines += [f"Indexes the loaders rely on (`rca indexes`): {len(check['indexes']) - check['missing']} of "
-                  f"{len(check['indexes'])} present" + "".join(f"; missing {i['table']}({', '.join(i['columns'])})"
-                                                          for i in check["indexes"] if i["status"] != "present")]
+        required = [i for i in check["indexes"] if not i.get("optional")]
+        optional = [i for i in check["indexes"] if i.get("optional")]
+        lines += [f"Indexes the loaders rely on (`rca indexes`): {len(required) - check['missing']} of "
+                  f"{len(required)} present" + "".join(f"; missing {i['table']}({', '.join(i['columns'])})"
+                                                       for i in required if i["status"] != "present")
+                  + (f"; optional (production has none): {sum(i['status'] == 'present' for i in optional)} of {len(optional)}"
+                     if optional else "")]
     return "\n".join(lines) + "\n"
 
 
