@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ import duckdb
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import altered_copy, copy_mariadb_world, fresh_mariadb_database
 from rca_toolkit.errors import ConfigError
@@ -452,6 +454,19 @@ def test_with_a_rate_limit_the_checks_scan_key_ranges_and_find_every_change(back
     with fresh_mariadb_database("rca_test_store_paced") as url:
         copy_mariadb_world(request.getfixturevalue("demo_mariadb")[0], url)
         _, done = _every_change_then_compare(url, tmp_path, _taken_out(url), **paced)
+        assert done.rows_checked == _row_counts(url)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(min_value=1, max_value=400), limited=st.booleans())
+def test_any_range_size_finds_every_change(demo_sqlite, rows, limited):
+    """Reads and checks asked in ranges of any size (``chunk``; under a rate limit the checks too) find every kind of
+    change, and the checks scan each table's rows once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        url = _small_copy(demo_sqlite[0], folder)
+        options = {"chunk": rows, **({"max_rows_per_s": 10**9} if limited else {})}
+        _, done = _every_change_then_compare(url, folder, _taken_out(url), **options)
         assert done.rows_checked == _row_counts(url)
 
 
