@@ -128,15 +128,20 @@ _TEXT_HINTS = {
 }
 
 
+def _number(value) -> float:
+    """``value`` as a float: a number or its text; nan for anything else (a bool, a list, words)."""
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return float("nan")
+
+
 def seconds_setting(label: str, value) -> float:
     """A number of seconds inside ``SECONDS_RANGE`` (finite, > 0), else one line naming ``label``."""
     low, high = SECONDS_RANGE
-    seconds = float("nan")
-    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            seconds = float(value)
-        except ValueError:
-            pass
+    seconds = _number(value)
     if not low < seconds <= high:  # nan and inf fail here too
         raise ConfigError(f"{label}={_shown(value)} is not a number of seconds in ({low:g}, {high:g}]",
                           hint="give seconds, e.g. 60 (0, a negative value or inf would mean no limit)")
@@ -150,12 +155,7 @@ def rows_per_s_setting(label: str, value) -> float | None:
     """A limit in rows a second inside ``ROWS_PER_S_RANGE``, None (no limit) when empty, else one line naming ``label``."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    rate = float("nan")
-    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            rate = float(value)
-        except ValueError:
-            pass
+    rate = _number(value)
     low, high = ROWS_PER_S_RANGE
     if not low <= rate <= high:  # nan and inf fail here too
         raise ConfigError(f"{label}={_shown(value)} is not a number of rows a second in [{low:g}, {high:g}]",
