@@ -114,17 +114,16 @@ def work(url: str, job: str, variant: str, repeat: int, budget_s: float, want_ex
     if variant in queries.STORE_VARIANTS:
         return _on_store(engine, job, variant, store_root, introspect_s, base)
     statements = capture(engine) if want_explain else None
-    seconds, digest, started = [], None, time.perf_counter()
-    server = None
+    counted = server_counters(engine)  # around the first run only
+    seconds, digest, server, started = [], None, None, time.perf_counter()
     for i in range(repeat):
-        counted = server_counters(engine) if i == 0 else None
         t = time.perf_counter()
         digest = queries.run(job, variant, engine)
         seconds.append(time.perf_counter() - t)
         if i == 0:
             server = server_delta(counted, server_counters(engine))
-        if statements is not None and i == 0:
-            statements.stop()
+            if statements is not None:
+                statements.stop()
         if time.perf_counter() - started > budget_s:
             break
     out = {"job": job, "variant": variant, "seconds": seconds, "digest": digest, "introspect_s": introspect_s,
