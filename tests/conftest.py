@@ -93,6 +93,21 @@ def demo_mariadb(mariadb_url, tmp_path_factory):
     return mariadb_url, truth
 
 
+@pytest.fixture
+def store_waits(monkeypatch) -> list[float]:
+    """The waits the store's rate limiter asks for, recorded instead of slept (at tens of rows a second a refresh
+    of the demo would wait minutes): the refresh's other clock readings stay real."""
+    import time
+    from types import SimpleNamespace
+
+    from rca_toolkit.sources.store import extract
+
+    waits: list[float] = []
+    monkeypatch.setattr(extract, "time", SimpleNamespace(monotonic=time.monotonic, perf_counter=time.perf_counter,
+                                                         sleep=waits.append))
+    return waits
+
+
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
 def demo_db(request):
     """The demo world on each backend: tests using it run on SQLite and on MariaDB."""

@@ -110,18 +110,12 @@ def test_refresh_reads_everything_once_then_only_what_changed(cache_dir, world, 
 
 @pytest.mark.parametrize("option, waits", [([], True), (["--max-rows-per-second", "1000000000"], False)])
 def test_refresh_keeps_to_the_rows_per_second_setting_unless_the_option_says_otherwise(cache_dir, world, capsys,
-                                                                                      monkeypatch, option, waits):
+                                                                                      monkeypatch, option, waits,
+                                                                                      store_waits):
     """RCA_CACHE_MAX_ROWS_PER_S limits ``rca cache refresh`` as the option does; the option wins. The limiter's
     waits are recorded, not slept: at 50 rows a second the demo's rows ask for minutes of waiting."""
-    from types import SimpleNamespace
-    import time
-
-    from rca_toolkit.sources.store import extract
-
     url, _ = world
-    asked: list[float] = []
-    monkeypatch.setattr(extract, "time", SimpleNamespace(monotonic=time.monotonic, perf_counter=time.perf_counter,
-                                                         sleep=asked.append))
+    asked = store_waits
     monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", "50")
     code, out, err = rca(capsys, "cache", "refresh", "--db", url, *option)
     assert (code, err) == (0, "") and rows_read(out) > 1000

@@ -14,7 +14,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import duckdb
 import pandas as pd
@@ -26,7 +25,7 @@ from conftest import altered_copy, copy_mariadb_world, fresh_mariadb_database
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules import call_ids
 from rca_toolkit.sources import attempt_inputs, loaders, store
-from rca_toolkit.sources.store import catalog, extract, files
+from rca_toolkit.sources.store import catalog, files
 from rca_toolkit.sources.store.extract import TRAILING
 from rca_toolkit.sources.store.tables import BY_NAME, TABLES
 
@@ -510,14 +509,12 @@ def test_where_updated_at_is_indexed_the_changed_rows_are_asked_by_that_index(ba
         assert not [q for q in sent if "CASE WHEN" in q and f"{name}.updated_at >=" in q], name
 
 
-def test_the_rows_the_checks_scan_count_against_the_rate_limit(demo_sqlite, tmp_path, monkeypatch):
+def test_the_rows_the_checks_scan_count_against_the_rate_limit(demo_sqlite, tmp_path, store_waits):
     """The last wait the limit asks for covers every row counted: those sent, the keys and the rows the server
     scanned for the checks, which are most of them. The waits are recorded, not slept."""
     url = _small_copy(demo_sqlite[0], tmp_path)
     _refresh(url, tmp_path / "kept")
-    waits: list[float] = []
-    monkeypatch.setattr(extract, "time", SimpleNamespace(monotonic=time.monotonic, perf_counter=time.perf_counter,
-                                                         sleep=waits.append))
+    waits = store_waits
     rate, started = 50, time.monotonic()
     done = _refresh(url, tmp_path / "kept", max_rows_per_s=rate)
     elapsed = time.monotonic() - started
@@ -933,8 +930,8 @@ def test_the_rows_per_second_setting_is_a_positive_number_or_none(monkeypatch):
 
     monkeypatch.delenv("RCA_CACHE_MAX_ROWS_PER_S", raising=False)
     assert load_settings().cache_max_rows_per_s is None
-    for given, read in (("50000", 50000.0), ("1", 1.0), ("", None), ("  ", None)):
-        monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", given)
+    for text, read in (("50000", 50000.0), ("1", 1.0), ("", None), ("  ", None)):
+        monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", text)
         assert load_settings().cache_max_rows_per_s == read
     for bad in ("0", "-5", "0.5", "many", "inf", "nan", "1e13"):
         monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", bad)
@@ -943,16 +940,15 @@ def test_the_rows_per_second_setting_is_a_positive_number_or_none(monkeypatch):
 
 
 @pytest.mark.parametrize("limit", [None, 50])
-def test_the_refresh_an_analysis_makes_first_keeps_to_the_rows_per_second_setting(demo_sqlite, tmp_path, monkeypatch, limit):
+def test_the_refresh_an_analysis_makes_first_keeps_to_the_rows_per_second_setting(demo_sqlite, tmp_path, monkeypatch, limit,
+                                                                                   store_waits):
     """``engine_for(cached=True)`` refreshes a store that is too old before an analysis reads it: that refresh keeps
     to ``cache_max_rows_per_s`` as ``rca cache refresh`` does (waits recorded, not slept); unset, it never waits."""
     url = _small_copy(demo_sqlite[0], tmp_path)
     monkeypatch.setenv("RCA_CACHE", "on")
     monkeypatch.setenv("RCA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("RCA_CACHE_MAX_ROWS_PER_S", "" if limit is None else str(limit))
-    waits: list[float] = []
-    monkeypatch.setattr(extract, "time", SimpleNamespace(monotonic=time.monotonic, perf_counter=time.perf_counter,
-                                                         sleep=waits.append))
+    waits = store_waits
     started = time.monotonic()
     engine = loaders.engine_for(url, cached=True)
     elapsed = time.monotonic() - started
