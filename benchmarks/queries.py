@@ -374,18 +374,23 @@ def store_folder(root: str | Path, engine: sa.Engine) -> Path:
 
 def prepare(variant: str, source: sa.Engine, folder: Path) -> dict:
     """Untimed: make the store what ``variant`` starts from. ``cold``: no store; ``warm``: filled and refreshed
-    moments ago (a second refresh, finding nothing new, is timed apart as ``noop_refresh_s``: what the first
-    command after the store's max age pays); ``incremental``: filled, then every row within the last day of each
-    table's newest time deleted from the store (never the source) and its refresh time set a day back, so the
-    next command refreshes and has one new day to read."""
+    moments ago (a second refresh, finding nothing new but checking the older rows as ``rca cache refresh`` does,
+    is timed apart as ``noop_refresh_s``, with what the server read for it, ``noop_server``: the day in
+    ``cache_check_every_s`` that an analysis's refresh checks them); ``incremental``: filled, then every row within
+    the last day of each table's newest time deleted from the store (never the source) and its refresh and check
+    times set a day back, so the next command refreshes and has one new day to read."""
+    from .measure import server_counters, server_delta
+
     store.close(folder)
     if variant == "cold":
         return {"dropped": store.drop(folder)}
     done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
     out = {"filled_rows_read": done.total_read, "filled_s": round(done.seconds, 2), "built": done.built}
     if variant == "warm":
-        again = store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
-        out.update(noop_refresh_s=round(again.seconds, 2), noop_rows_read=again.total_read)
+        before = server_counters(source)
+        again = store.refresh(source, folder, storage_zone=loaders.storage_zone(source), check_old=True)
+        out.update(noop_refresh_s=round(again.seconds, 2), noop_rows_read=again.total_read,
+                   noop_server=server_delta(before, server_counters(source)))
     if variant == "incremental":
         out["deleted"] = delete_last_day(folder)
     return out
@@ -393,7 +398,7 @@ def prepare(variant: str, source: sa.Engine, folder: Path) -> dict:
 
 def delete_last_day(folder: Path) -> dict[str, int]:
     """Delete from the store file every row within ``NEW_DAY`` of its table's newest time and move the store's
-    last refresh ``NEW_DAY`` back (a store a day old); rows deleted per table."""
+    last refresh and last check ``NEW_DAY`` back (a store a day old); rows deleted per table."""
     con = duckdb.connect(str(Path(folder) / store_files.STORE_FILE))
     try:
         held = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -404,9 +409,10 @@ def delete_last_day(folder: Path) -> dict[str, int]:
             (n,), = con.execute(f'DELETE FROM "{spec.name}" WHERE "{spec.time}" >= '
                                 f'(SELECT max("{spec.time}") FROM "{spec.name}") - ?', [NEW_DAY.to_pytimedelta()]).fetchall()
             deleted[spec.name] = int(n)
-        when = store_catalog.info(con).get("refreshed_at_utc")
-        if when:
-            store_catalog.write_info(con, refreshed_at_utc=(pd.Timestamp(when) - NEW_DAY).isoformat())
+        info = store_catalog.info(con)
+        for key in ("refreshed_at_utc", "checked_at_utc"):
+            if info.get(key):
+                store_catalog.write_info(con, **{key: (pd.Timestamp(info[key]) - NEW_DAY).isoformat()})
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -413,8 +413,14 @@ def markdown(result: dict) -> str:
     noop = {job: r["warm"]["prepared"]["noop_refresh_s"] for job, r in stored.items()
             if isinstance(r.get("warm"), dict) and "noop_refresh_s" in (r["warm"].get("prepared") or {})}
     if noop:
-        lines += ["", "A refresh that finds nothing new (what the first command after `cache_max_age_s` pays, untimed in "
-                  "warm): " + ", ".join(f"{job} {s:.1f} s" for job, s in noop.items())]
+        checked = {job: r["warm"]["prepared"].get("noop_server") for job, r in stored.items() if job in noop}
+        naive = {job: (r.get("naive") or {}).get("server") for job, r in stored.items()}
+        lines += ["", "A refresh that finds nothing new and checks the rows older than its trailing window (what `rca cache "
+                  "refresh` pays every time, and an analysis's refresh once every `cache_check_every_s`; untimed in warm): "
+                  + ", ".join(f"{job} {s:.1f} s" + (f", {checked[job]['rows_read']:,} rows the server read" if checked.get(job) else "")
+                              + (f" ({checked[job]['rows_read'] / naive[job]['rows_read']:.0%} of naive's)"
+                                 if checked.get(job) and naive.get(job) else "")
+                              for job, s in noop.items())]
     if result.get("build") or result.get("reused_build"):
         b = result.get("build") or result["reused_build"]
         built = b.get("error") or "{:.0f} s, peak RSS {}".format(

@@ -50,6 +50,9 @@ class Settings:
     # every refresh of a store, the ones the analyses make first included, reads at most this many rows a second
     # from the source (the rows its checks scan count too); None: no limit (`rca cache refresh --max-rows-per-second`)
     cache_max_rows_per_s: float | None = None
+    # a refresh the analyses make first also checks the rows older than its trailing window (changed or deleted
+    # anywhere: a scan of every table) when the last such check is older than this; `rca cache refresh` always checks
+    cache_check_every_s: float = 604800.0
 
     def with_overrides(self, **overrides) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}
@@ -69,6 +72,7 @@ _ENV = {
     "RCA_CACHE_DIR": "cache_dir",
     "RCA_CACHE_MAX_AGE_S": "cache_max_age_s",
     "RCA_CACHE_MAX_ROWS_PER_S": "cache_max_rows_per_s",
+    "RCA_CACHE_CHECK_EVERY_S": "cache_check_every_s",
 }
 CACHE_MODES = ("auto", "on", "off")
 
@@ -76,6 +80,7 @@ CACHE_MODES = ("auto", "on", "off")
 # Timeouts are bounded both ways: 0, a negative value or inf would mean "no limit" to a driver or
 # to MariaDB's max_statement_time, nan compares false everywhere; a day is far beyond any read.
 SECONDS_RANGE = (0.0, 86400.0)
+CHECK_EVERY_MAX_S = 31 * 86400.0  # cache_check_every_s: old rows checked at least monthly
 _FALSE = ("0", "false", "no", "off", "")
 # the session time zone MariaDB is told (an offset, a zone name or SYSTEM): also what keeps it out of SQL
 DB_TIME_ZONE = re.compile(r"[+-]\d{2}:\d{2}|[A-Za-z_/]+|SYSTEM")
@@ -100,6 +105,8 @@ def _coerce(name: str, value, label: str | None = None):
         if isinstance(value, str):
             return value.strip().lower() not in _FALSE
         raise ConfigError(f"{label}={_shown(value)} is not true or false", hint="write true or false")
+    if name == "cache_check_every_s":
+        return seconds_setting(label, value, high=CHECK_EVERY_MAX_S)
     if kind == "float":
         return seconds_setting(label, value)
     if kind == "str | None" and (value is None or value == ""):
@@ -138,12 +145,12 @@ def _number(value) -> float:
     return float("nan")
 
 
-def seconds_setting(label: str, value) -> float:
-    """A number of seconds inside ``SECONDS_RANGE`` (finite, > 0), else one line naming ``label``."""
-    low, high = SECONDS_RANGE
+def seconds_setting(label: str, value, high: float = SECONDS_RANGE[1]) -> float:
+    """A number of seconds in (0, ``high``] (finite), else one line naming ``label``."""
+    low = SECONDS_RANGE[0]
     seconds = _number(value)
     if not low < seconds <= high:  # nan and inf fail here too
-        raise ConfigError(f"{label}={_shown(value)} is not a number of seconds in ({low:g}, {high:g}]",
+        raise ConfigError(f"{label}={_shown(value)} is not a number of seconds in ({low:g}, {high:.0f}]",
                           hint="give seconds, e.g. 60 (0, a negative value or inf would mean no limit)")
     return seconds
 

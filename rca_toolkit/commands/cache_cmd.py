@@ -1,7 +1,9 @@
 """``rca cache status|refresh|drop``: the local store the analyses read instead of the server.
 
 ``status`` shows what the store of ``--db`` holds and from when; ``refresh`` brings it up to date (new rows,
-the trailing window, updated rows; ``--full`` reads everything again) and says how many rows it read;
+the trailing window, and the older rows checked for changes and deletions, a scan of every table on the server
+that the refreshes the analyses make first run only every ``cache_check_every_s``; ``--full`` reads everything
+again) and says how many rows it read;
 ``drop`` deletes it. Exit 0, or 2 on bad input (an unreachable database, a bad option).
 """
 
@@ -68,20 +70,22 @@ def run(args: argparse.Namespace) -> Outcome:
                     + (f" ({', '.join(done.built)} read whole)" if done.built else "")
                     + (f", {checked:,} scanned in the source to find changed and deleted rows" if checked else "")
                     + (f"; the source has no {', '.join(done.missing)}" if done.missing else ""))
-            emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder), settings.cache_max_age_s), args.format)
+            emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder), settings), args.format)
         return Outcome.CLEAR
     described = store.status(folder)
     if described is None:
         text = tables.wrap_lines([f"no store of {redact_url(url)} yet ({folder})", "`rca cache refresh --db ...` makes one"])
         emit({"folder": str(folder), "exists": False} if args.format == "json" else text, args.format)
         return Outcome.CLEAR
-    emit(described if args.format == "json" else status_text(described, settings.cache_max_age_s), args.format)
+    emit(described if args.format == "json" else status_text(described, settings), args.format)
     return Outcome.CLEAR
 
 
-def status_text(described: dict, max_age_s: float) -> str:
+def status_text(described: dict, settings) -> str:
     """The store's tables as one table, under lines naming its source, when it was refreshed and until when the
-    analyses read it as it is (``cache_max_age_s``), its folder and size."""
+    analyses read it as it is (``cache_max_age_s``), when its older rows were last checked (and again next:
+    ``cache_check_every_s``), its folder and size."""
+    max_age_s, check_every_s = settings.cache_max_age_s, settings.cache_check_every_s
     frame = pd.DataFrame(described["tables"])
     shown = tables.show(frame, [
         tables.col("table", "table"),
@@ -95,5 +99,11 @@ def status_text(described: dict, max_age_s: float) -> str:
     if refreshed is not None:
         lines.append(f"analyses read it as it is until {tables.when(refreshed + pd.Timedelta(seconds=max_age_s))} "
                      f"(cache_max_age_s {max_age_s:g} s), then refresh it first; --no-cache reads the database now")
+        checked = described.get("checked_at_utc")
+        lines.append("rows older than the trailing window " + (
+            "not checked for changes and deletions yet: the next refresh checks them" if checked is None else
+            f"last checked for changes and deletions {tables.when(checked)}; the analyses' refreshes check them "
+            f"again after {tables.when(checked + pd.Timedelta(seconds=check_every_s))} (cache_check_every_s "
+            f"{check_every_s:g} s), `rca cache refresh` every time"))
     head = tables.wrap_lines([*lines, f"{described['folder']}: {described['bytes'] / 2**20:.1f} MiB on disk, readable by its owner only"])
     return head + "\n\n" + shown.to_text()

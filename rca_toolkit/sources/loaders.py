@@ -135,7 +135,8 @@ def engine_for(db=None, settings: Settings | None = None, *, cached: bool = Fals
     _SETTINGS[engine] = settings
     if cached and (settings.cache == "on" or (settings.cache == "auto" and is_mariadb(engine))):
         cached_engine = store.fresh_store(engine, store.folder(settings.cache_dir, engine.url), storage_zone(engine),
-                                          max_age_s=settings.cache_max_age_s, max_rows_per_s=settings.cache_max_rows_per_s)
+                                          max_age_s=settings.cache_max_age_s, max_rows_per_s=settings.cache_max_rows_per_s,
+                                          check_every_s=settings.cache_check_every_s)
         _SETTINGS[cached_engine] = settings
         return cached_engine
     return engine

@@ -51,6 +51,22 @@ def info(con) -> dict[str, str]:
     return dict(con.execute(f"SELECT key, value FROM {_INFO}").fetchall())
 
 
+_MARK = "check_since."
+EMPTY_MARK = pd.Timestamp("1970-01-01")  # a table empty at the last check: every row counts as changed since
+
+
+def write_check_mark(con, table: str, newest) -> None:
+    """The newest ``updated_at`` of ``table`` when its old rows were last checked or it was built: the next check
+    asks for the rows changed since (``extract`` steps 3-4), however many refreshes skipped the check."""
+    value = EMPTY_MARK if newest is None or pd.isna(newest) else pd.Timestamp(newest)
+    write_info(con, **{_MARK + table: value.isoformat()})
+
+
+def check_marks(info_values: dict) -> dict[str, pd.Timestamp]:
+    """Per table, the mark :func:`write_check_mark` kept (tables without one are absent)."""
+    return {k[len(_MARK):]: pd.Timestamp(v) for k, v in info_values.items() if k.startswith(_MARK) and v}
+
+
 def write_table(con, state: TableState) -> None:
     con.execute(f"INSERT OR REPLACE INTO {_TABLES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [state.name, json.dumps(state.columns), state.rows, state.high_key, _py(state.built_at),

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _ZONES: "weakref.WeakKeyDictionary[sa.Engine, str]" = weakref.WeakKeyDictionary()
 _OPEN: dict[Path, sa.Engine] = {}
 FRESH_FOR_S = 300.0  # the default of the cache_max_age_s setting
+CHECK_EVERY_S = 7 * 86400.0  # the default of the cache_check_every_s setting
 LOCK_RETRY_S = 60.0
 
 
@@ -84,14 +85,28 @@ def open_store(folder: Path) -> sa.Engine:
 
 
 def _as_of(info: dict) -> str:
-    """``, as of <when the last refresh started> UTC``: a report read from the store says how old its data is."""
-    when = refreshed_at(info)
-    return "" if when is None else f", as of {when:%Y-%m-%d %H:%M:%S} UTC"
+    """``, as of <when the last refresh started> UTC``: a report read from the store says how old its data is, and
+    when the old rows were last checked for changes and deletions if that was before."""
+    when, checked = refreshed_at(info), checked_at(info)
+    if when is None:
+        return ""
+    older = "" if checked is not None and checked >= when else (
+        f"; older rows checked {checked:%Y-%m-%d %H:%M} UTC" if checked is not None else "; older rows never checked")
+    return f", as of {when:%Y-%m-%d %H:%M:%S} UTC{older}"
 
 
 def refreshed_at(info: dict) -> pd.Timestamp | None:
     """When the store's last complete refresh started (UTC), from its catalog; None before the first."""
-    value = info.get("refreshed_at_utc")
+    return _utc(info.get("refreshed_at_utc"))
+
+
+def checked_at(info: dict) -> pd.Timestamp | None:
+    """When the last refresh that checked the rows older than its trailing window started (UTC; a store built whole
+    counts), from its catalog; None when none did."""
+    return _utc(info.get("checked_at_utc"))
+
+
+def _utc(value) -> pd.Timestamp | None:
     return None if not value else pd.Timestamp(value).tz_convert("UTC")
 
 
@@ -167,32 +182,35 @@ def memory_ceiling_mib() -> int:
 
 
 def fresh_store(source: sa.Engine, folder: Path, storage_zone: str, *, max_age_s: float = FRESH_FOR_S,
-                max_rows_per_s: float | None = None) -> sa.Engine:
+                max_rows_per_s: float | None = None, check_every_s: float = CHECK_EVERY_S) -> sa.Engine:
     """The store of ``source`` in ``folder``, opened read-only after :func:`refresh_if_old`.
 
     Why: an analyst's second command a minute after the first need not read the server again (a refresh
     finding nothing new still costs the server its window and count reads); the reports name the store's
     time (its label), ``rca cache refresh`` or ``--no-cache`` read now."""
-    refresh_if_old(source, folder, storage_zone, max_age_s=max_age_s, max_rows_per_s=max_rows_per_s)
+    refresh_if_old(source, folder, storage_zone, max_age_s=max_age_s, max_rows_per_s=max_rows_per_s,
+                   check_every_s=check_every_s)
     return open_store(Path(folder))
 
 
 def refresh_if_old(source: sa.Engine, folder: Path, storage_zone: str, *, max_age_s: float = FRESH_FOR_S,
-                   max_rows_per_s: float | None = None):
+                   max_rows_per_s: float | None = None, check_every_s: float = CHECK_EVERY_S):
     """Refresh the store in ``folder`` (at most ``max_rows_per_s`` rows a second) unless a refresh (by any process)
     started less than ``max_age_s`` seconds ago from the same kind of source in the same zone; what the refresh
-    did, or None when there was none."""
+    did, or None when there was none. It checks the rows older than its trailing window only when the last check
+    started more than ``check_every_s`` ago: that check reads every table whole on the server."""
     folder = Path(folder)
     if age_s(folder, source, storage_zone) <= max_age_s:
         return None
     close(folder)
-    return extract.refresh(source, folder, storage_zone=storage_zone, max_rows_per_s=max_rows_per_s)
+    check_old = age_s(folder, source, storage_zone, since=checked_at) > check_every_s
+    return extract.refresh(source, folder, storage_zone=storage_zone, max_rows_per_s=max_rows_per_s, check_old=check_old)
 
 
-def age_s(folder: Path, source: sa.Engine, storage_zone: str) -> float:
-    """Seconds since the store's last refresh started (infinite when there is none, or when it was read from
-    another kind of database, in another zone or written in an older format: the next refresh builds it whole,
-    however recent it is, before a statement asks for a column it lacks)."""
+def age_s(folder: Path, source: sa.Engine, storage_zone: str, since=None) -> float:
+    """Seconds since the store's last refresh started (or the time ``since(info)`` names in its catalog; infinite
+    when there is none, or when it was read from another kind of database, in another zone or written in an older
+    format: the next refresh builds it whole, however recent it is, before a statement asks for a column it lacks)."""
     path = Path(folder) / files.STORE_FILE
     if not path.exists():
         return float("inf")
@@ -205,7 +223,7 @@ def age_s(folder: Path, source: sa.Engine, storage_zone: str) -> float:
     finally:
         if own:
             con.close()
-    when = refreshed_at(info)
+    when = (since or refreshed_at)(info)
     if (when is None or info.get("storage_zone") != storage_zone or info.get("dialect") != source.dialect.name
             or info.get("format") != catalog.FORMAT):
         return float("inf")
@@ -234,7 +252,7 @@ def status(folder: Path) -> dict | None:
         return pd.Timestamp(value).tz_localize(zone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
 
     return {"folder": str(folder), "bytes": size, "source": info.get("source"), "storage_zone": info.get("storage_zone"),
-            "refreshed_at_utc": refreshed_at(info),
+            "refreshed_at_utc": refreshed_at(info), "checked_at_utc": checked_at(info),
             "tables": [{"table": s.name, "rows": s.rows, "high_key": s.high_key, "first": instant(s.first_time), "last": instant(s.last_time),
                         "built_at_utc": s.built_at, "refreshed_at_utc": s.refreshed_at, "rows_read": s.rows_read}
                        for s in states.values()]}

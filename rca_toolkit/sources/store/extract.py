@@ -18,6 +18,14 @@ is one index range), and then only:
 5. every trace and error row keeps its session's columns (``tables.SESSION_COLUMNS``), set again for the rows
    written and for the rows of the sessions written or deleted by this refresh.
 
+Steps 3 and 4 (the check of the rows older than the window) run when ``check_old`` is true: ``rca cache
+refresh`` always, the refresh an analysis makes first when the last check is older than ``cache_check_every_s``
+(:func:`rca_toolkit.sources.store.engine.refresh_if_old`). Why not every time: with no index on ``updated_at``
+they read every row of every table, 2.5 times the rows a naive report reads (``benchmarks/FINDINGS.md``), where a
+day's refresh otherwise reads a few percent. The catalog keeps when the last check started (``checked_at_utc``,
+which the reports' source names) and, per table, the newest ``updated_at`` it had then (``check_since.<table>``):
+the next check asks for every row changed since, however many refreshes skipped it.
+
 Steps 3 and 4 ask the source one question per table (count, key sum and changed rows in one scan: with no
 index on ``updated_at`` it reads the table anyway), on two other connections. What steps 1-3 cover is decided
 from the store first, so every table's question is asked before the first read and the server's scans run
@@ -85,6 +93,7 @@ class Refresh:
     built: list = field(default_factory=list)
     missing: list = field(default_factory=list)
     seconds: float = 0.0
+    checked_old: bool = False  # the rows older than the trailing window were checked (steps 3-4), or all built whole
 
     @property
     def total_read(self) -> int:
@@ -176,9 +185,10 @@ class _Reader:
 
 
 def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = False, trailing=TRAILING,
-            max_rows_per_s: float | None = None, chunk: int = CHUNK) -> Refresh:
+            max_rows_per_s: float | None = None, chunk: int = CHUNK, check_old: bool = True) -> Refresh:
     """Bring the store in ``path`` up to date with ``source`` (built whole when ``full``, new, or when a
-    table's columns changed). ``storage_zone`` is the zone the source's naive timestamps are in."""
+    table's columns changed). ``storage_zone`` is the zone the source's naive timestamps are in; ``check_old``
+    runs steps 3-4 (rows changed or deleted before the trailing window)."""
     started = time.perf_counter()
     files.make_private(path)
     live = introspect(source, [t.name for t in TABLES])
@@ -187,7 +197,7 @@ def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = Fa
     try:
         with files.writer_lock(path):
             _refresh_store(source, path, live, reader, result, storage_zone=storage_zone, full=full, trailing=trailing,
-                           chunk=chunk)
+                           chunk=chunk, check_old=check_old)
     finally:  # DuckDB makes its files by the umask: owner-only again, even after a failed refresh
         files.make_private(path)
     # the chunks' Arrow buffers back to the system: the analysis that follows in this process has that memory
@@ -200,7 +210,7 @@ def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = Fa
 
 
 def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, result: Refresh, *, storage_zone: str,
-                   full: bool, trailing, chunk: int) -> None:
+                   full: bool, trailing, chunk: int, check_old: bool) -> None:
     started = pd.Timestamp.now("UTC")
     con = duckdb.connect(str(path / files.STORE_FILE), config=files.DUCKDB_CONFIG)
     try:
@@ -215,7 +225,7 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
             full = True
         catalog.write_info(con, format=catalog.FORMAT, source=redact_url(source.url), dialect=source.dialect.name,
                            storage_zone=storage_zone)
-        states = catalog.tables(con)
+        states, marks = catalog.tables(con), {} if full else catalog.check_marks(before)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {TOUCHED} (id VARCHAR)")
         with ThreadPoolExecutor(max_workers=2) as checks:  # the tables' checks scan the source beside the reads
             planned = []
@@ -226,12 +236,20 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
                     result.missing.append(spec.name)
                     continue
                 planned.append(_plan_table(con, reader, spec, live[spec.name], states.get(spec.name), full=full,
-                                           trailing=pd.Timedelta(trailing), checks=checks, chunk=chunk))
+                                           trailing=pd.Timedelta(trailing), checks=checks if check_old else None,
+                                           since=marks.get(spec.name), chunk=chunk))
             for table in planned:
                 _read_table(con, reader, table, chunk)
             for table in planned:
                 _finish_table(con, reader, table, chunk, result)
         _keep_session_columns(con, planned)
+        result.checked_old = check_old or all(read.rebuilt for read in planned)
+        for read in planned:  # what the next check asks from: the newest change of the rows checked or built now
+            if read.spec.updated in read.columns and (result.checked_old or read.rebuilt):
+                newest = _one(con, f'SELECT max("{read.spec.updated}") FROM "{read.spec.name}"')
+                catalog.write_check_mark(con, read.spec.name, newest)
+        if result.checked_old:
+            catalog.write_info(con, checked_at_utc=started.isoformat())
         catalog.write_info(con, refreshed_at_utc=started.isoformat())  # complete: what fresh_store's age counts from
         con.execute("CHECKPOINT")
     finally:
@@ -271,9 +289,10 @@ class _Read:
 
 
 def _plan_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state, *, full: bool, trailing,
-                checks: ThreadPoolExecutor, chunk: int) -> _Read:
-    """Whether ``spec`` is built whole or read from its window; an incremental table's check is started at once,
-    so the checks' table scans on the server overlap every table's reads."""
+                checks: ThreadPoolExecutor | None, since, chunk: int) -> _Read:
+    """Whether ``spec`` is built whole or read from its window; an incremental table's check (none when ``checks``
+    is None) is started at once, so the checks' table scans on the server overlap every table's reads. ``since``:
+    the newest ``updated_at`` the store held at the last check (None: the newest it holds now)."""
     columns = {c: info.columns[c] for c in (spec.columns or info.columns) if c in info.columns}
     if spec.key not in columns:
         columns = {spec.key: info.columns.get(spec.key, "VARCHAR"), **columns} if spec.key in info.columns else columns
@@ -281,7 +300,9 @@ def _plan_table(con, reader: _Reader, spec: StoredTable, info: TableInfo, state,
     table = sa.table(spec.name, *[sa.column(c) for c in columns])
     if full or spec.whole or state is None or state.columns != columns or spec.key not in columns:
         return _Read(spec, table, columns, None, now, now)
-    window = _window(con, reader, spec, table, columns, trailing)
+    window = _window(con, reader, spec, table, columns, trailing, since)
+    if checks is None:
+        return _Read(spec, table, columns, window, state.built_at, now)
     counted = _counted(reader, spec, table, window)
     indexed = any(list(ix.get("column_names") or [])[:1] == [spec.updated] for ix in info.indexes)
     check = checks.submit(_ask_check, reader, spec, table, window.changed, counted and counted[0], chunk, indexed)
@@ -413,7 +434,7 @@ def _read_keyset(con, reader: _Reader, spec: StoredTable, table, columns: dict, 
                 return
 
 
-def _window(con, reader: _Reader, spec: StoredTable, table, columns: dict, trailing) -> _Window:
+def _window(con, reader: _Reader, spec: StoredTable, table, columns: dict, trailing, since=None) -> _Window:
     """The window of steps 1-2 from what the store holds, and the condition of step 3 (rows updated since,
     outside the window). The trailing window starts ``trailing`` before the newest row time stored; its key
     range comes from the store (short where keys grow with time), its time bound from the rows, so the server
@@ -421,7 +442,10 @@ def _window(con, reader: _Reader, spec: StoredTable, table, columns: dict, trail
     name, key, when = spec.name, spec.key, spec.time
     # the newest change the store holds, taken before the window is read again: rows read there carry the
     # source's newer updated_at, and an old row changed before them would otherwise fall below the bound
-    since = _one(con, f'SELECT max("{spec.updated}") FROM "{name}"') if spec.updated in columns else None
+    if since is None and spec.updated in columns:
+        since = _one(con, f'SELECT max("{spec.updated}") FROM "{name}"')
+    elif spec.updated not in columns:
+        since = None
     high = lo = bound = older = None
     if spec.integer_key:
         high = _one(con, f'SELECT max("{key}") FROM "{name}"')

@@ -436,6 +436,84 @@ def test_a_refresh_after_every_kind_of_change_equals_a_fresh_extraction_on_maria
         assert done.rows_checked == _row_counts(url)  # every table scanned once to find the changes
 
 
+# Refreshes that skip the check of the older rows (an analysis's, between two checks: cache_check_every_s), then one
+# that makes it: the check asks for every row changed since the last check, not since the last refresh
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def test_a_check_after_refreshes_that_skipped_it_finds_every_change_made_since_the_last(backend, request, tmp_path):
+    if backend == "sqlite":
+        url = _small_copy(request.getfixturevalue("demo_sqlite")[0], tmp_path)
+        _skipped_then_checked(url, tmp_path)
+        return
+    with fresh_mariadb_database("rca_test_store_skipped") as url:
+        copy_mariadb_world(request.getfixturevalue("demo_mariadb")[0], url)
+        _skipped_then_checked(url, tmp_path)
+
+
+def _skipped_then_checked(url: str, folder: Path) -> None:
+    built = _refresh(url, folder / "kept", check_old=False)  # a store built whole counts as checked
+    assert built.checked_old
+    with Changes(url) as changes:
+        changes.update_old()  # old rows changed, then new rows: the store's newest updated_at moves past those changes
+        changes.delete(recent=False)
+        changes.insert_new()
+    skipped = _refresh(url, folder / "kept", check_old=False)
+    assert not skipped.checked_old and skipped.rows_checked == {} and sum(skipped.keys_read.values()) == 0
+    kept, old = _stored(folder / "kept"), changes.old_updated
+    assert {"evt-new-0", "evt-new-1"} <= set(kept["webhook_events"]["event_id"])  # the new rows are read
+    assert pd.isna(kept["appointments"].set_index("id").loc[old["appointments"], "deleted_at"])  # the old change is not
+    again = _refresh(url, folder / "kept", check_old=False)  # another refresh in between: nothing more to find
+    assert again.rows_checked == {}
+    checked = _refresh(url, folder / "kept")
+    assert checked.checked_old and checked.rows_checked == _row_counts(url)
+    _refresh(url, folder / "fresh")
+    _assert_same_store(folder / "kept", folder / "fresh")
+    kept = _stored(folder / "kept")
+    assert pd.notna(kept["appointments"].set_index("id").loc[old["appointments"], "deleted_at"])
+    assert kept["calls"].set_index("id").loc[old["calls"], "session_outcome"] == "abandoned"
+
+
+def test_an_analysis_refresh_checks_the_older_rows_once_every_check_interval_and_says_when(demo_sqlite, tmp_path):
+    """``fresh_store`` checks the rows older than the trailing window only when the last check started more than
+    ``check_every_s`` ago; in between, the store's label (every report's source) says when they were last checked."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    folder = tmp_path / "st"
+    _refresh(url, folder)
+    with Changes(url) as changes:
+        changes.update_old()
+    source = loaders.engine_for(url)
+    try:
+        zone = loaders.storage_zone(source)
+        checked_then = store.status(folder)["checked_at_utc"]
+        store.close(folder)
+        skipped = store.fresh_store(source, folder, zone, max_age_s=1e-6, check_every_s=3600)
+        label = skipped.rca_label
+        assert label.endswith(f"; older rows checked {checked_then:%Y-%m-%d %H:%M} UTC)"), label
+        deleted_at = "SELECT deleted_at FROM appointments WHERE id = :id"
+        assert loaders.query(skipped, deleted_at, {"id": changes.old_updated["appointments"]})["deleted_at"].isna().all()
+        status = store.status(folder)
+        assert status["checked_at_utc"] == checked_then < status["refreshed_at_utc"]
+        checked = store.fresh_store(source, folder, zone, max_age_s=1e-6, check_every_s=1e-6)
+        assert ", as of " in checked.rca_label and "older rows" not in checked.rca_label
+        assert loaders.query(checked, deleted_at, {"id": changes.old_updated["appointments"]})["deleted_at"].notna().all()
+        assert store.status(folder)["checked_at_utc"] == store.status(folder)["refreshed_at_utc"] > checked_then
+    finally:
+        store.close(folder)
+        source.dispose()
+
+
+def test_the_check_interval_setting_is_seconds_up_to_a_month(monkeypatch):
+    from rca_toolkit.config import load_settings
+
+    monkeypatch.delenv("RCA_CACHE_CHECK_EVERY_S", raising=False)
+    assert load_settings().cache_check_every_s == 7 * 86400
+    monkeypatch.setenv("RCA_CACHE_CHECK_EVERY_S", "3600")
+    assert load_settings().cache_check_every_s == 3600.0
+    for bad in ("0", "-5", "weekly", "inf", "nan", str(32 * 86400)):
+        monkeypatch.setenv("RCA_CACHE_CHECK_EVERY_S", bad)
+        with pytest.raises(ConfigError, match=r"RCA_CACHE_CHECK_EVERY_S.* is not a number of seconds in \(0, 2678400\]"):
+            load_settings()
+
+
 def _row_counts(url: str) -> dict[str, int]:
     """Rows per table the refresh checks: every one but those read whole at every refresh (WHOLE)."""
     return {t.name: int(_source(url, f"SELECT count(*) AS n FROM {t.name}")["n"].iloc[0]) for t in TABLES if not t.whole}
@@ -906,7 +984,7 @@ def test_a_store_refreshed_moments_ago_is_read_as_it_is_and_says_when(demo_sqlit
         when = pd.Timestamp(young.rca_label.split(", as of ")[1].removesuffix(" UTC)"), tz="UTC")
         assert abs(pd.Timestamp.now("UTC") - when) < pd.Timedelta(minutes=1)
         store.close(folder)
-        old = store.fresh_store(source, folder, zone, max_age_s=1e-6)  # older than that: refreshed first
+        old = store.fresh_store(source, folder, zone, max_age_s=1e-6, check_every_s=1e-6)  # older: refreshed first
         assert loaders.query(old, "SELECT count(*) AS n FROM retell_error_log", {})["n"].iloc[0] == 0
         assert store.age_s(folder, source, "America/New_York") == float("inf")  # another zone: built whole again
     finally:
