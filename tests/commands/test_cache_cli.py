@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import stat
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -200,3 +201,24 @@ def test_no_cache_reads_mariadb_directly_and_auto_reads_through_a_store(demo_mar
     assert re.search(rf"^retell_call_sessions +{sessions:,} ", out, re.M) and "(timestamps in UTC)" in out
     said_until = re.search(r"analyses read it as it is until (.+?) \(cache_max_age_s 300 s\)", " ".join(out.split()))
     assert said_until, out  # the age rule the analyses follow is on the screen, with the time it ends
+
+
+def test_status_says_when_the_older_rows_were_last_checked_and_when_the_analyses_check_them_again(cache_dir, world, capsys,
+                                                                                                  monkeypatch):
+    """The refreshes the analyses make first check the rows older than the trailing window once every
+    ``cache_check_every_s``: the status names the last check and the next one, in the reader's time."""
+    from rca_toolkit.analyses import tables
+
+    url, _ = world
+    monkeypatch.setenv("RCA_CACHE_CHECK_EVERY_S", "3600")
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    code, out, err = rca(capsys, "cache", "status", "--db", url)
+    assert (code, err) == (0, "")
+    assert_fits(out)
+    checked = store.status(store.folder(cache_dir, sa.make_url(url)))["checked_at_utc"]
+    assert checked is not None
+    assert (f"rows older than the trailing window last checked for changes and deletions {tables.when(checked)}; the "
+            f"analyses' refreshes check them again after {tables.when(checked + pd.Timedelta(hours=1))} (cache_check_every_s "
+            "3600 s), `rca cache refresh` every time") in said(out)
+    code, out, _ = rca(capsys, "cache", "status", "--db", url, "--format", "json")
+    assert pd.Timestamp(json.loads(out)["checked_at_utc"]) == checked

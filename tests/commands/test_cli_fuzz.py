@@ -166,7 +166,8 @@ def test_any_hostile_value_in_any_option_keeps_the_contract(world, capsys, comma
 
 
 SETTINGS_ENV = ["RCA_STATEMENT_TIMEOUT_S", "RCA_CONNECT_TIMEOUT_S", "RCA_SOURCE_TZ", "RCA_DB_TIME_ZONE",
-                "RCA_REPORTS_DIR", "RCA_DATABASE_URL", "RCA_PROGRESS", "RCA_REDIS_URL", "RCA_CACHE_MAX_ROWS_PER_S"]
+                "RCA_REPORTS_DIR", "RCA_DATABASE_URL", "RCA_PROGRESS", "RCA_REDIS_URL", "RCA_CACHE_MAX_ROWS_PER_S",
+                "RCA_CACHE_CHECK_EVERY_S"]
 
 
 @SMALL_FUZZ

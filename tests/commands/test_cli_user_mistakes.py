@@ -26,7 +26,8 @@ CALL = "call_ab45deadd7db66c4956d5243861"
 AT = "2025-10-18T13:20:08+02:00"
 PASSWORD = "s3cret-XYZ"
 RCA_VARIABLES = ["RCA_CONFIG", "RCA_DATABASE_URL", "RCA_SOURCE_TZ", "RCA_DB_TIME_ZONE", "RCA_STATEMENT_TIMEOUT_S",
-                 "RCA_CONNECT_TIMEOUT_S", "RCA_REDIS_URL", "RCA_REPORTS_DIR", "RCA_CACHE_MAX_ROWS_PER_S"]
+                 "RCA_CONNECT_TIMEOUT_S", "RCA_REDIS_URL", "RCA_REPORTS_DIR", "RCA_CACHE_MAX_ROWS_PER_S",
+                 "RCA_CACHE_CHECK_EVERY_S"]
 
 
 @pytest.fixture
@@ -145,6 +146,8 @@ CASES = [
     ("timeout-zero", ["indexes"], {"RCA_STATEMENT_TIMEOUT_S": "0"}, "0 (0, a negative value or inf would mean no limit)"),
     ("rows-per-second-text", ["cache", "status"], {"RCA_CACHE_MAX_ROWS_PER_S": "fast"},
      "RCA_CACHE_MAX_ROWS_PER_S)='fast' is not a number of rows a second in [1, 1e+12]"),
+    ("check-every-too-long", ["cache", "status"], {"RCA_CACHE_CHECK_EVERY_S": "1e9"},
+     "RCA_CACHE_CHECK_EVERY_S)='1e9' is not a number of seconds in (0, 2678400]"),
     ("connect-timeout-huge", ["indexes"], {"RCA_CONNECT_TIMEOUT_S": "1e400"}, "RCA_CONNECT_TIMEOUT_S)='1e400'"),
     ("db-time-zone-sql", ["indexes"], {"RCA_DB_TIME_ZONE": "+00:00'; DROP TABLE calls; --"}, "is not a time zone"),
     ("config-missing", ["indexes"], {"RCA_CONFIG": "nope.yaml"}, "RCA_CONFIG=nope.yaml does not exist"),

@@ -86,12 +86,12 @@ def open_store(folder: Path) -> sa.Engine:
 
 def _as_of(info: dict) -> str:
     """``, as of <when the last refresh started> UTC``: a report read from the store says how old its data is, and
-    when the old rows were last checked for changes and deletions if that was before."""
+    when the older rows were last checked for changes and deletions if that was before (a store written before
+    the catalog kept that time was checked at every refresh)."""
     when, checked = refreshed_at(info), checked_at(info)
     if when is None:
         return ""
-    older = "" if checked is not None and checked >= when else (
-        f"; older rows checked {checked:%Y-%m-%d %H:%M} UTC" if checked is not None else "; older rows never checked")
+    older = "" if checked is None or checked >= when else f"; older rows checked {checked:%Y-%m-%d %H:%M} UTC"
     return f", as of {when:%Y-%m-%d %H:%M:%S} UTC{older}"
 
 

@@ -410,25 +410,23 @@ def _finish_table(con, reader: _Reader, read: _Read, chunk: int, result: Refresh
                                                 result.rows_read[spec.name], first, last))
 
 
-def _read_keyset(con, reader: _Reader, spec: StoredTable, table, columns: dict, start, chunk: int, *, inclusive=False) -> None:
-    """Rows with key past ``start`` (``>=`` when ``inclusive``), in key order, ``chunk`` at a time; the next chunk
-    is read while this one is masked and written (the server's work and ours overlap)."""
+def _read_keyset(con, reader: _Reader, spec: StoredTable, table, columns: dict, start, chunk: int) -> None:
+    """Rows with key past ``start``, in key order, ``chunk`` at a time; the next chunk is read while this one is
+    masked and written (the server's work and ours overlap)."""
     key = table.c[spec.key]
 
-    def after(last, first: bool):
+    def after(last):
         query = sa.select(table).order_by(key).limit(chunk)
-        if last is None:
-            return query
-        return query.where(key >= last if (inclusive and first) else key > last)
+        return query if last is None else query.where(key > last)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(reader.frame, after(start, True))
+        pending = pool.submit(reader.frame, after(start))
         while True:
             frame = pending.result()
             if len(frame) == 0:
                 return
             if len(frame) >= chunk:
-                pending = pool.submit(reader.frame, after(_last_key(frame, spec.key), False))
+                pending = pool.submit(reader.frame, after(_last_key(frame, spec.key)))
             _insert(con, spec, columns, frame)
             if len(frame) < chunk:
                 return
