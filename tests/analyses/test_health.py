@@ -349,6 +349,7 @@ def test_a_database_in_wall_time_gives_the_report_of_one_in_utc(demo_sqlite, dem
     assert [row["count"] for row in quality["wall"]] == [int(in_fold.sum())]
     assert [row["count"] for row in quality["utc"]] == [0]
     assert in_fold.any() == (day in ("2025-10-20", "2025-10-26"))  # the periods over the fold see sessions in it
+    assert utc["notes"].pop() == f"read from {utc['source']}" and "(local store " in utc["source"]  # MariaDB: auto
     for report in (wall, utc):
         report["quality"] = [row for row in report["quality"] if not row["flag"].startswith("DST-ambiguous")]
         report.pop("source")

@@ -117,20 +117,36 @@ def _store_suffix(world: World) -> str:
     return with_time[with_time.rindex(" (local store "):]
 
 
+def _drop_note(node, note: str) -> int:
+    """Remove ``note`` from every list of texts in ``node``; how many times it was there."""
+    found = 0
+    if isinstance(node, dict):
+        found = sum(_drop_note(v, note) for v in node.values())
+    elif isinstance(node, list):
+        found = node.count(note)
+        node[:] = [v for v in node if v != note]
+        found += sum(_drop_note(v, note) for v in node)
+    return found
+
+
 def assert_same_frame(world: World, direct: pd.DataFrame, stored: pd.DataFrame) -> None:
     """Equal frames (values, dtypes, order, index) and equal attrs but for ``source``."""
     pd.testing.assert_frame_equal(stored, direct)
     assert _without_source(stored.attrs, world, True) == _without_source(direct.attrs, world, False)
 
 
-def assert_same_report(world: World, direct: dict, stored: dict, volatile=()) -> None:
-    """Equal report dicts but for ``source`` (anywhere) and keys that record when they were made."""
+def assert_same_report(world: World, direct: dict, stored: dict, volatile=(), noted: bool = True) -> None:
+    """Equal report dicts but for ``source`` (anywhere), keys that record when they were made and, when ``noted``,
+    the stored report's note that names the store."""
     text = {}
     for name, report in (("direct", direct), ("stored", stored)):
         shown = json.dumps(report, sort_keys=True, default=str)
         if name == "stored":
             shown = shown.replace(_store_suffix(world), "")
         text[name] = json.loads(shown)
+        if name == "stored" and noted:  # the one note the store adds: where it read, and as of when (store.read_note)
+            said = f"read from {loaders.base_attrs(world.direct)['source']}"
+            assert _drop_note(text[name], said) == 1, f"the stored report does not say {said!r} once"
         for path in volatile:  # e.g. ("provenance", "generated_at")
             node = text[name]
             for key in path[:-1]:
@@ -259,4 +275,4 @@ def test_incident_equals_the_direct_incident(world):
     direct = incident(world.direct, SIGNATURE, **kwargs).to_dict()
     stored = incident(world.stored, SIGNATURE, **kwargs).to_dict()
     assert direct["groups"]
-    assert_same_report(world, direct, stored, volatile=[("provenance", "generated_at")])
+    assert_same_report(world, direct, stored, volatile=[("provenance", "generated_at")], noted=False)  # its provenance names it

@@ -206,6 +206,8 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
     if note:
         result.notes.append(note)
     result.notes += [n for n in requirements.absent_notes(absent, *REQUIRES["before_after"]) if n not in result.notes]
+    if store.is_store(engine):
+        result.notes.append(store.read_note(engine))
     changes = attempts = None
     if with_changepoints:
         attempts = changepoint_attempts(engine, start=start_h, end=end_h, by=by or "path")

@@ -299,6 +299,7 @@ class HealthInputs:
     data: HealthData
     source: str | None = None
     synthetic: bool = False
+    read_note: str | None = None  # store.read_note: where the counts were read, when that was a store
 
 
 def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = "1d", company_id: int = 0) -> HealthInputs:
@@ -311,4 +312,4 @@ def load_counts(db=None, period_start: date | str = "2025-10-14", period: str = 
     bounds = period_bounds(period_start, period)
     attrs = loaders.base_attrs(engine)
     return HealthInputs(bounds["day"], period, int(company_id), bounds, from_sql(engine, bounds, int(company_id) or None),
-                        attrs["source"], bool(attrs["synthetic"]))
+                        attrs["source"], bool(attrs["synthetic"]), store.read_note(engine))

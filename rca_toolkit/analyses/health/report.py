@@ -454,6 +454,8 @@ def compute(inputs: HealthInputs) -> HealthReport:
         notes.append(f"{data.excluded_test_attempts} booking attempts of test/demo/temp call ids excluded (P4)")
     notes.append("first_seen is the earliest occurrence within the loaded window (baseline + period); "
                  "a signature first seen at the window start may be older")
+    if inputs.read_note:
+        notes.append(inputs.read_note)
     cur_attempts = int(data.attempts.loc[data.attempts["period"] >= inputs.bounds["start"], "attempts"].sum()) if len(data.attempts) else 0
     _judge_emptiness(inputs, data, cur_attempts, base_label, reasons)
     return HealthReport(inputs.day, inputs.period, inputs.company_id, inputs.bounds, booking, reach, durations, sig_frame,

@@ -95,6 +95,13 @@ def _as_of(info: dict) -> str:
     return f", as of {when:%Y-%m-%d %H:%M:%S} UTC{older}"
 
 
+def read_note(engine: sa.Engine) -> str | None:
+    """``read from <the store's label>`` for a result read from a store, else None. Why in the result: a report's
+    header names the database, while the store is a copy as old as its last refresh, and for rows older than its
+    trailing window as old as its last check (``cache_check_every_s``)."""
+    return f"read from {engine.rca_label}" if is_store(engine) else None
+
+
 def refreshed_at(info: dict) -> pd.Timestamp | None:
     """When the store's last complete refresh started (UTC), from its catalog; None before the first."""
     return _utc(info.get("refreshed_at_utc"))
