@@ -174,11 +174,13 @@ class Changes:
                 {**error, "id": self._max_id("retell_error_log") + 1, "call_session_id": sid, "function_trace_id": trace_ids[k],
                  "occurred_at": self.at(hours=1, seconds=10 * k + 2), "error_code": "NEW_ERROR"}))
         hook = self._row("webhook_events", t["webhook_events"].c.id == self._max_id("webhook_events"))
-        for k in range(2):
+        w = t["webhook_events"]  # a second call's events are evt-new-2 and -3 (the ids are unique)
+        done = self.conn.execute(sa.select(sa.func.count()).where(w.c.event_id.like("evt-new-%"))).scalar()
+        for k in range(done, done + 2):
             self.conn.execute(t["webhook_events"].insert().values(
                 {**hook, "id": self._max_id("webhook_events") + 1, "event_id": f"evt-new-{k}", "idempotency_key": f"idem-new-{k}",
-                 "status": "pending", "processed_at": None, "created_at": self.at(hours=1, minutes=k),
-                 "received_at": self.at(hours=1, minutes=k), "updated_at": self.at(hours=1, minutes=k)}))
+                 "status": "pending", "processed_at": None, "created_at": self.at(hours=1, minutes=k - done),
+                 "received_at": self.at(hours=1, minutes=k - done), "updated_at": self.at(hours=1, minutes=k - done)}))
         call = self._row("calls", t["calls"].c.id == self._max_id("calls"))
         call_id = self._max_id("calls") + 1
         self.conn.execute(t["calls"].insert().values(
@@ -186,7 +188,7 @@ class Changes:
              "updated_at": self.at(hours=1, minutes=3), "start_timestamp": self.at(hours=1), "cost_cents": 42}))
         appointment = self._row("appointments", t["appointments"].c.id == self._max_id("appointments"))
         self.conn.execute(t["appointments"].insert().values(
-            {**appointment, "id": self._max_id("appointments") + 1, "call_id": call_id, "calcom_v2_booking_id": "uid-new",
+            {**appointment, "id": self._max_id("appointments") + 1, "call_id": call_id, "calcom_v2_booking_id": f"uid-new-{done}",
              "created_at": self.at(hours=1, minutes=1), "updated_at": self.at(hours=1, minutes=1), "deleted_at": None}))
 
     def update_in_window(self) -> None:
@@ -470,6 +472,40 @@ def _skipped_then_checked(url: str, folder: Path) -> None:
     kept = _stored(folder / "kept")
     assert pd.notna(kept["appointments"].set_index("id").loc[old["appointments"], "deleted_at"])
     assert kept["calls"].set_index("id").loc[old["calls"], "session_outcome"] == "abandoned"
+
+
+STEPS = {  # changes between two refreshes (each a new writer on the source)
+    "new rows": lambda c: c.insert_new(),
+    "updated in the window": lambda c: c.update_in_window(),
+    "old rows updated": lambda c: c.update_old(),
+    "old rows deleted": lambda c: c.delete(recent=False),
+    "recent rows deleted": lambda c: c.delete(old=False),
+}
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.lists(st.sampled_from(list(STEPS)), min_size=1, max_size=3, unique=True), st.booleans()),
+                      min_size=1, max_size=3))
+@example(steps=[(["old rows updated", "new rows"], False), (["new rows"], False)])  # the mark must outlive two skips
+def test_any_run_of_refreshes_with_and_without_the_check_ends_equal_to_a_fresh_extraction(demo_sqlite, steps):
+    """Changes, each followed by a refresh that checks the older rows or not (``check_old``), in any order: every refresh
+    that checks equals a fresh extraction then, and so does a last one that checks, however many skipped it before."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        url = _small_copy(demo_sqlite[0], folder)
+        _refresh(url, folder / "kept")
+        for k, (changes, check) in enumerate(steps):
+            with Changes(url) as writer:
+                for name in changes:
+                    STEPS[name](writer)
+            done = _refresh(url, folder / "kept", check_old=check)
+            assert done.checked_old == check and bool(done.rows_checked) == check
+            if check:
+                _refresh(url, folder / f"fresh{k}")
+                _assert_same_store(folder / "kept", folder / f"fresh{k}")
+        _refresh(url, folder / "kept")
+        _refresh(url, folder / "fresh")
+        _assert_same_store(folder / "kept", folder / "fresh")
 
 
 def test_an_analysis_refresh_checks_the_older_rows_once_every_check_interval_and_says_when(demo_sqlite, tmp_path):
