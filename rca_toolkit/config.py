@@ -106,7 +106,8 @@ def _coerce(name: str, value, label: str | None = None):
             return value.strip().lower() not in _FALSE
         raise ConfigError(f"{label}={_shown(value)} is not true or false", hint="write true or false")
     if name == "cache_check_every_s":
-        return seconds_setting(label, value, high=CHECK_EVERY_MAX_S)
+        return seconds_setting(label, value, high=CHECK_EVERY_MAX_S,
+                               hint="give seconds up to 31 days, e.g. 86400 for a daily check (`rca cache refresh` checks every time)")
     if kind == "float":
         return seconds_setting(label, value)
     if kind == "str | None" and (value is None or value == ""):
@@ -145,13 +146,13 @@ def _number(value) -> float:
     return float("nan")
 
 
-def seconds_setting(label: str, value, high: float = SECONDS_RANGE[1]) -> float:
+def seconds_setting(label: str, value, high: float = SECONDS_RANGE[1], hint: str | None = None) -> float:
     """A number of seconds in (0, ``high``] (finite), else one line naming ``label``."""
     low = SECONDS_RANGE[0]
     seconds = _number(value)
     if not low < seconds <= high:  # nan and inf fail here too
         raise ConfigError(f"{label}={_shown(value)} is not a number of seconds in ({low:g}, {high:.0f}]",
-                          hint="give seconds, e.g. 60 (0, a negative value or inf would mean no limit)")
+                          hint=hint or "give seconds, e.g. 60 (0, a negative value or inf would mean no limit)")
     return seconds
 
 
