@@ -94,6 +94,7 @@ def _paths_digest(rows) -> dict:
 
 DETAIL = "detail"  # the digest's key for what only the toolkit computes (naive and floor give no such key)
 STORE_LABEL = re.compile(r" \(local store [^)]*\)")  # what the store adds to a source's name (store.open_store)
+READ_NOTE = re.compile(r"read from .* \(local store [^)]*\)")  # the note of a result read from a store (store.read_note)
 
 
 def counts_only(digest: dict) -> dict:
@@ -102,15 +103,17 @@ def counts_only(digest: dict) -> dict:
 
 
 def _detail(result: dict) -> dict:
-    """A result's dict as every toolkit variant must give it: where it was read (``source``, the store's name) left
-    out, numbers to 10 significant digits (a sum in DuckDB and in MariaDB may differ in the last bit)."""
+    """A result's dict as every toolkit variant must give it: where it was read (``source``, the store's name, the
+    note that names it) left out, numbers to 10 significant digits (a sum in DuckDB and in MariaDB may differ in the
+    last bit)."""
     def clean(node):
         if isinstance(node, dict):
             return {k: clean(v) for k, v in node.items() if k != "source"}
         if isinstance(node, list):
-            return [clean(v) for v in node]
+            return [clean(v) for v in node if not (isinstance(v, str) and READ_NOTE.fullmatch(v))]
         return float(f"{node:.10g}") if isinstance(node, float) else node
-    return clean(json.loads(STORE_LABEL.sub("", json.dumps(result, sort_keys=True, default=str))))
+    cleaned = clean(json.loads(json.dumps(result, sort_keys=True, default=str)))
+    return json.loads(STORE_LABEL.sub("", json.dumps(cleaned, sort_keys=True)))
 
 
 def _attempt_counts(attempts: pd.DataFrame) -> dict:
