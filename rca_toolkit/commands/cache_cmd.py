@@ -2,8 +2,8 @@
 
 ``status`` shows what the store of ``--db`` holds and from when; ``refresh`` brings it up to date (new rows,
 the trailing window, and the older rows checked for changes and deletions, a scan of every table on the server
-that the refreshes the analyses make first run only every ``cache_check_every_s``; ``--full`` reads everything
-again) and says how many rows it read;
+that the refreshes the analyses make first run only every ``cache_check_every_s``, and this one too with
+``--check-older when-due``; ``--full`` reads everything again) and says how many rows it read;
 ``drop`` deletes it. Exit 0, or 2 on bad input (an unreachable database, a bad option).
 """
 
@@ -36,6 +36,10 @@ def register(sub) -> None:
                          help="read at most N rows a second, the rows the server scans to find changes included, "
                               "so production never notices (default: the cache_max_rows_per_s setting, "
                               "RCA_CACHE_MAX_ROWS_PER_S; unset: no limit)")
+    refresh.add_argument("--check-older", choices=("always", "when-due"), default="always",
+                         help="check the rows older than the trailing window for changes and deletions (a scan of "
+                              "every table on the server) always, or only when due as the analyses do: once every "
+                              "cache_check_every_s, RCA_CACHE_CHECK_EVERY_S (for a frequent cron; default: %(default)s)")
     drop = actions.add_parser("drop", help="delete the store of --db")
     for action in (status, refresh, drop):
         add_db_option(action)
@@ -58,10 +62,13 @@ def run(args: argparse.Namespace) -> Outcome:
         trailing = parse_duration(args.trailing, name="--trailing")  # a bad option fails before any connection
         source = loaders.engine_for(args.db, settings)
         store.close(folder)
-        done = store.refresh(source, folder, storage_zone=loaders.storage_zone(source), full=args.full,
-                             trailing=trailing, max_rows_per_s=args.max_rows_per_second or settings.cache_max_rows_per_s)
+        zone = loaders.storage_zone(source)
+        check_old = args.check_older == "always" or store.check_due(folder, source, zone, settings.cache_check_every_s)
+        done = store.refresh(source, folder, storage_zone=zone, full=args.full, trailing=trailing,
+                             max_rows_per_s=args.max_rows_per_second or settings.cache_max_rows_per_s, check_old=check_old)
         summary = {"folder": str(folder), "seconds": round(done.seconds, 2), "rows_read": done.rows_read,
-                   "rows_checked": done.rows_checked, "built_whole": done.built, "tables_missing": done.missing}
+                   "rows_checked": done.rows_checked, "checked_older": done.checked_old, "built_whole": done.built,
+                   "tables_missing": done.missing}
         if args.format == "json":
             emit({**summary, "status": store.status(folder)}, args.format)
         else:
@@ -69,6 +76,7 @@ def run(args: argparse.Namespace) -> Outcome:
             line = (f"refreshed the store of {redact_url(url)} in {done.seconds:.1f} s: {done.total_read:,} rows read"
                     + (f" ({', '.join(done.built)} read whole)" if done.built else "")
                     + (f", {checked:,} scanned in the source to find changed and deleted rows" if checked else "")
+                    + ("" if done.checked_old else ", the older rows not checked (not due)")
                     + (f"; the source has no {', '.join(done.missing)}" if done.missing else ""))
             emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder), settings), args.format)
         return Outcome.CLEAR

@@ -225,3 +225,24 @@ def test_status_says_when_the_older_rows_were_last_checked_and_when_the_analyses
             "3600 s), `rca cache refresh` every time") in said(out)
     code, out, _ = rca(capsys, "cache", "status", "--db", url, "--format", "json")
     assert pd.Timestamp(json.loads(out)["checked_at_utc"]) == checked
+
+
+def test_refresh_when_due_leaves_the_older_rows_to_the_check_interval(cache_dir, world, capsys, monkeypatch):
+    """``--check-older when-due`` (a frequent cron) checks the older rows only once every ``cache_check_every_s``,
+    as the analyses' refreshes do, and says when it did not; the default checks every time."""
+    url, path = world
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0  # built: counts as checked
+    monkeypatch.setenv("RCA_CACHE_CHECK_EVERY_S", "3600")
+    code, out, err = rca(capsys, "cache", "refresh", "--db", url, "--check-older", "when-due")
+    assert (code, err) == (0, "")
+    assert_fits(out)
+    assert ", the older rows not checked (not due)" in said(out) and "scanned in the source" not in said(out)
+    code, out, _ = rca(capsys, "cache", "refresh", "--db", url, "--check-older", "when-due", "--format", "json")
+    assert code == 0 and json.loads(out)["checked_older"] is False and json.loads(out)["rows_checked"] == {}
+    monkeypatch.setenv("RCA_CACHE_CHECK_EVERY_S", "1e-6")  # due now
+    code, out, _ = rca(capsys, "cache", "refresh", "--db", url, "--check-older", "when-due", "--format", "json")
+    done = json.loads(out)
+    assert code == 0 and done["checked_older"] is True
+    assert sum(done["rows_checked"].values()) == sum(source_counts(path).values()) - 1  # all but the marker read whole
+    code, out, err = rca(capsys, "cache", "refresh", "--db", url, "--check-older", "sometimes")
+    assert code == 2 and "--check-older" in err and "when-due" in err and len(err.strip().splitlines()) == 1

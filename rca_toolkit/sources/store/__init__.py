@@ -6,11 +6,11 @@ naive full read beat; a columnar copy is read sequentially once and then only wh
 only), ``catalog`` what a store holds and from when, ``engine`` opens it read-only for the loaders.
 """
 
-from rca_toolkit.sources.store.engine import (age_s, close, fresh_store, is_store, open_store, query_frame, read_note, refresh_if_old,
+from rca_toolkit.sources.store.engine import (age_s, check_due, close, fresh_store, is_store, open_store, query_frame, read_note, refresh_if_old,
                                              status, storage_zone)
 from rca_toolkit.sources.store.extract import Refresh, refresh
 from rca_toolkit.sources.store.files import drop, fingerprint, folder
 from rca_toolkit.sources.store.tables import ERROR_MESSAGE_FOLDED, METADATA_CALL_ID, SESSION_COLUMNS, SESSION_REAL
 
-__all__ = ["ERROR_MESSAGE_FOLDED", "METADATA_CALL_ID", "SESSION_COLUMNS", "SESSION_REAL", "Refresh", "age_s", "close", "drop", "fingerprint", "folder", "fresh_store", "is_store", "open_store", "query_frame", "read_note",
+__all__ = ["ERROR_MESSAGE_FOLDED", "METADATA_CALL_ID", "SESSION_COLUMNS", "SESSION_REAL", "Refresh", "age_s", "check_due", "close", "drop", "fingerprint", "folder", "fresh_store", "is_store", "open_store", "query_frame", "read_note",
            "refresh", "refresh_if_old", "status", "storage_zone"]

@@ -210,8 +210,14 @@ def refresh_if_old(source: sa.Engine, folder: Path, storage_zone: str, *, max_ag
     if age_s(folder, source, storage_zone) <= max_age_s:
         return None
     close(folder)
-    check_old = age_s(folder, source, storage_zone, since=checked_at) > check_every_s
-    return extract.refresh(source, folder, storage_zone=storage_zone, max_rows_per_s=max_rows_per_s, check_old=check_old)
+    return extract.refresh(source, folder, storage_zone=storage_zone, max_rows_per_s=max_rows_per_s,
+                           check_old=check_due(folder, source, storage_zone, check_every_s))
+
+
+def check_due(folder: Path, source: sa.Engine, storage_zone: str, check_every_s: float) -> bool:
+    """Whether the store's older rows are due to be checked: the last check started more than ``check_every_s`` ago
+    (or there was none, or the store will be built whole)."""
+    return age_s(folder, source, storage_zone, since=checked_at) > check_every_s
 
 
 def age_s(folder: Path, source: sa.Engine, storage_zone: str, since=None) -> float:
