@@ -206,8 +206,9 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
     if note:
         result.notes.append(note)
     result.notes += [n for n in requirements.absent_notes(absent, *REQUIRES["before_after"]) if n not in result.notes]
-    if store.is_store(engine):
-        result.notes.append(store.read_note(engine))
+    read_from = store.read_note(engine)  # None unless it was read from a store
+    if read_from:
+        result.notes.append(read_from)
     changes = attempts = None
     if with_changepoints:
         attempts = changepoint_attempts(engine, start=start_h, end=end_h, by=by or "path")

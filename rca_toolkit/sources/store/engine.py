@@ -207,36 +207,47 @@ def refresh_if_old(source: sa.Engine, folder: Path, storage_zone: str, *, max_ag
     did, or None when there was none. It checks the rows older than its trailing window only when the last check
     started more than ``check_every_s`` ago: that check reads every table whole on the server."""
     folder = Path(folder)
-    if age_s(folder, source, storage_zone) <= max_age_s:
+    info = _info(folder)  # read once for both ages
+    if _seconds_since(info, refreshed_at, source, storage_zone) <= max_age_s:
         return None
     close(folder)
-    return extract.refresh(source, folder, storage_zone=storage_zone, max_rows_per_s=max_rows_per_s,
-                           check_old=check_due(folder, source, storage_zone, check_every_s))
+    check_old = _seconds_since(info, checked_at, source, storage_zone) > check_every_s
+    return extract.refresh(source, folder, storage_zone=storage_zone, max_rows_per_s=max_rows_per_s, check_old=check_old)
 
 
 def check_due(folder: Path, source: sa.Engine, storage_zone: str, check_every_s: float) -> bool:
     """Whether the store's older rows are due to be checked: the last check started more than ``check_every_s`` ago
     (or there was none, or the store will be built whole)."""
-    return age_s(folder, source, storage_zone, since=checked_at) > check_every_s
+    return _seconds_since(_info(Path(folder)), checked_at, source, storage_zone) > check_every_s
 
 
-def age_s(folder: Path, source: sa.Engine, storage_zone: str, since=None) -> float:
-    """Seconds since the store's last refresh started (or the time ``since(info)`` names in its catalog; infinite
-    when there is none, or when it was read from another kind of database, in another zone or written in an older
-    format: the next refresh builds it whole, however recent it is, before a statement asks for a column it lacks)."""
-    path = Path(folder) / files.STORE_FILE
+def age_s(folder: Path, source: sa.Engine, storage_zone: str) -> float:
+    """Seconds since the store's last refresh started (infinite when there is none, or when it was read from
+    another kind of database, in another zone or written in an older format: the next refresh builds it whole,
+    however recent it is, before a statement asks for a column it lacks)."""
+    return _seconds_since(_info(Path(folder)), refreshed_at, source, storage_zone)
+
+
+def _info(folder: Path) -> dict | None:
+    """The store's catalog info (None when there is no store), through this process's open connection if any."""
+    path = folder / files.STORE_FILE
     if not path.exists():
-        return float("inf")
-    engine = _OPEN.get(Path(folder))
+        return None
+    engine = _OPEN.get(folder)
     con = _NATIVE.get(engine) if engine is not None else None
     own = con is None
     con = _connect_retrying(path, read_only=True) if own else con
     try:
-        info = catalog.info(con)
+        return catalog.info(con)
     finally:
         if own:
             con.close()
-    when = (since or refreshed_at)(info)
+
+
+def _seconds_since(info: dict | None, time_of, source: sa.Engine, storage_zone: str) -> float:
+    """Seconds since the time ``time_of(info)`` names (:func:`refreshed_at`, :func:`checked_at`), infinite as
+    :func:`age_s` says."""
+    when = None if info is None else time_of(info)
     if (when is None or info.get("storage_zone") != storage_zone or info.get("dialect") != source.dialect.name
             or info.get("format") != catalog.FORMAT):
         return float("inf")
