@@ -504,17 +504,18 @@ def _replace_window(con, spec: StoredTable, columns: dict, frame, where: str, pa
     """Step 2: the stored rows ``where`` (store SQL) become ``frame``, the source's rows there; only the rows that
     differ are deleted and written. Why: every refresh reads half a day again that has mostly not changed; deleting
     and writing it whole again made DuckDB's checkpoint rewrite it (a refresh that finds nothing new at 1M calls:
-    2.7-3.8 s, now 2.3-3.0 s)."""
-    con.execute(f'CREATE OR REPLACE TEMP TABLE {WINDOW} AS SELECT * FROM "{spec.name}" LIMIT 0')
+    2.7-3.8 s, now 2.3-3.0 s). The rows are compared on what the source gives (and the values derived from it); their
+    session's columns are joined only to the rows written (step 5 sets them again where their session changed)."""
+    written = {**columns, **_derived(spec, columns)}
+    names = ", ".join(f'"{c}"' for c in written)
+    con.execute(f'CREATE OR REPLACE TEMP TABLE {WINDOW} AS SELECT {names} FROM "{spec.name}" LIMIT 0')
     _insert(con, spec, columns, frame, into=WINDOW)
-    key, names = spec.key, [c for (c,) in con.execute(f"SELECT name FROM pragma_table_info('{WINDOW}')").fetchall()]
-    same = " AND ".join(f's."{c}" IS NOT DISTINCT FROM w."{c}"' for c in names)
+    key = spec.key
+    same = " AND ".join(f's."{c}" IS NOT DISTINCT FROM w."{c}"' for c in written)
     con.execute(f'CREATE OR REPLACE TEMP TABLE {UNCHANGED} AS SELECT s."{key}" FROM (SELECT * FROM "{spec.name}" '
                 f'WHERE {where}) s JOIN {WINDOW} w ON s."{key}" = w."{key}" AND {same}', params)
     _delete(con, spec, f'{where} AND "{key}" NOT IN (SELECT "{key}" FROM {UNCHANGED})', params)
-    new = f'FROM {WINDOW} WHERE "{key}" NOT IN (SELECT "{key}" FROM {UNCHANGED})'
-    con.execute(f'INSERT INTO "{spec.name}" SELECT * {new}')
-    _touch(con, spec, new)
+    _write(con, spec, columns, f'(SELECT * FROM {WINDOW} WHERE "{key}" NOT IN (SELECT "{key}" FROM {UNCHANGED}))')
     con.execute(f"DROP TABLE {WINDOW}")
     con.execute(f"DROP TABLE {UNCHANGED}")
 
@@ -685,21 +686,28 @@ def _keep_session_columns(con, planned: list) -> None:
 
 
 def _write(con, spec: StoredTable, columns: dict, out, into: str | None = None) -> None:
-    con.register("chunk_rows", out)
+    """Insert ``out`` (a frame, an Arrow table, or store SQL giving rows of the written columns: source and
+    derived) into ``into`` (a table of those columns) or, by default, into ``spec``'s table with each row's session
+    columns as stored now (step 5)."""
+    rows = out if isinstance(out, str) else "chunk_rows"
+    if rows == "chunk_rows":
+        con.register(rows, out)
     try:
         written = {**columns, **_derived(spec, columns)}
         casts = [f'TRY_CAST(c."{col}" AS {duck_type(t)})' for col, t in written.items()]
-        rows, kept = "chunk_rows c", list(_session_ddl(spec, columns))
+        kept = list(_session_ddl(spec, columns)) if into is None else []
         values = _session_values(con, "s") if kept else None
+        joined = f"{rows} c"
         if values is not None:  # step 5: the row's session as stored now
             casts, written = casts + values, {**written, **dict.fromkeys(kept)}
-            rows += f' LEFT JOIN "{SESSIONS}" s ON s."id" = TRY_CAST(c.call_session_id AS VARCHAR)'
+            joined += f' LEFT JOIN "{SESSIONS}" s ON s."id" = TRY_CAST(c.call_session_id AS VARCHAR)'
         names = ", ".join(f'"{c}"' for c in written)
-        con.execute(f'INSERT INTO "{into or spec.name}" ({names}) SELECT {", ".join(casts)} FROM {rows}')
+        con.execute(f'INSERT INTO "{into or spec.name}" ({names}) SELECT {", ".join(casts)} FROM {joined}')
         if into is None:
-            _touch(con, spec, "FROM chunk_rows")
+            _touch(con, spec, f"FROM {rows}")
     finally:
-        con.unregister("chunk_rows")
+        if rows == "chunk_rows":
+            con.unregister(rows)
 
 
 def _summary(con, spec: StoredTable, columns: dict):
