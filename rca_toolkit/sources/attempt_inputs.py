@@ -160,7 +160,7 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, stored
     join = of.join or (" JOIN retell_call_sessions s ON s.id = t.call_session_id" if agents else "")  # agents: not kept
     sql = (f"SELECT t.id AS trace_id, {session} AS session_id, {of.call_id} AS call_id, {of.company_id} AS company_id, "
            f"t.started_at AS started_at, t.function_name, t.status, CASE WHEN {response} THEN t.output_result END "
-           f"AS output_result, {details} AS error_details, {of.started_at} AS session_started_at{agents} "
+           f"AS output_result, {details} AS error_details, {of.started_at} AS session_started_at, {of.real} AS real_call{agents} "
            f"FROM retell_function_traces t{join} WHERE " + " AND ".join(where))
     # ORDER BY done here, as SQLite and MariaDB order stored values (NULL first). Why: sorting this join with its JSON in
     # DuckDB (the local store) needs the whole sorted result in its memory; past its limit it fails instead of spilling
@@ -179,6 +179,7 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, stored
     frame = frame if booking.all() else frame[booking].reset_index(drop=True)
     frame["error"] = per_object(frame["error_details"], loaders.error_text)  # decoded blobs are shared objects
     frame = _steps(engine, frame, end_ts, stored_booking, setting)
+    frame["real_call"] = frame["real_call"].to_numpy(dtype=object, na_value=False).astype(bool)  # call_ids.real_call_id_sql
     frame = loaders.typed(frame, ints=["company_id", "trace_id"],
                            strings=["call_id", "session_id", "error"], cats=["function_name", "family", "status", "step"])
     frame.attrs = loaders.base_attrs(engine, window=[str(start_ts), str(end_ts)])
@@ -381,10 +382,10 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     missing = requirements.check(schema, *REQUIRES["load"])  # before any statement
     stored_booking = loaders.family_names(engine, functions.BOOKING_FAMILIES)  # read once: traces and errors
     traces = attempt_traces(engine, schema, start, end, company_id, lean=lean, stored_booking=stored_booking)
-    real = call_ids.real_call_ids(traces["call_id"])
+    real = traces.pop("real_call").to_numpy()
     excluded_ids = sorted(set(traces.loc[~real, "call_id"].astype(str).to_numpy(dtype=object)))
     excluded = int((~real).sum())
-    traces = traces[real].reset_index(drop=True)  # pandas carries attrs through both
+    traces = traces if real.all() else traces[real].reset_index(drop=True)  # pandas carries attrs through both
     if traces.empty:  # nothing to look up
         return AttemptInputs(traces, _empty("errors"), _empty("appointments"), _empty("webhooks"), _empty("calls"),
                              excluded_ids, excluded, missing)
@@ -393,11 +394,10 @@ def load(db=None, *, start=None, end=None, company_id=None, lean: bool = False) 
     traces = traces.drop(columns=["session_id"])  # only the error lookup needs it: 176k uuids fewer while classifying
     appointments = _appointments(engine, schema, lo, hi)
     webhooks = _webhooks(engine, schema, lo, hi)
-    succeeded = set(traces.loc[attempt_succeeded(traces), "call_id"].astype(str).to_numpy(dtype=object))
-    named = set(appointments["retell_call_id"].dropna().astype(str).to_numpy(dtype=object))
-    if appointments["call_id"].notna().any() and not succeeded <= named:
+    succeeded = traces.loc[attempt_succeeded(traces), "call_id"]
+    if appointments["call_id"].notna().any() and not succeeded.isin(appointments["retell_call_id"].dropna()).all():
         # as booking_attempts always did: local calls.id only when some success has no metadata link
-        calls = calls_of(engine, schema, traces, named, lo, hi)
+        calls = calls_of(engine, schema, traces, set(appointments["retell_call_id"].dropna().astype(str)), lo, hi)
     else:
         calls = _empty("calls")
     return AttemptInputs(traces, errors, appointments, webhooks, calls, excluded_ids, excluded, missing)

@@ -330,7 +330,8 @@ def _string_category(values: pd.Series) -> pd.Series:
 
 
 def typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.DataFrame:
-    casts = ((ints, lambda s: pd.to_numeric(s, errors="coerce").round().astype("Int64")),
+    casts = ((ints, lambda s: s.astype("Int64") if s.dtype.kind in "iu" or s.dtype == "Int64"
+              else pd.to_numeric(s, errors="coerce").round().astype("Int64")),
              (strings, lambda s: s.astype("string")),
              (cats, _string_category),
              # pd.isna: None and NaN (a driver's NULL) and pd.NA (the store's nullable integers) alike
