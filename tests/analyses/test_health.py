@@ -381,5 +381,5 @@ def test_a_bound_in_a_repeated_hour_of_a_wall_time_database_is_refused(demo_sqli
 def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):
     url, _ = demo_mariadb
     stmts = health_data.statements(url, health.period_bounds("2025-10-14", "1d"), 1)
-    assert [name for name, _, _ in stmts] == ["sessions", "retell_durations", "excluded_test_ids", "latencies", "reach", "errors"]
+    assert [name for name, _, _ in stmts] == ["sessions", "excluded_test_ids", "latencies", "reach", "errors"]
     assert all("GROUP BY" in sql or "SUM(" in sql for _, sql, _ in stmts)  # counts come back, never rows

@@ -42,7 +42,7 @@ STATEMENT_READS = (
 )
 REQUIRES = {"load_counts": (STATEMENT_READS, attempt_inputs.REQUIRES["load"])}
 BOOKING_REACH = "booking (book_appointment or collect_appointment)"
-DURATIONS = {"call_duration_session": "sessions", "call_duration_retell": "retell_durations"}  # metric -> its statement
+DURATIONS = {"call_duration_session": "value", "call_duration_retell": "retell_value"}  # metric -> its column of "sessions"
 log = logging.getLogger(__name__)
 CALL_ID_FOLDED = call_ids.CALL_ID_FOLDED
 
@@ -140,15 +140,12 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
         return " AND ".join(loaders.company_clause(session.company_id, company_id or None, base) + [session.real])
 
     where = f"s.started_at >= :bs AND s.started_at < :end AND {scoped}"
+    # both durations in one pass over the sessions and their calls (the join costs most: 0.2 s of 0.55 s at 1M calls)
+    retell = ", c.duration_ms AS retell_value" if joined and "duration_ms" in calls_cols else ""
     out.append(("sessions", f"SELECT {s_side} AS side, {stuck} AS stuck, {cleanup} AS cleanup, "
                             f"{untraced} AS untraced, {_unclear_sql('s.started_at', engine, bounds, base)} AS ambiguous, "
-                            f"s.duration_ms AS value, COUNT(*) AS n "
-                            f"FROM retell_call_sessions s {join} WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6", dict(base)))
-    if joined and "duration_ms" in calls_cols:
-        out.append(("retell_durations", f"SELECT {s_side} AS side, {stuck} AS stuck, "
-                                        f"{cleanup} AS cleanup, "
-                                        f"c.duration_ms AS value, COUNT(*) AS n FROM retell_call_sessions s {join} "
-                                        f"WHERE {where} GROUP BY 1, 2, 3, 4", dict(base)))
+                            f"s.duration_ms AS value{retell}, COUNT(*) AS n FROM retell_call_sessions s {join} WHERE {where} "
+                            f"GROUP BY 1, 2, 3, 4, 5, 6{', 7' if retell else ''}", dict(base)))
     # as loaders.calls counts them: the approximate SQL rule over the 2 h-padded window, the exact rule inside it
     params = dict(base)
     approx = call_ids.real_call_id_prefilter_sql("s.call_id")
@@ -226,15 +223,12 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
 
     sessions = {side: counted(sess[sess["side"] == side]) for side in SIDES}
     durations = {}
-    for name, key in DURATIONS.items():
-        if key not in rows:
-            continue
-        r = rows[key]
-        values = pd.to_numeric(r["value"], errors="coerce")
+    for name, column in DURATIONS.items():
+        values = pd.to_numeric(sess[column], errors="coerce") if column in sess else pd.Series(dtype=float)
         if values.notna().any():
-            keep = values.notna() & (r["stuck"].astype(int) == 0) & (r["cleanup"].astype(int) == 0)
-            durations[name] = {side: Histogram.from_counts(values[keep & (r["side"] == side)].to_numpy(float),
-                                                           r.loc[keep & (r["side"] == side), "n"].to_numpy("int64"))
+            keep = values.notna() & (sess["stuck"].astype(int) == 0) & (sess["cleanup"].astype(int) == 0)
+            durations[name] = {side: Histogram.from_counts(values[keep & (sess["side"] == side)].to_numpy(float),
+                                                           sess.loc[keep & (sess["side"] == side), "n"].to_numpy("int64"))
                                for side in SIDES}
     lat = rows["latencies"]
     lat["family"] = functions.family_series(lat["function_name"].astype("string")).astype(str)
