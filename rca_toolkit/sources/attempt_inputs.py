@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -259,9 +260,10 @@ def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bo
                            tail, base, window, company_id, lean, stored_booking)
     by_trace = _clean_errors(run_parts(engine, parts), engine, lo, hi)
     # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
-    first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id").set_index("function_trace_id")
-    named = traces["trace_id"].map(first["error_message"].astype("object")) if len(first) else pd.Series(None, index=traces.index)
-    sessions = traces.loc[failed & named.isna(), "session_id"].dropna().astype(str).unique()
+    first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id")
+    named_ids = pd.to_numeric(first.loc[first["error_message"].notna(), "function_trace_id"], errors="coerce")  # as typed
+    named = np.isin(traces["trace_id"].to_numpy(dtype="float64", na_value=np.nan), named_ids.to_numpy(dtype="float64"))
+    sessions = traces.loc[failed & ~named, "session_id"].dropna().astype(str).unique()
     parts = []
     for chunk in _chunks(sessions, engine):
         params = dict(base)
@@ -274,7 +276,7 @@ def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bo
         return _empty("errors")
     frame = frame.sort_values(["occurred_raw", "error_id"], kind="stable").reset_index(drop=True).drop(columns=["occurred_raw"])
     context = _decode(frame["error_context"])
-    frame["frame"] = context.map(lambda c: c.get("frame") if isinstance(c, dict) else None)
+    frame["frame"] = per_object(context, lambda c: c.get("frame") if isinstance(c, dict) else None)  # decoded once per text
     frame["family"] = per_distinct(frame["affected_function"], functions.function_family)
     return loaders.typed(frame.drop(columns=["error_context"]), ints=["company_id", "error_id", "function_trace_id"],
                           strings=["call_id", "error_message", "frame"], cats=["affected_function", "error_code", "family"])
