@@ -330,7 +330,7 @@ def _string_category(values: pd.Series) -> pd.Series:
 
 
 def typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.DataFrame:
-    casts = ((ints, lambda s: s.astype("Int64") if s.dtype.kind in "iu" or s.dtype == "Int64"
+    casts = ((ints, lambda s: s.astype("Int64") if s.dtype.kind in "iu"  # integers already (Int64's kind is "i" too)
               else pd.to_numeric(s, errors="coerce").round().astype("Int64")),
              (strings, lambda s: s.astype("string")),
              (cats, _string_category),

@@ -440,10 +440,10 @@ def _window(con, reader: _Reader, spec: StoredTable, table, columns: dict, trail
     name, key, when = spec.name, spec.key, spec.time
     # the newest change the store holds, taken before the window is read again: rows read there carry the
     # source's newer updated_at, and an old row changed before them would otherwise fall below the bound
-    if since is None and spec.updated in columns:
-        since = _one(con, f'SELECT max("{spec.updated}") FROM "{name}"')
-    elif spec.updated not in columns:
+    if spec.updated not in columns:
         since = None
+    elif since is None:
+        since = _one(con, f'SELECT max("{spec.updated}") FROM "{name}"')
     high = lo = bound = older = None
     if spec.integer_key:
         high = _one(con, f'SELECT max("{key}") FROM "{name}"')
@@ -689,8 +689,9 @@ def _write(con, spec: StoredTable, columns: dict, out, into: str | None = None) 
     """Insert ``out`` (a frame, an Arrow table, or store SQL giving rows of the written columns: source and
     derived) into ``into`` (a table of those columns) or, by default, into ``spec``'s table with each row's session
     columns as stored now (step 5)."""
-    rows = out if isinstance(out, str) else "chunk_rows"
-    if rows == "chunk_rows":
+    registered = not isinstance(out, str)
+    rows = "chunk_rows" if registered else out
+    if registered:
         con.register(rows, out)
     try:
         written = {**columns, **_derived(spec, columns)}
@@ -706,7 +707,7 @@ def _write(con, spec: StoredTable, columns: dict, out, into: str | None = None) 
         if into is None:
             _touch(con, spec, f"FROM {rows}")
     finally:
-        if rows == "chunk_rows":
+        if registered:
             con.unregister(rows)
 
 
