@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
-import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders, requirements
 from rca_toolkit.rules import call_ids, functions, sessions
@@ -70,7 +69,6 @@ class Plan:
     windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]]
     stuck_before: pd.Timestamp
     zone: str
-    families: dict[str, str]  # stored function name -> family (P3)
     notes: list[str] = field(default_factory=list)
 
     def only(self, metrics) -> "Plan":
@@ -93,9 +91,6 @@ class Histograms:
                           {**self.latencies, **other.latencies}, list(dict.fromkeys(self.notes + other.notes)))
 
 
-MAX_LISTED = 5000  # test sessions bound as a NOT IN list; more than this and traces are joined instead
-
-
 def _window_sql(col: str, windows: dict, engine, zone: str, params: dict, extra_edges=()) -> tuple[str, str, str | None]:
     """(WHERE on the two windows, side expression, edge expression or None)."""
     def within(lo, hi, prefix, pad):
@@ -113,12 +108,8 @@ def _window_sql(col: str, windows: dict, engine, zone: str, params: dict, extra_
 
 
 def plan(db=None, *, windows: dict, as_of) -> Plan:
-    """The aggregate statements for ``windows`` (``{"before": (lo, hi), "after": (lo, hi)}``, UTC).
-
-    Runs two small look-ups to build them: the stored function names (a loose index scan,
-    bound as an ``IN`` list so MariaDB range-scans ``(function_name, started_at)``) and, on
-    MariaDB, the test sessions (:func:`_test_sessions`, so the traces need no join).
-    """
+    """The aggregate statements for ``windows`` (``{"before": (lo, hi), "after": (lo, hi)}``, UTC): plain SQL that
+    the local store, SQLite and a server read directly (``--no-cache``) run alike."""
     engine = loaders.engine_for(db)
     schema = loaders.schema_of(engine)
     absent = requirements.check(schema, *REQUIRES["plan"])
@@ -143,77 +134,39 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         params: dict = {}
         where, side, edge = _window_sql("s.started_at", windows, engine, zone, params, extra_edges=[stuck_before])
         params["stuck_before"] = loaders.wall_bound(stuck_before, engine, pd.Timedelta(0))
-        inner, outer, v = f"s.{column} AS v FROM retell_call_sessions s", "", "d.v"
-        if alias == "c" and loaders.is_mariadb(engine) and "id" in calls_cols:
-            # only the Retell duration needs calls joined to every session. Looked up in session order, each
-            # call row is a random read of the clustered index (3.4 s at 1M calls). Instead the call-id index
-            # alone (covering) gives each session's calls.id, the ids are sorted (ORDER BY kept by the LIMIT),
-            # and the rows are read in key order: 4.5 s -> 2.4 s. calls.retell_call_id is unique (one row each).
-            inner = "c.id AS cid FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id"
-            outer, v = f" LEFT JOIN calls c ON c.id = d.cid{live}", f"c.{column}"
-        elif alias == "c":
+        inner = f"s.{column} AS v FROM retell_call_sessions s"
+        if alias == "c":  # only the Retell duration joins calls; calls.retell_call_id is unique (one row each)
             inner = f"c.{column} AS v FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id{live}"
         if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
             stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=completed)
             # CASE WHEN on a NULL condition takes the ELSE branch: a missing call row or reason keeps the value
             flags = {"side": side, "dropped": f"CASE WHEN {stuck} OR {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
-            value = f"CASE WHEN d.dropped = 1 THEN NULL ELSE {v} END"
+            value = "CASE WHEN d.dropped = 1 THEN NULL ELSE d.v END"
         else:  # rows near a bound are placed in Python, so their flags come back separately
             flags = {"side": side, "edge_at": edge,
                      "open_session": f"CASE WHEN {sessions.open_session_sql('s')} THEN 1 ELSE 0 END",
                      "early": f"CASE WHEN {sessions.started_before_sql('s', ':stuck_before')} THEN 1 ELSE 0 END",
                      "completed_row": f"CASE WHEN {sessions.open_session_sql('s')} AND {completed} THEN 1 ELSE 0 END",
                      "cleanup": f"CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
-            value = v
-        order = f" ORDER BY c.id LIMIT {2 ** 64 - 1}" if outer else ""
+            value = "d.v"
         source = (f"(SELECT {', '.join(f'{sql} AS {name}' for name, sql in flags.items())}, {inner} "
-                  f"WHERE {where} AND {call_ids.real_call_id_sql('s.call_id', engine)}{order}) d{outer}")
+                  f"WHERE {where} AND {call_ids.real_call_id_sql('s.call_id', engine)}) d")
         select = [f"d.{name}" for name in flags if name != "dropped"] + [f"{value} AS value", "COUNT(*) AS n"]
         keys = ", ".join(str(i) for i in range(1, len(select)))
         statements.append(Statement(metric, f"SELECT {', '.join(select)} FROM {source} GROUP BY {keys}", params))
 
-    stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces "
-                                    "WHERE function_name IS NOT NULL", {})["function_name"]
-    families = {str(n): functions.function_family(str(n)) for n in stored}
-    if families:
-        params = {}
-        listed = loaders.bind_list(sorted(families), params, "fn")
-        where, side, edge = _window_sql("t.started_at", windows, engine, zone, params)
-        # MariaDB groups by the name's position in the bound list (FIELD, the column's collation like the IN):
-        # an integer key instead of a VARCHAR(255) one in the temporary table, 1.9 s -> 1.2 s at 2M traces
-        function = "t.function_name" if not loaders.is_mariadb(engine) else f"FIELD(t.function_name, {listed})"
-        select = [f"{side} AS side"] + ([f"{edge} AS edge_at"] if edge else []) + [
-            f"{function} AS function_name", "t.duration_ms AS value", "COUNT(*) AS n"]
-        keys = ", ".join(str(i) for i in range(1, len(select)))
-        test_sessions = _test_sessions(engine)
-        if test_sessions is None:
-            log.info("function latencies: every trace's session call id tested (joined; kept on the trace on the local store)")
-            session = loaders.session_of(engine)
-            source, real = f"retell_function_traces t{session.join}", session.real
-        else:  # no million-row join
-            log.info("function latencies: %d test sessions bound as a list (one scan of the traces, no join)",
-                     len(test_sessions))
-            source = "retell_function_traces t"
-            real = f"t.call_session_id NOT IN ({loaders.bind_list(test_sessions, params, 'x')})" if test_sessions else "1 = 1"
-        sql = (f"SELECT {', '.join(select)} FROM {source} "
-               f"WHERE {where} AND t.function_name IN ({listed}) AND {real} GROUP BY {keys}")
-        statements.append(Statement("function_latency", sql, params))
+    params = {}
+    where, side, edge = _window_sql("t.started_at", windows, engine, zone, params)
+    select = [f"{side} AS side"] + ([f"{edge} AS edge_at"] if edge else []) + [
+        "t.function_name AS function_name", "t.duration_ms AS value", "COUNT(*) AS n"]
+    keys = ", ".join(str(i) for i in range(1, len(select)))
+    session = loaders.session_of(engine)  # on the local store each trace keeps its session's call id and flag
+    sql = (f"SELECT {', '.join(select)} FROM retell_function_traces t{session.join} "
+           f"WHERE {where} AND t.function_name IS NOT NULL AND {session.real} GROUP BY {keys}")
+    statements.append(Statement("function_latency", sql, params))
     for note in notes:
         log.info("histograms: %s", note)
-    return Plan(statements, windows, stuck_before, zone, families, notes)
-
-
-def _test_sessions(engine: sa.Engine) -> list | None:
-    """Ids of sessions whose call id is not a real one (P4), or None when a join is the better plan.
-
-    On MariaDB a scan of the call-id index finds them in well under a second at 1M sessions;
-    up to ``MAX_LISTED`` are bound as a list. SQLite (small, no such cost) keeps the join.
-    """
-    if not loaders.is_mariadb(engine):
-        return None
-    ids = loaders.query(engine, "SELECT id FROM retell_call_sessions "
-                                 f"WHERE call_id IS NULL OR NOT ({call_ids.real_call_id_sql('call_id', engine)})", {})["id"]
-    return None if len(ids) > MAX_LISTED else sorted(ids.tolist())
+    return Plan(statements, windows, stuck_before, zone, notes)
 
 
 def _place(rows: pd.DataFrame, plan_: Plan) -> pd.DataFrame:
@@ -254,10 +207,9 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
     for metric, rows in results:
         rows = _place(rows, plan_)
         if metric == "function_latency":
-            stored = rows["function_name"]
-            if pd.api.types.is_numeric_dtype(stored):  # FIELD's position in the bound list (1-based)
-                stored = stored.map(dict(enumerate(sorted(plan_.families), start=1)))
-            rows["family"] = stored.astype(str).map(plan_.families)
+            # folded as returned: a collation that holds names equal (MariaDB's: case, trailing spaces) may group
+            # them under a spelling the look-up did not list
+            rows["family"] = functions.family_series(rows["function_name"].astype("string")).astype(str)
             for fam, part in rows.groupby("family", sort=True):
                 latencies[fam] = {key: _histogram(part[part["side"] == i]) for i, key in enumerate(SIDES)}
             continue
