@@ -77,13 +77,3 @@ def real_call_id_sql(col: str, engine=None) -> str:
     if dialect == "sqlite":
         return f"({col} GLOB 'call_{'[0-9a-f]' * 27}')"
     return f"({col} REGEXP '(?-i)^{RETELL_CALL_ID_BODY}$' AND LENGTH({col}) = {RETELL_CALL_ID_LENGTH})"
-
-
-def real_call_id_prefilter_sql(col: str) -> str:
-    """A cheap SQL superset of :func:`real_call_id_sql` (``call_`` prefix, 32 long, any case).
-
-    Why: ``LIKE`` with a literal prefix can use an index on ``call_id``; the loaders filter with it
-    and then apply :func:`is_real_call_id` to the rows, so every real id passes and the few
-    look-alikes it lets through (``CALL_…``, non-hex) are dropped in pandas and counted.
-    """
-    return f"({col} LIKE 'call!_%' ESCAPE '!' AND LENGTH({col}) = {RETELL_CALL_ID_LENGTH})"

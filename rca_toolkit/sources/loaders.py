@@ -369,13 +369,6 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
             join += " AND c.deleted_at IS NULL"
     else:
         missing = list(CALL_COLUMNS) if "calls" not in schema else missing + ["retell_call_id"]
-    excluded, examples = 0, []
-    if not include_test:
-        excl_sql = f"SELECT s.call_id FROM retell_call_sessions s WHERE NOT {call_ids.real_call_id_prefilter_sql('s.call_id')}"
-        excl_sql += "".join(f" AND {w}" for w in where)
-        excl = query(engine, excl_sql, params)
-        excluded, examples = len(excl), sorted(excl["call_id"].astype(str))[:20]
-        where.append(call_ids.real_call_id_prefilter_sql("s.call_id"))
     frame = query(engine, f"SELECT {', '.join(select)} FROM retell_call_sessions s {join}{_where_sql(where)} "
                           "ORDER BY s.started_at, s.id", params)
     zone = storage_zone(engine)
@@ -383,12 +376,11 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     frame = to_utc(frame, ["ended_at", "retell_start", "retell_end"], zone, flags=False)
     frame = refine(frame, "started_at", start_ts, end_ts)
     frame["id_kind"] = frame["call_id"].map(call_ids.id_kind)
-    if not include_test:  # exact regex after the approximate SQL filter
-        odd = frame["id_kind"] != "retell"
-        excluded += int(odd.sum())
-        examples += list(frame.loc[odd, "call_id"])
-        frame = frame[~odd].reset_index(drop=True)
     frame["is_test"] = frame["id_kind"] != "retell"
+    excluded, examples = 0, []
+    if not include_test:  # test sessions are few (P4): read with the window's, counted and dropped here
+        excluded, examples = int(frame["is_test"].sum()), sorted(frame.loc[frame["is_test"], "call_id"].astype(str))[:20]
+        frame = frame[~frame["is_test"]].reset_index(drop=True)
     as_of_ts = _instant(as_of, "as_of") if as_of is not None else pd.Timestamp.now(tz="UTC")
     frame["stuck"] = sessions.stuck(frame, as_of_ts)
     frame["closed_by_cleanup"] = sessions.closed_by_cleanup(frame["disconnection_reason"])
@@ -521,12 +513,10 @@ def _per_call_table(engine, table: str, time_col: str, select: str, start, end, 
     session = session_of(engine)
     where += [session.found] + company_clause(session.company_id, company_id, params) + extra_where
     if not include_test:
-        where.append(call_ids.real_call_id_prefilter_sql(session.call_id))
+        where.append(session.real)
     sql = (f"SELECT {session.call_id} AS call_id, {session.company_id} AS company_id, {select} FROM {table} t{session.join}"
            f"{_where_sql(where)} ORDER BY t.{time_col}, t.id")
     frame = refine(to_utc(query(engine, sql, params), [time_col], storage_zone(engine)), time_col, start_ts, end_ts)
-    if not include_test:  # the exact rule after the SQL prefilter
-        frame = frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
     return frame, start_ts, end_ts
 
 

@@ -368,6 +368,23 @@ def test_a_start_time_the_spring_change_skips_is_counted_as_unclear(demo_sqlite,
     assert report.counts["sessions"] == 2 and flags["DST-ambiguous start times (P1)"] == 1
 
 
+def test_test_ids_are_counted_inside_the_window_only_and_as_loaders_calls_counts_them(demo_sqlite, tmp_path):
+    """A test id 30 minutes after the period's end is not the period's (the count used to take the 2 h its wall-time
+    bounds are padded by); a test id and an upper-case look-alike inside it are. ``loaders.calls`` agrees."""
+    before = health_data.load_counts(demo_sqlite[0], "2025-10-14", "1d").data.excluded_test_ids
+    copy = "CREATE TEMP TABLE one AS SELECT * FROM retell_call_sessions WHERE call_id LIKE 'call_%' LIMIT 1"
+    rows = [("inside", "test_inside_the_day", "2025-10-14 12:00:00"), ("alike", "CALL_" + "A" * 27, "2025-10-14 13:00:00"),
+            ("after", "test_after_the_end", "2025-10-15 00:30:00")]
+    url = altered_copy(demo_sqlite[0], tmp_path, copy, *[statement for sid, cid, at in rows for statement in (
+        f"UPDATE one SET id = '{sid}', call_id = '{cid}', started_at = '{at}', ended_at = '{at}'",
+        "INSERT INTO retell_call_sessions SELECT * FROM one")])
+    after = health_data.load_counts(url, "2025-10-14", "1d").data.excluded_test_ids
+    bounds = health.period_bounds("2025-10-14", "1d")
+    calls = loaders.calls(url, start=bounds["baseline_start"], end=bounds["end"])
+    assert after == before + 2 == calls.attrs["excluded_test_ids"]
+    assert {"test_inside_the_day", "CALL_" + "A" * 27} <= set(calls.attrs["excluded_examples"]) or before + 2 > 20
+
+
 def test_a_bound_in_a_repeated_hour_of_a_wall_time_database_is_refused(demo_sqlite, monkeypatch):
     """Havana puts its clocks back from 01:00 to 00:00: that day's midnight happens twice, so rows stored in wall time
     near it cannot be placed on a side; the report says so instead of guessing."""

@@ -88,9 +88,7 @@ def _bounds(engine: sa.Engine, bounds: dict) -> dict:
             raise ConfigError(f"the health report's bound {ts.tz_convert(zone)} falls in the hour a DST change repeats "
                               f"in {zone}, where the database stores wall time: rows near it cannot be placed exactly",
                               hint="report another period, or read a server session pinned to UTC (db_time_zone=+00:00)")
-    pad = loaders.WALL_PAD
-    padded = {"bs_pad": bounds["baseline_start"] - pad, "end_pad": bounds["end"] + pad}  # as loaders.calls pads, in wall time
-    return {name: loaders.wall_bound(ts, engine, pd.Timedelta(0)) for name, ts in {**exact, **padded}.items()}
+    return {name: loaders.wall_bound(ts, engine, pd.Timedelta(0)) for name, ts in exact.items()}
 
 
 def _unclear_sql(col: str, engine: sa.Engine, bounds: dict, params: dict) -> str:
@@ -146,13 +144,10 @@ def statements(db=None, bounds: dict | None = None, company_id: int | None = Non
                             f"{untraced} AS untraced, {_unclear_sql('s.started_at', engine, bounds, base)} AS ambiguous, "
                             f"s.duration_ms AS value{retell}, COUNT(*) AS n FROM retell_call_sessions s {join} WHERE {where} "
                             f"GROUP BY 1, 2, 3, 4, 5, 6{', 7' if retell else ''}", dict(base)))
-    # as loaders.calls counts them: the approximate SQL rule over the 2 h-padded window, the exact rule inside it
-    params = dict(base)
-    approx = call_ids.real_call_id_prefilter_sql("s.call_id")
-    out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN NOT {approx} THEN 1 WHEN s.started_at >= :bs AND "
-                                     f"s.started_at < :end AND NOT ({real}) THEN 1 ELSE 0 END), 0) AS n "
-                                     f"FROM retell_call_sessions s WHERE "
-                                     f"{' AND '.join(['s.started_at >= :bs_pad', 's.started_at < :end_pad'] + company)}", params))
+    # as loaders.calls counts them: the window's sessions whose call id is not a real one (NULL included)
+    out.append(("excluded_test_ids", f"SELECT COALESCE(SUM(CASE WHEN {real} THEN 0 ELSE 1 END), 0) AS n "
+                                     f"FROM retell_call_sessions s WHERE s.started_at >= :bs AND s.started_at < :end"
+                                     f"{''.join(f' AND {c}' for c in company)}", dict(base)))
     stored = loaders.query(engine, "SELECT DISTINCT function_name FROM retell_function_traces WHERE function_name IS NOT NULL",
                             {})["function_name"].astype(str).tolist()
     fam_of = dict(zip(stored, functions.family_series(pd.Series(stored, dtype="string")).astype(str)))
