@@ -143,7 +143,7 @@ def engine_for(db=None, settings: Settings | None = None, *, cached: bool = Fals
 
 
 def is_mariadb(engine: sa.Engine) -> bool:
-    """MariaDB/MySQL SQL (binary comparisons, FIELD keys) rather than the portable SQL SQLite and the store read."""
+    """MariaDB/MySQL SQL (binary comparisons, REGEXP) rather than the portable SQL SQLite and the store read."""
     return engine.dialect.name in ("mysql", "mariadb")
 
 
@@ -208,7 +208,7 @@ def window_bounds(col: str, lo, hi, engine: sa.Engine, params: dict, prefix: str
 
 
 def bind_list(values, params: dict, prefix: str) -> str:
-    """``:<prefix>0, :<prefix>1, …`` with ``values`` bound into ``params``, for ``IN (…)``, ``FIELD(…)`` and the like."""
+    """``:<prefix>0, :<prefix>1, …`` with ``values`` bound into ``params``, for ``IN (…)`` lists."""
     params.update({f"{prefix}{i}": v for i, v in enumerate(values)})
     return ", ".join(f":{prefix}{i}" for i in range(len(values)))
 
