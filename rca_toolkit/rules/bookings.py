@@ -89,7 +89,7 @@ def appointment_by_call(attempts: pd.DataFrame, appointments: pd.DataFrame, call
         return result
     by_meta = appointments.dropna(subset=["retell_call_id"]).drop_duplicates("retell_call_id").set_index("retell_call_id")["id"]
     result = attempts["call_id"].map(by_meta).astype("object")
-    if "local_call_id" in calls and appointments["call_id"].notna().any():
+    if len(calls) and "local_call_id" in calls and appointments["call_id"].notna().any():  # none: nothing to look up
         local = calls.dropna(subset=["local_call_id"]).drop_duplicates("call_id").set_index("call_id")["local_call_id"]
         by_local = appointments.dropna(subset=["call_id"]).drop_duplicates("call_id").set_index("call_id")["id"]
         via_local = attempts["call_id"].map(local).map(by_local)

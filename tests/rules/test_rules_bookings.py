@@ -71,3 +71,22 @@ def test_runbook_parameter_defaults_are_the_rule(runbook):
     notebook = nbformat.read(ROOT / "runbooks" / f"{runbook}.ipynb", as_version=4)
     source = next(c.source for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
     assert re.search(r"^min_attempts: int = (\d+)", source, re.M).group(1) == str(MIN_ATTEMPTS)
+
+
+def test_a_call_s_appointment_is_found_by_metadata_first_then_by_the_local_call_row():
+    """``appointments.call_id`` holds the local ``calls.id``: an appointment whose metadata names no call is the
+    call's through that row; without call rows to look up, only the metadata links."""
+    import pandas as pd
+
+    attempts = pd.DataFrame({"call_id": pd.Series(["call_a", "call_b", "call_c"], dtype="string")})
+    appointments = pd.DataFrame({"id": pd.Series([10, 11, 12], dtype="Int64"),
+                                 "retell_call_id": pd.Series(["call_a", None, None], dtype="string"),
+                                 "call_id": pd.Series([None, 7, 8], dtype="Int64")})
+    calls = pd.DataFrame({"call_id": pd.Series(["call_b", "call_a"], dtype="string"),
+                          "local_call_id": pd.Series([7, 8], dtype="Int64")})
+
+    def ids(found: pd.Series) -> list:
+        return [None if pd.isna(v) else int(v) for v in found]
+
+    assert ids(bookings.appointment_by_call(attempts, appointments, calls)) == [10, 11, None]  # call_a: metadata first
+    assert ids(bookings.appointment_by_call(attempts, appointments, calls.iloc[:0])) == [10, None, None]
