@@ -31,8 +31,10 @@ def identity_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     Why: decoded JSON is shared, one object per distinct text (as ``attempt_inputs`` decodes them); hashing
     dicts is impossible and comparing them is slow, but their addresses factorize in C."""
     ids = np.fromiter(map(id, values.to_numpy(dtype=object)), dtype=np.uint64, count=len(values))
-    _, first, codes = np.unique(ids, return_index=True, return_inverse=True)
-    return codes.reshape(-1), first
+    codes, uniques = pd.factorize(ids)  # a hash, not a sort: codes in order of first occurrence
+    first = np.empty(len(uniques), dtype=np.intp)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)  # written last to first: each code's first row stays
+    return codes, first
 
 
 def per_object(values: pd.Series, fn) -> np.ndarray:

@@ -29,7 +29,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.sources import loaders, requirements, store
-from rca_toolkit.rules import bookings, call_ids, functions
+from rca_toolkit.rules import bookings, functions
 from rca_toolkit.config import progress
 from rca_toolkit.sources.requirements import Requirement
 from rca_toolkit.distinct import per_distinct, per_object
@@ -253,7 +253,7 @@ def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bo
               f"e.occurred_at, e.error_message, e.error_code, e.affected_function, {context} AS error_context "
               f"FROM retell_error_log e{es.join} WHERE ")
     base: dict = {}
-    cond = loaders.window_bounds("e.occurred_at", lo, hi, engine, base, "e") + [es.found] + \
+    cond = loaders.window_bounds("e.occurred_at", lo, hi, engine, base, "e") + [es.found, es.real] + \
         loaders.company_clause(es.company_id, company_id, base)
     tail = "".join(f" AND {c}" for c in cond)
     parts = by_trace_parts(engine, traces.loc[failed if lean else slice(None), "trace_id"], f"{select}e.function_trace_id IN ",
@@ -311,10 +311,9 @@ def run_parts(engine, parts: list) -> pd.DataFrame:
 
 
 def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
-    """Stored order (ORDER BY occurred_at, id: the first error per trace wins), window refined on UTC, real ids only."""
+    """Stored order (ORDER BY occurred_at, id: the first error per trace wins), window refined on UTC."""
     frame = frame.assign(occurred_raw=frame["occurred_at"]).sort_values(["occurred_raw", "error_id"], kind="stable")
-    frame = loaders.refine(loaders.to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
-    return frame[call_ids.real_call_ids(frame["call_id"])].reset_index(drop=True)
+    return loaders.refine(loaders.to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
 
 
 # --------------------------------------------------------------------------- appointments and webhooks
