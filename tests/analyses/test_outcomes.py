@@ -82,6 +82,20 @@ def test_a_uid_two_attempts_claim_alike_goes_to_the_earlier_one():
     assert pd.isna(out.loc[4, "calcom_uid"]) and pd.isna(out.loc[4, "calcom_link"])
 
 
+def test_a_failure_is_not_linked_to_its_call_s_own_appointment():
+    """The call's own appointment names the uid of its success only: a failed attempt whose call owns an appointment
+    (metadata naming the call) gets no uid from it, so it is neither rescued nor booked by that row."""
+    traces, errors, appointments, webhooks, calls = _frames()
+    own = pd.DataFrame({"id": [102], "calcom_v2_booking_id": ["uidE"], "source": ["cal.com"], "call_id": [pd.NA],
+                        "retell_call_id": [C[3]]})
+    out = classify(traces, errors, pd.concat([appointments, own], ignore_index=True), webhooks, calls)
+    assert pd.isna(out.loc[3, "calcom_uid"]) and pd.isna(out.loc[3, "calcom_link"])
+    assert out.loc[3, ["outcome", "rescued_by_webhook", "appointment_id"]].tolist() == ["failed", False, 102]
+    traces.loc[3, "status"] = "success"  # the same call's success owns it
+    out = classify(traces, errors, pd.concat([appointments, own], ignore_index=True), webhooks, calls)
+    assert out.loc[3, ["calcom_uid", "calcom_link", "outcome"]].tolist() == ["uidE", "appointment", "success"]
+
+
 def test_webhooks_without_an_event_id_link_nothing_and_numeric_ids_link_as_text():
     """Off the data contract (event_id is NOT NULL): a Cal.com webhook without an event id confirms no uid, and an
     attempt it is nearest to in time stays unlinked; an id stored as a number is linked as its text."""

@@ -91,20 +91,21 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out["code_path"] = (err["frame"].astype("object").fillna(trace_frame.astype("object"))
                         .fillna(out["family"].map(CODE_PATHS).astype("object")).astype("string"))
     local = appointments.dropna(subset=["calcom_v2_booking_id"]).drop_duplicates("calcom_v2_booking_id")
+    local_uids = local["calcom_v2_booking_id"].astype("object").to_numpy()
     by_call = bookings.appointment_by_call(out, appointments, calls)
-    own_uid = by_call.map(local.set_index("id")["calcom_v2_booking_id"].astype("object")) if len(local) else by_call
     ok = attempt_inputs.attempt_succeeded(traces)
-    own_uid = own_uid.where(ok)  # the call's row is the success's
+    # the row in ``local`` of the call's own appointment, the success's only
+    own_row = pd.Index(local["id"].astype("float64")).get_indexer(pd.to_numeric(by_call).astype("float64"))
+    own_row[~ok.to_numpy()] = -1
     if by_rule.any():  # a validation books nothing: no Cal.com booking is linked to it
-        uids, how = _calcom_uids(traces[~by_rule], webhooks, own_uid[~by_rule])
+        uids, how, row = _calcom_uids(traces[~by_rule], webhooks, own_row[~by_rule], local_uids)
         uids, how = uids.reindex(traces.index), how.reindex(traces.index)
+        row = pd.Series(row, index=traces.index[~by_rule]).reindex(traces.index, fill_value=-1).to_numpy()
     else:
-        uids, how = _calcom_uids(traces, webhooks, own_uid)
+        uids, how, row = _calcom_uids(traces, webhooks, own_row, local_uids)
     out["calcom_uid"] = uids.astype("string")
     out["calcom_link"] = how.astype("string")
-    # the local appointment holding each attempt's uid: one hash lookup for its existence, source and id
-    row = _positions(pd.Index(local["calcom_v2_booking_id"].astype("object")), out["calcom_uid"])
-    has_local = pd.Series(row >= 0, index=out.index)
+    has_local = pd.Series(row >= 0, index=out.index)  # row: the local appointment holding the attempt's uid
     local_source = _at_rows(local["source"].astype("string"), row, out.index)
     linked = _at_rows(local["id"], row, out.index)
     out["appointment_id"] = pd.to_numeric(linked.astype("object").where(linked.notna(), by_call)).astype("Int64")
@@ -162,8 +163,10 @@ def _match_errors(traces: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Cal.com uid of each attempt and how it was linked.
+def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_row: np.ndarray,
+                 local_uids: np.ndarray) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """Cal.com uid of each attempt, how it was linked, and the position in ``local_uids`` (the uids of local
+    appointments, unique) of the one holding it (-1: none). ``own_row``: each attempt's own appointment in there.
 
     Links, strongest first: a uid named in the trace blob (``trace``), the call id in the
     webhook payload (``payload``), the uid of the call's own local appointment
@@ -173,16 +176,17 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     Only uids that Cal.com's webhook confirms count as bookings.
 
     Each uid is handled as its position among the confirmed ones: 400k attempts are linked by integer arrays,
-    not by hashing their uid texts again at every step.
+    not by hashing their uid texts again at every step; the local uids are hashed once, against the confirmed ones.
     """
     uids = pd.Series(None, index=traces.index, dtype="object")
     how = pd.Series(None, index=traces.index, dtype="object")
     created = webhooks[webhooks["event_type_norm"].eq("BOOKING_CREATED").fillna(False)] if not webhooks.empty else webhooks
     if created.empty:  # no Cal.com webhook confirms any booking: nothing can be called orphaned
-        return uids, how
+        return uids, how, np.full(len(traces), -1)
     # as texts (an id stored as a number too), numpy objects: iterating a StringArray is slow
     event_ids = created["event_id"].astype("string").to_numpy(dtype=object)
     known = pd.Index(pd.unique(event_ids[pd.notna(event_ids)]))  # hashed once
+    known_of_local = known.get_indexer(local_uids) if len(local_uids) else np.full(0, -1)
     linked = np.full(len(traces), -1)  # each attempt's uid, as a position in known
     taken = np.zeros(len(known), dtype=bool)  # uids already linked to an attempt
     links = np.full(len(traces), None, dtype=object)
@@ -207,7 +211,8 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
             calls_of.setdefault(call, event_id)
     if calls_of:
         link(every, _positions(known, traces["call_id"].astype("object").map(calls_of)), "payload")
-    link(every, _positions(known, own_uid), "appointment")
+    link(every, np.where(own_row >= 0, known_of_local[np.maximum(own_row, 0)] if len(known_of_local) else -1, -1),
+         "appointment")
     todo = linked < 0
     if todo.any():
         # floor to the second: webhook times are often stored without fractions (TIMESTAMP(0))
@@ -232,7 +237,10 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_uid: pd.Serie
     has = linked >= 0
     uids[has] = known.to_numpy(dtype=object)[linked[has]]
     how[:] = links
-    return uids, how
+    local_of_known = np.full(len(known) + 1, -1)  # the last slot answers -1 (no uid)
+    in_known = known_of_local >= 0
+    local_of_known[known_of_local[in_known]] = np.flatnonzero(in_known)
+    return uids, how, local_of_known[linked]
 
 
 def blob_uids(outputs: pd.Series, details: pd.Series) -> np.ndarray:
