@@ -511,3 +511,93 @@ def test_a_booking_two_attempts_could_claim_goes_to_the_first_whatever_else_the_
     assert whole["outcome"].astype(str).tolist() == ["orphaned", "failed"] * pairs
     halves = [classify(*_rival_attempts(pairs // 2, first)) for first in (0, pairs // 2)]
     pd.testing.assert_frame_equal(whole, pd.concat(halves, ignore_index=True))
+
+
+# --------------------------------------------------------------------------- link and match rules, one each
+def _one_failure_world(n: int, starts, *, company=1, status="error"):
+    """``n`` booking attempts of one company at ``starts`` (offsets from T0), no error rows, appointments or
+    webhooks yet: each test adds the rows its rule needs."""
+    traces = pd.DataFrame({
+        "call_id": [f"call_{i:027x}" for i in range(n)], "company_id": [company] * n,
+        "started_at": [T0 + s for s in starts], "function_name": ["book_appointment"] * n,
+        "family": ["book_appointment"] * n, "trace_id": range(1, n + 1),
+        "status": [status] * n if isinstance(status, str) else status, "error": ["HTTP 500"] * n,
+        "output_result": [None] * n, "error_details": [None] * n,
+    })
+    _, errors, appointments, webhooks, calls = _rival_attempts(0)
+    return traces, errors, appointments, webhooks, calls
+
+
+def _webhook(uid, at, *, company=1, payload=None) -> dict:
+    return {"event_type_norm": "BOOKING_CREATED", "event_id": uid, "status": "processed", "company_id": company,
+            "created_at": at, "payload": payload}
+
+
+def test_a_webhook_claimed_by_two_attempts_in_time_goes_to_the_nearer_one():
+    """Both attempts' first webhook within a minute is the same one: the later attempt, 10 s before it, holds it;
+    the earlier one, 40 s before it, is not linked (and stays failed, not orphaned)."""
+    traces, errors, appointments, _, calls = _one_failure_world(2, [pd.Timedelta(0), pd.Timedelta(seconds=30)])
+    webhooks = pd.DataFrame([_webhook("uidW", T0 + pd.Timedelta(seconds=40))])
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out["calcom_uid"].astype("object").where(out["calcom_uid"].notna(), None).tolist() == [None, "uidW"]
+    assert out["outcome"].astype(str).tolist() == ["failed", "orphaned"]
+
+
+def test_a_webhook_links_in_time_within_a_minute_after_the_attempt_only():
+    """45 s after the attempt: linked by time; 75 s after: not linked."""
+    traces, errors, appointments, _, calls = _one_failure_world(2, [pd.Timedelta(0), pd.Timedelta(minutes=10)])
+    webhooks = pd.DataFrame([_webhook("uid45", T0 + pd.Timedelta(seconds=45)),
+                             _webhook("uid75", T0 + pd.Timedelta(minutes=10, seconds=75))])
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out.loc[0, ["calcom_uid", "calcom_link"]].tolist() == ["uid45", "time"]
+    assert pd.isna(out.loc[1, "calcom_uid"])
+
+
+def test_a_success_is_never_orphaned_nor_rescued():
+    """A success whose confirmed uid has no local appointment stays a success; one whose appointment the Cal.com
+    webhook wrote (source cal.com) is not a rescue: only failures are rescued."""
+    traces, errors, _, _, calls = _one_failure_world(2, [pd.Timedelta(0), pd.Timedelta(minutes=10)], status="success")
+    traces["output_result"] = [{"booking": {"uid": "uidNoRow"}}, {"booking": {"uid": "uidCal"}}]
+    webhooks = pd.DataFrame([_webhook("uidNoRow", T0 + pd.Timedelta(seconds=5)),
+                             _webhook("uidCal", T0 + pd.Timedelta(minutes=10, seconds=5))])
+    appointments = pd.DataFrame({"id": [200], "calcom_v2_booking_id": ["uidCal"], "source": ["cal.com"],
+                                 "call_id": pd.Series([pd.NA], dtype="Int64"), "retell_call_id": [None]})
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out["calcom_uid"].tolist() == ["uidNoRow", "uidCal"]
+    assert out["outcome"].astype(str).tolist() == ["success", "success"]
+    assert out["rescued_by_webhook"].tolist() == [False, False]
+    assert out["appointment_id"].astype("object").where(out["appointment_id"].notna(), None).tolist() == [None, 200]
+
+
+def test_uids_and_calls_are_found_where_the_app_and_cal_com_write_them():
+    """A uid under ``calcom`` in the output, a uid in a failure's ``error_details``, a call id under the payload's
+    ``responses``, and of two webhooks naming one call the first one's uid."""
+    starts = [pd.Timedelta(minutes=m) for m in (0, 10, 20)]
+    traces, errors, appointments, _, calls = _one_failure_world(3, starts, status=["success", "error", "error"])
+    traces["output_result"] = [{"calcom": {"uid": "uidNested"}}, None, None]
+    traces["error_details"] = [None, {"error": "timeout after booking", "booking_uid": "uidDetails"}, None]
+    far = T0 + pd.Timedelta(hours=2)  # beyond any time link: only the payload can link them
+    webhooks = pd.DataFrame([
+        _webhook("uidNested", T0 + pd.Timedelta(hours=3)), _webhook("uidDetails", T0 + pd.Timedelta(hours=3)),
+        _webhook("uidFirst", far, payload={"payload": {"responses": {"call_id": traces.loc[2, "call_id"]}}}),
+        _webhook("uidSecond", far + pd.Timedelta(seconds=1),
+                 payload={"payload": {"metadata": {"retell_call_id": traces.loc[2, "call_id"]}}}),
+    ])
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out["calcom_uid"].tolist() == ["uidNested", "uidDetails", "uidFirst"]
+    assert out["calcom_link"].tolist() == ["trace", "trace", "payload"]
+
+
+def test_a_failure_takes_its_session_s_unlinked_error_within_ten_minutes_and_never_a_linked_one():
+    """No error row names the failed trace: the first unlinked error of its call and family at or after its start,
+    within 10 minutes, is its error. An error row that names another trace is never taken this way."""
+    starts = [pd.Timedelta(0), pd.Timedelta(hours=1), pd.Timedelta(hours=2)]
+    traces, _, appointments, webhooks, calls = _one_failure_world(3, starts)
+    at = [T0 + pd.Timedelta(minutes=9), T0 + pd.Timedelta(hours=1, minutes=11), T0 + pd.Timedelta(hours=2, minutes=1)]
+    errors = pd.DataFrame({
+        "call_id": traces["call_id"].tolist(), "function_trace_id": pd.Series([pd.NA, pd.NA, 99], dtype="Int64"),
+        "occurred_at": pd.Series(at, dtype=traces["started_at"].dtype), "error_message": ["Nine minutes later", "Eleven minutes later", "Another trace's error"],
+        "error_code": ["A", "B", "C"], "frame": [None, None, None], "family": ["book_appointment"] * 3,
+    })
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out["error_message"].tolist() == ["Nine minutes later", "HTTP 500", "HTTP 500"]

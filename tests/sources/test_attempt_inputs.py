@@ -3,6 +3,7 @@ parameters."""
 
 from __future__ import annotations
 
+import pandas as pd
 import sqlalchemy as sa
 
 from rca_toolkit.rules import functions
@@ -39,3 +40,28 @@ def test_the_traces_statement_binds_the_stored_booking_functions_and_validation_
     assert len(frame) > 0 and frame["family"].astype(str).isin(functions.BOOKING_FAMILIES).all()
     assert frame["started_at"].is_monotonic_increasing
     engine.dispose()
+
+
+def test_outcomes_read_the_padded_window_live_appointments_and_cal_com_webhooks_only(demo_sqlite, tmp_path):
+    """On a copy of the demo: the window's last success has its appointment written 3 h later (within the 6 h the
+    appointments are read after the last attempt: still its own); the success before it has its appointment
+    soft-deleted (no longer its own); a webhook that linked a failure in time is filed under another provider
+    (no Cal.com booking: the failure no longer holds its uid)."""
+    from conftest import altered_copy
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
+
+    url = demo_sqlite[0]
+    base = booking_attempts(url, start=S, end=E)
+    own = base[base["outcome"].eq("success") & base["calcom_link"].eq("appointment")]
+    last, before = own.iloc[-1], own.iloc[-2]
+    timed = base[base["calcom_link"].eq("time") & (base["at"] < before["at"])].iloc[-1]
+    end = (last["at"] + pd.Timedelta(seconds=1)).isoformat()  # the window's last attempt is that success
+    copy = altered_copy(url, tmp_path,
+                        f"UPDATE appointments SET created_at = datetime(created_at, '+3 hours') WHERE id = {last['appointment_id']}",
+                        f"UPDATE appointments SET deleted_at = created_at WHERE id = {before['appointment_id']}",
+                        f"UPDATE webhook_events SET provider = 'retell' WHERE event_id = '{timed['calcom_uid']}'")
+    got = booking_attempts(copy, start=S, end=end).set_index("trace_id")
+    assert got.loc[last["trace_id"], ["appointment_id", "calcom_link"]].tolist() == [last["appointment_id"], "appointment"]
+    assert pd.isna(got.loc[before["trace_id"], "appointment_id"]) and got.loc[before["trace_id"], "calcom_link"] != "appointment"
+    uid = got.loc[timed["trace_id"], "calcom_uid"]
+    assert pd.isna(uid) or uid != timed["calcom_uid"]
