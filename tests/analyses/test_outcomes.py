@@ -370,6 +370,9 @@ def test_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
         assert signatures.str.contains("Unlinked: ").any()  # a failure's error found by its session (no trace id)
         # the planted texts carry their marker inside the signature (after its code), not only at its start
         assert not signatures.str.contains("Later: |Foreign: |On success: ").any()
+        # a success whose appointment names no call in metadata is still linked to it, through its call row
+        successes = attempts[attempts["outcome"].eq("success")]
+        assert len(successes) > 0 and successes["calcom_link"].eq("appointment").all()
 
 
 # --------------------------------------------------------------------------- two-step bookings (demo agent version 25)
