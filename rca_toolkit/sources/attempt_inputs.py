@@ -223,7 +223,8 @@ def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list) -> s
                f"AND t.function_name IN ({names_in}) AND {' AND '.join(where)}")
         rows = loaders.to_utc(loaders.query(engine, sql, params), ["started_at"], zone, flags=False)
         rows = rows[rows["started_at"] >= end_ts]
-        found |= set(rows["call_id"].astype(str)) & set(chunk)  # the server compares call ids case-insensitively
+        # each row's own call id: a call matched only by the server's case-insensitive compare is one that goes on
+        found |= set(rows["call_id"].astype(str))
     return found
 
 
