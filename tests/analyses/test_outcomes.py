@@ -375,6 +375,29 @@ def test_counts_equal_rows_on_a_perturbed_world(demo_mariadb):
         assert len(successes) > 0 and successes["calcom_link"].eq("appointment").all()
 
 
+@pytest.mark.mariadb
+def test_a_status_the_server_holds_equal_to_success_is_a_failure_in_the_lean_reads_too(demo_mariadb):
+    """MariaDB's collation holds 'Success' equal to 'success'; pandas does not, and the lean reads compare bytes
+    (``is_success_sql``): such a failure still has its session's unlinked errors read, read directly as through
+    the store."""
+    from conftest import copy_mariadb_world, fresh_mariadb_database
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
+
+    with fresh_mariadb_database("rca_test_status") as url:
+        copy_mariadb_world(demo_mariadb[0], url, [
+            ("failures found by their session's errors only",
+             "UPDATE retell_error_log SET function_trace_id = NULL, error_message = CONCAT('Unlinked: ', error_message) "
+             "WHERE function_trace_id IS NOT NULL AND affected_function IS NOT NULL"),
+            ("failures whose status the collation holds equal to success",
+             "UPDATE retell_function_traces SET status = 'Success' WHERE status <> 'success' "
+             "AND (function_name LIKE '%appointment%' OR function_name LIKE '%booking%')")])
+        start, end = WINDOWS[1]
+        attempts = booking_attempts(url, start=start, end=end)
+        assert attempts["signature"].astype(str).str.contains("Unlinked: ").any()
+        for got in _counted_both_ways(url, start=start, end=end):
+            pd.testing.assert_frame_equal(got, count_attempts(attempts))
+
+
 # --------------------------------------------------------------------------- two-step bookings (demo agent version 25)
 def _two_step_window(truth) -> tuple[str, str]:
     w = truth["two_step_bookings"]["window"]
