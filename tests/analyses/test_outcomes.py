@@ -540,7 +540,7 @@ def test_a_booking_two_attempts_could_claim_goes_to_the_first_whatever_else_the_
 
 
 # --------------------------------------------------------------------------- link and match rules, one each
-def _one_failure_world(n: int, starts, *, company=1, status="error"):
+def _attempts_of_one_company(n: int, starts, *, company=1, status="error"):
     """``n`` booking attempts of one company at ``starts`` (offsets from T0), no error rows, appointments or
     webhooks yet: each test adds the rows its rule needs."""
     traces = pd.DataFrame({
@@ -562,7 +562,7 @@ def _webhook(uid, at, *, company=1, payload=None) -> dict:
 def test_a_webhook_claimed_by_two_attempts_in_time_goes_to_the_nearer_one():
     """Both attempts' first webhook within a minute is the same one: the later attempt, 10 s before it, holds it;
     the earlier one, 40 s before it, is not linked (and stays failed, not orphaned)."""
-    traces, errors, appointments, _, calls = _one_failure_world(2, [pd.Timedelta(0), pd.Timedelta(seconds=30)])
+    traces, errors, appointments, _, calls = _attempts_of_one_company(2, [pd.Timedelta(0), pd.Timedelta(seconds=30)])
     webhooks = pd.DataFrame([_webhook("uidW", T0 + pd.Timedelta(seconds=40))])
     out = classify(traces, errors, appointments, webhooks, calls)
     assert out["calcom_uid"].astype("object").where(out["calcom_uid"].notna(), None).tolist() == [None, "uidW"]
@@ -571,7 +571,7 @@ def test_a_webhook_claimed_by_two_attempts_in_time_goes_to_the_nearer_one():
 
 def test_a_webhook_links_in_time_within_a_minute_after_the_attempt_only():
     """45 s after the attempt: linked by time; 75 s after: not linked."""
-    traces, errors, appointments, _, calls = _one_failure_world(2, [pd.Timedelta(0), pd.Timedelta(minutes=10)])
+    traces, errors, appointments, _, calls = _attempts_of_one_company(2, [pd.Timedelta(0), pd.Timedelta(minutes=10)])
     webhooks = pd.DataFrame([_webhook("uid45", T0 + pd.Timedelta(seconds=45)),
                              _webhook("uid75", T0 + pd.Timedelta(minutes=10, seconds=75))])
     out = classify(traces, errors, appointments, webhooks, calls)
@@ -582,7 +582,7 @@ def test_a_webhook_links_in_time_within_a_minute_after_the_attempt_only():
 def test_a_success_is_never_orphaned_nor_rescued():
     """A success whose confirmed uid has no local appointment stays a success; one whose appointment the Cal.com
     webhook wrote (source cal.com) is not a rescue: only failures are rescued."""
-    traces, errors, _, _, calls = _one_failure_world(2, [pd.Timedelta(0), pd.Timedelta(minutes=10)], status="success")
+    traces, errors, _, _, calls = _attempts_of_one_company(2, [pd.Timedelta(0), pd.Timedelta(minutes=10)], status="success")
     traces["output_result"] = [{"booking": {"uid": "uidNoRow"}}, {"booking": {"uid": "uidCal"}}]
     webhooks = pd.DataFrame([_webhook("uidNoRow", T0 + pd.Timedelta(seconds=5)),
                              _webhook("uidCal", T0 + pd.Timedelta(minutes=10, seconds=5))])
@@ -599,7 +599,7 @@ def test_uids_and_calls_are_found_where_the_app_and_cal_com_write_them():
     """A uid under ``calcom`` in the output, a uid in a failure's ``error_details``, a call id under the payload's
     ``responses``, and of two webhooks naming one call the first one's uid."""
     starts = [pd.Timedelta(minutes=m) for m in (0, 10, 20)]
-    traces, errors, appointments, _, calls = _one_failure_world(3, starts, status=["success", "error", "error"])
+    traces, errors, appointments, _, calls = _attempts_of_one_company(3, starts, status=["success", "error", "error"])
     traces["output_result"] = [{"calcom": {"uid": "uidNested"}}, None, None]
     traces["error_details"] = [None, {"error": "timeout after booking", "booking_uid": "uidDetails"}, None]
     far = T0 + pd.Timedelta(hours=2)  # beyond any time link: only the payload can link them
@@ -618,11 +618,12 @@ def test_a_failure_takes_its_session_s_unlinked_error_within_ten_minutes_and_nev
     """No error row names the failed trace: the first unlinked error of its call and family at or after its start,
     within 10 minutes, is its error. An error row that names another trace is never taken this way."""
     starts = [pd.Timedelta(0), pd.Timedelta(hours=1), pd.Timedelta(hours=2)]
-    traces, _, appointments, webhooks, calls = _one_failure_world(3, starts)
+    traces, _, appointments, webhooks, calls = _attempts_of_one_company(3, starts)
     at = [T0 + pd.Timedelta(minutes=9), T0 + pd.Timedelta(hours=1, minutes=11), T0 + pd.Timedelta(hours=2, minutes=1)]
     errors = pd.DataFrame({
         "call_id": traces["call_id"].tolist(), "function_trace_id": pd.Series([pd.NA, pd.NA, 99], dtype="Int64"),
-        "occurred_at": pd.Series(at, dtype=traces["started_at"].dtype), "error_message": ["Nine minutes later", "Eleven minutes later", "Another trace's error"],
+        "occurred_at": pd.Series(at, dtype=traces["started_at"].dtype),
+        "error_message": ["Nine minutes later", "Eleven minutes later", "Another trace's error"],
         "error_code": ["A", "B", "C"], "frame": [None, None, None], "family": ["book_appointment"] * 3,
     })
     out = classify(traces, errors, appointments, webhooks, calls)
