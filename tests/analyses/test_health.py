@@ -401,3 +401,69 @@ def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):
     stmts = health_data.statements(url, health.period_bounds("2025-10-14", "1d"), 1)
     assert [name for name, _, _ in stmts] == ["sessions", "excluded_test_ids", "latencies", "reach", "errors"]
     assert all("GROUP BY" in sql or "SUM(" in sql for _, sql, _ in stmts)  # counts come back, never rows
+
+
+def _same(histogram, sample) -> bool:
+    expected = Histogram.of(pd.Series(sample, dtype="float64").to_numpy())
+    return np.array_equal(histogram.values, expected.values) and np.array_equal(histogram.counts, expected.counts)
+
+
+def test_the_report_s_counts_are_what_the_row_loaders_read(demo_db):
+    """Each count of the report's statements (``health_data.from_sql``), computed again from the rows the loaders
+    read: sessions per side with their stuck, cleanup-closed and untraced ones; the duration histograms without stuck
+    and cleanup-closed sessions; latencies without negative durations; the period's trace quality; errors and their
+    booking failures per side."""
+    _counts_are_what_the_rows_say(demo_db[0])
+
+
+def test_the_report_s_counts_are_what_the_row_loaders_read_where_the_demo_leaves_its_rules_idle(demo_sqlite, tmp_path):
+    """The same on a copy where each rule changes a number: stuck and cleanup-closed sessions with a duration, a
+    booking failure stored as 2, a session started at the period's first instant, and one whose traces all start
+    after the period's end."""
+    url = altered_copy(
+        demo_sqlite[0], tmp_path,
+        "UPDATE retell_call_sessions SET duration_ms = 7777777 WHERE call_status = 'in_progress' "
+        "OR disconnection_reason = 'system_timeout'",
+        "UPDATE retell_error_log SET booking_failed = 2 WHERE booking_failed <> 0 AND id % 2 = 0",
+        "UPDATE retell_call_sessions SET started_at = '2025-11-24 00:00:00' WHERE id = (SELECT id FROM "
+        "retell_call_sessions WHERE started_at >= '2025-11-24 00:00:00' ORDER BY started_at LIMIT 1)",
+        "UPDATE retell_function_traces SET started_at = '2025-12-01 10:00:00' WHERE call_session_id = (SELECT id FROM "
+        "retell_call_sessions WHERE started_at < '2025-12-01 00:00:00' ORDER BY started_at DESC LIMIT 1)")
+    data = _counts_are_what_the_rows_say(url)
+    assert data.sessions["cur"]["untraced"] > 0
+
+
+def _counts_are_what_the_rows_say(url: str) -> health_data.HealthData:
+    inputs = health_data.load_counts(url, "2025-11-24", "7d", 0)  # stuck, cleanup-closed and zero-second rows in it
+    data, b = inputs.data, inputs.bounds
+    calls = loaders.calls(url, start=b["baseline_start"], end=b["end"], as_of=b["end"])
+    calls["side"] = np.where(calls["started_at"] < b["start"], "base", "cur")
+    traces = loaders.function_traces(url, start=b["baseline_start"], end=b["end"], blobs=False)
+    traces["side"] = np.where(traces["started_at"] < b["start"], "base", "cur")
+    traced = set(traces.loc[traces["side"].eq("cur"), "session_id"])
+    for side in ("base", "cur"):
+        own = calls[calls["side"].eq(side)]
+        untraced = int((~own["session_id"].isin(traced)).sum()) if side == "cur" else 0
+        assert {k: data.sessions[side][k] for k in ("n", "stuck", "cleanup", "untraced")} == {
+            "n": len(own), "stuck": int(own["stuck"].sum()), "cleanup": int(own["closed_by_cleanup"].sum()),
+            "untraced": untraced}
+        kept = own[~own["stuck"] & ~own["closed_by_cleanup"]]
+        assert _same(data.durations["call_duration_session"][side], kept["duration_ms"].dropna())
+        for family, part in traces[traces["side"].eq(side)].groupby(traces["family"].astype(str)):
+            values = part["duration_ms"].dropna()
+            assert _same(data.latencies[family][side], values[values >= 0]), family
+    cur = traces.loc[traces["side"].eq("cur"), "duration_ms"]
+    assert data.trace_quality == {"n": len(cur), "negative": int((cur < 0).sum()), "zero": int((cur == 0).sum()),
+                                  "whole_seconds": int(((cur % 1000 == 0) & (cur != 0)).sum())}
+    # the rules are exercised: stuck and cleanup-closed sessions, negative and zero durations
+    assert calls["stuck"].any() and calls["closed_by_cleanup"].any() and (traces["duration_ms"] < 0).any()
+    assert (cur == 0).any() and ((cur % 1000 == 0) & (cur != 0)).any()
+    errors = loaders.errors(url, start=b["baseline_start"], end=b["end"])
+    errors = errors[errors["severity"].notna()]
+    errors_side = np.where(errors["occurred_at"] < b["start"], "base", "cur")
+    for side in ("base", "cur"):
+        mine = data.errors[data.errors["side"].eq(side)]
+        theirs = errors[errors_side == side]
+        assert (int(mine["n"].sum()), int(mine["booking_failed"].sum())) == \
+            (len(theirs), int(theirs["booking_failed"].fillna(False).astype(bool).sum()))
+    return data
