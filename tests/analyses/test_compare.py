@@ -315,10 +315,31 @@ def test_bootstrap_percentile_has_the_resampling_distribution():
     ("2025-10-26T02:30:00+01:00", "10d", "3d", "0s"),  # a bound in the repeated autumn hour (SQLite stores wall time)
 ])
 def test_aggregated_path_equals_the_row_path_on_the_demo_world(demo_db, at, before, after, exclude):
+    _aggregated_equals_rows(demo_db[0], at, before, after, exclude)
+
+
+def test_aggregated_path_equals_the_row_path_for_rows_at_and_near_a_bound(demo_sqlite, tmp_path):
+    """SQLite stores wall time, so the rows within 2 h of a bound come back and are placed in Python: a session started
+    at the after window's first instant is the after window's, and a cleanup-closed one with a duration just after it
+    is left out there too (the demo has neither)."""
+    from conftest import altered_copy
+
+    _, windows, _ = cmp.comparison_windows(AT, "30d", "30d", "30m")
+    lo = windows["after"][0].tz_convert("Europe/Berlin").tz_localize(None)
+    wall = [(lo + pd.Timedelta(minutes=m)).strftime("%Y-%m-%d %H:%M:%S") for m in (0, 30)]
+    first = ("(SELECT id FROM retell_call_sessions WHERE started_at >= '{}' AND call_id LIKE 'call_%' "
+             "ORDER BY started_at LIMIT 1 OFFSET {})")
+    url = altered_copy(demo_sqlite[0], tmp_path,
+                       f"UPDATE retell_call_sessions SET started_at = '{wall[1]}', disconnection_reason = 'system_timeout', "
+                       f"call_status = 'completed', duration_ms = 7777777 WHERE id = {first.format(wall[0], 1)}",
+                       f"UPDATE retell_call_sessions SET started_at = '{wall[0]}' WHERE id = {first.format(wall[0], 0)}")
+    _aggregated_equals_rows(url, AT, "30d", "30d", "30m")
+
+
+def _aggregated_equals_rows(url, at, before, after, exclude):
     from rca_toolkit.sources import aggregates, loaders
     from rca_toolkit.analyses.bookings import outcomes
 
-    url, _ = demo_db
     at_ts, windows, _ = cmp.comparison_windows(at, before, after, exclude)
     start, end = windows["before"][0], windows["after"][1]
     attempts = outcomes.booking_attempts(url, start=start, end=end)
