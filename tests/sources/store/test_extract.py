@@ -1076,3 +1076,36 @@ def test_the_refresh_an_analysis_makes_first_keeps_to_the_rows_per_second_settin
         assert waits == []
     else:  # a new store: every row read once, none checked yet
         assert max(waits) >= sum(_row_counts(url).values()) / limit - elapsed
+
+
+def test_an_old_row_changed_with_an_updated_at_a_little_before_the_newest_stored_is_read(demo_sqlite, tmp_path):
+    """A transaction that commits late stamps its rows before rows another one committed first: an old appointment
+    (far outside the trailing window) changed with an ``updated_at`` 30 s before the newest the store holds is still
+    read, as the check asks from the newest minus a minute."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _refresh(url, tmp_path / "kept")
+    newest = pd.Timestamp(_source(url, "SELECT max(updated_at) AS t FROM appointments")["t"].iloc[0])
+    oldest = int(_source(url, "SELECT min(id) AS i FROM appointments")["i"].iloc[0])
+    _write(url, "UPDATE appointments SET source = 'cal.com', updated_at = :at WHERE id = :id",
+           params={"at": (newest - pd.Timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M:%S"), "id": oldest})
+    _refresh(url, tmp_path / "kept")
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
+    stored = _stored(tmp_path / "kept")["appointments"].set_index("id")
+    assert stored.loc[oldest, "source"] == "cal.com"
+
+
+def test_a_changed_row_without_a_time_is_read_by_the_check(demo_sqlite, tmp_path):
+    """A row whose time column is NULL belongs to no trailing window, however new its key: when it changes, the check
+    of older rows reads it."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    newest_key = int(_source(url, "SELECT max(id) AS i FROM appointments")["i"].iloc[0])
+    _write(url, "UPDATE appointments SET created_at = NULL WHERE id = :id", params={"id": newest_key})
+    _refresh(url, tmp_path / "kept")
+    later = pd.Timestamp(_source(url, "SELECT max(updated_at) AS t FROM appointments")["t"].iloc[0]) + pd.Timedelta(minutes=5)
+    _write(url, "UPDATE appointments SET source = 'cal.com', updated_at = :at WHERE id = :id",
+           params={"at": later.strftime("%Y-%m-%d %H:%M:%S"), "id": newest_key})
+    _refresh(url, tmp_path / "kept")
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
+    assert _stored(tmp_path / "kept")["appointments"].set_index("id").loc[newest_key, "source"] == "cal.com"
