@@ -252,3 +252,28 @@ def test_a_sqlite_bound_compares_as_the_instant_it_names(tmp_path):
     assert at_or_after("2025-10-14 00:00:00.5") == stored[2:]
     assert at_or_after("2025-10-14 00:00:00.500001") == stored[3:]
     assert loaders.naive_param(pd.Timestamp("2025-10-14 00:00:00.5"), engine) == "2025-10-14 00:00:00.5"
+
+
+def test_a_window_holds_its_first_instant_and_not_its_end_and_refuses_an_empty_one(demo_sqlite):
+    """``[start, end)`` exactly, placed on UTC instants after the padded wall-time read: a session is in the window
+    that starts at its start time and not in the one that ends there; a window that ends where it starts is refused."""
+    url = demo_sqlite[0]
+    first = loaders.calls(url, start="2025-10-14T00:00:00+02:00", end="2025-10-15T00:00:00+02:00").iloc[0]
+    at = first["started_at"]
+    starting = loaders.calls(url, start=at, end=at + pd.Timedelta(hours=1))
+    ending = loaders.calls(url, start=at - pd.Timedelta(hours=1), end=at)
+    assert first["call_id"] in set(starting["call_id"]) and first["call_id"] not in set(ending["call_id"])
+    with pytest.raises(ConfigError, match="is not after start"):
+        loaders.calls(url, start=at, end=at)
+
+
+def test_a_start_time_the_spring_change_skips_is_flagged_like_a_repeated_one(demo_sqlite, tmp_path):
+    """2025-03-30 02:30 does not exist in Berlin (P1): the row loaders flag that session's start as they flag one in
+    the hour the autumn change repeats, and count it in ``attrs``; 03:30 that day is not flagged."""
+    copy = "CREATE TEMP TABLE one AS SELECT * FROM retell_call_sessions WHERE call_id LIKE 'call_%' LIMIT 1"
+    url = altered_copy(demo_sqlite[0], tmp_path, copy, *[statement for n in (2, 3) for statement in (
+        f"UPDATE one SET id = 'spring-{n}', call_id = 'call_{n:027x}', started_at = '2025-03-30 0{n}:30:00', "
+        f"ended_at = '2025-03-30 0{n}:32:00'", "INSERT INTO retell_call_sessions SELECT * FROM one")])
+    calls = loaders.calls(url, start="2025-03-30T00:00:00+01:00", end="2025-03-31T00:00:00+02:00")
+    assert calls.set_index("call_id")["started_at_ambiguous"].to_dict() == {f"call_{2:027x}": True, f"call_{3:027x}": False}
+    assert calls.attrs["ambiguous_times"] == 1
