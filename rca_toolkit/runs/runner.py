@@ -142,12 +142,14 @@ def _database_label(values: dict, declared: list[Parameter]) -> str | None:
 
 
 KERNEL_STARTS = 3  # jupyter_client picks free ports, then the kernel binds them: two kernels started at
-# once (demo-reports runs two) can race for a port and die before their first reply. No cell has run then.
+# once (demo-reports runs two) can race for a port and die before their first reply, or hang without one (seen
+# once in `make demo` right after a test run). No cell has run then.
+KERNEL_START_TIMEOUT = 60  # seconds a kernel has to answer its first request (papermill's default)
 
 
 def _kernel_did_not_start(exc: Exception) -> bool:
-    """The kernel died before it answered ``kernel_info``: nothing of the notebook ran, a new start is safe."""
-    return "before replying to kernel_info" in str(exc)
+    """The kernel died or hung before it answered ``kernel_info``: nothing of the notebook ran, a new start is safe."""
+    return "before replying to kernel_info" in str(exc) or "Kernel didn't respond in" in str(exc)
 
 
 def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None = None, out_dir: str | Path | None = None,
@@ -200,7 +202,8 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
             for attempt in range(KERNEL_STARTS):
                 try:
                     papermill.execute_notebook(str(path), str(executed), parameters=safe, kernel_name=kernel,
-                                               progress_bar=progress, log_output=False, extra_arguments=QUIET_KERNEL)
+                                               progress_bar=progress, log_output=False, extra_arguments=QUIET_KERNEL,
+                                               start_timeout=KERNEL_START_TIMEOUT)
                     break
                 except RuntimeError as exc:
                     if not _kernel_did_not_start(exc) or attempt == KERNEL_STARTS - 1:

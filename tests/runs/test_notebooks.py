@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -351,3 +352,36 @@ def test_report_html_never_fetches_and_hides_code():
     assert "mathjax" not in page.lower() and "require.js" not in page
     md, files = report.render_markdown(nb, title="t")
     assert "secret_code_here" not in md and files == {}
+
+
+FIRST_START_FAILS = '''import os, sys, time
+marker, how = sys.argv[1], sys.argv[2]
+if not os.path.exists(marker):  # the first start only: die at once, or hang without ever replying
+    open(marker, "w").close()
+    if how == "hang":
+        time.sleep(30)
+    sys.exit(1)
+from ipykernel import kernelapp
+sys.argv = [sys.argv[0], *sys.argv[3:]]
+kernelapp.launch_new_instance()
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["die", "hang"])
+def test_a_kernel_that_dies_or_hangs_before_its_first_reply_is_started_again(tmp_path, monkeypatch, how):
+    """Two kernels started at once can race for a port: one dies, or hangs, before any cell runs. The run starts a
+    new kernel then (a real kernelspec whose first start fails), and records the run as ok."""
+    launcher, marker = tmp_path / "launch.py", tmp_path / "started-once"
+    launcher.write_text(FIRST_START_FAILS)
+    spec = tmp_path / "share" / "kernels" / "flaky"
+    spec.mkdir(parents=True)
+    spec.joinpath("kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, str(launcher), str(marker), how, "-f", "{connection_file}"],
+        "display_name": "first start fails", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share"))
+    monkeypatch.setattr(runner, "KERNEL_START_TIMEOUT", 5)
+    result = runner.run_notebook(TINY, {"limit": "7", "window": "30m"}, out_dir=tmp_path / "out", progress=False,
+                                 kernel_name="flaky")
+    assert marker.exists() and result.status == "ok" and result.outcome == Outcome.CLEAR
+    assert json.loads((result.run_dir / "run.json").read_text())["kernel"] == "flaky"
