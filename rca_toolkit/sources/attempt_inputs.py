@@ -295,8 +295,8 @@ def by_trace_parts(engine, trace_ids: pd.Series, head: str, tail: str, base: dic
         return [(f"{head}(SELECT t.id FROM retell_function_traces t{loaders.session_of(engine).join} WHERE "
                  f"{' AND '.join(where)}){tail}", params)]
     ids = trace_ids.dropna().astype("int64").unique()
-    return [(f"{head}({', '.join(str(int(v)) for v in ids[i:i + ID_CHUNK])}){tail}", dict(base))  # integers: inlined
-            for i in range(0, len(ids), ID_CHUNK)]
+    return [(f"{head}({', '.join(str(int(v)) for v in chunk)}){tail}", dict(base))  # integers: inlined
+            for chunk in _chunks(ids, engine)]
 
 
 ERROR_ROW_COLUMNS = ["error_id", "function_trace_id", "call_id", "company_id", "occurred_at", "error_message", "error_code",
@@ -304,7 +304,7 @@ ERROR_ROW_COLUMNS = ["error_id", "function_trace_id", "call_id", "company_id", "
 
 
 def run_parts(engine, parts: list) -> pd.DataFrame:
-    """Chunked statements (``ID_CHUNK`` ids each) on one connection, rows concatenated (none: ``ERROR_ROW_COLUMNS``)."""
+    """Statements (id chunks or one semi-join) on one connection, rows concatenated (none: ``ERROR_ROW_COLUMNS``)."""
     with engine.connect() as conn:
         frames = [loaders.query(engine, sql, params, conn)
                   for sql, params in progress(parts, "errors of the attempts", unit="chunk", at_least=4, leave=False)]

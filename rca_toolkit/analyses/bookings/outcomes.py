@@ -98,9 +98,10 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     own_row = pd.Index(local["id"].astype("float64")).get_indexer(pd.to_numeric(by_call).astype("float64"))
     own_row[~ok.to_numpy()] = -1
     if by_rule.any():  # a validation books nothing: no Cal.com booking is linked to it
-        uids, how, row = _calcom_uids(traces[~by_rule], webhooks, own_row[~by_rule], local_uids)
+        uids, how, booked_row = _calcom_uids(traces[~by_rule], webhooks, own_row[~by_rule], local_uids)
         uids, how = uids.reindex(traces.index), how.reindex(traces.index)
-        row = pd.Series(row, index=traces.index[~by_rule]).reindex(traces.index, fill_value=-1).to_numpy()
+        row = np.full(len(traces), -1)
+        row[~by_rule] = booked_row
     else:
         uids, how, row = _calcom_uids(traces, webhooks, own_row, local_uids)
     out["calcom_uid"] = uids.astype("string")
@@ -186,7 +187,7 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_row: np.ndarr
     # as texts (an id stored as a number too), numpy objects: iterating a StringArray is slow
     event_ids = created["event_id"].astype("string").to_numpy(dtype=object)
     known = pd.Index(pd.unique(event_ids[pd.notna(event_ids)]))  # hashed once
-    known_of_local = known.get_indexer(local_uids) if len(local_uids) else np.full(0, -1)
+    known_of_local = np.append(known.get_indexer(local_uids), -1)  # the last slot answers -1 (no own appointment)
     linked = np.full(len(traces), -1)  # each attempt's uid, as a position in known
     taken = np.zeros(len(known), dtype=bool)  # uids already linked to an attempt
     links = np.full(len(traces), None, dtype=object)
@@ -211,8 +212,7 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_row: np.ndarr
             calls_of.setdefault(call, event_id)
     if calls_of:
         link(every, _positions(known, traces["call_id"].astype("object").map(calls_of)), "payload")
-    link(every, np.where(own_row >= 0, known_of_local[np.maximum(own_row, 0)] if len(known_of_local) else -1, -1),
-         "appointment")
+    link(every, known_of_local[own_row], "appointment")
     todo = linked < 0
     if todo.any():
         # floor to the second: webhook times are often stored without fractions (TIMESTAMP(0))
