@@ -628,3 +628,38 @@ def test_a_failure_takes_its_session_s_unlinked_error_within_ten_minutes_and_nev
     })
     out = classify(traces, errors, appointments, webhooks, calls)
     assert out["error_message"].tolist() == ["Nine minutes later", "HTTP 500", "HTTP 500"]
+
+
+def test_lean_reads_keep_a_success_s_named_uid_and_a_long_call_s_own_appointment(demo_sqlite, tmp_path):
+    """On a copy of the demo, two rules of the lean reads that only edge rows reach:
+
+    * a success whose ``error_details`` names its uid is linked by that (``trace``), in the counts too: the lean read
+      sends a success's details when they can name a uid;
+    * the window's first attempt is a success whose session began 20 min before it and whose appointment names no
+      call in ``metadata``: its call row (``appointments.call_id`` = ``calls.id``) is looked up from 6 h before the
+      padded window, so it keeps its own appointment, as the whole-table loads have it."""
+    from conftest import altered_copy
+    from rca_toolkit.analyses.bookings.counts import attempt_counts
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts, count_attempts
+
+    url = demo_sqlite[0]
+    start, end = WINDOWS[1]
+    base = booking_attempts(url, start=start, end=end)
+    own = base[base["outcome"].eq("success") & base["calcom_link"].eq("appointment")]
+    first, named = own.iloc[0], own.iloc[1]
+    assert first["at"] > pd.Timestamp(start)
+    copy = altered_copy(
+        url, tmp_path,
+        f"UPDATE retell_function_traces SET error_details = json_object('calcom_uid', '{named['calcom_uid']}') "
+        f"WHERE id = {named['trace_id']}",
+        f"UPDATE retell_call_sessions SET started_at = (SELECT datetime(started_at, '-20 minutes') FROM retell_function_traces "
+        f"WHERE id = {first['trace_id']}) WHERE id = (SELECT call_session_id FROM retell_function_traces WHERE id = {first['trace_id']})",
+        f"UPDATE appointments SET metadata = NULL WHERE id = {first['appointment_id']}")
+    window = (first["at"].isoformat(), end)  # the long call's success is the window's first attempt
+    got = booking_attempts(copy, start=window[0], end=window[1])
+    pd.testing.assert_frame_equal(got, _whole_table_attempts(copy, *window, None))
+    by_trace = got.set_index("trace_id")
+    assert by_trace.loc[first["trace_id"], ["appointment_id", "calcom_link"]].tolist() == [first["appointment_id"], "appointment"]
+    assert by_trace.loc[named["trace_id"], ["calcom_uid", "calcom_link"]].tolist() == [named["calcom_uid"], "trace"]
+    for by in ([], ["calcom_link"]):
+        pd.testing.assert_frame_equal(attempt_counts(copy, start=window[0], end=window[1], by=by), count_attempts(got, by=by))
