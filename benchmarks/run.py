@@ -76,24 +76,33 @@ def spawn(args: list[str], *, timeout: float, rss_cap_mib: float, statement_time
     return result
 
 
-def measure_store(args: argparse.Namespace, job: str, variant: str, store_root: Path, repeat: int) -> dict:
+def measure_store(args: argparse.Namespace, job: str, variant: str, store_root: Path, repeat: int,
+                  earlier: list[dict] | None = None) -> list[dict]:
     """A store variant, ``repeat`` times (at least once, until ``--budget`` is spent): each time one process
     prepares the store (untimed: dropped, filled, or filled with its last day deleted), then a new process runs
-    what ``rca`` does on it (refresh + the toolkit's function), timed. Every run's digest must be the same."""
-    runs, started = [], time.monotonic()
+    what ``rca`` does on it (refresh + the toolkit's function), timed. Returns ``earlier`` runs (of this variant,
+    before the naive run) with these after them; a failure is the last run."""
+    runs, started = list(earlier or []), time.monotonic()
     for _ in range(repeat):
         prep = spawn(["prepare", args.db, variant, str(store_root)], timeout=args.timeout, rss_cap_mib=args.rss_cap,
                      statement_timeout=args.timeout)
         if "error" in prep:
-            return {"error": f"preparing the store: {prep['error']}", "rss_polled_mib": prep["rss_polled_mib"]}
+            return runs + [{"error": f"preparing the store: {prep['error']}", "rss_polled_mib": prep["rss_polled_mib"]}]
         res = spawn(["work", args.db, job, variant, "1", str(args.budget), "0", str(store_root)], timeout=args.timeout,
                     rss_cap_mib=args.rss_cap, statement_timeout=args.timeout)
         if "error" in res:
-            return res
+            return runs + [res]
         res["prepared"] = {k: v for k, v in prep.items() if k not in ("job", "variant")}
         runs.append(res)
         if time.monotonic() - started > args.budget:
             break
+    return runs
+
+
+def store_result(runs: list[dict]) -> dict:
+    """The runs of one store variant as one result: each run's times, the peaks, and the digest when all agree."""
+    if "error" in runs[-1]:
+        return runs[-1]
     out = dict(runs[-1])
     for key in ("seconds", "refresh_s", "job_s"):
         out[key] = [r[key][0] for r in runs]
@@ -103,6 +112,19 @@ def measure_store(args: argparse.Namespace, job: str, variant: str, store_root: 
     if len({json.dumps(r["digest"], sort_keys=True) for r in runs}) > 1:
         out["digest"] = {"runs_disagree": [r["digest"] for r in runs]}
     return out
+
+
+def schedule(jobs: list[str], variants: list[str], repeat: int, naive_repeat: int) -> list[tuple[str, str, int]]:
+    """(variant, job, runs) in the order a run measures them: the direct variants, each store variant's first half of
+    its runs, the naive variant last, then the store variants' second half. Why: this machine's speed drifts by tens
+    of percent within an hour, and naive runs once at scale, for minutes: store runs before and after it put both
+    sides of a ratio in the same hour."""
+    first = (repeat + 1) // 2 if "naive" in variants else repeat
+    steps = [(variant, job, first if variant in queries.STORE_VARIANTS else naive_repeat if variant == "naive" else repeat)
+             for variant in queries.VARIANTS if variant in variants  # queries.VARIANTS ends with naive
+             for job in jobs if queries.has_variant(job, variant)]
+    return steps + [(variant, job, repeat - first) for variant, job, n in steps
+                    if variant in queries.STORE_VARIANTS and repeat > first]
 
 
 def drop_stores(store_root: Path, made_root: bool) -> None:
@@ -519,29 +541,29 @@ def main(argv: list[str] | None = None) -> int:
     result["store_root"] = str(store_root)
     rows: dict = {}
     try:
-        for variant in queries.VARIANTS:  # direct, then store, numbers first; the slow naive runs last
-            if variant not in variants:
-                continue
-            for job in jobs:
-                if not queries.has_variant(job, variant):
-                    continue
-                naive = variant == "naive"
-                print(f"{job}/{variant} ...", file=sys.stderr, flush=True)
-                if variant in queries.STORE_VARIANTS:
-                    runs[job][variant] = measure_store(args, job, variant, store_root, args.repeat)
-                else:
-                    runs[job][variant] = spawn(["work", args.db, job, variant, str(naive_repeat if naive else args.repeat),
-                                                str(args.budget), "1" if variant == "toolkit" else "0"],
-                                               timeout=args.naive_timeout if naive else args.timeout, rss_cap_mib=args.rss_cap,
-                                               statement_timeout=args.naive_timeout if naive else args.timeout)
-                if "explain" in runs[job][variant]:
-                    plans[job] = runs[job][variant].pop("explain")
-                rows = {j: summarise(j, r, result["row_counts"]) for j, r in runs.items() if r}
-                result["jobs"], result["indexes"] = rows, index_report(plans)
-                result["targets"] = targets(rows, build or result.get("reused_build"))
-                result["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                result["load_avg_at_end"] = os.getloadavg()  # other work on the 2 cores inflates every timing
-                (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))  # partial results survive
+        store_runs: dict = {}
+        for variant, job, n in schedule(jobs, variants, args.repeat, naive_repeat):
+            naive = variant == "naive"
+            print(f"{job}/{variant} ...", file=sys.stderr, flush=True)
+            if variant in queries.STORE_VARIANTS:
+                earlier = store_runs.get((job, variant), [])
+                if earlier and "error" in earlier[-1]:
+                    continue  # a variant that failed is not measured again
+                store_runs[job, variant] = measure_store(args, job, variant, store_root, n, earlier)
+                runs[job][variant] = store_result(store_runs[job, variant])
+            else:
+                runs[job][variant] = spawn(["work", args.db, job, variant, str(n),
+                                            str(args.budget), "1" if variant == "toolkit" else "0"],
+                                           timeout=args.naive_timeout if naive else args.timeout, rss_cap_mib=args.rss_cap,
+                                           statement_timeout=args.naive_timeout if naive else args.timeout)
+            if "explain" in runs[job][variant]:
+                plans[job] = runs[job][variant].pop("explain")
+            rows = {j: summarise(j, r, result["row_counts"]) for j, r in runs.items() if r}
+            result["jobs"], result["indexes"] = rows, index_report(plans)
+            result["targets"] = targets(rows, build or result.get("reused_build"))
+            result["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            result["load_avg_at_end"] = os.getloadavg()  # other work on the 2 cores inflates every timing
+            (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))  # partial results survive
     finally:
         drop_stores(store_root, made_root)
     text = markdown(result)

@@ -166,6 +166,24 @@ def test_run_measures_the_store_variants(demo_sqlite, tmp_path):
             "pays every time, and an analysis's refresh once every `cache_check_every_s`; untimed in warm): health ") in text
 
 
+def test_store_runs_are_split_around_the_naive_run(demo_sqlite, tmp_path):
+    """The machine's speed drifts within an hour: a store variant's runs go half before the naive run and half after
+    it (the direct variants before both), and are reported as one measurement."""
+    assert run.schedule(["compare", "health"], ["toolkit", "warm", "naive"], 3, 1) == [
+        ("toolkit", "compare", 3), ("toolkit", "health", 3), ("warm", "compare", 2), ("warm", "health", 2),
+        ("naive", "compare", 1), ("naive", "health", 1), ("warm", "compare", 1), ("warm", "health", 1)]
+    assert run.schedule(["health"], ["warm", "incremental"], 3, 1) == [("warm", "health", 3), ("incremental", "health", 3)]
+    assert run.schedule(["trace", "health"], ["cold", "naive"], 1, 1) == [("cold", "health", 1), ("naive", "trace", 1),
+                                                                          ("naive", "health", 1)]
+    url, truth = demo_sqlite
+    code = run.main(["--db", url, "--scale", str(truth["scale"]), "--reuse", "--repeat", "2", "--jobs", "health",
+                     "--variants", "warm,naive", "--out", str(tmp_path), "--store-dir", str(tmp_path / "stores")])
+    assert code == 0
+    (result_file,) = tmp_path.glob("*.json")
+    row = json.loads(result_file.read_text())["jobs"]["health"]
+    assert row["agree"] is True and row["warm"]["n"] == 2 and len(row["warm"]["job_s"]) == 2 and row["naive"]["n"] == 2
+
+
 @pytest.mark.mariadb
 def test_run_counts_what_the_server_read(demo_mariadb, tmp_path):
     """On MariaDB each run records the rows the server's storage engines read, scans included (global status before
