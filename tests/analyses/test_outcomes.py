@@ -630,6 +630,61 @@ def test_a_failure_takes_its_session_s_unlinked_error_within_ten_minutes_and_nev
     assert out["error_message"].tolist() == ["Nine minutes later", "HTTP 500", "HTTP 500"]
 
 
+
+def test_a_webhook_before_the_attempt_is_never_its_time_link_and_one_without_a_company_serves_any():
+    """A webhook 30 s before an attempt is not linked to it in time (Cal.com confirms after the booking call); when no
+    webhook says its company, an attempt of any company takes the first one within a minute after it."""
+    traces, errors, appointments, _, calls = _attempts_of_one_company(2, [pd.Timedelta(0), pd.Timedelta(minutes=10)], company=2)
+    before = pd.DataFrame([_webhook("uidBefore", T0 - pd.Timedelta(seconds=30), company=2)])
+    assert classify(traces, errors, appointments, before, calls)["calcom_uid"].isna().all()
+    anyone = pd.DataFrame([_webhook("uidAny", T0 + pd.Timedelta(minutes=10, seconds=20), company=None)])
+    out = classify(traces, errors, appointments, anyone, calls)
+    assert pd.isna(out.loc[0, "calcom_uid"]) and out.loc[1, ["calcom_uid", "calcom_link"]].tolist() == ["uidAny", "time"]
+
+
+def test_a_payload_names_its_call_at_its_top_level_too_past_a_test_call_id_and_a_uid_may_sit_under_data():
+    """Cal.com payloads name the call under ``metadata``, ``responses`` or at their top level; a test call id found
+    first is no attempt's call, so the real one after it links. A trace's output may hold its uid under ``data``."""
+    traces, errors, appointments, _, calls = _attempts_of_one_company(3, [pd.Timedelta(minutes=m) for m in (0, 10, 20)])
+    traces["output_result"] = [None, None, {"data": {"booking_uid": "uidData"}}]
+    far = T0 + pd.Timedelta(hours=2)  # beyond any time link
+    webhooks = pd.DataFrame([
+        _webhook("uidTop", far, payload={"payload": {"call_id": traces.loc[0, "call_id"]}}),
+        _webhook("uidPastTest", far, payload={"payload": {"metadata": {"retell_call_id": "call_test_0001"},
+                                                          "call_id": traces.loc[1, "call_id"]}}),
+        _webhook("uidData", far),
+    ])
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out["calcom_uid"].tolist() == ["uidTop", "uidPastTest", "uidData"]
+    assert out["calcom_link"].tolist() == ["payload", "payload", "trace"]
+
+
+def test_a_success_takes_no_session_error_and_an_error_row_s_frame_comes_before_the_trace_s():
+    """A success's code path is its family's, though an unlinked error of its session follows it (only failures look
+    those up); a failure whose error row names a frame has that code path, whatever frame its ``error_details`` name."""
+    traces, _, appointments, webhooks, calls = _attempts_of_one_company(2, [pd.Timedelta(0), pd.Timedelta(hours=1)],
+                                                                        status=["success", "error"])
+    traces["error_details"] = [None, {"error": "boom", "frame": "App\\Trace::frame"}]
+    errors = pd.DataFrame({
+        "call_id": traces["call_id"].tolist(), "function_trace_id": pd.Series([pd.NA, 2], dtype="Int64"),
+        "occurred_at": pd.Series([T0 + pd.Timedelta(minutes=1), T0 + pd.Timedelta(hours=1, seconds=1)],
+                                 dtype=traces["started_at"].dtype),
+        "error_message": ["An error later in the session", "The row's error"], "error_code": ["A", "B"],
+        "frame": ["App\\Session::frame", "App\\Row::frame"], "family": ["book_appointment"] * 2,
+    })
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out["code_path"].tolist() == [CODE_PATHS["book_appointment"], "App\\Row::frame"]
+    assert pd.isna(out.loc[0, "error_message"]) and out.loc[1, "error_message"] == "The row's error"
+
+
+def test_of_two_local_appointments_holding_one_uid_the_first_decides_the_rescue():
+    traces, errors, _, _, calls = _attempts_of_one_company(1, [pd.Timedelta(0)])
+    appointments = pd.DataFrame({"id": [200, 201], "calcom_v2_booking_id": ["uidTwice", "uidTwice"],
+                                 "source": ["cal.com", "retell_phone"], "call_id": [pd.NA, pd.NA], "retell_call_id": [None, None]})
+    webhooks = pd.DataFrame([_webhook("uidTwice", T0 + pd.Timedelta(seconds=5))])
+    out = classify(traces, errors, appointments, webhooks, calls)
+    assert out.loc[0, ["calcom_uid", "appointment_id", "outcome", "rescued_by_webhook"]].tolist() == ["uidTwice", 200, "failed", True]
+
 def test_lean_reads_keep_a_success_s_named_uid_and_a_long_call_s_own_appointment(demo_sqlite, tmp_path):
     """On a copy of the demo, two rules of the lean reads that only edge rows reach:
 
