@@ -56,7 +56,9 @@ def test_next_action_names_the_booking_function_a_validation_hands_over_to():
                   None, "next_action", {"data": "next_action"}):
         assert functions.next_action(other) is None
     assert functions.response_refused(REFUSED) and not functions.response_refused({"success": "false"})
+    assert not functions.response_refused({"data": {"status": "validating"}})  # says nothing of success: not refused
     assert functions.response_error(REFUSED) == "Dieser Service ist leider nicht verfügbar"
+    assert functions.response_error({"success": False, "message": "Bitte erneut", "error": "Slot belegt"}) == "Slot belegt"
     assert functions.response_error({"success": False, "message": " Anrufkontext nicht gefunden "}) == "Anrufkontext nicht gefunden"
 
 
@@ -74,6 +76,7 @@ def test_a_refused_validation_is_a_failed_attempt_with_the_response_text():
     got = functions.booking_steps(frame((A, 20, " start_booking_v2", "success", {"success": False})), [True], {})
     assert got["step_error"].tolist() == ["start_booking refused the booking data"]
     assert steps(frame((A, 20, "start_booking", "error", None))) == ["booking"]  # a failed status decides as always
+    assert steps(frame((A, 20, "start_booking", "error", REFUSED))) == ["booking"]  # also when the answer refused
     # a refusal by another function is left to its status (only a validation's answer is always read)
     assert steps(frame((A, 20, "book_appointment", "success", REFUSED))) == ["booking"]
 
@@ -115,8 +118,16 @@ def test_the_setting_decides_per_agent_version():
         ["validated", "booking"]  # the most specific key wins
     assert steps(frame(*said, agent=(None, None)), {"25": "start_booking"}) == ["validated", "booking"]
     assert steps(frame(*plain[:1], agent=agent), {"agent_x": "confirm_booking"}) == ["unconfirmed"]
+    alone = functions.booking_steps(frame(*plain[:1], agent=agent), [True], {"agent_x": "confirm_booking"})
+    assert alone["step_error"].tolist() == ["start_booking only validated the booking; confirm_booking never followed"]
+    # where every validation hands over, a refusal is still a failed attempt, with its text
+    refused = functions.booking_steps(frame((A, 20, "start_booking", "success", REFUSED), agent=agent), [True],
+                                      {"agent_x:25": "confirm_booking"})
+    assert refused[["step", "step_error"]].values.tolist() == [["rejected", "Dieser Service ist leider nicht verfügbar"]]
     assert steps(frame(*plain, agent=agent)) == ["booking", "booking"]  # without a setting the response decides
     assert functions.booking_function_of("agent_x", 25.0, {"25": "confirm_booking"}) == "confirm_booking"
+    assert functions.booking_function_of("agent_x", 25, {"25": "confirm_booking", "agent_x": "start_booking"}) == \
+        "start_booking"  # the agent's own key before any agent's version
 
 
 def test_the_setting_comes_from_rca_yaml(tmp_path, monkeypatch):
