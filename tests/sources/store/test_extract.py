@@ -1109,3 +1109,20 @@ def test_a_changed_row_without_a_time_is_read_by_the_check(demo_sqlite, tmp_path
     _refresh(url, tmp_path / "fresh")
     _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
     assert _stored(tmp_path / "kept")["appointments"].set_index("id").loc[newest_key, "source"] == "cal.com"
+
+
+def test_an_old_row_moved_into_the_trailing_window_s_time_is_read_by_the_check(demo_sqlite, tmp_path):
+    """The oldest appointment (the lowest key) changed and given a time inside the trailing window: its key lies below
+    the window's keys and its new time is not before the window's, so neither the window nor a time test reaches it;
+    the check asks for the keys below the window's too."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    _refresh(url, tmp_path / "kept")
+    latest = _source(url, "SELECT max(created_at) AS c, max(updated_at) AS u FROM appointments").iloc[0]
+    oldest = int(_source(url, "SELECT min(id) AS i FROM appointments")["i"].iloc[0])
+    later = (pd.Timestamp(latest["u"]) + pd.Timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+    _write(url, "UPDATE appointments SET source = 'cal.com', created_at = :c, updated_at = :u WHERE id = :id",
+           params={"c": str(latest["c"]), "u": later, "id": oldest})
+    _refresh(url, tmp_path / "kept")
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
+    assert _stored(tmp_path / "kept")["appointments"].set_index("id").loc[oldest, "source"] == "cal.com"
