@@ -123,7 +123,7 @@ def schedule(jobs: list[str], variants: list[str], repeat: int, naive_repeat: in
     steps = [(variant, job, first if variant in queries.STORE_VARIANTS else naive_repeat if variant == "naive" else repeat)
              for variant in queries.VARIANTS if variant in variants  # queries.VARIANTS ends with naive
              for job in jobs if queries.has_variant(job, variant)]
-    return steps + [(variant, job, repeat - first) for variant, job, n in steps
+    return steps + [(variant, job, repeat - first) for variant, job, _ in steps
                     if variant in queries.STORE_VARIANTS and repeat > first]
 
 

@@ -630,7 +630,6 @@ def test_a_failure_takes_its_session_s_unlinked_error_within_ten_minutes_and_nev
     assert out["error_message"].tolist() == ["Nine minutes later", "HTTP 500", "HTTP 500"]
 
 
-
 def test_a_webhook_before_the_attempt_is_never_its_time_link_and_one_without_a_company_serves_any():
     """A webhook 30 s before an attempt is not linked to it in time (Cal.com confirms after the booking call); when no
     webhook says its company, an attempt of any company takes the first one within a minute after it."""
@@ -678,12 +677,15 @@ def test_a_success_takes_no_session_error_and_an_error_row_s_frame_comes_before_
 
 
 def test_of_two_local_appointments_holding_one_uid_the_first_decides_the_rescue():
+    """Two live appointments with one Cal.com uid: the first (in id order) is the one the uid links, its id and its
+    source (``cal.com``: a rescue)."""
     traces, errors, _, _, calls = _attempts_of_one_company(1, [pd.Timedelta(0)])
     appointments = pd.DataFrame({"id": [200, 201], "calcom_v2_booking_id": ["uidTwice", "uidTwice"],
                                  "source": ["cal.com", "retell_phone"], "call_id": [pd.NA, pd.NA], "retell_call_id": [None, None]})
     webhooks = pd.DataFrame([_webhook("uidTwice", T0 + pd.Timedelta(seconds=5))])
     out = classify(traces, errors, appointments, webhooks, calls)
     assert out.loc[0, ["calcom_uid", "appointment_id", "outcome", "rescued_by_webhook"]].tolist() == ["uidTwice", 200, "failed", True]
+
 
 def test_lean_reads_keep_a_success_s_named_uid_and_a_long_call_s_own_appointment(demo_sqlite, tmp_path):
     """On a copy of the demo, two rules of the lean reads that only edge rows reach:

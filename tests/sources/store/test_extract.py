@@ -521,7 +521,6 @@ def test_an_analysis_refresh_checks_the_older_rows_once_every_check_interval_and
         zone = loaders.storage_zone(source)
         checked_then = store.status(folder)["checked_at_utc"]
         store.close(folder)
-        time.sleep(1)  # the next refresh starts a second after the check: the two ages differ by that much
         skipped = store.fresh_store(source, folder, zone, max_age_s=1e-6, check_every_s=3600)
         label = skipped.rca_label
         assert label.endswith(f"; older rows checked {checked_then:%Y-%m-%d %H:%M} UTC)"), label
@@ -529,11 +528,15 @@ def test_an_analysis_refresh_checks_the_older_rows_once_every_check_interval_and
         assert loaders.query(skipped, deleted_at, {"id": changes.old_updated["appointments"]})["deleted_at"].isna().all()
         status = store.status(folder)
         assert status["checked_at_utc"] == checked_then < status["refreshed_at_utc"]
-        # the last check's age decides, not the last refresh's: an interval between the two is due
-        now = pd.Timestamp.now("UTC")
-        between = ((now - status["checked_at_utc"]) + (now - status["refreshed_at_utc"])).total_seconds() / 2
+        # the last check's age decides, not the last refresh's: a check an hour old is due at a half-hour interval,
+        # though the store was refreshed moments ago
         store.close(folder)
-        due = store.fresh_store(source, folder, zone, max_age_s=1e-6, check_every_s=between)
+        con = duckdb.connect(str(folder / files.STORE_FILE))
+        try:
+            catalog.write_info(con, checked_at_utc=(checked_then - pd.Timedelta(hours=1)).isoformat())
+        finally:
+            con.close()
+        due = store.fresh_store(source, folder, zone, max_age_s=1e-6, check_every_s=1800)
         assert "older rows" not in due.rca_label and store.status(folder)["checked_at_utc"] > checked_then
         checked = store.fresh_store(source, folder, zone, max_age_s=1e-6, check_every_s=1e-6)
         assert ", as of " in checked.rca_label and "older rows" not in checked.rca_label
