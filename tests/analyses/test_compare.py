@@ -461,3 +461,33 @@ def test_change_point_attempts_apply_the_two_step_rule(demo_sqlite):
     full = outcomes.booking_attempts(engine, **window)
     assert lean["outcome"].astype(str).value_counts().to_dict() == full["outcome"].astype(str).value_counts().to_dict() \
         == {"success": two_step["success"], "failed": two_step["failed"]}
+
+
+@pytest.mark.mariadb
+def test_aggregated_path_equals_the_row_path_for_rows_at_a_bound_on_mariadb(demo_mariadb):
+    """MariaDB stores UTC, so the statements place every row themselves: a session started at the instant the two
+    windows meet (no guard between them) is the after window's, a cleanup-closed one with a duration is left out, and
+    a soft-deleted call row gives its session no Retell duration, as the row path has them (the demo has none)."""
+    import sqlalchemy as sa
+
+    from conftest import copy_mariadb_world, fresh_mariadb_database
+    from rca_toolkit.rules.call_ids import is_real_call_id
+
+    _, windows, _ = cmp.comparison_windows(AT, "30d", "30d", "0s")
+    meet = windows["after"][0].tz_convert("UTC").tz_localize(None).to_pydatetime()
+    assert windows["before"][1] == windows["after"][0]
+    with fresh_mariadb_database("rca_test_bounds") as url:
+        copy_mariadb_world(demo_mariadb[0], url)
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            rows = conn.execute(sa.text("SELECT id, call_id FROM retell_call_sessions WHERE started_at >= :t "
+                                        "ORDER BY started_at LIMIT 20"), {"t": meet}).fetchall()
+            at_meet, closed, deleted = [(i, c) for i, c in rows if is_real_call_id(c)][:3]
+            conn.execute(sa.text("UPDATE retell_call_sessions SET started_at = :t WHERE id = :i"), {"t": meet, "i": at_meet[0]})
+            conn.execute(sa.text("UPDATE retell_call_sessions SET disconnection_reason = 'system_timeout', "
+                                 "call_status = 'completed', duration_ms = 7777777 WHERE id = :i"), {"i": closed[0]})
+            changed = conn.execute(sa.text("UPDATE calls SET deleted_at = created_at WHERE retell_call_id = :c "
+                                           "AND duration_ms IS NOT NULL"), {"c": deleted[1]}).rowcount
+        engine.dispose()
+        assert changed == 1
+        _aggregated_equals_rows(url, AT, "30d", "30d", "0s")
