@@ -720,3 +720,44 @@ def test_lean_reads_keep_a_success_s_named_uid_and_a_long_call_s_own_appointment
     assert by_trace.loc[named["trace_id"], ["calcom_uid", "calcom_link"]].tolist() == [named["calcom_uid"], "trace"]
     for by in ([], ["calcom_link"]):
         pd.testing.assert_frame_equal(attempt_counts(copy, start=window[0], end=window[1], by=by), count_attempts(got, by=by))
+
+
+def test_lean_reads_keep_to_live_call_rows_the_padded_window_s_errors_and_next_steps(demo_sqlite, tmp_path):
+    """On a copy of the demo, three more rules of the lean reads that the demo's rows never reach, each held to the
+    whole-table loads:
+
+    * a success whose appointment only its call row names loses it when that call row is soft-deleted (a webhook in
+      time may still link its uid);
+    * a failure's error row stamped an hour after the padded window (inside the 2 h a wall-time read adds) is not
+      its error;
+    * a one-step booking whose answer names a next step is a validation (here unconfirmed), so its answer is read
+      though it names no uid."""
+    from conftest import altered_copy
+    from rca_toolkit.analyses.bookings.outcomes import booking_attempts
+
+    url = demo_sqlite[0]
+    start, end = WINDOWS[1]
+    base = booking_attempts(url, start=start, end=end)
+    own = base[base["outcome"].eq("success") & base["calcom_link"].eq("appointment")]
+    unlisted, stepped = own.iloc[2], own[own["function_name"].eq("book_appointment")].iloc[-1]
+    late = base[base["outcome"].eq("failed") & base["error_code"].notna()].iloc[0]
+    assert len({unlisted["trace_id"], stepped["trace_id"], late["trace_id"]}) == 3
+    session_of = "(SELECT call_session_id FROM retell_function_traces WHERE id = {})"
+    # errors are read up to 6 h after the last attempt; SQLite's wall time is read 2 h wider and cut on UTC instants
+    after_hi = (base["at"].max() + pd.Timedelta(hours=7)).tz_convert("Europe/Berlin").strftime("%Y-%m-%d %H:%M:%S")
+    copy = altered_copy(
+        url, tmp_path,
+        f"UPDATE appointments SET metadata = NULL WHERE id = {unlisted['appointment_id']}",
+        f"UPDATE calls SET deleted_at = created_at WHERE retell_call_id = "
+        f"(SELECT call_id FROM retell_call_sessions WHERE id = {session_of.format(unlisted['trace_id'])})",
+        f"UPDATE retell_error_log SET occurred_at = '{after_hi}' WHERE function_trace_id = {late['trace_id']}",
+        f"UPDATE retell_function_traces SET output_result = '{{\"success\": true, \"next_action\": \"confirm_booking\"}}' "
+        f"WHERE id = {stepped['trace_id']}")
+    got = booking_attempts(copy, start=start, end=end)
+    pd.testing.assert_frame_equal(got, _whole_table_attempts(copy, start, end, None))
+    by_trace = got.set_index("trace_id")
+    assert by_trace.loc[unlisted["trace_id"], "calcom_link"] != "appointment"  # no own appointment (time may link it)
+    code = by_trace.loc[late["trace_id"], "error_code"]  # only an error row gives a code
+    assert pd.isna(code) or code != late["error_code"]
+    assert by_trace.loc[stepped["trace_id"], ["outcome", "error_message"]].tolist() == [
+        "failed", "book_appointment only validated the booking; confirm_booking never followed"]
