@@ -76,13 +76,11 @@ def spawn(args: list[str], *, timeout: float, rss_cap_mib: float, statement_time
     return result
 
 
-def measure_store(args: argparse.Namespace, job: str, variant: str, store_root: Path, repeat: int,
-                  earlier: list[dict] | None = None) -> list[dict]:
+def measure_store(args: argparse.Namespace, job: str, variant: str, store_root: Path, repeat: int) -> list[dict]:
     """A store variant, ``repeat`` times (at least once, until ``--budget`` is spent): each time one process
     prepares the store (untimed: dropped, filled, or filled with its last day deleted), then a new process runs
-    what ``rca`` does on it (refresh + the toolkit's function), timed. Returns ``earlier`` runs (of this variant,
-    before the naive run) with these after them; a failure is the last run."""
-    runs, started = list(earlier or []), time.monotonic()
+    what ``rca`` does on it (refresh + the toolkit's function), timed. Returns the runs; a failure is the last one."""
+    runs, started = [], time.monotonic()
     for _ in range(repeat):
         prep = spawn(["prepare", args.db, variant, str(store_root)], timeout=args.timeout, rss_cap_mib=args.rss_cap,
                      statement_timeout=args.timeout)
@@ -549,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 earlier = store_runs.get((job, variant), [])
                 if earlier and "error" in earlier[-1]:
                     continue  # a variant that failed is not measured again
-                store_runs[job, variant] = measure_store(args, job, variant, store_root, n, earlier)
+                store_runs[job, variant] = earlier + measure_store(args, job, variant, store_root, n)
                 runs[job][variant] = store_result(store_runs[job, variant])
             else:
                 runs[job][variant] = spawn(["work", args.db, job, variant, str(n),
