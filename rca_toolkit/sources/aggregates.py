@@ -132,7 +132,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
     live = " AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else ""
     completed = "1 = 0"
     if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
-        completed = sessions.call_completed_exists_sql("s", skip_deleted="deleted_at" in calls_cols)
+        completed = sessions.call_completed_subquery_sql("s", skip_deleted="deleted_at" in calls_cols)
 
     for metric, (alias, column) in DURATION_SOURCES.items():
         if alias == "c" and not (joined and column in calls_cols):

@@ -30,8 +30,8 @@ def _twin_sql(completed: str, join: str = "") -> str:
 
 
 JOIN = "LEFT JOIN calls c ON c.retell_call_id = s.call_id AND c.deleted_at IS NULL"
-VARIANTS = {  # the two shapes the package uses: a correlated EXISTS (aggregates) and a join (health)
-    "exists": (sessions.call_completed_exists_sql("s"), ""),
+VARIANTS = {  # the two shapes the package uses: an IN subquery (aggregates) and a join (health)
+    "subquery": (sessions.call_completed_subquery_sql("s"), ""),
     "join": (sessions.call_completed_sql("c"), JOIN),
 }
 
@@ -194,7 +194,7 @@ def test_generated_sessions_agree(scratch, rows):
                  "cs": r["status"], "dr": r["reason"]})
             if r["row_status"] is not None:
                 conn.execute(sa.text("INSERT INTO calls VALUES (:cid, :st)"), {"cid": f"call_{i}", "st": r["row_status"]})
-        sql = (f"SELECT CASE WHEN {sessions.stuck_sql('s', completed=sessions.call_completed_exists_sql('s', skip_deleted=False))} "
+        sql = (f"SELECT CASE WHEN {sessions.stuck_sql('s', completed=sessions.call_completed_subquery_sql('s', skip_deleted=False))} "
                f"THEN 1 ELSE 0 END, CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END FROM s ORDER BY id")
         stuck_before = sessions.stuck_before(AS_OF).tz_localize(None).to_pydatetime()
         got = conn.execute(sa.text(sql).bindparams(sa.bindparam("stuck_before", type_=as_datetime)),
