@@ -83,15 +83,16 @@ def metadata_call_ids(texts: pd.Series) -> pd.Series:
 
 
 def appointment_by_call(attempts: pd.DataFrame, appointments: pd.DataFrame, calls: pd.DataFrame) -> pd.Series:
-    """Local appointment of the call (``appointments.call_id`` = ``calls.id``, else ``metadata.retell_call_id``)."""
-    result = pd.Series(pd.NA, index=attempts.index, dtype="object")
+    """Local appointment id of the call (``appointments.call_id`` = ``calls.id``, else ``metadata.retell_call_id``),
+    ``Int64`` (a nullable integer: 400k ids as Python objects cost a tenth of a second each way)."""
+    result = pd.Series(pd.NA, index=attempts.index, dtype="Int64")
     if appointments.empty:
         return result
     by_meta = appointments.dropna(subset=["retell_call_id"]).drop_duplicates("retell_call_id").set_index("retell_call_id")["id"]
-    result = attempts["call_id"].map(by_meta).astype("object")
+    result = attempts["call_id"].map(by_meta).astype("Int64")
     if len(calls) and "local_call_id" in calls and appointments["call_id"].notna().any():  # none: nothing to look up
         local = calls.dropna(subset=["local_call_id"]).drop_duplicates("call_id").set_index("call_id")["local_call_id"]
         by_local = appointments.dropna(subset=["call_id"]).drop_duplicates("call_id").set_index("call_id")["id"]
         via_local = attempts["call_id"].map(local).map(by_local)
-        result = result.fillna(via_local.astype("object"))
+        result = result.fillna(via_local.astype("Int64"))
     return result

@@ -95,7 +95,8 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     by_call = bookings.appointment_by_call(out, appointments, calls)
     ok = attempt_inputs.attempt_succeeded(traces)
     # the row in ``local`` of the call's own appointment, the success's only
-    own_row = pd.Index(local["id"].astype("float64")).get_indexer(pd.to_numeric(by_call).astype("float64"))
+    by_call_id = by_call.to_numpy(dtype="float64", na_value=np.nan)
+    own_row = pd.Index(local["id"].astype("float64")).get_indexer(by_call_id)
     own_row[~ok.to_numpy()] = -1
     if by_rule.any():  # a validation books nothing: no Cal.com booking is linked to it
         uids, how, booked_row = _calcom_uids(traces[~by_rule], webhooks, own_row[~by_rule], local_uids)
@@ -108,8 +109,8 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out["calcom_link"] = how.astype("string")
     has_local = pd.Series(row >= 0, index=out.index)  # row: the local appointment holding the attempt's uid
     local_source = _at_rows(local["source"].astype("string"), row, out.index)
-    linked = _at_rows(local["id"], row, out.index)
-    out["appointment_id"] = pd.to_numeric(linked.astype("object").where(linked.notna(), by_call)).astype("Int64")
+    local_ids = np.append(local["id"].to_numpy(dtype="float64", na_value=np.nan), np.nan)  # the last slot: row -1
+    out["appointment_id"] = pd.Series(np.where(row >= 0, local_ids[row], by_call_id), index=out.index).astype("Int64")
     booked_remote = out["calcom_uid"].notna()
     out["outcome"] = "failed"
     out.loc[ok, "outcome"] = "success"
