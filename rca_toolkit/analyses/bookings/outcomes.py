@@ -187,7 +187,8 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_row: np.ndarr
         return uids, how, np.full(len(traces), -1)
     # as texts (an id stored as a number too), numpy objects: iterating a StringArray is slow
     event_ids = created["event_id"].astype("string").to_numpy(dtype=object)
-    known = pd.Index(pd.unique(event_ids[pd.notna(event_ids)]))  # hashed once
+    event_uid, known_uids = pd.factorize(event_ids)  # hashed once: each webhook's uid as a position in known
+    known = pd.Index(known_uids)
     known_of_local = np.append(known.get_indexer(local_uids), -1)  # the last slot answers -1 (no own appointment)
     linked = np.full(len(traces), -1)  # each attempt's uid, as a position in known
     taken = np.zeros(len(known), dtype=bool)  # uids already linked to an attempt
@@ -220,7 +221,7 @@ def _calcom_uids(traces: pd.DataFrame, webhooks: pd.DataFrame, own_row: np.ndarr
         left = pd.DataFrame({"at": traces.loc[todo, "started_at"].dt.floor("s").array,
                              "company_id": traces.loc[todo, "company_id"].astype("float").to_numpy(),
                              "key": every[todo]}).dropna(subset=["at"]).sort_values("at", kind="stable")
-        uid = _positions(known, event_ids)
+        uid = event_uid.copy()
         free = uid < 0  # a webhook without an event id stays: an attempt it is nearest to gets no uid, as always
         free[~free] = ~taken[uid[~free]]
         right = pd.DataFrame({"created_at": created["created_at"].array[free], "uid": uid[free],
