@@ -113,7 +113,9 @@ def call_completed_subquery_sql(s: str = "s", *, skip_deleted: bool = True) -> s
 
     ``IN`` rather than a correlated ``EXISTS``: DuckDB (the local store) answers it with one hash table of the
     completed calls instead of a mark join per session (a two-month compare at 1M calls: 0.67 -> 0.39 s for
-    both duration histograms); MariaDB runs both forms alike (an index lookup per open session)."""
+    both duration histograms); MariaDB runs both forms alike (an index lookup per open session). Where no row
+    matches and a call row has no ``retell_call_id``, ``IN`` answers NULL, not false: test it for true only (as
+    ``CASE WHEN`` does), never negate it."""
     live = " AND c.deleted_at IS NULL" if skip_deleted else ""
     return f"({s}.call_id IN (SELECT c.retell_call_id FROM calls c WHERE {call_completed_sql('c')}{live}))"
 
