@@ -131,7 +131,8 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
     notes, statements = requirements.absent_notes(absent, *REQUIRES["plan"]), []
     live = " AND c.deleted_at IS NULL" if "deleted_at" in calls_cols else ""
     completed = "1 = 0"
-    if joined and "status" in calls_cols:  # P5: the call row says completed; asked only of open sessions
+    if joined and "status" in calls_cols:  # P5: the call row says completed (MariaDB asks it of open sessions only;
+        # DuckDB hashes the completed calls once)
         completed = sessions.call_completed_subquery_sql("s", skip_deleted="deleted_at" in calls_cols)
 
     for metric, (alias, column) in DURATION_SOURCES.items():

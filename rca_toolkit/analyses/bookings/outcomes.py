@@ -109,8 +109,8 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out["calcom_link"] = how.astype("string")
     has_local = pd.Series(row >= 0, index=out.index)  # row: the local appointment holding the attempt's uid
     local_source = _at_rows(local["source"].astype("string"), row, out.index)
-    local_ids = np.append(local["id"].to_numpy(dtype="float64", na_value=np.nan), np.nan)  # the last slot: row -1
-    out["appointment_id"] = pd.Series(np.where(row >= 0, local_ids[row], by_call_id), index=out.index).astype("Int64")
+    linked = pd.Series(pd.array(local["id"], dtype="Int64").take(row, allow_fill=True), index=out.index)  # -1: NA
+    out["appointment_id"] = linked.where(row >= 0, by_call)  # integers throughout: exact past 2**53 too
     booked_remote = out["calcom_uid"].notna()
     out["outcome"] = "failed"
     out.loc[ok, "outcome"] = "success"
