@@ -95,8 +95,7 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     by_call = bookings.appointment_by_call(out, appointments, calls)
     ok = attempt_inputs.attempt_succeeded(traces)
     # the row in ``local`` of the call's own appointment, the success's only
-    by_call_id = by_call.to_numpy(dtype="float64", na_value=np.nan)
-    own_row = pd.Index(local["id"].astype("float64")).get_indexer(by_call_id)
+    own_row = pd.Index(local["id"].astype("Int64")).get_indexer(by_call)  # integers: exact, as the ids
     own_row[~ok.to_numpy()] = -1
     if by_rule.any():  # a validation books nothing: no Cal.com booking is linked to it
         uids, how, booked_row = _calcom_uids(traces[~by_rule], webhooks, own_row[~by_rule], local_uids)
