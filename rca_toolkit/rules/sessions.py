@@ -59,15 +59,10 @@ def call_completed(frame: pd.DataFrame) -> pd.Series:
     return _flag(_column(frame, "call_row_status").astype("string").eq(COMPLETED_CALL_STATUS))
 
 
-def stuck_from_flags(open_session, early, completed):
-    """The P5 formula on its three parts (bool series, or 0/1 flags a query returned)."""
-    return open_session & (early | completed)
-
-
 def stuck(frame: pd.DataFrame, as_of) -> pd.Series:
     """Stuck sessions (P5) of a frame with ``call_status``, ``ended_at``, ``started_at`` and, when
     joined, ``call_row_status``. Twin: :func:`stuck_sql`."""
-    return stuck_from_flags(open_sessions(frame), started_before(frame, as_of), call_completed(frame))
+    return open_sessions(frame) & (started_before(frame, as_of) | call_completed(frame))
 
 
 def records_end_times(frame: pd.DataFrame) -> bool:

@@ -10,10 +10,8 @@ Rows are selected like the loaders select them (``loaders.calls`` and
 ``loaders.function_traces``): session/trace ``started_at`` in ``[start, end)``, test/demo/temp
 and malformed call ids left out (the exact ``call_`` + 27 hex rule, as ``REGEXP`` on MariaDB, ``GLOB`` on
 SQLite, ``regexp_full_match`` on the local store), stuck (P5) and cleanup-closed (P20) sessions flagged as ``loaders.calls``
-flags them with ``as_of`` (the SQL twins in :mod:`rca_toolkit.rules.call_ids` and :mod:`rca_toolkit.rules.sessions`). Time bounds follow the loaders' rules: a MariaDB session pinned to
-``+00:00`` stores UTC, compared exactly; other storage zones (SQLite: naive Europe/Berlin wall
-time) are compared in wall time, and the rows within 2 h of a bound come back with their
-``started_at`` so they are localised and placed exactly in Python (DST repeats the autumn hour).
+flags them with ``as_of`` (the SQL twins in :mod:`rca_toolkit.rules.call_ids` and :mod:`rca_toolkit.rules.sessions`). Time bounds
+are compared as the loaders compare them: in the stored time, exactly, near a DST change too (``loaders.first_wall_time``).
 """
 
 from __future__ import annotations
@@ -28,10 +26,8 @@ import sqlalchemy as sa
 from rca_toolkit.sources import loaders, requirements
 from rca_toolkit.rules import call_ids, functions, sessions
 from rca_toolkit.sources.requirements import Requirement
-from rca_toolkit.rules.timeutil import localize_naive
 
 log = logging.getLogger(__name__)
-EDGE = loaders.WALL_PAD  # wider than any DST shift: rows farther from a bound compare right in wall time
 SIDES = ("before", "after")
 DURATION_SOURCES = {"call_duration_session": ("s", "duration_ms"), "call_duration_retell": ("c", "duration_ms")}
 
@@ -69,7 +65,6 @@ class Plan:
     statements: list[Statement]
     windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]]
     stuck_before: pd.Timestamp
-    zone: str
     notes: list[str] = field(default_factory=list)
 
     def only(self, metrics) -> "Plan":
@@ -95,20 +90,12 @@ class Histograms:
 MAX_LISTED = 5000  # test sessions bound as a NOT IN list; more than this and traces are joined instead
 
 
-def _window_sql(col: str, windows: dict, engine, zone: str, params: dict, extra_edges=()) -> tuple[str, str, str | None]:
-    """(WHERE on the two windows, side expression, edge expression or None)."""
-    def within(lo, hi, prefix, pad):
-        return "(" + " AND ".join(loaders.window_bounds(col, lo, hi, engine, params, prefix, pad)) + ")"
-
-    pad = pd.Timedelta(0) if zone == "UTC" else EDGE
-    where = "(" + " OR ".join(within(*windows[key], f"w{i}", pad) for i, key in enumerate(SIDES)) + ")"
-    params["w_mid"] = loaders.wall_bound(windows["before"][1], engine, pd.Timedelta(0))
-    side = f"CASE WHEN {col} < :w_mid THEN 0 ELSE 1 END"
-    if zone == "UTC":
-        return where, side, None
-    bounds = [b for key in SIDES for b in windows[key]] + list(extra_edges)
-    near = " OR ".join(within(bound, bound, f"e{j}", EDGE) for j, bound in enumerate(bounds))
-    return where, side, f"CASE WHEN {near} THEN {col} END"
+def _window_sql(col: str, windows: dict, engine, params: dict) -> tuple[str, str]:
+    """(WHERE on the two windows, side expression: 0 before, 1 after)."""
+    where = " OR ".join("(" + " AND ".join(loaders.window_bounds(col, *windows[key], engine, params, f"w{i}")) + ")"
+                        for i, key in enumerate(SIDES))
+    params["w_mid"] = loaders.wall_bound(windows["before"][1], engine)
+    return f"({where})", f"CASE WHEN {col} < :w_mid THEN 0 ELSE 1 END"
 
 
 def plan(db=None, *, windows: dict, as_of) -> Plan:
@@ -119,12 +106,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
     engine = loaders.engine_for(db)
     schema = loaders.schema_of(engine)
     absent = requirements.check(schema, *REQUIRES["plan"])
-    zone = loaders.storage_zone(engine)
-    if zone == "UTC":
-        log.info("histograms: computed by the database, window bounds compared exactly (the database stores UTC)")
-    else:
-        log.info("histograms: computed by the database in wall time (%s); rows within %g h of a bound come back "
-                 "and are placed in Python", zone, EDGE / pd.Timedelta(hours=1))
+    log.info("histograms: computed by the database, window bounds compared exactly in %s", loaders.storage_zone(engine))
     stuck_before = sessions.stuck_before(pd.Timestamp(as_of).tz_convert("UTC"))
     calls_cols = schema["calls"].columns if "calls" in schema else {}
     joined = "retell_call_id" in calls_cols
@@ -139,8 +121,8 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         if alias == "c" and not (joined and column in calls_cols):
             continue  # the note above says so
         params: dict = {}
-        where, side, edge = _window_sql("s.started_at", windows, engine, zone, params, extra_edges=[stuck_before])
-        params["stuck_before"] = loaders.wall_bound(stuck_before, engine, pd.Timedelta(0))
+        where, side = _window_sql("s.started_at", windows, engine, params)
+        params["stuck_before"] = loaders.wall_bound(stuck_before, engine)
         inner, outer, v = f"s.{column} AS v FROM retell_call_sessions s", "", "d.v"
         if alias == "c" and loaders.is_mariadb(engine) and "id" in calls_cols:
             # only the Retell duration needs calls joined to every session. Looked up in session order, each
@@ -151,18 +133,11 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
             outer, v = f" LEFT JOIN calls c ON c.id = d.cid{live}", f"c.{column}"
         elif alias == "c":
             inner = f"c.{column} AS v FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id{live}"
-        if edge is None:  # exact bounds: the exclusions are decided in SQL, left-out sessions count under NULL
-            stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=completed)
-            # CASE WHEN on a NULL condition takes the ELSE branch: a missing call row or reason keeps the value
-            flags = {"side": side, "dropped": f"CASE WHEN {stuck} OR {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
-            value = f"CASE WHEN d.dropped = 1 THEN NULL ELSE {v} END"
-        else:  # rows near a bound are placed in Python, so their flags come back separately
-            flags = {"side": side, "edge_at": edge,
-                     "open_session": f"CASE WHEN {sessions.open_session_sql('s')} THEN 1 ELSE 0 END",
-                     "early": f"CASE WHEN {sessions.started_before_sql('s', ':stuck_before')} THEN 1 ELSE 0 END",
-                     "completed_row": f"CASE WHEN {sessions.open_session_sql('s')} AND {completed} THEN 1 ELSE 0 END",
-                     "cleanup": f"CASE WHEN {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
-            value = v
+        # the exclusions are decided in SQL, left-out sessions count under NULL; CASE WHEN on a NULL condition takes
+        # the ELSE branch: a missing call row or reason keeps the value
+        stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=completed)
+        flags = {"side": side, "dropped": f"CASE WHEN {stuck} OR {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
+        value = f"CASE WHEN d.dropped = 1 THEN NULL ELSE {v} END"
         order = f" ORDER BY c.id LIMIT {2 ** 64 - 1}" if outer else ""
         source = (f"(SELECT {', '.join(f'{sql} AS {name}' for name, sql in flags.items())}, {inner} "
                   f"WHERE {where} AND {call_ids.real_call_id_sql('s.call_id', engine)}{order}) d{outer}")
@@ -171,10 +146,8 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         statements.append(Statement(metric, f"SELECT {', '.join(select)} FROM {source} GROUP BY {keys}", params))
 
     params = {}
-    where, side, edge = _window_sql("t.started_at", windows, engine, zone, params)
-    select = [f"{side} AS side"] + ([f"{edge} AS edge_at"] if edge else []) + [
-        "t.function_name AS function_name", "t.duration_ms AS value", "COUNT(*) AS n"]
-    keys = ", ".join(str(i) for i in range(1, len(select)))
+    where, side = _window_sql("t.started_at", windows, engine, params)
+    select = f"{side} AS side, t.function_name AS function_name, t.duration_ms AS value, COUNT(*) AS n"
     test_sessions = _test_sessions(engine)
     if test_sessions is None:
         log.info("function latencies: every trace's session call id tested (joined; kept on the trace on the local store)")
@@ -184,11 +157,11 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         log.info("function latencies: %d test sessions bound as a list (one scan of the traces, no join)", len(test_sessions))
         source = "retell_function_traces t"
         real = f"t.call_session_id NOT IN ({loaders.bind_list(test_sessions, params, 'x')})" if test_sessions else "1 = 1"
-    sql = f"SELECT {', '.join(select)} FROM {source} WHERE {where} AND t.function_name IS NOT NULL AND {real} GROUP BY {keys}"
+    sql = f"SELECT {select} FROM {source} WHERE {where} AND t.function_name IS NOT NULL AND {real} GROUP BY 1, 2, 3"
     statements.append(Statement("function_latency", sql, params))
     for note in notes:
         log.info("histograms: %s", note)
-    return Plan(statements, windows, stuck_before, zone, notes)
+    return Plan(statements, windows, stuck_before, notes)
 
 
 def _test_sessions(engine: sa.Engine) -> list | None:
@@ -202,24 +175,6 @@ def _test_sessions(engine: sa.Engine) -> list | None:
     ids = loaders.query(engine, "SELECT id FROM retell_call_sessions "
                                  f"WHERE call_id IS NULL OR NOT ({call_ids.real_call_id_sql('call_id', engine)})", {})["id"]
     return None if len(ids) > MAX_LISTED else sorted(ids.tolist())
-
-
-def _place(rows: pd.DataFrame, plan_: Plan) -> pd.DataFrame:
-    """Side 0/1 per row group; rows near a bound (``edge_at``) localised and placed exactly, others kept."""
-    rows = rows.copy()
-    rows["side"] = pd.to_numeric(rows["side"]).astype("Int64")
-    if "edge_at" not in rows or rows["edge_at"].isna().all():
-        return rows.drop(columns=["edge_at"], errors="ignore")
-    edge = rows["edge_at"].notna()
-    ts = localize_naive(rows.loc[edge, "edge_at"], plan_.zone)["ts"]
-    side = pd.Series(pd.NA, index=ts.index, dtype="Int64")
-    for i, key in enumerate(SIDES):
-        lo, hi = plan_.windows[key]
-        side = side.mask((ts >= lo) & (ts < hi), i)
-    rows.loc[edge, "side"] = side
-    if "early" in rows:
-        rows.loc[edge, "early"] = (ts < plan_.stuck_before).astype(int)
-    return rows.dropna(subset=["side"]).drop(columns=["edge_at"])
 
 
 def _histogram(frame: pd.DataFrame) -> pd.Series:
@@ -240,7 +195,7 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
     log.info("histograms of %s: %d grouped rows from the database in %.2f s", ", ".join(s.metric for s in plan_.statements),
              sum(len(rows) for _, rows in results), time.perf_counter() - started)
     for metric, rows in results:
-        rows = _place(rows, plan_)
+        rows["side"] = pd.to_numeric(rows["side"]).astype("Int64")
         if metric == "function_latency":
             # folded as the database returns them: a collation that holds names equal (MariaDB's: case, trailing
             # spaces) groups them under one of their spellings
@@ -249,9 +204,6 @@ def fetch(db=None, plan_: Plan | None = None, **plan_args) -> Histograms:
                 latencies[fam] = {key: _histogram(part[part["side"] == i]) for i, key in enumerate(SIDES)}
             continue
         keep = pd.to_numeric(rows["value"], errors="coerce").notna()
-        if "open_session" in rows:
-            flags = rows[["open_session", "early", "completed_row", "cleanup"]].apply(pd.to_numeric).astype(bool)
-            keep &= ~sessions.stuck_from_flags(flags["open_session"], flags["early"], flags["completed_row"]) & ~flags["cleanup"]
         durations[metric] = {key: _histogram(rows[keep & (rows["side"] == i)]) for i, key in enumerate(SIDES)}
         dropped[metric] = tuple(int(rows.loc[~keep & (rows["side"] == i), "n"].sum()) for i in range(2))
     return Histograms(durations, dropped, latencies, list(plan_.notes))

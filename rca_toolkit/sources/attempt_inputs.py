@@ -13,8 +13,8 @@ full scan of the sessions, 175 s and 6.4 GiB for 70 days). Outcomes only ever lo
 
 Every restriction keeps the frames equivalent for :func:`rca_toolkit.analyses.bookings.outcomes.classify`: it only
 drops rows and values that no lookup of the window's attempts can reach (tests compare the
-outcomes with the whole-table loads). Time bounds follow the loaders (wall bounds padded by 2 h,
-then refined on UTC instants). What is read is declared in ``REQUIRES`` and checked before the first
+outcomes with the whole-table loads). Time bounds are compared as the loaders compare them, exactly in stored time
+(``loaders.first_wall_time``). What is read is declared in ``REQUIRES`` and checked before the first
 statement (:mod:`rca_toolkit.sources.requirements`): every column an outcome depends on is required.
 The same statements read SQLite, the local store (:mod:`rca_toolkit.sources.store`, which a MariaDB
 server is read through) and a server read directly (``--no-cache``): plain SQL, no hints.
@@ -130,7 +130,7 @@ def _decode(series: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------- traces
 def trace_where(engine, start, end, company_id, params: dict, stored_booking: list) -> tuple[list[str], pd.Timestamp | None,
                                                                                         pd.Timestamp | None]:
-    """The booking traces of the window (``t``, with their session: ``loaders.session_of``): wall bounds padded, refined later."""
+    """The booking traces of the window (``t``, with their session: ``loaders.session_of``)."""
     where, start_ts, end_ts = loaders.window_clause("t.started_at", start, end, engine, params)
     where += loaders.family_clause(engine, "t.function_name", functions.BOOKING_FAMILIES, params, stored_booking)
     session = loaders.session_of(engine)
@@ -172,7 +172,6 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, stored
         frame[col] = frame[col].astype("category")
     frame = loaders.to_utc(frame, ["started_at"], zone)
     frame = loaders.to_utc(frame, ["session_started_at"], zone, flags=False)
-    frame = loaders.refine(frame, "started_at", start_ts, end_ts)
     for col in ("output_result", "error_details"):
         frame[col] = _decode(frame[col])
     frame["family"] = functions.family_series(frame["function_name"])
@@ -213,18 +212,15 @@ def continued_calls(engine, calls: pd.Series, end_ts, stored_booking: list) -> s
     if not wanted or not stored_booking:  # stored names (loaders.family_names): no None among them
         return set()
     found: set[str] = set()
-    zone = loaders.storage_zone(engine)
     for chunk in _chunks(wanted, engine):
         params: dict = {}
         calls_in, names_in = loaders.bind_list(chunk, params, "lc"), loaders.bind_list(stored_booking, params, "ln")
         where = loaders.window_bounds("t.started_at", end_ts, None, engine, params, "la")
         of = loaders.session_of(engine)
-        sql = (f"SELECT {of.call_id} AS call_id, t.started_at FROM retell_function_traces t{of.join} WHERE {of.call_id} IN ({calls_in}) "
+        sql = (f"SELECT DISTINCT {of.call_id} AS call_id FROM retell_function_traces t{of.join} WHERE {of.call_id} IN ({calls_in}) "
                f"AND t.function_name IN ({names_in}) AND {' AND '.join(where)}")
-        rows = loaders.to_utc(loaders.query(engine, sql, params), ["started_at"], zone, flags=False)
-        rows = rows[rows["started_at"] >= end_ts]
         # each row's own call id: a call matched only by the server's case-insensitive compare is one that goes on
-        found |= set(rows["call_id"].astype(str))
+        found |= set(loaders.query(engine, sql, params)["call_id"].astype(str))
     return found
 
 
@@ -259,7 +255,7 @@ def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bo
     tail = "".join(f" AND {c}" for c in cond)
     parts = by_trace_parts(engine, traces.loc[failed if lean else slice(None), "trace_id"], f"{select}e.function_trace_id IN ",
                            tail, base, window, company_id, lean, stored_booking)
-    by_trace = _clean_errors(run_parts(engine, parts), engine, lo, hi)
+    by_trace = _clean_errors(run_parts(engine, parts), engine)
     # Unlinked errors of the session are only a fallback for failures that no error row names (outcomes._match_errors)
     first = by_trace.dropna(subset=["function_trace_id"]).drop_duplicates("function_trace_id")
     named_ids = pd.to_numeric(first.loc[first["error_message"].notna(), "function_trace_id"], errors="coerce")  # as typed
@@ -271,7 +267,7 @@ def attempt_errors(engine, traces: pd.DataFrame, lo, hi, company_id, *, lean: bo
         marks = loaders.bind_list(chunk, params, "sid")
         parts.append((f"{select}e.call_session_id IN ({marks}) AND e.function_trace_id IS NULL "
                       f"AND e.affected_function IS NOT NULL{tail}", params))
-    by_session = _clean_errors(run_parts(engine, parts), engine, lo, hi)
+    by_session = _clean_errors(run_parts(engine, parts), engine)
     frame = pd.concat([by_trace, by_session], ignore_index=True) if len(by_session) else by_trace
     if frame.empty:
         return _empty("errors")
@@ -311,10 +307,10 @@ def run_parts(engine, parts: list) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ERROR_ROW_COLUMNS)
 
 
-def _clean_errors(frame: pd.DataFrame, engine, lo, hi) -> pd.DataFrame:
-    """Stored order (ORDER BY occurred_at, id: the first error per trace wins), window refined on UTC."""
+def _clean_errors(frame: pd.DataFrame, engine) -> pd.DataFrame:
+    """Stored order (ORDER BY occurred_at, id: the first error per trace wins), times in UTC."""
     frame = frame.assign(occurred_raw=frame["occurred_at"]).sort_values(["occurred_raw", "error_id"], kind="stable")
-    return loaders.refine(loaders.to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False), "occurred_at", lo, hi)
+    return loaders.to_utc(frame, ["occurred_at"], loaders.storage_zone(engine), flags=False)
 
 
 # --------------------------------------------------------------------------- appointments and webhooks
@@ -331,7 +327,7 @@ def _appointments(engine, schema, lo, hi) -> pd.DataFrame:
         select.append(f"CASE WHEN {contains_any('metadata', [bookings.METADATA_CALL_ID], engine)} THEN metadata END AS metadata")
     sql = f"SELECT {', '.join(select)} FROM appointments" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
     frame = loaders.query(engine, sql, params)
-    frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
+    frame = loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False)
     if "metadata" in frame:  # the one key outcomes read; no decoded object is kept (400k at 1M calls, nearly all distinct)
         frame["retell_call_id"] = bookings.metadata_call_ids(frame["metadata"])
     return loaders.typed(frame.drop(columns=["metadata"], errors="ignore"), ints=["id", "call_id"],
@@ -358,7 +354,7 @@ def _webhooks(engine, schema, lo, hi) -> pd.DataFrame:
               f"CASE WHEN {contains_any('payload', ['call_id'], engine)} THEN payload END AS payload"]
     sql = f"SELECT {', '.join(select)} FROM webhook_events WHERE {' AND '.join(where)} ORDER BY created_at, id"
     frame = loaders.query(engine, sql, params)
-    frame = loaders.refine(loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False), "created_at", lo, hi)
+    frame = loaders.to_utc(frame, ["created_at"], loaders.storage_zone(engine), flags=False)
     frame["event_type_norm"] = norm_event_type(frame["event_type"])
     frame = frame[frame["event_type_norm"].eq(BOOKING_CREATED).fillna(False)].reset_index(drop=True)
     frame["payload"] = _decode(frame["payload"])

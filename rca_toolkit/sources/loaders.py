@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -40,7 +39,6 @@ from rca_toolkit.rules.timeutil import localize_naive, parse_instant
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 _SETTINGS: "weakref.WeakKeyDictionary[sa.Engine, Settings]" = weakref.WeakKeyDictionary()
-WALL_PAD = pd.Timedelta(hours=2)  # wider than any DST shift: wall-time bounds padded by it miss no row
 
 SESSION_COLUMNS = [
     "id", "call_id", "company_id", "customer_id", "agent_version", "started_at", "ended_at",
@@ -183,9 +181,23 @@ def to_utc(frame: pd.DataFrame, cols: list[str], zone: str, *, flags: bool = Tru
     return frame
 
 
-def wall_bound(ts: pd.Timestamp, engine: sa.Engine, pad: pd.Timedelta) -> str | datetime:
-    """UTC bound -> value comparable with the stored column (padded for DST, refined later)."""
-    return naive_param((ts + pad).tz_convert(storage_zone(engine)).tz_localize(None), engine)
+def first_wall_time(ts: pd.Timestamp, zone: str) -> pd.Timestamp:
+    """The least naive wall time of ``zone`` read (:func:`localize_naive`: a repeated hour as its first reading, a
+    skipped one shifted past the gap) at or after ``ts``. Why: readings grow with wall time, so ``col >= it`` in
+    stored wall time is exactly "read at or after ts", and the database places every row, near a DST change too (P1).
+    It is the wall time of ``ts`` itself, or where a change a few hours away starts or ends (on a whole minute)."""
+    wall = ts.tz_convert(zone).tz_localize(None)
+    if zone == "UTC":
+        return wall
+    near = pd.date_range(wall.floor("min") - pd.Timedelta(hours=3), wall.ceil("min") + pd.Timedelta(hours=3), freq="min")
+    candidates = near.append(pd.DatetimeIndex([wall])).sort_values()
+    readings = localize_naive(pd.Series(candidates), zone)["ts"]
+    return candidates[(readings >= ts).to_numpy()][0]
+
+
+def wall_bound(ts: pd.Timestamp, engine: sa.Engine) -> str | datetime:
+    """A UTC bound as a value the stored column is compared with, exactly (:func:`first_wall_time`)."""
+    return naive_param(first_wall_time(ts, storage_zone(engine)), engine)
 
 
 def _instant(value, name: str) -> pd.Timestamp | None:
@@ -194,15 +206,12 @@ def _instant(value, name: str) -> pd.Timestamp | None:
     return parse_instant(value, name=name)
 
 
-def window_bounds(col: str, lo, hi, engine: sa.Engine, params: dict, prefix: str, pad: pd.Timedelta | None = None) -> list[str]:
-    """``col`` in the UTC bounds [lo, hi) (None: open) in stored time (``:<prefix>_lo``, ``:<prefix>_hi``), widened by
-    ``pad`` (refined on UTC instants afterwards): by default none where the database stores UTC, else ``WALL_PAD``."""
-    if pad is None:
-        pad = pd.Timedelta(0) if storage_zone(engine) == "UTC" else WALL_PAD
+def window_bounds(col: str, lo, hi, engine: sa.Engine, params: dict, prefix: str) -> list[str]:
+    """``col`` in the UTC bounds [lo, hi) (None: open), compared in stored time (``:<prefix>_lo``, ``:<prefix>_hi``)."""
     out = []
-    for name, ts, op, shift in (("lo", lo, ">=", -pad), ("hi", hi, "<", pad)):
+    for name, ts, op in (("lo", lo, ">="), ("hi", hi, "<")):
         if ts is not None:
-            params[f"{prefix}_{name}"] = wall_bound(ts, engine, shift)
+            params[f"{prefix}_{name}"] = wall_bound(ts, engine)
             out.append(f"{col} {op} :{prefix}_{name}")
     return out
 
@@ -217,16 +226,7 @@ def window_clause(col: str, start, end, engine, params: dict) -> tuple[list[str]
     start_ts, end_ts = _instant(start, "start"), _instant(end, "end")
     if start_ts is not None and end_ts is not None and end_ts <= start_ts:
         raise ConfigError(f"window end {end_ts} is not after start {start_ts}", hint="swap start and end")
-    return window_bounds(col, start_ts, end_ts, engine, params, "w", WALL_PAD), start_ts, end_ts
-
-
-def refine(frame: pd.DataFrame, col: str, start_ts, end_ts) -> pd.DataFrame:
-    keep = np.ones(len(frame), dtype=bool)
-    if start_ts is not None:
-        keep &= (frame[col] >= start_ts).to_numpy(dtype=bool, na_value=False)
-    if end_ts is not None:
-        keep &= (frame[col] < end_ts).to_numpy(dtype=bool, na_value=False)
-    return frame.reset_index(drop=True) if keep.all() else frame[keep].reset_index(drop=True)  # no copy when all stay
+    return window_bounds(col, start_ts, end_ts, engine, params, "w"), start_ts, end_ts
 
 
 def query(engine: sa.Engine, sql: str, params: dict, conn: sa.Connection | None = None) -> pd.DataFrame:
@@ -374,7 +374,6 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     zone = storage_zone(engine)
     frame = to_utc(frame, ["started_at"], zone)
     frame = to_utc(frame, ["ended_at", "retell_start", "retell_end"], zone, flags=False)
-    frame = refine(frame, "started_at", start_ts, end_ts)
     frame["id_kind"] = frame["call_id"].map(call_ids.id_kind)
     frame["is_test"] = frame["id_kind"] != "retell"
     excluded, examples = 0, []
@@ -516,7 +515,7 @@ def _per_call_table(engine, table: str, time_col: str, select: str, start, end, 
         where.append(session.real)
     sql = (f"SELECT {session.call_id} AS call_id, {session.company_id} AS company_id, {select} FROM {table} t{session.join}"
            f"{_where_sql(where)} ORDER BY t.{time_col}, t.id")
-    frame = refine(to_utc(query(engine, sql, params), [time_col], storage_zone(engine)), time_col, start_ts, end_ts)
+    frame = to_utc(query(engine, sql, params), [time_col], storage_zone(engine))
     return frame, start_ts, end_ts
 
 
@@ -586,7 +585,7 @@ def appointments(db=None, *, start=None, end=None, company_id=None, include_dele
         where.append("deleted_at IS NULL")
     frame = query(engine, f"SELECT {', '.join(have)} FROM appointments{_where_sql(where)} ORDER BY id", params)
     zone = storage_zone(engine)
-    frame = refine(to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
+    frame = to_utc(frame, ["created_at"], zone)
     frame = to_utc(frame, ["starts_at", "ends_at", "updated_at", "deleted_at"], zone, flags=False)
     decoded = frame["metadata"].map(decode_json) if "metadata" in frame else pd.Series([(None, False, False)] * len(frame))
     frame["metadata"] = decoded.map(lambda t: t[0])
@@ -641,7 +640,7 @@ def webhook_events(db=None, *, start=None, end=None, provider: str | None = None
     frame = query(engine, f"SELECT {provider_col} AS provider, {', '.join(have)} FROM webhook_events{_where_sql(where)} "
                           "ORDER BY created_at, id", params)
     zone = storage_zone(engine)
-    frame = refine(to_utc(frame, ["created_at"], zone), "created_at", start_ts, end_ts)
+    frame = to_utc(frame, ["created_at"], zone)
     frame = to_utc(frame, ["received_at", "processed_at"], zone, flags=False)
     _decode_json_columns(frame, ["payload"])
     frame["event_type_norm"] = frame["event_type"].astype("string").str.upper().str.replace(".", "_", regex=False)

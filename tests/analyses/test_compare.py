@@ -319,9 +319,9 @@ def test_aggregated_path_equals_the_row_path_on_the_demo_world(demo_db, at, befo
 
 
 def test_aggregated_path_equals_the_row_path_for_rows_at_and_near_a_bound(demo_sqlite, tmp_path):
-    """SQLite stores wall time, so the rows within 2 h of a bound come back and are placed in Python: a session started
-    at the after window's first instant is the after window's, and a cleanup-closed one with a duration just after it
-    is left out there too (the demo has neither)."""
+    """SQLite stores wall time, compared with each bound's first wall time (``loaders.first_wall_time``): a session
+    started at the after window's first instant is the after window's, and a cleanup-closed one with a duration just
+    after it is left out there too (the demo has neither)."""
     from conftest import altered_copy
 
     _, windows, _ = cmp.comparison_windows(AT, "30d", "30d", "30m")

@@ -386,14 +386,23 @@ def test_test_ids_are_counted_inside_the_window_only_and_as_loaders_calls_counts
     assert "test_after_the_end" not in calls.attrs["excluded_examples"]
 
 
-def test_a_bound_in_a_repeated_hour_of_a_wall_time_database_is_refused(demo_sqlite, monkeypatch):
-    """Havana puts its clocks back from 01:00 to 00:00: that day's midnight happens twice, so rows stored in wall time
-    near it cannot be placed on a side; the report says so instead of guessing."""
+def test_a_midnight_that_repeats_is_compared_where_the_row_loaders_place_the_rows(demo_sqlite, tmp_path, monkeypatch):
+    """Havana puts its clocks back from 01:00 to 00:00: the midnight that begins 2025-11-02 happens twice. The report
+    begins at its first reading (as ``periods.midnight`` does) and reads stored wall times as ``loaders`` reads them
+    (P1): a session at 00:30 that day is the period's, flagged, one at 23:59:59 the day before the baseline's."""
     monkeypatch.setenv("RCA_SOURCE_TZ", "America/Havana")
-    with pytest.raises(ConfigError, match=r"falls in the hour a DST change repeats in America/Havana") as caught:
-        health.health(demo_sqlite[0], "2025-11-02", "1d")
-    assert "db_time_zone=+00:00" in caught.value.hint
-    assert health.health(demo_sqlite[0], "2025-11-03", "1d").counts["sessions"] > 0  # the day after: counted
+    copy = "CREATE TEMP TABLE one AS SELECT * FROM retell_call_sessions WHERE call_id LIKE 'call_%' LIMIT 1"
+    url = altered_copy(demo_sqlite[0], tmp_path, copy, *[statement for n, at in ((1, "2025-11-02 00:30:00"),
+                                                                                   (2, "2025-11-01 23:59:59")) for statement in (
+        f"UPDATE one SET id = 'fold-{n}', call_id = 'call_{n:027x}', started_at = '{at}', ended_at = '{at}'",
+        "INSERT INTO retell_call_sessions SELECT * FROM one")])
+    bounds = health.period_bounds("2025-11-02", "1d")
+    data = health_data.load_counts(url, "2025-11-02", "1d").data
+    sides = {"base": (bounds["baseline_start"], bounds["start"]), "cur": (bounds["start"], bounds["end"])}
+    placed = {side: loaders.calls(url, start=lo, end=hi)["call_id"].astype(str).tolist() for side, (lo, hi) in sides.items()}
+    assert f"call_{1:027x}" in placed["cur"] and f"call_{2:027x}" in placed["base"]
+    assert {side: data.sessions[side]["n"] for side in sides} == {side: len(ids) for side, ids in placed.items()}
+    assert data.sessions["cur"]["ambiguous"] >= 1
 
 
 def test_health_statements_are_aggregates_on_mariadb(demo_mariadb):

@@ -38,7 +38,7 @@ VARIANTS = {  # the two shapes the package uses: an IN subquery (aggregates) and
 
 def _sql_flags(url: str, as_of: pd.Timestamp, variant: str) -> pd.DataFrame:
     engine = loaders.engine_for(url)
-    bound = loaders.wall_bound(sessions.stuck_before(as_of), engine, pd.Timedelta(0))
+    bound = loaders.wall_bound(sessions.stuck_before(as_of), engine)
     completed, join = VARIANTS[variant]
     out = query(url, _twin_sql(completed, join), stuck_before=bound)
     return out.assign(session_id=out["session_id"].astype(str), stuck=out["stuck"].astype(int).astype(bool),
@@ -68,7 +68,7 @@ def test_demo_world_age_branch_alone(demo_db):
     as_of = pd.Timestamp("2025-10-24T17:00:00+02:00")
     frame = loaders.calls(url, include_test=True, as_of=as_of).drop(columns=["call_row_status"])
     engine = loaders.engine_for(url)
-    bound = loaders.wall_bound(sessions.stuck_before(as_of), engine, pd.Timedelta(0))
+    bound = loaders.wall_bound(sessions.stuck_before(as_of), engine)
     got = query(url, _twin_sql("1 = 0"), stuck_before=bound)
     by_id = dict(zip(got["session_id"].astype(str), got["stuck"].astype(int).astype(bool)))
     want = sessions.stuck(frame, as_of)

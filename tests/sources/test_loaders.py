@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from conftest import altered_copy
 from rca_toolkit.sources import loaders
@@ -277,3 +278,23 @@ def test_a_start_time_the_spring_change_skips_is_flagged_like_a_repeated_one(dem
     calls = loaders.calls(url, start="2025-03-30T00:00:00+01:00", end="2025-03-31T00:00:00+02:00")
     assert calls.set_index("call_id")["started_at_ambiguous"].to_dict() == {f"call_{2:027x}": True, f"call_{3:027x}": False}
     assert calls.attrs["ambiguous_times"] == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(zone=st.sampled_from(["Europe/Berlin", "America/Havana", "Australia/Lord_Howe", "UTC"]),
+       change=st.sampled_from(["2025-03-30 02:00", "2025-10-26 02:00", "2025-11-02 00:00", "2025-04-06 02:00",
+                               "2025-03-09 00:00", "2025-10-05 02:00"]),
+       bound_s=st.integers(-4 * 3600, 4 * 3600), row_s=st.integers(-4 * 3600, 4 * 3600), fraction=st.sampled_from([0, 500_000]))
+def test_the_first_wall_time_splits_stored_wall_times_as_their_readings(zone, change, bound_s, row_s, fraction):
+    """Near a DST change of each kind (skipped hour, repeated hour, Havana's repeated midnight, Lord Howe's half hour):
+    a stored wall time is at or after the bound's first wall time exactly when its reading (``localize_naive``: the
+    first of a repeated time, a skipped one shifted forward) is at or after the bound. So the database compares the
+    bound and no row is placed in Python."""
+    from rca_toolkit.rules.timeutil import localize_naive
+
+    around = pd.Timestamp(change)
+    bound = (around + pd.Timedelta(seconds=bound_s, microseconds=fraction)).tz_localize(zone, ambiguous=bool(bound_s % 2),
+                                                                                      nonexistent="shift_forward")
+    row = around + pd.Timedelta(seconds=row_s)
+    reading = localize_naive(pd.Series([row]), zone)["ts"].iloc[0]
+    assert (row >= loaders.first_wall_time(bound, zone)) == (reading >= bound)

@@ -4,8 +4,7 @@ Why: the report used to load the attempts, sessions, every function trace (with 
 every error of period + baseline as rows: at 1M calls a weekly report for one company is
 millions of rows. Every number it shows is a count, a rate or a statistic of a value
 histogram, so the database computes them (:func:`from_sql`): the local store's DuckDB, a MariaDB server read
-directly, or SQLite, with the same statements. Where the database stores wall time (the SQLite demo), the
-report's bounds are compared in wall time, which is exact at local midnights outside a repeated hour (:func:`_bounds`).
+directly, or SQLite, with the same statements, the report's bounds compared exactly in the stored time (:func:`_bounds`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.analyses.bookings import counts as booking_counts
 from rca_toolkit.analyses.compare.stats import Histogram
 from rca_toolkit.analyses.health.periods import midnight, period_bounds
-from rca_toolkit.errors import ConfigError
 from rca_toolkit.sources.requirements import Requirement
 
 SIDES = ("base", "cur")
@@ -74,21 +72,11 @@ def day_edges(bounds: dict) -> list[pd.Timestamp]:
 
 # --------------------------------------------------------------------------- in the database
 def _bounds(engine: sa.Engine, bounds: dict) -> dict:
-    """The report's bounds as the database compares its columns: UTC, or wall time where it stores wall time (the
-    SQLite demo, a server read in ``SYSTEM`` time). Wall time orders rows as time does, across a skipped hour too,
-    except around a bound whose own wall time a DST change repeats: a row an hour away could fall on the wrong
-    side, so the report refuses such a bound instead of guessing (P1). Local midnights and the stuck limit (22:00)
-    never fall in Europe/Berlin's repeated hour."""
-    zone = loaders.storage_zone(engine)
+    """The report's bounds as the database compares its columns, exactly: UTC, or where it stores wall time (the
+    SQLite demo, a server read in ``SYSTEM`` time) the first wall time read at or after each (P1)."""
     exact = {"bs": bounds["baseline_start"], "start": bounds["start"], "end": bounds["end"],
              "stuck_before": sessions.stuck_before(bounds["end"])}
-    for ts in exact.values():
-        wall = pd.Series([ts.tz_convert(zone).tz_localize(None)])
-        if zone != "UTC" and wall.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT").isna().all():
-            raise ConfigError(f"the health report's bound {ts.tz_convert(zone)} falls in the hour a DST change repeats "
-                              f"in {zone}, where the database stores wall time: rows near it cannot be placed exactly",
-                              hint="report another period, or read a server session pinned to UTC (db_time_zone=+00:00)")
-    return {name: loaders.wall_bound(ts, engine, pd.Timedelta(0)) for name, ts in exact.items()}
+    return {name: loaders.wall_bound(ts, engine) for name, ts in exact.items()}
 
 
 def _unclear_sql(col: str, engine: sa.Engine, bounds: dict, params: dict) -> str:
