@@ -191,7 +191,7 @@ def test_v_logs_the_decisions_of_compare_and_without_v_nothing(demo_sqlite, caps
     assert len(decisions) == len(err.splitlines())  # nothing but decision lines
     assert COUNTED.search(err)
     assert "rca_toolkit.sources.store" not in err  # SQLite is read directly: no local store
-    assert "INFO rca_toolkit.sources.aggregates: histograms: computed by the database in wall time (Europe/Berlin)" in err
+    assert "INFO rca_toolkit.sources.aggregates: histograms: computed by the database, window bounds compared exactly in Europe/Berlin" in err
     assert "DEBUG" not in err
 
 
