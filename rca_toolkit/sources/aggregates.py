@@ -60,11 +60,9 @@ class Statement:
 
 @dataclass
 class Plan:
-    """The statements of one comparison and what is needed to read their rows back."""
+    """The statements of one comparison, and what the read could not include (absent columns)."""
 
     statements: list[Statement]
-    windows: dict[str, tuple[pd.Timestamp, pd.Timestamp]]
-    stuck_before: pd.Timestamp
     notes: list[str] = field(default_factory=list)
 
     def only(self, metrics) -> "Plan":
@@ -161,7 +159,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
     statements.append(Statement("function_latency", sql, params))
     for note in notes:
         log.info("histograms: %s", note)
-    return Plan(statements, windows, stuck_before, notes)
+    return Plan(statements, notes)
 
 
 def _test_sessions(engine: sa.Engine) -> list | None:
