@@ -25,8 +25,10 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,9 +42,8 @@ from rca_toolkit.runs.kernel import NOTEBOOK_ENV, RUN_DIR_ENV, env_name
 from rca_toolkit.runs.parameters import Parameter, read_parameters, validate
 
 log = logging.getLogger(__name__)
-# The kernel's own log is silenced: its start-up warning that a local kernel talks over TCP without encryption
-# (250 characters on every run) and the "KeyboardInterrupt caught" that jupyter_client's interrupt-before-shutdown
-# sometimes provokes say nothing about the notebook. A failing cell or a dead kernel is reported by papermill.
+# The kernel's own log is silenced: the "KeyboardInterrupt caught" that jupyter_client's interrupt-before-shutdown
+# sometimes provokes says nothing about the notebook. A failing cell or a dead kernel is reported by papermill.
 QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]
 
 
@@ -141,10 +142,24 @@ def _database_label(values: dict, declared: list[Parameter]) -> str | None:
         return redact_text(str(raw))
 
 
-KERNEL_STARTS = 3  # jupyter_client picks free ports, then the kernel binds them: two kernels started at
-# once (demo-reports runs two) can race for a port and die before their first reply, or hang without one (seen
-# once in `make demo` right after a test run). No cell has run then.
+KERNEL_STARTS = 3  # a kernel that dies before its first reply, or hangs without one, is started again (no cell
+# has run then): seen in `make demo` right after a test run, when kernels still talked over TCP (_kernel_sockets)
 KERNEL_START_TIMEOUT = 60  # seconds a kernel has to answer its first request (papermill's default)
+
+
+@contextmanager
+def _kernel_sockets():
+    """The kernel's sockets as unix sockets in a folder of this start's own (jupyter_client's ``ipc`` transport).
+    Why: over TCP jupyter_client picks free ports and the kernel binds them later, so two kernels started at once
+    (``rca demo-reports`` runs two, the tests run on two workers) could race for a port: one died before its first
+    reply, or its client hung waiting for one. Files in a folder of one start's own cannot collide."""
+    from traitlets.config import Config
+
+    folder = tempfile.mkdtemp(prefix="rca-kernel-")
+    try:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _kernel_did_not_start(exc: Exception) -> bool:
@@ -201,9 +216,10 @@ def run_notebook(path: str | Path, params: dict | None = None, *, db: str | None
         with _environ({**env, RUN_DIR_ENV: str(work.resolve()), NOTEBOOK_ENV: str(path.resolve())}):
             for attempt in range(KERNEL_STARTS):
                 try:
-                    papermill.execute_notebook(str(path), str(executed), parameters=safe, kernel_name=kernel,
-                                               progress_bar=progress, log_output=False, extra_arguments=QUIET_KERNEL,
-                                               start_timeout=KERNEL_START_TIMEOUT)
+                    with _kernel_sockets() as sockets:
+                        papermill.execute_notebook(str(path), str(executed), parameters=safe, kernel_name=kernel,
+                                                   progress_bar=progress, log_output=False, extra_arguments=QUIET_KERNEL,
+                                                   start_timeout=KERNEL_START_TIMEOUT, config=sockets)
                     break
                 except RuntimeError as exc:
                     if not _kernel_did_not_start(exc) or attempt == KERNEL_STARTS - 1:

@@ -368,6 +368,29 @@ kernelapp.launch_new_instance()
 
 
 @pytest.mark.slow
+def test_two_runs_at_once_talk_to_their_kernels_over_unix_sockets_of_their_own(tmp_path):
+    """Over TCP two kernels started at once could race for a port (a kernel died, or its client waited on another's
+    socket). Each start's kernel now listens on unix sockets in a folder of its own, gone once the run ends."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "where.ipynb"
+    cells = [nbformat.v4.new_code_cell("n: int = 1  # a run", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("import json\nfrom ipykernel import get_connection_info\n"
+                                       "info = json.loads(get_connection_info())\nprint(info['transport'], info['ip'])")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda n: runner.run_notebook(path, out_dir=tmp_path / f"out{n}", progress=False), (1, 2)))
+    places = []
+    for result in runs:
+        assert result.status == "ok"
+        executed = nbformat.read(result.run_dir / "where.ipynb", as_version=4)
+        transport, ip = executed.cells[-1].outputs[0]["text"].split()
+        assert transport == "ipc" and Path(ip).name == "kernel"
+        places.append(Path(ip).parent)
+    assert places[0] != places[1] and not any(place.exists() for place in places)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["die", "hang"])
 def test_a_kernel_that_dies_or_hangs_before_its_first_reply_is_started_again(tmp_path, monkeypatch, how):
     """Two kernels started at once can race for a port: one dies, or hangs, before any cell runs. The run starts a
