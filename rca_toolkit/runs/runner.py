@@ -145,6 +145,7 @@ def _database_label(values: dict, declared: list[Parameter]) -> str | None:
 KERNEL_STARTS = 3  # a kernel that dies before its first reply, or hangs without one, is started again (no cell
 # has run then): seen in `make demo` right after a test run, when kernels still talked over TCP (_kernel_sockets)
 KERNEL_START_TIMEOUT = 60  # seconds a kernel has to answer its first request (papermill's default)
+MAX_SOCKET_PATH = 96  # bytes of a kernel socket's path before its "-<port>": a unix socket's path holds 103 on macOS
 
 
 @contextmanager
@@ -156,8 +157,9 @@ def _kernel_sockets():
     from traitlets.config import Config
 
     folder = tempfile.mkdtemp(prefix="rca-kernel-")
-    try:
-        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+    ip = os.path.join(folder, "kernel")
+    try:  # under a TMPDIR too long for a socket's path, TCP as before
+        yield Config({"KernelManager": {"transport": "ipc", "ip": ip}}) if len(os.fsencode(ip)) <= MAX_SOCKET_PATH else None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -391,6 +391,25 @@ def test_two_runs_at_once_talk_to_their_kernels_over_unix_sockets_of_their_own(t
 
 
 @pytest.mark.slow
+def test_under_a_temp_folder_too_long_for_a_unix_socket_the_kernel_talks_over_tcp(tmp_path, monkeypatch):
+    """A socket's path holds about a hundred bytes: under a longer TMPDIR the run keeps TCP instead of failing."""
+    import tempfile
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    path = tmp_path / "where.ipynb"
+    cells = [nbformat.v4.new_code_cell("n: int = 1  # a run", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("import json\nfrom ipykernel import get_connection_info\n"
+                                       "print(json.loads(get_connection_info())['transport'])")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    result = runner.run_notebook(path, out_dir=tmp_path / "out", progress=False)
+    assert result.status == "ok"
+    assert nbformat.read(result.run_dir / "where.ipynb", as_version=4).cells[-1].outputs[0]["text"].strip() == "tcp"
+    assert list(deep.iterdir()) == []  # the folder made for the sockets is gone too
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["die", "hang"])
 def test_a_kernel_that_dies_or_hangs_before_its_first_reply_is_started_again(tmp_path, monkeypatch, how):
     """Two kernels started at once can race for a port: one dies, or hangs, before any cell runs. The run starts a
