@@ -728,8 +728,7 @@ def test_lean_reads_keep_to_live_call_rows_the_padded_window_s_errors_and_next_s
 
     * a success whose appointment only its call row names loses it when that call row is soft-deleted (a webhook in
       time may still link its uid);
-    * a failure's error row stamped an hour after the padded window (inside the 2 h a wall-time read adds) is not
-      its error;
+    * a failure's error row stamped an hour after the padded window is not its error;
     * a one-step booking whose answer names a next step is a validation (here unconfirmed), so its answer is read
       though it names no uid."""
     from conftest import altered_copy
@@ -743,7 +742,7 @@ def test_lean_reads_keep_to_live_call_rows_the_padded_window_s_errors_and_next_s
     late = base[base["outcome"].eq("failed") & base["error_code"].notna()].iloc[0]
     assert len({unlisted["trace_id"], stepped["trace_id"], late["trace_id"]}) == 3
     session_of = "(SELECT call_session_id FROM retell_function_traces WHERE id = {})"
-    # errors are read up to 6 h after the last attempt; SQLite's wall time is read 2 h wider and cut on UTC instants
+    # errors are read up to 6 h after the last attempt (in SQLite's wall time, to the bound's first wall time)
     after_hi = (base["at"].max() + pd.Timedelta(hours=7)).tz_convert("Europe/Berlin").strftime("%Y-%m-%d %H:%M:%S")
     copy = altered_copy(
         url, tmp_path,
