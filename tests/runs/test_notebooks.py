@@ -367,24 +367,33 @@ kernelapp.launch_new_instance()
 '''
 
 
+def _kernel_transport_notebook(path: Path) -> Path:
+    """A notebook that prints its kernel's transport and socket address (``ip``), as the kernel itself has them."""
+    cells = [nbformat.v4.new_code_cell("n: int = 1  # a run", metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("import json\nfrom ipykernel import get_connection_info\n"
+                                       "info = json.loads(get_connection_info())\nprint(info['transport'], info['ip'])")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def _kernel_transport(result) -> list[str]:
+    """``[transport, ip]`` as the run's kernel printed them."""
+    return nbformat.read(result.run_dir / "where.ipynb", as_version=4).cells[-1].outputs[0]["text"].split()
+
+
 @pytest.mark.slow
 def test_two_runs_at_once_talk_to_their_kernels_over_unix_sockets_of_their_own(tmp_path):
     """Over TCP two kernels started at once could race for a port (a kernel died, or its client waited on another's
     socket). Each start's kernel now listens on unix sockets in a folder of its own, gone once the run ends."""
     from concurrent.futures import ThreadPoolExecutor
 
-    path = tmp_path / "where.ipynb"
-    cells = [nbformat.v4.new_code_cell("n: int = 1  # a run", metadata={"tags": ["parameters"]}),
-             nbformat.v4.new_code_cell("import json\nfrom ipykernel import get_connection_info\n"
-                                       "info = json.loads(get_connection_info())\nprint(info['transport'], info['ip'])")]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    path = _kernel_transport_notebook(tmp_path / "where.ipynb")
     with ThreadPoolExecutor(max_workers=2) as pool:
         runs = list(pool.map(lambda n: runner.run_notebook(path, out_dir=tmp_path / f"out{n}", progress=False), (1, 2)))
     places = []
     for result in runs:
         assert result.status == "ok"
-        executed = nbformat.read(result.run_dir / "where.ipynb", as_version=4)
-        transport, ip = executed.cells[-1].outputs[0]["text"].split()
+        transport, ip = _kernel_transport(result)
         assert transport == "ipc" and Path(ip).name == "kernel"
         places.append(Path(ip).parent)
     assert places[0] != places[1] and not any(place.exists() for place in places)
@@ -398,14 +407,10 @@ def test_under_a_temp_folder_too_long_for_a_unix_socket_the_kernel_talks_over_tc
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
     monkeypatch.setattr(tempfile, "tempdir", str(deep))
-    path = tmp_path / "where.ipynb"
-    cells = [nbformat.v4.new_code_cell("n: int = 1  # a run", metadata={"tags": ["parameters"]}),
-             nbformat.v4.new_code_cell("import json\nfrom ipykernel import get_connection_info\n"
-                                       "print(json.loads(get_connection_info())['transport'])")]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    path = _kernel_transport_notebook(tmp_path / "where.ipynb")
     result = runner.run_notebook(path, out_dir=tmp_path / "out", progress=False)
     assert result.status == "ok"
-    assert nbformat.read(result.run_dir / "where.ipynb", as_version=4).cells[-1].outputs[0]["text"].strip() == "tcp"
+    assert _kernel_transport(result)[0] == "tcp"
     assert list(deep.iterdir()) == []  # the folder made for the sockets is gone too
 
 
