@@ -68,6 +68,10 @@ def open_store(folder: Path) -> sa.Engine:
         info, states = catalog.info(con), catalog.tables(con)
     finally:
         con.close()
+    if info.get(catalog.UNFINISHED):  # half of a refresh's writes answer as if the store were whole
+        started = _utc(info[catalog.UNFINISHED]).strftime("%Y-%m-%d %H:%M:%S UTC")
+        raise NotFound(f"the store in {folder} is unfinished: its last refresh (started {started}) stopped before it completed",
+                       hint="run `rca cache refresh --db URL`: it builds the store whole again")
     engine = sa.create_engine("duckdb:///:memory:", poolclass=NullPool)
 
     @sa.event.listens_for(engine, "do_connect")
@@ -277,6 +281,7 @@ def status(folder: Path) -> dict | None:
 
     return {"folder": str(folder), "bytes": size, "source": info.get("source"), "storage_zone": info.get("storage_zone"),
             "refreshed_at_utc": refreshed_at(info), "checked_at_utc": checked_at(info),
+            "unfinished_refresh_started_utc": _utc(info.get(catalog.UNFINISHED)),
             "tables": [{"table": s.name, "rows": s.rows, "high_key": s.high_key, "first": instant(s.first_time), "last": instant(s.last_time),
                         "built_at_utc": s.built_at, "refreshed_at_utc": s.refreshed_at, "rows_read": s.rows_read}
                        for s in states.values()]}

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from conftest import altered_copy, copy_mariadb_world, fresh_mariadb_database
-from rca_toolkit.errors import ConfigError
+from rca_toolkit.errors import ConfigError, NotFound
 from rca_toolkit.rules import call_ids
 from rca_toolkit.sources import attempt_inputs, loaders, store
 from rca_toolkit.sources.store import catalog, files
@@ -672,6 +672,54 @@ def test_traces_stored_before_their_session_get_its_columns_when_the_window_brin
     _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
     assert _stored(tmp_path / "kept")["retell_function_traces"].set_index("id").loc[trace, "session_call_id"] is not None
 
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, MemoryError])
+def test_a_refresh_stopped_half_way_leaves_a_store_nothing_reads_until_the_next_builds_it_whole(demo_sqlite, tmp_path,
+                                                                                                 monkeypatch, stop):
+    """A refresh can stop anywhere (Ctrl-C, a cron's timeout, the machine's memory). Here one stops after it wrote a
+    session whose traces were stored before it, before it set their session columns (step 5). Kept as it was, that
+    session equals the source's, the next refresh finds nothing changed and the traces stay without a call and a
+    company: every analysis on the store leaves them out without a word. So the store says it is unfinished, no
+    analysis opens it as it is, and the next refresh builds it whole."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    newest = _source(url, "SELECT t.id, t.call_session_id FROM retell_function_traces t JOIN retell_call_sessions s "
+                          "ON s.id = t.call_session_id ORDER BY s.started_at DESC, t.id LIMIT 1")
+    trace, session = int(newest["id"][0]), str(newest["call_session_id"][0])
+    _write(url, f"UPDATE retell_function_traces SET started_at = datetime(started_at, '-13 hours') WHERE id = {trace}")
+    kept = tmp_path / "kept"
+    _refresh(url, kept)
+    con = duckdb.connect(str(kept / files.STORE_FILE))
+    try:  # as a refresh that read the sessions before this one was written, and its traces after
+        con.execute("DELETE FROM retell_call_sessions WHERE id = ?", [session])
+        for table in ("retell_function_traces", "retell_error_log"):
+            con.execute(f"UPDATE {table} SET session_call_id = NULL, session_company_id = NULL, session_started_at = NULL, "
+                        "session_real_call = NULL WHERE call_session_id = ?", [session])
+    finally:
+        con.close()
+    with monkeypatch.context() as patched:  # the first table's catalog row comes after every read, before step 5
+
+        def stopped(*_args, **_kwargs):
+            raise stop()
+
+        patched.setattr(catalog, "write_table", stopped)
+        with pytest.raises(stop):
+            _refresh(url, kept)
+    assert _stored(kept)["retell_call_sessions"]["id"].eq(session).any()  # written before it stopped
+    described = store.status(kept)
+    assert described["unfinished_refresh_started_utc"] is not None and described["refreshed_at_utc"] is None
+    with pytest.raises(NotFound, match="unfinished"):
+        store.open_store(kept)
+    source = loaders.engine_for(url)
+    try:
+        assert store.age_s(kept, source, loaders.storage_zone(source)) == float("inf")  # an analysis refreshes first
+    finally:
+        source.dispose()
+    done = _refresh(url, kept)
+    assert sorted(done.built) == sorted(_stored(kept))
+    assert store.status(kept)["unfinished_refresh_started_utc"] is None
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(kept, tmp_path / "fresh")
+    store.open_store(kept)
 
 def test_rows_written_while_a_refresh_runs_are_never_lost_doubled_or_mended_for(demo_mariadb, tmp_path):
     """Each table's check (count, key sum) is asked before its rows are read. A row written right after the check
