@@ -173,6 +173,32 @@ def test_bad_input_is_one_line_naming_it_and_exit_2(cache_dir, world, capsys, ar
     assert not cache_dir.exists() or not any(cache_dir.rglob("store.duckdb"))
 
 
+@pytest.mark.parametrize("damage", ["head overwritten", "cut short"])
+def test_a_damaged_store_file_is_one_line_naming_the_fix_for_every_command_and_drop_then_mends_it(cache_dir, world,
+                                                                                                      capsys, monkeypatch,
+                                                                                                      damage):
+    """A store file whose head was overwritten or that was cut short (a disk filled, a backup half restored) is no
+    store any more: every command that opens it says so in one line and names `rca cache drop`, which deletes it;
+    the next refresh builds it again. Before, the refresh failed as an internal error and the others told the user to
+    wait for another process."""
+    url, _ = world
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    path = next(cache_dir.rglob("store.duckdb"))
+    with open(path, "r+b") as file:
+        if damage == "cut short":
+            file.truncate(1000)
+        else:
+            file.write(b"\x00" * 4096)
+    monkeypatch.setenv("RCA_CACHE", "on")  # the analysis reads this SQLite world through its store
+    for argv in (["cache", "status", "--db", url], ["cache", "refresh", "--db", url], ["cache", "refresh", "--full", "--db", url],
+                 ["compare", "--db", url, "--at", AT, "--no-changepoints"]):
+        code, out, err = rca(capsys, *argv)
+        assert (code, out) == (2, ""), (argv, code, out, err)
+        assert err.count("\n") == 1 and "cannot open the store" in err and "rca cache drop --db URL" in err, (argv, err)
+    assert rca(capsys, "cache", "drop", "--db", url)[0] == 0
+    code, out, _ = rca(capsys, "cache", "refresh", "--db", url)
+    assert code == 0 and rows_read(out) == sum(source_counts(world[1]).values())
+
 @pytest.mark.mariadb
 def test_no_cache_reads_mariadb_directly_and_auto_reads_through_a_store(demo_mariadb, cache_dir, tmp_path, capsys, monkeypatch):
     """``--no-cache`` makes no store; without it (RCA_CACHE=auto) a MariaDB server is read through one, and the

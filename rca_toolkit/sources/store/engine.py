@@ -50,7 +50,9 @@ def _connect_retrying(path: Path, read_only: bool):
         try:
             return duckdb.connect(str(path), read_only=read_only, config=files.DUCKDB_CONFIG)
         except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+            if "lock" not in str(exc).lower():
+                raise files.unreadable(path, exc) from None
+            if time.monotonic() >= deadline:
                 raise RcaError(f"cannot open the store {path}: {str(exc).splitlines()[0]}",
                                hint="wait for the other rca process to finish, or run with --no-cache") from None
             time.sleep(0.1)

@@ -46,6 +46,13 @@ def folder(root: str | Path, url: URL) -> Path:
     return Path(root) / fingerprint(url)
 
 
+def unreadable(path: Path, exc: Exception) -> RcaError:
+    """The error for a store file DuckDB cannot open for another reason than another process's lock: a file cut
+    short or overwritten is no store any more, and only deleting it lets the next refresh build it again."""
+    return RcaError(f"cannot open the store {path}: {str(exc).splitlines()[0]}",
+                    hint="the file is damaged: `rca cache drop --db URL` deletes it, and the next refresh builds it again")
+
+
 def make_private(path: Path) -> Path:
     """``path`` (a folder, made if absent) readable by its owner only, and every file in it."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
