@@ -199,6 +199,21 @@ def test_a_damaged_store_file_is_one_line_naming_the_fix_for_every_command_and_d
     code, out, _ = rca(capsys, "cache", "refresh", "--db", url)
     assert code == 0 and rows_read(out) == sum(source_counts(world[1]).values())
 
+def test_a_cache_dir_where_no_folder_can_be_made_is_one_line_naming_the_setting(cache_dir, world, capsys, monkeypatch, tmp_path):
+    """RCA_CACHE_DIR pointing below a file (a typo, a path from another machine): the refresh and an analysis that
+    refreshes first name the folder, the reason and the setting, exit 2, and nothing is written. Before: an internal
+    error (NotADirectoryError)."""
+    url, _ = world
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("RCA_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setenv("RCA_CACHE", "on")
+    for argv in (["cache", "refresh", "--db", url], ["compare", "--db", url, "--at", AT, "--no-changepoints"]):
+        code, out, err = rca(capsys, *argv)
+        assert (code, out) == (2, ""), (argv, err)
+        assert err.count("\n") == 1 and f"cannot make the store folder {blocker / 'cache'}" in err and "RCA_CACHE_DIR" in err, err
+    assert blocker.read_text() == "not a folder"
+
 @pytest.mark.mariadb
 def test_no_cache_reads_mariadb_directly_and_auto_reads_through_a_store(demo_mariadb, cache_dir, tmp_path, capsys, monkeypatch):
     """``--no-cache`` makes no store; without it (RCA_CACHE=auto) a MariaDB server is read through one, and the

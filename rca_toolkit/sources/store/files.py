@@ -55,7 +55,11 @@ def unreadable(path: Path, exc: Exception) -> RcaError:
 
 def make_private(path: Path) -> Path:
     """``path`` (a folder, made if absent) readable by its owner only, and every file in it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:  # the cache_dir setting names a place no folder can be made in
+        raise ConfigError(f"cannot make the store folder {path}: {exc.strerror}",
+                          hint="set cache_dir (RCA_CACHE_DIR) to a folder you can write, or run with --no-cache") from None
     os.chmod(path, 0o700)
     for child in path.iterdir():
         if child.is_file():
