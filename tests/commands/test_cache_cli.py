@@ -8,10 +8,15 @@ tests make lives in their own ``RCA_CACHE_DIR``.
 from __future__ import annotations
 
 import json
+import os
 import re
+import resource
 import shutil
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -213,6 +218,29 @@ def test_a_cache_dir_where_no_folder_can_be_made_is_one_line_naming_the_setting(
         assert (code, out) == (2, ""), (argv, err)
         assert err.count("\n") == 1 and f"cannot make the store folder {blocker / 'cache'}" in err and "RCA_CACHE_DIR" in err, err
     assert blocker.read_text() == "not a folder"
+
+def test_a_refresh_the_disk_refuses_to_write_is_one_line_and_the_next_refresh_builds_the_store_whole(cache_dir, world):
+    """A store's disk full, or a file-size limit (here the limit, set on the command's own process): the refresh
+    says where it stopped, why and what to change, exits 2, and leaves the store unfinished for the next refresh to
+    build whole. Before: an internal error (DuckDB's TransactionException), exit 3."""
+    url, _ = world
+
+    def small_files():  # in the child, before rca starts: writes past 300 kB fail (EFBIG) instead of killing it
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    env = dict(os.environ, COLUMNS="100")
+    done = subprocess.run([sys.executable, "-m", "rca_toolkit.cli", "cache", "refresh", "--db", url], env=env,
+                          preexec_fn=small_files, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    assert done.stderr.count("\n") == 1 and "the refresh of the store" in done.stderr and "File too large" in done.stderr
+    assert "RCA_CACHE_DIR" in done.stderr and "unfinished" in done.stderr
+    folder = next(cache_dir.iterdir())
+    assert store.status(folder)["unfinished_refresh_started_utc"] is not None
+    done = subprocess.run([sys.executable, "-m", "rca_toolkit.cli", "cache", "refresh", "--db", url], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and rows_read(done.stdout) == sum(source_counts(world[1]).values()), done.stderr
+    assert store.status(folder)["unfinished_refresh_started_utc"] is None
 
 @pytest.mark.mariadb
 def test_no_cache_reads_mariadb_directly_and_auto_reads_through_a_store(demo_mariadb, cache_dir, tmp_path, capsys, monkeypatch):

@@ -56,7 +56,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.util import ClauseAdapter
 
 from rca_toolkit.rules import call_ids, personal_data
-from rca_toolkit.errors import ConnectionFailed
+from rca_toolkit.errors import ConnectionFailed, RcaError
 from rca_toolkit.sources import db_errors
 from rca_toolkit.sources.db import (TableInfo, bulk_source, database_error, introspect, naive_param, redact_url,
                                      secrets_of)
@@ -198,6 +198,12 @@ def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = Fa
         with files.writer_lock(path):
             _refresh_store(source, path, live, reader, result, storage_zone=storage_zone, full=full, trailing=trailing,
                            chunk=chunk, check_old=check_old)
+    except duckdb.Error as exc:  # the disk the store is on, not this code: the user can act on it
+        if not isinstance(exc, duckdb.IOException) and "Could not write" not in str(exc):  # a commit's write, too
+            raise
+        raise RcaError(f"the refresh of the store {path} stopped: {str(exc).splitlines()[0]}",
+                       hint="free space there or set cache_dir (RCA_CACHE_DIR) to another disk; the store is left "
+                            "unfinished and the next refresh builds it whole") from None
     finally:  # DuckDB makes its files by the umask: owner-only again, even after a failed refresh
         files.make_private(path)
     # the chunks' Arrow buffers back to the system: the analysis that follows in this process has that memory
