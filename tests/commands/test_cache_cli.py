@@ -204,6 +204,24 @@ def test_a_damaged_store_file_is_one_line_naming_the_fix_for_every_command_and_d
     code, out, _ = rca(capsys, "cache", "refresh", "--db", url)
     assert code == 0 and rows_read(out) == sum(source_counts(world[1]).values())
 
+def test_a_store_whose_blocks_no_longer_match_their_checksums_is_one_line_and_a_full_refresh_mends_it(cache_dir, world,
+                                                                                                         capsys):
+    """Bytes of the store file changed behind DuckDB's back (a disk, a copy): the refresh meets blocks whose checksums
+    no longer match. It says so in one line naming the fix (exit 2, before: an internal error, exit 3), and
+    `rca cache refresh --full` builds the store again from the source."""
+    url, _ = world
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    path = next(cache_dir.rglob("store.duckdb"))
+    size = path.stat().st_size
+    with open(path, "r+b") as file:  # the middle third: blocks of the stored tables, past the file's headers
+        file.seek(size // 3)
+        file.write(bytes(range(256)) * (size // 3 // 256))
+    code, out, err = rca(capsys, "cache", "refresh", "--db", url)
+    assert (code, out) == (2, ""), err
+    assert err.count("\n") == 1 and "Corrupt database file" in err and "rca cache refresh --full --db URL" in err, err
+    code, out, _ = rca(capsys, "cache", "refresh", "--full", "--db", url)
+    assert code == 0 and rows_read(out) == sum(source_counts(world[1]).values())
+
 def test_a_cache_dir_where_no_folder_can_be_made_is_one_line_naming_the_setting(cache_dir, world, capsys, monkeypatch, tmp_path):
     """RCA_CACHE_DIR pointing below a file (a typo, a path from another machine): the refresh and an analysis that
     refreshes first name the folder, the reason and the setting, exit 2, and nothing is written. Before: an internal

@@ -198,12 +198,16 @@ def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = Fa
         with files.writer_lock(path):
             _refresh_store(source, path, live, reader, result, storage_zone=storage_zone, full=full, trailing=trailing,
                            chunk=chunk, check_old=check_old)
-    except duckdb.Error as exc:  # the disk the store is on, not this code: the user can act on it
-        if not isinstance(exc, duckdb.IOException) and "Could not write" not in str(exc):  # a commit's write, too
+    except duckdb.Error as exc:  # the store's disk or file, not this code: the user can act on it
+        text = str(exc)
+        if "Could not write" in text or "No space left" in text:  # a commit's write, too
+            hint = ("free space there or set cache_dir (RCA_CACHE_DIR) to another disk; the store is left unfinished "
+                    "and the next refresh builds it whole")
+        elif isinstance(exc, duckdb.IOException) or "Corrupt database file" in text:
+            hint = "the file is damaged: `rca cache refresh --full --db URL` builds it again, `rca cache drop --db URL` deletes it"
+        else:
             raise
-        raise RcaError(f"the refresh of the store {path} stopped: {str(exc).splitlines()[0]}",
-                       hint="free space there or set cache_dir (RCA_CACHE_DIR) to another disk; the store is left "
-                            "unfinished and the next refresh builds it whole") from None
+        raise RcaError(f"the refresh of the store {path} stopped: {text.splitlines()[0]}", hint=hint) from None
     finally:  # DuckDB makes its files by the umask: owner-only again, even after a failed refresh
         files.make_private(path)
     # the chunks' Arrow buffers back to the system: the analysis that follows in this process has that memory
