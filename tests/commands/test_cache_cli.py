@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from rca_toolkit import cli
 from rca_toolkit.sources import store
+from rca_toolkit.sources.store import files
 
 STORED = ["appointments", "calls", "migrations", "rca_demo_world", "retell_call_sessions", "retell_error_log",
           "retell_function_traces", "webhook_events"]
@@ -221,6 +222,35 @@ def test_a_store_whose_blocks_no_longer_match_their_checksums_is_one_line_and_a_
     assert err.count("\n") == 1 and "Corrupt database file" in err and "rca cache refresh --full --db URL" in err, err
     code, out, _ = rca(capsys, "cache", "refresh", "--full", "--db", url)
     assert code == 0 and rows_read(out) == sum(source_counts(world[1]).values())
+
+HOLDER = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'read'); "
+          "print('open', flush=True); sys.stdin.readline()")  # holds the store file until told on stdin
+
+
+@pytest.mark.parametrize("held_for, argv, says", [
+    ("read", ["cache", "refresh"], "has it open for reading"),  # a notebook's kernel, an analysis still running
+    ("write", ["cache", "status"], "is refreshing it"),
+])
+def test_a_store_another_process_holds_is_waited_for_then_named_with_that_process(cache_dir, world, capsys, monkeypatch,
+                                                                                  held_for, argv, says):
+    """DuckDB lets one process write a file, or any number read it. A refresh while another process reads the store,
+    or a look while one writes it, waits a while, then names the process holding it (exit 2), and the store is left
+    as it was. Before, the refresh called the file damaged and told the user to delete it."""
+    url, _ = world
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    path = next(cache_dir.rglob("store.duckdb"))
+    monkeypatch.setattr(files, "LOCK_RETRY_S", 0.5)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), held_for], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "open\n"
+        code, out, err = rca(capsys, *argv, "--db", url)
+    finally:
+        holder.communicate("done\n", timeout=60)
+    assert (code, out) == (2, ""), err
+    assert err.count("\n") == 1 and f"process {holder.pid} {says}" in err and "damaged" not in err, err
+    code, out, _ = rca(capsys, "cache", "status", "--db", url)
+    assert code == 0 and "unfinished" not in out
 
 def test_a_cache_dir_where_no_folder_can_be_made_is_one_line_naming_the_setting(cache_dir, world, capsys, monkeypatch, tmp_path):
     """RCA_CACHE_DIR pointing below a file (a typo, a path from another machine): the refresh and an analysis that

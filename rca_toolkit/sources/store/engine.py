@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import weakref
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from rca_toolkit.errors import NotFound, RcaError
+from rca_toolkit.errors import NotFound
 from rca_toolkit.sources import requirements
 from rca_toolkit.sources.db import TableInfo
 from rca_toolkit.sources.store import catalog, extract, files
@@ -31,7 +30,6 @@ _ZONES: "weakref.WeakKeyDictionary[sa.Engine, str]" = weakref.WeakKeyDictionary(
 _OPEN: dict[Path, sa.Engine] = {}
 FRESH_FOR_S = 300.0  # the default of the cache_max_age_s setting
 CHECK_EVERY_S = 7 * 86400.0  # the default of the cache_check_every_s setting
-LOCK_RETRY_S = 60.0
 
 
 def is_store(engine: sa.Engine) -> bool:
@@ -43,21 +41,6 @@ def storage_zone(engine: sa.Engine) -> str | None:
     return _ZONES.get(engine)
 
 
-def _connect_retrying(path: Path, read_only: bool):
-    """``duckdb.connect``, waiting while another process holds the file for writing."""
-    deadline = time.monotonic() + LOCK_RETRY_S
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only, config=files.DUCKDB_CONFIG)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise files.unreadable(path, exc) from None
-            if time.monotonic() >= deadline:
-                raise RcaError(f"cannot open the store {path}: {str(exc).splitlines()[0]}",
-                               hint="wait for the other rca process to finish, or run with --no-cache") from None
-            time.sleep(0.1)
-
-
 def open_store(folder: Path) -> sa.Engine:
     """A read-only engine on the store in ``folder`` (one per folder and process)."""
     path = Path(folder) / files.STORE_FILE
@@ -65,7 +48,7 @@ def open_store(folder: Path) -> sa.Engine:
         raise NotFound(f"there is no store in {folder}", hint="run `rca cache refresh --db URL` first")
     if folder in _OPEN:
         return _OPEN[folder]
-    con = _connect_retrying(path, read_only=True)
+    con = files.connect(path, read_only=True)
     try:
         info, states = catalog.info(con), catalog.tables(con)
     finally:
@@ -80,7 +63,7 @@ def open_store(folder: Path) -> sa.Engine:
     def _connect(dialect, conn_rec, cargs, cparams):
         from duckdb_engine import ConnectionWrapper
 
-        return ConnectionWrapper(_connect_retrying(path, read_only=True))
+        return ConnectionWrapper(files.connect(path, read_only=True))
 
     requirements.pin_schema(engine, {name: _table_info(name, state.columns) for name, state in states.items()})
     _ZONES[engine] = info.get("storage_zone") or "UTC"
@@ -158,7 +141,7 @@ def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
     values = [params[name] for name in compiled.positiontup or []]
     native = _NATIVE.get(engine)
     if native is None:
-        native = _NATIVE[engine] = _connect_retrying(Path(engine.rca_store) / files.STORE_FILE, read_only=True)
+        native = _NATIVE[engine] = files.connect(Path(engine.rca_store) / files.STORE_FILE, read_only=True)
         native.execute(f"SET memory_limit = '{READ_MIB}MiB'")
     with _ONE_QUERY:
         frame = _with_memory(native, compiled.string, values)
@@ -242,7 +225,7 @@ def _info(folder: Path) -> dict | None:
     engine = _OPEN.get(folder)
     con = _NATIVE.get(engine) if engine is not None else None
     own = con is None
-    con = _connect_retrying(path, read_only=True) if own else con
+    con = files.connect(path, read_only=True) if own else con
     try:
         return catalog.info(con)
     finally:
@@ -268,7 +251,7 @@ def status(folder: Path) -> dict | None:
     if not path.exists():
         return None
     close(folder)
-    con = _connect_retrying(path, read_only=True)
+    con = files.connect(path, read_only=True)
     try:
         info, states = catalog.info(con), catalog.tables(con)
     finally:

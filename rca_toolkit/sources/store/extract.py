@@ -222,10 +222,7 @@ def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = Fa
 def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, result: Refresh, *, storage_zone: str,
                    full: bool, trailing, chunk: int, check_old: bool) -> None:
     started = pd.Timestamp.now("UTC")
-    try:  # no other process holds it: the writer's lock is ours
-        con = duckdb.connect(str(path / files.STORE_FILE), config=files.DUCKDB_CONFIG)
-    except duckdb.IOException as exc:
-        raise files.unreadable(path / files.STORE_FILE, exc) from None
+    con = files.connect(path / files.STORE_FILE, read_only=False)  # a reader's lock waited for; a damaged file said
     try:
         catalog.ensure(con)
         before = catalog.info(con)

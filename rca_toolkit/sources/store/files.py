@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 from sqlalchemy.engine import URL
 
 from rca_toolkit import flock
@@ -23,6 +26,7 @@ STORE_FILE = "store.duckdb"
 LOCK_FILE = "refresh.lock"
 OWN_FILES = {STORE_FILE, f"{STORE_FILE}.wal", f"{STORE_FILE}.tmp", LOCK_FILE}  # what DuckDB and a refresh make
 LOCK_WAIT_S = 600.0
+LOCK_RETRY_S = 60.0  # how long opening the store file waits for another process's DuckDB lock
 # DuckDB would take 80 % of the machine's memory for its buffers (it spills beyond the limit); the
 # analyses' frames live in pandas, beside it (their read-only connections start lower: engine.READ_MIB). A refresh
 # mostly appends, which needs no cache of what it wrote: at 1M calls a cold build peaked at 800 MiB with 192 MB
@@ -46,11 +50,30 @@ def folder(root: str | Path, url: URL) -> Path:
     return Path(root) / fingerprint(url)
 
 
-def unreadable(path: Path, exc: Exception) -> RcaError:
-    """The error for a store file DuckDB cannot open for another reason than another process's lock: a file cut
-    short or overwritten is no store any more, and only deleting it lets the next refresh build it again."""
-    return RcaError(f"cannot open the store {path}: {str(exc).splitlines()[0]}",
-                    hint="the file is damaged: `rca cache drop --db URL` deletes it, and the next refresh builds it again")
+def connect(path: Path, *, read_only: bool, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` to the store file ``path``, waiting up to ``wait_s`` (default ``LOCK_RETRY_S``) while
+    another process holds it: a refresh writing it keeps readers out, and a reader keeps a refresh out until it
+    closes the file (an analysis when it ends, a notebook's kernel when it is shut down)."""
+    deadline = time.monotonic() + (LOCK_RETRY_S if wait_s is None else wait_s)
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=DUCKDB_CONFIG)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():  # a file cut short or overwritten: no store any more
+                raise RcaError(f"cannot open the store {path}: {text.splitlines()[0]}",
+                               hint="the file is damaged: `rca cache drop --db URL` deletes it, and the next refresh "
+                                    "builds it again") from None
+            if time.monotonic() >= deadline:
+                holder = re.search(r"\(PID (\d+)\)", text)
+                who = f"process {holder.group(1)}" if holder else "another process"
+                if read_only:
+                    raise RcaError(f"cannot open the store {path}: {who} is refreshing it",
+                                   hint="wait for that rca process to finish, or run with --no-cache") from None
+                raise RcaError(f"cannot refresh the store {path}: {who} has it open for reading",
+                               hint="wait for that analysis to end, then refresh again; a notebook keeps the store "
+                                    "open until its kernel is shut down") from None
+            time.sleep(0.1)
 
 
 def make_private(path: Path) -> Path:
