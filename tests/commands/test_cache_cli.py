@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from rca_toolkit import cli
+from rca_toolkit.analyses.bookings.counts import attempt_counts
 from rca_toolkit.sources import store
 from rca_toolkit.sources.store import files
 
@@ -228,7 +229,7 @@ HOLDER = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=sys.a
 
 
 @pytest.mark.parametrize("held_for, argv, says", [
-    ("read", ["cache", "refresh"], "has it open for reading"),  # a notebook's kernel, an analysis still running
+    ("read", ["cache", "refresh"], "has it open for reading"),  # an analysis's statement still running
     ("write", ["cache", "status"], "is refreshing it"),
 ])
 def test_a_store_another_process_holds_is_waited_for_then_named_with_that_process(cache_dir, world, capsys, monkeypatch,
@@ -251,6 +252,22 @@ def test_a_store_another_process_holds_is_waited_for_then_named_with_that_proces
     assert err.count("\n") == 1 and f"process {holder.pid} {says}" in err and "damaged" not in err, err
     code, out, _ = rca(capsys, "cache", "status", "--db", url)
     assert code == 0 and "unfinished" not in out
+
+def test_an_analysis_that_ended_holds_no_lock_so_a_refresh_from_another_process_does_not_wait(cache_dir, world, capsys):
+    """A notebook's kernel keeps its objects (the store's engine too) until it is shut down; a scheduled report's
+    refresh, in another process, must not wait for it. The store file is closed moments after the last statement
+    (``IDLE_S``): the refresh waits that long at most."""
+    url, _ = world
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    engine = store.open_store(next(cache_dir.iterdir()))
+    counts = attempt_counts(engine, start="2025-10-01T00:00:00+02:00", end="2025-10-20T00:00:00+02:00")
+    assert counts["attempts"].sum() > 0  # an analysis ran on the store in this process, and its engine is kept
+    refresh = ("import sys; from rca_toolkit import cli; from rca_toolkit.sources.store import files; "
+               "files.LOCK_RETRY_S = 30; sys.exit(cli.main(['cache', 'refresh', '--db', sys.argv[1]]))")
+    done = subprocess.run([sys.executable, "-c", refresh, url], env=dict(os.environ, COLUMNS="100"), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "refreshed the store" in done.stdout, done.stderr
+    assert attempt_counts(engine, start="2025-10-01T00:00:00+02:00", end="2025-10-20T00:00:00+02:00").equals(counts)
 
 def test_a_cache_dir_where_no_folder_can_be_made_is_one_line_naming_the_setting(cache_dir, world, capsys, monkeypatch, tmp_path):
     """RCA_CACHE_DIR pointing below a file (a typo, a path from another machine): the refresh and an analysis that

@@ -115,13 +115,17 @@ def close(folder: Path) -> None:
     """Forget this process's engine on ``folder`` (before it is written or dropped)."""
     engine = _OPEN.pop(Path(folder), None)
     if engine is not None:
-        native = _NATIVE.pop(engine, None)
-        if native is not None:
-            native.close()
+        with _ONE_QUERY:
+            _release(engine)
         engine.dispose()
 
 
 _NATIVE: "weakref.WeakKeyDictionary[sa.Engine, duckdb.DuckDBPyConnection]" = weakref.WeakKeyDictionary()
+_IDLE: "weakref.WeakKeyDictionary[sa.Engine, threading.Timer]" = weakref.WeakKeyDictionary()
+# The store file is closed this long after its last statement. Why: DuckDB lets no refresh write a file that any
+# process reads, and a notebook's kernel keeps its engine until it is shut down (a scheduled report's refresh then
+# waited for it and failed); opened for every statement instead, a compare took 5-10 % longer
+IDLE_S = 2.0
 # One statement on the store at a time per process: statements running side by side (``rca compare`` reads its
 # histograms on other threads) share DuckDB's memory limit, and their joins then failed with "Out of Memory"
 # now and then at 1M calls; one at a time each has the whole limit (the Python work still overlaps).
@@ -139,18 +143,39 @@ def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
     left out, as SQLAlchemy leaves them)."""
     compiled = sa.text(sql).compile(dialect=engine.dialect)
     values = [params[name] for name in compiled.positiontup or []]
-    native = _NATIVE.get(engine)
-    if native is None:
-        native = _NATIVE[engine] = files.connect(Path(engine.rca_store) / files.STORE_FILE, read_only=True)
-        native.execute(f"SET memory_limit = '{READ_MIB}MiB'")
     with _ONE_QUERY:
-        frame = _with_memory(native, compiled.string, values)
+        native = _NATIVE.get(engine)
+        if native is None:
+            native = _NATIVE[engine] = files.connect(Path(engine.rca_store) / files.STORE_FILE, read_only=True)
+            native.execute(f"SET memory_limit = '{READ_MIB}MiB'")
+        try:
+            frame = _with_memory(native, compiled.string, values)
+        finally:  # closed when no statement follows within IDLE_S
+            if timer := _IDLE.pop(engine, None):
+                timer.cancel()
+            timer = _IDLE[engine] = threading.Timer(IDLE_S, _release_when_idle, [engine])
+            timer.daemon = True
+            timer.start()
     for column, dtype in frame.dtypes.items():  # the widths pd.read_sql hands back (int32 refuses int64 values)
         if dtype.kind in "iu" and dtype not in ("int64", "Int64"):
             frame[column] = frame[column].astype("Int64" if isinstance(dtype, pd.api.extensions.ExtensionDtype) else "int64")
         elif dtype.kind == "f" and dtype != "float64":
             frame[column] = frame[column].astype("float64")
     return frame
+
+
+def _release_when_idle(engine: sa.Engine) -> None:
+    with _ONE_QUERY:
+        if _IDLE.get(engine) is threading.current_thread():  # else a later statement set a timer of its own
+            _release(engine)
+
+
+def _release(engine: sa.Engine) -> None:
+    """Close this process's connection to the store of ``engine`` (under ``_ONE_QUERY``)."""
+    if timer := _IDLE.pop(engine, None):
+        timer.cancel()
+    if native := _NATIVE.pop(engine, None):
+        native.close()
 
 
 def _with_memory(native, sql: str, values: list) -> pd.DataFrame:
@@ -218,19 +243,16 @@ def age_s(folder: Path, source: sa.Engine, storage_zone: str) -> float:
 
 
 def _info(folder: Path) -> dict | None:
-    """The store's catalog info (None when there is no store), through this process's open connection if any."""
+    """The store's catalog info (None when there is no store); a connection of its own (DuckDB shares one open
+    database between a process's connections: cheap while this process's statements keep it open)."""
     path = folder / files.STORE_FILE
     if not path.exists():
         return None
-    engine = _OPEN.get(folder)
-    con = _NATIVE.get(engine) if engine is not None else None
-    own = con is None
-    con = files.connect(path, read_only=True) if own else con
+    con = files.connect(path, read_only=True)
     try:
         return catalog.info(con)
     finally:
-        if own:
-            con.close()
+        con.close()
 
 
 def _seconds_since(info: dict | None, time_of, source: sa.Engine, storage_zone: str) -> float:

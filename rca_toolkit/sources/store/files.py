@@ -53,7 +53,7 @@ def folder(root: str | Path, url: URL) -> Path:
 def connect(path: Path, *, read_only: bool, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect`` to the store file ``path``, waiting up to ``wait_s`` (default ``LOCK_RETRY_S``) while
     another process holds it: a refresh writing it keeps readers out, and a reader keeps a refresh out until it
-    closes the file (an analysis when it ends, a notebook's kernel when it is shut down)."""
+    closes the file (``engine.IDLE_S`` after its last statement)."""
     deadline = time.monotonic() + (LOCK_RETRY_S if wait_s is None else wait_s)
     while True:
         try:
@@ -71,8 +71,7 @@ def connect(path: Path, *, read_only: bool, wait_s: float | None = None) -> duck
                     raise RcaError(f"cannot open the store {path}: {who} is refreshing it",
                                    hint="wait for that rca process to finish, or run with --no-cache") from None
                 raise RcaError(f"cannot refresh the store {path}: {who} has it open for reading",
-                               hint="wait for that analysis to end, then refresh again; a notebook keeps the store "
-                                    "open until its kernel is shut down") from None
+                               hint="wait for that analysis to end, then refresh again") from None
             time.sleep(0.1)
 
 
