@@ -116,5 +116,8 @@ def status_text(described: dict, settings) -> str:
             f"last checked for changes and deletions {tables.when(checked)}; the analyses' refreshes check them "
             f"again after {tables.when(checked + pd.Timedelta(seconds=check_every_s))} (cache_check_every_s "
             f"{check_every_s:g} s), `rca cache refresh` every time"))
-    head = tables.wrap_lines([*lines, f"{described['folder']}: {described['bytes'] / 2**20:.1f} MiB on disk, readable by its owner only"])
+    exposed = described.get("others_can_read") or []
+    access = ("readable by its owner only" if not exposed else
+              f"OPEN TO OTHERS: {', '.join(exposed)} (the next refresh makes it the owner's only again)")
+    head = tables.wrap_lines([*lines, f"{described['folder']}: {described['bytes'] / 2**20:.1f} MiB on disk, {access}"])
     return head + "\n\n" + shown.to_text()

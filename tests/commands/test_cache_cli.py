@@ -269,6 +269,23 @@ def test_an_analysis_that_ended_holds_no_lock_so_a_refresh_from_another_process_
     assert done.returncode == 0 and "refreshed the store" in done.stdout, done.stderr
     assert attempt_counts(engine, start="2025-10-01T00:00:00+02:00", end="2025-10-20T00:00:00+02:00").equals(counts)
 
+def test_status_says_who_can_read_the_store_from_its_modes_not_from_what_a_refresh_made(cache_dir, world, capsys):
+    """The store is masked but still the business's rows. A folder copied or chmod-ed by hand is readable by others:
+    status names what is open instead of repeating the promise, and the next refresh closes it again."""
+    url, _ = world
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    folder = next(cache_dir.iterdir())
+    folder.chmod(0o755)
+    (folder / "store.duckdb").chmod(0o644)
+    code, out, _ = rca(capsys, "cache", "status", "--db", url)
+    assert code == 0 and f"OPEN TO OTHERS: {folder.name}, store.duckdb" in said(out) and "owner only" not in out
+    assert_fits(out)
+    code, out, _ = rca(capsys, "cache", "status", "--db", url, "--format", "json")
+    assert json.loads(out)["others_can_read"] == [folder.name, "store.duckdb"]
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    code, out, _ = rca(capsys, "cache", "status", "--db", url)
+    assert "readable by its owner only" in said(out) and "OPEN TO OTHERS" not in out
+
 def test_a_cache_dir_where_no_folder_can_be_made_is_one_line_naming_the_setting(cache_dir, world, capsys, monkeypatch, tmp_path):
     """RCA_CACHE_DIR pointing below a file (a typo, a path from another machine): the refresh and an analysis that
     refreshes first name the folder, the reason and the setting, exit 2, and nothing is written. Before: an internal
