@@ -106,7 +106,7 @@ def status_text(described: dict, settings) -> str:
     lines = [f"store of {described['source']} (timestamps in {described['storage_zone']}), last refreshed {tables.when(refreshed)}"]
     if described.get("unfinished_refresh_started_utc") is not None:
         lines.append(f"unfinished: the refresh started {tables.when(described['unfinished_refresh_started_utc'])} stopped before "
-                     "it completed; the next refresh (an analysis's or `rca cache refresh`) builds it whole before anything reads it")
+                     "it completed; the next refresh (an analysis's or `rca cache refresh`) mends it before anything reads it")
     if refreshed is not None:
         lines.append(f"analyses read it as it is until {tables.when(refreshed + pd.Timedelta(seconds=max_age_s))} "
                      f"(cache_max_age_s {max_age_s:g} s), then refresh it first; --no-cache reads the database now")

@@ -17,6 +17,7 @@ import pandas as pd
 FORMAT = "4"  # 2: derived columns (tables.StoredTable.derived); 3: the error messages with their call ids folded;
 # 4: traces and errors keep their session's columns (tables.SESSION_COLUMNS)
 UNFINISHED = "unfinished_refresh_started_utc"  # info key: set while a refresh writes, left set by one that stopped
+UNFINISHED_FULL = "unfinished_refresh_full"  # info key: "1" while that refresh builds the store whole
 _INFO = "_rca_store_info"
 _TABLES = "_rca_store_tables"
 

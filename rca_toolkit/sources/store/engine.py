@@ -56,7 +56,7 @@ def open_store(folder: Path) -> sa.Engine:
     if info.get(catalog.UNFINISHED):  # half of a refresh's writes answer as if the store were whole
         started = _utc(info[catalog.UNFINISHED]).strftime("%Y-%m-%d %H:%M:%S UTC")
         raise NotFound(f"the store in {folder} is unfinished: its last refresh (started {started}) stopped before it completed",
-                       hint="run `rca cache refresh --db URL`: it builds the store whole again")
+                       hint="run `rca cache refresh --db URL`: it mends the store")
     engine = sa.create_engine("duckdb:///:memory:", poolclass=NullPool)
 
     @sa.event.listens_for(engine, "do_connect")

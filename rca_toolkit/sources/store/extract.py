@@ -202,7 +202,7 @@ def refresh(source: sa.Engine, path: Path, *, storage_zone: str, full: bool = Fa
         text = str(exc)
         if "Could not write" in text or "No space left" in text:  # a commit's write, too
             hint = ("free space there or set cache_dir (RCA_CACHE_DIR) to another disk; the store is left unfinished "
-                    "and the next refresh builds it whole")
+                    "and the next refresh mends it")
         elif isinstance(exc, duckdb.IOException) or "Corrupt database file" in text:
             hint = "the file is damaged: `rca cache refresh --full --db URL` builds it again, `rca cache drop --db URL` deletes it"
         else:
@@ -226,9 +226,10 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
     try:
         catalog.ensure(con)
         before = catalog.info(con)
-        if before.get(catalog.UNFINISHED):
-            log.info("store %s: its last refresh (started %s) stopped before it completed: built whole again", path,
-                     before[catalog.UNFINISHED])
+        stopped = before.get(catalog.UNFINISHED)
+        if stopped and before.get(catalog.UNFINISHED_FULL):
+            log.info("store %s: its last refresh (started %s), a whole build, stopped before it completed: built whole "
+                     "again", path, stopped)
             full = True
         elif any(before.get(k) not in (None, now) for k, now in (("storage_zone", storage_zone), ("dialect", source.dialect.name))):
             log.info("store %s: its rows were read in %s from %s, now %s from %s: built whole again", path,
@@ -237,15 +238,25 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
         elif before.get("format") not in (None, catalog.FORMAT):
             log.info("store %s: written in format %s, now %s: built whole again", path, before.get("format"), catalog.FORMAT)
             full = True
+        recover = bool(stopped) and not full
+        if recover:
+            log.info("store %s: its last refresh (started %s) stopped before it completed: its older rows are checked "
+                     "and every trace's and error's session columns set again", path, stopped)
+            check_old = True
         # marked before the first write, unmarked by the last: a refresh stopped anywhere (Ctrl-C, a cron's timeout,
-        # memory) leaves a store that no analysis reads as it is and that the next refresh builds whole. Why: its steps
-        # depend on each other (step 5 sets the session columns of rows whose session an earlier step wrote), and a
-        # store left half-way looked whole to the next refresh. One transaction would hold a build's rows in memory
-        # (at 1M calls 4 GiB, against 0.9)
+        # memory) leaves a store that no analysis reads as it is and that the next refresh mends: it checks the rows
+        # older than its window (rows a stopped step left missing or stale) and sets every session column again, or
+        # builds whole after a stopped whole build (a new zone's rows beside an old one's). Why: the steps depend on
+        # each other (step 5 sets the session columns of rows whose session an earlier step wrote), and a store left
+        # half-way looked whole to the next refresh. One transaction would hold a build's rows in memory (at 1M
+        # calls 4 GiB, against 0.9)
         catalog.write_info(con, format=catalog.FORMAT, source=redact_url(source.url), dialect=source.dialect.name,
-                           storage_zone=storage_zone, refreshed_at_utc=None, **{catalog.UNFINISHED: started.isoformat()})
+                           storage_zone=storage_zone, refreshed_at_utc=None,
+                           **{catalog.UNFINISHED: started.isoformat(), catalog.UNFINISHED_FULL: "1" if full else None})
         states, marks = catalog.tables(con), {} if full else catalog.check_marks(before)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {TOUCHED} (id VARCHAR)")
+        if recover:
+            _touch_every_session(con)
         with ThreadPoolExecutor(max_workers=2) as checks:  # the tables' checks scan the source beside the reads
             planned = []
             for spec in TABLES:
@@ -270,7 +281,7 @@ def _refresh_store(source: sa.Engine, path: Path, live: dict, reader: _Reader, r
         if result.checked_old:
             catalog.write_info(con, checked_at_utc=started.isoformat())
         # complete: what fresh_store's age counts from
-        catalog.write_info(con, refreshed_at_utc=started.isoformat(), **{catalog.UNFINISHED: None})
+        catalog.write_info(con, refreshed_at_utc=started.isoformat(), **{catalog.UNFINISHED: None, catalog.UNFINISHED_FULL: None})
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -550,6 +561,16 @@ def _touch(con, spec: StoredTable, rows: str, params=None) -> None:
     """Keep the sessions ``rows`` (``FROM ...``) names as touched (step 5), when ``spec`` is the sessions table."""
     if spec.name == SESSIONS:
         con.execute(f'INSERT INTO {TOUCHED} SELECT CAST("{spec.key}" AS VARCHAR) {rows}', params or [])
+
+
+def _touch_every_session(con) -> None:
+    """After a stopped refresh: every session a stored trace or error names counts as touched, so that step 5 sets
+    all their session columns again (at 1M calls about 3 s, against a whole build's 40 s and 9M rows read)."""
+    named = [f'SELECT CAST(call_session_id AS VARCHAR) AS id FROM "{table}" WHERE call_session_id IS NOT NULL'
+             for (table,) in con.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = 'main' "
+                                         "AND column_name = 'call_session_id'").fetchall()]
+    if named:
+        con.execute(f"INSERT INTO {TOUCHED} SELECT DISTINCT id FROM ({' UNION ALL '.join(named)})")
 
 
 def _one(con, sql: str, params=None):

@@ -674,13 +674,14 @@ def test_traces_stored_before_their_session_get_its_columns_when_the_window_brin
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, MemoryError])
-def test_a_refresh_stopped_half_way_leaves_a_store_nothing_reads_until_the_next_builds_it_whole(demo_sqlite, tmp_path,
+def test_a_refresh_stopped_half_way_leaves_a_store_nothing_reads_until_the_next_mends_it(demo_sqlite, tmp_path,
                                                                                                  monkeypatch, stop):
     """A refresh can stop anywhere (Ctrl-C, a cron's timeout, the machine's memory). Here one stops after it wrote a
     session whose traces were stored before it, before it set their session columns (step 5). Kept as it was, that
     session equals the source's, the next refresh finds nothing changed and the traces stay without a call and a
     company: every analysis on the store leaves them out without a word. So the store says it is unfinished, no
-    analysis opens it as it is, and the next refresh builds it whole."""
+    analysis opens it as it is, and the next refresh mends it: it checks the older rows and sets every trace's and
+    error's session columns again, without reading the source whole."""
     url = _small_copy(demo_sqlite[0], tmp_path)
     newest = _source(url, "SELECT t.id, t.call_session_id FROM retell_function_traces t JOIN retell_call_sessions s "
                           "ON s.id = t.call_session_id ORDER BY s.started_at DESC, t.id LIMIT 1")
@@ -714,12 +715,32 @@ def test_a_refresh_stopped_half_way_leaves_a_store_nothing_reads_until_the_next_
         assert store.age_s(kept, source, loaders.storage_zone(source)) == float("inf")  # an analysis refreshes first
     finally:
         source.dispose()
-    done = _refresh(url, kept)
-    assert sorted(done.built) == sorted(_stored(kept))
+    done = _refresh(url, kept, check_old=False)  # an analysis's refresh between two checks: it checks all the same
+    assert set(done.built) <= set(WHOLE) and done.checked_old  # mended in place, not read whole from the source
     assert store.status(kept)["unfinished_refresh_started_utc"] is None
     _refresh(url, tmp_path / "fresh")
     _assert_same_store(kept, tmp_path / "fresh")
     store.open_store(kept)
+
+
+def test_a_whole_build_stopped_half_way_is_built_whole_again(demo_sqlite, tmp_path, monkeypatch):
+    """A whole build (``--full``, a new zone, a new format) that stopped leaves tables of the old build beside
+    tables of the new one: only another whole build makes them one store again."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    kept = tmp_path / "kept"
+    _refresh(url, kept)
+    with monkeypatch.context() as patched:
+
+        def stopped(*_args, **_kwargs):
+            raise KeyboardInterrupt()
+
+        patched.setattr(catalog, "write_table", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            _refresh(url, kept, full=True)
+    done = _refresh(url, kept)
+    assert sorted(done.built) == sorted(_stored(kept))
+    _refresh(url, tmp_path / "fresh")
+    _assert_same_store(kept, tmp_path / "fresh")
 
 def test_rows_written_while_a_refresh_runs_are_never_lost_doubled_or_mended_for(demo_mariadb, tmp_path):
     """Each table's check (count, key sum) is asked before its rows are read. A row written right after the check
