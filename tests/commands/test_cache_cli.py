@@ -172,6 +172,8 @@ def test_drop_removes_the_store(cache_dir, world, capsys):
     (["--db", "sqlite:///nonexistent.sqlite"], "nonexistent.sqlite does not exist"),
     (["--db", "sqlite:///nonexistent.sqlite", "--trailing", "1y"], "--trailing='1y'"),  # the option, before connecting
 ])
+
+
 def test_bad_input_is_one_line_naming_it_and_exit_2(cache_dir, world, capsys, argv, names):
     url, _ = world
     code, out, err = rca(capsys, "cache", "refresh", *(["--db", url] if "--db" not in argv else []), *argv)
@@ -206,6 +208,7 @@ def test_a_damaged_store_file_is_one_line_naming_the_fix_for_every_command_and_d
     code, out, _ = rca(capsys, "cache", "refresh", "--db", url)
     assert code == 0 and rows_read(out) == sum(source_counts(world[1]).values())
 
+
 def test_a_store_whose_blocks_no_longer_match_their_checksums_is_one_line_and_a_full_refresh_mends_it(cache_dir, world,
                                                                                                          capsys):
     """Bytes of the store file changed behind DuckDB's back (a disk, a copy): the refresh meets blocks whose checksums
@@ -224,6 +227,7 @@ def test_a_store_whose_blocks_no_longer_match_their_checksums_is_one_line_and_a_
     code, out, _ = rca(capsys, "cache", "refresh", "--full", "--db", url)
     assert code == 0 and rows_read(out) == sum(source_counts(world[1]).values())
 
+
 HOLDER = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'read'); "
           "print('open', flush=True); sys.stdin.readline()")  # holds the store file until told on stdin
 
@@ -232,6 +236,8 @@ HOLDER = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=sys.a
     ("read", ["cache", "refresh"], "has it open for reading"),  # an analysis's statement still running
     ("write", ["cache", "status"], "is refreshing it"),
 ])
+
+
 def test_a_store_another_process_holds_is_waited_for_then_named_with_that_process(cache_dir, world, capsys, monkeypatch,
                                                                                   held_for, argv, says):
     """DuckDB lets one process write a file, or any number read it. A refresh while another process reads the store,
@@ -253,6 +259,7 @@ def test_a_store_another_process_holds_is_waited_for_then_named_with_that_proces
     code, out, _ = rca(capsys, "cache", "status", "--db", url)
     assert code == 0 and "unfinished" not in out
 
+
 def test_an_analysis_that_ended_holds_no_lock_so_a_refresh_from_another_process_does_not_wait(cache_dir, world, capsys):
     """A notebook's kernel keeps its objects (the store's engine too) until it is shut down; a scheduled report's
     refresh, in another process, must not wait for it. The store file is closed moments after the last statement
@@ -268,6 +275,7 @@ def test_an_analysis_that_ended_holds_no_lock_so_a_refresh_from_another_process_
                           text=True, timeout=120)
     assert done.returncode == 0 and "refreshed the store" in done.stdout, done.stderr
     assert attempt_counts(engine, start="2025-10-01T00:00:00+02:00", end="2025-10-20T00:00:00+02:00").equals(counts)
+
 
 def test_status_says_who_can_read_the_store_from_its_modes_not_from_what_a_refresh_made(cache_dir, world, capsys):
     """The store is masked but still the business's rows. A folder copied or chmod-ed by hand is readable by others:
@@ -286,6 +294,7 @@ def test_status_says_who_can_read_the_store_from_its_modes_not_from_what_a_refre
     code, out, _ = rca(capsys, "cache", "status", "--db", url)
     assert "readable by its owner only" in said(out) and "OPEN TO OTHERS" not in out
 
+
 def test_a_cache_dir_where_no_folder_can_be_made_is_one_line_naming_the_setting(cache_dir, world, capsys, monkeypatch, tmp_path):
     """RCA_CACHE_DIR pointing below a file (a typo, a path from another machine): the refresh and an analysis that
     refreshes first name the folder, the reason and the setting, exit 2, and nothing is written. Before: an internal
@@ -301,10 +310,11 @@ def test_a_cache_dir_where_no_folder_can_be_made_is_one_line_naming_the_setting(
         assert err.count("\n") == 1 and f"cannot make the store folder {blocker / 'cache'}" in err and "RCA_CACHE_DIR" in err, err
     assert blocker.read_text() == "not a folder"
 
-def test_a_refresh_the_disk_refuses_to_write_is_one_line_and_the_next_refresh_builds_the_store_whole(cache_dir, world):
+
+def test_a_refresh_the_disk_refuses_to_write_is_one_line_and_the_next_refresh_completes_the_store(cache_dir, world):
     """A store's disk full, or a file-size limit (here the limit, set on the command's own process): the refresh
     says where it stopped, why and what to change, exits 2, and leaves the store unfinished for the next refresh to
-    build whole. Before: an internal error (DuckDB's TransactionException), exit 3."""
+    complete. Before: an internal error (DuckDB's TransactionException), exit 3."""
     url, _ = world
 
     def small_files():  # in the child, before rca starts: writes past 300 kB fail (EFBIG) instead of killing it
@@ -323,6 +333,7 @@ def test_a_refresh_the_disk_refuses_to_write_is_one_line_and_the_next_refresh_bu
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and rows_read(done.stdout) == sum(source_counts(world[1]).values()), done.stderr
     assert store.status(folder)["unfinished_refresh_started_utc"] is None
+
 
 @pytest.mark.mariadb
 def test_no_cache_reads_mariadb_directly_and_auto_reads_through_a_store(demo_mariadb, cache_dir, tmp_path, capsys, monkeypatch):

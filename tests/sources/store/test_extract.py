@@ -742,6 +742,7 @@ def test_a_whole_build_stopped_half_way_is_built_whole_again(demo_sqlite, tmp_pa
     _refresh(url, tmp_path / "fresh")
     _assert_same_store(kept, tmp_path / "fresh")
 
+
 def test_rows_written_while_a_refresh_runs_are_never_lost_doubled_or_mended_for(demo_mariadb, tmp_path):
     """Each table's check (count, key sum) is asked before its rows are read. A row written right after the check
     counted, before the rows are read, lies past what the check counts: past the high-water key the store had
