@@ -647,19 +647,16 @@ def test_the_rows_the_checks_scan_count_against_the_rate_limit(demo_sqlite, tmp_
     assert max(waits) >= (done.total_read + sum(done.keys_read.values()) + checked) / rate - elapsed
 
 
-@pytest.mark.mariadb
-def test_traces_stored_before_their_session_get_its_columns_when_the_window_brings_it(demo_sqlite, tmp_path):
-    """A session written after a refresh read the sessions but before it read the traces: its traces are stored
-    without it, their session columns NULL. The next refresh writes the session from its trailing window (only the
-    rows that differ are written there) and must set the columns of its traces, also of one that lies before the
-    traces' own window (so that only step 5 reaches it), as a fresh extraction has them."""
-    url = _small_copy(demo_sqlite[0], tmp_path)
+def _traces_stored_before_their_session(url: str, folder: Path) -> int:
+    """A store of ``url`` in ``folder`` as a refresh leaves it that read the sessions before the newest one was
+    written, and its traces after: the session absent, its traces' and errors' session columns NULL. One of its
+    traces is moved 13 hours back, before the traces' own window, so that only step 5 reaches it: its id."""
     newest = _source(url, "SELECT t.id, t.call_session_id FROM retell_function_traces t JOIN retell_call_sessions s "
                           "ON s.id = t.call_session_id ORDER BY s.started_at DESC, t.id LIMIT 1")
     trace, session = int(newest["id"][0]), str(newest["call_session_id"][0])
     _write(url, f"UPDATE retell_function_traces SET started_at = datetime(started_at, '-13 hours') WHERE id = {trace}")
-    _refresh(url, tmp_path / "kept")
-    con = duckdb.connect(str(tmp_path / "kept" / files.STORE_FILE))
+    _refresh(url, folder)
+    con = duckdb.connect(str(folder / files.STORE_FILE))
     try:
         con.execute("DELETE FROM retell_call_sessions WHERE id = ?", [session])
         for table in ("retell_function_traces", "retell_error_log"):
@@ -667,6 +664,17 @@ def test_traces_stored_before_their_session_get_its_columns_when_the_window_brin
                         "session_real_call = NULL WHERE call_session_id = ?", [session])
     finally:
         con.close()
+    return trace
+
+
+@pytest.mark.mariadb
+def test_traces_stored_before_their_session_get_its_columns_when_the_window_brings_it(demo_sqlite, tmp_path):
+    """A session written after a refresh read the sessions but before it read the traces: its traces are stored
+    without it, their session columns NULL. The next refresh writes the session from its trailing window (only the
+    rows that differ are written there) and must set the columns of its traces, also of one that lies before the
+    traces' own window (so that only step 5 reaches it), as a fresh extraction has them."""
+    url = _small_copy(demo_sqlite[0], tmp_path)
+    trace = _traces_stored_before_their_session(url, tmp_path / "kept")
     _refresh(url, tmp_path / "kept")
     _refresh(url, tmp_path / "fresh")
     _assert_same_store(tmp_path / "kept", tmp_path / "fresh")
@@ -682,21 +690,9 @@ def test_a_refresh_stopped_half_way_leaves_a_store_nothing_reads_until_the_next_
     company: every analysis on the store leaves them out without a word. So the store says it is unfinished, no
     analysis opens it as it is, and the next refresh mends it: it checks the older rows and sets every trace's and
     error's session columns again, without reading the source whole."""
-    url = _small_copy(demo_sqlite[0], tmp_path)
-    newest = _source(url, "SELECT t.id, t.call_session_id FROM retell_function_traces t JOIN retell_call_sessions s "
-                          "ON s.id = t.call_session_id ORDER BY s.started_at DESC, t.id LIMIT 1")
-    trace, session = int(newest["id"][0]), str(newest["call_session_id"][0])
-    _write(url, f"UPDATE retell_function_traces SET started_at = datetime(started_at, '-13 hours') WHERE id = {trace}")
-    kept = tmp_path / "kept"
-    _refresh(url, kept)
-    con = duckdb.connect(str(kept / files.STORE_FILE))
-    try:  # as a refresh that read the sessions before this one was written, and its traces after
-        con.execute("DELETE FROM retell_call_sessions WHERE id = ?", [session])
-        for table in ("retell_function_traces", "retell_error_log"):
-            con.execute(f"UPDATE {table} SET session_call_id = NULL, session_company_id = NULL, session_started_at = NULL, "
-                        "session_real_call = NULL WHERE call_session_id = ?", [session])
-    finally:
-        con.close()
+    url, kept = _small_copy(demo_sqlite[0], tmp_path), tmp_path / "kept"
+    trace = _traces_stored_before_their_session(url, kept)
+    session = _source(url, f"SELECT call_session_id FROM retell_function_traces WHERE id = {trace}")["call_session_id"][0]
     with monkeypatch.context() as patched:  # the first table's catalog row comes after every read, before step 5
 
         def stopped(*_args, **_kwargs):
