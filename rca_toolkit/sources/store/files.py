@@ -60,7 +60,7 @@ def connect(path: Path, *, read_only: bool, wait_s: float | None = None) -> duck
             return duckdb.connect(str(path), read_only=read_only, config=DUCKDB_CONFIG)
         except duckdb.IOException as exc:
             text = str(exc)
-            if "lock" not in text.lower():  # a file cut short or overwritten: no store any more
+            if "Could not set lock" not in text:  # a file cut short or overwritten ("... in block ..."): no store
                 raise RcaError(f"cannot open the store {path}: {text.splitlines()[0]}",
                                hint="the file is damaged: `rca cache drop --db URL` deletes it, and the next refresh "
                                     "builds it again") from None
