@@ -285,11 +285,14 @@ def test_status_says_who_can_read_the_store_from_its_modes_not_from_what_a_refre
     folder = next(cache_dir.iterdir())
     folder.chmod(0o755)
     (folder / "store.duckdb").chmod(0o644)
+    (folder / "store.duckdb.tmp").mkdir(mode=0o755)  # as DuckDB makes it when a statement spills, by the umask
+    (folder / "store.duckdb.tmp").chmod(0o755)
     code, out, _ = rca(capsys, "cache", "status", "--db", url)
-    assert code == 0 and f"OPEN TO OTHERS: {folder.name}, store.duckdb" in said(out) and "owner only" not in out
+    assert code == 0 and f"OPEN TO OTHERS: {folder.name}, store.duckdb, store.duckdb.tmp" in said(out)
+    assert "owner only" not in out
     assert_fits(out)
     code, out, _ = rca(capsys, "cache", "status", "--db", url, "--format", "json")
-    assert json.loads(out)["others_can_read"] == [folder.name, "store.duckdb"]
+    assert json.loads(out)["others_can_read"] == [folder.name, "store.duckdb", "store.duckdb.tmp"]
     assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
     code, out, _ = rca(capsys, "cache", "status", "--db", url)
     assert "readable by its owner only" in said(out) and "OPEN TO OTHERS" not in out

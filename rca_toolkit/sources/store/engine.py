@@ -280,7 +280,7 @@ def status(folder: Path) -> dict | None:
         con.close()
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
     # what its mode lets others read, looked at, not assumed: a folder copied or chmod-ed by hand keeps no promise
-    exposed = [p.name for p in (folder, *folder.iterdir()) if p.stat().st_mode & 0o077]
+    exposed = [p.name for p in (folder, *sorted(folder.iterdir())) if p.stat().st_mode & 0o077]
     zone = info.get("storage_zone") or "UTC"
 
     def instant(value):  # the source's wall time as an instant (an ambiguous hour read as its first pass)

@@ -76,7 +76,8 @@ def connect(path: Path, *, read_only: bool, wait_s: float | None = None) -> duck
 
 
 def make_private(path: Path) -> Path:
-    """``path`` (a folder, made if absent) readable by its owner only, and every file in it."""
+    """``path`` (a folder, made if absent) readable by its owner only, and everything in it: its files, and the
+    folder DuckDB makes for what it spills (``store.duckdb.tmp``, made by the umask)."""
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:  # the cache_dir setting names a place no folder can be made in
@@ -84,8 +85,7 @@ def make_private(path: Path) -> Path:
                           hint="set cache_dir (RCA_CACHE_DIR) to a folder you can write, or run with --no-cache") from None
     os.chmod(path, 0o700)
     for child in path.iterdir():
-        if child.is_file():
-            os.chmod(child, 0o600)
+        os.chmod(child, 0o700 if child.is_dir() else 0o600)
     return path
 
 
