@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import sys
+import textwrap
 import traceback
 from contextlib import contextmanager
 from typing import Callable
@@ -61,6 +62,21 @@ COMMANDS = {
     "cache": ("cache_cmd", "show, refresh or drop the local store the analyses read"),
 }
 COMMAND_MODULES = sorted({module for module, _ in COMMANDS.values()})
+
+
+def help_text(doc: str) -> str:
+    """A command module's docstring as its ``--help`` text: the double backticks of its markup shown as the single
+    ones the hints use, and what it says to developers (from its first ``:func:`` line on) left out."""
+    return doc.split("\n:func:")[0].strip().replace("``", "`")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """A description wrapped to the terminal paragraph by paragraph: argparse's own joins its paragraphs into one,
+    and its raw one keeps the docstring's lines, wider than a 100-column terminal."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(textwrap.fill(" ".join(part.split()), width, initial_indent=indent, subsequent_indent=indent)
+                           for part in text.split("\n\n"))
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import argparse
 import pandas as pd
 
 from rca_toolkit.analyses import tables
-from rca_toolkit.cli import add_db_option, add_format_option, emit, int_in
+from rca_toolkit.cli import HelpFormatter, add_db_option, add_format_option, emit, help_text, int_in
 from rca_toolkit.config import load_settings
 from rca_toolkit.outcome import Outcome
 from rca_toolkit.rules.timeutil import parse_duration
@@ -24,7 +24,7 @@ from rca_toolkit.sources.db import redact_url, resolve_url
 
 def register(sub) -> None:
     parser = sub.add_parser("cache", help="show, refresh or drop the local store the analyses read",
-                            description=__doc__.strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=help_text(__doc__), formatter_class=HelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     status = actions.add_parser("status", help="what the store of --db holds and from when")
     refresh = actions.add_parser("refresh", help="bring the store of --db up to date (only what changed)")

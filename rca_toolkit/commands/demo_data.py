@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from rca_toolkit.cli import add_db_option, int_in
+from rca_toolkit.cli import HelpFormatter, add_db_option, help_text, int_in
 from rca_toolkit.sources.db import redact_url, resolve_url
 from rca_toolkit.outcome import Outcome
 
@@ -19,7 +19,7 @@ _scale = int_in(1, 5000)
 
 def register(sub) -> None:
     parser = sub.add_parser("demo-data", help="build the synthetic demo database and its ground truth",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=help_text(__doc__), formatter_class=HelpFormatter)
     add_db_option(parser)
     parser.add_argument("--seed", type=_seed, default=7, help="random seed (default: %(default)s)")
     parser.add_argument("--scale", type=_scale, default=1,

@@ -13,13 +13,13 @@ import argparse
 
 from rca_toolkit.sources import db as dbmod
 from rca_toolkit.analyses.code import drift
-from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.cli import HelpFormatter, add_db_option, add_format_option, emit, help_text
 from rca_toolkit.outcome import Outcome
 
 
 def register(sub) -> None:
     parser = sub.add_parser("drift", help="find phantom columns: code writes vs the live schema",
-                            description=__doc__.split("\n:func:")[0].strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=help_text(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("--code", required=True, metavar="PATH", help="root of the Laravel application (or one PHP file)")
     add_db_option(parser)
     parser.add_argument("--table", action="append", metavar="T", default=None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from rca_toolkit.sources import importer
-from rca_toolkit.cli import add_format_option, emit, int_in
+from rca_toolkit.cli import HelpFormatter, add_format_option, emit, help_text, int_in
 from rca_toolkit.sources.db import redact_url
 from rca_toolkit.outcome import Outcome
 
@@ -23,7 +23,7 @@ KINDS = importer.KINDS
 
 def register(sub) -> None:
     parser = sub.add_parser("import", help="import Retell objects, Laravel logs, exports or Cal.com webhooks into a scratch db",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=help_text(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("kind", choices=KINDS, help="what the files are")
     parser.add_argument("files", nargs="+", metavar="FILE", help="one or more input files")
     parser.add_argument("--db", metavar="URL", default=None,

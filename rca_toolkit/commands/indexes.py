@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 
 from rca_toolkit.sources import indexes
-from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.cli import HelpFormatter, add_db_option, add_format_option, emit, help_text
 from rca_toolkit.outcome import Outcome
 
 
 def register(sub) -> None:
     parser = sub.add_parser("indexes", help="check the indexes the toolkit's queries rely on",
-                            description=__doc__.strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=help_text(__doc__), formatter_class=HelpFormatter)
     add_db_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run)

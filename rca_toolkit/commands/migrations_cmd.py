@@ -12,14 +12,14 @@ from __future__ import annotations
 import argparse
 
 from rca_toolkit.analyses.code import migrations
-from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.cli import HelpFormatter, add_db_option, add_format_option, emit, help_text
 from rca_toolkit.outcome import Outcome
 from rca_toolkit.rules.timeutil import parse_date
 
 
 def register(sub) -> None:
     parser = sub.add_parser("migrations", help="migration history: pending, missing, suspicious names, batches",
-                            description=__doc__.split("\n:func:")[0].strip(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=help_text(__doc__), formatter_class=HelpFormatter)
     add_db_option(parser)
     parser.add_argument("--files", metavar="DIR", default=None, help="the app's database/migrations folder")
     parser.add_argument("--git", metavar="DIR", default=None,

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from rca_toolkit.cli import add_db_option, add_format_option, emit
+from rca_toolkit.cli import HelpFormatter, add_db_option, add_format_option, emit, help_text
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
 
 
 def register(sub) -> None:
     parser = sub.add_parser("quality", help="data-quality report of an export file or a database's sessions",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=help_text(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("file", nargs="?", metavar="FILE", help="call-history export (.json or .csv)")
     add_db_option(parser)
     parser.add_argument("--as-of", metavar="TIME", default=None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rca_toolkit.analyses.calls import timeline
-from rca_toolkit.cli import add_db_option, add_format_option, add_personal_data_option, seconds_option
+from rca_toolkit.cli import HelpFormatter, add_db_option, add_format_option, add_personal_data_option, help_text, seconds_option
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.outcome import Outcome
 from rca_toolkit.runs import output
@@ -21,7 +21,7 @@ from rca_toolkit.runs import output
 
 def register(sub) -> None:
     parser = sub.add_parser("timeline", help="reproduce one call: attribution, loops, dead air, what-if",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            description=help_text(__doc__), formatter_class=HelpFormatter)
     parser.add_argument("call_id", metavar="CALL_ID", help="Retell call id (call_ + 27 hex characters)")
     source = parser.add_mutually_exclusive_group()
     add_db_option(source)

@@ -1,5 +1,6 @@
 """The CLI front door: every command is listed, each module registers what the table says."""
 
+import argparse
 import importlib
 from datetime import date
 import subprocess
@@ -27,6 +28,27 @@ def test_help_lists_every_command_without_importing_command_modules():
     help_text = cli.build_parser([]).format_help()
     for name in cli.COMMANDS:
         assert name in help_text
+
+
+def _every_parser(parser):
+    yield parser
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps its subcommands only there
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in action.choices.values():
+                yield from _every_parser(child)
+
+
+def test_every_help_reads_as_text_within_a_100_column_terminal(monkeypatch):
+    """What ``rca <command> --help`` prints comes from the modules' docstrings: no double backticks, no roles, and
+    their paragraphs wrapped to the terminal (their lines are up to 115 characters)."""
+    monkeypatch.setenv("COLUMNS", "100")
+    helps = {parser.prog: parser.format_help() for parser in _every_parser(cli.build_parser())}
+    assert len(helps) > len(cli.COMMANDS)  # the commands and their actions (cache status, report health, ...)
+    marked = {prog: line for prog, text in helps.items() for line in text.splitlines() if "``" in line or ":func:" in line}
+    assert marked == {}
+    wide = {prog: line for prog, text in helps.items() for line in text.splitlines() if len(line) > 100}
+    assert wide == {}
+    assert "`rca timeline CALL_ID`: where every second of one call went" in helps["rca timeline"]
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
