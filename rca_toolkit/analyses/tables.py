@@ -357,7 +357,8 @@ def bullet_list(items: Iterable[str]) -> str:
 
 
 _KEPT_SPACE = "\x00"  # stands for a space no line may break at while a line is wrapped
-_UNIT_SPACE = re.compile(r"(?<=\d) (?=%)|(?<=%) (?=CI\b)")  # "12.5 %" and "95 % CI" stay on one line
+# a number and its unit ("12.5 %", "604800 s", "3.8 MiB") and "95 % CI" stay on one line
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|ms|s|min|h|KiB|MiB|GiB)(?!\w))|(?<=%) (?=CI\b)")
 
 
 def wrap_lines(lines: Iterable[str], width: int = TEXT_WIDTH, indent: str = "", hang: str = "  ") -> str:

@@ -99,14 +99,18 @@ def test_a_long_name_stays_whole_when_single_spaces_make_room_for_it():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from(["12.5 %", "95 % CI", "0.0 %-11.7 %", "success", "of", "29", "attempts", "(0/68)"]),
+@given(st.lists(st.sampled_from(["12.5 %", "95 % CI", "0.0 %-11.7 %", "success", "of", "29", "attempts", "(0/68)",
+                                 "(cache_max_age_s 300 s)", "604800 s),", "3.8 MiB", "12 ms", "2 h", "s", "sessions", "h"]),
                 min_size=5, max_size=40), st.integers(min_value=20, max_value=100))
-def test_wrapped_lines_keep_a_number_with_its_percent_sign(words, width):
-    """The compare's headline broke as "... 95" / "% CI 0.0 %-11.7 %" at 100 columns."""
+def test_wrapped_lines_keep_a_number_with_its_unit(words, width):
+    """The compare's headline broke as "... 95" / "% CI 0.0 %-11.7 %" at 100 columns, ``rca cache status`` as
+    "... cache_check_every_s 604800" / "s), ..."."""
     text = tables.wrap_lines([" ".join(words)], width)
     lines = text.splitlines()
     assert all(len(line) <= width for line in lines)
-    assert not any(line.lstrip().startswith(("%", "CI")) for line in lines[1:]), text
+    units = ("%", "CI", "s", "s)", "s),", "MiB", "ms", "h")
+    breaks = [(before.split()[-1], after.split()[0]) for before, after in zip(lines, lines[1:])]
+    assert not any(first in units and last[-1].isdigit() for last, first in breaks), text
     assert " ".join(" ".join(lines).split()) == " ".join(words)  # nothing dropped or added
 
 
