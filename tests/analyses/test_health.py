@@ -161,6 +161,7 @@ def test_an_outage_that_goes_on_stays_act_on_a_day_with_few_attempts():
     row = report.booking.set_index("path").loc["book_appointment"]
     assert (row["attempts"], row["level"]) == (2, "ACT")
     assert row["judgement"] == "still failing: no success today, baseline below the critical 90 %"
+    assert ">still failing: no success today, baseline below the critical 90 %<" in report.table("booking").to_html()  # not cut
     assert report.verdict_line.startswith("ACT: booking success on path book_appointment 0 % (0/2, 95 % CI 0 %-66 %) "
                                           "vs 0 % (0/21) in the previous 7 days")
 

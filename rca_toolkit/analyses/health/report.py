@@ -169,7 +169,7 @@ class HealthReport:
                                    t.col("ci", "95 % CI", numeric=True), t.col("failed_orphaned", "failed / orphaned", numeric=True),
                                    t.col("baseline", "baseline (%)", numeric=True),
                                    t.col("p_value", "p (Fisher)", t.p_value, numeric=True), t.col("level"),
-                                   t.col("judgement", max_chars=60), t.col("top_failure_signature", "top failure signature", max_chars=50)],
+                                   t.col("judgement"), t.col("top_failure_signature", "top failure signature", max_chars=50)],
                            empty="no booking attempts")
         if name == "reach":
             frame["reach"] = [t.share_of(k, n, 0, "") for k, n in zip(frame.get("reached", []), frame.get("calls", []))]
