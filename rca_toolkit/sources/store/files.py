@@ -50,11 +50,11 @@ def folder(root: str | Path, url: URL) -> Path:
     return Path(root) / fingerprint(url)
 
 
-def connect(path: Path, *, read_only: bool, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
-    """``duckdb.connect`` to the store file ``path``, waiting up to ``wait_s`` (default ``LOCK_RETRY_S``) while
-    another process holds it: a refresh writing it keeps readers out, and a reader keeps a refresh out until it
-    closes the file (``engine.IDLE_S`` after its last statement)."""
-    deadline = time.monotonic() + (LOCK_RETRY_S if wait_s is None else wait_s)
+def connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` to the store file ``path``, waiting up to ``LOCK_RETRY_S`` while another process holds
+    it: a refresh writing it keeps readers out, and a reader keeps a refresh out until it closes the file
+    (``engine.IDLE_S`` after its last statement)."""
+    deadline = time.monotonic() + LOCK_RETRY_S
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only, config=DUCKDB_CONFIG)
