@@ -279,8 +279,6 @@ def status(folder: Path) -> dict | None:
     finally:
         con.close()
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-    # what its mode lets others read, looked at, not assumed: a folder copied or chmod-ed by hand keeps no promise
-    exposed = [p.name for p in (folder, *sorted(folder.iterdir())) if p.stat().st_mode & 0o077]
     zone = info.get("storage_zone") or "UTC"
 
     def instant(value):  # the source's wall time as an instant (an ambiguous hour read as its first pass)
@@ -290,7 +288,7 @@ def status(folder: Path) -> dict | None:
 
     return {"folder": str(folder), "bytes": size, "source": info.get("source"), "storage_zone": info.get("storage_zone"),
             "refreshed_at_utc": refreshed_at(info), "checked_at_utc": checked_at(info),
-            "unfinished_refresh_started_utc": _utc(info.get(catalog.UNFINISHED)), "others_can_read": exposed,
+            "unfinished_refresh_started_utc": _utc(info.get(catalog.UNFINISHED)), "others_can_read": files.open_to_others(folder),
             "tables": [{"table": s.name, "rows": s.rows, "high_key": s.high_key, "first": instant(s.first_time), "last": instant(s.last_time),
                         "built_at_utc": s.built_at, "refreshed_at_utc": s.refreshed_at, "rows_read": s.rows_read}
                        for s in states.values()]}

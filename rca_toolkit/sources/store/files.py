@@ -89,6 +89,12 @@ def make_private(path: Path) -> Path:
     return path
 
 
+def open_to_others(path: Path) -> list[str]:
+    """The names of ``path`` (a store folder) and of the entries in it whose modes let anyone but the owner in:
+    what :func:`make_private` closes, looked at rather than assumed (a folder copied or chmod-ed by hand)."""
+    return [p.name for p in (path, *sorted(path.iterdir())) if p.stat().st_mode & 0o077]
+
+
 @contextmanager
 def writer_lock(path: Path, wait_s: float = LOCK_WAIT_S):
     """Hold the folder's refresh lock (waiting up to ``wait_s`` for another refresh to finish)."""
