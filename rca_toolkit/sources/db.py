@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["make_engine", "resolve_url", "redact_url", "redact_text", "check_connection", "database_error",
            "connection_timeouts", "ping_ms", "introspect", "naive_param", "TableInfo", "GROUP_BY_MEMORY",
-           "check_sqlite_file"]
+           "check_sqlite_file", "check_sqlite_source"]
 
 _SECRETS: "weakref.WeakKeyDictionary[sa.Engine, list[str]]" = weakref.WeakKeyDictionary()
 
@@ -146,15 +146,20 @@ def check_sqlite_file(path: str | Path, *, writable: bool = False) -> None:
         raise InputFormatError(f"{path} is not a SQLite database (it lacks the SQLite file header)", hint=hint)
 
 
-def _sqlite_readonly(url: URL) -> URL:
-    """``sqlite:///path`` -> the same file opened through SQLite's URI form with ``mode=ro``."""
+def check_sqlite_source(url: URL) -> str:
+    """The file a ``sqlite:///path`` URL (or its ``file:`` URI form) names, checked as a database to analyse."""
     path = url.database
     if not path or path == ":memory:":
         raise ConnectionFailed("an in-memory SQLite database has nothing to analyse", hint="give a file path")
     if path.startswith("file:"):
         path = path[5:].split("?", 1)[0]
     check_sqlite_file(path)
-    return make_url(f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true")
+    return path
+
+
+def _sqlite_readonly(url: URL) -> URL:
+    """``sqlite:///path`` -> the same file opened through SQLite's URI form with ``mode=ro``."""
+    return make_url(f"sqlite:///file:{Path(check_sqlite_source(url)).resolve()}?mode=ro&uri=true")
 
 
 def make_engine(db: str | URL | None = None, *, writable: bool = False, settings: Settings | None = None) -> sa.Engine:

@@ -182,6 +182,15 @@ def test_bad_input_is_one_line_naming_it_and_exit_2(cache_dir, world, capsys, ar
     assert not cache_dir.exists() or not any(cache_dir.rglob("store.duckdb"))
 
 
+def test_status_of_a_sqlite_file_that_is_not_there_names_the_file_instead_of_advising_a_refresh(cache_dir, capsys, tmp_path):
+    """Before, status said "no store yet, `rca cache refresh` makes one" (exit 0) for a mistyped path, and the refresh
+    it advised then failed."""
+    code, out, err = rca(capsys, "cache", "status", "--db", f"sqlite:///{tmp_path}/typo.sqlite")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and f"SQLite database {tmp_path}/typo.sqlite does not exist" in err, err
+    assert not cache_dir.exists()
+
+
 @pytest.mark.parametrize("damage", ["head overwritten", "cut short"])
 def test_a_damaged_store_file_is_one_line_naming_the_fix_for_every_command_and_drop_then_mends_it(cache_dir, world,
                                                                                                       capsys, monkeypatch,
