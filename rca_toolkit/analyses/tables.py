@@ -361,6 +361,11 @@ _KEPT_SPACE = "\x00"  # stands for a space no line may break at while a line is 
 _UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|ms|s|min|h|KiB|MiB|GiB)(?!\w))|(?<=%) (?=CI\b)")
 
 
+def units_unbroken(text: str) -> str:
+    """``text`` with a no-break space between each number and its unit, so a browser never wraps "98 %" apart."""
+    return _UNIT_SPACE.sub("\u00a0", text)
+
+
 def wrap_lines(lines: Iterable[str], width: int = TEXT_WIDTH, indent: str = "", hang: str = "  ") -> str:
     """Plain-text lines wrapped to ``width`` (continuations indented by ``hang``); a number keeps its ``%``."""
     out = []

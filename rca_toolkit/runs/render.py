@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 from nbconvert import HTMLExporter, MarkdownExporter
 
+from rca_toolkit.analyses import tables
 from rca_toolkit.runs import output
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -304,16 +305,22 @@ def layout(nb: nbformat.NotebookNode, *, title: str, meta: str = "", metrics: di
 def _environment(autoescape: bool):
     import jinja2
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=autoescape,
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=autoescape,
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["units_unbroken"] = tables.units_unbroken
+    return env
 
 
 def _tidy(body: str, fold: list[str]) -> str:
     """Every outermost table in its own horizontal scroller (a wide table never widens the page), and the
     long introduction of the cells in ``fold`` under a closed "About this report"."""
-    from bs4 import BeautifulSoup
+    from bs4 import BeautifulSoup, NavigableString
 
     soup = BeautifulSoup(body, "html.parser")
+    for text in soup.find_all(string=True):  # prose and cells, not attributes: "98 %" never wraps apart
+        kept = tables.units_unbroken(str(text))
+        if kept != text and type(text) is NavigableString and text.parent.name not in ("script", "style"):
+            text.replace_with(kept)
     for table in soup.find_all("table"):
         if table.find_parent("table") is None and not (table.parent and "table-wrap" in (table.parent.get("class") or [])):
             table.wrap(soup.new_tag("div", attrs={"class": "table-wrap"}))

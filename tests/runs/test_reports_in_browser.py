@@ -238,11 +238,31 @@ def test_layout_order_verdict_figure_details():
     assert head < verdict < figure < details and page.count("<img") == 1  # the figure moved up, not repeated
     assert 'alt="Line chart of three points"' in page and "<Figure" not in page
     assert "Day 2025-10-14" in page and "<title>Health report · Day 2025-10-14" in page
-    assert page.index("booking success 0 %") < page.index("growing signature")  # ACT reasons before WATCH
+    assert page.index("booking success 0\u00a0%") < page.index("growing signature")  # ACT reasons before WATCH
     assert 'class="table-wrap"><table>' in page and "SYNTHETIC DEMO DATA" in page
     md, files = render.render_markdown(_notebook_with_a_figure(), title="t", metrics=metrics)
     assert md.startswith("# Health report (SYNTHETIC DEMO DATA)") and "> **ACT**" in md
     assert md.index("> **ACT**") < md.index(f"]({render.KEY_FIGURE})") and files[render.KEY_FIGURE][:4] == b"\x89PNG"
+
+
+def test_a_number_and_its_unit_never_wrap_apart_in_html_and_stay_plain_in_markdown():
+    """A browser broke "baseline below the critical 90 %" after "90" in a narrow window. In the HTML the verdict,
+    prose and table cells join each number to its unit with a no-break space; attributes and Markdown keep theirs."""
+    from rca_toolkit.runs import render
+
+    nb = _notebook_with_a_figure()
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("Booking success fell to 12.5 % over 7 d; latency 4.9 s, 98 % CI."))
+    nb.cells.append(nbformat.v4.new_code_cell("t", outputs=[nbformat.v4.new_output(
+        "display_data", data={"text/html": '<table><tr><td title="90 % of 30">90 % of 30</td><td>1.5 MiB</td></tr></table>'})]))
+    metrics = {"verdict": "ACT", "reasons": [{"level": "ACT", "text": "baseline below the critical 90 %"}]}
+    page = render.render_html(nb, title="t", metrics=metrics)
+    for kept in ("critical 90\u00a0%</li>", "to 12.5\u00a0% over 7 d", "latency 4.9\u00a0s, 98\u00a0%\u00a0CI",
+                 ">90\u00a0% of 30<", ">1.5\u00a0MiB<"):
+        assert kept in page, kept
+    assert 'title="90 % of 30"' in page  # an attribute is left as it is
+    assert "over 7 d" in page and "7\u00a0d" not in page  # "d" is no unit the rule knows: left alone
+    md, _ = render.render_markdown(nb, title="t", metrics=metrics)
+    assert "\u00a0" not in md and "fell to 12.5 % over" in md
 
 
 @pytest.mark.parametrize("metrics, word, text", [
