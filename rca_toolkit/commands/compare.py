@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="before/after statistics around a change (booking success, durations, latencies)",
-        description="Compare booking success (per path with --by path), call durations and function latencies "
+        description="Compare booking success (per booking path), call durations and function latencies "
                     "before and after a change, with intervals, exact tests and verdicts that state n.",
     )
     parser.add_argument("--at", required=True, metavar="ISO8601",
@@ -25,7 +25,9 @@ def register(subparsers) -> None:
     parser.add_argument("--before", default="5d", help="window before the change (default: %(default)s)")
     parser.add_argument("--after", default="5d", help="window after the change (default: %(default)s)")
     parser.add_argument("--exclude", default="30m", help="guard band left out on each side (default: %(default)s)")
-    parser.add_argument("--by", default=None, help="split booking success by this attempt column, e.g. path")
+    parser.add_argument("--by", default="path",
+                        help="split booking success by this attempt column, as the report notebook does; 'none' "
+                             "for all attempts only (default: %(default)s)")
     parser.add_argument("--deployments", default=None, metavar="PATH",
                         help="CSV/YAML of deployments for candidate causes (default: the packaged askproai list)")
     parser.add_argument("--no-changepoints", action="store_true", help="skip the change-point search")
@@ -38,7 +40,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
-    result = before_after(args.db, at=args.at, before=args.before, after=args.after, exclude=args.exclude, by=args.by,
+    by = None if args.by.strip().lower() in ("", "none") else args.by  # the notebook's empty `by`: all attempts only
+    result = before_after(args.db, at=args.at, before=args.before, after=args.after, exclude=args.exclude, by=by,
                           deployments_path=args.deployments, with_changepoints=not args.no_changepoints,
                           history=args.history)
     emit(result.to_dict() if args.format == "json" else result.to_text(), args.format)

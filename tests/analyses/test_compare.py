@@ -204,6 +204,21 @@ def test_demo_text_report_says_the_fix_was_partial(demo_db, capsys):
     assert "SYNTHETIC DEMO DATA" in out
 
 
+def test_the_cli_shows_each_path_its_headline_names_unless_told_none(demo_db, capsys):
+    """The headline says book_appointment still fails; without --by the table showed only "all: improved". The CLI
+    now splits by path as the report notebook does; `--by none` shows all attempts only."""
+    url, _ = demo_db
+
+    def rates(*by):
+        code, out, _ = _rca(["compare", "--at", AT, *by, "--db", url, "--no-changepoints", "--format", "json"], capsys)
+        assert code == 0
+        return {m["group"]: m["verdict"] for m in json.loads(out)["metrics"] if m["name"] == "booking_success_rate"}
+
+    assert rates() == {"all": "improved", "book_appointment": "unchanged", "collect_appointment": "improved"}
+    assert rates() == rates("--by", "path")
+    assert rates("--by", "none") == rates("--by", "") == {"all": "improved"}
+
+
 def test_demo_numbers_equal_the_ground_truth(demo_db):
     from rca_toolkit.analyses.compare.before_after import before_after
 

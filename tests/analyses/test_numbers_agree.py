@@ -93,9 +93,9 @@ def compared(demo_sqlite):
 def test_compare_labels_the_shift_as_hodges_lehmann_and_rates_as_after_minus_before(compared):
     comparison = compared.comparison
     (rates_title, rates), (dist_title, dists) = comparison._tables()
-    assert "after - before (pp)" in rates.headers
+    assert "change (pp)" in rates.headers
     assert "shift (Hodges-Lehmann, s)" in dists.headers and not any(h == "difference" for h in dists.headers)
-    for m, shown in zip([m for m in comparison.metrics if m.unit == "share"], rates.column("after - before (pp)")):
+    for m, shown in zip([m for m in comparison.metrics if m.unit == "share"], rates.column("change (pp)")):
         assert float(shown) == pytest.approx(100 * (m.after.value - m.before.value), abs=0.051)  # really after - before
     shifts = [m for m in comparison.metrics if m.unit == "ms" and m.difference is not None]
     for m in shifts:

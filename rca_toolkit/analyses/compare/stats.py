@@ -461,7 +461,7 @@ class Comparison:
         rate_cols = [tables.col("group", "path" if self.by == "path" else (self.by or "group")),
                      tables.col("before", "before (%)", numeric=True), tables.col("before CI", "95 % CI", numeric=True),
                      tables.col("after", "after (%)", numeric=True), tables.col("after CI", "95 % CI", numeric=True),
-                     tables.col("diff", "after - before (pp)", numeric=True), tables.col("diff CI", "95 % CI", numeric=True),
+                     tables.col("diff", "change (pp)", numeric=True), tables.col("diff CI", "95 % CI", numeric=True),
                      tables.col("p", "p (Fisher)", tables.p_value, numeric=True), tables.col("verdict")]
         in_header = f" ({unit})" if unit else ""
         dist_cols = [tables.col("metric"),
