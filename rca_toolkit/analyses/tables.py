@@ -361,6 +361,11 @@ _KEPT_SPACE = "\x00"  # stands for a space no line may break at while a line is 
 _UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|ms|s|min|h|KiB|MiB|GiB)(?!\w))|(?<=%) (?=CI\b)")
 
 
+# The class of a result's own summary block (HTML) that only says what the report's verdict block says: a rendered
+# report leaves it out, JupyterLab shows it (the verdict block exists only in the report)
+VERDICT_REPEAT = "rca-verdict-repeat"
+
+
 def units_unbroken(text: str) -> str:
     """``text`` with a no-break space between each number and its unit, so a browser never wraps "98 %" apart."""
     return _UNIT_SPACE.sub("\u00a0", text)

@@ -30,8 +30,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em a
 table{border-collapse:collapse;font-size:.9em;width:100%;table-layout:fixed}
 th,td{border:1px solid #d0d7de;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f6f8fa;position:sticky;top:0}tr:nth-child(even){background:#fbfbfc}
-.v{font-weight:700;padding:.05em .45em;border-radius:.3em;white-space:nowrap}.v-OK,.v-PASS{background:#dafbe1;color:#1a7f37}
-.v-WATCH,.v-WARN{background:#fff8c5;color:#9a6700}.v-ACT,.v-FAIL{background:#ffebe9;color:#cf222e}.v-ERROR{background:#fbefff;color:#8250df}
+.v{font-weight:700;padding:.05em .45em;border-radius:.3em;white-space:nowrap}.v-OK,.v-PASS,.v-CLEAR{background:#dafbe1;color:#1a7f37}
+.v-WATCH,.v-WARN{background:#fff8c5;color:#9a6700}.v-ACT,.v-FAIL,.v-FOUND{background:#ffebe9;color:#cf222e}.v-ERROR{background:#fbefff;color:#8250df}
 .s-failed,.s-error{color:#cf222e;font-weight:700}
 .kn{font-size:.85em;white-space:pre-line}.muted{color:#57606a}.nb{font-weight:600}
 """
@@ -170,7 +170,7 @@ def render_html(entries: list[dict], *, generated: str) -> str:
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rca reports</title>"
         f"<style>{_CSS}</style></head><body>\n<h1>rca reports</h1>\n"
         f"<p class=\"muted\">{len(entries)} runs, newest first · generated {html.escape(generated)} · "
-        "exit codes: 0 OK/WATCH/PASS/WARN, 1 ACT/FAIL, 2 bad input, 3 internal error · "
+        "exit codes: 0 OK/WATCH/PASS/WARN/CLEAR, 1 ACT/FAIL/FOUND, 2 bad input, 3 internal error · "
         "a cut text shows in full when the pointer rests on it</p>\n"
         f"<table><colgroup>{cols}</colgroup><thead><tr>{heads}</tr></thead>\n<tbody>\n"
         f"{body}\n</tbody></table>\n</body></html>\n")

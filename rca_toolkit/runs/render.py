@@ -38,7 +38,7 @@ _FOLD_INTRO = 500  # characters of the first cell's text beyond which it is fold
 _REMOTE = re.compile(r"""(<(?:[a-z]+)\b[^>]*?\bsrc\s*=\s*["']?|<link\b[^>]*?\bhref\s*=\s*["']?)(?:https?:)?//""",
                      re.IGNORECASE)
 _CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")  # nbformat's rule; an invalid id stops nbconvert
-_VERDICT_WORDS = ("OK", "WATCH", "ACT", "PASS", "WARN", "FAIL", "ERROR")
+_VERDICT_WORDS = ("OK", "WATCH", "ACT", "PASS", "WARN", "FAIL", "ERROR", "FOUND", "CLEAR")  # FOUND, CLEAR: an incident's
 _LEVEL_ORDER = {w: i for i, w in enumerate(("ERROR", "ACT", "FAIL", "WATCH", "WARN", "OK", "PASS"))}
 
 
@@ -276,16 +276,20 @@ def _key_figure(nb: nbformat.NotebookNode) -> dict | None:
 
 
 def _drop_verdict_repeats(nb: nbformat.NotebookNode, metrics: dict) -> None:
-    """A short output that only repeats the verdict line (the health report's banner) is in the block already."""
+    """A short output that only repeats the verdict line (the health report's banner), or a result's summary block
+    marked as such (``tables.VERDICT_REPEAT``: the incident's), is in the block already."""
     line = str(metrics.get("verdict_line") or "")
-    if not line:
+    if not line or metrics.get("verdict") not in _VERDICT_WORDS:
         return
+    marked = re.compile(rf'^\s*<div class="{tables.VERDICT_REPEAT}"')
+
+    def repeats(out) -> bool:
+        page = str(out.get("data", {}).get("text/html", ""))
+        return bool(marked.match(page)) or (html.escape(line) in page and len(page) < len(line) + 600)
+
     for cell in nb.cells:
-        kept = [out for out in cell.get("outputs", [])
-                if not (html.escape(line) in str(out.get("data", {}).get("text/html", ""))
-                        and len(str(out["data"]["text/html"])) < len(line) + 600)]
         if "outputs" in cell:
-            cell.outputs = kept
+            cell.outputs = [out for out in cell.outputs if not repeats(out)]
 
 
 def layout(nb: nbformat.NotebookNode, *, title: str, meta: str = "", metrics: dict | None = None) -> Layout:

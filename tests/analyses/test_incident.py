@@ -252,6 +252,17 @@ def test_a_signature_absent_from_the_window_is_said_so(demo_sqlite):
     assert other.to_text().startswith("No error row and no failed booking attempt carries the signature")
     assert "No group: the signature is absent from the window." in other.section_html("impact")
     assert "Impact per" not in other.to_markdown()
+    metrics = other.metrics()  # what the report's verdict block and the index show
+    assert (metrics["verdict"], metrics["verdict_line"]) == (
+        "CLEAR", "CLEAR: the signature is absent from the window and no claim is contradicted")
+
+
+def test_the_verdict_is_what_rca_incident_exits_on_and_its_reasons_are_the_summary(result):
+    metrics = result.metrics()
+    assert result.found and metrics["verdict"] == "FOUND"
+    assert metrics["verdict_line"] == "FOUND: the signature occurs in the window; 2 of 3 claims contradicted"
+    assert [r["text"] for r in metrics["reasons"]] == [
+        x.removeprefix("- ") for x in result.summary_lines() if not x.startswith("SYNTHETIC")]
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
@@ -412,6 +423,9 @@ def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path)
     assert sorted(p.name for p in (run.run_dir / "figures").iterdir()) == ["errors_per_day.png"]
     page = (run.run_dir / "report.html").read_text(encoding="utf-8")
     assert "SYNTHETIC DEMO DATA" in page and "Claims vs evidence" in page and "incident(" not in page
+    # the verdict block says FOUND with the summary; the notebook's own summary box (JupyterLab's) is not repeated
+    assert run.metrics["verdict"] == "FOUND" and 'class="rca-v-FOUND"' in page
+    assert "rca-verdict-repeat" not in page and page.count(", by code_path: ") == 1
 
 
 # --------------------------------------------------------------------------- review fixes

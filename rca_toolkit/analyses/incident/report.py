@@ -27,7 +27,7 @@ from rca_toolkit.analyses.incident.claims import METRIC_LABELS, METRICS, STATUSE
 from rca_toolkit.analyses.incident.detection import Detection
 from rca_toolkit.analyses.incident.groups import GroupImpact
 from rca_toolkit.analyses.markdown import md_table
-from rca_toolkit.analyses.tables import show as show_table, when, wrap_lines
+from rca_toolkit.analyses.tables import VERDICT_REPEAT, show as show_table, when, wrap_lines
 
 BEFORE_WINDOW = "onset before the window start: widen --since"
 
@@ -94,8 +94,14 @@ class IncidentReport:
         return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
 
     def metrics(self) -> dict:
-        """What a notebook run records in metrics.json: the JSON shape, plus the outcome word."""
-        return {**self.to_dict(), "found": self.found}
+        """What a notebook run records in metrics.json: the JSON shape, the outcome, and the verdict the report's
+        block and the index show: FOUND (what ``rca incident`` exits 1 on) or CLEAR, its reasons the summary lines."""
+        why = (["the signature occurs in the window"] if self.has_errors else []) + (
+            [f"{len(self.contradicted)} of {len(self.claims)} claims contradicted"] if self.contradicted else [])
+        line = "; ".join(why) or "the signature is absent from the window and no claim is contradicted"
+        word = "FOUND" if self.found else "CLEAR"
+        return {**self.to_dict(), "found": self.found, "synthetic": self.synthetic, "verdict": word, "verdict_line": f"{word}: {line}",
+                "reasons": [{"text": x.removeprefix("- ")} for x in self.summary_lines() if not x.startswith("SYNTHETIC")]}
 
     # ------------------------------------------------------------------ tables
     def impact_table(self) -> pd.DataFrame:
@@ -251,7 +257,9 @@ class IncidentReport:
         colour = "#cf222e" if self.found else "#1a7f37"
         items = "".join(f"<li>{html.escape(line[2:])}</li>" for line in self.summary_lines() if line.startswith("- "))
         head = "".join(f"<p>{html.escape(line)}</p>" for line in self.summary_lines() if not line.startswith("- "))
-        return f'<div style="border-left:6px solid {colour};padding:.4em .8em">{head}{"<ul>" + items + "</ul>" if items else ""}</div>'
+        # the class tells the rendered report that its verdict block (metrics) says this already
+        return (f'<div class="{VERDICT_REPEAT}" style="border-left:6px solid {colour};padding:.4em .8em">{head}'
+                f'{"<ul>" + items + "</ul>" if items else ""}</div>')
 
     def _repr_html_(self) -> str:
         body = [f"<h3>Incident: <code>{html.escape(self.signature)}</code></h3>", self.summary_html()]
