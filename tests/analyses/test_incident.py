@@ -249,7 +249,8 @@ def test_a_signature_absent_from_the_window_is_said_so(demo_sqlite):
     url, _ = demo_sqlite
     other = incident(url, "Unknown column 'no_such_column_anywhere'", with_claims=False)
     assert other.groups == [] and not other.found and other.detection.first_act_day is None
-    assert other.to_text().startswith("No error row and no failed booking attempt carries the signature")
+    assert other.to_text().startswith("CLEAR: the signature is absent from the window and no claim is contradicted\n"
+                                      "No error row and no failed booking attempt carries the signature")
     assert "No group: the signature is absent from the window." in other.section_html("impact")
     assert "Impact per" not in other.to_markdown()
     metrics = other.metrics()  # what the report's verdict block and the index show
@@ -263,6 +264,8 @@ def test_the_verdict_is_what_rca_incident_exits_on_and_its_reasons_are_the_summa
     assert metrics["verdict_line"] == "FOUND: the signature occurs in the window; 2 of 3 claims contradicted"
     assert [r["text"] for r in metrics["reasons"]] == [
         x.removeprefix("- ") for x in result.summary_lines() if not x.startswith("SYNTHETIC")]
+    assert result.to_text().startswith(metrics["verdict_line"] + "\nSignature ")  # the terminal's first line
+    assert "\n\n**FOUND**: the signature occurs in the window; 2 of 3 claims contradicted\n" in result.to_markdown()
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

@@ -74,13 +74,15 @@ def test_text_and_markdown_formats(demo_sqlite, capsys):
     url, truth = demo_sqlite
     code, out, _ = _rca(["incident", "--signature", SIGNATURE, "--db", url, "--no-detection"], capsys)
     assert code == 1
-    assert out.startswith(f"Signature {SIGNATURE!r}") and "Impact per path" in out and "Open questions" in out
+    assert out.startswith(f"FOUND: the signature occurs in the window; 2 of 3 claims contradicted\nSignature {SIGNATURE!r}")
+    assert "Impact per path" in out and "Open questions" in out
     assert max(len(line) for line in out.splitlines()) <= 100  # a terminal's width, as every command's text
     for path, fix in _fixes(truth).items():
         assert path in out and fix[:12] in out
     code, md, _ = _rca(["incident", "--signature", SIGNATURE, "--db", url, "--format", "markdown", "--no-claims",
                         "--no-detection"], capsys)
-    assert code == 1 and md.startswith("# Incident: `") and "## Impact per path" in md and "## Claims" not in md
+    assert code == 1 and md.startswith(f"# Incident: `{SIGNATURE}`\n\n**FOUND**: the signature occurs in the window\n")
+    assert "## Impact per path" in md and "## Claims" not in md
     assert "Not computed: detection was switched off" in md
 
 
@@ -88,13 +90,15 @@ def test_absent_signature_without_claims_is_clear_and_says_so(demo_sqlite, capsy
     url, _ = demo_sqlite
     code, out, err = _rca(["incident", "--signature", "Unknown column 'nowhere'", "--db", url, "--no-claims"], capsys)
     assert code == 0, err
-    assert out.startswith("No error row and no failed booking attempt carries the signature")
+    assert out.startswith("CLEAR: the signature is absent from the window and no claim is contradicted\n"
+                          "No error row and no failed booking attempt carries the signature")
 
 
 def test_a_contradicted_claim_alone_is_found(demo_sqlite, capsys):
     url, _ = demo_sqlite
     code, out, _ = _rca(["incident", "--signature", "Unknown column 'nowhere'", "--db", url, "--no-detection"], capsys)
     assert code == 1 and "[contradicted]" in out
+    assert out.splitlines()[0] == "FOUND: 1 of 3 claims contradicted"  # says why it exits 1 with no error row
 
 
 @pytest.mark.parametrize("extra, fragment", [

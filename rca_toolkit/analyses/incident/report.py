@@ -93,14 +93,19 @@ class IncidentReport:
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
 
-    def metrics(self) -> dict:
-        """What a notebook run records in metrics.json: the JSON shape, the outcome, and the verdict the report's
-        block and the index show: FOUND (what ``rca incident`` exits 1 on) or CLEAR, its reasons the summary lines."""
+    @property
+    def verdict_line(self) -> str:
+        """FOUND (what ``rca incident`` exits 1 on) or CLEAR, and why: the first line of every view."""
         why = (["the signature occurs in the window"] if self.has_errors else []) + (
             [f"{len(self.contradicted)} of {len(self.claims)} claims contradicted"] if self.contradicted else [])
-        line = "; ".join(why) or "the signature is absent from the window and no claim is contradicted"
-        word = "FOUND" if self.found else "CLEAR"
-        return {**self.to_dict(), "found": self.found, "synthetic": self.synthetic, "verdict": word, "verdict_line": f"{word}: {line}",
+        return f"{'FOUND' if self.found else 'CLEAR'}: " + (
+            "; ".join(why) or "the signature is absent from the window and no claim is contradicted")
+
+    def metrics(self) -> dict:
+        """What a notebook run records in metrics.json: the JSON shape, the outcome, and the verdict the report's
+        block and the index show (:attr:`verdict_line`), its reasons the summary lines."""
+        return {**self.to_dict(), "found": self.found, "synthetic": self.synthetic, "verdict": "FOUND" if self.found else "CLEAR",
+                "verdict_line": self.verdict_line,
                 "reasons": [{"text": x.removeprefix("- ")} for x in self.summary_lines() if not x.startswith("SYNTHETIC")]}
 
     # ------------------------------------------------------------------ tables
@@ -206,7 +211,7 @@ class IncidentReport:
 
     def to_text(self) -> str:
         """The terminal view, within 100 columns (tables.TEXT_WIDTH): long lines wrap, times to the second."""
-        parts = [wrap_lines(self.summary_lines()), ""]
+        parts = [wrap_lines([self.verdict_line, *self.summary_lines()]), ""]
         if self.has_errors:
             parts += ["Impact per " + self.by, self.impact_text(), ""]
         if self.timeline:
@@ -223,7 +228,9 @@ class IncidentReport:
         return "\n".join(parts)
 
     def to_markdown(self) -> str:
-        parts = [f"# Incident: `{self.signature}`", ""] + [line if line.startswith("- ") else f"{line}  " for line in self.summary_lines()]
+        word, why = self.verdict_line.split(": ", 1)
+        parts = [f"# Incident: `{self.signature}`", "", f"**{word}**: {why}", ""] + [
+            line if line.startswith("- ") else f"{line}  " for line in self.summary_lines()]
         if self.has_errors:
             parts += ["", f"## Impact per {self.by}", "", md_table(self.impact_table())]
         if self.timeline:
