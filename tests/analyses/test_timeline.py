@@ -364,6 +364,12 @@ def test_demo_reference_call(demo_db, capsys):
     assert tools["book_appointment"]["ok"] is False
     (failed,) = [f for f in out["findings"] if f["kind"] == "failed_tool"]
     assert "1054 Unknown column 'created_by'" in failed["label"]  # the error log row, placed on the Retell clock
+    # a long message is cut with an ellipsis in the label (it read "(Connection: mys)", as if the data ended there);
+    # the details keep the whole of it
+    assert failed["label"].endswith("'field list' (Connect…)")
+    (logged,) = failed["details"]["error_log"]
+    assert logged.startswith("42S22: SQLSTATE[42S22]") and logged.endswith("(Connection: mysql, SQL: insert into "
+                                                                           "`appointments` (...) values (...))")
     assert tools["book_appointment"]["latency_s"] * 1000 == ref["book_appointment"]["latency_ms"]
     assert out["synthetic"] is True and out["source"] == "calls.raw"
     assert abs(sum(out["attribution_ms"].values()) - out["duration_s"] * 1000) < 1e-6

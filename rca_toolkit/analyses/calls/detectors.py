@@ -470,11 +470,11 @@ def detect_tools(tool_calls: pd.DataFrame, spans: pd.DataFrame, *, slow_tool_s: 
                                latency, round(union_length(parts), 3), parts, {"name": call.name}))
         if not call.ok:
             parts = silent_parts(call.start_s, end, speech)
-            logged = [e.label for e in errors.itertuples(index=False) if call.start_s - 0.5 <= e.start_s <= end + 2.0]
-            label = f"{call.name} failed: {call.error}" + (f" (error log: {logged[0]})" if logged else "")
+            logged = [e for e in errors.itertuples(index=False) if call.start_s - 0.5 <= e.start_s <= end + 2.0]
+            label = f"{call.name} failed: {call.error}" + (f" (error log: {logged[0].label})" if logged else "")
             out.append(Finding("failed_tool", label, call.start_s, end, latency, round(union_length(parts), 3), parts,
                                {"name": call.name, "transport_ok": call.transport_ok, "error": call.error,
-                                "error_log": logged}))
+                                "error_log": [e.text or e.label for e in logged]}))  # whole messages, labels cut
         for problem in _bad_arguments(call, call_date):
             out.append(Finding("bad_argument", f"{call.name}: {problem}", call.start_s, end, 0.0, 0.0, [],
                                {"name": call.name}))

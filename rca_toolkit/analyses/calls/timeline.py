@@ -78,6 +78,13 @@ def _span(start, end, kind, label, role=None, source="", text="", name=None, fam
                                    text, name, family, ok)))
 
 
+def _error_span(at: float, error) -> dict:
+    """An error-log row as a point on the timeline: its label cut with an ellipsis (never a message that merely ends
+    short, such as "(Connection: mys"), the whole message beside it."""
+    text = f"{error.error_code}: {error.error_message}"
+    return _span(at, at, "error", tables.cut(text, 100), None, "retell_error_log", text)
+
+
 def _speech_from_words(call: RetellCall, source: str) -> list[dict]:
     rows = []
     for idx, words in call.words.groupby("utterance", sort=True):
@@ -87,13 +94,13 @@ def _speech_from_words(call: RetellCall, source: str) -> list[dict]:
         start, end, piece = None, None, []
         for w in words.itertuples(index=False):
             if start is not None and w.start_s - end > SPLIT_GAP_S:
-                rows.append(_span(start, end, kind, " ".join(piece)[:60], role, source, " ".join(piece)))
+                rows.append(_span(start, end, kind, tables.cut(" ".join(piece), 60), role, source, " ".join(piece)))
                 start, piece = None, []
             start = w.start_s if start is None else start
             end = w.end_s
             piece.append(str(w.word).strip())
         if start is not None:
-            rows.append(_span(start, end, kind, " ".join(piece)[:60], role, source, " ".join(piece)))
+            rows.append(_span(start, end, kind, tables.cut(" ".join(piece), 60), role, source, " ".join(piece)))
     return rows
 
 
@@ -218,7 +225,7 @@ def _add_aligned_errors(data: CallData, errors: pd.DataFrame, retell_start, sess
         if at is None and pd.notna(getattr(e, "call_offset_ms", None)) and session_start is not None:
             at = _offset(pd.Timestamp(session_start) + pd.Timedelta(milliseconds=e.call_offset_ms), retell_start)
         if at is not None and 0 <= at <= (data.duration_s or at):
-            rows.append(_span(at, at, "error", f"{e.error_code}: {str(e.error_message)[:100]}", None, "retell_error_log"))
+            rows.append(_error_span(at, e))
     if rows:
         data.spans = _frame(data.spans.to_dict("records") + rows)
         data.notes.append(f"{len(rows)} error-log rows placed on the Retell clock by their timestamps (server clock)")
@@ -258,7 +265,7 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
         no_len += int(length is None or pd.isna(length))
         end = start + (0 if length is None or pd.isna(length) else length / 1000)
         kind = SPEECH_KINDS.get(str(s.role), "other_speech")
-        rows.append(_span(start, end, kind, str(s.text)[:60], "caller" if kind == "caller_speech" else str(s.role),
+        rows.append(_span(start, end, kind, tables.cut(str(s.text), 60), "caller" if kind == "caller_speech" else str(s.role),
                           "retell_transcript_segments", str(s.text)))
     if no_len:
         notes.append(f"{no_len} transcript segments have no duration_ms: placed as instants")
@@ -281,7 +288,7 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
     for e in trace.errors.itertuples(index=False) if len(trace.errors) else []:
         at = e.call_offset_ms / 1000 if pd.notna(getattr(e, "call_offset_ms", None)) else _offset(e.occurred_at, origin)
         if at is not None:
-            rows.append(_span(at, at, "error", f"{e.error_code}: {str(e.error_message)[:100]}", None, "retell_error_log"))
+            rows.append(_error_span(at, e))
     gaps = [g for g in getattr(trace, "missing", []) or [] if g not in ("function traces", "transcript segments")]
     if seg is None or len(seg) == 0:
         gaps.append("no transcript: speech, silences and loops cannot be reconstructed")
