@@ -177,6 +177,10 @@ def test_n_plus_one_needs_query_data():
     assert note is None and n1.kind == "n_plus_one" and n1.details["count"] == 6 and n1.seconds == 0.072
     assert "select sum(price) from appointments where customer_id = ?" in n1.label
     assert d.normalise_sql("SELECT * FROM t WHERE id IN (1, 2, 3) AND name = 'x'") == "select * from t where id in (?) and name = ?"
+    wide = pd.DataFrame({"sql": [f"select {', '.join(f'column_{c}' for c in range(30))} from t where id = {i}" for i in range(6)]})
+    (long_query,), _ = d.detect_n_plus_one(wide)
+    shown = long_query.label.split(": ", 1)[1]  # a query longer than 80 characters says it was cut
+    assert len(shown) == 80 and shown.endswith("…") and shown.startswith("select column_0, column_1,")
 
 
 def test_what_if_takes_the_union_of_removable_time():

@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 from rapidfuzz import fuzz
 
+from rca_toolkit.analyses.tables import cut
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules.call_ids import is_real_call_id
 from rca_toolkit.rules.functions import base_name
@@ -312,7 +313,7 @@ def _loop_finding(prompts: pd.DataFrame, loop_start: float, loop_end: float, too
     extra_start = float(prompts["start_s"].iloc[1])
     families = [f for f in tools["family"].dropna()] if len(tools) else []
     topic = _topic(list(prompts["text"]), families)
-    about = topic or f'"{str(prompts["text"].iloc[0])[:40]}"'
+    about = topic or f'"{cut(str(prompts["text"].iloc[0]), 40)}"'
     if label is None:
         label = f"re-asks {about} {n}×" if what == "agent prompts" else f"repeats {what} {n}× ({about})"
     if families:
@@ -513,7 +514,7 @@ def detect_n_plus_one(queries: pd.DataFrame | None, *, min_repeats: int = N_PLUS
         start = float(group["start_s"].min()) if "start_s" in group else None
         end = float(group["start_s"].max()) if "start_s" in group else None
         seconds = float(group["duration_ms"].sum()) / 1000 if "duration_ms" in group else 0.0
-        out.append(Finding("n_plus_one", f"{len(group)}× the same query in request {request}: {norm[:80]}",
+        out.append(Finding("n_plus_one", f"{len(group)}× the same query in request {request}: {cut(norm, 80)}",
                            start, end, round(seconds, 3), 0.0, [], {"request": str(request), "count": len(group)}))
     return out, None
 
