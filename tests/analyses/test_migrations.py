@@ -182,6 +182,12 @@ def test_cli(migrations_db, git_checkout, tmp_path, capsys):
 
     code = cli.main(["migrations", "--db", migrations_db, "--files", str(tmp_path / "nope")])
     assert code == 2 and "does not exist" in capsys.readouterr().err
+    plain = tmp_path / "plain"  # a folder with migrations and no git history: git's own words, not a list's repr
+    (plain / "database" / "migrations").mkdir(parents=True)
+    code = cli.main(["migrations", "--db", migrations_db, "--files", str(plain / "database" / "migrations"),
+                     "--git", str(plain)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{plain} is not a readable git checkout: fatal: not a git repository" in err and "['" not in err
     empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
     sa.create_engine(empty).connect().close()
     code = cli.main(["migrations", "--db", empty])

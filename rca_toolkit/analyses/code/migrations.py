@@ -77,7 +77,8 @@ def git_first_commits(git_dir, files_dir) -> dict[str, pd.Timestamp]:
     except FileNotFoundError:
         raise ConfigError("git is not installed", hint="install git or omit --git") from None
     if proc.returncode != 0:
-        raise NotFound(f"{git_dir} is not a readable git checkout: {proc.stderr.strip().splitlines()[:1]}",
+        said = (proc.stderr.strip().splitlines() or [f"git exited with {proc.returncode}"])[0]
+        raise NotFound(f"{git_dir} is not a readable git checkout: {said}",
                        hint="give the application's repository root (a clone with history)")
     first: dict[str, pd.Timestamp] = {}
     current = None
