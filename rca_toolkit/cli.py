@@ -224,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             check_arguments(argv)  # first: a byte that is not UTF-8 would break the secret search below
             secrets = _argv_secrets(argv)
             parser = build_parser(argv)  # imports the command's module: a broken one is an internal error too
-            args = parser.parse_args(argv)  # usage errors: ConfigError (OneLineParser); --help exits 0 here
+            args, extra = parser.parse_known_args(argv)  # usage errors: ConfigError (OneLineParser); --help exits 0
+            if extra:  # argparse would name the top level's help; the command's own lists what it takes
+                raise ConfigError(f"unrecognized arguments: {' '.join(extra)}", hint=f"see `{label} --help`")
             func: Callable[[argparse.Namespace], Outcome] | None = getattr(args, "func", None)
             if func is None:
                 parser.print_help()

@@ -172,6 +172,9 @@ CASES = [
     ("missing-positional", ["timeline"], {}, "the following arguments are required: CALL_ID"),
     ("unknown-command", ["nope"], {}, "invalid choice: 'nope'"),
     ("bad-choice", ["list", "--format", "xml"], {}, "invalid choice: 'xml'"),
+    ("unknown-option", ["quality", "--since=2025-10-14"], {},  # the command's own help, which lists its options
+     "rca quality: error: unrecognized arguments: --since=2025-10-14 (see `rca quality --help`)"),
+    ("unknown-option-top", ["--since"], {}, "rca: error: unrecognized arguments: --since (see `rca --help`)"),
     ("report-without-report", ["report"], {}, "rca report needs a report: health or prune"),
     ("schedule-without-report", ["schedule"], {}, "rca schedule needs a report: health"),
     ("schedule-rca-with-password", ["schedule", "health", "--rca", f"https://u:{PASSWORD}@h/rca"], {},
