@@ -193,7 +193,7 @@ def test_the_baseline_count_and_the_rates_per_day_are_stored_once_and_shown_alik
     at = table.column("status").index("growing")
     assert (table.column("per day")[at], table.column("baseline per day")[at]) == ("12.0", "0.3")
     (reason,) = [r.text for r in report.reasons if r.text.startswith("growing signature")]
-    assert "(12.0/day now vs 0.3/day in the previous 7 days; 12 vs 2 errors)" in reason
+    assert "(12.0/day now vs 0.3/day in the previous 7 days: 12 errors now, 2 then)" in reason
 
 
 def test_the_notebook_text_states_the_still_failing_exception_to_the_minimum_sample():
@@ -242,7 +242,7 @@ def test_new_signature_is_watch_and_a_steady_one_is_not():
     assert table.loc["Call context not found", "status"] == "new"
     assert report.verdict == "WATCH"
     assert report.verdict_line == ("WATCH: new signature Call context not found since 2025-10-14 09:00 "
-                                   "(3.0/day now vs 0.0/day in the previous 7 days; 3 vs 0 errors)")
+                                   "(3.0/day now vs 0.0/day in the previous 7 days: 3 errors now, 0 then)")
 
 
 def test_quiet_healthy_day_is_ok_and_says_what_it_compared():

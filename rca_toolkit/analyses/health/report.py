@@ -408,7 +408,7 @@ def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, rea
         if status in ("new", "growing"):
             reasons.append(Reason("WATCH", f"{status} signature {sig} since {_local(first_seen[sig])} "
                                            f"({_rate(per_day)}/day now vs {_rate(base_per_day)}/day in "
-                                           f"{base_label}; {count} vs {base_count} errors)", "signatures"))
+                                           f"{base_label}: {count} errors now, {base_count} then)", "signatures"))
     frame = pd.DataFrame(rows, columns=cols).sort_values(["status", "count"], ascending=[True, False], kind="stable")
     return frame.reset_index(drop=True), first_seen
 
