@@ -355,15 +355,29 @@ def _is_table(value) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
+def _label(key: str) -> str:
+    """An evidence key as a reader's words (``sessions_reached`` -> "sessions reached"); JSON keeps the key."""
+    return str(key).replace("_", " ")
+
+
+def _cell(key: str, value) -> str:
+    """One evidence value as shown: a rate (a key that is or ends in ``rate``) as a percentage, else :func:`_fmt`."""
+    is_rate = str(key) == "rate" or str(key).endswith("_rate")
+    if is_rate and isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return f"{100 * value:.1f} %"
+    return _fmt(value)
+
+
 def _rows_table(rows: list[dict]) -> str:
     cols = list(dict.fromkeys(k for row in rows for k in row))
-    return md_table(pd.DataFrame([[_fmt(row.get(c, "")) for c in cols] for row in rows], columns=cols))
+    return md_table(pd.DataFrame([[_cell(c, row.get(c, "")) for c in cols] for row in rows], columns=[_label(c) for c in cols]))
 
 
 def _html_table(rows: list[dict]) -> str:
     cols = list(dict.fromkeys(k for row in rows for k in row))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(row.get(c, '')))}</td>" for c in cols) + "</tr>" for row in rows)
+    head = "".join(f"<th>{html.escape(_label(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c, row.get(c, '')))}</td>" for c in cols) + "</tr>"
+                   for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -371,11 +385,11 @@ def _evidence_md(evidence: dict) -> list[str]:
     lines = []
     for key, value in evidence.items():
         if key == "traceback_tail":
-            lines.append(f"- {key}:\n\n```\n{value}\n```")
+            lines.append(f"- {_label(key)}:\n\n```\n{value}\n```")
         elif _is_table(value):
-            lines.append(f"- {key}:\n\n" + "\n".join("    " + row for row in _rows_table(value).splitlines()) + "\n")
+            lines.append(f"- {_label(key)}:\n\n" + "\n".join("    " + row for row in _rows_table(value).splitlines()) + "\n")
         else:
-            lines.append(f"- {key}: {_fmt(value)}")
+            lines.append(f"- {_label(key)}: {_cell(key, value)}")
     return lines
 
 
@@ -385,11 +399,11 @@ def _evidence_html(evidence: dict) -> str:
     items = []
     for key, value in evidence.items():
         if _is_table(value):
-            items.append(f"<li>{html.escape(key)}:{_html_table(value)}</li>")
+            items.append(f"<li>{html.escape(_label(key))}:{_html_table(value)}</li>")
         elif key == "traceback_tail":
-            items.append(f"<li>{html.escape(key)}:<pre>{html.escape(str(value))}</pre></li>")
+            items.append(f"<li>{html.escape(_label(key))}:<pre>{html.escape(str(value))}</pre></li>")
         else:
-            items.append(f"<li>{html.escape(key)}: {html.escape(_fmt(value))}</li>")
+            items.append(f"<li>{html.escape(_label(key))}: {html.escape(_cell(key, value))}</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
 

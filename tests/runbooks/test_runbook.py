@@ -91,6 +91,21 @@ def test_verdict_is_worst_and_empty_is_error():
     assert rb.verdict == Status.ERROR and rb.outcome == Outcome.INTERNAL_ERROR  # a check crashed
 
 
+def test_evidence_reads_as_words_and_rates_as_percentages_while_json_keeps_the_values():
+    """The sign-off and the report showed "success_rate 0.9556" and "sessions_reached" (the JSON's keys and values)."""
+    rb = Runbook("RB020", "Booking health", parameters={}, database="sqlite:///demo.sqlite")
+    rb.run("paths", lambda: CheckResult("paths", Status.WARN, "collect_appointment: 43/45", {
+        "paths": [{"path": "collect_appointment", "success_rate": 0.95556, "sessions_reached": 45}],
+        "rate": 1.0, "excluded_test_ids": 0, "error_rate_limit": 2.5}))
+    md, page = rb.to_markdown(), rb.results[0].to_html()  # the sign-off; the check as its notebook cell shows it
+    assert "| path | success rate | sessions reached |" in md and "| collect_appointment | 95.6 % | 45 |" in md
+    assert "- rate: 100.0 %" in md and "- excluded test ids: 0" in md
+    assert "- error rate limit: 2.5" in md  # not a share (above 1): shown as it is
+    assert "<th>success rate</th>" in page and "<td>95.6 %</td>" in page and "<li>rate: 100.0 %</li>" in page
+    evidence = json.loads(rb.to_json())["checks"][0]["evidence"]
+    assert evidence["paths"][0] == {"path": "collect_appointment", "success_rate": 0.95556, "sessions_reached": 45}
+
+
 def test_signoff_markdown_html_json():
     rb = Runbook("RB001", "Post-deployment check", phase="Phase 1", parameters={"deployed_at": "2025-10-18T13:20:08+02:00"},
                  database="sqlite:///demo.sqlite", synthetic=True, on_failure="Roll back first.")
