@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rca_toolkit.analyses import tables
 from rca_toolkit.runs import ownership, scheduled, shell_quoting
 from rca_toolkit.cli import MAX_JOBS, add_db_option, add_format_option, add_personal_data_option, emit, int_in
 from rca_toolkit.errors import ConfigError
@@ -100,7 +101,9 @@ def _health(args: argparse.Namespace) -> Outcome:
     else:
         for run in runs:
             head = run.verdict_line or f"{run.status.upper()}: {run.error or 'no verdict recorded'}"
-            emit(f"{run.day} {run.period} {head}\n  -> {run.path / 'report.html'}", "text")
+            # the day and its verdict word lead the first line (what a cron log is searched for); the reasons wrap
+            emit(tables.wrap_lines([f"{run.day} {run.period} {head}"], hang="    ") + f"\n  -> {run.path / 'report.html'}",
+                 "text")
             if run.kept_previous:
                 emit(f"  the previous good report is kept: {run.kept_previous / 'report.html'} "
                      f"(this failed run is beside it: {run.path.name})", "text")
