@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from rca_toolkit.cli import MAX_JOBS, add_db_option, add_format_option, add_personal_data_option, emit, int_in
@@ -95,7 +96,9 @@ def cmd_list(args: argparse.Namespace) -> Outcome:
         print(row["notebook"])
         for q in row["parameters"]:
             kind = f", {q['kind']}" if q["kind"] != "value" else ""
-            print(f"    {q['name']}: {q['type']} = {q['default']!r}{kind}  # {q['help']}")
+            line = f"{q['name']}: {q['type']} = {q['default']!r}{kind}  # {q['help']}"  # a long help wraps as comments
+            print("\n".join(textwrap.wrap(line, 100, initial_indent="    ", subsequent_indent="        # ",
+                                           break_long_words=False, break_on_hyphens=False)))
     return Outcome.CLEAR
 
 

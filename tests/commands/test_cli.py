@@ -91,6 +91,15 @@ def test_log_lines_go_through_the_one_writer():
     assert "pw-XYZ2" not in line and "0151 23456789" not in line and "[PHONE]" in line
 
 
+def test_list_fits_100_columns_and_a_long_help_goes_on_as_comment_lines(capsys):
+    """`rca list` printed parameter lines of up to 136 characters, which a 100-column terminal broke mid-word."""
+    assert cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 100
+    at = lines.index("    signature: str = \"Unknown column 'created_by'\"  # error text or normalised signature the")
+    assert lines[at + 1] == "        # incident carries (substring match)"
+
+
 @pytest.mark.parametrize("argv, light", [(["--help"], ("sqlalchemy", "pandas", "nbformat")),
                                          (["list"], ("sqlalchemy", "nbformat", "matplotlib"))])
 def test_help_and_list_stay_light(argv, light):
