@@ -94,7 +94,7 @@ class WorldOverview:
 
     def _repr_html_(self) -> str:
         head = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in self._headline())
-        return (f"{head}<h4>Booking outcomes by path</h4>{self.outcomes().to_html()}"
+        return (f'<div class="{tables.VERDICT_REPEAT}">{head}</div><h4>Booking outcomes by path</h4>{self.outcomes().to_html()}'
                 f"<h4>Data-quality flags</h4>{self.flag_table().to_html()}")
 
 

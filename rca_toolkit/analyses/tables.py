@@ -361,8 +361,8 @@ _KEPT_SPACE = "\x00"  # stands for a space no line may break at while a line is 
 _UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|ms|s|min|h|KiB|MiB|GiB)(?!\w))|(?<=%) (?=CI\b)")
 
 
-# The class of a result's own summary block (HTML) that only says what the report's verdict block says: a rendered
-# report leaves it out, JupyterLab shows it (the verdict block exists only in the report)
+# The class of a result's own summary (HTML: the incident's box, the overview's headline) that only says what the
+# report's verdict block says: a rendered report leaves it out, JupyterLab shows it (it has no verdict block)
 VERDICT_REPEAT = "rca-verdict-repeat"
 
 

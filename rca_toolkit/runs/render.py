@@ -276,20 +276,17 @@ def _key_figure(nb: nbformat.NotebookNode) -> dict | None:
 
 
 def _drop_verdict_repeats(nb: nbformat.NotebookNode, metrics: dict) -> None:
-    """A short output that only repeats the verdict line (the health report's banner), or a result's summary block
-    marked as such (``tables.VERDICT_REPEAT``: the incident's), is in the block already."""
+    """A short output that only repeats the verdict line (the health report's banner) is in the block already.
+    (A result's own summary, marked ``tables.VERDICT_REPEAT``, is left out by :func:`_tidy`.)"""
     line = str(metrics.get("verdict_line") or "")
     if not line or metrics.get("verdict") not in _VERDICT_WORDS:
         return
-    marked = re.compile(rf'^\s*<div class="{tables.VERDICT_REPEAT}"')
-
-    def repeats(out) -> bool:
-        page = str(out.get("data", {}).get("text/html", ""))
-        return bool(marked.match(page)) or (html.escape(line) in page and len(page) < len(line) + 600)
-
     for cell in nb.cells:
+        kept = [out for out in cell.get("outputs", [])
+                if not (html.escape(line) in str(out.get("data", {}).get("text/html", ""))
+                        and len(str(out["data"]["text/html"])) < len(line) + 600)]
         if "outputs" in cell:
-            cell.outputs = [out for out in cell.outputs if not repeats(out)]
+            cell.outputs = kept
 
 
 def layout(nb: nbformat.NotebookNode, *, title: str, meta: str = "", metrics: dict | None = None) -> Layout:
@@ -316,11 +313,14 @@ def _environment(autoescape: bool):
 
 
 def _tidy(body: str, fold: list[str]) -> str:
-    """Every outermost table in its own horizontal scroller (a wide table never widens the page), and the
-    long introduction of the cells in ``fold`` under a closed "About this report"."""
+    """Every outermost table in its own horizontal scroller (a wide table never widens the page), the long
+    introduction of the cells in ``fold`` under a closed "About this report", and no result's own summary
+    (``tables.VERDICT_REPEAT``: the verdict block at the top says it; JupyterLab, which has no such block, shows it)."""
     from bs4 import BeautifulSoup, NavigableString
 
     soup = BeautifulSoup(body, "html.parser")
+    for repeat in soup.select(f".{tables.VERDICT_REPEAT}"):
+        repeat.decompose()
     for text in soup.find_all(string=True):  # prose and cells, not attributes: "98 %" never wraps apart
         kept = tables.units_unbroken(str(text))
         if kept != text and type(text) is NavigableString and text.parent.name not in ("script", "style"):

@@ -247,6 +247,21 @@ def test_layout_order_verdict_figure_details():
     assert md.index("> **ACT**") < md.index(f"]({render.KEY_FIGURE})") and files[render.KEY_FIGURE][:4] == b"\x89PNG"
 
 
+def test_a_results_own_summary_is_left_out_of_the_report_its_block_says_it():
+    """The incident's box, the overview's and the comparison's bold headline repeated the verdict block right under
+    it; a part marked ``tables.VERDICT_REPEAT`` is left out of the rendered page, what stands beside it stays."""
+    from rca_toolkit.analyses import tables
+    from rca_toolkit.runs import render
+
+    nb = _notebook_with_a_figure()
+    nb.cells.append(nbformat.v4.new_code_cell("world", outputs=[nbformat.v4.new_output("display_data", data={
+        "text/html": f'<div class="{tables.VERDICT_REPEAT}"><p><b>1,422 calls on 70 days.</b></p></div>'
+                     '<h4>Booking outcomes by path</h4><p>the table</p>'})]))
+    page = render.render_html(nb, title="t", metrics={"headline": ["1,422 calls on 70 days."]})
+    assert page.count("1,422 calls on 70 days.") == 1 and page.index("1,422 calls") < page.index('class="rca-details"')
+    assert "Booking outcomes by path" in page and "the table" in page and tables.VERDICT_REPEAT not in page
+
+
 def test_a_number_and_its_unit_never_wrap_apart_in_html_and_stay_plain_in_markdown():
     """A browser broke "baseline below the critical 90 %" after "90" in a narrow window. In the HTML the verdict,
     prose and table cells join each number to its unit with a no-break space; attributes and Markdown keep theirs."""

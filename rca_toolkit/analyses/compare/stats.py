@@ -514,7 +514,8 @@ class Comparison:
 
     def _repr_html_(self) -> str:
         head = "".join(f"<p>{html.escape(h)}</p>" for h in self._header())
-        summary = "".join(f"<p><strong>{html.escape(s)}</strong></p>" for s in self.summary)
+        summary = f'<div class="{tables.VERDICT_REPEAT}">' + "".join(
+            f"<p><strong>{html.escape(s)}</strong></p>" for s in self.summary) + "</div>"  # the report's block says it
         body = "".join(f"<h4>{html.escape(title)}</h4>{table.to_html()}" for title, table in self._tables() if len(table))
         mix = tables.Table(self.signature_mix, [tables.col("signature", max_chars=90), tables.col("before", numeric=True),
                                                 tables.col("after", numeric=True)], empty="no failed attempt")
