@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -112,6 +113,23 @@ def test_wrapped_lines_keep_a_number_with_its_unit(words, width):
     breaks = [(before.split()[-1], after.split()[0]) for before, after in zip(lines, lines[1:])]
     assert not any(first in units and last[-1].isdigit() for last, first in breaks), text
     assert " ".join(" ".join(lines).split()) == " ".join(words)  # nothing dropped or added
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(["12.5 %", "95 % CI", "0 %-32 %", "98 %", "success", "of", "2 s", "sessions", "4.9 s",
+                                 "1.5 MiB", "s", "h", "min", "7 d", "% of", "90", "%", "12 ms", "3 min"]), max_size=30),
+       st.sampled_from([" ", "  ", "\n"]))
+def test_in_html_a_number_is_joined_to_its_unit_and_nothing_else_changes(words, sep):
+    """What the HTML report shows (``units_unbroken``): the same text with a no-break space exactly where a number
+    meets its unit, so a browser never wraps "98 %" apart; every other space stays a space."""
+    text = sep.join(words)
+    kept = tables.units_unbroken(text)
+    assert kept.replace("\u00a0", " ") == text  # only spaces became no-break spaces
+    joined = [i for i, ch in enumerate(kept) if ch == "\u00a0"]
+    assert all(kept[i - 1].isdigit() or kept[i - 1] == "%" for i in joined)  # after a number (or "%" before CI)
+    for i, ch in enumerate(text):
+        if ch == " " and i and text[i - 1].isdigit() and re.match(r"(%|ms|s|min|h|KiB|MiB|GiB)(?!\w)", text[i + 1:]):
+            assert kept[i] == "\u00a0", (text, i)
 
 
 @pytest.mark.parametrize("width", range(8, 40, 3))
