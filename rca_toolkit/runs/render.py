@@ -276,17 +276,31 @@ def _key_figure(nb: nbformat.NotebookNode) -> dict | None:
 
 
 def _drop_verdict_repeats(nb: nbformat.NotebookNode, metrics: dict) -> None:
-    """A short output that only repeats the verdict line (the health report's banner) is in the block already.
-    (A result's own summary, marked ``tables.VERDICT_REPEAT``, is left out by :func:`_tidy`.)"""
-    line = str(metrics.get("verdict_line") or "")
-    if not line or metrics.get("verdict") not in _VERDICT_WORDS:
-        return
+    """What the verdict block says already, out of both reports: a result's own summary (the part of an HTML output
+    marked ``tables.VERDICT_REPEAT``; JupyterLab, which has no such block, shows it), and a short output that only
+    repeats the verdict line (the health report's banner)."""
+    line = str(metrics.get("verdict_line") or "") if metrics.get("verdict") in _VERDICT_WORDS else ""
     for cell in nb.cells:
-        kept = [out for out in cell.get("outputs", [])
-                if not (html.escape(line) in str(out.get("data", {}).get("text/html", ""))
-                        and len(str(out["data"]["text/html"])) < len(line) + 600)]
+        kept = []
+        for out in cell.get("outputs", []):
+            page = str(out.get("data", {}).get("text/html", ""))
+            if tables.VERDICT_REPEAT in page:
+                page = out.data["text/html"] = _without_repeats(page)
+                if not page.strip():
+                    continue
+            if not (line and html.escape(line) in page and len(page) < len(line) + 600):
+                kept.append(out)
         if "outputs" in cell:
             cell.outputs = kept
+
+
+def _without_repeats(page: str) -> str:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(page, "html.parser")
+    for repeat in soup.select(f".{tables.VERDICT_REPEAT}"):
+        repeat.decompose()
+    return str(soup)
 
 
 def layout(nb: nbformat.NotebookNode, *, title: str, meta: str = "", metrics: dict | None = None) -> Layout:
@@ -313,14 +327,11 @@ def _environment(autoescape: bool):
 
 
 def _tidy(body: str, fold: list[str]) -> str:
-    """Every outermost table in its own horizontal scroller (a wide table never widens the page), the long
-    introduction of the cells in ``fold`` under a closed "About this report", and no result's own summary
-    (``tables.VERDICT_REPEAT``: the verdict block at the top says it; JupyterLab, which has no such block, shows it)."""
+    """Every outermost table in its own horizontal scroller (a wide table never widens the page), and the
+    long introduction of the cells in ``fold`` under a closed "About this report"."""
     from bs4 import BeautifulSoup, NavigableString
 
     soup = BeautifulSoup(body, "html.parser")
-    for repeat in soup.select(f".{tables.VERDICT_REPEAT}"):
-        repeat.decompose()
     for text in soup.find_all(string=True):  # prose and cells, not attributes: "98 %" never wraps apart
         kept = tables.units_unbroken(str(text))
         if kept != text and type(text) is NavigableString and text.parent.name not in ("script", "style"):

@@ -257,9 +257,16 @@ def test_a_results_own_summary_is_left_out_of_the_report_its_block_says_it():
     nb.cells.append(nbformat.v4.new_code_cell("world", outputs=[nbformat.v4.new_output("display_data", data={
         "text/html": f'<div class="{tables.VERDICT_REPEAT}"><p><b>1,422 calls on 70 days.</b></p></div>'
                      '<h4>Booking outcomes by path</h4><p>the table</p>'})]))
-    page = render.render_html(nb, title="t", metrics={"headline": ["1,422 calls on 70 days."]})
+    nb.cells.append(nbformat.v4.new_code_cell("incident", outputs=[nbformat.v4.new_output("display_data", data={
+        "text/html": f'<div class="{tables.VERDICT_REPEAT}" style="x"><p>FOUND it</p></div>', "text/plain": "<HTML>"})]))
+    metrics = {"headline": ["1,422 calls on 70 days."]}
+    page = render.render_html(nb, title="t", metrics=metrics)
     assert page.count("1,422 calls on 70 days.") == 1 and page.index("1,422 calls") < page.index('class="rca-details"')
     assert "Booking outcomes by path" in page and "the table" in page and tables.VERDICT_REPEAT not in page
+    assert "FOUND it" not in page and "&lt;HTML&gt;" not in page  # an output that was all summary: gone, text too
+    md, _ = render.render_markdown(nb, title="t", metrics=metrics)
+    assert md.count("1,422 calls on 70 days.") == 1 and "Booking outcomes by path" in md and "FOUND it" not in md
+    assert tables.VERDICT_REPEAT not in md
 
 
 def test_a_number_and_its_unit_never_wrap_apart_in_html_and_stay_plain_in_markdown():
