@@ -285,6 +285,9 @@ class Table:
     def _repr_html_(self) -> str:
         return self.to_html()
 
+    def _repr_markdown_(self) -> str:  # what the Markdown report shows (runs.render)
+        return self.to_markdown()
+
     def to_text(self, width: int = TEXT_WIDTH, indent: str = "") -> str:
         """Aligned columns within ``width`` characters. Headers wrap first, then text columns (widest
         first), then numbers at their spaces (``66.7 (n=123)``); a number is never cut inside."""

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter, MarkdownExporter
+from traitlets.config import Config
 
 from rca_toolkit.analyses import tables
 from rca_toolkit.runs import output
@@ -375,7 +376,10 @@ def render_markdown(nb: nbformat.NotebookNode, *, title: str, meta: str = "",
     import base64
 
     page = layout(nb, title=title, meta=meta, metrics=metrics)
-    exporter = MarkdownExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    # an output that has Markdown (the toolkit's tables and notes) as Markdown, not as the raw HTML nbconvert prefers
+    priority = ["text/markdown", "text/html", "image/svg+xml", "text/latex", "image/png", "image/jpeg", "text/plain"]
+    exporter = MarkdownExporter(config=Config({"NbConvertBase": {"display_data_priority": priority}}), exclude_input=True,
+                                exclude_input_prompt=True, exclude_output_prompt=True)
     body, resources = exporter.from_notebook_node(page.nb, resources={"output_files_dir": "report_files"})
     files = dict(resources.get("outputs", {}))
     if page.key_figure:

@@ -269,6 +269,26 @@ def test_a_results_own_summary_is_left_out_of_the_report_its_block_says_it():
     assert tables.VERDICT_REPEAT not in md
 
 
+def test_the_markdown_report_shows_tables_and_notes_as_markdown_and_the_html_report_as_html():
+    """The Markdown report carried every table as raw HTML with inline styles (nbconvert prefers text/html)."""
+    from IPython.core.formatters import DisplayFormatter
+
+    from rca_toolkit.analyses import tables
+    from rca_toolkit.runs import render
+
+    table = tables.Table([{"path": "book_appointment", "rate": "0 (0/8)"}],
+                         [tables.col("path"), tables.col("rate", "success (%)", numeric=True)])
+    outputs = [nbformat.v4.new_output("display_data", data=DisplayFormatter().format(shown)[0])
+               for shown in (table, tables.Notes(["stuck sessions are left out"]))]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Health report: a title"),
+                                         nbformat.v4.new_code_cell("t", outputs=outputs)])
+    md, _ = render.render_markdown(nb, title="t")
+    assert "| path | success (%) |" in md and "| book_appointment | 0 (0/8) |" in md and "- stuck sessions are left out" in md
+    assert "<table" not in md and "<ul>" not in md
+    page = render.render_html(nb, title="t")
+    assert '<table class="rca-table">' in page and "<li>stuck sessions are left out</li>" in page
+
+
 def test_a_number_and_its_unit_never_wrap_apart_in_html_and_stay_plain_in_markdown():
     """A browser broke "baseline below the critical 90 %" after "90" in a narrow window. In the HTML the verdict,
     prose and table cells join each number to its unit with a no-break space; attributes and Markdown keep theirs."""
