@@ -102,6 +102,9 @@ class CheckResult:
     def _repr_html_(self) -> str:
         return f"<ul>{self.to_html()}</ul>"
 
+    def _repr_markdown_(self) -> str:  # what the Markdown report shows (runs.render)
+        return self.to_markdown()
+
 
 @dataclass
 class Skipped:
@@ -115,6 +118,9 @@ class Skipped:
 
     def _repr_html_(self) -> str:
         return f"<ul><li>SKIPPED <strong>{html.escape(self.name)}</strong>: {html.escape(self.reason)}</li></ul>"
+
+    def _repr_markdown_(self) -> str:
+        return f"- SKIPPED **{self.name}**: {self.reason}"
 
 
 def run_check(name: str | None, fn: Callable[..., CheckResult], *args, remedy: str = "", **kwargs) -> CheckResult | Skipped:
@@ -244,7 +250,9 @@ class Runbook:
     def _failing(self) -> list[CheckResult]:
         return sorted((r for r in self.results if r.status != Status.PASS), key=lambda r: -r.status)
 
-    def to_markdown(self) -> str:
+    def to_markdown(self, *, checklist: bool = True) -> str:
+        """The sign-off (``signoff.md``); without ``checklist`` as a report's last section, whose checks and their
+        evidence are each shown above it (as :meth:`to_html`)."""
         counts = ", ".join(f"{k} {v}" for k, v in self.counts().items())
         out = [f"# {self.id} {self.title}: sign-off", "",
                f"**Verdict: {self.verdict.name}** (worst of {len(self.results)} checks: {counts})", ""]
@@ -255,10 +263,10 @@ class Runbook:
         out.append(f"- Generated: {self.created_at}")
         if self.parameters:
             out.append("- Parameters: " + ", ".join(f"`{k}={v}`" for k, v in self.parameters.items()))
-        out += ["", "## Checklist", ""] + [r.to_markdown() for r in self.results]
-        if not self.results:
-            out.append("- no check ran: the verdict is ERROR")
-        out += [f"- [-] SKIPPED {s.name}: {s.reason}" for s in self.skipped]
+        if checklist:
+            out += ["", "## Checklist", ""] + [r.to_markdown() for r in self.results]
+            out += ["- no check ran: the verdict is ERROR"] if not self.results else []
+            out += [f"- [-] SKIPPED {s.name}: {s.reason}" for s in self.skipped]
         if self.metrics:
             out += ["", "## Metrics before / after", "", _rows_table(self.metrics)]
         failing = self._failing()
@@ -298,6 +306,9 @@ class Runbook:
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+    def _repr_markdown_(self) -> str:  # in a report the sign-off is a section, its headings one level down
+        return "\n".join("#" + line if line.startswith("#") else line for line in self.to_markdown(checklist=False).splitlines())
 
     def record(self) -> None:
         """Store verdict and checks in the run's metrics.json and write signoff.md/.json."""

@@ -104,6 +104,11 @@ def test_evidence_reads_as_words_and_rates_as_percentages_while_json_keeps_the_v
     assert "<th>success rate</th>" in page and "<td>95.6 %</td>" in page and "<li>rate: 100.0 %</li>" in page
     evidence = json.loads(rb.to_json())["checks"][0]["evidence"]
     assert evidence["paths"][0] == {"path": "collect_appointment", "success_rate": 0.95556, "sessions_reached": 45}
+    # the Markdown report: each check as its to_markdown (not raw HTML), the sign-off a section without the checklist
+    assert rb.results[0]._repr_markdown_() == rb.results[0].to_markdown()
+    section = rb._repr_markdown_()
+    assert section.startswith("## RB020 Booking health: sign-off") and "### What to do on failure" in section
+    assert "Checklist" not in section and "95.6 %" not in section and "## Checklist" in rb.to_markdown()
 
 
 def test_signoff_markdown_html_json():
