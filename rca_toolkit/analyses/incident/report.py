@@ -27,7 +27,7 @@ from rca_toolkit.analyses.incident.claims import METRIC_LABELS, METRICS, STATUSE
 from rca_toolkit.analyses.incident.detection import Detection
 from rca_toolkit.analyses.incident.groups import GroupImpact
 from rca_toolkit.analyses.markdown import md_table
-from rca_toolkit.analyses.tables import VERDICT_REPEAT, show as show_table, when, wrap_lines
+from rca_toolkit.analyses.tables import VERDICT_REPEAT, Table, show as show_table, when, wrap_lines
 
 BEFORE_WINDOW = "onset before the window start: widen --since"
 
@@ -156,17 +156,18 @@ class IncidentReport:
                  for t, v in self.provenance.get("fingerprint", {}).items()]
         return pd.DataFrame(rows, columns=["what", "how"])
 
-    def section_html(self, name: str) -> str:
-        """One table as HTML, untruncated and without the index: ``impact``, ``timeline``, ``claims`` or ``provenance``."""
+    def section(self, name: str) -> Table:
+        """One table, untruncated and without the index: ``impact``, ``timeline``, ``claims`` or ``provenance`` (what
+        the notebook shows: HTML in JupyterLab and the HTML report, Markdown in the Markdown report)."""
         tables = {"impact": self.impact_table, "timeline": self.timeline_table, "claims": self.claims_table,
                   "provenance": self.provenance_table}
         if name not in tables:
             raise KeyError(f"no section {name!r}; use one of {', '.join(tables)}")
-        frame = tables[name]()
-        if frame.empty:
-            empty = {"impact": "No group: the signature is absent from the window.", "claims": "No claim was judged."}
-            return f"<p>{html.escape(empty.get(name, '(none)'))}</p>"
-        return show_table(frame).to_html()
+        empty = {"impact": "No group: the signature is absent from the window.", "claims": "No claim was judged."}
+        return show_table(tables[name](), empty=empty.get(name, "(none)"))
+
+    def section_html(self, name: str) -> str:
+        return self.section(name).to_html()
 
     def open_questions_markdown(self) -> str:
         return "\n".join(f"- {q}" for q in self.open_questions) or "(none)"
