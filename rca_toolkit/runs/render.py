@@ -276,17 +276,18 @@ def _key_figure(nb: nbformat.NotebookNode) -> dict | None:
     return None
 
 
-def _drop_verdict_repeats(nb: nbformat.NotebookNode, metrics: dict) -> None:
+def _drop_verdict_repeats(nb: nbformat.NotebookNode, metrics: dict, verdict: Verdict) -> None:
     """What the verdict block says already, out of both reports: a result's own summary (the part of an HTML output
-    marked ``tables.VERDICT_REPEAT``; JupyterLab, which has no such block, shows it), and a short output that only
-    repeats the verdict line (the health report's banner)."""
+    marked ``tables.VERDICT_REPEAT``; JupyterLab, which has no such block, shows it) when the block says each of its
+    lines, and a short output that only repeats the verdict line (the health report's banner)."""
     line = str(metrics.get("verdict_line") or "") if metrics.get("verdict") in _VERDICT_WORDS else ""
+    said = {" ".join(text.split()) for text in [verdict.line, *(text for _, text in verdict.reasons)]}
     for cell in nb.cells:
         kept = []
         for out in cell.get("outputs", []):
             page = str(out.get("data", {}).get("text/html", ""))
             if tables.VERDICT_REPEAT in page:
-                page = out.data["text/html"] = _without_repeats(page)
+                page = out.data["text/html"] = _without_repeats(page, said)
                 if not page.strip():
                     continue
             if not (line and html.escape(line) in page and len(page) < len(line) + 600):
@@ -295,12 +296,16 @@ def _drop_verdict_repeats(nb: nbformat.NotebookNode, metrics: dict) -> None:
             cell.outputs = kept
 
 
-def _without_repeats(page: str) -> str:
+def _without_repeats(page: str, said: set[str]) -> str:
+    """``page`` without its marked summaries whose every paragraph and item the block says (a SYNTHETIC line: the
+    header says it); one that says more stays (a notebook whose metrics record something else)."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(page, "html.parser")
     for repeat in soup.select(f".{tables.VERDICT_REPEAT}"):
-        repeat.decompose()
+        lines = [" ".join(part.get_text(" ").split()) for part in repeat.find_all(["p", "li"])]
+        if lines and all(x in said or x.startswith("SYNTHETIC") for x in lines):
+            repeat.decompose()
     return str(soup)
 
 
@@ -311,7 +316,7 @@ def layout(nb: nbformat.NotebookNode, *, title: str, meta: str = "", metrics: di
     visible = _visible(nb)
     name, subtitle = _title(visible, title)
     verdict = verdict_of(metrics, _error(visible))
-    _drop_verdict_repeats(visible, metrics)
+    _drop_verdict_repeats(visible, metrics, verdict)
     figure = _key_figure(visible)
     synthetic = bool(metrics.get("synthetic")) or "SYNTHETIC" in json.dumps(metrics.get("summary", ""))
     return Layout(name, subtitle, when_of(params, metrics), meta, synthetic, verdict, figure, visible)

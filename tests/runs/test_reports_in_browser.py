@@ -257,16 +257,20 @@ def test_a_results_own_summary_is_left_out_of_the_report_its_block_says_it():
     nb.cells.append(nbformat.v4.new_code_cell("world", outputs=[nbformat.v4.new_output("display_data", data={
         "text/html": f'<div class="{tables.VERDICT_REPEAT}"><p><b>1,422 calls on 70 days.</b></p></div>'
                      '<h4>Booking outcomes by path</h4><p>the table</p>'})]))
+    box = '<div class="{}" style="x"><p>{}</p><p>SYNTHETIC DEMO DATA</p><ul><li>{}</li></ul></div>'
     nb.cells.append(nbformat.v4.new_code_cell("incident", outputs=[nbformat.v4.new_output("display_data", data={
-        "text/html": f'<div class="{tables.VERDICT_REPEAT}" style="x"><p>FOUND it</p></div>', "text/plain": "<HTML>"})]))
-    metrics = {"headline": ["1,422 calls on 70 days."]}
+        "text/html": box.format(tables.VERDICT_REPEAT, "FOUND it", "per path"), "text/plain": "<HTML>"})]))
+    nb.cells.append(nbformat.v4.new_code_cell("custom", outputs=[nbformat.v4.new_output("display_data", data={
+        "text/html": box.format(tables.VERDICT_REPEAT, "a line no block says", "per path")})]))
+    metrics = {"headline": ["1,422 calls on 70 days.", "FOUND it", "- per path"]}
     page = render.render_html(nb, title="t", metrics=metrics)
     assert page.count("1,422 calls on 70 days.") == 1 and page.index("1,422 calls") < page.index('class="rca-details"')
-    assert "Booking outcomes by path" in page and "the table" in page and tables.VERDICT_REPEAT not in page
-    assert "FOUND it" not in page and "&lt;HTML&gt;" not in page  # an output that was all summary: gone, text too
+    assert "Booking outcomes by path" in page and "the table" in page
+    assert page.count("FOUND it") == 1 and "&lt;HTML&gt;" not in page  # an output that was all summary: gone, text too
+    # a summary that says more than the block (a notebook whose metrics record something else) stays whole
+    assert page.count(tables.VERDICT_REPEAT) == 1 and "a line no block says" in page and page.count("per path") == 2
     md, _ = render.render_markdown(nb, title="t", metrics=metrics)
-    assert md.count("1,422 calls on 70 days.") == 1 and "Booking outcomes by path" in md and "FOUND it" not in md
-    assert tables.VERDICT_REPEAT not in md
+    assert md.count("1,422 calls on 70 days.") == 1 and "Booking outcomes by path" in md and md.count("FOUND it") == 1
 
 
 def test_the_markdown_report_shows_tables_and_notes_as_markdown_and_the_html_report_as_html():
