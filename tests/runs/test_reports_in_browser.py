@@ -249,7 +249,8 @@ def test_layout_order_verdict_figure_details():
 
 def test_a_results_own_summary_is_left_out_of_the_report_its_block_says_it():
     """The incident's box, the overview's and the comparison's bold headline repeated the verdict block right under
-    it; a part marked ``tables.VERDICT_REPEAT`` is left out of the rendered page, what stands beside it stays."""
+    it; a part marked ``tables.VERDICT_REPEAT`` is left out of the rendered page when the block says each of its lines,
+    and what stands beside it stays."""
     from rca_toolkit.analyses import tables
     from rca_toolkit.runs import render
 
