@@ -279,6 +279,8 @@ def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path)
     assert page.count('src="data:image/png;base64,') == 3 and "http://" not in page and "https://" not in page
     assert "The fix was partial: book_appointment still fails" in page and "SYNTHETIC DEMO DATA" in page
     assert "before_after(" not in page and ".partial" not in page  # no code cells, no run paths
+    md = (run.run_dir / "report.md").read_text(encoding="utf-8")  # the change points as Markdown, not raw HTML
+    assert "| series | found at |" in md and '<th scope="col">series</th>' not in md
 
 
 def test_installed_rca_script_runs_compare(demo_sqlite, tmp_path):

@@ -417,6 +417,10 @@ def test_notebook_runs_with_the_real_file(sample_path, tmp_path):
     assert SAMPLE_ID in html and "<td>dead_air</td>" in html and "11.3" in html  # dead air, shown to 0.1 s
     assert ">NaN<" not in html and ">None<" not in html  # one mark for no value
     assert any("image/png" in o.get("data", {}) for o in outputs)
+    from rca_toolkit.runs import render  # the Markdown report: the timeline's tables as Markdown, not its raw HTML
+
+    md, _ = render.render_markdown(nb, title="call_timeline")
+    assert "| dead_air |" in md and "### Where the time went" in md and "<table" not in md and "<h4>" not in md
 
 
 def test_committed_notebook_has_no_outputs_and_no_definitions():

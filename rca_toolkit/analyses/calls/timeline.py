@@ -630,6 +630,9 @@ class CallTimeline:
                 out += ["", f"### {title}", ""] + [f"- {i}" for i in items]
         return "\n".join(out) + "\n"
 
+    def _repr_markdown_(self) -> str:  # what the Markdown report shows (runs.render)
+        return self.to_markdown()
+
     def _repr_html_(self) -> str:
         parts = [f"<h3>Call timeline <code>{html.escape(self.call_id)}</code></h3><ul>"]
         parts += [f"<li>{html.escape(line)}</li>" for line in self._summary_lines()] + ["</ul>"]

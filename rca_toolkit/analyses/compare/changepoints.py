@@ -169,6 +169,9 @@ class ChangePoints:
         return "\n".join(prefix + [self._display(False).to_markdown(), ""]
                          + [f"- {n}" for n in self.notes + [self._fold_note()]])
 
+    def _repr_markdown_(self) -> str:  # what the Markdown report shows (runs.render)
+        return self.to_markdown()
+
     def _repr_html_(self) -> str:
         head = "<p><strong>SYNTHETIC DEMO DATA</strong></p>" if self.synthetic else ""
         return head + self._display(False).to_html() + tables.bullet_list(self.notes + [self._fold_note()])
