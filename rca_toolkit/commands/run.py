@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from pathlib import Path
 
 from rca_toolkit.cli import MAX_JOBS, add_db_option, add_format_option, add_personal_data_option, emit, int_in
@@ -86,6 +85,8 @@ def cmd_runbook(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_list(args: argparse.Namespace) -> Outcome:
+    from rca_toolkit.analyses import tables  # lazily, as every command's heavier imports: `rca --help` stays light
+
     rows = [{"notebook": str(p), "parameters": [q.to_dict() for q in declared_parameters(p)]} for p in all_notebooks()]
     if args.format == "json":
         emit(rows, "json")
@@ -97,8 +98,7 @@ def cmd_list(args: argparse.Namespace) -> Outcome:
         for q in row["parameters"]:
             kind = f", {q['kind']}" if q["kind"] != "value" else ""
             line = f"{q['name']}: {q['type']} = {q['default']!r}{kind}  # {q['help']}"  # a long help wraps as comments
-            print("\n".join(textwrap.wrap(line, 100, initial_indent="    ", subsequent_indent="        # ",
-                                           break_long_words=False, break_on_hyphens=False)))
+            print(tables.wrap_lines([line], indent="    ", hang="    # "))
     return Outcome.CLEAR
 
 
