@@ -204,7 +204,7 @@ def test_default_project_paths_resolve_from_outside_the_checkout(tmp_path, monke
 
 @pytest.mark.slow
 def test_the_summary_block_says_what_the_result_objects_say(tmp_path, demo_sqlite):
-    """The incident's and the overview's summary lines come from their result objects (metrics ``headline``),
+    """The incident's and the overview's summary lines come from their result objects (metrics ``reasons``, ``headline``),
     never re-derived from metrics.json: the claim counts name every status, the success share is the table's."""
     from rca_toolkit.analyses import overview, quality, tables
     from rca_toolkit.analyses.bookings import outcomes

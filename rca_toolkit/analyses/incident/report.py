@@ -94,17 +94,25 @@ class IncidentReport:
         return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
 
     @property
-    def verdict_line(self) -> str:
-        """FOUND (what ``rca incident`` exits 1 on) or CLEAR, and why: the first line of every view."""
+    def verdict(self) -> str:
+        """FOUND (what ``rca incident`` exits 1 on) or CLEAR."""
+        return "FOUND" if self.found else "CLEAR"
+
+    @property
+    def why(self) -> str:
+        """What the verdict rests on: the first line of every view, after the word."""
         why = (["the signature occurs in the window"] if self.has_errors else []) + (
             [f"{len(self.contradicted)} of {len(self.claims)} claims contradicted"] if self.contradicted else [])
-        return f"{'FOUND' if self.found else 'CLEAR'}: " + (
-            "; ".join(why) or "the signature is absent from the window and no claim is contradicted")
+        return "; ".join(why) or "the signature is absent from the window and no claim is contradicted"
+
+    @property
+    def verdict_line(self) -> str:
+        return f"{self.verdict}: {self.why}"
 
     def metrics(self) -> dict:
         """What a notebook run records in metrics.json: the JSON shape, the outcome, and the verdict the report's
         block and the index show (:attr:`verdict_line`), its reasons the summary lines."""
-        return {**self.to_dict(), "found": self.found, "synthetic": self.synthetic, "verdict": "FOUND" if self.found else "CLEAR",
+        return {**self.to_dict(), "found": self.found, "synthetic": self.synthetic, "verdict": self.verdict,
                 "verdict_line": self.verdict_line,
                 "reasons": [{"text": x.removeprefix("- ")} for x in self.summary_lines() if not x.startswith("SYNTHETIC")]}
 
@@ -229,8 +237,7 @@ class IncidentReport:
         return "\n".join(parts)
 
     def to_markdown(self) -> str:
-        word, why = self.verdict_line.split(": ", 1)
-        parts = [f"# Incident: `{self.signature}`", "", f"**{word}**: {why}", ""] + [
+        parts = [f"# Incident: `{self.signature}`", "", f"**{self.verdict}**: {self.why}", ""] + [
             line if line.startswith("- ") else f"{line}  " for line in self.summary_lines()]
         if self.has_errors:
             parts += ["", f"## Impact per {self.by}", "", md_table(self.impact_table())]
