@@ -39,6 +39,7 @@ import pandas as pd
 
 from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.errors import RcaError
+from rca_toolkit.analyses import tables
 from rca_toolkit.analyses.markdown import md_table
 from rca_toolkit.outcome import Outcome
 
@@ -215,10 +216,6 @@ class Runbook:
 
     def metrics_frame(self):
         """The before/after rows as a table for display in a notebook (no row numbers, one mark for no value)."""
-        import pandas as pd
-
-        from rca_toolkit.analyses import tables
-
         return tables.show(pd.DataFrame(self.metrics, columns=["metric", "before", "after", "unit", "note"]))
 
     @property
@@ -375,7 +372,7 @@ def _cell(key: str, value) -> str:
     """One evidence value as shown: a rate (a key that is or ends in ``rate``) as a percentage, else :func:`_fmt`."""
     is_rate = str(key) == "rate" or str(key).endswith("_rate")
     if is_rate and isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
-        return f"{100 * value:.1f} %"
+        return tables.percent(value)
     return _fmt(value)
 
 
