@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.markdown import md_table, md_text
 
 MISSING = "-"
 TEXT_WIDTH = 100  # columns of `rca` text output
@@ -369,6 +369,12 @@ _UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|ms|s|min|h|KiB|MiB|GiB)(?!\w))|(?<=%)
 VERDICT_REPEAT = "rca-verdict-repeat"
 
 
+def verdict_repeat_md(lines: Iterable[str]) -> str:
+    """Markdown lines marked as :data:`VERDICT_REPEAT` (between HTML comments, which Markdown never shows), so a
+    rendered report can leave them out as it leaves out the HTML part with that class."""
+    return f"<!-- {VERDICT_REPEAT} -->\n" + "\n\n".join(lines) + f"\n<!-- /{VERDICT_REPEAT} -->"
+
+
 def units_unbroken(text: str) -> str:
     """``text`` with a no-break space between each number and its unit, so a browser never wraps "98 %" apart."""
     return _UNIT_SPACE.sub("\u00a0", text)
@@ -396,7 +402,7 @@ class Notes(list):
         return bullet_list(self)
 
     def _repr_markdown_(self) -> str:
-        return "\n".join(f"- {n}" for n in self)
+        return "\n".join(f"- {md_text(n)}" for n in self)
 
     def __repr__(self) -> str:
         return "\n".join(f"- {n}" for n in self)
@@ -404,4 +410,4 @@ class Notes(list):
 
 __all__ = ["CUT", "MISSING", "TEXT_WIDTH", "Column", "Notes", "Table", "between", "bullet_list", "col", "count", "cut", "cut_html", "interval",
            "is_missing", "ms_as_seconds", "number", "p_value", "percent", "percent_interval", "seconds", "share_of", "signed_interval", "show",
-           "text", "when", "wrap_lines"]
+           "text", "verdict_repeat_md", "when", "wrap_lines"]

@@ -40,7 +40,7 @@ import pandas as pd
 from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.errors import RcaError
 from rca_toolkit.analyses import tables
-from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.markdown import md_table, md_text
 from rca_toolkit.outcome import Outcome
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,10 @@ class CheckResult:
                 "evidence": _plain(self.evidence), "remedy": self.remedy}
 
     def to_markdown(self) -> str:
-        lines = [f"- {_ICON[self.status]} **{self.status.name}** {self.name}: {self.summary}"]
+        lines = [f"- {_ICON[self.status]} **{self.status.name}** {md_text(self.name)}: {md_text(self.summary)}"]
         lines += ["  " + line for line in _evidence_md(self.evidence)]
         if self.status != Status.PASS and self.remedy:
-            lines.append(f"  - *If this is not PASS:* {self.remedy}")
+            lines.append(f"  - *If this is not PASS:* {md_text(self.remedy)}")
         return "\n".join(lines)
 
     def to_html(self) -> str:
@@ -121,7 +121,7 @@ class Skipped:
         return f"<ul><li>SKIPPED <strong>{html.escape(self.name)}</strong>: {html.escape(self.reason)}</li></ul>"
 
     def _repr_markdown_(self) -> str:
-        return f"- SKIPPED **{self.name}**: {self.reason}"
+        return f"- SKIPPED **{md_text(self.name)}**: {md_text(self.reason)}"
 
 
 def run_check(name: str | None, fn: Callable[..., CheckResult], *args, remedy: str = "", **kwargs) -> CheckResult | Skipped:
@@ -397,7 +397,7 @@ def _evidence_md(evidence: dict) -> list[str]:
         elif _is_table(value):
             lines.append(f"- {_label(key)}:\n\n" + "\n".join("    " + row for row in _rows_table(value).splitlines()) + "\n")
         else:
-            lines.append(f"- {_label(key)}: {_cell(key, value)}")
+            lines.append(f"- {_label(key)}: {md_text(_cell(key, value))}")
     return lines
 
 

@@ -29,6 +29,7 @@ from nbconvert import HTMLExporter, MarkdownExporter
 from traitlets.config import Config
 
 from rca_toolkit.analyses import tables
+from rca_toolkit.analyses.markdown import md_text
 from rca_toolkit.runs import output
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -285,12 +286,13 @@ def _drop_verdict_repeats(nb: nbformat.NotebookNode, metrics: dict, verdict: Ver
     for cell in nb.cells:
         kept = []
         for out in cell.get("outputs", []):
-            page = str(out.get("data", {}).get("text/html", ""))
-            if tables.VERDICT_REPEAT in page:
-                page = out.data["text/html"] = _without_repeats(page, said)
-                if not page.strip():
-                    continue
-            if not (line and html.escape(line) in page and len(page) < len(line) + 600):
+            data, emptied = out.get("data", {}), False
+            for mime, without in (("text/html", _without_repeats), ("text/markdown", _md_without_repeats)):
+                if tables.VERDICT_REPEAT in str(data.get(mime, "")):
+                    data[mime] = without(str(data[mime]), said)
+                    emptied |= not data[mime].strip()
+            page = str(data.get("text/html", ""))
+            if not emptied and not (line and html.escape(line) in page and len(page) < len(line) + 600):
                 kept.append(out)
         if "outputs" in cell:
             cell.outputs = kept
@@ -307,6 +309,21 @@ def _without_repeats(page: str, said: set[str]) -> str:
         if lines and all(x in said or x.startswith("SYNTHETIC") for x in lines):
             repeat.decompose()
     return str(soup)
+
+
+_MD_REPEAT = re.compile(rf"<!-- {tables.VERDICT_REPEAT} -->\n(.*?)\n<!-- /{tables.VERDICT_REPEAT} -->\n?", re.S)
+_MD_MARKS = re.compile(r"^\s*(?:>\s*)?(?:-\s+)?|\*\*")  # a quote's and a bullet's lead, bold
+
+
+def _md_without_repeats(text: str, said: set[str]) -> str:
+    """The Markdown twin of :func:`_without_repeats`: a part marked by ``tables.verdict_repeat_md`` is left out when
+    the block says each of its lines (bold, quote and bullet marks and ``md_text``'s escape aside); one that says more loses its marks only."""
+    def part(match: re.Match) -> str:
+        lines = [" ".join(_MD_MARKS.sub("", line).replace("&lt;", "<").split()) for line in match.group(1).splitlines()
+                 if line.strip()]
+        return "" if lines and all(x in said or x.startswith("SYNTHETIC") for x in lines) else match.group(1) + "\n"
+
+    return _MD_REPEAT.sub(part, text)
 
 
 def layout(nb: nbformat.NotebookNode, *, title: str, meta: str = "", metrics: dict | None = None) -> Layout:
@@ -329,6 +346,7 @@ def _environment(autoescape: bool):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=autoescape,
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["units_unbroken"] = tables.units_unbroken
+    env.filters["md_text"] = md_text
     return env
 
 
