@@ -17,6 +17,7 @@ import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from rca_toolkit.analyses import tables
+from rca_toolkit.analyses.markdown import md_text
 from rca_toolkit.analyses.quality import QualityReport
 from rca_toolkit.rules.timeutil import source_tz
 
@@ -86,11 +87,16 @@ class WorldOverview:
         return tables.Table([{"flag": k, "value": v} for k, v in self.flags.items()],
                             [tables.col("flag"), tables.col("value", "count", numeric=True)])
 
+    def _markdown_body(self, heading: str) -> list[str]:
+        return [f"{heading} Booking outcomes by path", "", self.outcomes().to_markdown(), "",
+                f"{heading} Data-quality flags", "", self.flag_table().to_markdown()]
+
     def to_markdown(self) -> str:
-        parts = [f"> {line}" for line in self._headline()]
-        parts += ["", "## Booking outcomes by path", "", self.outcomes().to_markdown(), "", "## Data-quality flags", ""]
-        parts += [f"- **{k}**: {v}" for k, v in self.flags.items()]
-        return "\n".join(parts)
+        """A document of its own: the headline quoted, ``##`` sections."""
+        return "\n".join([f"> {line}" for line in self._headline()] + [""] + self._markdown_body("##"))
+
+    def _repr_markdown_(self) -> str:  # a section of the Markdown report (runs.render): the headline is its block's
+        return "\n".join([tables.verdict_repeat_md(f"**{md_text(line)}**" for line in self._headline()), ""] + self._markdown_body("####"))
 
     def _repr_html_(self) -> str:
         head = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in self._headline())

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from rca_toolkit.analyses import tables
+from rca_toolkit.analyses.markdown import md_text
 from rca_toolkit.rules import call_ids, sessions
 from rca_toolkit.rules.timeutil import source_tz
 
@@ -105,15 +106,22 @@ class QualityReport:
         out += [tables.wrap_lines([f"  note: {n}" for n in self.notes], hang="    ")] if self.notes else []
         return "\n".join(out)
 
-    def _repr_html_(self) -> str:
+    def _checks(self) -> tables.Table:
         rows = []
         for f in self.findings.values():
             title, n, examples = self.shown(f)
             rows.append({"check": title, "count": n, "examples": ", ".join(str(e) for e in examples[:5])})
-        table = tables.Table(rows, [tables.col("check", "Check"), tables.col("count", "Count", tables.count, numeric=True),
-                                    tables.col("examples", "Examples", max_chars=70)])
-        return (f"<h4>Data quality: {html.escape(str(self.source or 'frame'))} ({self.n_rows:,} rows)</h4>"
-                + table.to_html() + tables.bullet_list(self.notes))
+        return tables.Table(rows, [tables.col("check", "Check"), tables.col("count", "Count", tables.count, numeric=True),
+                                   tables.col("examples", "Examples", max_chars=70)])
+
+    def _title(self) -> str:
+        return f"Data quality: {self.source or 'frame'} ({self.n_rows:,} rows)"
+
+    def _repr_markdown_(self) -> str:  # a section of the Markdown report (runs.render), as the HTML is one of the page
+        return "\n".join([f"#### {md_text(self._title())}", "", self._checks().to_markdown(), ""] + [f"- {md_text(n)}" for n in self.notes])
+
+    def _repr_html_(self) -> str:
+        return f"<h4>{html.escape(self._title())}</h4>" + self._checks().to_html() + tables.bullet_list(self.notes)
 
 
 def edit_distance(a: str, b: str, limit: int = 2) -> int:

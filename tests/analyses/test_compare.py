@@ -281,6 +281,11 @@ def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path)
     assert "before_after(" not in page and ".partial" not in page  # no code cells, no run paths
     md = (run.run_dir / "report.md").read_text(encoding="utf-8")  # the change points as Markdown, not raw HTML
     assert "| series | found at |" in md and '<th scope="col">series</th>' not in md
+    # the comparison too (its tables, signature mix and notes), its bold summary said once: in the verdict block
+    assert "| path | before (%) | 95 % CI | after (%) |" in md and "| signature | before | after |" in md
+    assert "<table" not in md and "<p>" not in md and "rca-verdict-repeat" not in md
+    assert md.count("The fix was partial: book_appointment still fails") == 1 and md.index("> **SUMMARY**") < md.index(
+        "#### Booking success")
 
 
 def test_installed_rca_script_runs_compare(demo_sqlite, tmp_path):

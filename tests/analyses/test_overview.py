@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+from IPython.core.formatters import DisplayFormatter
 
 from rca_toolkit.sources import loaders
 from rca_toolkit.analyses.bookings import outcomes
@@ -51,6 +52,9 @@ def test_calls_per_day_and_flags(demo_db):
     assert world.calls_per_day.loc[day, "stuck"] == world.calls_per_day.loc[day, "calls"]  # every session that day
     text = world.to_markdown()
     assert "SYNTHETIC DEMO DATA" in text and "collect_appointment" in text
+    section = DisplayFormatter().format(world)[0]["text/markdown"]  # what report.md shows: Markdown, headline marked
+    assert "#### Booking outcomes by path" in section and "| stuck sessions (in_progress, never ended) | " in section
+    assert section.startswith("<!-- rca-verdict-repeat -->\n**SYNTHETIC DEMO DATA") and "<table" not in section
     expected_ambiguous = 2 if url.startswith("sqlite") else 0
     assert world.flags["DST-ambiguous start times"] == expected_ambiguous
 

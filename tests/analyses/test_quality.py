@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+from IPython.core.formatters import DisplayFormatter
 
 from rca_toolkit.errors import SchemaError
 from rca_toolkit.sources.formats.exports import read_call_history
@@ -67,7 +68,9 @@ def test_json_specifics(shared_data):
     assert "call_de1656496a133e2cbcd886664988 ~ call_de1656496a133e2cbcd88664988" in text
     assert json.loads(report.to_json())["findings"]["stuck"]["count"] == 40
     assert "| stuck in_progress sessions | 40 |" in report.to_markdown()
-    assert "<table" in report._repr_html_()
+    shown = DisplayFormatter().format(report)[0]  # a notebook's output: HTML for JupyterLab, Markdown for report.md
+    assert "<table" in shown["text/html"] and "| stuck in_progress sessions | 40 |" in shown["text/markdown"]
+    assert shown["text/markdown"].startswith("#### Data quality: ") and "<" not in shown["text/markdown"]
 
 
 def test_csv_round_values_are_judged_against_their_precision(shared_data):

@@ -274,6 +274,28 @@ def test_a_results_own_summary_is_left_out_of_the_report_its_block_says_it():
     assert md.count("1,422 calls on 70 days.") == 1 and "Booking outcomes by path" in md and md.count("FOUND it") == 1
 
 
+def test_the_markdown_report_leaves_out_a_marked_summary_its_block_says_and_shows_markup_in_data_as_written():
+    """A result's Markdown marks its summary as its HTML does (``tables.verdict_repeat_md``): the Markdown report leaves
+    it out when the verdict block says each line, and keeps one that says more, without its marks. A value such as
+    ``<script>`` in a cell, a note or the block is escaped: taken for HTML it vanished from the rendered Markdown."""
+    from rca_toolkit.analyses import tables
+    from rca_toolkit.runs import render
+
+    said = tables.verdict_repeat_md(["**FOUND it**", "**SYNTHETIC DEMO DATA: every row was generated**", "- per <path>"])
+    cell = tables.Table([{"context": "<script>", "n": 3}]).to_markdown()
+    outputs = [{"text/markdown": said + "\n\n#### Booking success\n\n" + cell, "text/plain": "summary and table"},
+               {"text/markdown": said, "text/plain": "only the summary"},
+               {"text/markdown": tables.verdict_repeat_md(["**a line no block says**"])},
+               {"text/markdown": tables.Notes(["an <img src=x> note"])._repr_markdown_()}]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("display_data", data=data) for data in outputs])])
+    md, _ = render.render_markdown(nb, title="t", metrics={"headline": ["FOUND it", "per <path>"]})
+    assert md.count("FOUND it") == 1 and md.count("per &lt;path>") == 1 and "SYNTHETIC" not in md
+    assert md.index("> - per &lt;path>") < md.index("#### Booking success") and "only the summary" not in md
+    assert "| context | n |" in md and "| &lt;script> | 3 |" in md and "- an &lt;img src=x> note" in md
+    assert md.count("a line no block says") == 1 and "rca-verdict-repeat" not in md and "<script>" not in md
+
+
 def test_the_markdown_report_shows_tables_and_notes_as_markdown_and_the_html_report_as_html():
     """The Markdown report carried every table as raw HTML with inline styles (nbconvert prefers text/html)."""
     from IPython.core.formatters import DisplayFormatter

@@ -43,7 +43,7 @@ from rca_toolkit.errors import ConfigError, SchemaError
 from rca_toolkit.rules.signatures import NO_ERROR_TEXT
 from rca_toolkit.rules.timeutil import parse_duration, parse_instant, source_tz
 from rca_toolkit.analyses import tables
-from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.markdown import md_text
 
 MIN_N_SAMPLE = 20
 ALPHA = 0.05
@@ -501,25 +501,35 @@ class Comparison:
             lines += ["", "Notes:", tables.wrap_lines([f"  - {n}" for n in notes], width, hang="    ")]
         return "\n".join(lines)
 
-    def to_markdown(self) -> str:
-        parts = ["## " + self._header()[0], "", self._header()[1], ""]
-        parts += [f"**{s}**" for s in self.summary] + [""]
+    def _mix(self) -> tables.Table:
+        return tables.Table(self.signature_mix, [tables.col("signature", max_chars=90), tables.col("before", numeric=True),
+                                                 tables.col("after", numeric=True)], empty="no failed attempt")
+
+    def _markdown_body(self, heading: str) -> list[str]:
+        """The tables, the signature mix and the notes, under ``heading`` (``###``, ``####``) titles."""
+        parts = []
         for title, table in self._tables():
             if len(table):
-                parts += [f"### {title}", "", table.to_markdown(), ""]
-        parts += ["### Error signatures of failed booking attempts", "", md_table(self.signature_mix), "",
+                parts += [f"{heading} {title}", "", table.to_markdown(), ""]
+        parts += [f"{heading} Error signatures of failed booking attempts", "", self._mix().to_markdown(), "",
                   f"Chi-square: {_mix_text(self.signature_test)}", ""]
-        parts += [f"- {n}" for n in self._reading_notes() + self.notes]
-        return "\n".join(parts)
+        return parts + [f"- {md_text(n)}" for n in self._reading_notes() + self.notes]
+
+    def to_markdown(self) -> str:
+        """A document of its own: the comparison as its ``##`` heading, the summary in bold."""
+        parts = ["## " + self._header()[0], "", self._header()[1], ""]
+        return "\n".join(parts + [f"**{s}**" for s in self.summary] + [""] + self._markdown_body("###"))
+
+    def _repr_markdown_(self) -> str:  # a section of the Markdown report (runs.render), as the HTML is one of the page
+        summary = tables.verdict_repeat_md([f"**{md_text(s)}**" for s in self.summary])  # the report's block says it
+        return "\n".join([self._header()[0], "", self._header()[1], "", summary, ""] + self._markdown_body("####"))
 
     def _repr_html_(self) -> str:
         head = "".join(f"<p>{html.escape(h)}</p>" for h in self._header())
         summary = f'<div class="{tables.VERDICT_REPEAT}">' + "".join(
             f"<p><strong>{html.escape(s)}</strong></p>" for s in self.summary) + "</div>"  # the report's block says it
         body = "".join(f"<h4>{html.escape(title)}</h4>{table.to_html()}" for title, table in self._tables() if len(table))
-        mix = tables.Table(self.signature_mix, [tables.col("signature", max_chars=90), tables.col("before", numeric=True),
-                                                tables.col("after", numeric=True)], empty="no failed attempt")
-        return (head + summary + body + "<h4>Error signatures of failed booking attempts</h4>" + mix.to_html()
+        return (head + summary + body + "<h4>Error signatures of failed booking attempts</h4>" + self._mix().to_html()
                 + f"<p>Chi-square: {html.escape(_mix_text(self.signature_test))}</p>"
                 + tables.bullet_list(self._reading_notes() + self.notes))
 
