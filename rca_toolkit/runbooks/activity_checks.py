@@ -16,6 +16,7 @@ from rca_toolkit.rules.timeutil import parse_duration, parse_instant
 from rca_toolkit.sources import loaders, requirements
 from rca_toolkit.sources.formats.laravel_log import read_laravel_log
 from rca_toolkit.sources.requirements import Requirement
+from rca_toolkit.analyses import tables
 from rca_toolkit.runbooks.check_helpers import instant_or_now, not_enough_data, with_absent, worst_status
 from rca_toolkit.runbooks.framework import CheckResult, NotApplicable, Status
 
@@ -82,7 +83,7 @@ def failed_webhooks(db=None, since=None, until=None, *, warn: int = 2, critical:
     requirements.check(engine, *REQUIRES["failed_webhooks"])
     hooks = loaders.webhook_events(engine, start=start, end=end)
     if hooks.empty:
-        return not_enough_data("failed webhooks per hour", f"no webhook between {start.isoformat()} and {end.isoformat()}",
+        return not_enough_data("failed webhooks per hour", f"no webhook in {tables.between(start, end)}",
                                {"window": [start.isoformat(), end.isoformat()], "webhooks": 0,
                                 "threshold": f"WARN > {warn}/h, FAIL > {critical}/h"},
                                "Check that webhooks arrive at all (provider settings, route); 0 of 0 failed is no verdict.")
@@ -139,7 +140,7 @@ def log_errors(log_path: str = "", since=None, until=None, *, warn: int = LOG_WA
     timed = entries[entries["ts"].notna()]
     window = timed[(timed["ts"] >= start) & (timed["ts"] < end)]
     if window.empty:  # no entry of any level in the window: 0 errors of 0 entries says nothing about the log
-        return not_enough_data("recent log errors", f"no log entry of any level between {start.isoformat()} and {end.isoformat()} "
+        return not_enough_data("recent log errors", f"no log entry of any level in {tables.between(start, end)} "
                                f"in {log_path} ({len(entries)} entries read)",
                                {"log": str(log_path), "window": [start.isoformat(), end.isoformat()], "entries": len(entries),
                                 "without_timestamp": int(entries["ts"].isna().sum()),
@@ -150,7 +151,7 @@ def log_errors(log_path: str = "", since=None, until=None, *, warn: int = LOG_WA
     k = len(inside)
     status = Status.FAIL if k > critical else Status.WARN if k > warn else Status.PASS
     top = inside["message"].astype(str).str.slice(0, 90).value_counts().head(3) if k else pd.Series(dtype=int)
-    return CheckResult("recent log errors", status, f"{k} ERROR+ entries between {start.isoformat()} and {end.isoformat()}",
+    return CheckResult("recent log errors", status, f"{k} ERROR+ entries in {tables.between(start, end)}",
                        {"log": str(log_path), "window": [start.isoformat(), end.isoformat()], "errors": k,
                         "entries_in_window": len(window), "without_timestamp": int(frame["ts"].isna().sum()),
                         "invalid_utf8_lines": int(entries.attrs.get("n_invalid_utf8_lines", 0)),

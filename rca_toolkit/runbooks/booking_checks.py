@@ -14,6 +14,7 @@ from rca_toolkit.rules.bookings import BOOKING_CRITICAL, BOOKING_TARGET, MIN_ATT
 from rca_toolkit.rules.timeutil import parse_duration, parse_instant
 from rca_toolkit.sources import loaders, requirements
 from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.analyses import tables
 from rca_toolkit.runbooks.check_helpers import NOT_ENOUGH_DATA, instant_or_now, with_absent, worst_status
 from rca_toolkit.runbooks.framework import CheckResult, Status
 
@@ -129,5 +130,5 @@ def booking_before_after(db=None, since=None, until=None, *, baseline: str = "7d
             ok, n = sides[label].get(path, (0, 0))
             cells[label] = f"{ok}/{n} ({ok / n:.1%})" if n else "0/0 (no attempts)"
         rows.append({"metric": f"booking success, {path}", **cells, "unit": "success/attempts",
-                     "note": f"before = {before_start.isoformat()} to {start.isoformat()}"})
+                     "note": f"before = {tables.between(before_start, start)}"})
     return rows

@@ -11,6 +11,7 @@ import pandas as pd
 from rca_toolkit.rules.timeutil import parse_duration, parse_instant
 from rca_toolkit.sources import loaders, requirements
 from rca_toolkit.sources.requirements import Requirement
+from rca_toolkit.analyses import tables
 from rca_toolkit.runbooks.check_helpers import NOT_ENOUGH_DATA, instant_or_now, not_enough_data, with_absent, worst_status
 from rca_toolkit.runbooks.framework import CheckResult, Status
 
@@ -104,7 +105,7 @@ def outcome_disagreements(db=None, since=None, until=None) -> CheckResult:
     absent = requirements.check(engine, *OUTCOME_READS)  # what this check itself could not read
     sessions = loaders.calls(engine, start=start, end=end, as_of=end)
     if sessions.empty:
-        return not_enough_data("outcome vs appointment agreement", f"no calls between {start.isoformat()} and {end.isoformat()}",
+        return not_enough_data("outcome vs appointment agreement", f"no calls in {tables.between(start, end)}",
                                {"window": [start.isoformat(), end.isoformat()], "calls": 0,
                                 "excluded_test_ids": int(sessions.attrs.get("excluded_test_ids", 0))})
     appts = loaders.appointments(engine, start=start - pd.Timedelta(days=1), end=end + pd.Timedelta(days=1))

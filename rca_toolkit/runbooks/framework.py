@@ -29,6 +29,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -369,11 +370,24 @@ def _label(key: str) -> str:
 
 
 def _cell(key: str, value) -> str:
-    """One evidence value as shown: a rate (a key that is or ends in ``rate``) as a percentage, else :func:`_fmt`."""
+    """One evidence value as shown: a rate (a key that is or ends in ``rate``) as a percentage; an instant, and a
+    window of two, in the report's zone (the JSON keeps them in UTC); else :func:`_fmt`."""
     is_rate = str(key) == "rate" or str(key).endswith("_rate")
     if is_rate and isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
         return tables.percent(value)
+    if _is_instant(value):
+        return tables.when(value)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_instant, value)):
+        return tables.between(*value)
     return _fmt(value)
+
+
+_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[+-]\d\d:\d\d|Z)")
+
+
+def _is_instant(value) -> bool:
+    """An ISO instant with its offset, as the checks write times into their evidence."""
+    return isinstance(value, str) and _INSTANT.fullmatch(value) is not None
 
 
 def _rows_table(rows: list[dict]) -> str:

@@ -419,7 +419,7 @@ def test_demo_by_family_and_a_bounded_history(demo_db, capsys):
     fell_back = any(n.startswith("--by family: booking attempts of the compared windows were loaded as rows") for n in payload["notes"])
     assert fell_back == ("by" not in inspect.signature(booking_counts.attempt_counts).parameters)
     notes = payload["change_points"]["notes"]
-    assert "change points searched over attempts of 2025-10-08T11:20:08+00:00 to 2025-10-28T11:20:08+00:00 (--history 10d" in notes[-1]
+    assert "change points searched over attempts of 2025-10-08 13:20 CEST -> 2025-10-28 12:20 CET (--history 10d" in notes[-1]
     code, _, err = _rca(["compare", "--at", AT, "--db", url, "--history", "forever"], capsys)
     assert code == 2 and "--history" in err
 

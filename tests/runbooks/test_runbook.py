@@ -111,6 +111,23 @@ def test_evidence_reads_as_words_and_rates_as_percentages_while_json_keeps_the_v
     assert "Checklist" not in section and "95.6 %" not in section and "## Checklist" in rb.to_markdown()
 
 
+def test_evidence_times_read_in_the_reports_zone_while_json_keeps_them_in_utc():
+    """A check's title and the report say local time; its evidence said "2025-10-23T09:56:02+00:00". An instant and a
+    window (two instants) now read as the other times of the report; a value that only looks like one stays."""
+    rb = Runbook("RB001", "Post-deployment", parameters={}, database="sqlite:///demo.sqlite")
+    window = ["2025-10-23T10:20:08+00:00", "2025-10-23T11:20:08+00:00"]
+    rb.run("hooks", lambda: CheckResult("hooks", Status.PASS, "seen", {
+        "window": window, "as_of": "2025-10-26T01:30:00+00:00", "day": "2025-10-23", "version": "2025-10-23T10:20",
+        "last": [{"provider": "<calcom>", "last_at": "2025-10-23T09:56:02.5+00:00"}]}))
+    md, page = rb.to_markdown(), rb.results[0].to_html()
+    assert "- window: 2025-10-23 12:20 -> 13:20 CEST" in md and "<li>window: 2025-10-23 12:20 -&gt; 13:20 CEST</li>" in page
+    assert "- as of: 2025-10-26 02:30:00 CET" in md  # the second 02:30 of the repeated hour: its zone tells which
+    assert "- day: 2025-10-23" in md and "- version: 2025-10-23T10:20" in md  # no offset: not an instant
+    assert "| &lt;calcom> | 2025-10-23 11:56:02 CEST |" in md and "<calcom>" not in md
+    evidence = json.loads(rb.to_json())["checks"][0]["evidence"]
+    assert evidence["window"] == window and evidence["last"][0]["last_at"] == "2025-10-23T09:56:02.5+00:00"
+
+
 def test_signoff_markdown_html_json():
     rb = Runbook("RB001", "Post-deployment check", phase="Phase 1", parameters={"deployed_at": "2025-10-18T13:20:08+02:00"},
                  database="sqlite:///demo.sqlite", synthetic=True, on_failure="Roll back first.")

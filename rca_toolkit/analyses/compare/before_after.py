@@ -214,7 +214,7 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
         attempts = changepoint_attempts(engine, start=start_h, end=end_h, by=by or "path")
         changes = changepoints.detect(attempts, by=by or "path", deployments=load_deployments(deployments_path))
         span = "the whole history" if start_h is None else (
-            f"{start_h.isoformat()} to {end_h.isoformat()} ({'--history ' + history if history else f'{HISTORY_FACTOR}x each compared window'}"
+            f"{tables.between(start_h, end_h)} ({'--history ' + history if history else f'{HISTORY_FACTOR}x each compared window'}"
             " around --at; widen with --history 90d or --history all)")
         changes.notes.append(f"change points searched over attempts of {span}")
     return BeforeAfter(result, changes, counts, attempts)
