@@ -92,6 +92,11 @@ def test_absent_signature_without_claims_is_clear_and_says_so(demo_sqlite, capsy
     assert code == 0, err
     assert out.startswith("CLEAR: the signature is absent from the window and no claim is contradicted\n"
                           "No error row and no failed booking attempt carries the signature")
+    pasted = "Unknown column '<img src=x>' in `appointments`"  # HTML and a backtick, as pasted from a log
+    code, md, err = _rca(["incident", "--signature", pasted, "--db", url, "--no-claims", "--format", "markdown"], capsys)
+    assert code == 0, err
+    assert md.startswith(f"# Incident: `` {pasted} ``\n") and "<img" not in md.split("\n", 1)[1]
+    assert "carries the signature \"Unknown column '&lt;img src=x>' in `appointments`\"" in md
 
 
 def test_a_contradicted_claim_alone_is_found(demo_sqlite, capsys):

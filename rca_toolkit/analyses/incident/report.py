@@ -26,7 +26,7 @@ from rca_toolkit.analyses.incident.causes import Attribution, iso
 from rca_toolkit.analyses.incident.claims import METRIC_LABELS, METRICS, STATUSES, ClaimResult
 from rca_toolkit.analyses.incident.detection import Detection
 from rca_toolkit.analyses.incident.groups import GroupImpact
-from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.markdown import md_table, md_text
 from rca_toolkit.analyses.tables import VERDICT_REPEAT, Table, show as show_table, when, wrap_lines
 
 BEFORE_WINDOW = "onset before the window start: widen --since"
@@ -178,7 +178,7 @@ class IncidentReport:
         return self.section(name).to_html()
 
     def open_questions_markdown(self) -> str:
-        return "\n".join(f"- {q}" for q in self.open_questions) or "(none)"
+        return "\n".join(f"- {md_text(q)}" for q in self.open_questions) or "(none)"
 
     # ------------------------------------------------------------------ words
     def summary_lines(self) -> list[str]:
@@ -237,13 +237,14 @@ class IncidentReport:
         return "\n".join(parts)
 
     def to_markdown(self) -> str:
-        parts = [f"# Incident: `{self.signature}`", "", f"**{self.verdict}**: {self.why}", ""] + [
-            line if line.startswith("- ") else f"{line}  " for line in self.summary_lines()]
+        code = f"`` {self.signature} ``" if "`" in self.signature else f"`{self.signature}`"  # the signature as written
+        parts = [f"# Incident: {code}", "", f"**{self.verdict}**: {md_text(self.why)}", ""] + [
+            md_text(line) if line.startswith("- ") else f"{md_text(line)}  " for line in self.summary_lines()]
         if self.has_errors:
             parts += ["", f"## Impact per {self.by}", "", md_table(self.impact_table())]
         if self.timeline:
             parts += ["", "## Timeline", "", md_table(self.timeline_table())]
-        parts += ["", "## Detection", "", self.detection_text()]
+        parts += ["", "## Detection", "", md_text(self.detection_text())]
         if self.claims:
             parts += ["", "## Claims vs evidence", "", md_table(self.claims_table())]
         if self.open_questions:
