@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from rca_toolkit.analyses import tables
-from rca_toolkit.analyses.markdown import md_text
+from rca_toolkit.analyses.markdown import md_table, md_text
 from rca_toolkit.rules import call_ids, sessions
 from rca_toolkit.rules.timeutil import source_tz
 
@@ -71,23 +71,18 @@ class QualityReport:
         return title, f.count + before, list(f.detail.get("excluded_examples", [])) + f.examples
 
     def to_markdown(self) -> str:
-        lines = [f"# Data quality: {self.source or 'frame'}", "",
-                 f"{self.n_rows} rows; stuck judged as of {self.as_of}.", "",
-                 "| Check | Count | Examples |", "|---|---:|---|"]
-        for f in self.findings.values():
-            title, n, examples = self.shown(f)
-            shown = ", ".join(str(e) for e in examples[:5]) + (" …" if len(examples) > 5 else "")
-            lines.append(f"| {title} | {n} | {shown} |")
+        lines = [f"# Data quality: {md_text(self.source or 'frame')}", "",
+                 f"{self.n_rows:,} rows; stuck judged as of {tables.when(self.as_of)}.", "", self._checks().to_markdown()]
         if self.near_duplicates:
-            lines += ["", "## Near-duplicate ids", "", "| id | similar to | edits | seconds apart |", "|---|---|---:|---:|"]
-            lines += [f"| `{d['call_id']}` | `{d['similar_to']}` | {d['edit_distance']} | {d['seconds_apart']:g} |"
-                      for d in self.near_duplicates]
+            lines += ["", "## Near-duplicate ids", "", md_table(pd.DataFrame(
+                [(d["call_id"], d["similar_to"], d["edit_distance"], f"{d['seconds_apart']:g}") for d in self.near_duplicates],
+                columns=["id", "similar to", "edits", "seconds apart"]))]
         if self.longest_calls:
-            lines += ["", "## Longest calls", "", "| call_id | started_at | duration (s) | status |", "|---|---|---:|---|"]
-            lines += [f"| `{c['call_id']}` | {c['started_at']} | {c['duration_s']:.3f} | {c['call_status']} |"
-                      for c in self.longest_calls]
+            lines += ["", "## Longest calls", "", md_table(pd.DataFrame(
+                [(c["call_id"], tables.when(c["started_at"]), f"{c['duration_s']:.3f}", c["call_status"]) for c in self.longest_calls],
+                columns=["call_id", "started_at", "duration (s)", "status"]))]
         if self.notes:
-            lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+            lines += ["", "## Notes", ""] + [f"- {md_text(n)}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
     def to_text(self) -> str:
@@ -110,7 +105,8 @@ class QualityReport:
         rows = []
         for f in self.findings.values():
             title, n, examples = self.shown(f)
-            rows.append({"check": title, "count": n, "examples": ", ".join(str(e) for e in examples[:5])})
+            rows.append({"check": title, "count": n, "examples": ", ".join(str(e) for e in examples[:5])
+                         + (" …" if len(examples) > 5 else "")})
         return tables.Table(rows, [tables.col("check", "Check"), tables.col("count", "Count", tables.count, numeric=True),
                                    tables.col("examples", "Examples", max_chars=70)])
 

@@ -149,3 +149,15 @@ def test_the_text_report_fits_a_terminal(report):
     flat = " ".join(text.split())
     for finding in report.findings.values():  # every example shown is whole: wrapped, never cut
         assert all(str(e) in flat for e in report.shown(finding)[2][:3])
+
+
+def test_ids_pasted_with_markup_read_as_written_in_the_markdown():
+    """An export's ids are data: one holding a pipe or an HTML tag broke the Markdown table or vanished in it."""
+    started = pd.Timestamp("2025-10-24 10:00", tz="UTC")
+    frame = pd.DataFrame({"call_id": ["test_<b>1</b>|x", "test_<b>1</b>|y"], "started_at": [started, started + pd.Timedelta("5s")],
+                          "call_status": ["ended", "ended"], "duration_ms": [60_000, 1_000]})
+    md = quality_report(frame, as_of=started + pd.Timedelta("1h")).to_markdown()
+    assert "| test/demo/temp/malformed ids | 2 | test_&lt;b>1&lt;/b>\\|x, test_&lt;b>1&lt;/b>\\|y |" in md
+    assert "| test_&lt;b>1&lt;/b>\\|x | test_&lt;b>1&lt;/b>\\|y | 1 | 5 |" in md  # the near duplicates, one row
+    assert "| test_&lt;b>1&lt;/b>\\|x | 2025-10-24 12:00:00 CEST | 60.000 | ended |" in md and "<b>" not in md
+    assert "2 rows; stuck judged as of 2025-10-24 13:00:00 CEST." in md  # local, as the text and every report
