@@ -20,6 +20,11 @@ def md_text(value) -> str:
     return _BLOCK_MARK.sub(r"\1\\\2", text)  # a line led by ">" or "#" stays a line, not a quote or a heading
 
 
+def md_items(items) -> list[str]:
+    """Lines of a Markdown bullet list, each item through :func:`md_text`."""
+    return [f"- {md_text(item)}" for item in items]
+
+
 def md_table(frame: pd.DataFrame) -> str:
     """A GitHub Markdown table (no tabulate dependency); pipes and ``<`` in cells are escaped, missing values blank."""
     def cell(value) -> str:

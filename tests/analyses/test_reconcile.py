@@ -40,7 +40,7 @@ def test_export_vs_retell_object(shared_data, retell_call, ext):
     assert (rows.loc["tool_call_count", "app_value"], rows.loc["tool_call_count", "provider_value"]) == (0, 2)
     assert rows.loc["tool_call_count", "note"] == "2 of 2 failed"
     assert result.counts() == {"duration_ms": 1, "start_offset_s": 1, "status": 1, "tool_call_count": 1}
-    assert "| `call_a3d98bb4522f6f1e0bfac5964b1` | status | in_progress | ended |" in result.to_markdown()
+    assert "| call_a3d98bb4522f6f1e0bfac5964b1 | status | in_progress | ended |" in result.to_markdown()
     assert json.loads(result.to_json())["disagreements"][1]["provider_value"] == 35303
     assert "<table" in result._repr_html_()
 

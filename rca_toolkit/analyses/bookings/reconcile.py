@@ -16,6 +16,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from rca_toolkit.analyses.markdown import md_items, md_table
 from rca_toolkit.analyses.tables import show as show_table
 from rca_toolkit.errors import SchemaError
 
@@ -59,11 +60,10 @@ class Reconciliation:
                  f"{self.n_matched} matched of {self.n_app} app rows and {self.n_provider} {self.kind} records; "
                  f"{len(self.disagreements)} disagreements.", ""]
         if len(self.disagreements):
-            lines += ["| call | check | app | " + self.kind + " | delta | note |", "|---|---|---|---|---|---|"]
-            for r in self.disagreements.itertuples():
-                lines.append(f"| `{r.call_id}` | {r.check} | {_show(r.app_value)} | {_show(r.provider_value)} | "
-                             f"{_show(r.delta)} | {r.note or ''} |")
-        lines += [f"- {n}" for n in self.notes]
+            lines.append(md_table(pd.DataFrame(
+                [(r.call_id, r.check, _show(r.app_value), _show(r.provider_value), _show(r.delta), r.note or "")
+                 for r in self.disagreements.itertuples()], columns=["call", "check", "app", self.kind, "delta", "note"])))
+        lines += md_items(self.notes)
         return "\n".join(lines) + "\n"
 
     def _repr_html_(self) -> str:

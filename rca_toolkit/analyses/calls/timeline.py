@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from rca_toolkit.analyses.markdown import md_items, md_text
 from rca_toolkit.rules.jsonutil import json_default
 from rca_toolkit.analyses.calls import detectors
 from rca_toolkit.rules import call_ids, functions, sessions
@@ -622,12 +623,12 @@ class CallTimeline:
         return "\n".join(out)
 
     def to_markdown(self) -> str:
-        out = [f"## Call timeline `{self.call_id}`", ""] + [f"- {line}" for line in self._summary_lines()]
+        out = [f"## Call timeline {md_text(self.call_id)}", ""] + md_items(self._summary_lines())
         for title, table in self._tables():
             out += ["", f"### {title}", "", table.to_markdown() if len(table) else "_none_"]
         for title, items in self._lists():
             if items:
-                out += ["", f"### {title}", ""] + [f"- {i}" for i in items]
+                out += ["", f"### {title}", ""] + md_items(items)
         return "\n".join(out) + "\n"
 
     def _repr_markdown_(self) -> str:  # what the Markdown report shows (runs.render)

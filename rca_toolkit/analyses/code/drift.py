@@ -33,7 +33,7 @@ from rca_toolkit.sources import db as dbmod, php_scan
 from rca_toolkit.config import progress
 from rca_toolkit.sources.db import TableInfo
 from rca_toolkit.errors import InputFormatError, NotFound, SchemaError
-from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.markdown import md_items, md_table, md_text
 from rca_toolkit.analyses.tables import show as show_table
 
 RAISES = "raises 1054 at runtime"
@@ -267,7 +267,7 @@ class DriftReport:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        out = [f"**Checked tables:** {', '.join(self.checked_tables) or '(none)'} ({self.writes_checked} column writes)", ""]
+        out = [f"**Checked tables:** {md_text(', '.join(self.checked_tables) or '(none)')} ({self.writes_checked} column writes)", ""]
         if self.phantom_columns.empty:
             out.append("No phantom columns: every written column exists.")
         else:
@@ -276,7 +276,7 @@ class DriftReport:
             out += ["", "**Required columns never set:**", "", md_table(self.missing_required)]
         if len(self.missing_tables):
             out += ["", "**Tables missing from the schema:**", "", md_table(self.missing_tables)]
-        out += [""] + [f"- {n}" for n in self.notes]
+        out += [""] + md_items(self.notes)
         return "\n".join(out)
 
     def _repr_html_(self) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from rca_toolkit.sources import loaders, migration_files
-from rca_toolkit.analyses.markdown import md_table
+from rca_toolkit.analyses.markdown import md_items, md_table, md_text
 from rca_toolkit.analyses.tables import show as show_table
 from rca_toolkit.errors import ConfigError, NotFound, SchemaError
 
@@ -167,13 +167,12 @@ class MigrationHistory:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        rows = ["| check | count |", "|---|---|"] + [f"| {k} | {v} |" for k, v in self.counts().items()]
-        out = ["\n".join(rows), ""]
+        out = [md_table(pd.DataFrame(list(self.counts().items()), columns=["check", "count"])), ""]
         for label, items in self._lists():
             if items:
-                out.append(f"- **{label}:** " + ", ".join(f"`{i}`" for i in items[:50]))
+                out.append(f"- **{label}:** " + md_text(", ".join(map(str, items[:50]))))
         out += ["", md_table(self.batch_table())]
-        out += [f"- {n}" for n in self.notes]
+        out += md_items(self.notes)
         return "\n".join(out)
 
     def batch_table(self) -> pd.DataFrame:

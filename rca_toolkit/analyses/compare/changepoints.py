@@ -21,6 +21,7 @@ import ruptures as rpt
 from ruptures.base import BaseCost
 from statsmodels.stats.proportion import proportion_confint
 
+from rca_toolkit.analyses.markdown import md_items
 from rca_toolkit.analyses import tables
 from rca_toolkit.sources.deployments import rank_candidates
 from rca_toolkit.errors import SchemaError
@@ -167,7 +168,7 @@ class ChangePoints:
     def to_markdown(self) -> str:
         prefix = ["**SYNTHETIC DEMO DATA**", ""] if self.synthetic else []
         return "\n".join(prefix + [self._display(False).to_markdown(), ""]
-                         + [f"- {n}" for n in self.notes + [self._fold_note()]])
+                         + md_items(self.notes + [self._fold_note()]))
 
     def _repr_markdown_(self) -> str:  # what the Markdown report shows (runs.render)
         return self.to_markdown()

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy.stats import binomtest
 from statsmodels.stats.proportion import proportion_confint
 
+from rca_toolkit.analyses.markdown import md_items, md_text
 from rca_toolkit.analyses.compare import stats as cmp
 from rca_toolkit.analyses.health import data as health_data
 from rca_toolkit.analyses.health.data import HealthInputs, load_counts
@@ -211,12 +212,12 @@ class HealthReport:
         raise KeyError(f"no section {name!r}")
 
     def to_markdown(self) -> str:
-        parts = [f"# {self.title()}", "", f"**{self.verdict_line}**", ""]
+        parts = [f"# {self.title()}", "", f"**{md_text(self.verdict_line)}**", ""]
         if self.synthetic:
             parts += ["*SYNTHETIC DEMO DATA*", ""]
         for name, table in self.sections():
             parts += [f"## {name}", "", table.to_markdown() if len(table) else "(none)", ""]
-        parts += [f"- {n}" for n in self.notes]
+        parts += md_items(self.notes)
         return "\n".join(parts)
 
     def verdict_html(self) -> str:
