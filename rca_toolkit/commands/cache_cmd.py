@@ -19,7 +19,7 @@ from rca_toolkit.config import load_settings
 from rca_toolkit.outcome import Outcome
 from rca_toolkit.rules.timeutil import parse_duration
 from rca_toolkit.sources import loaders, store
-from rca_toolkit.sources.db import check_sqlite_source, redact_url, resolve_url
+from rca_toolkit.sources.db import check_backend, check_sqlite_source, redact_url, resolve_url
 
 
 def register(sub) -> None:
@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> Outcome:
             emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder), settings), args.format)
         return Outcome.CLEAR
     described = store.status(folder)
-    if described is None:
-        if url.get_backend_name() == "sqlite":  # a store of a file that is not there: refresh would only fail
+    if described is None:  # a source refresh would only fail on: said now, not "refresh makes one"
+        if check_backend(url) == "sqlite":
             check_sqlite_source(url)
         text = tables.wrap_lines([f"no store of {redact_url(url)} yet ({folder})", "`rca cache refresh --db ...` makes one"])
         emit({"folder": str(folder), "exists": False} if args.format == "json" else text, args.format)

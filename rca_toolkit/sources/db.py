@@ -162,6 +162,16 @@ def _sqlite_readonly(url: URL) -> URL:
     return make_url(f"sqlite:///file:{Path(check_sqlite_source(url)).resolve()}?mode=ro&uri=true")
 
 
+def check_backend(url: URL) -> str:
+    """The URL's backend when the toolkit reads it (SQLite, MariaDB/MySQL); else :class:`ConnectionFailed`."""
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "mysql", "mariadb"):
+        raise ConnectionFailed(
+            f"unsupported database {redact_url(url)!r}", hint="use SQLite or MariaDB/MySQL via mysql+pymysql://"
+        )
+    return backend
+
+
 def make_engine(db: str | URL | None = None, *, writable: bool = False, settings: Settings | None = None) -> sa.Engine:
     """Create an engine through the gate; read-only unless ``writable`` (scratch databases only).
 
@@ -169,11 +179,7 @@ def make_engine(db: str | URL | None = None, *, writable: bool = False, settings
     driver at connect time only."""
     settings = settings or load_settings()
     url = db if isinstance(db, URL) else resolve_url(db, settings)
-    backend = url.get_backend_name()
-    if backend not in ("sqlite", "mysql", "mariadb"):
-        raise ConnectionFailed(
-            f"unsupported database {redact_url(url)!r}", hint="use SQLite or MariaDB/MySQL via mysql+pymysql://"
-        )
+    backend = check_backend(url)
     gated = gate_url(url)
     try:
         if backend == "sqlite" and not writable:

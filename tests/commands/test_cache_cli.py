@@ -182,12 +182,18 @@ def test_bad_input_is_one_line_naming_it_and_exit_2(cache_dir, world, capsys, ar
     assert not cache_dir.exists() or not any(cache_dir.rglob("store.duckdb"))
 
 
-def test_status_of_a_sqlite_file_that_is_not_there_names_the_file_instead_of_advising_a_refresh(cache_dir, capsys, tmp_path):
+def test_status_of_a_missing_sqlite_file_or_an_unsupported_database_says_so_instead_of_advising_a_refresh(cache_dir, capsys, tmp_path):
     """Before, status said "no store yet, `rca cache refresh` makes one" (exit 0) for a mistyped path, and the refresh
     it advised then failed."""
     code, out, err = rca(capsys, "cache", "status", "--db", f"sqlite:///{tmp_path}/typo.sqlite")
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and f"SQLite database {tmp_path}/typo.sqlite does not exist" in err, err
+    assert not cache_dir.exists()
+    # a database the toolkit does not read (PostgreSQL runs on the same host): one line, as refresh says it
+    for action in ("status", "refresh"):
+        code, out, err = rca(capsys, "cache", action, "--db", "postgresql://root@127.0.0.1:5432/test")
+        assert (code, out) == (2, "") and err.count("\n") == 1, (action, err)
+        assert "unsupported database 'postgresql://root@127.0.0.1:5432/test' (use SQLite or MariaDB/MySQL" in err
     assert not cache_dir.exists()
 
 
