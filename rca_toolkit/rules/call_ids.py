@@ -51,6 +51,16 @@ def real_call_ids(call_ids: pd.Series) -> pd.Series:
     return pd.Series(hits.to_numpy(zero_copy_only=False), index=call_ids.index, dtype=bool)
 
 
+_PASTED = re.compile(r"(?<![0-9A-Za-z])call_[0-9a-f]{27}(?![0-9A-Za-z])", re.IGNORECASE)
+
+
+def call_id_in(text: str) -> str | None:
+    """The one Retell call id a pasted text holds, lowercased (a dashboard URL, a log line, an id in capitals), or None
+    when it holds none or several. Why: people paste what they have at hand; the id inside it is unambiguous."""
+    found = {match.lower() for match in _PASTED.findall(text or "")}
+    return found.pop() if len(found) == 1 else None
+
+
 def id_kind(call_id: str | None) -> str:
     """Classify a call id: ``retell`` (well-formed), ``test``, ``demo``, ``temp`` or ``malformed``."""
     if not isinstance(call_id, str) or not call_id:

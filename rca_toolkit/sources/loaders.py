@@ -451,7 +451,8 @@ def _call_trace(engine: sa.Engine, conn: sa.Connection, schema: dict, zone: str,
     if sessions.empty:
         raise NotFound(
             f"call {call_id!r} not found in retell_call_sessions of {redact_url(engine.url)}",
-            hint="check the id (call_ + 27 hex characters) and the --db database",
+            hint="check the id (call_ + 27 hex characters) and the --db database" if call_ids.is_real_call_id(call_id) else
+                 "it is no Retell call id (call_ + 27 lowercase hex characters): check it and the --db database",
         )
     sessions = to_utc(sessions, ["started_at", "ended_at"], zone)
     session = sessions.iloc[0].to_dict()

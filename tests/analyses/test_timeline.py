@@ -300,6 +300,25 @@ def test_unknown_call_in_the_db_is_not_found(small_db):
         load_timeline("call_" + "0" * 27, db=small_db)
 
 
+@pytest.mark.parametrize("pasted", [f"https://dashboard.retellai.com/call-history?history={DEAD_AIR_ID}",
+                                    f"  {DEAD_AIR_ID.upper().replace('CALL_', 'call_')}\n", f"call_id={DEAD_AIR_ID.upper()};"])
+def test_a_pasted_url_log_line_or_id_in_capitals_reads_the_call_it_holds_and_says_so(small_db, pasted, capsys):
+    tl = load_timeline(pasted, db=small_db)
+    assert tl.call_id == DEAD_AIR_ID and tl.notes[0] == f"read {DEAD_AIR_ID}: the call id in {pasted!r}"
+    assert cli.main(["timeline", pasted, "--db", small_db]) == 0 and f"Call {DEAD_AIR_ID}: 32.000 s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("given, hint", [
+    ("call_" + "0" * 27, "check the id (call_ + 27 hex characters) and the --db database"),
+    (DEAD_AIR_ID[:-1], "it is no Retell call id (call_ + 27 lowercase hex characters): check it and the --db database"),
+    (f"{DEAD_AIR_ID} {BROKEN_RAW_ID}", "it is no Retell call id"),  # two ids pasted: which one is not guessed
+])
+def test_an_id_that_is_not_there_says_whether_it_has_the_retell_shape(small_db, given, hint, capsys):
+    assert cli.main(["timeline", given, "--db", small_db]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"call {given!r} not found in retell_call_sessions" in err and hint in err
+
+
 # --------------------------------------------------------------------------- CLI
 def test_cli_json_on_the_real_file(sample_path, capsys):
     assert cli.main(["timeline", SAMPLE_ID, "--retell-json", str(sample_path), "--format", "json"]) == 0

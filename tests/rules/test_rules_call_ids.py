@@ -154,3 +154,17 @@ def test_folding_the_call_ids_of_texts_is_re_sub_text_by_text(texts):
     folded = call_ids.fold_call_ids(pd.Series(texts, dtype="string"))
     want = [None if t is None else re.sub(call_ids.RETELL_CALL_ID_BODY, call_ids.CALL_ID_FOLDED, t) for t in texts]
     assert [None if pd.isna(v) else v for v in folded] == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("callCAL_0123456789abcdefABCDEF/?=: \n")), max_size=80), st.from_regex(r"[0-9a-f]{27}", fullmatch=True))
+def test_a_pasted_text_yields_its_one_call_id_and_never_an_id_it_does_not_hold(noise, body):
+    """call_id_in: the one id (any case) standing on its own in a paste; none when there are several or none."""
+    found = call_ids.call_id_in(noise)
+    whole = re.findall(r"(?<![0-9A-Za-z])[cC][aA][lL][lL]_[0-9a-fA-F]{27}(?![0-9A-Za-z])", noise)
+    assert found == (whole[0].lower() if len({w.lower() for w in whole}) == 1 else None)
+    assert found is None or (call_ids.is_real_call_id(found) and found in noise.lower())
+    pasted = f"https://dashboard.retellai.com/call-history?history=call_{body.upper()}#x"
+    assert call_ids.call_id_in(pasted) == f"call_{body}" and call_ids.call_id_in(f"{pasted} call_{body[::-1]}") in (
+        None if body[::-1] != body else f"call_{body}",)
+    assert call_ids.call_id_in(f"call_{body}0") is None and call_ids.call_id_in(f"xcall_{body}") is None
