@@ -213,6 +213,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:?\d\d|Z)?")
+
+
+def _extra_hint(argv: list[str], extra: list[str], label: str) -> str:
+    """What to do with arguments a command does not take: a time of day after a date was a date and time pasted
+    without quotes (``--at 2025-10-18 13:20:08+02:00``), else the command's own help."""
+    at = argv.index(extra[0]) if extra[0] in argv else -1
+    if at > 0 and _TIME_OF_DAY.fullmatch(extra[0]) and re.fullmatch(r"\d{4}-\d\d-\d\d", argv[at - 1]):
+        return f"quote a date and time that holds a space, '{argv[at - 1]} {extra[0]}', or write it {argv[at - 1]}T{extra[0]}"
+    return f"see `{label} --help`"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command and map its outcome to the exit code (``EXIT_CODES``): the one place that does."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -226,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             parser = build_parser(argv)  # imports the command's module: a broken one is an internal error too
             args, extra = parser.parse_known_args(argv)  # usage errors: ConfigError (OneLineParser); --help exits 0
             if extra:  # argparse would name the top level's help; the command's own lists what it takes
-                raise ConfigError(f"unrecognized arguments: {' '.join(extra)}", hint=f"see `{label} --help`")
+                raise ConfigError(f"unrecognized arguments: {' '.join(extra)}", hint=_extra_hint(argv, extra, label))
             func: Callable[[argparse.Namespace], Outcome] | None = getattr(args, "func", None)
             if func is None:
                 parser.print_help()

@@ -175,6 +175,9 @@ CASES = [
     ("unknown-option", ["quality", "--since=2025-10-14"], {},  # the command's own help, which lists its options
      "rca quality: error: unrecognized arguments: --since=2025-10-14 (see `rca quality --help`)"),
     ("unknown-option-top", ["--since"], {}, "rca: error: unrecognized arguments: --since (see `rca --help`)"),
+    ("time-pasted-without-quotes", ["compare", "--at", "2025-10-18", "13:20:08+02:00"], {},  # the shell split it
+     "unrecognized arguments: 13:20:08+02:00 (quote a date and time that holds a space, '2025-10-18 13:20:08+02:00', "
+     "or write it 2025-10-18T13:20:08+02:00)"),
     ("report-without-report", ["report"], {}, "rca report needs a report: health or prune"),
     ("schedule-without-report", ["schedule"], {}, "rca schedule needs a report: health"),
     ("schedule-rca-with-password", ["schedule", "health", "--rca", f"https://u:{PASSWORD}@h/rca"], {},
