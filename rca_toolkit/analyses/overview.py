@@ -41,6 +41,9 @@ class WorldOverview:
             "synthetic": self.synthetic,
             "calls_total": int(self.calls_per_day["calls"].sum()),
             "days": len(self.calls_per_day),
+            "key_numbers": {"calls": int(self.calls_per_day["calls"].sum()), "days": len(self.calls_per_day),
+                            **{path: tables.share_of(row["success"], row["attempts"])
+                               for path, row in self.outcomes_by_path.iterrows()}},
             "outcomes_by_path": self.outcomes_by_path.reset_index().to_dict(orient="records"),
             "flags": self.flags,
             "notes": self.notes,

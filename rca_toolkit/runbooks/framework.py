@@ -318,6 +318,7 @@ class Runbook:
             f"all {len(self.results)} checks passed" if self.results else "no check ran")
         kernel.record_metrics({"runbook": self.id, "verdict": self.verdict.name, "outcome": self.outcome.value,
                                "counts": self.counts(), "checks": {r.name: r.status.name for r in self.results},
+                               "key_numbers": {f"checks {k}": n for k, n in self.counts().items() if n},  # the index's
                                "verdict_line": f"{self.verdict.name}: {line}",  # the report's verdict block and the index
                                "reasons": [{"status": r.status.name, "name": r.name, "summary": r.summary} for r in failing],
                                "synthetic": self.synthetic})

@@ -21,6 +21,7 @@ from pathlib import Path
 from rca_toolkit.analyses.tables import cut_html
 from rca_toolkit.runs import output
 from rca_toolkit.runs.locks import file_lock
+from rca_toolkit.runs.summary import NOTHING_SAID, summary_lines
 
 INDEX_JSON = "index.json"
 INDEX_HTML = "index.html"
@@ -103,6 +104,9 @@ def collect(root: str | Path) -> list[dict]:
             "personal_data": run.get("personal_data"),
             "verdict": metrics.get("verdict"),
             "verdict_line": metrics.get("verdict_line"),
+            # what a run that judges nothing found (the comparison's "The fix was partial: ..."), as its report's block
+            "summary": [] if metrics.get("verdict_line") or not metrics else
+                       [line for line in summary_lines(metrics) if line != NOTHING_SAID],
             "key_numbers": _key_numbers(metrics),
             "report": f"{rel}/report.html" if report.exists() else None,
             "_sort": (started or ended).isoformat(),
@@ -152,7 +156,7 @@ def render_html(entries: list[dict], *, generated: str) -> str:
             result = f'<span class="v v-{html.escape(verdict)}">{html.escape(verdict)}</span>'
         else:
             result = f'<span class="s-{html.escape(status)}">{html.escape(status)}</span>'
-        line = cut_html(e.get("verdict_line") or e.get("error") or "", REASON_CHARS)
+        line = cut_html(e.get("verdict_line") or e.get("error") or " ".join(e.get("summary") or []), REASON_CHARS)
         numbers = "\n".join(cut_html(f"{k}: {v}", 40) for k, v in list(e["key_numbers"].items())[:MAX_KEY_NUMBERS])
         name = html.escape(e["notebook"])
         folder = html.escape(e["path"], quote=True)
@@ -169,7 +173,7 @@ def render_html(entries: list[dict], *, generated: str) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rca reports</title>"
         f"<style>{_CSS}</style></head><body>\n<h1>rca reports</h1>\n"
-        f"<p class=\"muted\">{len(entries)} runs, newest first · generated {html.escape(generated)} · "
+        f"<p class=\"muted\">{len(entries)} runs, newest first · generated {html.escape(_local_minute(generated))} · "
         "exit codes: 0 OK/WATCH/PASS/WARN/CLEAR, 1 ACT/FAIL/FOUND, 2 bad input, 3 internal error · "
         "a cut text shows in full when the pointer rests on it</p>\n"
         f"<table><colgroup>{cols}</colgroup><thead><tr>{heads}</tr></thead>\n<tbody>\n"

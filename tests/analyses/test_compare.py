@@ -416,6 +416,8 @@ def test_demo_by_family_and_a_bounded_history(demo_db, capsys):
     rates = {m["group"]: m for m in payload["metrics"] if m["name"] == "booking_success_rate"}
     assert set(rates) == {"all", *PATHS} and rates["book_appointment"]["after"]["value"] == 0.0
     assert rates["all"]["before"]["n"] == sum(rates[p]["before"]["n"] for p in PATHS)
+    assert payload["key_numbers"] == {group: f"{100 * rates[group]['before']['value']:.1f} % -> "
+                                             f"{100 * rates[group]['after']['value']:.1f} %" for group in rates}
     fell_back = any(n.startswith("--by family: booking attempts of the compared windows were loaded as rows") for n in payload["notes"])
     assert fell_back == ("by" not in inspect.signature(booking_counts.attempt_counts).parameters)
     notes = payload["change_points"]["notes"]

@@ -50,6 +50,9 @@ def test_calls_per_day_and_flags(demo_db):
     assert world.flags["excluded test/demo/temp/malformed ids"] == len(truth["excluded_ids"])
     day = pd.Timestamp("2025-10-24").date()
     assert world.calls_per_day.loc[day, "stuck"] == world.calls_per_day.loc[day, "calls"]  # every session that day
+    assert world.to_dict()["key_numbers"] == {"calls": truth["calls_real"], "days": len(world.calls_per_day), **{
+        path: f"{100 * row['success'] / row['attempts']:.1f} % ({row['success']:.0f}/{row['attempts']:.0f})"
+        for path, row in world.outcomes_by_path.iterrows()}}
     text = world.to_markdown()
     assert "SYNTHETIC DEMO DATA" in text and "collect_appointment" in text
     section = DisplayFormatter().format(world)[0]["text/markdown"]  # what report.md shows: Markdown, headline marked

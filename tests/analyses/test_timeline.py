@@ -272,6 +272,8 @@ def test_db_with_calls_raw_reads_the_retell_object(small_db, sample):
     tl = load_timeline(SAMPLE_ID, db=small_db)
     assert tl.source == "calls.raw" and not tl.synthetic
     assert tl.to_dict()["tool_calls"] == sample.to_dict()["tool_calls"]
+    assert tl.to_dict()["key_numbers"] == {"duration (s)": tl.duration_s, "findings": len(tl.findings),
+                                          **({"what-if (s)": round(tl.what_if.duration_s, 1)} if tl.what_if.removed else {})}
     assert tl.attribution.ms == sample.attribution.ms
     assert "session call_status is 'in_progress' but Retell says 'ended' (the timeline uses Retell's)" in tl.notes
 

@@ -169,6 +169,7 @@ def test_record_writes_verdict_and_signoff_into_the_run(monkeypatch, tmp_path):
     rb.record()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["verdict"] == "FAIL" and metrics["outcome"] == "found" and metrics["checks"] == {"Booking success": "FAIL"}
+    assert metrics["key_numbers"] == {"checks FAIL": 1}  # what the run index shows: the checks by status
     assert "**Verdict: FAIL**" in (tmp_path / "signoff.md").read_text()
     assert json.loads((tmp_path / "signoff.json").read_text())["checks"][0]["name"] == "Booking success"
 

@@ -87,3 +87,23 @@ def test_empty_reports_folder_gives_an_empty_index(tmp_path):
     json_path, html_path = run_index.write_index(tmp_path / "reports")
     assert json.loads(json_path.read_text())["count"] == 0
     assert "no runs yet" in html_path.read_text()
+
+
+def test_a_run_that_judges_nothing_shows_what_it_found_as_its_reason_and_its_own_key_numbers(tmp_path):
+    """The before/after row said "ok" with an empty reason and "alpha: 0.05, at: ..." (its parameters) as key numbers,
+    while its report said "The fix was partial"; the index now says the lines the report's block says."""
+    _run(tmp_path, "before_after_report/20260102T063000Z-abc123", started="2026-01-02T06:30:00+00:00",
+         metrics={"alpha": 0.05, "at": "2025-10-18T11:20:08+00:00", "summary": [
+             "SYNTHETIC DEMO DATA: generated", "The fix was partial: book_appointment still fails."],
+             "key_numbers": {"book_appointment": "0.0 % -> 0.0 %", "collect_appointment": "0.0 % -> 100.0 %"}})
+    _run(tmp_path, "call_timeline/20260101T000000Z-abc123", started="2026-01-01T00:00:00+00:00",
+         metrics={"duration_s": 144.481, "findings": [{"kind": "dead_air", "seconds": 17.6}]})
+    _run(tmp_path, "tiny/20260101T000000Z-abc123", started="2025-12-31T00:00:00+00:00", metrics={"limit": 7})
+    compare, call, tiny = run_index.collect(tmp_path)
+    assert compare["summary"] == ["The fix was partial: book_appointment still fails."]
+    assert call["summary"] == ["144.5 s call; findings: dead air 17.6 s."] and tiny["summary"] == []
+    page = run_index.write_index(tmp_path)[1].read_text()
+    assert "<td>The fix was partial: book_appointment still fails.</td>" in page
+    assert "book_appointment: 0.0 % -&gt; 0.0 %" in page and "alpha: 0.05" not in page
+    assert "<td>144.5 s call; findings: dead air 17.6 s.</td>" in page
+    assert re.search(r"generated \d{4}-\d\d-\d\d \d\d:\d\d [A-Z]", page)  # local, as the started column

@@ -493,6 +493,9 @@ class CallTimeline:
                    for t in self.session_tool_calls.itertuples(index=False)] if len(self.session_tool_calls) else []
         return _clean({
             "call_id": self.call_id, "duration_s": self.duration_s, "source": self.source, "synthetic": self.synthetic,
+            "key_numbers": {"duration (s)": self.duration_s, "findings": len(self.findings),
+                            **({"what-if (s)": round(self.what_if.duration_s, 1)}
+                               if self.what_if.removed and self.what_if.duration_s is not None else {})},
             "known": self.known, "attribution": self.attribution.seconds, "attribution_ms": self.attribution.ms,
             "tool_coverage": self.attribution.tool_coverage, "tool_calls": tools, "session_tool_calls": session,
             "findings": [f.to_dict() for f in self.findings], "what_if": self.what_if.to_dict(),

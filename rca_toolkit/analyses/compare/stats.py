@@ -416,11 +416,17 @@ class Comparison:
             "minimum_n": {"rate": MIN_ATTEMPTS, "distribution": MIN_N_SAMPLE},
             "alpha": ALPHA,
             "summary": self.summary,
+            "key_numbers": self.key_numbers(),
             "partial": {k: v for k, v in self.partial.items() if k != "sentences"},
             "metrics": [m.to_dict() for m in self.metrics],
             "signature_mix": {"table": self.signature_mix.to_dict(orient="records"), "test": self.signature_test},
             "notes": self.notes,
         }
+
+    def key_numbers(self) -> dict:
+        """What the run index shows: booking success before -> after per group (path), as the comparison's table gives it."""
+        return {m.group: f"{tables.percent(m.before.value)} -> {tables.percent(m.after.value)}"
+                for m in self.metrics if m.name == "booking_success_rate"}
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), default=json_default, ensure_ascii=False, **kwargs)
