@@ -256,6 +256,7 @@ def test_a_signature_absent_from_the_window_is_said_so(demo_sqlite):
     metrics = other.metrics()  # what the report's verdict block and the index show
     assert (metrics["verdict"], metrics["verdict_line"]) == (
         "CLEAR", "CLEAR: the signature is absent from the window and no claim is contradicted")
+    assert metrics["key_numbers"] == {"errors": 0, "failed attempts": 0, "orphaned": 0, "rescued": 0}
 
 
 def test_the_verdict_is_what_rca_incident_exits_on_and_its_reasons_are_the_summary(result):
@@ -266,6 +267,10 @@ def test_the_verdict_is_what_rca_incident_exits_on_and_its_reasons_are_the_summa
         x.removeprefix("- ") for x in result.summary_lines() if not x.startswith("SYNTHETIC")]
     assert result.to_text().startswith(metrics["verdict_line"] + "\nSignature ")  # the terminal's first line
     assert "\n\n**FOUND**: the signature occurs in the window; 2 of 3 claims contradicted\n" in result.to_markdown()
+    impact = result.impact_table()  # the index's key numbers: the impact table's totals
+    assert metrics["key_numbers"] == {"errors": impact["errors"].sum(), "failed attempts": impact["failed attempts"].sum(),
+                                      "orphaned": impact["orphaned (lost)"].sum(), "rescued": impact["rescued by webhook"].sum()}
+    assert metrics["key_numbers"]["errors"] > 0
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

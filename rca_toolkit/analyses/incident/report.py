@@ -114,6 +114,8 @@ class IncidentReport:
         block and the index show (:attr:`verdict_line`), its reasons the summary lines."""
         return {**self.to_dict(), "found": self.found, "synthetic": self.synthetic, "verdict": self.verdict,
                 "verdict_line": self.verdict_line,
+                "key_numbers": {k.replace("_", " "): sum(getattr(g, k) for g in self.groups)  # the index's: the impact
+                                for k in ("errors", "failed_attempts", "orphaned", "rescued")},
                 "reasons": [{"text": x.removeprefix("- ")} for x in self.summary_lines() if not x.startswith("SYNTHETIC")]}
 
     # ------------------------------------------------------------------ tables
