@@ -99,7 +99,8 @@ class WorldOverview:
         return "\n".join([f"> {line}" for line in self._headline()] + [""] + self._markdown_body("##"))
 
     def _repr_markdown_(self) -> str:  # a section of the Markdown report (runs.render): the headline is its block's
-        return "\n".join([tables.verdict_repeat_md(f"**{md_text(line)}**" for line in self._headline()), ""] + self._markdown_body("####"))
+        headline = tables.verdict_repeat_md(f"**{md_text(line)}**" for line in self._headline())
+        return "\n".join([headline, ""] + self._markdown_body("####"))
 
     def _repr_html_(self) -> str:
         head = "".join(f"<p><b>{html.escape(line)}</b></p>" for line in self._headline())

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from rca_toolkit.analyses import tables
-from rca_toolkit.analyses.markdown import md_table, md_text
+from rca_toolkit.analyses.markdown import md_items, md_table, md_text
 from rca_toolkit.rules import call_ids, sessions
 from rca_toolkit.rules.timeutil import source_tz
 
@@ -75,14 +75,16 @@ class QualityReport:
                  f"{self.n_rows:,} rows; stuck judged as of {tables.when(self.as_of)}.", "", self._checks().to_markdown()]
         if self.near_duplicates:
             lines += ["", "## Near-duplicate ids", "", md_table(pd.DataFrame(
-                [(d["call_id"], d["similar_to"], d["edit_distance"], f"{d['seconds_apart']:g}") for d in self.near_duplicates],
+                [(d["call_id"], d["similar_to"], d["edit_distance"], f"{d['seconds_apart']:g}")
+                 for d in self.near_duplicates],
                 columns=["id", "similar to", "edits", "seconds apart"]))]
         if self.longest_calls:
             lines += ["", "## Longest calls", "", md_table(pd.DataFrame(
-                [(c["call_id"], tables.when(c["started_at"]), f"{c['duration_s']:.3f}", c["call_status"]) for c in self.longest_calls],
+                [(c["call_id"], tables.when(c["started_at"]), f"{c['duration_s']:.3f}", c["call_status"])
+                 for c in self.longest_calls],
                 columns=["call_id", "started_at", "duration (s)", "status"]))]
         if self.notes:
-            lines += ["", "## Notes", ""] + [f"- {md_text(n)}" for n in self.notes]
+            lines += ["", "## Notes", ""] + md_items(self.notes)
         return "\n".join(lines) + "\n"
 
     def to_text(self) -> str:
@@ -114,7 +116,7 @@ class QualityReport:
         return f"Data quality: {self.source or 'frame'} ({self.n_rows:,} rows)"
 
     def _repr_markdown_(self) -> str:  # a section of the Markdown report (runs.render), as the HTML is one of the page
-        return "\n".join([f"#### {md_text(self._title())}", "", self._checks().to_markdown(), ""] + [f"- {md_text(n)}" for n in self.notes])
+        return "\n".join([f"#### {md_text(self._title())}", "", self._checks().to_markdown(), ""] + md_items(self.notes))
 
     def _repr_html_(self) -> str:
         return f"<h4>{html.escape(self._title())}</h4>" + self._checks().to_html() + tables.bullet_list(self.notes)

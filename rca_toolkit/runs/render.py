@@ -295,7 +295,8 @@ _MD_MARKS = re.compile(r"^\s*(?:>\s*)?(?:-\s+)?|\*\*")  # a quote's and a bullet
 
 def _md_without_repeats(text: str, said: set[str]) -> str:
     """The Markdown twin of :func:`_without_repeats`: a part marked by ``tables.verdict_repeat_md`` is left out when
-    the block says each of its lines (bold, quote and bullet marks and ``md_text``'s escape aside); one that says more loses its marks only."""
+    the block says each of its lines (bold, quote and bullet marks and ``md_text``'s escape aside); one that says more
+    loses its marks only."""
     def part(match: re.Match) -> str:
         lines = [" ".join(_MD_MARKS.sub("", line).replace("&lt;", "<").split()) for line in match.group(1).splitlines()
                  if line.strip()]

@@ -267,7 +267,8 @@ class DriftReport:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        out = [f"**Checked tables:** {md_text(', '.join(self.checked_tables) or '(none)')} ({self.writes_checked} column writes)", ""]
+        checked = md_text(", ".join(self.checked_tables) or "(none)")
+        out = [f"**Checked tables:** {checked} ({self.writes_checked} column writes)", ""]
         if self.phantom_columns.empty:
             out.append("No phantom columns: every written column exists.")
         else:

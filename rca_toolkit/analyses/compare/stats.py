@@ -43,7 +43,7 @@ from rca_toolkit.errors import ConfigError, SchemaError
 from rca_toolkit.rules.signatures import NO_ERROR_TEXT
 from rca_toolkit.rules.timeutil import parse_duration, parse_instant, source_tz
 from rca_toolkit.analyses import tables
-from rca_toolkit.analyses.markdown import md_text
+from rca_toolkit.analyses.markdown import md_items, md_text
 
 MIN_N_SAMPLE = 20
 ALPHA = 0.05
@@ -519,12 +519,12 @@ class Comparison:
                 parts += [f"{heading} {title}", "", table.to_markdown(), ""]
         parts += [f"{heading} Error signatures of failed booking attempts", "", self._mix().to_markdown(), "",
                   f"Chi-square: {_mix_text(self.signature_test)}", ""]
-        return parts + [f"- {md_text(n)}" for n in self._reading_notes() + self.notes]
+        return parts + md_items(self._reading_notes() + self.notes)
 
     def to_markdown(self) -> str:
         """A document of its own: the comparison as its ``##`` heading, the summary in bold."""
         parts = ["## " + self._header()[0], "", self._header()[1], ""]
-        return "\n".join(parts + [f"**{s}**" for s in self.summary] + [""] + self._markdown_body("###"))
+        return "\n".join(parts + [f"**{md_text(s)}**" for s in self.summary] + [""] + self._markdown_body("###"))
 
     def _repr_markdown_(self) -> str:  # a section of the Markdown report (runs.render), as the HTML is one of the page
         summary = tables.verdict_repeat_md([f"**{md_text(s)}**" for s in self.summary])  # the report's block says it
