@@ -21,8 +21,9 @@ def md_text(value) -> str:
 
 
 def md_items(items) -> list[str]:
-    """Lines of a Markdown bullet list, each item through :func:`md_text`."""
-    return [f"- {md_text(item)}" for item in items]
+    """Lines of a Markdown bullet list, each item on one line (its whitespace collapsed: four leading spaces would
+    make it a code block) through :func:`md_text`."""
+    return [f"- {md_text(' '.join(str(item).split()))}" for item in items]
 
 
 def md_table(frame: pd.DataFrame) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import mistune
 import pandas as pd
 from bs4 import BeautifulSoup
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
-from rca_toolkit.analyses.markdown import md_table, md_text
+from rca_toolkit.analyses.markdown import md_items, md_table, md_text
 
 # HTML, entity and table syntax, and the whitespace that would end a row (Markdown's own emphasis marks aside)
 DATA = st.text(alphabet=st.sampled_from(list("ab <>/=\"'&;#|\n\t")), max_size=40)
@@ -24,10 +24,12 @@ def test_a_cell_reads_as_written_in_one_row_of_one_table(header: str, value: str
 
 
 @settings(max_examples=300, deadline=None)
-@given(DATA.filter(lambda t: t.strip() and "\n" not in t))
-def test_a_line_of_text_reads_as_written(value: str):
-    page = BeautifulSoup(RENDER(f"- {md_text(value)}"), "html.parser")
-    assert page.find("li").get_text() == value.strip() and page.find("li").find() is None
+@example("    ;")  # four spaces lead an indented code block
+@given(DATA.filter(lambda t: t.strip()))
+def test_an_item_of_a_list_reads_as_written(value: str):
+    page = BeautifulSoup(RENDER("\n".join(md_items([value, "next"]))), "html.parser")
+    assert [li.get_text() for li in page.find_all("li")] == [" ".join(value.split()), "next"]
+    assert page.find("li").find() is None
 
 
 def test_the_escapes_are_few_so_the_file_reads_well_too():
