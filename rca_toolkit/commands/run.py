@@ -74,12 +74,17 @@ def cmd_runbook(args: argparse.Namespace) -> Outcome:
         why = result.error or "the notebook recorded no verdict (Runbook.record() was not called)"
         print(f"ERROR: {result.run_dir}\nrca runbook: {why}", file=sys.stderr)
         return result.outcome if result.status != "ok" else Outcome.INTERNAL_ERROR
-    print(f"{verdict}: {result.run_dir}")
-    print(f"index: {index_path}")
-    counts = result.metrics.get("counts", {})
-    if counts:
-        print("checks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    print(f"sign-off: {result.run_dir / 'signoff.md'}")
+    from rca_toolkit.analyses import tables
+    from rca_toolkit.runs import output
+
+    # the verdict and why first (what a CI log or a cron mail is read for), wrapped; then where to read more.
+    # Through the one writer: a check's summary quotes data, so personal data is masked as in the report
+    line = str(result.metrics.get("verdict_line") or verdict)
+    counts = {k: v for k, v in (result.metrics.get("counts") or {}).items() if v}
+    lines = [tables.wrap_lines([line if line.startswith(verdict) else f"{verdict}: {line}"]),
+             "checks: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none ran"),
+             f"report: {result.run_dir / 'report.html'}", f"sign-off: {result.run_dir / 'signoff.md'}", f"index: {index_path}"]
+    output.echo("\n".join(lines), output.policy(args.show_personal_data, secrets_of=[args.db]))
     recorded = result.metrics.get("outcome")  # Runbook.record(): tells an ERROR from input and from a crash apart
     return Outcome(recorded) if recorded in {o.value for o in Outcome} else Status[verdict].outcome
 

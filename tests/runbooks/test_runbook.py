@@ -223,9 +223,14 @@ def _check(signoff: dict, name: str) -> dict:
 
 
 @pytest.mark.slow
-def test_rb001_phase1_fails_on_the_book_appointment_path(demo_sqlite, tmp_path):
+def test_rb001_phase1_fails_on_the_book_appointment_path(demo_sqlite, tmp_path, capsys):
     url, truth = demo_sqlite
     code, run, signoff = _run_runbook("RB001", url, tmp_path, "deployed_at=2025-10-18T13:20:08+02:00")
+    # the terminal says the verdict and why first (a CI log), within 100 columns, then where to read more
+    printed = capsys.readouterr().out.splitlines()
+    verdict = printed[:next(i for i, line in enumerate(printed) if line.startswith("checks: "))]
+    assert verdict[0].startswith("FAIL: Booking success since the deploy: collect_appointment: ") and max(map(len, verdict)) <= 100
+    assert "book_appointment: 0/" in " ".join(verdict) and f"report: {run / 'report.html'}" in printed
     booking = _check(signoff, "Booking success since the deploy")
     assert booking["status"] == "FAIL" and code == 1 and signoff["verdict"] == "FAIL"
     paths = {p["path"]: p for p in booking["evidence"]["paths"]}
