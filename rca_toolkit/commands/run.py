@@ -39,13 +39,20 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> Outcome:
+    from rca_toolkit.analyses import tables
     from rca_toolkit.runs import output
     from rca_toolkit.runs.runner import run_notebook
+    from rca_toolkit.runs.summary import NOTHING_SAID, summary_lines
 
     result = run_notebook(find_notebook(args.notebook), _params(args), db=args.db, out_dir=args.out,
                           show_personal_data=args.show_personal_data)
     policy = output.policy(args.show_personal_data, secrets_of=[args.db])  # printed lines: the writer's too
     output.echo(f"{result.status}: {result.run_dir}", policy)
+    if result.status == "ok" and result.metrics:  # what the report's block says: its verdict line, else what it found
+        verdict_line = result.metrics.get("verdict_line")
+        said = [str(verdict_line)] if verdict_line else [x for x in summary_lines(result.metrics) if x != NOTHING_SAID]
+        if said:
+            output.echo(tables.wrap_lines(said), policy)
     output.echo(f"report: {result.run_dir / 'report.html'}", policy)
     output.echo(f"index: {_refresh_index(args.out)}", policy)
     if result.error:

@@ -158,6 +158,15 @@ def test_runbook_error_is_2_from_the_input_and_3_from_a_crash(probe, tmp_path, c
 
 
 @pytest.mark.slow
+def test_rca_run_says_what_the_report_says_under_its_status_line(probe, tmp_path, capsys):
+    """`rca run` printed only paths: the verdict (or what a notebook that judges nothing found) was in the report only."""
+    got, out, _ = rca(capsys, "run", str(probe), "-p", "mode", "pass", "--out", str(tmp_path / "out"))
+    lines = out.splitlines()
+    assert got == 0 and lines[0].startswith("ok: ") and lines[1] == "PASS: all 1 checks passed"
+    assert lines[2].startswith("report: ") and lines[2].endswith("report.html")
+
+
+@pytest.mark.slow
 def test_run_whose_cell_failed_on_an_rca_error_is_2(probe, tmp_path, capsys):
     code, out, err = rca(capsys, "run", str(probe), "-p", "mode", "raise", "--out", str(tmp_path / "out"))
     assert code == 2 and out.startswith("failed: ")
