@@ -220,9 +220,12 @@ def test_plot_marks_deploys_onsets_and_recoveries(result):
 def test_full_message_and_normalised_signature_select_the_same_rows(result, demo_sqlite):
     url, truth = demo_sqlite
     expected = {g.group: (g.errors, g.failed_attempts) for g in result.groups}
-    for text in (phantom(truth)["error_message"], result.provenance["signature"]["matched"][0]):
+    # and the whole Laravel log line, as pasted from the log (before, its head matched no stored error: CLEAR-looking)
+    line = f"[2025-10-13 11:22:35] production.ERROR: {phantom(truth)['error_message']} {{\"exception\":\"[object] (x)\"}}"
+    for text in (phantom(truth)["error_message"], result.provenance["signature"]["matched"][0], line):
         other = incident(url, text, with_claims=False, detect=False)
         assert {g.group: (g.errors, g.failed_attempts) for g in other.groups} == expected
+    assert other.provenance["signature"]["pasted_log_line"] == line and not other.signature.startswith("[2025")
 
 
 def test_by_code_path_groups_by_the_truths_frames(demo_sqlite):

@@ -38,7 +38,8 @@ def provenance(report: IncidentReport, query: SignatureQuery, matched: list[str]
         "loaded": {"since": iso(load_window[0]), "until": iso(load_window[1]),
                    "note": "the incident window joined with the claims' windows (None = open)"},
         "by": report.by,
-        "signature": {"query": query.text, "normalised": query.normalised, "matched": matched, "rule": match_fn},
+        "signature": {"query": query.text, "normalised": query.normalised, "matched": matched, "rule": match_fn,
+                      "pasted_log_line": query.pasted},
         "numbers": {
             "errors": f"retell_error_log rows carrying the signature ({errors_fn}; {match_fn}), grouped by {report.by} "
                       f"through their attempt (function_trace_id) else their own column; window {window}",

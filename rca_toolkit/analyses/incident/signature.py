@@ -5,7 +5,8 @@ signature" means. A text carries it when its normalised signature
 (:func:`rca_toolkit.rules.signatures.signatures`) equals the normalised query, or when the query
 occurs (case-insensitively) in the raw text or in its signature. So ``Unknown column 'created_by'``,
 the full MariaDB message and ``[1054] Unknown column 'created_by' in 'field list'`` all select the
-same 1054 rows.
+same 1054 rows; a whole Laravel log line pasted (``[2025-10-13 11:22:35] production.ERROR: SQLSTATE...``) is read
+as its message, which is what the error rows store.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules.signatures import signature_of, signatures
+from rca_toolkit.sources.formats.laravel_log import HEADER as LOG_HEADER
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,17 @@ class SignatureQuery:
 
     text: str
     normalised: str | None
+    pasted: str | None = None  # the log line given, when its message is the query
 
     @classmethod
     def of(cls, text: str | None) -> "SignatureQuery":
         clean = (text or "").strip()
         if not clean:
             raise ConfigError("--signature is empty", hint="give an error text or signature, e.g. \"Unknown column 'created_by'\"")
+        line = LOG_HEADER.match(clean)  # a pasted Laravel log line: the stored errors carry its message, not its head
+        message = line.group("rest").strip() if line else ""
+        if message:
+            return cls(message, signature_of(message), pasted=clean)
         return cls(clean, signature_of(clean))
 
     def matches(self, messages: pd.Series) -> np.ndarray:
