@@ -221,6 +221,8 @@ def _extra_hint(argv: list[str], extra: list[str], label: str) -> str:
     without quotes (``--at 2025-10-18 13:20:08+02:00``), else the command's own help."""
     at = argv.index(extra[0]) if extra[0] in argv else -1
     if at > 0 and _TIME_OF_DAY.fullmatch(extra[0]) and re.fullmatch(r"\d{4}-\d\d-\d\d", argv[at - 1]):
+        if len(extra) > 1 and re.fullmatch(r"[A-Z]{2,5}", extra[1]):  # a time copied from a report: "... 13:20:08 CEST"
+            return f"quote a date and time that holds a space: '{argv[at - 1]} {extra[0]} {extra[1]}'"
         return f"quote a date and time that holds a space, '{argv[at - 1]} {extra[0]}', or write it {argv[at - 1]}T{extra[0]}"
     return f"see `{label} --help`"
 

@@ -97,7 +97,9 @@ def parse_instant(text: str, *, name: str = "timestamp") -> pd.Timestamp:
     """
     shown = _shown(text)
     try:
-        ts = pd.Timestamp(text) if isinstance(text, (pd.Timestamp, datetime)) else pd.Timestamp(str(text).strip())
+        printed = _as_printed(str(text), name) if isinstance(text, str) else None
+        ts = printed if printed is not None else (
+            pd.Timestamp(text) if isinstance(text, (pd.Timestamp, datetime)) else pd.Timestamp(str(text).strip()))
     except (ValueError, TypeError, OverflowError, NotImplementedError):  # OutOfBoundsDatetime is a ValueError
         raise ConfigError(
             f"{name}={shown} is not an ISO-8601 timestamp",
@@ -117,6 +119,32 @@ def parse_instant(text: str, *, name: str = "timestamp") -> pd.Timestamp:
         raise ConfigError(f"{name}={shown} is outside the years 1970-2199",
                           hint="give an instant the data can hold, e.g. 2025-10-18T13:20:08+02:00")
     return utc
+
+
+_PRINTED = re.compile(r"(?P<wall>\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (?P<zone>[A-Z]{2,5})")
+
+
+def _as_printed(text: str, name: str) -> pd.Timestamp | None:
+    """A time as the toolkit prints it (``2025-10-26 02:30:00 CET``, ``tables.when``), copied from a report: its wall
+    time in the report's zone, the abbreviation telling which 02:30 of the hour repeated at the end of summer time.
+    None when ``text`` has another form. Why: people paste the times they read; the abbreviation makes them exact."""
+    match = _PRINTED.fullmatch(text.strip())
+    if match is None:
+        return None
+    wall, abbreviation, zone = pd.Timestamp(match["wall"]), match["zone"], source_tz()
+    if abbreviation == "UTC":
+        return wall.tz_localize("UTC")
+    try:
+        readings = {wall.tz_localize(zone, ambiguous=summer) for summer in (True, False)}  # one, or two in a repeated hour
+    except ValueError:  # a wall time the clocks skip (pandas: "nonexistent")
+        raise ConfigError(f"{name}={_shown(text)} does not exist in {zone} (the clocks skip that hour)",
+                          hint="give the time after the change, or an offset, e.g. 2025-03-30T03:30:00+02:00") from None
+    for reading in sorted(readings):
+        if reading.tzname() == abbreviation:
+            return reading
+    said = " or ".join(sorted({r.tzname() for r in readings}))
+    raise ConfigError(f"{name}={_shown(text)}: {zone} is {said} at that time, not {abbreviation}",
+                      hint=f"write {match['wall']} {said.split(' or ')[0]} or give an offset, e.g. 2025-10-18T13:20:08+02:00")
 
 
 def _shown(value) -> str:

@@ -178,6 +178,8 @@ CASES = [
     ("time-pasted-without-quotes", ["compare", "--at", "2025-10-18", "13:20:08+02:00"], {},  # the shell split it
      "unrecognized arguments: 13:20:08+02:00 (quote a date and time that holds a space, '2025-10-18 13:20:08+02:00', "
      "or write it 2025-10-18T13:20:08+02:00)"),
+    ("time-from-a-report-pasted-without-quotes", ["compare", "--at", "2025-10-18", "13:20:08", "CEST"], {},
+     "unrecognized arguments: 13:20:08 CEST (quote a date and time that holds a space: '2025-10-18 13:20:08 CEST')"),
     ("report-without-report", ["report"], {}, "rca report needs a report: health or prune"),
     ("schedule-without-report", ["schedule"], {}, "rca schedule needs a report: health"),
     ("schedule-rca-with-password", ["schedule", "health", "--rca", f"https://u:{PASSWORD}@h/rca"], {},

@@ -1,5 +1,9 @@
+import re
+from datetime import datetime
+
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.rules.timeutil import localize_naive, parse_duration, parse_instant
@@ -63,3 +67,34 @@ def test_mixed_offset_and_naive_strings():
     assert list(out["ts_ambiguous"]) == [False, True, False, False]
     assert pd.isna(out["ts"].iloc[2])
     assert out["ts"].iloc[3] == pd.Timestamp("2025-10-18T10:09:27.5Z")
+
+
+@pytest.mark.parametrize("printed, utc", [
+    ("2025-10-18 13:20:08 CEST", "2025-10-18T11:20:08Z"),  # as the reports print a time (tables.when)
+    ("2025-10-18 13:20 CEST", "2025-10-18T11:20:00Z"),  # as the index and tables.between print one
+    ("2025-10-26 02:30:00 CEST", "2025-10-26T00:30:00Z"),  # the repeated hour: its first pass ...
+    ("2025-10-26 02:30:00 CET", "2025-10-26T01:30:00Z"),  # ... and its second, told apart by the zone's name
+    ("2025-10-18 11:20:08 UTC", "2025-10-18T11:20:08Z"),  # rca compare's header gives UTC beside it
+])
+def test_a_time_copied_from_a_report_is_read_exactly(printed, utc):
+    assert parse_instant(printed, name="--at") == pd.Timestamp(utc)
+
+
+@pytest.mark.parametrize("printed, fragment", [
+    ("2025-10-18 13:20:08 CET", "Europe/Berlin is CEST at that time, not CET (write 2025-10-18 13:20:08 CEST"),
+    ("2025-12-18 13:20:08 CEST", "Europe/Berlin is CET at that time, not CEST"),
+    ("2025-10-18 13:20:08 PST", "not PST"),  # another zone's name is no guess
+    ("2026-03-29 02:30:00 CET", "does not exist in Europe/Berlin (the clocks skip that hour)"),
+])
+def test_a_printed_time_that_names_the_wrong_zone_is_one_line_naming_the_right_one(printed, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        parse_instant(printed, name="--at")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2199, 12, 30)))
+def test_every_time_the_toolkit_prints_it_reads_back_as_the_same_instant(naive_utc):
+    from rca_toolkit.analyses import tables
+
+    instant = pd.Timestamp(naive_utc, tz="UTC").floor("s")
+    assert parse_instant(tables.when(instant), name="--at") == instant
