@@ -56,11 +56,11 @@ def resolve_url(db: str | None = None, settings: Settings | None = None) -> URL:
             known = ", ".join(sorted(settings.profiles)) or "none configured"
             what = "--db" if db else "the database_url setting (RCA_DATABASE_URL, rca.yaml)"
             raise ConnectionFailed(f"{what} {_shown(redact_text(str(raw)))} is not a valid SQLAlchemy URL nor a database profile",
-                                   hint=f"profiles: {known} (rca.yaml or $RCA_CONFIG); or give sqlite:///path.sqlite "
-                                        f"or mysql+pymysql://user@host:3306/db") from None
+                                   hint=_pasted_hint(str(raw)) or f"profiles: {known} (rca.yaml or $RCA_CONFIG); or give "
+                                        f"sqlite:///path.sqlite or mysql+pymysql://user@host:3306/db") from None
         raise _port_error(str(raw)) or ConnectionFailed(
             f"database URL {redact_text(str(raw))!r} is not a valid SQLAlchemy URL",
-            hint="use sqlite:///path.sqlite or mysql+pymysql://user@host:3306/db",
+            hint=_pasted_hint(str(raw)) or "use sqlite:///path.sqlite or mysql+pymysql://user@host:3306/db",
         ) from None
     _check_port(url)
     if profile and profile.get("password_env"):
@@ -74,6 +74,16 @@ def resolve_url(db: str | None = None, settings: Settings | None = None) -> URL:
     if url.get_backend_name() == "mysql" and url.drivername == "mysql":
         url = url.set(drivername="mysql+pymysql")
     return url
+
+
+def _pasted_hint(raw: str) -> str | None:
+    """The URL a pasted database address means, where it is plain: a JDBC URL (its driver options left out), or a path
+    to a SQLite file."""
+    if raw.startswith("jdbc:mysql://") or raw.startswith("jdbc:mariadb://"):
+        return f"write it for SQLAlchemy: {redact_text('mysql+pymysql://' + raw.split('://', 1)[1].split('?', 1)[0])}"
+    if "://" not in raw and Path(raw).is_file():
+        return f"a SQLite file is given as a URL: sqlite:///{raw}"
+    return None
 
 
 def _shown(text: str) -> str:

@@ -178,6 +178,11 @@ CASES = [
     ("time-pasted-without-quotes", ["compare", "--at", "2025-10-18", "13:20:08+02:00"], {},  # the shell split it
      "unrecognized arguments: 13:20:08+02:00 (quote a date and time that holds a space, '2025-10-18 13:20:08+02:00', "
      "or write it 2025-10-18T13:20:08+02:00)"),
+    ("db-jdbc-url", ["compare", "--at", AT, "--db", f"jdbc:mysql://root:{PASSWORD}@127.0.0.1:3306/askproai?useSSL=false"], {},
+     "(write it for SQLAlchemy: mysql+pymysql://root:***@127.0.0.1:3306/askproai)"),  # as a Java config has it
+    ("db-sqlite-path", ["compare", "--at", AT, "--db", "empty.sqlite"], {},
+     "--db 'empty.sqlite' is not a valid SQLAlchemy URL nor a database profile (a SQLite file is given as a URL: "
+     "sqlite:///empty.sqlite)"),
     ("time-from-a-report-pasted-without-quotes", ["compare", "--at", "2025-10-18", "13:20:08", "CEST"], {},
      "unrecognized arguments: 13:20:08 CEST (quote a date and time that holds a space: '2025-10-18 13:20:08 CEST')"),
     ("report-without-report", ["report"], {}, "rca report needs a report: health or prune"),
