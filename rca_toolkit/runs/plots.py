@@ -11,7 +11,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from rca_toolkit.rules.bookings import BOOKING_CRITICAL
-from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.rules.timeutil import parse_instant, source_tz
 from rca_toolkit.analyses.health.periods import PERIODS
 
 
@@ -97,8 +97,9 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
             ax.axvline(row.deployed_at.tz_convert("UTC").tz_localize(None), color="#444444", linestyle=":", linewidth=1,
                        label="deployment" if first else None, gid=f"deploy:{row.commit}")
             first = False
+    at = None if at is None else parse_instant(at, name="at")  # as --at reads it (a time copied from a report too)
     if at is not None:
-        ax.axvline(pd.Timestamp(at).tz_convert("UTC").tz_localize(None), color="black", linestyle="--",
+        ax.axvline(at.tz_localize(None), color="black", linestyle="--",
                    label="compared change", gid="compared-change")
     shown = [changepoints.series[(n, resolution)]["bin"] for n in names if (n, resolution) in changepoints.series]
     if shown and any(len(b) for b in shown):
@@ -118,7 +119,7 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
     deploys = 0 if deployments is None else len(deployments)
     _describe(fig, f"Line chart: booking success per {resolution} (%) for {', '.join(names)} with 95 % Wilson bands; "
                    f"{changes} change interval(s) shaded, {deploys} deployment(s) dotted"
-                   + (f", the compared change at {pd.Timestamp(at).isoformat()} dashed" if at is not None else "") + ".")
+                   + (f", the compared change at {at.tz_convert(source_tz()).isoformat()} dashed" if at is not None else "") + ".")
     return fig
 
 

@@ -267,8 +267,9 @@ def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path)
     from rca_toolkit.runs.runner import run_notebook
 
     url, _ = demo_sqlite
-    run = run_notebook("notebooks/before_after_report.ipynb", {"before": "4d", "exclude": "15m"}, db=url,
-                                 out_dir=tmp_path)
+    # the change instant as a report prints it, copied from one: the host's check and every cell read it alike
+    run = run_notebook("notebooks/before_after_report.ipynb", {"before": "4d", "exclude": "15m",
+                                                               "change_at": "2025-10-18 13:20:08 CEST"}, db=url, out_dir=tmp_path)
     assert run.status == "ok", run.error
     rates = {m["group"]: m for m in run.metrics["metrics"] if m["name"] == "booking_success_rate"}
     assert rates["collect_appointment"]["verdict"] == "improved" and rates["book_appointment"]["after"]["value"] == 0.0
@@ -277,6 +278,7 @@ def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path)
     assert figures == ["booking_success_rates.png", "call_duration.png", "function_latency.png"]
     page = (run.run_dir / "report.html").read_text(encoding="utf-8")
     assert page.count('src="data:image/png;base64,') == 3 and "http://" not in page and "https://" not in page
+    assert "the compared change at 2025-10-18T13:20:08+02:00 dashed" in page  # the key figure's alt text
     assert "The fix was partial: book_appointment still fails" in page and "SYNTHETIC DEMO DATA" in page
     assert "before_after(" not in page and ".partial" not in page  # no code cells, no run paths
     md = (run.run_dir / "report.md").read_text(encoding="utf-8")  # the change points as Markdown, not raw HTML
