@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rca_toolkit.analyses import tables
 from rca_toolkit.analyses.compare import stats as cmp
 from rca_toolkit.errors import ConfigError, SchemaError
 from rca_toolkit.rules.bookings import MIN_ATTEMPTS
@@ -169,6 +170,27 @@ def _rca(args, capsys):
     code = cli.main(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_windows_without_data_say_so_first_and_where_the_data_is(demo_db, capsys):
+    """A mistyped year read as "not enough data" in every row; the summary now says the windows are empty and
+    where the database's sessions are (on SQLite and on the MariaDB store alike)."""
+    from rca_toolkit.sources import loaders
+
+    url, truth = demo_db
+    calls = loaders.calls(url, include_test=True)  # every session: where the data is, as the loaders read it
+    first, last = (tables.when(calls["started_at"].min()), tables.when(calls["started_at"].max()))
+    code, out, err = _rca(["compare", "--at", "2030-01-01T00:00:00Z", "--no-changepoints", "--db", url], capsys)
+    assert code == 0, err
+    said = " ".join(out.split())  # wrapped at 100 columns
+    assert (f"SYNTHETIC DEMO DATA: these numbers come from the generated demo world, not production. Neither window holds "
+            f"a booking attempt or a call duration: the database's sessions run from {first} to {last} (check --at and "
+            "the windows).") in said
+    code, out, _ = _rca(["compare", "--at", "2025-11-30T12:00:00+01:00", "--no-changepoints", "--db", url], capsys)
+    assert code == 0 and "window holds" not in out  # an after window with a few sessions is no empty one
+    code, out, _ = _rca(["compare", "--at", "2025-12-04T12:00:00+01:00", "--no-changepoints", "--db", url], capsys)
+    assert (f"The after window holds no booking attempt and no call duration: the database's sessions run from {first} "
+            f"to {last}") in " ".join(out.split())  # the before window (Nov 29 - Dec 4) holds the last days
 
 
 def test_demo_cli_json_shows_the_partial_fix_and_the_change_points(demo_db, capsys):

@@ -133,6 +133,17 @@ def _binned_counts(engine, windows: dict, by: list[str], when_fetched=None) -> d
 SPAN_COUNTS = ("excluded_test_ids", "excluded_test_attempts", "inferred_calcom_links")
 
 
+def _empty_windows(engine, sides: list[str]) -> str:
+    """A sentence naming the windows without data and where the database's sessions are."""
+    span = loaders.query(engine, "SELECT MIN(started_at) AS first, MAX(started_at) AS last FROM retell_call_sessions", {})
+    span = loaders.to_utc(span, ["first", "last"], loaders.storage_zone(engine), flags=False)
+    which = ("Neither window holds a booking attempt or a call duration" if len(sides) == 2
+             else f"The {sides[0]} window holds no booking attempt and no call duration")
+    held = ("the database holds no session" if span["first"].isna().all() else
+            f"the database's sessions run from {tables.when(span['first'].iloc[0])} to {tables.when(span['last'].iloc[0])}")
+    return f"{which}: {held} (check --at and the windows)."
+
+
 def history_bounds(at_ts: pd.Timestamp, before: str, after: str, history: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """Change-point history around ``at``: ``HISTORY_FACTOR`` x each window, a duration each side, or ``all``."""
     if history == "all":
@@ -203,6 +214,8 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
             histograms = histograms.merge(part.result())
     result = compare_mod.compare(counts=counts, histograms=histograms, at=at_ts, before=before, after=after,
                                  exclude=exclude, by=by)
+    if result.empty_sides():  # said first: a mistyped --at reads as "not enough data" in every row otherwise
+        result.lead.append(_empty_windows(engine, result.empty_sides()))
     if note:
         result.notes.append(note)
     result.notes += [n for n in requirements.absent_notes(absent, *REQUIRES["before_after"]) if n not in result.notes]

@@ -389,6 +389,7 @@ class Comparison:
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)
     samples: dict = field(default_factory=dict, repr=False)
+    lead: list[str] = field(default_factory=list)  # what the data cannot say, before any finding (an empty window)
 
     def metric(self, name: str, group: str = "all") -> Metric:
         for m in self.metrics:
@@ -398,10 +399,11 @@ class Comparison:
 
     @property
     def summary(self) -> list[str]:
-        """The sentences a reader must not miss (partial fix, synthetic data)."""
+        """The sentences a reader must not miss (synthetic data, an empty window, a partial fix)."""
         lines = []
         if self.synthetic:
             lines.append("SYNTHETIC DEMO DATA: these numbers come from the generated demo world, not production.")
+        lines.extend(self.lead)
         lines.extend(self.partial.get("sentences", []))
         return lines
 
@@ -422,6 +424,11 @@ class Comparison:
             "signature_mix": {"table": self.signature_mix.to_dict(orient="records"), "test": self.signature_test},
             "notes": self.notes,
         }
+
+    def empty_sides(self) -> list[str]:
+        """The windows that hold no booking attempt and no call duration: nothing there can be compared."""
+        measured = [m for m in self.metrics if m.group == "all" and m.name in ("booking_success_rate", "call_duration_session")]
+        return [side for side in ("before", "after") if measured and all(getattr(m, side).n == 0 for m in measured)]
 
     def key_numbers(self) -> dict:
         """What the run index shows: booking success before -> after per group (path), as the comparison's table gives it."""
