@@ -7,6 +7,8 @@ is copied from a run of the analysis.
 
 from __future__ import annotations
 
+import re
+
 from datetime import date, timedelta
 
 import pandas as pd
@@ -16,7 +18,7 @@ from rca_toolkit.analyses.bookings.outcomes import CODE_PATHS
 from rca_toolkit.analyses.incident import causes, claims as claims_mod
 from rca_toolkit.analyses.incident.build import incident
 from rca_toolkit.analyses.incident.signature import SignatureQuery
-from rca_toolkit.errors import ConfigError, NotFound
+from rca_toolkit.errors import ConfigError, EmptyResult, NotFound
 from rca_toolkit.runs import plots
 from rca_toolkit.sources.fingerprint import table_fingerprint
 
@@ -286,6 +288,16 @@ def test_bad_input_is_one_config_error(demo_sqlite, kwargs, fragment):
     url, _ = demo_sqlite
     with pytest.raises(ConfigError, match=fragment):
         incident(url, **{"signature": SIGNATURE, **kwargs})
+
+
+@pytest.mark.parametrize("side, fragment", [
+    ({"since": "2030-01-01T00:00:00Z"}, "no booking attempt and no error row since 2030-01-01 01:00:00 CET to place the incident in"),
+    ({"until": "2020-01-01T00:00:00Z"}, "no booking attempt and no error row until 2020-01-01 01:00:00 CET to place"),
+])
+def test_an_open_window_without_data_names_the_side_read_not_the_database(demo_sqlite, side, fragment):
+    """It said "the database holds no booking attempt and no error row" for a --since past the data: the database does."""
+    with pytest.raises(EmptyResult, match=re.escape(fragment)):
+        incident(demo_sqlite[0], SIGNATURE, with_claims=False, detect=False, **side)
 
 
 # --------------------------------------------------------------------------- claims

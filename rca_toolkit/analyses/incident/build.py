@@ -20,6 +20,7 @@ from rca_toolkit.analyses.incident import causes, claims as claims_mod, detectio
 from rca_toolkit.analyses.incident.provenance import provenance
 from rca_toolkit.analyses.incident.report import IncidentReport
 from rca_toolkit.analyses.incident.signature import SignatureQuery
+from rca_toolkit.analyses.tables import when
 from rca_toolkit.errors import ConfigError, EmptyResult
 from rca_toolkit.rules.signatures import signatures
 from rca_toolkit.rules.timeutil import parse_instant, source_tz
@@ -103,9 +104,12 @@ def _window(start, end, attempts: pd.DataFrame, errors: pd.DataFrame) -> tuple[p
     if start is not None and end is not None:
         return start, end, "given"
     instants = pd.concat([attempts["at"], errors["occurred_at"]]).dropna()
-    if instants.empty:
-        raise EmptyResult("the database holds no booking attempt and no error row to place the incident in",
-                          hint="check --db, or give --since and --until")
+    if instants.empty:  # a side given: the read was of that side only, not of the whole database
+        read = "in the database" if start is None and end is None else (
+            f"since {when(start)}" if end is None else f"until {when(end)}")
+        raise EmptyResult(f"no booking attempt and no error row {read} to place the incident in",
+                          hint="check --db, or give --since and --until" if start is None and end is None else
+                               "check --since/--until and --db")
     tz = source_tz()
     first = pd.Timestamp(instants.min().tz_convert(tz).date()).tz_localize(tz).tz_convert("UTC")
     last = pd.Timestamp(instants.max().tz_convert(tz).date() + pd.Timedelta(days=1)).tz_localize(tz).tz_convert("UTC")
