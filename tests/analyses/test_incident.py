@@ -8,7 +8,6 @@ is copied from a run of the analysis.
 from __future__ import annotations
 
 import re
-
 from datetime import date, timedelta
 
 import pandas as pd
