@@ -117,9 +117,9 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
     _dates(ax)
     changes = sum(c.resolution == "attempt" and c.series in names for c in changepoints.changes)
     deploys = 0 if deployments is None else len(deployments)
+    compared = "" if at is None else f", the compared change at {at.tz_convert(source_tz()).isoformat()} dashed"
     _describe(fig, f"Line chart: booking success per {resolution} (%) for {', '.join(names)} with 95 % Wilson bands; "
-                   f"{changes} change interval(s) shaded, {deploys} deployment(s) dotted"
-                   + (f", the compared change at {at.tz_convert(source_tz()).isoformat()} dashed" if at is not None else "") + ".")
+                   f"{changes} change interval(s) shaded, {deploys} deployment(s) dotted{compared}.")
     return fig
 
 
