@@ -157,7 +157,8 @@ def test_folding_the_call_ids_of_texts_is_re_sub_text_by_text(texts):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("callCAL_0123456789abcdefABCDEF/?=: \n")), max_size=80), st.from_regex(r"[0-9a-f]{27}", fullmatch=True))
+@given(st.text(alphabet=st.sampled_from(list("callCAL_0123456789abcdefABCDEF/?=: \n")), max_size=80),
+       st.from_regex(r"[0-9a-f]{27}", fullmatch=True))
 def test_a_pasted_text_yields_its_one_call_id_and_never_an_id_it_does_not_hold(noise, body):
     """call_id_in: the one id (any case) standing on its own in a paste; none when there are several or none."""
     found = call_ids.call_id_in(noise)
