@@ -103,7 +103,7 @@ def parse_instant(text: str, *, name: str = "timestamp") -> pd.Timestamp:
     except (ValueError, TypeError, OverflowError, NotImplementedError):  # OutOfBoundsDatetime is a ValueError
         raise ConfigError(
             f"{name}={shown} is not an ISO-8601 timestamp",
-            hint="write it like 2025-10-18T13:20:08+02:00",
+            hint="write it like 2025-10-18T13:20:08+02:00, or as a report prints it: 2025-10-18 13:20:08 CEST",
         ) from None
     if ts is pd.NaT or ts.tzinfo is None:
         raise ConfigError(
@@ -121,7 +121,7 @@ def parse_instant(text: str, *, name: str = "timestamp") -> pd.Timestamp:
     return utc
 
 
-_PRINTED = re.compile(r"(?P<wall>\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (?P<zone>[A-Z]{2,5})")
+_PRINTED = re.compile(r"(?P<wall>\d{4}-\d\d-\d\d[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (?P<zone>[A-Za-z]{2,5})")
 
 
 def _as_printed(text: str, name: str) -> pd.Timestamp | None:
@@ -131,7 +131,7 @@ def _as_printed(text: str, name: str) -> pd.Timestamp | None:
     match = _PRINTED.fullmatch(text.strip())
     if match is None:
         return None
-    wall, abbreviation, zone = pd.Timestamp(match["wall"]), match["zone"], source_tz()
+    wall, abbreviation, zone = pd.Timestamp(match["wall"]), match["zone"].upper(), source_tz()
     if abbreviation == "UTC":
         return wall.tz_localize("UTC")
     try:

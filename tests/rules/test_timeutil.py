@@ -75,6 +75,7 @@ def test_mixed_offset_and_naive_strings():
     ("2025-10-26 02:30:00 CEST", "2025-10-26T00:30:00Z"),  # the repeated hour: its first pass ...
     ("2025-10-26 02:30:00 CET", "2025-10-26T01:30:00Z"),  # ... and its second, told apart by the zone's name
     ("2025-10-18 11:20:08 UTC", "2025-10-18T11:20:08Z"),  # rca compare's header gives UTC beside it
+    ("2025-10-18 13:20:08 cest", "2025-10-18T11:20:08Z"),  # typed, not copied
 ])
 def test_a_time_copied_from_a_report_is_read_exactly(printed, utc):
     assert parse_instant(printed, name="--at") == pd.Timestamp(utc)
