@@ -51,7 +51,7 @@ def real_call_ids(call_ids: pd.Series) -> pd.Series:
     return pd.Series(hits.to_numpy(zero_copy_only=False), index=call_ids.index, dtype=bool)
 
 
-_PASTED = re.compile(r"(?<![0-9A-Za-z])call_[0-9a-f]{27}(?![0-9A-Za-z])", re.IGNORECASE)
+_PASTED = re.compile(rf"(?<![0-9A-Za-z]){RETELL_CALL_ID_BODY}(?![0-9A-Za-z])", re.IGNORECASE)
 
 
 def call_id_in(text: str) -> str | None:
