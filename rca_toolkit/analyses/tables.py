@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from rca_toolkit.analyses.markdown import md_table, md_text
+from rca_toolkit.analyses.markdown import md_items, md_table
 
 MISSING = "-"
 TEXT_WIDTH = 100  # columns of `rca` text output
@@ -402,7 +402,7 @@ class Notes(list):
         return bullet_list(self)
 
     def _repr_markdown_(self) -> str:
-        return "\n".join(f"- {md_text(n)}" for n in self)
+        return "\n".join(md_items(self))
 
     def __repr__(self) -> str:
         return "\n".join(f"- {n}" for n in self)

@@ -26,7 +26,7 @@ from rca_toolkit.analyses.incident.causes import Attribution, iso
 from rca_toolkit.analyses.incident.claims import METRIC_LABELS, METRICS, STATUSES, ClaimResult
 from rca_toolkit.analyses.incident.detection import Detection
 from rca_toolkit.analyses.incident.groups import GroupImpact
-from rca_toolkit.analyses.markdown import md_table, md_text
+from rca_toolkit.analyses.markdown import md_items, md_table, md_text
 from rca_toolkit.analyses.tables import VERDICT_REPEAT, Table, show as show_table, when, wrap_lines
 
 BEFORE_WINDOW = "onset before the window start: widen --since"
@@ -180,7 +180,7 @@ class IncidentReport:
         return self.section(name).to_html()
 
     def open_questions_markdown(self) -> str:
-        return "\n".join(f"- {md_text(q)}" for q in self.open_questions) or "(none)"
+        return "\n".join(md_items(self.open_questions)) or "(none)"
 
     # ------------------------------------------------------------------ words
     def summary_lines(self) -> list[str]:
