@@ -214,8 +214,9 @@ def before_after(db=None, *, at, before="5d", after="5d", exclude="30m", by: str
             histograms = histograms.merge(part.result())
     result = compare_mod.compare(counts=counts, histograms=histograms, at=at_ts, before=before, after=after,
                                  exclude=exclude, by=by)
-    if result.empty_sides():  # said first: a mistyped --at reads as "not enough data" in every row otherwise
-        result.lead.append(_empty_windows(engine, result.empty_sides()))
+    empty = result.empty_sides()
+    if empty:  # said first: a mistyped --at reads as "not enough data" in every row otherwise
+        result.lead.append(_empty_windows(engine, empty))
     if note:
         result.notes.append(note)
     result.notes += [n for n in requirements.absent_notes(absent, *REQUIRES["before_after"]) if n not in result.notes]
