@@ -184,10 +184,12 @@ def cut(value: str, limit: int = CUT) -> str:
 
 
 def cut_html(value: str, limit: int = CUT) -> str:
-    """``value`` escaped for HTML, cut as :func:`cut` with the whole text as its tooltip when cut."""
+    """``value`` escaped for HTML, cut as :func:`cut` with the whole text as its tooltip when cut; a number kept with
+    its unit (:func:`units_unbroken`), as a page outside the reports' own tidying (the run index) shows it too."""
     shown = cut(value, limit)
-    return (f'<span title="{html.escape(value, quote=True)}">{html.escape(shown)}</span>'
-            if shown != value else html.escape(value))
+    if shown == value:
+        return html.escape(units_unbroken(value))
+    return f'<span title="{html.escape(value, quote=True)}">{html.escape(units_unbroken(shown))}</span>'
 
 
 def _auto(value: Any) -> str:

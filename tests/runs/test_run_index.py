@@ -104,6 +104,6 @@ def test_a_run_that_judges_nothing_shows_what_it_found_as_its_reason_and_its_own
     assert call["summary"] == ["144.5 s call; findings: dead air 17.6 s."] and tiny["summary"] == []
     page = run_index.write_index(tmp_path)[1].read_text()
     assert "<td>The fix was partial: book_appointment still fails.</td>" in page
-    assert "book_appointment: 0.0 % -&gt; 0.0 %" in page and "alpha: 0.05" not in page
-    assert "<td>144.5 s call; findings: dead air 17.6 s.</td>" in page
+    assert "book_appointment: 0.0\u00a0% -&gt; 0.0\u00a0%" in page and "alpha: 0.05" not in page  # "%" never wraps alone
+    assert "<td>144.5\u00a0s call; findings: dead air 17.6\u00a0s.</td>" in page
     assert re.search(r"generated \d{4}-\d\d-\d\d \d\d:\d\d [A-Z]", page)  # local, as the started column
