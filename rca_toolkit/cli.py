@@ -227,6 +227,24 @@ def _extra_hint(argv: list[str], extra: list[str], label: str) -> str:
     return f"see `{label} --help`"
 
 
+_NO_VALUE = re.compile(r"argument ((?:-\w|--[\w-]+)(?:/(?:-\w|--[\w-]+))*): expected one argument")
+
+
+def _dash_value_error(argv: list[str], exc: ConfigError) -> ConfigError | None:
+    """An option whose value starts with '-' (``--before -3d``): argparse reads the value as another option and
+    says only "expected one argument"; this names the value it took for an option and how to pass it."""
+    found = _NO_VALUE.match(exc.message)
+    if not found:
+        return None
+    for name in found.group(1).split("/"):
+        at = argv.index(name) if name in argv else -1
+        if 0 <= at < len(argv) - 1 and argv[at + 1].startswith("-"):
+            value = argv[at + 1]
+            return ConfigError(f"{name} has no value: {value!r} was read as an option",
+                               hint=f"write {name}={value} if that is its value")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command and map its outcome to the exit code (``EXIT_CODES``): the one place that does."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -238,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             check_arguments(argv)  # first: a byte that is not UTF-8 would break the secret search below
             secrets = _argv_secrets(argv)
             parser = build_parser(argv)  # imports the command's module: a broken one is an internal error too
-            args, extra = parser.parse_known_args(argv)  # usage errors: ConfigError (OneLineParser); --help exits 0
+            try:
+                args, extra = parser.parse_known_args(argv)  # usage errors: ConfigError (OneLineParser); --help exits 0
+            except ConfigError as exc:
+                raise _dash_value_error(argv, exc) or exc from None
             if extra:  # argparse would name the top level's help; the command's own lists what it takes
                 raise ConfigError(f"unrecognized arguments: {' '.join(extra)}", hint=_extra_hint(argv, extra, label))
             func: Callable[[argparse.Namespace], Outcome] | None = getattr(args, "func", None)

@@ -170,6 +170,9 @@ CASES = [
     ("keep-nan", ["report", "prune", "--keep", "nan"], {}, "--keep='nan' is not a duration"),
     # argparse's own mistakes and the bare group commands
     ("missing-positional", ["timeline"], {}, "the following arguments are required: CALL_ID"),
+    ("value-after-dash", ["compare", "--at", AT, "--before", "-3d"], {},  # argparse reads -3d as an option
+     "rca compare: error: --before has no value: '-3d' was read as an option (write --before=-3d if that is its value)"),
+    ("value-missing", ["compare", "--at"], {}, "rca compare: error: argument --at: expected one argument"),
     ("unknown-command", ["nope"], {}, "invalid choice: 'nope'"),
     ("bad-choice", ["list", "--format", "xml"], {}, "invalid choice: 'xml'"),
     ("unknown-option", ["quality", "--since=2025-10-14"], {},  # the command's own help, which lists its options
