@@ -390,7 +390,8 @@ def schedule_text(at: str = "06:30", period: str = "1d", *, company_id: int | st
     unit_workdir = str(workdir).replace("%", "%%")
     return f"""# --- crontab (crontab -e); times in the server's zone, set CRON_TZ where cron supports it
 CRON_TZ={timezone_name}
-# cron reads no EnvironmentFile: give a profile name (password_env) or export the secrets in the crontab's environment
+# cron reads no EnvironmentFile: give a profile name (password_env) or export the secrets
+# in the crontab's environment
 {minute} {hour} * * {dow} {cron_cmd} >> reports/health-cron.log 2>&1
 
 # --- /etc/systemd/system/{name}.service
@@ -403,9 +404,11 @@ Type=oneshot
 WorkingDirectory={unit_workdir}
 Environment=RCA_PROGRESS=0
 # secrets, never in this file: {env_file} (root-owned, mode 0600) holds lines such as
-#   RCA_DATABASE_URL=mysql+pymysql://readonly:...@db.internal:3306/askproai  or the profile's password_env variable
+#   RCA_DATABASE_URL=mysql+pymysql://readonly:...@db.internal:3306/askproai
+# or the profile's password_env variable
 EnvironmentFile=-{env_file}
-# exit 1 = verdict ACT, 2 = bad input, 3 = internal error: all mark the unit failed (hook OnFailure= for alerts)
+# exit 1 = verdict ACT, 2 = bad input, 3 = internal error: all mark the unit failed
+# (hook OnFailure= for alerts)
 ExecStart={exec_start}
 
 # --- /etc/systemd/system/{name}.timer

@@ -160,6 +160,14 @@ def test_printed_cron_and_systemd_lines_run_the_command_for_yesterday_in_berlin(
     assert subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout.strip() == expected
 
 
+def test_printed_comments_fit_a_100_column_terminal(tmp_path):
+    """Config lines are what cron and systemd read whole; the comments around them are for people."""
+    text = scheduled.schedule_text("06:30", rca_bin="/opt/rca/bin/rca", workdir=tmp_path)
+    comments = [line for line in text.splitlines() if line.startswith("#")]
+    assert len(comments) >= 8 and all(len(line) <= 100 for line in comments), [c for c in comments if len(c) > 100]
+    assert "# (hook OnFailure= for alerts)" in comments
+
+
 def test_printed_systemd_units_pass_systemd_analyze_verify(tmp_path):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed")
