@@ -122,7 +122,7 @@ def record_metrics(metrics: dict) -> Path | None:
     current = json.loads(path.read_text()) if path.exists() else {}
     current.update(clean)
     results.glue_metrics(clean)
-    return output.write_json(path, current, output.run_policy(folder), sort_keys=True)
+    return output.write_json(path, output.names_sorted(current), output.run_policy(folder))
 
 
 def save_figure(fig, name: str, *, dpi: int = 110) -> Path | None:

@@ -156,6 +156,12 @@ def write_json(path: str | Path, data: Any, policy: Policy = Policy(), **dumps: 
     return atomic_write_bytes(path, (json.dumps(policy.value(_plain(data)), **options) + "\n").encode("utf-8"))
 
 
+def names_sorted(metrics: dict) -> dict:
+    """The metrics by name (a stable file to diff), each value's own keys in the order the notebook gave them.
+    Why not ``sort_keys``: it sorts within values too, and the index lists ``key_numbers`` in that order."""
+    return dict(sorted(metrics.items()))
+
+
 def write_yaml(path: str | Path, data: Any, policy: Policy = Policy()) -> Path:
     import yaml
 

@@ -85,7 +85,7 @@ def record_metrics(metrics: dict) -> Path | None:
         return None
     from rca_toolkit.runs import output
 
-    return output.write_json(folder / "metrics.json", merged, output.Policy(), sort_keys=True)
+    return output.write_json(folder / "metrics.json", output.names_sorted(merged), output.Policy())
 
 
 def save_figure(name: str, png: bytes) -> Path | None:

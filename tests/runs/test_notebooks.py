@@ -126,6 +126,10 @@ def test_helpers_write_into_the_run_dir(monkeypatch, tmp_path):
     kernel.record_metrics({"a": 1, "b": {"c": 2}})
     kernel.record_metrics({"a": 3})
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 3, "b": {"c": 2}}
+    kernel.record_metrics({"key_numbers": {"success before -> after": "0 % -> 75 %", "calls": 9}})
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(written) == ["a", "b", "key_numbers"]  # by name: a stable file
+    assert list(written["key_numbers"]) == ["success before -> after", "calls"]  # as given: the index shows them so
     fig = Figure()
     fig.add_subplot().plot([0, 1], [1, 0])
     path = kernel.save_figure(fig, "trend")
