@@ -56,6 +56,13 @@ def _plain_seconds(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _wall(tz: str, ts):
+    """An instant as the naive wall time of ``tz``: matplotlib places naive times as they read."""
+    import pandas as pd
+
+    return pd.Timestamp(ts).tz_convert(tz).tz_localize(None)
+
+
 def _dates(ax) -> None:
     """Short date ticks (no overlapping full timestamps)."""
     import matplotlib.dates as mdates
@@ -78,37 +85,37 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
     import pandas as pd
 
     fig, ax = _figure_and_ax(ax, figsize=(11, 4.5))
+    tz = source_tz()  # the report's zone: a day's point sits on its own date's tick
     names = series or sorted({name for name, res in changepoints.series if res == resolution and name != "all"}) or ["all"]
     for colour, name in zip(_SERIES_COLOURS * 4, names):
         data = changepoints.series.get((name, resolution))
         if data is None or data.empty:
             continue
-        x = data["bin"].dt.tz_convert("UTC").dt.tz_localize(None)
+        x = data["bin"].dt.tz_convert(tz).dt.tz_localize(None)
         ax.plot(x, 100 * data["rate"], marker=".", color=colour, label=f"{name} (n={int(data['attempts'].sum())})")
         ax.fill_between(x, 100 * data["ci_low"], 100 * data["ci_high"], color=colour, alpha=0.15, linewidth=0)
     for change in changepoints.changes:
         if change.resolution == "attempt" and change.series in names:
-            lo, hi = (t.tz_convert("UTC").tz_localize(None) for t in change.interval)
+            lo, hi = (_wall(tz, t) for t in change.interval)
             ax.axvspan(lo, hi, color="#555555", alpha=0.25, gid=f"change:{change.series}:{change.direction}")
     deployments = changepoints.deployments
     if deployments is not None and not deployments.empty:
         first = True
         for row in deployments.itertuples(index=False):
-            ax.axvline(row.deployed_at.tz_convert("UTC").tz_localize(None), color="#444444", linestyle=":", linewidth=1,
+            ax.axvline(_wall(tz, row.deployed_at), color="#444444", linestyle=":", linewidth=1,
                        label="deployment" if first else None, gid=f"deploy:{row.commit}")
             first = False
     at = None if at is None else parse_instant(at, name="at")  # as --at reads it (a time copied from a report too)
     if at is not None:
-        ax.axvline(at.tz_localize(None), color="black", linestyle="--",
+        ax.axvline(_wall(tz, at), color="black", linestyle="--",
                    label="compared change", gid="compared-change")
     shown = [changepoints.series[(n, resolution)]["bin"] for n in names if (n, resolution) in changepoints.series]
     if shown and any(len(b) for b in shown):
-        lo = min(b.min() for b in shown if len(b)).tz_convert("UTC").tz_localize(None)
-        hi = max(b.max() for b in shown if len(b)).tz_convert("UTC").tz_localize(None)
+        lo, hi = _wall(tz, min(b.min() for b in shown if len(b))), _wall(tz, max(b.max() for b in shown if len(b)))
         ax.set_xlim(lo - pd.Timedelta(days=1), hi + pd.Timedelta(days=1))  # deployments outside the data stay off
     ax.set_ylim(-3, 103)
     ax.set_ylabel("booking success (%)")
-    ax.set_xlabel("time (UTC)")
+    ax.set_xlabel(f"time ({tz})")
     title = f"Booking success per {resolution}, 95 % Wilson bands; shaded = change intervals"
     if getattr(changepoints, "synthetic", False):
         title += " (SYNTHETIC DEMO DATA)"
@@ -117,7 +124,7 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
     _dates(ax)
     changes = sum(c.resolution == "attempt" and c.series in names for c in changepoints.changes)
     deploys = 0 if deployments is None else len(deployments)
-    compared = "" if at is None else f", the compared change at {at.tz_convert(source_tz()).isoformat()} dashed"
+    compared = "" if at is None else f", the compared change at {at.tz_convert(tz).isoformat()} dashed"
     _describe(fig, f"Line chart: booking success per {resolution} (%) for {', '.join(names)} with 95 % Wilson bands; "
                    f"{changes} change interval(s) shaded, {deploys} deployment(s) dotted{compared}.")
     return fig
@@ -344,10 +351,6 @@ def plot_incident(report, *, ax=None) -> Figure:
 
     fig, ax = _figure_and_ax(ax, figsize=(11, 4.2))
     tz = source_tz()
-
-    def local(ts):
-        return pd.Timestamp(ts).tz_convert(tz).tz_localize(None)
-
     daily = report.daily
     if daily.empty:
         ax.text(0.5, 0.5, "no error row carries the signature in the window", ha="center", va="center",
@@ -363,25 +366,25 @@ def plot_incident(report, *, ax=None) -> Figure:
     shown = report.changes[(report.changes["at"] >= report.since) & (report.changes["at"] < report.until)]
     first = True
     for row in shown[shown["kind"] == "deploy"].itertuples(index=False):
-        ax.axvline(local(row.at), color="#444444", linestyle=":", linewidth=1, label="deployment" if first else None,
+        ax.axvline(_wall(tz, row.at), color="#444444", linestyle=":", linewidth=1, label="deployment" if first else None,
                    gid=f"deploy:{row.commit}")
         first = False
     for g in report.groups:
         limited = getattr(g, "limited_by_window", False)  # the onset lies before --since: only first seen here
-        ax.axvline(local(g.first_bad), color="#cf222e", linewidth=1.5, linestyle=":" if limited else "-",
+        ax.axvline(_wall(tz, g.first_bad), color="#cf222e", linewidth=1.5, linestyle=":" if limited else "-",
                    gid=f"{'first_seen' if limited else 'onset'}:{g.group}",
                    label=f"{'first seen (onset before the window)' if limited else 'onset'} {g.group}")
         if g.recovered_at is not None:
-            ax.axvline(local(g.recovered_at), color="#1a7f37", linewidth=1.5, linestyle="--", gid=f"recovery:{g.group}",
+            ax.axvline(_wall(tz, g.recovered_at), color="#1a7f37", linewidth=1.5, linestyle="--", gid=f"recovery:{g.group}",
                        label=f"recovery {g.group}")
-    ax.set_xlim(local(report.since), local(report.until))
+    ax.set_xlim(_wall(tz, report.since), _wall(tz, report.until))
     ax.set_ylabel("error rows per day")
     ax.set_title(f"Error rows carrying {report.signature!r} per day ({tz})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small")  # beside the bars, never over them
     _dates(ax)
-    onsets = "; ".join(f"{g.group} onset {local(g.first_bad):%Y-%m-%d %H:%M}"
-                       + (f", recovered {local(g.recovered_at):%Y-%m-%d %H:%M}" if g.recovered_at is not None else ", not recovered")
+    onsets = "; ".join(f"{g.group} onset {_wall(tz, g.first_bad):%Y-%m-%d %H:%M}"
+                       + (f", recovered {_wall(tz, g.recovered_at):%Y-%m-%d %H:%M}" if g.recovered_at is not None else ", not recovered")
                        for g in report.groups) or "no group affected"
     _describe(fig, f"Stacked bar chart of error rows carrying {report.signature!r} per day ({tz}) from "
-                   f"{local(report.since):%Y-%m-%d} to {local(report.until):%Y-%m-%d}: {onsets}; deployments dotted.")
+                   f"{_wall(tz, report.since):%Y-%m-%d} to {_wall(tz, report.until):%Y-%m-%d}: {onsets}; deployments dotted.")
     return fig

@@ -76,6 +76,8 @@ def test_missing_columns_raise():
 
 
 def test_rates_figure_has_bands_deploy_markers_and_change_spans():
+    import matplotlib.dates as mdates
+
     from rca_toolkit.runs.plots import plot_rates
 
     deployments = pd.DataFrame({"deployed_at": [BREAK, RECOVER], "commit": ["fb310a80", "6110e564"],
@@ -89,6 +91,11 @@ def test_rates_figure_has_bands_deploy_markers_and_change_spans():
     assert "change:collect_appointment:broke" in gids and "change:collect_appointment:recovered" in gids
     assert len(ax.collections) == 1  # the Wilson band of the one path
     assert ax.get_ylabel() == "booking success (%)"
+    # drawn in the report's zone, as every time in the report reads: a deploy sits at its wall time there
+    assert ax.get_xlabel() == "time (Europe/Berlin)"
+    deploy = next(line for line in ax.lines if line.get_gid() == "deploy:fb310a80")
+    assert mdates.num2date(deploy.get_xydata()[0][0]).replace(tzinfo=None) == \
+        BREAK.tz_convert("Europe/Berlin").tz_localize(None)
 
 
 # --------------------------------------------------------------------------- the demo world
