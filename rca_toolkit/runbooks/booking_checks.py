@@ -37,10 +37,10 @@ def _band(rate: float, n: int, min_n: int, target: float, critical: float) -> tu
     if n == 0 or n < min_n:  # 0 of 0 is no verdict whatever the minimum
         return Status.WARN, f"{NOT_ENOUGH_DATA} (n={n} < {max(min_n, 1)})"
     if rate > target:
-        return Status.PASS, f"above the {target:.0%} target"
+        return Status.PASS, f"above the {tables.percent(target, 0)} target"
     if rate < critical:
-        return Status.FAIL, f"below the {critical:.0%} critical band"
-    return Status.WARN, f"between {critical:.0%} and {target:.0%}"
+        return Status.FAIL, f"below the {tables.percent(critical, 0)} critical band"
+    return Status.WARN, f"between {tables.percent(critical, 0)} and {tables.percent(target, 0)}"
 
 
 def booking_success(db=None, since=None, until=None, *, min_attempts: int = MIN_ATTEMPTS,
@@ -67,9 +67,9 @@ def booking_success(db=None, since=None, until=None, *, min_attempts: int = MIN_
                      "top_failure": f"{top.index[0]} (x{int(top.iloc[0])})" if len(top) else ""})
         statuses.append(status)
     status = worst_status(statuses)
-    text = "; ".join(f"{r['path']}: {r['success']}/{r['attempts']} succeeded ({r['success_rate']:.1%}) {r['status']}"
+    text = "; ".join(f"{r['path']}: {r['success']}/{r['attempts']} succeeded ({tables.percent(r['success_rate'])}) {r['status']}"
                      + (f", {r['why']}" if r["status"] != "PASS" else "") for r in rows)
-    evidence = {"window": [start.isoformat(), end.isoformat()], "threshold": f"PASS > {target:.0%}, FAIL < {critical:.0%}, "
+    evidence = {"window": [start.isoformat(), end.isoformat()], "threshold": f"PASS > {tables.percent(target, 0)}, FAIL < {tables.percent(critical, 0)}, "
                 f"WARN below n={min_attempts}", "denominator": "booking attempts (function traces) per path",
                 "paths": rows, "excluded_test_attempts": int(attempts.attrs.get("excluded_test_attempts", 0))}
     result = CheckResult("booking success by path", status, text, evidence,
@@ -96,15 +96,15 @@ def reach_rates(db=None, since=None, until=None, *, bands: dict | None = None) -
         if n == 0:
             status, why = Status.WARN, f"{NOT_ENOUGH_DATA} (0 sessions)"
         elif rate >= ok_at:
-            status, why = Status.PASS, f">= {ok_at:.0%}"
+            status, why = Status.PASS, f">= {tables.percent(ok_at, 0)}"
         elif rate >= warn_at:
-            status, why = Status.WARN, f"{warn_at:.0%} to {ok_at:.0%}"
+            status, why = Status.WARN, f"{tables.percent(warn_at, 0)} to {tables.percent(ok_at, 0)}"
         else:
-            status, why = below, f"< {warn_at:.0%}" + (" (info only)" if below == Status.WARN else "")
+            status, why = below, f"< {tables.percent(warn_at, 0)}" + (" (info only)" if below == Status.WARN else "")
         rows.append({"family": fam, "sessions_reached": reached, "sessions": n, "rate": round(rate, 4),
-                     "bands": f"PASS >= {ok_at:.0%}, WARN >= {warn_at:.0%}", "status": status.name, "why": why})
+                     "bands": f"PASS >= {tables.percent(ok_at, 0)}, WARN >= {tables.percent(warn_at, 0)}", "status": status.name, "why": why})
         statuses.append(status)
-    text = "; ".join(f"{r['family']} {r['sessions_reached']}/{r['sessions']} ({r['rate']:.1%}) {r['status']}" for r in rows)
+    text = "; ".join(f"{r['family']} {r['sessions_reached']}/{r['sessions']} ({tables.percent(r['rate'])}) {r['status']}" for r in rows)
     return CheckResult("function reach rates by family", worst_status(statuses), text,
                        {"window": [start.isoformat(), end.isoformat()], "denominator": "sessions started in the window",
                         "families": rows, "excluded_test_ids": int(sessions.attrs.get("excluded_test_ids", 0)),
@@ -128,7 +128,7 @@ def booking_before_after(db=None, since=None, until=None, *, baseline: str = "7d
         cells = {}
         for label in ("before", "after"):
             ok, n = sides[label].get(path, (0, 0))
-            cells[label] = f"{ok}/{n} ({ok / n:.1%})" if n else "0/0 (no attempts)"
+            cells[label] = f"{ok}/{n} ({tables.percent(ok / n)})" if n else "0/0 (no attempts)"
         rows.append({"metric": f"booking success, {path}", **cells, "unit": "success/attempts",
                      "note": f"before = {tables.between(before_start, start)}"})
     return rows

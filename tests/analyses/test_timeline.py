@@ -288,7 +288,7 @@ def test_db_without_raw_goes_through_segments(small_db):
     assert [(f.start_s, f.end_s, f.seconds) for f in dead] == [(10.4, 28.0, 17.6)]
     assert (tl.spans["kind"] == "error").sum() == 1
     assert sum(tl.attribution.ms.values()) == 32000
-    assert any("4 transcript segments covering 30% of the call" in n for n in tl.notes)  # 9.7 s of 32 s
+    assert any("4 transcript segments covering 30 % of the call" in n for n in tl.notes)  # 9.7 s of 32 s
 
 
 def test_db_with_a_broken_raw_falls_back_to_rows(small_db):

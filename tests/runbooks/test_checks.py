@@ -110,7 +110,7 @@ def test_booking_success_fails_the_book_path_with_denominators(world):
     assert "1054" in paths["book_appointment"]["top_failure"] or "created_by" in paths["book_appointment"]["top_failure"]
     assert paths["collect_appointment"]["attempts"] == 3 and paths["collect_appointment"]["status"] == "PASS"
     assert result.evidence["excluded_test_attempts"] == 1
-    assert "book_appointment: 0/6 succeeded (0.0%) FAIL" in result.summary
+    assert "book_appointment: 0/6 succeeded (0.0 %) FAIL" in result.summary
 
 
 def test_booking_success_small_sample_is_warn_never_pass(world):
@@ -124,7 +124,7 @@ def test_booking_success_small_sample_is_warn_never_pass(world):
 def test_booking_before_after_rows(world):
     rows = checks.booking_before_after(world, SINCE, UNTIL, baseline="1d")
     by = {r["metric"]: r for r in rows}
-    assert by["booking success, book_appointment"]["after"] == "0/6 (0.0%)"
+    assert by["booking success, book_appointment"]["after"] == "0/6 (0.0 %)"
     assert by["booking success, collect_appointment"]["before"] == "0/0 (no attempts)"
 
 

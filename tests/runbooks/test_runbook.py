@@ -243,7 +243,7 @@ def test_rb001_phase1_fails_on_the_book_appointment_path(demo_sqlite, tmp_path, 
     assert paths["collect_appointment"]["success"] == collect["success"]
     assert paths["collect_appointment"]["status"] != "FAIL"
     md = (run / "signoff.md").read_text()
-    assert f"book_appointment: 0/{expected['attempts']} succeeded (0.0%) FAIL" in md
+    assert f"book_appointment: 0/{expected['attempts']} succeeded (0.0 %) FAIL" in md
     assert "SYNTHETIC" in md and "What to do on failure" in md
     assert _check(signoff, "Required tables and columns")["status"] == "PASS"
     assert {s["name"] for s in signoff["skipped"]} == {"Redis reachable", "No phantom columns", "Recent log errors"}

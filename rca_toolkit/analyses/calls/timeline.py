@@ -272,7 +272,7 @@ def _from_db_rows(trace, session: dict, synthetic: bool) -> CallData:
         notes.append(f"{no_len} transcript segments have no duration_ms: placed as instants")
     if rows and duration:
         covered = detectors.union_length([(r["start_s"], r["end_s"]) for r in rows]) / duration
-        notes.append(f"speech placed from {len(rows)} transcript segments covering {covered:.0%} of the call; "
+        notes.append(f"speech placed from {len(rows)} transcript segments covering {tables.percent(covered, 0)} of the call; "
                      "a gap may be untranscribed speech, so dead air from segments is an upper bound")
     tools = _db_tools(trace, origin)
     if tools and tools[0]["source"] == "retell_call_events":

@@ -207,7 +207,7 @@ def detect(attempts: pd.DataFrame, *, by: str | None = "path", deployments: pd.D
             if res != "attempt":
                 series[(name, res)] = binned(group, res)
             changes += _segment(name, res, group, series.get((name, res)), deployments)
-    notes = [f"{len(frame)} attempts; a change must move the success rate by at least {MIN_EFFECT:.0%}"]
+    notes = [f"{len(frame)} attempts; a change must move the success rate by at least {tables.percent(MIN_EFFECT, 0)}"]
     if deployments is None or deployments.empty:
         notes.append("no deployment list given: no candidate causes ranked")
     else:

@@ -369,7 +369,7 @@ def chi_square_mix(table: np.ndarray) -> dict:
     small = float((expected < 5).mean())
     if (expected < 1).any() or small > 0.2:
         return {"valid": False, "p_value": None, "chi2": float(chi2), "dof": int(dof),
-                "reason": f"expected counts too small ({small:.0%} of cells below 5): not a valid chi-square test"}
+                "reason": f"expected counts too small ({tables.percent(small, 0)} of cells below 5): not a valid chi-square test"}
     return {"valid": True, "chi2": float(chi2), "dof": int(dof), "p_value": float(p), "reason": "Cochran's rule holds"}
 
 

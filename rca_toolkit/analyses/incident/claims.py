@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from rca_toolkit.analyses import tables
 from rca_toolkit.analyses.compare.stats import rate_metric
 from rca_toolkit.analyses.incident.groups import attempt_groups, error_groups, in_window
 from rca_toolkit.analyses.incident.signature import SignatureQuery
@@ -187,9 +188,10 @@ def _judge_rate(claim: Claim, att: pd.DataFrame, where: str) -> ClaimResult:
     side = rate_metric(claim.metric, claim.group or ALL_GROUPS, (0, 0), (k, n)).after
     value, ci = side.value, side.ci
     lo_band, hi_band = max(0.0, claim.expected - claim.tolerance), min(1.0, claim.expected + claim.tolerance)
-    measured = (f"{k}/{n} successful booking attempts" + (f" = {value:.1%} (95 % Wilson {ci[0]:.1%}-{ci[1]:.1%})" if n else "")
+    measured = (f"{k}/{n} successful booking attempts" + (f" = {tables.percent(value)} (95 % Wilson {tables.percent_interval(*ci)})" if n else "")
                 + f" for {where} (rca_toolkit.analyses.bookings.outcomes.booking_attempts, real call ids; "
-                  f"rca_toolkit.analyses.compare.stats.rate_metric); claimed {claim.expected:.0%} ± {claim.tolerance:.0%}")
+                  f"rca_toolkit.analyses.compare.stats.rate_metric); claimed {tables.percent(claim.expected, 0)} ± "
+                  f"{tables.percent(claim.tolerance, 0)}")
     if n < MIN_ATTEMPTS:
         return ClaimResult(claim, "not measurable", value, ci, n,
                            f"{measured}: fewer than {MIN_ATTEMPTS} attempts (rules.bookings.MIN_ATTEMPTS), no rate is judged")

@@ -27,7 +27,8 @@ from rca_toolkit.analyses.incident.claims import METRIC_LABELS, METRICS, STATUSE
 from rca_toolkit.analyses.incident.detection import Detection
 from rca_toolkit.analyses.incident.groups import GroupImpact
 from rca_toolkit.analyses.markdown import md_items, md_table, md_text
-from rca_toolkit.analyses.tables import VERDICT_REPEAT, Table, show as show_table, when, wrap_lines
+from rca_toolkit.analyses.tables import (VERDICT_REPEAT, Table, percent, percent_interval, show as show_table, when,
+                                         wrap_lines)
 
 BEFORE_WINDOW = "onset before the window start: widen --since"
 
@@ -150,7 +151,7 @@ class IncidentReport:
         """One row per claim; ``metric`` says what is counted, ``n`` (attempts behind a rate) is ``-`` for a count."""
         cols = ["claim", "metric", "status", "value", "95 % CI", "n", "evidence"]
         return pd.DataFrame([{"claim": c.claim.claim, "metric": METRIC_LABELS[c.claim.metric], "status": c.status,
-                              "value": _value(c), "95 % CI": "" if c.ci is None else f"{c.ci[0]:.1%}-{c.ci[1]:.1%}",
+                              "value": _value(c), "95 % CI": "" if c.ci is None else percent_interval(*c.ci),
                               "n": "-" if METRICS[c.claim.metric] == "count" else c.n,
                               "evidence": c.evidence} for c in self.claims], columns=cols)
 
@@ -319,7 +320,7 @@ def _gap(seconds: float | None) -> str:
 def _value(c: ClaimResult) -> str:
     if c.value is None:
         return "n/a"
-    return f"{c.value:.1%}" if c.claim.metric == "booking_success_rate" else f"{c.value:g}"
+    return percent(c.value) if c.claim.metric == "booking_success_rate" else f"{c.value:g}"
 
 
 def _fingerprint(fp: dict) -> str:
