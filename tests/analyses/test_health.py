@@ -127,8 +127,8 @@ def test_a_failing_path_is_act_and_the_line_names_numbers_signature_and_start():
     assert (growing["count"], growing["baseline_count"], growing["status"]) == (10, 3, "growing")
     assert growing["first_seen"] == "2025-10-13 11:16"
     metrics = report.metrics()
-    assert metrics["verdict"] == "ACT" and metrics["key_numbers"]["booking_attempts"] == 20
-    assert metrics["key_numbers"]["booking_success_pct"] == 50.0
+    assert metrics["verdict"] == "ACT" and metrics["key_numbers"]["booking attempts"] == 20
+    assert metrics["key_numbers"]["booking success (%)"] == 50.0
 
 
 def test_two_failures_in_thirteen_is_watch_and_few_attempts_are_not_judged():
@@ -329,7 +329,7 @@ def test_demo_quiet_day_is_not_act_and_counts_stuck_sessions(demo_db):
     stuck_ids = set(truth["stuck_session_call_ids"])
     day_calls = loaders.calls(url, start=report.bounds["start"], end=report.bounds["end"])
     expected_stuck = int(day_calls["call_id"].astype(str).isin(stuck_ids).sum())
-    assert report.key_numbers()["stuck_sessions"] == expected_stuck
+    assert report.key_numbers()["stuck sessions"] == expected_stuck
 
 
 @pytest.mark.mariadb
@@ -341,7 +341,7 @@ def test_a_database_in_wall_time_gives_the_report_of_one_in_utc(demo_sqlite, dem
     the spring one is the next test's). Only the wall-time database can tell
     which start times were ambiguous (P1): those in the hour the clocks went back, 2025-10-26 00:00-02:00 UTC."""
     wall, utc = (json.loads(health.health(url, day, period, company).to_json()) for url, _ in (demo_sqlite, demo_mariadb))
-    assert utc["key_numbers"]["booking_attempts"] > 0 and len(utc["signatures"]) > 0
+    assert utc["key_numbers"]["booking attempts"] > 0 and len(utc["signatures"]) > 0
     bounds = health.period_bounds(day, period)
     calls = loaders.calls(demo_mariadb[0], start=bounds["start"], end=bounds["end"], company_id=company or None)
     in_fold = calls["started_at"].between(pd.Timestamp("2025-10-26 00:00Z"), pd.Timestamp("2025-10-26 02:00Z"), inclusive="left")

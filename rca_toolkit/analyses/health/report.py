@@ -125,13 +125,13 @@ class HealthReport:
         rate = allrow["success_rate"].iloc[0] if len(allrow) else None
         dur = self.durations[self.durations["metric"] == "call_duration_session"]
         stuck = self.quality.loc[self.quality["flag"] == "stuck sessions (P5)", "count"]
-        return {
+        return {  # named as the index shows them, the unit in the name (the values stay numbers)
             "calls": self.counts.get("sessions", 0),
-            "booking_attempts": self.counts.get("attempts", 0),
-            "booking_success_pct": None if rate is None or pd.isna(rate) else round(100 * float(rate), 1),
-            "call_p95_s": None if dur.empty or pd.isna(dur["p95"].iloc[0]) else round(float(dur["p95"].iloc[0]) / 1000, 1),
-            "new_or_growing_signatures": int(self.signatures["status"].isin(["new", "growing"]).sum()) if len(self.signatures) else 0,
-            "stuck_sessions": int(stuck.iloc[0]) if len(stuck) else 0,
+            "booking attempts": self.counts.get("attempts", 0),
+            "booking success (%)": None if rate is None or pd.isna(rate) else round(100 * float(rate), 1),
+            "call p95 (s)": None if dur.empty or pd.isna(dur["p95"].iloc[0]) else round(float(dur["p95"].iloc[0]) / 1000, 1),
+            "new or growing signatures": int(self.signatures["status"].isin(["new", "growing"]).sum()) if len(self.signatures) else 0,
+            "stuck sessions": int(stuck.iloc[0]) if len(stuck) else 0,
         }
 
     def metrics(self) -> dict:
