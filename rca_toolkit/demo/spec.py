@@ -47,8 +47,6 @@ PARTIAL_FIX = berlin("2025-10-18 13:20:08")
 AGENT_SWITCH = berlin("2025-10-22 15:47:00")
 D4_FIX = berlin("2025-10-23 21:26:00")
 STATUS_COMPLETED_FROM = berlin("2025-10-23 00:00:00")
-STUCK_DAY_START = berlin("2025-10-24 06:56:00")
-STUCK_DAY_END = berlin("2025-10-24 18:23:00")
 FULL_FIX = berlin("2025-11-13 16:18:37")
 BUG6_FIX = berlin("2025-11-25 00:00:00")
 BUG5_FIX = berlin("2025-11-26 00:00:00")
@@ -77,18 +75,12 @@ ATTEMPTS_PER_GUARANTEED_HOUR = 3
 
 COLLECT_FRAME = "App\\Services\\Retell\\AppointmentCreationService::createLocalRecord"
 BOOK_FRAME = "App\\Http\\Controllers\\RetellFunctionCallHandler::bookAppointment"
-PATH_FRAME = {"collect_appointment": COLLECT_FRAME, "book_appointment": BOOK_FRAME}
 
 PHANTOM_ERROR = (
     "SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list' "
     "(Connection: mysql, SQL: insert into `appointments` (...) values (...))"
 )
 D2_ERROR = 'Unknown function called {"function":"","params":[],"call_id":null}'
-D4_ERROR = "Unknown function: {name}"
-DUPLICATE_ERROR = (
-    "SQLSTATE[23000]: Integrity constraint violation: 1062 Duplicate entry '{call_id}' for key "
-    "'webhook_events_event_id_unique' (Connection: mysql, SQL: insert into `webhook_events` (...) values (...))"
-)
 CALCOM_409 = "Cal.com API error: HTTP 409 - Booking slot is no longer available"
 CALCOM_400 = "Cal.com API error: HTTP 400 - responses - {title}error_required_field"
 CALCOM_REJECTED = "Invalid webhook event type: BOOKING_CREATED (expected BOOKING.CREATED)"

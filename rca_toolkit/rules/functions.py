@@ -108,7 +108,6 @@ NEXT_ACTION = "next_action"  # the response key a validation step names the book
 # a validation the agent's data failed ("rejected": a failed attempt), a validation a later booking trace of
 # its call completes ("validated": no attempt of its own), a validation nothing followed ("unconfirmed": a
 # failed attempt, the booking was never made).
-ATTEMPT_STEPS = ("booking", "rejected", "unconfirmed")
 FAILED_STEPS = ("rejected", "unconfirmed")
 
 

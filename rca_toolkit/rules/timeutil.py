@@ -185,8 +185,3 @@ def parse_duration(text: str | timedelta, *, name: str = "duration") -> pd.Timed
         raise ConfigError(f"{name}={_shown(text)} is longer than a duration can be",
                           hint=f"give at most {MAX_DURATION.days}d (ten years)")
     return pd.Timedelta(seconds=seconds).as_unit("ns")
-
-
-def utc_to_wall(ts: pd.Timestamp, tz: str | None = None) -> datetime:
-    """UTC instant -> naive wall time in the source zone, for bound SQL parameters."""
-    return pd.Timestamp(ts).tz_convert(tz or source_tz()).tz_localize(None).to_pydatetime()

@@ -79,7 +79,6 @@ _PARSER: ts.Parser | None = None
 MODEL_BASES = {"Model", "Authenticatable", "Pivot", "MorphPivot", "User"}
 RAISING_SHAPES = {"forceFill", "forceCreate", "save_property", "query_update", "query_insert",
                   "db_table_insert", "db_table_update"}
-MASS_SHAPES = {"fill", "new", "create", "make", "update", "updateOrCreate", "firstOrCreate", "firstOrNew"}
 # Static model methods (and builder methods) that return one model instance.
 _INSTANCE_METHODS = {"find", "findOrFail", "findOrNew", "first", "firstOrFail", "firstWhere", "sole",
                      "create", "forceCreate", "make", "firstOrNew", "firstOrCreate", "updateOrCreate"}

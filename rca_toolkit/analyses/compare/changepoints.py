@@ -30,7 +30,6 @@ from rca_toolkit.rules.timeutil import source_tz
 MIN_EFFECT = 0.3
 MIN_SEGMENT = {"attempt": 4, "hour": 2, "day": 1}
 PENALTY_FACTOR = 3.0  # x log(n): stricter than BIC, we want breaks, not noise
-FREQ = {"hour": "h", "day": "D"}
 RESOLUTIONS = ("attempt", "hour", "day")
 FOLD_WITHIN = pd.Timedelta(days=1)  # one change seen at several resolutions: shown once
 

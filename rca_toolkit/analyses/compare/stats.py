@@ -54,7 +54,6 @@ PERCENTILES = (50, 95, 99)
 SHIFT_NOTE = ("shift (Hodges-Lehmann): the median of all after-minus-before differences between single values; "
               "it estimates how far the distribution moved and is not the difference of the two medians shown")
 MAX_PAIRS = 2_000_000  # Hodges-Lehmann on a fixed-seed subsample beyond this many pairs
-VERDICTS = ("improved", "regressed", "unchanged", "not enough data")
 
 
 @dataclass

@@ -246,20 +246,6 @@ def _pct(v) -> str:
     return "n/a" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
 
 
-def _ci(lo, hi) -> str:
-    return "n/a" if lo is None or pd.isna(lo) else f"{_pct(lo)}-{_pct(hi)}"
-
-
-def _p(v) -> str:
-    return "n/a" if v is None or pd.isna(v) else f"{v:.2g}"
-
-
-def _split(frame: pd.DataFrame, col: str, bounds: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    cur = frame[(frame[col] >= bounds["start"]) & (frame[col] < bounds["end"])]
-    base = frame[(frame[col] >= bounds["baseline_start"]) & (frame[col] < bounds["start"])]
-    return cur, base
-
-
 def _rate(per_day: float) -> str:
     """Errors per day as the table and the reason line show it (``17.0``): a day's count and a week's read alike."""
     return tables.number(per_day, 1)
