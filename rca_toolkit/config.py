@@ -54,6 +54,10 @@ class Settings:
     # anywhere: a scan of every table) when the last such check is older than this; `rca cache refresh` always checks
     cache_check_every_s: float = 604800.0
 
+    def reads_store(self, backend: str) -> bool:
+        """Whether the analyses read a database of ``backend`` (a SQLAlchemy dialect name) through its local store."""
+        return self.cache == "on" or (self.cache == "auto" and backend in ("mysql", "mariadb"))
+
     def with_overrides(self, **overrides) -> "Settings":
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(self, **clean)

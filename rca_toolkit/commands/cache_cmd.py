@@ -78,23 +78,26 @@ def run(args: argparse.Namespace) -> Outcome:
                     + (f", {checked:,} scanned in the source to find changed and deleted rows" if checked else "")
                     + ("" if done.checked_old else ", the older rows not checked (not due)")
                     + (f"; the source has no {', '.join(done.missing)}" if done.missing else ""))
-            emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder), settings), args.format)
+            emit(tables.wrap_lines([line]) + "\n\n" + status_text(store.status(folder), settings, source.dialect.name),
+                 args.format)
         return Outcome.CLEAR
-    described = store.status(folder)
+    described, backend = store.status(folder), check_backend(url)
     if described is None:  # a source refresh would only fail on: said now, not "refresh makes one"
-        if check_backend(url) == "sqlite":
+        if backend == "sqlite":
             check_sqlite_source(url)
         text = tables.wrap_lines([f"no store of {redact_url(url)} yet ({folder})", "`rca cache refresh --db ...` makes one"])
         emit({"folder": str(folder), "exists": False} if args.format == "json" else text, args.format)
         return Outcome.CLEAR
-    emit(described if args.format == "json" else status_text(described, settings), args.format)
+    emit({**described, "read_by_analyses": settings.reads_store(backend)} if args.format == "json" else
+         status_text(described, settings, backend), args.format)
     return Outcome.CLEAR
 
 
-def status_text(described: dict, settings) -> str:
+def status_text(described: dict, settings, backend: str) -> str:
     """The store's tables as one table, under lines naming its source, when it was refreshed and until when the
-    analyses read it as it is (``cache_max_age_s``), when its older rows were last checked (and again next:
-    ``cache_check_every_s``), its folder and size."""
+    analyses read it as it is (``cache_max_age_s``; or that they do not read it: the ``cache`` setting and the
+    database's ``backend``), when its older rows were last checked (and again next: ``cache_check_every_s``), its
+    folder and size."""
     max_age_s, check_every_s = settings.cache_max_age_s, settings.cache_check_every_s
     frame = pd.DataFrame(described["tables"])
     shown = tables.show(frame, [
@@ -109,15 +112,22 @@ def status_text(described: dict, settings) -> str:
     if described.get("unfinished_refresh_started_utc") is not None:
         lines.append(f"unfinished: the refresh started {tables.when(described['unfinished_refresh_started_utc'])} stopped before "
                      "it completed; the next refresh (an analysis's or `rca cache refresh`) mends it before anything reads it")
+    reads = settings.reads_store(backend)
+    if not reads:
+        lines.append("the analyses do not read it: " + (
+            "the cache setting is off, they read the database directly" if settings.cache == "off" else
+            "they read a SQLite file directly (the cache setting is auto); RCA_CACHE=on reads it through this store"))
     if refreshed is not None:
-        lines.append(f"analyses read it as it is until {tables.when(refreshed + pd.Timedelta(seconds=max_age_s))} "
-                     f"(cache_max_age_s {max_age_s:g} s), then refresh it first; --no-cache reads the database now")
+        if reads:
+            lines.append(f"analyses read it as it is until {tables.when(refreshed + pd.Timedelta(seconds=max_age_s))} "
+                         f"(cache_max_age_s {max_age_s:g} s), then refresh it first; --no-cache reads the database now")
         checked = described.get("checked_at_utc")
+        again = (f"the analyses' refreshes check them again after {tables.when(checked + pd.Timedelta(seconds=check_every_s))} "
+                 f"(cache_check_every_s {check_every_s:g} s), `rca cache refresh` every time" if reads and checked is not None
+                 else "`rca cache refresh` checks them every time")
         lines.append("rows older than the trailing window " + (
             "not checked for changes and deletions yet: the next refresh checks them" if checked is None else
-            f"last checked for changes and deletions {tables.when(checked)}; the analyses' refreshes check them "
-            f"again after {tables.when(checked + pd.Timedelta(seconds=check_every_s))} (cache_check_every_s "
-            f"{check_every_s:g} s), `rca cache refresh` every time"))
+            f"last checked for changes and deletions {tables.when(checked)}; {again}"))
     exposed = described.get("others_can_read") or []
     access = ("readable by its owner only" if not exposed else
               f"OPEN TO OTHERS: {', '.join(exposed)} (the next refresh makes it the owner's only again)")

@@ -131,7 +131,7 @@ def engine_for(db=None, settings: Settings | None = None, *, cached: bool = Fals
     settings = settings or load_settings()
     engine = make_engine(db, settings=settings)
     _SETTINGS[engine] = settings
-    if cached and (settings.cache == "on" or (settings.cache == "auto" and is_mariadb(engine))):
+    if cached and settings.reads_store(engine.dialect.name):
         cached_engine = store.fresh_store(engine, store.folder(settings.cache_dir, engine.url), storage_zone(engine),
                                           max_age_s=settings.cache_max_age_s, max_rows_per_s=settings.cache_max_rows_per_s,
                                           check_every_s=settings.cache_check_every_s)

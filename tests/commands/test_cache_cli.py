@@ -153,6 +153,26 @@ def test_json_rows_equal_the_source_after_rows_came_and_went(cache_dir, world, c
     assert described["source"] == url and described["storage_zone"] == "Europe/Berlin"
 
 
+@pytest.mark.parametrize("cache, reads, line", [
+    ("auto", False, "the analyses do not read it: they read a SQLite file directly (the cache setting is auto); "
+                    "RCA_CACHE=on reads it through this store"),
+    ("off", False, "the analyses do not read it: the cache setting is off, they read the database directly"),
+    ("on", True, "analyses read it as it is until "),
+])
+def test_status_says_whether_the_analyses_read_the_store(cache_dir, world, capsys, monkeypatch, cache, reads, line):
+    """A SQLite file is read directly unless the cache setting is on: a store of one made by `rca cache refresh`
+    is not what the analyses read, and status must not say it is."""
+    url, _ = world
+    assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
+    monkeypatch.setenv("RCA_CACHE", cache)
+    code, out, _ = rca(capsys, "cache", "status", "--db", url)
+    assert code == 0 and line in said(out)
+    assert ("analyses read it as it is" in said(out)) is reads and ("do not read it" in out) is not reads
+    assert_fits(out)
+    code, out, _ = rca(capsys, "cache", "status", "--db", url, "--format", "json")
+    assert json.loads(out)["read_by_analyses"] is reads
+
+
 def test_drop_removes_the_store(cache_dir, world, capsys):
     url, _ = world
     folder = store.folder(cache_dir, sa.make_url(url))
@@ -394,6 +414,7 @@ def test_status_says_when_the_older_rows_were_last_checked_and_when_the_analyses
 
     url, _ = world
     monkeypatch.setenv("RCA_CACHE_CHECK_EVERY_S", "3600")
+    monkeypatch.setenv("RCA_CACHE", "on")  # a SQLite file is read through its store only when told
     assert rca(capsys, "cache", "refresh", "--db", url)[0] == 0
     code, out, err = rca(capsys, "cache", "status", "--db", url)
     assert (code, err) == (0, "")
@@ -405,6 +426,9 @@ def test_status_says_when_the_older_rows_were_last_checked_and_when_the_analyses
             "3600 s), `rca cache refresh` every time") in said(out)
     code, out, _ = rca(capsys, "cache", "status", "--db", url, "--format", "json")
     assert pd.Timestamp(json.loads(out)["checked_at_utc"]) == checked
+    monkeypatch.setenv("RCA_CACHE", "auto")  # the analyses neither read nor refresh it: only the command checks
+    assert (f"last checked for changes and deletions {tables.when(checked)}; `rca cache refresh` checks them every time"
+            in said(rca(capsys, "cache", "status", "--db", url)[1]))
 
 
 def test_refresh_when_due_leaves_the_older_rows_to_the_check_interval(cache_dir, world, capsys, monkeypatch):
