@@ -65,9 +65,20 @@ def ms_as_seconds(value: Any, decimals: int | None = None) -> str:
     return MISSING if is_missing(value) else seconds(float(value) / 1000, decimals)
 
 
+def percent_number(share: Any, decimals: int = 1) -> str:
+    """``100 * share`` with ``decimals`` decimals, or up to three more where a share that is not 0 or 1 would read
+    as 0 or 100: a Wilson bound of 0.09 % is "0.1", never "0" (as if certain); smaller still is "<0.001"."""
+    value = 100 * float(share)
+    for places in range(decimals, decimals + 4):
+        text = f"{value:.{places}f}"
+        if (float(text) != 0 or value == 0) and (float(text) != 100 or value == 100):
+            return text
+    return f"<{10.0 ** -(decimals + 3):.{decimals + 3}f}" if value < 50 else f">{100 - 10.0 ** -(decimals + 3):.{decimals + 3}f}"
+
+
 def percent(share: Any, decimals: int = 1, unit: str = " %") -> str:
-    """A share (0-1) as ``53.9 %`` (``unit=""`` when the header carries the ``%``)."""
-    return MISSING if is_missing(share) else f"{100 * float(share):.{decimals}f}{unit}"
+    """A share (0-1) as ``53.9 %`` (``unit=""`` when the header carries the ``%``), never 0 or 100 unless it is."""
+    return MISSING if is_missing(share) else f"{percent_number(share, decimals)}{unit}"
 
 
 def share_of(k: Any, n: Any, decimals: int = 1, unit: str = " %") -> str:
@@ -76,7 +87,7 @@ def share_of(k: Any, n: Any, decimals: int = 1, unit: str = " %") -> str:
     if is_missing(n) or is_missing(k):
         return MISSING
     k, n = int(k), int(n)
-    return f"{f'{100 * k / n:.{decimals}f}{unit}' if n else MISSING} ({k:,}/{n:,})"
+    return f"{f'{percent_number(k / n, decimals)}{unit}' if n else MISSING} ({k:,}/{n:,})"
 
 
 def interval(low: Any, high: Any, fmt: Callable[[Any], str] | None = None, unit: str = "") -> str:
@@ -90,7 +101,7 @@ def interval(low: Any, high: Any, fmt: Callable[[Any], str] | None = None, unit:
 
 def percent_interval(low: Any, high: Any, decimals: int = 1, unit: str = "%") -> str:
     """A confidence interval of a share: ``49.0-58.8 %`` (``unit=""`` when the header says ``%``)."""
-    return interval(low, high, lambda v: f"{100 * float(v):.{decimals}f}", unit)
+    return interval(low, high, lambda v: percent_number(v, decimals), unit)
 
 
 def signed_interval(low: Any, high: Any, fmt: Callable[[Any], str] | None = None) -> str:

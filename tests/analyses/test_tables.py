@@ -34,6 +34,29 @@ def test_formatters():
     assert tables.text(["a", None, 2.5]) == "a, -, 2.50" and tables.text(True) == "yes"
 
 
+def test_a_share_that_is_not_0_or_1_never_reads_as_0_or_100_percent():
+    """A Wilson bound of 0/4,264 attempts is 0.09 %: "95 % CI 0 %-0 %" read as a certainty it is not."""
+    assert tables.percent(0, 0) == "0 %" and tables.percent(1, 0) == "100 %" and tables.percent(0.5, 0) == "50 %"
+    assert tables.percent(0.0009, 0) == "0.1 %" and tables.percent(0.9996, 0) == "99.96 %"
+    assert tables.percent_interval(0, 0.0009, 0, "") == "0-0.1"
+    assert tables.share_of(1, 4264, 0) == "0.02 % (1/4,264)"
+    assert tables.percent(1e-9) == "<0.0001 %" and tables.percent(1 - 1e-9, 0) == ">99.999 %"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=0, max_value=1), st.integers(min_value=0, max_value=2))
+def test_a_percentage_reads_as_its_share_to_its_last_digit_and_as_0_or_100_only_when_it_is(share, decimals):
+    text = tables.percent(share, decimals, unit="")
+    if text[0] in "<>":  # beyond three more decimals: a bound, on the right side
+        bound = float(text[1:])
+        assert (100 * share < bound) if text[0] == "<" else (100 * share > bound)
+        return
+    shown = float(text)
+    places = len(text.split(".")[1]) if "." in text else 0
+    assert places >= decimals and abs(shown - 100 * share) <= 0.5 * 10 ** -places + 1e-9
+    assert (shown == 0) is (share == 0) and (shown == 100) is (share == 1)
+
+
 def test_html_has_no_row_index_aligns_numbers_and_cuts_long_text_with_a_tooltip():
     long = "x " * 100
     page = Table([{"name": "a<b", "n": 3, "note": long}],
