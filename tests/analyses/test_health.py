@@ -131,6 +131,21 @@ def test_a_failing_path_is_act_and_the_line_names_numbers_signature_and_start():
     assert metrics["key_numbers"]["booking success (%)"] == 50.0
 
 
+def test_a_day_of_production_volume_reads_with_thousands_separators_and_an_interval_that_is_not_0_0():
+    """At 1M calls a day holds thousands of failures: '(0/1200, 95 % CI 0 %-0 %)' read like a certainty and beside
+    '7,696.0/day' in the same line. The Wilson bound of 0/1,200 is 0.32 %."""
+    world = World()
+    healthy_baseline(world, last_day=13)
+    for minute in range(1200):
+        world.call(f"2025-10-14 {8 + minute // 120:02d}:{minute % 120 // 2:02d}", booking="book_appointment",
+                   outcome="failed", signature_text=PHANTOM)
+
+    line = health.compute(world.inputs()).verdict_line
+
+    assert "booking success on path book_appointment 0 % (0/1,200, 95 % CI 0 %-0.3 %) vs 100 % (21/21)" in line
+    assert "1,200.0/day now vs 0.0/day in the previous 7 days: 1,200 errors now, 0 then" in line
+
+
 def test_two_failures_in_thirteen_is_watch_and_few_attempts_are_not_judged():
     world = World()
     healthy_baseline(world)

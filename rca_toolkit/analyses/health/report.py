@@ -243,7 +243,7 @@ def _wilson(k: int, n: int) -> tuple[float | None, float | None]:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
+    return "n/a" if v is None or pd.isna(v) else tables.percent(v, 0)
 
 
 def _rate(per_day: float) -> str:
@@ -297,8 +297,8 @@ def _booking(data: health_data.HealthData, bounds: dict, first_seen: dict, base_
                      "p_value": metric.p_value, "level": level, "judgement": judged or "within target",
                      "top_failure_signature": signature})
         if level != "OK" and path != "all":
-            text = (f"booking success on path {path} {_pct(ck / cn)} ({ck}/{cn}, 95 % CI {_pct(lo)}-{_pct(hi)}) "
-                    f"vs {_pct(bk / bn) if bn else 'n/a'} ({bk}/{bn}) in {base_label}")
+            text = (f"booking success on path {path} {_pct(ck / cn)} ({ck:,}/{cn:,}, 95 % CI {_pct(lo)}-{_pct(hi)}) "
+                    f"vs {_pct(bk / bn) if bn else 'n/a'} ({bk:,}/{bn:,}) in {base_label}")
             if signature:
                 since = first_seen.get(signature)
                 text += f"; failing with {signature}" + (f" since {_local(since)}" if since is not None else "")
@@ -330,7 +330,7 @@ def _reach(data: health_data.HealthData, base_label: str, reasons: list[Reason])
             confident_band, level = _band(family, hi)  # the whole interval must sit in the band
             row["level"] = level
             if level != "OK":
-                reasons.append(Reason(level, f"reach rate of {family} {_pct(row['reach_rate'])} ({ck}/{cn} calls, "
+                reasons.append(Reason(level, f"reach rate of {family} {_pct(row['reach_rate'])} ({ck:,}/{cn:,} calls, "
                                              f"95 % CI up to {_pct(hi)}: {confident_band}) vs "
                                              f"{_pct(row['baseline_reach_rate'])} in {base_label}", "reach"))
         rows.append(row)
@@ -395,7 +395,7 @@ def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, rea
         if status in ("new", "growing"):
             reasons.append(Reason("WATCH", f"{status} signature {sig} since {_local(first_seen[sig])} "
                                            f"({_rate(per_day)}/day now vs {_rate(base_per_day)}/day in "
-                                           f"{base_label}: {count} errors now, {base_count} then)", "signatures"))
+                                           f"{base_label}: {count:,} errors now, {base_count:,} then)", "signatures"))
     frame = pd.DataFrame(rows, columns=cols).sort_values(["status", "count"], ascending=[True, False], kind="stable")
     return frame.reset_index(drop=True), first_seen
 
