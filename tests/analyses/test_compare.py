@@ -55,6 +55,19 @@ def test_small_samples_never_get_a_confident_verdict():
 def test_same_rate_is_unchanged_with_p_one():
     m = cmp.rate_metric("r", "book", (0, 30), (0, 27))
     assert (m.verdict, m.p_value, m.difference) == ("unchanged", 1.0, 0.0)
+    assert m.reason == "0.0 % of 30 -> 0.0 % of 27; no significant change (p = 1)"
+
+
+def test_a_test_that_sees_a_difference_the_estimate_does_not_is_said_so():
+    """At 1M calls Mann-Whitney finds p = 1e-12 between integer durations whose shift is 0 ms: the verdict stays
+    "unchanged", and its reason no longer reads "no significant change (p=1.46e-12)"."""
+    before = np.array([1000.0] * 50_000 + [999.0] * 5_000)
+    after = np.array([1000.0] * 50_000 + [1001.0] * 5_000)
+    m = cmp.distribution_metric("function_latency", "initialize_call", before, after)
+    assert m.p_value < 1e-12 and m.difference == 0 and m.verdict == "unchanged"
+    assert m.reason == "median 1.00 s (n=55,000) -> 1.00 s (n=55,000); p < 0.001, but the estimated change is 0"
+    big = cmp.rate_metric("booking_success_rate", "all", (0, 49_608), (19_255, 39_561))
+    assert big.reason == "0.0 % of 49,608 -> 48.7 % of 39,561; p < 0.001"
 
 
 def test_distribution_shift_percentiles_and_bootstrap_are_reproducible():

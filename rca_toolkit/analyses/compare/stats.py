@@ -120,7 +120,7 @@ def rate_metric(name: str, group: str, before: tuple[int, int], after: tuple[int
         table = [[after[0], after[1] - after[0]], [before[0], before[1] - before[0]]]
         p = float(stats.fisher_exact(table).pvalue)
     verdict, reason = _verdict(b.n, a.n, min_n, p, diff_ci, diff, better="higher", alpha=alpha,
-                               what=f"{_pct(b.value)} of {b.n} -> {_pct(a.value)} of {a.n}")
+                               what=f"{_pct(b.value)} of {b.n:,} -> {_pct(a.value)} of {a.n:,}")
     return Metric(name, group, "share", "higher", b, a, _f(diff), diff_ci, p,
                   "Fisher exact (two-sided); Wilson intervals; Newcombe interval for the difference",
                   verdict, reason)
@@ -141,7 +141,7 @@ def distribution_metric(name: str, group: str, before, after, *, unit: str = "ms
         if x.n >= 2 and y.n >= 2:
             p = mann_whitney_p(y, x)
     verdict, reason = _verdict(b.n, a.n, min_n, p, None, shift, better=better, alpha=alpha,
-                               what=f"median {_value(b.value, unit)} (n={b.n}) -> {_value(a.value, unit)} (n={a.n})")
+                               what=f"median {_value(b.value, unit)} (n={b.n:,}) -> {_value(a.value, unit)} (n={a.n:,})")
     return Metric(name, group, unit, better, b, a, _f(shift), None, p,
                   "Mann-Whitney U (two-sided); Hodges-Lehmann shift; percentile bootstrap CIs "
                   f"({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED})",
@@ -328,16 +328,26 @@ def _verdict(n_before: int, n_after: int, min_n: int, p, diff_ci, effect, *, bet
         return "not enough data", f"{what}; needs at least {min_n} per side"
     if p is None:
         return "not enough data", f"{what}; no test possible"
-    significant = p < alpha and (diff_ci is None or diff_ci[0] > 0 or diff_ci[1] < 0)
-    if not significant or effect is None or effect == 0:
-        return "unchanged", f"{what}; no significant change (p={p:.3g})"
+    if p >= alpha:
+        return "unchanged", f"{what}; no significant change ({_p(p)})"
+    # the test sees a difference that the estimate does not: said so, never "no significant change (p=1e-12)"
+    if diff_ci is not None and diff_ci[0] <= 0 <= diff_ci[1]:
+        return "unchanged", f"{what}; {_p(p)}, but the {100 * (1 - alpha):g} % CI of the difference includes 0"
+    if effect is None or effect == 0:
+        return "unchanged", f"{what}; {_p(p)}, but the estimated change is 0"
     up = effect > 0
     good = up if better == "higher" else not up
-    return ("improved" if good else "regressed"), f"{what}; p={p:.3g}"
+    return ("improved" if good else "regressed"), f"{what}; {_p(p)}"
+
+
+def _p(p) -> str:
+    """A p-value in prose as the tables write it: ``p < 0.001``, ``p = 0.012``."""
+    text = tables.p_value(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f} %"
+    return "n/a" if value is None else tables.percent(value)
 
 
 def _value(value, unit: str) -> str:
@@ -503,8 +513,10 @@ class Comparison:
             if len(table):
                 lines += [f"{title}:", table.to_text(width), ""]
         lines.append("Error signatures of failed booking attempts (before -> after):")
+        wide = max([4, *(len(f"{n:,}") for n in self.signature_mix[["before", "after"]].to_numpy().ravel())])
         for row in self.signature_mix.itertuples(index=False):
-            lines.append(tables.wrap_lines([f"  {row.before:>4} -> {row.after:<4} {row.signature}"], width, hang="             "))
+            lines.append(tables.wrap_lines([f"  {row.before:>{wide},} -> {row.after:<{wide},} {row.signature}"], width,
+                                           hang=" " * (2 * wide + 7)))
         lines.append(tables.wrap_lines([f"  chi-square: {_mix_text(self.signature_test)}"], width, hang="    "))
         lines += ["", "Verdict reasons:"]
         lines += [tables.wrap_lines([f"  {m.name} [{m.group}]: {m.verdict}: {m.reason}" for m in self.metrics], width, hang="    ")]
@@ -547,7 +559,7 @@ class Comparison:
 
 
 def _mix_text(test: dict) -> str:
-    return f"p={test['p_value']:.3g} (chi2={test['chi2']:.1f}, dof={test['dof']})" if test.get("valid") else test["reason"]
+    return f"{_p(test['p_value'])} (chi2={test['chi2']:,.1f}, dof={test['dof']})" if test.get("valid") else test["reason"]
 
 
 def _human(delta: pd.Timedelta) -> str:
@@ -769,9 +781,10 @@ def _partial(group_metrics: list[Metric], column: str | None) -> dict:
     failing = [m for m in group_metrics
                if m.after.n >= MIN_ATTEMPTS and m.after.ci is not None and m.after.ci[1] < STILL_FAILING_UPPER]
     sentences = []
-    fails = "; ".join(f"{m.group} still fails ({_pct(m.after.value)} success of {m.after.n} attempts after the change, "
+    fails = "; ".join(f"{m.group} still fails ({_pct(m.after.value)} success of {m.after.n:,} attempts after the change, "
                       f"95 % CI {_pct(m.after.ci[0])}-{_pct(m.after.ci[1])})" for m in failing)
-    recovered = "; ".join(f"{m.group} recovered ({_pct(m.before.value)} of {m.before.n} -> {_pct(m.after.value)} of {m.after.n})"
+    recovered = "; ".join(f"{m.group} recovered ({_pct(m.before.value)} of {m.before.n:,} -> {_pct(m.after.value)} of "
+                          f"{m.after.n:,})"
                           for m in improved)
     if improved and failing:
         sentences.append(f"The fix was partial: {fails}; while {recovered}.")
