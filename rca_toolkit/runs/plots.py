@@ -94,10 +94,10 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
         x = data["bin"].dt.tz_convert(tz).dt.tz_localize(None)
         ax.plot(x, 100 * data["rate"], marker=".", color=colour, label=f"{name} (n={int(data['attempts'].sum())})")
         ax.fill_between(x, 100 * data["ci_low"], 100 * data["ci_high"], color=colour, alpha=0.15, linewidth=0)
-    for change in changepoints.changes:
-        if change.resolution == "attempt" and change.series in names:
-            lo, hi = (_wall(tz, t) for t in change.interval)
-            ax.axvspan(lo, hi, color="#555555", alpha=0.25, gid=f"change:{change.series}:{change.direction}")
+    shaded = [c for c, _ in changepoints.listed() if c.resolution == "attempt" and c.series in names]  # as the table lists
+    for change in shaded:
+        lo, hi = (_wall(tz, t) for t in change.interval)
+        ax.axvspan(lo, hi, color="#555555", alpha=0.25, gid=f"change:{change.series}:{change.direction}")
     deployments = changepoints.deployments
     if deployments is not None and not deployments.empty:
         first = True
@@ -122,7 +122,7 @@ def plot_rates(changepoints, *, resolution: str = "day", series=None, at=None, a
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small")  # beside the bands, never over them
     _dates(ax)
-    changes = sum(c.resolution == "attempt" and c.series in names for c in changepoints.changes)
+    changes = len(shaded)
     deploys = 0 if deployments is None else len(deployments)
     compared = "" if at is None else f", the compared change at {at.tz_convert(tz).isoformat()} dashed"
     _describe(fig, f"Line chart: booking success per {resolution} (%) for {', '.join(names)} with 95 % Wilson bands; "

@@ -46,6 +46,38 @@ def test_break_and_recovery_found_with_intervals_that_contain_the_truth():
     assert "broke" in result.table()["direction"].tolist()
 
 
+def test_a_report_lists_the_largest_changes_when_a_window_holds_dozens():
+    """At 1M calls `rca compare` listed 1,086 changes (4,880 lines at 100 columns), bursts of a few dozen failures
+    around the outage that mattered. Reports list the MAX_LISTED largest (by the split's gain), in time order, and
+    say how many more there are; table() and the JSON keep every one."""
+    from rca_toolkit.analyses.compare.changepoints import MAX_LISTED
+
+    ok = np.ones(6000, dtype=bool)
+    ok[3000:4000] = False  # the outage
+    for start in [*range(100, 2900, 95), *range(4100, 5980, 60)]:  # bursts of 20 failures
+        ok[start:start + 20] = False
+    attempts = pd.DataFrame({"at": pd.date_range("2025-10-01T00:00Z", periods=len(ok), freq="7min"),
+                             "outcome": np.where(ok, "success", "failed"), "path": "collect_appointment"})
+    result = detect(attempts, by=None)
+
+    listed, folded = result.listed(), result.folded()
+    assert len(folded) > 2 * MAX_LISTED and len(listed) == MAX_LISTED
+    assert [g for g in folded if any(g[0] is c for c, _ in listed)] == listed  # the same order as every change
+    outage = [c for c, _ in listed if (c.n_before, c.rate_before) == (1000, 0.0) or (c.n_after, c.rate_after) == (1000, 0.0)]
+    assert {c.direction for c in outage} == {"broke", "recovered"}  # the largest are listed
+    text = result.to_text()
+    assert len(text.splitlines()) < 80
+    said = " ".join(text.split())
+    assert f"listed here: the {MAX_LISTED} largest (by the log-likelihood gain of the split), the other " \
+           f"{len(folded) - MAX_LISTED} are in table() and the JSON" in said and "6,000 attempts" in said
+    assert len(result.table()) == len(folded) and len(result.to_dict()["changes"]) == len(result.changes)
+    assert result._repr_html_().count("<tr") == MAX_LISTED + 1 and result.to_markdown().count("\n| ") == MAX_LISTED  # rows under the header
+    from rca_toolkit.runs.plots import plot_rates
+
+    spans = [a for a in plot_rates(result).axes[0].patches if str(a.get_gid()).startswith("change:")]
+    assert len(spans) == sum(c.resolution == "attempt" for c, _ in listed) <= MAX_LISTED  # the figure shades what is listed
+
+
 def test_a_stable_series_has_no_change():
     attempts = _sequence()
     attempts["outcome"] = np.where(np.random.default_rng(1).random(len(attempts)) < 0.97, "success", "failed")

@@ -32,6 +32,8 @@ MIN_SEGMENT = {"attempt": 4, "hour": 2, "day": 1}
 PENALTY_FACTOR = 3.0  # x log(n): stricter than BIC, we want breaks, not noise
 RESOLUTIONS = ("attempt", "hour", "day")
 FOLD_WITHIN = pd.Timedelta(days=1)  # one change seen at several resolutions: shown once
+# the changes a report lists, the largest; at 1M calls two months hold a thousand bursts of a few dozen failures
+MAX_LISTED = 25
 
 
 class CostBinomial(BaseCost):
@@ -122,9 +124,19 @@ class ChangePoints:
         series_order = list(dict.fromkeys(c.series for c in self.changes))
         return sorted(groups, key=lambda g: (series_order.index(g[0].series), g[0].at))
 
-    def _display(self, all_resolutions: bool) -> tables.Table:
+    def listed(self) -> list[tuple[Change, list[str]]]:
+        """What a report lists: :meth:`folded`, or its ``MAX_LISTED`` largest changes (by the split's log-likelihood
+        gain: an outage of thousands of attempts before a burst of thirty) in the same order."""
+        folded = self.folded()
+        if len(folded) <= MAX_LISTED:
+            return folded
+        largest = {id(change) for change, _ in sorted(folded, key=lambda g: -g[0].gain)[:MAX_LISTED]}
+        return [g for g in folded if id(g[0]) in largest]
+
+    def _display(self, all_resolutions: bool, shown: list | None = None) -> tables.Table:
         rows = []
-        shown = [(c, [c.resolution]) for c in self.changes] if all_resolutions else self.folded()
+        if shown is None:
+            shown = [(c, [c.resolution]) for c in self.changes] if all_resolutions else self.folded()
         for c, found in shown:
             first = c.candidates[0] if c.candidates else None
             rows.append({
@@ -155,18 +167,25 @@ class ChangePoints:
         return json.dumps(self.to_dict(), default=str, ensure_ascii=False, **kwargs)
 
     def _fold_note(self) -> str:
-        folded = len(self.folded())
-        return (f"{len(self.changes)} changes over {len(RESOLUTIONS)} resolutions (every attempt, hourly, daily) shown as "
-                f"{folded}: each at the finest resolution that found it; table(all_resolutions=True) lists every one")
+        folded, listed = len(self.folded()), len(self.listed())
+        note = (f"{len(self.changes):,} changes over {len(RESOLUTIONS)} resolutions (every attempt, hourly, daily) shown "
+                f"as {folded:,}: each at the finest resolution that found it")
+        if listed < folded:
+            return (f"{note}; listed here: the {listed} largest (by the log-likelihood gain of the split), the other "
+                    f"{folded - listed:,} are in table() and the JSON, table(all_resolutions=True) has every one")
+        return f"{note}; table(all_resolutions=True) lists every one"
+
+    def _listed_table(self) -> tables.Table:
+        return self._display(False, self.listed())
 
     def to_text(self, width: int = tables.TEXT_WIDTH) -> str:
         lines = ["SYNTHETIC DEMO DATA"] if self.synthetic else []
-        lines.append(self._display(False).to_text(width))
+        lines.append(self._listed_table().to_text(width))
         return "\n".join(lines + [tables.wrap_lines([f"- {n}" for n in self.notes + [self._fold_note()]], width)])
 
     def to_markdown(self) -> str:
         prefix = ["**SYNTHETIC DEMO DATA**", ""] if self.synthetic else []
-        return "\n".join(prefix + [self._display(False).to_markdown(), ""]
+        return "\n".join(prefix + [self._listed_table().to_markdown(), ""]
                          + md_items(self.notes + [self._fold_note()]))
 
     def _repr_markdown_(self) -> str:  # what the Markdown report shows (runs.render)
@@ -174,7 +193,7 @@ class ChangePoints:
 
     def _repr_html_(self) -> str:
         head = "<p><strong>SYNTHETIC DEMO DATA</strong></p>" if self.synthetic else ""
-        return head + self._display(False).to_html() + tables.bullet_list(self.notes + [self._fold_note()])
+        return head + self._listed_table().to_html() + tables.bullet_list(self.notes + [self._fold_note()])
 
 
 def binned(attempts: pd.DataFrame, resolution: str, *, alpha: float = 0.05) -> pd.DataFrame:
@@ -206,7 +225,7 @@ def detect(attempts: pd.DataFrame, *, by: str | None = "path", deployments: pd.D
             if res != "attempt":
                 series[(name, res)] = binned(group, res)
             changes += _segment(name, res, group, series.get((name, res)), deployments)
-    notes = [f"{len(frame)} attempts; a change must move the success rate by at least {tables.percent(MIN_EFFECT, 0)}"]
+    notes = [f"{len(frame):,} attempts; a change must move the success rate by at least {tables.percent(MIN_EFFECT, 0)}"]
     if deployments is None or deployments.empty:
         notes.append("no deployment list given: no candidate causes ranked")
     else:
