@@ -373,8 +373,8 @@ def bullet_list(items: Iterable[str]) -> str:
 
 
 _KEPT_SPACE = "\x00"  # stands for a space no line may break at while a line is wrapped
-# a number and its unit ("12.5 %", "604800 s", "3.8 MiB") and "95 % CI" stay on one line
-_UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|ms|s|min|h|KiB|MiB|GiB)(?!\w))|(?<=%) (?=CI\b)")
+# a number and its unit ("12.5 %", "604800 s", "3.8 MiB"), "95 % CI" and a p-value ("p < 0.001") stay on one line
+_UNIT_SPACE = re.compile(r"(?<=\d) (?=(?:%|ms|s|min|h|KiB|MiB|GiB)(?!\w))|(?<=%) (?=CI\b)|(?<=\bp) (?=[<=] \d)|(?<=\bp [<=]) (?=\d)")
 
 
 # The class of a result's own summary (HTML: the incident's box, the overview's headline) that only says what the

@@ -34,6 +34,13 @@ def test_formatters():
     assert tables.text(["a", None, 2.5]) == "a, -, 2.50" and tables.text(True) == "yes"
 
 
+@pytest.mark.parametrize("p", ["p < 0.001", "p = 0.055"])
+def test_a_p_value_is_never_parted_from_its_p(p):
+    for lead in range(60, 100):  # the p-value at every place near the end of a 100-column line
+        wrapped = tables.wrap_lines([f"{'x' * lead} {p}; more words after it"]).splitlines()
+        assert any(p in line for line in wrapped), wrapped
+
+
 def test_a_share_that_is_not_0_or_1_never_reads_as_0_or_100_percent():
     """A Wilson bound of 0/4,264 attempts is 0.09 %: "95 % CI 0 %-0 %" read as a certainty it is not."""
     assert tables.percent(0, 0) == "0 %" and tables.percent(1, 0) == "100 %" and tables.percent(0.5, 0) == "50 %"
