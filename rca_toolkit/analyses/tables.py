@@ -120,6 +120,12 @@ def p_value(p: Any) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.2g}"
 
 
+def p_text(p: Any) -> str:
+    """A p-value in prose as the tables write it: ``p < 0.001``, ``p = 0.012``."""
+    shown = p_value(p)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
+
+
 def count(value: Any) -> str:
     """An integer with thousands separators."""
     return MISSING if is_missing(value) else f"{int(value):,}"

@@ -146,6 +146,22 @@ def test_a_day_of_production_volume_reads_with_thousands_separators_and_an_inter
     assert "1,200.0/day now vs 0.0/day in the previous 7 days: 1,200 errors now, 0 then" in line
 
 
+def test_a_longer_call_duration_is_watch_in_seconds_as_every_table_shows_durations():
+    world = World()
+    for day in range(7, 14):
+        for hour in range(8, 12):
+            world.call(f"2025-10-{day:02d} {hour:02d}:00", booking="book_appointment", duration_ms=60_000 + 100 * hour)
+    for minute in range(0, 50, 2):
+        world.call(f"2025-10-14 09:{minute:02d}", booking="book_appointment", duration_ms=147_900 + minute)
+
+    report = health.compute(world.inputs())
+
+    assert report.verdict == "WATCH"
+    reason = next(r.text for r in report.reasons if r.level == "WATCH" and r.text.startswith("call duration"))
+    assert reason.startswith("call duration regressed: median 147.9 s (n=25) vs 61.0 s (n=28) in the previous 7 days, "
+                             "p < 0.001"), reason
+
+
 def test_two_failures_in_thirteen_is_watch_and_few_attempts_are_not_judged():
     world = World()
     healthy_baseline(world)

@@ -584,6 +584,20 @@ def test_durations_read_as_words(result):
                                                                                           "90 min", "30 s"]
 
 
+def test_counts_at_production_volume_read_with_thousands_separators(result):
+    """At 1M calls the incident said '149942 error rows, 149942 failed booking attempts' beside '7,826.0/day'."""
+    from dataclasses import replace
+
+    big = replace(result, groups=[replace(g, errors=g.errors * 1000, failed_attempts=g.failed_attempts * 1000,
+                                          attempts=g.attempts * 1000, orphaned=g.orphaned * 1000,
+                                          rescued=g.rescued * 1000) for g in result.groups])
+    total = sum(g.errors for g in big.groups)
+    assert total >= 1000 and f"{total:,} error rows" in " ".join(big.summary_lines())
+    g = big.groups[0]
+    assert (f"{g.errors:,} errors, {g.failed_attempts:,} failed of {g.attempts:,} attempts, {g.orphaned:,} orphaned (lost)"
+            in " ".join(big.impact_text().split()))
+
+
 def test_count_claims_name_their_metric_and_have_no_n(result):
     table = result.claims_table().set_index("claim")
     count = next(c for c in result.claims if c.claim.metric == "signature_errors")

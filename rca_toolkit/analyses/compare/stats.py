@@ -329,21 +329,15 @@ def _verdict(n_before: int, n_after: int, min_n: int, p, diff_ci, effect, *, bet
     if p is None:
         return "not enough data", f"{what}; no test possible"
     if p >= alpha:
-        return "unchanged", f"{what}; no significant change ({_p(p)})"
+        return "unchanged", f"{what}; no significant change ({tables.p_text(p)})"
     # the test sees a difference that the estimate does not: said so, never "no significant change (p=1e-12)"
     if diff_ci is not None and diff_ci[0] <= 0 <= diff_ci[1]:
-        return "unchanged", f"{what}; {_p(p)}, but the {100 * (1 - alpha):g} % CI of the difference includes 0"
+        return "unchanged", f"{what}; {tables.p_text(p)}, but the {100 * (1 - alpha):g} % CI of the difference includes 0"
     if effect is None or effect == 0:
-        return "unchanged", f"{what}; {_p(p)}, but the estimated change is 0"
+        return "unchanged", f"{what}; {tables.p_text(p)}, but the estimated change is 0"
     up = effect > 0
     good = up if better == "higher" else not up
-    return ("improved" if good else "regressed"), f"{what}; {_p(p)}"
-
-
-def _p(p) -> str:
-    """A p-value in prose as the tables write it: ``p < 0.001``, ``p = 0.012``."""
-    text = tables.p_value(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
+    return ("improved" if good else "regressed"), f"{what}; {tables.p_text(p)}"
 
 
 def _pct(value) -> str:
@@ -559,7 +553,7 @@ class Comparison:
 
 
 def _mix_text(test: dict) -> str:
-    return f"{_p(test['p_value'])} (chi2={test['chi2']:,.1f}, dof={test['dof']})" if test.get("valid") else test["reason"]
+    return f"{tables.p_text(test['p_value'])} (chi2={test['chi2']:,.1f}, dof={test['dof']})" if test.get("valid") else test["reason"]
 
 
 def _human(delta: pd.Timedelta) -> str:

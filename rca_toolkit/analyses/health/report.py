@@ -354,9 +354,10 @@ def _durations(data: health_data.HealthData, base_label: str, reasons: list[Reas
                      "p_value": metric.p_value, "verdict": metric.verdict})
         if metric.verdict == "regressed":
             what = "call duration" if name.startswith("call") else f"latency of {group}"
-            reasons.append(Reason("WATCH", f"{what} regressed: median {metric.after.value:,.0f} ms (n={metric.after.n}) vs "
-                                           f"{metric.before.value:,.0f} ms (n={metric.before.n}) in {base_label}, "
-                                           f"p={metric.p_value:.2g}", "durations"))
+            reasons.append(Reason("WATCH", f"{what} regressed: median {tables.ms_as_seconds(metric.after.value)} s "
+                                           f"(n={metric.after.n:,}) vs {tables.ms_as_seconds(metric.before.value)} s "
+                                           f"(n={metric.before.n:,}) in {base_label}, {tables.p_text(metric.p_value)}",
+                                  "durations"))
     return pd.DataFrame(rows, columns=DURATION_COLUMNS)  # the columns even without a series (no data at all)
 
 

@@ -188,7 +188,7 @@ def _judge_rate(claim: Claim, att: pd.DataFrame, where: str) -> ClaimResult:
     side = rate_metric(claim.metric, claim.group or ALL_GROUPS, (0, 0), (k, n)).after
     value, ci = side.value, side.ci
     lo_band, hi_band = max(0.0, claim.expected - claim.tolerance), min(1.0, claim.expected + claim.tolerance)
-    measured = (f"{k}/{n} successful booking attempts" + (f" = {tables.percent(value)} (95 % Wilson {tables.percent_interval(*ci)})" if n else "")
+    measured = (f"{k:,}/{n:,} successful booking attempts" + (f" = {tables.percent(value)} (95 % Wilson {tables.percent_interval(*ci)})" if n else "")
                 + f" for {where} (rca_toolkit.analyses.bookings.outcomes.booking_attempts, real call ids; "
                   f"rca_toolkit.analyses.compare.stats.rate_metric); claimed {tables.percent(claim.expected, 0)} ± "
                   f"{tables.percent(claim.tolerance, 0)}")

@@ -38,7 +38,7 @@ def open_questions(impacts, onsets, recoveries, bound: pd.Timedelta, detection=N
             out.append(f"{g.group}: {listed(fix.alternatives)} in the recovery interval of {(fix.commit or '')[:12]} as well; "
                        f"the attempts cannot tell them apart.")
         if g.group == groups.UNATTRIBUTED:
-            out.append(f"{g.errors} error rows carry the signature without a booking attempt: what they cost is not measured.")
+            out.append(f"{g.errors:,} error rows carry the signature without a booking attempt: what they cost is not measured.")
         if any(a is not None and a.kind == "migration" for a in (onset, fix)):
             out.append(f"{g.group}: the change picked is a migration dated by its file name; when it ran is not recorded.")
     if detection is not None and detection.limited_by_window:

@@ -140,8 +140,8 @@ class IncidentReport:
         lines = []
         for row in self.impact_table().to_dict(orient="records"):
             lines += [f"  {row[self.by]}",
-                      f"    {row['errors']} errors, {row['failed attempts']} failed of {row['of attempts']} attempts, "
-                      f"{row['orphaned (lost)']} orphaned (lost), {row['rescued by webhook']} rescued by webhook",
+                      f"    {row['errors']:,} errors, {row['failed attempts']:,} failed of {row['of attempts']:,} attempts, "
+                      f"{row['orphaned (lost)']:,} orphaned (lost), {row['rescued by webhook']:,} rescued by webhook",
                       f"    first error {row['first error']}, last error {row['last error']}",
                       f"    {_onset_words(row['onset cause'])}; recovered {row['recovered']}"
                       + (f" by {row['recovered by']}" if row["recovered by"] else "")]
@@ -190,9 +190,9 @@ class IncidentReport:
             lines = [f"No error row and no failed booking attempt carries the signature {self.signature!r} in {window}."]
         else:
             total = {k: sum(getattr(g, k) for g in self.groups) for k in ("errors", "failed_attempts", "orphaned", "rescued")}
-            lines = [f"Signature {self.signature!r} in {window}, by {self.by}: {total['errors']} error rows, "
-                     f"{total['failed_attempts']} failed booking attempts, {total['orphaned']} bookings lost "
-                     f"(orphaned: booked in Cal.com, no local appointment), {total['rescued']} rescued by the Cal.com webhook."]
+            lines = [f"Signature {self.signature!r} in {window}, by {self.by}: {total['errors']:,} error rows, "
+                     f"{total['failed_attempts']:,} failed booking attempts, {total['orphaned']:,} bookings lost "
+                     f"(orphaned: booked in Cal.com, no local appointment), {total['rescued']:,} rescued by the Cal.com webhook."]
             for g in self.groups:
                 d = self.group_dict(g)
                 onset = d["onset_cause"]

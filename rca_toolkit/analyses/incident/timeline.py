@@ -33,7 +33,7 @@ def events(changes: pd.DataFrame, impacts: list[GroupImpact], onsets: dict[str, 
         out.append((c.at, "deploy" if c.kind == "deploy" else "migration", f"{label}{c.description} [{c.basis}]"))
     for g in impacts:
         cause = onsets.get(g.group)
-        first_row = f"first error row {when(g.first_error)}, {g.errors} in the window"
+        first_row = f"first error row {when(g.first_error)}, {g.errors:,} in the window"
         if g.limited_by_window:
             out.append((g.first_bad, "first_seen", f"{g.group}: first failure in the window, failing from the window "
                                                         f"start on ({first_row}): the onset lies before the window start; "
@@ -51,7 +51,7 @@ def events(changes: pd.DataFrame, impacts: list[GroupImpact], onsets: dict[str, 
             out.append((fix.at, "fix", f"{g.group}: recovered by {(fix.commit or '')[:12]} {fix.description}"))
         if g.recovered_at is not None:
             out.append((g.recovered_at, "recovery", f"{g.group}: first successful booking attempt after the last error "
-                                                    f"({g.failed_attempts} failed attempts before it)"))
+                                                    f"({g.failed_attempts:,} failed attempts before it)"))
     if detection.first_act_day:
         end_of_day = _midnight(date.fromisoformat(detection.first_act_day) + timedelta(days=1))
         limited = (f" (the first ACT from {detection.limited_from} on: earlier days were not checked, the incident "
