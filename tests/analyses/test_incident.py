@@ -12,11 +12,13 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from rca_toolkit.analyses.bookings.outcomes import CODE_PATHS
 from rca_toolkit.analyses.incident import causes, claims as claims_mod
 from rca_toolkit.analyses.incident.build import incident
 from rca_toolkit.analyses.incident.signature import SignatureQuery
+from rca_toolkit.rules.signatures import signature_of
 from rca_toolkit.errors import ConfigError, EmptyResult, NotFound
 from rca_toolkit.runs import plots
 from rca_toolkit.sources.fingerprint import table_fingerprint
@@ -388,6 +390,34 @@ def test_signature_query_matching():
     assert q.matches(pd.Series([], dtype="object")).tolist() == []
 
 
+MESSAGES = ["SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by' in 'field list'",
+            "[1054] Unknown column 'created_by' in field list", "Unknown column 'price' in 'field list'",
+            "SQLSTATE[23000]: Integrity constraint violation: 1062 Duplicate entry 'call_x' for key 'k'",
+            "Cal.com API error: HTTP 409 - Booking slot is no longer available", "unknown column", "created_by"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["unknown COLUMN 'created_by'", "[1054] Unknown column 'created_by' in 'field list'",
+                        "Duplicate entry '?' for key", "409", "field list", "price"]),
+       st.lists(st.lists(st.one_of(st.sampled_from(MESSAGES), st.text(max_size=40), st.none()), max_size=8),
+                min_size=1, max_size=4))
+def test_a_query_asked_again_judges_every_text_as_the_rule_does(query, batches):
+    """The rule (module docstring): the normalised signatures are equal, or the query occurs case-insensitively in
+    the raw text or in its signature. Asked of several frames in turn (texts judged once, remembered), each answer
+    is the rule's."""
+    q = SignatureQuery.of(query)
+    needle = q.text.casefold()
+
+    def rule(message) -> bool:
+        if message is None:
+            return False
+        sig = signature_of(str(message)) or ""
+        return needle in str(message).casefold() or needle in sig.casefold() or (q.normalised is not None and sig == q.normalised)
+
+    for batch in batches:
+        assert q.matches(pd.Series(batch, dtype="object")).tolist() == [rule(m) for m in batch]
+
+
 def _changes(*rows):
     frame = pd.DataFrame([{"at": ts(at), "commit": c, "description": d, "kind": "deploy", "basis": "test"} for at, c, d in rows])
     return frame.sort_values("at").reset_index(drop=True)
@@ -596,6 +626,8 @@ def test_counts_at_production_volume_read_with_thousands_separators(result):
     g = big.groups[0]
     assert (f"{g.errors:,} errors, {g.failed_attempts:,} failed of {g.attempts:,} attempts, {g.orphaned:,} orphaned (lost)"
             in " ".join(big.impact_text().split()))
+    sessions = result.provenance["fingerprint"]["retell_call_sessions"]["rows"]
+    assert sessions >= 1000 and f"retell_call_sessions {sessions:,} rows" in " ".join(result.to_text().split())
 
 
 def test_count_claims_name_their_metric_and_have_no_n(result):

@@ -179,7 +179,7 @@ def judge(claim: Claim, attempts: pd.DataFrame, errors: pd.DataFrame, query: Sig
                            f"no booking attempt and no error row at all for {where}: the data says nothing about it")
     status = "verified" if abs(count - claim.expected) <= claim.tolerance else "contradicted"
     return ClaimResult(claim, status, float(count), None, count,
-                       f"{count} {source} for {where}; claimed {claim.expected:g} ± {claim.tolerance:g}")
+                       f"{count:,} {source} for {where}; claimed {claim.expected:g} ± {claim.tolerance:g}")
 
 
 def _judge_rate(claim: Claim, att: pd.DataFrame, where: str) -> ClaimResult:

@@ -46,7 +46,7 @@ def open_questions(impacts, onsets, recoveries, bound: pd.Timedelta, detection=N
                    f"window) were checked, while the incident began before the window start; widen --since.")
     orphaned = sum(g.orphaned for g in impacts)
     if orphaned:
-        out.append(f"Whether the {orphaned} orphaned Cal.com bookings were honoured, cancelled or re-created by hand "
+        out.append(f"Whether the {orphaned:,} orphaned Cal.com bookings were honoured, cancelled or re-created by hand "
                    f"is not in these tables.")
     if impacts:
         out.append("Callers who hung up before a booking function ran leave no attempt: bookings lost upstream of the "

@@ -163,7 +163,7 @@ class IncidentReport:
     def provenance_table(self) -> pd.DataFrame:
         """How each number was computed (function and window), then the data fingerprint per table."""
         rows = [{"what": k, "how": v} for k, v in self.provenance.get("numbers", {}).items()]
-        rows += [{"what": f"fingerprint {t}", "how": "table absent" if v.get("missing") else f"{v['rows']} rows, max id {v['max_id']}"}
+        rows += [{"what": f"fingerprint {t}", "how": "table absent" if v.get("missing") else f"{v['rows']:,} rows, max id {v['max_id']}"}
                  for t, v in self.provenance.get("fingerprint", {}).items()]
         return pd.DataFrame(rows, columns=["what", "how"])
 
@@ -324,7 +324,7 @@ def _value(c: ClaimResult) -> str:
 
 
 def _fingerprint(fp: dict) -> str:
-    return ", ".join(f"{t} {v['rows']} rows (max id {v['max_id']})" for t, v in fp.items() if v.get("rows") is not None) or "none"
+    return ", ".join(f"{t} {v['rows']:,} rows (max id {v['max_id']})" for t, v in fp.items() if v.get("rows") is not None) or "none"
 
 
 __all__ = ["IncidentReport"]
