@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 from IPython.core.formatters import DisplayFormatter
 
 from rca_toolkit.errors import SchemaError
@@ -117,6 +118,57 @@ def test_edit_distance_and_window():
     far = pd.DataFrame({"call_id": ["call_" + "a" * 27, "call_" + "a" * 26 + "b"],
                         "started_at": pd.to_datetime(["2025-10-18 10:00", "2025-10-18 11:00"], utc=True)})
     assert near_duplicate_ids(far) == []
+
+
+def _levenshtein(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["call_" + "a" * 27, "call_" + "a" * 26 + "b", "call_" + "a" * 25 + "bb",
+                                           "call_" + "a" * 26, "cal_" + "a" * 27, "call_" + "b" * 27, "x"]),
+                          st.integers(min_value=0, max_value=900)), max_size=150),
+       st.integers(min_value=1, max_value=400))
+def test_near_duplicates_are_every_pair_a_pairwise_search_finds_in_the_same_order(rows, window_s):
+    """The blocks (BLOCK ids at a time against every id their windows reach) against the plain pairwise search."""
+    frame = pd.DataFrame({"call_id": [r[0] for r in rows],
+                          "started_at": pd.to_datetime([1_760_000_000 + r[1] for r in rows], unit="s", utc=True)})
+    window = pd.Timedelta(seconds=window_s)
+    ordered = frame.sort_values("started_at").reset_index(drop=True)
+    ids, times = ordered["call_id"].tolist(), ordered["started_at"].tolist()
+    expected = []
+    for i in range(len(ids)):
+        for j in range(i + 1, len(ids)):
+            if times[j] - times[i] <= window and ids[i] != ids[j] and _levenshtein(ids[i], ids[j]) <= 2:
+                expected.append((ids[i], ids[j], _levenshtein(ids[i], ids[j]), (times[j] - times[i]).total_seconds()))
+    found = near_duplicate_ids(frame, window=window)
+    assert [{d["call_id"], d["similar_to"]} for d in found] == [{e[0], e[1]} for e in expected]
+    assert [(d["edit_distance"], d["seconds_apart"]) for d in found] == [(e[2], e[3]) for e in expected]
+
+
+def test_a_set_with_more_near_duplicates_than_a_report_can_list_keeps_a_thousand_lists_ten_and_counts_all():
+    """The benchmark world (ids of copies one hex digit apart) gave 12,891,467 pairs and 25.8M lines of text."""
+    from rca_toolkit.analyses.quality import MAX_EXAMPLES, MAX_NEAR_PAIRS
+
+    ids = ["call_" + "a" * 26 + c for c in "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"]  # any two: 1 edit
+    frame = pd.DataFrame({"call_id": ids, "call_status": "ended", "duration_ms": 60_000,
+                          "started_at": pd.date_range("2025-10-18T10:00:00Z", periods=len(ids), freq="2s")})
+    report = quality_report(frame, as_of="2025-10-19T00:00:00+00:00")
+    pairs = len(ids) * (len(ids) - 1) // 2
+    assert report["near_duplicates"].count == pairs == 1225 and len(report.near_duplicates) == MAX_NEAR_PAIRS
+    assert report.near_duplicates == near_duplicate_ids(frame)[:MAX_NEAR_PAIRS]  # the first ones, in start order
+    assert f"1,225 near-duplicate id pairs: the first {MAX_NEAR_PAIRS:,} are kept in this report, 10 listed" in report.notes
+    text = report.to_text()
+    assert text.count("near-duplicate: ") == MAX_EXAMPLES and "near-duplicate ids" in text and "1,225" in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    section = report.to_markdown().split("## Near-duplicate ids")[1].split("\n## ")[0]
+    assert section.count("\n| call_") == MAX_EXAMPLES
 
 
 def test_frame_without_required_columns_is_an_error():
