@@ -70,7 +70,7 @@ class WorldOverview:
         if len(self.outcomes_by_path):
             lines.append("Booking success: " + "; ".join(f"{path} {tables.share_of(row['success'], row['attempts'])}"
                                                          for path, row in self.outcomes_by_path.iterrows()) + ".")
-        shown = [f"{v} {k}" for k, v in self.flags.items() if isinstance(v, numbers.Integral) and v]
+        shown = [f"{v:,} {k}" for k, v in self.flags.items() if isinstance(v, numbers.Integral) and v]
         if shown:
             lines.append("Data quality: " + "; ".join(shown) + ".")
         return lines + notes

@@ -73,3 +73,16 @@ def test_overview_plots_show_every_day(demo_sqlite):
     assert "SYNTHETIC" in ax.get_title()
     lines = plots.plot_daily_success(world).axes[0].get_lines()
     assert {line.get_label() for line in lines} == {"collect_appointment", "book_appointment"}
+
+
+def test_the_summary_reads_production_counts_with_thousands_separators(demo_db):
+    """At 1M calls the overview said '107068 stuck sessions; 3692 closed by cleanup' beside '1,031,316 calls'."""
+    from dataclasses import replace
+
+    url, _ = demo_db
+    calls = loaders.calls(url)
+    world = overview.summarize(calls, outcomes.booking_attempts(url), quality_report(calls))
+    big = replace(world, flags={**world.flags, "stuck sessions (in_progress, never ended)": 107068,
+                                "closed by cleanup (system_timeout)": 3692})
+    line = next(x for x in big.summary_lines() if x.startswith("Data quality: "))
+    assert "107,068 stuck sessions (in_progress, never ended); 3,692 closed by cleanup (system_timeout)" in line
