@@ -160,8 +160,8 @@ def near_duplicates(frame: pd.DataFrame, *, window: pd.Timedelta = NEAR_DUPLICAT
         i = np.arange(lo, hi)[:, None]
         near = (distances <= limit) & (j > i) & (j < ends[lo:hi, None]) & (ids[lo:hi, None] != ids[None, lo:reach])
         total += int(near.sum())
-        room = len(ids) ** 2 if keep is None else keep - len(pairs)
-        for a, b in list(zip(*np.nonzero(near)))[:max(room, 0)]:  # row-major: by i, then j
+        found = np.argwhere(near)  # row-major: by i, then j
+        for a, b in found if keep is None else found[:max(keep - len(pairs), 0)]:
             first, second = ids[lo + a], ids[lo + b]
             odd, real = (first, second) if not call_ids.is_real_call_id(first) else (second, first)
             pairs.append({"call_id": odd, "similar_to": real, "edit_distance": int(distances[a, b]),
