@@ -119,7 +119,7 @@ def stuck_sessions(db=None, as_of=None, *, lookback: str = "24h") -> CheckResult
                                "Check that sessions are recorded at all; a window without sessions judges nothing.")
     completed = int(session_rules.call_completed(stuck).sum()) if k else 0
     status = Status.WARN if k else Status.PASS
-    result = CheckResult("stuck sessions", status, f"{k} of {n} sessions stuck in_progress ({tables.percent(k / n)})",
+    result = CheckResult("stuck sessions", status, f"{k:,} of {n:,} sessions stuck in_progress ({tables.percent(k / n)})",
                          {"window": [start.isoformat(), end.isoformat()], "stuck": k, "sessions": n,
                           "stuck_while_call_completed": completed, "rule": session_rules.RULE,
                           "threshold": "any stuck session -> WARN", "examples": list(stuck["call_id"].astype(str))[:5],

@@ -67,7 +67,7 @@ def booking_success(db=None, since=None, until=None, *, min_attempts: int = MIN_
                      "top_failure": f"{top.index[0]} (x{int(top.iloc[0])})" if len(top) else ""})
         statuses.append(status)
     status = worst_status(statuses)
-    text = "; ".join(f"{r['path']}: {r['success']}/{r['attempts']} succeeded ({tables.percent(r['success_rate'])}) {r['status']}"
+    text = "; ".join(f"{r['path']}: {r['success']:,}/{r['attempts']:,} succeeded ({tables.percent(r['success_rate'])}) {r['status']}"
                      + (f", {r['why']}" if r["status"] != "PASS" else "") for r in rows)
     evidence = {"window": [start.isoformat(), end.isoformat()], "threshold": f"PASS > {tables.percent(target, 0)}, FAIL < {tables.percent(critical, 0)}, "
                 f"WARN below n={min_attempts}", "denominator": "booking attempts (function traces) per path",
@@ -104,7 +104,7 @@ def reach_rates(db=None, since=None, until=None, *, bands: dict | None = None) -
         rows.append({"family": fam, "sessions_reached": reached, "sessions": n, "rate": round(rate, 4),
                      "bands": f"PASS >= {tables.percent(ok_at, 0)}, WARN >= {tables.percent(warn_at, 0)}", "status": status.name, "why": why})
         statuses.append(status)
-    text = "; ".join(f"{r['family']} {r['sessions_reached']}/{r['sessions']} ({tables.percent(r['rate'])}) {r['status']}" for r in rows)
+    text = "; ".join(f"{r['family']} {r['sessions_reached']:,}/{r['sessions']:,} ({tables.percent(r['rate'])}) {r['status']}" for r in rows)
     return CheckResult("function reach rates by family", worst_status(statuses), text,
                        {"window": [start.isoformat(), end.isoformat()], "denominator": "sessions started in the window",
                         "families": rows, "excluded_test_ids": int(sessions.attrs.get("excluded_test_ids", 0)),
@@ -128,7 +128,7 @@ def booking_before_after(db=None, since=None, until=None, *, baseline: str = "7d
         cells = {}
         for label in ("before", "after"):
             ok, n = sides[label].get(path, (0, 0))
-            cells[label] = f"{ok}/{n} ({tables.percent(ok / n)})" if n else "0/0 (no attempts)"
+            cells[label] = f"{ok:,}/{n:,} ({tables.percent(ok / n)})" if n else "0/0 (no attempts)"
         rows.append({"metric": f"booking success, {path}", **cells, "unit": "success/attempts",
                      "note": f"before = {tables.between(before_start, start)}"})
     return rows
