@@ -227,19 +227,24 @@ def _extra_hint(argv: list[str], extra: list[str], label: str) -> str:
     return f"see `{label} --help`"
 
 
-_NO_VALUE = re.compile(r"argument ((?:-\w|--[\w-]+)(?:/(?:-\w|--[\w-]+))*): expected one argument")
+_NO_VALUE = re.compile(r"argument ((?:-\w|--[\w-]+)(?:/(?:-\w|--[\w-]+))*): expected (one|2) arguments?")
 
 
 def _dash_value_error(argv: list[str], exc: ConfigError) -> ConfigError | None:
-    """An option whose value starts with '-' (``--before -3d``): argparse reads the value as another option and
-    says only "expected one argument"; this names the value it took for an option and how to pass it."""
+    """What argparse's "expected one argument" meant: a value that starts with '-' (``--before -3d``), read as
+    another option; and "expected 2 arguments" of ``-p NAME VALUE`` given as ``-p since=2025-...``: each is named
+    with how to write it."""
     found = _NO_VALUE.match(exc.message)
     if not found:
         return None
     for name in found.group(1).split("/"):
         at = argv.index(name) if name in argv else -1
-        if 0 <= at < len(argv) - 1 and argv[at + 1].startswith("-"):
-            value = argv[at + 1]
+        value = argv[at + 1] if 0 <= at < len(argv) - 1 else ""
+        if found.group(2) == "2" and "=" in value and not value.startswith("-"):
+            key, _, given = value.partition("=")
+            return ConfigError(f"{name} takes a name and a value as two words, not {value!r}",
+                               hint=f"write {name} {key} {given}")
+        if found.group(2) == "one" and value.startswith("-"):
             return ConfigError(f"{name} has no value: {value!r} was read as an option",
                                hint=f"write {name}={value} if that is its value")
     return None

@@ -173,6 +173,9 @@ CASES = [
     ("value-after-dash", ["compare", "--at", AT, "--before", "-3d"], {},  # argparse reads -3d as an option
      "rca compare: error: --before has no value: '-3d' was read as an option (write --before=-3d if that is its value)"),
     ("value-missing", ["compare", "--at"], {}, "rca compare: error: argument --at: expected one argument"),
+    ("param-as-key-value", ["runbook", "RB020-booking-health", "-p", "since=2025-10-14T00:00:00+02:00"], {},
+     "rca runbook: error: -p takes a name and a value as two words, not 'since=2025-10-14T00:00:00+02:00' "
+     "(write -p since 2025-10-14T00:00:00+02:00)"),
     ("unknown-command", ["nope"], {}, "invalid choice: 'nope'"),
     ("bad-choice", ["list", "--format", "xml"], {}, "invalid choice: 'xml'"),
     ("unknown-option", ["quality", "--since=2025-10-14"], {},  # the command's own help, which lists its options
