@@ -76,6 +76,19 @@ def percent_number(share: Any, decimals: int = 1) -> str:
     return f"<{10.0 ** -(decimals + 3):.{decimals + 3}f}" if value < 50 else f">{100 - 10.0 ** -(decimals + 3):.{decimals + 3}f}"
 
 
+def signed_points(diff: Any, decimals: int = 1) -> str:
+    """A difference of two shares in percentage points with its sign (``+48.7``); one that is not 0 never reads as 0
+    (``-0.0 to +0.0`` said a 0/25,818 -> 0/19,760 change was certain): up to three more decimals."""
+    if is_missing(diff):
+        return MISSING
+    value = 100 * float(diff)
+    for places in range(decimals, decimals + 4):
+        text = f"{value:+.{places}f}"
+        if float(text) != 0 or value == 0:
+            break
+    return text
+
+
 def percent(share: Any, decimals: int = 1, unit: str = " %") -> str:
     """A share (0-1) as ``53.9 %`` (``unit=""`` when the header carries the ``%``), never 0 or 100 unless it is."""
     return MISSING if is_missing(share) else f"{percent_number(share, decimals)}{unit}"
@@ -428,5 +441,5 @@ class Notes(list):
 
 
 __all__ = ["CUT", "MISSING", "TEXT_WIDTH", "Column", "Notes", "Table", "between", "bullet_list", "col", "count", "cut", "cut_html", "interval",
-           "is_missing", "ms_as_seconds", "number", "p_value", "percent", "percent_interval", "seconds", "share_of", "signed_interval", "show",
+           "is_missing", "ms_as_seconds", "number", "p_value", "percent", "percent_interval", "seconds", "share_of", "signed_interval", "signed_points", "show",
            "text", "verdict_repeat_md", "when", "wrap_lines"]

@@ -47,6 +47,8 @@ def test_a_share_that_is_not_0_or_1_never_reads_as_0_or_100_percent():
     assert tables.percent(0.0009, 0) == "0.1 %" and tables.percent(0.9996, 0) == "99.96 %"
     assert tables.percent_interval(0, 0.0009, 0, "") == "0-0.1"
     assert tables.share_of(1, 4264, 0) == "0.02 % (1/4,264)"
+    assert tables.signed_points(0.487) == "+48.7" and tables.signed_points(0) == "+0.0"
+    assert tables.signed_interval(-0.00015, 0.0002, tables.signed_points) == "-0.01 to +0.02"  # 0/25,818 -> 0/19,760
     assert tables.percent(1e-9) == "<0.0001 %" and tables.percent(1 - 1e-9, 0) == ">99.999 %"
 
 

@@ -455,8 +455,8 @@ class Comparison:
                     "before CI": tables.percent_interval(*(m.before.ci or (None, None)), unit=""),
                     "after": tables.share_of(k_a, m.after.n, unit=""),
                     "after CI": tables.percent_interval(*(m.after.ci or (None, None)), unit=""),
-                    "diff": None if m.difference is None else f"{100 * m.difference:+.1f}",
-                    "diff CI": tables.signed_interval(*(m.difference_ci or (None, None)), fmt=lambda v: f"{100 * v:+.1f}"),
+                    "diff": None if m.difference is None else tables.signed_points(m.difference),
+                    "diff CI": tables.signed_interval(*(m.difference_ci or (None, None)), fmt=tables.signed_points),
                     "p": m.p_value, "verdict": m.verdict})
                 continue
             decimals = 2 if m.name == "function_latency" else 1
