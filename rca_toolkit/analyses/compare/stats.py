@@ -653,7 +653,7 @@ def compare(attempts: pd.DataFrame | None = None, calls: pd.DataFrame | None = N
     mix, mix_test = _signature_mix(counts)
     inferred = attrs.get("inferred_calcom_links")
     if inferred:
-        notes.append(f"{inferred} attempts were matched to their Cal.com booking by company and time only (no id links "
+        notes.append(f"{int(inferred):,} attempts were matched to their Cal.com booking by company and time only (no id links "
                      "them); orphan and rescue counts rest on that inference")
     excluded = attrs.get("excluded_test_ids")
     if excluded:

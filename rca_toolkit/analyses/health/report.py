@@ -418,7 +418,7 @@ def _quality(data: health_data.HealthData, reasons: list[Reason], notes: list[st
     frame["share"] = [c / o if o else None for c, o in zip(frame["count"], frame["of"])]
     stuck = int(frame.loc[0, "count"])
     if stuck:
-        reasons.append(Reason("WATCH", f"{stuck} of {n} sessions stuck in_progress (P5)", "quality"))
+        reasons.append(Reason("WATCH", f"{stuck:,} of {n:,} sessions stuck in_progress (P5)", "quality"))
     for table, cols in (data.missing_columns or {}).items():
         notes.append(f"columns missing in {table}: {', '.join(cols)} (left out, not assumed)")
     if n == 0:
