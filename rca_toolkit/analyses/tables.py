@@ -65,28 +65,30 @@ def ms_as_seconds(value: Any, decimals: int | None = None) -> str:
     return MISSING if is_missing(value) else seconds(float(value) / 1000, decimals)
 
 
+def _not_reading_as(value: float, decimals: int, avoid: tuple, sign: str = "") -> tuple[str, bool]:
+    """``value`` with ``decimals`` decimals, or up to three more until it reads as none of ``avoid`` it is not;
+    whether that was reached (the text at the most decimals otherwise)."""
+    for places in range(decimals, decimals + 4):
+        text = f"{value:{sign}.{places}f}"
+        if float(text) not in avoid or float(text) == value:
+            return text, True
+    return text, False
+
+
 def percent_number(share: Any, decimals: int = 1) -> str:
     """``100 * share`` with ``decimals`` decimals, or up to three more where a share that is not 0 or 1 would read
     as 0 or 100: a Wilson bound of 0.09 % is "0.1", never "0" (as if certain); smaller still is "<0.001"."""
     value = 100 * float(share)
-    for places in range(decimals, decimals + 4):
-        text = f"{value:.{places}f}"
-        if (float(text) != 0 or value == 0) and (float(text) != 100 or value == 100):
-            return text
+    text, fits = _not_reading_as(value, decimals, (0, 100))
+    if fits:
+        return text
     return f"<{10.0 ** -(decimals + 3):.{decimals + 3}f}" if value < 50 else f">{100 - 10.0 ** -(decimals + 3):.{decimals + 3}f}"
 
 
 def signed_points(diff: Any, decimals: int = 1) -> str:
     """A difference of two shares in percentage points with its sign (``+48.7``); one that is not 0 never reads as 0
     (``-0.0 to +0.0`` said a 0/25,818 -> 0/19,760 change was certain): up to three more decimals."""
-    if is_missing(diff):
-        return MISSING
-    value = 100 * float(diff)
-    for places in range(decimals, decimals + 4):
-        text = f"{value:+.{places}f}"
-        if float(text) != 0 or value == 0:
-            break
-    return text
+    return MISSING if is_missing(diff) else _not_reading_as(100 * float(diff), decimals, (0,), sign="+")[0]
 
 
 def percent(share: Any, decimals: int = 1, unit: str = " %") -> str:
