@@ -133,10 +133,10 @@ class ChangePoints:
         largest = {id(change) for change, _ in sorted(folded, key=lambda g: -g[0].gain)[:MAX_LISTED]}
         return [g for g in folded if id(g[0]) in largest]
 
-    def _display(self, all_resolutions: bool, shown: list | None = None) -> tables.Table:
+    def _display(self, shown: list[tuple[Change, list[str]]], all_resolutions: bool = False) -> tables.Table:
+        """``shown`` (a change and the resolutions that found it) as a table; ``all_resolutions``: one column says
+        the resolution of each row instead."""
         rows = []
-        if shown is None:
-            shown = [(c, [c.resolution]) for c in self.changes] if all_resolutions else self.folded()
         for c, found in shown:
             first = c.candidates[0] if c.candidates else None
             rows.append({
@@ -157,7 +157,8 @@ class ChangePoints:
     def table(self, *, all_resolutions: bool = False) -> pd.DataFrame:
         """One row per change (folded over the resolutions, see :meth:`folded`); ``all_resolutions=True``
         gives one row per change and resolution. Display strings, times in the report's zone."""
-        return self._display(all_resolutions).to_frame()
+        shown = [(c, [c.resolution]) for c in self.changes] if all_resolutions else self.folded()
+        return self._display(shown, all_resolutions).to_frame()
 
     def to_dict(self) -> dict:
         return {"synthetic": self.synthetic, "min_effect": MIN_EFFECT, "penalty": f"{PENALTY_FACTOR} x log(n)",
@@ -176,7 +177,7 @@ class ChangePoints:
         return f"{note}; table(all_resolutions=True) lists every one"
 
     def _listed_table(self) -> tables.Table:
-        return self._display(False, self.listed())
+        return self._display(self.listed())
 
     def to_text(self, width: int = tables.TEXT_WIDTH) -> str:
         lines = ["SYNTHETIC DEMO DATA"] if self.synthetic else []
