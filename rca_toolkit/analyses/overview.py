@@ -3,7 +3,9 @@
 It is the overview an on-call engineer opens first: how much traffic there was, whether
 bookings succeeded on each path (with denominators and Wilson intervals), and which data
 problems (test ids, stuck sessions, ambiguous DST times, missing columns) limit what the
-numbers can say. Frames in, result object out; no I/O.
+numbers can say. Frames in, result object out; no I/O. Booking outcomes come as counts per local day
+(``counts.attempt_counts`` over :func:`day_edges`), not as attempt rows: at 1M calls the rows of ten weeks took
+12 s and 1.9 GiB, their counts 6 s and 0.9 GiB.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from statsmodels.stats.proportion import proportion_confint
 from rca_toolkit.analyses import tables
 from rca_toolkit.analyses.markdown import md_text
 from rca_toolkit.analyses.quality import QualityReport
-from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.rules.timeutil import parse_instant, source_tz
 
 
 @dataclass
@@ -112,6 +114,16 @@ def _local_day(ts: pd.Series) -> pd.Series:
     return ts.dt.tz_convert(source_tz()).dt.date
 
 
+def day_edges(start, end) -> list[pd.Timestamp]:
+    """``start``, every local midnight after it and before ``end``, then ``end``: the bins of daily attempt counts
+    (``counts.attempt_counts(..., bins=...)``); each bin's left edge is on the local day it counts."""
+    lo, hi = parse_instant(start, name="start"), parse_instant(end, name="end")
+    zone = source_tz()
+    days = pd.date_range(lo.tz_convert(zone).date(), hi.tz_convert(zone).date(), freq="D")[1:]
+    midnights = [day.tz_localize(zone, nonexistent="shift_forward") for day in days]  # a calendar day each, DST too
+    return [lo, *[m.tz_convert("UTC") for m in midnights if lo < m < hi], hi]
+
+
 def calls_per_day(calls: pd.DataFrame) -> pd.DataFrame:
     """Calls per local (Berlin) day with the stuck and cleanup-closed counts beside them."""
     if calls.empty:
@@ -123,27 +135,32 @@ def calls_per_day(calls: pd.DataFrame) -> pd.DataFrame:
             .astype(int))
 
 
-def outcomes_by_path(attempts: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
-    """Attempts per path and outcome, success rate and its Wilson interval."""
-    counts = (attempts.groupby(["path", "outcome"], observed=True).size().unstack(fill_value=0)
-              .reindex(columns=["success", "failed", "orphaned"], fill_value=0))
-    counts["attempts"] = counts.sum(axis=1)
-    low, high = proportion_confint(counts["success"], counts["attempts"], alpha=alpha, method="wilson")
-    counts["success_rate"] = counts["success"] / counts["attempts"]
-    counts["ci_low"], counts["ci_high"] = low.round(12), high.round(12)  # 34/34 gives 0.9999999999999999
-    return counts
+def outcomes_by_path(counts: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Attempts per path and outcome (summed over ``counts``: ``attempt_counts`` rows), success rate and its Wilson
+    interval."""
+    table = (counts.groupby(["path", "outcome"], observed=True)["attempts"].sum().unstack(fill_value=0)
+             .reindex(columns=["success", "failed", "orphaned"], fill_value=0))
+    table["attempts"] = table.sum(axis=1)
+    low, high = proportion_confint(table["success"], table["attempts"], alpha=alpha, method="wilson")
+    table["success_rate"] = table["success"] / table["attempts"]
+    table["ci_low"], table["ci_high"] = low.round(12), high.round(12)  # 34/34 gives 0.9999999999999999
+    return table
 
 
-def daily_success(attempts: pd.DataFrame) -> pd.DataFrame:
-    """Success rate per local day and path (columns = paths), NaN on days without attempts."""
-    if attempts.empty:
+def daily_success(counts: pd.DataFrame) -> pd.DataFrame:
+    """Success rate per local day (``period``, the left edge of :func:`day_edges`' bins) and path (columns = paths),
+    NaN where a path had no attempt that day."""
+    if counts.empty:
         return pd.DataFrame()
-    frame = attempts.assign(day=_local_day(attempts["at"]), ok=attempts["outcome"].eq("success"))
-    return frame.pivot_table(index="day", columns="path", values="ok", aggfunc="mean", observed=True)
+    frame = counts.assign(day=_local_day(counts["period"]), ok=counts["attempts"].where(counts["outcome"].eq("success"), 0))
+    per_day = frame.groupby(["day", "path"], observed=True)[["ok", "attempts"]].sum()
+    return (per_day["ok"] / per_day["attempts"]).unstack("path")
 
 
 def summarize(calls: pd.DataFrame, attempts: pd.DataFrame, quality: QualityReport | None = None) -> WorldOverview:
-    """Build the overview from a loaders.calls frame and an outcomes.booking_attempts frame."""
+    """Build the overview from a ``loaders.calls`` frame and the window's attempt counts per day
+    (``counts.attempt_counts(db, start=..., end=..., bins=day_edges(start, end))``, or ``outcomes.count_attempts``
+    of attempt rows with the same bins)."""
     attrs = calls.attrs
     flags = {
         "excluded test/demo/temp/malformed ids": attrs.get("excluded_test_ids", 0),

@@ -5,10 +5,13 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 
 from rca_toolkit.sources import loaders
-from rca_toolkit.analyses.bookings import outcomes
+from rca_toolkit.analyses.bookings import counts, outcomes
 from rca_toolkit.analyses import overview
 from rca_toolkit.runs import plots
 from rca_toolkit.analyses.quality import quality_report
+
+
+START, END = "2025-09-22T00:00:00+02:00", "2025-12-01T00:00:00+01:00"  # the notebook's default: the whole demo world
 
 
 def _window(truth, name):
@@ -16,13 +19,17 @@ def _window(truth, name):
     return info["start"], info["end"]
 
 
+def _per_day(url, start=START, end=END):
+    """The window's attempt counts per local day, as the overview notebook reads them."""
+    return counts.attempt_counts(url, start=start, end=end, bins=overview.day_edges(start, end))
+
+
 @pytest.mark.parametrize("window", ["phantom_collect", "after_partial_fix_5d"])
 def test_outcomes_by_path_match_ground_truth(demo_db, window):
     url, truth = demo_db
     start, end = _window(truth, window)
     calls = loaders.calls(url, start=start, end=end)
-    attempts = outcomes.booking_attempts(url, start=start, end=end)
-    world = overview.summarize(calls, attempts)
+    world = overview.summarize(calls, _per_day(url, start, end))
     table = world.outcomes_by_path
     for path in ("collect_appointment", "book_appointment"):
         expected = truth["booking_attempts"][path][window]
@@ -34,7 +41,7 @@ def test_outcomes_by_path_match_ground_truth(demo_db, window):
 
 
 def test_wilson_interval_of_zero_successes_is_not_degenerate():
-    attempts = pd.DataFrame({"path": ["p"] * 40, "outcome": ["failed"] * 40})
+    attempts = pd.DataFrame({"path": ["p"], "outcome": ["failed"], "attempts": [40]})
     row = overview.outcomes_by_path(attempts).loc["p"]
     assert row["success_rate"] == 0.0 and row["ci_low"] == 0.0
     assert row["ci_high"] == pytest.approx(0.0876, abs=1e-3)  # Wilson upper bound for 0/40
@@ -43,7 +50,7 @@ def test_wilson_interval_of_zero_successes_is_not_degenerate():
 def test_calls_per_day_and_flags(demo_db):
     url, truth = demo_db
     calls = loaders.calls(url)
-    world = overview.summarize(calls, outcomes.booking_attempts(url), quality_report(calls))
+    world = overview.summarize(calls, _per_day(url), quality_report(calls))
     assert world.calls_per_day["calls"].sum() == truth["calls_real"]
     assert world.flags["stuck sessions (in_progress, never ended)"] == len(
         [c for c in truth["stuck_session_call_ids"] if c not in truth["excluded_ids"]])
@@ -65,8 +72,7 @@ def test_calls_per_day_and_flags(demo_db):
 def test_overview_plots_show_every_day(demo_sqlite):
     url, truth = demo_sqlite
     calls = loaders.calls(url, start="2025-10-20T00:00:00+02:00", end="2025-10-27T00:00:00+01:00")
-    world = overview.summarize(calls, outcomes.booking_attempts(url, start="2025-10-20T00:00:00+02:00",
-                                                                 end="2025-10-27T00:00:00+01:00"))
+    world = overview.summarize(calls, _per_day(url, "2025-10-20T00:00:00+02:00", "2025-10-27T00:00:00+01:00"))
     fig = plots.plot_calls_per_day(world)
     ax = fig.axes[0]
     assert len(ax.patches) == 2 * len(world.calls_per_day)  # calls + stuck bars per day
@@ -81,8 +87,37 @@ def test_the_summary_reads_production_counts_with_thousands_separators(demo_db):
 
     url, _ = demo_db
     calls = loaders.calls(url)
-    world = overview.summarize(calls, outcomes.booking_attempts(url), quality_report(calls))
+    world = overview.summarize(calls, _per_day(url), quality_report(calls))
     big = replace(world, flags={**world.flags, "stuck sessions (in_progress, never ended)": 107068,
                                 "closed by cleanup (system_timeout)": 3692})
     line = next(x for x in big.summary_lines() if x.startswith("Data quality: "))
     assert "107,068 stuck sessions (in_progress, never ended); 3,692 closed by cleanup (system_timeout)" in line
+
+
+def test_day_edges_are_local_midnights_across_a_dst_change():
+    edges = overview.day_edges("2025-10-25T12:00:00+02:00", "2025-10-28T00:00:00+01:00")
+    assert [e.tz_convert("Europe/Berlin").isoformat() for e in edges] == [
+        "2025-10-25T12:00:00+02:00", "2025-10-26T00:00:00+02:00", "2025-10-27T00:00:00+01:00", "2025-10-28T00:00:00+01:00"]
+    assert edges[2] - edges[1] == pd.Timedelta(hours=25)  # the autumn day is a day, not 24 hours
+    assert overview.day_edges("2025-10-20T00:00:00+02:00", "2025-10-20T06:00:00+02:00") == [
+        pd.Timestamp("2025-10-19T22:00Z"), pd.Timestamp("2025-10-20T04:00Z")]
+
+
+def test_daily_counts_give_the_outcomes_and_daily_rates_of_the_attempt_rows(demo_db):
+    """The overview reads counts per local day instead of attempt rows (at 1M calls: half the time, half the
+    memory); every number is the rows' own, days across the autumn DST change included."""
+    url, _ = demo_db
+    rows = outcomes.booking_attempts(url, start=START, end=END)
+    world = overview.summarize(loaders.calls(url, start=START, end=END), _per_day(url))
+    by_rows = rows.groupby(["path", "outcome"], observed=True).size().unstack(fill_value=0)
+    for path, row in world.outcomes_by_path.iterrows():
+        assert row["attempts"] == by_rows.loc[path].sum() > 0
+        assert [row[o] for o in ("success", "failed", "orphaned")] == [by_rows.loc[path].get(o, 0)
+                                                                        for o in ("success", "failed", "orphaned")]
+    day = rows["at"].dt.tz_convert("Europe/Berlin").dt.date
+    expected = rows.assign(day=day, ok=rows["outcome"].eq("success")).pivot_table(
+        index="day", columns="path", values="ok", aggfunc="mean", observed=True)
+    expected.columns = expected.columns.astype(str)  # the paths, as texts
+    pd.testing.assert_frame_equal(world.daily_success, expected, check_names=False, check_dtype=False,
+                                  check_column_type=False)
+    assert pd.Timestamp("2025-10-26").date() in world.daily_success.index

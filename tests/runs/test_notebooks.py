@@ -211,7 +211,7 @@ def test_the_summary_block_says_what_the_result_objects_say(tmp_path, demo_sqlit
     """The incident's and the overview's summary lines come from their result objects (metrics ``reasons``, ``headline``),
     never re-derived from metrics.json: the claim counts name every status, the success share is the table's."""
     from rca_toolkit.analyses import overview, quality, tables
-    from rca_toolkit.analyses.bookings import outcomes
+    from rca_toolkit.analyses.bookings import counts
     from rca_toolkit.analyses.incident.build import incident
     from rca_toolkit.runs import render
     from rca_toolkit.sources import loaders
@@ -220,7 +220,8 @@ def test_the_summary_block_says_what_the_result_objects_say(tmp_path, demo_sqlit
     root = Path(__file__).resolve().parents[2] / "notebooks"
     declared = {p.name: p.default for p in parameters.read_parameters(root / "overview.ipynb")}
     calls = loaders.calls(url, start=declared["start"], end=declared["end"])
-    attempts = outcomes.booking_attempts(url, start=declared["start"], end=declared["end"])
+    attempts = counts.attempt_counts(url, start=declared["start"], end=declared["end"],
+                                     bins=overview.day_edges(declared["start"], declared["end"]))
     world = overview.summarize(calls, attempts, quality.quality_report(calls))
     signature = {p.name: p.default for p in parameters.read_parameters(root / "incident_report.ipynb")}["signature"]
     expected = {"overview": world.summary_lines(),
