@@ -83,3 +83,56 @@ def test_real_error_monitor_lines_group_connection_refused(shared_data):
     assert len(counts) == 11
     # The monitor truncates the JSON context; the parser says so instead of pretending it is whole.
     assert frame["truncated_context"].sum() == 71
+
+
+# --------------------------------------------------------------------------- signature_keys: one parse per text shape
+ID_A, ID_B = "call_" + "a1" * 13 + "f", "call_" + "0b" * 13 + "9"  # two real ids (27 hex), distinct
+SHORT, LONG = "call_" + "c" * 20, "call_" + "d" * 40  # the mask's shortest and longest
+TOO_LONG, UPPER = "call_" + "e" * 41, "call_" + "AB" * 14  # never masked: they stay as written
+IDS = [ID_A, ID_B, SHORT, LONG, TOO_LONG, UPPER]
+PIECES = [
+    "Unknown column '{x}' in 'field list'", "Unknown column '{x}' in {y}", "Duplicate entry '{x}' for key '{y}'",
+    "SQLSTATE[23000]: Integrity constraint violation: 1062 ", "[1054] ", "Table '{x}' doesn't exist",
+    "Key column '{x}' doesn't exist", " (Connection: mysql, SQL: insert into t values ({x}))", ' {{"exception":"{x}',
+    " at /var/www/{x}.php:12)", "HTTP 500 for {x}", "{x}@example.com", "demo_{x}", "test_{x}", "x{x}", "{x}x", "{x}-{y}",
+    "'{x}' '{y}'", "in '{x}'", "column '{x}'", "{x}.{y}", " code: 42 ", "booking {x} failed after 3 tries", "{x}",
+]
+
+
+def _texts():
+    from hypothesis import strategies as st
+
+    piece = st.builds(lambda template, x, y: template.format(x=x, y=y), st.sampled_from(PIECES), st.sampled_from(IDS),
+                      st.sampled_from(IDS + ["uniq", "field list", "appointments"]))
+    return st.lists(piece, min_size=1, max_size=5).map("".join)
+
+
+def test_texts_that_differ_only_in_their_call_ids_share_one_parse_and_keep_their_own_signature(monkeypatch):
+    """At 1M calls each duplicate-entry error names its own call: ``signature_keys`` parses the shape once."""
+    from rca_toolkit.rules import signatures as module
+
+    texts = pd.Series([f"Duplicate entry 'call_{i:027x}' for key 'uniq'" for i in range(500)] + [None, ""], dtype="object")
+    parsed = []
+    real = module.signature_of
+    monkeypatch.setattr(module, "signature_of", lambda text: parsed.append(text) or real(text))
+    keys = module.signature_keys(texts)
+    assert len(parsed) == 2  # the renumbered shape and the empty text
+    assert keys.tolist()[:2] == ["Duplicate entry '?' for key 'uniq'"] * 2 and keys.isna().tolist()[-2:] == [True, True]
+    assert str(keys.dtype) == "string"
+
+
+def test_signature_keys_are_the_signatures_of_the_texts_themselves():
+    """Hypothesis: whatever the call ids' places (quoted, an unknown column's name, a key, a tail, beside a word,
+    repeated, too long to mask), the signature of the renumbered text is the text's own."""
+    from hypothesis import given, settings
+
+    from rca_toolkit.rules.signatures import _call_ids_renumbered, signature_keys
+
+    @settings(max_examples=400, deadline=None)
+    @given(_texts())
+    def check(text):
+        assert signature_of(_call_ids_renumbered(text)) == signature_of(text)
+        both = pd.Series([text, text.replace(ID_A, ID_B), None], index=[5, 1, 2], dtype="object")
+        assert signature_keys(both).tolist() == signatures(both)["signature"].tolist()
+
+    check()

@@ -29,7 +29,7 @@ from rca_toolkit.sources import attempt_inputs
 from rca_toolkit.rules import bookings, call_ids, functions
 from rca_toolkit.distinct import identity_codes, per_object
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.rules.signatures import NO_ERROR_TEXT, signatures
+from rca_toolkit.rules.signatures import NO_ERROR_TEXT, signature_keys
 
 CODE_PATHS = {  # the write site each booking family reaches (incidents.md A)
     "collect_appointment": r"App\Services\Retell\AppointmentCreationService::createLocalRecord",
@@ -116,7 +116,7 @@ def classify(traces: pd.DataFrame, errors: pd.DataFrame, appointments: pd.DataFr
     out.loc[~ok & booked_remote & ~has_local, "outcome"] = "orphaned"
     out["rescued_by_webhook"] = (~ok & has_local & local_source.eq("cal.com").fillna(False)).astype(bool)
     out.loc[ok, ["error_message", "error_code"]] = pd.NA
-    out["signature"] = signatures(out["error_message"])["signature"]
+    out["signature"] = signature_keys(out["error_message"])
     out["outcome"] = pd.Categorical(out["outcome"], categories=list(OUTCOMES))
     out["path"] = out["path"].astype("category")
     return out[COLUMNS].sort_values("at", kind="stable").reset_index(drop=True)

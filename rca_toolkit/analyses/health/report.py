@@ -46,7 +46,7 @@ from rca_toolkit.rules import bookings, functions
 from rca_toolkit.rules.bookings import BOOKING_CRITICAL, BOOKING_TARGET, MIN_ATTEMPTS
 from rca_toolkit.rules.timeutil import source_tz
 from rca_toolkit.analyses.bookings.outcomes import NO_ERROR_TEXT
-from rca_toolkit.rules.signatures import signatures
+from rca_toolkit.rules.signatures import signature_keys
 from rca_toolkit.analyses import tables
 from rca_toolkit.errors import EmptyResult
 
@@ -367,7 +367,7 @@ def _signatures(data: health_data.HealthData, bounds: dict, base_label: str, rea
             "booking_failed"]
     if errs.empty:
         return pd.DataFrame(columns=cols), {}
-    errs = errs.assign(signature=signatures(errs["key_text"].astype("string"))["signature"]).dropna(subset=["signature"])
+    errs = errs.assign(signature=signature_keys(errs["key_text"].astype("string"))).dropna(subset=["signature"])
     first_seen = errs.groupby("signature")["first_at"].min().to_dict()
     cur, base = errs[errs["side"] == "cur"], errs[errs["side"] == "base"]
     # Expected share of the period if errors per call were unchanged (errors follow call volume:
