@@ -32,7 +32,7 @@ from rca_toolkit.sources import requirements, store
 from rca_toolkit.sources.db import TableInfo, database_error, make_engine, naive_param, redact_url
 from rca_toolkit.sources.requirements import Requirement
 from rca_toolkit.errors import ConfigError, ConnectionFailed, NotFound
-from rca_toolkit.distinct import per_distinct
+from rca_toolkit.distinct import per_distinct, per_object
 from rca_toolkit.rules.jsonutil import decode_json
 from rca_toolkit.rules.timeutil import localize_naive, parse_instant
 
@@ -334,8 +334,8 @@ def typed(frame: pd.DataFrame, *, ints=(), strings=(), cats=(), bools=()) -> pd.
               else pd.to_numeric(s, errors="coerce").round().astype("Int64")),
              (strings, lambda s: s.astype("string")),
              (cats, _string_category),
-             # pd.isna: None and NaN (a driver's NULL) and pd.NA (the store's nullable integers) alike
-             (bools, lambda s: s.map(lambda v: pd.NA if pd.isna(v) else bool(int(v))).astype("boolean")))
+             # once per distinct value; None, NaN (a driver's NULL) and pd.NA (the store's nullable integers) are missing
+             (bools, lambda s: pd.Series(per_distinct(s, lambda v: bool(int(v)), pd.NA), index=s.index, dtype="boolean")))
     for cols, cast in casts:
         for col in cols:
             if col in frame:
@@ -561,9 +561,9 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
     # decoded once per distinct text (a handful for 100k errors); equal texts share one object: read-only
     frame["error_context"] = pd.Series(per_distinct(frame["error_context"], lambda v: decode_json(v)[0]),
                                        index=frame.index, dtype="object")
-    frame["frame"] = frame["error_context"].map(lambda c: c.get("frame") if isinstance(c, dict) else None)
+    frame["frame"] = per_object(frame["error_context"], lambda c: c.get("frame") if isinstance(c, dict) else None)
     frame["severity_rank"] = frame["severity"].map(SEVERITY_RANK).astype("Int64")
-    frame["family"] = frame["affected_function"].map(functions.function_family)
+    frame["family"] = per_distinct(frame["affected_function"], functions.function_family)
     frame = typed(frame, ints=["company_id", "error_id", "call_offset_ms", "function_trace_id"],
                    strings=["call_id", "error_message", "affected_function", "frame"],
                    cats=["error_code", "error_type", "severity", "family"], bools=["booking_failed", "call_terminated"])

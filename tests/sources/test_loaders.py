@@ -298,3 +298,14 @@ def test_the_first_wall_time_splits_stored_wall_times_as_their_readings(zone, ch
     row = around + pd.Timedelta(seconds=row_s)
     reading = localize_naive(pd.Series([row]), zone)["ts"].iloc[0]
     assert (row >= loaders.first_wall_time(bound, zone)) == (reading >= bound)
+
+
+def test_typed_flags_read_every_driver_shape_of_a_flag():
+    """0/1 as integers, floats, booleans or text; NULL as None, NaN or pd.NA (each driver and the store hand back
+    their own): decided once per distinct value (the error log's two flags, per row, took 5 s at 1M calls)."""
+    raw = pd.Series([1, 0, None, float("nan"), pd.NA, "1", "0", True, 2.0], dtype="object")
+    flags = loaders.typed(pd.DataFrame({"flag": raw}), bools=["flag"])["flag"]
+    assert str(flags.dtype) == "boolean"
+    assert flags.tolist() == [True, False, pd.NA, pd.NA, pd.NA, True, False, True, True]
+    from_store = loaders.typed(pd.DataFrame({"flag": pd.array([1, None, 0], dtype="Int64")}), bools=["flag"])["flag"]
+    assert from_store.tolist() == [True, pd.NA, False]
