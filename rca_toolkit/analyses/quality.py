@@ -158,7 +158,7 @@ def near_duplicates(frame: pd.DataFrame, *, window: pd.Timedelta = NEAR_DUPLICAT
         distances = cdist(ids[lo:hi], ids[lo:reach], scorer=Levenshtein.distance, score_cutoff=limit, dtype=np.int32)
         j = np.arange(lo, reach)
         i = np.arange(lo, hi)[:, None]
-        near = (distances <= limit) & (j > i) & (j < ends[lo:hi, None]) & (ids[lo:hi, None] != ids[None, lo:reach])
+        near = (distances <= limit) & (distances > 0) & (j > i) & (j < ends[lo:hi, None])  # 0 edits: the same id
         total += int(near.sum())
         found = np.argwhere(near)  # row-major: by i, then j
         for a, b in found if keep is None else found[:max(keep - len(pairs), 0)]:
@@ -202,8 +202,10 @@ def quality_report(frame: pd.DataFrame, *, as_of=None, longest_n: int = 10) -> Q
         raise SchemaError(f"the frame lacks columns {', '.join(missing)}", hint="pass an export or loaders.calls frame")
     as_of_ts = _as_of(frame, as_of)
     notes: list[str] = []
-    kind = frame["call_id"].astype(str).map(call_ids.id_kind)
-    excluded = [{"call_id": cid, "kind": k} for cid, k in zip(frame["call_id"].astype(str), kind) if k != "retell"]
+    texts = frame["call_id"].astype(str)
+    kind = call_ids.id_kinds(texts)
+    odd = (kind != "retell").to_numpy()
+    excluded = [{"call_id": cid, "kind": k} for cid, k in zip(texts.to_numpy(dtype=object)[odd], kind.to_numpy()[odd])]
     in_progress = frame["call_status"].astype("string").eq(sessions.OPEN_STATUS).fillna(False)
     open_ = sessions.open_sessions(frame)
     old = sessions.started_before(frame, as_of_ts)

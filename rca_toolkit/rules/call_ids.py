@@ -73,6 +73,15 @@ def id_kind(call_id: str | None) -> str:
     return "malformed"
 
 
+def id_kinds(call_ids: pd.Series) -> pd.Series:
+    """:func:`id_kind` per row (object series, same index): the real ids in one RE2 pass (:func:`real_call_ids`; a
+    million ids, each distinct, took 1.2 s one by one), the few others one by one."""
+    kinds = pd.Series("retell", index=call_ids.index, dtype="object")
+    other = ~real_call_ids(call_ids).to_numpy()
+    kinds[other] = [id_kind(v) for v in call_ids.to_numpy(dtype=object)[other]]
+    return kinds
+
+
 def real_call_id_sql(col: str, engine=None) -> str:
     """:func:`is_real_call_id` as a SQL condition on ``col`` (NULL is not real), case-sensitive.
 

@@ -374,7 +374,7 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     zone = storage_zone(engine)
     frame = to_utc(frame, ["started_at"], zone)
     frame = to_utc(frame, ["ended_at", "retell_start", "retell_end"], zone, flags=False)
-    frame["id_kind"] = frame["call_id"].map(call_ids.id_kind)
+    frame["id_kind"] = call_ids.id_kinds(frame["call_id"])
     frame["is_test"] = frame["id_kind"] != "retell"
     excluded, examples = 0, []
     if not include_test:  # test sessions are few (P4): read with the window's, counted and dropped here

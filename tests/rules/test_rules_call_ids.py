@@ -143,6 +143,20 @@ def test_real_call_ids_is_the_rule_per_row(ids, dtype):
     assert got == [call_ids.is_real_call_id(v) for v in ids]
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(IDS, st.sampled_from(["test_fix_verification_001", "demo_call_1761249581", "temp_1761122080_9e0002da",
+                                               "", "1"])), max_size=15), st.sampled_from(["object", "string"]))
+@example([f"call_{HEX27}", "test_123", None, 7], "object")
+def test_id_kinds_is_id_kind_per_row(ids, dtype):
+    """The column rule (real ids in one RE2 pass, the rest one by one) is ``id_kind`` on each row, index kept."""
+    if dtype != "object" and any(v is not None and not isinstance(v, str) for v in ids):
+        dtype = "object"
+    series = pd.Series(ids, dtype=dtype, index=range(len(ids) * 2, 0, -2))
+    got = call_ids.id_kinds(series)
+    assert got.tolist() == [call_ids.id_kind(v) for v in ids]
+    assert got.index.tolist() == series.index.tolist()
+
+
 FOLDABLE = st.lists(st.sampled_from([f"call_{HEX27}", f"CALL_{HEX27}", f"call_{HEX27[:-1]}", "call_", " ", "x", "\n", "é",
                                      "0"]), max_size=6).map("".join)
 

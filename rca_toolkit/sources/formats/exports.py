@@ -222,7 +222,7 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
     for col in ("call_status", "disconnection_reason"):
         frame[col] = frame[col].astype("string").astype("category")
     frame["ended_at"] = pd.Series(pd.NaT, index=frame.index, dtype=frame["started_at"].dtype)
-    frame["id_kind"] = frame["call_id"].map(call_ids.id_kind).astype("category")
+    frame["id_kind"] = call_ids.id_kinds(frame["call_id"]).astype("category")
     frame["is_test"] = frame["id_kind"] != "retell"
     frame["closed_by_cleanup"] = sessions.closed_by_cleanup(frame["disconnection_reason"])
     frame = frame[SESSION_FRAME_COLUMNS].sort_values(["started_at", "call_id"], kind="stable").reset_index(drop=True)
