@@ -4,7 +4,7 @@ It is the overview an on-call engineer opens first: how much traffic there was, 
 bookings succeeded on each path (with denominators and Wilson intervals), and which data
 problems (test ids, stuck sessions, ambiguous DST times, missing columns) limit what the
 numbers can say. Frames in, result object out; no I/O. Booking outcomes come as counts per local day
-(``counts.attempt_counts`` over :func:`day_edges`), not as attempt rows: at 1M calls the rows of ten weeks took
+(``counts.attempt_counts`` over ``timeutil.day_edges``), not as attempt rows: at 1M calls the rows of ten weeks took
 12 s and 1.9 GiB, their counts 6 s and 0.9 GiB.
 """
 
@@ -21,7 +21,7 @@ from statsmodels.stats.proportion import proportion_confint
 from rca_toolkit.analyses import tables
 from rca_toolkit.analyses.markdown import md_text
 from rca_toolkit.analyses.quality import QualityReport
-from rca_toolkit.rules.timeutil import parse_instant, source_tz
+from rca_toolkit.rules.timeutil import source_tz
 
 
 @dataclass
@@ -114,16 +114,6 @@ def _local_day(ts: pd.Series) -> pd.Series:
     return ts.dt.tz_convert(source_tz()).dt.date
 
 
-def day_edges(start, end) -> list[pd.Timestamp]:
-    """``start``, every local midnight after it and before ``end``, then ``end``: the bins of daily attempt counts
-    (``counts.attempt_counts(..., bins=...)``); each bin's left edge is on the local day it counts."""
-    lo, hi = parse_instant(start, name="start"), parse_instant(end, name="end")
-    zone = source_tz()
-    days = pd.date_range(lo.tz_convert(zone).date(), hi.tz_convert(zone).date(), freq="D")[1:]
-    midnights = [day.tz_localize(zone, nonexistent="shift_forward") for day in days]  # a calendar day each, DST too
-    return [lo, *[m.tz_convert("UTC") for m in midnights if lo < m < hi], hi]
-
-
 def calls_per_day(calls: pd.DataFrame) -> pd.DataFrame:
     """Calls per local (Berlin) day with the stuck and cleanup-closed counts beside them."""
     if calls.empty:
@@ -148,7 +138,7 @@ def outcomes_by_path(counts: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFra
 
 
 def daily_success(counts: pd.DataFrame) -> pd.DataFrame:
-    """Success rate per local day (``period``, the left edge of :func:`day_edges`' bins) and path (columns = paths),
+    """Success rate per local day (``period``, the left edge of ``timeutil.day_edges``' bins) and path (columns = paths),
     NaN where a path had no attempt that day."""
     if counts.empty:
         return pd.DataFrame()
@@ -159,7 +149,7 @@ def daily_success(counts: pd.DataFrame) -> pd.DataFrame:
 
 def summarize(calls: pd.DataFrame, attempts: pd.DataFrame, quality: QualityReport | None = None) -> WorldOverview:
     """Build the overview from a ``loaders.calls`` frame and the window's attempt counts per day
-    (``counts.attempt_counts(db, start=..., end=..., bins=day_edges(start, end))``, or ``outcomes.count_attempts``
+    (``counts.attempt_counts(db, start=..., end=..., bins=timeutil.day_edges(start, end))``, or ``outcomes.count_attempts``
     of attempt rows with the same bins)."""
     attrs = calls.attrs
     flags = {

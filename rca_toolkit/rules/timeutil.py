@@ -35,6 +35,22 @@ def source_tz() -> str:
     return load_settings().source_tz
 
 
+def midnight(day: date, tz: str | None = None) -> pd.Timestamp:
+    """The UTC instant a day begins in ``tz`` (default :func:`source_tz`). Where the clocks change at midnight,
+    a repeated midnight is its first occurrence and a skipped one the first instant of the day."""
+    return pd.Timestamp(day).tz_localize(tz or source_tz(), ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
+
+
+def day_edges(start, end) -> list[pd.Timestamp]:
+    """``start``, every local midnight (:func:`midnight`) after it and before ``end``, then ``end`` (UTC): the bins
+    of counts per local day (``attempt_counts(..., bins=...)``), each bin's left edge on the day it counts, DST
+    days of 23 or 25 hours included."""
+    lo, hi = parse_instant(start, name="start"), parse_instant(end, name="end")
+    zone = source_tz()
+    days = pd.date_range(lo.tz_convert(zone).date(), hi.tz_convert(zone).date(), freq="D")
+    return [lo, *[m for m in (midnight(d.date(), zone) for d in days) if lo < m < hi], hi]
+
+
 def localize_naive(values: pd.Series, tz: str | None = None) -> pd.DataFrame:
     """Return ``ts`` (UTC), ``ts_ambiguous`` and ``ts_nonexistent`` for naive wall times in ``tz``
     (default :func:`source_tz`).

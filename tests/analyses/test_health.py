@@ -13,6 +13,7 @@ from rca_toolkit.analyses.bookings import outcomes
 from rca_toolkit.analyses.compare.stats import Histogram
 from rca_toolkit.analyses.health import data as health_data, report as health
 from rca_toolkit.sources import loaders
+from rca_toolkit.rules import timeutil
 from rca_toolkit.rules.signatures import signature_of
 from rca_toolkit.errors import ConfigError
 from rca_toolkit.runs import plots
@@ -87,7 +88,7 @@ class World:
         grouped = (errors.dropna(subset=["side"]).groupby(["error_message", "side"], sort=False)
                    .agg(n=("occurred_at", "size"), first_at=("occurred_at", "min"), booking_failed=("booking_failed", "sum"))
                    .reset_index().rename(columns={"error_message": "key_text"}))
-        counts = outcomes.count_attempts(attempts.assign(rescued_by_webhook=False), bins=health_data.day_edges(bounds),
+        counts = outcomes.count_attempts(attempts.assign(rescued_by_webhook=False), bins=timeutil.day_edges(bounds["baseline_start"], bounds["end"]),
                                          first_at=True)
         data = health_data.HealthData(sessions, durations, latencies, quality, families, reached, grouped, counts)
         return health_data.HealthInputs(bounds["day"], period, 0, bounds, data)

@@ -17,6 +17,7 @@ from rca_toolkit.analyses.bookings import outcomes
 from rca_toolkit.analyses.calls import detectors, timeline
 from rca_toolkit.analyses.compare.before_after import before_after
 from rca_toolkit.analyses.health import report as health
+from rca_toolkit.rules import timeutil
 from rca_toolkit.sources import loaders
 
 CALL = "call_ab45deadd7db66c4956d5243861"  # the 144-second call (incidents.md B)
@@ -141,7 +142,7 @@ def test_the_overview_counts_the_excluded_test_ids_once_in_both_tables(demo_sqli
     url, truth = demo_sqlite
     calls = loaders.calls(url)
     start, end = "2025-09-22T00:00:00+02:00", "2025-12-01T00:00:00+01:00"  # the whole demo world
-    per_day = outcomes.count_attempts(outcomes.booking_attempts(url), bins=overview.day_edges(start, end))
+    per_day = outcomes.count_attempts(outcomes.booking_attempts(url), bins=timeutil.day_edges(start, end))
     world = overview.summarize(calls, per_day, quality.quality_report(calls))
     excluded = calls.attrs["excluded_test_ids"]
     assert excluded == len(truth["excluded_ids"]) > 0

@@ -7,6 +7,7 @@ from IPython.core.formatters import DisplayFormatter
 from rca_toolkit.sources import loaders
 from rca_toolkit.analyses.bookings import counts, outcomes
 from rca_toolkit.analyses import overview
+from rca_toolkit.rules import timeutil
 from rca_toolkit.runs import plots
 from rca_toolkit.analyses.quality import quality_report
 
@@ -21,7 +22,7 @@ def _window(truth, name):
 
 def _per_day(url, start=START, end=END):
     """The window's attempt counts per local day, as the overview notebook reads them."""
-    return counts.attempt_counts(url, start=start, end=end, bins=overview.day_edges(start, end))
+    return counts.attempt_counts(url, start=start, end=end, bins=timeutil.day_edges(start, end))
 
 
 @pytest.mark.parametrize("window", ["phantom_collect", "after_partial_fix_5d"])
@@ -92,15 +93,6 @@ def test_the_summary_reads_production_counts_with_thousands_separators(demo_db):
                                 "closed by cleanup (system_timeout)": 3692})
     line = next(x for x in big.summary_lines() if x.startswith("Data quality: "))
     assert "107,068 stuck sessions (in_progress, never ended); 3,692 closed by cleanup (system_timeout)" in line
-
-
-def test_day_edges_are_local_midnights_across_a_dst_change():
-    edges = overview.day_edges("2025-10-25T12:00:00+02:00", "2025-10-28T00:00:00+01:00")
-    assert [e.tz_convert("Europe/Berlin").isoformat() for e in edges] == [
-        "2025-10-25T12:00:00+02:00", "2025-10-26T00:00:00+02:00", "2025-10-27T00:00:00+01:00", "2025-10-28T00:00:00+01:00"]
-    assert edges[2] - edges[1] == pd.Timedelta(hours=25)  # the autumn day is a day, not 24 hours
-    assert overview.day_edges("2025-10-20T00:00:00+02:00", "2025-10-20T06:00:00+02:00") == [
-        pd.Timestamp("2025-10-19T22:00Z"), pd.Timestamp("2025-10-20T04:00Z")]
 
 
 def test_daily_counts_give_the_outcomes_and_daily_rates_of_the_attempt_rows(demo_db):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from rca_toolkit.analyses import overview
-from rca_toolkit.analyses.health import data as health_data
 from rca_toolkit.analyses.health.periods import period_bounds
+from rca_toolkit.rules import timeutil
 from rca_toolkit.rules.timeutil import localize_naive, source_tz
 from rca_toolkit.runs.scheduled import schedule_text
 
@@ -26,7 +26,7 @@ def test_default_is_berlin_and_a_change_is_seen_without_reimport(monkeypatch, tm
     assert source_tz() == "Europe/London"
     bounds = period_bounds("2025-10-14")
     assert (bounds["start"], bounds["end"]) == (pd.Timestamp("2025-10-13T23:00Z"), pd.Timestamp("2025-10-14T23:00Z"))
-    assert health_data.day_edges(bounds)[-1] == pd.Timestamp("2025-10-14T23:00Z")
+    assert timeutil.day_edges(bounds["baseline_start"], bounds["end"])[-1] == pd.Timestamp("2025-10-14T23:00Z")
     local = localize_naive(pd.Series(["2025-10-14 12:00:00"]))["ts"].iloc[0]
     assert local == pd.Timestamp("2025-10-14T11:00Z")
     assert "CRON_TZ=Europe/London" in schedule_text("06:30", rca_bin="rca", workdir=tmp_path)
@@ -56,3 +56,12 @@ def test_no_module_spells_the_zone_instead_of_reading_the_setting():
             if isinstance(node, ast.Constant) and node.value == "Europe/Berlin":
                 spelled.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert spelled == []
+
+
+def test_day_edges_are_local_midnights_across_a_dst_change():
+    edges = timeutil.day_edges("2025-10-25T12:00:00+02:00", "2025-10-28T00:00:00+01:00")
+    assert [e.tz_convert("Europe/Berlin").isoformat() for e in edges] == [
+        "2025-10-25T12:00:00+02:00", "2025-10-26T00:00:00+02:00", "2025-10-27T00:00:00+01:00", "2025-10-28T00:00:00+01:00"]
+    assert edges[2] - edges[1] == pd.Timedelta(hours=25)  # the autumn day is a day, not 24 hours
+    assert timeutil.day_edges("2025-10-20T00:00:00+02:00", "2025-10-20T06:00:00+02:00") == [
+        pd.Timestamp("2025-10-19T22:00Z"), pd.Timestamp("2025-10-20T04:00Z")]

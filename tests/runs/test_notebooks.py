@@ -212,6 +212,7 @@ def test_the_summary_block_says_what_the_result_objects_say(tmp_path, demo_sqlit
     never re-derived from metrics.json: the claim counts name every status, the success share is the table's."""
     from rca_toolkit.analyses import overview, quality, tables
     from rca_toolkit.analyses.bookings import counts
+    from rca_toolkit.rules import timeutil
     from rca_toolkit.analyses.incident.build import incident
     from rca_toolkit.runs import render
     from rca_toolkit.sources import loaders
@@ -221,7 +222,7 @@ def test_the_summary_block_says_what_the_result_objects_say(tmp_path, demo_sqlit
     declared = {p.name: p.default for p in parameters.read_parameters(root / "overview.ipynb")}
     calls = loaders.calls(url, start=declared["start"], end=declared["end"])
     attempts = counts.attempt_counts(url, start=declared["start"], end=declared["end"],
-                                     bins=overview.day_edges(declared["start"], declared["end"]))
+                                     bins=timeutil.day_edges(declared["start"], declared["end"]))
     world = overview.summarize(calls, attempts, quality.quality_report(calls))
     signature = {p.name: p.default for p in parameters.read_parameters(root / "incident_report.ipynb")}["signature"]
     expected = {"overview": world.summary_lines(),

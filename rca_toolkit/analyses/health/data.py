@@ -19,10 +19,10 @@ import sqlalchemy as sa
 
 from rca_toolkit.sources import aggregates, attempt_inputs, loaders, requirements, store
 from rca_toolkit.rules import call_ids, functions, sessions
-from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.rules.timeutil import day_edges
 from rca_toolkit.analyses.bookings import counts as booking_counts
 from rca_toolkit.analyses.compare.stats import Histogram
-from rca_toolkit.analyses.health.periods import midnight, period_bounds
+from rca_toolkit.analyses.health.periods import period_bounds
 from rca_toolkit.sources.requirements import Requirement
 
 SIDES = ("base", "cur")
@@ -60,14 +60,6 @@ class HealthData:
     excluded_test_ids: int = 0
     excluded_test_attempts: int = 0
     missing_columns: dict = field(default_factory=dict)
-
-
-def day_edges(bounds: dict) -> list[pd.Timestamp]:
-    """Local midnights (the source zone, Europe/Berlin by default) from the baseline start to the
-    period end (DST-safe), as UTC instants."""
-    tz = source_tz()
-    days = pd.date_range(bounds["baseline_start"].tz_convert(tz).date(), bounds["end"].tz_convert(tz).date(), freq="D")
-    return [midnight(d, tz) for d in days]
 
 
 # --------------------------------------------------------------------------- in the database
@@ -193,7 +185,8 @@ def from_sql(db=None, bounds: dict | None = None, company_id: int | None = None)
     with ThreadPoolExecutor(max_workers=1) as pool:
         started: list = []  # attempt_counts calls when_fetched once, before it returns
         counts = booking_counts.attempt_counts(engine, start=bounds["baseline_start"], end=bounds["end"],
-                                               company_id=company_id or None, bins=day_edges(bounds), first_at=True,
+                                               company_id=company_id or None, first_at=True,
+                                               bins=day_edges(bounds["baseline_start"], bounds["end"]),
                                                when_fetched=lambda: started.append(pool.submit(run_statements)))
         rows = started[0].result()
     sides = {0: "base", 1: "cur"}

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.rules.timeutil import midnight
 
 PERIODS = {"1d": 1, "7d": 7}  # period -> days
 BASELINE_PERIODS = {"1d": 7, "7d": 4}  # period -> how many periods before it form the baseline
@@ -30,9 +30,3 @@ def period_bounds(day: date | str, period: str = "1d") -> dict[str, pd.Timestamp
     days = PERIODS[period]
     return {"start": midnight(day), "end": midnight(day + timedelta(days=days)),
             "baseline_start": midnight(day - timedelta(days=days * BASELINE_PERIODS[period])), "day": day}
-
-
-def midnight(day: date, tz: str | None = None) -> pd.Timestamp:
-    """The UTC instant a day begins in ``tz`` (default :func:`source_tz`). Where the clocks change at midnight,
-    a repeated midnight is its first occurrence and a skipped one the first instant of the day."""
-    return pd.Timestamp(day).tz_localize(tz or source_tz(), ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")

@@ -41,10 +41,10 @@ from rca_toolkit.analyses.markdown import md_items, md_text
 from rca_toolkit.analyses.compare import stats as cmp
 from rca_toolkit.analyses.health import data as health_data
 from rca_toolkit.analyses.health.data import HealthInputs, load_counts
-from rca_toolkit.analyses.health.periods import BASELINE_PERIODS, PERIODS, midnight, period_bounds
+from rca_toolkit.analyses.health.periods import BASELINE_PERIODS, PERIODS, period_bounds
 from rca_toolkit.rules import bookings, functions
 from rca_toolkit.rules.bookings import BOOKING_CRITICAL, BOOKING_TARGET, MIN_ATTEMPTS
-from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.rules.timeutil import day_edges, midnight, source_tz
 from rca_toolkit.analyses.bookings.outcomes import NO_ERROR_TEXT
 from rca_toolkit.rules.signatures import signature_keys
 from rca_toolkit.analyses import tables
@@ -484,10 +484,8 @@ def daily_booking(attempts: pd.DataFrame) -> pd.DataFrame:
     if attempts.empty:
         return daily_counts(pd.DataFrame())
     frame = attempts if "rescued_by_webhook" in attempts else attempts.assign(rescued_by_webhook=False)
-    tz = source_tz()
-    local = attempts["at"].dt.tz_convert(tz)
-    days = pd.date_range(local.min().date(), local.max().date() + timedelta(days=1), freq="D")
-    edges = [midnight(d, tz) for d in days]  # Berlin midnights (DST-safe)
+    local = attempts["at"].dt.tz_convert(source_tz())
+    edges = day_edges(midnight(local.min().date()), midnight(local.max().date() + timedelta(days=1)))  # local midnights
     from rca_toolkit.analyses.bookings import outcomes
     return daily_counts(outcomes.count_attempts(frame, bins=edges))
 

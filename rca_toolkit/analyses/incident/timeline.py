@@ -18,7 +18,7 @@ from rca_toolkit.analyses.incident.causes import Attribution, iso
 from rca_toolkit.analyses.incident.detection import Detection
 from rca_toolkit.analyses.incident.groups import GroupImpact
 from rca_toolkit.analyses.tables import when
-from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.rules.timeutil import midnight
 
 KINDS = ("deploy", "migration", "onset", "first_seen", "detected", "fix", "last_error", "recovery")
 
@@ -53,18 +53,13 @@ def events(changes: pd.DataFrame, impacts: list[GroupImpact], onsets: dict[str, 
             out.append((g.recovered_at, "recovery", f"{g.group}: first successful booking attempt after the last error "
                                                     f"({g.failed_attempts:,} failed attempts before it)"))
     if detection.first_act_day:
-        end_of_day = _midnight(date.fromisoformat(detection.first_act_day) + timedelta(days=1))
+        end_of_day = midnight(date.fromisoformat(detection.first_act_day) + timedelta(days=1))
         limited = (f" (the first ACT from {detection.limited_from} on: earlier days were not checked, the incident "
                    f"began before the window start)" if detection.limited_by_window else "")
         out.append((end_of_day, "detected", f"the daily health report of {detection.first_act_day} says "
                                             f"{detection.verdict_line}{limited}"))
     out.sort(key=lambda e: (e[0], KINDS.index(e[1])))
     return [{"at": iso(at), "kind": kind, "text": text} for at, kind, text in out]
-
-
-def _midnight(day: date) -> pd.Timestamp:
-    """The source-zone midnight that starts ``day`` (when that day's report can first be read), in UTC."""
-    return pd.Timestamp(day).tz_localize(source_tz()).tz_convert("UTC")
 
 
 __all__ = ["KINDS", "events"]
