@@ -159,7 +159,7 @@ def signature_of(message: str | None) -> str | None:
 _CALL_ID_MASK = _MASKS[1][0]  # the call ids a signature masks
 
 
-def _call_ids_renumbered(text: str) -> str:
+def call_ids_renumbered(text: str) -> str:
     """``text`` with each distinct call id that :func:`normalise` masks replaced by a stand-in of its length, the first
     ``call_00…0``, the next ``call_00…1``. Its signature is the text's own: every such id ends up masked as
     ``<call_id>`` or cut (inside a quoted value, a tail), equal ids stay equal and distinct ones distinct (a quoted
@@ -177,10 +177,10 @@ def _call_ids_renumbered(text: str) -> str:
 
 def signature_keys(messages: pd.Series) -> pd.Series:
     """The ``signature`` column of :func:`signatures` alone (``string``, same index), parsed once per distinct text with
-    its call ids renumbered (:func:`_call_ids_renumbered`). Why: at 1M calls each duplicate-entry error names its own
+    its call ids renumbered (:func:`call_ids_renumbered`). Why: at 1M calls each duplicate-entry error names its own
     call: a million distinct texts of one signature, 70 s to parse one by one (``rca incident``)."""
     codes, distinct = pd.factorize(messages, use_na_sentinel=True)
-    keys = pd.Series([_call_ids_renumbered(m) if isinstance(m, str) else None for m in distinct], dtype="object")
+    keys = pd.Series([call_ids_renumbered(m) if isinstance(m, str) else None for m in distinct], dtype="object")
     key_codes, keys_distinct = pd.factorize(keys, use_na_sentinel=True)
     parsed = np.array([signature_of(k) for k in keys_distinct] + [None], dtype=object)  # the last: no text (code -1)
     per_text = np.append(parsed[key_codes], None)  # key_codes -1 picks the last slot too

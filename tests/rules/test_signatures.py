@@ -126,12 +126,12 @@ def test_signature_keys_are_the_signatures_of_the_texts_themselves():
     repeated, too long to mask), the signature of the renumbered text is the text's own."""
     from hypothesis import given, settings
 
-    from rca_toolkit.rules.signatures import _call_ids_renumbered, signature_keys
+    from rca_toolkit.rules.signatures import call_ids_renumbered, signature_keys
 
     @settings(max_examples=400, deadline=None)
     @given(_texts())
     def check(text):
-        assert signature_of(_call_ids_renumbered(text)) == signature_of(text)
+        assert signature_of(call_ids_renumbered(text)) == signature_of(text)
         both = pd.Series([text, text.replace(ID_A, ID_B), None], index=[5, 1, 2], dtype="object")
         assert signature_keys(both).tolist() == signatures(both)["signature"].tolist()
 
