@@ -23,7 +23,7 @@ from rca_toolkit.analyses.incident.signature import SignatureQuery
 from rca_toolkit.analyses.tables import when
 from rca_toolkit.errors import ConfigError, EmptyResult
 from rca_toolkit.rules.signatures import signatures
-from rca_toolkit.rules.timeutil import parse_instant, source_tz
+from rca_toolkit.rules.timeutil import midnight, parse_instant, source_tz
 from rca_toolkit.sources import loaders, requirements
 from rca_toolkit.sources.deployments import load_deployments
 from rca_toolkit.sources.fingerprint import table_fingerprint
@@ -111,8 +111,8 @@ def _window(start, end, attempts: pd.DataFrame, errors: pd.DataFrame) -> tuple[p
                           hint="check --db, or give --since and --until" if start is None and end is None else
                                "check --since/--until and --db")
     tz = source_tz()
-    first = pd.Timestamp(instants.min().tz_convert(tz).date()).tz_localize(tz).tz_convert("UTC")
-    last = pd.Timestamp(instants.max().tz_convert(tz).date() + pd.Timedelta(days=1)).tz_localize(tz).tz_convert("UTC")
+    first = midnight(instants.min().tz_convert(tz).date())
+    last = midnight(instants.max().tz_convert(tz).date() + pd.Timedelta(days=1))
     return (start if start is not None else first), (end if end is not None else last), (
         "given" if start is not None and end is not None else "open side(s) set to the source-zone days of the data read")
 
