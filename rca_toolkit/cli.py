@@ -42,7 +42,7 @@ LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 # command -> (module under rca_toolkit.commands, one-line help). Only the module of the command
 # being run is imported, so `rca --help` and every command start without loading the others'
-# heavy dependencies (nbformat, scipy, ruptures). Add a row when you add a command.
+# heavy dependencies (nbformat, scipy, statsmodels). Add a row when you add a command.
 COMMANDS = {
     "demo-data": ("demo_data", "build the synthetic demo database and its ground truth"),
     "timeline": ("timeline", "reproduce one call: attribution, loops, dead air, what-if"),
