@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -96,15 +97,12 @@ def rank_candidates(deployments: pd.DataFrame, at: pd.Timestamp, *, first_new: p
     if deployments is None or deployments.empty:
         return []
     limit = first_new if first_new is not None else at
-    near = deployments[(deployments["deployed_at"] - at).abs() <= within].copy()
-    if near.empty:
-        return []
-    near["distance_s"] = (near["deployed_at"] - at).dt.total_seconds()
-    near["before_change"] = near["deployed_at"] <= limit
-    near["abs_distance"] = near["distance_s"].abs()
-    near = near.sort_values(["before_change", "abs_distance"], ascending=[False, True]).head(top)
-    return [
-        {"deployed_at": r.deployed_at.isoformat(), "commit": str(r.commit), "description": str(r.description),
-         "source": str(r.source), "distance_hours": round(r.distance_s / 3600, 2), "before_change": bool(r.before_change)}
-        for r in near.itertuples(index=False)
-    ]
+    when = deployments["deployed_at"]
+    offset = (when - at).to_numpy(dtype="timedelta64[ns]")  # plain arrays: called for each of thousands of changes
+    near = np.flatnonzero(np.abs(offset) <= within.to_timedelta64())
+    before = (when <= limit).to_numpy(dtype=bool)
+    distance_s = offset / np.timedelta64(1, "s")
+    ranked = sorted(near, key=lambda i: (not before[i], abs(distance_s[i])))[:top]  # stable: ties keep the list's order
+    return [{"deployed_at": when.iloc[i].isoformat(), "commit": str(deployments["commit"].iloc[i]),
+             "description": str(deployments["description"].iloc[i]), "source": str(deployments["source"].iloc[i]),
+             "distance_hours": round(float(distance_s[i]) / 3600, 2), "before_change": bool(before[i])} for i in ranked]

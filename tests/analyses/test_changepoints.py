@@ -232,3 +232,27 @@ def test_the_search_is_ruptures_binseg_on_every_sequence():
         assert binary_segmentation(CostBinomial(signal), len(signal), min_size=min_size, pen=pen) == expected
 
     check()
+
+
+def test_candidates_are_ranked_as_the_rule_says_on_every_list():
+    """Hypothesis: within ``within`` of the change, deployments up to ``first_new`` first, then by distance, ties in
+    list order (the rule written plainly in pandas here), whatever the list holds: ties, the 3-day edge, no time."""
+    from hypothesis import given, settings, strategies as st
+
+    at = pd.Timestamp("2025-10-13T09:00Z")
+    offsets = st.sampled_from([None, -3 * 86400, -3 * 86400 - 1, -3600, -60, 0, 60, 3600, 3 * 86400, 3 * 86400 + 1])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(offsets, max_size=8), st.sampled_from([0, 30, 7200]))
+    def check(seconds, first_new_s):
+        when = pd.Series([pd.NaT if s is None else at + pd.Timedelta(seconds=s) for s in seconds], dtype="datetime64[ns, UTC]")
+        deployments = pd.DataFrame({"deployed_at": when, "commit": [f"c{i}" for i in range(len(seconds))],
+                                    "description": "d", "source": "git"})
+        first_new = at + pd.Timedelta(seconds=first_new_s)
+        near = deployments[(deployments["deployed_at"] - at).abs() <= pd.Timedelta(days=3)].copy()
+        near["before"] = near["deployed_at"] <= first_new
+        near["distance"] = (near["deployed_at"] - at).dt.total_seconds().abs()
+        expected = near.sort_values(["before", "distance"], ascending=[False, True], kind="stable").head(3)["commit"].tolist()
+        assert [c["commit"] for c in rank_candidates(deployments, at, first_new=first_new)] == expected
+
+    check()
