@@ -147,7 +147,7 @@ def daily_success(counts: pd.DataFrame) -> pd.DataFrame:
     return (per_day["ok"] / per_day["attempts"]).unstack("path")
 
 
-def summarize(calls: pd.DataFrame, attempts: pd.DataFrame, quality: QualityReport | None = None) -> WorldOverview:
+def summarize(calls: pd.DataFrame, counts: pd.DataFrame, quality: QualityReport | None = None) -> WorldOverview:
     """Build the overview from a ``loaders.calls`` frame and the window's attempt counts per day
     (``counts.attempt_counts(db, start=..., end=..., bins=timeutil.day_edges(start, end))``, or ``outcomes.count_attempts``
     of attempt rows with the same bins)."""
@@ -163,14 +163,14 @@ def summarize(calls: pd.DataFrame, attempts: pd.DataFrame, quality: QualityRepor
     if flags["DST-ambiguous start times"]:
         notes.append(f"{flags['DST-ambiguous start times']} start times fall in the repeated hour of a DST change; "
                      "they were read as summer time and are flagged.")
-    if attempts.empty:
+    if counts.empty:
         notes.append("No booking attempts in this window: no outcome rates can be given.")
     return WorldOverview(
         window=tuple(attrs.get("window") or (None, None)),
         synthetic=bool(attrs.get("synthetic")),
         calls_per_day=calls_per_day(calls),
-        outcomes_by_path=outcomes_by_path(attempts) if not attempts.empty else pd.DataFrame(),
-        daily_success=daily_success(attempts),
+        outcomes_by_path=outcomes_by_path(counts) if not counts.empty else pd.DataFrame(),
+        daily_success=daily_success(counts),
         flags=flags,
         quality=quality,
         notes=notes,
