@@ -20,6 +20,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+KERNEL_NOT_STARTED = "Kernel died before replying to kernel_info"
 
 
 @pytest.mark.slow
@@ -28,11 +29,16 @@ def test_nbval_lax_runs_every_runbook_and_report_notebook(demo_sqlite):
     env = {**os.environ, "RCA_DATABASE_URL": url, "RCA_PROGRESS": "0", "MPLBACKEND": "Agg"}
     env.pop("RCA_RUN_DIR", None)
     folders = [f for f in ("runbooks", "notebooks") if any((ROOT / f).glob("*.ipynb"))]
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "--no-header",
-         "-o", "addopts=", *folders],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
+    for _ in range(2):  # once more only when a kernel did not start (below); a failing cell fails at once
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "--no-header",
+             "-o", "addopts=", *folders],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        )
+        # jupyter_client picks a kernel's ports before the kernel binds them: beside the other tests' kernels (xdist)
+        # one can be taken in between, and the kernel dies at start (jupyter/jupyter_client#154; seen once in CI)
+        if done.returncode == 0 or KERNEL_NOT_STARTED not in done.stdout:
+            break
     tail = done.stdout[-3000:] + done.stderr[-2000:]
     assert done.returncode == 0, tail
     cells = sum(1 for f in folders for p in (ROOT / f).glob("*.ipynb")
