@@ -61,7 +61,8 @@ class WorldOverview:
         start = tables.when(self.window[0]) if self.window[0] else "start"
         end = tables.when(self.window[1]) if self.window[1] else "end"
         lines.append(f"Window {start} to {end}: "
-                     f"{int(self.calls_per_day['calls'].sum()):,} calls on {len(self.calls_per_day)} days.")
+                     f"{int(self.calls_per_day['calls'].sum()):,} calls on {len(self.calls_per_day)} "
+                     f"day{'' if len(self.calls_per_day) == 1 else 's'}.")
         return lines + self.notes
 
     def summary_lines(self) -> list[str]:

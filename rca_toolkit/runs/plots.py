@@ -266,20 +266,40 @@ def _bar_label(ax, text: str, value: float, y: float, right: float) -> None:
 
 
 # --------------------------------------------------------------------------- overview
+def _within_day(days: list, fraction: float) -> list:
+    """Each local date as the moment ``fraction`` of the way through it: a day's bar or point sits on its own date,
+    not across the midnight that begins it."""
+    from datetime import datetime, timedelta
+
+    return [datetime.combine(day, datetime.min.time()) + timedelta(days=fraction) for day in days]
+
+
+def _day_axis(ax, days: list) -> None:
+    """Date ticks over the days shown and a day either side: a window of a day or two otherwise reads as hours
+    around one bar (its ticks 16:00 ... 08:00, half of them on the day before)."""
+    from datetime import timedelta
+
+    if days:
+        (first,), (last,) = _within_day([min(days)], 0), _within_day([max(days)], 0)
+        ax.set_xlim(first - timedelta(days=1), last + timedelta(days=2))
+    _dates(ax)
+
+
 def plot_calls_per_day(overview, *, ax=None) -> Figure:
     """Calls per local day (bars) with stuck sessions stacked in a second colour."""
     fig, ax = _figure_and_ax(ax)
     daily = overview.calls_per_day
     days = list(daily.index)
     ok = daily["calls"] - daily["stuck"]
-    ax.bar(days, ok, color="#1b6ca8", label="calls")
-    ax.bar(days, daily["stuck"], bottom=ok, color="#d1495b", label="stuck sessions")
+    starts = _within_day(days, 0.1)  # each bar on its own day
+    ax.bar(starts, ok, width=0.8, align="edge", color="#1b6ca8", label="calls")
+    ax.bar(starts, daily["stuck"], width=0.8, align="edge", bottom=ok, color="#d1495b", label="stuck sessions")
+    ax.set_ylim(0, max(1, int(daily["calls"].max()) if len(daily) else 1) * 1.05)  # the busiest day below the frame
     ax.set_ylabel(f"calls per day ({source_tz()})")
     title = "Calls per day" + (" (SYNTHETIC demo data)" if overview.synthetic else "")
     ax.set_title(title)
     ax.legend(loc="upper left")
-    ax.margins(x=0.01)
-    _dates(ax)
+    _day_axis(ax, days)
     span = f" from {days[0]} to {days[-1]}" if days else ""
     _describe(fig, f"Bar chart of calls per day{span} ({source_tz()}): {int(daily['calls'].sum())} calls, "
                    f"{int(daily['stuck'].sum())} stuck sessions stacked in red.")
@@ -291,14 +311,13 @@ def plot_daily_success(overview, *, ax=None) -> Figure:
     fig, ax = _figure_and_ax(ax)
     daily = overview.daily_success
     for i, path in enumerate(daily.columns):
-        ax.plot(list(daily.index), daily[path] * 100, marker=".", color=_SERIES_COLOURS[i % len(_SERIES_COLOURS)], label=str(path))
+        ax.plot(_within_day(list(daily.index), 0.5), daily[path] * 100, marker=".", color=_SERIES_COLOURS[i % len(_SERIES_COLOURS)], label=str(path))
     ax.set_ylim(-5, 105)
     ax.set_ylabel("booking success per day (%)")
     ax.set_title("Booking success by path" + (" (SYNTHETIC demo data)" if overview.synthetic else ""))
     if len(daily.columns):
         ax.legend(loc="lower left")
-    ax.margins(x=0.01)
-    _dates(ax)
+    _day_axis(ax, list(daily.index))
     days = list(daily.index)
     span = f" from {days[0]} to {days[-1]}" if days else ""
     _describe(fig, f"Line chart of daily booking success (%) per path{span}: "

@@ -77,6 +77,7 @@ def test_overview_plots_show_every_day(demo_sqlite):
     fig = plots.plot_calls_per_day(world)
     ax = fig.axes[0]
     assert len(ax.patches) == 2 * len(world.calls_per_day)  # calls + stuck bars per day
+    assert ax.get_ylim()[1] > world.calls_per_day["calls"].max()  # the busiest day's bar below the frame
     assert "SYNTHETIC" in ax.get_title()
     lines = plots.plot_daily_success(world).axes[0].get_lines()
     assert {line.get_label() for line in lines} == {"collect_appointment", "book_appointment"}
@@ -113,3 +114,19 @@ def test_daily_counts_give_the_outcomes_and_daily_rates_of_the_attempt_rows(demo
     pd.testing.assert_frame_equal(world.daily_success, expected, check_names=False, check_dtype=False,
                                   check_column_type=False)
     assert pd.Timestamp("2025-10-26").date() in world.daily_success.index
+
+
+def test_a_one_day_window_is_drawn_on_a_day_axis(demo_sqlite):
+    """A day's overview drew one bar with hour ticks around it (16:00 ... 08:00, half on the day before): the axis
+    shows the day and one either side, the bar within its day."""
+    import matplotlib.dates as mdates
+
+    url, _ = demo_sqlite
+    start, end = "2025-10-26T00:00:00+02:00", "2025-10-27T00:00:00+01:00"
+    world = overview.summarize(loaders.calls(url, start=start, end=end), _per_day(url, start, end))
+    for fig in (plots.plot_calls_per_day(world), plots.plot_daily_success(world)):
+        lo, hi = fig.axes[0].get_xlim()
+        assert (mdates.num2date(lo).date().isoformat(), hi - lo) == ("2025-10-25", 3.0)
+    bars = plots.plot_calls_per_day(world).axes[0].patches
+    assert [mdates.num2date(b.get_x()).date().isoformat() for b in bars] == ["2025-10-26"] * 2  # on its own day
+    assert "17 calls on 1 day." in world.summary_lines()[0]
