@@ -88,8 +88,8 @@ class World:
         grouped = (errors.dropna(subset=["side"]).groupby(["error_message", "side"], sort=False)
                    .agg(n=("occurred_at", "size"), first_at=("occurred_at", "min"), booking_failed=("booking_failed", "sum"))
                    .reset_index().rename(columns={"error_message": "key_text"}))
-        counts = outcomes.count_attempts(attempts.assign(rescued_by_webhook=False), bins=timeutil.day_edges(bounds["baseline_start"], bounds["end"]),
-                                         first_at=True)
+        counts = outcomes.count_attempts(attempts.assign(rescued_by_webhook=False), first_at=True,
+                                         bins=timeutil.day_edges(bounds["baseline_start"], bounds["end"]))
         data = health_data.HealthData(sessions, durations, latencies, quality, families, reached, grouped, counts)
         return health_data.HealthInputs(bounds["day"], period, 0, bounds, data)
 
