@@ -66,6 +66,11 @@ def _key_numbers(metrics: dict) -> dict:
     return dict(list(scalars.items())[:MAX_KEY_NUMBERS])
 
 
+def _count(value):
+    """A whole number as the reports write it (``1,031,316``); anything else as recorded."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _run_folders(root: Path):
     """Folders holding ``run.json``; hidden (staging/partial) folders are skipped."""
     for current, dirs, files in os.walk(root):
@@ -157,7 +162,7 @@ def render_html(entries: list[dict], *, generated: str) -> str:
         else:
             result = f'<span class="s-{html.escape(status)}">{html.escape(status)}</span>'
         line = cut_html(e.get("verdict_line") or e.get("error") or " ".join(e.get("summary") or []), REASON_CHARS)
-        numbers = "\n".join(cut_html(f"{k}: {v}", 40) for k, v in list(e["key_numbers"].items())[:MAX_KEY_NUMBERS])
+        numbers = "\n".join(cut_html(f"{k}: {_count(v)}", 40) for k, v in list(e["key_numbers"].items())[:MAX_KEY_NUMBERS])
         name = html.escape(e["notebook"])
         folder = html.escape(e["path"], quote=True)
         if e["report"]:

@@ -107,3 +107,13 @@ def test_a_run_that_judges_nothing_shows_what_it_found_as_its_reason_and_its_own
     assert "book_appointment: 0.0\u00a0% -&gt; 0.0\u00a0%" in page and "alpha: 0.05" not in page  # "%" never wraps alone
     assert "<td>144.5\u00a0s call; findings: dead air 17.6\u00a0s.</td>" in page
     assert re.search(r"generated \d{4}-\d\d-\d\d \d\d:\d\d [A-Z]", page)  # local, as the started column
+
+
+def test_whole_key_numbers_read_with_thousands_separators_as_the_reports_write_them(tmp_path):
+    """At 1M calls the overview's row said "calls: 1031316" beside "1,031,316 calls" in its own reason."""
+    _run(tmp_path, "overview/20261207T000000Z-abc123", started="2026-01-02T06:30:00+00:00",
+         metrics={"key_numbers": {"calls": 1031316, "days": 70, "call p95 (s)": 1147.9, "synthetic": True}})
+    _, html_path = run_index.write_index(tmp_path)
+    page = html_path.read_text()
+    assert all(cell in page for cell in ("calls: 1,031,316", "days: 70", "call p95 (s): 1147.9", "synthetic: True"))
+    assert json.loads((tmp_path / "index.json").read_text())["runs"][0]["key_numbers"]["calls"] == 1031316  # data as recorded
