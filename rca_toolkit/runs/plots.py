@@ -280,7 +280,7 @@ def _day_axis(ax, days: list) -> None:
     from datetime import timedelta
 
     if days:
-        (first,), (last,) = _within_day([min(days)], 0), _within_day([max(days)], 0)
+        first, last = _within_day([min(days), max(days)], 0)
         ax.set_xlim(first - timedelta(days=1), last + timedelta(days=2))
     _dates(ax)
 
@@ -294,7 +294,7 @@ def plot_calls_per_day(overview, *, ax=None) -> Figure:
     starts = _within_day(days, 0.1)  # each bar on its own day
     ax.bar(starts, ok, width=0.8, align="edge", color="#1b6ca8", label="calls")
     ax.bar(starts, daily["stuck"], width=0.8, align="edge", bottom=ok, color="#d1495b", label="stuck sessions")
-    ax.set_ylim(0, max(1, int(daily["calls"].max()) if len(daily) else 1) * 1.05)  # the busiest day below the frame
+    ax.set_ylim(0, max([1, *daily["calls"]]) * 1.05)  # the busiest day below the frame
     ax.set_ylabel(f"calls per day ({source_tz()})")
     title = "Calls per day" + (" (SYNTHETIC demo data)" if overview.synthetic else "")
     ax.set_title(title)
