@@ -18,7 +18,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rca_toolkit.analyses.tables import cut_html
+from rca_toolkit.analyses.tables import count, cut_html
 from rca_toolkit.runs import output
 from rca_toolkit.runs.locks import file_lock
 from rca_toolkit.runs.summary import NOTHING_SAID, summary_lines
@@ -67,8 +67,8 @@ def _key_numbers(metrics: dict) -> dict:
 
 
 def _count(value):
-    """A whole number as the reports write it (``1,031,316``); anything else as recorded."""
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+    """A whole number as the reports write it (``tables.count``: ``1,031,316``); anything else as recorded."""
+    return count(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _run_folders(root: Path):
