@@ -115,6 +115,39 @@ def test_error_log_counts_per_frame_match_truth(demo_db):
     assert frame["severity_rank"].dropna().isin([1, 2, 3, 4]).all()
 
 
+def test_errors_read_a_few_keys_at_a_time_are_the_one_read(demo_db, monkeypatch):
+    """Read seven ids per statement, the rows, their order and their types are those of one statement; ``keep``
+    returns the rows it keeps and nothing else."""
+    url, _ = demo_db
+    whole = loaders.errors(url)
+    monkeypatch.setattr(loaders, "ERROR_CHUNK", 7)
+    parts = loaders.errors(url)
+    assert len(whole) > 7 * 10
+    pd.testing.assert_frame_equal(parts, whole)
+    seen = []
+
+    def phantom(rows):
+        seen.append(len(rows))
+        return rows["error_code"].eq("42S22").fillna(False)
+
+    kept = loaders.errors(url, keep=phantom)
+    expected = whole[whole["error_code"].eq("42S22").fillna(False)].reset_index(drop=True)
+    assert len(seen) > 10 and sum(seen) == len(whole) and 0 < len(kept) < len(whole)
+    pd.testing.assert_frame_equal(kept, expected, check_categorical=False)
+
+
+def test_errors_read_in_parts_keep_the_stored_order_when_ids_are_not_in_time_order(demo_sqlite, tmp_path, monkeypatch):
+    """Rows with the first ids and the latest times (written late, or with a clock that was wrong) come last, as one
+    statement gives them."""
+    url = altered_copy(demo_sqlite[0], tmp_path,
+                       "UPDATE retell_error_log SET occurred_at = '2025-12-31 00:00:00' WHERE id IN "
+                       "(SELECT id FROM retell_error_log ORDER BY id LIMIT 3)")
+    whole = loaders.errors(url)
+    assert (whole["occurred_at"].tail(3) == pd.Timestamp("2025-12-30T23:00:00Z")).all()
+    monkeypatch.setattr(loaders, "ERROR_CHUNK", 7)
+    pd.testing.assert_frame_equal(loaders.errors(url), whole)
+
+
 def test_appointments_double_encoded_metadata(demo_db):
     url, truth = demo_db
     frame = loaders.appointments(url)
