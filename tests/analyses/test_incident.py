@@ -379,6 +379,29 @@ def test_too_few_attempts_or_a_straddling_interval_is_not_measurable(demo_sqlite
     assert straddle.status == "not measurable" and straddle.n == after.n and "overlaps" in straddle.evidence
 
 
+def test_a_count_claim_over_other_errors_alone_is_judged_not_unmeasurable(demo_sqlite, tmp_path):
+    """The incident keeps only the error rows carrying the signature; a claim's window that holds no attempt but other
+    error rows still had error rows: zero carrying rows is a count (verified), not "no error row at all"."""
+    from rca_toolkit.analyses.bookings import outcomes
+    from rca_toolkit.sources import loaders
+
+    url, _ = demo_sqlite
+    attempts = outcomes.booking_attempts(url)
+    errors = loaders.errors(url)
+    other = errors[~SignatureQuery.of(SIGNATURE).matches(errors["error_message"])]
+    quiet = next(t for t in other["occurred_at"].dt.floor("s")
+                 if not ((attempts["at"] >= t) & (attempts["at"] < t + pd.Timedelta(seconds=1))).any())
+    window = [(quiet + pd.Timedelta(seconds=s)).tz_convert("Europe/Berlin").isoformat() for s in (0, 1)]
+    path = write(tmp_path, f"""- claim: "no phantom-column error in this second"
+  metric: signature_errors
+  window: {{from: "{window[0]}", to: "{window[1]}"}}
+  expected: 0
+  tolerance: 0
+""")
+    judged, = incident(url, SIGNATURE, claims=path, detect=False).claims
+    assert judged.status == "verified" and judged.value == 0, judged.evidence
+
+
 # --------------------------------------------------------------------------- pure parts
 def test_signature_query_matching():
     q = SignatureQuery.of("unknown COLUMN 'created_by'")

@@ -60,9 +60,16 @@ def incident(db=None, signature: str = "", *, since=None, until=None, by: str = 
     absent = requirements.check(engine, *REQUIRES["incident"], *(REQUIRES["detection"] if detect else ()))
     load_start, load_end = _load_window(start, end, claim_list)
     attempts = outcomes.booking_attempts(engine, start=load_start, end=load_end)
-    errors = loaders.errors(engine, start=load_start, end=load_end)
+    seen: list = []  # the time of every error row read: where the data lies, whether a claim's window had any
+
+    def carries(rows: pd.DataFrame):  # only the rows carrying the signature are kept (a few percent at 1M calls)
+        seen.append(rows["occurred_at"])
+        return query.matches(rows["error_message"])
+
+    errors = loaders.errors(engine, start=load_start, end=load_end, keep=carries)
+    error_times = pd.concat(seen, ignore_index=True)
     migrations = None if "migrations" in absent else loaders.migrations(engine)
-    since_ts, until_ts, basis = _window(start, end, attempts, errors)
+    since_ts, until_ts, basis = _window(start, end, attempts, error_times)
     impacts, daily = groups.impacts(attempts, errors, query, by, since_ts, until_ts, since_given=start is not None)
     changes = causes.changes_frame(deployments, migrations, deployments.attrs.get("source_file"))
     carried = _carried_texts(attempts, errors, query, since_ts, until_ts)
@@ -75,7 +82,7 @@ def incident(db=None, signature: str = "", *, since=None, until=None, by: str = 
     found = detection.first_act_day(engine, days) if detect and days else detection.Detection(None, skipped=not detect)
     if detect and days and any(g.limited_by_window for g in impacts):
         found.limited_from = days[0]  # the scan began at the window start, not at the onset
-    judged = [claims_mod.judge(c, attempts, errors, query, by) for c in claim_list]
+    judged = [claims_mod.judge(c, attempts, errors, query, by, error_times) for c in claim_list]
     events = timeline.events(changes, impacts, onsets, recoveries, found, since_ts, until_ts)
     attrs = loaders.base_attrs(engine)
     report = IncidentReport(query.text, since_ts, until_ts, by, impacts, onsets, recoveries, found, judged, events, daily,
@@ -99,11 +106,11 @@ def _load_window(start, end, claim_list) -> tuple[pd.Timestamp | None, pd.Timest
     return (None if start is None else min(start, lo)), (None if end is None else max(end, hi))
 
 
-def _window(start, end, attempts: pd.DataFrame, errors: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp, str]:
+def _window(start, end, attempts: pd.DataFrame, error_times: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp, str]:
     """The incident window; an open side becomes the source-zone midnight around the data read."""
     if start is not None and end is not None:
         return start, end, "given"
-    instants = pd.concat([attempts["at"], errors["occurred_at"]]).dropna()
+    instants = pd.concat([attempts["at"], error_times]).dropna()
     if instants.empty:  # a side given: the read was of that side only, not of the whole database
         read = "in the database" if start is None and end is None else (
             f"since {when(start)}" if end is None else f"until {when(end)}")

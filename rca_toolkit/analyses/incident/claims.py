@@ -157,8 +157,12 @@ def _claim(entry, where: str, index: int, total: int) -> Claim:
 
 
 # --------------------------------------------------------------------------- judging
-def judge(claim: Claim, attempts: pd.DataFrame, errors: pd.DataFrame, query: SignatureQuery, by: str) -> ClaimResult:
-    """Compute the claim's metric on its window (and group) and judge it (see the module docstring)."""
+def judge(claim: Claim, attempts: pd.DataFrame, errors: pd.DataFrame, query: SignatureQuery, by: str,
+          error_times: pd.Series | None = None) -> ClaimResult:
+    """Compute the claim's metric on its window (and group) and judge it (see the module docstring).
+
+    ``error_times``: the time of every error row read, when ``errors`` holds only those carrying the signature
+    (they say whether the window had any error row at all)."""
     att = in_window(attempts, "at", claim.start, claim.end)
     err = in_window(errors, "occurred_at", claim.start, claim.end)
     scoped = claim.group is not None and claim.group != ALL_GROUPS
@@ -174,7 +178,8 @@ def judge(claim: Claim, attempts: pd.DataFrame, errors: pd.DataFrame, query: Sig
     count = int(len(carrying))
     source = ("error-log rows carrying the signature (rca_toolkit.sources.loaders.errors, real call ids; "
               "rca_toolkit.analyses.incident.signature)")
-    if att.empty and err.empty:
+    times = errors["occurred_at"] if error_times is None else error_times
+    if att.empty and not ((times >= claim.start) & (times < claim.end)).any():
         return ClaimResult(claim, "not measurable", None, None, 0,
                            f"no booking attempt and no error row at all for {where}: the data says nothing about it")
     status = "verified" if abs(count - claim.expected) <= claim.tolerance else "contradicted"
