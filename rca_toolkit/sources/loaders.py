@@ -559,6 +559,7 @@ def function_traces(db=None, *, start=None, end=None, company_id=None, families=
 
 
 ERROR_CHUNK = 250_000  # error-log ids per statement of :func:`errors`
+MAX_ERROR_PARTS = 100  # statements at most: ids far apart make wider ranges, never more statements
 
 
 def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool = False, keep=None) -> pd.DataFrame:
@@ -571,13 +572,18 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
     engine = engine_for(db, cached=True)
     requirements.check(engine, *REQUIRES["errors"])
     select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in ERROR_COLUMNS)
-    ids = query(engine, "SELECT MIN(id) AS lo, MAX(id) AS hi FROM retell_error_log", {}).iloc[0]
-    first, last = (0, 0) if pd.isna(ids["lo"]) else (int(ids["lo"]), int(ids["hi"]))  # an empty table: one statement
+    ids = pd.to_numeric(query(engine, "SELECT MIN(id) AS lo, MAX(id) AS hi FROM retell_error_log", {}).iloc[0],
+                        errors="coerce")
+    ranges: list = [None]  # no row, or keys that are no numbers (SQLite): one statement, a range would leave rows out
+    if ids.notna().all():
+        first, last = int(ids["lo"]), int(ids["hi"])
+        step = max(ERROR_CHUNK, -((first - last - 1) // MAX_ERROR_PARTS))  # ceil((last + 1 - first) / parts)
+        ranges = [{"id_lo": lo, "id_hi": lo + step} for lo in range(first, last + 1, step)]
     parts = []
-    for lo in range(first, last + 1, ERROR_CHUNK):
-        params = {"id_lo": lo, "id_hi": lo + ERROR_CHUNK}
+    for ids_in in ranges:
         part, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
-                                                 include_test, ["t.id >= :id_lo", "t.id < :id_hi"], params, raw="stored_at")
+                                                 include_test, ["t.id >= :id_lo", "t.id < :id_hi"] if ids_in else [],
+                                                 dict(ids_in or {}), raw="stored_at")
         parts.append(part if keep is None else part[np.asarray(keep(part), dtype=bool)])
     # in the order one statement gives: stored time (text on SQLite), id; NULL times where the backend puts them
     frame = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True).sort_values(

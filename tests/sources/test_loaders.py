@@ -148,6 +148,19 @@ def test_errors_read_in_parts_keep_the_stored_order_when_ids_are_not_in_time_ord
     pd.testing.assert_frame_equal(loaders.errors(url), whole)
 
 
+def test_errors_ids_far_apart_are_read_in_a_bounded_number_of_statements(demo_sqlite, tmp_path, monkeypatch):
+    """One id moved past nine trillion: the key ranges widen (at most ``MAX_ERROR_PARTS`` statements), the rows stay."""
+    url = altered_copy(demo_sqlite[0], tmp_path,
+                       "UPDATE retell_error_log SET id = 9000000000000 WHERE id = (SELECT MAX(id) FROM retell_error_log)")
+    monkeypatch.setattr(loaders, "ERROR_CHUNK", 10 ** 14)
+    whole = loaders.errors(url)
+    assert whole["error_id"].max() == 9000000000000
+    monkeypatch.setattr(loaders, "ERROR_CHUNK", 7)
+    parts = []
+    pd.testing.assert_frame_equal(loaders.errors(url, keep=lambda rows: parts.append(len(rows)) or [True] * len(rows)), whole)
+    assert len(parts) <= loaders.MAX_ERROR_PARTS and sum(parts) == len(whole)
+
+
 def test_appointments_double_encoded_metadata(demo_db):
     url, truth = demo_db
     frame = loaders.appointments(url)
