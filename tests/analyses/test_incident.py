@@ -478,6 +478,18 @@ def test_detection_days_are_source_zone_days():
     assert date.fromisoformat(days_seen(instants, "UTC")[0]) == date(2025, 10, 13)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=4 * 366 * 86400), max_size=30),
+       st.sampled_from(["Europe/Berlin", "America/Havana", "Australia/Lord_Howe", "UTC"]))
+def test_detection_days_are_each_instants_own_day(seconds, tz):
+    """Written once per day, the days are those of each instant written as a date in the zone (DST midnights too)."""
+    from rca_toolkit.analyses.incident.detection import days_seen
+
+    instants = pd.Series([pd.Timestamp("2024-01-01T00:00:00Z") + pd.Timedelta(seconds=s) for s in seconds],
+                         dtype="datetime64[ns, UTC]")
+    assert days_seen(instants, tz) == sorted({t.tz_convert(tz).strftime("%Y-%m-%d") for t in instants})
+
+
 # --------------------------------------------------------------------------- the notebook
 @pytest.mark.slow
 def test_report_notebook_runs_with_non_default_parameters(demo_sqlite, tmp_path):

@@ -77,8 +77,8 @@ def incident(db=None, signature: str = "", *, since=None, until=None, by: str = 
     column_words = sorted(set(parts["column"].dropna().astype(str)) | set(parts["table"].dropna().astype(str)))
     bound = pd.Timedelta(bound)
     onsets, recoveries = causes.attribute(impacts, changes, column_words, bound=bound)
-    days = detection.days_seen(pd.Series([g.first_bad for g in impacts] + _failure_instants(attempts, errors, query, since_ts, until_ts),
-                                         dtype="object"), source_tz())
+    days = detection.days_seen(pd.concat([pd.Series([g.first_bad for g in impacts], dtype="datetime64[ns, UTC]"),
+                                          *_failure_instants(attempts, errors, query, since_ts, until_ts)]), source_tz())
     found = detection.first_act_day(engine, days) if detect and days else detection.Detection(None, skipped=not detect)
     if detect and days and any(g.limited_by_window for g in impacts):
         found.limited_from = days[0]  # the scan began at the window start, not at the onset
@@ -137,9 +137,9 @@ def _carried_texts(attempts, errors, query, since, until) -> pd.Series:
     return pd.Series(texts.unique(), dtype="object")
 
 
-def _failure_instants(attempts, errors, query, since, until) -> list:
+def _failure_instants(attempts, errors, query, since, until) -> tuple[pd.Series, pd.Series]:
     att, err = _failing(attempts, errors, query, since, until)
-    return list(att["at"]) + list(err["occurred_at"])
+    return att["at"], err["occurred_at"]
 
 
 __all__ = ["REQUIRES", "TABLES_READ", "incident"]
