@@ -574,16 +574,15 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
     select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in ERROR_COLUMNS)
     ids = pd.to_numeric(query(engine, "SELECT MIN(id) AS lo, MAX(id) AS hi FROM retell_error_log", {}).iloc[0],
                         errors="coerce")
-    ranges: list = [None]  # no row, or keys that are no numbers (SQLite): one statement, a range would leave rows out
-    if ids.notna().all():
-        first, last = int(ids["lo"]), int(ids["hi"])
-        step = max(ERROR_CHUNK, -((first - last - 1) // MAX_ERROR_PARTS))  # ceil((last + 1 - first) / parts)
-        ranges = [{"id_lo": lo, "id_hi": lo + step} for lo in range(first, last + 1, step)]
+    ranges: list = [{}]  # one statement, no key range: few keys, none, or keys that are no numbers (SQLite)
+    if ids.notna().all() and (span := int(ids["hi"]) + 1 - int(ids["lo"])) > ERROR_CHUNK:
+        step = max(ERROR_CHUNK, -(-span // MAX_ERROR_PARTS))
+        ranges = [{"id_lo": lo, "id_hi": lo + step} for lo in range(int(ids["lo"]), int(ids["hi"]) + 1, step)]
     parts = []
     for ids_in in ranges:
         part, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
                                                  include_test, ["t.id >= :id_lo", "t.id < :id_hi"] if ids_in else [],
-                                                 dict(ids_in or {}), raw="stored_at")
+                                                 dict(ids_in), raw="stored_at")
         parts.append(part if keep is None else part[np.asarray(keep(part), dtype=bool)])
     # in the order one statement gives: stored time (text on SQLite), id; NULL times where the backend puts them
     frame = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True).sort_values(
