@@ -379,7 +379,7 @@ def test_too_few_attempts_or_a_straddling_interval_is_not_measurable(demo_sqlite
     assert straddle.status == "not measurable" and straddle.n == after.n and "overlaps" in straddle.evidence
 
 
-def test_a_count_claim_over_other_errors_alone_is_judged_not_unmeasurable(demo_sqlite, tmp_path):
+def test_a_count_claim_over_a_second_of_other_errors_alone_is_verified(demo_sqlite, tmp_path):
     """The incident keeps only the error rows carrying the signature; a claim's window that holds no attempt but other
     error rows still had error rows: zero carrying rows is a count (verified), not "no error row at all"."""
     from rca_toolkit.analyses.bookings import outcomes
