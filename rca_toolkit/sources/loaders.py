@@ -323,7 +323,10 @@ def session_of(engine: sa.Engine, row: str = "t", alias: str = "s") -> SessionOf
 
 def _string_category(values: pd.Series) -> pd.Series:
     """``values.astype("string").astype("category")``; a column that is categorical already keeps its codes
-    and only its categories become strings, instead of a string per row factorized again."""
+    and only its categories become strings, instead of a string per row factorized again; so does a column of
+    texts held in Arrow (the store's reads), factorized there."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        values = values.astype("category")
     if isinstance(values.dtype, pd.CategoricalDtype):
         used = values.cat.remove_unused_categories()
         names = used.cat.categories.astype("string")

@@ -20,17 +20,6 @@ JOINED = ("SELECT s.call_id, count(*) AS n, max(c.duration_ms) AS longest FROM r
           "GROUP BY s.call_id ORDER BY s.call_id")
 
 
-@pytest.fixture()
-def demo_store(demo_sqlite, tmp_path):
-    url, _ = demo_sqlite
-    source = loaders.engine_for(url)
-    folder = Path(tmp_path) / "store"
-    store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
-    source.dispose()
-    yield store.open_store(folder)
-    store.close(folder)
-
-
 def _limit(engine) -> str:
     return loaders.query(engine, "SELECT current_setting('memory_limit') AS v", {})["v"].iloc[0]
 
