@@ -93,6 +93,20 @@ def demo_mariadb(mariadb_url, tmp_path_factory):
     return mariadb_url, truth
 
 
+@pytest.fixture()
+def demo_store(demo_sqlite, tmp_path):
+    """The demo world's store, filled and opened read-only as the analyses open it."""
+    from rca_toolkit.sources import loaders, store
+
+    url, _ = demo_sqlite
+    source = loaders.engine_for(url)
+    folder = Path(tmp_path) / "store"
+    store.refresh(source, folder, storage_zone=loaders.storage_zone(source))
+    source.dispose()
+    yield store.open_store(folder)
+    store.close(folder)
+
+
 @pytest.fixture
 def store_waits(monkeypatch) -> list[float]:
     """The waits the store's rate limiter asks for, recorded instead of slept (at tens of rows a second a refresh
