@@ -17,6 +17,8 @@ def per_distinct(values: pd.Series, fn, missing=None) -> np.ndarray:
     """
     if isinstance(values.dtype, pd.CategoricalDtype):  # its codes are the factorization (-1: missing)
         codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+    elif isinstance(values.dtype, pd.StringDtype):  # texts (in Arrow: the store's reads) factorized as they are
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
     else:
         codes, uniques = pd.factorize(values.astype("object"), use_na_sentinel=True)
     results = np.empty(len(uniques) + 1, dtype=object)

@@ -163,17 +163,17 @@ def attempt_traces(engine, schema, start, end, company_id, *, lean: bool, stored
            f"t.started_at AS started_at, t.function_name, t.status, CASE WHEN {response} THEN t.output_result END "
            f"AS output_result, {details} AS error_details, {of.started_at} AS session_started_at, {of.real} AS real_call{agents} "
            f"FROM retell_function_traces t{join} WHERE " + " AND ".join(where))
-    # ORDER BY done here, as SQLite and MariaDB order stored values (NULL first). Why: sorting this join with its JSON in
-    # DuckDB (the local store) needs the whole sorted result in its memory; past its limit it fails instead of spilling
-    frame = loaders.query(engine, sql, params).sort_values(["started_at", "trace_id"], kind="stable", na_position="first")
-    frame = frame.reset_index(drop=True)
+    frame = loaders.query(engine, sql, params)
     # a handful of names and statuses in 100k+ rows: categories once, then every rule runs per category
     for col in ("function_name", "status"):  # column by column: DataFrame.astype would copy every other column too
         frame[col] = frame[col].astype("category")
+    for col in ("output_result", "error_details"):  # decoded before the sort: it then moves shared objects, not texts
+        frame[col] = _decode(frame[col])
+    # ORDER BY done here, as SQLite and MariaDB order stored values (NULL first). Why: sorting this join with its JSON in
+    # DuckDB (the local store) needs the whole sorted result in its memory; past its limit it fails instead of spilling
+    frame = frame.sort_values(["started_at", "trace_id"], kind="stable", na_position="first").reset_index(drop=True)
     frame = loaders.to_utc(frame, ["started_at"], zone)
     frame = loaders.to_utc(frame, ["session_started_at"], zone, flags=False)
-    for col in ("output_result", "error_details"):
-        frame[col] = _decode(frame[col])
     frame["family"] = functions.family_series(frame["function_name"])
     booking = frame["family"].isin(functions.BOOKING_FAMILIES).to_numpy()
     frame = frame if booking.all() else frame[booking].reset_index(drop=True)
