@@ -207,7 +207,9 @@ def _frame(native, sql: str, values: list) -> pd.DataFrame:
     """The statement's rows streamed out as Arrow; texts stay in Arrow (``ARROW_TEXT``), every other column is
     converted by DuckDB as its own ``.df()`` converts it. Why: a Python object per text per row cost most of a
     read's time and memory (a million sessions: 4.1 s and 800 MiB as a frame, then memory Python kept after
-    the texts became categories; in Arrow 1.4 s and 320 MiB), with the same str semantics (a missing text is NaN)."""
+    the texts became categories; in Arrow 1.4 s and 320 MiB), with the same str semantics (a missing text is NaN).
+    Only ``sources`` sees them so: ``loaders.typed`` makes them categories in Arrow, or the toolkit's Python-backed
+    text (``rca_toolkit.frames``: ``isin`` over Arrow text with 100k values to look up takes ten times as long)."""
     relation = native.cursor().sql(sql, params=values or None)
     table = relation.to_arrow_reader(BATCH_ROWS).read_all()
     texts = [i for i, f in enumerate(table.schema) if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
