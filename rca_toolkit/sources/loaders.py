@@ -587,9 +587,9 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
                                                  include_test, ["t.id >= :id_lo", "t.id < :id_hi"] if ids_in else [],
                                                  dict(ids_in), raw="stored_at")
         parts.append(part if keep is None else part[np.asarray(keep(part), dtype=bool)])
-    # in the order one statement gives: stored time (text on SQLite), id; NULL times where the backend puts them
+    # in the order one statement gives: stored time (text on SQLite), id; NULL first (the store too: store.engine.NULL_ORDER)
     frame = parts[0].reset_index(drop=True) if len(parts) == 1 else pd.concat(parts, ignore_index=True).sort_values(
-        ["stored_at", "error_id"], kind="stable", na_position="last" if store.is_store(engine) else "first",
+        ["stored_at", "error_id"], kind="stable", na_position="first",
         key=lambda col: col.astype("string") if col.dtype == object else col, ignore_index=True)
     frame = frame.drop(columns="stored_at")
     # decoded once per distinct text (a handful for 100k errors); equal texts share one object: read-only

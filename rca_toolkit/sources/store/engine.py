@@ -136,6 +136,9 @@ _ONE_QUERY = threading.Lock()
 # frames in pandas (a two-month compare at 1M calls: 1.1 GiB at 256 MiB, 0.97 GiB at 128 MiB); a statement that
 # needs more is run again with more (_with_memory)
 READ_MIB = 128
+# NULL sorts before every value, as SQLite and MariaDB sort it (DuckDB's own default puts it last): a statement's
+# ORDER BY gives the store's rows in the order the database read directly gives them
+NULL_ORDER = "nulls_first_on_asc_last_on_desc"
 
 
 def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
@@ -150,6 +153,7 @@ def query_frame(engine: sa.Engine, sql: str, params: dict) -> pd.DataFrame:
         if native is None:
             native = _NATIVE[engine] = files.connect(Path(engine.rca_store) / files.STORE_FILE, read_only=True)
             native.execute(f"SET memory_limit = '{READ_MIB}MiB'")
+            native.execute(f"SET default_null_order = '{NULL_ORDER}'")
         try:
             frame = _with_memory(native, compiled.string, values)
         finally:  # closed when no statement follows within IDLE_S
