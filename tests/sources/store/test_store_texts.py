@@ -37,12 +37,14 @@ def test_texts_come_back_in_arrow_with_the_sources_values_and_its_missing_ones(d
     assert _values(stored["duration_ms"]) == _values(direct["duration_ms"].astype("Int64"))
 
 
-def test_a_statement_with_no_rows_or_two_columns_alike_keeps_its_columns(demo_store):
+def test_a_statement_with_no_rows_or_two_columns_alike_keeps_its_columns(demo_sqlite, demo_store):
     empty = loaders.query(demo_store, "SELECT call_id, duration_ms FROM retell_call_sessions WHERE 1 = 0", {})
     assert list(empty.columns) == ["call_id", "duration_ms"] and len(empty) == 0
     assert empty["call_id"].dtype == ARROW_TEXT
-    twice = loaders.query(demo_store, "SELECT call_id, company_id, call_id FROM retell_call_sessions ORDER BY id", {})
-    assert len(twice.columns) == 3 and twice.iloc[:, 0].equals(twice.iloc[:, 2])
+    sql = "SELECT company_id, call_id, company_id, call_id FROM retell_call_sessions ORDER BY id"
+    twice, direct = loaders.query(demo_store, sql, {}), loaders.query(loaders.engine_for(demo_sqlite[0]), sql, {})
+    assert list(twice.columns) == list(direct.columns) == ["company_id", "call_id", "company_id", "call_id"]
+    assert twice.iloc[:, 0].equals(twice.iloc[:, 2]) and twice.iloc[:, 1].equals(twice.iloc[:, 3])
 
 
 @given(st.lists(st.one_of(st.none(), st.sampled_from(["ended", "in_progress", "Ended", "ended ", "über", "z", ""])),
