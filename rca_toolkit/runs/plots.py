@@ -298,7 +298,7 @@ def plot_calls_per_day(overview, *, ax=None) -> Figure:
     ax.set_ylabel(f"calls per day ({source_tz()})")
     title = "Calls per day" + (" (SYNTHETIC demo data)" if overview.synthetic else "")
     ax.set_title(title)
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small")  # beside the bars, never over them
     _day_axis(ax, days)
     span = f" from {days[0]} to {days[-1]}" if days else ""
     _describe(fig, f"Bar chart of calls per day{span} ({source_tz()}): {int(daily['calls'].sum())} calls, "
@@ -316,7 +316,7 @@ def plot_daily_success(overview, *, ax=None) -> Figure:
     ax.set_ylabel("booking success per day (%)")
     ax.set_title("Booking success by path" + (" (SYNTHETIC demo data)" if overview.synthetic else ""))
     if len(daily.columns):
-        ax.legend(loc="lower left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize="small")  # beside the lines, never over them
     _day_axis(ax, list(daily.index))
     days = list(daily.index)
     span = f" from {days[0]} to {days[-1]}" if days else ""

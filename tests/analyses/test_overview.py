@@ -83,6 +83,17 @@ def test_overview_plots_show_every_day(demo_sqlite):
     assert {line.get_label() for line in lines} == {"collect_appointment", "book_appointment"}
 
 
+def test_the_overview_legends_sit_beside_the_data_never_over_it(demo_sqlite):
+    """Seen in Chromium at 1M calls: the calls chart's legend hid its first five days' bars."""
+    url, _ = demo_sqlite
+    world = overview.summarize(loaders.calls(url), _per_day(url))
+    for fig in (plots.plot_calls_per_day(world), plots.plot_daily_success(world)):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend, area = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend.x0 >= area.x1, ax.get_title()  # right of the plotting area (reports save the figure's tight box)
+
+
 def test_the_summary_reads_production_counts_with_thousands_separators(demo_db):
     """At 1M calls the overview said '107068 stuck sessions; 3692 closed by cleanup' beside '1,031,316 calls'."""
     from dataclasses import replace
