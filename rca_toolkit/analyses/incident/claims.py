@@ -178,8 +178,8 @@ def judge(claim: Claim, attempts: pd.DataFrame, errors: pd.DataFrame, query: Sig
     count = int(len(carrying))
     source = ("error-log rows carrying the signature (rca_toolkit.sources.loaders.errors, real call ids; "
               "rca_toolkit.analyses.incident.signature)")
-    times = errors["occurred_at"] if error_times is None else error_times
-    if att.empty and not ((times >= claim.start) & (times < claim.end)).any():
+    seen = err if error_times is None else in_window(error_times.to_frame("occurred_at"), "occurred_at", claim.start, claim.end)
+    if att.empty and seen.empty:
         return ClaimResult(claim, "not measurable", None, None, 0,
                            f"no booking attempt and no error row at all for {where}: the data says nothing about it")
     status = "verified" if abs(count - claim.expected) <= claim.tolerance else "contradicted"
