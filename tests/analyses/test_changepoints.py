@@ -256,3 +256,41 @@ def test_candidates_are_ranked_as_the_rule_says_on_every_list():
         assert [c["commit"] for c in rank_candidates(deployments, at, first_new=first_new)] == expected
 
     check()
+
+
+def test_changes_fold_as_the_rule_says_on_every_list():
+    """Hypothesis: :meth:`ChangePoints.folded` groups as its rule reads, written plainly here (each change, finest
+    resolution first then by time, joins the first group of its series and direction within ``FOLD_WITHIN`` that
+    lacks its resolution), whatever the list holds: equal times, the one-day edge, several series. It compares times
+    as integers, because at 1M calls a thousand changes folded as Timestamps took 0.65 s per report section."""
+    from hypothesis import given, settings, strategies as st
+
+    from rca_toolkit.analyses.compare.changepoints import FOLD_WITHIN, RESOLUTIONS, Change, ChangePoints
+
+    start = pd.Timestamp("2025-10-13T00:00Z")
+    changes = st.lists(st.tuples(st.sampled_from(["all", "book_appointment"]), st.sampled_from(RESOLUTIONS),
+                                 st.sampled_from(["broke", "recovered"]), st.sampled_from([0, 1, 12, 23, 24, 25, 48])),
+                       max_size=14)
+
+    def plain(found: list[Change]) -> list[tuple[Change, list[str]]]:
+        order = {r: i for i, r in enumerate(RESOLUTIONS)}
+        groups: list[tuple[Change, list[str]]] = []
+        for c in sorted(found, key=lambda c: (order[c.resolution], c.at)):
+            same = next((g for g in groups if g[0].series == c.series and g[0].direction == c.direction
+                         and abs(g[0].at - c.at) <= FOLD_WITHIN and c.resolution not in g[1]), None)
+            if same is None:
+                groups.append((c, [c.resolution]))
+            else:
+                same[1].append(c.resolution)
+        series_order = list(dict.fromkeys(c.series for c in found))
+        return sorted(groups, key=lambda g: (series_order.index(g[0].series), g[0].at))
+
+    @settings(max_examples=300, deadline=None)
+    @given(changes)
+    def check(drawn):
+        found = [Change(series, res, (start, start + pd.Timedelta(hours=h)), direction, 0.9, 10, 0.1, 10, float(i))
+                 for i, (series, res, direction, h) in enumerate(drawn)]
+        got = ChangePoints(found, {}).folded()
+        assert [(id(c), resolutions) for c, resolutions in got] == [(id(c), resolutions) for c, resolutions in plain(found)]
+
+    check()

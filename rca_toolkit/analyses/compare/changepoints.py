@@ -133,11 +133,15 @@ class ChangePoints:
         resolutions that agree."""
         order = {r: i for i, r in enumerate(RESOLUTIONS)}
         groups: list[tuple[Change, list[str]]] = []
+        # the groups of each series and direction in the order made, with their time in ns: at 1M calls a thousand
+        # changes compared as Timestamps with every group took 0.65 s, and a report folds three times
+        of_kind: dict[tuple[str, str], list[tuple[int, tuple[Change, list[str]]]]] = {}
         for c in sorted(self.changes, key=lambda c: (order.get(c.resolution, len(order)), c.at)):
-            same = next((g for g in groups if g[0].series == c.series and g[0].direction == c.direction
-                         and abs(g[0].at - c.at) <= FOLD_WITHIN and c.resolution not in g[1]), None)
+            at, kind = c.at.value, of_kind.setdefault((c.series, c.direction), [])
+            same = next((g for g_at, g in kind if abs(g_at - at) <= FOLD_WITHIN.value and c.resolution not in g[1]), None)
             if same is None:
                 groups.append((c, [c.resolution]))
+                kind.append((at, groups[-1]))
             else:
                 same[1].append(c.resolution)
         series_order = list(dict.fromkeys(c.series for c in self.changes))
