@@ -524,6 +524,25 @@ def test_change_point_attempts_apply_the_two_step_rule(demo_sqlite):
         == {"success": two_step["success"], "failed": two_step["failed"]}
 
 
+@pytest.mark.parametrize("window", [{}, {"start": "2025-10-10T00:00:00+02:00", "end": "2025-10-20T00:00:00+02:00"}])
+def test_change_point_attempts_are_the_booking_attempts_row_for_row(demo_db, window):
+    """The change points' series read from the attempts' traces alone is ``booking_attempts``' rows for every ``by`` it
+    serves: the same attempts (test calls left out, validated starts of two-step bookings too), times, groups and
+    success, on SQLite and MariaDB, over the whole world and a window."""
+    from rca_toolkit.analyses.bookings import outcomes
+    from rca_toolkit.analyses.compare.before_after import changepoint_attempts
+    from rca_toolkit.sources import loaders
+
+    engine = loaders.engine_for(demo_db[0])
+    full = outcomes.booking_attempts(engine, **window)
+    lean = changepoint_attempts(engine, start=window.get("start"), end=window.get("end"))
+    assert len(full) > 100 and full["outcome"].eq("success").any() and not full["outcome"].eq("success").all()
+    assert lean["at"].tolist() == full["at"].tolist()
+    assert lean["outcome"].eq("success").tolist() == full["outcome"].eq("success").tolist()
+    for by in ("path", "family", "function_name", "company_id"):
+        assert lean[by].astype(str).tolist() == full[by].astype(str).tolist(), by
+
+
 @pytest.mark.mariadb
 def test_aggregated_path_equals_the_row_path_for_rows_at_a_bound_on_mariadb(demo_mariadb):
     """MariaDB stores UTC, so the statements place every row themselves: a session started at the instant the two
