@@ -136,3 +136,25 @@ def test_signature_keys_are_the_signatures_of_the_texts_themselves():
         assert signature_keys(both).tolist() == signatures(both)["signature"].tolist()
 
     check()
+
+
+def test_renumbering_in_arrow_is_the_rule_text_by_text():
+    """Hypothesis: :func:`renumbered` (RE2 in Arrow for ASCII texts naming one call id) gives what
+    :func:`call_ids_renumbered` gives each text, whatever stands beside the ids: letters outside ASCII (where RE2's
+    word boundary is not Python's), several ids, ids of every length the mask takes and the ones it does not."""
+    from hypothesis import given, settings, strategies as st
+
+    from rca_toolkit.rules.signatures import call_ids_renumbered, renumbered
+
+    beside = st.sampled_from(["", "é", "ß", "日", "_", "-", " ", "x", "9", "'"])
+    ids = st.sampled_from(IDS + ["call_" + "f" * 19, "call_" + "7" * 27 + "g", "call_" + "ab" * 15])
+    near_id = st.builds(lambda a, x, b: a + x + b, beside, ids, beside)
+    text = st.one_of(_texts(), st.lists(st.one_of(near_id, st.sampled_from(PIECES[:3])), max_size=4).map(" ".join))
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.one_of(text, st.none()), max_size=6))
+    def check(texts):
+        want = [call_ids_renumbered(t) if isinstance(t, str) else None for t in texts]
+        assert renumbered(texts).to_pylist() == want
+
+    check()
