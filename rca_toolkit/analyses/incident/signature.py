@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.rules.signatures import signature_keys, signature_of
+from rca_toolkit.rules.signatures import renumbered, signature_of
 from rca_toolkit.sources.formats.laravel_log import HEADER as LOG_HEADER
 
 
@@ -28,8 +30,7 @@ class SignatureQuery:
     text: str
     normalised: str | None
     pasted: str | None = None  # the log line given, when its message is the query
-    # text -> carries it, for every text judged: one incident asks of the same texts several times (the impact, the
-    # onset, the claims), each time a million distinct texts at 1M calls
+    # each text shape judged (its call ids renumbered) -> carries it: one incident asks of the same texts several times
     judged: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -44,24 +45,40 @@ class SignatureQuery:
         return cls(clean, signature_of(clean))
 
     def matches(self, messages: pd.Series) -> np.ndarray:
-        """Boolean mask: which messages carry the signature (missing messages never do)."""
+        """Boolean mask: which messages carry the signature (missing messages never do); each distinct text is judged
+        once, in Arrow where it can be (at 1M calls a million distinct texts)."""
         if messages.empty:
             return np.zeros(0, dtype=bool)
-        codes, distinct = pd.factorize(messages.astype("object"), use_na_sentinel=True)
-        if not len(distinct):
-            return np.zeros(len(messages), dtype=bool)
-        texts = [str(t) for t in distinct]
+        if isinstance(messages.dtype, pd.StringDtype) and messages.dtype.storage == "pyarrow":
+            values = pa.array(messages.array)  # the store's texts: no Python string made
+        else:
+            values = pa.array([v if isinstance(v, str) else str(v) for v in messages.astype("object").where(messages.notna(), None)],
+                              type=pa.large_string())
+        encoded = values.cast(pa.large_string()).dictionary_encode()
+        hit = np.append(self._carries(encoded.dictionary), False)  # the last slot answers a missing message
+        return hit[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
+
+    def _carries(self, texts: pa.Array) -> np.ndarray:
+        """The rule, per distinct text: the query in the raw text (case-insensitively), else in its signature, or the
+        signature is the query's. Raw texts are searched in Arrow where the text is ASCII (casefolding is then lower
+        case, which Arrow's ``ignore_case`` is; a query outside ASCII is in no ASCII text), the others one by one; the
+        signatures are parsed once per text shape (:func:`rca_toolkit.rules.signatures.renumbered`) and remembered."""
         needle = self.text.casefold()
-        for text in texts:  # the query in the raw text: no parse needed
-            if text not in self.judged and needle in text.casefold():
-                self.judged[text] = True
-        unparsed = pd.Series([t for t in texts if t not in self.judged], dtype="object")
-        if len(unparsed):
-            sigs = signature_keys(unparsed).astype("object").fillna("")
-            self.judged.update((t, needle in s.casefold() or (self.normalised is not None and s == self.normalised))
-                               for t, s in zip(unparsed, sigs))
-        hit = np.array([self.judged[t] for t in texts], dtype=bool)
-        return np.where(codes < 0, False, hit[np.maximum(codes, 0)])
+        ascii_ = pc.string_is_ascii(texts).to_numpy(zero_copy_only=False)
+        raw = np.zeros(len(texts), dtype=bool)
+        if needle.isascii():
+            raw = pc.match_substring(texts, needle, ignore_case=True).to_numpy(zero_copy_only=False) & ascii_
+        for i in np.flatnonzero(~ascii_):
+            raw[i] = needle in texts[i].as_py().casefold()
+        rest = np.flatnonzero(~raw)
+        keys = renumbered(texts.take(pa.array(rest))).dictionary_encode()
+        for key in keys.dictionary.to_pylist():
+            if key not in self.judged:
+                sig = signature_of(key) or ""
+                self.judged[key] = needle in sig.casefold() or (self.normalised is not None and sig == self.normalised)
+        by_key = np.array([self.judged[k] for k in keys.dictionary.to_pylist()] + [False], dtype=bool)
+        raw[rest] = by_key[keys.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
+        return raw
 
 
 __all__ = ["SignatureQuery"]
