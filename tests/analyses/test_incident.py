@@ -425,10 +425,10 @@ MESSAGES = ["SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by'
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["unknown COLUMN 'created_by'", "[1054] Unknown column 'created_by' in 'field list'",
-                        "Duplicate entry '?' for key", "409", "field list", "price", "straße", "strasse", "k", "\u0130",
+                        "Duplicate entry '?' for key", "409", "field list", "price", "straße", "strasse", "k", "\u0130", "none",
                         "Duplicate entry 'call_a1a1a1a1a1a1a1a1a1a1a1a1a1f' for key 'k'"]),
-       st.lists(st.lists(st.one_of(st.sampled_from(MESSAGES), st.text(max_size=40), st.none()), max_size=8),
-                min_size=1, max_size=4),
+       st.lists(st.lists(st.one_of(st.sampled_from(MESSAGES), st.text(max_size=40), st.none(), st.integers(0, 500)),
+                         max_size=8), min_size=1, max_size=4),
        st.sampled_from(["object", "string", pd.StringDtype("pyarrow", na_value=np.nan)]))
 def test_a_query_asked_again_judges_every_text_as_the_rule_does(query, batches, dtype):
     """The rule (module docstring): the normalised signatures are equal, or the query occurs case-insensitively in

@@ -52,8 +52,8 @@ class SignatureQuery:
         if isinstance(messages.dtype, pd.StringDtype) and messages.dtype.storage == "pyarrow":
             values = pa.array(messages.array)  # the store's texts: no Python string made
         else:
-            values = pa.array([v if isinstance(v, str) else str(v) for v in messages.astype("object").where(messages.notna(), None)],
-                              type=pa.large_string())
+            values = pa.array([v if v is None or isinstance(v, str) else str(v)
+                               for v in messages.astype("object").where(messages.notna(), None)], type=pa.large_string())
         encoded = values.cast(pa.large_string()).dictionary_encode()
         hit = np.append(self._carries(encoded.dictionary), False)  # the last slot answers a missing message
         return hit[encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
