@@ -158,3 +158,26 @@ def test_renumbering_in_arrow_is_the_rule_text_by_text():
         assert renumbered(texts).to_pylist() == want
 
     check()
+
+
+def test_signatures_parsed_per_shape_are_each_texts_own():
+    """Hypothesis: :func:`signatures` (one parse per text shape, its call ids renumbered) gives every field
+    :func:`normalise` gives each text itself, wherever the ids stand: an unknown column, table or key named like a
+    call (parsed text by text), quoted, in a tail, several of them; missing texts and numbers too."""
+    from hypothesis import given, settings, strategies as st
+
+    from rca_toolkit.rules.signatures import normalise
+
+    cols = ["signature", "sqlstate", "errno", "column", "table", "location", "truncated_context"]
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.one_of(_texts(), st.none(), st.integers(0, 9)), min_size=1, max_size=6))
+    def check(texts):
+        got = signatures(pd.Series(texts, index=range(10, 10 + len(texts)), dtype="object"))
+        assert got.index.tolist() == list(range(10, 10 + len(texts)))
+        for (_, row), text in zip(got.iterrows(), texts):
+            want = normalise(text) if isinstance(text, str) else None
+            values = [None if pd.isna(row[c]) else row[c] for c in cols]
+            assert values == ([getattr(want, c) for c in cols[:-1]] + [want.truncated_context] if want else [None] * 6 + [False])
+
+    check()
