@@ -681,3 +681,20 @@ def test_count_claims_name_their_metric_and_have_no_n(result):
     assert "signature errors" in table.loc[count.claim.claim, "metric"]
     assert table.loc[rate.claim.claim, "n"] == rate.n and "booking success rate" in table.loc[rate.claim.claim, "metric"]
     assert "| signature errors (error rows carrying the signature only) |" in result.to_markdown()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3 * 3600, 3 * 3600), st.sampled_from(["a", "b", "(unattributed)"])), min_size=1,
+                max_size=12),
+       st.sampled_from(["2025-10-25T22:00:00Z", "2025-10-26T00:30:00Z", "2025-03-30T01:00:00Z", "2025-10-13T22:00:00Z"]))
+def test_errors_per_day_are_each_rows_local_date(offsets, around):
+    """``daily_errors`` writes each day once: its days and counts are those of each row's date in the source zone
+    (Europe/Berlin) written one by one, near midnight and the DST changes too (the plain rule written here)."""
+    from rca_toolkit.analyses.incident.groups import daily_errors
+
+    at = pd.Timestamp(around)
+    rows = pd.DataFrame({"occurred_at": [at + pd.Timedelta(seconds=s) for s, _ in offsets], "group": [g for _, g in offsets]})
+    rows["occurred_at"] = rows["occurred_at"].astype("datetime64[us, UTC]")
+    day = rows["occurred_at"].dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%d")
+    want = rows.assign(day=day).groupby(["day", "group"]).size().rename("errors").reset_index()
+    pd.testing.assert_frame_equal(daily_errors(rows), want.sort_values(["day", "group"], kind="stable").reset_index(drop=True))

@@ -134,7 +134,7 @@ def impacts(attempts: pd.DataFrame, errors: pd.DataFrame, query: SignatureQuery,
             rescued=int(failing["rescued_by_webhook"].fillna(False).astype(bool).sum()), attempts=int(len(own)),
             first_bad=first_bad, last_bad=last_bad, last_clean=before["at"].max() if len(before) else None,
             recovered_at=after["at"].min() if len(after) else None,
-            code_paths=sorted(set(failing["code_path"].dropna().astype(str)) | set(rows["frame"].dropna().astype(str))),
+            code_paths=sorted(set(map(str, failing["code_path"].dropna().unique())) | set(map(str, rows["frame"].dropna().unique()))),
             limited_by_window=bool(since_given and before.empty)))
     return out, daily_errors(err)
 
@@ -144,9 +144,11 @@ def daily_errors(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame({"day": pd.Series(dtype="object"), "group": pd.Series(dtype="object"),
                              "errors": pd.Series(dtype="int64")})
-    day = rows["occurred_at"].dt.tz_convert(source_tz()).dt.strftime("%Y-%m-%d")
+    # each day written once, not each row (2M rows of a broad signature at 1M calls: 1.7 s); wall time: no DST midnight
+    day = rows["occurred_at"].dt.tz_convert(source_tz()).dt.tz_localize(None).dt.normalize()
     counts = rows.assign(day=day).groupby(["day", "group"]).size().rename("errors").reset_index()
-    return counts.sort_values(["day", "group"], kind="stable").reset_index(drop=True)
+    counts = counts.sort_values(["day", "group"], kind="stable").reset_index(drop=True)
+    return counts.assign(day=counts["day"].dt.strftime("%Y-%m-%d"))
 
 
 __all__ = ["GROUP_COLUMNS", "GroupImpact", "NO_VALUE", "UNATTRIBUTED", "attempt_groups", "check_by", "daily_errors",
