@@ -226,8 +226,8 @@ def signatures(messages: pd.Series) -> pd.DataFrame:
     texts = np.asarray(distinct, dtype=object)
     keys = renumbered(texts).dictionary_encode()
     shapes = [normalise(k) for k in keys.dictionary.to_pylist()]  # rows 0..K-1 of the table; row K: no text
-    names_id = np.array([p is not None and any(isinstance(v, str) and _CALL_ID_MASK.search(v) for v in (p.column, p.table, p.location))
-                         for p in shapes] + [False], dtype=bool)
+    names_id = np.array([p is not None and any(isinstance(v, str) and _CALL_ID_MASK.search(v)
+                                               for v in (p.column, p.table, p.location)) for p in shapes] + [False], dtype=bool)
     shape_of = keys.indices.fill_null(-1).to_numpy(zero_copy_only=False)  # each distinct text's shape, -1: no text
     row_of = np.append(np.where(shape_of < 0, len(shapes), shape_of), len(shapes))  # the last slot: a missing message
     own = np.flatnonzero(names_id[shape_of])  # parsed text by text: rows K+1, K+2, ...

@@ -134,7 +134,8 @@ def impacts(attempts: pd.DataFrame, errors: pd.DataFrame, query: SignatureQuery,
             rescued=int(failing["rescued_by_webhook"].fillna(False).astype(bool).sum()), attempts=int(len(own)),
             first_bad=first_bad, last_bad=last_bad, last_clean=before["at"].max() if len(before) else None,
             recovered_at=after["at"].min() if len(after) else None,
-            code_paths=sorted(set(map(str, failing["code_path"].dropna().unique())) | set(map(str, rows["frame"].dropna().unique()))),
+            code_paths=sorted(set(map(str, failing["code_path"].dropna().unique()))
+                              | set(map(str, rows["frame"].dropna().unique()))),
             limited_by_window=bool(since_given and before.empty)))
     return out, daily_errors(err)
 
