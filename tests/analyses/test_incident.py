@@ -432,7 +432,7 @@ MESSAGES = ["SQLSTATE[42S22]: Column not found: 1054 Unknown column 'created_by'
        st.sampled_from(["object", "string", pd.StringDtype("pyarrow", na_value=np.nan)]))
 def test_a_query_asked_again_judges_every_text_as_the_rule_does(query, batches, dtype):
     """The rule (module docstring): the normalised signatures are equal, or the query occurs case-insensitively in
-    the raw text or in its signature. Asked of several frames in turn (texts judged once, remembered), each answer
+    the raw text or in its signature. Asked of several frames in turn (each text shape judged once, remembered), each answer
     is the rule's, whatever holds the texts (Python objects, pandas' text, the store's Arrow text) and whatever
     they are (letters outside ASCII, which casefold differently, call ids renumbered in Arrow)."""
     q = SignatureQuery.of(query)
