@@ -201,14 +201,20 @@ def renumbered(texts) -> pa.Array:
     return keys
 
 
+def shapes(texts) -> tuple[list[str], np.ndarray]:
+    """The distinct shapes of ``texts`` (their call ids renumbered: :func:`renumbered`), and each text's shape as a
+    position among them (-1: no text): what is parsed once per shape."""
+    keys = renumbered(texts).dictionary_encode()
+    return keys.dictionary.to_pylist(), keys.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+
+
 def signature_keys(messages: pd.Series) -> pd.Series:
     """The ``signature`` column of :func:`signatures` alone (``string``, same index), parsed once per distinct text with
     its call ids renumbered (:func:`call_ids_renumbered`, :func:`renumbered`). Why: at 1M calls each duplicate-entry
     error names its own call: a million distinct texts of one signature, 70 s to parse one by one (``rca incident``)."""
     codes, distinct = pd.factorize(messages, use_na_sentinel=True)
-    keys = renumbered(np.asarray(distinct, dtype=object)).dictionary_encode()
-    key_codes = keys.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    parsed = np.array([signature_of(k) for k in keys.dictionary.to_pylist()] + [None], dtype=object)  # the last: no text
+    keys, key_codes = shapes(np.asarray(distinct, dtype=object))
+    parsed = np.array([signature_of(k) for k in keys] + [None], dtype=object)  # the last: no text
     per_text = np.append(parsed[key_codes], None)  # key_codes -1 picks the last slot too
     return pd.Series(per_text[codes], index=messages.index, dtype="string")
 
@@ -224,15 +230,14 @@ def signatures(messages: pd.Series) -> pd.DataFrame:
     cols = ["signature", "sqlstate", "errno", "column", "table", "location", "truncated_context"]
     codes, distinct = pd.factorize(messages, use_na_sentinel=True)
     texts = np.asarray(distinct, dtype=object)
-    keys = renumbered(texts).dictionary_encode()
-    shapes = [normalise(k) for k in keys.dictionary.to_pylist()]  # rows 0..K-1 of the table; row K: no text
+    keys, shape_of = shapes(texts)  # shape_of: each distinct text's shape, -1: no text
+    by_shape = [normalise(k) for k in keys]  # rows 0..K-1 of the table; row K: no text
     names_id = np.array([p is not None and any(isinstance(v, str) and _CALL_ID_MASK.search(v)
-                                               for v in (p.column, p.table, p.location)) for p in shapes] + [False], dtype=bool)
-    shape_of = keys.indices.fill_null(-1).to_numpy(zero_copy_only=False)  # each distinct text's shape, -1: no text
-    row_of = np.append(np.where(shape_of < 0, len(shapes), shape_of), len(shapes))  # the last slot: a missing message
+                                               for v in (p.column, p.table, p.location)) for p in by_shape] + [False], dtype=bool)
+    row_of = np.append(np.where(shape_of < 0, len(by_shape), shape_of), len(by_shape))  # the last slot: a missing message
     own = np.flatnonzero(names_id[shape_of])  # parsed text by text: rows K+1, K+2, ...
-    row_of[own] = len(shapes) + 1 + np.arange(len(own))
-    parsed = shapes + [None] + [normalise(texts[i]) for i in own]
+    row_of[own] = len(by_shape) + 1 + np.arange(len(own))
+    parsed = by_shape + [None] + [normalise(texts[i]) for i in own]
     table = pd.DataFrame([[getattr(p, c) for c in cols] if p else [None] * len(cols) for p in parsed], columns=cols)
     table["errno"] = pd.array(table["errno"].to_numpy(dtype=object), dtype="Int64")  # typed per row of the table
     for col in ("signature", "sqlstate", "column", "table", "location"):

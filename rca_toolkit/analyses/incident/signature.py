@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.rules.signatures import renumbered, signature_of
+from rca_toolkit.rules.signatures import shapes, signature_of
 from rca_toolkit.sources.formats.laravel_log import HEADER as LOG_HEADER
 
 
@@ -62,7 +62,7 @@ class SignatureQuery:
         """The rule, per distinct text: the query in the raw text (case-insensitively), else in its signature, or the
         signature is the query's. Raw texts are searched in Arrow where the text is ASCII (casefolding is then lower
         case, which Arrow's ``ignore_case`` is; a query outside ASCII is in no ASCII text), the others one by one; the
-        signatures are parsed once per text shape (:func:`rca_toolkit.rules.signatures.renumbered`) and remembered."""
+        signatures are parsed once per text shape (:func:`rca_toolkit.rules.signatures.shapes`) and remembered."""
         needle = self.text.casefold()
         ascii_ = pc.string_is_ascii(texts).to_numpy(zero_copy_only=False)
         raw = np.zeros(len(texts), dtype=bool)
@@ -71,13 +71,12 @@ class SignatureQuery:
         for i in np.flatnonzero(~ascii_):
             raw[i] = needle in texts[i].as_py().casefold()
         rest = np.flatnonzero(~raw)
-        keys = renumbered(texts.take(pa.array(rest))).dictionary_encode()
-        for key in keys.dictionary.to_pylist():
+        keys, key_of = shapes(texts.take(pa.array(rest)))
+        for key in keys:
             if key not in self.judged:
                 sig = signature_of(key) or ""
                 self.judged[key] = needle in sig.casefold() or (self.normalised is not None and sig == self.normalised)
-        by_key = np.array([self.judged[k] for k in keys.dictionary.to_pylist()] + [False], dtype=bool)
-        raw[rest] = by_key[keys.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
+        raw[rest] = np.array([self.judged[k] for k in keys] + [False], dtype=bool)[key_of]
         return raw
 
 
