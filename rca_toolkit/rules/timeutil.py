@@ -41,6 +41,13 @@ def midnight(day: date, tz: str | None = None) -> pd.Timestamp:
     return pd.Timestamp(day).tz_localize(tz or source_tz(), ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
 
 
+def local_days(instants: pd.Series, tz: str | None = None) -> pd.Series:
+    """Each instant's calendar day in ``tz`` (default :func:`source_tz`) as its naive midnight; missing stays missing.
+    Taken from the wall time, so a day whose midnight the clocks skip has one too; each day can then be written
+    once, not each instant (a million error rows at 1M calls)."""
+    return pd.to_datetime(instants, utc=True).dt.tz_convert(tz or source_tz()).dt.tz_localize(None).dt.normalize()
+
+
 def day_edges(start, end) -> list[pd.Timestamp]:
     """``start``, every local midnight (:func:`midnight`) after it and before ``end``, then ``end`` (UTC): the bins
     of counts per local day (``attempt_counts(..., bins=...)``), each bin's left edge on the day it counts, DST

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from rca_toolkit.analyses.health import report as health_report
+from rca_toolkit.rules.timeutil import local_days
 
 FUNCTION = "rca_toolkit.analyses.health.report.health(db, day, '1d', company_id=0).verdict"
 
@@ -57,8 +58,7 @@ def days_seen(instants: pd.Series, tz: str) -> list[str]:
     (150k failures at 1M calls)."""
     if instants.empty:
         return []
-    local = pd.to_datetime(instants, utc=True).dt.tz_convert(tz).dt.tz_localize(None)  # wall time: no DST midnight
-    return sorted(day.strftime("%Y-%m-%d") for day in local.dt.normalize().dropna().unique())
+    return sorted(day.strftime("%Y-%m-%d") for day in local_days(instants, tz).dropna().unique())
 
 
 __all__ = ["Detection", "FUNCTION", "days_seen", "first_act_day"]

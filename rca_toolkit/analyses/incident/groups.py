@@ -29,7 +29,7 @@ import pandas as pd
 from rca_toolkit.analyses.bookings.outcomes import BY_COLUMNS
 from rca_toolkit.analyses.incident.signature import SignatureQuery
 from rca_toolkit.errors import ConfigError
-from rca_toolkit.rules.timeutil import source_tz
+from rca_toolkit.rules.timeutil import local_days
 
 GROUP_COLUMNS = ("path",) + tuple(BY_COLUMNS)
 # attempt column -> the error-log column that says the same thing for rows without an attempt
@@ -145,8 +145,7 @@ def daily_errors(rows: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame({"day": pd.Series(dtype="object"), "group": pd.Series(dtype="object"),
                              "errors": pd.Series(dtype="int64")})
-    # each day written once, not each row (2M rows of a broad signature at 1M calls: 1.7 s); wall time: no DST midnight
-    day = rows["occurred_at"].dt.tz_convert(source_tz()).dt.tz_localize(None).dt.normalize()
+    day = local_days(rows["occurred_at"])  # written once per day below, not per row (2M rows at 1M calls: 1.7 s)
     counts = rows.assign(day=day).groupby(["day", "group"]).size().rename("errors").reset_index()
     counts = counts.sort_values(["day", "group"], kind="stable").reset_index(drop=True)
     return counts.assign(day=counts["day"].dt.strftime("%Y-%m-%d"))
