@@ -49,8 +49,8 @@ class SignatureQuery:
         once, in Arrow where it can be (at 1M calls a million distinct texts)."""
         if messages.empty:
             return np.zeros(0, dtype=bool)
-        if isinstance(messages.dtype, pd.StringDtype) and messages.dtype.storage == "pyarrow":
-            values = pa.array(messages.array)  # the store's texts: no Python string made
+        if isinstance(messages.dtype, pd.StringDtype):  # texts: handed to Arrow in C (the store's: no copy at all)
+            values = pa.array(messages.array)
         else:
             values = pa.array([v if v is None or isinstance(v, str) else str(v)
                                for v in messages.astype("object").where(messages.notna(), None)], type=pa.large_string())
