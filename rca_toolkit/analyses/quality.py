@@ -159,9 +159,11 @@ def near_duplicates(frame: pd.DataFrame, *, window: pd.Timedelta = NEAR_DUPLICAT
         j = np.arange(lo, reach)
         i = np.arange(lo, hi)[:, None]
         near = (distances <= limit) & (distances > 0) & (j > i) & (j < ends[lo:hi, None])  # 0 edits: the same id
-        total += int(near.sum())
+        total += int(np.count_nonzero(near))
+        if keep is not None and len(pairs) >= keep:
+            continue  # counted; the pairs kept are in
         found = np.argwhere(near)  # row-major: by i, then j
-        for a, b in found if keep is None else found[:max(keep - len(pairs), 0)]:
+        for a, b in found if keep is None else found[:keep - len(pairs)]:
             first, second = ids[lo + a], ids[lo + b]
             odd, real = (first, second) if not call_ids.is_real_call_id(first) else (second, first)
             pairs.append({"call_id": odd, "similar_to": real, "edit_distance": int(distances[a, b]),

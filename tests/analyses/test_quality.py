@@ -171,6 +171,20 @@ def test_a_set_with_more_near_duplicates_than_a_report_can_list_keeps_a_thousand
     assert section.count("\n| call_") == MAX_EXAMPLES
 
 
+def test_pairs_past_the_kept_ones_are_still_counted_in_every_later_block():
+    """``keep`` bounds the pairs listed, never the count: ids over several cdist blocks, the first block alone
+    holding more pairs than are kept (any two ids here are at most two edits apart)."""
+    from rca_toolkit.analyses.quality import BLOCK, near_duplicates
+
+    chars = "0123456789abcdef"
+    ids = ["call_" + "a" * 25 + x + y for x in chars for y in chars][:3 * BLOCK + 5]
+    frame = pd.DataFrame({"call_id": ids, "started_at": pd.date_range("2025-10-18T10:00:00Z", periods=len(ids), freq="1s")})
+    every, total = near_duplicates(frame)
+    kept, counted = near_duplicates(frame, keep=3)
+    assert total == counted == len(every) == len(ids) * (len(ids) - 1) // 2
+    assert kept == every[:3]
+
+
 def test_frame_without_required_columns_is_an_error():
     with pytest.raises(SchemaError, match="started_at"):
         quality_report(pd.DataFrame({"call_id": ["x"], "call_status": ["ended"], "duration_ms": [1]}))
