@@ -133,7 +133,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
             inner = f"c.{column} AS v FROM retell_call_sessions s LEFT JOIN calls c ON c.retell_call_id = s.call_id{live}"
         # the exclusions are decided in SQL, left-out sessions count under NULL; CASE WHEN on a NULL condition takes
         # the ELSE branch: a missing call row or reason keeps the value. A live call row joined here says itself whether
-        # the call completed (one row per call): the store then hashes the calls once, not twice (0.53 -> 0.19 s)
+        # the call completed (one row per call): the store then hashes the calls once, not twice (1M calls: 0.58 -> 0.39 s)
         done = sessions.call_completed_sql("c") if alias == "c" and not outer and completed != "1 = 0" else completed
         stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=done)
         flags = {"side": side, "dropped": f"CASE WHEN {stuck} OR {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
