@@ -383,9 +383,8 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
     frame["id_kind"] = call_ids.id_kinds(frame["call_id"])
     frame["is_test"] = frame["id_kind"] != "retell"
     excluded, examples = 0, []
-    if not include_test:  # test sessions are few (P4): read with the window's, counted and dropped here
+    if not include_test:  # test sessions are few (P4): read with the window's, counted here and dropped once typed
         excluded, examples = int(frame["is_test"].sum()), sorted(frame.loc[frame["is_test"], "call_id"].astype(str))[:20]
-        frame = frame[~frame["is_test"]].reset_index(drop=True)
     as_of_ts = _instant(as_of, "as_of") if as_of is not None else pd.Timestamp.now(tz="UTC")
     frame["stuck"] = sessions.stuck(frame, as_of_ts)
     frame["closed_by_cleanup"] = sessions.closed_by_cleanup(frame["disconnection_reason"])
@@ -399,6 +398,10 @@ def calls(db=None, *, start=None, end=None, company_id=None, include_test: bool 
               "call_disconnection_reason", "session_outcome", "id_kind"],
         bools=["appointment_made"],
     )
+    if excluded:  # dropped once typed: the copy moves Python objects and codes, not the texts read (1M sessions: 1.0 s)
+        frame = frame[~frame["is_test"].to_numpy()].reset_index(drop=True)
+        for col in frame.select_dtypes("category"):  # as typed without them: categories of the values left
+            frame[col] = frame[col].cat.remove_unused_categories()
     frame.attrs = base_attrs(
         engine,
         window=[str(start_ts) if start_ts is not None else None, str(end_ts) if end_ts is not None else None],

@@ -31,6 +31,17 @@ def test_calls_exclude_test_ids_and_count_them(demo_db):
     assert set(with_tests.loc[with_tests["is_test"], "call_id"]) == set(truth["excluded_ids"])
 
 
+def test_calls_without_test_sessions_have_the_categories_of_their_own_values(demo_db):
+    """Test sessions are dropped once the frame is typed: no category is left that only a dropped row had (a
+    report's counts per status would list it at zero)."""
+    url, _ = demo_db
+    frame = loaders.calls(url)
+    assert frame.attrs["excluded_test_ids"] > 0 and not frame["is_test"].any()
+    assert list(frame["id_kind"].cat.categories) == ["retell"]
+    for col in frame.select_dtypes("category"):
+        assert set(frame[col].cat.categories) == set(frame[col].dropna()), col
+
+
 def test_calls_dtypes_are_compact_and_utc(demo_db):
     url, _ = demo_db
     frame = loaders.calls(url)
