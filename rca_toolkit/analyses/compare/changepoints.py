@@ -12,6 +12,8 @@ must move the rate by at least ``MIN_EFFECT`` and leave ``MIN_SEGMENT`` samples 
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -43,12 +45,14 @@ class CostBinomial:
         self._n = np.concatenate([[0.0], np.cumsum(signal[:, 1])])
 
     def errors(self, start, end) -> np.ndarray:
-        """The cost of each ``[start, end)`` (arrays of positions)."""
+        """The cost of each ``[start, end)`` (arrays of positions, or one of them a single position)."""
         k = self._k[end] - self._k[start]
         n = self._n[end] - self._n[start]
-        with np.errstate(divide="ignore", invalid="ignore"):  # the branches np.where leaves out
-            ll = np.where(k > 0, k * np.log(k / n), 0.0) + np.where(k < n, (n - k) * np.log((n - k) / n), 0.0)
-        return np.where(n > 0, -2.0 * ll, 0.0)
+        m = n - k
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 log 0 is NaN here, and set to 0 below
+            hits, misses = k * np.log(k / n), m * np.log(m / n)
+        hits[k <= 0], misses[m <= 0] = 0.0, 0.0  # in place: fewer passes than np.where (an empty segment: both 0)
+        return -2.0 * (hits + misses)
 
     def error(self, start: int, end: int) -> float:
         return float(self.errors(np.array([start]), np.array([end]))[0])
@@ -67,18 +71,23 @@ def binary_segmentation(cost: CostBinomial, n: int, *, min_size: int, pen: float
             if not len(splits):
                 best[(start, end)] = (None, 0)
             else:
-                gains = cost.error(start, end) - cost.errors(np.full(len(splits), start), splits) \
-                    - cost.errors(splits, np.full(len(splits), end))
+                gains = cost.error(start, end) - cost.errors(start, splits) \
+                    - cost.errors(splits, end)  # one end fixed: broadcast, not gathered
                 top = np.flatnonzero(gains == gains.max())[-1]  # ruptures: max of (gain, split), the later split on a tie
                 best[(start, end)] = (int(splits[top]), float(gains[top]))
         return best[(start, end)]
 
-    bkps = [n]
+    # the segments by best gain, the first (leftmost) of equal gains first, as max() over them in order gives it: a
+    # search of a thousand splits no longer looks at every segment again for each (0.4 s at 1M calls)
+    bkps, heap = [n], [(-best_split(0, n)[1], 0, n)]
     while True:
-        split, gain = max((best_split(a, b) for a, b in zip([0] + bkps[:-1], bkps)), key=lambda found: found[1])
+        _, start, end = heapq.heappop(heap)
+        split, gain = best_split(start, end)
         if split is None or not gain > pen:
             return bkps
-        bkps = sorted(bkps + [split])
+        bisect.insort(bkps, split)
+        for a, b in ((start, split), (split, end)):
+            heapq.heappush(heap, (-best_split(a, b)[1], a, b))
 
 
 @dataclass
