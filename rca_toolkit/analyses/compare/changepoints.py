@@ -77,8 +77,8 @@ def binary_segmentation(cost: CostBinomial, n: int, *, min_size: int, pen: float
                 best[(start, end)] = (int(splits[top]), float(gains[top]))
         return best[(start, end)]
 
-    # the segments by best gain, the first (leftmost) of equal gains first, as max() over them in order gives it: a
-    # search of a thousand splits no longer looks at every segment again for each (0.4 s at 1M calls)
+    # the segments by best gain (equal gains: the leftmost first, as max() over them in order gives it), so that a
+    # search of a thousand splits does not look at every segment again for each (1M calls: 0.1 s of 1.2 s)
     bkps, heap = [n], [(-best_split(0, n)[1], 0, n)]
     while True:
         _, start, end = heapq.heappop(heap)
