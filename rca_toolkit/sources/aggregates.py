@@ -134,7 +134,7 @@ def plan(db=None, *, windows: dict, as_of) -> Plan:
         # the exclusions are decided in SQL, left-out sessions count under NULL; CASE WHEN on a NULL condition takes
         # the ELSE branch: a missing call row or reason keeps the value. A live call row joined here says itself whether
         # the call completed (one row per call): the store then hashes the calls once, not twice (1M calls: 0.58 -> 0.39 s)
-        done = sessions.call_completed_sql("c") if alias == "c" and not outer and completed != "1 = 0" else completed
+        done = sessions.call_completed_sql("c") if alias == "c" and not outer and "status" in calls_cols else completed
         stuck = sessions.stuck_sql("s", bound=":stuck_before", completed=done)
         flags = {"side": side, "dropped": f"CASE WHEN {stuck} OR {sessions.closed_by_cleanup_sql('s')} THEN 1 ELSE 0 END"}
         value = f"CASE WHEN d.dropped = 1 THEN NULL ELSE {v} END"
