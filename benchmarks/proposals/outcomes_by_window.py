@@ -5,7 +5,7 @@ for any window would make compare and the health report cost a statement instead
 exact only where no attempt's outcome depends on its window, and the rules say it can (``benchmarks/FINDINGS.md``,
 "Why the outcomes cannot simply be stored per day and summed"). This counts how often it does in a store's data:
 every attempt of the history classified at once, against compare's two-month span and random windows of 1 h to 3
-days starting at any second, column by column.
+days starting at any second, column by column, and which traces are attempts at all.
 
     .venv/bin/python -m benchmarks.proposals.outcomes_by_window <store folder or database URL> [random windows] [seed]
 
@@ -30,10 +30,13 @@ COMPARED = ["outcome", "rescued_by_webhook", "signature", "calcom_uid", "calcom_
             "code_path"]
 
 
-def differing(window: pd.DataFrame, history: pd.DataFrame) -> dict[str, int]:
-    """Per column, the window's attempts whose value differs from the same trace's in the history (missing ones too)."""
+def differing(window: pd.DataFrame, history: pd.DataFrame, start, end) -> dict[str, int]:
+    """Per column, the window's attempts whose value differs from the same trace's in the history; and the attempts
+    only one of the two has in the window's time (a trace that is an attempt in one and not in the other)."""
     both = window.merge(history, on="trace_id", how="left", suffixes=("", "_history"))
-    out = {}
+    inside = history[(history["at"] >= start) & (history["at"] < end)]
+    out = {"only_window": int((~window["trace_id"].isin(inside["trace_id"])).sum()),
+           "only_history": int((~inside["trace_id"].isin(window["trace_id"])).sum())}
     for col in COMPARED:
         mine, theirs = both[col].astype("object"), both[f"{col}_history"].astype("object")
         same = ((mine == theirs) | (mine.isna() & theirs.isna())).fillna(False)
@@ -57,7 +60,7 @@ def main(where: str, windows: int = 12, seed: int = 7) -> None:
     total = worst = 0
     for start, end in spans:
         window = outcomes.booking_attempts(engine, start=start, end=end)
-        found = differing(window, history)
+        found = differing(window, history, start, end)
         total += len(window)
         worst = max(worst, max(found.values()))
         print(f"{start:%Y-%m-%d %H:%M:%S} UTC +{end - start}: {len(window):>7,} attempts, "
