@@ -196,6 +196,27 @@ def test_loader_frames_equal_the_direct_read(world, loader, window):
     assert_same_frame(world, want, stored)
 
 
+@pytest.mark.parametrize("chunk", [loaders.ERROR_CHUNK, 7], ids=["one-statement", "seven-ids-a-statement"])
+def test_error_rows_kept_equal_the_direct_read(world, monkeypatch, chunk):
+    """``errors(keep=...)``: the store reads each part's texts, then every column of the rows kept by their ids; the
+    rows, columns, order and attrs are the direct read's, and ``keep`` sees the same columns on both."""
+    monkeypatch.setattr(loaders, "ERROR_CHUNK", chunk)
+    seen: dict = {"direct": set(), "stored": set()}
+
+    def keep(side):
+        def carries(rows):
+            seen[side].add(tuple(rows.columns))
+            return rows["error_message"].str.contains("Unknown column", regex=False).fillna(False)
+        return carries
+
+    direct, stored = loaders.errors(world.direct, keep=keep("direct")), loaders.errors(world.stored, keep=keep("stored"))
+    assert 5 < len(direct) < len(loaders.errors(world.direct))
+    want = masked_as_stored(world, direct, *LOADED["errors"])
+    want.attrs = dict(direct.attrs)
+    assert_same_frame(world, want, stored)
+    assert seen["direct"] == seen["stored"] == {tuple(loaders.KEPT_BY)}
+
+
 def test_the_store_holds_no_caller_number_and_no_said_name(world):
     """The one expected difference is real: the store masked what the direct read shows."""
     direct, stored = loaders.calls(world.direct, **WINDOW), loaders.calls(world.stored, **WINDOW)

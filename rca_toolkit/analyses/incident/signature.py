@@ -51,6 +51,8 @@ class SignatureQuery:
             return np.zeros(0, dtype=bool)
         if isinstance(messages.dtype, pd.StringDtype):  # texts: handed to Arrow in C (the store's: no copy at all)
             values = pa.array(messages.array)
+            if isinstance(values, pa.ChunkedArray):  # the store's text as DuckDB streamed it out, in chunks
+                values = values.combine_chunks()
         else:
             values = pa.array([v if v is None or isinstance(v, str) else str(v)
                                for v in messages.astype("object").where(messages.notna(), None)], type=pa.large_string())
