@@ -147,7 +147,8 @@ def test_renumbering_in_arrow_is_the_rule_text_by_text():
     from rca_toolkit.rules.signatures import call_ids_renumbered, renumbered
 
     beside = st.sampled_from(["", "é", "ß", "日", "_", "-", " ", "x", "9", "'"])
-    ids = st.sampled_from(IDS + ["call_" + "f" * 19, "call_" + "7" * 27 + "g", "call_" + "ab" * 15])
+    ids = st.sampled_from(IDS + ["call_" + "f" * 19, "call_" + "7" * 27 + "g", "call_" + "ab" * 15, "call_" + "0" * 27,
+                                 "call_" + "0" * 30])  # the stand-ins themselves
     near_id = st.builds(lambda a, x, b: a + x + b, beside, ids, beside)
     text = st.one_of(_texts(), st.lists(st.one_of(near_id, st.sampled_from(PIECES[:3])), max_size=4).map(" ".join))
 
