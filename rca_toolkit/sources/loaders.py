@@ -590,9 +590,11 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
     parts, texts_first = [], keep is not None and store.is_store(engine)
     for ids_in in ranges:
         where, params = ["t.id >= :id_lo", "t.id < :id_hi"] if ids_in else [], dict(ids_in)
-        if texts_first:  # a semi-join on a list parameter: DuckDB parses a list of 100k ids in seconds
+        if texts_first:  # the texts in any order; the kept rows by one list parameter (DuckDB parses an IN list of
+            # 100k ids in seconds)
             rows, _, _ = _per_call_table(engine, "retell_error_log", "occurred_at", "t.id AS error_id, t.occurred_at, "
-                                         "t.error_message", start, end, company_id, include_test, where, dict(params), ordered=False)
+                                         "t.error_message", start, end, company_id, include_test, where, dict(params),
+                                         ordered=False)
             params["kept"] = rows.loc[np.asarray(keep(rows[KEPT_BY]), dtype=bool), "error_id"].astype("int64").tolist()
             where = where + ["t.id IN (SELECT UNNEST(CAST(:kept AS BIGINT[])))"]
         part, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
