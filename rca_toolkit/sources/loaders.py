@@ -581,6 +581,7 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
     engine = engine_for(db, cached=True)
     requirements.check(engine, *REQUIRES["errors"])
     select = ", ".join(f"t.{c} AS {'error_id' if c == 'id' else c}" for c in ERROR_COLUMNS)
+    select_kept_by = ", ".join(f"t.{'id' if c == 'error_id' else c} AS {c}" for c in KEPT_BY)
     ids = pd.to_numeric(query(engine, "SELECT MIN(id) AS lo, MAX(id) AS hi FROM retell_error_log", {}).iloc[0],
                         errors="coerce")
     ranges: list = [{}]  # one statement, no key range: few keys, none, or keys that are no numbers (SQLite)
@@ -592,9 +593,8 @@ def errors(db=None, *, start=None, end=None, company_id=None, include_test: bool
         where, params = ["t.id >= :id_lo", "t.id < :id_hi"] if ids_in else [], dict(ids_in)
         if texts_first:  # the texts in any order; the kept rows by one list parameter (DuckDB parses an IN list of
             # 100k ids in seconds)
-            rows, _, _ = _per_call_table(engine, "retell_error_log", "occurred_at", "t.id AS error_id, t.occurred_at, "
-                                         "t.error_message", start, end, company_id, include_test, where, dict(params),
-                                         ordered=False)
+            rows, _, _ = _per_call_table(engine, "retell_error_log", "occurred_at", select_kept_by, start, end, company_id,
+                                         include_test, where, dict(params), ordered=False)
             params["kept"] = rows.loc[np.asarray(keep(rows[KEPT_BY]), dtype=bool), "error_id"].astype("int64").tolist()
             where = where + ["t.id IN (SELECT UNNEST(CAST(:kept AS BIGINT[])))"]
         part, start_ts, end_ts = _per_call_table(engine, "retell_error_log", "occurred_at", select, start, end, company_id,
